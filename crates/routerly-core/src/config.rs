@@ -1,0 +1,356 @@
+//! The schema of the JSON files under `$ROUTERLY_HOME/config`.
+//!
+//! These types are plain data: the server's store loads, validates and writes them;
+//! nothing here does IO. Every field that a hand edit may leave out has a default, and
+//! unknown fields are refused so that a typo is reported instead of silently ignored.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `config/settings.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub host: String,
+    /// Port to listen on.
+    pub port: u16,
+    /// Whether `/dashboard` is served.
+    pub dashboard: bool,
+    /// Log filter, such as `info` or `routerly=debug`.
+    pub log_level: String,
+    /// The URL people reach this service at, for links in alerts.
+    pub public_url: Option<String>,
+    /// Largest request body accepted on any surface, in bytes.
+    pub max_body_bytes: usize,
+    /// Default upstream timeouts, used where a model sets none.
+    pub timeouts: Timeouts,
+    /// How long shutdown waits for in-flight requests and streams.
+    pub shutdown_grace_seconds: u64,
+    /// Budget alert thresholds in percent.
+    pub alert_thresholds: Vec<u32>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            host: "0.0.0.0".to_owned(),
+            port: 3000,
+            dashboard: true,
+            log_level: "info".to_owned(),
+            public_url: None,
+            max_body_bytes: 20 * 1024 * 1024,
+            timeouts: Timeouts::default(),
+            shutdown_grace_seconds: 30,
+            alert_thresholds: vec![50, 80, 100],
+        }
+    }
+}
+
+/// Upstream timeouts in milliseconds; separate so long reasoning streams are not cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect_ms: u64,
+    /// From sending the request to the response head and first event.
+    pub first_token_ms: u64,
+    /// Silence allowed between two stream events (or while reading a whole body).
+    pub idle_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: 10_000,
+            first_token_ms: 120_000,
+            idle_ms: 120_000,
+        }
+    }
+}
+
+/// Timeouts that a model or project may override field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutOverrides {
+    /// Overrides [`Timeouts::connect_ms`].
+    pub connect_ms: Option<u64>,
+    /// Overrides [`Timeouts::first_token_ms`].
+    pub first_token_ms: Option<u64>,
+    /// Overrides [`Timeouts::idle_ms`].
+    pub idle_ms: Option<u64>,
+}
+
+impl TimeoutOverrides {
+    /// `base` with these overrides applied.
+    pub fn apply(&self, base: Timeouts) -> Timeouts {
+        Timeouts {
+            connect_ms: self.connect_ms.unwrap_or(base.connect_ms),
+            first_token_ms: self.first_token_ms.unwrap_or(base.first_token_ms),
+            idle_ms: self.idle_ms.unwrap_or(base.idle_ms),
+        }
+    }
+}
+
+/// The wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI's API.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// Any OpenAI-compatible endpoint.
+    Custom,
+    /// Anthropic's Messages API.
+    Anthropic,
+}
+
+impl ProviderKind {
+    /// Every provider this build supports, in the order error messages list them.
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::OpenAi,
+        ProviderKind::Custom,
+        ProviderKind::Anthropic,
+    ];
+
+    /// The name used in config files, the API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Custom => "custom",
+            ProviderKind::Anthropic => "anthropic",
+        }
+    }
+
+    /// Parses a provider name, or says which names exist.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        ProviderKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| {
+                let available: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown provider `{name}`; available providers: {}",
+                    available.join(", ")
+                )
+            })
+    }
+
+    /// The provider's base URL as its official SDK takes it; `None` when one must be given.
+    pub fn default_endpoint(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Custom => None,
+        }
+    }
+
+    /// The wire format of the provider's chat endpoint.
+    pub fn wire_format(self) -> crate::wire::WireFormat {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::Custom => crate::wire::WireFormat::OpenAiChat,
+            ProviderKind::Anthropic => crate::wire::WireFormat::AnthropicMessages,
+        }
+    }
+}
+
+/// `config/models.json`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsFile {
+    /// Registered models.
+    pub models: Vec<ModelConfig>,
+}
+
+/// A registered model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Routerly's id for the model, unique in the installation.
+    pub id: String,
+    /// Which provider serves it.
+    pub provider: ProviderKind,
+    /// Base URL as the provider's official SDK takes it.
+    pub endpoint: String,
+    /// The provider's own model name.
+    pub upstream_model: String,
+    /// The API key: `enc:v1:…` (encrypted under the master key), `env:NAME`, or absent.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Prices in USD per million tokens.
+    #[serde(default)]
+    pub pricing: Pricing,
+    /// Context window in tokens.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// What the model can do; `None` means unknown.
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Per-model timeout overrides.
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+    /// When it was registered.
+    #[serde(default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// Prices in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pricing {
+    /// Uncached input tokens.
+    pub input: f64,
+    /// Output tokens.
+    pub output: f64,
+    /// Input tokens read from cache; the input price when absent.
+    pub cached_input: Option<f64>,
+    /// Input tokens written to cache; the input price when absent.
+    pub cache_write: Option<f64>,
+}
+
+/// Capability flags; `None` means unknown, which never excludes a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Capabilities {
+    /// Accepts images.
+    pub vision: Option<bool>,
+    /// Calls tools.
+    pub tools: Option<bool>,
+    /// JSON mode and schemas.
+    pub json: Option<bool>,
+    /// Extended thinking.
+    pub thinking: Option<bool>,
+    /// Embeddings.
+    pub embedding: Option<bool>,
+}
+
+/// `config/projects.json`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectsFile {
+    /// Projects.
+    pub projects: Vec<Project>,
+}
+
+/// A project: the unit that owns tokens, models and (later) budgets and policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// URL-friendly unique name.
+    pub slug: String,
+    /// The project's models, in routing order.
+    #[serde(default)]
+    pub models: Vec<ProjectModel>,
+    /// Access tokens.
+    #[serde(default)]
+    pub tokens: Vec<ProjectToken>,
+    /// Members and their project roles.
+    #[serde(default)]
+    pub members: Vec<ProjectMember>,
+    /// Project-wide timeout overrides.
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+    /// When it was created.
+    #[serde(default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A model as a project uses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectModel {
+    /// The registered model's id.
+    pub model_id: String,
+    /// Other names clients may use for it in this project.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// What this model is good at, for the `llm` routing policy.
+    #[serde(default)]
+    pub routing_prompt: Option<String>,
+}
+
+/// A project access token, stored only as a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectToken {
+    /// Stable id, used to revoke it and in usage records.
+    pub id: String,
+    /// Hex SHA-256 of the full token.
+    pub hash: String,
+    /// A short visible part, such as `sk-lr-AbCd…wXyZ`.
+    pub snippet: String,
+    /// Free-form labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Model ids this token may use; empty means all of the project's.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// When it stops working.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; a revoked token is refused at once.
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    #[serde(default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user's role inside one project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectMember {
+    /// The user's id.
+    pub user_id: String,
+    /// `viewer`, `editor` or `admin`.
+    pub role: String,
+}
+
+/// `config/users.json`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersFile {
+    /// Dashboard and CLI users.
+    pub users: Vec<User>,
+}
+
+/// A person who logs in to the dashboard or CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// Stable id.
+    pub id: String,
+    /// Login name.
+    pub email: String,
+    /// PHC-format password hash (argon2id).
+    pub password_hash: String,
+    /// Global role: `admin`, `operator`, `viewer` or a custom role id.
+    pub role: String,
+    /// When they were created.
+    #[serde(default = "Utc::now")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// `config/roles.json`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolesFile {
+    /// Custom roles.
+    pub roles: Vec<CustomRole>,
+}
+
+/// A custom role: a named set of permissions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRole {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Permissions such as `project:read`.
+    pub permissions: Vec<String>,
+}

@@ -1,0 +1,187 @@
+//! Usage records (one line each in `data/usage.jsonl`) and their cost.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::canonical::Usage;
+use crate::config::Pricing;
+
+/// Which client surface a call came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Surface {
+    /// `POST /v1/chat/completions`.
+    ChatCompletions,
+    /// `POST /v1/messages`.
+    Messages,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
+}
+
+/// What the call was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallType {
+    /// A client's completion.
+    Completion,
+    /// A routing model's call.
+    Routing,
+    /// An embedding.
+    Embedding,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The client got its answer.
+    Success,
+    /// It failed (provider error, bad request, no candidate).
+    Error,
+    /// A provider timed out.
+    Timeout,
+    /// A budget stopped it before any provider was called.
+    BudgetExceeded,
+    /// The client hung up before the answer was complete.
+    Cancelled,
+}
+
+/// Cost in USD, with its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Cost {
+    /// Input side: uncached, cached and cache-write tokens.
+    pub input_usd: f64,
+    /// Output tokens.
+    pub output_usd: f64,
+    /// The sum.
+    pub total_usd: f64,
+}
+
+/// The cost of `usage` at `pricing` (USD per million tokens); cached and cache-write
+/// tokens use their own prices, falling back to the input price.
+pub fn cost(pricing: &Pricing, usage: &Usage) -> Cost {
+    const PER: f64 = 1_000_000.0;
+    let cached_price = pricing.cached_input.unwrap_or(pricing.input);
+    let cache_write_price = pricing.cache_write.unwrap_or(pricing.input);
+    let input_usd = (usage.uncached_input_tokens() as f64 * pricing.input
+        + usage.cached_input_tokens as f64 * cached_price
+        + usage.cache_write_tokens as f64 * cache_write_price)
+        / PER;
+    let output_usd = usage.output_tokens as f64 * pricing.output / PER;
+    Cost {
+        input_usd,
+        output_usd,
+        total_usd: input_usd + output_usd,
+    }
+}
+
+/// One call, as appended to `data/usage.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Unique id of the record.
+    pub id: String,
+    /// When the call finished.
+    pub timestamp: DateTime<Utc>,
+    /// The project's id.
+    pub project_id: String,
+    /// The token's id.
+    pub token_id: String,
+    /// The model that served (or last failed); `None` when none was tried.
+    pub model_id: Option<String>,
+    /// That model's provider.
+    pub provider: Option<String>,
+    /// The client surface.
+    pub surface: Surface,
+    /// What the call was for.
+    pub call_type: CallType,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Prompt tokens, cached ones included.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// Prompt tokens read from cache.
+    pub cached_input_tokens: u64,
+    /// Prompt tokens written to cache.
+    pub cache_write_tokens: u64,
+    /// Cost in USD.
+    pub cost_usd: f64,
+    /// Input part of the cost.
+    pub input_cost_usd: f64,
+    /// Output part of the cost.
+    pub output_cost_usd: f64,
+    /// From receiving the request to the last byte sent, in milliseconds.
+    pub latency_ms: f64,
+    /// From receiving the request to the first byte of the answer, in milliseconds.
+    pub ttft_ms: Option<f64>,
+    /// Time spent in Routerly itself (latency minus upstream time), in milliseconds.
+    pub overhead_ms: f64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The HTTP status returned to the client.
+    pub status: u16,
+    /// What went wrong, without secrets.
+    pub error: Option<String>,
+    /// The routing trace's id, also sent as `x-routerly-trace-id`.
+    pub trace_id: String,
+    /// The request's `user` field.
+    pub user: Option<String>,
+    /// Tags from the `x-routerly-tags` header.
+    pub tags: Vec<String>,
+    /// Every model tried before the one that served, with why it failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One failed try of a candidate model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The model tried.
+    pub model_id: String,
+    /// What went wrong.
+    pub error: String,
+    /// The provider's status, when it answered.
+    pub status: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_and_cache_write_tokens_use_their_own_prices() {
+        let pricing = Pricing {
+            input: 3.0,
+            output: 15.0,
+            cached_input: Some(0.3),
+            cache_write: Some(3.75),
+        };
+        let usage = Usage {
+            input_tokens: 1_000_000 + 2_000_000 + 4_000_000,
+            output_tokens: 1_000_000,
+            cached_input_tokens: 2_000_000,
+            cache_write_tokens: 4_000_000,
+            reasoning_tokens: 0,
+        };
+        let cost = cost(&pricing, &usage);
+        assert!((cost.input_usd - (3.0 + 0.6 + 15.0)).abs() < 1e-9, "{cost:?}");
+        assert!((cost.output_usd - 15.0).abs() < 1e-9, "{cost:?}");
+        assert!((cost.total_usd - 33.6).abs() < 1e-9, "{cost:?}");
+    }
+
+    #[test]
+    fn missing_cache_prices_fall_back_to_the_input_price() {
+        let pricing = Pricing {
+            input: 2.0,
+            output: 8.0,
+            cached_input: None,
+            cache_write: None,
+        };
+        let usage = Usage {
+            input_tokens: 500_000,
+            cached_input_tokens: 250_000,
+            ..Usage::default()
+        };
+        assert!((cost(&pricing, &usage).input_usd - 1.0).abs() < 1e-9);
+    }
+}
