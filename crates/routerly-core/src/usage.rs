@@ -164,7 +164,10 @@ mod tests {
             reasoning_tokens: 0,
         };
         let cost = cost(&pricing, &usage);
-        assert!((cost.input_usd - (3.0 + 0.6 + 15.0)).abs() < 1e-9, "{cost:?}");
+        assert!(
+            (cost.input_usd - (3.0 + 0.6 + 15.0)).abs() < 1e-9,
+            "{cost:?}"
+        );
         assert!((cost.output_usd - 15.0).abs() < 1e-9, "{cost:?}");
         assert!((cost.total_usd - 33.6).abs() < 1e-9, "{cost:?}");
     }

@@ -1,0 +1,724 @@
+//! Requests: an Anthropic client's body to canonical, and canonical to the body sent to
+//! Anthropic (for `/v1/messages` and `/v1/messages/count_tokens`).
+
+use serde_json::{Map, Value, json};
+
+use super::DEFAULT_MAX_TOKENS;
+use super::json::{
+    Object, as_array, as_object, as_str, field_path, get, optional_bool, optional_f64,
+    optional_str, optional_u32, require, require_str,
+};
+use crate::canonical::{
+    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
+    Tool, ToolChoice,
+};
+
+/// Anthropic's smallest accepted thinking budget.
+const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// Room left for the visible answer when `max_tokens` must be raised above the thinking
+/// budget.
+const ANSWER_TOKENS_AFTER_THINKING: u32 = 1024;
+
+/// Anthropic rejects `top_p` below this value when thinking is on.
+const MIN_TOP_P_WITH_THINKING: f64 = 0.95;
+
+// ---------------------------------------------------------------------------------------
+// Decoding a client's request
+// ---------------------------------------------------------------------------------------
+
+/// Decodes an Anthropic client's `/v1/messages` body into a canonical request, checking
+/// types and required fields; every error names the field path in `param`.
+pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| DecodeError::new("the request body must be a JSON object"))?;
+
+    let model = require_str(object, "model", "")?.to_owned();
+    let max_tokens = optional_u32(object, "max_tokens", "")?
+        .ok_or_else(|| DecodeError::at("max_tokens", "`max_tokens`: field required"))?;
+    if max_tokens == 0 {
+        return Err(DecodeError::at(
+            "max_tokens",
+            "`max_tokens` must be greater than or equal to 1",
+        ));
+    }
+    let system = match get(object, "system") {
+        Some(system_value) => decode_system(system_value)?,
+        None => Vec::new(),
+    };
+    let messages = as_array(require(object, "messages", "")?, "messages")?
+        .iter()
+        .enumerate()
+        .map(|(message_index, message_value)| {
+            decode_message(message_value, &format!("messages[{message_index}]"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let stop = match get(object, "stop_sequences") {
+        Some(stop_value) => as_array(stop_value, "stop_sequences")?
+            .iter()
+            .enumerate()
+            .map(|(stop_index, stop_sequence)| {
+                as_str(stop_sequence, &format!("stop_sequences[{stop_index}]")).map(str::to_owned)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let tools = match get(object, "tools") {
+        Some(tools_value) => as_array(tools_value, "tools")?
+            .iter()
+            .enumerate()
+            .map(|(tool_index, tool_value)| {
+                decode_tool(tool_value, &format!("tools[{tool_index}]"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let (tool_choice, parallel_tool_calls) = match get(object, "tool_choice") {
+        Some(tool_choice_value) => decode_tool_choice(tool_choice_value)?,
+        None => (None, None),
+    };
+    let reasoning = match get(object, "thinking") {
+        Some(thinking_value) => decode_thinking(thinking_value)?,
+        None => None,
+    };
+    let user = match get(object, "metadata") {
+        Some(metadata_value) => optional_str(
+            as_object(metadata_value, "metadata")?,
+            "user_id",
+            "metadata",
+        )?
+        .map(str::to_owned),
+        None => None,
+    };
+
+    Ok(ChatRequest {
+        model,
+        system,
+        messages,
+        max_tokens: Some(max_tokens),
+        temperature: optional_f64(object, "temperature", "")?,
+        top_p: optional_f64(object, "top_p", "")?,
+        top_k: optional_u32(object, "top_k", "")?,
+        stop,
+        stream: optional_bool(object, "stream", "")?.unwrap_or(false),
+        // Anthropic streams always carry usage; the flag only matters to OpenAI clients.
+        stream_include_usage: false,
+        tools,
+        tool_choice,
+        parallel_tool_calls,
+        response_format: None,
+        reasoning,
+        presence_penalty: None,
+        frequency_penalty: None,
+        seed: None,
+        user,
+    })
+}
+
+fn decode_system(system_value: &Value) -> Result<Vec<ContentPart>, DecodeError> {
+    if let Some(text) = system_value.as_str() {
+        return Ok(if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![ContentPart::text(text)]
+        });
+    }
+    let blocks = as_array(system_value, "system").map_err(|_| {
+        DecodeError::at(
+            "system",
+            "`system` must be a string or an array of text blocks",
+        )
+    })?;
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(block_index, block_value)| {
+            let path = format!("system[{block_index}]");
+            let block = as_object(block_value, &path)?;
+            let block_type = require_str(block, "type", &path)?;
+            if block_type != "text" {
+                let param = field_path(&path, "type");
+                return Err(DecodeError::at(
+                    &param,
+                    format!("`{param}`: system blocks must be text blocks, not `{block_type}`"),
+                ));
+            }
+            Ok(ContentPart::text(require_str(block, "text", &path)?))
+        })
+        .collect()
+}
+
+fn decode_message(message_value: &Value, path: &str) -> Result<Message, DecodeError> {
+    let message = as_object(message_value, path)?;
+    let role = match require_str(message, "role", path)? {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        other => {
+            let param = field_path(path, "role");
+            return Err(DecodeError::at(
+                &param,
+                format!(
+                    "`{param}` must be `user` or `assistant`, not `{other}` (system prompts go in the top-level `system` field)"
+                ),
+            ));
+        }
+    };
+    let content_path = field_path(path, "content");
+    let content_value = require(message, "content", path)?;
+    let content = if let Some(text) = content_value.as_str() {
+        vec![ContentPart::text(text)]
+    } else {
+        let blocks = as_array(content_value, &content_path).map_err(|_| {
+            DecodeError::at(
+                &content_path,
+                format!("`{content_path}` must be a string or an array of content blocks"),
+            )
+        })?;
+        let mut content = Vec::with_capacity(blocks.len());
+        for (block_index, block_value) in blocks.iter().enumerate() {
+            let block_path = format!("{content_path}[{block_index}]");
+            if let Some(part) = decode_block(block_value, role, &block_path)? {
+                content.push(part);
+            }
+        }
+        content
+    };
+    Ok(Message { role, content })
+}
+
+/// One content block of a message; `None` for blocks that are deliberately dropped.
+fn decode_block(
+    block_value: &Value,
+    role: Role,
+    path: &str,
+) -> Result<Option<ContentPart>, DecodeError> {
+    let block = as_object(block_value, path)?;
+    let block_type = require_str(block, "type", path)?;
+    let type_param = field_path(path, "type");
+    let part = match (block_type, role) {
+        ("text", _) => ContentPart::text(require_str(block, "text", path)?),
+        ("image", _) => decode_image(block, path)?,
+        ("tool_use", Role::Assistant) => decode_tool_use(block, path)?,
+        ("tool_result", Role::User) => decode_tool_result(block, path)?,
+        ("tool_use", Role::User) | ("tool_result", Role::Assistant) => {
+            let expected_role = if block_type == "tool_use" {
+                "assistant"
+            } else {
+                "user"
+            };
+            return Err(DecodeError::at(
+                &type_param,
+                format!(
+                    "`{type_param}`: `{block_type}` blocks may only appear in {expected_role} messages"
+                ),
+            ));
+        }
+        ("thinking", _) => ContentPart::Thinking {
+            text: require_str(block, "thinking", path)?.to_owned(),
+            signature: optional_str(block, "signature", path)?.map(str::to_owned),
+        },
+        ("redacted_thinking", _) => return Ok(None),
+        (
+            "document"
+            | "search_result"
+            | "server_tool_use"
+            | "web_search_tool_result"
+            | "web_fetch_tool_result"
+            | "code_execution_tool_result"
+            | "mcp_tool_use"
+            | "mcp_tool_result"
+            | "container_upload",
+            _,
+        ) => {
+            return Err(DecodeError::at(
+                &type_param,
+                format!("`{type_param}`: `{block_type}` blocks are not supported by this gateway"),
+            ));
+        }
+        (other, _) => {
+            return Err(DecodeError::at(
+                &type_param,
+                format!("`{type_param}`: unknown content block type `{other}`"),
+            ));
+        }
+    };
+    Ok(Some(part))
+}
+
+fn decode_image(block: &Object, path: &str) -> Result<ContentPart, DecodeError> {
+    let source_path = field_path(path, "source");
+    let source = as_object(require(block, "source", path)?, &source_path)?;
+    let source = match require_str(source, "type", &source_path)? {
+        "base64" => ImageSource::Base64 {
+            media_type: require_str(source, "media_type", &source_path)?.to_owned(),
+            data: require_str(source, "data", &source_path)?.to_owned(),
+        },
+        "url" => ImageSource::Url {
+            url: require_str(source, "url", &source_path)?.to_owned(),
+        },
+        other => {
+            let param = field_path(&source_path, "type");
+            return Err(DecodeError::at(
+                &param,
+                format!(
+                    "`{param}`: image source `{other}` is not supported (use `base64` or `url`)"
+                ),
+            ));
+        }
+    };
+    Ok(ContentPart::Image {
+        source,
+        detail: None,
+    })
+}
+
+fn decode_tool_use(block: &Object, path: &str) -> Result<ContentPart, DecodeError> {
+    let input_param = field_path(path, "input");
+    let input = as_object(require(block, "input", path)?, &input_param)?;
+    Ok(ContentPart::ToolCall {
+        id: require_str(block, "id", path)?.to_owned(),
+        name: require_str(block, "name", path)?.to_owned(),
+        arguments: Value::Object(input.clone()).to_string(),
+    })
+}
+
+fn decode_tool_result(block: &Object, path: &str) -> Result<ContentPart, DecodeError> {
+    let tool_call_id = require_str(block, "tool_use_id", path)?.to_owned();
+    let content_path = field_path(path, "content");
+    let content = match get(block, "content") {
+        None => Vec::new(),
+        Some(Value::String(text)) => vec![ContentPart::text(text)],
+        Some(content_value) => {
+            let blocks = as_array(content_value, &content_path).map_err(|_| {
+                DecodeError::at(
+                    &content_path,
+                    format!(
+                        "`{content_path}` must be a string or an array of text and image blocks"
+                    ),
+                )
+            })?;
+            blocks
+                .iter()
+                .enumerate()
+                .map(|(block_index, block_value)| {
+                    let block_path = format!("{content_path}[{block_index}]");
+                    let inner = as_object(block_value, &block_path)?;
+                    match require_str(inner, "type", &block_path)? {
+                        "text" => Ok(ContentPart::text(require_str(inner, "text", &block_path)?)),
+                        "image" => decode_image(inner, &block_path),
+                        other => {
+                            let param = field_path(&block_path, "type");
+                            Err(DecodeError::at(
+                                &param,
+                                format!("`{param}`: `{other}` blocks are not supported in tool results (use text or image)"),
+                            ))
+                        }
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(ContentPart::ToolResult {
+        tool_call_id,
+        content,
+        is_error: optional_bool(block, "is_error", path)?.unwrap_or(false),
+    })
+}
+
+fn decode_tool(tool_value: &Value, path: &str) -> Result<Tool, DecodeError> {
+    let tool = as_object(tool_value, path)?;
+    if let Some(tool_type) = optional_str(tool, "type", path)?
+        && tool_type != "custom"
+    {
+        let param = field_path(path, "type");
+        return Err(DecodeError::at(
+            &param,
+            format!(
+                "`{param}`: server tool `{tool_type}` is not supported by this gateway; only custom tools are"
+            ),
+        ));
+    }
+    let schema_param = field_path(path, "input_schema");
+    let input_schema = as_object(require(tool, "input_schema", path)?, &schema_param)?;
+    Ok(Tool {
+        name: require_str(tool, "name", path)?.to_owned(),
+        description: optional_str(tool, "description", path)?.map(str::to_owned),
+        parameters: Value::Object(input_schema.clone()),
+        strict: None,
+    })
+}
+
+fn decode_tool_choice(
+    tool_choice_value: &Value,
+) -> Result<(Option<ToolChoice>, Option<bool>), DecodeError> {
+    let path = "tool_choice";
+    let tool_choice = as_object(tool_choice_value, path)?;
+    let choice = match require_str(tool_choice, "type", path)? {
+        "auto" => ToolChoice::Auto,
+        "any" => ToolChoice::Required,
+        "none" => ToolChoice::None,
+        "tool" => ToolChoice::Tool {
+            name: require_str(tool_choice, "name", path)?.to_owned(),
+        },
+        other => {
+            return Err(DecodeError::at(
+                "tool_choice.type",
+                format!(
+                    "`tool_choice.type` must be `auto`, `any`, `tool` or `none`, not `{other}`"
+                ),
+            ));
+        }
+    };
+    let parallel_tool_calls = optional_bool(tool_choice, "disable_parallel_tool_use", path)?
+        .map(|disable_parallel| !disable_parallel);
+    Ok((Some(choice), parallel_tool_calls))
+}
+
+fn decode_thinking(thinking_value: &Value) -> Result<Option<Reasoning>, DecodeError> {
+    let path = "thinking";
+    let thinking = as_object(thinking_value, path)?;
+    match require_str(thinking, "type", path)? {
+        "enabled" => {
+            let budget_tokens =
+                optional_u32(thinking, "budget_tokens", path)?.ok_or_else(|| {
+                    DecodeError::at(
+                        "thinking.budget_tokens",
+                        "`thinking.budget_tokens`: field required",
+                    )
+                })?;
+            Ok(Some(Reasoning {
+                budget_tokens: Some(budget_tokens),
+                effort: None,
+            }))
+        }
+        "disabled" => Ok(None),
+        other => Err(DecodeError::at(
+            "thinking.type",
+            format!("`thinking.type` must be `enabled` or `disabled`, not `{other}`"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Encoding a request for Anthropic
+// ---------------------------------------------------------------------------------------
+
+/// Encodes a canonical request as the body to send to Anthropic's `/v1/messages`.
+///
+/// Adjustments Anthropic needs: `max_tokens` defaults to [`DEFAULT_MAX_TOKENS`];
+/// consecutive messages of one role are merged and tool results lead a user message;
+/// unsigned thinking is dropped; JSON response formats become a system instruction;
+/// thinking drops `temperature` and `top_k` (and a `top_p` below 0.95), raises `max_tokens`
+/// above the budget, and is itself dropped when the request forces a tool call (Anthropic
+/// allows neither combination); `temperature` is clamped to Anthropic's 0..=1 and `top_p`
+/// is dropped when `temperature` is set (current Claude models reject both together);
+/// penalties and `seed` have no Anthropic equivalent and are dropped.
+pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Value, DecodeError> {
+    let thinking_budget = thinking_budget(request);
+    let mut max_tokens = request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
+    if let Some(budget_tokens) = thinking_budget
+        && max_tokens <= budget_tokens
+    {
+        max_tokens = budget_tokens.saturating_add(ANSWER_TOKENS_AFTER_THINKING);
+    }
+
+    let mut body = Map::new();
+    body.insert("model".into(), json!(upstream_model));
+    body.insert("max_tokens".into(), json!(max_tokens));
+    let system = encode_system(request);
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    body.insert(
+        "messages".into(),
+        Value::Array(encode_messages(&request.messages)?),
+    );
+    if !request.stop.is_empty() {
+        body.insert("stop_sequences".into(), json!(request.stop));
+    }
+    match thinking_budget {
+        None => {
+            if let Some(temperature) = request.temperature {
+                body.insert("temperature".into(), json!(temperature.clamp(0.0, 1.0)));
+            } else if let Some(top_p) = request.top_p {
+                body.insert("top_p".into(), json!(top_p));
+            }
+            if let Some(top_k) = request.top_k {
+                body.insert("top_k".into(), json!(top_k));
+            }
+        }
+        Some(_) => {
+            if let Some(top_p) = request
+                .top_p
+                .filter(|top_p| *top_p >= MIN_TOP_P_WITH_THINKING)
+            {
+                body.insert("top_p".into(), json!(top_p));
+            }
+        }
+    }
+    if request.stream {
+        body.insert("stream".into(), json!(true));
+    }
+    if !request.tools.is_empty() {
+        body.insert(
+            "tools".into(),
+            Value::Array(request.tools.iter().map(encode_tool).collect()),
+        );
+        if let Some(tool_choice) = encode_tool_choice(request) {
+            body.insert("tool_choice".into(), tool_choice);
+        }
+    }
+    if let Some(budget_tokens) = thinking_budget {
+        body.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget_tokens}),
+        );
+    }
+    if let Some(user) = &request.user {
+        body.insert("metadata".into(), json!({"user_id": user}));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Encodes the body for Anthropic's `/v1/messages/count_tokens`: the fields that shape the
+/// prompt (`model`, `system`, `messages`, `tools`, `tool_choice`, `thinking`) and nothing
+/// about generation.
+pub fn count_tokens_request(
+    request: &ChatRequest,
+    upstream_model: &str,
+) -> Result<Value, DecodeError> {
+    let mut body = encode_request(request, upstream_model)?;
+    if let Value::Object(fields) = &mut body {
+        fields.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "model" | "system" | "messages" | "tools" | "tool_choice" | "thinking"
+            )
+        });
+    }
+    Ok(body)
+}
+
+/// The thinking budget to send, if any: an explicit budget (at least Anthropic's minimum)
+/// wins over an effort level; forced tool use turns thinking off, since Anthropic rejects
+/// the combination and the forced call is what the client relies on.
+fn thinking_budget(request: &ChatRequest) -> Option<u32> {
+    let reasoning = request.reasoning.as_ref()?;
+    let forces_tool = !request.tools.is_empty()
+        && matches!(
+            request.tool_choice,
+            Some(ToolChoice::Required | ToolChoice::Tool { .. })
+        );
+    if forces_tool {
+        return None;
+    }
+    let budget_tokens = match (reasoning.budget_tokens, reasoning.effort.as_deref()) {
+        (Some(0), _) => return None,
+        (Some(budget_tokens), _) => budget_tokens,
+        (None, Some("minimal" | "none")) => return None,
+        (None, Some("low")) => 1024,
+        (None, Some("high" | "xhigh")) => 16384,
+        (None, _) => 4096,
+    };
+    Some(budget_tokens.max(MIN_THINKING_BUDGET))
+}
+
+/// System blocks: the canonical system text, then the JSON instruction that stands in for
+/// a JSON response format, which Anthropic's Messages API has no field for.
+fn encode_system(request: &ChatRequest) -> Vec<Value> {
+    let mut system: Vec<Value> = request
+        .system
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } if !text.is_empty() => {
+                Some(json!({"type": "text", "text": text}))
+            }
+            _ => None,
+        })
+        .collect();
+    let instruction = match &request.response_format {
+        None | Some(ResponseFormat::Text) => None,
+        Some(ResponseFormat::JsonObject) => Some(
+            "Respond with only a valid JSON object: no other text, no Markdown code fences."
+                .to_owned(),
+        ),
+        Some(ResponseFormat::JsonSchema { name, schema, .. }) => {
+            let pretty_schema =
+                serde_json::to_string_pretty(schema).unwrap_or_else(|_| schema.to_string());
+            Some(format!(
+                "Respond with only a valid JSON object that conforms to the JSON Schema `{name}` below: no other text, no Markdown code fences.\n\n{pretty_schema}"
+            ))
+        }
+    };
+    if let Some(instruction) = instruction {
+        system.push(json!({"type": "text", "text": instruction}));
+    }
+    system
+}
+
+/// Messages in Anthropic's shape: roles alternate (consecutive messages of one role are
+/// merged, empty ones skipped) and a user message starts with its tool results.
+fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, DecodeError> {
+    let mut merged: Vec<(Role, Vec<Value>)> = Vec::with_capacity(messages.len());
+    for (message_index, message) in messages.iter().enumerate() {
+        let mut blocks = Vec::with_capacity(message.content.len());
+        for (part_index, part) in message.content.iter().enumerate() {
+            let path = format!("messages[{message_index}].content[{part_index}]");
+            if let Some(block) = encode_part(part, message.role, &path)? {
+                blocks.push(block);
+            }
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        match merged.last_mut() {
+            Some((role, previous_blocks)) if *role == message.role => {
+                previous_blocks.extend(blocks)
+            }
+            _ => merged.push((message.role, blocks)),
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(role, blocks)| {
+            let (role_name, blocks) = match role {
+                Role::Assistant => ("assistant", blocks),
+                Role::User => {
+                    let (mut tool_results, others): (Vec<Value>, Vec<Value>) = blocks
+                        .into_iter()
+                        .partition(|block| block["type"] == "tool_result");
+                    tool_results.extend(others);
+                    ("user", tool_results)
+                }
+            };
+            json!({"role": role_name, "content": blocks})
+        })
+        .collect())
+}
+
+/// One content block; `None` for parts Anthropic would reject (empty text, unsigned
+/// thinking).
+fn encode_part(part: &ContentPart, role: Role, path: &str) -> Result<Option<Value>, DecodeError> {
+    let block = match part {
+        ContentPart::Text { text } if text.is_empty() => return Ok(None),
+        ContentPart::Text { text } => json!({"type": "text", "text": text}),
+        ContentPart::Image { source, .. } => encode_image(source),
+        ContentPart::ToolCall {
+            id,
+            name,
+            arguments,
+        } => json!({
+            "type": "tool_use",
+            "id": id,
+            "name": name,
+            "input": parse_tool_arguments(arguments, name, path)?,
+        }),
+        ContentPart::ToolResult {
+            tool_call_id,
+            content,
+            is_error,
+        } => {
+            let mut block = Map::new();
+            block.insert("type".into(), json!("tool_result"));
+            block.insert("tool_use_id".into(), json!(tool_call_id));
+            if let Some(content) = encode_tool_result_content(content) {
+                block.insert("content".into(), content);
+            }
+            if *is_error {
+                block.insert("is_error".into(), json!(true));
+            }
+            Value::Object(block)
+        }
+        ContentPart::Thinking { text, signature } => match (role, signature) {
+            (Role::Assistant, Some(signature)) if !signature.is_empty() => {
+                json!({"type": "thinking", "thinking": text, "signature": signature})
+            }
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(block))
+}
+
+fn encode_image(source: &ImageSource) -> Value {
+    match source {
+        ImageSource::Url { url } => json!({"type": "image", "source": {"type": "url", "url": url}}),
+        ImageSource::Base64 { media_type, data } => json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }),
+    }
+}
+
+/// Tool-call arguments as Anthropic's `input` object; empty text (some OpenAI-compatible
+/// providers send it for tools without parameters) is `{}`.
+fn parse_tool_arguments(arguments: &str, name: &str, path: &str) -> Result<Value, DecodeError> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(input @ Value::Object(_)) => Ok(input),
+        _ => {
+            let param = field_path(path, "arguments");
+            Err(DecodeError::at(
+                &param,
+                format!("`{param}`: the arguments of tool call `{name}` are not a JSON object"),
+            ))
+        }
+    }
+}
+
+/// A tool result's content: a plain string for one text part (the common case), blocks
+/// otherwise, nothing when empty.
+fn encode_tool_result_content(content: &[ContentPart]) -> Option<Value> {
+    let blocks: Vec<Value> = content
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } if !text.is_empty() => {
+                Some(json!({"type": "text", "text": text}))
+            }
+            ContentPart::Image { source, .. } => Some(encode_image(source)),
+            _ => None,
+        })
+        .collect();
+    match blocks.as_slice() {
+        [] => None,
+        [only] if only["type"] == "text" => Some(only["text"].clone()),
+        _ => Some(Value::Array(blocks)),
+    }
+}
+
+fn encode_tool(tool: &Tool) -> Value {
+    // Anthropic requires an object schema with `type: object`; OpenAI tools may omit
+    // their parameters entirely.
+    let mut input_schema = tool.parameters.as_object().cloned().unwrap_or_default();
+    if !input_schema.contains_key("type") {
+        input_schema.insert("type".into(), json!("object"));
+        input_schema
+            .entry("properties")
+            .or_insert_with(|| json!({}));
+    }
+    let mut encoded = Map::new();
+    encoded.insert("name".into(), json!(tool.name));
+    if let Some(description) = &tool.description {
+        encoded.insert("description".into(), json!(description));
+    }
+    encoded.insert("input_schema".into(), Value::Object(input_schema));
+    Value::Object(encoded)
+}
+
+/// `tool_choice`, also carrying `parallel_tool_calls` (as `disable_parallel_tool_use`,
+/// which needs a tool choice to live in; `none` has no such field).
+fn encode_tool_choice(request: &ChatRequest) -> Option<Value> {
+    let mut tool_choice = match (&request.tool_choice, request.parallel_tool_calls) {
+        (Some(ToolChoice::None), _) => return Some(json!({"type": "none"})),
+        (Some(ToolChoice::Auto), _) | (None, Some(false)) => json!({"type": "auto"}),
+        (Some(ToolChoice::Required), _) => json!({"type": "any"}),
+        (Some(ToolChoice::Tool { name }), _) => json!({"type": "tool", "name": name}),
+        (None, _) => return None,
+    };
+    if let Some(parallel_tool_calls) = request.parallel_tool_calls {
+        tool_choice["disable_parallel_tool_use"] = json!(!parallel_tool_calls);
+    }
+    Some(tool_choice)
+}

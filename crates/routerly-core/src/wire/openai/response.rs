@@ -1,0 +1,260 @@
+//! Complete (non-streamed) answers: a provider's `chat.completion` to [`ChatResponse`],
+//! and a [`ChatResponse`] to the `chat.completion` a client reads.
+
+use serde_json::{Map, Value, json};
+
+use super::json::{as_array, as_object, field_path, get, optional_str, token_count, wrong_type};
+use crate::canonical::{ChatResponse, ContentPart, DecodeError, StopReason, Usage};
+
+/// Decodes a provider's `chat.completion` body into a [`ChatResponse`].
+///
+/// Lenient where OpenAI-compatible providers differ harmlessly (missing ids, arguments
+/// sent as an object, `reasoning` instead of `reasoning_content`); strict where the
+/// answer would be unusable (no choices, no message).
+pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
+    let body_map = as_object(body, "")
+        .map_err(|_| DecodeError::new("The provider's answer is not a JSON object."))?;
+    let choices_value = get(body_map, "choices")
+        .ok_or_else(|| DecodeError::at("choices", "The provider's answer has no 'choices'."))?;
+    let first_choice = as_array(choices_value, "choices")?
+        .first()
+        .ok_or_else(|| DecodeError::at("choices", "The provider's answer has no choices."))?;
+    let choice_map = as_object(first_choice, "choices[0]")?;
+    let message_map = get(choice_map, "message")
+        .ok_or_else(|| {
+            DecodeError::at(
+                "choices[0].message",
+                "The provider's answer has no message.",
+            )
+        })
+        .and_then(|message_value| as_object(message_value, "choices[0].message"))?;
+
+    let content = decode_message_content(message_map, "choices[0].message")?;
+    let stop_reason =
+        optional_str(choice_map, "finish_reason", "choices[0]")?.map(stop_reason_from_name);
+
+    Ok(ChatResponse {
+        id: optional_str(body_map, "id", "")?.map_or_else(
+            || format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+            str::to_owned,
+        ),
+        model: optional_str(body_map, "model", "")?
+            .unwrap_or_default()
+            .to_owned(),
+        content,
+        stop_reason,
+        stop_sequence: None,
+        usage: get(body_map, "usage")
+            .and_then(Value::as_object)
+            .map(decode_usage)
+            .unwrap_or_default(),
+        created: get(body_map, "created")
+            .and_then(Value::as_i64)
+            .unwrap_or_else(|| chrono::Utc::now().timestamp()),
+    })
+}
+
+/// Thinking first, then text, then tool calls: the order in which models produce them.
+fn decode_message_content(
+    message_map: &Map<String, Value>,
+    path: &str,
+) -> Result<Vec<ContentPart>, DecodeError> {
+    let mut content = Vec::new();
+    for reasoning_key in ["reasoning_content", "reasoning"] {
+        if let Some(text) = get(message_map, reasoning_key).and_then(Value::as_str)
+            && !text.is_empty()
+        {
+            content.push(ContentPart::Thinking {
+                text: text.to_owned(),
+                signature: None,
+            });
+            break;
+        }
+    }
+
+    match get(message_map, "content") {
+        None => {}
+        Some(Value::String(text)) if text.is_empty() => {}
+        Some(Value::String(text)) => content.push(ContentPart::text(text.as_str())),
+        Some(Value::Array(part_values)) => {
+            for part_value in part_values {
+                if let Some(text) = part_value.get("text").and_then(Value::as_str) {
+                    content.push(ContentPart::text(text));
+                }
+            }
+        }
+        Some(other) => return Err(wrong_type(&field_path(path, "content"), "a string", other)),
+    }
+
+    // A refusal is the only text the client gets; show it rather than an empty answer.
+    let has_text = content
+        .iter()
+        .any(|part| matches!(part, ContentPart::Text { .. }));
+    if let Some(refusal) = get(message_map, "refusal").and_then(Value::as_str)
+        && !refusal.is_empty()
+        && !has_text
+    {
+        content.push(ContentPart::text(refusal));
+    }
+
+    if let Some(tool_calls_value) = get(message_map, "tool_calls") {
+        let tool_calls_path = field_path(path, "tool_calls");
+        for (call_index, call_value) in as_array(tool_calls_value, &tool_calls_path)?
+            .iter()
+            .enumerate()
+        {
+            let call_path = format!("{tool_calls_path}[{call_index}]");
+            let call_map = as_object(call_value, &call_path)?;
+            let function_map = get(call_map, "function")
+                .ok_or_else(|| {
+                    DecodeError::at(
+                        field_path(&call_path, "function"),
+                        "A tool call has no function.",
+                    )
+                })
+                .and_then(|function_value| {
+                    as_object(function_value, &field_path(&call_path, "function"))
+                })?;
+            let arguments = match get(function_map, "arguments") {
+                None => "{}".to_owned(),
+                Some(Value::String(arguments)) => arguments.clone(),
+                // Some OpenAI-compatible servers send the arguments object itself.
+                Some(arguments) => arguments.to_string(),
+            };
+            content.push(ContentPart::ToolCall {
+                id: optional_str(call_map, "id", &call_path)?
+                    .map_or_else(generated_call_id, str::to_owned),
+                name: optional_str(function_map, "name", &field_path(&call_path, "function"))?
+                    .unwrap_or_default()
+                    .to_owned(),
+                arguments,
+            });
+        }
+    }
+    Ok(content)
+}
+
+/// An id for a tool call that arrived without one, so its result can refer to it.
+pub(super) fn generated_call_id() -> String {
+    format!("call_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// OpenAI's `finish_reason` in canonical terms; unknown reasons (some compatible servers
+/// invent their own) count as a normal end of turn.
+pub(super) fn stop_reason_from_name(name: &str) -> StopReason {
+    match name {
+        "length" => StopReason::MaxTokens,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "content_filter" => StopReason::ContentFilter,
+        _ => StopReason::EndTurn,
+    }
+}
+
+/// The `finish_reason` OpenAI clients expect for `reason`.
+pub fn stop_reason_name(reason: &StopReason) -> &'static str {
+    match reason {
+        StopReason::EndTurn | StopReason::StopSequence | StopReason::PauseTurn => "stop",
+        StopReason::MaxTokens => "length",
+        StopReason::ToolUse => "tool_calls",
+        StopReason::ContentFilter => "content_filter",
+    }
+}
+
+/// OpenAI's usage object; `prompt_tokens` already includes cached tokens, as canonical
+/// `input_tokens` does.
+pub(super) fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
+    let prompt_details = usage_map
+        .get("prompt_tokens_details")
+        .and_then(Value::as_object);
+    let completion_details = usage_map
+        .get("completion_tokens_details")
+        .and_then(Value::as_object);
+    Usage {
+        input_tokens: token_count(Some(usage_map), "prompt_tokens"),
+        output_tokens: token_count(Some(usage_map), "completion_tokens"),
+        cached_input_tokens: token_count(prompt_details, "cached_tokens"),
+        cache_write_tokens: 0,
+        reasoning_tokens: token_count(completion_details, "reasoning_tokens"),
+    }
+}
+
+/// The usage object clients read. `input_tokens` already holds cache-write tokens
+/// (from Anthropic), so `prompt_tokens` is simply `input_tokens`.
+pub(super) fn encode_usage(usage: &Usage) -> Value {
+    json!({
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens(),
+        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+    })
+}
+
+/// Encodes a [`ChatResponse`] as the `chat.completion` object a client reads.
+///
+/// Text parts are joined into `content` (null when the answer is only tool calls);
+/// thinking is sent as `reasoning_content`, which OpenAI-compatible clients read.
+pub fn encode_response(response: &ChatResponse) -> Value {
+    let mut text = None::<String>;
+    let mut reasoning = None::<String>;
+    let mut tool_calls = Vec::new();
+    for part in &response.content {
+        match part {
+            ContentPart::Text { text: part_text } => {
+                text.get_or_insert_default().push_str(part_text)
+            }
+            ContentPart::Thinking {
+                text: thinking_text,
+                ..
+            } => {
+                reasoning.get_or_insert_default().push_str(thinking_text);
+            }
+            ContentPart::ToolCall {
+                id,
+                name,
+                arguments,
+            } => tool_calls.push(json!({
+                "id": id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            })),
+            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+        }
+    }
+
+    let content = match text {
+        Some(text) => Value::from(text),
+        None if !tool_calls.is_empty() => Value::Null,
+        None => Value::from(""),
+    };
+    let mut message = Map::new();
+    message.insert("role".into(), Value::from("assistant"));
+    message.insert("content".into(), content);
+    if let Some(reasoning) = reasoning {
+        message.insert("reasoning_content".into(), Value::from(reasoning));
+    }
+    if !tool_calls.is_empty() {
+        message.insert("tool_calls".into(), Value::Array(tool_calls));
+    }
+    message.insert("refusal".into(), Value::Null);
+
+    let finish_reason = stop_reason_name(
+        response
+            .stop_reason
+            .as_ref()
+            .unwrap_or(&StopReason::EndTurn),
+    );
+    json!({
+        "id": response.id,
+        "object": "chat.completion",
+        "created": response.created,
+        "model": response.model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        }],
+        "usage": encode_usage(&response.usage),
+    })
+}
