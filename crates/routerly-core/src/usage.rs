@@ -14,8 +14,6 @@ pub enum Surface {
     ChatCompletions,
     /// `POST /v1/messages`.
     Messages,
-    /// `POST /v1/messages/count_tokens`.
-    CountTokens,
 }
 
 /// What the call was for.

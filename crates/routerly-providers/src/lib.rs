@@ -1,1 +1,415 @@
-//! routerly-providers
+//! Talking to LLM providers over HTTP.
+//!
+//! [`Upstream`] owns the pooled HTTP clients. [`Upstream::send`] posts a body that the
+//! caller has already put in the provider's wire format (see `routerly_core::wire`) to
+//! the provider's URL with its credentials, and returns either the whole JSON answer or
+//! a stream of server-sent events. Every failure is classified once, here, into an
+//! [`UpstreamError`] whose [`UpstreamError::disposition`] drives retries and fallback.
+//!
+//! This crate knows URLs, headers, timeouts and SSE framing; it knows nothing about
+//! projects, routing or the canonical model.
+
+mod sse;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use routerly_core::config::{ProviderKind, Timeouts};
+
+pub use sse::{SseEvent, SseParser};
+
+/// The `anthropic-version` Routerly's Anthropic adapter is written against.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Largest non-streamed answer accepted from a provider.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Which provider endpoint to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Chat (`/chat/completions` or `/v1/messages`).
+    Chat,
+    /// Anthropic's `/v1/messages/count_tokens`.
+    CountTokens,
+}
+
+/// Everything needed to reach one model's provider.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The provider's protocol.
+    pub provider: ProviderKind,
+    /// Base URL as the provider's SDK takes it.
+    pub endpoint: &'a str,
+    /// The provider API key, already decrypted.
+    pub api_key: Option<&'a str>,
+    /// Timeouts for this call.
+    pub timeouts: Timeouts,
+}
+
+/// A successful answer's head and body.
+pub enum UpstreamResponse {
+    /// A whole JSON body (non-streamed).
+    Json(Bytes),
+    /// A stream of events.
+    Stream(EventStream),
+}
+
+/// What to do after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Worth retrying, here or on another model (connect error, timeout, 429, 5xx).
+    Retry,
+    /// This model cannot serve (bad provider key, unknown upstream model): try the next.
+    NextModel,
+    /// The request itself is at fault: give the provider's answer to the client.
+    Client,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The connection could not be established.
+    #[error("could not connect to the provider: {0}")]
+    Connect(String),
+    /// A timeout expired.
+    #[error("the provider timed out ({0})")]
+    Timeout(TimeoutPhase),
+    /// The provider answered with an error status.
+    #[error("the provider answered HTTP {status}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The error body, truncated.
+        body: Bytes,
+        /// The provider's `retry-after`, when given.
+        retry_after: Option<Duration>,
+    },
+    /// The provider's answer could not be read or made no sense.
+    #[error("the provider sent an invalid answer: {0}")]
+    Protocol(String),
+}
+
+/// Which timeout expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Connecting.
+    Connect,
+    /// Waiting for the response head or first event.
+    FirstToken,
+    /// Silence between events, or while reading the body.
+    Idle,
+}
+
+impl std::fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutPhase::Connect => "connect",
+            TimeoutPhase::FirstToken => "first token",
+            TimeoutPhase::Idle => "idle between events",
+        })
+    }
+}
+
+impl UpstreamError {
+    /// How the caller should react, decided in one place for every provider.
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            UpstreamError::Connect(_) | UpstreamError::Timeout(_) | UpstreamError::Protocol(_) => {
+                Disposition::Retry
+            }
+            UpstreamError::Status { status, .. } => match status {
+                408 | 409 | 425 | 429 | 500..=599 => Disposition::Retry,
+                401 | 403 | 404 => Disposition::NextModel,
+                _ => Disposition::Client,
+            },
+        }
+    }
+
+    /// Whether this failure is a timeout (recorded as outcome `timeout`).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, UpstreamError::Timeout(_))
+    }
+
+    /// The provider's status, when it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            UpstreamError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Pooled HTTP clients, one per connect timeout in use.
+pub struct Upstream {
+    clients: RwLock<HashMap<u64, reqwest::Client>>,
+}
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Upstream {
+    /// A pool with no connections yet.
+    pub fn new() -> Self {
+        Upstream {
+            clients: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self, connect_ms: u64) -> reqwest::Client {
+        if let Some(client) = self
+            .clients
+            .read()
+            .expect("client map lock poisoned")
+            .get(&connect_ms)
+        {
+            return client.clone();
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(connect_ms))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .user_agent(concat!("routerly/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the HTTP client configuration is valid");
+        self.clients
+            .write()
+            .expect("client map lock poisoned")
+            .entry(connect_ms)
+            .or_insert(client)
+            .clone()
+    }
+
+    /// Posts `body` (already in the provider's wire format) and returns the answer.
+    ///
+    /// `extra_headers` are passed through as they are (`anthropic-beta`). For a stream,
+    /// this returns once the response head has arrived; the caller reads the first event
+    /// through [`EventStream`] before committing to the client.
+    pub async fn send(
+        &self,
+        target: &Target<'_>,
+        operation: Operation,
+        body: Vec<u8>,
+        stream: bool,
+        extra_headers: &HeaderMap,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let url = url_for(target.provider, target.endpoint, operation);
+        let mut request = self
+            .client(target.timeouts.connect_ms)
+            .post(url)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .headers(auth_headers(target));
+        for (name, value) in extra_headers {
+            request = request.header(name, value);
+        }
+        if stream {
+            request = request.header(http::header::ACCEPT, "text/event-stream");
+        }
+        let first_token = Duration::from_millis(target.timeouts.first_token_ms);
+        let response = match tokio::time::timeout(first_token, request.body(body).send()).await {
+            Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
+            Ok(Err(error)) => return Err(classify_reqwest(&error)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let idle = Duration::from_millis(target.timeouts.idle_ms);
+        if !(200..300).contains(&status) {
+            let retry_after = retry_after(response.headers());
+            let body = read_body(response, idle, 16 * 1024)
+                .await
+                .unwrap_or_default();
+            return Err(UpstreamError::Status {
+                status,
+                body,
+                retry_after,
+            });
+        }
+        if stream {
+            let is_sse = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.starts_with("text/event-stream"));
+            if !is_sse {
+                return Err(UpstreamError::Protocol(
+                    "expected an event stream, got another content type".to_owned(),
+                ));
+            }
+            return Ok(UpstreamResponse::Stream(EventStream::new(
+                response,
+                first_token,
+                idle,
+            )));
+        }
+        let body = read_body(response, idle, MAX_RESPONSE_BYTES).await?;
+        Ok(UpstreamResponse::Json(body))
+    }
+}
+
+/// The provider URL for `operation`, from a base URL as the provider's SDK takes it.
+pub fn url_for(provider: ProviderKind, endpoint: &str, operation: Operation) -> String {
+    let base = endpoint.trim_end_matches('/');
+    match (provider, operation) {
+        (ProviderKind::OpenAi | ProviderKind::Custom, _) => format!("{base}/chat/completions"),
+        (ProviderKind::Anthropic, Operation::Chat) => format!("{base}/v1/messages"),
+        (ProviderKind::Anthropic, Operation::CountTokens) => {
+            format!("{base}/v1/messages/count_tokens")
+        }
+    }
+}
+
+fn auth_headers(target: &Target<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    match target.provider {
+        ProviderKind::OpenAi | ProviderKind::Custom => {
+            if let Some(key) = target.api_key
+                && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}"))
+            {
+                value.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+        }
+        ProviderKind::Anthropic => {
+            if let Some(key) = target.api_key
+                && let Ok(mut value) = HeaderValue::from_str(key)
+            {
+                value.set_sensitive(true);
+                headers.insert(HeaderName::from_static("x-api-key"), value);
+            }
+            headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+        }
+    }
+    headers
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?;
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
+}
+
+fn classify_reqwest(error: &reqwest::Error) -> UpstreamError {
+    if error.is_timeout() {
+        return UpstreamError::Timeout(if error.is_connect() {
+            TimeoutPhase::Connect
+        } else {
+            TimeoutPhase::FirstToken
+        });
+    }
+    if error.is_connect() {
+        return UpstreamError::Connect(describe(error));
+    }
+    UpstreamError::Protocol(describe(error))
+}
+
+/// The error and its causes in one line; reqwest errors never carry request headers.
+fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn read_body(
+    mut response: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> Result<Bytes, UpstreamError> {
+    let mut body = Vec::new();
+    loop {
+        match tokio::time::timeout(idle, response.chunk()).await {
+            Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::Idle)),
+            Ok(Err(error)) => return Err(UpstreamError::Protocol(describe(&error))),
+            Ok(Ok(None)) => return Ok(Bytes::from(body)),
+            Ok(Ok(Some(chunk))) => {
+                if body.len() + chunk.len() > limit {
+                    if limit < MAX_RESPONSE_BYTES {
+                        body.extend_from_slice(&chunk[..limit - body.len()]);
+                        return Ok(Bytes::from(body));
+                    }
+                    return Err(UpstreamError::Protocol(
+                        "the answer is larger than Routerly accepts".to_owned(),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// A provider's event stream, with the first-token and idle timeouts applied per event.
+pub struct EventStream {
+    bytes: ByteStream,
+    parser: SseParser,
+    first_token: Duration,
+    idle: Duration,
+    received_any: bool,
+    finished: bool,
+}
+
+impl EventStream {
+    fn new(response: reqwest::Response, first_token: Duration, idle: Duration) -> Self {
+        EventStream {
+            bytes: Box::pin(response.bytes_stream()),
+            parser: SseParser::new(),
+            first_token,
+            idle,
+            received_any: false,
+            finished: false,
+        }
+    }
+
+    /// The next event; `Ok(None)` when the provider closed the stream cleanly.
+    pub async fn next_event(&mut self) -> Result<Option<SseEvent>, UpstreamError> {
+        loop {
+            if let Some(event) = self.parser.next_event() {
+                self.received_any = true;
+                return Ok(Some(event));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let (wait, phase) = if self.received_any {
+                (self.idle, TimeoutPhase::Idle)
+            } else {
+                (self.first_token, TimeoutPhase::FirstToken)
+            };
+            match tokio::time::timeout(wait, self.bytes.next()).await {
+                Err(_) => return Err(UpstreamError::Timeout(phase)),
+                Ok(None) => {
+                    self.finished = true;
+                    if self.parser.pending_len() > 0 {
+                        // A last event without its blank line: accept it if complete.
+                        self.parser.push(b"\n\n");
+                    }
+                }
+                Ok(Some(Err(error))) => {
+                    self.finished = true;
+                    return Err(UpstreamError::Protocol(format!(
+                        "the stream broke: {}",
+                        describe(&error)
+                    )));
+                }
+                Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
+            }
+        }
+    }
+}

@@ -1,1 +1,199 @@
-//! routerly-server
+//! The Routerly service.
+//!
+//! - [`store`]: the files under `$ROUTERLY_HOME`: config snapshot, secrets, usage log,
+//!   shared-state traits.
+//! - [`proxy`]: the `/v1` surfaces that OpenAI and Anthropic clients call.
+//! - [`api`]: the `/api` management API that the dashboard and CLI call.
+//! - [`Service`]: opens the store, starts the background tasks, serves a listener until
+//!   its shutdown future completes, then drains in-flight requests and flushes usage.
+
+pub mod api;
+pub mod proxy;
+pub mod state;
+pub mod store;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::state::{App, AppState};
+use crate::store::config::ConfigStore;
+use crate::store::home::Home;
+use crate::store::state::FileSessionStore;
+use crate::store::usage_log::{UsageWriterHandle, spawn_usage_writer};
+
+/// Capacity of the channel between requests and the usage writer.
+const USAGE_CHANNEL_CAPACITY: usize = 65_536;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store refused to open (bad file, bad key, IO).
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The headless first admin could not be created.
+    #[error("could not create the admin from ROUTERLY_ADMIN_EMAIL: {0}")]
+    Admin(String),
+}
+
+/// A service ready to serve.
+pub struct Service {
+    app: App,
+    usage_writer: UsageWriterHandle,
+    stop_watcher: tokio::sync::watch::Sender<bool>,
+    watcher: tokio::task::JoinHandle<()>,
+    /// The setup token, when this start created one (to print it).
+    pub new_setup_token: Option<String>,
+}
+
+impl Service {
+    /// Opens `$ROUTERLY_HOME` (creating it on first start) and starts the background tasks.
+    pub async fn open(home: Home) -> Result<Service, StartError> {
+        let report = home.init()?;
+        let master_key = report.master_key.clone();
+        let session_keys = api::auth::SessionKeys::new(master_key.derive("session-signing"));
+        let store = Arc::new(ConfigStore::open(&home, master_key)?);
+        let (usage, usage_writer) =
+            spawn_usage_writer(home.usage_log_path(), USAGE_CHANNEL_CAPACITY);
+        let sessions = Arc::new(FileSessionStore::open(home.sessions_path())?);
+        let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
+        let watcher = store.spawn_watcher(watcher_stopped);
+        let app = Arc::new(AppState {
+            home,
+            store,
+            usage,
+            upstream: routerly_providers::Upstream::new(),
+            session_keys,
+            sessions,
+            started_at: Instant::now(),
+        });
+        if let (Ok(email), Ok(password)) = (
+            std::env::var("ROUTERLY_ADMIN_EMAIL"),
+            std::env::var("ROUTERLY_ADMIN_PASSWORD"),
+        ) && app.store.snapshot().users.users.is_empty()
+        {
+            api::setup_headless_admin(&app, &email, &password)
+                .await
+                .map_err(StartError::Admin)?;
+            tracing::info!(%email, "created the first admin from ROUTERLY_ADMIN_EMAIL");
+        }
+        let new_setup_token =
+            if report.setup_token_created && app.store.snapshot().users.users.is_empty() {
+                app.home.read_setup_token().ok().flatten()
+            } else {
+                None
+            };
+        Ok(Service {
+            app,
+            usage_writer,
+            stop_watcher,
+            watcher,
+            new_setup_token,
+        })
+    }
+
+    /// The shared state, for in-process tests.
+    pub fn app(&self) -> App {
+        self.app.clone()
+    }
+
+    /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests and streams finish within the grace period, and flushes every usage record.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.app.store.snapshot().settings.shutdown_grace_seconds);
+        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Nagle's algorithm meeting delayed ACKs costs ~40 ms per response written in pieces.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {error}");
+            }
+        });
+        let server = axum::serve(
+            listener,
+            router(self.app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.await;
+        });
+        let mut server_task = tokio::spawn(server.into_future());
+        tokio::select! {
+            result = &mut server_task => {
+                result.map_err(std::io::Error::other)??;
+            }
+            () = shutdown => {
+                tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+                let _ = stop_accepting.send(());
+                match tokio::time::timeout(grace, &mut server_task).await {
+                    Ok(result) => result.map_err(std::io::Error::other)??,
+                    Err(_) => {
+                        tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing the remaining connections");
+                        server_task.abort();
+                        let _ = server_task.await;
+                    }
+                }
+            }
+        }
+        let _ = self.stop_watcher.send(true);
+        let _ = self.watcher.await;
+        let Service {
+            app, usage_writer, ..
+        } = self;
+        drop(app);
+        let stats = usage_writer.shutdown().await;
+        tracing::info!(?stats, "usage log flushed; bye");
+        Ok(())
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
+        .route("/v1/models", get(proxy::list_models))
+        .route("/v1/models/{*id}", get(proxy::get_model))
+        .route("/v1/{*rest}", any(proxy::unknown_route))
+        .route("/", get(|| async { Redirect::temporary("/dashboard") }))
+        .merge(api::router())
+        .with_state(app)
+}
+
+async fn health(State(app): State<App>) -> Response {
+    axum::Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime": app.started_at.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+async fn ready(State(app): State<App>) -> Response {
+    let usage_ok = app.usage.is_healthy();
+    let body = json!({
+        "status": if usage_ok { "ready" } else { "not_ready" },
+        "config_loaded": true,
+        "usage_writer": if usage_ok { "ok" } else { "failing" },
+    });
+    let status = if usage_ok {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}

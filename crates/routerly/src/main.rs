@@ -1,1 +1,29 @@
-fn main() {}
+//! The `routerly` binary: `routerly serve` runs the service; every other command talks
+//! to a running service over the management API (see `cli`).
+
+mod cli;
+mod client;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    let result = runtime.block_on(async {
+        match args.command {
+            cli::Command::Serve(options) => serve::run(options).await,
+            command => cli::run(command, args.server).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("routerly: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

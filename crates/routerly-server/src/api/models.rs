@@ -1,0 +1,317 @@
+//! `/api/models`: registered models. API keys are encrypted before they are stored and
+//! never returned in clear.
+
+use axum::extract::{Path, State};
+use routerly_core::config::{Capabilities, ModelConfig, Pricing, ProviderKind, TimeoutOverrides};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{AuthUser, Permission};
+use super::{ApiError, ApiJson, ErrorCode};
+use crate::state::App;
+use crate::store::secrets::{MasterKey, mask};
+
+/// A model as the API shows it: the key masked.
+pub fn model_view(model: &ModelConfig, key: &MasterKey) -> Value {
+    let mut view = serde_json::to_value(model).expect("a model serializes");
+    view["api_key"] = match &model.api_key {
+        None => Value::Null,
+        Some(stored) if stored.starts_with("env:") => Value::String(stored.clone()),
+        Some(stored) => match key.decrypt(stored) {
+            Ok(plain) => Value::String(mask(&plain)),
+            Err(_) => Value::String("(unreadable)".to_owned()),
+        },
+    };
+    view
+}
+
+/// `GET /api/models`.
+pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ModelRead)?;
+    let snapshot = app.store.snapshot();
+    let key = app.store.master_key();
+    let models: Vec<Value> = snapshot
+        .models
+        .models
+        .iter()
+        .map(|model| model_view(model, key))
+        .collect();
+    Ok(axum::Json(json!({ "models": models })))
+}
+
+/// `GET /api/models/{id}`.
+pub async fn show(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ModelRead)?;
+    let snapshot = app.store.snapshot();
+    let model = snapshot
+        .model(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
+    Ok(axum::Json(model_view(model, app.store.master_key())))
+}
+
+/// Body of `POST /api/models`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateModel {
+    id: String,
+    provider: String,
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    upstream_model: Option<String>,
+    #[serde(default)]
+    pricing: Pricing,
+    #[serde(default)]
+    context_window: Option<u64>,
+    #[serde(default)]
+    capabilities: Capabilities,
+    #[serde(default)]
+    timeouts: TimeoutOverrides,
+}
+
+/// Stores a key as given: `env:NAME` references as they are, anything else encrypted.
+fn stored_key(key: &MasterKey, api_key: Option<String>) -> Result<Option<String>, ApiError> {
+    match api_key.map(|api_key| api_key.trim().to_owned()) {
+        None => Ok(None),
+        Some(api_key) if api_key.is_empty() => Ok(None),
+        Some(reference) if reference.starts_with("env:") => {
+            let name = &reference["env:".len()..];
+            if name.is_empty() {
+                return Err(ApiError::invalid(
+                    "api_key",
+                    "`env:` must be followed by a variable name",
+                ));
+            }
+            Ok(Some(reference))
+        }
+        Some(plain) => Ok(Some(key.encrypt(&plain))),
+    }
+}
+
+fn check_endpoint(endpoint: &str) -> Result<(), ApiError> {
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(ApiError::invalid(
+            "endpoint",
+            format!("`{endpoint}` is not an http(s) URL"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_pricing(pricing: &Pricing) -> Result<(), ApiError> {
+    let prices = [
+        Some(pricing.input),
+        Some(pricing.output),
+        pricing.cached_input,
+        pricing.cache_write,
+    ];
+    if prices
+        .into_iter()
+        .flatten()
+        .any(|price| !price.is_finite() || price < 0.0)
+    {
+        return Err(ApiError::invalid(
+            "pricing",
+            "prices must be non-negative numbers (USD per million tokens)",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a model id's form.
+pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/@".contains(c));
+    if !valid || id == "auto" {
+        return Err(ApiError::invalid(
+            field,
+            format!(
+                "`{id}` is not a valid id: use letters, digits and - _ . : / @ (and not `auto`)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/models`.
+pub async fn create(
+    State(app): State<App>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<CreateModel>,
+) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    user.require(Permission::ModelWrite)?;
+    check_id("id", &body.id)?;
+    let provider = ProviderKind::parse(&body.provider)
+        .map_err(|message| ApiError::invalid("provider", message))?;
+    let endpoint = match body.endpoint.filter(|endpoint| !endpoint.trim().is_empty()) {
+        Some(endpoint) => endpoint.trim().trim_end_matches('/').to_owned(),
+        None => provider
+            .default_endpoint()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "endpoint",
+                    format!("provider `{}` needs an endpoint", provider.as_str()),
+                )
+            })?
+            .to_owned(),
+    };
+    check_endpoint(&endpoint)?;
+    check_pricing(&body.pricing)?;
+    let api_key = stored_key(app.store.master_key(), body.api_key)?;
+    let model = ModelConfig {
+        upstream_model: body
+            .upstream_model
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| body.id.clone()),
+        id: body.id,
+        provider,
+        endpoint,
+        api_key,
+        pricing: body.pricing,
+        context_window: body.context_window,
+        capabilities: body.capabilities,
+        timeouts: body.timeouts,
+        created_at: chrono::Utc::now(),
+    };
+    let stored = model.clone();
+    app.store
+        .update(move |draft| {
+            if draft
+                .models
+                .models
+                .iter()
+                .any(|existing| existing.id == stored.id)
+            {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("a model `{}` already exists", stored.id),
+                ));
+            }
+            draft.models.models.push(stored);
+            Ok(())
+        })
+        .await?;
+    Ok((
+        http::StatusCode::CREATED,
+        axum::Json(model_view(&model, app.store.master_key())),
+    ))
+}
+
+/// Body of `PATCH /api/models/{id}`: any subset of the fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateModel {
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    api_key: Option<String>,
+    #[serde(default)]
+    upstream_model: Option<String>,
+    #[serde(default)]
+    pricing: Option<Pricing>,
+    #[serde(default)]
+    context_window: Option<u64>,
+    #[serde(default)]
+    capabilities: Option<Capabilities>,
+    #[serde(default)]
+    timeouts: Option<TimeoutOverrides>,
+}
+
+/// `PATCH /api/models/{id}`.
+pub async fn update(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateModel>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ModelWrite)?;
+    if let Some(endpoint) = &body.endpoint {
+        check_endpoint(endpoint)?;
+    }
+    if let Some(pricing) = &body.pricing {
+        check_pricing(pricing)?;
+    }
+    let api_key = match body.api_key {
+        Some(api_key) => Some(stored_key(app.store.master_key(), Some(api_key))?),
+        None => None,
+    };
+    let updated = app
+        .store
+        .update(move |draft| {
+            let model = draft
+                .models
+                .models
+                .iter_mut()
+                .find(|model| model.id == id)
+                .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
+            if let Some(endpoint) = body.endpoint {
+                model.endpoint = endpoint.trim_end_matches('/').to_owned();
+            }
+            if let Some(api_key) = api_key {
+                model.api_key = api_key;
+            }
+            if let Some(upstream_model) = body.upstream_model {
+                model.upstream_model = upstream_model;
+            }
+            if let Some(pricing) = body.pricing {
+                model.pricing = pricing;
+            }
+            if body.context_window.is_some() {
+                model.context_window = body.context_window;
+            }
+            if let Some(capabilities) = body.capabilities {
+                model.capabilities = capabilities;
+            }
+            if let Some(timeouts) = body.timeouts {
+                model.timeouts = timeouts;
+            }
+            Ok(model.clone())
+        })
+        .await?;
+    Ok(axum::Json(model_view(&updated, app.store.master_key())))
+}
+
+/// `DELETE /api/models/{id}`: refused while a project uses the model.
+pub async fn remove(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<http::StatusCode, ApiError> {
+    user.require(Permission::ModelWrite)?;
+    app.store
+        .update(move |draft| {
+            let users: Vec<&str> = draft
+                .projects
+                .projects
+                .iter()
+                .filter(|project| project.models.iter().any(|model| model.model_id == id))
+                .map(|project| project.slug.as_str())
+                .collect();
+            if !users.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "model `{id}` is used by project(s) {}; remove it from them first",
+                        users.join(", ")
+                    ),
+                ));
+            }
+            let before = draft.models.models.len();
+            draft.models.models.retain(|model| model.id != id);
+            if draft.models.models.len() == before {
+                return Err(ApiError::not_found(format!("no model `{id}`")));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,447 @@
+//! `/api/projects`: projects, their models and aliases, and their tokens. `{project}`
+//! in a path is the project's id, slug or name.
+
+use axum::extract::{Path, State};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use routerly_core::config::{Project, ProjectModel, ProjectToken, TimeoutOverrides};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::auth::{AuthUser, Permission};
+use super::models::check_id;
+use super::{ApiError, ApiJson, ErrorCode};
+use crate::state::App;
+use crate::store::Draft;
+
+/// The prefix of every project token.
+pub const TOKEN_PREFIX: &str = "sk-lr-";
+
+fn project_view(project: &Project) -> Value {
+    json!({
+        "id": project.id,
+        "name": project.name,
+        "slug": project.slug,
+        "models": project.models,
+        "tokens": project.tokens.iter().map(token_view).collect::<Vec<_>>(),
+        "timeouts": project.timeouts,
+        "created_at": project.created_at,
+    })
+}
+
+/// A token as listings show it: never its hash.
+fn token_view(token: &ProjectToken) -> Value {
+    json!({
+        "id": token.id,
+        "snippet": token.snippet,
+        "labels": token.labels,
+        "models": token.models,
+        "expires_at": token.expires_at,
+        "revoked_at": token.revoked_at,
+        "created_at": token.created_at,
+    })
+}
+
+fn find_project<'d>(draft: &'d mut Draft, key: &str) -> Result<&'d mut Project, ApiError> {
+    draft
+        .projects
+        .projects
+        .iter_mut()
+        .find(|project| project.id == key || project.slug == key || project.name == key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))
+}
+
+/// A URL-friendly slug of `name`.
+fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_matches('-').to_owned()
+}
+
+/// `GET /api/projects`.
+pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let projects: Vec<Value> = snapshot
+        .projects
+        .projects
+        .iter()
+        .map(project_view)
+        .collect();
+    Ok(axum::Json(json!({ "projects": projects })))
+}
+
+/// `GET /api/projects/{project}`.
+pub async fn show(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let project = snapshot
+        .project(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    Ok(axum::Json(project_view(project)))
+}
+
+/// Body of `POST /api/projects`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    name: String,
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    timeouts: TimeoutOverrides,
+}
+
+/// `POST /api/projects`.
+pub async fn create(
+    State(app): State<App>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<CreateProject>,
+) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() {
+        return Err(ApiError::invalid("name", "the project needs a name"));
+    }
+    let slug = body
+        .slug
+        .map(|slug| slug.trim().to_owned())
+        .unwrap_or_else(|| slugify(&name));
+    if slug.is_empty() || slug != slugify(&slug) {
+        return Err(ApiError::invalid(
+            "slug",
+            format!("`{slug}` is not a valid slug: use lowercase letters, digits and dashes"),
+        ));
+    }
+    let project = Project {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        slug,
+        models: Vec::new(),
+        tokens: Vec::new(),
+        members: Vec::new(),
+        timeouts: body.timeouts,
+        created_at: Utc::now(),
+    };
+    let stored = project.clone();
+    app.store
+        .update(move |draft| {
+            if let Some(existing) = draft
+                .projects
+                .projects
+                .iter()
+                .find(|existing| existing.slug == stored.slug || existing.name == stored.name)
+            {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "a project named `{}` (slug `{}`) already exists",
+                        existing.name, existing.slug
+                    ),
+                ));
+            }
+            draft.projects.projects.push(stored);
+            Ok(())
+        })
+        .await?;
+    Ok((
+        http::StatusCode::CREATED,
+        axum::Json(project_view(&project)),
+    ))
+}
+
+/// Body of `PATCH /api/projects/{project}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    timeouts: Option<TimeoutOverrides>,
+}
+
+/// `PATCH /api/projects/{project}`.
+pub async fn update(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<UpdateProject>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    let updated = app
+        .store
+        .update(move |draft| {
+            let project = find_project(draft, &key)?;
+            if let Some(name) = body.name {
+                let name = name.trim().to_owned();
+                if name.is_empty() {
+                    return Err(ApiError::invalid("name", "the project needs a name"));
+                }
+                project.name = name;
+            }
+            if let Some(timeouts) = body.timeouts {
+                project.timeouts = timeouts;
+            }
+            Ok(project.clone())
+        })
+        .await?;
+    Ok(axum::Json(project_view(&updated)))
+}
+
+/// `DELETE /api/projects/{project}`.
+pub async fn remove(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<http::StatusCode, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    app.store
+        .update(move |draft| {
+            let id = find_project(draft, &key)?.id.clone();
+            draft.projects.projects.retain(|project| project.id != id);
+            Ok(())
+        })
+        .await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/projects/{project}/models`.
+pub async fn list_models(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let project = snapshot
+        .project(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    Ok(axum::Json(json!({ "models": project.models })))
+}
+
+/// Body of `POST /api/projects/{project}/models`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddModel {
+    model_id: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+    #[serde(default)]
+    routing_prompt: Option<String>,
+}
+
+/// `POST /api/projects/{project}/models`: adds a model (or replaces its aliases and
+/// prompt if the project already has it).
+pub async fn add_model(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<AddModel>,
+) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    for alias in &body.aliases {
+        check_id("aliases", alias)?;
+    }
+    let project = app
+        .store
+        .update(move |draft| {
+            if draft
+                .models
+                .models
+                .iter()
+                .all(|model| model.id != body.model_id)
+            {
+                return Err(ApiError::invalid(
+                    "model_id",
+                    format!("no model `{}` is registered", body.model_id),
+                ));
+            }
+            let project = find_project(draft, &key)?;
+            for alias in &body.aliases {
+                let clash = project.models.iter().find(|other| {
+                    other.model_id != body.model_id
+                        && (other.model_id == *alias || other.aliases.contains(alias))
+                });
+                if let Some(other) = clash {
+                    return Err(ApiError::invalid(
+                        "aliases",
+                        format!(
+                            "`{alias}` already names model `{}` in this project",
+                            other.model_id
+                        ),
+                    ));
+                }
+            }
+            let entry = ProjectModel {
+                model_id: body.model_id.clone(),
+                aliases: body.aliases,
+                routing_prompt: body.routing_prompt,
+            };
+            match project
+                .models
+                .iter_mut()
+                .find(|model| model.model_id == body.model_id)
+            {
+                Some(existing) => *existing = entry,
+                None => project.models.push(entry),
+            }
+            Ok(project.clone())
+        })
+        .await?;
+    Ok((
+        http::StatusCode::CREATED,
+        axum::Json(json!({ "models": project.models })),
+    ))
+}
+
+/// `DELETE /api/projects/{project}/models/{model_id}`.
+pub async fn remove_model(
+    State(app): State<App>,
+    user: AuthUser,
+    Path((key, model_id)): Path<(String, String)>,
+) -> Result<http::StatusCode, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    app.store
+        .update(move |draft| {
+            let project = find_project(draft, &key)?;
+            let before = project.models.len();
+            project.models.retain(|model| model.model_id != model_id);
+            if project.models.len() == before {
+                return Err(ApiError::not_found(format!(
+                    "project `{key}` has no model `{model_id}`"
+                )));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/projects/{project}/tokens`.
+pub async fn list_tokens(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let project = snapshot
+        .project(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let tokens: Vec<Value> = project.tokens.iter().map(token_view).collect();
+    Ok(axum::Json(json!({ "tokens": tokens })))
+}
+
+/// Body of `POST /api/projects/{project}/tokens`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// A new token: `sk-lr-` and 32 random bytes, base64url.
+fn new_project_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `POST /api/projects/{project}/tokens`: the only answer that carries the token.
+pub async fn create_token(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    if let Some(expires_at) = body.expires_at
+        && expires_at <= Utc::now()
+    {
+        return Err(ApiError::invalid("expires_at", "the expiry is in the past"));
+    }
+    let secret = new_project_token();
+    let token = ProjectToken {
+        id: format!("tok_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+        hash: hex::encode(Sha256::digest(secret.as_bytes())),
+        snippet: format!(
+            "{}…{}",
+            &secret[..TOKEN_PREFIX.len() + 4],
+            &secret[secret.len() - 4..]
+        ),
+        labels: body.labels,
+        models: body.models,
+        expires_at: body.expires_at,
+        revoked_at: None,
+        created_at: Utc::now(),
+    };
+    let stored = token.clone();
+    let project_id = app
+        .store
+        .update(move |draft| {
+            let registered: Vec<String> = draft
+                .models
+                .models
+                .iter()
+                .map(|model| model.id.clone())
+                .collect();
+            let project = find_project(draft, &key)?;
+            if let Some(unknown) = stored.models.iter().find(|model| {
+                !project.models.iter().any(|pm| &pm.model_id == *model)
+                    || !registered.contains(model)
+            }) {
+                return Err(ApiError::invalid(
+                    "models",
+                    format!("model `{unknown}` is not one of this project's models"),
+                ));
+            }
+            project.tokens.push(stored);
+            Ok(project.id.clone())
+        })
+        .await?;
+    let mut view = token_view(&token);
+    view["token"] = Value::String(secret);
+    view["project_id"] = Value::String(project_id);
+    Ok((http::StatusCode::CREATED, axum::Json(view)))
+}
+
+/// `DELETE /api/projects/{project}/tokens/{token_id}`: revokes at once.
+pub async fn revoke_token(
+    State(app): State<App>,
+    user: AuthUser,
+    Path((key, token_id)): Path<(String, String)>,
+) -> Result<http::StatusCode, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    app.store
+        .update(move |draft| {
+            let project = find_project(draft, &key)?;
+            let token = project
+                .tokens
+                .iter_mut()
+                .find(|token| token.id == token_id)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
+                })?;
+            token.revoked_at.get_or_insert_with(Utc::now);
+            Ok(())
+        })
+        .await?;
+    Ok(http::StatusCode::NO_CONTENT)
+}

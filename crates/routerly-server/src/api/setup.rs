@@ -1,0 +1,112 @@
+//! First-admin setup: only while no user exists, and from anywhere but loopback only
+//! with the one-time setup token printed at first start.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::auth::{check_new_password, hash_password, start_session};
+use super::{ApiError, ApiJson, ErrorCode};
+use crate::state::App;
+
+/// `GET /api/setup/status`.
+pub async fn status(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> axum::Json<Value> {
+    let needs_setup = app.store.snapshot().users.users.is_empty();
+    axum::Json(json!({
+        "needs_setup": needs_setup,
+        "setup_token_required": needs_setup && !peer.ip().is_loopback(),
+    }))
+}
+
+/// Body of `POST /api/setup/first-admin`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirstAdminBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    setup_token: Option<String>,
+}
+
+/// `POST /api/setup/first-admin`: creates the first admin and logs them in.
+pub async fn first_admin(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<FirstAdminBody>,
+) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    if !app.store.snapshot().users.users.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "setup is already done: an admin exists; log in instead",
+        ));
+    }
+    if !peer.ip().is_loopback() {
+        let expected = app.home.read_setup_token().map_err(ApiError::internal)?;
+        let presented = body.setup_token.as_deref().unwrap_or_default();
+        let matches = expected.as_deref().is_some_and(|expected| {
+            bool::from(
+                expected
+                    .trim()
+                    .as_bytes()
+                    .ct_eq(presented.trim().as_bytes()),
+            )
+        });
+        if !matches {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "creating the first admin from another machine needs the setup token that `routerly serve` printed at first start (also in config/setup-token)",
+            ));
+        }
+    }
+    let user_id = create_first_admin(&app, &body.email, &body.password).await?;
+    let session = start_session(&app, &app.store.snapshot(), &user_id).await?;
+    Ok((http::StatusCode::CREATED, axum::Json(session)))
+}
+
+/// Creates the first admin (also used for `ROUTERLY_ADMIN_EMAIL` at start); refuses if
+/// any user exists.
+pub async fn create_first_admin(
+    app: &App,
+    email: &str,
+    password: &str,
+) -> Result<String, ApiError> {
+    let email = email.trim().to_owned();
+    if !email.contains('@') {
+        return Err(ApiError::invalid("email", "the email address is not valid"));
+    }
+    check_new_password(password)?;
+    let password = password.to_owned();
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    let user_id = uuid::Uuid::new_v4().to_string();
+    let new_id = user_id.clone();
+    app.store
+        .update(move |draft| {
+            if !draft.users.users.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "setup is already done: an admin exists",
+                ));
+            }
+            draft.users.users.push(routerly_core::config::User {
+                id: new_id,
+                email,
+                password_hash,
+                role: "admin".to_owned(),
+                created_at: chrono::Utc::now(),
+            });
+            Ok(())
+        })
+        .await?;
+    if let Err(error) = app.home.remove_setup_token() {
+        tracing::warn!("could not remove the used setup token: {error}");
+    }
+    Ok(user_id)
+}

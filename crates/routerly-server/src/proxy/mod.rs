@@ -1,0 +1,658 @@
+//! The proxy surfaces: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`
+//! and `/v1/models`.
+//!
+//! One path serves both client formats: authenticate the project token, decode the body
+//! into the canonical model, list the candidate models, then try them in order. Each
+//! attempt sends the client's own body (model replaced) when the provider speaks the
+//! client's format, and the canonical request encoded for the provider otherwise. The
+//! answer comes back the same way: passed through with the model replaced, or decoded
+//! and re-encoded. Every call that passed authentication leaves one usage record.
+
+mod candidates;
+mod error;
+mod record;
+mod relay;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use routerly_core::canonical::{ChatRequest, ChatResponse, ErrorBody, ErrorKind};
+use routerly_core::config::{ModelConfig, Project, ProjectToken};
+use routerly_core::estimate;
+use routerly_core::usage::{Outcome, Surface};
+use routerly_core::wire::{WireFormat, anthropic, openai};
+use routerly_providers::{Disposition, Operation, Target, UpstreamError, UpstreamResponse};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::state::App;
+use crate::store::config::Snapshot;
+
+pub use error::ProxyError;
+use record::CallRecord;
+
+/// Header naming the model that served.
+pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-routerly-model");
+/// Header carrying the request's trace id.
+pub const TRACE_ID_HEADER: HeaderName = HeaderName::from_static("x-routerly-trace-id");
+/// Header with comma-separated tags for spend attribution.
+pub const TAGS_HEADER: &str = "x-routerly-tags";
+
+/// `POST /v1/chat/completions`.
+pub async fn chat_completions(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    complete(app, Surface::ChatCompletions, headers, body).await
+}
+
+/// `POST /v1/messages`.
+pub async fn messages(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    complete(app, Surface::Messages, headers, body).await
+}
+
+/// The wire format of a client surface.
+fn surface_format(surface: Surface) -> WireFormat {
+    match surface {
+        Surface::ChatCompletions => WireFormat::OpenAiChat,
+        Surface::Messages => WireFormat::AnthropicMessages,
+    }
+}
+
+/// Any other `/v1/…` path: an OpenAI-shaped 404.
+pub async fn unknown_route(uri: http::Uri) -> Response {
+    ProxyError::from_body(
+        WireFormat::OpenAiChat,
+        ErrorBody::new(
+            ErrorKind::NotFound,
+            format!(
+                "Unknown request URL: {}. Please check the URL and method.",
+                uri.path()
+            ),
+        )
+        .with_code("unknown_url"),
+    )
+    .into_response()
+}
+
+/// A project token that passed authentication.
+struct Caller<'s> {
+    project: &'s Project,
+    token: &'s ProjectToken,
+}
+
+fn authenticate<'s>(
+    snapshot: &'s Snapshot,
+    headers: &HeaderMap,
+    format: WireFormat,
+) -> Result<Caller<'s>, ProxyError> {
+    let unauthorized = |message: &str| ProxyError::new(format, ErrorKind::Authentication, message);
+    let presented = bearer_token(headers).ok_or_else(|| {
+        unauthorized(
+            "Missing API key: send your Routerly project token as `Authorization: Bearer sk-lr-…` or in `x-api-key`.",
+        )
+    })?;
+    let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let (project, token) = snapshot
+        .token_by_hash(&hash)
+        .ok_or_else(|| unauthorized("Invalid API key: this token is not known to Routerly."))?;
+    if token.revoked_at.is_some() {
+        return Err(unauthorized("This token has been revoked."));
+    }
+    if let Some(expires_at) = token.expires_at
+        && expires_at <= chrono::Utc::now()
+    {
+        return Err(unauthorized(&format!(
+            "This token expired at {}.",
+            expires_at.to_rfc3339()
+        )));
+    }
+    Ok(Caller { project, token })
+}
+
+/// The token from `Authorization: Bearer …` or `x-api-key`.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+    {
+        let value = value.trim();
+        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(value[7..].trim());
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+/// Reads the body up to `limit` bytes.
+async fn read_body(body: Body, limit: usize, format: WireFormat) -> Result<Bytes, ProxyError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(error) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                ProxyError::new(
+                    format,
+                    ErrorKind::RequestTooLarge,
+                    format!("The request body is larger than the limit of {limit} bytes."),
+                )
+            } else {
+                ProxyError::new(
+                    format,
+                    ErrorKind::InvalidRequest,
+                    "The request body could not be read.",
+                )
+            })
+        }
+    }
+}
+
+/// Parses the body as a JSON object.
+fn parse_json_object(bytes: &[u8], format: WireFormat) -> Result<Value, ProxyError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|error| {
+        ProxyError::new(
+            format,
+            ErrorKind::InvalidRequest,
+            format!("The request body is not valid JSON: {error}."),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ProxyError::new(
+            format,
+            ErrorKind::InvalidRequest,
+            "The request body must be a JSON object.",
+        ));
+    }
+    Ok(value)
+}
+
+fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, ProxyError> {
+    let decoded = match format {
+        WireFormat::OpenAiChat => openai::decode_request(body),
+        WireFormat::AnthropicMessages => anthropic::decode_request(body),
+    };
+    decoded.map_err(|error| ProxyError::from_body(format, error.to_error_body()))
+}
+
+/// The body to send to `model`'s provider: the client's own body with the model
+/// replaced when formats match, the canonical request encoded otherwise.
+fn upstream_body(
+    client_format: WireFormat,
+    raw: &mut Value,
+    request: &ChatRequest,
+    model: &ModelConfig,
+) -> Result<Vec<u8>, ProxyError> {
+    let provider_format = model.provider.wire_format();
+    if provider_format == client_format {
+        raw["model"] = Value::String(model.upstream_model.clone());
+        if client_format == WireFormat::OpenAiChat && request.stream {
+            // Ask for usage in the stream; the relay strips it if the client did not.
+            raw["stream_options"] = json!({ "include_usage": true });
+        }
+        return Ok(serde_json::to_vec(raw).expect("a JSON value serializes"));
+    }
+    let encoded = match provider_format {
+        WireFormat::OpenAiChat => openai::encode_request(request, &model.upstream_model),
+        WireFormat::AnthropicMessages => anthropic::encode_request(request, &model.upstream_model),
+    };
+    let body =
+        encoded.map_err(|error| ProxyError::from_body(client_format, error.to_error_body()))?;
+    Ok(serde_json::to_vec(&body).expect("a JSON value serializes"))
+}
+
+/// Headers of the client's request that go on to the provider.
+fn passthrough_headers(headers: &HeaderMap, model: &ModelConfig) -> HeaderMap {
+    let mut forwarded = HeaderMap::new();
+    if model.provider.wire_format() == WireFormat::AnthropicMessages {
+        for value in headers.get_all("anthropic-beta") {
+            forwarded.append(HeaderName::from_static("anthropic-beta"), value.clone());
+        }
+    }
+    forwarded
+}
+
+fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse, String> {
+    let decoded = match format {
+        WireFormat::OpenAiChat => openai::decode_response(body),
+        WireFormat::AnthropicMessages => anthropic::decode_response(body),
+    };
+    decoded.map_err(|error| error.message)
+}
+
+fn encode_response(format: WireFormat, response: &ChatResponse) -> Value {
+    match format {
+        WireFormat::OpenAiChat => openai::encode_response(response),
+        WireFormat::AnthropicMessages => anthropic::encode_response(response),
+    }
+}
+
+/// A provider's error for a request it rejected, in the client's format, with the
+/// provider's status: passed through when formats match, translated otherwise.
+fn provider_client_error(
+    client_format: WireFormat,
+    provider_format: WireFormat,
+    error: &UpstreamError,
+) -> Response {
+    let UpstreamError::Status { status, body, .. } = error else {
+        unreachable!("only status errors are the client's fault");
+    };
+    let status_code = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+    if client_format == provider_format && serde_json::from_slice::<Value>(body).is_ok() {
+        let mut response = Response::new(Body::from(body.clone()));
+        *response.status_mut() = status_code;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return response;
+    }
+    let canonical = match provider_format {
+        WireFormat::OpenAiChat => openai::decode_error(*status, body),
+        WireFormat::AnthropicMessages => anthropic::decode_error(*status, body),
+    };
+    let mut proxy_error = ProxyError::from_body(client_format, canonical);
+    proxy_error.status = *status;
+    proxy_error.into_response()
+}
+
+/// The error answered when every candidate failed, from the last failure.
+fn exhausted_error(format: WireFormat, last: &UpstreamError, tried: usize) -> ProxyError {
+    let which = if tried == 1 {
+        "The provider"
+    } else {
+        "Every candidate provider"
+    };
+    match last {
+        UpstreamError::Timeout(phase) => ProxyError::new(
+            format,
+            ErrorKind::Timeout,
+            format!("{which} timed out ({phase})."),
+        ),
+        UpstreamError::Status {
+            status: 429,
+            retry_after,
+            ..
+        } => ProxyError::new(
+            format,
+            ErrorKind::RateLimit,
+            format!("{which} is rate limited; try again later."),
+        )
+        .with_retry_after(*retry_after),
+        UpstreamError::Status { status, .. } => ProxyError::new(
+            format,
+            ErrorKind::BadGateway,
+            format!("{which} failed (last answer: HTTP {status})."),
+        ),
+        UpstreamError::Connect(_) => ProxyError::new(
+            format,
+            ErrorKind::BadGateway,
+            format!("{which} could not be reached."),
+        ),
+        UpstreamError::Protocol(_) => ProxyError::new(
+            format,
+            ErrorKind::BadGateway,
+            format!("{which} sent an answer Routerly could not read."),
+        ),
+    }
+}
+
+/// The model's effective timeouts: settings, then the model's, then the project's.
+fn timeouts_for(
+    snapshot: &Snapshot,
+    project: &Project,
+    model: &ModelConfig,
+) -> routerly_core::config::Timeouts {
+    project
+        .timeouts
+        .apply(model.timeouts.apply(snapshot.settings.timeouts))
+}
+
+fn tags(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get(TAGS_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|tag| !tag.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn with_routing_headers(
+    mut response: Response,
+    model_id: Option<&str>,
+    trace_id: &str,
+) -> Response {
+    let headers = response.headers_mut();
+    if let Some(model_id) = model_id
+        && let Ok(value) = HeaderValue::from_str(model_id)
+    {
+        headers.insert(MODEL_HEADER, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(trace_id) {
+        headers.insert(TRACE_ID_HEADER, value);
+    }
+    response
+}
+
+/// Serves one completion request on `surface`.
+async fn complete(app: App, surface: Surface, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let format = surface_format(surface);
+    let snapshot = app.store.snapshot();
+    let caller = match authenticate(&snapshot, &headers, format) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let mut record = CallRecord::begin(
+        started,
+        surface,
+        caller.project,
+        caller.token,
+        tags(&headers),
+    );
+    let trace_id = record.trace_id().to_owned();
+    match serve(&app, &snapshot, &caller, &headers, body, &mut record).await {
+        Ok(response) => response,
+        Err(mut error) => {
+            error.trace_id = Some(trace_id.clone());
+            let outcome = if error.body.kind == ErrorKind::Timeout {
+                Outcome::Timeout
+            } else {
+                Outcome::Error
+            };
+            let usage_record = record.finish_error(outcome, error.status, &error.body.message);
+            app.usage.record(usage_record).await;
+            with_routing_headers(error.into_response(), None, &trace_id)
+        }
+    }
+}
+
+/// Decodes, picks candidates and dispatches; every early return is an error to record.
+async fn serve(
+    app: &Arc<crate::state::AppState>,
+    snapshot: &Snapshot,
+    caller: &Caller<'_>,
+    headers: &HeaderMap,
+    body: Body,
+    record: &mut CallRecord,
+) -> Result<Response, ProxyError> {
+    let format = surface_format(record.surface());
+    let bytes = read_body(body, snapshot.settings.max_body_bytes, format).await?;
+    let mut raw = parse_json_object(&bytes, format)?;
+    drop(bytes);
+    let request = decode_request(format, &raw)?;
+    record.set_request(&request);
+    let candidates = candidates::resolve(snapshot, caller.project, caller.token, &request.model)
+        .map_err(|error| ProxyError::from_body(format, error))?;
+
+    let mut last_error = None;
+    for model in &candidates {
+        let provider_format = model.provider.wire_format();
+        let upstream_body = upstream_body(format, &mut raw, &request, model)?;
+        let target = Target {
+            provider: model.provider,
+            endpoint: &model.endpoint,
+            api_key: snapshot.model_api_key(&model.id),
+            timeouts: timeouts_for(snapshot, caller.project, model),
+        };
+        let extra_headers = passthrough_headers(headers, model);
+        let attempt_started = Instant::now();
+        let sent = app
+            .upstream
+            .send(
+                &target,
+                Operation::Chat,
+                upstream_body,
+                request.stream,
+                &extra_headers,
+            )
+            .await;
+        let error = match sent {
+            Ok(UpstreamResponse::Json(body)) => {
+                match answer_json(format, provider_format, model, &body) {
+                    Ok((response, usage)) => {
+                        record.add_upstream_time(attempt_started.elapsed());
+                        let usage_record = record.finish_success(model, usage, None);
+                        app.usage.record(usage_record).await;
+                        return Ok(with_routing_headers(
+                            response,
+                            Some(&model.id),
+                            record.trace_id(),
+                        ));
+                    }
+                    Err(error) => error,
+                }
+            }
+            Ok(UpstreamResponse::Stream(mut events)) => match events.next_event().await {
+                Ok(Some(first_event)) => {
+                    let parts = relay::RelayParts {
+                        app: app.clone(),
+                        events,
+                        first_event,
+                        client_format: format,
+                        provider_format,
+                        model_id: model.id.clone(),
+                        pricing: model.pricing,
+                        provider: model.provider,
+                        client_wants_usage: request.stream_include_usage,
+                        attempt_started,
+                    };
+                    let response = relay::Relay::new(parts, record.take()).into_response();
+                    return Ok(with_routing_headers(
+                        response,
+                        Some(&model.id),
+                        record.trace_id(),
+                    ));
+                }
+                Ok(None) => UpstreamError::Protocol(
+                    "the provider closed the stream before its first event".to_owned(),
+                ),
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        record.add_upstream_time(attempt_started.elapsed());
+        tracing::warn!(
+            model = %model.id,
+            trace_id = record.trace_id(),
+            error = %error,
+            "provider attempt failed"
+        );
+        record.add_attempt(model, &error);
+        if error.disposition() == Disposition::Client {
+            let response = provider_client_error(format, provider_format, &error);
+            let message = error.to_string();
+            let usage_record =
+                record.finish_error(Outcome::Error, response.status().as_u16(), &message);
+            app.usage.record(usage_record).await;
+            return Ok(with_routing_headers(
+                response,
+                Some(&model.id),
+                record.trace_id(),
+            ));
+        }
+        last_error = Some(error);
+    }
+    let last_error = last_error.expect("candidates are never empty");
+    Err(exhausted_error(format, &last_error, candidates.len()))
+}
+
+/// Turns a provider's whole JSON answer into the client's answer and its usage.
+fn answer_json(
+    client_format: WireFormat,
+    provider_format: WireFormat,
+    model: &ModelConfig,
+    body: &[u8],
+) -> Result<(Response, routerly_core::canonical::Usage), UpstreamError> {
+    let mut value: Value = serde_json::from_slice(body)
+        .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
+    let mut canonical = decode_response(provider_format, &value).map_err(|message| {
+        UpstreamError::Protocol(format!("the answer is malformed: {message}"))
+    })?;
+    let usage = canonical.usage;
+    let client_body = if client_format == provider_format {
+        value["model"] = Value::String(model.id.clone());
+        value
+    } else {
+        canonical.model = model.id.clone();
+        encode_response(client_format, &canonical)
+    };
+    Ok((axum::Json(client_body).into_response(), usage))
+}
+
+/// `POST /v1/messages/count_tokens`: exact from Anthropic for Anthropic models, the
+/// documented estimate of [`routerly_core::estimate`] otherwise.
+pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    let format = WireFormat::AnthropicMessages;
+    let snapshot = app.store.snapshot();
+    let result = async {
+        let caller = authenticate(&snapshot, &headers, format)?;
+        let bytes = read_body(body, snapshot.settings.max_body_bytes, format).await?;
+        let mut raw = parse_json_object(&bytes, format)?;
+        // count_tokens takes no max_tokens; the decoder requires one.
+        if raw.get("max_tokens").is_none() {
+            raw["max_tokens"] = json!(1);
+        }
+        let request = decode_request(format, &raw)?;
+        let candidates =
+            candidates::resolve(&snapshot, caller.project, caller.token, &request.model)
+                .map_err(|error| ProxyError::from_body(format, error))?;
+        let model = candidates[0];
+        if model.provider.wire_format() == WireFormat::AnthropicMessages {
+            let body = anthropic::encode_request(&request, &model.upstream_model)
+                .and_then(|_| anthropic::count_tokens_request(&request, &model.upstream_model))
+                .map_err(|error| ProxyError::from_body(format, error.to_error_body()))?;
+            let target = Target {
+                provider: model.provider,
+                endpoint: &model.endpoint,
+                api_key: snapshot.model_api_key(&model.id),
+                timeouts: timeouts_for(&snapshot, caller.project, model),
+            };
+            let sent = app
+                .upstream
+                .send(
+                    &target,
+                    Operation::CountTokens,
+                    serde_json::to_vec(&body).expect("a JSON value serializes"),
+                    false,
+                    &passthrough_headers(&headers, model),
+                )
+                .await;
+            return match sent {
+                Ok(UpstreamResponse::Json(answer)) => {
+                    let counted: Value = serde_json::from_slice(&answer).map_err(|_| {
+                        ProxyError::new(
+                            format,
+                            ErrorKind::BadGateway,
+                            "The provider sent an answer Routerly could not read.",
+                        )
+                    })?;
+                    Ok(with_routing_headers(
+                        axum::Json(counted).into_response(),
+                        Some(&model.id),
+                        "",
+                    ))
+                }
+                Ok(UpstreamResponse::Stream(_)) => unreachable!("count_tokens is not streamed"),
+                Err(error) if error.disposition() == Disposition::Client => {
+                    Ok(provider_client_error(format, format, &error))
+                }
+                Err(error) => Err(exhausted_error(format, &error, 1)),
+            };
+        }
+        let input_tokens = estimate::prompt_tokens(&request);
+        Ok(with_routing_headers(
+            axum::Json(json!({ "input_tokens": input_tokens })).into_response(),
+            Some(&model.id),
+            "",
+        ))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /v1/models`: the project's models, their aliases and `auto`, in OpenAI's shape,
+/// or Anthropic's when the client sends `anthropic-version`.
+pub async fn list_models(State(app): State<App>, headers: HeaderMap) -> Response {
+    let anthropic_client = headers.contains_key("anthropic-version");
+    let format = if anthropic_client {
+        WireFormat::AnthropicMessages
+    } else {
+        WireFormat::OpenAiChat
+    };
+    let snapshot = app.store.snapshot();
+    let caller = match authenticate(&snapshot, &headers, format) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let entries = candidates::listed_names(&snapshot, caller.project, caller.token);
+    let data: Vec<Value> = entries
+        .iter()
+        .map(|entry| model_object(entry, anthropic_client))
+        .collect();
+    if anthropic_client {
+        axum::Json(json!({
+            "data": data,
+            "has_more": false,
+            "first_id": entries.first().map(|entry| entry.name.clone()),
+            "last_id": entries.last().map(|entry| entry.name.clone()),
+        }))
+        .into_response()
+    } else {
+        axum::Json(json!({ "object": "list", "data": data })).into_response()
+    }
+}
+
+/// `GET /v1/models/{id}`.
+pub async fn get_model(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let anthropic_client = headers.contains_key("anthropic-version");
+    let format = if anthropic_client {
+        WireFormat::AnthropicMessages
+    } else {
+        WireFormat::OpenAiChat
+    };
+    let snapshot = app.store.snapshot();
+    let caller = match authenticate(&snapshot, &headers, format) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    let entries = candidates::listed_names(&snapshot, caller.project, caller.token);
+    match entries.iter().find(|entry| entry.name == id) {
+        Some(entry) => axum::Json(model_object(entry, anthropic_client)).into_response(),
+        None => ProxyError::from_body(format, candidates::model_not_found(&id)).into_response(),
+    }
+}
+
+fn model_object(entry: &candidates::ListedName, anthropic_client: bool) -> Value {
+    if anthropic_client {
+        json!({
+            "type": "model",
+            "id": entry.name,
+            "display_name": entry.name,
+            "created_at": entry.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    } else {
+        json!({
+            "id": entry.name,
+            "object": "model",
+            "created": entry.created_at.timestamp(),
+            "owned_by": entry.owned_by,
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Building the one usage record every authenticated call leaves.
+
+use std::time::{Duration, Instant};
+
+use routerly_core::canonical::{ChatRequest, Usage};
+use routerly_core::config::{ModelConfig, Pricing, Project, ProjectToken, ProviderKind};
+use routerly_core::usage::{self, Attempt, CallType, Outcome, Surface, UsageRecord};
+use routerly_providers::UpstreamError;
+
+/// The model a record is charged to.
+#[derive(Debug, Clone)]
+pub struct ServedBy {
+    /// Routerly's model id.
+    pub model_id: String,
+    /// Its provider.
+    pub provider: ProviderKind,
+    /// Its prices.
+    pub pricing: Pricing,
+}
+
+impl ServedBy {
+    /// The record's view of `model`.
+    pub fn of(model: &ModelConfig) -> Self {
+        ServedBy {
+            model_id: model.id.clone(),
+            provider: model.provider,
+            pricing: model.pricing,
+        }
+    }
+}
+
+/// What is known about a call while it runs.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    started: Instant,
+    trace_id: String,
+    surface: Surface,
+    project_id: String,
+    token_id: String,
+    tags: Vec<String>,
+    user: Option<String>,
+    stream: bool,
+    attempts: Vec<Attempt>,
+    last_tried: Option<ServedBy>,
+    upstream_time: Duration,
+}
+
+impl CallRecord {
+    /// Starts the record of a call that arrived at `started`.
+    pub fn begin(
+        started: Instant,
+        surface: Surface,
+        project: &Project,
+        token: &ProjectToken,
+        tags: Vec<String>,
+    ) -> Self {
+        CallRecord {
+            started,
+            trace_id: uuid::Uuid::now_v7().to_string(),
+            surface,
+            project_id: project.id.clone(),
+            token_id: token.id.clone(),
+            tags,
+            user: None,
+            stream: false,
+            attempts: Vec::new(),
+            last_tried: None,
+            upstream_time: Duration::ZERO,
+        }
+    }
+
+    /// The trace id, also sent as `x-routerly-trace-id`.
+    pub fn trace_id(&self) -> &str {
+        &self.trace_id
+    }
+
+    /// The surface the call came in on.
+    pub fn surface(&self) -> Surface {
+        self.surface
+    }
+
+    /// When the call arrived.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Notes what the decoded request says about attribution.
+    pub fn set_request(&mut self, request: &ChatRequest) {
+        self.user = request.user.clone();
+        self.stream = request.stream;
+    }
+
+    /// Adds time spent waiting for providers (not Routerly's overhead).
+    pub fn add_upstream_time(&mut self, elapsed: Duration) {
+        self.upstream_time += elapsed;
+    }
+
+    /// Notes a failed attempt on `model`.
+    pub fn add_attempt(&mut self, model: &ModelConfig, error: &UpstreamError) {
+        self.attempts.push(Attempt {
+            model_id: model.id.clone(),
+            error: error.to_string(),
+            status: error.status(),
+        });
+        self.last_tried = Some(ServedBy::of(model));
+    }
+
+    /// A copy to hand to a stream relay, which finishes it.
+    pub fn take(&self) -> CallRecord {
+        self.clone()
+    }
+
+    /// The record of a call `model` answered.
+    pub fn finish_success(
+        &self,
+        model: &ModelConfig,
+        usage: Usage,
+        ttft: Option<Duration>,
+    ) -> UsageRecord {
+        self.finish(
+            Outcome::Success,
+            200,
+            Some(ServedBy::of(model)),
+            usage,
+            ttft,
+            None,
+        )
+    }
+
+    /// The record of a call that failed before any answer reached the client.
+    pub fn finish_error(&self, outcome: Outcome, status: u16, message: &str) -> UsageRecord {
+        self.finish(
+            outcome,
+            status,
+            self.last_tried.clone(),
+            Usage::default(),
+            None,
+            Some(message.to_owned()),
+        )
+    }
+
+    /// The record of any call, priced at the serving model's prices.
+    pub fn finish(
+        &self,
+        outcome: Outcome,
+        status: u16,
+        served_by: Option<ServedBy>,
+        usage: Usage,
+        ttft: Option<Duration>,
+        error: Option<String>,
+    ) -> UsageRecord {
+        let latency = self.started.elapsed();
+        let cost = served_by
+            .as_ref()
+            .map(|served_by| usage::cost(&served_by.pricing, &usage))
+            .unwrap_or_default();
+        UsageRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            timestamp: chrono::Utc::now(),
+            project_id: self.project_id.clone(),
+            token_id: self.token_id.clone(),
+            model_id: served_by
+                .as_ref()
+                .map(|served_by| served_by.model_id.clone()),
+            provider: served_by
+                .as_ref()
+                .map(|served_by| served_by.provider.as_str().to_owned()),
+            surface: self.surface,
+            call_type: CallType::Completion,
+            stream: self.stream,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_input_tokens: usage.cached_input_tokens,
+            cache_write_tokens: usage.cache_write_tokens,
+            cost_usd: cost.total_usd,
+            input_cost_usd: cost.input_usd,
+            output_cost_usd: cost.output_usd,
+            latency_ms: millis(latency),
+            ttft_ms: ttft.map(millis),
+            overhead_ms: millis(latency.saturating_sub(self.upstream_time)),
+            outcome,
+            status,
+            error,
+            trace_id: self.trace_id.clone(),
+            user: self.user.clone(),
+            tags: self.tags.clone(),
+            attempts: self.attempts.clone(),
+        }
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,350 @@
+//! Relaying a provider's event stream to the client, event by event.
+//!
+//! The first upstream event has already arrived when a relay is built, so the 200 is
+//! only committed once the provider has proven it is answering. Each upstream event is
+//! decoded (for usage and the end marker) and then either passed through with the model
+//! replaced, when client and provider share a format, or re-encoded for the client. The
+//! relay writes the usage record when the stream ends, fails, or the client hangs up
+//! (the relay is dropped mid-stream: outcome `cancelled`, tokens seen so far).
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::HeaderValue;
+use routerly_core::canonical::{ErrorBody, ErrorKind, StreamEvent, Usage};
+use routerly_core::config::{Pricing, ProviderKind};
+use routerly_core::usage::Outcome;
+use routerly_core::wire::{WireFormat, anthropic, openai};
+use routerly_providers::{EventStream, SseEvent};
+use serde_json::Value;
+
+use super::error::ProxyError;
+use super::record::{CallRecord, ServedBy};
+use crate::state::App;
+
+/// What a relay needs besides the call record.
+pub struct RelayParts {
+    /// The application, for the usage sink.
+    pub app: App,
+    /// The provider's stream, after its first event.
+    pub events: EventStream,
+    /// The first event, already read.
+    pub first_event: SseEvent,
+    /// The client's format.
+    pub client_format: WireFormat,
+    /// The provider's format.
+    pub provider_format: WireFormat,
+    /// Routerly's id of the serving model.
+    pub model_id: String,
+    /// Its prices.
+    pub pricing: Pricing,
+    /// Its provider.
+    pub provider: ProviderKind,
+    /// Whether an OpenAI client asked for usage in the stream.
+    pub client_wants_usage: bool,
+    /// When the attempt that produced this stream began.
+    pub attempt_started: Instant,
+}
+
+enum Decoder {
+    OpenAi(openai::StreamDecoder),
+    Anthropic(anthropic::StreamDecoder),
+}
+
+enum Encoder {
+    OpenAi(openai::StreamEncoder),
+    Anthropic(anthropic::StreamEncoder),
+}
+
+/// A stream being relayed.
+pub struct Relay {
+    parts: RelayParts,
+    pending_first: Option<SseEvent>,
+    decoder: Decoder,
+    encoder: Option<Encoder>,
+    record: CallRecord,
+    usage: Usage,
+    first_byte_at: Option<Instant>,
+    saw_end: bool,
+    finished: bool,
+}
+
+impl Relay {
+    /// A relay of `parts.events`, finishing `record` when it ends.
+    pub fn new(mut parts: RelayParts, record: CallRecord) -> Self {
+        let decoder = match parts.provider_format {
+            WireFormat::OpenAiChat => Decoder::OpenAi(openai::StreamDecoder::new()),
+            WireFormat::AnthropicMessages => Decoder::Anthropic(anthropic::StreamDecoder::new()),
+        };
+        let encoder =
+            (parts.client_format != parts.provider_format).then(|| match parts.client_format {
+                WireFormat::OpenAiChat => {
+                    Encoder::OpenAi(openai::StreamEncoder::new(parts.client_wants_usage))
+                }
+                WireFormat::AnthropicMessages => {
+                    Encoder::Anthropic(anthropic::StreamEncoder::new())
+                }
+            });
+        let pending_first = Some(std::mem::replace(
+            &mut parts.first_event,
+            SseEvent {
+                event: None,
+                data: String::new(),
+            },
+        ));
+        Relay {
+            parts,
+            pending_first,
+            decoder,
+            encoder,
+            record,
+            usage: Usage::default(),
+            first_byte_at: None,
+            saw_end: false,
+            finished: false,
+        }
+    }
+
+    /// The streaming response.
+    pub fn into_response(self) -> Response {
+        let stream = futures_util::stream::unfold(self, |mut relay| async move {
+            let chunk = relay.next_chunk().await?;
+            Some((Ok::<Bytes, Infallible>(chunk), relay))
+        });
+        let mut response = Response::new(Body::from_stream(stream));
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        response
+    }
+
+    /// The next bytes to send, one upstream event's worth; `None` when done.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            if self.saw_end {
+                self.finish(Outcome::Success, None).await;
+                return None;
+            }
+            let next = match self.pending_first.take() {
+                Some(first) => Ok(Some(first)),
+                None => self.parts.events.next_event().await,
+            };
+            let event = match next {
+                Ok(Some(event)) => event,
+                Ok(None) => {
+                    return Some(
+                        self.fail(
+                            Outcome::Error,
+                            "the provider closed the stream before it finished".to_owned(),
+                        )
+                        .await,
+                    );
+                }
+                Err(error) => {
+                    let outcome = if error.is_timeout() {
+                        Outcome::Timeout
+                    } else {
+                        Outcome::Error
+                    };
+                    return Some(self.fail(outcome, error.to_string()).await);
+                }
+            };
+            match self.translate(&event) {
+                Ok(bytes) if bytes.is_empty() => continue,
+                Ok(bytes) => {
+                    self.first_byte_at.get_or_insert_with(Instant::now);
+                    return Some(Bytes::from(bytes));
+                }
+                Err(message) => {
+                    return Some(
+                        self.fail(
+                            Outcome::Error,
+                            format!("the provider sent an unreadable event: {message}"),
+                        )
+                        .await,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Decodes one upstream event and produces the bytes for the client.
+    fn translate(&mut self, event: &SseEvent) -> Result<Vec<u8>, String> {
+        let events = match &mut self.decoder {
+            Decoder::OpenAi(decoder) => decoder.decode(&event.data),
+            Decoder::Anthropic(decoder) => decoder.decode(event.event.as_deref(), &event.data),
+        }
+        .map_err(|error| error.message)?;
+        for canonical in &events {
+            match canonical {
+                StreamEvent::Start { usage, .. } | StreamEvent::Usage { usage } => {
+                    self.usage.merge(usage)
+                }
+                StreamEvent::End => self.saw_end = true,
+                _ => {}
+            }
+        }
+        let Some(encoder) = &mut self.encoder else {
+            return Ok(self.passthrough(event));
+        };
+        let mut out = Vec::new();
+        for mut canonical in events {
+            if let StreamEvent::Start { model, .. } = &mut canonical {
+                model.clone_from(&self.parts.model_id);
+            }
+            let frames = match encoder {
+                Encoder::OpenAi(encoder) => encoder.encode(&canonical),
+                Encoder::Anthropic(encoder) => encoder.encode(&canonical),
+            };
+            for frame in frames {
+                out.extend_from_slice(&frame.to_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The upstream event as the client gets it when formats match: the model replaced,
+    /// and for OpenAI the usage Routerly asked for removed unless the client asked too.
+    fn passthrough(&self, event: &SseEvent) -> Vec<u8> {
+        let rewritten = match self.parts.provider_format {
+            WireFormat::OpenAiChat if event.data != "[DONE]" => {
+                match serde_json::from_str::<Value>(&event.data) {
+                    Ok(mut chunk) => {
+                        if !self.parts.client_wants_usage {
+                            let usage_only = chunk
+                                .get("choices")
+                                .and_then(Value::as_array)
+                                .is_some_and(Vec::is_empty);
+                            if usage_only
+                                && chunk.get("usage").is_some_and(|usage| !usage.is_null())
+                            {
+                                return Vec::new();
+                            }
+                            if let Some(object) = chunk.as_object_mut() {
+                                object.remove("usage");
+                            }
+                        }
+                        if chunk.get("model").is_some() {
+                            chunk["model"] = Value::String(self.parts.model_id.clone());
+                        }
+                        Some(chunk.to_string())
+                    }
+                    Err(_) => None,
+                }
+            }
+            WireFormat::AnthropicMessages if event.event.as_deref() == Some("message_start") => {
+                serde_json::from_str::<Value>(&event.data)
+                    .ok()
+                    .map(|mut start| {
+                        if start.pointer("/message/model").is_some() {
+                            start["message"]["model"] = Value::String(self.parts.model_id.clone());
+                        }
+                        start.to_string()
+                    })
+            }
+            _ => None,
+        };
+        let data = rewritten.as_deref().unwrap_or(&event.data);
+        let mut out = Vec::with_capacity(data.len() + 32);
+        if let Some(name) = &event.event {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(data.as_bytes());
+        out.extend_from_slice(b"\n\n");
+        out
+    }
+
+    /// Ends the stream after a failure: an error event in the client's format, then the record.
+    async fn fail(&mut self, outcome: Outcome, message: String) -> Bytes {
+        tracing::warn!(
+            model = %self.parts.model_id,
+            trace_id = self.record.trace_id(),
+            error = %message,
+            "stream failed after it had started"
+        );
+        let kind = if outcome == Outcome::Timeout {
+            ErrorKind::Timeout
+        } else {
+            ErrorKind::BadGateway
+        };
+        let mut error = ProxyError::from_body(
+            self.parts.client_format,
+            ErrorBody::new(
+                kind,
+                "The provider's stream broke off before the answer was complete.",
+            ),
+        );
+        error.trace_id = Some(self.record.trace_id().to_owned());
+        let data = error.json().to_string();
+        self.finish(outcome, Some(message)).await;
+        let frame = match self.parts.client_format {
+            WireFormat::OpenAiChat => format!("data: {data}\n\n"),
+            WireFormat::AnthropicMessages => format!("event: error\ndata: {data}\n\n"),
+        };
+        Bytes::from(frame)
+    }
+
+    fn served_by(&self) -> ServedBy {
+        ServedBy {
+            model_id: self.parts.model_id.clone(),
+            provider: self.parts.provider,
+            pricing: self.parts.pricing,
+        }
+    }
+
+    fn ttft(&self) -> Option<Duration> {
+        self.first_byte_at
+            .map(|at| at.duration_since(self.record.started()))
+    }
+
+    async fn finish(&mut self, outcome: Outcome, error: Option<String>) {
+        self.finished = true;
+        self.record
+            .add_upstream_time(self.parts.attempt_started.elapsed());
+        let usage_record = self.record.finish(
+            outcome,
+            200,
+            Some(self.served_by()),
+            self.usage,
+            self.ttft(),
+            error,
+        );
+        self.parts.app.usage.record(usage_record).await;
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // The client hung up mid-stream: record what was used so far.
+        self.record
+            .add_upstream_time(self.parts.attempt_started.elapsed());
+        let usage_record = self.record.finish(
+            Outcome::Cancelled,
+            200,
+            Some(self.served_by()),
+            self.usage,
+            self.ttft(),
+            Some("the client closed the connection before the stream ended".to_owned()),
+        );
+        self.parts.app.usage.record_detached(usage_record);
+    }
+}

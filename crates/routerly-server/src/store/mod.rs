@@ -1,0 +1,64 @@
+//! The storage layer: everything Routerly keeps under `$ROUTERLY_HOME`.
+//!
+//! - [`home`]: the directory layout, first-start initialisation, the master key and the
+//!   one-time setup token.
+//! - [`secrets`]: the master key, `enc:v1:` encryption of secrets at rest, `env:` references.
+//! - [`files`]: reading config files with `file:line:column` errors, atomic writes.
+//! - [`config`]: the in-memory configuration ([`config::Snapshot`] behind an `ArcSwap`),
+//!   serialized writes that never overwrite a hand edit, and a watcher that reloads hand edits.
+//! - [`usage_log`]: the batched, fsynced append-only usage log and its reader.
+//! - [`state`]: small traits for state that several replicas would share (sessions, counters).
+//!
+//! Architecture invariant: nothing here is called on the request path except
+//! [`config::ConfigStore::snapshot`] (a lock-free pointer load), the snapshot's lookups,
+//! [`usage_log::UsageSink::record`] (a channel send) and the in-memory [`state::CounterStore`].
+
+pub mod config;
+pub mod files;
+pub mod home;
+pub mod secrets;
+pub mod state;
+pub mod usage_log;
+
+use std::path::PathBuf;
+
+pub use config::{ConfigStore, Draft, Snapshot, UpdateError, ValidationError};
+pub use files::ConfigFileError;
+pub use home::{ConfigKind, Home, InitReport};
+pub use secrets::{MasterKey, SecretError, mask};
+pub use usage_log::{UsageSink, UsageWriterHandle, spawn_usage_writer};
+
+/// Why the store could not start or finish an operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A config file has a syntax or schema error.
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
+    /// The config files parse but do not agree with each other.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The master key is missing, malformed or not private.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// Neither `ROUTERLY_HOME` nor `HOME` is set.
+    #[error("cannot find the Routerly home: set ROUTERLY_HOME (or HOME)")]
+    NoHome,
+}
+
+impl StoreError {
+    /// An IO error on `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! The usage log, `data/usage.jsonl`: one JSON record per line, append-only.
+//!
+//! The request path hands records to a bounded channel ([`UsageSink::record`]); one
+//! background task drains everything available, appends it with one write and one
+//! `fdatasync`, and goes back to waiting, so records reach the disk within one write of
+//! arriving (and a retry every [`FLUSH_INTERVAL`] while the disk fails). A record is never
+//! dropped: a failed batch stays in memory, the file is cut back to the last complete batch,
+//! and the batch is written again; while it fails the channel fills up and callers wait.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use routerly_core::usage::UsageRecord;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// The longest a pending record waits before the writer tries (again) to put it on disk.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Most records written in one batch.
+const MAX_BATCH: usize = 4096;
+/// How many failed attempts a shutdown makes before giving up on the remaining records.
+const SHUTDOWN_ATTEMPTS: u32 = 20;
+
+/// State shared by the sink, the handle and the writer task.
+#[derive(Debug)]
+struct Shared {
+    healthy: AtomicBool,
+    records_written: AtomicU64,
+}
+
+/// The request path's end of the usage log; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UsageSink {
+    sender: mpsc::Sender<UsageRecord>,
+    shared: Arc<Shared>,
+}
+
+/// The writer has shut down, so this record could not be accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the usage writer has stopped; usage record `{record_id}` was not recorded")]
+pub struct UsageWriterClosed {
+    /// The id of the record that was refused.
+    pub record_id: String,
+}
+
+impl UsageSink {
+    /// Queues `record` for the log, waiting while the queue is full (never dropping it).
+    /// After [`UsageWriterHandle::shutdown`] the record is refused with an error log; use
+    /// [`UsageSink::try_record`] to handle that case.
+    pub async fn record(&self, record: UsageRecord) {
+        let _ = self.try_record(record).await;
+    }
+
+    /// [`UsageSink::record`], reporting a record refused because the writer has stopped.
+    pub async fn try_record(&self, record: UsageRecord) -> Result<(), UsageWriterClosed> {
+        self.sender
+            .send(record)
+            .await
+            .map_err(|error| closed(error.0))
+    }
+
+    /// Queues `record` without waiting, for code that cannot await (such as `Drop`): sent
+    /// at once when the queue has room, else by a spawned task that waits for room.
+    pub fn record_detached(&self, record: UsageRecord) {
+        match self.sender.try_send(record) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(record)) => {
+                closed(record);
+            }
+            Err(mpsc::error::TrySendError::Full(record)) => {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        let sink = self.clone();
+                        runtime.spawn(async move { sink.record(record).await });
+                    }
+                    Err(_) => {
+                        tracing::error!(record_id = %record.id, "usage queue full outside the runtime; record not recorded");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the last write succeeded and the writer is running (for `/ready`).
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// How many records are on disk (written and fsynced) since the writer started.
+    pub fn records_written(&self) -> u64 {
+        self.shared.records_written.load(Ordering::Relaxed)
+    }
+}
+
+/// What the writer did over its life.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageWriterStats {
+    /// Records written and fsynced.
+    pub records_written: u64,
+    /// Batches written (one write and one fsync each).
+    pub batches: u64,
+    /// Failed write attempts (each retried).
+    pub write_errors: u64,
+    /// Records still unwritten when shutdown gave up on a failing disk (logged).
+    pub records_lost: u64,
+}
+
+fn closed(record: UsageRecord) -> UsageWriterClosed {
+    tracing::error!(record_id = %record.id, "usage record after the usage writer stopped");
+    UsageWriterClosed {
+        record_id: record.id,
+    }
+}
+
+/// Owner's end of the writer: shuts it down and reports.
+#[derive(Debug)]
+pub struct UsageWriterHandle {
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<UsageWriterStats>,
+    shared: Arc<Shared>,
+}
+
+impl UsageWriterHandle {
+    /// Stops accepting records, writes and fsyncs every record already queued, and returns
+    /// the writer's statistics.
+    pub async fn shutdown(self) -> UsageWriterStats {
+        // The task may already have ended (every sink dropped); then there is nothing to signal.
+        let _ = self.shutdown.send(());
+        match self.task.await {
+            Ok(stats) => stats,
+            Err(error) => {
+                tracing::error!(%error, "the usage writer task failed");
+                UsageWriterStats {
+                    records_written: self.shared.records_written.load(Ordering::Relaxed),
+                    ..UsageWriterStats::default()
+                }
+            }
+        }
+    }
+
+    /// Whether the last write succeeded and the writer is running.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// How many records are on disk since the writer started.
+    pub fn records_written(&self) -> u64 {
+        self.shared.records_written.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the writer task appending to `path` (created with its directory when missing),
+/// with a queue of `capacity` records. Must be called inside a Tokio runtime.
+pub fn spawn_usage_writer(path: PathBuf, capacity: usize) -> (UsageSink, UsageWriterHandle) {
+    let (sender, receiver) = mpsc::channel(capacity.max(1));
+    let (shutdown_sender, shutdown_receiver) = oneshot::channel();
+    let shared = Arc::new(Shared {
+        healthy: AtomicBool::new(true),
+        records_written: AtomicU64::new(0),
+    });
+    let writer = UsageWriter {
+        path,
+        receiver,
+        shared: Arc::clone(&shared),
+        log: LogFile::default(),
+        pending: Vec::new(),
+        pending_records: 0,
+        stats: UsageWriterStats::default(),
+    };
+    let task = tokio::spawn(writer.run(shutdown_receiver));
+    (
+        UsageSink {
+            sender,
+            shared: Arc::clone(&shared),
+        },
+        UsageWriterHandle {
+            shutdown: shutdown_sender,
+            task,
+            shared,
+        },
+    )
+}
+
+/// The background task: receives records, appends them in batches.
+struct UsageWriter {
+    path: PathBuf,
+    receiver: mpsc::Receiver<UsageRecord>,
+    shared: Arc<Shared>,
+    log: LogFile,
+    /// Serialized lines not yet on disk.
+    pending: Vec<u8>,
+    pending_records: u64,
+    stats: UsageWriterStats,
+}
+
+impl UsageWriter {
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> UsageWriterStats {
+        let mut shutdown_open = true;
+        let mut closing = false;
+        let mut failed_attempts_while_closing = 0;
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            // Take new records only when the last batch is on disk, so a failing disk
+            // pushes back on the callers instead of growing memory.
+            if self.pending_records == 0 {
+                tokio::select! {
+                    result = &mut shutdown, if shutdown_open => {
+                        shutdown_open = false;
+                        // A dropped handle is not a shutdown: keep serving the sinks.
+                        if result.is_ok() {
+                            self.receiver.close();
+                            closing = true;
+                        }
+                        continue;
+                    }
+                    received = self.receiver.recv_many(&mut batch, MAX_BATCH) => {
+                        if received == 0 {
+                            break;
+                        }
+                    }
+                }
+                while batch.len() < MAX_BATCH {
+                    match self.receiver.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
+                    }
+                }
+                for record in batch.drain(..) {
+                    self.push(&record);
+                }
+                if self.pending_records == 0 {
+                    continue;
+                }
+            }
+
+            if self.flush().await.is_ok() {
+                continue;
+            }
+            if closing {
+                failed_attempts_while_closing += 1;
+                if failed_attempts_while_closing >= SHUTDOWN_ATTEMPTS {
+                    break;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
+                result = &mut shutdown, if shutdown_open => {
+                    shutdown_open = false;
+                    if result.is_ok() {
+                        self.receiver.close();
+                        closing = true;
+                    }
+                }
+            }
+        }
+
+        self.stats.records_lost = self.pending_records;
+        if self.pending_records > 0 {
+            tracing::error!(
+                records = self.pending_records,
+                path = %self.path.display(),
+                "usage writer stopped with records it could not write"
+            );
+        }
+        self.shared.healthy.store(false, Ordering::Relaxed);
+        self.stats
+    }
+
+    fn push(&mut self, record: &UsageRecord) {
+        let start = self.pending.len();
+        match serde_json::to_writer(&mut self.pending, record) {
+            Ok(()) => {
+                self.pending.push(b'\n');
+                self.pending_records += 1;
+            }
+            Err(error) => {
+                self.pending.truncate(start);
+                tracing::error!(record_id = %record.id, %error, "cannot serialize a usage record");
+                self.stats.records_lost += 1;
+            }
+        }
+    }
+
+    /// Writes the pending lines with one write and one fdatasync, off the async workers.
+    async fn flush(&mut self) -> io::Result<()> {
+        let bytes = std::mem::take(&mut self.pending);
+        let mut log = std::mem::take(&mut self.log);
+        let path = self.path.clone();
+        let (log, bytes, result) = tokio::task::spawn_blocking(move || {
+            let result = log.append(&path, &bytes);
+            (log, bytes, result)
+        })
+        .await
+        .expect("the usage write task does not panic");
+        self.log = log;
+        match result {
+            Ok(()) => {
+                self.stats.batches += 1;
+                self.stats.records_written += self.pending_records;
+                self.shared
+                    .records_written
+                    .fetch_add(self.pending_records, Ordering::Relaxed);
+                self.pending_records = 0;
+                let mut bytes = bytes;
+                bytes.clear();
+                self.pending = bytes;
+                if !self.shared.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!(path = %self.path.display(), "usage log writable again");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.pending = bytes;
+                self.stats.write_errors += 1;
+                self.shared.healthy.store(false, Ordering::Relaxed);
+                tracing::error!(
+                    %error,
+                    path = %self.path.display(),
+                    records = self.pending_records,
+                    "cannot write usage records; keeping them and retrying"
+                );
+                Err(error)
+            }
+        }
+    }
+}
+
+/// The open log file and the length up to which it holds only complete batches.
+#[derive(Default)]
+struct LogFile {
+    file: Option<File>,
+    committed_len: u64,
+    opened_before: bool,
+}
+
+impl LogFile {
+    fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        if self.file.is_none() {
+            self.open(path)?;
+        }
+        let file = self.file.as_mut().expect("opened just above");
+        match file.write_all(bytes).and_then(|()| file.sync_data()) {
+            Ok(()) => {
+                self.committed_len += bytes.len() as u64;
+                Ok(())
+            }
+            Err(error) => {
+                // Reopening cuts off whatever part of this batch reached the file.
+                self.file = None;
+                Err(error)
+            }
+        }
+    }
+
+    fn open(&mut self, path: &Path) -> io::Result<()> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        let len = file.metadata()?.len();
+        if !self.opened_before || len < self.committed_len {
+            if self.opened_before {
+                tracing::warn!(path = %path.display(), "usage log shrank while open (rotated or truncated?)");
+            }
+            self.committed_len = len;
+        } else if len > self.committed_len {
+            // The tail is a batch of ours that failed part-way; it is about to be rewritten.
+            file.set_len(self.committed_len)?;
+        }
+        if self.committed_len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(self.committed_len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                // A crash cut the last line; end it so our records start on a line of their own.
+                tracing::warn!(path = %path.display(), "usage log ends with a torn line; closing it");
+                file.write_all(b"\n")?;
+                file.sync_data()?;
+                self.committed_len += 1;
+            }
+        }
+        self.file = Some(file);
+        self.opened_before = true;
+        Ok(())
+    }
+}
+
+/// Reads every record of the usage log (none when it does not exist), skipping with a
+/// warning any line that does not parse, such as a torn last line left by a crash.
+pub fn read_usage(path: &Path) -> io::Result<Vec<UsageRecord>> {
+    read_usage_lines(path).map(|(records, _skipped)| records)
+}
+
+/// [`read_usage`], also returning the 1-based numbers of the lines skipped.
+pub fn read_usage_lines(path: &Path) -> io::Result<(Vec<UsageRecord>, Vec<usize>)> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        Err(error) => return Err(error),
+    };
+    let mut reader = BufReader::new(file);
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    let mut line = Vec::new();
+    let mut line_number = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        line_number += 1;
+        let complete = line.last() == Some(&b'\n');
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<UsageRecord>(&line) {
+            Ok(record) => records.push(record),
+            Err(error) => {
+                if complete {
+                    tracing::warn!(path = %path.display(), line = line_number, %error, "skipping an unreadable usage record");
+                } else {
+                    tracing::warn!(path = %path.display(), line = line_number, "skipping a torn last line of the usage log");
+                }
+                skipped.push(line_number);
+            }
+        }
+    }
+    Ok((records, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use routerly_core::usage::{CallType, Outcome, Surface};
+
+    fn record(id: &str) -> UsageRecord {
+        UsageRecord {
+            id: id.to_owned(),
+            timestamp: chrono::Utc::now(),
+            project_id: "p1".to_owned(),
+            token_id: "t1".to_owned(),
+            model_id: Some("gpt".to_owned()),
+            provider: Some("openai".to_owned()),
+            surface: Surface::ChatCompletions,
+            call_type: CallType::Completion,
+            stream: false,
+            input_tokens: 10,
+            output_tokens: 20,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: 0.001,
+            input_cost_usd: 0.0004,
+            output_cost_usd: 0.0006,
+            latency_ms: 12.5,
+            ttft_ms: None,
+            overhead_ms: 0.2,
+            outcome: Outcome::Success,
+            status: 200,
+            error: None,
+            trace_id: format!("trace-{id}"),
+            user: None,
+            tags: vec![],
+            attempts: vec![],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn records_from_many_tasks_land_exactly_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("data").join("usage.jsonl");
+        let (sink, handle) = spawn_usage_writer(path.clone(), 64);
+        let mut tasks = Vec::new();
+        for task in 0..50 {
+            let sink = sink.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..200 {
+                    sink.try_record(record(&format!("{task}-{i}")))
+                        .await
+                        .expect("writer running");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("sender task");
+        }
+        let stats = handle.shutdown().await;
+        assert_eq!(stats.records_written, 10_000);
+        assert_eq!(stats.records_lost, 0);
+        assert_eq!(sink.records_written(), 10_000);
+        assert!(stats.batches < 10_000, "records must be batched: {stats:?}");
+
+        let (records, skipped) = read_usage_lines(&path).expect("read log");
+        assert!(skipped.is_empty(), "every line parses: {skipped:?}");
+        assert_eq!(records.len(), 10_000);
+        let ids: HashSet<String> = records.into_iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), 10_000, "no duplicates");
+        assert!(ids.contains("0-0") && ids.contains("49-199"));
+        let error = sink
+            .try_record(record("late"))
+            .await
+            .expect_err("writer stopped");
+        assert_eq!(error.record_id, "late");
+        assert!(!sink.is_healthy());
+    }
+
+    #[tokio::test]
+    async fn records_reach_the_disk_without_shutdown_and_shutdown_flushes_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.jsonl");
+        let (sink, handle) = spawn_usage_writer(path.clone(), 1024);
+        sink.record(record("early")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            read_usage(&path).expect("read").len(),
+            1,
+            "flushed within 100 ms"
+        );
+        assert!(handle.is_healthy());
+
+        for i in 0..500 {
+            sink.record(record(&format!("r{i}"))).await;
+        }
+        let stats = handle.shutdown().await;
+        assert_eq!(stats.records_written, 501);
+        assert_eq!(read_usage(&path).expect("read").len(), 501);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.jsonl");
+        let mut text = String::new();
+        for id in ["a", "b"] {
+            text.push_str(&serde_json::to_string(&record(id)).expect("json"));
+            text.push('\n');
+        }
+        let third = serde_json::to_string(&record("c")).expect("json");
+        text.push_str(&third[..third.len() / 2]);
+        fs::write(&path, text).expect("write log");
+        let (records, skipped) = read_usage_lines(&path).expect("read");
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        assert_eq!(skipped, vec![3]);
+        assert!(
+            read_usage(&dir.path().join("missing.jsonl"))
+                .expect("missing")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn appending_after_a_torn_line_keeps_new_records_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.jsonl");
+        let whole = serde_json::to_string(&record("a")).expect("json");
+        fs::write(&path, format!("{whole}\n{}", &whole[..20])).expect("write log");
+        let (sink, handle) = spawn_usage_writer(path.clone(), 8);
+        sink.record_detached(record("b"));
+        handle.shutdown().await;
+        let (records, skipped) = read_usage_lines(&path).expect("read");
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        assert_eq!(skipped, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn write_errors_are_retried_and_reported_unhealthy() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // A file where the log's directory should be makes every open fail.
+        let blocker = dir.path().join("data");
+        fs::write(&blocker, b"not a directory").expect("blocker");
+        let path = blocker.join("usage.jsonl");
+        let (sink, handle) = spawn_usage_writer(path.clone(), 8);
+        for i in 0..3 {
+            sink.record(record(&format!("r{i}"))).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(!sink.is_healthy(), "failing writes must show on /ready");
+        assert_eq!(sink.records_written(), 0);
+
+        fs::remove_file(&blocker).expect("remove blocker");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while sink.records_written() < 3 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "retry never succeeded"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(sink.is_healthy());
+        let stats = handle.shutdown().await;
+        assert!(stats.write_errors > 0, "{stats:?}");
+        let ids: Vec<String> = read_usage(&path)
+            .expect("read")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, vec!["r0", "r1", "r2"]);
+    }
+}

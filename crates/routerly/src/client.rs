@@ -1,0 +1,224 @@
+//! The CLI's HTTP client and its saved sessions.
+//!
+//! Sessions live in the user's config directory (`$XDG_CONFIG_HOME/routerly`, else
+//! `~/.config/routerly`), never in `$ROUTERLY_HOME`, keyed by an alias so several
+//! servers can be used side by side.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow, bail};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A saved login to one server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// The server's base URL.
+    pub url: String,
+    /// Who logged in.
+    pub email: String,
+    /// The current access token.
+    pub access_token: String,
+    /// The current refresh token.
+    pub refresh_token: String,
+}
+
+/// `sessions.json`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SessionsFile {
+    /// The alias used when none is given.
+    pub current: Option<String>,
+    /// Sessions by alias.
+    pub servers: BTreeMap<String, Session>,
+}
+
+/// The directory of the CLI's own files.
+fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|dir| !dir.is_empty()) {
+        return Ok(PathBuf::from(dir).join("routerly"));
+    }
+    let home = std::env::var_os("HOME").context("neither XDG_CONFIG_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".config").join("routerly"))
+}
+
+impl SessionsFile {
+    fn path() -> anyhow::Result<PathBuf> {
+        Ok(config_dir()?.join("sessions.json"))
+    }
+
+    /// Reads the saved sessions (none yet is fine).
+    pub fn load() -> anyhow::Result<Self> {
+        let path = Self::path()?;
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not valid", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Ok(SessionsFile::default())
+            }
+            Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Writes the sessions, readable by the user only.
+    pub fn save(&self) -> anyhow::Result<()> {
+        let path = Self::path()?;
+        let dir = path.parent().expect("the sessions file has a directory");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let temporary = path.with_extension("json.tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&temporary)
+            .with_context(|| format!("cannot write {}", temporary.display()))?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(self)?)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        Ok(())
+    }
+
+    /// Saves `session` under `alias` and makes it current.
+    pub fn remember(alias: &str, session: Session) -> anyhow::Result<()> {
+        let mut sessions = Self::load()?;
+        sessions.servers.insert(alias.to_owned(), session);
+        sessions.current = Some(alias.to_owned());
+        sessions.save()
+    }
+}
+
+/// A management API client for one saved session.
+pub struct Client {
+    http: reqwest::Client,
+    alias: String,
+    session: Session,
+}
+
+/// The error body of the management API.
+fn api_error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|value| value.pointer("/error/message"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned());
+    let field = parsed
+        .as_ref()
+        .and_then(|value| value.pointer("/error/field"))
+        .and_then(Value::as_str)
+        .map(|field| format!(" (field `{field}`)"))
+        .unwrap_or_default();
+    format!("{message}{field} [HTTP {}]", status.as_u16())
+}
+
+/// Sends one JSON request without a session.
+pub async fn post_anonymous(url: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", url.trim_end_matches('/')))
+        .json(body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Routerly at {url}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if !status.is_success() {
+        bail!("{}", api_error_message(status, &bytes));
+    }
+    serde_json::from_slice(&bytes).context("the server's answer is not JSON")
+}
+
+/// A session from a login answer.
+pub fn session_from_login(url: &str, answer: &Value) -> anyhow::Result<Session> {
+    let text = |pointer: &str| {
+        answer
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the login answer has no {pointer}"))
+    };
+    Ok(Session {
+        url: url.trim_end_matches('/').to_owned(),
+        email: text("/user/email")?,
+        access_token: text("/access_token")?,
+        refresh_token: text("/refresh_token")?,
+    })
+}
+
+impl Client {
+    /// The client of the session `alias`, or the current one.
+    pub fn open(alias: Option<&str>) -> anyhow::Result<Client> {
+        let sessions = SessionsFile::load()?;
+        let alias = alias
+            .map(str::to_owned)
+            .or(sessions.current.clone())
+            .ok_or_else(|| anyhow!("not logged in: run `routerly auth login --url URL --email E --password P` first"))?;
+        let session = sessions.servers.get(&alias).cloned().ok_or_else(|| {
+            anyhow!("no saved session `{alias}`: run `routerly auth login` first")
+        })?;
+        Ok(Client {
+            http: reqwest::Client::new(),
+            alias,
+            session,
+        })
+    }
+
+    /// The saved session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Sends a request; on 401 refreshes the session once and retries.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        for attempt in 0..2 {
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.session.url))
+                .bearer_auth(&self.session.access_token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request
+                .send()
+                .await
+                .with_context(|| format!("cannot reach Routerly at {}", self.session.url))?;
+            let status = response.status();
+            let bytes = response.bytes().await?;
+            if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.refresh().await?;
+                continue;
+            }
+            if !status.is_success() {
+                bail!("{}", api_error_message(status, &bytes));
+            }
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).context("the server's answer is not JSON");
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        let answer = post_anonymous(
+            &self.session.url,
+            "/api/auth/refresh",
+            &serde_json::json!({ "refresh_token": self.session.refresh_token }),
+        )
+        .await
+        .context("the session expired; log in again with `routerly auth login`")?;
+        self.session = session_from_login(&self.session.url, &answer)?;
+        let mut sessions = SessionsFile::load()?;
+        sessions
+            .servers
+            .insert(self.alias.clone(), self.session.clone());
+        sessions.save()
+    }
+}

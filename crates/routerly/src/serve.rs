@@ -1,0 +1,84 @@
+//! `routerly serve`: open the home, bind, serve until SIGINT or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::Context;
+use routerly_server::Service;
+use routerly_server::store::home::Home;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeOptions;
+
+/// Runs the service in the foreground.
+pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
+    let home = Home::resolve().context("cannot find the Routerly home")?;
+    let settings_level = log_level_setting(&home);
+    let filter = EnvFilter::try_from_env("ROUTERLY_LOG")
+        .or_else(|_| EnvFilter::try_new(settings_level.as_deref().unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let service = Service::open(home.clone())
+        .await
+        .with_context(|| format!("cannot start with ROUTERLY_HOME={}", home.root.display()))?;
+    let settings = service.app().store.snapshot().settings.clone();
+    let host = options
+        .host
+        .or_else(|| std::env::var("ROUTERLY_HOST").ok())
+        .unwrap_or(settings.host);
+    let port = match options.port {
+        Some(port) => port,
+        None => match std::env::var("ROUTERLY_PORT") {
+            Ok(port) => port.parse().context("ROUTERLY_PORT is not a port number")?,
+            Err(_) => settings.port,
+        },
+    };
+    let listener = TcpListener::bind((host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port}"))?;
+    let address = listener
+        .local_addr()
+        .context("the listener has no address")?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "routerly listening on http://{address}")?;
+    if let Some(token) = &service.new_setup_token {
+        writeln!(
+            stdout,
+            "first start: create the first admin at http://{address}/dashboard or with `routerly setup`; \
+             from another machine you need this one-time setup token: {token}"
+        )?;
+    }
+    stdout.flush()?;
+    service.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM can be handled");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// The `log_level` of `config/settings.json`, read before logging starts.
+fn log_level_setting(home: &Home) -> Option<String> {
+    let text = std::fs::read(home.root.join("config").join("settings.json")).ok()?;
+    let settings: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    settings.get("log_level")?.as_str().map(str::to_owned)
+}
