@@ -61,6 +61,8 @@
 //! (like [`MockServer::fail_next`]), `GET /_mock/requests` (the recorded requests as a JSON
 //! array), `POST /_mock/reset` (forget recorded requests and pending failures, restart ids).
 
+#![warn(missing_docs)]
+
 mod anthropic;
 mod common;
 mod openai;
