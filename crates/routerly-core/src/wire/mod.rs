@@ -4,11 +4,17 @@
 //! Every module offers the same functions, in the same order:
 //! `decode_request`, `encode_request`, `decode_response`, `encode_response`,
 //! `StreamDecoder`, `StreamEncoder`, `decode_error`, `encode_error`.
+//!
+//! The functions of this module dispatch on [`WireFormat`], so the server never matches
+//! on formats itself: adding a format means a module here and an arm in each match below.
 
 pub mod anthropic;
 pub mod openai;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, StreamEvent};
 
 /// A wire protocol for chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,5 +48,120 @@ impl SseFrame {
         out.extend_from_slice(self.data.as_bytes());
         out.extend_from_slice(b"\n\n");
         out
+    }
+}
+
+/// Decodes a client's request body in `format`.
+pub fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, DecodeError> {
+    match format {
+        WireFormat::OpenAiChat => openai::decode_request(body),
+        WireFormat::AnthropicMessages => anthropic::decode_request(body),
+    }
+}
+
+/// Encodes a canonical request for a provider speaking `format`.
+pub fn encode_request(
+    format: WireFormat,
+    request: &ChatRequest,
+    upstream_model: &str,
+) -> Result<Value, DecodeError> {
+    match format {
+        WireFormat::OpenAiChat => openai::encode_request(request, upstream_model),
+        WireFormat::AnthropicMessages => anthropic::encode_request(request, upstream_model),
+    }
+}
+
+/// Decodes a provider's whole answer in `format`.
+pub fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse, DecodeError> {
+    match format {
+        WireFormat::OpenAiChat => openai::decode_response(body),
+        WireFormat::AnthropicMessages => anthropic::decode_response(body),
+    }
+}
+
+/// Encodes a canonical answer for a client speaking `format`.
+pub fn encode_response(format: WireFormat, response: &ChatResponse) -> Value {
+    match format {
+        WireFormat::OpenAiChat => openai::encode_response(response),
+        WireFormat::AnthropicMessages => anthropic::encode_response(response),
+    }
+}
+
+/// Decodes a provider's error body in `format`.
+pub fn decode_error(format: WireFormat, status: u16, body: &[u8]) -> ErrorBody {
+    match format {
+        WireFormat::OpenAiChat => openai::decode_error(status, body),
+        WireFormat::AnthropicMessages => anthropic::decode_error(status, body),
+    }
+}
+
+/// Encodes an error for a client speaking `format`.
+pub fn encode_error(format: WireFormat, error: &ErrorBody) -> Value {
+    match format {
+        WireFormat::OpenAiChat => openai::encode_error(error),
+        WireFormat::AnthropicMessages => anthropic::encode_error(error),
+    }
+}
+
+/// Decodes a provider's stream events, whatever its format.
+pub enum StreamDecoder {
+    /// OpenAI chunks.
+    OpenAi(openai::StreamDecoder),
+    /// Anthropic events.
+    Anthropic(anthropic::StreamDecoder),
+}
+
+impl StreamDecoder {
+    /// A decoder for a provider speaking `format`.
+    pub fn new(format: WireFormat) -> Self {
+        match format {
+            WireFormat::OpenAiChat => StreamDecoder::OpenAi(openai::StreamDecoder::new()),
+            WireFormat::AnthropicMessages => {
+                StreamDecoder::Anthropic(anthropic::StreamDecoder::new())
+            }
+        }
+    }
+
+    /// The canonical events of one upstream event (`event` is the SSE event name, if any).
+    pub fn decode(
+        &mut self,
+        event: Option<&str>,
+        data: &str,
+    ) -> Result<Vec<StreamEvent>, DecodeError> {
+        match self {
+            StreamDecoder::OpenAi(decoder) => decoder.decode(data),
+            StreamDecoder::Anthropic(decoder) => decoder.decode(event, data),
+        }
+    }
+}
+
+/// Encodes canonical stream events for a client, whatever its format.
+pub enum StreamEncoder {
+    /// OpenAI chunks.
+    OpenAi(openai::StreamEncoder),
+    /// Anthropic events.
+    Anthropic(anthropic::StreamEncoder),
+}
+
+impl StreamEncoder {
+    /// An encoder for a client speaking `format`; `include_usage` is OpenAI's
+    /// `stream_options.include_usage` (other formats always carry usage).
+    pub fn new(format: WireFormat, include_usage: bool) -> Self {
+        match format {
+            WireFormat::OpenAiChat => {
+                StreamEncoder::OpenAi(openai::StreamEncoder::new(include_usage))
+            }
+            WireFormat::AnthropicMessages => {
+                StreamEncoder::Anthropic(anthropic::StreamEncoder::new())
+            }
+        }
+    }
+
+    /// The frames to send for `event`.
+    pub fn encode(&mut self, event: &StreamEvent) -> Vec<SseFrame> {
+        match self {
+            StreamEncoder::OpenAi(encoder) => encoder.encode(event),
+            StreamEncoder::Anthropic(encoder) => encoder.encode(event),
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use routerly_core::canonical::{ErrorBody, ErrorKind};
-use routerly_core::wire::{WireFormat, anthropic, openai};
+use routerly_core::wire::{self, WireFormat};
 
 /// An error answered to a proxy client, in the client's own format.
 #[derive(Debug)]
@@ -53,10 +53,7 @@ impl ProxyError {
         {
             body.message = format!("{} (trace id {trace_id})", body.message);
         }
-        match self.format {
-            WireFormat::OpenAiChat => openai::encode_error(&body),
-            WireFormat::AnthropicMessages => anthropic::encode_error(&body),
-        }
+        wire::encode_error(self.format, &body)
     }
 }
 

@@ -21,11 +21,11 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use routerly_core::canonical::{ChatRequest, ChatResponse, ErrorBody, ErrorKind};
+use routerly_core::canonical::{ChatRequest, ErrorBody, ErrorKind};
 use routerly_core::config::{ModelConfig, Project, ProjectToken};
 use routerly_core::estimate;
 use routerly_core::usage::{Outcome, Surface};
-use routerly_core::wire::{WireFormat, anthropic, openai};
+use routerly_core::wire::{self, WireFormat, anthropic};
 use routerly_providers::{Disposition, Operation, Target, UpstreamError, UpstreamResponse};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -174,11 +174,8 @@ fn parse_json_object(bytes: &[u8], format: WireFormat) -> Result<Value, ProxyErr
 }
 
 fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, ProxyError> {
-    let decoded = match format {
-        WireFormat::OpenAiChat => openai::decode_request(body),
-        WireFormat::AnthropicMessages => anthropic::decode_request(body),
-    };
-    decoded.map_err(|error| ProxyError::from_body(format, error.to_error_body()))
+    wire::decode_request(format, body)
+        .map_err(|error| ProxyError::from_body(format, error.to_error_body()))
 }
 
 /// The body to send to `model`'s provider: the client's own body with the model
@@ -198,12 +195,8 @@ fn upstream_body(
         }
         return Ok(serde_json::to_vec(raw).expect("a JSON value serializes"));
     }
-    let encoded = match provider_format {
-        WireFormat::OpenAiChat => openai::encode_request(request, &model.upstream_model),
-        WireFormat::AnthropicMessages => anthropic::encode_request(request, &model.upstream_model),
-    };
-    let body =
-        encoded.map_err(|error| ProxyError::from_body(client_format, error.to_error_body()))?;
+    let body = wire::encode_request(provider_format, request, &model.upstream_model)
+        .map_err(|error| ProxyError::from_body(client_format, error.to_error_body()))?;
     Ok(serde_json::to_vec(&body).expect("a JSON value serializes"))
 }
 
@@ -216,21 +209,6 @@ fn passthrough_headers(headers: &HeaderMap, model: &ModelConfig) -> HeaderMap {
         }
     }
     forwarded
-}
-
-fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse, String> {
-    let decoded = match format {
-        WireFormat::OpenAiChat => openai::decode_response(body),
-        WireFormat::AnthropicMessages => anthropic::decode_response(body),
-    };
-    decoded.map_err(|error| error.message)
-}
-
-fn encode_response(format: WireFormat, response: &ChatResponse) -> Value {
-    match format {
-        WireFormat::OpenAiChat => openai::encode_response(response),
-        WireFormat::AnthropicMessages => anthropic::encode_response(response),
-    }
 }
 
 /// A provider's error for a request it rejected, in the client's format, with the
@@ -253,10 +231,7 @@ fn provider_client_error(
         );
         return response;
     }
-    let canonical = match provider_format {
-        WireFormat::OpenAiChat => openai::decode_error(*status, body),
-        WireFormat::AnthropicMessages => anthropic::decode_error(*status, body),
-    };
+    let canonical = wire::decode_error(provider_format, *status, body);
     let mut proxy_error = ProxyError::from_body(client_format, canonical);
     proxy_error.status = *status;
     proxy_error.into_response()
@@ -498,8 +473,8 @@ fn answer_json(
 ) -> Result<(Response, routerly_core::canonical::Usage), UpstreamError> {
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
-    let mut canonical = decode_response(provider_format, &value).map_err(|message| {
-        UpstreamError::Protocol(format!("the answer is malformed: {message}"))
+    let mut canonical = wire::decode_response(provider_format, &value).map_err(|error| {
+        UpstreamError::Protocol(format!("the answer is malformed: {}", error.message))
     })?;
     let usage = canonical.usage;
     let client_body = if client_format == provider_format {
@@ -507,7 +482,7 @@ fn answer_json(
         value
     } else {
         canonical.model = model.id.clone();
-        encode_response(client_format, &canonical)
+        wire::encode_response(client_format, &canonical)
     };
     Ok((axum::Json(client_body).into_response(), usage))
 }
@@ -531,8 +506,7 @@ pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body
                 .map_err(|error| ProxyError::from_body(format, error))?;
         let model = candidates[0];
         if model.provider.wire_format() == WireFormat::AnthropicMessages {
-            let body = anthropic::encode_request(&request, &model.upstream_model)
-                .and_then(|_| anthropic::count_tokens_request(&request, &model.upstream_model))
+            let body = anthropic::count_tokens_request(&request, &model.upstream_model)
                 .map_err(|error| ProxyError::from_body(format, error.to_error_body()))?;
             let target = Target {
                 provider: model.provider,

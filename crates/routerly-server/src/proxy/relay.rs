@@ -17,7 +17,7 @@ use http::HeaderValue;
 use routerly_core::canonical::{ErrorBody, ErrorKind, StreamEvent, Usage};
 use routerly_core::config::{Pricing, ProviderKind};
 use routerly_core::usage::Outcome;
-use routerly_core::wire::{WireFormat, anthropic, openai};
+use routerly_core::wire::{StreamDecoder, StreamEncoder, WireFormat};
 use routerly_providers::{EventStream, SseEvent};
 use serde_json::Value;
 
@@ -49,22 +49,12 @@ pub struct RelayParts {
     pub attempt_started: Instant,
 }
 
-enum Decoder {
-    OpenAi(openai::StreamDecoder),
-    Anthropic(anthropic::StreamDecoder),
-}
-
-enum Encoder {
-    OpenAi(openai::StreamEncoder),
-    Anthropic(anthropic::StreamEncoder),
-}
-
 /// A stream being relayed.
 pub struct Relay {
     parts: RelayParts,
     pending_first: Option<SseEvent>,
-    decoder: Decoder,
-    encoder: Option<Encoder>,
+    decoder: StreamDecoder,
+    encoder: Option<StreamEncoder>,
     record: CallRecord,
     usage: Usage,
     first_byte_at: Option<Instant>,
@@ -75,19 +65,9 @@ pub struct Relay {
 impl Relay {
     /// A relay of `parts.events`, finishing `record` when it ends.
     pub fn new(mut parts: RelayParts, record: CallRecord) -> Self {
-        let decoder = match parts.provider_format {
-            WireFormat::OpenAiChat => Decoder::OpenAi(openai::StreamDecoder::new()),
-            WireFormat::AnthropicMessages => Decoder::Anthropic(anthropic::StreamDecoder::new()),
-        };
-        let encoder =
-            (parts.client_format != parts.provider_format).then(|| match parts.client_format {
-                WireFormat::OpenAiChat => {
-                    Encoder::OpenAi(openai::StreamEncoder::new(parts.client_wants_usage))
-                }
-                WireFormat::AnthropicMessages => {
-                    Encoder::Anthropic(anthropic::StreamEncoder::new())
-                }
-            });
+        let decoder = StreamDecoder::new(parts.provider_format);
+        let encoder = (parts.client_format != parts.provider_format)
+            .then(|| StreamEncoder::new(parts.client_format, parts.client_wants_usage));
         let pending_first = Some(std::mem::replace(
             &mut parts.first_event,
             SseEvent {
@@ -183,11 +163,10 @@ impl Relay {
 
     /// Decodes one upstream event and produces the bytes for the client.
     fn translate(&mut self, event: &SseEvent) -> Result<Vec<u8>, String> {
-        let events = match &mut self.decoder {
-            Decoder::OpenAi(decoder) => decoder.decode(&event.data),
-            Decoder::Anthropic(decoder) => decoder.decode(event.event.as_deref(), &event.data),
-        }
-        .map_err(|error| error.message)?;
+        let events = self
+            .decoder
+            .decode(event.event.as_deref(), &event.data)
+            .map_err(|error| error.message)?;
         for canonical in &events {
             match canonical {
                 StreamEvent::Start { usage, .. } | StreamEvent::Usage { usage } => {
@@ -205,11 +184,7 @@ impl Relay {
             if let StreamEvent::Start { model, .. } = &mut canonical {
                 model.clone_from(&self.parts.model_id);
             }
-            let frames = match encoder {
-                Encoder::OpenAi(encoder) => encoder.encode(&canonical),
-                Encoder::Anthropic(encoder) => encoder.encode(&canonical),
-            };
-            for frame in frames {
+            for frame in encoder.encode(&canonical) {
                 out.extend_from_slice(&frame.to_bytes());
             }
         }
