@@ -356,6 +356,9 @@ async fn read_body(
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 /// A provider's event stream, with the first-token and idle timeouts applied per event.
+///
+/// [`EventStream::next_event`] is cancel-safe: the deadline runs from the last event (or
+/// the start), not from the call, so a caller may race it against a keep-alive timer.
 pub struct EventStream {
     bytes: ByteStream,
     parser: SseParser,
@@ -363,6 +366,7 @@ pub struct EventStream {
     idle: Duration,
     received_any: bool,
     finished: bool,
+    last_event_at: tokio::time::Instant,
 }
 
 impl EventStream {
@@ -374,6 +378,7 @@ impl EventStream {
             idle,
             received_any: false,
             finished: false,
+            last_event_at: tokio::time::Instant::now(),
         }
     }
 
@@ -382,6 +387,7 @@ impl EventStream {
         loop {
             if let Some(event) = self.parser.next_event() {
                 self.received_any = true;
+                self.last_event_at = tokio::time::Instant::now();
                 return Ok(Some(event));
             }
             if self.finished {
@@ -392,7 +398,7 @@ impl EventStream {
             } else {
                 (self.first_token, TimeoutPhase::FirstToken)
             };
-            match tokio::time::timeout(wait, self.bytes.next()).await {
+            match tokio::time::timeout_at(self.last_event_at + wait, self.bytes.next()).await {
                 Err(_) => return Err(UpstreamError::Timeout(phase)),
                 Ok(None) => {
                     self.finished = true;

@@ -52,7 +52,8 @@ pub struct RelayParts {
 /// A stream being relayed.
 pub struct Relay {
     parts: RelayParts,
-    pending_first: Option<SseEvent>,
+    /// The first event, already translated for the client.
+    pending_first: Option<Bytes>,
     decoder: StreamDecoder,
     encoder: Option<StreamEncoder>,
     record: CallRecord,
@@ -63,21 +64,23 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay of `parts.events`, finishing `record` when it ends.
-    pub fn new(mut parts: RelayParts, record: CallRecord) -> Self {
+    /// A relay of `parts.events`, finishing `record` when it ends; or, when the first event
+    /// cannot be read, why not, so the caller can try the next candidate (nothing has
+    /// reached the client yet, and no record is written).
+    pub fn start(mut parts: RelayParts, record: CallRecord) -> Result<Self, String> {
         let decoder = StreamDecoder::new(parts.provider_format);
         let encoder = (parts.client_format != parts.provider_format)
             .then(|| StreamEncoder::new(parts.client_format, parts.client_wants_usage));
-        let pending_first = Some(std::mem::replace(
+        let first_event = std::mem::replace(
             &mut parts.first_event,
             SseEvent {
                 event: None,
                 data: String::new(),
             },
-        ));
-        Relay {
+        );
+        let mut relay = Relay {
             parts,
-            pending_first,
+            pending_first: None,
             decoder,
             encoder,
             record,
@@ -85,6 +88,17 @@ impl Relay {
             first_byte_at: None,
             saw_end: false,
             finished: false,
+        };
+        match relay.translate(&first_event) {
+            Ok(bytes) => {
+                relay.pending_first = Some(Bytes::from(bytes));
+                Ok(relay)
+            }
+            Err(message) => {
+                // The caller records this attempt and moves on; this relay records nothing.
+                relay.finished = true;
+                Err(message)
+            }
         }
     }
 
@@ -110,6 +124,12 @@ impl Relay {
 
     /// The next bytes to send, one upstream event's worth; `None` when done.
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.pending_first.take()
+            && !first.is_empty()
+        {
+            self.first_byte_at.get_or_insert_with(Instant::now);
+            return Some(first);
+        }
         loop {
             if self.finished {
                 return None;
@@ -118,11 +138,7 @@ impl Relay {
                 self.finish(Outcome::Success, None).await;
                 return None;
             }
-            let next = match self.pending_first.take() {
-                Some(first) => Ok(Some(first)),
-                None => self.parts.events.next_event().await,
-            };
-            let event = match next {
+            let event = match self.parts.events.next_event().await {
                 Ok(Some(event)) => event,
                 Ok(None) => {
                     return Some(
