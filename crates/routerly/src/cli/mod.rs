@@ -1,0 +1,157 @@
+//! The command tree and what each command does, over the management API.
+
+mod auth;
+mod model;
+mod project;
+mod report;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::client::{Client, SessionsFile, post_anonymous, session_from_login};
+pub use auth::AuthCommand;
+pub use model::ModelCommand;
+pub use project::ProjectCommand;
+pub use report::ReportCommand;
+
+/// Routerly: a self-hosted LLM API gateway.
+#[derive(Debug, Parser)]
+#[command(name = "routerly", version, about)]
+pub struct Args {
+    /// Use this saved session instead of the current one.
+    #[arg(long, global = true, env = "ROUTERLY_SERVER")]
+    pub server: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service in the foreground.
+    Serve(ServeOptions),
+    /// Create the first admin on a fresh install and log in.
+    Setup {
+        /// The server's URL.
+        #[arg(long)]
+        url: String,
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The admin's password (at least 8 characters).
+        #[arg(long)]
+        password: String,
+        /// The one-time setup token (needed from another machine than the server).
+        #[arg(long)]
+        setup_token: Option<String>,
+        /// Save the session under this alias.
+        #[arg(long, default_value = "default")]
+        alias: String,
+    },
+    /// Log in and out.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Registered models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Projects, their models and tokens.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Usage reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+/// Options of `routerly serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeOptions {
+    /// Address to listen on (default from settings, then `ROUTERLY_HOST`).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port to listen on (default from settings, then `ROUTERLY_PORT`).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// Percent-encodes a path segment.
+pub(crate) fn segment(value: &str) -> String {
+    let mut encoded = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Prints rows as an aligned table.
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers
+        .iter()
+        .map(|header| header.chars().count())
+        .collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|header| header.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+    if rows.is_empty() {
+        println!("(none)");
+    }
+}
+
+pub(crate) fn text(value: &Value, pointer: &str) -> String {
+    match value.pointer(pointer) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Runs a command other than `serve`.
+pub async fn run(command: Command, server: Option<String>) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => unreachable!("serve is run by main"),
+        Command::Setup {
+            url,
+            email,
+            password,
+            setup_token,
+            alias,
+        } => {
+            let answer = post_anonymous(
+                &url,
+                "/api/setup/first-admin",
+                &json!({ "email": email, "password": password, "setup_token": setup_token }),
+            )
+            .await?;
+            SessionsFile::remember(&alias, session_from_login(&url, &answer)?)?;
+            println!("Created the first admin {email} and logged in (session `{alias}`).");
+            Ok(())
+        }
+        Command::Auth(command) => auth::run(command, server).await,
+        Command::Model(command) => model::run(command, Client::open(server.as_deref())?).await,
+        Command::Project(command) => project::run(command, Client::open(server.as_deref())?).await,
+        Command::Report(command) => report::run(command, Client::open(server.as_deref())?).await,
+    }
+}
