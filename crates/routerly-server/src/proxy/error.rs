@@ -12,8 +12,8 @@ use routerly_core::wire::{self, WireFormat};
 pub struct ProxyError {
     /// The client's wire format, which decides the body's shape.
     pub format: WireFormat,
-    /// What went wrong.
-    pub body: ErrorBody,
+    /// What went wrong (boxed to keep `Result<_, ProxyError>` small).
+    pub body: Box<ErrorBody>,
     /// The HTTP status; from `body.kind` unless a provider's own status is passed on.
     pub status: u16,
     /// Seconds after which a retry may succeed.
@@ -33,7 +33,7 @@ impl ProxyError {
         ProxyError {
             format,
             status: body.kind.status(),
-            body,
+            body: Box::new(body),
             retry_after: None,
             trace_id: None,
         }
@@ -47,7 +47,7 @@ impl ProxyError {
 
     /// The JSON body in the client's shape.
     pub fn json(&self) -> serde_json::Value {
-        let mut body = self.body.clone();
+        let mut body = (*self.body).clone();
         if self.status >= 500
             && let Some(trace_id) = &self.trace_id
         {
