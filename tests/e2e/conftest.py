@@ -7,10 +7,17 @@ fixture ends. No test reaches the internet; upstream providers are `routerly-moc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import selectors
+import shutil
+import signal
 import subprocess
+import tempfile
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -128,3 +135,254 @@ def mock_session() -> Iterator[MockProviders]:
         yield providers
     finally:
         stop_process(process)
+
+
+# ---- Routerly ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as the README's quick start registers it, pointed at the mock."""
+
+    id: str
+    provider: str  # "openai" or "anthropic"
+    upstream: str  # the provider's own model name, echoed by the mock
+    alias: str  # the project alias that reaches it
+    input_price: float  # USD per million tokens
+    output_price: float
+    cached_price: float
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int = 0) -> float:
+        """The cost Routerly must record: `input_tokens` includes the cached ones."""
+        return (
+            (input_tokens - cached_tokens) * self.input_price
+            + cached_tokens * self.cached_price
+            + output_tokens * self.output_price
+        ) / 1_000_000
+
+
+OPENAI_MODEL = ModelSpec("gpt-4o-mini", "openai", "gpt-4o-mini", "gpt-4o", 0.15, 0.60, 0.075)
+ANTHROPIC_MODEL = ModelSpec("claude-sonnet", "anthropic", "claude-sonnet-4-5", "claude", 3.0, 15.0, 0.30)
+MODELS = (OPENAI_MODEL, ANTHROPIC_MODEL)
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "a long password"
+
+
+# The mock's deterministic rules (see crates/routerly-mock/src/lib.rs), restated.
+
+
+def tokens(byte_count: int) -> int:
+    """The mock's token rule: a quarter of the counted bytes, rounded up."""
+    return -(-byte_count // 4)
+
+
+def utf8_len(*texts: str) -> int:
+    return sum(len(text.encode()) for text in texts)
+
+
+def compact(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def hello(model: ModelSpec, text: str) -> str:
+    """The mock's plain answer to `text` (directives removed, cut to 60 characters)."""
+    said = " ".join(re.sub(r"\[mock:[^\]]*\]", " ", text).split())[:60]
+    return f"Hello from mock {model.provider} {model.upstream}! You said: {said}"
+
+
+def read_usage_file(path: Path) -> tuple[list[dict], list[str]]:
+    """The records of a usage log and its lines that do not parse (in file order)."""
+    if not path.exists():
+        return [], []
+    records, bad_lines = [], []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            bad_lines.append(line)
+    return records, bad_lines
+
+
+@dataclass
+class Routerly:
+    """A running `routerly serve` with a fresh home, configured through the CLI."""
+
+    process: subprocess.Popen
+    url: str  # "http://127.0.0.1:P"
+    home: Path  # ROUTERLY_HOME
+    env: dict  # the environment the service and the CLI run with
+    log_path: Path  # the service's stderr
+    mock: MockProviders
+    token: str = ""
+    token_id: str = ""
+    project_id: str = ""
+    project_slug: str = ""
+
+    @property
+    def usage_path(self) -> Path:
+        return self.home / "data" / "usage.jsonl"
+
+    def cli(self, *args: str, check: bool = True) -> str:
+        """Runs `routerly ARGS` against this service and returns its stdout."""
+        binary = find_binary("ROUTERLY_BIN", "target/debug/routerly")
+        done = subprocess.run(
+            [str(binary), *args], env=self.env, capture_output=True, text=True, timeout=30
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"`routerly {' '.join(args)}` exited {done.returncode}\n"
+                f"stdout: {done.stdout}\nstderr: {done.stderr}"
+            )
+        return done.stdout
+
+    def cli_json(self, *args: str):
+        return json.loads(self.cli(*args))
+
+    def usage_records(self) -> list[dict]:
+        """Every record in `data/usage.jsonl` now; a line that does not parse fails the test."""
+        records, bad_lines = read_usage_file(self.usage_path)
+        assert not bad_lines, f"unparseable usage lines: {bad_lines}"
+        return records
+
+    def record_for(self, trace_id: str, timeout: float = 5.0) -> dict:
+        """The one usage record with `trace_id`, waiting for the writer (it fsyncs within 100 ms)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            matching = [record for record in self.usage_records() if record["trace_id"] == trace_id]
+            if matching:
+                # Duplicates are also looked for in the whole log after the final flush.
+                assert len(matching) == 1, f"{len(matching)} records for trace {trace_id}: {matching}"
+                return matching[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no usage record for trace {trace_id} within {timeout}s")
+            time.sleep(0.02)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        """The exit code, failing (and killing the process) if it does not exit in time."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+            raise AssertionError(f"routerly did not exit within {timeout}s\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 40.0) -> int:
+        """SIGTERM and wait: the exit code (0 on a clean shutdown)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
+
+def spawn_routerly(home: Path, env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """Starts `routerly serve` on a free loopback port; its URL from the first stdout line."""
+    binary = find_binary("ROUTERLY_BIN", "target/debug/routerly")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(binary), "serve", "--host", "127.0.0.1", "--port", "0"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+        )
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    try:
+        ready = selector.select(20)
+    finally:
+        selector.close()
+    line = process.stdout.readline() if ready else ""
+    prefix = "routerly listening on "
+    if not line.startswith(prefix):
+        process.kill()
+        process.wait(5)
+        raise AssertionError(f"routerly did not start: {line!r}\n{log_path.read_text(errors='replace')}")
+    return process, line.removeprefix(prefix).strip()
+
+
+def start_routerly(mock: MockProviders, root: Path) -> Routerly:
+    """A fresh Routerly under `root`, configured through the CLI as the README's quick start."""
+    home = root / "home"
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("ROUTERLY_", "XDG_"))
+    }
+    env.update(
+        ROUTERLY_HOME=str(home),
+        XDG_CONFIG_HOME=str(root / "xdg"),
+        HOME=str(root),
+        ROUTERLY_LOG=os.environ.get("ROUTERLY_TEST_LOG", "warn"),
+    )
+    log_path = root / "routerly.log"
+    process, url = spawn_routerly(home, env, log_path)
+    routerly = Routerly(process, url, home, env, log_path, mock)
+    try:
+        routerly.cli("setup", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        routerly.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        for model in MODELS:
+            endpoint = mock.openai_url if model.provider == "openai" else mock.anthropic_url
+            routerly.cli(
+                "model", "add", "--id", model.id, "--provider", model.provider,
+                "--endpoint", endpoint, "--api-key", mock.api_key,
+                "--upstream-model", model.upstream,
+                "--input-price", str(model.input_price), "--output-price", str(model.output_price),
+                "--cached-price", str(model.cached_price),
+                "--context-window", "128000", "--capabilities", "vision,tools,json",
+            )  # fmt: skip
+        project = routerly.cli_json("project", "create", "--name", "My App", "--json")
+        routerly.project_id, routerly.project_slug = project["id"], project["slug"]
+        assert routerly.project_slug == "my-app", project
+        for model in MODELS:
+            routerly.cli("project", "model", "add", "my-app", model.id, "--alias", model.alias)
+        created = routerly.cli_json("project", "token", "create", "my-app", "--json")
+        routerly.token, routerly.token_id = created["token"], created["id"]
+        assert routerly.token.startswith("sk-lr-"), created
+    except BaseException:
+        routerly.process.kill()
+        routerly.process.wait(5)
+        raise
+    return routerly
+
+
+@contextlib.contextmanager
+def running_routerly(mock: MockProviders) -> Iterator[Routerly]:
+    """A configured Routerly in a temporary directory, stopped with SIGTERM (exit code 0
+    asserted) and its directory removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix="routerly-e2e-"))
+    try:
+        routerly = start_routerly(mock, root)
+        try:
+            yield routerly
+        finally:
+            code = routerly.stop()
+            assert code == 0, f"routerly exited {code} on SIGTERM\n{routerly.log_tail()}"
+            records, bad_lines = read_usage_file(routerly.usage_path)
+            assert not bad_lines, f"unparseable usage lines after a clean shutdown: {bad_lines}"
+            for field in ("id", "trace_id"):
+                repeated = [value for value, count in Counter(r[field] for r in records).items() if count > 1]
+                assert not repeated, f"usage records share a {field}: {repeated}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def routerly(mock_session) -> Iterator[Routerly]:
+    """One configured Routerly per test module, on the session's mock providers."""
+    with running_routerly(mock_session) as instance:
+        yield instance

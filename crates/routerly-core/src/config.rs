@@ -29,6 +29,34 @@ pub struct Settings {
     pub shutdown_grace_seconds: u64,
     /// Budget alert thresholds in percent.
     pub alert_thresholds: Vec<u32>,
+    /// Bearer token that `GET /metrics` requires; open when absent. A secret: stored as
+    /// `enc:v1:…` (encrypted under the master key) or an `env:NAME` reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_token: Option<String>,
+    /// How `routerly serve` writes its log lines (`ROUTERLY_LOG_FORMAT` overrides it).
+    pub log_format: LogFormat,
+    /// IANA time zone of calendar budget windows that name none themselves.
+    pub budget_time_zone: String,
+    /// Output tokens a budget reservation assumes when a request sets no `max_tokens`.
+    pub budget_default_output_tokens: u64,
+    /// Notification channels for budget alerts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notification_channels: Vec<crate::alerts::Channel>,
+    /// Whether webhooks may target loopback, private and link-local addresses.
+    pub allow_private_webhooks: bool,
+    /// The usage log is rotated when it grows past this many bytes (and at each new month).
+    pub usage_log_rotate_bytes: u64,
+}
+
+/// The shape of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable text.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 impl Default for Settings {
@@ -43,6 +71,13 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             shutdown_grace_seconds: 30,
             alert_thresholds: vec![50, 80, 100],
+            metrics_token: None,
+            log_format: LogFormat::Text,
+            budget_time_zone: "UTC".to_owned(),
+            budget_default_output_tokens: 1024,
+            notification_channels: Vec::new(),
+            allow_private_webhooks: false,
+            usage_log_rotate_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -92,7 +127,10 @@ impl TimeoutOverrides {
     }
 }
 
-/// The wire protocol a provider speaks.
+/// Which provider serves a model: a native adapter or a catalogue preset.
+///
+/// Presets (`groq`, `deepseek`, …) speak the OpenAI wire format and differ from `custom`
+/// only by their default endpoint and the catalogue's knowledge of their models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
@@ -103,14 +141,58 @@ pub enum ProviderKind {
     Custom,
     /// Anthropic's Messages API.
     Anthropic,
+    /// Google's Gemini API (`generateContent`).
+    Gemini,
+    /// Mistral's chat API.
+    Mistral,
+    /// Ollama's native `/api/chat`.
+    Ollama,
+    /// Azure OpenAI: OpenAI's format behind deployment URLs and an `api-key` header.
+    Azure,
+    /// Groq (OpenAI-compatible).
+    Groq,
+    /// DeepSeek (OpenAI-compatible).
+    #[serde(rename = "deepseek")]
+    DeepSeek,
+    /// xAI (OpenAI-compatible).
+    #[serde(rename = "xai")]
+    XAi,
+    /// Together AI (OpenAI-compatible).
+    Together,
+    /// OpenRouter (OpenAI-compatible).
+    #[serde(rename = "openrouter")]
+    OpenRouter,
+    /// Perplexity (OpenAI-compatible).
+    Perplexity,
+    /// Fireworks AI (OpenAI-compatible).
+    Fireworks,
+    /// A vLLM server (OpenAI-compatible).
+    #[serde(rename = "vllm")]
+    Vllm,
+    /// LM Studio's local server (OpenAI-compatible).
+    #[serde(rename = "lmstudio")]
+    LmStudio,
 }
 
 impl ProviderKind {
     /// Every provider this build supports, in the order error messages list them.
-    pub const ALL: [ProviderKind; 3] = [
+    pub const ALL: [ProviderKind; 16] = [
         ProviderKind::OpenAi,
-        ProviderKind::Custom,
         ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::Mistral,
+        ProviderKind::Ollama,
+        ProviderKind::Azure,
+        ProviderKind::Custom,
+        ProviderKind::Groq,
+        ProviderKind::DeepSeek,
+        ProviderKind::XAi,
+        ProviderKind::Together,
+        ProviderKind::OpenRouter,
+        ProviderKind::Perplexity,
+        ProviderKind::Fireworks,
+        ProviderKind::Vllm,
+        ProviderKind::LmStudio,
     ];
 
     /// The name used in config files, the API and the CLI.
@@ -119,6 +201,19 @@ impl ProviderKind {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Custom => "custom",
             ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Mistral => "mistral",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Azure => "azure",
+            ProviderKind::Groq => "groq",
+            ProviderKind::DeepSeek => "deepseek",
+            ProviderKind::XAi => "xai",
+            ProviderKind::Together => "together",
+            ProviderKind::OpenRouter => "openrouter",
+            ProviderKind::Perplexity => "perplexity",
+            ProviderKind::Fireworks => "fireworks",
+            ProviderKind::Vllm => "vllm",
+            ProviderKind::LmStudio => "lmstudio",
         }
     }
 
@@ -136,23 +231,38 @@ impl ProviderKind {
             })
     }
 
-    /// The provider's base URL as its official SDK takes it; `None` when one must be given.
+    /// The provider's base URL as its official SDK takes it; `None` when one must be given
+    /// (`custom`, and `azure`, whose endpoint names the customer's own resource).
     pub fn default_endpoint(self) -> Option<&'static str> {
-        match self {
-            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
-            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
-            ProviderKind::Custom => None,
-        }
+        crate::catalogue::provider(self).and_then(|entry| entry.default_endpoint.as_deref())
     }
 
     /// The wire format of the provider's chat endpoint.
     pub fn wire_format(self) -> crate::wire::WireFormat {
+        use crate::wire::WireFormat;
         match self {
-            ProviderKind::OpenAi | ProviderKind::Custom => crate::wire::WireFormat::OpenAiChat,
-            ProviderKind::Anthropic => crate::wire::WireFormat::AnthropicMessages,
+            ProviderKind::Anthropic => WireFormat::AnthropicMessages,
+            ProviderKind::Gemini => WireFormat::GeminiGenerateContent,
+            ProviderKind::Mistral => WireFormat::MistralChat,
+            ProviderKind::Ollama => WireFormat::OllamaChat,
+            ProviderKind::OpenAi
+            | ProviderKind::Custom
+            | ProviderKind::Azure
+            | ProviderKind::Groq
+            | ProviderKind::DeepSeek
+            | ProviderKind::XAi
+            | ProviderKind::Together
+            | ProviderKind::OpenRouter
+            | ProviderKind::Perplexity
+            | ProviderKind::Fireworks
+            | ProviderKind::Vllm
+            | ProviderKind::LmStudio => WireFormat::OpenAiChat,
         }
     }
 }
+
+/// The `api-version` sent to Azure OpenAI when a model sets none: the newest GA version.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 /// `config/models.json`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -189,6 +299,10 @@ pub struct ModelConfig {
     /// Per-model timeout overrides.
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Azure OpenAI's `api-version`; [`AZURE_DEFAULT_API_VERSION`] when absent. Other
+    /// providers ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     /// When it was registered.
     #[serde(default = "Utc::now")]
     pub created_at: DateTime<Utc>,
@@ -205,6 +319,29 @@ pub struct Pricing {
     /// Input tokens read from cache; the input price when absent.
     pub cached_input: Option<f64>,
     /// Input tokens written to cache; the input price when absent.
+    pub cache_write: Option<f64>,
+    /// Higher prices for calls whose prompt is longer than a threshold (Gemini Pro and
+    /// long-context Claude price this way); absent for flat prices.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<PriceTier>,
+}
+
+/// The prices of a call whose prompt has more than `above_input_tokens` tokens; they
+/// replace the base prices for the whole call, as the providers bill it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTier {
+    /// The prompt length (all input tokens) above which this tier applies.
+    pub above_input_tokens: u64,
+    /// Uncached input tokens.
+    pub input: f64,
+    /// Output tokens.
+    pub output: f64,
+    /// Cached input tokens; the tier's input price when absent.
+    #[serde(default)]
+    pub cached_input: Option<f64>,
+    /// Cache-write tokens; the tier's input price when absent.
+    #[serde(default)]
     pub cache_write: Option<f64>,
 }
 

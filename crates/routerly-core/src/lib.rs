@@ -2,12 +2,18 @@
 //!
 //! - [`canonical`]: the one internal chat model (request, response, stream events, errors).
 //! - [`wire`]: the client and provider wire formats, each converting to and from it.
+//! - [`catalogue`]: the providers and models Routerly knows, with prices (shipped data).
 //! - [`config`]: the schema of the JSON files under `$ROUTERLY_HOME/config`.
 //! - [`usage`]: usage records and cost.
 //! - [`estimate`]: cheap token estimates.
+//! - [`alerts`]: notification channels and the budget events sent through them.
+//! - [`limits`]: budgets and rate limits: levels, modes, calendar and rolling windows.
 
+pub mod alerts;
 pub mod canonical;
+pub mod catalogue;
 pub mod config;
 pub mod estimate;
+pub mod limits;
 pub mod usage;
 pub mod wire;

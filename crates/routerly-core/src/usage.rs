@@ -57,15 +57,29 @@ pub struct Cost {
 
 /// The cost of `usage` at `pricing` (USD per million tokens); cached and cache-write
 /// tokens use their own prices, falling back to the input price.
+///
+/// A long-context tier, when the prompt exceeds its threshold, replaces every price.
 pub fn cost(pricing: &Pricing, usage: &Usage) -> Cost {
     const PER: f64 = 1_000_000.0;
-    let cached_price = pricing.cached_input.unwrap_or(pricing.input);
-    let cache_write_price = pricing.cache_write.unwrap_or(pricing.input);
-    let input_usd = (usage.uncached_input_tokens() as f64 * pricing.input
+    let (input_price, output_price, cached_price, cache_write_price) = match pricing.long_context {
+        Some(tier) if usage.input_tokens > tier.above_input_tokens => (
+            tier.input,
+            tier.output,
+            tier.cached_input.unwrap_or(tier.input),
+            tier.cache_write.unwrap_or(tier.input),
+        ),
+        _ => (
+            pricing.input,
+            pricing.output,
+            pricing.cached_input.unwrap_or(pricing.input),
+            pricing.cache_write.unwrap_or(pricing.input),
+        ),
+    };
+    let input_usd = (usage.uncached_input_tokens() as f64 * input_price
         + usage.cached_input_tokens as f64 * cached_price
         + usage.cache_write_tokens as f64 * cache_write_price)
         / PER;
-    let output_usd = usage.output_tokens as f64 * pricing.output / PER;
+    let output_usd = usage.output_tokens as f64 * output_price / PER;
     Cost {
         input_usd,
         output_usd,
@@ -153,6 +167,7 @@ mod tests {
             output: 15.0,
             cached_input: Some(0.3),
             cache_write: Some(3.75),
+            long_context: None,
         };
         let usage = Usage {
             input_tokens: 1_000_000 + 2_000_000 + 4_000_000,
@@ -177,6 +192,7 @@ mod tests {
             output: 8.0,
             cached_input: None,
             cache_write: None,
+            long_context: None,
         };
         let usage = Usage {
             input_tokens: 500_000,
@@ -184,5 +200,34 @@ mod tests {
             ..Usage::default()
         };
         assert!((cost(&pricing, &usage).input_usd - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_long_prompt_is_billed_at_the_long_context_tier() {
+        let pricing = Pricing {
+            input: 1.25,
+            output: 10.0,
+            cached_input: None,
+            cache_write: None,
+            long_context: Some(crate::config::PriceTier {
+                above_input_tokens: 200_000,
+                input: 2.5,
+                output: 15.0,
+                cached_input: None,
+                cache_write: None,
+            }),
+        };
+        let short = Usage {
+            input_tokens: 200_000,
+            output_tokens: 100_000,
+            ..Usage::default()
+        };
+        let long = Usage {
+            input_tokens: 400_000,
+            output_tokens: 100_000,
+            ..Usage::default()
+        };
+        assert!((cost(&pricing, &short).total_usd - (0.25 + 1.0)).abs() < 1e-9);
+        assert!((cost(&pricing, &long).total_usd - (1.0 + 1.5)).abs() < 1e-9);
     }
 }

@@ -1,10 +1,12 @@
-//! Mock OpenAI and Anthropic providers on loopback, for Routerly's tests and benchmarks.
+//! Mock LLM providers on loopback, for Routerly's tests and benchmarks: OpenAI, Anthropic,
+//! Google Gemini, Mistral, Ollama and Azure OpenAI.
 //!
 //! Layout: this file holds the public API ([`spawn`], [`MockServer`], [`MockOptions`]), the
 //! shared server state (recorded requests, injected failures), the axum router, and the one
-//! error type whose body takes each provider's native shape. `openai.rs` and `anthropic.rs`
-//! each hold one provider in the same order: validation, the conversation view, the response,
-//! the stream. `common.rs` holds what both share: directives, the answer rules, the token rule.
+//! error type whose body takes each provider's native shape. `openai.rs` (which also serves
+//! Azure's deployment URLs), `anthropic.rs`, `gemini.rs`, `mistral.rs` and `ollama.rs` each
+//! hold one provider in the same order: validation, the conversation view, the response, the
+//! stream. `common.rs` holds what all share: directives, the answer rules, the token rule.
 //!
 //! The mocks reject what the real APIs reject (with the same status, error shape and, where
 //! known, message), because Routerly is judged by them. They never touch the network beyond
@@ -17,13 +19,17 @@
 //!    message (no tool results): call the tool `tool_choice` names, else the first tool (every
 //!    tool with `[mock:parallel]`). Arguments come from the tool's schema: each property is
 //!    `"Paris"` for string, `1` for number/integer, `true` for boolean, else `null`. Ids are
-//!    `call_<n>` (OpenAI, finish_reason `tool_calls`) or `toolu_<n>` (Anthropic, stop_reason
-//!    `tool_use`), `n` counting from 1 per server (reset by `/_mock/reset`).
+//!    `call_<n>` (OpenAI and Azure, finish_reason `tool_calls`), `toolu_<n>` (Anthropic,
+//!    stop_reason `tool_use`) or `mock<n, 5 digits>` (Mistral, whose ids are 9 letters and
+//!    digits), `n` counting from 1 per server (reset by `/_mock/reset`). Gemini and Ollama
+//!    calls carry no id, as the real APIs send none.
 //! 2. JSON output was asked for (OpenAI `response_format` json_object/json_schema, Anthropic
 //!    `output_format` or `output_config.format`): `{"answer":"mock"}`.
 //! 3. The last message carries tool results: `Tool result: <result texts joined by "; ">`.
 //! 4. The last user message has images: `I see <n> image(s).`
-//! 5. Otherwise `Hello from mock <openai|anthropic> <model>! You said: <text>`, where text is the
+//! 5. Otherwise `Hello from mock <provider> <model>! You said: <text>` (provider `openai`,
+//!    `anthropic`, `gemini`, `mistral`, `ollama` or `azure`; Azure's model is the deployment),
+//!    where text is the
 //!    last user message's text with directives removed, whitespace collapsed to single spaces,
 //!    cut to its first 60 characters. `model` in every answer echoes the request's model.
 //!
@@ -39,8 +45,13 @@
 //! of the request's `tools` array. `/v1/messages/count_tokens` uses the same function.
 //! Output tokens = whitespace-separated words of the answer (tool calls: 10), plus the words
 //! of the thinking text when thinking is enabled.
+//! Gemini counts the same bytes of `contents` and `systemInstruction` (function-call `args` and
+//! function-response `response` as compact JSON) and of its `tools` array; Ollama and Mistral
+//! count like OpenAI (Ollama's tool `arguments` objects as compact JSON). Usage fields are each
+//! provider's own: Gemini `usageMetadata`, Ollama `prompt_eval_count`/`eval_count`.
 //! `[mock:cached=N]` reports N cached input tokens (OpenAI `prompt_tokens_details.cached_tokens`,
-//! inside `prompt_tokens`; Anthropic `cache_read_input_tokens`), `[mock:cache_write=N]` reports
+//! inside `prompt_tokens`; Anthropic `cache_read_input_tokens`; Gemini
+//! `cachedContentTokenCount`), `[mock:cache_write=N]` reports
 //! Anthropic `cache_creation_input_tokens`. Anthropic's `input_tokens` excludes both, as the
 //! real API does: it is the estimate minus cached minus cache-write tokens (never below 0).
 //!
@@ -49,7 +60,8 @@
 //! Read from the caller's last turn (OpenAI: the last `user` or `tool` message; Anthropic: the
 //! last `user` message, its text and tool-result blocks):
 //! `[mock:status=NNN]` answers that status with the provider's error body (429 adds
-//! `retry-after: 1`; Anthropic 529 is `overloaded_error`), `[mock:delay_ms=N]` waits before the
+//! `retry-after: 1` where the provider sends that header, and Gemini's `RetryInfo` detail with
+//! `retryDelay: "1s"` instead; Anthropic 529 is `overloaded_error`), `[mock:delay_ms=N]` waits before the
 //! response head, `[mock:chunk_delay_ms=N]` waits between stream events, `[mock:die_after=N]`
 //! sends N stream events then drops the connection (no `[DONE]`/`message_stop`),
 //! `[mock:garbage]` answers 200 with a body that is not JSON (garbage SSE when streaming),
@@ -65,6 +77,9 @@
 
 mod anthropic;
 mod common;
+mod gemini;
+mod mistral;
+mod ollama;
 mod openai;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -90,14 +105,37 @@ pub enum MockKind {
     OpenAi,
     /// The Anthropic Messages API (`/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`).
     Anthropic,
+    /// The Gemini API (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
+    /// `:countTokens`, `/v1beta/models`).
+    Gemini,
+    /// Mistral's API (`/v1/chat/completions`, `/v1/models`).
+    Mistral,
+    /// Ollama's native API (`/api/chat`, `/api/tags`, `/api/version`).
+    Ollama,
+    /// Azure OpenAI (`/openai/deployments/{deployment}/chat/completions?api-version=…`).
+    Azure,
 }
 
 impl MockKind {
+    /// Every kind, in the order the binary starts them.
+    pub const ALL: [MockKind; 6] = [
+        MockKind::OpenAi,
+        MockKind::Anthropic,
+        MockKind::Gemini,
+        MockKind::Mistral,
+        MockKind::Ollama,
+        MockKind::Azure,
+    ];
+
     /// The provider's lowercase name, as it appears in answers.
     pub fn name(self) -> &'static str {
         match self {
             MockKind::OpenAi => "openai",
             MockKind::Anthropic => "anthropic",
+            MockKind::Gemini => "gemini",
+            MockKind::Mistral => "mistral",
+            MockKind::Ollama => "ollama",
+            MockKind::Azure => "azure",
         }
     }
 }
@@ -161,11 +199,16 @@ pub struct MockServer {
 
 impl MockServer {
     /// The base URL as the provider's official SDK takes it: `http://HOST:PORT/v1` for OpenAI,
-    /// `http://HOST:PORT` for Anthropic.
+    /// `http://HOST:PORT` for the others (Anthropic, Gemini, Mistral's `server_url`, Ollama's
+    /// host, Azure's endpoint).
     pub fn base_url(&self) -> String {
         match self.state.kind {
             MockKind::OpenAi => format!("http://{}/v1", self.addr),
-            MockKind::Anthropic => format!("http://{}", self.addr),
+            MockKind::Anthropic
+            | MockKind::Gemini
+            | MockKind::Mistral
+            | MockKind::Ollama
+            | MockKind::Azure => format!("http://{}", self.addr),
         }
     }
 
@@ -246,7 +289,7 @@ pub async fn try_spawn(kind: MockKind, options: MockOptions) -> std::io::Result<
 pub(crate) struct MockState {
     pub(crate) kind: MockKind,
     api_key: Option<String>,
-    models: Vec<String>,
+    pub(crate) models: Vec<String>,
     record_limit: usize,
     records: Mutex<VecDeque<Record>>,
     fail_count: AtomicUsize,
@@ -271,6 +314,14 @@ impl MockState {
                 MockKind::Anthropic => {
                     &["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-7"]
                 }
+                MockKind::Gemini => &["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash"],
+                MockKind::Mistral => &[
+                    "mistral-small-latest",
+                    "mistral-large-latest",
+                    "magistral-medium-latest",
+                ],
+                MockKind::Ollama => &["llama3.2", "qwen3", "gemma3"],
+                MockKind::Azure => &["gpt-4o", "gpt-4o-mini"],
             };
             defaults.iter().map(|model| (*model).to_owned()).collect()
         } else {
@@ -411,27 +462,36 @@ async fn control_reset(State(state): State<Arc<MockState>>) -> Response {
 /// What the API handlers need from the request headers, read before the headers are recorded.
 pub(crate) struct RequestHead {
     pub authorized: bool,
+    /// Some credential was sent, right or wrong (Gemini answers the two cases differently).
+    pub credential_sent: bool,
     pub has_version: bool,
     pub beta: String,
 }
 
-fn read_head(state: &MockState, headers: &HeaderMap) -> RequestHead {
+fn read_head(state: &MockState, headers: &HeaderMap, uri: &Uri) -> RequestHead {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim);
-    let x_api_key = headers
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok());
+    let header_value = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let x_api_key = header_value("x-api-key");
+    // Gemini takes its key in a header or in the `key` query parameter.
+    let goog_key = header_value("x-goog-api-key").or_else(|| {
+        uri.query()?
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("key="))
+    });
+    let azure_key = header_value("api-key");
+    let presented = match state.kind {
+        MockKind::OpenAi | MockKind::Mistral | MockKind::Ollama => bearer,
+        MockKind::Anthropic => x_api_key.or(bearer),
+        MockKind::Gemini => goog_key,
+        MockKind::Azure => azure_key,
+    };
     let authorized = match &state.api_key {
         None => true,
-        Some(expected) => match state.kind {
-            MockKind::OpenAi => bearer == Some(expected.as_str()),
-            MockKind::Anthropic => {
-                x_api_key == Some(expected.as_str()) || bearer == Some(expected.as_str())
-            }
-        },
+        Some(expected) => presented == Some(expected.as_str()),
     };
     let beta = headers
         .get_all("anthropic-beta")
@@ -441,6 +501,7 @@ fn read_head(state: &MockState, headers: &HeaderMap) -> RequestHead {
         .join(",");
     RequestHead {
         authorized,
+        credential_sent: presented.is_some(),
         has_version: headers.contains_key("anthropic-version"),
         beta,
     }
@@ -453,7 +514,7 @@ async fn handle_api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let head = read_head(&state, &headers);
+    let head = read_head(&state, &headers, &uri);
     let (body_value, body_is_json) = if body.is_empty() {
         (Value::Null, false)
     } else {
@@ -474,7 +535,7 @@ async fn handle_api(
     });
     let kind = state.kind;
     if !head.authorized {
-        return ApiError::for_status(kind, 401).into_response(kind);
+        return unauthorized(kind, &head);
     }
     if kind == MockKind::Anthropic && !head.has_version {
         return ApiError::invalid("anthropic-version: header is required").into_response(kind);
@@ -485,6 +546,13 @@ async fn handle_api(
         None
     };
     let path = uri.path();
+    match kind {
+        MockKind::Gemini => return gemini::handle(&state, &method, path, uri.query(), body).await,
+        MockKind::Mistral => return mistral::handle(&state, &method, path, body).await,
+        MockKind::Ollama => return ollama::handle(&state, &method, path, body).await,
+        MockKind::Azure => return openai::azure(&state, &method, path, uri.query(), body).await,
+        MockKind::OpenAi | MockKind::Anthropic => {}
+    }
     match (kind, &method, path) {
         (_, &Method::GET, "/v1/models") => list_models(&state),
         (_, &Method::GET, _) if path.starts_with("/v1/models/") => {
@@ -512,7 +580,7 @@ fn list_models(state: &MockState) -> Response {
         .collect();
     let body = match state.kind {
         MockKind::OpenAi => json!({"object": "list", "data": data}),
-        MockKind::Anthropic => json!({
+        _ => json!({
             "data": data,
             "has_more": false,
             "first_id": state.models.first(),
@@ -528,7 +596,7 @@ fn get_model(state: &MockState, id: &str) -> Response {
     }
     let message = match state.kind {
         MockKind::OpenAi => format!("The model '{id}' does not exist"),
-        MockKind::Anthropic => format!("model: {id}"),
+        _ => format!("model: {id}"),
     };
     let mut error = ApiError::new(404, message);
     if state.kind == MockKind::OpenAi {
@@ -542,7 +610,7 @@ fn model_object(kind: MockKind, id: &str) -> Value {
         MockKind::OpenAi => {
             json!({"id": id, "object": "model", "created": 1_700_000_000, "owned_by": "routerly-mock"})
         }
-        MockKind::Anthropic => json!({
+        _ => json!({
             "type": "model",
             "id": id,
             "display_name": id,
@@ -554,9 +622,42 @@ fn model_object(kind: MockKind, id: &str) -> Value {
 fn not_found(kind: MockKind, method: &Method, path: &str) -> Response {
     let message = match kind {
         MockKind::OpenAi => format!("Invalid URL ({method} {path})"),
-        MockKind::Anthropic => "Not Found".to_owned(),
+        MockKind::Gemini => format!("Method not found: {method} {path}"),
+        MockKind::Ollama => "404 page not found".to_owned(),
+        MockKind::Anthropic | MockKind::Mistral | MockKind::Azure => "Not Found".to_owned(),
     };
     ApiError::new(404, message).into_response(kind)
+}
+
+/// The provider's answer to a missing or wrong credential. Gemini tells the two apart: no key
+/// is 403 `PERMISSION_DENIED`, a wrong one 400 `INVALID_ARGUMENT` with reason `API_KEY_INVALID`.
+fn unauthorized(kind: MockKind, head: &RequestHead) -> Response {
+    match kind {
+        MockKind::Gemini if head.credential_sent => {
+            ApiError::new(400, "API key not valid. Please pass a valid API key.")
+                .with_code("API_KEY_INVALID")
+                .into_response(kind)
+        }
+        MockKind::Gemini => ApiError::new(
+            403,
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+        )
+        .into_response(kind),
+        _ => ApiError::for_status(kind, 401).into_response(kind),
+    }
+}
+
+/// A streaming response of newline-delimited JSON (Ollama).
+pub(crate) fn ndjson_response(body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// A response with a JSON body, written in one piece.
@@ -654,16 +755,49 @@ impl ApiError {
             ),
             (MockKind::Anthropic, 500) => ApiError::new(500, "Internal server error"),
             (MockKind::Anthropic, 529) => ApiError::new(529, "Overloaded"),
+            (MockKind::Gemini, 429) => ApiError::new(
+                429,
+                "You exceeded your current quota, please check your plan and billing details.",
+            ),
+            (MockKind::Gemini, 500) => ApiError::new(
+                500,
+                "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+            ),
+            (MockKind::Gemini, 503) => ApiError::new(503, "The model is overloaded. Please try again later."),
+            (MockKind::Mistral, 401) => ApiError::new(401, "Unauthorized"),
+            (MockKind::Mistral, 429) => ApiError::new(429, "Requests rate limit exceeded"),
+            (MockKind::Ollama, 401) => ApiError::new(401, "unauthorized"),
+            (MockKind::Azure, 401) => ApiError::new(
+                401,
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+            ),
+            (MockKind::Azure, 429) => ApiError::new(
+                429,
+                "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21 have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 1 second.",
+            ),
             (_, status) => ApiError::new(status, format!("Mock error with status {status}")),
         }
     }
 
-    /// The `type` of the error body, one match per provider.
+    /// The `type` of the error body, one match per provider (Gemini's `status` name).
     fn error_type(&self, kind: MockKind) -> &'static str {
         match (kind, self.status) {
-            (MockKind::OpenAi, 429) => "requests",
-            (MockKind::OpenAi, 500..) => "server_error",
-            (MockKind::OpenAi, _) => "invalid_request_error",
+            (MockKind::OpenAi | MockKind::Azure, 429) => "requests",
+            (MockKind::OpenAi | MockKind::Azure, 500..) => "server_error",
+            (MockKind::OpenAi | MockKind::Azure, _) => "invalid_request_error",
+            (MockKind::Gemini, 400) => "INVALID_ARGUMENT",
+            (MockKind::Gemini, 401) => "UNAUTHENTICATED",
+            (MockKind::Gemini, 403) => "PERMISSION_DENIED",
+            (MockKind::Gemini, 404) => "NOT_FOUND",
+            (MockKind::Gemini, 429) => "RESOURCE_EXHAUSTED",
+            (MockKind::Gemini, 503) => "UNAVAILABLE",
+            (MockKind::Gemini, 504) => "DEADLINE_EXCEEDED",
+            (MockKind::Gemini, 500..) => "INTERNAL",
+            (MockKind::Gemini, _) => "FAILED_PRECONDITION",
+            (MockKind::Mistral, 429) => "rate_limited",
+            (MockKind::Mistral, 500..) => "internal_server_error",
+            (MockKind::Mistral, _) => "invalid_request_message_error",
+            (MockKind::Ollama, _) => "",
             (MockKind::Anthropic, 401) => "authentication_error",
             (MockKind::Anthropic, 402) => "billing_error",
             (MockKind::Anthropic, 403) => "permission_error",
@@ -692,10 +826,61 @@ impl ApiError {
                 "error": {"type": error_type, "message": self.message},
                 "request_id": "req_mock",
             }),
+            MockKind::Gemini => {
+                let mut details = Vec::new();
+                if let Some(reason) = self.code {
+                    details.push(json!({
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": reason,
+                        "domain": "googleapis.com",
+                    }));
+                }
+                if self.status == 429 {
+                    details.push(json!({
+                        "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                        "retryDelay": "1s",
+                    }));
+                }
+                let mut error =
+                    json!({"code": self.status, "message": self.message, "status": error_type});
+                if !details.is_empty() {
+                    error["details"] = Value::Array(details);
+                }
+                json!({"error": error})
+            }
+            // Mistral's gateway answers auth and rate limits with a bare message.
+            MockKind::Mistral if matches!(self.status, 401 | 429) => {
+                json!({"message": self.message, "request_id": "mock"})
+            }
+            MockKind::Mistral => json!({
+                "object": "error",
+                "message": self.message,
+                "type": error_type,
+                "param": self.param,
+                "code": self.code,
+            }),
+            MockKind::Ollama => json!({"error": self.message}),
+            // Azure answers its own failures in its resource shape; request errors are OpenAI's.
+            MockKind::Azure if self.status != 400 => json!({"error": {
+                "code": self.code.map_or_else(|| self.status.to_string(), str::to_owned),
+                "message": self.message,
+            }}),
+            MockKind::Azure => json!({"error": {
+                "message": self.message,
+                "type": error_type,
+                "param": self.param,
+                "code": self.code,
+            }}),
         };
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = json_response(status, &body);
-        if self.status == 429 {
+        // Gemini and Ollama send no retry-after header (Gemini's delay is in the body).
+        if self.status == 429
+            && matches!(
+                kind,
+                MockKind::OpenAi | MockKind::Anthropic | MockKind::Azure
+            )
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -1,5 +1,6 @@
-//! `routerly-mock`: starts the OpenAI and Anthropic mocks, prints their base URLs as one JSON
-//! line, and serves until SIGTERM or SIGINT.
+//! `routerly-mock`: starts the OpenAI, Anthropic, Gemini, Mistral, Ollama and Azure mocks,
+//! prints their base URLs as one JSON line (keys `openai`, `anthropic`, `gemini`, `mistral`,
+//! `ollama`, `azure`), and serves until SIGTERM or SIGINT.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -7,11 +8,11 @@ use std::net::IpAddr;
 use clap::Parser;
 use routerly_mock::{MockKind, MockOptions};
 
-/// Mock OpenAI and Anthropic providers for Routerly's tests and benchmarks.
+/// Mock LLM providers for Routerly's tests and benchmarks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address both mocks bind.
+    /// Address every mock binds.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Port of the OpenAI mock (0 picks a free one).
@@ -20,7 +21,19 @@ struct Args {
     /// Port of the Anthropic mock (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     anthropic_port: u16,
-    /// Credential both mocks require; any is accepted when omitted.
+    /// Port of the Gemini mock (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    gemini_port: u16,
+    /// Port of the Mistral mock (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    mistral_port: u16,
+    /// Port of the Ollama mock (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    ollama_port: u16,
+    /// Port of the Azure OpenAI mock (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    azure_port: u16,
+    /// Credential every mock requires; any is accepted when omitted.
     #[arg(long)]
     api_key: Option<String>,
     /// How many recent requests each mock records (0 records none, e.g. for benchmarks).
@@ -38,17 +51,29 @@ async fn main() -> std::io::Result<()> {
         record_limit: args.record_limit,
         ..MockOptions::default()
     };
-    let openai = routerly_mock::try_spawn(MockKind::OpenAi, options(args.openai_port)).await?;
-    let anthropic =
-        routerly_mock::try_spawn(MockKind::Anthropic, options(args.anthropic_port)).await?;
-    let line = serde_json::json!({"openai": openai.base_url(), "anthropic": anthropic.base_url()});
+    let mut servers = Vec::with_capacity(MockKind::ALL.len());
+    let mut line = serde_json::Map::new();
+    for kind in MockKind::ALL {
+        let port = match kind {
+            MockKind::OpenAi => args.openai_port,
+            MockKind::Anthropic => args.anthropic_port,
+            MockKind::Gemini => args.gemini_port,
+            MockKind::Mistral => args.mistral_port,
+            MockKind::Ollama => args.ollama_port,
+            MockKind::Azure => args.azure_port,
+        };
+        let server = routerly_mock::try_spawn(kind, options(port)).await?;
+        line.insert(kind.name().to_owned(), server.base_url().into());
+        servers.push(server);
+    }
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")?;
+    writeln!(stdout, "{}", serde_json::Value::Object(line))?;
     stdout.flush()?;
     drop(stdout);
     shutdown_signal().await;
-    openai.shutdown();
-    anthropic.shutdown();
+    for server in servers {
+        server.shutdown();
+    }
     Ok(())
 }
 

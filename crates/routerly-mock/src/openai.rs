@@ -2,7 +2,7 @@
 //! embeddings.
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -18,22 +18,68 @@ const KIND: MockKind = MockKind::OpenAi;
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat_completions(state: &MockState, body: Option<&Value>) -> Response {
+    chat_completions_as(state, body, KIND, None).await
+}
+
+/// Azure OpenAI's data plane: `POST /openai/deployments/{deployment}/chat/completions` with
+/// an `api-version` query; the deployment must exist (the mock's models) and answers as the
+/// model. Anything else on an Azure mock is a 404 in Azure's shape.
+pub(crate) async fn azure(
+    state: &MockState,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: Option<&Value>,
+) -> Response {
+    const AZURE: MockKind = MockKind::Azure;
+    let deployment = path
+        .strip_prefix("/openai/deployments/")
+        .and_then(|rest| rest.strip_suffix("/chat/completions"))
+        .filter(|_| method == Method::POST);
+    let Some(deployment) = deployment else {
+        return ApiError::new(404, "Resource not found").into_response(AZURE);
+    };
+    let has_version = query.unwrap_or("").split('&').any(|pair| {
+        pair.strip_prefix("api-version=")
+            .is_some_and(|v| !v.is_empty())
+    });
+    if !has_version {
+        return ApiError::new(404, "Resource not found").into_response(AZURE);
+    }
+    if !state.models.iter().any(|model| model == deployment) {
+        return ApiError::new(
+            404,
+            "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
+        )
+        .with_code("DeploymentNotFound")
+        .into_response(AZURE);
+    }
+    chat_completions_as(state, body, AZURE, Some(deployment)).await
+}
+
+/// Chat completions answered as `kind` (OpenAI or Azure); `model` replaces the body's model.
+async fn chat_completions_as(
+    state: &MockState,
+    body: Option<&Value>,
+    kind: MockKind,
+    model: Option<&str>,
+) -> Response {
     if let Some(status) = state.take_failure() {
-        return ApiError::for_status(KIND, status).into_response(KIND);
+        return ApiError::for_status(KIND, status).into_response(kind);
     }
     let Some(body) = body.filter(|body| body.is_object()) else {
-        return invalid_json().into_response(KIND);
+        return invalid_json().into_response(kind);
     };
     if let Err(error) = validate(body) {
-        return error.into_response(KIND);
+        return error.into_response(kind);
     }
-    let conversation = conversation(body);
+    let conversation = conversation(body, kind, model);
     let directives = &conversation.directives;
     if directives.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(directives.delay_ms)).await;
     }
     if let Some(status) = directives.status {
-        return ApiError::for_status(KIND, status).into_response(KIND);
+        return ApiError::for_status(KIND, status).into_response(kind);
     }
     let stream = body.get("stream") == Some(&Value::Bool(true));
     if directives.garbage {
@@ -623,7 +669,7 @@ fn role_of(message: &Value) -> &str {
     message.get("role").and_then(Value::as_str).unwrap_or("")
 }
 
-fn conversation(body: &Value) -> Conversation<'_> {
+fn conversation<'a>(body: &'a Value, kind: MockKind, model: Option<&'a str>) -> Conversation<'a> {
     let messages: &[Value] = body
         .get("messages")
         .and_then(Value::as_array)
@@ -687,8 +733,8 @@ fn conversation(body: &Value) -> Conversation<'_> {
         Some("json_object") | Some("json_schema")
     );
     Conversation {
-        provider: KIND.name(),
-        model: body.get("model").and_then(Value::as_str).unwrap_or(""),
+        provider: kind.name(),
+        model: model.unwrap_or_else(|| body.get("model").and_then(Value::as_str).unwrap_or("")),
         tools,
         tool_choice,
         last_is_plain_user: last_role == "user",

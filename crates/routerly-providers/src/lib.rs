@@ -6,9 +6,13 @@
 //! a stream of server-sent events. Every failure is classified once, here, into an
 //! [`UpstreamError`] whose [`UpstreamError::disposition`] drives retries and fallback.
 //!
-//! This crate knows URLs, headers, timeouts and SSE framing; it knows nothing about
-//! projects, routing or the canonical model.
+//! This crate knows URLs, headers, timeouts and stream framing (SSE, and Ollama's
+//! newline-delimited JSON, both read as a sequence of [`SseEvent`]s); it knows nothing
+//! about projects, routing or the canonical model. Per-provider addressing lives in
+//! `endpoints.rs`.
 
+mod endpoints;
+mod ndjson;
 mod sse;
 
 use std::collections::HashMap;
@@ -19,13 +23,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::StreamExt;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use routerly_core::config::{ProviderKind, Timeouts};
 
+pub use endpoints::{ANTHROPIC_VERSION, Framing, url_for};
+pub use ndjson::NdjsonParser;
 pub use sse::{SseEvent, SseParser};
-
-/// The `anthropic-version` Routerly's Anthropic adapter is written against.
-pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// Largest non-streamed answer accepted from a provider.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -46,6 +49,10 @@ pub struct Target<'a> {
     pub provider: ProviderKind,
     /// Base URL as the provider's SDK takes it.
     pub endpoint: &'a str,
+    /// The provider's own model name (Gemini and Azure put it in the URL).
+    pub upstream_model: &'a str,
+    /// Azure's `api-version`; the default when `None`. Other providers ignore it.
+    pub api_version: Option<&'a str>,
     /// The provider API key, already decrypted.
     pub api_key: Option<&'a str>,
     /// Timeouts for this call.
@@ -202,17 +209,18 @@ impl Upstream {
         stream: bool,
         extra_headers: &HeaderMap,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let url = url_for(target.provider, target.endpoint, operation);
+        let url = url_for(target, operation, stream);
+        let framing = Framing::of(target.provider);
         let mut request = self
             .client(target.timeouts.connect_ms)
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json")
-            .headers(auth_headers(target));
+            .headers(endpoints::auth_headers(target));
         for (name, value) in extra_headers {
             request = request.header(name, value);
         }
         if stream {
-            request = request.header(http::header::ACCEPT, "text/event-stream");
+            request = request.header(http::header::ACCEPT, framing.accept());
         }
         let first_token = Duration::from_millis(target.timeouts.first_token_ms);
         let response = match tokio::time::timeout(first_token, request.body(body).send()).await {
@@ -223,29 +231,31 @@ impl Upstream {
         let status = response.status().as_u16();
         let idle = Duration::from_millis(target.timeouts.idle_ms);
         if !(200..300).contains(&status) {
-            let retry_after = retry_after(response.headers());
+            let header_retry_after = retry_after(response.headers());
             let body = read_body(response, idle, 16 * 1024)
                 .await
                 .unwrap_or_default();
+            let retry_after = header_retry_after.or_else(|| retry_delay_in_body(&body));
             return Err(UpstreamError::Status {
-                status,
+                status: classified_status(target.provider, status, &body),
                 body,
                 retry_after,
             });
         }
         if stream {
-            let is_sse = response
+            let content_type_matches = response
                 .headers()
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
-                .is_some_and(|value| value.starts_with("text/event-stream"));
-            if !is_sse {
+                .is_some_and(|value| framing.matches_content_type(value));
+            if !content_type_matches {
                 return Err(UpstreamError::Protocol(
                     "expected an event stream, got another content type".to_owned(),
                 ));
             }
             return Ok(UpstreamResponse::Stream(EventStream::new(
                 response,
+                framing,
                 first_token,
                 idle,
             )));
@@ -255,43 +265,33 @@ impl Upstream {
     }
 }
 
-/// The provider URL for `operation`, from a base URL as the provider's SDK takes it.
-pub fn url_for(provider: ProviderKind, endpoint: &str, operation: Operation) -> String {
-    let base = endpoint.trim_end_matches('/');
-    match (provider, operation) {
-        (ProviderKind::OpenAi | ProviderKind::Custom, _) => format!("{base}/chat/completions"),
-        (ProviderKind::Anthropic, Operation::Chat) => format!("{base}/v1/messages"),
-        (ProviderKind::Anthropic, Operation::CountTokens) => {
-            format!("{base}/v1/messages/count_tokens")
-        }
-    }
+/// The status a failure is classified by. Gemini answers an invalid API key with 400
+/// `API_KEY_INVALID`; it is the model's credential that is wrong, not the request, so it
+/// counts as the 401 it means and the next model is tried.
+fn classified_status(provider: ProviderKind, status: u16, body: &[u8]) -> u16 {
+    let invalid_key = provider == ProviderKind::Gemini
+        && status == 400
+        && body
+            .windows(b"API_KEY_INVALID".len())
+            .any(|window| window == b"API_KEY_INVALID");
+    if invalid_key { 401 } else { status }
 }
 
-fn auth_headers(target: &Target<'_>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    match target.provider {
-        ProviderKind::OpenAi | ProviderKind::Custom => {
-            if let Some(key) = target.api_key
-                && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}"))
-            {
-                value.set_sensitive(true);
-                headers.insert(http::header::AUTHORIZATION, value);
-            }
-        }
-        ProviderKind::Anthropic => {
-            if let Some(key) = target.api_key
-                && let Ok(mut value) = HeaderValue::from_str(key)
-            {
-                value.set_sensitive(true);
-                headers.insert(HeaderName::from_static("x-api-key"), value);
-            }
-            headers.insert(
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            );
-        }
-    }
-    headers
+/// The retry delay a provider put in its error body instead of a header: Google's
+/// `RetryInfo` detail (`"retryDelay": "37s"`), as Gemini sends with a 429.
+fn retry_delay_in_body(body: &[u8]) -> Option<Duration> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = match &value {
+        serde_json::Value::Array(items) => items.first()?.get("error")?,
+        other => other.get("error")?,
+    };
+    let delay = error
+        .get("details")?
+        .as_array()?
+        .iter()
+        .find_map(|detail| detail.get("retryDelay")?.as_str())?;
+    let seconds: f64 = delay.trim().strip_suffix('s')?.parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -361,7 +361,7 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 /// the start), not from the call, so a caller may race it against a keep-alive timer.
 pub struct EventStream {
     bytes: ByteStream,
-    parser: SseParser,
+    parser: Parser,
     first_token: Duration,
     idle: Duration,
     received_any: bool,
@@ -370,10 +370,19 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    fn new(response: reqwest::Response, first_token: Duration, idle: Duration) -> Self {
+    fn new(
+        response: reqwest::Response,
+        framing: Framing,
+        first_token: Duration,
+        idle: Duration,
+    ) -> Self {
+        let parser = match framing {
+            Framing::Sse => Parser::Sse(SseParser::new()),
+            Framing::Ndjson => Parser::Ndjson(NdjsonParser::new()),
+        };
         EventStream {
             bytes: Box::pin(response.bytes_stream()),
-            parser: SseParser::new(),
+            parser,
             first_token,
             idle,
             received_any: false,
@@ -382,7 +391,8 @@ impl EventStream {
         }
     }
 
-    /// The next event; `Ok(None)` when the provider closed the stream cleanly.
+    /// The next event; `Ok(None)` when the provider closed the stream cleanly. With
+    /// NDJSON framing each line is an event with no name.
     pub async fn next_event(&mut self) -> Result<Option<SseEvent>, UpstreamError> {
         loop {
             if let Some(event) = self.parser.next_event() {
@@ -403,7 +413,7 @@ impl EventStream {
                 Ok(None) => {
                     self.finished = true;
                     if self.parser.pending_len() > 0 {
-                        // A last event without its blank line: accept it if complete.
+                        // A last event without its blank line (or newline): accept it.
                         self.parser.push(b"\n\n");
                     }
                 }
@@ -417,5 +427,60 @@ impl EventStream {
                 Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
             }
         }
+    }
+}
+
+/// The reader of one stream's framing.
+enum Parser {
+    Sse(SseParser),
+    Ndjson(NdjsonParser),
+}
+
+impl Parser {
+    fn push(&mut self, chunk: &[u8]) {
+        match self {
+            Parser::Sse(parser) => parser.push(chunk),
+            Parser::Ndjson(parser) => parser.push(chunk),
+        }
+    }
+
+    fn pending_len(&self) -> usize {
+        match self {
+            Parser::Sse(parser) => parser.pending_len(),
+            Parser::Ndjson(parser) => parser.pending_len(),
+        }
+    }
+
+    fn next_event(&mut self) -> Option<SseEvent> {
+        match self {
+            Parser::Sse(parser) => parser.next_event(),
+            Parser::Ndjson(parser) => parser
+                .next_line()
+                .map(|data| SseEvent { event: None, data }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemini_retry_info_gives_the_retry_delay() {
+        let body = br#"{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure"},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#;
+        assert_eq!(retry_delay_in_body(body), Some(Duration::from_secs(37)));
+        assert_eq!(
+            retry_delay_in_body(b"{\"error\":{\"message\":\"x\"}}"),
+            None
+        );
+        assert_eq!(retry_delay_in_body(b"not json"), None);
+    }
+
+    #[test]
+    fn a_gemini_invalid_key_counts_as_a_provider_credential_failure() {
+        let body = br#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#;
+        assert_eq!(classified_status(ProviderKind::Gemini, 400, body), 401);
+        assert_eq!(classified_status(ProviderKind::Gemini, 400, b"{}"), 400);
+        assert_eq!(classified_status(ProviderKind::OpenAi, 400, body), 400);
     }
 }

@@ -4,10 +4,15 @@
 //!   shared-state traits.
 //! - [`proxy`]: the `/v1` surfaces that OpenAI and Anthropic clients call.
 //! - [`api`]: the `/api` management API that the dashboard and CLI call.
+//! - [`budgets`]: limits enforced before any provider is called; counters and checkpoints.
+//! - [`notify`]: budget alerts by email and webhook, off the request path.
 //! - [`Service`]: opens the store, starts the background tasks, serves a listener until
 //!   its shutdown future completes, then drains in-flight requests and flushes usage.
 
 pub mod api;
+pub mod budgets;
+pub mod metrics;
+pub mod notify;
 pub mod proxy;
 pub mod state;
 pub mod store;
@@ -29,7 +34,7 @@ use crate::state::{App, AppState};
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
 use crate::store::state::FileSessionStore;
-use crate::store::usage_log::{UsageWriterHandle, spawn_usage_writer};
+use crate::store::usage_log::{UsageWriterHandle, spawn_rotating_usage_writer};
 
 /// Capacity of the channel between requests and the usage writer.
 const USAGE_CHANNEL_CAPACITY: usize = 65_536;
@@ -51,6 +56,7 @@ pub struct Service {
     usage_writer: UsageWriterHandle,
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
+    budget_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The setup token, when this start created one (to print it).
     pub new_setup_token: Option<String>,
 }
@@ -62,9 +68,24 @@ impl Service {
         let master_key = report.master_key.clone();
         let session_keys = api::auth::SessionKeys::new(master_key.derive("session-signing"));
         let store = Arc::new(ConfigStore::open(&home, master_key)?);
-        let (usage, usage_writer) =
-            spawn_usage_writer(home.usage_log_path(), USAGE_CHANNEL_CAPACITY);
+        let (budgets, notifier) = budgets::start(&home, &store).await?;
+        let (usage, usage_writer) = spawn_rotating_usage_writer(
+            home.usage_log_path(),
+            USAGE_CHANNEL_CAPACITY,
+            store.snapshot().settings.usage_log_rotate_bytes,
+        );
+        let metrics = Arc::new(metrics::Metrics::new());
+        let observed = Arc::clone(&metrics);
+        // Every record passes here once: metrics and the request's log line both come from it.
+        let usage = usage.observed_by(Arc::new(move |record| {
+            observed.observe(record);
+            metrics::log_request(record);
+        }));
+        let observed = Arc::clone(&budgets);
+        let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
         let sessions = Arc::new(FileSessionStore::open(home.sessions_path())?);
+        let api_keys = store::api_keys::ApiKeyStore::open(home.api_keys_path())?;
+        let audit = store::audit::AuditLog::new(home.audit_log_path());
         let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
         let watcher = store.spawn_watcher(watcher_stopped);
         let app = Arc::new(AppState {
@@ -74,7 +95,12 @@ impl Service {
             upstream: routerly_providers::Upstream::new(),
             session_keys,
             sessions,
+            api_keys,
+            login_limiter: api::auth::LoginLimiter::default(),
+            audit,
             started_at: Instant::now(),
+            metrics,
+            budgets,
         });
         if let (Ok(email), Ok(password)) = (
             std::env::var("ROUTERLY_ADMIN_EMAIL"),
@@ -92,11 +118,14 @@ impl Service {
             } else {
                 None
             };
+        let budget_tasks =
+            budgets::spawn_periodic(&app.budgets, &app.home, stop_watcher.subscribe());
         Ok(Service {
             app,
             usage_writer,
             stop_watcher,
             watcher,
+            budget_tasks: vec![budget_tasks, notifier],
             new_setup_token,
         })
     }
@@ -149,10 +178,18 @@ impl Service {
         let _ = self.stop_watcher.send(true);
         let _ = self.watcher.await;
         let Service {
-            app, usage_writer, ..
+            app,
+            usage_writer,
+            budget_tasks,
+            ..
         } = self;
+        let (budgets, home) = (Arc::clone(&app.budgets), app.home.clone());
         drop(app);
         let stats = usage_writer.shutdown().await;
+        for task in budget_tasks {
+            task.abort();
+        }
+        budgets::final_checkpoint(&budgets, &home).await;
         tracing::info!(?stats, "usage log flushed; bye");
         Ok(())
     }
@@ -163,6 +200,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
         .route("/v1/chat/completions", post(proxy::chat_completions))
         .route("/v1/messages", post(proxy::messages))
         .route("/v1/messages/count_tokens", post(proxy::count_tokens))
@@ -170,7 +208,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/models/{*id}", get(proxy::get_model))
         .route("/v1/{*rest}", any(proxy::unknown_route))
         .route("/", get(|| async { Redirect::temporary("/dashboard") }))
-        .merge(api::router())
+        .merge(api::router(app.clone()))
         .with_state(app)
 }
 
@@ -196,4 +234,34 @@ async fn ready(State(app): State<App>) -> Response {
         http::StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body)).into_response()
+}
+
+/// `GET /metrics`: the Prometheus text exposition, behind the configured bearer token.
+async fn metrics_text(State(app): State<App>, headers: http::HeaderMap) -> Response {
+    if let Some(expected) = app.store.snapshot().metrics_token() {
+        let presented = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let matches: bool =
+            subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.as_bytes()).into();
+        if !matches {
+            return (
+                http::StatusCode::UNAUTHORIZED,
+                [(http::header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need `Authorization: Bearer <metrics_token>`\n",
+            )
+                .into_response();
+        }
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(app.usage.queue_depth())
+            + &app.budgets.render_metrics(&app.store.snapshot()),
+    )
+        .into_response()
 }

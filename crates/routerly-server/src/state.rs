@@ -5,7 +5,11 @@ use std::time::Instant;
 
 use routerly_providers::Upstream;
 
-use crate::api::auth::SessionKeys;
+use crate::api::auth::{LoginLimiter, SessionKeys};
+use crate::budgets::Budgets;
+use crate::metrics::Metrics;
+use crate::store::api_keys::ApiKeyStore;
+use crate::store::audit::AuditLog;
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
 use crate::store::state::SessionStore;
@@ -25,8 +29,18 @@ pub struct AppState {
     pub session_keys: SessionKeys,
     /// Refresh-token families.
     pub sessions: Arc<dyn SessionStore>,
+    /// Admin API keys.
+    pub api_keys: ApiKeyStore,
+    /// Failed logins per account and address.
+    pub login_limiter: LoginLimiter,
+    /// `data/audit.jsonl`.
+    pub audit: AuditLog,
     /// When the service started.
     pub started_at: Instant,
+    /// Counters and histograms for `GET /metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Budget counters, reservations and alerts.
+    pub budgets: Arc<Budgets>,
 }
 
 /// The handle handlers receive.

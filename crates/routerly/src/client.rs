@@ -89,12 +89,19 @@ impl SessionsFile {
     }
 }
 
-/// A management API client for one saved session.
+/// A management API client: a saved session, or an admin API key (`ROUTERLY_API_KEY`).
 pub struct Client {
     http: reqwest::Client,
     alias: String,
     session: Session,
+    /// Set when authenticating with an admin API key instead of a session.
+    api_key: Option<String>,
 }
+
+/// Environment variable holding an admin API key, used instead of a saved session.
+pub const API_KEY_ENV: &str = "ROUTERLY_API_KEY";
+/// Environment variable holding the server URL for [`API_KEY_ENV`].
+pub const URL_ENV: &str = "ROUTERLY_URL";
 
 /// The error body of the management API.
 fn api_error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
@@ -130,6 +137,21 @@ pub async fn post_anonymous(url: &str, path: &str, body: &Value) -> anyhow::Resu
     serde_json::from_slice(&bytes).context("the server's answer is not JSON")
 }
 
+/// Sends one GET without a session (for `/health`).
+pub async fn get_anonymous(url: &str, path: &str) -> anyhow::Result<Value> {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path}", url.trim_end_matches('/')))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach Routerly at {url}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if !status.is_success() {
+        bail!("{}", api_error_message(status, &bytes));
+    }
+    serde_json::from_slice(&bytes).context("the server's answer is not JSON")
+}
+
 /// A session from a login answer.
 pub fn session_from_login(url: &str, answer: &Value) -> anyhow::Result<Session> {
     let text = |pointer: &str| {
@@ -148,13 +170,41 @@ pub fn session_from_login(url: &str, answer: &Value) -> anyhow::Result<Session> 
 }
 
 impl Client {
-    /// The client of the session `alias`, or the current one.
+    /// The client of the session `alias`, or the current one; with `ROUTERLY_API_KEY` set,
+    /// a client of that key against `ROUTERLY_URL` (or the saved session's server).
     pub fn open(alias: Option<&str>) -> anyhow::Result<Client> {
         let sessions = SessionsFile::load()?;
+        if let Some(api_key) = std::env::var(API_KEY_ENV)
+            .ok()
+            .filter(|key| !key.trim().is_empty())
+        {
+            let saved = alias
+                .map(str::to_owned)
+                .or(sessions.current.clone())
+                .and_then(|alias| sessions.servers.get(&alias).cloned());
+            let url = std::env::var(URL_ENV)
+                .ok()
+                .filter(|url| !url.trim().is_empty())
+                .or(saved.map(|session| session.url))
+                .ok_or_else(|| {
+                    anyhow!("{API_KEY_ENV} is set: also set {URL_ENV} to the server's URL")
+                })?;
+            return Ok(Client {
+                http: reqwest::Client::new(),
+                alias: API_KEY_ENV.to_owned(),
+                session: Session {
+                    url: url.trim_end_matches('/').to_owned(),
+                    email: "(api key)".to_owned(),
+                    access_token: String::new(),
+                    refresh_token: String::new(),
+                },
+                api_key: Some(api_key.trim().to_owned()),
+            });
+        }
         let alias = alias
             .map(str::to_owned)
             .or(sessions.current.clone())
-            .ok_or_else(|| anyhow!("not logged in: run `routerly auth login --url URL --email E --password P` first"))?;
+            .ok_or_else(|| anyhow!("not logged in: run `routerly auth login --url URL --email E --password P` first, or set {API_KEY_ENV} and {URL_ENV}"))?;
         let session = sessions.servers.get(&alias).cloned().ok_or_else(|| {
             anyhow!("no saved session `{alias}`: run `routerly auth login` first")
         })?;
@@ -162,7 +212,13 @@ impl Client {
             http: reqwest::Client::new(),
             alias,
             session,
+            api_key: None,
         })
+    }
+
+    /// The alias of the saved session (or `ROUTERLY_API_KEY`).
+    pub fn alias(&self) -> &str {
+        &self.alias
     }
 
     /// The saved session.
@@ -178,10 +234,14 @@ impl Client {
         body: Option<&Value>,
     ) -> anyhow::Result<Value> {
         for attempt in 0..2 {
+            let credential = self
+                .api_key
+                .as_deref()
+                .unwrap_or(&self.session.access_token);
             let mut request = self
                 .http
                 .request(method.clone(), format!("{}{path}", self.session.url))
-                .bearer_auth(&self.session.access_token);
+                .bearer_auth(credential);
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -191,7 +251,8 @@ impl Client {
                 .with_context(|| format!("cannot reach Routerly at {}", self.session.url))?;
             let status = response.status();
             let bytes = response.bytes().await?;
-            if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 {
+            if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 && self.api_key.is_none()
+            {
                 self.refresh().await?;
                 continue;
             }
@@ -204,6 +265,16 @@ impl Client {
             return serde_json::from_slice(&bytes).context("the server's answer is not JSON");
         }
         unreachable!("the second attempt returns")
+    }
+
+    /// Replaces the saved session with the one in `answer` (after a password change).
+    pub fn adopt_session(&mut self, answer: &Value) -> anyhow::Result<()> {
+        self.session = session_from_login(&self.session.url, answer)?;
+        let mut sessions = SessionsFile::load()?;
+        sessions
+            .servers
+            .insert(self.alias.clone(), self.session.clone());
+        sessions.save()
     }
 
     async fn refresh(&mut self) -> anyhow::Result<()> {

@@ -9,6 +9,9 @@
 //! on formats itself: adding a format means a module here and an arm in each match below.
 
 pub mod anthropic;
+pub mod gemini;
+pub mod mistral;
+pub mod ollama;
 pub mod openai;
 
 use serde::{Deserialize, Serialize};
@@ -21,9 +24,16 @@ use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, Stream
 #[serde(rename_all = "snake_case")]
 pub enum WireFormat {
     /// OpenAI Chat Completions.
+    #[serde(rename = "openai_chat")]
     OpenAiChat,
     /// Anthropic Messages.
     AnthropicMessages,
+    /// Google Gemini `generateContent`.
+    GeminiGenerateContent,
+    /// Mistral chat (OpenAI's shape with Mistral's differences; see [`mistral`]).
+    MistralChat,
+    /// Ollama's native `/api/chat` (newline-delimited JSON streams).
+    OllamaChat,
 }
 
 /// One server-sent event to write: an optional `event:` name and its `data:` payload.
@@ -56,6 +66,9 @@ pub fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, D
     match format {
         WireFormat::OpenAiChat => openai::decode_request(body),
         WireFormat::AnthropicMessages => anthropic::decode_request(body),
+        WireFormat::GeminiGenerateContent => gemini::decode_request(body),
+        WireFormat::MistralChat => mistral::decode_request(body),
+        WireFormat::OllamaChat => ollama::decode_request(body),
     }
 }
 
@@ -68,6 +81,9 @@ pub fn encode_request(
     match format {
         WireFormat::OpenAiChat => openai::encode_request(request, upstream_model),
         WireFormat::AnthropicMessages => anthropic::encode_request(request, upstream_model),
+        WireFormat::GeminiGenerateContent => gemini::encode_request(request, upstream_model),
+        WireFormat::MistralChat => mistral::encode_request(request, upstream_model),
+        WireFormat::OllamaChat => ollama::encode_request(request, upstream_model),
     }
 }
 
@@ -76,6 +92,9 @@ pub fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse,
     match format {
         WireFormat::OpenAiChat => openai::decode_response(body),
         WireFormat::AnthropicMessages => anthropic::decode_response(body),
+        WireFormat::GeminiGenerateContent => gemini::decode_response(body),
+        WireFormat::MistralChat => mistral::decode_response(body),
+        WireFormat::OllamaChat => ollama::decode_response(body),
     }
 }
 
@@ -84,6 +103,9 @@ pub fn encode_response(format: WireFormat, response: &ChatResponse) -> Value {
     match format {
         WireFormat::OpenAiChat => openai::encode_response(response),
         WireFormat::AnthropicMessages => anthropic::encode_response(response),
+        WireFormat::GeminiGenerateContent => gemini::encode_response(response),
+        WireFormat::MistralChat => mistral::encode_response(response),
+        WireFormat::OllamaChat => ollama::encode_response(response),
     }
 }
 
@@ -92,6 +114,9 @@ pub fn decode_error(format: WireFormat, status: u16, body: &[u8]) -> ErrorBody {
     match format {
         WireFormat::OpenAiChat => openai::decode_error(status, body),
         WireFormat::AnthropicMessages => anthropic::decode_error(status, body),
+        WireFormat::GeminiGenerateContent => gemini::decode_error(status, body),
+        WireFormat::MistralChat => mistral::decode_error(status, body),
+        WireFormat::OllamaChat => ollama::decode_error(status, body),
     }
 }
 
@@ -100,6 +125,9 @@ pub fn encode_error(format: WireFormat, error: &ErrorBody) -> Value {
     match format {
         WireFormat::OpenAiChat => openai::encode_error(error),
         WireFormat::AnthropicMessages => anthropic::encode_error(error),
+        WireFormat::GeminiGenerateContent => gemini::encode_error(error),
+        WireFormat::MistralChat => mistral::encode_error(error),
+        WireFormat::OllamaChat => ollama::encode_error(error),
     }
 }
 
@@ -109,6 +137,12 @@ pub enum StreamDecoder {
     OpenAi(openai::StreamDecoder),
     /// Anthropic events.
     Anthropic(anthropic::StreamDecoder),
+    /// Gemini chunks.
+    Gemini(gemini::StreamDecoder),
+    /// Mistral chunks.
+    Mistral(mistral::StreamDecoder),
+    /// Ollama lines.
+    Ollama(ollama::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -119,6 +153,11 @@ impl StreamDecoder {
             WireFormat::AnthropicMessages => {
                 StreamDecoder::Anthropic(anthropic::StreamDecoder::new())
             }
+            WireFormat::GeminiGenerateContent => {
+                StreamDecoder::Gemini(gemini::StreamDecoder::new())
+            }
+            WireFormat::MistralChat => StreamDecoder::Mistral(mistral::StreamDecoder::new()),
+            WireFormat::OllamaChat => StreamDecoder::Ollama(ollama::StreamDecoder::new()),
         }
     }
 
@@ -131,6 +170,9 @@ impl StreamDecoder {
         match self {
             StreamDecoder::OpenAi(decoder) => decoder.decode(data),
             StreamDecoder::Anthropic(decoder) => decoder.decode(event, data),
+            StreamDecoder::Gemini(decoder) => decoder.decode(data),
+            StreamDecoder::Mistral(decoder) => decoder.decode(data),
+            StreamDecoder::Ollama(decoder) => decoder.decode(data),
         }
     }
 }
@@ -141,6 +183,12 @@ pub enum StreamEncoder {
     OpenAi(openai::StreamEncoder),
     /// Anthropic events.
     Anthropic(anthropic::StreamEncoder),
+    /// Gemini chunks.
+    Gemini(gemini::StreamEncoder),
+    /// Mistral chunks.
+    Mistral(mistral::StreamEncoder),
+    /// Ollama lines.
+    Ollama(ollama::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -154,6 +202,11 @@ impl StreamEncoder {
             WireFormat::AnthropicMessages => {
                 StreamEncoder::Anthropic(anthropic::StreamEncoder::new())
             }
+            WireFormat::GeminiGenerateContent => {
+                StreamEncoder::Gemini(gemini::StreamEncoder::new())
+            }
+            WireFormat::MistralChat => StreamEncoder::Mistral(mistral::StreamEncoder::new()),
+            WireFormat::OllamaChat => StreamEncoder::Ollama(ollama::StreamEncoder::new()),
         }
     }
 
@@ -162,6 +215,9 @@ impl StreamEncoder {
         match self {
             StreamEncoder::OpenAi(encoder) => encoder.encode(event),
             StreamEncoder::Anthropic(encoder) => encoder.encode(event),
+            StreamEncoder::Gemini(encoder) => encoder.encode(event),
+            StreamEncoder::Mistral(encoder) => encoder.encode(event),
+            StreamEncoder::Ollama(encoder) => encoder.encode(event),
         }
     }
 }

@@ -1,23 +1,34 @@
 //! Management sessions: passwords, signed access tokens (JWT, HS256) and rotating
 //! refresh tokens, and the extractor that authenticates every `/api` call.
 
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use http::request::Parts;
 use rand::RngCore;
+use routerly_core::config::Project;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use super::rbac::Permission;
+use super::rbac::{
+    MEMBER_GLOBAL_PERMISSIONS, PermissionSet, ProjectRole, ProjectScope, member_role,
+    role_permissions,
+};
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::state::App;
+use crate::store::api_keys::API_KEY_PREFIX;
 use crate::store::config::Snapshot;
 
 /// How long an access token is valid.
@@ -25,19 +36,34 @@ pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a refresh token is valid.
 pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The key that signs access tokens, derived from the master key.
+/// The key that signs access tokens, derived from the master key; replaced when the master
+/// key is rotated (access tokens then expire at once, refresh tokens keep working).
 pub struct SessionKeys {
-    signing_key: [u8; 32],
+    signing_key: RwLock<[u8; 32]>,
 }
 
 impl SessionKeys {
     /// Keys from 32 bytes of secret material.
     pub fn new(signing_key: [u8; 32]) -> Self {
-        SessionKeys { signing_key }
+        SessionKeys {
+            signing_key: RwLock::new(signing_key),
+        }
+    }
+
+    /// Signs with `signing_key` from now on.
+    pub fn replace(&self, signing_key: [u8; 32]) {
+        *self
+            .signing_key
+            .write()
+            .expect("signing key lock is never poisoned") = signing_key;
     }
 
     fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.signing_key).expect("HMAC takes any key length")
+        let key = self
+            .signing_key
+            .read()
+            .expect("signing key lock is never poisoned");
+        Hmac::<Sha256>::new_from_slice(&*key).expect("HMAC takes any key length")
     }
 
     /// A signed access token for `user`.
@@ -76,8 +102,11 @@ pub struct AccessClaims {
     pub sub: String,
     /// The user's email.
     pub email: String,
-    /// The user's global role.
+    /// The user's global role when the token was issued (the current role is what counts).
     pub role: String,
+    /// The session family, checked on every request so that logout takes effect at once.
+    #[serde(default)]
+    pub sid: String,
     /// Issued at (unix seconds).
     pub iat: i64,
     /// Expires at (unix seconds).
@@ -115,50 +144,128 @@ pub fn check_new_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Permissions that `/api` routes require.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// Read models (keys masked).
-    ModelRead,
-    /// Create, change and remove models.
-    ModelWrite,
-    /// Read projects, their usage.
-    ProjectRead,
-    /// Change projects, their models and tokens.
-    ProjectWrite,
-    /// Read usage reports.
-    ReportRead,
+/// How a caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A dashboard or CLI session (an access token of this refresh-token family).
+    Session {
+        /// The session family.
+        family_id: String,
+    },
+    /// An admin API key.
+    ApiKey {
+        /// The key's id.
+        id: String,
+    },
 }
 
-/// Whether the global `role` grants `permission` (built-in roles; custom roles come later).
-fn role_allows(role: &str, permission: Permission) -> bool {
-    match role {
-        "admin" | "operator" => true,
-        "viewer" => matches!(
-            permission,
-            Permission::ModelRead | Permission::ProjectRead | Permission::ReportRead
-        ),
-        _ => false,
-    }
-}
-
-/// The authenticated caller of an `/api` route.
+/// The authenticated caller of an `/api` route, with the permissions that apply to this
+/// request. The [`super::rbac::authorize`] middleware builds it and has already checked the
+/// route's declared permission before the handler runs.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
-    /// Their claims.
-    pub claims: AccessClaims,
+    /// The user's id (`api-key:ID` for an API key).
+    pub user_id: String,
+    /// The user's email (the key's name for an API key).
+    pub email: String,
+    /// The global role.
+    pub role: String,
+    /// Session or API key.
+    pub via: Via,
+    /// What the global role grants everywhere.
+    pub global: PermissionSet,
+    /// Project id and role, for every project the user is a member of.
+    pub memberships: Vec<(String, ProjectRole)>,
+    /// What applies to this request: the global permissions, plus the project role's when
+    /// the route names a project.
+    pub granted: PermissionSet,
 }
 
 impl AuthUser {
-    /// Fails with 403 unless the caller holds `permission`.
+    /// Fails with 403 unless `permission` applies to this request.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if role_allows(&self.claims.role, permission) {
+        if self.granted.contains(permission) {
             Ok(())
         } else {
             Err(ApiError::new(
                 ErrorCode::Forbidden,
-                format!("your role `{}` does not allow this", self.claims.role),
+                format!(
+                    "your role `{}` does not grant `{}`",
+                    self.role,
+                    permission.as_str()
+                ),
             ))
+        }
+    }
+
+    /// The user's role in the project with this id.
+    pub fn project_role(&self, project_id: &str) -> Option<ProjectRole> {
+        self.memberships
+            .iter()
+            .find(|(id, _)| id == project_id)
+            .map(|(_, role)| *role)
+    }
+
+    /// What the user may do inside `project`.
+    pub fn permissions_in(&self, project: &Project) -> PermissionSet {
+        match self.project_role(&project.id) {
+            Some(role) => self.global.union(role.permissions()),
+            None => self.global,
+        }
+    }
+
+    /// Whether the user holds `permission` inside `project`.
+    pub fn can(&self, permission: Permission, project: &Project) -> bool {
+        self.permissions_in(project).contains(permission)
+    }
+
+    /// Fails with 403 unless the user holds `permission` inside `project`.
+    pub fn require_in(&self, permission: Permission, project: &Project) -> Result<(), ApiError> {
+        if self.can(permission, project) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "you do not hold `{}` in project `{}`",
+                    permission.as_str(),
+                    project.slug
+                ),
+            ))
+        }
+    }
+
+    /// The projects where the user holds `permission`.
+    pub fn project_scope(&self, permission: Permission) -> ProjectScope {
+        if self.global.contains(permission) {
+            return ProjectScope::All;
+        }
+        ProjectScope::Only(
+            self.memberships
+                .iter()
+                .filter(|(_, role)| role.permissions().contains(permission))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        )
+    }
+
+    /// The projects whose usage the user may read: every project with `report:read` or
+    /// `project:read` globally, else the projects they are a member of.
+    pub fn usage_scope(&self) -> ProjectScope {
+        if self.global.contains(Permission::ReportRead) {
+            ProjectScope::All
+        } else {
+            self.project_scope(Permission::ProjectRead)
+        }
+    }
+
+    /// Who this is, for the audit log.
+    pub fn actor(&self) -> Value {
+        match &self.via {
+            Via::Session { .. } => {
+                json!({ "user_id": self.user_id, "email": self.email, "via": "session" })
+            }
+            Via::ApiKey { id } => json!({ "api_key": id, "name": self.email, "via": "api_key" }),
         }
     }
 }
@@ -166,41 +273,163 @@ impl AuthUser {
 impl FromRequestParts<App> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "log in first: no access token was sent",
-                )
-            })?;
-        let claims = app
-            .session_keys
-            .verify_access_token(token.trim())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    "the access token is invalid or expired",
-                )
-            })?;
-        if app
-            .store
-            .snapshot()
-            .users
-            .users
-            .iter()
-            .all(|user| user.id != claims.sub)
-        {
-            return Err(ApiError::new(
-                ErrorCode::Unauthenticated,
-                "this user no longer exists",
-            ));
+    async fn from_request_parts(parts: &mut Parts, _app: &App) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<AuthUser>().cloned().ok_or_else(|| {
+            ApiError::internal(format!(
+                "{} asks for a caller but is declared public in api::rbac::ROUTES",
+                parts.uri.path()
+            ))
+        })
+    }
+}
+
+/// The credential a request presents: `Authorization: Bearer …` or `x-api-key`.
+fn presented_credential(headers: &http::HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+    {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim());
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+}
+
+/// Authenticates a request by its access token or admin API key.
+pub async fn authenticate(
+    app: &App,
+    headers: &http::HeaderMap,
+    snapshot: &Snapshot,
+) -> Result<AuthUser, ApiError> {
+    let unauthenticated = |message: &str| ApiError::new(ErrorCode::Unauthenticated, message);
+    let credential = presented_credential(headers)
+        .filter(|credential| !credential.is_empty())
+        .ok_or_else(|| unauthenticated("log in first: no access token or API key was sent"))?;
+    if credential.starts_with(API_KEY_PREFIX) {
+        let key = app
+            .api_keys
+            .find(credential)
+            .ok_or_else(|| unauthenticated("the API key is unknown or revoked"))?;
+        let global = role_permissions(&key.role, &snapshot.roles).unwrap_or(PermissionSet::NONE);
+        return Ok(AuthUser {
+            user_id: format!("api-key:{}", key.id),
+            email: key.name,
+            role: key.role,
+            via: Via::ApiKey { id: key.id },
+            global,
+            memberships: Vec::new(),
+            granted: global,
+        });
+    }
+    let claims = app
+        .session_keys
+        .verify_access_token(credential)
+        .ok_or_else(|| unauthenticated("the access token is invalid or expired"))?;
+    let user = snapshot
+        .user(&claims.sub)
+        .ok_or_else(|| unauthenticated("this user no longer exists"))?;
+    if !app.sessions.family_live(claims.sid.clone()).await {
+        return Err(unauthenticated(
+            "this session has ended (logged out or revoked); log in again",
+        ));
+    }
+    let memberships: Vec<(String, ProjectRole)> = snapshot
+        .projects
+        .projects
+        .iter()
+        .filter_map(|project| member_role(project, &user.id).map(|role| (project.id.clone(), role)))
+        .collect();
+    let mut global = role_permissions(&user.role, &snapshot.roles).unwrap_or(PermissionSet::NONE);
+    if !memberships.is_empty() {
+        global = global.union(MEMBER_GLOBAL_PERMISSIONS);
+    }
+    Ok(AuthUser {
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        role: user.role.clone(),
+        via: Via::Session {
+            family_id: claims.sid,
+        },
+        global,
+        memberships,
+        granted: global,
+    })
+}
+
+/// Failed logins allowed per account within [`LOGIN_WINDOW`].
+pub const LOGIN_FAILURES_PER_ACCOUNT: usize = 5;
+/// Failed logins allowed per client address within [`LOGIN_WINDOW`].
+pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
+/// The window over which failed logins are counted.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Counts failed logins per account and per address, so that passwords cannot be guessed
+/// at speed; in memory, since a restart costs an attacker more than it gives.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: std::sync::Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl LoginLimiter {
+    fn keys(email: &str, address: IpAddr) -> [(String, usize); 2] {
+        [
+            (
+                format!("account:{}", email.trim().to_ascii_lowercase()),
+                LOGIN_FAILURES_PER_ACCOUNT,
+            ),
+            (format!("address:{address}"), LOGIN_FAILURES_PER_ADDRESS),
+        ]
+    }
+
+    /// `Err(wait)` when the account or the address has used up its failures.
+    pub fn check(&self, email: &str, address: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("limiter lock is never poisoned");
+        let mut wait = Duration::ZERO;
+        for (key, limit) in Self::keys(email, address) {
+            if let Some(times) = failures.get_mut(&key) {
+                while times
+                    .front()
+                    .is_some_and(|time| now.duration_since(*time) >= LOGIN_WINDOW)
+                {
+                    times.pop_front();
+                }
+                if times.len() >= limit {
+                    let oldest = *times.front().expect("at least `limit` entries");
+                    wait = wait.max(LOGIN_WINDOW - now.duration_since(oldest));
+                }
+            }
         }
-        Ok(AuthUser { claims })
+        if wait.is_zero() { Ok(()) } else { Err(wait) }
+    }
+
+    /// Counts a failed login.
+    pub fn failed(&self, email: &str, address: IpAddr) {
+        let now = Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("limiter lock is never poisoned");
+        for (key, _) in Self::keys(email, address) {
+            failures.entry(key).or_default().push_back(now);
+        }
+    }
+
+    /// Forgets the account's failures after a successful login.
+    pub fn succeeded(&self, email: &str) {
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("limiter lock is never poisoned");
+        failures.remove(&format!("account:{}", email.trim().to_ascii_lowercase()));
     }
 }
 
@@ -225,20 +454,21 @@ pub async fn start_session(
     let expires = Utc::now() + REFRESH_TOKEN_TTL;
     app.sessions
         .issue(
-            family_id,
+            family_id.clone(),
             hash_refresh_token(&refresh_token),
             user_id.to_owned(),
             expires,
         )
         .await
         .map_err(ApiError::internal)?;
-    session_body(app, snapshot, user_id, &refresh_token)
+    session_body(app, snapshot, user_id, &family_id, &refresh_token)
 }
 
 fn session_body(
     app: &App,
     snapshot: &Snapshot,
     user_id: &str,
+    family_id: &str,
     refresh_token: &str,
 ) -> Result<Value, ApiError> {
     let user = snapshot
@@ -252,6 +482,7 @@ fn session_body(
         sub: user.id.clone(),
         email: user.email.clone(),
         role: user.role.clone(),
+        sid: family_id.to_owned(),
         iat: now,
         exp: now + ACCESS_TOKEN_TTL.as_secs() as i64,
     };
@@ -272,13 +503,29 @@ pub struct LoginBody {
     password: String,
 }
 
-/// `POST /api/auth/login`.
+/// `POST /api/auth/login`: failed attempts are limited per account and per address (429
+/// with `retry-after`).
 pub async fn login(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let email = body.email.trim().to_owned();
+    if let Err(wait) = app.login_limiter.check(&email, peer.ip()) {
+        tracing::warn!(address = %peer.ip(), "login refused: too many failed attempts");
+        let seconds = wait.as_secs().max(1);
+        let mut response = ApiError::new(
+            ErrorCode::RateLimited,
+            format!("too many failed logins; try again in {seconds} s"),
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        return Ok(response);
+    }
     let snapshot = app.store.snapshot();
-    let user = snapshot.user_by_email(body.email.trim());
+    let user = snapshot.user_by_email(&email);
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
     let stored = user.map_or(DUMMY_HASH.as_str(), |user| user.password_hash.as_str());
     let password = body.password;
@@ -287,11 +534,17 @@ pub async fn login(
         .await
         .map_err(ApiError::internal)?;
     match user {
-        Some(user) if valid => Ok(axum::Json(start_session(&app, &snapshot, &user.id).await?)),
-        _ => Err(ApiError::new(
-            ErrorCode::Unauthenticated,
-            "wrong email or password",
-        )),
+        Some(user) if valid => {
+            app.login_limiter.succeeded(&email);
+            Ok(axum::Json(start_session(&app, &snapshot, &user.id).await?).into_response())
+        }
+        _ => {
+            app.login_limiter.failed(&email, peer.ip());
+            Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "wrong email or password",
+            ))
+        }
     }
 }
 
@@ -331,6 +584,7 @@ pub async fn refresh(
         &app,
         &snapshot,
         &session.user_id,
+        &session.family_id,
         &new_token,
     )?))
 }
@@ -353,9 +607,92 @@ pub async fn logout(
     Ok(http::StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/me`.
-pub async fn me(user: AuthUser) -> axum::Json<Value> {
-    axum::Json(
-        json!({ "id": user.claims.sub, "email": user.claims.email, "role": user.claims.role }),
-    )
+/// `GET /api/me`: who the caller is and what they may do.
+pub async fn me(State(app): State<App>, user: AuthUser) -> axum::Json<Value> {
+    let snapshot = app.store.snapshot();
+    let projects: Vec<Value> = user
+        .memberships
+        .iter()
+        .filter_map(|(project_id, role)| {
+            let project = snapshot.project(project_id)?;
+            Some(json!({
+                "id": project.id, "slug": project.slug, "name": project.name, "role": role.as_str(),
+            }))
+        })
+        .collect();
+    let via = match &user.via {
+        Via::Session { .. } => "session",
+        Via::ApiKey { .. } => "api_key",
+    };
+    axum::Json(json!({
+        "id": user.user_id,
+        "email": user.email,
+        "role": user.role,
+        "via": via,
+        "permissions": user.global.names(),
+        "projects": projects,
+    }))
+}
+
+/// Body of `PUT /api/me`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    current_password: String,
+    new_password: String,
+}
+
+/// `PUT /api/me`: changes the caller's password. Every session of the user ends; the answer
+/// is a new session, so the caller stays logged in.
+pub async fn update_me(
+    State(app): State<App>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<UpdateMe>,
+) -> Result<axum::Json<Value>, ApiError> {
+    if !matches!(user.via, Via::Session { .. }) {
+        return Err(ApiError::invalid(
+            "current_password",
+            "an API key has no password; change a user's password with a session",
+        ));
+    }
+    let stored = app
+        .store
+        .snapshot()
+        .user(&user.user_id)
+        .map(|stored| stored.password_hash.clone())
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "this user no longer exists"))?;
+    let current = body.current_password;
+    let valid = tokio::task::spawn_blocking(move || verify_password(&current, &stored))
+        .await
+        .map_err(ApiError::internal)?;
+    if !valid {
+        return Err(ApiError::invalid(
+            "current_password",
+            "the current password is wrong",
+        ));
+    }
+    check_new_password(&body.new_password)?;
+    let new_password = body.new_password;
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
+        .await
+        .map_err(ApiError::internal)??;
+    let user_id = user.user_id.clone();
+    app.store
+        .update(move |draft| {
+            let stored = draft
+                .users
+                .users
+                .iter_mut()
+                .find(|stored| stored.id == user_id)
+                .ok_or_else(|| ApiError::not_found("this user no longer exists"))?;
+            stored.password_hash = password_hash;
+            Ok(())
+        })
+        .await?;
+    app.sessions
+        .revoke_user(user.user_id.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    let session = start_session(&app, &app.store.snapshot(), &user.user_id).await?;
+    Ok(axum::Json(session))
 }

@@ -4,16 +4,26 @@
 //! result. Errors are JSON `{"error":{"code","message","field"}}` with the status from
 //! [`ApiError::status`].
 
+mod api_keys;
+pub mod audit;
 pub mod auth;
+mod channels;
+mod limits;
+mod members;
 mod models;
 mod projects;
+pub mod rbac;
+mod roles;
+mod settings;
 mod setup;
+mod system;
 mod usage;
+mod users;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -21,15 +31,19 @@ use serde_json::json;
 use crate::state::App;
 use crate::store::UpdateError;
 
-/// The `/api` routes.
-pub fn router() -> Router<App> {
+/// The `/api` routes. What each route requires is declared in [`rbac::ROUTES`], and the
+/// [`rbac::authorize`] middleware enforces it before any handler runs.
+pub fn router(app: App) -> Router<App> {
     Router::new()
         .route("/api/setup/status", get(setup::status))
         .route("/api/setup/first-admin", post(setup::first_admin))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/refresh", post(auth::refresh))
         .route("/api/auth/logout", post(auth::logout))
-        .route("/api/me", get(auth::me))
+        .route(
+            "/api/me",
+            get(auth::me).put(auth::update_me).patch(auth::update_me),
+        )
         .route("/api/models", get(models::list).post(models::create))
         .route(
             "/api/models/{id}",
@@ -37,6 +51,8 @@ pub fn router() -> Router<App> {
                 .patch(models::update)
                 .delete(models::remove),
         )
+        .route("/api/models/{id}/key", get(models::reveal_key))
+        .route("/api/catalogue", get(models::catalogue))
         .route("/api/projects", get(projects::list).post(projects::create))
         .route(
             "/api/projects/{project}",
@@ -50,7 +66,7 @@ pub fn router() -> Router<App> {
         )
         .route(
             "/api/projects/{project}/models/{model_id}",
-            delete(projects::remove_model),
+            patch(projects::update_model).delete(projects::remove_model),
         )
         .route(
             "/api/projects/{project}/tokens",
@@ -58,9 +74,53 @@ pub fn router() -> Router<App> {
         )
         .route(
             "/api/projects/{project}/tokens/{token_id}",
-            delete(projects::revoke_token),
+            patch(projects::update_token).delete(projects::revoke_token),
+        )
+        .route(
+            "/api/projects/{project}/members",
+            get(members::list).post(members::add),
+        )
+        .route(
+            "/api/projects/{project}/members/{user}",
+            patch(members::update).delete(members::remove),
         )
         .route("/api/usage", get(usage::list))
+        .route("/api/usage/limits", get(limits::usage))
+        .route("/api/limits", get(limits::list).post(limits::create))
+        .route(
+            "/api/limits/{id}",
+            get(limits::show)
+                .patch(limits::update)
+                .delete(limits::remove),
+        )
+        .route("/api/channels", get(channels::list).post(channels::create))
+        .route(
+            "/api/channels/{id}",
+            get(channels::show).delete(channels::remove),
+        )
+        .route("/api/channels/{id}/test", post(channels::test))
+        .route("/api/usage/summary", get(usage::summary))
+        .route("/api/usage/by-model", get(usage::by_model))
+        .route("/api/usage/by-user", get(usage::by_user))
+        .route("/api/usage/timeline", get(usage::timeline))
+        .route("/api/usage/export", get(usage::export))
+        .route("/api/users", get(users::list).post(users::create))
+        .route(
+            "/api/users/{user}",
+            get(users::show).patch(users::update).delete(users::remove),
+        )
+        .route("/api/roles", get(roles::list).post(roles::create))
+        .route(
+            "/api/roles/{id}",
+            patch(roles::update).delete(roles::remove),
+        )
+        .route("/api/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api/api-keys/{id}", delete(api_keys::revoke))
+        .route("/api/settings", get(settings::show).patch(settings::update))
+        .route("/api/system", get(system::info))
+        .route("/api/system/rotate-key", post(system::rotate_key))
+        .route("/api/audit", get(audit::list))
+        .route_layer(axum::middleware::from_fn_with_state(app, rbac::authorize))
         .fallback(not_found)
 }
 

@@ -2,7 +2,10 @@
 //! never returned in clear.
 
 use axum::extract::{Path, State};
-use routerly_core::config::{Capabilities, ModelConfig, Pricing, ProviderKind, TimeoutOverrides};
+use routerly_core::catalogue;
+use routerly_core::config::{
+    Capabilities, ModelConfig, PriceTier, Pricing, ProviderKind, TimeoutOverrides,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,7 +32,7 @@ pub fn model_view(model: &ModelConfig, key: &MasterKey) -> Value {
 pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ModelRead)?;
     let snapshot = app.store.snapshot();
-    let key = app.store.master_key();
+    let key = &app.store.master_key();
     let models: Vec<Value> = snapshot
         .models
         .models
@@ -50,7 +53,7 @@ pub async fn show(
     let model = snapshot
         .model(&id)
         .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
-    Ok(axum::Json(model_view(model, app.store.master_key())))
+    Ok(axum::Json(model_view(model, &app.store.master_key())))
 }
 
 /// Body of `POST /api/models`.
@@ -65,14 +68,61 @@ pub struct CreateModel {
     api_key: Option<String>,
     #[serde(default)]
     upstream_model: Option<String>,
+    /// Prices given here override the catalogue's, field by field.
     #[serde(default)]
-    pricing: Pricing,
+    pricing: PricingOverride,
     #[serde(default)]
     context_window: Option<u64>,
+    /// Capabilities given here override the catalogue's, flag by flag.
     #[serde(default)]
     capabilities: Capabilities,
     #[serde(default)]
     timeouts: TimeoutOverrides,
+    #[serde(default)]
+    api_version: Option<String>,
+}
+
+/// Prices of `POST /api/models`; each one given replaces the catalogue's.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricingOverride {
+    input: Option<f64>,
+    output: Option<f64>,
+    cached_input: Option<f64>,
+    cache_write: Option<f64>,
+    long_context: Option<PriceTier>,
+}
+
+impl PricingOverride {
+    /// `base` (the catalogue's prices, or zero) with the given prices in place.
+    fn apply(self, base: Pricing) -> Pricing {
+        Pricing {
+            input: self.input.unwrap_or(base.input),
+            output: self.output.unwrap_or(base.output),
+            cached_input: self.cached_input.or(base.cached_input),
+            cache_write: self.cache_write.or(base.cache_write),
+            long_context: self.long_context.or(base.long_context),
+        }
+    }
+}
+
+/// `base` with every flag that `given` sets in place.
+fn merge_capabilities(given: Capabilities, base: Capabilities) -> Capabilities {
+    Capabilities {
+        vision: given.vision.or(base.vision),
+        tools: given.tools.or(base.tools),
+        json: given.json.or(base.json),
+        thinking: given.thinking.or(base.thinking),
+        embedding: given.embedding.or(base.embedding),
+    }
+}
+
+/// `GET /api/catalogue`: the providers and models Routerly knows, with their prices.
+pub async fn catalogue(user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ModelRead)?;
+    Ok(axum::Json(
+        serde_json::to_value(catalogue::catalogue()).expect("the catalogue serializes"),
+    ))
 }
 
 /// Stores a key as given: `env:NAME` references as they are, anything else encrypted.
@@ -165,21 +215,35 @@ pub async fn create(
             .to_owned(),
     };
     check_endpoint(&endpoint)?;
-    check_pricing(&body.pricing)?;
-    let api_key = stored_key(app.store.master_key(), body.api_key)?;
+    let upstream_model = body
+        .upstream_model
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| body.id.clone());
+    // What the caller leaves out comes from the catalogue, when it knows the model.
+    let known = catalogue::model(provider, &upstream_model);
+    let pricing = body
+        .pricing
+        .apply(known.map(|known| known.pricing).unwrap_or_default());
+    check_pricing(&pricing)?;
+    let api_key = stored_key(&app.store.master_key(), body.api_key)?;
     let model = ModelConfig {
-        upstream_model: body
-            .upstream_model
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| body.id.clone()),
+        upstream_model,
         id: body.id,
         provider,
         endpoint,
         api_key,
-        pricing: body.pricing,
-        context_window: body.context_window,
-        capabilities: body.capabilities,
+        pricing,
+        context_window: body
+            .context_window
+            .or(known.and_then(|known| known.context_window)),
+        capabilities: merge_capabilities(
+            body.capabilities,
+            known.map(|known| known.capabilities).unwrap_or_default(),
+        ),
         timeouts: body.timeouts,
+        api_version: body
+            .api_version
+            .filter(|version| !version.trim().is_empty()),
         created_at: chrono::Utc::now(),
     };
     let stored = model.clone();
@@ -202,7 +266,7 @@ pub async fn create(
         .await?;
     Ok((
         http::StatusCode::CREATED,
-        axum::Json(model_view(&model, app.store.master_key())),
+        axum::Json(model_view(&model, &app.store.master_key())),
     ))
 }
 
@@ -224,6 +288,8 @@ pub struct UpdateModel {
     capabilities: Option<Capabilities>,
     #[serde(default)]
     timeouts: Option<TimeoutOverrides>,
+    #[serde(default)]
+    api_version: Option<String>,
 }
 
 /// `PATCH /api/models/{id}`.
@@ -241,7 +307,7 @@ pub async fn update(
         check_pricing(pricing)?;
     }
     let api_key = match body.api_key {
-        Some(api_key) => Some(stored_key(app.store.master_key(), Some(api_key))?),
+        Some(api_key) => Some(stored_key(&app.store.master_key(), Some(api_key))?),
         None => None,
     };
     let updated = app
@@ -274,10 +340,13 @@ pub async fn update(
             if let Some(timeouts) = body.timeouts {
                 model.timeouts = timeouts;
             }
+            if let Some(api_version) = body.api_version {
+                model.api_version = Some(api_version).filter(|version| !version.trim().is_empty());
+            }
             Ok(model.clone())
         })
         .await?;
-    Ok(axum::Json(model_view(&updated, app.store.master_key())))
+    Ok(axum::Json(model_view(&updated, &app.store.master_key())))
 }
 
 /// `DELETE /api/models/{id}`: refused while a project uses the model.
@@ -314,4 +383,27 @@ pub async fn remove(
         })
         .await?;
     Ok(http::StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/models/{id}/key`: the model's API key in clear, the one answer that carries it;
+/// only for callers who may write models (declared in `rbac::ROUTES`).
+pub async fn reveal_key(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ModelWrite)?;
+    let snapshot = app.store.snapshot();
+    let model = snapshot
+        .model(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
+    let api_key = match &model.api_key {
+        Some(reference) if reference.starts_with("env:") => json!({
+            "api_key": snapshot.model_api_key(&id),
+            "source": reference,
+        }),
+        Some(_) => json!({ "api_key": snapshot.model_api_key(&id), "source": "encrypted" }),
+        None => json!({ "api_key": null, "source": null }),
+    };
+    Ok(axum::Json(api_key))
 }

@@ -27,6 +27,7 @@ fn project_view(project: &Project) -> Value {
         "slug": project.slug,
         "models": project.models,
         "tokens": project.tokens.iter().map(token_view).collect::<Vec<_>>(),
+        "members": project.members,
         "timeouts": project.timeouts,
         "created_at": project.created_at,
     })
@@ -67,14 +68,15 @@ fn slugify(name: &str) -> String {
     slug.trim_matches('-').to_owned()
 }
 
-/// `GET /api/projects`.
+/// `GET /api/projects`: the projects the caller may read.
 pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
-    user.require(Permission::ProjectRead)?;
+    let scope = user.project_scope(Permission::ProjectRead);
     let snapshot = app.store.snapshot();
     let projects: Vec<Value> = snapshot
         .projects
         .projects
         .iter()
+        .filter(|project| scope.includes(&project.id))
         .map(project_view)
         .collect();
     Ok(axum::Json(json!({ "projects": projects })))
@@ -307,6 +309,79 @@ pub async fn add_model(
     ))
 }
 
+/// Body of `PATCH /api/projects/{project}/models/{model_id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProjectModel {
+    #[serde(default)]
+    aliases: Option<Vec<String>>,
+    /// `null` or `""` clears the prompt.
+    #[serde(default, deserialize_with = "present")]
+    routing_prompt: Option<Option<String>>,
+}
+
+/// Tells a field that is absent (`None`) from one that is `null` (`Some(None)`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// `PATCH /api/projects/{project}/models/{model_id}`: changes a project model's routing
+/// prompt or aliases.
+pub async fn update_model(
+    State(app): State<App>,
+    user: AuthUser,
+    Path((key, model_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateProjectModel>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    for alias in body.aliases.iter().flatten() {
+        check_id("aliases", alias)?;
+    }
+    let updated = app
+        .store
+        .update(move |draft| {
+            let project = find_project(draft, &key)?;
+            if let Some(aliases) = &body.aliases {
+                for alias in aliases {
+                    if let Some(other) = project.models.iter().find(|other| {
+                        other.model_id != model_id
+                            && (other.model_id == *alias || other.aliases.contains(alias))
+                    }) {
+                        return Err(ApiError::invalid(
+                            "aliases",
+                            format!(
+                                "`{alias}` already names model `{}` in this project",
+                                other.model_id
+                            ),
+                        ));
+                    }
+                }
+            }
+            let entry = project
+                .models
+                .iter_mut()
+                .find(|model| model.model_id == model_id)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("project `{key}` has no model `{model_id}`"))
+                })?;
+            if let Some(aliases) = body.aliases {
+                entry.aliases = aliases;
+            }
+            if let Some(prompt) = body.routing_prompt {
+                entry.routing_prompt = prompt.filter(|prompt| !prompt.trim().is_empty());
+            }
+            Ok(entry.clone())
+        })
+        .await?;
+    Ok(axum::Json(
+        serde_json::to_value(updated).map_err(ApiError::internal)?,
+    ))
+}
+
 /// `DELETE /api/projects/{project}/models/{model_id}`.
 pub async fn remove_model(
     State(app): State<App>,
@@ -420,6 +495,68 @@ pub async fn create_token(
     view["token"] = Value::String(secret);
     view["project_id"] = Value::String(project_id);
     Ok((http::StatusCode::CREATED, axum::Json(view)))
+}
+
+/// Body of `PATCH /api/projects/{project}/tokens/{token_id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateToken {
+    #[serde(default)]
+    labels: Option<Vec<String>>,
+    #[serde(default)]
+    models: Option<Vec<String>>,
+    /// `null` removes the expiry.
+    #[serde(default, deserialize_with = "present")]
+    expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// `PATCH /api/projects/{project}/tokens/{token_id}`: changes labels, models or expiry.
+pub async fn update_token(
+    State(app): State<App>,
+    user: AuthUser,
+    Path((key, token_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<UpdateToken>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    if let Some(Some(expires_at)) = body.expires_at
+        && expires_at <= Utc::now()
+    {
+        return Err(ApiError::invalid("expires_at", "the expiry is in the past"));
+    }
+    let updated = app
+        .store
+        .update(move |draft| {
+            let project = find_project(draft, &key)?;
+            if let Some(models) = &body.models
+                && let Some(unknown) = models
+                    .iter()
+                    .find(|model| !project.models.iter().any(|pm| &pm.model_id == *model))
+            {
+                return Err(ApiError::invalid(
+                    "models",
+                    format!("model `{unknown}` is not one of this project's models"),
+                ));
+            }
+            let token = project
+                .tokens
+                .iter_mut()
+                .find(|token| token.id == token_id)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
+                })?;
+            if let Some(labels) = body.labels {
+                token.labels = labels;
+            }
+            if let Some(models) = body.models {
+                token.models = models;
+            }
+            if let Some(expires_at) = body.expires_at {
+                token.expires_at = expires_at;
+            }
+            Ok(token.clone())
+        })
+        .await?;
+    Ok(axum::Json(token_view(&updated)))
 }
 
 /// `DELETE /api/projects/{project}/tokens/{token_id}`: revokes at once.

@@ -8,6 +8,7 @@
 //! answer comes back the same way: passed through with the model replaced, or decoded
 //! and re-encoded. Every call that passed authentication leaves one usage record.
 
+mod budget;
 mod candidates;
 mod error;
 mod record;
@@ -34,12 +35,15 @@ use crate::state::App;
 use crate::store::config::Snapshot;
 
 pub use error::ProxyError;
-use record::CallRecord;
+use record::{CallRecord, PendingCall};
 
 /// Header naming the model that served.
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-routerly-model");
 /// Header carrying the request's trace id.
 pub const TRACE_ID_HEADER: HeaderName = HeaderName::from_static("x-routerly-trace-id");
+/// Header with the time spent in Routerly (excluding the provider), in milliseconds, on
+/// non-streamed answers; the usage record's `overhead_ms`.
+pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-routerly-overhead-ms");
 /// Header with comma-separated tags for spend attribution.
 pub const TAGS_HEADER: &str = "x-routerly-tags";
 
@@ -315,7 +319,10 @@ fn with_routing_headers(
     {
         headers.insert(MODEL_HEADER, value);
     }
-    if let Ok(value) = HeaderValue::from_str(trace_id) {
+    // `count_tokens` has no trace; an empty header would name none.
+    if !trace_id.is_empty()
+        && let Ok(value) = HeaderValue::from_str(trace_id)
+    {
         headers.insert(TRACE_ID_HEADER, value);
     }
     response
@@ -330,7 +337,8 @@ async fn complete(app: App, surface: Surface, headers: HeaderMap, body: Body) ->
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
-    let mut record = CallRecord::begin(
+    app.metrics.call_started();
+    let record = CallRecord::begin(
         started,
         surface,
         caller.project,
@@ -338,11 +346,17 @@ async fn complete(app: App, surface: Surface, headers: HeaderMap, body: Body) ->
         tags(&headers),
     );
     let trace_id = record.trace_id().to_owned();
-    match serve(&app, &snapshot, &caller, &headers, body, &mut record).await {
+    // If the client hangs up while this waits, the guard records the call as cancelled.
+    let mut pending = PendingCall::new(record, app.usage.clone());
+    let served = serve(&app, &snapshot, &caller, &headers, body, pending.record()).await;
+    let record = pending.settle();
+    match served {
         Ok(response) => response,
         Err(mut error) => {
             error.trace_id = Some(trace_id.clone());
-            let outcome = if error.body.kind == ErrorKind::Timeout {
+            let outcome = if budget::is_budget_refusal(&error) {
+                Outcome::BudgetExceeded
+            } else if error.body.kind == ErrorKind::Timeout {
                 Outcome::Timeout
             } else {
                 Outcome::Error
@@ -371,6 +385,7 @@ async fn serve(
     record.set_request(&request);
     let candidates = candidates::resolve(snapshot, caller.project, caller.token, &request.model)
         .map_err(|error| ProxyError::from_body(format, error))?;
+    let candidates = budget::admit(app, snapshot, caller, &request, candidates, record, format)?;
 
     let mut last_error = None;
     for model in &candidates {
@@ -379,11 +394,14 @@ async fn serve(
         let target = Target {
             provider: model.provider,
             endpoint: &model.endpoint,
+            upstream_model: &model.upstream_model,
+            api_version: model.api_version.as_deref(),
             api_key: snapshot.model_api_key(&model.id),
             timeouts: timeouts_for(snapshot, caller.project, model),
         };
         let extra_headers = passthrough_headers(headers, model);
         let attempt_started = Instant::now();
+        record.begin_attempt(model, attempt_started);
         let sent = app
             .upstream
             .send(
@@ -394,12 +412,19 @@ async fn serve(
                 &extra_headers,
             )
             .await;
+        // Translating the answer below is Routerly's time, not the provider's.
+        let mut upstream_elapsed = attempt_started.elapsed();
         let error = match sent {
             Ok(UpstreamResponse::Json(body)) => {
                 match answer_json(format, provider_format, model, &body) {
-                    Ok((response, usage)) => {
-                        record.add_upstream_time(attempt_started.elapsed());
+                    Ok((mut response, usage)) => {
+                        record.add_upstream_time(upstream_elapsed);
                         let usage_record = record.finish_success(model, usage, None);
+                        if let Ok(value) =
+                            HeaderValue::from_str(&format!("{:.3}", usage_record.overhead_ms))
+                        {
+                            response.headers_mut().insert(OVERHEAD_HEADER, value);
+                        }
                         app.usage.record(usage_record).await;
                         return Ok(with_routing_headers(
                             response,
@@ -410,35 +435,45 @@ async fn serve(
                     Err(error) => error,
                 }
             }
-            Ok(UpstreamResponse::Stream(mut events)) => match events.next_event().await {
-                Ok(Some(first_event)) => {
-                    let parts = relay::RelayParts {
-                        app: app.clone(),
-                        events,
-                        first_event,
-                        client_format: format,
-                        provider_format,
-                        model_id: model.id.clone(),
-                        pricing: model.pricing,
-                        provider: model.provider,
-                        client_wants_usage: request.stream_include_usage,
-                        attempt_started,
-                    };
-                    let response = relay::Relay::new(parts, record.take()).into_response();
-                    return Ok(with_routing_headers(
-                        response,
-                        Some(&model.id),
-                        record.trace_id(),
-                    ));
+            Ok(UpstreamResponse::Stream(mut events)) => {
+                let first = events.next_event().await;
+                upstream_elapsed = attempt_started.elapsed();
+                match first {
+                    Ok(Some(first_event)) => {
+                        let parts = relay::RelayParts {
+                            app: app.clone(),
+                            events,
+                            first_event,
+                            client_format: format,
+                            provider_format,
+                            model_id: model.id.clone(),
+                            pricing: model.pricing,
+                            provider: model.provider,
+                            client_wants_usage: request.stream_include_usage,
+                            attempt_started,
+                        };
+                        match relay::Relay::start(parts, record.take()) {
+                            Ok(relay) => {
+                                return Ok(with_routing_headers(
+                                    relay.into_response(),
+                                    Some(&model.id),
+                                    record.trace_id(),
+                                ));
+                            }
+                            Err(message) => UpstreamError::Protocol(format!(
+                                "the provider's first event is unreadable: {message}"
+                            )),
+                        }
+                    }
+                    Ok(None) => UpstreamError::Protocol(
+                        "the provider closed the stream before its first event".to_owned(),
+                    ),
+                    Err(error) => error,
                 }
-                Ok(None) => UpstreamError::Protocol(
-                    "the provider closed the stream before its first event".to_owned(),
-                ),
-                Err(error) => error,
-            },
+            }
             Err(error) => error,
         };
-        record.add_upstream_time(attempt_started.elapsed());
+        record.add_upstream_time(upstream_elapsed);
         tracing::warn!(
             model = %model.id,
             trace_id = record.trace_id(),
@@ -511,6 +546,8 @@ pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body
             let target = Target {
                 provider: model.provider,
                 endpoint: &model.endpoint,
+                upstream_model: &model.upstream_model,
+                api_version: model.api_version.as_deref(),
                 api_key: snapshot.model_api_key(&model.id),
                 timeouts: timeouts_for(&snapshot, caller.project, model),
             };

@@ -1,11 +1,15 @@
 //! Building the one usage record every authenticated call leaves.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use routerly_core::canonical::{ChatRequest, Usage};
 use routerly_core::config::{ModelConfig, Pricing, Project, ProjectToken, ProviderKind};
 use routerly_core::usage::{self, Attempt, CallType, Outcome, Surface, UsageRecord};
 use routerly_providers::UpstreamError;
+
+use crate::budgets::BudgetGuard;
+use crate::store::usage_log::UsageSink;
 
 /// The model a record is charged to.
 #[derive(Debug, Clone)]
@@ -29,6 +33,62 @@ impl ServedBy {
     }
 }
 
+/// A call's record while its handler runs. When the handler is dropped before the call
+/// settles (the client hung up before any answer reached it), the drop writes the record
+/// as `cancelled`, so every authenticated call still leaves one record.
+pub struct PendingCall {
+    record: Option<CallRecord>,
+    usage: UsageSink,
+}
+
+impl PendingCall {
+    /// Watches `record`, writing it to `usage` if the call is abandoned.
+    pub fn new(record: CallRecord, usage: UsageSink) -> Self {
+        PendingCall {
+            record: Some(record),
+            usage,
+        }
+    }
+
+    /// The record, to update while the call runs.
+    pub fn record(&mut self) -> &mut CallRecord {
+        self.record
+            .as_mut()
+            .expect("the record is only taken by `settle`, which consumes the guard")
+    }
+
+    /// The call has settled (its record is written or handed on): stop watching.
+    pub fn settle(mut self) -> CallRecord {
+        self.record
+            .take()
+            .expect("the record is only taken by `settle`, which consumes the guard")
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        if let Some(started) = record.attempt_in_flight {
+            record.add_upstream_time(started.elapsed());
+        }
+        let usage_record = record.finish(
+            Outcome::Cancelled,
+            CLIENT_CLOSED_REQUEST,
+            record.last_tried.clone(),
+            Usage::default(),
+            None,
+            Some("the client closed the connection before the answer".to_owned()),
+        );
+        self.usage.record_detached(usage_record);
+    }
+}
+
+/// The status recorded for a call the client abandoned before any answer (nginx's 499,
+/// "client closed request"); nothing was sent.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// What is known about a call while it runs.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
@@ -43,6 +103,11 @@ pub struct CallRecord {
     attempts: Vec<Attempt>,
     last_tried: Option<ServedBy>,
     upstream_time: Duration,
+    /// When the attempt now waiting on a provider began.
+    attempt_in_flight: Option<Instant>,
+    /// The call's budget reservation, shared with the stream relay's copy: it is given back
+    /// when the last copy is dropped, which is after the call's usage record was emitted.
+    budget: Option<Arc<BudgetGuard>>,
 }
 
 impl CallRecord {
@@ -66,7 +131,14 @@ impl CallRecord {
             attempts: Vec::new(),
             last_tried: None,
             upstream_time: Duration::ZERO,
+            attempt_in_flight: None,
+            budget: None,
         }
+    }
+
+    /// Holds the call's budget reservation until every copy of this record is dropped.
+    pub fn hold_budget(&mut self, guard: BudgetGuard) {
+        self.budget = Some(Arc::new(guard));
     }
 
     /// The trace id, also sent as `x-routerly-trace-id`.
@@ -90,9 +162,18 @@ impl CallRecord {
         self.stream = request.stream;
     }
 
-    /// Adds time spent waiting for providers (not Routerly's overhead).
+    /// Notes that an attempt on `model` began at `started`, so that a call cancelled while
+    /// it waits is charged to that model.
+    pub fn begin_attempt(&mut self, model: &ModelConfig, started: Instant) {
+        self.last_tried = Some(ServedBy::of(model));
+        self.attempt_in_flight = Some(started);
+    }
+
+    /// Adds time spent waiting for providers (not Routerly's overhead); the attempt in
+    /// flight, if any, is over.
     pub fn add_upstream_time(&mut self, elapsed: Duration) {
         self.upstream_time += elapsed;
+        self.attempt_in_flight = None;
     }
 
     /// Notes a failed attempt on `model`.

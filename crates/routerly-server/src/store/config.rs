@@ -1,4 +1,4 @@
-//! The configuration in memory: an immutable [`Snapshot`] of the five config files behind an
+//! The configuration in memory: an immutable [`Snapshot`] of the six config files behind an
 //! `ArcSwap`, replaced whole when anything changes.
 //!
 //! Readers call [`ConfigStore::snapshot`] (no lock, no IO). Writers go through
@@ -20,6 +20,7 @@ use routerly_core::config::{
     ModelConfig, ModelsFile, Project, ProjectToken, ProjectsFile, RolesFile, Settings, User,
     UsersFile,
 };
+use routerly_core::limits::LimitsFile;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -45,6 +46,8 @@ pub struct Draft {
     pub users: UsersFile,
     /// `config/roles.json`.
     pub roles: RolesFile,
+    /// `config/limits.json`.
+    pub limits: LimitsFile,
 }
 
 /// Config files that parse but do not agree with each other or with themselves.
@@ -99,8 +102,11 @@ pub struct Snapshot {
     pub users: UsersFile,
     /// `config/roles.json`.
     pub roles: RolesFile,
+    /// `config/limits.json`.
+    pub limits: LimitsFile,
     model_by_id: HashMap<String, usize>,
     api_keys: HashMap<String, ResolvedKey>,
+    metrics_token: Option<ResolvedKey>,
     token_by_hash: HashMap<[u8; 32], TokenSlot>,
     project_by_id: HashMap<String, usize>,
     project_by_slug: HashMap<String, usize>,
@@ -119,6 +125,7 @@ impl Snapshot {
             projects,
             users,
             roles,
+            limits,
         } = draft;
 
         let mut model_by_id = HashMap::new();
@@ -153,6 +160,26 @@ impl Snapshot {
                 api_keys.insert(model.id.clone(), ResolvedKey(resolved));
             }
         }
+
+        let metrics_token = match &settings.metrics_token {
+            None => None,
+            Some(stored) => {
+                let resolved = master_key.resolve(stored).map_err(|error| {
+                    ValidationError::new(
+                        ConfigKind::Settings,
+                        "metrics_token",
+                        format!("metrics_token: {error}"),
+                    )
+                })?;
+                if secrets::is_plaintext(stored) {
+                    tracing::warn!(
+                        "config/settings.json holds the metrics token in clear; \
+                         prefer `env:NAME` or an `enc:v1:` value"
+                    );
+                }
+                Some(ResolvedKey(resolved))
+            }
+        };
 
         let mut project_by_id = HashMap::new();
         let mut project_by_slug = HashMap::new();
@@ -298,14 +325,18 @@ impl Snapshot {
             }
         }
 
+        super::budget_config::validate(&settings, &limits, &models, &projects, master_key)?;
+
         Ok(Snapshot {
             settings,
             models,
             projects,
             users,
             roles,
+            limits,
             model_by_id,
             api_keys,
+            metrics_token,
             token_by_hash,
             project_by_id,
             project_by_slug,
@@ -323,6 +354,7 @@ impl Snapshot {
             projects: self.projects.clone(),
             users: self.users.clone(),
             roles: self.roles.clone(),
+            limits: self.limits.clone(),
         }
     }
 
@@ -337,6 +369,12 @@ impl Snapshot {
     /// model has no key. Never log it.
     pub fn model_api_key(&self, id: &str) -> Option<&str> {
         self.api_keys.get(id).map(|key| key.0.as_str())
+    }
+
+    /// The bearer token `GET /metrics` requires, resolved when this snapshot was built;
+    /// `None` leaves it open. Never log it.
+    pub fn metrics_token(&self) -> Option<&str> {
+        self.metrics_token.as_ref().map(|key| key.0.as_str())
     }
 
     /// The project token whose SHA-256 is `sha256`, with its project. Revocation and expiry
@@ -428,13 +466,13 @@ enum FileScan {
 
 /// What the single writer knows about the files on disk: what it last read or wrote.
 struct DiskState {
-    stamps: [FileStamp; 5],
+    stamps: [FileStamp; 6],
 }
 
 /// The configuration of a running service. See the module documentation.
 pub struct ConfigStore {
     home: Home,
-    master_key: MasterKey,
+    master_key: ArcSwap<MasterKey>,
     current: ArcSwap<Snapshot>,
     disk: Mutex<DiskState>,
     reload_error: StdMutex<Option<String>>,
@@ -461,10 +499,10 @@ impl ConfigStore {
             stamps.push(stamp);
         }
         let snapshot = Snapshot::build(draft, &master_key)?;
-        let stamps: [FileStamp; 5] = stamps.try_into().expect("one stamp per config file kind");
+        let stamps: [FileStamp; 6] = stamps.try_into().expect("one stamp per config file kind");
         Ok(ConfigStore {
             home: home.clone(),
-            master_key,
+            master_key: ArcSwap::from_pointee(master_key),
             current: ArcSwap::from_pointee(snapshot),
             disk: Mutex::new(DiskState { stamps }),
             reload_error: StdMutex::new(None),
@@ -477,8 +515,8 @@ impl ConfigStore {
     }
 
     /// The master key the secrets in the files are encrypted under.
-    pub fn master_key(&self) -> &MasterKey {
-        &self.master_key
+    pub fn master_key(&self) -> Arc<MasterKey> {
+        self.master_key.load_full()
     }
 
     /// The home directory the files live in.
@@ -511,6 +549,8 @@ impl ConfigStore {
         let before = self.current.load_full();
         let mut draft = before.to_draft();
         let value = f(&mut draft).map_err(UpdateError::Rejected)?;
+        // Removing a project, model or token through the API removes its limits too.
+        super::budget_config::prune_dangling_limits(&mut draft);
 
         let mut changed = Vec::new();
         for kind in ConfigKind::ALL {
@@ -530,6 +570,9 @@ impl ConfigStore {
                 ConfigKind::Roles if draft.roles != before.roles => {
                     files::to_pretty_json(&draft.roles)
                 }
+                ConfigKind::Limits if draft.limits != before.limits => {
+                    files::to_pretty_json(&draft.limits)
+                }
                 _ => continue,
             };
             let path = self.home.config_file(kind);
@@ -539,7 +582,8 @@ impl ConfigStore {
         if changed.is_empty() {
             return Ok(value);
         }
-        let snapshot = Snapshot::build(draft, &self.master_key).map_err(UpdateError::Invalid)?;
+        let snapshot =
+            Snapshot::build(draft, &self.master_key.load()).map_err(UpdateError::Invalid)?;
 
         let written = tokio::task::spawn_blocking(move || {
             let mut stamps = Vec::with_capacity(changed.len());
@@ -569,6 +613,27 @@ impl ConfigStore {
                 Err(UpdateError::Store(error))
             }
         }
+    }
+
+    /// Re-encrypts every `enc:` secret in the config files under `new_key` and makes it the
+    /// master key, atomically (see [`super::rotate`]): no update or reload runs meanwhile, and
+    /// a crash leaves either the old key and files or the new ones.
+    pub async fn rotate_master_key(&self, new_key: MasterKey) -> Result<usize, StoreError> {
+        let mut disk = self.disk.lock().await;
+        self.catch_up(&mut disk, true).await?;
+        let old_key = self.master_key();
+        let home = self.home.clone();
+        let staged_key = new_key.clone();
+        let count = tokio::task::spawn_blocking(move || {
+            super::rotate::rotate_files(&home, &old_key, &staged_key)
+        })
+        .await
+        .expect("the key rotation task does not panic")?;
+        self.master_key.store(Arc::new(new_key));
+        // The rewritten files differ from the stamps, so this rebuilds the snapshot under the
+        // new key.
+        self.catch_up(&mut disk, true).await?;
+        Ok(count)
     }
 
     /// Re-reads the config files that changed on disk and, when they are valid, swaps in a
@@ -676,7 +741,7 @@ impl ConfigStore {
         for (kind, path, bytes, _) in &changed {
             parse_into(&mut draft, *kind, path, bytes)?;
         }
-        let snapshot = Snapshot::build(draft, &self.master_key)?;
+        let snapshot = Snapshot::build(draft, &self.master_key.load())?;
         self.current.store(Arc::new(snapshot));
         let names: Vec<&str> = changed.iter().map(|(kind, ..)| kind.file_name()).collect();
         tracing::info!(files = ?names, "reloaded configuration changed on disk");
@@ -734,6 +799,7 @@ fn parse_into(
         ConfigKind::Projects => draft.projects = files::parse_json(path, bytes)?,
         ConfigKind::Users => draft.users = files::parse_json(path, bytes)?,
         ConfigKind::Roles => draft.roles = files::parse_json(path, bytes)?,
+        ConfigKind::Limits => draft.limits = files::parse_json(path, bytes)?,
     }
     Ok(())
 }
@@ -932,6 +998,7 @@ mod tests {
                     context_window: None,
                     capabilities: Default::default(),
                     timeouts: Default::default(),
+                    api_version: None,
                     created_at: chrono::Utc::now(),
                 });
                 Ok::<_, std::convert::Infallible>(())

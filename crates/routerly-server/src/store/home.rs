@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use rand::RngCore;
 use routerly_core::config::{ModelsFile, ProjectsFile, RolesFile, Settings, UsersFile};
+use routerly_core::limits::LimitsFile;
 
 use super::StoreError;
 use super::files::{self, to_pretty_json, write_atomic};
@@ -16,7 +17,7 @@ pub const SECRET_KEY_ENV: &str = "ROUTERLY_SECRET_KEY";
 /// Environment variable that names the home directory.
 pub const HOME_ENV: &str = "ROUTERLY_HOME";
 
-/// One of the five JSON config files.
+/// One of the six JSON config files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConfigKind {
     /// `config/settings.json`.
@@ -29,16 +30,19 @@ pub enum ConfigKind {
     Users,
     /// `config/roles.json`.
     Roles,
+    /// `config/limits.json`.
+    Limits,
 }
 
 impl ConfigKind {
     /// Every config file, in the order they are loaded.
-    pub const ALL: [ConfigKind; 5] = [
+    pub const ALL: [ConfigKind; 6] = [
         ConfigKind::Settings,
         ConfigKind::Models,
         ConfigKind::Projects,
         ConfigKind::Users,
         ConfigKind::Roles,
+        ConfigKind::Limits,
     ];
 
     /// The file's name inside `config/`.
@@ -49,6 +53,7 @@ impl ConfigKind {
             ConfigKind::Projects => "projects.json",
             ConfigKind::Users => "users.json",
             ConfigKind::Roles => "roles.json",
+            ConfigKind::Limits => "limits.json",
         }
     }
 
@@ -65,6 +70,7 @@ impl ConfigKind {
             ConfigKind::Projects => to_pretty_json(&ProjectsFile::default()),
             ConfigKind::Users => to_pretty_json(&UsersFile::default()),
             ConfigKind::Roles => to_pretty_json(&RolesFile::default()),
+            ConfigKind::Limits => to_pretty_json(&LimitsFile::default()),
         }
     }
 }
@@ -149,9 +155,29 @@ impl Home {
         self.data_dir().join("usage.jsonl")
     }
 
+    /// `data/alerts.json`: which budget alert fired for which limit and window.
+    pub fn alerts_path(&self) -> PathBuf {
+        self.data_dir().join("alerts.json")
+    }
+
+    /// `data/checkpoints/counters.json`: budget counters and the usage log position.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.data_dir().join("checkpoints").join("counters.json")
+    }
+
     /// `data/sessions.json`.
     pub fn sessions_path(&self) -> PathBuf {
         self.data_dir().join("sessions.json")
+    }
+
+    /// `data/api-keys.json`: admin API keys, hashed.
+    pub fn api_keys_path(&self) -> PathBuf {
+        self.data_dir().join("api-keys.json")
+    }
+
+    /// `data/audit.jsonl`: one line per change made through the API.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.data_dir().join("audit.jsonl")
     }
 
     /// Prepares the home: creates `config/` and `data/`, the default config files that are
@@ -173,6 +199,9 @@ impl Home {
                 created.push(dir);
             }
         }
+        // A master-key rotation cut short by a crash is finished (or discarded) first, so
+        // the key and the files agree.
+        super::rotate::recover(self)?;
         for kind in ConfigKind::ALL {
             let path = self.config_file(kind);
             if !path.exists() {

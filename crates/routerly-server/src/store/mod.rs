@@ -7,15 +7,22 @@
 //! - [`config`]: the in-memory configuration ([`config::Snapshot`] behind an `ArcSwap`),
 //!   serialized writes that never overwrite a hand edit, and a watcher that reloads hand edits.
 //! - [`usage_log`]: the batched, fsynced append-only usage log and its reader.
+//! - [`rotate`]: master-key rotation, all or nothing, with recovery at start.
+//! - [`api_keys`]: admin API keys, stored hashed.
+//! - [`audit`]: the append-only audit log of changes made through the API.
 //! - [`state`]: small traits for state that several replicas would share (sessions, counters).
 //!
 //! Architecture invariant: nothing here is called on the request path except
 //! [`config::ConfigStore::snapshot`] (a lock-free pointer load), the snapshot's lookups,
 //! [`usage_log::UsageSink::record`] (a channel send) and the in-memory [`state::CounterStore`].
 
+pub mod api_keys;
+pub mod audit;
+pub(crate) mod budget_config;
 pub mod config;
 pub mod files;
 pub mod home;
+pub mod rotate;
 pub mod secrets;
 pub mod state;
 pub mod usage_log;

@@ -32,11 +32,24 @@ struct Shared {
     records_written: AtomicU64,
 }
 
+/// Sees every record the moment it is emitted (metrics, the per-request log line).
+pub type UsageObserver = Arc<dyn Fn(&UsageRecord) + Send + Sync>;
+
 /// The request path's end of the usage log; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UsageSink {
     sender: mpsc::Sender<UsageRecord>,
     shared: Arc<Shared>,
+    observer: Option<UsageObserver>,
+}
+
+impl std::fmt::Debug for UsageSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageSink")
+            .field("shared", &self.shared)
+            .field("observed", &self.observer.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The writer has shut down, so this record could not be accepted.
@@ -48,6 +61,26 @@ pub struct UsageWriterClosed {
 }
 
 impl UsageSink {
+    /// This sink, calling `observer` with each record as it is emitted: the one place every
+    /// call's record passes, so whatever is derived from records (metrics, the request log)
+    /// cannot miss or double-count a call.
+    /// Observers added one after the other are all called, in the order they were added.
+    pub fn observed_by(mut self, observer: UsageObserver) -> Self {
+        self.observer = Some(match self.observer.take() {
+            None => observer,
+            Some(first) => Arc::new(move |record: &UsageRecord| {
+                first(record);
+                observer(record);
+            }),
+        });
+        self
+    }
+
+    /// Records waiting in the queue for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
+    }
+
     /// Queues `record` for the log, waiting while the queue is full (never dropping it).
     /// After [`UsageWriterHandle::shutdown`] the record is refused with an error log; use
     /// [`UsageSink::try_record`] to handle that case.
@@ -57,6 +90,9 @@ impl UsageSink {
 
     /// [`UsageSink::record`], reporting a record refused because the writer has stopped.
     pub async fn try_record(&self, record: UsageRecord) -> Result<(), UsageWriterClosed> {
+        if let Some(observer) = &self.observer {
+            observer(&record);
+        }
         self.sender
             .send(record)
             .await
@@ -66,6 +102,9 @@ impl UsageSink {
     /// Queues `record` without waiting, for code that cannot await (such as `Drop`): sent
     /// at once when the queue has room, else by a spawned task that waits for room.
     pub fn record_detached(&self, record: UsageRecord) {
+        if let Some(observer) = &self.observer {
+            observer(&record);
+        }
         match self.sender.try_send(record) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Closed(record)) => {
@@ -74,8 +113,13 @@ impl UsageSink {
             Err(mpsc::error::TrySendError::Full(record)) => {
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
-                        let sink = self.clone();
-                        runtime.spawn(async move { sink.record(record).await });
+                        // The observer has seen this record already: send it as it is.
+                        let sender = self.sender.clone();
+                        runtime.spawn(async move {
+                            if let Err(error) = sender.send(record).await {
+                                closed(error.0);
+                            }
+                        });
                     }
                     Err(_) => {
                         tracing::error!(record_id = %record.id, "usage queue full outside the runtime; record not recorded");
@@ -156,6 +200,18 @@ impl UsageWriterHandle {
 /// Starts the writer task appending to `path` (created with its directory when missing),
 /// with a queue of `capacity` records. Must be called inside a Tokio runtime.
 pub fn spawn_usage_writer(path: PathBuf, capacity: usize) -> (UsageSink, UsageWriterHandle) {
+    spawn_rotating_usage_writer(path, capacity, DEFAULT_ROTATE_BYTES)
+}
+
+/// [`spawn_usage_writer`], rotating the log when it would grow past `rotate_bytes` and when
+/// a record is appended in a later calendar month (UTC) than the log's first record: the
+/// log is renamed `usage-YYYYMMDDTHHMMSSZ.jsonl` (the time of rotation) beside it and a new
+/// one begins. Rotated files keep their inode, which checkpoints use to find their place.
+pub fn spawn_rotating_usage_writer(
+    path: PathBuf,
+    capacity: usize,
+    rotate_bytes: u64,
+) -> (UsageSink, UsageWriterHandle) {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let shared = Arc::new(Shared {
@@ -166,7 +222,10 @@ pub fn spawn_usage_writer(path: PathBuf, capacity: usize) -> (UsageSink, UsageWr
         path,
         receiver,
         shared: Arc::clone(&shared),
-        log: LogFile::default(),
+        log: LogFile {
+            rotate_bytes: rotate_bytes.max(1),
+            ..LogFile::default()
+        },
         pending: Vec::new(),
         pending_records: 0,
         stats: UsageWriterStats::default(),
@@ -176,6 +235,7 @@ pub fn spawn_usage_writer(path: PathBuf, capacity: usize) -> (UsageSink, UsageWr
         UsageSink {
             sender,
             shared: Arc::clone(&shared),
+            observer: None,
         },
         UsageWriterHandle {
             shutdown: shutdown_sender,
@@ -335,12 +395,28 @@ struct LogFile {
     file: Option<File>,
     committed_len: u64,
     opened_before: bool,
+    rotate_bytes: u64,
+    /// (year, month) of the file's first record.
+    first_month: Option<(i32, u32)>,
 }
+
+/// Default size at which the log rotates.
+pub const DEFAULT_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
 
 impl LogFile {
     fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         if self.file.is_none() {
             self.open(path)?;
+        }
+        let this_month = current_month();
+        let too_big = self.committed_len + bytes.len() as u64 > self.rotate_bytes;
+        let new_month = self.first_month.is_some_and(|month| month != this_month);
+        if self.committed_len > 0 && (too_big || new_month) {
+            self.rotate(path)?;
+            self.open(path)?;
+        }
+        if self.committed_len == 0 {
+            self.first_month = Some(this_month);
         }
         let file = self.file.as_mut().expect("opened just above");
         match file.write_all(bytes).and_then(|()| file.sync_data()) {
@@ -354,6 +430,28 @@ impl LogFile {
                 Err(error)
             }
         }
+    }
+
+    /// Renames the log aside; the next [`LogFile::open`] starts a fresh one.
+    fn rotate(&mut self, path: &Path) -> io::Result<()> {
+        self.file = None;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut rotated = dir.join(format!("usage-{stamp}.jsonl"));
+        let mut suffix = 1;
+        while rotated.exists() {
+            rotated = dir.join(format!("usage-{stamp}-{suffix}.jsonl"));
+            suffix += 1;
+        }
+        fs::rename(path, &rotated)?;
+        if let Ok(dir_handle) = File::open(dir) {
+            let _ = dir_handle.sync_all();
+        }
+        tracing::info!(rotated = %rotated.display(), "usage log rotated");
+        self.committed_len = 0;
+        self.opened_before = false;
+        self.first_month = None;
+        Ok(())
     }
 
     fn open(&mut self, path: &Path) -> io::Result<()> {
@@ -390,10 +488,65 @@ impl LogFile {
                 self.committed_len += 1;
             }
         }
+        if self.committed_len > 0 && self.first_month.is_none() {
+            self.first_month = first_record_month(&mut file);
+        }
         self.file = Some(file);
         self.opened_before = true;
         Ok(())
     }
+}
+
+fn current_month() -> (i32, u32) {
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    (now.year(), now.month())
+}
+
+/// The (year, month) of the first record's timestamp, read from the file's first line.
+fn first_record_month(file: &mut File) -> Option<(i32, u32)> {
+    let mut head = vec![0u8; 4096];
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let read = file.read(&mut head).ok()?;
+    let head = std::str::from_utf8(&head[..read]).ok()?;
+    let at = head.find("\"timestamp\":\"")? + "\"timestamp\":\"".len();
+    let year = head.get(at..at + 4)?.parse().ok()?;
+    let month = head.get(at + 5..at + 7)?.parse().ok()?;
+    Some((year, month))
+}
+
+/// Every file of the usage log whose active file is `active`: the rotated ones
+/// (`usage-*.jsonl` beside it) oldest first, then the active one (when it exists).
+pub fn usage_log_files(active: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = active.parent().unwrap_or(Path::new("."));
+    let mut rotated = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let name = entry?.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if name.starts_with("usage-") && name.ends_with(".jsonl") {
+                    rotated.push(dir.join(name));
+                }
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    }
+    rotated.sort();
+    if active.exists() {
+        rotated.push(active.to_path_buf());
+    }
+    Ok(rotated)
+}
+
+/// Every record of the usage log, rotated files included, oldest file first.
+pub fn read_usage_all(active: &Path) -> io::Result<Vec<UsageRecord>> {
+    let mut records = Vec::new();
+    for path in usage_log_files(active)? {
+        records.extend(read_usage(&path)?);
+    }
+    Ok(records)
 }
 
 /// Reads every record of the usage log (none when it does not exist), skipping with a
@@ -576,6 +729,42 @@ mod tests {
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, vec!["a", "b"]);
         assert_eq!(skipped, vec![2]);
+    }
+
+    #[tokio::test]
+    async fn the_log_rotates_by_size_and_readers_see_every_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("usage.jsonl");
+        let line_len = serde_json::to_vec(&record("r00")).expect("json").len() as u64 + 1;
+        let (sink, handle) = spawn_rotating_usage_writer(path.clone(), 1, line_len * 3);
+        for i in 0..10 {
+            // One record per batch, so rotation is checked before each.
+            sink.record(record(&format!("r{i:02}"))).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            while sink.records_written() < i + 1 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "record {i} not written"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Rotated names carry the second of rotation; keep them distinct and ordered.
+            if i % 3 == 2 {
+                tokio::time::sleep(Duration::from_millis(1100)).await;
+            }
+        }
+        handle.shutdown().await;
+        let files = usage_log_files(&path).expect("list");
+        assert_eq!(files.len(), 4, "3 + 3 + 3 rotated, 1 active: {files:?}");
+        assert_eq!(files.last(), Some(&path), "the active file comes last");
+        let ids: Vec<String> = read_usage_all(&path)
+            .expect("read")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let expected: Vec<String> = (0..10).map(|i| format!("r{i:02}")).collect();
+        assert_eq!(ids, expected, "every record once, in order");
+        assert_eq!(read_usage(&path).expect("read").len(), 1);
     }
 
     #[tokio::test]

@@ -1,17 +1,20 @@
-//! `routerly auth login|logout|whoami`.
+//! `routerly auth login|logout|whoami|switch|ps|passwd|api-key`.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::text;
+use super::{print_json, print_table, segment, text};
 use crate::client::{Client, SessionsFile, post_anonymous, session_from_login};
 
 /// `routerly auth …`.
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
-    /// Log in and save the session.
+    /// Log in and save the session (under an alias, so several servers can be used).
+    #[command(
+        after_help = "Example:\n  routerly auth login --url http://localhost:3000 --email admin@example.com --password '…' --alias prod"
+    )]
     Login {
         /// The server's URL.
         #[arg(long)]
@@ -26,10 +29,68 @@ pub enum AuthCommand {
         #[arg(long, default_value = "default")]
         alias: String,
     },
-    /// End the session and forget it.
+    /// End the session (the current one, or `--server ALIAS`) and forget it.
     Logout,
     /// Show who is logged in where.
-    Whoami,
+    Whoami {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a saved session the current one.
+    Switch {
+        /// The session's alias.
+        alias: String,
+    },
+    /// List saved sessions.
+    Ps {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change your password (every other session of yours ends).
+    Passwd {
+        /// Your current password.
+        #[arg(long)]
+        current: String,
+        /// The new password (at least 8 characters).
+        #[arg(long)]
+        new: String,
+    },
+    /// Admin API keys for scripts and CI (use one with ROUTERLY_API_KEY and ROUTERLY_URL).
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
+}
+
+/// `routerly auth api-key …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once.
+    #[command(
+        after_help = "Example:\n  routerly auth api-key create --name ci --role operator --json"
+    )]
+    Create {
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// The global role it carries (default admin).
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Print JSON with `id` and `key`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key at once.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
 }
 
 /// Runs `routerly auth …`.
@@ -55,30 +116,165 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
             let alias = server
                 .or(sessions.current.clone())
                 .context("not logged in")?;
-            if let Some(session) = sessions.servers.remove(&alias) {
-                // Best effort: the local session is forgotten even if the server is gone.
-                let _ = post_anonymous(
-                    &session.url,
-                    "/api/auth/logout",
-                    &json!({ "refresh_token": session.refresh_token }),
-                )
-                .await;
-            }
+            let Some(session) = sessions.servers.remove(&alias) else {
+                bail!("no saved session `{alias}`");
+            };
+            // Best effort: the local session is forgotten even if the server is gone.
+            let _ = post_anonymous(
+                &session.url,
+                "/api/auth/logout",
+                &json!({ "refresh_token": session.refresh_token }),
+            )
+            .await;
             if sessions.current.as_deref() == Some(alias.as_str()) {
                 sessions.current = sessions.servers.keys().next().cloned();
             }
             sessions.save()?;
             println!("Logged out of `{alias}`.");
         }
-        AuthCommand::Whoami => {
+        AuthCommand::Whoami { json } => {
             let mut client = Client::open(server.as_deref())?;
-            let me = client.request(Method::GET, "/api/me", None).await?;
+            let mut me = client.request(Method::GET, "/api/me", None).await?;
+            if json {
+                me["url"] = Value::String(client.session().url.clone());
+                me["alias"] = Value::String(client.alias().to_owned());
+                return print_json(&me);
+            }
+            let projects: Vec<String> = me["projects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|project| format!("{} ({})", text(project, "/slug"), text(project, "/role")))
+                .collect();
             println!(
-                "{} ({}) at {}",
+                "{} ({}) at {} [session `{}`]",
                 text(&me, "/email"),
                 text(&me, "/role"),
-                client.session().url
+                client.session().url,
+                client.alias()
             );
+            if !projects.is_empty() {
+                println!("projects: {}", projects.join(", "));
+            }
+        }
+        AuthCommand::Switch { alias } => {
+            let mut sessions = SessionsFile::load()?;
+            if !sessions.servers.contains_key(&alias) {
+                let known: Vec<&str> = sessions.servers.keys().map(String::as_str).collect();
+                bail!(
+                    "no saved session `{alias}`; saved: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+            sessions.current = Some(alias.clone());
+            sessions.save()?;
+            println!("Now using session `{alias}`.");
+        }
+        AuthCommand::Ps { json } => {
+            let sessions = SessionsFile::load()?;
+            let rows: Vec<Value> = sessions
+                .servers
+                .iter()
+                .map(|(alias, session)| {
+                    json!({
+                        "alias": alias,
+                        "url": session.url,
+                        "email": session.email,
+                        "current": sessions.current.as_deref() == Some(alias.as_str()),
+                    })
+                })
+                .collect();
+            if json {
+                return print_json(&Value::Array(rows));
+            }
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|row| {
+                    vec![
+                        if row["current"] == true { "*" } else { "" }.to_owned(),
+                        text(row, "/alias"),
+                        text(row, "/url"),
+                        text(row, "/email"),
+                    ]
+                })
+                .collect();
+            print_table(&["", "ALIAS", "URL", "EMAIL"], &table);
+        }
+        AuthCommand::Passwd { current, new } => {
+            let mut client = Client::open(server.as_deref())?;
+            let answer = client
+                .request(
+                    Method::PUT,
+                    "/api/me",
+                    Some(&json!({ "current_password": current, "new_password": new })),
+                )
+                .await?;
+            client.adopt_session(&answer)?;
+            println!("Password changed; your other sessions have ended.");
+        }
+        AuthCommand::ApiKey(command) => {
+            let mut client = Client::open(server.as_deref())?;
+            match command {
+                ApiKeyCommand::Create { name, role, json } => {
+                    let key = client
+                        .request(
+                            Method::POST,
+                            "/api/api-keys",
+                            Some(&json!({ "name": name, "role": role })),
+                        )
+                        .await?;
+                    if json {
+                        return print_json(&key);
+                    }
+                    println!(
+                        "API key {} ({}) created. Copy it now; it is not shown again:",
+                        text(&key, "/id"),
+                        text(&key, "/role")
+                    );
+                    println!("{}", text(&key, "/key"));
+                }
+                ApiKeyCommand::List { json } => {
+                    let answer = client.request(Method::GET, "/api/api-keys", None).await?;
+                    if json {
+                        return print_json(&answer["api_keys"]);
+                    }
+                    let rows: Vec<Vec<String>> = answer["api_keys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|key| {
+                            vec![
+                                text(key, "/id"),
+                                text(key, "/name"),
+                                text(key, "/role"),
+                                text(key, "/snippet"),
+                                if key["revoked_at"].is_null() {
+                                    "active"
+                                } else {
+                                    "revoked"
+                                }
+                                .to_owned(),
+                                text(key, "/created_at"),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["ID", "NAME", "ROLE", "KEY", "STATUS", "CREATED"], &rows);
+                }
+                ApiKeyCommand::Revoke { id } => {
+                    client
+                        .request(
+                            Method::DELETE,
+                            &format!("/api/api-keys/{}", segment(&id)),
+                            None,
+                        )
+                        .await?;
+                    println!("Revoked API key {id}.");
+                }
+            }
         }
     }
     Ok(())

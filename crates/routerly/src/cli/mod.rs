@@ -1,22 +1,47 @@
 //! The command tree and what each command does, over the management API.
 
 mod auth;
+mod channel;
+mod limit;
 mod model;
 mod project;
 mod report;
+mod role;
+mod service;
+mod status;
+mod user;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
 use crate::client::{Client, SessionsFile, post_anonymous, session_from_login};
 pub use auth::AuthCommand;
+pub use channel::ChannelCommand;
+pub use limit::LimitCommand;
 pub use model::ModelCommand;
 pub use project::ProjectCommand;
 pub use report::ReportCommand;
+pub use role::RoleCommand;
+pub use service::ServiceCommand;
+pub use user::UserCommand;
+
+/// Examples shown under `routerly --help`.
+const EXAMPLES: &str = "\
+Examples:
+  routerly serve --port 3000
+  routerly setup --url http://localhost:3000 --email admin@example.com --password '…'
+  routerly model add --id gpt-4o --provider openai --api-key env:OPENAI_API_KEY
+  routerly project create --name shop --json
+  routerly project model add shop gpt-4o --alias default
+  routerly project token create shop --labels web --json
+  routerly report calls --project shop --limit 20
+
+Every command but `serve` talks to a running service (the current session, `--server ALIAS`,
+or ROUTERLY_API_KEY with ROUTERLY_URL). Listings take --json.";
 
 /// Routerly: a self-hosted LLM API gateway.
 #[derive(Debug, Parser)]
-#[command(name = "routerly", version, about)]
+#[command(name = "routerly", version, about, after_help = EXAMPLES)]
 pub struct Args {
     /// Use this saved session instead of the current one.
     #[arg(long, global = true, env = "ROUTERLY_SERVER")]
@@ -49,7 +74,9 @@ pub enum Command {
         #[arg(long, default_value = "default")]
         alias: String,
     },
-    /// Log in and out.
+    /// Is the server up, and who am I on it.
+    Status(status::StatusOptions),
+    /// Log in and out, saved servers, admin API keys.
     #[command(subcommand)]
     Auth(AuthCommand),
     /// Registered models.
@@ -61,6 +88,29 @@ pub enum Command {
     /// Usage reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Budgets and rate limits at every level.
+    #[command(subcommand)]
+    Limit(LimitCommand),
+    /// Where budget alerts go: email (SMTP) and webhooks.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Users of the dashboard and CLI.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Custom roles: sets of permissions.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// The service: status, settings, master-key rotation.
+    #[command(subcommand)]
+    Service(ServiceCommand),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  routerly completions bash > /etc/bash_completion.d/routerly"
+    )]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options of `routerly serve`.
@@ -149,9 +199,20 @@ pub async fn run(command: Command, server: Option<String>) -> anyhow::Result<()>
             println!("Created the first admin {email} and logged in (session `{alias}`).");
             Ok(())
         }
+        Command::Status(options) => status::run(options, server).await,
         Command::Auth(command) => auth::run(command, server).await,
+        Command::User(command) => user::run(command, Client::open(server.as_deref())?).await,
+        Command::Role(command) => role::run(command, Client::open(server.as_deref())?).await,
+        Command::Service(command) => service::run(command, Client::open(server.as_deref())?).await,
+        Command::Completions { shell } => {
+            let mut command = <Args as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "routerly", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Model(command) => model::run(command, Client::open(server.as_deref())?).await,
         Command::Project(command) => project::run(command, Client::open(server.as_deref())?).await,
         Command::Report(command) => report::run(command, Client::open(server.as_deref())?).await,
+        Command::Limit(command) => limit::run(command, Client::open(server.as_deref())?).await,
+        Command::Channel(command) => channel::run(command, Client::open(server.as_deref())?).await,
     }
 }

@@ -25,12 +25,83 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show one project: models, tokens, members.
+    Show {
+        /// The project's id, slug or name.
+        project: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rename a project.
+    Edit {
+        /// The project's id, slug or name.
+        project: String,
+        /// Its new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a project with its tokens (they stop working at once).
+    Remove {
+        /// The project's id, slug or name.
+        project: String,
+    },
     /// A project's models.
     #[command(subcommand)]
     Model(ProjectModelCommand),
     /// A project's tokens.
     #[command(subcommand)]
     Token(ProjectTokenCommand),
+    /// A project's members and their roles.
+    #[command(subcommand)]
+    Member(ProjectMemberCommand),
+}
+
+/// `routerly project member …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectMemberCommand {
+    /// List a project's members.
+    List {
+        /// The project's id, slug or name.
+        project: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user to a project with a role.
+    #[command(
+        after_help = "Example:\n  routerly project member add shop --email dev@example.com --role editor"
+    )]
+    Add {
+        /// The project's id, slug or name.
+        project: String,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// viewer, editor or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Change a member's role.
+    SetRole {
+        /// The project's id, slug or name.
+        project: String,
+        /// The member's email.
+        email: String,
+        /// viewer, editor or admin.
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a member from a project.
+    Remove {
+        /// The project's id, slug or name.
+        project: String,
+        /// The member's email.
+        email: String,
+    },
 }
 
 /// `routerly project model …`.
@@ -56,6 +127,22 @@ pub enum ProjectModelCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Remove a model from a project.
+    Remove {
+        /// The project's id, slug or name.
+        project: String,
+        /// The model's id.
+        model_id: String,
+    },
+    /// Set (or with "" clear) a project model's routing prompt.
+    SetPrompt {
+        /// The project's id, slug or name.
+        project: String,
+        /// The model's id.
+        model_id: String,
+        /// What this model is good at, for the `llm` routing policy.
+        prompt: String,
     },
 }
 
@@ -84,6 +171,28 @@ pub enum ProjectTokenCommand {
         /// The project's id, slug or name.
         project: String,
         /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a token's labels, models or expiry.
+    Edit {
+        /// The project's id, slug or name.
+        project: String,
+        /// The token's id.
+        token_id: String,
+        /// New labels, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        labels: Option<Vec<String>>,
+        /// Models it may use, comma-separated (empty: all of the project's).
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// New expiry (RFC 3339).
+        #[arg(long, conflicts_with = "no_expiry")]
+        expires: Option<String>,
+        /// Remove the expiry.
+        #[arg(long)]
+        no_expiry: bool,
+        /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -144,6 +253,134 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
                 })
                 .collect();
             print_table(&["ID", "SLUG", "NAME", "MODELS", "TOKENS"], &rows);
+        }
+        ProjectCommand::Show { project, json } => {
+            let shown = client
+                .request(
+                    Method::GET,
+                    &format!("/api/projects/{}", segment(&project)),
+                    None,
+                )
+                .await?;
+            if json {
+                return print_json(&shown);
+            }
+            print_project(&shown);
+        }
+        ProjectCommand::Edit {
+            project,
+            name,
+            json,
+        } => {
+            let Some(name) = name else {
+                anyhow::bail!("nothing to change: give --name");
+            };
+            let updated = client
+                .request(
+                    Method::PATCH,
+                    &format!("/api/projects/{}", segment(&project)),
+                    Some(&json!({ "name": name })),
+                )
+                .await?;
+            if json {
+                return print_json(&updated);
+            }
+            println!(
+                "Updated project {} (slug {}).",
+                text(&updated, "/name"),
+                text(&updated, "/slug")
+            );
+        }
+        ProjectCommand::Remove { project } => {
+            client
+                .request(
+                    Method::DELETE,
+                    &format!("/api/projects/{}", segment(&project)),
+                    None,
+                )
+                .await?;
+            println!("Removed project {project}.");
+        }
+        ProjectCommand::Model(ProjectModelCommand::Remove { project, model_id }) => {
+            client
+                .request(
+                    Method::DELETE,
+                    &format!(
+                        "/api/projects/{}/models/{}",
+                        segment(&project),
+                        segment(&model_id)
+                    ),
+                    None,
+                )
+                .await?;
+            println!("Removed model {model_id} from project {project}.");
+        }
+        ProjectCommand::Model(ProjectModelCommand::SetPrompt {
+            project,
+            model_id,
+            prompt,
+        }) => {
+            client
+                .request(
+                    Method::PATCH,
+                    &format!(
+                        "/api/projects/{}/models/{}",
+                        segment(&project),
+                        segment(&model_id)
+                    ),
+                    Some(&json!({ "routing_prompt": prompt })),
+                )
+                .await?;
+            if prompt.trim().is_empty() {
+                println!("Cleared the routing prompt of {model_id} in project {project}.");
+            } else {
+                println!("Set the routing prompt of {model_id} in project {project}.");
+            }
+        }
+        ProjectCommand::Member(command) => member(command, &mut client).await?,
+        ProjectCommand::Token(ProjectTokenCommand::Edit {
+            project,
+            token_id,
+            labels,
+            models,
+            expires,
+            no_expiry,
+            json,
+        }) => {
+            let mut body = serde_json::Map::new();
+            if let Some(labels) = labels {
+                body.insert("labels".into(), json!(labels));
+            }
+            if let Some(models) = models {
+                let models: Vec<String> = models.into_iter().filter(|m| !m.is_empty()).collect();
+                body.insert("models".into(), json!(models));
+            }
+            if let Some(expires) = expires {
+                body.insert("expires_at".into(), Value::String(expires));
+            }
+            if no_expiry {
+                body.insert("expires_at".into(), Value::Null);
+            }
+            if body.is_empty() {
+                anyhow::bail!(
+                    "nothing to change: give --labels, --models, --expires or --no-expiry"
+                );
+            }
+            let token = client
+                .request(
+                    Method::PATCH,
+                    &format!(
+                        "/api/projects/{}/tokens/{}",
+                        segment(&project),
+                        segment(&token_id)
+                    ),
+                    Some(&Value::Object(body)),
+                )
+                .await?;
+            if json {
+                return print_json(&token);
+            }
+            println!("Updated token {token_id}.");
         }
         ProjectCommand::Model(ProjectModelCommand::Add {
             project,
@@ -273,6 +510,142 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
                 )
                 .await?;
             println!("Revoked token {token_id}.");
+        }
+    }
+    Ok(())
+}
+
+fn strings(value: &Value) -> String {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_project(project: &Value) {
+    println!("name:     {}", text(project, "/name"));
+    println!("id:       {}", text(project, "/id"));
+    println!("slug:     {}", text(project, "/slug"));
+    println!("created:  {}", text(project, "/created_at"));
+    println!();
+    let models: Vec<Vec<String>> = project["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|model| {
+            vec![
+                text(model, "/model_id"),
+                strings(&model["aliases"]),
+                text(model, "/routing_prompt"),
+            ]
+        })
+        .collect();
+    print_table(&["MODEL", "ALIASES", "ROUTING PROMPT"], &models);
+    println!();
+    let tokens: Vec<Vec<String>> = project["tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|token| {
+            vec![
+                text(token, "/id"),
+                text(token, "/snippet"),
+                if token["revoked_at"].is_null() {
+                    "active"
+                } else {
+                    "revoked"
+                }
+                .to_owned(),
+                strings(&token["labels"]),
+            ]
+        })
+        .collect();
+    print_table(&["TOKEN", "SNIPPET", "STATUS", "LABELS"], &tokens);
+    println!();
+    let members: Vec<Vec<String>> = project["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|member| vec![text(member, "/user_id"), text(member, "/role")])
+        .collect();
+    print_table(&["MEMBER", "ROLE"], &members);
+}
+
+async fn member(command: ProjectMemberCommand, client: &mut Client) -> anyhow::Result<()> {
+    match command {
+        ProjectMemberCommand::List { project, json } => {
+            let answer = client
+                .request(
+                    Method::GET,
+                    &format!("/api/projects/{}/members", segment(&project)),
+                    None,
+                )
+                .await?;
+            if json {
+                return print_json(&answer["members"]);
+            }
+            let rows: Vec<Vec<String>> = answer["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|member| {
+                    vec![
+                        text(member, "/email"),
+                        text(member, "/role"),
+                        text(member, "/user_id"),
+                    ]
+                })
+                .collect();
+            print_table(&["EMAIL", "ROLE", "USER ID"], &rows);
+        }
+        ProjectMemberCommand::Add {
+            project,
+            email,
+            role,
+        } => {
+            client
+                .request(
+                    Method::POST,
+                    &format!("/api/projects/{}/members", segment(&project)),
+                    Some(&json!({ "email": email, "role": role })),
+                )
+                .await?;
+            println!("Added {email} to project {project} as {role}.");
+        }
+        ProjectMemberCommand::SetRole {
+            project,
+            email,
+            role,
+        } => {
+            client
+                .request(
+                    Method::PATCH,
+                    &format!(
+                        "/api/projects/{}/members/{}",
+                        segment(&project),
+                        segment(&email)
+                    ),
+                    Some(&json!({ "role": role })),
+                )
+                .await?;
+            println!("{email} is now {role} of project {project}.");
+        }
+        ProjectMemberCommand::Remove { project, email } => {
+            client
+                .request(
+                    Method::DELETE,
+                    &format!(
+                        "/api/projects/{}/members/{}",
+                        segment(&project),
+                        segment(&email)
+                    ),
+                    None,
+                )
+                .await?;
+            println!("Removed {email} from project {project}.");
         }
     }
     Ok(())

@@ -21,15 +21,38 @@ pub enum ReportCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Spend against each budget and rate limit, with its reset time.
+    Usage {
+        /// Only limits with this scope (such as `project:demo`).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `routerly report …`.
 pub async fn run(command: ReportCommand, mut client: Client) -> anyhow::Result<()> {
-    let ReportCommand::Calls {
-        limit,
-        project,
-        json,
-    } = command;
+    let (limit, project, json) = match command {
+        ReportCommand::Calls {
+            limit,
+            project,
+            json,
+        } => (limit, project, json),
+        ReportCommand::Usage { scope, json } => {
+            let path = match &scope {
+                Some(scope) => format!("/api/usage/limits?scope={}", segment(scope)),
+                None => "/api/usage/limits".to_owned(),
+            };
+            let answer = client.request(Method::GET, &path, None).await?;
+            if json {
+                return print_json(&answer["limits"]);
+            }
+            super::limit::print_limits(&answer["limits"]);
+            return Ok(());
+        }
+    };
     let mut path = format!("/api/usage?limit={limit}");
     if let Some(project) = &project {
         path.push_str(&format!("&project={}", segment(project)));

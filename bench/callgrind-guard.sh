@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The instruction-count guard run by ./scripts/check: builds the release binaries, then counts
+# instructions per proxied request under callgrind and compares them with
+# bench/instruction-budget.json (fails above budget + 10 %). `--update` records a new budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+  echo "installing valgrind (apt)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+cargo build --release --locked --bin routerly --bin routerly-mock
+exec python3 bench/callgrind_guard.py "$@"

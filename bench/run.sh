@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Routerly's benchmark, one command: `./bench/run.sh [--duration S] [--repeat N] [--peers]`.
+# Builds the release binary, installs the load tools it lacks (wrk and nginx from apt), then
+# measures the mock directly, the mock behind one nginx hop, and Routerly on the same mock
+# (with --peers also LiteLLM and Portkey), and prints and writes the table (bench/results/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v taskset >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} (apt)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+cargo build --release --locked --bin routerly --bin routerly-mock
+exec python3 bench/bench.py "$@"

@@ -1,0 +1,136 @@
+//! Small readers for untyped JSON that name the field path in every error, so a client
+//! learns exactly which part of its body is wrong (`messages[2].content[0].tool_use_id`).
+
+use serde_json::{Map, Value};
+
+use crate::canonical::DecodeError;
+
+/// JSON object, as `serde_json` names it.
+pub(super) type Object = Map<String, Value>;
+
+/// The path of `key` inside the value at `path` (the root has the empty path).
+pub(super) fn field_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A field's value; absent and `null` both count as not given, as in Anthropic's API.
+pub(super) fn get<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
+    object.get(key).filter(|value| !value.is_null())
+}
+
+/// A field that must be present.
+pub(super) fn require<'a>(
+    object: &'a Object,
+    key: &str,
+    path: &str,
+) -> Result<&'a Value, DecodeError> {
+    get(object, key).ok_or_else(|| {
+        let param = field_path(path, key);
+        DecodeError::at(&param, format!("`{param}`: field required"))
+    })
+}
+
+fn wrong_type(param: &str, expected: &str) -> DecodeError {
+    DecodeError::at(param, format!("`{param}` must be {expected}"))
+}
+
+/// The value as an object.
+pub(super) fn as_object<'a>(value: &'a Value, param: &str) -> Result<&'a Object, DecodeError> {
+    value
+        .as_object()
+        .ok_or_else(|| wrong_type(param, "an object"))
+}
+
+/// The value as an array.
+pub(super) fn as_array<'a>(value: &'a Value, param: &str) -> Result<&'a [Value], DecodeError> {
+    value
+        .as_array()
+        .map(Vec::as_slice)
+        .ok_or_else(|| wrong_type(param, "an array"))
+}
+
+/// The value as a string.
+pub(super) fn as_str<'a>(value: &'a Value, param: &str) -> Result<&'a str, DecodeError> {
+    value.as_str().ok_or_else(|| wrong_type(param, "a string"))
+}
+
+/// A required string field.
+pub(super) fn require_str<'a>(
+    object: &'a Object,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, DecodeError> {
+    as_str(require(object, key, path)?, &field_path(path, key))
+}
+
+/// An optional string field.
+pub(super) fn optional_str<'a>(
+    object: &'a Object,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, DecodeError> {
+    get(object, key)
+        .map(|value| as_str(value, &field_path(path, key)))
+        .transpose()
+}
+
+/// An optional boolean field.
+pub(super) fn optional_bool(
+    object: &Object,
+    key: &str,
+    path: &str,
+) -> Result<Option<bool>, DecodeError> {
+    get(object, key)
+        .map(|value| {
+            value
+                .as_bool()
+                .ok_or_else(|| wrong_type(&field_path(path, key), "a boolean"))
+        })
+        .transpose()
+}
+
+/// An optional number field.
+pub(super) fn optional_f64(
+    object: &Object,
+    key: &str,
+    path: &str,
+) -> Result<Option<f64>, DecodeError> {
+    get(object, key)
+        .map(|value| {
+            value
+                .as_f64()
+                .ok_or_else(|| wrong_type(&field_path(path, key), "a number"))
+        })
+        .transpose()
+}
+
+/// An optional non-negative integer field that fits in `u32`.
+pub(super) fn optional_u32(
+    object: &Object,
+    key: &str,
+    path: &str,
+) -> Result<Option<u32>, DecodeError> {
+    get(object, key)
+        .map(|value| {
+            value
+                .as_u64()
+                .and_then(|number| u32::try_from(number).ok())
+                .ok_or_else(|| wrong_type(&field_path(path, key), "a non-negative integer"))
+        })
+        .transpose()
+}
+
+/// A non-negative integer from a provider's usage object; anything else counts as 0,
+/// because a missing or odd counter must not fail an answer that was already paid for.
+pub(super) fn lenient_u64(object: &Object, key: &str) -> u64 {
+    object.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// The path of element `index` of the array at `path`.
+pub(super) fn index_path(path: &str, index: usize) -> String {
+    format!("{path}[{index}]")
+}

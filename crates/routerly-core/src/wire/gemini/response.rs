@@ -1,0 +1,180 @@
+//! Complete answers: Gemini's `GenerateContentResponse` to [`ChatResponse`], and a
+//! [`ChatResponse`] to the `GenerateContentResponse` a Gemini client reads.
+
+use serde_json::{Map, Value, json};
+
+use super::json::{Object, get};
+use super::{
+    args_object, generated_call_id, stop_reason_from_name, stop_reason_name, usage_from_gemini,
+    usage_to_gemini,
+};
+use crate::canonical::{ChatResponse, ContentPart, DecodeError, StopReason, Usage};
+
+/// Decodes Gemini's whole answer. A prompt blocked before any candidate (`promptFeedback`)
+/// is an empty answer stopped by the content filter, as Gemini's own SDK presents it.
+pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
+    let body_map = body
+        .as_object()
+        .ok_or_else(|| DecodeError::new("The provider's answer is not a JSON object."))?;
+    let candidate = first_candidate(body_map);
+    let blocked = candidate.is_none() && get(body_map, "promptFeedback").is_some();
+    if candidate.is_none() && !blocked {
+        return Err(DecodeError::at(
+            "candidates",
+            "The provider's answer has no candidates.",
+        ));
+    }
+    let content = candidate.map(decode_candidate_parts).unwrap_or_default();
+    let called_tools = content
+        .iter()
+        .any(|part| matches!(part, ContentPart::ToolCall { .. }));
+    let stop_reason = if blocked {
+        Some(StopReason::ContentFilter)
+    } else {
+        candidate
+            .and_then(|candidate| get(candidate, "finishReason"))
+            .and_then(Value::as_str)
+            .map(|name| stop_reason_from_name(name, called_tools))
+    };
+    Ok(ChatResponse {
+        id: get(body_map, "responseId")
+            .and_then(Value::as_str)
+            .map_or_else(
+                || format!("gemini-{}", uuid::Uuid::new_v4().simple()),
+                str::to_owned,
+            ),
+        model: get(body_map, "modelVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        content,
+        stop_reason,
+        stop_sequence: None,
+        usage: get(body_map, "usageMetadata")
+            .and_then(Value::as_object)
+            .map(usage_from_gemini)
+            .unwrap_or_default(),
+        created: chrono::Utc::now().timestamp(),
+    })
+}
+
+/// The first candidate, as an object.
+pub(super) fn first_candidate(body_map: &Object) -> Option<&Object> {
+    get(body_map, "candidates")
+        .and_then(Value::as_array)
+        .and_then(|candidates| candidates.first())
+        .and_then(Value::as_object)
+}
+
+/// The parts of a candidate's content in canonical form, consecutive text merged.
+fn decode_candidate_parts(candidate: &Object) -> Vec<ContentPart> {
+    let mut content: Vec<ContentPart> = Vec::new();
+    for part in candidate_parts(candidate) {
+        match decode_part(part) {
+            Some(ContentPart::Text { text }) => match content.last_mut() {
+                Some(ContentPart::Text { text: previous }) => previous.push_str(&text),
+                _ => content.push(ContentPart::Text { text }),
+            },
+            Some(ContentPart::Thinking { text, signature }) => match content.last_mut() {
+                Some(ContentPart::Thinking {
+                    text: previous,
+                    signature: previous_signature,
+                }) if previous_signature.is_none() => {
+                    previous.push_str(&text);
+                    *previous_signature = signature;
+                }
+                _ => content.push(ContentPart::Thinking { text, signature }),
+            },
+            Some(other) => content.push(other),
+            None => {}
+        }
+    }
+    content
+}
+
+/// The `parts` of a candidate's `content`.
+pub(super) fn candidate_parts(candidate: &Object) -> impl Iterator<Item = &Object> {
+    get(candidate, "content")
+        .and_then(|content| content.get("parts"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
+/// One response part in canonical form; parts Routerly does not model (executable code,
+/// a bare signature) give `None`.
+pub(super) fn decode_part(part: &Object) -> Option<ContentPart> {
+    if let Some(call) = get(part, "functionCall").and_then(Value::as_object) {
+        return Some(ContentPart::ToolCall {
+            id: get(call, "id")
+                .and_then(Value::as_str)
+                .map_or_else(generated_call_id, str::to_owned),
+            name: get(call, "name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            arguments: get(call, "args").map_or_else(|| "{}".to_owned(), Value::to_string),
+        });
+    }
+    let text = get(part, "text").and_then(Value::as_str)?;
+    if get(part, "thought").and_then(Value::as_bool) == Some(true) {
+        return Some(ContentPart::Thinking {
+            text: text.to_owned(),
+            signature: get(part, "thoughtSignature")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        });
+    }
+    Some(ContentPart::text(text))
+}
+
+/// Encodes a [`ChatResponse`] as the `GenerateContentResponse` a Gemini client reads.
+pub fn encode_response(response: &ChatResponse) -> Value {
+    let parts: Vec<Value> = response.content.iter().filter_map(encode_part).collect();
+    let finish_reason = stop_reason_name(
+        response
+            .stop_reason
+            .as_ref()
+            .unwrap_or(&StopReason::EndTurn),
+    );
+    json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": parts},
+            "finishReason": finish_reason,
+            "index": 0,
+        }],
+        "usageMetadata": usage_to_gemini(&response.usage),
+        "modelVersion": response.model,
+        "responseId": response.id,
+    })
+}
+
+/// One canonical part as a Gemini response part.
+pub(super) fn encode_part(part: &ContentPart) -> Option<Value> {
+    match part {
+        ContentPart::Text { text } => Some(json!({"text": text})),
+        ContentPart::Thinking { text, signature } => {
+            let mut thought = Map::new();
+            thought.insert("text".into(), Value::from(text.as_str()));
+            thought.insert("thought".into(), Value::Bool(true));
+            if let Some(signature) = signature {
+                thought.insert("thoughtSignature".into(), Value::from(signature.as_str()));
+            }
+            Some(Value::Object(thought))
+        }
+        ContentPart::ToolCall {
+            id,
+            name,
+            arguments,
+        } => {
+            Some(json!({"functionCall": {"id": id, "name": name, "args": args_object(arguments)}}))
+        }
+        ContentPart::Image { .. } | ContentPart::ToolResult { .. } => None,
+    }
+}
+
+/// Usage as Gemini reports it on a stream chunk.
+pub(super) fn usage_metadata(usage: &Usage) -> Value {
+    usage_to_gemini(usage)
+}

@@ -1,0 +1,215 @@
+//! Fixture tests for the Gemini wire format (`wire::gemini`).
+//!
+//! Fixtures under `tests/fixtures/gemini/` are shaped like the Gemini API reference
+//! (`generateContent`, `streamGenerateContent?alt=sse`); the expected forms beside them are
+//! hand-written. Comparisons are between `serde_json::Value`s; ids that Routerly invents
+//! (Gemini sends none) and creation times are replaced by placeholders first.
+
+use pretty_assertions::assert_eq;
+use routerly_core::canonical::{ChatRequest, ErrorKind, StreamEvent};
+use routerly_core::wire::gemini;
+use serde_json::{Value, json};
+
+fn fixture_text(file_name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/gemini/{file_name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
+}
+
+fn fixture(file_name: &str) -> Value {
+    serde_json::from_str(&fixture_text(file_name))
+        .unwrap_or_else(|error| panic!("{file_name} is not JSON: {error}"))
+}
+
+fn canonical_request(file_name: &str) -> ChatRequest {
+    serde_json::from_value(fixture(file_name))
+        .unwrap_or_else(|error| panic!("{file_name} is not a canonical request: {error}"))
+}
+
+/// `value` with invented tool-call ids and creation times replaced by placeholders.
+fn normalized(mut value: Value) -> Value {
+    fn walk(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                let is_call = matches!(
+                    map.get("type").and_then(Value::as_str),
+                    Some("tool_call") | Some("tool_call_start")
+                );
+                if is_call
+                    && let Some(Value::String(id)) = map.get_mut("id")
+                    && id.starts_with("call_")
+                {
+                    *id = "<generated>".to_owned();
+                }
+                if map.contains_key("created") {
+                    map.insert("created".into(), json!(0));
+                }
+                map.values_mut().for_each(walk);
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
+}
+
+fn sse_payloads(transcript: &str) -> Vec<String> {
+    transcript
+        .lines()
+        .filter_map(|line| line.trim_end_matches('\r').strip_prefix("data:"))
+        .map(|data| data.trim_start().to_owned())
+        .collect()
+}
+
+#[test]
+fn requests_encode_as_generate_content_bodies() {
+    for name in ["request_tools_roundtrip", "request_image_json"] {
+        let request = canonical_request(&format!("{name}.canonical.json"));
+        let encoded = gemini::encode_request(&request, "gemini-2.5-flash")
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        assert_eq!(encoded, fixture(&format!("{name}.upstream.json")), "{name}");
+    }
+}
+
+#[test]
+fn a_decoded_client_body_encodes_back_to_itself() {
+    for name in ["request_tools_roundtrip", "request_image_json"] {
+        let upstream = fixture(&format!("{name}.upstream.json"));
+        let decoded =
+            gemini::decode_request(&upstream).unwrap_or_else(|error| panic!("{name}: {error}"));
+        let encoded = gemini::encode_request(&decoded, "gemini-2.5-flash").expect("encodes");
+        assert_eq!(encoded, upstream, "{name}");
+    }
+}
+
+#[test]
+fn function_responses_are_matched_to_calls_by_name_and_order() {
+    let decoded =
+        gemini::decode_request(&fixture("request_tools_roundtrip.upstream.json")).expect("decodes");
+    let value = serde_json::to_value(&decoded).expect("serializes");
+    let call_ids: Vec<&str> = value["messages"][1]["content"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter_map(|part| part.get("id").and_then(Value::as_str))
+        .collect();
+    let result_ids: Vec<&str> = value["messages"][2]["content"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .filter_map(|part| part.get("tool_call_id").and_then(Value::as_str))
+        .collect();
+    assert_eq!(call_ids.len(), 2);
+    assert_eq!(
+        call_ids, result_ids,
+        "each result answers the call in its position"
+    );
+    assert_eq!(value["messages"][2]["content"][1]["is_error"], json!(true));
+}
+
+#[test]
+fn a_tool_result_for_an_unknown_call_is_a_clear_400() {
+    let mut request = canonical_request("request_tools_roundtrip.canonical.json");
+    request.messages.remove(1);
+    let error =
+        gemini::encode_request(&request, "gemini-2.5-flash").expect_err("no call to answer");
+    assert!(error.message.contains("gemini-2.5-flash"), "{error}");
+    assert_eq!(error.param.as_deref(), Some("messages[1].content[0]"));
+}
+
+#[test]
+fn responses_decode_with_thinking_calls_and_usage() {
+    for name in ["response_tool_calls", "response_blocked"] {
+        let response = gemini::decode_response(&fixture(&format!("{name}.json")))
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        let value = normalized(serde_json::to_value(&response).expect("serializes"));
+        assert_eq!(value, fixture(&format!("{name}.canonical.json")), "{name}");
+    }
+}
+
+#[test]
+fn a_decoded_response_encodes_back_in_gemini_shape() {
+    let response = gemini::decode_response(&fixture("response_tool_calls.json")).expect("decodes");
+    let encoded = gemini::encode_response(&response);
+    let parts = &encoded["candidates"][0]["content"]["parts"];
+    assert_eq!(
+        parts[0],
+        json!({"text": "I should check the weather.", "thought": true, "thoughtSignature": "c2lnbmF0dXJl"})
+    );
+    assert_eq!(parts[1], json!({"text": "Let me check."}));
+    assert_eq!(parts[2]["functionCall"]["args"], json!({"city": "Paris"}));
+    assert_eq!(encoded["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(
+        encoded["usageMetadata"],
+        json!({"promptTokenCount": 120, "candidatesTokenCount": 20, "totalTokenCount": 170, "cachedContentTokenCount": 100, "thoughtsTokenCount": 30})
+    );
+}
+
+#[test]
+fn a_stream_transcript_decodes_into_canonical_events() {
+    let mut decoder = gemini::StreamDecoder::new();
+    let events: Vec<StreamEvent> = sse_payloads(&fixture_text("stream_text_tool.sse"))
+        .iter()
+        .flat_map(|payload| {
+            decoder
+                .decode(payload)
+                .unwrap_or_else(|error| panic!("{payload}: {error}"))
+        })
+        .collect();
+    let value = normalized(serde_json::to_value(&events).expect("serializes"));
+    assert_eq!(value, fixture("stream_text_tool.events.json"));
+}
+
+#[test]
+fn canonical_events_encode_into_chunks_a_gemini_client_reassembles() {
+    let events: Vec<StreamEvent> =
+        serde_json::from_value(fixture("stream_text_tool.events.json")).expect("events");
+    let mut encoder = gemini::StreamEncoder::new();
+    let chunks: Vec<Value> = events
+        .iter()
+        .flat_map(|event| encoder.encode(event))
+        .map(|frame| serde_json::from_str(&frame.data).expect("each frame is JSON"))
+        .collect();
+    let text: String = chunks
+        .iter()
+        .flat_map(|chunk| {
+            chunk["candidates"][0]["content"]["parts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|part| part.get("thought").is_none())
+        .filter_map(|part| part["text"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "Hello there");
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|chunk| chunk.pointer("/candidates/0/content/parts/0/functionCall"))
+        .collect();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["args"], json!({"city": "Paris"}));
+    let last = chunks.last().expect("a last chunk");
+    assert_eq!(last["candidates"][0]["finishReason"], "STOP");
+    assert_eq!(last["usageMetadata"]["thoughtsTokenCount"], 5);
+    assert_eq!(last["usageMetadata"]["candidatesTokenCount"], 12);
+}
+
+#[test]
+fn errors_decode_with_their_status_name_and_encode_back() {
+    let body = fixture_text("error_429.json");
+    let error = gemini::decode_error(429, body.as_bytes());
+    assert_eq!(
+        serde_json::to_value(&error).expect("serializes"),
+        fixture("error_429.canonical.json")
+    );
+    assert_eq!(
+        gemini::encode_error(&error),
+        json!({"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED"}})
+    );
+    let garbage = gemini::decode_error(502, b"<html>bad gateway</html>");
+    assert_eq!(garbage.kind, ErrorKind::BadGateway);
+    assert_eq!(garbage.message, "provider returned HTTP 502");
+}

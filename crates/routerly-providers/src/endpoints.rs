@@ -1,0 +1,233 @@
+//! Where each provider listens and how it wants to be addressed: the URL of each
+//! operation, the credential header, and how its streams are framed.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use routerly_core::config::{AZURE_DEFAULT_API_VERSION, ProviderKind};
+
+use crate::{Operation, Target};
+
+/// The `anthropic-version` Routerly's Anthropic adapter is written against.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// How a provider frames a streamed answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events (`data:` lines and blank-line separators).
+    Sse,
+    /// One JSON object per line (Ollama).
+    Ndjson,
+}
+
+impl Framing {
+    /// The framing `provider` streams with.
+    pub fn of(provider: ProviderKind) -> Self {
+        match provider {
+            ProviderKind::Ollama => Framing::Ndjson,
+            _ => Framing::Sse,
+        }
+    }
+
+    /// The `accept` header value asking for this framing.
+    pub(crate) fn accept(self) -> &'static str {
+        match self {
+            Framing::Sse => "text/event-stream",
+            Framing::Ndjson => "application/x-ndjson",
+        }
+    }
+
+    /// Whether a response's content type is this framing.
+    pub(crate) fn matches_content_type(self, content_type: &str) -> bool {
+        match self {
+            Framing::Sse => content_type.starts_with("text/event-stream"),
+            Framing::Ndjson => {
+                content_type.starts_with("application/x-ndjson")
+                    || content_type.starts_with("application/json")
+                    || content_type.starts_with("application/jsonl")
+            }
+        }
+    }
+}
+
+/// The provider URL for `operation`, from the target's base URL as the provider's SDK
+/// takes it. Gemini names the model and the streaming mode in the URL; Azure names the
+/// deployment (the upstream model) and the `api-version`.
+pub fn url_for(target: &Target<'_>, operation: Operation, stream: bool) -> String {
+    let base = target.endpoint.trim_end_matches('/');
+    match (target.provider, operation) {
+        (ProviderKind::Anthropic, Operation::Chat) => format!("{base}/v1/messages"),
+        (ProviderKind::Anthropic, Operation::CountTokens) => {
+            format!("{base}/v1/messages/count_tokens")
+        }
+        (ProviderKind::Gemini, operation) => {
+            let model = target
+                .upstream_model
+                .strip_prefix("models/")
+                .unwrap_or(target.upstream_model);
+            let method = match (operation, stream) {
+                (Operation::CountTokens, _) => "countTokens",
+                (Operation::Chat, true) => "streamGenerateContent?alt=sse",
+                (Operation::Chat, false) => "generateContent",
+            };
+            format!("{base}/v1beta/models/{model}:{method}")
+        }
+        (ProviderKind::Ollama, _) => format!("{base}/api/chat"),
+        // Mistral's SDK takes `https://api.mistral.ai` and adds the version itself.
+        (ProviderKind::Mistral, _) => format!("{base}/v1/chat/completions"),
+        (ProviderKind::Azure, _) => format!(
+            "{base}/openai/deployments/{}/chat/completions?api-version={}",
+            target.upstream_model,
+            target.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION)
+        ),
+        (
+            ProviderKind::OpenAi
+            | ProviderKind::Custom
+            | ProviderKind::Groq
+            | ProviderKind::DeepSeek
+            | ProviderKind::XAi
+            | ProviderKind::Together
+            | ProviderKind::OpenRouter
+            | ProviderKind::Perplexity
+            | ProviderKind::Fireworks
+            | ProviderKind::Vllm
+            | ProviderKind::LmStudio,
+            _,
+        ) => format!("{base}/chat/completions"),
+    }
+}
+
+/// The credential (and version) headers `target`'s provider expects.
+pub(crate) fn auth_headers(target: &Target<'_>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let key_header = match target.provider {
+        ProviderKind::Anthropic => {
+            headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            );
+            Some(HeaderName::from_static("x-api-key"))
+        }
+        ProviderKind::Gemini => Some(HeaderName::from_static("x-goog-api-key")),
+        ProviderKind::Azure => Some(HeaderName::from_static("api-key")),
+        _ => None,
+    };
+    let Some(key) = target.api_key else {
+        return headers;
+    };
+    let (name, value) = match key_header {
+        Some(name) => (name, HeaderValue::from_str(key)),
+        None => (
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")),
+        ),
+    };
+    if let Ok(mut value) = value {
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use routerly_core::config::Timeouts;
+
+    use super::*;
+
+    fn target(provider: ProviderKind, endpoint: &'static str) -> Target<'static> {
+        Target {
+            provider,
+            endpoint,
+            upstream_model: "gpt-4o",
+            api_version: None,
+            api_key: Some("sk-test"),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    #[test]
+    fn urls_follow_each_provider() {
+        let gemini = Target {
+            upstream_model: "models/gemini-2.5-flash",
+            ..target(
+                ProviderKind::Gemini,
+                "https://generativelanguage.googleapis.com/",
+            )
+        };
+        assert_eq!(
+            url_for(&gemini, Operation::Chat, true),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            url_for(&gemini, Operation::Chat, false),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        let azure = target(ProviderKind::Azure, "https://acme.openai.azure.com");
+        assert_eq!(
+            url_for(&azure, Operation::Chat, false),
+            "https://acme.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+        );
+        let azure_pinned = Target {
+            api_version: Some("2025-01-01-preview"),
+            ..azure
+        };
+        assert!(
+            url_for(&azure_pinned, Operation::Chat, true)
+                .ends_with("?api-version=2025-01-01-preview")
+        );
+        assert_eq!(
+            url_for(
+                &target(ProviderKind::Ollama, "http://localhost:11434"),
+                Operation::Chat,
+                true
+            ),
+            "http://localhost:11434/api/chat"
+        );
+        assert_eq!(
+            url_for(
+                &target(ProviderKind::Groq, "https://api.groq.com/openai/v1"),
+                Operation::Chat,
+                false
+            ),
+            "https://api.groq.com/openai/v1/chat/completions"
+        );
+        assert_eq!(
+            url_for(
+                &target(ProviderKind::Mistral, "https://api.mistral.ai"),
+                Operation::Chat,
+                false
+            ),
+            "https://api.mistral.ai/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn each_provider_gets_its_credential_header() {
+        let header = |provider| {
+            let headers = auth_headers(&target(provider, "http://x"));
+            ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
+                .into_iter()
+                .find(|name| headers.contains_key(*name))
+                .map(|name| (name, headers[name].to_str().expect("ascii").to_owned()))
+        };
+        assert_eq!(
+            header(ProviderKind::Gemini),
+            Some(("x-goog-api-key", "sk-test".into()))
+        );
+        assert_eq!(
+            header(ProviderKind::Azure),
+            Some(("api-key", "sk-test".into()))
+        );
+        assert_eq!(
+            header(ProviderKind::Anthropic),
+            Some(("x-api-key", "sk-test".into()))
+        );
+        assert_eq!(
+            header(ProviderKind::Mistral),
+            Some(("authorization", "Bearer sk-test".into()))
+        );
+        assert_eq!(
+            header(ProviderKind::Ollama),
+            Some(("authorization", "Bearer sk-test".into()))
+        );
+    }
+}

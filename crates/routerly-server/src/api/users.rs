@@ -1,0 +1,345 @@
+//! `/api/users`: the people who log in. `{user}` is a user's id or email. Password hashes
+//! never leave the store; the last admin cannot be removed or demoted.
+
+use axum::extract::{Path, State};
+use routerly_core::config::{ProjectMember, User};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{AuthUser, Permission, check_new_password, hash_password};
+use super::members::user_id_of;
+use super::rbac::{ProjectRole, member_role, role_permissions};
+use super::{ApiError, ApiJson, ErrorCode};
+use crate::state::App;
+use crate::store::{Draft, Snapshot};
+
+/// A user as the API shows it.
+pub fn user_view(snapshot: &Snapshot, user: &User) -> Value {
+    let projects: Vec<Value> = snapshot
+        .projects
+        .projects
+        .iter()
+        .filter_map(|project| {
+            member_role(project, &user.id).map(
+                |role| json!({ "id": project.id, "slug": project.slug, "role": role.as_str() }),
+            )
+        })
+        .collect();
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "role": user.role,
+        "projects": projects,
+        "created_at": user.created_at,
+    })
+}
+
+/// Checks that `role` names a built-in or custom global role.
+pub(super) fn check_role(
+    draft_roles: &routerly_core::config::RolesFile,
+    role: &str,
+) -> Result<(), ApiError> {
+    if role_permissions(role, draft_roles).is_none() {
+        let mut known: Vec<String> = super::rbac::BUILTIN_ROLES
+            .iter()
+            .map(|(id, ..)| (*id).to_owned())
+            .collect();
+        known.extend(draft_roles.roles.iter().map(|custom| custom.id.clone()));
+        return Err(ApiError::invalid(
+            "role",
+            format!("unknown role `{role}`; roles: {}", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `PROJECT` or `PROJECT:ROLE` (role `viewer` by default).
+fn parse_membership(entry: &str) -> Result<(String, ProjectRole), ApiError> {
+    let (project, role) = match entry.rsplit_once(':') {
+        Some((project, role)) if ProjectRole::parse(role).is_ok() => {
+            (project, ProjectRole::parse(role).expect("checked"))
+        }
+        _ => (entry, ProjectRole::Viewer),
+    };
+    if project.trim().is_empty() {
+        return Err(ApiError::invalid("projects", "a project entry is empty"));
+    }
+    Ok((project.trim().to_owned(), role))
+}
+
+/// Makes `user_id` a member of each project in `memberships` with its role.
+fn apply_memberships(
+    draft: &mut Draft,
+    user_id: &str,
+    memberships: &[(String, ProjectRole)],
+) -> Result<(), ApiError> {
+    for (key, role) in memberships {
+        let project = draft
+            .projects
+            .projects
+            .iter_mut()
+            .find(|project| project.id == *key || project.slug == *key || project.name == *key)
+            .ok_or_else(|| ApiError::invalid("projects", format!("no project `{key}`")))?;
+        match project
+            .members
+            .iter_mut()
+            .find(|member| member.user_id == user_id)
+        {
+            Some(member) => member.role = role.as_str().to_owned(),
+            None => project.members.push(ProjectMember {
+                user_id: user_id.to_owned(),
+                role: role.as_str().to_owned(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+fn admins(draft: &Draft) -> usize {
+    draft
+        .users
+        .users
+        .iter()
+        .filter(|user| user.role == "admin")
+        .count()
+}
+
+/// `GET /api/users`.
+pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::UserRead)?;
+    let snapshot = app.store.snapshot();
+    let users: Vec<Value> = snapshot
+        .users
+        .users
+        .iter()
+        .map(|user| user_view(&snapshot, user))
+        .collect();
+    Ok(axum::Json(json!({ "users": users })))
+}
+
+/// `GET /api/users/{user}`.
+pub async fn show(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::UserRead)?;
+    let snapshot = app.store.snapshot();
+    let found = snapshot
+        .user(&key)
+        .or_else(|| snapshot.user_by_email(&key))
+        .ok_or_else(|| ApiError::not_found(format!("no user `{key}`")))?;
+    Ok(axum::Json(user_view(&snapshot, found)))
+}
+
+/// Body of `POST /api/users`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    email: String,
+    password: String,
+    /// The global role; `viewer` by default, or `none` when `projects` is given.
+    #[serde(default)]
+    role: Option<String>,
+    /// Project memberships: `PROJECT` (viewer) or `PROJECT:ROLE`.
+    #[serde(default)]
+    projects: Vec<String>,
+}
+
+/// `POST /api/users`.
+pub async fn create(
+    State(app): State<App>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    user.require(Permission::UserWrite)?;
+    let email = body.email.trim().to_owned();
+    if !email.contains('@') || email.len() > 254 {
+        return Err(ApiError::invalid("email", "the email address is not valid"));
+    }
+    check_new_password(&body.password)?;
+    let memberships = body
+        .projects
+        .iter()
+        .map(|entry| parse_membership(entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    let role = body.role.unwrap_or_else(|| {
+        if memberships.is_empty() {
+            "viewer"
+        } else {
+            "none"
+        }
+        .to_owned()
+    });
+    check_role(&app.store.snapshot().roles, &role)?;
+    let password = body.password;
+    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(ApiError::internal)??;
+    let new_user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        email,
+        password_hash,
+        role,
+        created_at: chrono::Utc::now(),
+    };
+    let user_id = new_user.id.clone();
+    app.store
+        .update(move |draft| {
+            if draft
+                .users
+                .users
+                .iter()
+                .any(|existing| existing.email.eq_ignore_ascii_case(&new_user.email))
+            {
+                return Err(ApiError {
+                    field: Some("email".to_owned()),
+                    ..ApiError::new(
+                        ErrorCode::Conflict,
+                        format!("a user `{}` already exists", new_user.email),
+                    )
+                });
+            }
+            check_role(&draft.roles, &new_user.role)?;
+            apply_memberships(draft, &new_user.id, &memberships)?;
+            draft.users.users.push(new_user);
+            Ok(())
+        })
+        .await?;
+    let snapshot = app.store.snapshot();
+    let created = snapshot
+        .user(&user_id)
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    Ok((
+        http::StatusCode::CREATED,
+        axum::Json(user_view(&snapshot, created)),
+    ))
+}
+
+/// Body of `PATCH /api/users/{user}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[serde(default)]
+    email: Option<String>,
+    /// A new password; every session of the user ends.
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    /// Memberships to add or change: `PROJECT` or `PROJECT:ROLE`.
+    #[serde(default)]
+    projects: Option<Vec<String>>,
+}
+
+/// `PATCH /api/users/{user}`.
+pub async fn update(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::UserWrite)?;
+    let password_hash = match body.password {
+        Some(password) => {
+            check_new_password(&password)?;
+            Some(
+                tokio::task::spawn_blocking(move || hash_password(&password))
+                    .await
+                    .map_err(ApiError::internal)??,
+            )
+        }
+        None => None,
+    };
+    let memberships = body
+        .projects
+        .iter()
+        .flatten()
+        .map(|entry| parse_membership(entry))
+        .collect::<Result<Vec<_>, _>>()?;
+    let password_changed = password_hash.is_some();
+    let user_id = app
+        .store
+        .update(move |draft| {
+            let user_id = user_id_of(draft, &key)?;
+            if let Some(role) = &body.role {
+                check_role(&draft.roles, role)?;
+            }
+            let admin_count = admins(draft);
+            let target = draft
+                .users
+                .users
+                .iter_mut()
+                .find(|user| user.id == user_id)
+                .expect("found by user_id_of");
+            if let Some(role) = body.role {
+                if target.role == "admin" && role != "admin" && admin_count == 1 {
+                    return Err(ApiError::new(
+                        ErrorCode::Conflict,
+                        "this is the last admin; make another user admin first",
+                    ));
+                }
+                target.role = role;
+            }
+            if let Some(email) = body.email {
+                let email = email.trim().to_owned();
+                if !email.contains('@') {
+                    return Err(ApiError::invalid("email", "the email address is not valid"));
+                }
+                target.email = email;
+            }
+            if let Some(password_hash) = password_hash {
+                target.password_hash = password_hash;
+            }
+            apply_memberships(draft, &user_id, &memberships)?;
+            Ok(user_id)
+        })
+        .await?;
+    if password_changed {
+        app.sessions
+            .revoke_user(user_id.clone())
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let snapshot = app.store.snapshot();
+    let updated = snapshot
+        .user(&user_id)
+        .ok_or_else(|| ApiError::internal("user vanished"))?;
+    Ok(axum::Json(user_view(&snapshot, updated)))
+}
+
+/// `DELETE /api/users/{user}`: removes the user, their memberships and sessions.
+pub async fn remove(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<http::StatusCode, ApiError> {
+    user.require(Permission::UserWrite)?;
+    let user_id = app
+        .store
+        .update(move |draft| {
+            let user_id = user_id_of(draft, &key)?;
+            let is_admin = draft
+                .users
+                .users
+                .iter()
+                .any(|user| user.id == user_id && user.role == "admin");
+            if is_admin && admins(draft) == 1 {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "this is the last admin; make another user admin first",
+                ));
+            }
+            draft.users.users.retain(|user| user.id != user_id);
+            for project in &mut draft.projects.projects {
+                project.members.retain(|member| member.user_id != user_id);
+            }
+            Ok(user_id)
+        })
+        .await?;
+    app.sessions
+        .revoke_user(user_id)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(http::StatusCode::NO_CONTENT)
+}

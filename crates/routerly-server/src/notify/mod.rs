@@ -1,0 +1,307 @@
+//! Budget alerts, delivered off the request path.
+//!
+//! [`AlertLedger`] remembers which alert fired for which limit and window (`data/alerts.json`),
+//! so each fires at most once, also across restarts; its [`AlertLedger::send`] only pushes
+//! the event on an unbounded channel. One task ([`spawn_notifier`]) receives the events,
+//! saves the ledger, and delivers each event to every configured channel, each delivery in
+//! its own task with retries ([`DELIVERY_ATTEMPTS`], exponential backoff from one second).
+//! A delivery that still fails is logged; nothing here can fail or slow a request.
+//!
+//! - [`smtp`]: email through `lettre` (TLS `none`, `starttls` or `tls`, optional CA file).
+//! - [`webhook`]: signed JSON POSTs, with the SSRF guard that refuses loopback, private and
+//!   link-local targets unless `allow_private_webhooks` is set.
+
+pub mod smtp;
+pub mod webhook;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use routerly_core::alerts::{AlertEvent, Channel, EventKind};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::store::config::ConfigStore;
+use crate::store::files;
+
+/// Attempts per delivery, the first included.
+pub const DELIVERY_ATTEMPTS: u32 = 5;
+/// Wait before the first retry; doubled for each later one.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Ledger entries older than this are forgotten (longer than a yearly window).
+const LEDGER_KEEP_DAYS: i64 = 400;
+
+/// Identity of one alert: a limit, a window and an event (with its threshold).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LedgerKey {
+    /// The limit's id.
+    pub limit_id: String,
+    /// Start of the window (Unix seconds).
+    pub window_start: i64,
+    /// The event.
+    pub event: EventKind,
+    /// The threshold crossed (`budget.threshold` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
+}
+
+/// One line of `data/alerts.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LedgerEntry {
+    #[serde(flatten)]
+    key: LedgerKey,
+    fired_at: DateTime<Utc>,
+}
+
+/// `data/alerts.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LedgerFile {
+    alerts: Vec<LedgerEntry>,
+}
+
+/// Which alerts fired; see the module documentation.
+pub struct AlertLedger {
+    path: Option<PathBuf>,
+    fired: StdMutex<Vec<LedgerEntry>>,
+    index: StdMutex<HashSet<LedgerKey>>,
+    sender: mpsc::UnboundedSender<AlertEvent>,
+    receiver: StdMutex<Option<mpsc::UnboundedReceiver<AlertEvent>>>,
+}
+
+impl std::fmt::Debug for AlertLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertLedger")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlertLedger {
+    /// The ledger saved at `path` (empty when the file does not exist or is unreadable,
+    /// with a warning for the latter); `None` keeps it in memory only.
+    pub fn open(path: Option<PathBuf>) -> Self {
+        let file: LedgerFile = match &path {
+            Some(path) if path.exists() => files::load_json(path).unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot read the alert ledger; alerts may repeat");
+                LedgerFile::default()
+            }),
+            _ => LedgerFile::default(),
+        };
+        let index = file.alerts.iter().map(|entry| entry.key.clone()).collect();
+        let (sender, receiver) = mpsc::unbounded_channel();
+        AlertLedger {
+            path,
+            fired: StdMutex::new(file.alerts),
+            index: StdMutex::new(index),
+            sender,
+            receiver: StdMutex::new(Some(receiver)),
+        }
+    }
+
+    /// Marks `key` fired; `true` the first time only.
+    pub fn first_time(&self, key: &LedgerKey) -> bool {
+        let mut index = self.index.lock().expect("ledger lock is never poisoned");
+        if !index.insert(key.clone()) {
+            return false;
+        }
+        drop(index);
+        self.fired
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .push(LedgerEntry {
+                key: key.clone(),
+                fired_at: Utc::now(),
+            });
+        true
+    }
+
+    /// Start of the latest window in which `limit_id` was exhausted.
+    pub fn last_exhausted(&self, limit_id: &str) -> Option<i64> {
+        let index = self.index.lock().expect("ledger lock is never poisoned");
+        index
+            .iter()
+            .filter(|key| key.limit_id == limit_id && key.event == EventKind::Exhausted)
+            .map(|key| key.window_start)
+            .max()
+            .filter(|exhausted| {
+                // A reset already sent for a later window settles it.
+                !index.iter().any(|key| {
+                    key.limit_id == limit_id
+                        && key.event == EventKind::Reset
+                        && key.window_start > *exhausted
+                })
+            })
+    }
+
+    /// Queues `event` for delivery (never blocks).
+    pub fn send(&self, event: AlertEvent) {
+        if self.sender.send(event).is_err() {
+            tracing::warn!("the notifier has stopped; alert not delivered");
+        }
+    }
+
+    /// Every alert fired, oldest first, for the API.
+    pub fn fired(&self) -> Vec<(LedgerKey, DateTime<Utc>)> {
+        self.fired
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .iter()
+            .map(|entry| (entry.key.clone(), entry.fired_at))
+            .collect()
+    }
+
+    /// Writes `data/alerts.json` (dropping entries older than a yearly window).
+    pub fn save(&self) {
+        let Some(path) = &self.path else {
+            return;
+        };
+        let cutoff = Utc::now() - chrono::Duration::days(LEDGER_KEEP_DAYS);
+        let file = {
+            let mut fired = self.fired.lock().expect("ledger lock is never poisoned");
+            fired.retain(|entry| entry.fired_at >= cutoff);
+            LedgerFile {
+                alerts: fired.clone(),
+            }
+        };
+        if let Err(error) = files::write_json_atomic(path, &file) {
+            tracing::error!(%error, path = %path.display(), "cannot save the alert ledger");
+        }
+    }
+}
+
+/// Starts the task that saves the ledger and delivers alerts; it ends when the ledger is
+/// dropped. Must be called once, inside a Tokio runtime.
+pub fn spawn_notifier(
+    ledger: Arc<AlertLedger>,
+    store: Arc<ConfigStore>,
+) -> tokio::task::JoinHandle<()> {
+    let mut receiver = ledger
+        .receiver
+        .lock()
+        .expect("ledger lock is never poisoned")
+        .take()
+        .expect("the notifier is started once");
+    let weak = Arc::downgrade(&ledger);
+    drop(ledger);
+    tokio::spawn(async move {
+        while let Some(event) = receiver.recv().await {
+            let mut events = vec![event];
+            while let Ok(more) = receiver.try_recv() {
+                events.push(more);
+            }
+            if let Some(ledger) = weak.upgrade() {
+                let _ = tokio::task::spawn_blocking(move || ledger.save()).await;
+            }
+            let snapshot = store.snapshot();
+            for event in events {
+                tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert");
+                for channel in &snapshot.settings.notification_channels {
+                    let channel = channel.clone();
+                    let event = event.clone();
+                    let store = Arc::clone(&store);
+                    tokio::spawn(
+                        async move { deliver_with_retries(&store, &channel, &event).await },
+                    );
+                }
+            }
+        }
+    })
+}
+
+/// Delivers `event` to `channel`, retrying with exponential backoff; logs the outcome.
+async fn deliver_with_retries(store: &ConfigStore, channel: &Channel, event: &AlertEvent) {
+    let mut wait = FIRST_RETRY;
+    for attempt in 1..=DELIVERY_ATTEMPTS {
+        match deliver(store, channel, event).await {
+            Ok(()) => {
+                tracing::info!(
+                    channel = channel.id(),
+                    event = event.event.as_str(),
+                    "alert delivered"
+                );
+                return;
+            }
+            Err(error) if attempt < DELIVERY_ATTEMPTS => {
+                tracing::warn!(channel = channel.id(), attempt, %error, "alert delivery failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(error) => {
+                tracing::error!(channel = channel.id(), attempts = attempt, %error, "alert delivery failed; giving up");
+            }
+        }
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The channel's secret cannot be read.
+    #[error("the channel's secret cannot be read: {0}")]
+    Secret(String),
+    /// The target address is not allowed.
+    #[error("{0}")]
+    Refused(String),
+    /// SMTP failed.
+    #[error("SMTP: {0}")]
+    Smtp(String),
+    /// The webhook failed.
+    #[error("webhook: {0}")]
+    Webhook(String),
+}
+
+/// One delivery attempt of `event` to `channel`, with the settings in force.
+pub async fn deliver(
+    store: &ConfigStore,
+    channel: &Channel,
+    event: &AlertEvent,
+) -> Result<(), DeliveryError> {
+    let snapshot = store.snapshot();
+    match channel {
+        Channel::Smtp(smtp_channel) => {
+            let password = smtp_channel
+                .password
+                .as_deref()
+                .map(|stored| store.master_key().resolve(stored))
+                .transpose()
+                .map_err(|error| DeliveryError::Secret(error.to_string()))?;
+            smtp::send(
+                smtp_channel,
+                password.as_deref(),
+                event,
+                snapshot.settings.public_url.as_deref(),
+            )
+            .await
+        }
+        Channel::Webhook(webhook_channel) => {
+            let secret = webhook_channel
+                .secret
+                .as_deref()
+                .map(|stored| store.master_key().resolve(stored))
+                .transpose()
+                .map_err(|error| DeliveryError::Secret(error.to_string()))?;
+            webhook::post(
+                &webhook_channel.url,
+                secret.as_deref(),
+                event,
+                snapshot.settings.allow_private_webhooks,
+            )
+            .await
+        }
+    }
+}
+
+/// The `test` event sent by `routerly channel test`.
+pub fn test_event() -> AlertEvent {
+    AlertEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        event: EventKind::Test,
+        timestamp: Utc::now(),
+        limit: None,
+        threshold_percent: None,
+        message: "This is a test alert from Routerly.".to_owned(),
+    }
+}

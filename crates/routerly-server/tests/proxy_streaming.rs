@@ -1,0 +1,422 @@
+//! Streams: same-format and cross-format relays, usage in the stream, a provider dying
+//! mid-stream, a client hanging up.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use routerly_core::usage::{Outcome, Surface};
+use routerly_mock::MockKind;
+use serde_json::{Value, json};
+
+fn openai_stream_body(model: &str, text: &str, include_usage: Option<bool>) -> Value {
+    let mut body = openai_body(model, text);
+    body["stream"] = json!(true);
+    if let Some(include_usage) = include_usage {
+        body["stream_options"] = json!({"include_usage": include_usage});
+    }
+    body
+}
+
+fn anthropic_stream_body(model: &str, text: &str) -> Value {
+    let mut body = anthropic_body(model, text);
+    body["stream"] = json!(true);
+    body
+}
+
+/// Status, model header, content type and events of a streamed answer.
+async fn read_stream(response: reqwest::Response) -> (u16, Option<String>, String, Vec<Event>) {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|value| value.to_str().expect("an ASCII header").to_owned())
+    };
+    let model_header = header("x-routerly-model");
+    let content_type = header("content-type").unwrap_or_default();
+    let text = response.text().await.expect("read the whole stream");
+    (status, model_header, content_type, sse_events(&text))
+}
+
+/// The text an OpenAI client assembles from the stream's deltas.
+fn openai_stream_text(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter(|event| event.data != "[DONE]")
+        .filter_map(|event| {
+            event.json()["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The text an Anthropic client assembles from the stream's deltas.
+fn anthropic_stream_text(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter(|event| event.name.as_deref() == Some("content_block_delta"))
+        .filter_map(|event| event.json()["delta"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The chunks of an OpenAI stream that carry a non-null `usage`.
+fn usage_chunks(events: &[Event]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|event| event.data != "[DONE]")
+        .map(Event::json)
+        .filter(|chunk| chunk.get("usage").is_some_and(|usage| !usage.is_null()))
+        .collect()
+}
+
+/// An OpenAI client streaming from `provider`, with and without `include_usage`.
+async fn check_openai_client_stream(provider: MockKind) {
+    let provider_mock = mock(provider).await;
+    let model = model_on("served", &provider_mock);
+    let upstream = upstream_of(provider);
+    let gateway = Gateway::start(vec![model]).await;
+    let text = mock_answer(provider, upstream, "hi");
+
+    for include_usage in [Some(true), Some(false), None] {
+        let (status, model_header, content_type, events) = read_stream(
+            gateway
+                .openai(&openai_stream_body("auto", "hi", include_usage))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{events:?}");
+        assert_eq!(model_header.as_deref(), Some("served"));
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{content_type}"
+        );
+        assert_eq!(
+            events.last().map(|event| event.data.as_str()),
+            Some("[DONE]"),
+            "an OpenAI stream ends with [DONE]: {events:?}"
+        );
+        assert_eq!(openai_stream_text(&events), text, "{events:?}");
+        for event in events.iter().filter(|event| event.data != "[DONE]") {
+            let chunk = event.json();
+            assert_eq!(chunk["object"], "chat.completion.chunk", "{chunk}");
+            assert_eq!(
+                chunk["model"], "served",
+                "chunks name the serving model: {chunk}"
+            );
+        }
+        let usage = usage_chunks(&events);
+        if include_usage == Some(true) {
+            assert_eq!(usage.len(), 1, "one usage chunk when asked for: {events:?}");
+            assert_eq!(usage[0]["choices"], json!([]), "{}", usage[0]);
+            assert_eq!(usage[0]["usage"]["prompt_tokens"], prompt_tokens("hi"));
+            assert_eq!(usage[0]["usage"]["completion_tokens"], words(&text));
+        } else {
+            assert!(
+                usage.is_empty(),
+                "no usage unless asked for ({include_usage:?}): {usage:?}"
+            );
+        }
+    }
+
+    assert_eq!(provider_mock.requests().len(), 3);
+    if provider == MockKind::OpenAi {
+        for request in provider_mock.requests() {
+            assert_eq!(
+                request.body["stream_options"]["include_usage"], true,
+                "Routerly asks the provider for usage in the stream"
+            );
+        }
+    }
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for record in &records {
+        assert_eq!(record.outcome, Outcome::Success, "{record:#?}");
+        assert!(record.stream);
+        assert_eq!(record.model_id.as_deref(), Some("served"));
+        assert!(
+            record.ttft_ms.is_some(),
+            "a stream has a time to first token"
+        );
+        assert_tokens_and_cost(record, prompt_tokens("hi"), words(&text));
+    }
+}
+
+#[tokio::test]
+async fn openai_client_streams_from_openai_with_usage_only_when_asked() {
+    check_openai_client_stream(MockKind::OpenAi).await;
+}
+
+#[tokio::test]
+async fn openai_client_streams_from_anthropic_with_usage_only_when_asked() {
+    check_openai_client_stream(MockKind::Anthropic).await;
+}
+
+/// An Anthropic client streaming from `provider`.
+async fn check_anthropic_client_stream(provider: MockKind) {
+    let provider_mock = mock(provider).await;
+    let model = model_on("served", &provider_mock);
+    let upstream = upstream_of(provider);
+    let gateway = Gateway::start(vec![model]).await;
+    let text = mock_answer(provider, upstream, "hi");
+
+    let (status, model_header, content_type, events) = read_stream(
+        gateway
+            .anthropic(&anthropic_stream_body("auto", "hi"))
+            .await,
+    )
+    .await;
+
+    assert_eq!(status, 200, "{events:?}");
+    assert_eq!(model_header.as_deref(), Some("served"));
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    let names: Vec<&str> = events
+        .iter()
+        .filter_map(|event| event.name.as_deref())
+        .filter(|name| *name != "ping")
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"), "{names:?}");
+    assert_eq!(names.last(), Some(&"message_stop"), "{names:?}");
+    assert!(names.contains(&"message_delta"), "{names:?}");
+    let start = events[0].json();
+    assert_eq!(start["message"]["model"], "served", "{start}");
+    assert_eq!(anthropic_stream_text(&events), text);
+    let delta = events
+        .iter()
+        .find(|event| event.name.as_deref() == Some("message_delta"))
+        .expect("a message_delta event")
+        .json();
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn", "{delta}");
+    assert_eq!(delta["usage"]["output_tokens"], words(&text), "{delta}");
+
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = &records[0];
+    assert_eq!(record.outcome, Outcome::Success, "{record:#?}");
+    assert_eq!(record.surface, Surface::Messages);
+    assert!(record.stream);
+    assert_tokens_and_cost(record, prompt_tokens("hi"), words(&text));
+}
+
+#[tokio::test]
+async fn anthropic_client_streams_from_anthropic() {
+    check_anthropic_client_stream(MockKind::Anthropic).await;
+}
+
+#[tokio::test]
+async fn anthropic_client_streams_from_openai() {
+    check_anthropic_client_stream(MockKind::OpenAi).await;
+}
+
+#[tokio::test]
+async fn a_provider_dying_mid_stream_ends_with_an_anthropic_error_event() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let spare = mock(MockKind::OpenAi).await;
+    let gateway = Gateway::start(vec![
+        anthropic_model("claude", &anthropic_mock),
+        openai_model("gpt", &spare),
+    ])
+    .await;
+
+    let prompt = "hi [mock:die_after=3]";
+    let (status, model_header, _, events) = read_stream(
+        gateway
+            .anthropic(&anthropic_stream_body("claude", prompt))
+            .await,
+    )
+    .await;
+
+    assert_eq!(status, 200, "the stream had started: {events:?}");
+    assert_eq!(model_header.as_deref(), Some("claude"));
+    let names: Vec<Option<&str>> = events.iter().map(|event| event.name.as_deref()).collect();
+    assert_eq!(
+        names,
+        [
+            Some("message_start"),
+            Some("content_block_start"),
+            Some("ping"),
+            Some("error")
+        ],
+        "the events so far, then an error event: {events:?}"
+    );
+    let error = events[3].json();
+    assert_anthropic_error(&error, "api_error");
+    assert!(
+        spare.requests().is_empty(),
+        "a started stream is not retried elsewhere"
+    );
+
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let record = &records[0];
+    assert_eq!(record.outcome, Outcome::Error, "{record:#?}");
+    assert_eq!(record.model_id.as_deref(), Some("claude"));
+    assert!(record.error.is_some(), "the record says what broke");
+    // message_start carried the input tokens (and Anthropic's initial output count of 1).
+    assert_tokens_and_cost(record, prompt_tokens(prompt), 1);
+}
+
+#[tokio::test]
+async fn a_provider_dying_mid_stream_ends_with_an_openai_error_chunk() {
+    let openai_mock = mock(MockKind::OpenAi).await;
+    let gateway = Gateway::start(vec![openai_model("gpt", &openai_mock)]).await;
+
+    let body = openai_stream_body("gpt", "hi [mock:die_after=3]", Some(true));
+    let (status, model_header, _, events) = read_stream(gateway.openai(&body).await).await;
+
+    assert_eq!(status, 200, "{events:?}");
+    assert_eq!(model_header.as_deref(), Some("gpt"));
+    assert_eq!(events.len(), 4, "three chunks, then the error: {events:?}");
+    for event in &events[..3] {
+        assert_eq!(event.json()["object"], "chat.completion.chunk", "{event:?}");
+    }
+    assert_openai_error(&events[3].json(), "server_error");
+    assert!(
+        events.iter().all(|event| event.data != "[DONE]"),
+        "a broken stream does not claim to be done: {events:?}"
+    );
+
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].outcome, Outcome::Error, "{records:#?}");
+    // OpenAI reports usage only in the last chunk, which never came.
+    assert_tokens_and_cost(&records[0], 0, 0);
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_mid_stream_leaves_one_cancelled_record() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gateway = Gateway::start(vec![anthropic_model("claude", &anthropic_mock)]).await;
+
+    let prompt = "hi there, tell me more [mock:chunk_delay_ms=200]";
+    let mut response = gateway
+        .openai(&openai_stream_body("auto", prompt, None))
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("read the first chunk")
+        .expect("the stream has a first chunk");
+    assert!(!first.is_empty());
+    drop(response);
+
+    let records = gateway.wait_for_records(1).await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    // Let the relay run on a little, to be sure it does not record twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "exactly one record: {records:#?}");
+    let record = &records[0];
+    assert_eq!(record.outcome, Outcome::Cancelled, "{record:#?}");
+    assert_eq!(record.model_id.as_deref(), Some("claude"));
+    assert!(record.stream);
+    assert_eq!(
+        record.input_tokens,
+        prompt_tokens(prompt),
+        "tokens seen so far are kept: {record:#?}"
+    );
+    assert!(
+        record.latency_ms < 2_000.0,
+        "the hang-up was noticed promptly, not at the end of the stream: {record:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_hanging_up_before_the_answer_leaves_one_cancelled_record() {
+    let openai_mock = mock(MockKind::OpenAi).await;
+    let gateway = Gateway::start(vec![openai_model("gpt", &openai_mock)]).await;
+
+    for stream in [false, true] {
+        let mut body = openai_body("auto", "hi [mock:delay_ms=800]");
+        body["stream"] = json!(stream);
+        let result = gateway
+            .post("/v1/chat/completions")
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_millis(200))
+            .json(&body)
+            .send()
+            .await;
+        assert!(
+            result.as_ref().is_err_and(reqwest::Error::is_timeout),
+            "expected the client to give up first: {result:?}"
+        );
+    }
+
+    // Give the provider time to answer, so a late record would show up too.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let records = gateway.stop().await;
+    assert_eq!(
+        records.len(),
+        2,
+        "one record per call that passed authentication: {records:#?}"
+    );
+    for record in &records {
+        assert_eq!(record.outcome, Outcome::Cancelled, "{record:#?}");
+        assert_eq!(
+            record.status, 499,
+            "nginx's client-closed-request: {record:#?}"
+        );
+        assert_eq!(record.model_id.as_deref(), Some("gpt"), "{record:#?}");
+        assert!(
+            record.latency_ms < 700.0,
+            "recorded when the client left: {record:#?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stream_falls_back_before_its_first_event_and_times_out_when_idle() {
+    let first = mock(MockKind::OpenAi).await;
+    let second = mock(MockKind::Anthropic).await;
+    let mut second_model = anthropic_model("second", &second);
+    second_model.timeouts.idle_ms = Some(150);
+    let gateway = Gateway::start(vec![openai_model("first", &first), second_model]).await;
+    first.fail_next(2, 503);
+
+    let (status, model_header, _, events) = read_stream(
+        gateway
+            .openai(&openai_stream_body("auto", "hi", Some(true)))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{events:?}");
+    assert_eq!(model_header.as_deref(), Some("second"));
+    assert_eq!(
+        events.last().map(|event| event.data.as_str()),
+        Some("[DONE]")
+    );
+
+    // The provider falls silent longer than the idle timeout after its first events.
+    let (status, model_header, _, events) = read_stream(
+        gateway
+            .anthropic(&anthropic_stream_body(
+                "auto",
+                "hi [mock:chunk_delay_ms=400]",
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{events:?}");
+    assert_eq!(model_header.as_deref(), Some("second"));
+    let last = events.last().expect("some events");
+    assert_eq!(last.name.as_deref(), Some("error"), "{events:?}");
+    assert_anthropic_error(&last.json(), "timeout_error");
+
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 2, "{records:#?}");
+    assert_eq!(records[0].outcome, Outcome::Success);
+    assert_eq!(records[0].attempts.len(), 1, "{records:#?}");
+    assert_eq!(records[0].attempts[0].status, Some(503));
+    assert_eq!(records[1].outcome, Outcome::Timeout, "{records:#?}");
+    assert_eq!(
+        records[1].attempts.len(),
+        1,
+        "the first model failed first: {records:#?}"
+    );
+}

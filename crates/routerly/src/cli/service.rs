@@ -1,0 +1,140 @@
+//! `routerly service status|rotate-key` (and `configure`): the service itself.
+
+use clap::Subcommand;
+use reqwest::Method;
+
+use super::{print_json, text};
+use crate::client::Client;
+
+/// `routerly service …`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Version, uptime, counts and health of the service.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a new master key and re-encrypt every stored secret under it, atomically.
+    /// Sessions continue (access tokens are refreshed); API keys keep working.
+    #[command(name = "rotate-key")]
+    RotateKey {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change settings; address, port and log level apply at the next start.
+    Configure(ServiceConfigure),
+}
+
+/// Options of `routerly service configure`.
+#[derive(Debug, clap::Args)]
+pub struct ServiceConfigure {
+    /// Budget alert thresholds in percent, such as 50,80,100.
+    #[arg(long, value_delimiter = ',')]
+    alert_thresholds: Option<Vec<u32>>,
+    /// Whether webhooks may target loopback, private and link-local addresses.
+    #[arg(long)]
+    allow_private_webhooks: Option<bool>,
+    /// Port to listen on.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long)]
+    host: Option<String>,
+    /// Log filter, such as info or routerly=debug.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// IANA time zone of calendar budget windows.
+    #[arg(long)]
+    budget_time_zone: Option<String>,
+    /// Output tokens a budget reservation assumes when a request sets no max_tokens.
+    #[arg(long)]
+    budget_default_output_tokens: Option<u64>,
+    /// Print the settings as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `routerly service …`.
+pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<()> {
+    match command {
+        ServiceCommand::Status { json } => {
+            let system = client.request(Method::GET, "/api/system", None).await?;
+            if json {
+                return print_json(&system);
+            }
+            println!("server:        {}", client.session().url);
+            println!("version:       {}", text(&system, "/version"));
+            println!("uptime:        {} s", text(&system, "/uptime_seconds"));
+            println!("home:          {}", text(&system, "/home"));
+            println!("listen:        {}", text(&system, "/listen"));
+            println!(
+                "models:        {}   projects: {}   users: {}",
+                text(&system, "/models"),
+                text(&system, "/projects"),
+                text(&system, "/users")
+            );
+            println!("usage writer:  {}", text(&system, "/usage_writer"));
+            println!("master key:    {}", text(&system, "/master_key_source"));
+            if !system["config_error"].is_null() {
+                println!("config error:  {}", text(&system, "/config_error"));
+            }
+        }
+        ServiceCommand::Configure(configure) => {
+            let mut body = serde_json::Map::new();
+            if let Some(thresholds) = configure.alert_thresholds {
+                body.insert("alert_thresholds".into(), serde_json::json!(thresholds));
+            }
+            if let Some(allow) = configure.allow_private_webhooks {
+                body.insert("allow_private_webhooks".into(), serde_json::json!(allow));
+            }
+            if let Some(port) = configure.port {
+                body.insert("port".into(), serde_json::json!(port));
+            }
+            if let Some(host) = configure.host {
+                body.insert("host".into(), serde_json::json!(host));
+            }
+            if let Some(log_level) = configure.log_level {
+                body.insert("log_level".into(), serde_json::json!(log_level));
+            }
+            if let Some(zone) = configure.budget_time_zone {
+                body.insert("budget_time_zone".into(), serde_json::json!(zone));
+            }
+            if let Some(tokens) = configure.budget_default_output_tokens {
+                body.insert(
+                    "budget_default_output_tokens".into(),
+                    serde_json::json!(tokens),
+                );
+            }
+            if body.is_empty() {
+                anyhow::bail!("nothing to change: give at least one setting (see --help)");
+            }
+            let settings = client
+                .request(
+                    Method::PATCH,
+                    "/api/settings",
+                    Some(&serde_json::Value::Object(body)),
+                )
+                .await?;
+            if configure.json {
+                return print_json(&settings);
+            }
+            println!("Settings saved.");
+        }
+        ServiceCommand::RotateKey { json } => {
+            eprintln!("Rotating the master key…");
+            let answer = client
+                .request(Method::POST, "/api/system/rotate-key", None)
+                .await?;
+            if json {
+                return print_json(&answer);
+            }
+            println!(
+                "Master key rotated; {} secret(s) re-encrypted.",
+                text(&answer, "/secrets_reencrypted")
+            );
+        }
+    }
+    Ok(())
+}

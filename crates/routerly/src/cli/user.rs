@@ -1,0 +1,184 @@
+//! `routerly user list|add|edit|remove`.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::{print_json, print_table, segment, text};
+use crate::client::Client;
+
+/// `routerly user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a user.
+    #[command(
+        after_help = "Examples:\n  routerly user add --email ops@example.com --password '…' --role operator\n  routerly user add --email dev@example.com --password '…' --projects shop:editor,blog"
+    )]
+    Add {
+        /// Their email, used to log in.
+        #[arg(long)]
+        email: String,
+        /// Their password (at least 8 characters).
+        #[arg(long)]
+        password: String,
+        /// Global role: admin, operator, viewer, none or a custom role (default viewer, or
+        /// none when --projects is given).
+        #[arg(long)]
+        role: Option<String>,
+        /// Project memberships, comma-separated: PROJECT (as viewer) or PROJECT:ROLE.
+        #[arg(long, value_delimiter = ',')]
+        projects: Vec<String>,
+        /// Print the user as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's role, email, password or memberships.
+    Edit {
+        /// The user's email or id.
+        user: String,
+        /// New global role.
+        #[arg(long)]
+        role: Option<String>,
+        /// New email.
+        #[arg(long)]
+        email: Option<String>,
+        /// New password (their sessions end).
+        #[arg(long)]
+        password: Option<String>,
+        /// Memberships to add or change: PROJECT or PROJECT:ROLE.
+        #[arg(long, value_delimiter = ',')]
+        projects: Option<Vec<String>>,
+        /// Print the user as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user (their sessions end at once).
+    Remove {
+        /// The user's email or id.
+        user: String,
+    },
+}
+
+fn print_user(user: &Value) {
+    let projects: Vec<String> = user["projects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|project| format!("{}:{}", text(project, "/slug"), text(project, "/role")))
+        .collect();
+    println!(
+        "{} ({}, role {}{})",
+        text(user, "/email"),
+        text(user, "/id"),
+        text(user, "/role"),
+        if projects.is_empty() {
+            String::new()
+        } else {
+            format!(", projects {}", projects.join(","))
+        }
+    );
+}
+
+/// Runs `routerly user …`.
+pub async fn run(command: UserCommand, mut client: Client) -> anyhow::Result<()> {
+    match command {
+        UserCommand::List { json } => {
+            let answer = client.request(Method::GET, "/api/users", None).await?;
+            if json {
+                return print_json(&answer["users"]);
+            }
+            let rows: Vec<Vec<String>> = answer["users"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|user| {
+                    let projects: Vec<String> = user["projects"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| format!("{}:{}", text(p, "/slug"), text(p, "/role")))
+                        .collect();
+                    vec![
+                        text(user, "/email"),
+                        text(user, "/role"),
+                        projects.join(","),
+                        text(user, "/id"),
+                    ]
+                })
+                .collect();
+            print_table(&["EMAIL", "ROLE", "PROJECTS", "ID"], &rows);
+        }
+        UserCommand::Add {
+            email,
+            password,
+            role,
+            projects,
+            json,
+        } => {
+            let body =
+                json!({ "email": email, "password": password, "role": role, "projects": projects });
+            let user = client
+                .request(Method::POST, "/api/users", Some(&body))
+                .await?;
+            if json {
+                return print_json(&user);
+            }
+            print!("Added user ");
+            print_user(&user);
+        }
+        UserCommand::Edit {
+            user,
+            role,
+            email,
+            password,
+            projects,
+            json,
+        } => {
+            let mut body = Map::new();
+            if let Some(role) = role {
+                body.insert("role".into(), Value::String(role));
+            }
+            if let Some(email) = email {
+                body.insert("email".into(), Value::String(email));
+            }
+            if let Some(password) = password {
+                body.insert("password".into(), Value::String(password));
+            }
+            if let Some(projects) = projects {
+                body.insert("projects".into(), json!(projects));
+            }
+            if body.is_empty() {
+                anyhow::bail!("nothing to change: give --role, --email, --password or --projects");
+            }
+            let updated = client
+                .request(
+                    Method::PATCH,
+                    &format!("/api/users/{}", segment(&user)),
+                    Some(&Value::Object(body)),
+                )
+                .await?;
+            if json {
+                return print_json(&updated);
+            }
+            print!("Updated user ");
+            print_user(&updated);
+        }
+        UserCommand::Remove { user } => {
+            client
+                .request(
+                    Method::DELETE,
+                    &format!("/api/users/{}", segment(&user)),
+                    None,
+                )
+                .await?;
+            println!("Removed user {user}.");
+        }
+    }
+    Ok(())
+}
