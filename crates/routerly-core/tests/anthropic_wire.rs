@@ -360,10 +360,6 @@ fn cross_format_request_is_adapted_to_anthropic_rules() {
         user: Some("end-user-9".into()),
     };
     let encoded = encode_request(&request, "claude-sonnet-4-5").expect("request encodes");
-    let instruction = format!(
-        "Respond with only a valid JSON object that conforms to the JSON Schema `weather` below: no other text, no Markdown code fences.\n\n{}",
-        serde_json::to_string_pretty(&schema).expect("schema serializes")
-    );
     assert_eq!(
         encoded,
         json!({
@@ -371,7 +367,6 @@ fn cross_format_request_is_adapted_to_anthropic_rules() {
             "max_tokens": 16384 + 1024,
             "system": [
                 {"type": "text", "text": "Be brief."},
-                {"type": "text", "text": instruction},
             ],
             "messages": [
                 {"role": "user", "content": [
@@ -394,6 +389,7 @@ fn cross_format_request_is_adapted_to_anthropic_rules() {
             "tool_choice": {"type": "auto", "disable_parallel_tool_use": true},
             "thinking": {"type": "enabled", "budget_tokens": 16384},
             "metadata": {"user_id": "end-user-9"},
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
         })
     );
 }
@@ -1104,4 +1100,30 @@ fn module_paths_are_stable() {
     // The server calls these through the module path.
     let _ = anthropic::DEFAULT_MAX_TOKENS;
     let _decode: fn(&Value) -> Result<ChatRequest, DecodeError> = anthropic::decode_request;
+}
+
+#[test]
+fn structured_output_decodes_from_output_config_and_the_beta_field() {
+    let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}}});
+    for body in [
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+               "output_config": {"format": {"type": "json_schema", "schema": schema}}}),
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+               "output_format": {"type": "json_schema", "schema": schema}}),
+    ] {
+        let request = decode_request(&body).expect("structured output decodes");
+        assert_eq!(
+            request.response_format,
+            Some(ResponseFormat::JsonSchema {
+                name: "output".into(),
+                schema: schema.clone(),
+                strict: Some(true),
+            }),
+            "the schema of {body} becomes the canonical response format"
+        );
+    }
+    let bad = json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}],
+                     "output_config": {"format": {"type": "xml"}}});
+    let error = decode_request(&bad).expect_err("an unknown format type is refused");
+    assert_eq!(error.param.as_deref(), Some("output_config.format.type"));
 }

@@ -82,6 +82,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         Some(thinking_value) => decode_thinking(thinking_value)?,
         None => None,
     };
+    let response_format = decode_output_format(object)?;
     let user = match get(object, "metadata") {
         Some(metadata_value) => optional_str(
             as_object(metadata_value, "metadata")?,
@@ -107,13 +108,54 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         tools,
         tool_choice,
         parallel_tool_calls,
-        response_format: None,
+        response_format,
         reasoning,
         presence_penalty: None,
         frequency_penalty: None,
         seed: None,
         user,
     })
+}
+
+/// Structured output: `output_config.format` (the current field) or the beta's
+/// `output_format`, each `{"type": "json_schema", "schema": …}`.
+fn decode_output_format(
+    object: &serde_json::Map<String, Value>,
+) -> Result<Option<ResponseFormat>, DecodeError> {
+    let (format_value, path) = match (get(object, "output_config"), get(object, "output_format")) {
+        (Some(config_value), _) => match get(as_object(config_value, "output_config")?, "format") {
+            Some(format_value) => (format_value, "output_config.format"),
+            None => return Ok(None),
+        },
+        (None, Some(format_value)) => (format_value, "output_format"),
+        (None, None) => return Ok(None),
+    };
+    if format_value.is_null() {
+        return Ok(None);
+    }
+    let format_object = as_object(format_value, path)?;
+    match format_object.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = format_object.get("schema").cloned().ok_or_else(|| {
+                DecodeError::at(
+                    format!("{path}.schema"),
+                    "a json_schema format needs a `schema`",
+                )
+            })?;
+            Ok(Some(ResponseFormat::JsonSchema {
+                name: "output".to_owned(),
+                schema,
+                strict: Some(true),
+            }))
+        }
+        other => Err(DecodeError::at(
+            format!("{path}.type"),
+            format!(
+                "unsupported output format type {}; use \"json_schema\"",
+                other.map_or("(missing)".to_owned(), |kind| format!("\"{kind}\""))
+            ),
+        )),
+    }
 }
 
 fn decode_system(system_value: &Value) -> Result<Vec<ContentPart>, DecodeError> {
@@ -478,6 +520,12 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
     if let Some(user) = &request.user {
         body.insert("metadata".into(), json!({"user_id": user}));
     }
+    if let Some(ResponseFormat::JsonSchema { schema, .. }) = &request.response_format {
+        body.insert(
+            "output_config".into(),
+            json!({"format": {"type": "json_schema", "schema": schema}}),
+        );
+    }
     Ok(Value::Object(body))
 }
 
@@ -524,8 +572,9 @@ fn thinking_budget(request: &ChatRequest) -> Option<u32> {
     Some(budget_tokens.max(MIN_THINKING_BUDGET))
 }
 
-/// System blocks: the canonical system text, then the JSON instruction that stands in for
-/// a JSON response format, which Anthropic's Messages API has no field for.
+/// System blocks: the canonical system text, then, for JSON mode (which Anthropic has no
+/// field for; schemas go natively in `output_config.format`), an instruction to answer
+/// with a JSON object only.
 fn encode_system(request: &ChatRequest) -> Vec<Value> {
     let mut system: Vec<Value> = request
         .system
@@ -543,13 +592,7 @@ fn encode_system(request: &ChatRequest) -> Vec<Value> {
             "Respond with only a valid JSON object: no other text, no Markdown code fences."
                 .to_owned(),
         ),
-        Some(ResponseFormat::JsonSchema { name, schema, .. }) => {
-            let pretty_schema =
-                serde_json::to_string_pretty(schema).unwrap_or_else(|_| schema.to_string());
-            Some(format!(
-                "Respond with only a valid JSON object that conforms to the JSON Schema `{name}` below: no other text, no Markdown code fences.\n\n{pretty_schema}"
-            ))
-        }
+        Some(ResponseFormat::JsonSchema { .. }) => None,
     };
     if let Some(instruction) = instruction {
         system.push(json!({"type": "text", "text": instruction}));
