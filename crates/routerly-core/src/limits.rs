@@ -235,7 +235,7 @@ pub fn parse_span(text: &str) -> Result<u64, String> {
 /// `seconds` in the largest unit that divides it (`90m`, `2h`, `7d`).
 pub fn format_span(seconds: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if seconds % size == 0 {
+        if seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }
@@ -810,6 +810,10 @@ impl WindowTotals {
     /// When a call needing `needed` of `metric` fits again under `value`, given `reserved`
     /// held by calls in flight: the end of a calendar window, or the moment enough rolling
     /// buckets have expired. Call [`WindowTotals::used`] first to drop expired buckets.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the window, the instant and the limit's figures"
+    )]
     pub fn resets_at(
         &self,
         window: Window,
