@@ -26,7 +26,7 @@ fn record(index: u64, at: chrono::DateTime<Utc>) -> UsageRecord {
         provider: Some("openai".to_owned()),
         surface: Surface::ChatCompletions,
         call_type: CallType::Completion,
-        stream: index % 2 == 0,
+        stream: index.is_multiple_of(2),
         input_tokens: 100 + index % 900,
         output_tokens: 50 + index % 450,
         cached_input_tokens: 0,

@@ -56,7 +56,7 @@ async fn bad_input_is_refused_in_each_surfaces_shape_and_the_service_keeps_servi
             "messages",
             Some("messages"),
         ),
-        (oversized, 413, &"2048", None),
+        (oversized, 413, "2048", None),
     ];
 
     for (raw, expected_status, mentions, param) in &cases {

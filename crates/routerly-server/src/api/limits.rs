@@ -201,11 +201,10 @@ fn parse_window(
         [(field, text)] => {
             let window =
                 Window::parse(text).map_err(|message| ApiError::invalid(field, message))?;
-            let kind_matches = match (*field, window) {
-                ("period", Window::Rolling { .. }) => false,
-                ("rolling", Window::Calendar(_)) => false,
-                _ => true,
-            };
+            let kind_matches = !matches!(
+                (*field, window),
+                ("period", Window::Rolling { .. }) | ("rolling", Window::Calendar(_))
+            );
             if !kind_matches {
                 return Err(ApiError::invalid(
                     field,

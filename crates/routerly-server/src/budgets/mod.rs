@@ -136,6 +136,9 @@ impl BudgetRefusal {
     }
 }
 
+/// Every counter's totals and the ids of records observed lately, for a checkpoint.
+pub type CheckpointState = (Vec<(CounterKey, limits::WindowTotals)>, Vec<String>);
+
 /// A call's reservation; dropping it gives the reserved amounts back.
 pub struct BudgetGuard {
     counters: Arc<dyn CounterStore>,
@@ -403,7 +406,7 @@ impl Budgets {
         token_id: &str,
         candidates: Vec<&'m ModelConfig>,
         estimate: CallEstimate,
-    ) -> Result<Admission<'m>, BudgetRefusal> {
+    ) -> Result<Admission<'m>, Box<BudgetRefusal>> {
         let index = self.index_for(snapshot);
         if index.limits.is_empty() {
             return Ok(Admission {
@@ -466,7 +469,7 @@ impl Budgets {
             if survivors.is_empty() {
                 let refusal = first_refusal.expect("a candidate was dropped for a reason");
                 self.alert_refusal(&refusal, &index, now);
-                return Err(refusal);
+                return Err(Box::new(refusal));
             }
             let mut needed: HashMap<usize, f64> = HashMap::new();
             let mut holds: HashMap<&CounterKey, Amounts> = HashMap::new();
@@ -520,7 +523,7 @@ impl Budgets {
                     };
                     if !limit.scope.level().is_model_level() {
                         self.alert_refusal(&refusal, &index, now);
-                        return Err(refusal);
+                        return Err(Box::new(refusal));
                     }
                     survivors.retain(|candidate| !candidate.limits.contains(&limit_index));
                     first_refusal.get_or_insert(refusal);
@@ -813,7 +816,8 @@ impl Budgets {
         use std::fmt::Write as _;
         let uses = self.usage(snapshot);
         let mut out = String::new();
-        let families: [(&str, &str, fn(&LimitUse) -> f64); 3] = [
+        type Family = (&'static str, &'static str, fn(&LimitUse) -> f64);
+        let families: [Family; 3] = [
             (
                 "routerly_budget_used",
                 "Use of each limit in its current window (USD for cost).",
@@ -849,9 +853,7 @@ impl Budgets {
 
     /// The counters and the ids of records observed lately, taken together so that a
     /// checkpoint is consistent; `None` while a back-fill is running.
-    pub fn checkpoint_state(
-        &self,
-    ) -> Option<(Vec<(CounterKey, limits::WindowTotals)>, Vec<String>)> {
+    pub fn checkpoint_state(&self) -> Option<CheckpointState> {
         let live = self.live();
         if !live.pending.is_empty() {
             return None;
