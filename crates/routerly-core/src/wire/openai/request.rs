@@ -248,7 +248,7 @@ fn decode_image_part(
 }
 
 /// `data:<mime>;base64,<data>` becomes inline data; anything else stays a URL.
-fn image_source_from_url(url: &str) -> Result<ImageSource, String> {
+pub(crate) fn image_source_from_url(url: &str) -> Result<ImageSource, String> {
     let Some(data_url) = url.strip_prefix("data:") else {
         return Ok(ImageSource::Url {
             url: url.to_owned(),
