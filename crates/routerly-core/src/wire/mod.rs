@@ -8,11 +8,13 @@
 //! The functions of this module dispatch on [`WireFormat`], so the server never matches
 //! on formats itself: adding a format means a module here and an arm in each match below.
 
+mod json;
 pub mod anthropic;
 pub mod gemini;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;
+pub mod responses;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -34,6 +36,10 @@ pub enum WireFormat {
     MistralChat,
     /// Ollama's native `/api/chat` (newline-delimited JSON streams).
     OllamaChat,
+    /// OpenAI Responses (`/v1/responses`): a client surface, and OpenAI's own format for
+    /// requests that arrive on it.
+    #[serde(rename = "openai_responses")]
+    OpenAiResponses,
 }
 
 /// One server-sent event to write: an optional `event:` name and its `data:` payload.
@@ -69,6 +75,7 @@ pub fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, D
         WireFormat::GeminiGenerateContent => gemini::decode_request(body),
         WireFormat::MistralChat => mistral::decode_request(body),
         WireFormat::OllamaChat => ollama::decode_request(body),
+        WireFormat::OpenAiResponses => responses::decode_request(body),
     }
 }
 
@@ -84,6 +91,7 @@ pub fn encode_request(
         WireFormat::GeminiGenerateContent => gemini::encode_request(request, upstream_model),
         WireFormat::MistralChat => mistral::encode_request(request, upstream_model),
         WireFormat::OllamaChat => ollama::encode_request(request, upstream_model),
+        WireFormat::OpenAiResponses => responses::encode_request(request, upstream_model),
     }
 }
 
@@ -95,6 +103,7 @@ pub fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse,
         WireFormat::GeminiGenerateContent => gemini::decode_response(body),
         WireFormat::MistralChat => mistral::decode_response(body),
         WireFormat::OllamaChat => ollama::decode_response(body),
+        WireFormat::OpenAiResponses => responses::decode_response(body),
     }
 }
 
@@ -106,6 +115,7 @@ pub fn encode_response(format: WireFormat, response: &ChatResponse) -> Value {
         WireFormat::GeminiGenerateContent => gemini::encode_response(response),
         WireFormat::MistralChat => mistral::encode_response(response),
         WireFormat::OllamaChat => ollama::encode_response(response),
+        WireFormat::OpenAiResponses => responses::encode_response(response),
     }
 }
 
@@ -117,6 +127,7 @@ pub fn decode_error(format: WireFormat, status: u16, body: &[u8]) -> ErrorBody {
         WireFormat::GeminiGenerateContent => gemini::decode_error(status, body),
         WireFormat::MistralChat => mistral::decode_error(status, body),
         WireFormat::OllamaChat => ollama::decode_error(status, body),
+        WireFormat::OpenAiResponses => responses::decode_error(status, body),
     }
 }
 
@@ -128,6 +139,7 @@ pub fn encode_error(format: WireFormat, error: &ErrorBody) -> Value {
         WireFormat::GeminiGenerateContent => gemini::encode_error(error),
         WireFormat::MistralChat => mistral::encode_error(error),
         WireFormat::OllamaChat => ollama::encode_error(error),
+        WireFormat::OpenAiResponses => responses::encode_error(error),
     }
 }
 
@@ -143,6 +155,8 @@ pub enum StreamDecoder {
     Mistral(mistral::StreamDecoder),
     /// Ollama lines.
     Ollama(ollama::StreamDecoder),
+    /// Responses events.
+    Responses(responses::StreamDecoder),
 }
 
 impl StreamDecoder {
@@ -158,6 +172,9 @@ impl StreamDecoder {
             }
             WireFormat::MistralChat => StreamDecoder::Mistral(mistral::StreamDecoder::new()),
             WireFormat::OllamaChat => StreamDecoder::Ollama(ollama::StreamDecoder::new()),
+            WireFormat::OpenAiResponses => {
+                StreamDecoder::Responses(responses::StreamDecoder::new())
+            }
         }
     }
 
@@ -173,6 +190,7 @@ impl StreamDecoder {
             StreamDecoder::Gemini(decoder) => decoder.decode(data),
             StreamDecoder::Mistral(decoder) => decoder.decode(data),
             StreamDecoder::Ollama(decoder) => decoder.decode(data),
+            StreamDecoder::Responses(decoder) => decoder.decode(event, data),
         }
     }
 }
@@ -189,6 +207,8 @@ pub enum StreamEncoder {
     Mistral(mistral::StreamEncoder),
     /// Ollama lines.
     Ollama(ollama::StreamEncoder),
+    /// Responses events.
+    Responses(responses::StreamEncoder),
 }
 
 impl StreamEncoder {
@@ -207,6 +227,9 @@ impl StreamEncoder {
             }
             WireFormat::MistralChat => StreamEncoder::Mistral(mistral::StreamEncoder::new()),
             WireFormat::OllamaChat => StreamEncoder::Ollama(ollama::StreamEncoder::new()),
+            WireFormat::OpenAiResponses => {
+                StreamEncoder::Responses(responses::StreamEncoder::new())
+            }
         }
     }
 
@@ -218,6 +241,7 @@ impl StreamEncoder {
             StreamEncoder::Gemini(encoder) => encoder.encode(event),
             StreamEncoder::Mistral(encoder) => encoder.encode(event),
             StreamEncoder::Ollama(encoder) => encoder.encode(event),
+            StreamEncoder::Responses(encoder) => encoder.encode(event),
         }
     }
 }

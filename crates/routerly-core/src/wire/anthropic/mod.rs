@@ -19,7 +19,7 @@
 //! [`ContentPart::Thinking`]: crate::canonical::ContentPart::Thinking
 
 mod error;
-mod json;
+use super::json;
 mod request;
 mod response;
 mod stream;

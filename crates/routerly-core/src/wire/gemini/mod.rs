@@ -22,7 +22,7 @@
 //!   decodes as [`StopReason::ToolUse`].
 
 mod error;
-mod json;
+use super::json;
 mod request;
 mod response;
 mod stream;

@@ -16,7 +16,7 @@
 //!   cached tokens.
 
 mod error;
-mod json;
+use super::json;
 mod request;
 mod response;
 mod stream;

@@ -1,15 +1,16 @@
 //! Small readers for untyped JSON that name the field path in every error, so a client
 //! learns exactly which part of its body is wrong (`messages[2].content[0].tool_use_id`).
+//! Shared by the wire formats whose errors use this wording (OpenAI's has its own).
 
 use serde_json::{Map, Value};
 
 use crate::canonical::DecodeError;
 
 /// JSON object, as `serde_json` names it.
-pub(super) type Object = Map<String, Value>;
+pub(crate) type Object = Map<String, Value>;
 
 /// The path of `key` inside the value at `path` (the root has the empty path).
-pub(super) fn field_path(path: &str, key: &str) -> String {
+pub(crate) fn field_path(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
     } else {
@@ -18,12 +19,12 @@ pub(super) fn field_path(path: &str, key: &str) -> String {
 }
 
 /// A field's value; absent and `null` both count as not given, as in Anthropic's API.
-pub(super) fn get<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|value| !value.is_null())
 }
 
 /// A field that must be present.
-pub(super) fn require<'a>(
+pub(crate) fn require<'a>(
     object: &'a Object,
     key: &str,
     path: &str,
@@ -39,14 +40,14 @@ fn wrong_type(param: &str, expected: &str) -> DecodeError {
 }
 
 /// The value as an object.
-pub(super) fn as_object<'a>(value: &'a Value, param: &str) -> Result<&'a Object, DecodeError> {
+pub(crate) fn as_object<'a>(value: &'a Value, param: &str) -> Result<&'a Object, DecodeError> {
     value
         .as_object()
         .ok_or_else(|| wrong_type(param, "an object"))
 }
 
 /// The value as an array.
-pub(super) fn as_array<'a>(value: &'a Value, param: &str) -> Result<&'a [Value], DecodeError> {
+pub(crate) fn as_array<'a>(value: &'a Value, param: &str) -> Result<&'a [Value], DecodeError> {
     value
         .as_array()
         .map(Vec::as_slice)
@@ -54,12 +55,12 @@ pub(super) fn as_array<'a>(value: &'a Value, param: &str) -> Result<&'a [Value],
 }
 
 /// The value as a string.
-pub(super) fn as_str<'a>(value: &'a Value, param: &str) -> Result<&'a str, DecodeError> {
+pub(crate) fn as_str<'a>(value: &'a Value, param: &str) -> Result<&'a str, DecodeError> {
     value.as_str().ok_or_else(|| wrong_type(param, "a string"))
 }
 
 /// A required string field.
-pub(super) fn require_str<'a>(
+pub(crate) fn require_str<'a>(
     object: &'a Object,
     key: &str,
     path: &str,
@@ -68,7 +69,7 @@ pub(super) fn require_str<'a>(
 }
 
 /// An optional string field.
-pub(super) fn optional_str<'a>(
+pub(crate) fn optional_str<'a>(
     object: &'a Object,
     key: &str,
     path: &str,
@@ -79,7 +80,7 @@ pub(super) fn optional_str<'a>(
 }
 
 /// An optional boolean field.
-pub(super) fn optional_bool(
+pub(crate) fn optional_bool(
     object: &Object,
     key: &str,
     path: &str,
@@ -94,7 +95,7 @@ pub(super) fn optional_bool(
 }
 
 /// An optional number field.
-pub(super) fn optional_f64(
+pub(crate) fn optional_f64(
     object: &Object,
     key: &str,
     path: &str,
@@ -109,7 +110,7 @@ pub(super) fn optional_f64(
 }
 
 /// An optional non-negative integer field that fits in `u32`.
-pub(super) fn optional_u32(
+pub(crate) fn optional_u32(
     object: &Object,
     key: &str,
     path: &str,
@@ -126,11 +127,11 @@ pub(super) fn optional_u32(
 
 /// A non-negative integer from a provider's usage object; anything else counts as 0,
 /// because a missing or odd counter must not fail an answer that was already paid for.
-pub(super) fn lenient_u64(object: &Object, key: &str) -> u64 {
+pub(crate) fn lenient_u64(object: &Object, key: &str) -> u64 {
     object.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// The path of element `index` of the array at `path`.
-pub(super) fn index_path(path: &str, index: usize) -> String {
+pub(crate) fn index_path(path: &str, index: usize) -> String {
     format!("{path}[{index}]")
 }
