@@ -1,0 +1,558 @@
+//! Requests: a Responses API body to [`ChatRequest`] and back.
+
+use serde_json::{Map, Value, json};
+
+use crate::canonical::{
+    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
+    Tool, ToolChoice,
+};
+use crate::wire::openai::image_source_from_url;
+use super::json::{
+    as_array, as_object, field_path, get, index_path, missing, optional_bool,
+    optional_f64, optional_str, optional_u32, required_str, wrong_type,
+};
+
+/// Tool types only OpenAI runs itself (hosted tools).
+const HOSTED_TOOLS: [&str; 11] = [
+    "web_search",
+    "web_search_preview",
+    "web_search_preview_2025_03_11",
+    "file_search",
+    "computer_use_preview",
+    "code_interpreter",
+    "image_generation",
+    "mcp",
+    "local_shell",
+    "shell",
+    "apply_patch",
+];
+
+/// Decodes a client's `POST /v1/responses` body.
+///
+/// `input` may be a string (one user message) or a list of items: messages (roles `user`,
+/// `assistant`, `system`, `developer`), `function_call` and `function_call_output` items;
+/// `reasoning` items are dropped (only OpenAI can read them back). `instructions`, and
+/// `system`/`developer` messages, become the system prompt. Built-in tools are skipped (see
+/// [`openai_only_feature`]).
+pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
+    let body_map = as_object(body, "")
+        .map_err(|_| DecodeError::new("The request body must be a JSON object."))?;
+    let model = required_str(body_map, "model", "")?.to_owned();
+    let mut request = ChatRequest {
+        model,
+        ..ChatRequest::default()
+    };
+    if let Some(instructions) = optional_str(body_map, "instructions", "")?
+        && !instructions.is_empty()
+    {
+        request.system.push(ContentPart::text(instructions));
+    }
+    match get(body_map, "input") {
+        None => {}
+        Some(Value::String(text)) => request.messages.push(Message {
+            role: Role::User,
+            content: vec![ContentPart::text(text.as_str())],
+        }),
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                decode_item(item, &index_path("input", index), &mut request)?;
+            }
+        }
+        Some(other) => {
+            return Err(wrong_type(
+                "input",
+                "a string or an array of input items",
+                other,
+            ));
+        }
+    }
+    request.max_tokens = optional_u32(body_map, "max_output_tokens", "")?;
+    if request.max_tokens == Some(0) {
+        return Err(DecodeError::at(
+            "max_output_tokens",
+            "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got 0 instead.",
+        ));
+    }
+    request.temperature = optional_f64(body_map, "temperature", "")?;
+    request.top_p = optional_f64(body_map, "top_p", "")?;
+    request.stream = optional_bool(body_map, "stream", "")?.unwrap_or(false);
+    // Responses streams always end with usage in `response.completed`.
+    request.stream_include_usage = request.stream;
+    request.parallel_tool_calls = optional_bool(body_map, "parallel_tool_calls", "")?;
+    request.user = optional_str(body_map, "user", "")?
+        .or(optional_str(body_map, "safety_identifier", "").ok().flatten())
+        .map(str::to_owned);
+    request.tools = decode_tools(body_map)?;
+    request.tool_choice = decode_tool_choice(body_map)?;
+    request.response_format = decode_text_format(body_map)?;
+    if let Some(reasoning_value) = get(body_map, "reasoning") {
+        let reasoning_map = as_object(reasoning_value, "reasoning")?;
+        if let Some(effort) = optional_str(reasoning_map, "effort", "reasoning")? {
+            request.reasoning = Some(Reasoning {
+                budget_tokens: None,
+                effort: Some(effort.to_owned()),
+            });
+        }
+    }
+    Ok(request)
+}
+
+/// Appends `part` to the last message if it has `role`, else starts a message.
+fn push_part(request: &mut ChatRequest, role: Role, part: ContentPart) {
+    match request.messages.last_mut() {
+        Some(last) if last.role == role => last.content.push(part),
+        _ => request.messages.push(Message {
+            role,
+            content: vec![part],
+        }),
+    }
+}
+
+fn decode_item(item: &Value, path: &str, request: &mut ChatRequest) -> Result<(), DecodeError> {
+    let item_map = as_object(item, path)?;
+    let item_type = optional_str(item_map, "type", path)?.unwrap_or("message");
+    match item_type {
+        "message" => decode_message(item_map, path, request),
+        "function_call" => {
+            let call_id = required_str(item_map, "call_id", path)?;
+            let name = required_str(item_map, "name", path)?;
+            let arguments = required_str(item_map, "arguments", path)?;
+            push_part(
+                request,
+                Role::Assistant,
+                ContentPart::ToolCall {
+                    id: call_id.to_owned(),
+                    name: name.to_owned(),
+                    arguments: arguments.to_owned(),
+                },
+            );
+            Ok(())
+        }
+        "function_call_output" => {
+            let call_id = required_str(item_map, "call_id", path)?;
+            let output_path = field_path(path, "output");
+            let content = match get(item_map, "output") {
+                None => return Err(missing(&output_path)),
+                Some(Value::String(text)) => vec![ContentPart::text(text.as_str())],
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .enumerate()
+                    .map(|(index, part)| decode_input_part(part, &index_path(&output_path, index)))
+                    .collect::<Result<_, _>>()?,
+                Some(other) => {
+                    return Err(wrong_type(&output_path, "a string or an array", other));
+                }
+            };
+            push_part(
+                request,
+                Role::User,
+                ContentPart::ToolResult {
+                    tool_call_id: call_id.to_owned(),
+                    content,
+                    is_error: false,
+                },
+            );
+            Ok(())
+        }
+        // Reasoning items carry OpenAI's encrypted state; other providers cannot use them.
+        "reasoning" => Ok(()),
+        other => Err(DecodeError::at(
+            field_path(path, "type"),
+            format!("Input items of type '{other}' are not supported by Routerly."),
+        )),
+    }
+}
+
+fn decode_message(
+    item_map: &Map<String, Value>,
+    path: &str,
+    request: &mut ChatRequest,
+) -> Result<(), DecodeError> {
+    let role = required_str(item_map, "role", path)?;
+    let content_path = field_path(path, "content");
+    let content_value = get(item_map, "content").ok_or_else(|| missing(&content_path))?;
+    let parts: Vec<ContentPart> = match content_value {
+        Value::String(text) => vec![ContentPart::text(text.as_str())],
+        Value::Array(part_values) => part_values
+            .iter()
+            .enumerate()
+            .map(|(index, part)| decode_input_part(part, &index_path(&content_path, index)))
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(wrong_type(
+                &content_path,
+                "a string or an array of content parts",
+                other,
+            ));
+        }
+    };
+    match role {
+        "user" => parts
+            .into_iter()
+            .for_each(|part| push_part(request, Role::User, part)),
+        "assistant" => {
+            for part in parts {
+                if matches!(part, ContentPart::Image { .. }) {
+                    return Err(DecodeError::at(
+                        content_path,
+                        "Assistant messages cannot contain images.",
+                    ));
+                }
+                push_part(request, Role::Assistant, part);
+            }
+        }
+        "system" | "developer" => {
+            for part in parts {
+                match part {
+                    ContentPart::Text { .. } => request.system.push(part),
+                    _ => {
+                        return Err(DecodeError::at(
+                            content_path,
+                            "System and developer messages may only contain text.",
+                        ));
+                    }
+                }
+            }
+        }
+        other => {
+            return Err(DecodeError::at(
+                field_path(path, "role"),
+                format!(
+                    "Invalid value: '{other}'. Supported values are: 'user', 'assistant', 'system', and 'developer'."
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn decode_input_part(part: &Value, path: &str) -> Result<ContentPart, DecodeError> {
+    let part_map = as_object(part, path)?;
+    let part_type = required_str(part_map, "type", path)?;
+    match part_type {
+        "input_text" | "output_text" | "text" => {
+            Ok(ContentPart::text(required_str(part_map, "text", path)?))
+        }
+        "refusal" => Ok(ContentPart::text(required_str(part_map, "refusal", path)?)),
+        "input_image" => {
+            let detail = optional_str(part_map, "detail", path)?
+                .filter(|detail| *detail != "auto")
+                .map(str::to_owned);
+            let Some(url) = optional_str(part_map, "image_url", path)? else {
+                return Err(if get(part_map, "file_id").is_some() {
+                    DecodeError::at(
+                        field_path(path, "file_id"),
+                        "Images given by 'file_id' are not supported by Routerly; send 'image_url'.",
+                    )
+                } else {
+                    missing(&field_path(path, "image_url"))
+                });
+            };
+            let source = image_source_from_url(url)
+                .map_err(|message| DecodeError::at(field_path(path, "image_url"), message))?;
+            Ok(ContentPart::Image { source, detail })
+        }
+        "input_file" | "input_audio" => Err(DecodeError::at(
+            field_path(path, "type"),
+            format!("Content parts of type '{part_type}' are not supported by Routerly."),
+        )),
+        other => Err(DecodeError::at(
+            field_path(path, "type"),
+            format!(
+                "Invalid content part type '{other}': expected 'input_text', 'input_image' or 'output_text'."
+            ),
+        )),
+    }
+}
+
+fn decode_tools(body_map: &Map<String, Value>) -> Result<Vec<Tool>, DecodeError> {
+    let Some(tools_value) = get(body_map, "tools") else {
+        return Ok(Vec::new());
+    };
+    let mut tools = Vec::new();
+    for (index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
+        let path = index_path("tools", index);
+        let tool_map = as_object(tool_value, &path)?;
+        let tool_type = required_str(tool_map, "type", &path)?;
+        if tool_type != "function" {
+            // Hosted tools: OpenAI runs them; see `openai_only_feature`.
+            continue;
+        }
+        let name = required_str(tool_map, "name", &path)?;
+        let parameters = get(tool_map, "parameters")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        tools.push(Tool {
+            name: name.to_owned(),
+            description: optional_str(tool_map, "description", &path)?.map(str::to_owned),
+            parameters,
+            strict: optional_bool(tool_map, "strict", &path)?,
+        });
+    }
+    Ok(tools)
+}
+
+fn decode_tool_choice(body_map: &Map<String, Value>) -> Result<Option<ToolChoice>, DecodeError> {
+    let Some(choice_value) = get(body_map, "tool_choice") else {
+        return Ok(None);
+    };
+    match choice_value {
+        Value::String(choice) => match choice.as_str() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "none" => Ok(Some(ToolChoice::None)),
+            "required" => Ok(Some(ToolChoice::Required)),
+            other => Err(DecodeError::at(
+                "tool_choice",
+                format!(
+                    "Invalid value: '{other}'. Supported values are: 'none', 'auto', and 'required'."
+                ),
+            )),
+        },
+        Value::Object(choice_map) => {
+            let choice_type = required_str(choice_map, "type", "tool_choice")?;
+            if choice_type == "function" {
+                let name = required_str(choice_map, "name", "tool_choice")?;
+                Ok(Some(ToolChoice::Tool {
+                    name: name.to_owned(),
+                }))
+            } else {
+                // A hosted tool: the model may use tools.
+                Ok(Some(ToolChoice::Auto))
+            }
+        }
+        other => Err(wrong_type("tool_choice", "a string or an object", other)),
+    }
+}
+
+fn decode_text_format(
+    body_map: &Map<String, Value>,
+) -> Result<Option<ResponseFormat>, DecodeError> {
+    let Some(text_value) = get(body_map, "text") else {
+        return Ok(None);
+    };
+    let text_map = as_object(text_value, "text")?;
+    let Some(format_value) = get(text_map, "format") else {
+        return Ok(None);
+    };
+    let format_map = as_object(format_value, "text.format")?;
+    match required_str(format_map, "type", "text.format")? {
+        "text" => Ok(Some(ResponseFormat::Text)),
+        "json_object" => Ok(Some(ResponseFormat::JsonObject)),
+        "json_schema" => {
+            let name = required_str(format_map, "name", "text.format")?;
+            let schema_value = get(format_map, "schema")
+                .ok_or_else(|| missing("text.format.schema"))?;
+            as_object(schema_value, "text.format.schema")?;
+            Ok(Some(ResponseFormat::JsonSchema {
+                name: name.to_owned(),
+                schema: schema_value.clone(),
+                strict: optional_bool(format_map, "strict", "text.format")?,
+            }))
+        }
+        other => Err(DecodeError::at(
+            "text.format.type",
+            format!(
+                "Invalid value: '{other}'. Supported values are: 'text', 'json_object', and 'json_schema'."
+            ),
+        )),
+    }
+}
+
+/// What in a Responses body only OpenAI itself can serve (a built-in tool, a stored
+/// prompt, a conversation object), in words for a 400; `None` when any provider can.
+pub fn openai_only_feature(body: &Value) -> Option<String> {
+    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
+        for tool in tools {
+            let tool_type = tool.get("type").and_then(Value::as_str).unwrap_or("");
+            if tool_type != "function" {
+                return Some(format!("the built-in tool '{tool_type}'"));
+            }
+        }
+    }
+    for key in ["prompt", "conversation", "background"] {
+        match body.get(key) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(_) => return Some(format!("the '{key}' parameter")),
+        }
+    }
+    if let Some(items) = body.get("input").and_then(Value::as_array) {
+        for item in items {
+            if item.get("type").and_then(Value::as_str) == Some("item_reference") {
+                return Some("input items of type 'item_reference'".to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// Encodes a canonical request as a Responses body for OpenAI.
+pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Value, DecodeError> {
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(upstream_model));
+    let instructions: Vec<&str> = request
+        .system
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !instructions.is_empty() {
+        body.insert("instructions".into(), Value::from(instructions.join("\n\n")));
+    }
+    body.insert("input".into(), Value::Array(history_items(&request.messages)));
+    if let Some(max_tokens) = request.max_tokens {
+        body.insert("max_output_tokens".into(), Value::from(max_tokens));
+    }
+    if let Some(temperature) = request.temperature {
+        body.insert("temperature".into(), Value::from(temperature));
+    }
+    if let Some(top_p) = request.top_p {
+        body.insert("top_p".into(), Value::from(top_p));
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut encoded = json!({
+                    "type": "function",
+                    "name": tool.name,
+                    "parameters": tool.parameters,
+                });
+                if let Some(description) = &tool.description {
+                    encoded["description"] = Value::from(description.as_str());
+                }
+                if let Some(strict) = tool.strict {
+                    encoded["strict"] = Value::from(strict);
+                }
+                encoded
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(tool_choice) = &request.tool_choice {
+        body.insert(
+            "tool_choice".into(),
+            match tool_choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Required => json!("required"),
+                ToolChoice::Tool { name } => json!({"type": "function", "name": name}),
+            },
+        );
+    }
+    if let Some(parallel) = request.parallel_tool_calls {
+        body.insert("parallel_tool_calls".into(), Value::from(parallel));
+    }
+    if let Some(format) = &request.response_format {
+        let format = match format {
+            ResponseFormat::Text => json!({"type": "text"}),
+            ResponseFormat::JsonObject => json!({"type": "json_object"}),
+            ResponseFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            } => {
+                let mut encoded = json!({"type": "json_schema", "name": name, "schema": schema});
+                if let Some(strict) = strict {
+                    encoded["strict"] = Value::from(*strict);
+                }
+                encoded
+            }
+        };
+        body.insert("text".into(), json!({ "format": format }));
+    }
+    if let Some(effort) = request.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
+        body.insert("reasoning".into(), json!({ "effort": effort }));
+    }
+    if let Some(user) = &request.user {
+        body.insert("user".into(), Value::from(user.as_str()));
+    }
+    if request.stream {
+        body.insert("stream".into(), Value::Bool(true));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Canonical messages as Responses input items: user messages with `input_text` and
+/// `input_image` parts, assistant text as assistant messages, tool calls as
+/// `function_call` items and tool results as `function_call_output` items, in order.
+/// Thinking is dropped (OpenAI takes back only its own encrypted reasoning items).
+pub fn history_items(messages: &[Message]) -> Vec<Value> {
+    let mut items = Vec::new();
+    for message in messages {
+        let mut pending: Vec<Value> = Vec::new();
+        let flush = |pending: &mut Vec<Value>, items: &mut Vec<Value>| {
+            if pending.is_empty() {
+                return;
+            }
+            let parts = std::mem::take(pending);
+            match message.role {
+                Role::User => items.push(json!({"role": "user", "content": parts})),
+                Role::Assistant => {
+                    let text: String = parts
+                        .iter()
+                        .filter_map(|part| part.get("text").and_then(Value::as_str))
+                        .collect();
+                    items.push(json!({"role": "assistant", "content": text}));
+                }
+            }
+        };
+        for part in &message.content {
+            match part {
+                ContentPart::Text { text } => {
+                    pending.push(json!({"type": "input_text", "text": text}));
+                }
+                ContentPart::Image { source, detail } => {
+                    let url = match source {
+                        ImageSource::Url { url } => url.clone(),
+                        ImageSource::Base64 { media_type, data } => {
+                            format!("data:{media_type};base64,{data}")
+                        }
+                    };
+                    pending.push(json!({
+                        "type": "input_image",
+                        "image_url": url,
+                        "detail": detail.as_deref().unwrap_or("auto"),
+                    }));
+                }
+                ContentPart::ToolCall {
+                    id,
+                    name,
+                    arguments,
+                } => {
+                    flush(&mut pending, &mut items);
+                    items.push(json!({
+                        "type": "function_call",
+                        "call_id": id,
+                        "name": name,
+                        "arguments": arguments,
+                    }));
+                }
+                ContentPart::ToolResult {
+                    tool_call_id,
+                    content,
+                    ..
+                } => {
+                    flush(&mut pending, &mut items);
+                    let text: Vec<&str> = content
+                        .iter()
+                        .filter_map(|part| match part {
+                            ContentPart::Text { text } => Some(text.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    items.push(json!({
+                        "type": "function_call_output",
+                        "call_id": tool_call_id,
+                        "output": text.join("\n"),
+                    }));
+                }
+                ContentPart::Thinking { .. } => {}
+            }
+        }
+        flush(&mut pending, &mut items);
+    }
+    items
+}
