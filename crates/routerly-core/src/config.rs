@@ -391,6 +391,9 @@ pub struct Project {
     /// Project-wide timeout overrides.
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Routing policies, in order of importance, and the retry count.
+    #[serde(default)]
+    pub routing: crate::routing::RoutingConfig,
     /// When it was created.
     #[serde(default = "Utc::now")]
     pub created_at: DateTime<Utc>,

@@ -6,14 +6,18 @@
 //! - [`config`]: the schema of the JSON files under `$ROUTERLY_HOME/config`.
 //! - [`usage`]: usage records and cost.
 //! - [`estimate`]: cheap token estimates.
+//! - [`accumulate`]: a streamed answer collected back into one [`canonical::ChatResponse`].
 //! - [`alerts`]: notification channels and the budget events sent through them.
 //! - [`limits`]: budgets and rate limits: levels, modes, calendar and rolling windows.
+//! - [`routing`]: routing policies, their scoring and the ranking that is the fallback order.
 
+pub mod accumulate;
 pub mod alerts;
 pub mod canonical;
 pub mod catalogue;
 pub mod config;
 pub mod estimate;
 pub mod limits;
+pub mod routing;
 pub mod usage;
 pub mod wire;

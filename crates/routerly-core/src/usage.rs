@@ -14,6 +14,10 @@ pub enum Surface {
     ChatCompletions,
     /// `POST /v1/messages`.
     Messages,
+    /// `POST /v1/responses`.
+    Responses,
+    /// `POST /v1/embeddings`.
+    Embeddings,
 }
 
 /// What the call was for.

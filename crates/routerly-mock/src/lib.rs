@@ -81,6 +81,7 @@ mod gemini;
 mod mistral;
 mod ollama;
 mod openai;
+mod responses;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -101,7 +102,7 @@ use tokio::sync::oneshot;
 /// Which provider a mock imitates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MockKind {
-    /// The OpenAI Chat Completions API (`/v1/chat/completions`, `/v1/models`, `/v1/embeddings`).
+    /// The OpenAI API (`/v1/chat/completions`, `/v1/responses`, `/v1/models`, `/v1/embeddings`).
     OpenAi,
     /// The Anthropic Messages API (`/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`).
     Anthropic,
@@ -562,6 +563,7 @@ async fn handle_api(
             openai::chat_completions(&state, body).await
         }
         (MockKind::OpenAi, &Method::POST, "/v1/embeddings") => openai::embeddings(body),
+        (MockKind::OpenAi, &Method::POST, "/v1/responses") => responses::create(&state, body).await,
         (MockKind::Anthropic, &Method::POST, "/v1/messages") => {
             anthropic::messages(&state, &head, body).await
         }

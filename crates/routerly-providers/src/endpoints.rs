@@ -54,7 +54,22 @@ impl Framing {
 pub fn url_for(target: &Target<'_>, operation: Operation, stream: bool) -> String {
     let base = target.endpoint.trim_end_matches('/');
     match (target.provider, operation) {
-        (ProviderKind::Anthropic, Operation::Chat) => format!("{base}/v1/messages"),
+        (_, Operation::Embeddings) => return embeddings_url(target, base),
+        (ProviderKind::OpenAi, Operation::Responses) => return format!("{base}/responses"),
+        _ => {}
+    }
+    // Only OpenAI serves the Responses format; other providers chat.
+    let operation = match operation {
+        Operation::Responses => Operation::Chat,
+        other => other,
+    };
+    match (target.provider, operation) {
+        (
+            ProviderKind::Anthropic,
+            Operation::Chat | Operation::Responses | Operation::Embeddings,
+        ) => {
+            format!("{base}/v1/messages")
+        }
         (ProviderKind::Anthropic, Operation::CountTokens) => {
             format!("{base}/v1/messages/count_tokens")
         }
@@ -65,8 +80,8 @@ pub fn url_for(target: &Target<'_>, operation: Operation, stream: bool) -> Strin
                 .unwrap_or(target.upstream_model);
             let method = match (operation, stream) {
                 (Operation::CountTokens, _) => "countTokens",
-                (Operation::Chat, true) => "streamGenerateContent?alt=sse",
-                (Operation::Chat, false) => "generateContent",
+                (_, false) => "generateContent",
+                (_, true) => "streamGenerateContent?alt=sse",
             };
             format!("{base}/v1beta/models/{model}:{method}")
         }
@@ -92,6 +107,25 @@ pub fn url_for(target: &Target<'_>, operation: Operation, stream: bool) -> Strin
             | ProviderKind::LmStudio,
             _,
         ) => format!("{base}/chat/completions"),
+    }
+}
+
+/// Where a provider serves embeddings in OpenAI's shape: `/embeddings` under an
+/// OpenAI-style base, Azure's deployment URL, Mistral's and Ollama's `/v1/embeddings`,
+/// Gemini's OpenAI-compatible `/v1beta/openai/embeddings`. Anthropic has no embeddings;
+/// the server never sends it any (its URL here is the 404 it would get).
+fn embeddings_url(target: &Target<'_>, base: &str) -> String {
+    match target.provider {
+        ProviderKind::Azure => format!(
+            "{base}/openai/deployments/{}/embeddings?api-version={}",
+            target.upstream_model,
+            target.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION)
+        ),
+        ProviderKind::Mistral | ProviderKind::Ollama | ProviderKind::Anthropic => {
+            format!("{base}/v1/embeddings")
+        }
+        ProviderKind::Gemini => format!("{base}/v1beta/openai/embeddings"),
+        _ => format!("{base}/embeddings"),
     }
 }
 

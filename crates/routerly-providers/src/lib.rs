@@ -38,8 +38,12 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 pub enum Operation {
     /// Chat (`/chat/completions` or `/v1/messages`).
     Chat,
-    /// Anthropic's `/v1/messages/count_tokens`.
+    /// Anthropic's `/v1/messages/count_tokens` (Gemini's `countTokens`).
     CountTokens,
+    /// OpenAI's `/responses`.
+    Responses,
+    /// Embeddings in OpenAI's shape (`/embeddings`).
+    Embeddings,
 }
 
 /// Everything needed to reach one model's provider.

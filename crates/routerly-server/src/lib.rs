@@ -5,15 +5,19 @@
 //! - [`proxy`]: the `/v1` surfaces that OpenAI and Anthropic clients call.
 //! - [`api`]: the `/api` management API that the dashboard and CLI call.
 //! - [`budgets`]: limits enforced before any provider is called; counters and checkpoints.
+//! - [`dashboard`]: the embedded React app at `/dashboard`.
 //! - [`notify`]: budget alerts by email and webhook, off the request path.
+//! - [`routing`]: the routing engine: policies, statistics, traces, retries.
 //! - [`Service`]: opens the store, starts the background tasks, serves a listener until
 //!   its shutdown future completes, then drains in-flight requests and flushes usage.
 
 pub mod api;
 pub mod budgets;
+pub mod dashboard;
 pub mod metrics;
 pub mod notify;
 pub mod proxy;
+pub mod routing;
 pub mod state;
 pub mod store;
 
@@ -83,13 +87,21 @@ impl Service {
         }));
         let observed = Arc::clone(&budgets);
         let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
+        let routing = routing::Routing::open(&home, &store.snapshot());
+        let observed = Arc::clone(&routing);
+        let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
         let sessions = Arc::new(FileSessionStore::open(home.sessions_path())?);
+        let responses = Arc::new(store::responses::FileResponseStore::open(
+            home.responses_dir(),
+            store::responses::ResponseLimits::default(),
+        )?);
         let api_keys = store::api_keys::ApiKeyStore::open(home.api_keys_path())?;
         let audit = store::audit::AuditLog::new(home.audit_log_path());
         let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
         let watcher = store.spawn_watcher(watcher_stopped);
         let app = Arc::new(AppState {
             home,
+            routing,
             store,
             usage,
             upstream: routerly_providers::Upstream::new(),
@@ -101,6 +113,7 @@ impl Service {
             started_at: Instant::now(),
             metrics,
             budgets,
+            responses,
         });
         if let (Ok(email), Ok(password)) = (
             std::env::var("ROUTERLY_ADMIN_EMAIL"),
@@ -203,11 +216,16 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/v1/chat/completions", post(proxy::chat_completions))
         .route("/v1/messages", post(proxy::messages))
+        .route("/v1/responses", post(proxy::responses))
+        .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/messages/count_tokens", post(proxy::count_tokens))
         .route("/v1/models", get(proxy::list_models))
         .route("/v1/models/{*id}", get(proxy::get_model))
         .route("/v1/{*rest}", any(proxy::unknown_route))
         .route("/", get(|| async { Redirect::temporary("/dashboard") }))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/", get(dashboard::index))
+        .route("/dashboard/{*path}", get(dashboard::asset))
         .merge(api::router(app.clone()))
         .with_state(app)
 }
@@ -261,7 +279,8 @@ async fn metrics_text(State(app): State<App>, headers: http::HeaderMap) -> Respo
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         app.metrics.render(app.usage.queue_depth())
-            + &app.budgets.render_metrics(&app.store.snapshot()),
+            + &app.budgets.render_metrics(&app.store.snapshot())
+            + &app.routing.render_metrics(),
     )
         .into_response()
 }

@@ -432,6 +432,8 @@ fn surface_name(surface: Surface) -> &'static str {
     match surface {
         Surface::ChatCompletions => "chat_completions",
         Surface::Messages => "messages",
+        Surface::Responses => "responses",
+        Surface::Embeddings => "embeddings",
     }
 }
 

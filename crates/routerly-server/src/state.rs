@@ -8,11 +8,12 @@ use routerly_providers::Upstream;
 use crate::api::auth::{LoginLimiter, SessionKeys};
 use crate::budgets::Budgets;
 use crate::metrics::Metrics;
+use crate::routing::Routing;
 use crate::store::api_keys::ApiKeyStore;
 use crate::store::audit::AuditLog;
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
-use crate::store::state::SessionStore;
+use crate::store::state::{ResponseStore, SessionStore};
 use crate::store::usage_log::UsageSink;
 
 /// Shared application state, behind an [`Arc`].
@@ -41,6 +42,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Budget counters, reservations and alerts.
     pub budgets: Arc<Budgets>,
+    /// Responses-API conversation state (`previous_response_id`).
+    pub responses: Arc<dyn ResponseStore>,
+    /// The routing engine: statistics, traces, policy caches.
+    pub routing: Arc<Routing>,
 }
 
 /// The handle handlers receive.

@@ -8,9 +8,9 @@
 //! The functions of this module dispatch on [`WireFormat`], so the server never matches
 //! on formats itself: adding a format means a module here and an arm in each match below.
 
-mod json;
 pub mod anthropic;
 pub mod gemini;
+mod json;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;

@@ -136,6 +136,7 @@ pub async fn create(
         tokens: Vec::new(),
         members: Vec::new(),
         timeouts: body.timeouts,
+        routing: Default::default(),
         created_at: Utc::now(),
     };
     let stored = project.clone();

@@ -553,6 +553,47 @@ impl Budgets {
         }
     }
 
+    /// For the `budget-remaining` routing policy: per model in `model_ids`, the smallest
+    /// fraction left (1 − used / value, never below 0) among the model-level limits that
+    /// apply to a call of `project_id`/`token_id` on it (model, project-model, token-model);
+    /// 1 for a model without such limits. Limits above the model level are the same for
+    /// every candidate, so they cannot tell models apart. Reads memory only.
+    pub fn remaining_fractions(
+        &self,
+        snapshot: &Snapshot,
+        project_id: &str,
+        token_id: &str,
+        model_ids: &[&str],
+    ) -> Vec<f64> {
+        let index = self.index_for(snapshot);
+        if index.limits.is_empty() {
+            return vec![1.0; model_ids.len()];
+        }
+        let now = Utc::now();
+        model_ids
+            .iter()
+            .map(|model_id| {
+                let call = CallScope {
+                    project_id,
+                    token_id,
+                    model_id: Some(model_id),
+                };
+                effective_limits(&index.limits, &call)
+                    .into_iter()
+                    .filter(|limit| limit.scope.level().is_model_level())
+                    .map(|limit| {
+                        if limit.value <= 0.0 {
+                            return 0.0;
+                        }
+                        let key = &index.keys[index.index_of(limit)];
+                        let used = self.counters.read(now, key).used.get(limit.metric);
+                        (1.0 - used / limit.value).clamp(0.0, 1.0)
+                    })
+                    .fold(1.0, f64::min)
+            })
+            .collect()
+    }
+
     /// Counts a finished call toward every limit that covers it, and alerts on thresholds.
     pub fn observe(&self, record: &UsageRecord) {
         if record.outcome == Outcome::BudgetExceeded {

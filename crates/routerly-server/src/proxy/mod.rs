@@ -1,5 +1,5 @@
-//! The proxy surfaces: `/v1/chat/completions`, `/v1/messages`, `/v1/messages/count_tokens`
-//! and `/v1/models`.
+//! The proxy surfaces: `/v1/chat/completions`, `/v1/messages`, `/v1/responses`,
+//! `/v1/embeddings`, `/v1/messages/count_tokens` and `/v1/models`.
 //!
 //! One path serves both client formats: authenticate the project token, decode the body
 //! into the canonical model, list the candidate models, then try them in order. Each
@@ -7,12 +7,20 @@
 //! client's format, and the canonical request encoded for the provider otherwise. The
 //! answer comes back the same way: passed through with the model replaced, or decoded
 //! and re-encoded. Every call that passed authentication leaves one usage record.
+//!
+//! The Responses surface adds conversation state (see [`responses`]): `previous_response_id`
+//! is resolved from Routerly's store before the attempts, and each answer is stored after.
+//! OpenAI models get the Responses body itself; others the canonical request. Embeddings
+//! (see [`embeddings`]) pass through in OpenAI's shape to embedding-capable models.
 
 mod budget;
 mod candidates;
+mod embeddings;
 mod error;
 mod record;
 mod relay;
+mod responses;
+mod tokenize;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use routerly_core::canonical::{ChatRequest, ErrorBody, ErrorKind};
-use routerly_core::config::{ModelConfig, Project, ProjectToken};
+use routerly_core::config::{ModelConfig, Project, ProjectToken, ProviderKind};
 use routerly_core::estimate;
 use routerly_core::usage::{Outcome, Surface};
 use routerly_core::wire::{self, WireFormat, anthropic};
@@ -44,6 +52,10 @@ pub const TRACE_ID_HEADER: HeaderName = HeaderName::from_static("x-routerly-trac
 /// Header with the time spent in Routerly (excluding the provider), in milliseconds, on
 /// non-streamed answers; the usage record's `overhead_ms`.
 pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-routerly-overhead-ms");
+/// Header saying how `count_tokens` counted: `provider` (the provider counted), `tokenizer`
+/// (the model's own tokenizer, in Routerly) or `estimate` (the documented estimate of
+/// `routerly_core::estimate`).
+pub const TOKEN_COUNT_HEADER: HeaderName = HeaderName::from_static("x-routerly-token-count");
 /// Header with comma-separated tags for spend attribution.
 pub const TAGS_HEADER: &str = "x-routerly-tags";
 
@@ -57,12 +69,52 @@ pub async fn messages(State(app): State<App>, headers: HeaderMap, body: Body) ->
     complete(app, Surface::Messages, headers, body).await
 }
 
-/// The wire format of a client surface.
+/// `POST /v1/responses`.
+pub async fn responses(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    complete(app, Surface::Responses, headers, body).await
+}
+
+/// `POST /v1/embeddings`.
+pub async fn embeddings(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+    complete(app, Surface::Embeddings, headers, body).await
+}
+
+/// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
 fn surface_format(surface: Surface) -> WireFormat {
     match surface {
-        Surface::ChatCompletions => WireFormat::OpenAiChat,
+        Surface::ChatCompletions | Surface::Embeddings => WireFormat::OpenAiChat,
         Surface::Messages => WireFormat::AnthropicMessages,
+        Surface::Responses => WireFormat::OpenAiResponses,
     }
+}
+
+/// The format `model` is spoken to in for a call on `surface`: OpenAI takes the Responses
+/// format itself, embeddings are OpenAI-shaped everywhere, else the provider's chat format.
+fn provider_format_for(surface: Surface, model: &ModelConfig) -> WireFormat {
+    match surface {
+        Surface::Embeddings => WireFormat::OpenAiChat,
+        Surface::Responses if model.provider == ProviderKind::OpenAi => WireFormat::OpenAiResponses,
+        _ => model.provider.wire_format(),
+    }
+}
+
+/// The provider operation of a call on `surface` in `provider_format`.
+fn operation_for(surface: Surface, provider_format: WireFormat) -> Operation {
+    match surface {
+        Surface::Embeddings => Operation::Embeddings,
+        _ if provider_format == WireFormat::OpenAiResponses => Operation::Responses,
+        _ => Operation::Chat,
+    }
+}
+
+/// What a surface adds to the common path.
+enum SurfaceCall {
+    /// Chat completions and messages: nothing.
+    Plain,
+    /// The Responses API's conversation.
+    Responses(responses::Conversation),
+    /// Embeddings.
+    Embeddings,
 }
 
 /// Any other `/v1/…` path: an OpenAI-shaped 404.
@@ -186,11 +238,11 @@ fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, Proxy
 /// replaced when formats match, the canonical request encoded otherwise.
 fn upstream_body(
     client_format: WireFormat,
+    provider_format: WireFormat,
     raw: &mut Value,
     request: &ChatRequest,
     model: &ModelConfig,
 ) -> Result<Vec<u8>, ProxyError> {
-    let provider_format = model.provider.wire_format();
     if provider_format == client_format {
         raw["model"] = Value::String(model.upstream_model.clone());
         if client_format == WireFormat::OpenAiChat && request.stream {
@@ -377,20 +429,57 @@ async fn serve(
     body: Body,
     record: &mut CallRecord,
 ) -> Result<Response, ProxyError> {
-    let format = surface_format(record.surface());
+    let surface = record.surface();
+    let format = surface_format(surface);
     let bytes = read_body(body, snapshot.settings.max_body_bytes, format).await?;
     let mut raw = parse_json_object(&bytes, format)?;
     drop(bytes);
-    let request = decode_request(format, &raw)?;
+    let (request, surface_call) = match surface {
+        Surface::Embeddings => (embeddings::decode(&raw)?, SurfaceCall::Embeddings),
+        Surface::Responses => {
+            let mut request = decode_request(format, &raw)?;
+            let conversation =
+                responses::prepare(app, caller, &mut raw, &mut request, format).await?;
+            (request, SurfaceCall::Responses(conversation))
+        }
+        Surface::ChatCompletions | Surface::Messages => {
+            (decode_request(format, &raw)?, SurfaceCall::Plain)
+        }
+    };
     record.set_request(&request);
-    let candidates = candidates::resolve(snapshot, caller.project, caller.token, &request.model)
-        .map_err(|error| ProxyError::from_body(format, error))?;
+    let mut candidates =
+        candidates::resolve(snapshot, caller.project, caller.token, &request.model)
+            .map_err(|error| ProxyError::from_body(format, error))?;
+    if let SurfaceCall::Embeddings = surface_call {
+        candidates = embeddings::candidates(candidates, &request.model)?;
+    }
     let candidates = budget::admit(app, snapshot, caller, &request, candidates, record, format)?;
 
     let mut last_error = None;
+    let mut pending_store = None;
     for model in &candidates {
-        let provider_format = model.provider.wire_format();
-        let upstream_body = upstream_body(format, &mut raw, &request, model)?;
+        let provider_format = provider_format_for(surface, model);
+        if let SurfaceCall::Responses(_) = surface_call
+            && provider_format != format
+            && let Some(feature) = routerly_core::wire::responses::openai_only_feature(&raw)
+        {
+            let error = ProxyError::from_body(
+                format,
+                ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "The model `{}` ({}) cannot serve {feature}; only OpenAI models can.",
+                        model.id,
+                        model.provider.as_str()
+                    ),
+                )
+                .with_code("unsupported_feature"),
+            );
+            record.begin_attempt(model, Instant::now());
+            record.add_upstream_time(std::time::Duration::ZERO);
+            return Err(error);
+        }
+        let upstream_body = upstream_body(format, provider_format, &mut raw, &request, model)?;
         let target = Target {
             provider: model.provider,
             endpoint: &model.endpoint,
@@ -406,7 +495,7 @@ async fn serve(
             .upstream
             .send(
                 &target,
-                Operation::Chat,
+                operation_for(surface, provider_format),
                 upstream_body,
                 request.stream,
                 &extra_headers,
@@ -416,8 +505,28 @@ async fn serve(
         let mut upstream_elapsed = attempt_started.elapsed();
         let error = match sent {
             Ok(UpstreamResponse::Json(body)) => {
-                match answer_json(format, provider_format, model, &body) {
+                let answered = match &surface_call {
+                    SurfaceCall::Embeddings => embeddings::answer(model, &body),
+                    SurfaceCall::Plain => answer_json(format, provider_format, model, &body, None)
+                        .map(|(response, canonical)| (response, canonical.usage)),
+                    SurfaceCall::Responses(conversation) => answer_json(
+                        format,
+                        provider_format,
+                        model,
+                        &body,
+                        Some(&conversation.response_id),
+                    )
+                    .map(|(response, canonical)| {
+                        let usage = canonical.usage;
+                        pending_store = conversation.store_future(app, caller, canonical);
+                        (response, usage)
+                    }),
+                };
+                match answered {
                     Ok((mut response, usage)) => {
+                        if let Some(storing) = pending_store.take() {
+                            storing.await;
+                        }
                         record.add_upstream_time(upstream_elapsed);
                         let usage_record = record.finish_success(model, usage, None);
                         if let Ok(value) =
@@ -451,6 +560,18 @@ async fn serve(
                             provider: model.provider,
                             client_wants_usage: request.stream_include_usage,
                             attempt_started,
+                            response_id: match &surface_call {
+                                SurfaceCall::Responses(conversation) => {
+                                    Some(conversation.response_id.clone())
+                                }
+                                _ => None,
+                            },
+                            on_complete: match &surface_call {
+                                SurfaceCall::Responses(conversation) => {
+                                    conversation.on_complete(app, caller)
+                                }
+                                _ => None,
+                            },
                         };
                         match relay::Relay::start(parts, record.take()) {
                             Ok(relay) => {
@@ -499,31 +620,37 @@ async fn serve(
     Err(exhausted_error(format, &last_error, candidates.len()))
 }
 
-/// Turns a provider's whole JSON answer into the client's answer and its usage.
+/// Turns a provider's whole JSON answer into the client's answer and the canonical answer
+/// (for its usage, and the Responses API's stored conversation). A re-encoded answer takes
+/// `response_id` as its id when given.
 fn answer_json(
     client_format: WireFormat,
     provider_format: WireFormat,
     model: &ModelConfig,
     body: &[u8],
-) -> Result<(Response, routerly_core::canonical::Usage), UpstreamError> {
+    response_id: Option<&str>,
+) -> Result<(Response, routerly_core::canonical::ChatResponse), UpstreamError> {
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
     let mut canonical = wire::decode_response(provider_format, &value).map_err(|error| {
         UpstreamError::Protocol(format!("the answer is malformed: {}", error.message))
     })?;
-    let usage = canonical.usage;
     let client_body = if client_format == provider_format {
         value["model"] = Value::String(model.id.clone());
         value
     } else {
         canonical.model = model.id.clone();
+        if let Some(response_id) = response_id {
+            canonical.id = response_id.to_owned();
+        }
         wire::encode_response(client_format, &canonical)
     };
-    Ok((axum::Json(client_body).into_response(), usage))
+    Ok((axum::Json(client_body).into_response(), canonical))
 }
 
-/// `POST /v1/messages/count_tokens`: exact from Anthropic for Anthropic models, the
-/// documented estimate of [`routerly_core::estimate`] otherwise.
+/// `POST /v1/messages/count_tokens`: exact from Anthropic for Anthropic models, OpenAI's
+/// tokenizer for OpenAI models (see [`tokenize`]), the documented estimate of
+/// [`routerly_core::estimate`] otherwise; `x-routerly-token-count` says which.
 pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
     let format = WireFormat::AnthropicMessages;
     let snapshot = app.store.snapshot();
@@ -570,11 +697,11 @@ pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body
                             "The provider sent an answer Routerly could not read.",
                         )
                     })?;
-                    Ok(with_routing_headers(
-                        axum::Json(counted).into_response(),
-                        Some(&model.id),
-                        "",
-                    ))
+                    let mut response = axum::Json(counted).into_response();
+                    response
+                        .headers_mut()
+                        .insert(TOKEN_COUNT_HEADER, HeaderValue::from_static("provider"));
+                    Ok(with_routing_headers(response, Some(&model.id), ""))
                 }
                 Ok(UpstreamResponse::Stream(_)) => unreachable!("count_tokens is not streamed"),
                 Err(error) if error.disposition() == Disposition::Client => {
@@ -583,12 +710,23 @@ pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body
                 Err(error) => Err(exhausted_error(format, &error, 1)),
             };
         }
-        let input_tokens = estimate::prompt_tokens(&request);
-        Ok(with_routing_headers(
-            axum::Json(json!({ "input_tokens": input_tokens })).into_response(),
-            Some(&model.id),
-            "",
-        ))
+        let (input_tokens, method) = match tokenize::tokenizer_for(model) {
+            Some(tokenizer) => {
+                let counted =
+                    tokio::task::spawn_blocking(move || tokenize::count(tokenizer(), &request))
+                        .await
+                        .map_err(|_| {
+                            ProxyError::new(format, ErrorKind::Internal, "The token count failed.")
+                        })?;
+                (counted, "tokenizer")
+            }
+            None => (estimate::prompt_tokens(&request), "estimate"),
+        };
+        let mut response = axum::Json(json!({ "input_tokens": input_tokens })).into_response();
+        response
+            .headers_mut()
+            .insert(TOKEN_COUNT_HEADER, HeaderValue::from_static(method));
+        Ok(with_routing_headers(response, Some(&model.id), ""))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)

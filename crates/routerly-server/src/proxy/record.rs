@@ -9,6 +9,7 @@ use routerly_core::usage::{self, Attempt, CallType, Outcome, Surface, UsageRecor
 use routerly_providers::UpstreamError;
 
 use crate::budgets::BudgetGuard;
+use crate::routing::trace::{LiveTrace, Trace, TraceStore};
 use crate::store::usage_log::UsageSink;
 
 /// The model a record is charged to.
@@ -108,6 +109,9 @@ pub struct CallRecord {
     /// The call's budget reservation, shared with the stream relay's copy: it is given back
     /// when the last copy is dropped, which is after the call's usage record was emitted.
     budget: Option<Arc<BudgetGuard>>,
+    /// The routing trace, shared with the stream relay's copy: it is kept when the last copy
+    /// is dropped, that is when the call is over.
+    trace: Option<Arc<LiveTrace>>,
 }
 
 impl CallRecord {
@@ -133,7 +137,19 @@ impl CallRecord {
             upstream_time: Duration::ZERO,
             attempt_in_flight: None,
             budget: None,
+            trace: None,
         }
+    }
+
+    /// Starts the call's routing trace, kept by `store` when the call is over.
+    pub fn start_trace(&mut self, trace: Trace, store: Arc<TraceStore>) -> &LiveTrace {
+        self.trace
+            .insert(Arc::new(LiveTrace::new(trace, self.started, store)))
+    }
+
+    /// The routing trace, once routing began.
+    pub fn trace(&self) -> Option<&LiveTrace> {
+        self.trace.as_deref()
     }
 
     /// Holds the call's budget reservation until every copy of this record is dropped.
@@ -167,6 +183,9 @@ impl CallRecord {
     pub fn begin_attempt(&mut self, model: &ModelConfig, started: Instant) {
         self.last_tried = Some(ServedBy::of(model));
         self.attempt_in_flight = Some(started);
+        if let Some(trace) = &self.trace {
+            trace.begin_attempt(&model.id, started);
+        }
     }
 
     /// Adds time spent waiting for providers (not Routerly's overhead); the attempt in
@@ -184,6 +203,14 @@ impl CallRecord {
             status: error.status(),
         });
         self.last_tried = Some(ServedBy::of(model));
+        if let Some(trace) = &self.trace {
+            let outcome = if error.disposition() == routerly_providers::Disposition::Client {
+                "rejected"
+            } else {
+                "failed"
+            };
+            trace.end_attempt(outcome, error.status(), Some(error.to_string()));
+        }
     }
 
     /// A copy to hand to a stream relay, which finishes it.
@@ -231,6 +258,13 @@ impl CallRecord {
         error: Option<String>,
     ) -> UsageRecord {
         let latency = self.started.elapsed();
+        if let Some(trace) = &self.trace {
+            trace.finish(
+                outcome_name(outcome),
+                status,
+                served_by.as_ref().map(|served_by| served_by.model_id.as_str()),
+            );
+        }
         let cost = served_by
             .as_ref()
             .map(|served_by| usage::cost(&served_by.pricing, &usage))
@@ -247,7 +281,11 @@ impl CallRecord {
                 .as_ref()
                 .map(|served_by| served_by.provider.as_str().to_owned()),
             surface: self.surface,
-            call_type: CallType::Completion,
+            call_type: if self.surface == Surface::Embeddings {
+                CallType::Embedding
+            } else {
+                CallType::Completion
+            },
             stream: self.stream,
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
@@ -267,6 +305,16 @@ impl CallRecord {
             tags: self.tags.clone(),
             attempts: self.attempts.clone(),
         }
+    }
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => "success",
+        Outcome::Error => "error",
+        Outcome::Timeout => "timeout",
+        Outcome::BudgetExceeded => "budget_exceeded",
+        Outcome::Cancelled => "cancelled",
     }
 }
 

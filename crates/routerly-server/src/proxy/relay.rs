@@ -8,13 +8,16 @@
 //! (the relay is dropped mid-stream: outcome `cancelled`, tokens seen so far).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderValue;
-use routerly_core::canonical::{ErrorBody, ErrorKind, StreamEvent, Usage};
+use routerly_core::accumulate::Accumulator;
+use routerly_core::canonical::{ChatResponse, ErrorBody, ErrorKind, StreamEvent, Usage};
 use routerly_core::config::{Pricing, ProviderKind};
 use routerly_core::usage::Outcome;
 use routerly_core::wire::{StreamDecoder, StreamEncoder, WireFormat};
@@ -49,7 +52,17 @@ pub struct RelayParts {
     pub client_wants_usage: bool,
     /// When the attempt that produced this stream began.
     pub attempt_started: Instant,
+    /// The response id the client sees when the stream is re-encoded (Responses API);
+    /// `None` keeps the provider's.
+    pub response_id: Option<String>,
+    /// Called with the whole answer when the stream ends successfully (to store a
+    /// Responses-API conversation); the stream closes after it returns.
+    pub on_complete: Option<OnComplete>,
 }
+
+/// What a relay runs with the whole answer once the stream has ended successfully.
+pub type OnComplete =
+    Box<dyn FnOnce(ChatResponse) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A stream being relayed.
 pub struct Relay {
@@ -63,6 +76,8 @@ pub struct Relay {
     first_byte_at: Option<Instant>,
     saw_end: bool,
     finished: bool,
+    /// The answer so far, kept only when someone wants it at the end.
+    accumulator: Option<Accumulator>,
 }
 
 impl Relay {
@@ -90,7 +105,11 @@ impl Relay {
             first_byte_at: None,
             saw_end: false,
             finished: false,
+            accumulator: None,
         };
+        if relay.parts.on_complete.is_some() {
+            relay.accumulator = Some(Accumulator::new());
+        }
         match relay.translate(&first_event) {
             Ok(bytes) => {
                 relay.pending_first = Some(Bytes::from(bytes));
@@ -191,6 +210,9 @@ impl Relay {
             .decode(event.event.as_deref(), &event.data)
             .map_err(|error| error.message)?;
         for canonical in &events {
+            if let Some(accumulator) = &mut self.accumulator {
+                accumulator.push(canonical);
+            }
             match canonical {
                 StreamEvent::Start { usage, .. } | StreamEvent::Usage { usage } => {
                     self.usage.merge(usage)
@@ -204,8 +226,11 @@ impl Relay {
         };
         let mut out = Vec::new();
         for mut canonical in events {
-            if let StreamEvent::Start { model, .. } = &mut canonical {
+            if let StreamEvent::Start { id, model, .. } = &mut canonical {
                 model.clone_from(&self.parts.model_id);
+                if let Some(response_id) = &self.parts.response_id {
+                    id.clone_from(response_id);
+                }
             }
             for frame in encoder.encode(&canonical) {
                 out.extend_from_slice(&frame.to_bytes());
@@ -291,6 +316,16 @@ impl Relay {
                     Err(_) => None,
                 }
             }
+            WireFormat::OpenAiResponses if event.data.contains("\"response\"") => {
+                serde_json::from_str::<Value>(&event.data)
+                    .ok()
+                    .map(|mut payload| {
+                        if let Some(model) = payload.pointer_mut("/response/model") {
+                            *model = Value::String(self.parts.model_id.clone());
+                        }
+                        payload.to_string()
+                    })
+            }
             WireFormat::AnthropicMessages if event.event.as_deref() == Some("message_start") => {
                 serde_json::from_str::<Value>(&event.data)
                     .ok()
@@ -332,6 +367,18 @@ impl Relay {
         self.finish(outcome, Some(message)).await;
         let frame = match self.parts.client_format {
             WireFormat::AnthropicMessages => format!("event: error\ndata: {data}\n\n"),
+            WireFormat::OpenAiResponses => {
+                let mut payload = error.json();
+                let error_object = payload["error"].take();
+                let event = serde_json::json!({
+                    "type": "error",
+                    "code": error_object["code"],
+                    "message": error_object["message"],
+                    "param": error_object["param"],
+                    "error": error_object,
+                });
+                format!("event: error\ndata: {event}\n\n")
+            }
             WireFormat::OpenAiChat
             | WireFormat::GeminiGenerateContent
             | WireFormat::MistralChat
@@ -355,6 +402,18 @@ impl Relay {
 
     async fn finish(&mut self, outcome: Outcome, error: Option<String>) {
         self.finished = true;
+        if outcome == Outcome::Success
+            && let (Some(on_complete), Some(accumulator)) =
+                (self.parts.on_complete.take(), self.accumulator.take())
+        {
+            let mut response = accumulator.response();
+            if let Some(response_id) = &self.parts.response_id
+                && self.encoder.is_some()
+            {
+                response.id.clone_from(response_id);
+            }
+            on_complete(response).await;
+        }
         self.record
             .add_upstream_time(self.parts.attempt_started.elapsed());
         let usage_record = self.record.finish(

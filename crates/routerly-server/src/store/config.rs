@@ -247,6 +247,20 @@ impl Snapshot {
                     ));
                 }
             }
+            project.routing.validate().map_err(|message| {
+                ValidationError::new(ConfigKind::Projects, &entry, format!("routing: {message}"))
+            })?;
+            for (key, model_id) in project.routing.referenced_models() {
+                if !model_by_id.contains_key(model_id) {
+                    return Err(ValidationError::new(
+                        ConfigKind::Projects,
+                        &entry,
+                        format!(
+                            "routing: {key} names model `{model_id}`, which is not registered in models.json"
+                        ),
+                    ));
+                }
+            }
 
             for (token_index, token) in project.tokens.iter().enumerate() {
                 let token_entry = format!("{entry}, token `{}`", token.id);

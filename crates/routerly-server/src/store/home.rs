@@ -175,6 +175,11 @@ impl Home {
         self.data_dir().join("api-keys.json")
     }
 
+    /// `data/responses/`: Responses-API conversation state, one file per stored response.
+    pub fn responses_dir(&self) -> PathBuf {
+        self.data_dir().join("responses")
+    }
+
     /// `data/audit.jsonl`: one line per change made through the API.
     pub fn audit_log_path(&self) -> PathBuf {
         self.data_dir().join("audit.jsonl")

@@ -22,6 +22,7 @@ pub(crate) mod budget_config;
 pub mod config;
 pub mod files;
 pub mod home;
+pub mod responses;
 pub mod rotate;
 pub mod secrets;
 pub mod state;

@@ -4,6 +4,8 @@
 //! - [`SessionStore`]: refresh-token families, persisted to `data/sessions.json`.
 //! - [`CounterStore`]: budget counters per scope and window with atomic reservations, in
 //!   memory (rebuilt from the usage log and its checkpoints at start).
+//! - [`ResponseStore`]: Responses-API conversation state per response id, kept in
+//!   `data/responses/` by [`super::responses::FileResponseStore`], bounded in size and age.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -858,4 +860,29 @@ mod tests {
         assert_eq!(text, "project:p1|daily|UTC");
         assert_eq!(text.parse::<CounterKey>(), Ok(key("project:p1")));
     }
+}
+
+/// The conversation behind one stored Responses-API answer: everything a later request
+/// naming it in `previous_response_id` continues from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// The response id the client was given.
+    pub id: String,
+    /// The project whose token created it; no other project can continue it.
+    pub project_id: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// The whole conversation, oldest first, the answer's own assistant turn last
+    /// (instructions are not carried over, as in OpenAI's API).
+    pub messages: Vec<routerly_core::canonical::Message>,
+}
+
+/// Responses-API conversation state by response id.
+pub trait ResponseStore: Send + Sync {
+    /// Stores (or replaces) a response's conversation.
+    fn put(&self, response: StoredResponse) -> StoreFuture<'_, Result<(), String>>;
+
+    /// The conversation stored under `id` for `project_id`; `None` when unknown, expired,
+    /// evicted or another project's.
+    fn get(&self, id: String, project_id: String) -> StoreFuture<'_, Option<StoredResponse>>;
 }

@@ -16,7 +16,7 @@ mod response;
 mod stream;
 
 pub use error::{decode_error, encode_error};
-pub use request::{decode_request, encode_request};
 pub(crate) use request::image_source_from_url;
+pub use request::{decode_request, encode_request};
 pub use response::{decode_response, encode_response, stop_reason_name};
 pub use stream::{StreamDecoder, StreamEncoder};

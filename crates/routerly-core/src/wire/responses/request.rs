@@ -2,30 +2,15 @@
 
 use serde_json::{Map, Value, json};
 
+use super::json::{
+    as_array, as_object, field_path, get, index_path, missing, optional_bool, optional_f64,
+    optional_str, optional_u32, required_str, wrong_type,
+};
 use crate::canonical::{
     ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
     Tool, ToolChoice,
 };
 use crate::wire::openai::image_source_from_url;
-use super::json::{
-    as_array, as_object, field_path, get, index_path, missing, optional_bool,
-    optional_f64, optional_str, optional_u32, required_str, wrong_type,
-};
-
-/// Tool types only OpenAI runs itself (hosted tools).
-const HOSTED_TOOLS: [&str; 11] = [
-    "web_search",
-    "web_search_preview",
-    "web_search_preview_2025_03_11",
-    "file_search",
-    "computer_use_preview",
-    "code_interpreter",
-    "image_generation",
-    "mcp",
-    "local_shell",
-    "shell",
-    "apply_patch",
-];
 
 /// Decodes a client's `POST /v1/responses` body.
 ///
@@ -80,7 +65,9 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     request.stream_include_usage = request.stream;
     request.parallel_tool_calls = optional_bool(body_map, "parallel_tool_calls", "")?;
     request.user = optional_str(body_map, "user", "")?
-        .or(optional_str(body_map, "safety_identifier", "").ok().flatten())
+        .or(optional_str(body_map, "safety_identifier", "")
+            .ok()
+            .flatten())
         .map(str::to_owned);
     request.tools = decode_tools(body_map)?;
     request.tool_choice = decode_tool_choice(body_map)?;
@@ -340,8 +327,8 @@ fn decode_text_format(
         "json_object" => Ok(Some(ResponseFormat::JsonObject)),
         "json_schema" => {
             let name = required_str(format_map, "name", "text.format")?;
-            let schema_value = get(format_map, "schema")
-                .ok_or_else(|| missing("text.format.schema"))?;
+            let schema_value =
+                get(format_map, "schema").ok_or_else(|| missing("text.format.schema"))?;
             as_object(schema_value, "text.format.schema")?;
             Ok(Some(ResponseFormat::JsonSchema {
                 name: name.to_owned(),
@@ -398,9 +385,15 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
         })
         .collect();
     if !instructions.is_empty() {
-        body.insert("instructions".into(), Value::from(instructions.join("\n\n")));
+        body.insert(
+            "instructions".into(),
+            Value::from(instructions.join("\n\n")),
+        );
     }
-    body.insert("input".into(), Value::Array(history_items(&request.messages)));
+    body.insert(
+        "input".into(),
+        Value::Array(history_items(&request.messages)),
+    );
     if let Some(max_tokens) = request.max_tokens {
         body.insert("max_output_tokens".into(), Value::from(max_tokens));
     }

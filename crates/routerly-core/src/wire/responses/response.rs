@@ -194,7 +194,9 @@ pub(super) fn encode_usage(usage: &Usage) -> Value {
 /// A `message` output item holding `text`.
 pub(super) fn message_item(id: &str, status: &str, text: Option<&str>) -> Value {
     let content = match text {
-        Some(text) => json!([{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]),
+        Some(text) => {
+            json!([{"type": "output_text", "text": text, "annotations": [], "logprobs": []}])
+        }
         None => json!([]),
     };
     json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})

@@ -236,9 +236,17 @@ fn delta(payload: &Value) -> String {
 /// The kind of an output item being streamed.
 #[derive(Debug, Clone)]
 enum OpenItem {
-    Message { text: String },
-    Reasoning { text: String },
-    FunctionCall { call_id: String, name: String, arguments: String },
+    Message {
+        text: String,
+    },
+    Reasoning {
+        text: String,
+    },
+    FunctionCall {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -323,14 +331,22 @@ impl StreamEncoder {
                 }
             }
             StreamEvent::TextStart { index } => {
-                self.open_item(*index, OpenItem::Message {
-                    text: String::new(),
-                }, &mut frames);
+                self.open_item(
+                    *index,
+                    OpenItem::Message {
+                        text: String::new(),
+                    },
+                    &mut frames,
+                );
             }
             StreamEvent::ThinkingStart { index } => {
-                self.open_item(*index, OpenItem::Reasoning {
-                    text: String::new(),
-                }, &mut frames);
+                self.open_item(
+                    *index,
+                    OpenItem::Reasoning {
+                        text: String::new(),
+                    },
+                    &mut frames,
+                );
             }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.open_item(
@@ -345,9 +361,13 @@ impl StreamEncoder {
             }
             StreamEvent::TextDelta { index, text } if !text.is_empty() => {
                 if !self.items.contains_key(index) {
-                    self.open_item(*index, OpenItem::Message {
-                        text: String::new(),
-                    }, &mut frames);
+                    self.open_item(
+                        *index,
+                        OpenItem::Message {
+                            text: String::new(),
+                        },
+                        &mut frames,
+                    );
                 }
                 let item = self.items.get_mut(index).expect("opened above");
                 if let OpenItem::Message { text: all } = &mut item.kind {
@@ -364,9 +384,13 @@ impl StreamEncoder {
             }
             StreamEvent::ThinkingDelta { index, text } if !text.is_empty() => {
                 if !self.items.contains_key(index) {
-                    self.open_item(*index, OpenItem::Reasoning {
-                        text: String::new(),
-                    }, &mut frames);
+                    self.open_item(
+                        *index,
+                        OpenItem::Reasoning {
+                            text: String::new(),
+                        },
+                        &mut frames,
+                    );
                 }
                 let item = self.items.get_mut(index).expect("opened above");
                 if let OpenItem::Reasoning { text: all } = &mut item.kind {
@@ -377,7 +401,11 @@ impl StreamEncoder {
                         "summary_index": 0,
                         "delta": text,
                     });
-                    self.push(&mut frames, "response.reasoning_summary_text.delta", payload);
+                    self.push(
+                        &mut frames,
+                        "response.reasoning_summary_text.delta",
+                        payload,
+                    );
                 }
             }
             StreamEvent::ToolCallDelta { index, arguments } if !arguments.is_empty() => {
@@ -390,7 +418,11 @@ impl StreamEncoder {
                         "output_index": item.output_index,
                         "delta": arguments,
                     });
-                    self.push(&mut frames, "response.function_call_arguments.delta", payload);
+                    self.push(
+                        &mut frames,
+                        "response.function_call_arguments.delta",
+                        payload,
+                    );
                 }
             }
             StreamEvent::BlockStop { index } => self.close_item(*index, &mut frames),
@@ -442,7 +474,11 @@ impl StreamEncoder {
             None,
         );
         self.push(frames, "response.created", json!({ "response": response }));
-        self.push(frames, "response.in_progress", json!({ "response": response }));
+        self.push(
+            frames,
+            "response.in_progress",
+            json!({ "response": response }),
+        );
     }
 
     fn open_item(&mut self, index: usize, kind: OpenItem, frames: &mut Vec<SseFrame>) {

@@ -1,0 +1,570 @@
+//! The statistics policies read, in memory: per model, calls, errors and latencies in
+//! five-second buckets; per project and model, successful calls; per model, the circuit
+//! breaker. Updated from each usage record as it is emitted (the usage sink's observer), and
+//! rebuilt from the recent part of the usage log at start-up, so the request path reads
+//! memory only and never the usage file.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader};
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use routerly_core::routing::policy::{HealthConfig, PerformanceConfig};
+use routerly_core::routing::score::{self, HealthInput, PolicyResult};
+use routerly_core::usage::{Outcome, UsageRecord};
+
+/// Width of a bucket, in seconds.
+const BUCKET_SECONDS: i64 = 5;
+/// How long buckets are kept when no policy asks for longer.
+const MIN_RETENTION_SECONDS: i64 = 2 * 3600;
+/// The longest window kept, whatever a policy asks.
+const MAX_RETENTION_SECONDS: i64 = 24 * 3600;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    start: i64,
+    calls: u32,
+    errors: u32,
+    latency_sum_ms: f64,
+    latency_count: u32,
+}
+
+/// A model's circuit breaker (PRODUCT.md: excluded past the breaker rate, one probe after a
+/// cool-down).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Circuit {
+    /// Calls flow; only calls after `since` count toward the raw rate.
+    Closed {
+        /// When the circuit last closed (seconds, fractional); errors before are forgotten.
+        since: f64,
+    },
+    /// Excluded since `since`.
+    Open {
+        /// When it opened.
+        since: f64,
+    },
+    /// One probe request was let through at `probe_at`; others stay excluded.
+    HalfOpen {
+        /// When the probe began.
+        probe_at: f64,
+    },
+}
+
+impl Circuit {
+    /// The state's name, for traces and `/metrics`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Circuit::Closed { .. } => "closed",
+            Circuit::Open { .. } => "open",
+            Circuit::HalfOpen { .. } => "half_open",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ModelSeries {
+    buckets: VecDeque<Bucket>,
+    circuit: Option<Circuit>,
+}
+
+#[derive(Default)]
+struct Inner {
+    models: HashMap<String, ModelSeries>,
+    /// Successful completions per project, then per model, in buckets (start, count).
+    successes: HashMap<String, HashMap<String, VecDeque<(i64, u32)>>>,
+    retention: i64,
+}
+
+/// The in-memory statistics. One short mutex section per record and per routed request.
+pub struct Stats {
+    inner: Mutex<Inner>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            inner: Mutex::new(Inner {
+                retention: MIN_RETENTION_SECONDS,
+                ..Inner::default()
+            }),
+        }
+    }
+}
+
+/// Seconds since the epoch, fractional.
+pub fn now_seconds() -> f64 {
+    seconds_of(Utc::now())
+}
+
+fn seconds_of(time: DateTime<Utc>) -> f64 {
+    time.timestamp_micros() as f64 / 1e6
+}
+
+fn bucket_start(seconds: f64) -> i64 {
+    (seconds.floor() as i64).div_euclid(BUCKET_SECONDS) * BUCKET_SECONDS
+}
+
+/// Whether an attempt that failed with `status` (none: connect error, timeout, unreadable
+/// answer) counts against the model's health. A request the provider refused as malformed
+/// says nothing about the model.
+fn is_model_failure(status: Option<u16>) -> bool {
+    match status {
+        None => true,
+        Some(status) => matches!(status, 401 | 403 | 404 | 408 | 409 | 425 | 429 | 500..=599),
+    }
+}
+
+impl Stats {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .expect("routing stats lock is never poisoned")
+    }
+
+    /// Keeps at least `window_minutes` of history (up to a day).
+    pub fn retain_at_least(&self, window_minutes: f64) {
+        let wanted = ((window_minutes * 60.0).ceil() as i64 + BUCKET_SECONDS)
+            .clamp(MIN_RETENTION_SECONDS, MAX_RETENTION_SECONDS);
+        let mut inner = self.lock();
+        inner.retention = inner.retention.max(wanted);
+    }
+
+    /// Counts one finished call: its failed attempts against their models, then the outcome
+    /// of the model that served or failed last.
+    pub fn observe(&self, record: &UsageRecord) {
+        if matches!(record.outcome, Outcome::BudgetExceeded | Outcome::Cancelled) {
+            return;
+        }
+        let at = seconds_of(record.timestamp);
+        let mut inner = self.lock();
+        for attempt in &record.attempts {
+            let failed = is_model_failure(attempt.status);
+            inner.count(&attempt.model_id, at, failed, None);
+        }
+        let Some(model_id) = record.model_id.as_deref() else {
+            return;
+        };
+        if record.outcome == Outcome::Success {
+            let latency = if record.stream {
+                record.ttft_ms.unwrap_or(record.latency_ms)
+            } else {
+                record.latency_ms
+            };
+            inner.count(model_id, at, false, Some(latency));
+            if record.call_type == routerly_core::usage::CallType::Completion {
+                inner.success(&record.project_id, model_id, at);
+            }
+        }
+        // A failed call's last model is already among its attempts.
+    }
+
+    /// Rebuilds from the usage log at start-up: records of the last `retention` only.
+    pub fn rebuild(&self, usage_log: &Path) -> io::Result<usize> {
+        let files = crate::store::usage_log::usage_log_files(usage_log)?;
+        let since = now_seconds() - self.lock().retention as f64;
+        let mut counted = 0;
+        // The newest two files cover the retention unless the log rotates more than hourly.
+        for path in files.iter().rev().take(2).rev() {
+            let file = match std::fs::File::open(path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(error),
+            };
+            for line in BufReader::new(file).split(b'\n') {
+                let line = line?;
+                if !recent_enough(&line, since) {
+                    continue;
+                }
+                if let Ok(record) = serde_json::from_slice::<UsageRecord>(&line) {
+                    self.observe(&record);
+                    counted += 1;
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    /// `health` for `model_ids` now: decayed error rates, and exclusions by the circuit
+    /// breaker, whose state moves here (open → half-open after the cool-down, one probe).
+    pub fn health(
+        &self,
+        model_ids: &[&str],
+        config: &HealthConfig,
+        now: f64,
+    ) -> (PolicyResult, Vec<String>) {
+        let window = config.window_minutes * 60.0;
+        let half_life = config.half_life_minutes * 60.0;
+        let mut inner = self.lock();
+        let mut result = PolicyResult::neutral(model_ids.len());
+        let mut notes = Vec::new();
+        for (index, model_id) in model_ids.iter().enumerate() {
+            let Some(series) = inner.models.get_mut(*model_id) else {
+                continue; // No calls yet: healthy, circuit closed.
+            };
+            let since = match series.circuit {
+                Some(Circuit::Closed { since }) => since,
+                _ => f64::NEG_INFINITY,
+            };
+            let input = health_input(&series.buckets, now, window, half_life, since);
+            result.scores[index] = score::health_score(&input, config.pseudo_counts);
+            let tripped = score::breaker_tripped(&input, config.circuit_breaker);
+            let circuit = series.circuit.unwrap_or(Circuit::Closed {
+                since: f64::NEG_INFINITY,
+            });
+            let (next, excluded) = match circuit {
+                Circuit::Closed { .. } if tripped => (
+                    Circuit::Open { since: now },
+                    Some(format!(
+                        "circuit open: {} of {} recent calls failed (breaker {})",
+                        input.raw_errors, input.raw_calls, config.circuit_breaker
+                    )),
+                ),
+                Circuit::Closed { .. } => (circuit, None),
+                Circuit::Open { since } if now - since >= config.cooldown_seconds => {
+                    notes.push(format!("{model_id}: half-open, this request probes it"));
+                    (Circuit::HalfOpen { probe_at: now }, None)
+                }
+                Circuit::Open { .. } => (circuit, Some("circuit open: cooling down".to_owned())),
+                Circuit::HalfOpen { probe_at }
+                    if now - probe_at >= config.cooldown_seconds.max(1.0) * 4.0 =>
+                {
+                    // The probe never reported back (the caller went away): probe again.
+                    notes.push(format!(
+                        "{model_id}: half-open, this request probes it again"
+                    ));
+                    (Circuit::HalfOpen { probe_at: now }, None)
+                }
+                Circuit::HalfOpen { .. } => (
+                    circuit,
+                    Some("circuit half-open: a probe is in flight".to_owned()),
+                ),
+            };
+            series.circuit = Some(next);
+            if let Some(reason) = excluded {
+                result.exclusions[index] = Some(reason);
+            }
+        }
+        (result, notes)
+    }
+
+    /// `performance` for `model_ids`: decayed mean latency of models with enough samples.
+    pub fn performance(
+        &self,
+        model_ids: &[&str],
+        config: &PerformanceConfig,
+        now: f64,
+    ) -> PolicyResult {
+        let window = config.window_minutes * 60.0;
+        let half_life = config.half_life_minutes * 60.0;
+        let inner = self.lock();
+        let latencies: Vec<Option<f64>> = model_ids
+            .iter()
+            .map(|model_id| {
+                let series = inner.models.get(*model_id)?;
+                let (mut weighted, mut weights, mut samples) = (0f64, 0f64, 0u32);
+                for bucket in in_window(&series.buckets, now, window) {
+                    if bucket.latency_count == 0 {
+                        continue;
+                    }
+                    let weight = score::decay_weight(age(bucket, now), half_life);
+                    weighted += weight * bucket.latency_sum_ms;
+                    weights += weight * f64::from(bucket.latency_count);
+                    samples += bucket.latency_count;
+                }
+                (samples >= config.min_samples.max(1) && weights > 0.0).then(|| weighted / weights)
+            })
+            .collect();
+        score::performance(&latencies)
+    }
+
+    /// Calls per model in the last `window_minutes` (every attempt counts).
+    pub fn calls(&self, model_ids: &[&str], window_minutes: f64, now: f64) -> Vec<u64> {
+        let inner = self.lock();
+        model_ids
+            .iter()
+            .map(|model_id| {
+                inner.models.get(*model_id).map_or(0, |series| {
+                    in_window(&series.buckets, now, window_minutes * 60.0)
+                        .map(|bucket| u64::from(bucket.calls))
+                        .sum()
+                })
+            })
+            .collect()
+    }
+
+    /// Successful completions of `project_id` per model in `model_ids`, and over all its
+    /// models, in the last `window_minutes`.
+    pub fn successes(
+        &self,
+        project_id: &str,
+        model_ids: &[&str],
+        window_minutes: f64,
+        now: f64,
+    ) -> (Vec<u64>, u64) {
+        let inner = self.lock();
+        let Some(project) = inner.successes.get(project_id) else {
+            return (vec![0; model_ids.len()], 0);
+        };
+        let from = bucket_start(now - window_minutes * 60.0);
+        let count = |buckets: &VecDeque<(i64, u32)>| -> u64 {
+            buckets
+                .iter()
+                .rev()
+                .take_while(|(start, _)| *start >= from)
+                .map(|(_, count)| u64::from(*count))
+                .sum()
+        };
+        let per_model = model_ids
+            .iter()
+            .map(|model_id| project.get(*model_id).map_or(0, count))
+            .collect();
+        let total = project.values().map(count).sum();
+        (per_model, total)
+    }
+
+    /// Each model's circuit state, for `/metrics`.
+    pub fn circuits(&self) -> Vec<(String, &'static str)> {
+        let inner = self.lock();
+        let mut circuits: Vec<(String, &'static str)> = inner
+            .models
+            .iter()
+            .filter_map(|(model_id, series)| {
+                series
+                    .circuit
+                    .map(|circuit| (model_id.clone(), circuit.name()))
+            })
+            .collect();
+        circuits.sort();
+        circuits
+    }
+}
+
+impl Inner {
+    fn count(&mut self, model_id: &str, at: f64, failed: bool, latency_ms: Option<f64>) {
+        let retention = self.retention;
+        let series = match self.models.get_mut(model_id) {
+            Some(series) => series,
+            None => self.models.entry(model_id.to_owned()).or_default(),
+        };
+        let start = bucket_start(at);
+        let bucket = match series
+            .buckets
+            .iter_mut()
+            .rev()
+            .find(|bucket| bucket.start == start)
+        {
+            Some(bucket) => bucket,
+            None => {
+                // Records arrive nearly in order; an old straggler goes where it belongs.
+                let position = series
+                    .buckets
+                    .iter()
+                    .rposition(|bucket| bucket.start < start)
+                    .map_or(0, |index| index + 1);
+                series.buckets.insert(
+                    position,
+                    Bucket {
+                        start,
+                        ..Bucket::default()
+                    },
+                );
+                &mut series.buckets[position]
+            }
+        };
+        bucket.calls += 1;
+        if failed {
+            bucket.errors += 1;
+        }
+        if let Some(latency) = latency_ms {
+            bucket.latency_sum_ms += latency;
+            bucket.latency_count += 1;
+        }
+        let horizon = start - retention;
+        while series
+            .buckets
+            .front()
+            .is_some_and(|bucket| bucket.start < horizon)
+        {
+            series.buckets.pop_front();
+        }
+        // A probe reports back: success closes the circuit, failure opens it again.
+        if let Some(Circuit::HalfOpen { .. }) = series.circuit {
+            series.circuit = Some(if failed {
+                Circuit::Open { since: at }
+            } else {
+                Circuit::Closed { since: at }
+            });
+        }
+    }
+
+    fn success(&mut self, project_id: &str, model_id: &str, at: f64) {
+        let retention = self.retention;
+        let buckets = self
+            .successes
+            .entry(project_id.to_owned())
+            .or_default()
+            .entry(model_id.to_owned())
+            .or_default();
+        let start = bucket_start(at);
+        match buckets.back_mut() {
+            Some((last, count)) if *last == start => *count += 1,
+            _ => buckets.push_back((start, 1)),
+        }
+        while buckets
+            .front()
+            .is_some_and(|(first, _)| *first < start - retention)
+        {
+            buckets.pop_front();
+        }
+    }
+}
+
+fn age(bucket: &Bucket, now: f64) -> f64 {
+    (now - (bucket.start as f64 + BUCKET_SECONDS as f64 / 2.0)).max(0.0)
+}
+
+/// Buckets that overlap the last `window` seconds, newest first.
+fn in_window(buckets: &VecDeque<Bucket>, now: f64, window: f64) -> impl Iterator<Item = &Bucket> {
+    let from = bucket_start(now - window);
+    buckets
+        .iter()
+        .rev()
+        .take_while(move |bucket| bucket.start >= from)
+}
+
+fn health_input(
+    buckets: &VecDeque<Bucket>,
+    now: f64,
+    window: f64,
+    half_life: f64,
+    since: f64,
+) -> HealthInput {
+    let mut input = HealthInput::default();
+    for bucket in in_window(buckets, now, window) {
+        // After a recovery only buckets wholly after it count.
+        if (bucket.start as f64) < since {
+            break;
+        }
+        let weight = score::decay_weight(age(bucket, now), half_life);
+        input.decayed_calls += weight * f64::from(bucket.calls);
+        input.decayed_errors += weight * f64::from(bucket.errors);
+        input.raw_calls += u64::from(bucket.calls);
+        input.raw_errors += u64::from(bucket.errors);
+    }
+    input
+}
+
+/// Whether a usage-log line's timestamp is at or after `since`, read without parsing the
+/// whole line (records put `timestamp` near the start); unreadable lines say yes.
+fn recent_enough(line: &[u8], since: f64) -> bool {
+    const KEY: &[u8] = b"\"timestamp\":\"";
+    let Some(at) = line.windows(KEY.len()).position(|window| window == KEY) else {
+        return true;
+    };
+    let rest = &line[at + KEY.len()..];
+    let Some(end) = rest.iter().position(|byte| *byte == b'"') else {
+        return true;
+    };
+    std::str::from_utf8(&rest[..end])
+        .ok()
+        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+        .is_none_or(|time| seconds_of(time.with_timezone(&Utc)) >= since)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(model: &str, outcome: Outcome, latency_ms: f64, seconds_ago: i64) -> UsageRecord {
+        let line = serde_json::json!({
+            "id": "r", "timestamp": (Utc::now() - chrono::Duration::seconds(seconds_ago)).to_rfc3339(),
+            "project_id": "p", "token_id": "t", "model_id": model, "provider": "openai",
+            "surface": "chat_completions", "call_type": "completion", "stream": false,
+            "input_tokens": 1, "output_tokens": 1, "cached_input_tokens": 0, "cache_write_tokens": 0,
+            "cost_usd": 0.0, "input_cost_usd": 0.0, "output_cost_usd": 0.0, "latency_ms": latency_ms,
+            "ttft_ms": null, "overhead_ms": 0.1, "outcome": outcome, "status": 200, "error": null,
+            "trace_id": "x", "user": null, "tags": [],
+            "attempts": if outcome == Outcome::Success { serde_json::json!([]) } else {
+                serde_json::json!([{"model_id": model, "error": "HTTP 500", "status": 500}]) },
+        });
+        serde_json::from_value(line).expect("a usage record")
+    }
+
+    #[test]
+    fn latency_calls_and_successes_are_counted_per_window() {
+        let stats = Stats::default();
+        for (model, latency, ago) in [
+            ("fast", 100.0, 10),
+            ("fast", 300.0, 20),
+            ("slow", 800.0, 10),
+            ("slow", 50.0, 5000),
+        ] {
+            stats.observe(&record(model, Outcome::Success, latency, ago));
+        }
+        stats.observe(&record("slow", Outcome::Error, 0.0, 10));
+        let now = now_seconds();
+        assert_eq!(
+            stats.calls(&["fast", "slow", "none"], 1.0, now),
+            vec![2, 2, 0]
+        );
+        let (per_model, total) = stats.successes("p", &["fast", "slow"], 60.0, now);
+        assert_eq!(
+            (per_model, total),
+            (vec![2, 1], 3),
+            "the 83-minute-old call is outside 60 minutes"
+        );
+        let performance = stats.performance(&["fast", "slow"], &PerformanceConfig::default(), now);
+        // Decayed mean of fast ≈ 200 (two samples 10 s apart), slow 800 → slow ≈ 0.25.
+        assert!(
+            (performance.scores[1] - 0.25).abs() < 0.01,
+            "{performance:?}"
+        );
+    }
+
+    #[test]
+    fn the_breaker_opens_then_lets_one_probe_through_and_a_success_closes_it() {
+        let stats = Stats::default();
+        for _ in 0..3 {
+            stats.observe(&record("bad", Outcome::Error, 0.0, 1));
+        }
+        let config = HealthConfig {
+            cooldown_seconds: 0.0,
+            ..HealthConfig::default()
+        };
+        let now = now_seconds();
+        let (first, _) = stats.health(&["bad"], &config, now);
+        assert!(
+            first.exclusions[0]
+                .as_deref()
+                .is_some_and(|reason| reason.contains("circuit open"))
+        );
+        // Cool-down of 0: the next request probes; the one after waits for the probe.
+        let (probe, notes) = stats.health(&["bad"], &config, now + 0.1);
+        assert_eq!(probe.exclusions[0], None);
+        assert_eq!(notes.len(), 1);
+        let (waiting, _) = stats.health(&["bad"], &config, now + 0.2);
+        assert!(waiting.exclusions[0].is_some());
+        stats.observe(&record("bad", Outcome::Success, 10.0, 0));
+        let (closed, _) = stats.health(&["bad"], &config, now_seconds() + 0.3);
+        assert_eq!(
+            closed.exclusions[0], None,
+            "errors before the recovery are forgotten"
+        );
+        assert_eq!(stats.circuits(), vec![("bad".to_owned(), "closed")]);
+    }
+
+    #[test]
+    fn old_lines_are_skipped_by_their_timestamp() {
+        let now = now_seconds();
+        assert!(recent_enough(
+            b"{\"id\":\"a\",\"timestamp\":\"2999-01-01T00:00:00Z\"}",
+            now
+        ));
+        assert!(!recent_enough(
+            b"{\"id\":\"a\",\"timestamp\":\"2000-01-01T00:00:00Z\"}",
+            now
+        ));
+        assert!(recent_enough(b"garbage", now));
+    }
+}

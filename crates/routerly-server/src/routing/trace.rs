@@ -1,0 +1,548 @@
+//! Routing traces: for each call that reached routing, the candidates, each policy's scores
+//! and exclusions, the final ranking and every attempt with its outcome and timing.
+//!
+//! A [`LiveTrace`] travels with the call's record (also into a stream relay) and is handed
+//! to the [`TraceStore`] when the last copy is dropped, that is when the call is over. The
+//! store keeps recent traces in memory and appends them, off the request path, to hourly
+//! files `data/traces/traces-YYYYMMDDHH.jsonl`, bounded in age and total size. A trace id is
+//! a UUIDv7, whose timestamp names the file to look in, so reading one never scans more than
+//! two files.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// Traces kept in memory for `GET /api/traces/{id}` without touching the disk.
+const MEMORY_CAPACITY: usize = 2048;
+/// Traces queued for the writer; beyond this the newest are kept in memory only.
+const QUEUE_CAPACITY: usize = 8192;
+/// Trace files older than this are deleted.
+const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The trace directory is kept under this size, oldest files deleted first.
+const MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// One routing decision and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// The call's trace id (the usage record's `trace_id`, the `x-routerly-trace-id` header).
+    pub id: String,
+    /// The project.
+    pub project_id: String,
+    /// When the call arrived.
+    pub created_at: DateTime<Utc>,
+    /// The model name the client asked for.
+    pub requested_model: String,
+    /// Candidates after the token's models and the model-level budgets, in configured order.
+    pub candidates: Vec<String>,
+    /// Candidates dropped before the policies because their own limits had no room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_by_budget: Vec<String>,
+    /// Each enabled policy, in order.
+    pub policies: Vec<PolicyTrace>,
+    /// The final order (the fallback order), best first, with the weighted mean.
+    pub ranking: Vec<RankedModel>,
+    /// Whether the order is an even shuffle (every policy left out).
+    pub shuffled: bool,
+    /// Microseconds spent choosing.
+    pub routing_us: u64,
+    /// Every attempt, retries included.
+    pub attempts: Vec<AttemptTrace>,
+    /// The model that served, if any.
+    pub served_by: Option<String>,
+    /// How the call ended (`success`, `error`, `timeout`, …), once it has.
+    pub outcome: Option<String>,
+    /// The status returned to the client.
+    pub status: Option<u16>,
+}
+
+/// One policy's part in a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyTrace {
+    /// The policy type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `weighted`, `uniform` (left out of the mean), or `failed` (skipped).
+    pub status: String,
+    /// Its weight in the mean when it counted.
+    pub weight: Option<u32>,
+    /// Score per candidate.
+    pub scores: Vec<ModelScore>,
+    /// Why it failed, or what it decided (the intent, the routing model's reasons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Microseconds it took.
+    pub duration_us: u64,
+}
+
+/// A candidate's score from one policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelScore {
+    /// The model.
+    pub model: String,
+    /// Its score.
+    pub score: f64,
+    /// Why the policy excluded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
+}
+
+/// A place in the final ranking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RankedModel {
+    /// The model.
+    pub model: String,
+    /// The weighted mean, when any policy counted.
+    pub score: Option<f64>,
+}
+
+/// One try of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptTrace {
+    /// The model.
+    pub model: String,
+    /// 0 for the first try of this model, 1 for its first retry, …
+    pub retry: u32,
+    /// Backoff waited before this try, in milliseconds.
+    pub waited_ms: f64,
+    /// When it began, in milliseconds after the call arrived.
+    pub started_ms: f64,
+    /// How long it took until an answer or a failure, in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// `success`, `failed`, or `rejected` (the provider refused the request itself).
+    pub outcome: String,
+    /// The provider's status, when it answered.
+    pub status: Option<u16>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Trace {
+    /// The trace of a call that arrived at `created_at`.
+    pub fn new(id: &str, project_id: &str, requested_model: &str) -> Self {
+        Trace {
+            id: id.to_owned(),
+            project_id: project_id.to_owned(),
+            created_at: Utc::now(),
+            requested_model: requested_model.to_owned(),
+            candidates: Vec::new(),
+            dropped_by_budget: Vec::new(),
+            policies: Vec::new(),
+            ranking: Vec::new(),
+            shuffled: false,
+            routing_us: 0,
+            attempts: Vec::new(),
+            served_by: None,
+            outcome: None,
+            status: None,
+        }
+    }
+}
+
+/// A trace being written by a call; shared by the call's record and its stream relay.
+pub struct LiveTrace {
+    started: Instant,
+    trace: Mutex<Trace>,
+    pending_wait: Mutex<Duration>,
+    store: Arc<TraceStore>,
+}
+
+impl std::fmt::Debug for LiveTrace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTrace").finish_non_exhaustive()
+    }
+}
+
+impl LiveTrace {
+    /// Starts `trace` for a call that arrived at `started`, to be kept by `store`.
+    pub fn new(trace: Trace, started: Instant, store: Arc<TraceStore>) -> Self {
+        LiveTrace {
+            started,
+            trace: Mutex::new(trace),
+            pending_wait: Mutex::new(Duration::ZERO),
+            store,
+        }
+    }
+
+    /// Edits the trace.
+    pub fn edit<T>(&self, edit: impl FnOnce(&mut Trace) -> T) -> T {
+        edit(&mut self.trace.lock().expect("trace lock is never poisoned"))
+    }
+
+    /// Notes the backoff waited before the next attempt.
+    pub fn waited(&self, delay: Duration) {
+        *self
+            .pending_wait
+            .lock()
+            .expect("trace lock is never poisoned") = delay;
+    }
+
+    /// Notes that an attempt on `model_id` began at `at`.
+    pub fn begin_attempt(&self, model_id: &str, at: Instant) {
+        let waited = std::mem::take(
+            &mut *self
+                .pending_wait
+                .lock()
+                .expect("trace lock is never poisoned"),
+        );
+        let started_ms = millis(at.saturating_duration_since(self.started));
+        self.edit(|trace| {
+            let retry = trace
+                .attempts
+                .iter()
+                .rev()
+                .take_while(|attempt| attempt.model == model_id)
+                .count() as u32;
+            trace.attempts.push(AttemptTrace {
+                model: model_id.to_owned(),
+                retry,
+                waited_ms: millis(waited),
+                started_ms,
+                duration_ms: None,
+                outcome: "pending".to_owned(),
+                status: None,
+                error: None,
+            });
+        });
+    }
+
+    /// Ends the attempt in flight with `outcome`.
+    pub fn end_attempt(&self, outcome: &str, status: Option<u16>, error: Option<String>) {
+        let now_ms = millis(self.started.elapsed());
+        self.edit(|trace| {
+            if let Some(attempt) = trace
+                .attempts
+                .iter_mut()
+                .rev()
+                .find(|attempt| attempt.outcome == "pending")
+            {
+                attempt.duration_ms = Some(now_ms - attempt.started_ms);
+                attempt.outcome = outcome.to_owned();
+                attempt.status = status;
+                attempt.error = error;
+            }
+        });
+    }
+
+    /// Notes how the call ended.
+    pub fn finish(&self, outcome: &str, status: u16, served_by: Option<&str>) {
+        self.edit(|trace| {
+            if let Some(served_by) = served_by
+                && outcome == "success"
+                && let Some(attempt) = trace
+                    .attempts
+                    .iter_mut()
+                    .rev()
+                    .find(|attempt| attempt.outcome == "pending" && attempt.model == served_by)
+            {
+                attempt.outcome = "success".to_owned();
+                attempt.status = Some(200);
+            }
+            for attempt in &mut trace.attempts {
+                if attempt.outcome == "pending" {
+                    attempt.outcome = outcome.to_owned();
+                }
+            }
+            trace.served_by = (outcome == "success")
+                .then(|| served_by.map(str::to_owned))
+                .flatten();
+            trace.outcome = Some(outcome.to_owned());
+            trace.status = Some(status);
+        });
+    }
+}
+
+impl Drop for LiveTrace {
+    fn drop(&mut self) {
+        let trace = std::mem::replace(
+            &mut *self.trace.lock().expect("trace lock is never poisoned"),
+            Trace::new("", "", ""),
+        );
+        self.store.keep(trace);
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Recent traces in memory and on disk.
+pub struct TraceStore {
+    dir: PathBuf,
+    recent: Mutex<Recent>,
+    sender: Option<mpsc::Sender<Arc<Trace>>>,
+}
+
+#[derive(Default)]
+struct Recent {
+    by_id: HashMap<String, Arc<Trace>>,
+    order: VecDeque<String>,
+}
+
+impl TraceStore {
+    /// A store under `dir` whose writer runs on the current runtime (none outside one:
+    /// traces then stay in memory only).
+    pub fn open(dir: PathBuf) -> Arc<Self> {
+        let sender = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+            runtime.spawn(write_traces(dir.clone(), receiver));
+            sender
+        });
+        Arc::new(TraceStore {
+            dir,
+            recent: Mutex::new(Recent::default()),
+            sender,
+        })
+    }
+
+    /// Keeps a finished trace: in memory at once, on disk soon.
+    pub fn keep(&self, trace: Trace) {
+        if trace.id.is_empty() {
+            return;
+        }
+        let trace = Arc::new(trace);
+        {
+            let mut recent = self
+                .recent
+                .lock()
+                .expect("trace store lock is never poisoned");
+            if recent
+                .by_id
+                .insert(trace.id.clone(), Arc::clone(&trace))
+                .is_none()
+            {
+                recent.order.push_back(trace.id.clone());
+            }
+            while recent.order.len() > MEMORY_CAPACITY {
+                if let Some(oldest) = recent.order.pop_front() {
+                    recent.by_id.remove(&oldest);
+                }
+            }
+        }
+        if let Some(sender) = &self.sender
+            && sender.try_send(trace).is_err()
+        {
+            tracing::warn!("the trace queue is full; a trace is kept in memory only");
+        }
+    }
+
+    /// The trace `id`, from memory or, off the request path, from its file.
+    pub async fn get(&self, id: &str) -> Option<Arc<Trace>> {
+        if let Some(trace) = self
+            .recent
+            .lock()
+            .expect("trace store lock is never poisoned")
+            .by_id
+            .get(id)
+        {
+            return Some(Arc::clone(trace));
+        }
+        let created = uuid_time(id)?;
+        let dir = self.dir.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            // Written when the call ended: the hour it began, or the next.
+            [created, created + chrono::Duration::hours(1)]
+                .into_iter()
+                .find_map(|hour| find_in(&dir.join(file_name(hour)), &id))
+        })
+        .await
+        .ok()
+        .flatten()
+        .map(Arc::new)
+    }
+
+    /// The newest traces of `project_id` in memory, newest first.
+    pub fn recent_of(&self, project_id: &str, limit: usize) -> Vec<Arc<Trace>> {
+        let recent = self
+            .recent
+            .lock()
+            .expect("trace store lock is never poisoned");
+        recent
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| recent.by_id.get(id))
+            .filter(|trace| trace.project_id == project_id)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The time in a UUIDv7.
+fn uuid_time(id: &str) -> Option<DateTime<Utc>> {
+    let uuid = uuid::Uuid::parse_str(id).ok()?;
+    let (seconds, nanos) = uuid.get_timestamp()?.to_unix();
+    Utc.timestamp_opt(seconds as i64, nanos).single()
+}
+
+fn file_name(time: DateTime<Utc>) -> String {
+    format!("traces-{}.jsonl", time.format("%Y%m%d%H"))
+}
+
+fn find_in(path: &Path, id: &str) -> Option<Trace> {
+    let file = std::fs::File::open(path).ok()?;
+    let needle = format!("{{\"id\":\"{id}\"");
+    BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter(|line| line.starts_with(&needle))
+        .find_map(|line| serde_json::from_str(&line).ok())
+}
+
+/// The writer task: appends batches to the hourly file, then prunes old files.
+async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
+    let mut batch = Vec::new();
+    let mut last_prune = Instant::now() - Duration::from_secs(3600);
+    while receiver.recv_many(&mut batch, 256).await > 0 {
+        let traces = std::mem::take(&mut batch);
+        let dir_for_write = dir.clone();
+        let prune = last_prune.elapsed() > Duration::from_secs(60);
+        if prune {
+            last_prune = Instant::now();
+        }
+        let written = tokio::task::spawn_blocking(move || {
+            append(&dir_for_write, &traces)?;
+            if prune {
+                prune_dir(&dir_for_write, MAX_AGE, MAX_BYTES)?;
+            }
+            Ok::<(), io::Error>(())
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(%error, dir = %dir.display(), "cannot write routing traces")
+            }
+            Err(error) => tracing::error!(%error, "the trace writer task failed"),
+        }
+    }
+}
+
+fn append(dir: &Path, traces: &[Arc<Trace>]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut by_file: Vec<(String, Vec<u8>)> = Vec::new();
+    for trace in traces {
+        let name = file_name(Utc::now());
+        let mut line = serde_json::to_vec(trace.as_ref()).map_err(io::Error::other)?;
+        line.push(b'\n');
+        match by_file.iter_mut().find(|(file, _)| *file == name) {
+            Some((_, bytes)) => bytes.extend_from_slice(&line),
+            None => by_file.push((name, line)),
+        }
+    }
+    for (name, bytes) in by_file {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))?;
+        file.write_all(&bytes)?;
+    }
+    Ok(())
+}
+
+/// Deletes trace files older than `max_age`, then the oldest until the rest fit `max_bytes`.
+pub fn prune_dir(dir: &Path, max_age: Duration, max_bytes: u64) -> io::Result<()> {
+    let mut files: Vec<(String, u64, std::time::SystemTime)> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("traces-") && name.ends_with(".jsonl")) {
+            continue;
+        }
+        let metadata = entry.metadata()?;
+        files.push((name, metadata.len(), metadata.modified()?));
+    }
+    files.sort();
+    let now = std::time::SystemTime::now();
+    let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
+    for (name, size, modified) in &files {
+        let too_old = now.duration_since(*modified).unwrap_or_default() > max_age;
+        if too_old || total > max_bytes {
+            std::fs::remove_file(dir.join(name))?;
+            total -= size;
+        }
+    }
+    Ok(())
+}
+
+/// A trace as the API shows it.
+pub fn to_json(trace: &Trace) -> Value {
+    serde_json::to_value(trace).expect("traces serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn traces_are_kept_in_memory_at_once_and_read_back_from_disk() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = TraceStore::open(dir.path().join("traces"));
+        let id = uuid::Uuid::now_v7().to_string();
+        {
+            let live = LiveTrace::new(
+                Trace::new(&id, "p", "auto"),
+                Instant::now(),
+                Arc::clone(&store),
+            );
+            live.begin_attempt("m1", Instant::now());
+            live.end_attempt("failed", Some(500), Some("HTTP 500".to_owned()));
+            live.begin_attempt("m1", Instant::now());
+            live.finish("success", 200, Some("m1"));
+        }
+        let trace = store.get(&id).await.expect("in memory");
+        assert_eq!(trace.attempts.len(), 2);
+        assert_eq!(trace.attempts[1].retry, 1);
+        assert_eq!(trace.attempts[1].outcome, "success");
+        assert_eq!(trace.served_by.as_deref(), Some("m1"));
+        // A second store over the same directory reads it from the file.
+        let mut found = None;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let fresh = TraceStore::open(dir.path().join("traces"));
+            found = fresh.get(&id).await;
+            if found.is_some() {
+                break;
+            }
+        }
+        assert_eq!(found.as_deref(), Some(trace.as_ref()));
+    }
+
+    #[test]
+    fn pruning_keeps_the_directory_under_its_size() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        for hour in ["2024010100", "2024010101", "2024010102"] {
+            std::fs::write(
+                dir.path().join(format!("traces-{hour}.jsonl")),
+                vec![b'x'; 100],
+            )
+            .expect("write");
+        }
+        prune_dir(dir.path(), MAX_AGE, 150).expect("prune");
+        let left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read")
+            .map(|entry| {
+                entry
+                    .expect("entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(left, vec!["traces-2024010102.jsonl".to_owned()]);
+    }
+}

@@ -1,0 +1,303 @@
+import { useMemo, useState, type FormEvent } from 'react';
+import { request } from '../api';
+import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, Loading, PageHeader, SelectField, Table, TextField, fieldError } from '../components/ui';
+import { count, usd } from '../format';
+import { useAction, useApi } from '../hooks';
+import { CAPABILITY_NAMES, type Capabilities, type Catalogue, type CatalogueProvider, type Model } from '../types';
+import { parseAmount, validateModel, type Errors } from '../validate';
+
+const OTHER = '__other__';
+
+interface Draft {
+  provider: string;
+  catalogueModel: string;
+  id: string;
+  upstreamModel: string;
+  endpoint: string;
+  apiKey: string;
+  inputPrice: string;
+  outputPrice: string;
+  cachedPrice: string;
+  contextWindow: string;
+  capabilities: Capabilities;
+}
+
+function emptyDraft(provider = ''): Draft {
+  return { provider, catalogueModel: OTHER, id: '', upstreamModel: '', endpoint: '', apiKey: '', inputPrice: '', outputPrice: '', cachedPrice: '', contextWindow: '', capabilities: {} };
+}
+
+/** The body of `POST /api/models` for a valid draft. */
+export function modelBody(draft: Draft): Record<string, unknown> {
+  const body: Record<string, unknown> = { id: draft.id.trim(), provider: draft.provider };
+  if (draft.endpoint.trim()) body.endpoint = draft.endpoint.trim();
+  if (draft.apiKey.trim()) body.api_key = draft.apiKey.trim();
+  if (draft.upstreamModel.trim()) body.upstream_model = draft.upstreamModel.trim();
+  const pricing: Record<string, number> = {};
+  const input = parseAmount(draft.inputPrice);
+  const output = parseAmount(draft.outputPrice);
+  const cached = parseAmount(draft.cachedPrice);
+  if (input !== null) pricing.input = input;
+  if (output !== null) pricing.output = output;
+  if (cached !== null) pricing.cached_input = cached;
+  if (Object.keys(pricing).length > 0) body.pricing = pricing;
+  if (draft.contextWindow.trim()) body.context_window = Number(draft.contextWindow);
+  const capabilities = Object.fromEntries(Object.entries(draft.capabilities).filter(([, value]) => value !== undefined && value !== null));
+  if (Object.keys(capabilities).length > 0) body.capabilities = capabilities;
+  return body;
+}
+
+/** Adds a model: pick a provider and a model from the catalogue (prices filled in), or type one. */
+export function ModelForm({ catalogue, existingIds, onSubmit, onCancel }: { catalogue: Catalogue; existingIds: string[]; onSubmit: (body: Record<string, unknown>) => Promise<unknown>; onCancel?: () => void }) {
+  const [draft, setDraft] = useState<Draft>(() => emptyDraft(catalogue.providers[0]?.id ?? ''));
+  const [errors, setErrors] = useState<Errors>({});
+  const action = useAction();
+  const provider: CatalogueProvider | undefined = catalogue.providers.find((candidate) => candidate.id === draft.provider);
+  const set = (patch: Partial<Draft>) => setDraft((current) => ({ ...current, ...patch }));
+
+  const pickModel = (modelId: string) => {
+    const known = provider?.models.find((model) => model.id === modelId);
+    if (!known) return set({ catalogueModel: OTHER });
+    set({
+      catalogueModel: modelId,
+      id: existingIds.includes(known.id) ? '' : known.id,
+      upstreamModel: known.id,
+      inputPrice: String(known.pricing.input),
+      outputPrice: String(known.pricing.output),
+      cachedPrice: known.pricing.cached_input != null ? String(known.pricing.cached_input) : '',
+      contextWindow: known.context_window ? String(known.context_window) : '',
+      capabilities: { ...known.capabilities },
+    });
+  };
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    const found = validateModel({ ...draft, endpointRequired: !provider?.default_endpoint }, existingIds);
+    setErrors(found);
+    if (Object.keys(found).length > 0) return;
+    const done = await action.run(() => onSubmit(modelBody(draft)));
+    if (done !== undefined) setDraft(emptyDraft(draft.provider));
+  };
+
+  return (
+    <form onSubmit={submit} noValidate aria-label="Add a model" className="stack">
+      <div className="form-grid">
+        <SelectField label="Provider" value={draft.provider} onChange={(event) => setDraft(emptyDraft(event.target.value))} error={errors.provider}>
+          {catalogue.providers.map((candidate) => (
+            <option key={candidate.id} value={candidate.id}>
+              {candidate.name}
+            </option>
+          ))}
+        </SelectField>
+        <SelectField label="Model from the catalogue" value={draft.catalogueModel} onChange={(event) => pickModel(event.target.value)}>
+          <option value={OTHER}>Another model (type its name)</option>
+          {provider?.models.map((model) => (
+            <option key={model.id} value={model.id}>
+              {model.id} — {usd(model.pricing.input)} / {usd(model.pricing.output)}
+            </option>
+          ))}
+        </SelectField>
+        <TextField label="Id in Routerly" value={draft.id} onChange={(event) => set({ id: event.target.value })} error={fieldError(errors, action.error, 'id')} hint="What clients send as `model`." />
+        <TextField label="Provider's model name" value={draft.upstreamModel} onChange={(event) => set({ upstreamModel: event.target.value })} placeholder={draft.id || 'same as the id'} error={fieldError(errors, action.error, 'upstreamModel', 'upstream_model')} />
+        <TextField
+          label="Endpoint"
+          value={draft.endpoint}
+          onChange={(event) => set({ endpoint: event.target.value })}
+          placeholder={provider?.default_endpoint ?? 'https://…'}
+          error={fieldError(errors, action.error, 'endpoint')}
+          hint={provider?.default_endpoint ? 'Leave empty for the provider’s own.' : 'Required for this provider.'}
+        />
+        <TextField
+          label="API key"
+          type="password"
+          autoComplete="off"
+          value={draft.apiKey}
+          onChange={(event) => set({ apiKey: event.target.value })}
+          error={fieldError(errors, action.error, 'apiKey', 'api_key')}
+          hint="Stored encrypted and never shown again; env:NAME reads it from the environment."
+        />
+        <TextField label="Input price (USD / M tokens)" inputMode="decimal" value={draft.inputPrice} onChange={(event) => set({ inputPrice: event.target.value })} error={fieldError(errors, action.error, 'inputPrice', 'pricing')} />
+        <TextField label="Output price (USD / M tokens)" inputMode="decimal" value={draft.outputPrice} onChange={(event) => set({ outputPrice: event.target.value })} error={errors.outputPrice} />
+        <TextField label="Cached input price" inputMode="decimal" value={draft.cachedPrice} onChange={(event) => set({ cachedPrice: event.target.value })} error={errors.cachedPrice} />
+        <TextField label="Context window (tokens)" inputMode="numeric" value={draft.contextWindow} onChange={(event) => set({ contextWindow: event.target.value })} error={fieldError(errors, action.error, 'contextWindow', 'context_window')} />
+      </div>
+      <fieldset className="capabilities">
+        <legend>Capabilities</legend>
+        {CAPABILITY_NAMES.map((name) => (
+          <Checkbox
+            key={name}
+            label={name}
+            checked={draft.capabilities[name] === true}
+            onChange={(event) => set({ capabilities: { ...draft.capabilities, [name]: event.target.checked } })}
+          />
+        ))}
+      </fieldset>
+      <FormError error={action.error} fields={['id', 'endpoint', 'api_key', 'upstream_model', 'pricing', 'context_window']} />
+      <div className="row">
+        <Button type="submit" variant="primary" busy={action.pending}>
+          Add model
+        </Button>
+        {onCancel ? <Button onClick={onCancel}>Cancel</Button> : null}
+      </div>
+    </form>
+  );
+}
+
+function capabilityBadges(capabilities: Capabilities) {
+  const on = CAPABILITY_NAMES.filter((name) => capabilities[name]);
+  return on.length === 0 ? <span className="muted">—</span> : on.map((name) => <Badge key={name}>{name}</Badge>);
+}
+
+function PriceEditor({ model, onSaved }: { model: Model; onSaved: () => void }) {
+  const [input, setInput] = useState(String(model.pricing.input));
+  const [output, setOutput] = useState(String(model.pricing.output));
+  const [errors, setErrors] = useState<Errors>({});
+  const action = useAction();
+  return (
+    <form
+      className="inline-form"
+      noValidate
+      aria-label={`Prices of ${model.id}`}
+      onSubmit={async (event) => {
+        event.preventDefault();
+        const found: Errors = {};
+        if (parseAmount(input) === null) found.input = 'Enter 0 or more.';
+        if (parseAmount(output) === null) found.output = 'Enter 0 or more.';
+        setErrors(found);
+        if (Object.keys(found).length) return;
+        const done = await action.run(() =>
+          request(`/api/models/${encodeURIComponent(model.id)}`, { method: 'PATCH', body: { pricing: { ...model.pricing, input: Number(input), output: Number(output) } } }),
+        );
+        if (done !== undefined) onSaved();
+      }}
+    >
+      <TextField label="Input USD/M" value={input} onChange={(event) => setInput(event.target.value)} error={errors.input} inputMode="decimal" />
+      <TextField label="Output USD/M" value={output} onChange={(event) => setOutput(event.target.value)} error={errors.output} inputMode="decimal" />
+      <Button type="submit" busy={action.pending}>
+        Save prices
+      </Button>
+      <FormError error={action.error} />
+    </form>
+  );
+}
+
+export function ModelsPage() {
+  const models = useApi<{ models: Model[] }>('/api/models');
+  const catalogue = useApi<Catalogue>('/api/catalogue');
+  const [adding, setAdding] = useState(false);
+  const [editing, setEditing] = useState<string | null>(null);
+  const [removeError, setRemoveError] = useState<Error | null>(null);
+  const ids = useMemo(() => models.data?.models.map((model) => model.id) ?? [], [models.data]);
+  return (
+    <>
+      <PageHeader title="Models">
+        <Button variant="primary" onClick={() => setAdding(true)} disabled={adding}>
+          Add a model
+        </Button>
+      </PageHeader>
+      {adding ? (
+        <Card title="Add a model">
+          {catalogue.error ? (
+            <ErrorBox error={catalogue.error} retry={catalogue.reload} />
+          ) : !catalogue.data ? (
+            <Loading what="Loading the catalogue" />
+          ) : (
+            <>
+              <p className="muted small">Prices as of {catalogue.data.prices_as_of}. {catalogue.data.note}</p>
+              <ModelForm
+                catalogue={catalogue.data}
+                existingIds={ids}
+                onCancel={() => setAdding(false)}
+                onSubmit={async (body) => {
+                  const created = await request('/api/models', { method: 'POST', body });
+                  setAdding(false);
+                  models.reload();
+                  return created;
+                }}
+              />
+            </>
+          )}
+        </Card>
+      ) : null}
+      <ErrorBox error={removeError} />
+      <Card>
+        {models.error ? (
+          <ErrorBox error={models.error} retry={models.reload} />
+        ) : !models.data ? (
+          <Loading what="Loading models" />
+        ) : models.data.models.length === 0 ? (
+          <Empty title="No models yet.">Add one from the catalogue of known providers; its prices and capabilities are filled in for you.</Empty>
+        ) : (
+          <Table label="Models">
+            <thead>
+              <tr>
+                <th>Id</th>
+                <th>Provider</th>
+                <th>Input / output (USD/M)</th>
+                <th>Context</th>
+                <th>Capabilities</th>
+                <th>API key</th>
+                <th>
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {models.data.models.map((model) => (
+                <tr key={model.id} data-testid={`model-row-${model.id}`}>
+                  <td>
+                    <strong>{model.id}</strong>
+                    {model.upstream_model !== model.id ? <div className="muted small">{model.upstream_model}</div> : null}
+                  </td>
+                  <td>
+                    {model.provider}
+                    <div className="muted small break">{model.endpoint}</div>
+                  </td>
+                  <td>
+                    {editing === model.id ? (
+                      <PriceEditor
+                        model={model}
+                        onSaved={() => {
+                          setEditing(null);
+                          models.reload();
+                        }}
+                      />
+                    ) : (
+                      <>
+                        {usd(model.pricing.input)} / {usd(model.pricing.output)}
+                      </>
+                    )}
+                  </td>
+                  <td>{model.context_window ? count(model.context_window) : '—'}</td>
+                  <td className="badges">{capabilityBadges(model.capabilities)}</td>
+                  <td>
+                    <code>{model.api_key ?? 'none'}</code>
+                  </td>
+                  <td className="actions">
+                    <Button variant="ghost" onClick={() => setEditing(editing === model.id ? null : model.id)}>
+                      {editing === model.id ? 'Close' : 'Edit prices'}
+                    </Button>
+                    <ConfirmButton
+                      label="Remove"
+                      title={`Remove ${model.id}?`}
+                      message="Clients will no longer reach it. A model that a project uses must first be removed from the project."
+                      confirmLabel="Remove model"
+                      onConfirm={async () => {
+                        setRemoveError(null);
+                        try {
+                          await request(`/api/models/${encodeURIComponent(model.id)}`, { method: 'DELETE' });
+                          models.reload();
+                        } catch (error) {
+                          setRemoveError(error as Error);
+                        }
+                      }}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </Table>
+        )}
+      </Card>
+    </>
+  );
+}

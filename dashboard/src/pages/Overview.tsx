@@ -1,0 +1,163 @@
+import { useEffect, useState } from 'react';
+import { request } from '../api';
+import { BarList, LineChart } from '../components/charts';
+import { BudgetGauges } from '../components/budgets';
+import { Card, Empty, ErrorBox, Loading, PageHeader } from '../components/ui';
+import { count, ms, percent, shortDate, usd } from '../format';
+import { useApi } from '../hooks';
+import { Link } from '../router';
+import type { LimitUse, Project, Summary, TimelinePoint, Totals } from '../types';
+
+export const PERIODS = {
+  '24h': { label: 'Last 24 hours', hours: 24, bucket: 'hour' as const },
+  '7d': { label: 'Last 7 days', hours: 24 * 7, bucket: 'day' as const },
+  '30d': { label: 'Last 30 days', hours: 24 * 30, bucket: 'day' as const },
+};
+export type PeriodKey = keyof typeof PERIODS;
+
+export function periodStart(key: PeriodKey, now = Date.now()): string {
+  const start = new Date(now - PERIODS[key].hours * 3600_000);
+  if (PERIODS[key].bucket === 'day') start.setUTCHours(0, 0, 0, 0);
+  else start.setUTCMinutes(0, 0, 0);
+  return start.toISOString();
+}
+
+export function errorRate(totals: Pick<Totals, 'calls' | 'errors'>): number {
+  return totals.calls === 0 ? 0 : (totals.errors / totals.calls) * 100;
+}
+
+function Stat({ label, value, raw, testId }: { label: string; value: string; raw: number; testId: string }) {
+  return (
+    <div className="stat" data-testid={testId} data-value={raw}>
+      <div className="stat-label">{label}</div>
+      <div className="stat-value">{value}</div>
+    </div>
+  );
+}
+
+/** Spend, calls, tokens, latency and errors over a period, with the top models, projects and budgets. */
+export function UsageCharts({ project, periodKey }: { project?: string; periodKey: PeriodKey }) {
+  const period = PERIODS[periodKey];
+  const query = { from: periodStart(periodKey), project };
+  const summary = useApi<Summary>('/api/usage/summary', query);
+  const timeline = useApi<{ points: TimelinePoint[]; bucket: 'hour' | 'day' }>('/api/usage/timeline', { ...query, bucket: period.bucket });
+  if (summary.error) return <ErrorBox error={summary.error} retry={summary.reload} />;
+  if (!summary.data || !timeline.data) return <Loading what="Loading usage" />;
+  const totals = summary.data;
+  const points = timeline.data.points;
+  const series = (pick: (point: TimelinePoint) => number) => points.map((point) => ({ label: shortDate(point.start, timeline.data!.bucket), value: pick(point) }));
+  return (
+    <>
+      <div className="stats">
+        <Stat label="Spend" value={usd(totals.cost_usd)} raw={totals.cost_usd} testId="total-cost" />
+        <Stat label="Calls" value={count(totals.calls)} raw={totals.calls} testId="total-calls" />
+        <Stat label="Tokens" value={count(totals.total_tokens)} raw={totals.total_tokens} testId="total-tokens" />
+        <Stat label="Avg latency" value={ms(totals.avg_latency_ms)} raw={totals.avg_latency_ms} testId="avg-latency" />
+        <Stat label="Error rate" value={percent(errorRate(totals))} raw={errorRate(totals)} testId="error-rate" />
+      </div>
+      <div className="chart-grid">
+        <LineChart title="Spend" points={series((point) => point.cost_usd)} format={usd} summary={usd(totals.cost_usd)} testId="chart-cost" />
+        <LineChart title="Calls" points={series((point) => point.calls)} format={count} summary={count(totals.calls)} testId="chart-calls" />
+        <LineChart title="Tokens" points={series((point) => point.total_tokens)} format={count} summary={count(totals.total_tokens)} testId="chart-tokens" />
+        <LineChart title="Latency" points={series((point) => point.avg_latency_ms)} format={ms} summary={'avg ' + ms(totals.avg_latency_ms)} testId="chart-latency" />
+        <LineChart title="Error rate" points={series((point) => errorRate(point))} format={percent} summary={percent(errorRate(totals))} testId="chart-errors" />
+      </div>
+    </>
+  );
+}
+
+function TopProjects({ projects, from }: { projects: Project[]; from: string }) {
+  const [rows, setRows] = useState<{ name: string; value: number; detail: string }[] | null>(null);
+  const [failed, setFailed] = useState<Error | null>(null);
+  useEffect(() => {
+    let cancelled = false;
+    Promise.all(
+      projects.map(async (project) => {
+        const totals = await request<Totals>('/api/usage/summary', { query: { project: project.id, from } });
+        return { name: project.name, value: totals.cost_usd, detail: count(totals.calls) + ' calls', calls: totals.calls };
+      }),
+    )
+      .then((found) => {
+        if (!cancelled) setRows(found.filter((row) => row.calls > 0).sort((a, b) => b.value - a.value || b.calls - a.calls).slice(0, 5));
+      })
+      .catch((error: Error) => !cancelled && setFailed(error));
+    return () => {
+      cancelled = true;
+    };
+  }, [projects, from]);
+  if (failed) return <ErrorBox error={failed} />;
+  if (!rows) return <Loading />;
+  return <BarList rows={rows} format={usd} label="Top projects by spend" empty="No project has calls in this period." />;
+}
+
+export function OverviewPage() {
+  const [periodKey, setPeriodKey] = useState<PeriodKey>('30d');
+  const from = periodStart(periodKey);
+  const byModel = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { from });
+  const projects = useApi<{ projects: Project[] }>('/api/projects');
+  const limits = useApi<{ limits: LimitUse[] }>('/api/usage/limits');
+  return (
+    <>
+      <PageHeader title="Overview">
+        <label className="inline-select">
+          <span className="visually-hidden">Period</span>
+          <select value={periodKey} onChange={(event) => setPeriodKey(event.target.value as PeriodKey)} data-testid="period-select">
+            {Object.entries(PERIODS).map(([key, value]) => (
+              <option key={key} value={key}>
+                {value.label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </PageHeader>
+      {projects.data && projects.data.projects.length === 0 ? (
+        <Empty title="Welcome! Three steps to a first call.">
+          <ol className="steps">
+            <li>
+              <Link to="/models">Add a model</Link> from the provider catalogue.
+            </li>
+            <li>
+              <Link to="/projects">Create a project</Link> and add the model to it.
+            </li>
+            <li>Create a token in the project, or try a prompt in its playground.</li>
+          </ol>
+        </Empty>
+      ) : null}
+      <UsageCharts periodKey={periodKey} />
+      <div className="two-columns">
+        <Card title="Top models">
+          {byModel.error ? (
+            <ErrorBox error={byModel.error} retry={byModel.reload} />
+          ) : !byModel.data ? (
+            <Loading />
+          ) : (
+            <BarList
+              label="Top models by spend"
+              rows={byModel.data.models.slice(0, 5).map((row) => ({ name: row.model_id, value: row.cost_usd, detail: count(row.calls) + ' calls' }))}
+              format={usd}
+              empty="No model has calls in this period."
+            />
+          )}
+        </Card>
+        <Card title="Top projects">
+          {projects.error ? <ErrorBox error={projects.error} retry={projects.reload} /> : !projects.data ? <Loading /> : <TopProjects projects={projects.data.projects} from={from} />}
+        </Card>
+      </div>
+      <Card title="Budgets" actions={<Link to="/settings/budgets">Manage</Link>}>
+        {limits.error ? (
+          limits.error.routeMissing ? (
+            <p className="muted">Budgets are not available on this server yet.</p>
+          ) : (
+            <ErrorBox error={limits.error} retry={limits.reload} />
+          )
+        ) : !limits.data ? (
+          <Loading />
+        ) : limits.data.limits.length === 0 ? (
+          <p className="muted">No budgets yet. Set one on a project's General tab or under Settings → Budgets.</p>
+        ) : (
+          <BudgetGauges limits={limits.data.limits} projects={projects.data?.projects} />
+        )}
+      </Card>
+    </>
+  );
+}

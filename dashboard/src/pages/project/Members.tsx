@@ -1,0 +1,107 @@
+import { useState } from 'react';
+import { request } from '../../api';
+import { Button, Card, ConfirmButton, Empty, ErrorBox, FormError, Loading, SelectField, Table, TextField } from '../../components/ui';
+import { useAction, useApi } from '../../hooks';
+import type { Member } from '../../types';
+import { isEmail } from '../../validate';
+import type { TabProps } from '../Project';
+
+const ROLES = ['viewer', 'editor', 'admin'];
+
+export function MembersTab({ project }: TabProps) {
+  const members = useApi<{ members: Member[] }>(`/api/projects/${project.id}/members`);
+  const [email, setEmail] = useState('');
+  const [role, setRole] = useState('viewer');
+  const [emailError, setEmailError] = useState<string | undefined>();
+  const add = useAction();
+  const change = useAction();
+  return (
+    <>
+      <Card title="Add a member">
+        <form
+          className="inline-form"
+          noValidate
+          aria-label="Add a member"
+          onSubmit={async (event) => {
+            event.preventDefault();
+            if (!isEmail(email)) return setEmailError('Enter the email of an existing user.');
+            setEmailError(undefined);
+            if ((await add.run(() => request(`/api/projects/${project.id}/members`, { method: 'POST', body: { email: email.trim(), role } }))) !== undefined) {
+              setEmail('');
+              members.reload();
+            }
+          }}
+        >
+          <TextField label="User's email" type="email" value={email} onChange={(event) => setEmail(event.target.value)} error={emailError} hint="Users are created under Settings → Users." />
+          <SelectField label="Role in this project" value={role} onChange={(event) => setRole(event.target.value)}>
+            {ROLES.map((name) => (
+              <option key={name}>{name}</option>
+            ))}
+          </SelectField>
+          <Button type="submit" variant="primary" busy={add.pending}>
+            Add member
+          </Button>
+          <FormError error={add.error} />
+        </form>
+      </Card>
+      <ErrorBox error={change.error} />
+      <Card title="Members">
+        {members.error ? (
+          <ErrorBox error={members.error} retry={members.reload} />
+        ) : !members.data ? (
+          <Loading />
+        ) : members.data.members.length === 0 ? (
+          <Empty title="No members.">Global admins and operators reach every project; add others here.</Empty>
+        ) : (
+          <Table label="Members">
+            <thead>
+              <tr>
+                <th>User</th>
+                <th>Role</th>
+                <th>
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {members.data.members.map((member) => (
+                <tr key={member.user_id}>
+                  <td>{member.email ?? member.user_id}</td>
+                  <td>
+                    <select
+                      aria-label={`Role of ${member.email ?? member.user_id}`}
+                      value={member.role}
+                      onChange={async (event) => {
+                        const next = event.target.value;
+                        if ((await change.run(() => request(`/api/projects/${project.id}/members/${member.user_id}`, { method: 'PATCH', body: { role: next } }))) !== undefined) members.reload();
+                      }}
+                    >
+                      {ROLES.map((name) => (
+                        <option key={name}>{name}</option>
+                      ))}
+                    </select>
+                  </td>
+                  <td className="actions">
+                    <ConfirmButton
+                      label="Remove"
+                      title="Remove this member?"
+                      message={<>{member.email} loses access to {project.name}.</>}
+                      confirmLabel="Remove member"
+                      onConfirm={async () => {
+                        const done = await change.run(async () => {
+                          await request(`/api/projects/${project.id}/members/${member.user_id}`, { method: 'DELETE' });
+                          return true;
+                        });
+                        if (done) members.reload();
+                      }}
+                    />
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </Table>
+        )}
+      </Card>
+    </>
+  );
+}

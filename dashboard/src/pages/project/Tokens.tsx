@@ -1,0 +1,148 @@
+import { useState, type FormEvent } from 'react';
+import { request } from '../../api';
+import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, SecretOnce, Table, TextField } from '../../components/ui';
+import { dateTime } from '../../format';
+import { useAction } from '../../hooks';
+import type { ProjectToken } from '../../types';
+import type { TabProps } from '../Project';
+
+export function tokenStatus(token: ProjectToken, now = Date.now()): { label: string; tone: 'good' | 'warn' | 'bad' } {
+  if (token.revoked_at) return { label: 'revoked', tone: 'bad' };
+  if (token.expires_at && new Date(token.expires_at).getTime() <= now) return { label: 'expired', tone: 'warn' };
+  return { label: 'active', tone: 'good' };
+}
+
+export function TokensTab({ project, reload }: TabProps) {
+  const [labels, setLabels] = useState('');
+  const [models, setModels] = useState<string[]>([]);
+  const [expires, setExpires] = useState('');
+  const [expiryError, setExpiryError] = useState<string | undefined>();
+  const [secret, setSecret] = useState<string | null>(null);
+  const create = useAction();
+  const revoke = useAction();
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    let expiresAt: string | undefined;
+    if (expires) {
+      const date = new Date(expires + 'T23:59:59Z');
+      if (Number.isNaN(date.getTime()) || date.getTime() <= Date.now()) {
+        setExpiryError('Choose a date in the future, or leave it empty for a token that does not expire.');
+        return;
+      }
+      expiresAt = date.toISOString();
+    }
+    setExpiryError(undefined);
+    const created = await create.run(() =>
+      request<{ token: string }>(`/api/projects/${project.id}/tokens`, {
+        method: 'POST',
+        body: {
+          labels: labels.split(',').map((label) => label.trim()).filter(Boolean),
+          models,
+          ...(expiresAt ? { expires_at: expiresAt } : {}),
+        },
+      }),
+    );
+    if (created) {
+      setSecret(created.token);
+      setLabels('');
+      setModels([]);
+      setExpires('');
+      reload();
+    }
+  };
+  const tokens = [...project.tokens].sort((a, b) => b.created_at.localeCompare(a.created_at));
+  return (
+    <>
+      <Card title="Create a token">
+        {secret ? (
+          <SecretOnce secret={secret} what="token" onDone={() => setSecret(null)} />
+        ) : (
+          <form className="stack" onSubmit={submit} noValidate aria-label="Create a token">
+            <div className="form-grid">
+              <TextField label="Labels (optional)" value={labels} onChange={(event) => setLabels(event.target.value)} placeholder="ci, staging" />
+              <TextField label="Expires on (optional)" type="date" value={expires} onChange={(event) => setExpires(event.target.value)} error={expiryError ?? (create.error?.field === 'expires_at' ? create.error.message : undefined)} />
+            </div>
+            {project.models.length > 0 ? (
+              <fieldset className="capabilities">
+                <legend>Only these models (none ticked: all of the project's)</legend>
+                {project.models.map((model) => (
+                  <Checkbox
+                    key={model.model_id}
+                    label={model.model_id}
+                    checked={models.includes(model.model_id)}
+                    onChange={(event) => setModels((current) => (event.target.checked ? [...current, model.model_id] : current.filter((id) => id !== model.model_id)))}
+                  />
+                ))}
+              </fieldset>
+            ) : null}
+            <FormError error={create.error} fields={['expires_at']} />
+            <div className="row">
+              <Button type="submit" variant="primary" busy={create.pending}>
+                Create token
+              </Button>
+            </div>
+          </form>
+        )}
+      </Card>
+      <ErrorBox error={revoke.error} />
+      <Card title="Tokens">
+        {tokens.length === 0 ? (
+          <Empty title="No tokens yet.">Clients authenticate with a project token: `Authorization: Bearer sk-lr-…`.</Empty>
+        ) : (
+          <Table label="Tokens">
+            <thead>
+              <tr>
+                <th>Token</th>
+                <th>Status</th>
+                <th>Labels</th>
+                <th>Models</th>
+                <th>Expires</th>
+                <th>Created</th>
+                <th>
+                  <span className="visually-hidden">Actions</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {tokens.map((token) => {
+                const status = tokenStatus(token);
+                return (
+                  <tr key={token.id}>
+                    <td>
+                      <code>{token.snippet}</code>
+                      <div className="muted small">{token.id}</div>
+                    </td>
+                    <td>
+                      <Badge tone={status.tone}>{status.label}</Badge>
+                    </td>
+                    <td>{token.labels.join(', ') || '—'}</td>
+                    <td>{token.models.join(', ') || 'all'}</td>
+                    <td>{token.expires_at ? dateTime(token.expires_at) : 'never'}</td>
+                    <td>{dateTime(token.created_at)}</td>
+                    <td className="actions">
+                      {status.label === 'active' ? (
+                        <ConfirmButton
+                          label="Revoke"
+                          title="Revoke this token?"
+                          message={<>Clients using <code>{token.snippet}</code> are refused from now on.</>}
+                          confirmLabel="Revoke token"
+                          onConfirm={async () => {
+                            const done = await revoke.run(async () => {
+                              await request(`/api/projects/${project.id}/tokens/${token.id}`, { method: 'DELETE' });
+                              return true;
+                            });
+                            if (done) reload();
+                          }}
+                        />
+                      ) : null}
+                    </td>
+                  </tr>
+                );
+              })}
+            </tbody>
+          </Table>
+        )}
+      </Card>
+    </>
+  );
+}
