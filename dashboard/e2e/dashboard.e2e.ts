@@ -170,15 +170,18 @@ describe('the dashboard, from an empty ROUTERLY_HOME to a visible first call', (
       return;
     }
     const order = () => page.locator('.policy-list > li').evaluateAll((items) => items.map((item) => item.getAttribute('data-testid')));
-    const before = await order();
-    await page.getByTestId(before[2]!).dragTo(page.getByTestId(before[0]!));
-    const after = await order();
-    expect(after[0], 'the dragged policy is first').toBe(before[2]);
+    // A new project has no policy on: turn three on, then drag the third onto the first.
+    for (const type of ['cheapest', 'health', 'performance']) await page.getByTestId(`policy-${type}`).getByLabel('On', { exact: true }).check();
+    await page.getByTestId('policy-performance').dragTo(page.getByTestId('policy-cheapest'));
+    const after = (await order()).slice(0, 3);
+    expect(after, 'the dragged policy is first').toEqual(['policy-performance', 'policy-cheapest', 'policy-health']);
     await page.getByRole('button', { name: 'Save order and settings' }).click();
-    await settled(page);
+    await expect.poll(() => page.getByText(/Saved at/).isVisible()).toBe(true);
     await page.reload();
     await settled(page);
-    expect(await order(), 'the saved order survives a reload').toEqual(after);
+    expect((await order()).slice(0, 3), 'the saved order survives a reload').toEqual(after);
+    const saved = await api<{ policies: { type: string; enabled: boolean }[] }>(`/api/projects/${projectId}/policies`);
+    expect(saved.policies.map((policy) => policy.type)).toEqual(['performance', 'cheapest', 'health']);
     await shoot('project-routing');
   });
 

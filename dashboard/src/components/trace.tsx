@@ -37,15 +37,21 @@ export function policyRows(trace: Trace): PolicyRow[] {
   return policies.map((entry) => {
     const policy = (entry ?? {}) as Record<string, unknown>;
     const scores: Record<string, number> = {};
+    const excludedByScore: string[] = [];
     const rawScores = policy.scores;
     if (Array.isArray(rawScores)) {
-      for (const score of rawScores as Record<string, unknown>[]) scores[modelName(score)] = Number(score.score ?? score.value ?? score.point ?? 0);
+      for (const score of rawScores as Record<string, unknown>[]) {
+        scores[modelName(score)] = Number(score.score ?? score.value ?? score.point ?? 0);
+        if (score.excluded) excludedByScore.push(modelName(score));
+      }
     } else if (rawScores && typeof rawScores === 'object') {
       for (const [model, score] of Object.entries(rawScores)) scores[model] = Number(score);
     }
     const excludedRaw = (policy.excluded ?? policy.exclusions ?? []) as unknown;
-    const excluded = Array.isArray(excludedRaw) ? excludedRaw.map(modelName) : Object.keys((excludedRaw as object) ?? {});
-    const note = [policy.skipped ? 'skipped' : '', typeof policy.reason === 'string' ? policy.reason : '', typeof policy.error === 'string' ? policy.error : ''].filter(Boolean).join(' — ');
+    const excluded = [...excludedByScore, ...(Array.isArray(excludedRaw) ? excludedRaw.map(modelName) : Object.keys((excludedRaw as object) ?? {}))];
+    const weight = typeof policy.weight === 'number' ? `weight ${policy.weight}` : '';
+    const status = typeof policy.status === 'string' && policy.status !== 'weighted' ? String(policy.status) : '';
+    const note = [weight, status, policy.skipped ? 'skipped' : '', typeof policy.detail === 'string' ? policy.detail : '', typeof policy.reason === 'string' ? policy.reason : '', typeof policy.error === 'string' ? policy.error : ''].filter(Boolean).join(' — ');
     return { type: String(policy.type ?? policy.policy ?? 'policy'), scores, excluded, note: note || undefined };
   });
 }
@@ -61,8 +67,16 @@ export function TraceDetails({ trace }: { trace: Trace }) {
       {candidates.length > 0 ? (
         <p>
           <strong>Candidates:</strong> {candidates.join(', ')}
+          {typeof trace.routing_us === 'number' ? <span className="muted small"> · chosen in {String(trace.routing_us)} µs</span> : null}
         </p>
       ) : null}
+      {typeof trace.served_by === 'string' ? (
+        <p>
+          <strong>Served by:</strong> {trace.served_by}
+          {typeof trace.outcome === 'string' ? <span className="muted small"> ({trace.outcome})</span> : null}
+        </p>
+      ) : null}
+      {policies.length === 0 && Array.isArray(trace.policies) ? <p className="muted small">No routing policy is enabled in this project: candidates were tried in their configured order.</p> : null}
       {policies.length > 0 ? (
         <Table label="Policy scores">
           <thead>
@@ -98,6 +112,8 @@ export function TraceDetails({ trace }: { trace: Trace }) {
           {attempts.map((attempt, index) => (
             <li key={index}>
               {modelName(attempt)}: {String(attempt.outcome ?? attempt.error ?? attempt.status ?? 'tried')}
+              {typeof attempt.duration_ms === 'number' ? ` in ${Math.round(attempt.duration_ms)} ms` : ''}
+              {typeof attempt.retry === 'number' && attempt.retry > 0 ? ` (retry ${attempt.retry})` : ''}
             </li>
           ))}
         </ol>

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { request } from '../api';
 import { BarList, LineChart } from '../components/charts';
 import { BudgetGauges } from '../components/budgets';
@@ -22,6 +22,18 @@ export function periodStart(key: PeriodKey, now = Date.now()): string {
   return start.toISOString();
 }
 
+/** The timeline with an empty bucket wherever no call happened, from `from` to `now`. */
+export function fillBuckets(points: TimelinePoint[], from: string, bucket: 'hour' | 'day', now = Date.now()): TimelinePoint[] {
+  const step = bucket === 'hour' ? 3600_000 : 86_400_000;
+  const byStart = new Map(points.map((point) => [Math.floor(new Date(point.start).getTime() / step) * step, point]));
+  const filled: TimelinePoint[] = [];
+  const empty = { calls: 0, errors: 0, input_tokens: 0, output_tokens: 0, cached_input_tokens: 0, total_tokens: 0, cost_usd: 0, avg_latency_ms: 0 };
+  for (let start = Math.floor(new Date(from).getTime() / step) * step; start <= now; start += step) {
+    filled.push(byStart.get(start) ?? { ...empty, start: new Date(start).toISOString() });
+  }
+  return filled;
+}
+
 export function errorRate(totals: Pick<Totals, 'calls' | 'errors'>): number {
   return totals.calls === 0 ? 0 : (totals.errors / totals.calls) * 100;
 }
@@ -38,13 +50,15 @@ function Stat({ label, value, raw, testId }: { label: string; value: string; raw
 /** Spend, calls, tokens, latency and errors over a period, with the top models, projects and budgets. */
 export function UsageCharts({ project, periodKey }: { project?: string; periodKey: PeriodKey }) {
   const period = PERIODS[periodKey];
-  const query = { from: periodStart(periodKey), project };
+  // Stable within the bucket, so re-renders do not refetch.
+  const from = useMemo(() => periodStart(periodKey), [periodKey]);
+  const query = { from, project };
   const summary = useApi<Summary>('/api/usage/summary', query);
   const timeline = useApi<{ points: TimelinePoint[]; bucket: 'hour' | 'day' }>('/api/usage/timeline', { ...query, bucket: period.bucket });
   if (summary.error) return <ErrorBox error={summary.error} retry={summary.reload} />;
   if (!summary.data || !timeline.data) return <Loading what="Loading usage" />;
   const totals = summary.data;
-  const points = timeline.data.points;
+  const points = fillBuckets(timeline.data.points, from, timeline.data.bucket);
   const series = (pick: (point: TimelinePoint) => number) => points.map((point) => ({ label: shortDate(point.start, timeline.data!.bucket), value: pick(point) }));
   return (
     <>
@@ -92,7 +106,7 @@ function TopProjects({ projects, from }: { projects: Project[]; from: string }) 
 
 export function OverviewPage() {
   const [periodKey, setPeriodKey] = useState<PeriodKey>('30d');
-  const from = periodStart(periodKey);
+  const from = useMemo(() => periodStart(periodKey), [periodKey]);
   const byModel = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { from });
   const projects = useApi<{ projects: Project[] }>('/api/projects');
   const limits = useApi<{ limits: LimitUse[] }>('/api/usage/limits');

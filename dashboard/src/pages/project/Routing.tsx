@@ -293,7 +293,7 @@ export function PolicyList({ policies, models, onChange }: { policies: Policy[];
 export function RoutingTab({ project }: TabProps) {
   const paths = [`/api/projects/${project.id}/policies`, `/api/projects/${project.id}/routing`];
   const models = useApi<{ models: Model[] }>('/api/models');
-  const [state, setState] = useState<{ policies?: Policy[]; saved?: string; path?: string; error?: ApiError; loading: boolean }>({ loading: true });
+  const [state, setState] = useState<{ policies?: Policy[]; fromServer?: string[]; saved?: string; path?: string; error?: ApiError; loading: boolean }>({ loading: true });
   const save = useAction();
   const [savedAt, setSavedAt] = useState<string | null>(null);
   useEffect(() => {
@@ -302,8 +302,9 @@ export function RoutingTab({ project }: TabProps) {
       for (const path of paths) {
         try {
           const body = await request<unknown>(path);
-          const policies = withAllPolicies(policiesOf(body));
-          if (!cancelled) setState({ policies, saved: JSON.stringify(policies), path, loading: false });
+          const configured = policiesOf(body);
+          const policies = withAllPolicies(configured);
+          if (!cancelled) setState({ policies, fromServer: configured.map((policy) => policy.type), saved: JSON.stringify(policies), path, loading: false });
           return;
         } catch (error) {
           if (!(error instanceof ApiError && error.routeMissing)) {
@@ -338,10 +339,16 @@ export function RoutingTab({ project }: TabProps) {
           busy={save.pending}
           disabled={!dirty}
           onClick={async () => {
-            const body = { policies: policies.map(({ type, enabled, config }) => ({ type, enabled, config })) };
-            const done = await save.run(() => requestFirst([state.path!, ...paths.filter((path) => path !== state.path)], { method: 'PUT', body }));
-            if (done !== undefined || !save.error) {
-              setState({ ...state, saved: JSON.stringify(policies) });
+            // Policies never configured and still off are left out: the server needs the
+            // required settings (such as the llm policy's routing model) of every listed one.
+            const kept = policies.filter((policy) => policy.enabled || state.fromServer?.includes(policy.type));
+            const body = { policies: kept.map(({ type, enabled, config }) => ({ type, enabled, config: Object.fromEntries(Object.entries(config).filter(([, value]) => value !== undefined)) })) };
+            const done = await save.run(async () => {
+              await requestFirst([state.path!, ...paths.filter((path) => path !== state.path)], { method: 'PUT', body });
+              return true;
+            });
+            if (done) {
+              setState({ ...state, fromServer: kept.map((policy) => policy.type), saved: JSON.stringify(policies) });
               setSavedAt(new Date().toLocaleTimeString());
             }
           }}

@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useMemo, useState } from 'react';
 import { BarList } from '../../components/charts';
 import { Card, ErrorBox, Loading } from '../../components/ui';
 import { count, usd } from '../../format';
@@ -14,7 +14,8 @@ export function LogsTab({ project }: TabProps) {
 
 export function ProjectUsageTab({ project }: TabProps) {
   const [periodKey, setPeriodKey] = useState<PeriodKey>('30d');
-  const byModel = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { project: project.id, from: periodStart(periodKey) });
+  const from = useMemo(() => periodStart(periodKey), [periodKey]);
+  const byModel = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { project: project.id, from });
   return (
     <>
       <div className="row">
