@@ -62,23 +62,21 @@ impl StreamDecoder {
             .unwrap_or("");
         let output_index = payload.get("output_index").and_then(Value::as_u64);
         match event_type {
-            "response.created" | "response.in_progress" => {
-                if !self.started {
-                    self.started = true;
-                    let response = payload.get("response");
-                    let field = |key: &str| {
-                        response
-                            .and_then(|response| response.get(key))
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned()
-                    };
-                    events.push(StreamEvent::Start {
-                        id: field("id"),
-                        model: field("model"),
-                        usage: Usage::default(),
-                    });
-                }
+            "response.created" | "response.in_progress" if !self.started => {
+                self.started = true;
+                let response = payload.get("response");
+                let field = |key: &str| {
+                    response
+                        .and_then(|response| response.get(key))
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                events.push(StreamEvent::Start {
+                    id: field("id"),
+                    model: field("model"),
+                    usage: Usage::default(),
+                });
             }
             "response.output_item.added" => {
                 let item = payload.get("item").cloned().unwrap_or(Value::Null);
