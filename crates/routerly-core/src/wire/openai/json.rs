@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::canonical::DecodeError;
 
 /// `parent.key`, or `key` at the top level.
-pub(super) fn field_path(parent: &str, key: &str) -> String {
+pub(crate) fn field_path(parent: &str, key: &str) -> String {
     if parent.is_empty() {
         key.to_owned()
     } else {
@@ -15,12 +15,12 @@ pub(super) fn field_path(parent: &str, key: &str) -> String {
 }
 
 /// `parent[index]`.
-pub(super) fn index_path(parent: &str, index: usize) -> String {
+pub(crate) fn index_path(parent: &str, index: usize) -> String {
     format!("{parent}[{index}]")
 }
 
 /// "a string", "an array", … for error messages.
-pub(super) fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -32,7 +32,7 @@ pub(super) fn describe(value: &Value) -> &'static str {
 }
 
 /// The error for a value of the wrong JSON type.
-pub(super) fn wrong_type(path: &str, expected: &str, value: &Value) -> DecodeError {
+pub(crate) fn wrong_type(path: &str, expected: &str, value: &Value) -> DecodeError {
     DecodeError::at(
         path,
         format!(
@@ -43,16 +43,16 @@ pub(super) fn wrong_type(path: &str, expected: &str, value: &Value) -> DecodeErr
 }
 
 /// The error for a required field that is absent or null.
-pub(super) fn missing(path: &str) -> DecodeError {
+pub(crate) fn missing(path: &str) -> DecodeError {
     DecodeError::at(path, format!("Missing required parameter: '{path}'."))
 }
 
 /// The field `key`, treating `null` as absent (OpenAI clients send both).
-pub(super) fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     map.get(key).filter(|value| !value.is_null())
 }
 
-pub(super) fn as_object<'a>(
+pub(crate) fn as_object<'a>(
     value: &'a Value,
     path: &str,
 ) -> Result<&'a Map<String, Value>, DecodeError> {
@@ -61,20 +61,20 @@ pub(super) fn as_object<'a>(
         .ok_or_else(|| wrong_type(path, "an object", value))
 }
 
-pub(super) fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], DecodeError> {
+pub(crate) fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], DecodeError> {
     value
         .as_array()
         .map(Vec::as_slice)
         .ok_or_else(|| wrong_type(path, "an array", value))
 }
 
-pub(super) fn as_str<'a>(value: &'a Value, path: &str) -> Result<&'a str, DecodeError> {
+pub(crate) fn as_str<'a>(value: &'a Value, path: &str) -> Result<&'a str, DecodeError> {
     value
         .as_str()
         .ok_or_else(|| wrong_type(path, "a string", value))
 }
 
-pub(super) fn required_object<'a>(
+pub(crate) fn required_object<'a>(
     map: &'a Map<String, Value>,
     key: &str,
     parent: &str,
@@ -84,7 +84,7 @@ pub(super) fn required_object<'a>(
     as_object(value, &path)
 }
 
-pub(super) fn required_str<'a>(
+pub(crate) fn required_str<'a>(
     map: &'a Map<String, Value>,
     key: &str,
     parent: &str,
@@ -94,7 +94,7 @@ pub(super) fn required_str<'a>(
     as_str(value, &path)
 }
 
-pub(super) fn optional_str<'a>(
+pub(crate) fn optional_str<'a>(
     map: &'a Map<String, Value>,
     key: &str,
     parent: &str,
@@ -104,7 +104,7 @@ pub(super) fn optional_str<'a>(
         .transpose()
 }
 
-pub(super) fn optional_bool(
+pub(crate) fn optional_bool(
     map: &Map<String, Value>,
     key: &str,
     parent: &str,
@@ -118,7 +118,7 @@ pub(super) fn optional_bool(
         .transpose()
 }
 
-pub(super) fn optional_f64(
+pub(crate) fn optional_f64(
     map: &Map<String, Value>,
     key: &str,
     parent: &str,
@@ -132,7 +132,7 @@ pub(super) fn optional_f64(
         .transpose()
 }
 
-pub(super) fn optional_i64(
+pub(crate) fn optional_i64(
     map: &Map<String, Value>,
     key: &str,
     parent: &str,
@@ -146,7 +146,7 @@ pub(super) fn optional_i64(
         .transpose()
 }
 
-pub(super) fn optional_u32(
+pub(crate) fn optional_u32(
     map: &Map<String, Value>,
     key: &str,
     parent: &str,
@@ -169,7 +169,7 @@ pub(super) fn optional_u32(
 
 /// A token count from a provider; absent, null or malformed counts read as 0 because a
 /// provider's odd usage block must not fail an otherwise good answer.
-pub(super) fn token_count(map: Option<&Map<String, Value>>, key: &str) -> u64 {
+pub(crate) fn token_count(map: Option<&Map<String, Value>>, key: &str) -> u64 {
     map.and_then(|map| map.get(key))
         .and_then(Value::as_u64)
         .unwrap_or(0)

@@ -10,7 +10,7 @@
 //! is lenient where OpenAI-compatible servers differ harmlessly from OpenAI.
 
 mod error;
-mod json;
+pub(crate) mod json;
 mod request;
 mod response;
 mod stream;

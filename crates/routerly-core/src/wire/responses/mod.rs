@@ -12,7 +12,7 @@
 //! `file_search`, …) only OpenAI can run: decoding skips them, and
 //! [`openai_only_feature`] names them so a request routed elsewhere gets a clear 400.
 
-mod json;
+use super::openai::json;
 mod request;
 mod response;
 mod stream;
