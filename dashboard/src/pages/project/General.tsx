@@ -64,6 +64,7 @@ export function GeneralTab({ project, reload }: TabProps) {
             {mine.length === 0 ? <p className="muted">No budget on this project yet: its calls are limited only by global and model budgets.</p> : null}
             <BudgetGauges
               limits={mine}
+              projects={[project]}
               onRemove={async (limit) => {
                 await request(`/api/limits/${encodeURIComponent(limit.id)}`, { method: 'DELETE' });
                 limits.reload();
