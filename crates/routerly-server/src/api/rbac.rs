@@ -397,6 +397,7 @@ pub const ROUTES: &[Route] = &[
         Project(ProjectRead),
     ),
     // Usage.
+    route(Method::GET, "/api/traces/{trace_id}", Usage),
     route(Method::GET, "/api/usage", Usage),
     route(Method::GET, "/api/usage/summary", Usage),
     route(Method::GET, "/api/usage/by-model", Usage),
@@ -413,7 +414,6 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/channels", Global(SettingsWrite)),
     route(Method::POST, "/api/channels", Global(SettingsWrite)),
     route(Method::GET, "/api/channels/{id}", Global(SettingsWrite)),
-    route(Method::PATCH, "/api/channels/{id}", Global(SettingsWrite)),
     route(Method::DELETE, "/api/channels/{id}", Global(SettingsWrite)),
     route(
         Method::POST,
