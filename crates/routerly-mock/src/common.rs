@@ -22,7 +22,9 @@ impl Directives {
     /// Reads every directive in `text`; unknown or malformed ones are ignored.
     pub(crate) fn parse(text: &str) -> Self {
         let mut directives = Directives::default();
-        if !text.contains(DIRECTIVE_OPEN) {
+        // A routing request quotes the client's message: its directives are for the
+        // client's model, not for the routing model.
+        if !text.contains(DIRECTIVE_OPEN) || is_routing_request(text) {
             return directives;
         }
         for body in directive_bodies(text) {
@@ -162,8 +164,64 @@ pub(crate) enum Answer {
     ToolCalls(Vec<ToolCall>),
 }
 
+/// Whether `text` is a routing model's request: a user turn whose first line is a JSON
+/// object with `candidates` (Routerly's `llm` routing policy).
+pub(crate) fn is_routing_request(text: &str) -> bool {
+    text.trim_start().starts_with("{\"candidates\":")
+}
+
+/// The routing answer (rule 0 of the crate documentation): for each candidate, the share of
+/// its description's words (three letters or more, lowercased) found in the message, with
+/// two decimals, as `{"routing":[{"model","point","reason"}]}`. With `[mock:routing_invalid]`
+/// in the message, a first ask (a one-line turn) gets plain text instead, so the caller's
+/// repair attempt (a longer turn) is what succeeds.
+fn routing_answer(text: &str) -> Option<String> {
+    let first_line = text.trim_start().lines().next()?;
+    let request: Value = serde_json::from_str(first_line).ok()?;
+    let message = request.get("message")?.as_str()?;
+    if message.contains("[mock:routing_invalid]") && text.trim().lines().count() == 1 {
+        return Some("I would pick the first model.".to_owned());
+    }
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|word| word.chars().count() >= 3)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let message_words = words(message);
+    let entries: Vec<Value> = request
+        .get("candidates")?
+        .as_array()?
+        .iter()
+        .filter_map(|candidate| {
+            let model = candidate.get("model")?.as_str()?;
+            let description = words(candidate.get("description").and_then(Value::as_str).unwrap_or(""));
+            let shared = description
+                .iter()
+                .filter(|word| message_words.contains(word))
+                .count();
+            let point = if description.is_empty() {
+                0.0
+            } else {
+                (shared as f64 / description.len() as f64 * 100.0).round() / 100.0
+            };
+            Some(serde_json::json!({
+                "model": model,
+                "point": point,
+                "reason": format!("{shared} of {} description words in the message", description.len()),
+            }))
+        })
+        .collect();
+    Some(serde_json::json!({ "routing": entries }).to_string())
+}
+
 /// Applies the answer rules of the crate documentation, first match wins.
 pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
+    if is_routing_request(&conversation.user_text)
+        && let Some(answer) = routing_answer(&conversation.user_text)
+    {
+        return Answer::Text(answer);
+    }
     if !conversation.tools.is_empty()
         && conversation.tool_choice != ToolChoice::None
         && conversation.last_is_plain_user
@@ -336,6 +394,27 @@ mod tests {
         assert_eq!(
             arguments_from_schema(Some(&schema)),
             serde_json::json!({"city": "Paris", "days": 1, "metric": true, "ratio": 1, "extra": null})
+        );
+    }
+
+    #[test]
+    fn routing_requests_get_word_overlap_points_and_keep_their_directives_inert() {
+        let ask = r#"{"candidates":[{"model":"coder","description":"rust code"},{"model":"poet","description":"poems"}],"message":"write rust code [mock:status=500]"}"#;
+        assert!(is_routing_request(ask));
+        assert_eq!(Directives::parse(ask), Directives::default());
+        let answer: Value =
+            serde_json::from_str(&routing_answer(ask).expect("an answer")).expect("JSON");
+        assert_eq!(answer["routing"][0]["point"], 1.0);
+        assert_eq!(answer["routing"][1]["point"], 0.0);
+        let invalid = r#"{"candidates":[{"model":"a","description":"x"}],"message":"[mock:routing_invalid]"}"#;
+        assert_eq!(
+            routing_answer(invalid).as_deref(),
+            Some("I would pick the first model.")
+        );
+        assert!(
+            routing_answer(&format!("{invalid}\nplease repair"))
+                .expect("an answer")
+                .starts_with("{")
         );
     }
 

@@ -15,6 +15,13 @@
 //! # Deterministic answers
 //!
 //! The first matching rule answers:
+//! 0. The last user message's first line is a JSON object with `candidates` (`[{model,
+//!    description}]`) and `message`, as Routerly's `llm` routing policy sends: answer
+//!    `{"routing":[{"model","point","reason"}]}` where each point is the share of the
+//!    candidate's description words (three letters or more, case-insensitive) that the message
+//!    contains, to two decimals. Directives quoted in such a message are not applied (they are
+//!    for the client's model); `[mock:routing_invalid]` in it makes a one-line first ask get
+//!    plain text, so the repair ask (more lines) is what succeeds.
 //! 1. The request has tools, `tool_choice` is not `none`, and the last message is a plain user
 //!    message (no tool results): call the tool `tool_choice` names, else the first tool (every
 //!    tool with `[mock:parallel]`). Arguments come from the tool's schema: each property is

@@ -93,7 +93,7 @@ fn row_of(method: &Method, path: &str) -> Row {
                 Row::ProjectWrite
             }
         }
-        path if path.starts_with("/api/usage") => Row::Usage,
+        path if path.starts_with("/api/usage") || path == "/api/traces/{trace_id}" => Row::Usage,
         "/api/limits" | "/api/limits/{id}" if get => Row::Usage,
         "/api/limits" | "/api/limits/{id}" => Row::ProjectWrite,
         path if path.starts_with("/api/users")

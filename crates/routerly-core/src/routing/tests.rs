@@ -97,7 +97,8 @@ fn health_scores_decayed_error_rates_with_pseudo_counts_and_trips_the_breaker_on
 
 #[test]
 fn performance_scores_fastest_over_this_and_is_neutral_with_too_little_data() {
-    let cases: [(&str, Vec<Option<f64>>, Vec<f64>); 3] = [
+    type Case = (&'static str, Vec<Option<f64>>, Vec<f64>);
+    let cases: [Case; 3] = [
         // 100, 200, 400 ms → 1, 0.5, 0.25.
         (
             "three known",

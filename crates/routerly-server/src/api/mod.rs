@@ -14,6 +14,7 @@ mod models;
 mod projects;
 pub mod rbac;
 mod roles;
+mod routing;
 mod settings;
 mod setup;
 mod system;
@@ -84,6 +85,16 @@ pub fn router(app: App) -> Router<App> {
             "/api/projects/{project}/members/{user}",
             patch(members::update).delete(members::remove),
         )
+        .route(
+            "/api/projects/{project}/policies",
+            get(routing::show).put(routing::replace),
+        )
+        .route("/api/projects/{project}/traces", get(routing::list_traces))
+        .route(
+            "/api/projects/{project}/traces/{trace_id}",
+            get(routing::project_trace),
+        )
+        .route("/api/traces/{trace_id}", get(routing::show_trace))
         .route("/api/usage", get(usage::list))
         .route("/api/usage/limits", get(limits::usage))
         .route("/api/limits", get(limits::list).post(limits::create))

@@ -29,6 +29,7 @@ fn project_view(project: &Project) -> Value {
         "tokens": project.tokens.iter().map(token_view).collect::<Vec<_>>(),
         "members": project.members,
         "timeouts": project.timeouts,
+        "routing": project.routing,
         "created_at": project.created_at,
     })
 }

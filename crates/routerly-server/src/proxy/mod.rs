@@ -20,6 +20,7 @@ mod error;
 mod record;
 mod relay;
 mod responses;
+mod route;
 mod tokenize;
 
 use std::sync::Arc;
@@ -453,11 +454,30 @@ async fn serve(
     if let SurfaceCall::Embeddings = surface_call {
         candidates = embeddings::candidates(candidates, &request.model)?;
     }
+    let resolved: Vec<&str> = candidates.iter().map(|model| model.id.as_str()).collect();
     let candidates = budget::admit(app, snapshot, caller, &request, candidates, record, format)?;
+    let candidates = route::rank(
+        app, snapshot, caller, headers, &request, &resolved, candidates, record, format,
+    )
+    .await?;
 
     let mut last_error = None;
     let mut pending_store = None;
-    for model in &candidates {
+    let deadline = record.started()
+        + std::time::Duration::from_millis(
+            caller
+                .project
+                .timeouts
+                .apply(snapshot.settings.timeouts)
+                .first_token_ms,
+        );
+    let mut plan = crate::routing::AttemptPlan::new(
+        &app.routing,
+        &candidates,
+        caller.project.routing.retries,
+        deadline,
+    );
+    while let Some(model) = plan.next() {
         let provider_format = provider_format_for(surface, model);
         if let SurfaceCall::Responses(_) = surface_call
             && provider_format != format
@@ -614,7 +634,14 @@ async fn serve(
                 record.trace_id(),
             ));
         }
+        let backoff = plan.failed(&error);
         last_error = Some(error);
+        if let Some(delay) = backoff {
+            if let Some(trace) = record.trace() {
+                trace.waited(delay);
+            }
+            tokio::time::sleep(delay).await;
+        }
     }
     let last_error = last_error.expect("candidates are never empty");
     Err(exhausted_error(format, &last_error, candidates.len()))

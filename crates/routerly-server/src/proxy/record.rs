@@ -262,7 +262,9 @@ impl CallRecord {
             trace.finish(
                 outcome_name(outcome),
                 status,
-                served_by.as_ref().map(|served_by| served_by.model_id.as_str()),
+                served_by
+                    .as_ref()
+                    .map(|served_by| served_by.model_id.as_str()),
             );
         }
         let cost = served_by

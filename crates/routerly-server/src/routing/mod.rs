@@ -139,7 +139,8 @@ impl Routing {
     }
 }
 
-fn window_minutes(policy: &Policy) -> Option<f64> {
+/// The statistics window a policy reads, when it reads one.
+pub fn window_minutes(policy: &Policy) -> Option<f64> {
     match policy {
         Policy::Health(config) => Some(config.window_minutes),
         Policy::Performance(config) => Some(config.window_minutes),

@@ -407,9 +407,15 @@ impl Inner {
             .entry(model_id.to_owned())
             .or_default();
         let start = bucket_start(at);
-        match buckets.back_mut() {
-            Some((last, count)) if *last == start => *count += 1,
-            _ => buckets.push_back((start, 1)),
+        match buckets.iter_mut().rev().find(|(first, _)| *first == start) {
+            Some((_, count)) => *count += 1,
+            None => {
+                let position = buckets
+                    .iter()
+                    .rposition(|(first, _)| *first < start)
+                    .map_or(0, |index| index + 1);
+                buckets.insert(position, (start, 1));
+            }
         }
         while buckets
             .front()

@@ -511,7 +511,7 @@ mod tests {
         assert_eq!(trace.served_by.as_deref(), Some("m1"));
         // A second store over the same directory reads it from the file.
         let mut found = None;
-        for _ in 0..50 {
+        for _ in 0..250 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let fresh = TraceStore::open(dir.path().join("traces"));
             found = fresh.get(&id).await;

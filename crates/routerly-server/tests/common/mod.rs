@@ -184,6 +184,9 @@ impl Gateway {
                     .map(|model| project_model(&model.id))
                     .collect();
                 project.tokens = vec![project_token(TOKEN_ID, TOKEN)];
+                // Fallback tests expect the next candidate at once; the routing tests turn
+                // retries (default 1) back on where they test them.
+                project.routing.retries = 0;
                 draft.projects.projects.push(project);
                 draft.models.models = models;
                 edit(draft);

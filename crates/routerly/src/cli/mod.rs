@@ -7,6 +7,7 @@ mod model;
 mod project;
 mod report;
 mod role;
+mod routing;
 mod service;
 mod status;
 mod user;

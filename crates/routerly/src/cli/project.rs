@@ -58,6 +58,9 @@ pub enum ProjectCommand {
     /// A project's members and their roles.
     #[command(subcommand)]
     Member(ProjectMemberCommand),
+    /// A project's routing: policies and retries.
+    #[command(subcommand)]
+    Routing(super::routing::ProjectRoutingCommand),
 }
 
 /// `routerly project member …`.
@@ -338,6 +341,7 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             }
         }
         ProjectCommand::Member(command) => member(command, &mut client).await?,
+        ProjectCommand::Routing(command) => super::routing::run(command, &mut client).await?,
         ProjectCommand::Token(ProjectTokenCommand::Edit {
             project,
             token_id,

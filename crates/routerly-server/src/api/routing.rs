@@ -1,0 +1,160 @@
+//! A project's routing (`/api/projects/{project}/policies`) and routing traces
+//! (`/api/traces/{trace_id}`, `/api/projects/{project}/traces[/{trace_id}]`).
+//!
+//! The policies are read and replaced as a whole, `{policies: [{type, enabled, config}],
+//! retries}`: the CLI's `enable`, `disable` and `reorder` are edits of that list. A body
+//! with an unknown policy type or a bad parameter is refused with a message naming it.
+
+use axum::extract::{Path, Query, State};
+use routerly_core::routing::RoutingConfig;
+use routerly_core::routing::policy::PolicyKind;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::AuthUser;
+use super::rbac::Permission;
+use super::{ApiError, ApiJson};
+use crate::routing::trace;
+use crate::state::App;
+
+fn routing_view(routing: &RoutingConfig) -> Value {
+    let mut view = serde_json::to_value(routing).expect("routing configurations serialize");
+    view["types"] = json!(
+        PolicyKind::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>()
+    );
+    view
+}
+
+/// `GET /api/projects/{project}/policies`.
+pub async fn show(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let project = snapshot
+        .project(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    Ok(axum::Json(routing_view(&project.routing)))
+}
+
+/// Body of `PUT /api/projects/{project}/policies`: the whole routing configuration.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRouting {
+    policies: Vec<routerly_core::routing::PolicyEntry>,
+    #[serde(default)]
+    retries: Option<u32>,
+}
+
+/// `PUT /api/projects/{project}/policies`.
+pub async fn replace(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+    ApiJson(body): ApiJson<ReplaceRouting>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectWrite)?;
+    let updated = app
+        .store
+        .update(move |draft| {
+            let project = draft
+                .projects
+                .projects
+                .iter_mut()
+                .find(|project| project.id == key || project.slug == key || project.name == key)
+                .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+            let routing = RoutingConfig {
+                policies: body.policies,
+                retries: body.retries.unwrap_or(project.routing.retries),
+            };
+            routing
+                .validate()
+                .map_err(|message| ApiError::invalid("policies", message))?;
+            project.routing = routing.clone();
+            Ok(routing)
+        })
+        .await?;
+    for policy in updated.enabled() {
+        if let Some(window) = crate::routing::window_minutes(policy) {
+            app.routing.stats.retain_at_least(window);
+        }
+    }
+    Ok(axum::Json(routing_view(&updated)))
+}
+
+/// `GET /api/traces/{trace_id}`: a trace of a project whose usage the caller may read.
+pub async fn show_trace(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(trace_id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let not_found = || ApiError::not_found(format!("no trace `{trace_id}`"));
+    let found = app
+        .routing
+        .traces
+        .get(&trace_id)
+        .await
+        .ok_or_else(not_found)?;
+    if !user.usage_scope().includes(&found.project_id) {
+        return Err(not_found());
+    }
+    Ok(axum::Json(trace::to_json(&found)))
+}
+
+/// Query of `GET /api/projects/{project}/traces`.
+#[derive(Deserialize)]
+pub struct TraceQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /api/projects/{project}/traces`: the project's most recent traces, newest first.
+pub async fn list_traces(
+    State(app): State<App>,
+    user: AuthUser,
+    Path(key): Path<String>,
+    Query(query): Query<TraceQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let project = snapshot
+        .project(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let traces: Vec<Value> = app
+        .routing
+        .traces
+        .recent_of(&project.id, query.limit.unwrap_or(50).min(500))
+        .iter()
+        .map(|found| trace::to_json(found))
+        .collect();
+    Ok(axum::Json(json!({ "traces": traces })))
+}
+
+/// `GET /api/projects/{project}/traces/{trace_id}`.
+pub async fn project_trace(
+    State(app): State<App>,
+    user: AuthUser,
+    Path((key, trace_id)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    user.require(Permission::ProjectRead)?;
+    let snapshot = app.store.snapshot();
+    let project = snapshot
+        .project(&key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let not_found = || ApiError::not_found(format!("no trace `{trace_id}` in project `{key}`"));
+    let found = app
+        .routing
+        .traces
+        .get(&trace_id)
+        .await
+        .ok_or_else(not_found)?;
+    if found.project_id != project.id {
+        return Err(not_found());
+    }
+    Ok(axum::Json(trace::to_json(&found)))
+}
