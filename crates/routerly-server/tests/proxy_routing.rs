@@ -352,16 +352,27 @@ async fn count_tokens_is_exact_for_anthropic_and_estimated_otherwise() {
         Some("token-counting-2024-11-01")
     );
 
-    let (status, model_header, body) =
-        answer(count("gpt").await.expect("the service answers")).await;
+    let counted = count("gpt").await.expect("the service answers");
+    assert_eq!(
+        counted
+            .headers()
+            .get("x-routerly-token-count")
+            .and_then(|value| value.to_str().ok()),
+        Some("tokenizer"),
+        "gpt-4o-mini is counted with OpenAI's own tokenizer"
+    );
+    let (status, model_header, body) = answer(counted).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(model_header.as_deref(), Some("gpt"));
-    // The documented estimate: ceil(bytes / 4) plus 4 per message.
-    let estimate = prompt_tokens("Be brief.How many tokens is this?") + 4;
-    assert_eq!(body, json!({"input_tokens": estimate}));
+    // o200k_base tokens of each text plus OpenAI's framing: 3 per message (the system
+    // prompt counts as one) and 3 to prime the reply.
+    let o200k = tiktoken_rs::o200k_base_singleton();
+    let tokens = |text: &str| o200k.encode_ordinary(text).len() as u64;
+    let expected = 3 + (3 + tokens("Be brief.")) + (3 + tokens("How many tokens is this?"));
+    assert_eq!(body, json!({"input_tokens": expected}));
     assert!(
         openai_mock.requests().is_empty(),
-        "an estimate calls no provider"
+        "a tokenizer count calls no provider"
     );
 
     let (status, _, body) = answer(count("nope").await.expect("the service answers")).await;
