@@ -271,6 +271,28 @@ async fn every_candidate_failing_is_a_502() {
 }
 
 #[tokio::test]
+async fn every_candidate_overloaded_is_a_529_overloaded_error() {
+    let only = mock(MockKind::Anthropic).await;
+    let gateway = Gateway::start(vec![anthropic_model("only", &only)]).await;
+
+    let (status, _, body) = answer(
+        gateway
+            .anthropic(&anthropic_body("auto", "hi [mock:status=529]"))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        status, 529,
+        "an overloaded provider stays overloaded: {body}"
+    );
+    assert_anthropic_error(&body, "overloaded_error");
+
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0].status, 529, "{records:#?}");
+}
+
+#[tokio::test]
 async fn every_candidate_timing_out_is_a_504() {
     let first = mock(MockKind::OpenAi).await;
     let second = mock(MockKind::Anthropic).await;

@@ -317,6 +317,16 @@ fn exhausted_error(format: WireFormat, last: &UpstreamError, tried: usize) -> Pr
             format!("{which} is rate limited; try again later."),
         )
         .with_retry_after(*retry_after),
+        UpstreamError::Status {
+            status: 529,
+            retry_after,
+            ..
+        } => ProxyError::new(
+            format,
+            ErrorKind::Overloaded,
+            format!("{which} is overloaded; try again later."),
+        )
+        .with_retry_after(*retry_after),
         UpstreamError::Status { status, .. } => ProxyError::new(
             format,
             ErrorKind::BadGateway,
