@@ -42,7 +42,7 @@ or ROUTERLY_API_KEY with ROUTERLY_URL). Listings take --json.";
 
 /// Routerly: a self-hosted LLM API gateway.
 #[derive(Debug, Parser)]
-#[command(name = "routerly", version, about, after_help = EXAMPLES)]
+#[command(name = "routerly", version, about = "Routerly: a self-hosted LLM API gateway.", after_help = EXAMPLES)]
 pub struct Args {
     /// Use this saved session instead of the current one.
     #[arg(long, global = true, env = "ROUTERLY_SERVER")]
