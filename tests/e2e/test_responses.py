@@ -1,5 +1,5 @@
 """The official OpenAI SDK's Responses API through Routerly, to OpenAI (passed through),
-Anthropic and Gemini (through the canonical model), streaming and not.
+Anthropic, Gemini, Mistral and Ollama (through the canonical model), streaming and not.
 
 Each test checks the answer the SDK parsed, the call's usage record (the tokens the SDK saw)
 and its cost from the registered prices. `previous_response_id` chains are served from
@@ -36,7 +36,9 @@ class Target:
 OPENAI = Target("gpt-4o", "gpt-4o-mini", "openai", "gpt-4o-mini", "openai", 0.15, 0.60)
 ANTHROPIC = Target("claude", "claude-sonnet", "anthropic", "claude-sonnet-4-5", "anthropic", 3.0, 15.0)
 GEMINI = Target("gemini-flash", "gemini-flash", "gemini", "gemini-2.5-flash", "gemini", 0.30, 2.50)
-TARGETS = [OPENAI, ANTHROPIC, GEMINI]
+MISTRAL = Target("mistral-small", "mistral-small", "mistral", "mistral-small-latest", "mistral", 0.10, 0.30)
+OLLAMA = Target("local-qwen", "local-qwen", "ollama", "qwen3", "ollama", 1.0, 2.0)
+TARGETS = [OPENAI, ANTHROPIC, GEMINI, MISTRAL, OLLAMA]
 WEATHER_TOOL = {
     "type": "function",
     "name": "get_weather",
@@ -70,13 +72,14 @@ def setup() -> Iterator[Setup]:
     try:
         classic = MockProviders(mocks.url("openai"), mocks.url("anthropic"), mocks.api_key)
         with running_routerly(classic) as routerly:
-            routerly.cli(
-                "model", "add", "--id", GEMINI.model_id, "--provider", "gemini",
-                "--endpoint", mocks.url("gemini"), "--api-key", mocks.api_key,
-                "--upstream-model", GEMINI.upstream,
-                "--input-price", str(GEMINI.input_price), "--output-price", str(GEMINI.output_price),
-            )  # fmt: skip
-            routerly.cli("project", "model", "add", routerly.project_slug, GEMINI.model_id)
+            for target in (GEMINI, MISTRAL, OLLAMA):
+                routerly.cli(
+                    "model", "add", "--id", target.model_id, "--provider", target.provider,
+                    "--endpoint", mocks.url(target.provider), "--api-key", mocks.api_key,
+                    "--upstream-model", target.upstream,
+                    "--input-price", str(target.input_price), "--output-price", str(target.output_price),
+                )  # fmt: skip
+                routerly.cli("project", "model", "add", routerly.project_slug, target.model_id)
             yield Setup(routerly, mocks)
     finally:
         stop_process(process)
@@ -204,7 +207,9 @@ def test_json_schema_output(setup, target, stream):
     check_record(setup, trace_id, target, stream, response.usage)
 
 
-@pytest.mark.parametrize("target", [ANTHROPIC, GEMINI, OPENAI], ids=["anthropic", "gemini", "openai"])
+@pytest.mark.parametrize(
+    "target", [ANTHROPIC, GEMINI, OPENAI, MISTRAL, OLLAMA], ids=["anthropic", "gemini", "openai", "mistral", "ollama"]
+)
 @streaming
 def test_previous_response_id_chain(setup, target, stream):
     first, _, _ = create(setup, stream, model=target.name, input="My name is Ada")
@@ -213,7 +218,7 @@ def test_previous_response_id_chain(setup, target, stream):
     )
     assert second.output_text == hello(target, "What is my name?")
     # The provider received the whole conversation: the first turn, its answer, the new turn.
-    provider = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}[target.provider]
+    provider = target.provider  # each provider is served by the mock of the same name
     body = setup.mocks.requests(provider)[-1]["body"]
     sent = json.dumps(body)
     assert "My name is Ada" in sent and hello(target, "My name is Ada") in sent, body

@@ -58,8 +58,105 @@ pub(crate) async fn handle(
         "generateContent" => generate(state, model, body, None).await,
         "streamGenerateContent" => generate(state, model, body, Some(sse)).await,
         "countTokens" => count_tokens(body),
+        "batchEmbedContents" => batch_embed_contents(state, model, body),
         _ => not_found(path),
     }
+}
+
+/// `models/{model}:batchEmbedContents`: one deterministic word-hash vector per request (the
+/// OpenAI mock's), `outputDimensionality` long (64 by default). Only embedding models
+/// (names with `embed`) serve it; each request must name the URL's model; no usage is given.
+fn batch_embed_contents(state: &MockState, model: &str, body: Option<&Value>) -> Response {
+    if let Some(status) = state.take_failure() {
+        return ApiError::for_status(KIND, status).into_response(KIND);
+    }
+    if !model.contains("embed") {
+        return model_not_found(model, "batchEmbedContents");
+    }
+    match embed_requests(model, body) {
+        Ok(embeddings) => json_response(StatusCode::OK, &json!({ "embeddings": embeddings })),
+        Err(error) => error.into_response(KIND),
+    }
+}
+
+fn embed_requests(model: &str, body: Option<&Value>) -> Result<Vec<Value>, ApiError> {
+    let Some(body) = body.and_then(Value::as_object) else {
+        return Err(invalid("Invalid JSON payload received."));
+    };
+    check_known(body, &["requests"], "")?;
+    let requests = match body.get("requests").and_then(Value::as_array) {
+        Some(requests) if !requests.is_empty() => requests,
+        _ => {
+            return Err(invalid(
+                "* BatchEmbedContentsRequest.requests: at least one request is required\n",
+            ));
+        }
+    };
+    let mut embeddings = Vec::with_capacity(requests.len());
+    for (index, request) in requests.iter().enumerate() {
+        let at = format!("requests[{index}]");
+        let Some(request) = request.as_object() else {
+            return Err(invalid(format!(
+                "Invalid JSON payload received. Invalid value at '{at}'"
+            )));
+        };
+        check_known(
+            request,
+            &[
+                "model",
+                "content",
+                "taskType",
+                "title",
+                "outputDimensionality",
+            ],
+            &at,
+        )?;
+        let named = request.get("model").and_then(Value::as_str).unwrap_or("");
+        if named.strip_prefix("models/") != Some(model) {
+            return Err(invalid(format!(
+                "* BatchEmbedContentsRequest.{at}.model: model `{named}` must be `models/{model}`, the model of the URL\n"
+            )));
+        }
+        let parts = request
+            .get("content")
+            .and_then(|content| content.get("parts"))
+            .and_then(Value::as_array)
+            .filter(|parts| !parts.is_empty());
+        let Some(parts) = parts else {
+            return Err(invalid(format!(
+                "* BatchEmbedContentsRequest.{at}.content.parts: contents must not be empty\n"
+            )));
+        };
+        let mut text = String::new();
+        for part in parts {
+            match part.get("text").and_then(Value::as_str) {
+                Some(piece) => text.push_str(piece),
+                None => {
+                    return Err(invalid(format!(
+                        "* BatchEmbedContentsRequest.{at}.content.parts: only text parts can be embedded\n"
+                    )));
+                }
+            }
+        }
+        if text.is_empty() {
+            return Err(invalid(format!(
+                "* BatchEmbedContentsRequest.{at}.content: text must not be empty\n"
+            )));
+        }
+        let dimensions = match request.get("outputDimensionality") {
+            None => 64,
+            Some(value) => match value.as_u64().filter(|d| (1..=3072).contains(d)) {
+                Some(dimensions) => dimensions as usize,
+                None => {
+                    return Err(invalid(format!(
+                        "* BatchEmbedContentsRequest.{at}.output_dimensionality: must be between 1 and 3072\n"
+                    )));
+                }
+            },
+        };
+        embeddings.push(json!({ "values": crate::openai::embed(&text, dimensions) }));
+    }
+    Ok(embeddings)
 }
 
 fn model_object(id: &str) -> Value {

@@ -114,13 +114,14 @@ pub enum MockKind {
     /// The Anthropic Messages API (`/v1/messages`, `/v1/messages/count_tokens`, `/v1/models`).
     Anthropic,
     /// The Gemini API (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent`,
-    /// `:countTokens`, `/v1beta/models`).
+    /// `:countTokens`, `:batchEmbedContents`, `/v1beta/models`).
     Gemini,
-    /// Mistral's API (`/v1/chat/completions`, `/v1/models`).
+    /// Mistral's API (`/v1/chat/completions`, `/v1/embeddings`, `/v1/models`).
     Mistral,
-    /// Ollama's native API (`/api/chat`, `/api/tags`, `/api/version`).
+    /// Ollama's native API (`/api/chat`, `/api/embed`, `/api/tags`, `/api/version`).
     Ollama,
-    /// Azure OpenAI (`/openai/deployments/{deployment}/chat/completions?api-version=…`).
+    /// Azure OpenAI (`/openai/deployments/{deployment}/chat/completions?api-version=…` and
+    /// `…/embeddings`).
     Azure,
 }
 

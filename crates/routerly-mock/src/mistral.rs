@@ -62,6 +62,7 @@ pub(crate) async fn handle(
 ) -> Response {
     match (method, path) {
         (&Method::POST, "/v1/chat/completions") => chat(state, body).await,
+        (&Method::POST, "/v1/embeddings") => embeddings(state, body),
         (&Method::GET, "/v1/models") => {
             let data: Vec<Value> = state
                 .models
@@ -72,6 +73,112 @@ pub(crate) async fn handle(
         }
         _ => ApiError::new(404, "Not Found").into_response(KIND),
     }
+}
+
+/// The fields of Mistral's `EmbeddingRequest`.
+const EMBEDDING_FIELDS: &[&str] = &[
+    "model",
+    "input",
+    "inputs",
+    "output_dimension",
+    "output_dtype",
+    "encoding_format",
+    "metadata",
+];
+
+/// `POST /v1/embeddings`: the OpenAI mock's word-hash vectors, `output_dimension` long (64 by
+/// default); only embedding models (names with `embed`); `input` must be text.
+fn embeddings(state: &MockState, body: Option<&Value>) -> Response {
+    if let Some(status) = state.take_failure() {
+        return ApiError::for_status(KIND, status).into_response(KIND);
+    }
+    let Some(object) = body.and_then(Value::as_object) else {
+        return unprocessable(&[("json_invalid", vec![], "JSON decode error", Value::Null)]);
+    };
+    if let Some((key, value)) = object
+        .iter()
+        .find(|(key, _)| !EMBEDDING_FIELDS.contains(&key.as_str()))
+    {
+        return unprocessable(&[(
+            "extra_forbidden",
+            vec![Value::from(key.as_str())],
+            "Extra inputs are not permitted",
+            value.clone(),
+        )]);
+    }
+    let Some(model) = object.get("model").and_then(Value::as_str) else {
+        return unprocessable(&[(
+            "missing",
+            vec![Value::from("model")],
+            "Field required",
+            Value::Null,
+        )]);
+    };
+    if !model.contains("embed") {
+        return ApiError::new(400, format!("Invalid model: {model}"))
+            .with_code("1500")
+            .into_response(KIND);
+    }
+    let input = object.get("input").or_else(|| object.get("inputs"));
+    let texts: Vec<&str> = match input {
+        None => {
+            return unprocessable(&[(
+                "missing",
+                vec![Value::from("input")],
+                "Field required",
+                Value::Null,
+            )]);
+        }
+        Some(Value::String(text)) => vec![text.as_str()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        Some(other) => {
+            return unprocessable(&[(
+                "string_type",
+                vec![Value::from("input")],
+                "Input should be a valid string",
+                other.clone(),
+            )]);
+        }
+    };
+    if texts.is_empty() || texts.iter().any(|text| text.is_empty()) {
+        return ApiError::new(400, "Input must not be empty")
+            .with_code("3210")
+            .into_response(KIND);
+    }
+    let dimensions = match object.get("output_dimension") {
+        None | Some(Value::Null) => 64,
+        Some(value) => match value.as_u64().filter(|d| (1..=3072).contains(d)) {
+            Some(dimensions) => dimensions as usize,
+            None => {
+                return unprocessable(&[(
+                    "greater_than",
+                    vec![Value::from("output_dimension")],
+                    "Input should be greater than 0",
+                    value.clone(),
+                )]);
+            }
+        },
+    };
+    let data: Vec<Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            json!({"object": "embedding", "index": index, "embedding": crate::openai::embed(text, dimensions)})
+        })
+        .collect();
+    let prompt_tokens = tokens_for_bytes(texts.iter().map(|text| text.len()).sum());
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "id": format!("embd-{:08x}", state.next_call_number()),
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens, "completion_tokens": 0},
+        }),
+    )
 }
 
 async fn chat(state: &MockState, body: Option<&Value>) -> Response {

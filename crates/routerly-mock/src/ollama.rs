@@ -33,6 +33,7 @@ pub(crate) async fn handle(
 ) -> Response {
     match (method, path) {
         (&Method::POST, "/api/chat") => chat(state, body).await,
+        (&Method::POST, "/api/embed") => embed(state, body),
         (&Method::GET, "/api/tags") => {
             let models: Vec<Value> = state
                 .models
@@ -62,6 +63,66 @@ fn tagged(name: &str) -> String {
 
 fn base_name(name: &str) -> &str {
     name.split(':').next().unwrap_or(name)
+}
+
+/// `POST /api/embed`: the OpenAI mock's word-hash vectors, `dimensions` long (64 by default),
+/// for a pulled model or any model named `…embed…`; tokens in `prompt_eval_count`.
+fn embed(state: &MockState, body: Option<&Value>) -> Response {
+    if let Some(status) = state.take_failure() {
+        return ApiError::for_status(KIND, status).into_response(KIND);
+    }
+    let Some(body) = body.filter(|body| body.is_object()) else {
+        return ApiError::invalid("missing request body").into_response(KIND);
+    };
+    let model = match body.get("model") {
+        Some(Value::String(model)) if !model.is_empty() => model.as_str(),
+        _ => return ApiError::invalid("model is required").into_response(KIND),
+    };
+    let pulled = state
+        .models
+        .iter()
+        .any(|known| tagged(known) == tagged(model));
+    if !pulled && !model.contains("embed") {
+        return ApiError::new(
+            404,
+            format!("model \"{model}\" not found, try pulling it first"),
+        )
+        .into_response(KIND);
+    }
+    let texts: Vec<&str> = match body.get("input") {
+        Some(Value::String(text)) => vec![text.as_str()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(Value::as_str).collect()
+        }
+        _ => return ApiError::invalid("invalid input type").into_response(KIND),
+    };
+    if texts.is_empty() || texts.iter().any(|text| text.is_empty()) {
+        return ApiError::invalid("input cannot be empty").into_response(KIND);
+    }
+    let dimensions = match body.get("dimensions") {
+        None | Some(Value::Null) => 64,
+        Some(value) => match value.as_u64().filter(|d| (1..=4096).contains(d)) {
+            Some(dimensions) => dimensions as usize,
+            None => {
+                return ApiError::invalid(format!("invalid dimensions: {value}"))
+                    .into_response(KIND);
+            }
+        },
+    };
+    let embeddings: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|text| crate::openai::embed(text, dimensions))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "model": tagged(model),
+            "embeddings": embeddings,
+            "total_duration": 14_143_917,
+            "load_duration": 1_019_500,
+            "prompt_eval_count": tokens_for_bytes(texts.iter().map(|text| text.len()).sum()),
+        }),
+    )
 }
 
 async fn chat(state: &MockState, body: Option<&Value>) -> Response {

@@ -34,9 +34,16 @@ pub(crate) async fn azure(
     const AZURE: MockKind = MockKind::Azure;
     let deployment = path
         .strip_prefix("/openai/deployments/")
-        .and_then(|rest| rest.strip_suffix("/chat/completions"))
+        .and_then(|rest| {
+            rest.strip_suffix("/chat/completions")
+                .map(|deployment| (deployment, false))
+                .or_else(|| {
+                    rest.strip_suffix("/embeddings")
+                        .map(|deployment| (deployment, true))
+                })
+        })
         .filter(|_| method == Method::POST);
-    let Some(deployment) = deployment else {
+    let Some((deployment, wants_embeddings)) = deployment else {
         return ApiError::new(404, "Resource not found").into_response(AZURE);
     };
     let has_version = query.unwrap_or("").split('&').any(|pair| {
@@ -46,13 +53,27 @@ pub(crate) async fn azure(
     if !has_version {
         return ApiError::new(404, "Resource not found").into_response(AZURE);
     }
-    if !state.models.iter().any(|model| model == deployment) {
+    // Embedding deployments: any whose name says so (the default deployments are chat ones).
+    let known = state.models.iter().any(|model| model == deployment)
+        || (wants_embeddings && deployment.contains("embed"));
+    if !known {
         return ApiError::new(
             404,
             "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
         )
         .with_code("DeploymentNotFound")
         .into_response(AZURE);
+    }
+    if wants_embeddings {
+        if let Some(status) = state.take_failure() {
+            return ApiError::for_status(KIND, status).into_response(AZURE);
+        }
+        // The deployment names the model; a `model` in the body is ignored.
+        let mut body = body.cloned();
+        if let Some(Value::Object(object)) = body.as_mut() {
+            object.insert("model".into(), Value::from(deployment));
+        }
+        return embeddings(body.as_ref());
     }
     chat_completions_as(state, body, AZURE, Some(deployment)).await
 }
@@ -979,7 +1000,7 @@ fn invalid_embedding_input() -> ApiError {
 }
 
 /// Each lowercase word adds 1 to a dimension chosen by its FNV-1a hash; the vector is unit length.
-fn embed(text: &str, dimensions: usize) -> Vec<f32> {
+pub(crate) fn embed(text: &str, dimensions: usize) -> Vec<f32> {
     let mut vector = vec![0f32; dimensions];
     for word in text
         .split(|c: char| !c.is_alphanumeric())

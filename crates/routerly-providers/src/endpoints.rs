@@ -110,10 +110,11 @@ pub fn url_for(target: &Target<'_>, operation: Operation, stream: bool) -> Strin
     }
 }
 
-/// Where a provider serves embeddings in OpenAI's shape: `/embeddings` under an
-/// OpenAI-style base, Azure's deployment URL, Mistral's and Ollama's `/v1/embeddings`,
-/// Gemini's OpenAI-compatible `/v1beta/openai/embeddings`. Anthropic has no embeddings;
-/// the server never sends it any (its URL here is the 404 it would get).
+/// Where a provider serves embeddings: `/embeddings` under an OpenAI-style base, Azure's
+/// deployment URL, Mistral's `/v1/embeddings` (its base has no `/v1`), Gemini's native
+/// `models/{m}:batchEmbedContents` and Ollama's native `/api/embed` (the bodies are converted
+/// by `routerly_core::wire::embeddings`). Anthropic has no embeddings; the server never
+/// sends it any (its URL here is the 404 it would get).
 fn embeddings_url(target: &Target<'_>, base: &str) -> String {
     match target.provider {
         ProviderKind::Azure => format!(
@@ -121,10 +122,15 @@ fn embeddings_url(target: &Target<'_>, base: &str) -> String {
             target.upstream_model,
             target.api_version.unwrap_or(AZURE_DEFAULT_API_VERSION)
         ),
-        ProviderKind::Mistral | ProviderKind::Ollama | ProviderKind::Anthropic => {
-            format!("{base}/v1/embeddings")
+        ProviderKind::Mistral | ProviderKind::Anthropic => format!("{base}/v1/embeddings"),
+        ProviderKind::Ollama => format!("{base}/api/embed"),
+        ProviderKind::Gemini => {
+            let model = target
+                .upstream_model
+                .strip_prefix("models/")
+                .unwrap_or(target.upstream_model);
+            format!("{base}/v1beta/models/{model}:batchEmbedContents")
         }
-        ProviderKind::Gemini => format!("{base}/v1beta/openai/embeddings"),
         _ => format!("{base}/embeddings"),
     }
 }
@@ -231,6 +237,52 @@ mod tests {
                 false
             ),
             "https://api.mistral.ai/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn embeddings_urls_follow_each_provider() {
+        let url = |provider, endpoint, model| {
+            url_for(
+                &Target {
+                    upstream_model: model,
+                    ..target(provider, endpoint)
+                },
+                Operation::Embeddings,
+                false,
+            )
+        };
+        assert_eq!(
+            url(
+                ProviderKind::Gemini,
+                "https://g.test",
+                "models/gemini-embedding-001"
+            ),
+            "https://g.test/v1beta/models/gemini-embedding-001:batchEmbedContents"
+        );
+        assert_eq!(
+            url(
+                ProviderKind::Ollama,
+                "http://localhost:11434",
+                "nomic-embed-text"
+            ),
+            "http://localhost:11434/api/embed"
+        );
+        assert_eq!(
+            url(
+                ProviderKind::Mistral,
+                "https://api.mistral.ai",
+                "mistral-embed"
+            ),
+            "https://api.mistral.ai/v1/embeddings"
+        );
+        assert_eq!(
+            url(ProviderKind::Azure, "https://a.test", "embed-dep"),
+            "https://a.test/openai/deployments/embed-dep/embeddings?api-version=2024-10-21"
+        );
+        assert_eq!(
+            url(ProviderKind::Groq, "https://api.groq.com/openai/v1", "e"),
+            "https://api.groq.com/openai/v1/embeddings"
         );
     }
 

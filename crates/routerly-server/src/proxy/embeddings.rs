@@ -1,6 +1,8 @@
 //! `POST /v1/embeddings`: OpenAI's shape, passed through (model replaced) to models whose
-//! provider serves OpenAI-shaped embeddings, recorded with call type `embedding` and priced
-//! by input tokens.
+//! provider serves OpenAI-shaped embeddings and converted (by
+//! [`routerly_core::wire::embeddings`]) for Gemini, Mistral and Ollama; recorded with call
+//! type `embedding` and priced by input tokens (Gemini counts none: the estimate, logged).
+//! A client asking for base64 gets little-endian `f32` base64 whatever the provider sent.
 //!
 //! Which models may serve: a model named by the client (or by an alias) unless it is flagged
 //! `embedding: false` or its provider has no embeddings (Anthropic); its fallbacks, and the
@@ -10,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use routerly_core::canonical::{
     ChatRequest, ContentPart, ErrorBody, ErrorKind, Message, Role, Usage,
 };
-use routerly_core::config::{ModelConfig, ProviderKind};
+use routerly_core::config::ModelConfig;
 use routerly_core::wire::WireFormat;
+use routerly_core::wire::embeddings::{self as wire_embeddings, EmbeddingsFormat};
 use routerly_providers::UpstreamError;
 use serde_json::Value;
 
@@ -72,6 +75,16 @@ pub(super) fn decode(raw: &Value) -> Result<ChatRequest, ProxyError> {
         }
         Some(_) => return Err(bad_input()),
     };
+    match raw.get("encoding_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(format)) if format == "float" || format == "base64" => {}
+        Some(_) => {
+            return Err(invalid(
+                "Invalid value for 'encoding_format': expected 'float' or 'base64'.",
+                "encoding_format",
+            ));
+        }
+    }
     Ok(ChatRequest {
         model,
         messages: vec![Message {
@@ -86,7 +99,29 @@ pub(super) fn decode(raw: &Value) -> Result<ChatRequest, ProxyError> {
 
 /// Whether `model`'s provider serves embeddings at all.
 fn provider_embeds(model: &ModelConfig) -> bool {
-    model.provider != ProviderKind::Anthropic
+    EmbeddingsFormat::of(model.provider).is_some()
+}
+
+/// The embeddings API of `model`'s provider (only embedding providers are candidates).
+fn format_of(model: &ModelConfig) -> EmbeddingsFormat {
+    EmbeddingsFormat::of(model.provider).unwrap_or(EmbeddingsFormat::OpenAi)
+}
+
+/// The body for `model`'s provider: the client's own (model replaced) for OpenAI-shaped
+/// providers, converted for the others; a 400 naming the model for inputs it cannot take.
+pub(super) fn upstream_body(model: &ModelConfig, raw: &Value) -> Result<Vec<u8>, ProxyError> {
+    let body = wire_embeddings::encode_request(format_of(model), raw, &model.upstream_model)
+        .map_err(|error| {
+            let mut body = error.to_error_body();
+            body.message = format!(
+                "The model `{}` ({}): {}",
+                model.id,
+                model.provider.as_str(),
+                body.message
+            );
+            ProxyError::from_body(FORMAT, body)
+        })?;
+    Ok(serde_json::to_vec(&body).expect("a JSON value serializes"))
 }
 
 /// The candidates that may embed, in order.
@@ -137,23 +172,30 @@ pub(super) fn candidates<'s>(
     Ok(usable)
 }
 
-/// The provider's embeddings answer for the client (model replaced) and its usage.
-pub(super) fn answer(model: &ModelConfig, body: &[u8]) -> Result<(Response, Usage), UpstreamError> {
-    let mut value: Value = serde_json::from_slice(body)
+/// The provider's embeddings answer for the client, in OpenAI's shape (model replaced,
+/// base64 when asked), and its usage. `raw` is the client's request.
+pub(super) fn answer(
+    model: &ModelConfig,
+    raw: &Value,
+    body: &[u8],
+) -> Result<(Response, Usage), UpstreamError> {
+    let value: Value = serde_json::from_slice(body)
         .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
-    if !value.get("data").is_some_and(Value::is_array) {
-        return Err(UpstreamError::Protocol(
-            "the embeddings answer has no `data` array".to_owned(),
-        ));
+    let mut decoded = wire_embeddings::decode_response(format_of(model), &value, raw, &model.id)
+        .map_err(UpstreamError::Protocol)?;
+    if decoded.estimated {
+        tracing::debug!(
+            model = %model.id,
+            tokens = decoded.prompt_tokens,
+            "the provider reports no embedding tokens; recording the estimate"
+        );
     }
-    let prompt_tokens = value
-        .pointer("/usage/prompt_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    value["model"] = Value::String(model.id.clone());
+    if wire_embeddings::wants_base64(raw) {
+        wire_embeddings::encode_base64(&mut decoded.body);
+    }
     let usage = Usage {
-        input_tokens: prompt_tokens,
+        input_tokens: decoded.prompt_tokens,
         ..Usage::default()
     };
-    Ok((axum::Json(value).into_response(), usage))
+    Ok((axum::Json(decoded.body).into_response(), usage))
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use http::HeaderMap;
 use routerly_core::canonical::{ChatRequest, ContentPart, Message, Role, Usage};
-use routerly_core::config::{ModelConfig, ProviderKind};
+use routerly_core::config::ModelConfig;
 use routerly_core::routing::llm::{self, RoutingCandidate};
 use routerly_core::routing::policy::{LlmConfig, SemanticIntentConfig};
 use routerly_core::routing::score::{self, PolicyResult};
@@ -438,8 +438,8 @@ pub async fn semantic_scores(
     Ok((result, decision.explanation))
 }
 
-/// Embeds `texts` with `model` through its provider's OpenAI-shaped embeddings endpoint,
-/// recorded as a routing call.
+/// Embeds `texts` with `model` through its provider's embeddings API (converted by
+/// [`wire::embeddings`]), recorded as a routing call.
 async fn embed(
     app: &AppState,
     snapshot: &Snapshot,
@@ -447,14 +447,16 @@ async fn embed(
     model: &ModelConfig,
     texts: &[String],
 ) -> Result<Vec<Vec<f32>>, String> {
-    if model.provider == ProviderKind::Anthropic {
+    let Some(format) = wire::embeddings::EmbeddingsFormat::of(model.provider) else {
         return Err(format!(
-            "`{}` ({}) has no OpenAI-shaped embeddings endpoint",
+            "`{}` ({}) has no embeddings endpoint",
             model.id,
             model.provider.as_str()
         ));
-    }
-    let body = json!({ "model": model.upstream_model, "input": texts });
+    };
+    let request = json!({ "model": model.upstream_model, "input": texts });
+    let body = wire::embeddings::encode_request(format, &request, &model.upstream_model)
+        .map_err(|error| error.message)?;
     let started = Instant::now();
     let sent = app
         .upstream
@@ -467,7 +469,12 @@ async fn embed(
         )
         .await;
     let parsed = match sent {
-        Ok(UpstreamResponse::Json(bytes)) => parse_embeddings(&bytes, texts.len()),
+        Ok(UpstreamResponse::Json(bytes)) => serde_json::from_slice::<Value>(&bytes)
+            .map_err(|error| format!("not JSON: {error}"))
+            .and_then(|answer| {
+                wire::embeddings::decode_response(format, &answer, &request, &model.id)
+            })
+            .and_then(|decoded| parse_embeddings(&decoded.body, texts.len())),
         Ok(UpstreamResponse::Stream(_)) => Err("the embeddings answer is a stream".to_owned()),
         Err(error) => Err(error.to_string()),
     };
@@ -496,9 +503,7 @@ async fn embed(
     }
 }
 
-fn parse_embeddings(bytes: &[u8], expected: usize) -> Result<(Vec<Vec<f32>>, u64), String> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|error| format!("not JSON: {error}"))?;
+fn parse_embeddings(value: &Value, expected: usize) -> Result<(Vec<Vec<f32>>, u64), String> {
     let data = value
         .get("data")
         .and_then(Value::as_array)
