@@ -245,7 +245,36 @@ def start_routerly(mock_port, slow_mock_url, cpus):
     for model_id in ["bench-chat", "bench-stream", "bench-slow"]:
         run_cli(env, "project", "model", "add", project_key, model_id)
     token = json.loads(run_cli(env, "project", "token", "create", project_key, "--json"))["token"]
-    return port, proc, token, home
+    routed_tokens = setup_routed(env, mock_port)
+    return port, proc, token, home, routed_tokens
+
+
+ROUTING_POLICIES = ["cheapest", "health", "performance", "capability", "context"]
+
+
+def setup_routed(env, mock_port):
+    """Two projects that route `auto` between two models on the same mock (the second twice
+    the price) with the policies of ROUTING_POLICIES enabled: the cost of routing beside the
+    plain run, which names one model and has no policy. Returns a token per mode."""
+    tokens = {}
+    for mode, path in [("chat", "/v1"), ("stream", "/stream/v1")]:
+        models = []
+        for suffix, price in [("a", 1), ("b", 2)]:
+            model_id = f"bench-routed-{mode}-{suffix}"
+            run_cli(env, "model", "add", "--id", model_id, "--provider", "openai", "--endpoint",
+                    f"http://127.0.0.1:{mock_port}{path}", "--api-key", "sk-bench-upstream",
+                    "--upstream-model", "gpt-4o-mini", "--input-price", str(0.15 * price),
+                    "--output-price", str(0.6 * price))
+            models.append(model_id)
+        project = json.loads(run_cli(env, "project", "create", "--name", f"bench-routed-{mode}", "--json"))
+        key = project.get("slug") or project["id"]
+        for model_id in models:
+            run_cli(env, "project", "model", "add", key, model_id)
+        for policy in ROUTING_POLICIES:
+            run_cli(env, "project", "routing", "policy", "enable", key, policy)
+        run_cli(env, "project", "routing", "policy", "reorder", key, ",".join(ROUTING_POLICIES))
+        tokens[mode] = json.loads(run_cli(env, "project", "token", "create", key, "--json"))["token"]
+    return tokens
 
 
 WRK_LUA = """
@@ -449,7 +478,7 @@ def run(args):
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     slow_urls = json.loads(slow.stdout.readline())
     hop_port, hop = start_nginx_hop(mock_port, gcpu)
-    routerly_port, routerly, token, home = start_routerly(mock_port, slow_urls["openai"], gcpu)
+    routerly_port, routerly, token, home, routed_tokens = start_routerly(mock_port, slow_urls["openai"], gcpu)
     time.sleep(1.0)
     idle_rss = routerly.rss_mb()
 
@@ -463,6 +492,10 @@ def run(args):
         {"name": "routerly", "port": routerly_port, "proc": routerly, "auth": {"Authorization": f"Bearer {token}"},
          "path": {"chat": "/v1/chat/completions", "stream": "/v1/chat/completions"},
          "model": {"chat": "bench-chat", "stream": "bench-stream"}},
+        {"name": "routed", "port": routerly_port, "proc": routerly,
+         "auth": {}, "auth_by_mode": {mode: {"Authorization": f"Bearer {routed_tokens[mode]}"} for mode in MODES},
+         "path": {"chat": "/v1/chat/completions", "stream": "/v1/chat/completions"},
+         "model": {"chat": "auto", "stream": "auto"}},
     ]
     if args.peers:
         port, proc = start_litellm(mock_port, gcpu)
@@ -486,7 +519,7 @@ def run(args):
 
     for target in targets:
         for mode in MODES:
-            headers = dict(target["auth"])
+            headers = dict(target.get("auth_by_mode", {}).get(mode, target["auth"]))
             if "custom_host" in target:
                 headers["x-portkey-custom-host"] = target["custom_host"][mode]
             body = request_body(target["model"][mode], mode == "stream")
@@ -510,7 +543,9 @@ def run(args):
         if target["proc"] is not None:
             target["peak_rss_mb"] = target["proc"].rss_mb("VmHWM")
     results["memory"] = {t["name"]: {"idle_rss_mb": t.get("idle_rss_mb"), "peak_rss_mb": t.get("peak_rss_mb")}
-                         for t in targets if t["proc"] is not None}
+                         for t in targets if t["proc"] is not None and t["name"] != "routed"}
+    results["memory"]["routerly"]["peak_rss_mb"] = routerly.rss_mb("VmHWM")
+    results["routing_policies"] = ROUTING_POLICIES
     results["buffering"] = buffering_check(routerly_port, token)
     usage_log = home / "data" / "usage.jsonl"
     results["usage_records"] = sum(1 for _ in usage_log.open()) if usage_log.exists() else 0
@@ -604,6 +639,21 @@ def report(results, args):
         check(peak_load < 50, f"peak RSS under load {peak_load:.1f} MB < 50 MB (lifetime peak {mem['peak_rss_mb']:.1f} MB)"),
         check(results["routerly_idle_rss_mb"] < 20, f"idle RSS {results['routerly_idle_rss_mb']:.1f} MB < 20 MB"),
     ]
+    if cell(results, "routed", "chat", 1) is not None:
+        lines.append("")
+        lines.append("`routed` is the same Routerly with `model: auto` in a project routing between two models "
+                     f"on the same mock with {', '.join(results.get('routing_policies', []))} enabled; "
+                     "`routerly` names one model and has no policy.")
+        lines.append("")
+        lines.append("| mode | conc | plain req/s | routed req/s | routed / plain | plain added p50 ms "
+                     "| routed added p50 ms |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|")
+        for mode in MODES:
+            for concurrency in CONCURRENCIES:
+                plain, routed = cell(results, "routerly", mode, concurrency), cell(results, "routed", mode, concurrency)
+                lines.append(f"| {mode} | {concurrency} | {plain['rps']:.0f} | {routed['rps']:.0f} | "
+                             f"{routed['rps'] / plain['rps']:.2f} | {fmt_ms(plain['added_p50_us'])} | "
+                             f"{fmt_ms(routed['added_p50_us'])} |")
     lines.append("")
     lines.append("Targets:")
     lines.extend(targets)

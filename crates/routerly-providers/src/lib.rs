@@ -42,7 +42,7 @@ pub enum Operation {
     CountTokens,
     /// OpenAI's `/responses`.
     Responses,
-    /// Embeddings in OpenAI's shape (`/embeddings`).
+    /// Embeddings (`/embeddings`, or the provider's native embeddings method).
     Embeddings,
 }
 
@@ -159,7 +159,13 @@ impl UpstreamError {
 /// Pooled HTTP clients, one per connect timeout in use.
 pub struct Upstream {
     clients: RwLock<HashMap<u64, reqwest::Client>>,
+    /// Provider URLs already parsed (a model's URL is the same on every call; parsing it
+    /// was a tenth of a non-streamed request's instructions). Cleared when it grows large.
+    urls: RwLock<HashMap<String, reqwest::Url>>,
 }
+
+/// Most distinct provider URLs kept parsed.
+const MAX_PARSED_URLS: usize = 1024;
 
 impl Default for Upstream {
     fn default() -> Self {
@@ -172,6 +178,7 @@ impl Upstream {
     pub fn new() -> Self {
         Upstream {
             clients: RwLock::new(HashMap::new()),
+            urls: RwLock::new(HashMap::new()),
         }
     }
 
@@ -200,6 +207,20 @@ impl Upstream {
             .clone()
     }
 
+    /// `url` parsed, from the cache when it was parsed before; `None` when it does not parse.
+    fn parsed_url(&self, url: &str) -> Option<reqwest::Url> {
+        if let Some(parsed) = self.urls.read().expect("url map lock poisoned").get(url) {
+            return Some(parsed.clone());
+        }
+        let parsed = reqwest::Url::parse(url).ok()?;
+        let mut urls = self.urls.write().expect("url map lock poisoned");
+        if urls.len() >= MAX_PARSED_URLS {
+            urls.clear();
+        }
+        urls.insert(url.to_owned(), parsed.clone());
+        Some(parsed)
+    }
+
     /// Posts `body` (already in the provider's wire format) and returns the answer.
     ///
     /// `extra_headers` are passed through as they are (`anthropic-beta`). For a stream,
@@ -215,11 +236,14 @@ impl Upstream {
     ) -> Result<UpstreamResponse, UpstreamError> {
         let url = url_for(target, operation, stream);
         let framing = Framing::of(target.provider);
-        let mut request = self
-            .client(target.timeouts.connect_ms)
-            .post(url)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .headers(endpoints::auth_headers(target));
+        let client = self.client(target.timeouts.connect_ms);
+        let mut request = match self.parsed_url(&url) {
+            Some(parsed) => client.post(parsed),
+            // Unparsable: reqwest reports it as it always did.
+            None => client.post(url),
+        }
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .headers(endpoints::auth_headers(target));
         for (name, value) in extra_headers {
             request = request.header(name, value);
         }

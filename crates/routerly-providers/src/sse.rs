@@ -1,7 +1,5 @@
 //! Incremental reader of server-sent events from a byte stream.
 
-use bytes::{Buf, BytesMut};
-
 /// One server-sent event: its `event:` name, when given, and its joined `data:` lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseEvent {
@@ -12,9 +10,17 @@ pub struct SseEvent {
 }
 
 /// Splits bytes into events as they arrive; holds the incomplete tail between calls.
+///
+/// Events are read in place from one buffer (no copy or allocation per event beyond the
+/// event's own strings), and the search for an event's end resumes where the last one
+/// stopped, so an event arriving in many small reads is scanned once.
 #[derive(Debug, Default)]
 pub struct SseParser {
-    buffer: BytesMut,
+    buffer: Vec<u8>,
+    /// Where the unread bytes begin.
+    start: usize,
+    /// How far (from the buffer's beginning) the search for the next event's end has got.
+    scanned: usize,
 }
 
 impl SseParser {
@@ -25,39 +31,57 @@ impl SseParser {
 
     /// Adds bytes read from the wire.
     pub fn push(&mut self, chunk: &[u8]) {
+        if self.start > 0 {
+            // Drop what was read; the unread tail is at most one partial event.
+            self.buffer.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
         self.buffer.extend_from_slice(chunk);
     }
 
     /// Bytes received that do not yet form a complete event.
     pub fn pending_len(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() - self.start
     }
 
     /// The next complete event, if one has arrived. Events without data (comments,
     /// keep-alives) are skipped.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            let (end, separator_len) = find_event_end(&self.buffer)?;
-            let raw = self.buffer.split_to(end);
-            self.buffer.advance(separator_len);
-            if let Some(event) = parse_event(&raw) {
+            let from = self.scanned.max(self.start);
+            let Some((end, separator_len)) = find_event_end(&self.buffer, from) else {
+                // A separator may begin in the last two bytes: look at them again.
+                self.scanned = self.buffer.len().saturating_sub(2).max(self.start);
+                return None;
+            };
+            let raw = &self.buffer[self.start..end];
+            let event = parse_event(raw);
+            self.start = end + separator_len;
+            self.scanned = self.start;
+            if self.start == self.buffer.len() {
+                self.buffer.clear();
+                self.start = 0;
+                self.scanned = 0;
+            }
+            if let Some(event) = event {
                 return Some(event);
             }
         }
     }
 }
 
-/// Where the first event ends: the index of its blank-line separator and the separator's length.
-fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
-    let mut index = 0;
-    while index < buffer.len() {
-        if buffer[index] == b'\n' {
-            if buffer.get(index + 1) == Some(&b'\n') {
-                return Some((index, 2));
-            }
-            if buffer.get(index + 1) == Some(&b'\r') && buffer.get(index + 2) == Some(&b'\n') {
-                return Some((index, 3));
-            }
+/// Where the first event at or after `from` ends: the index of its blank-line separator
+/// and the separator's length.
+fn find_event_end(buffer: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut index = from;
+    while let Some(offset) = memchr::memchr(b'\n', &buffer[index..]) {
+        index += offset;
+        if buffer.get(index + 1) == Some(&b'\n') {
+            return Some((index, 2));
+        }
+        if buffer.get(index + 1) == Some(&b'\r') && buffer.get(index + 2) == Some(&b'\n') {
+            return Some((index, 3));
         }
         index += 1;
     }
@@ -65,7 +89,11 @@ fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
 }
 
 fn parse_event(raw: &[u8]) -> Option<SseEvent> {
-    let text = String::from_utf8_lossy(raw);
+    // Valid UTF-8 (the usual case) is checked with the fast validator and borrowed.
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     let mut event = None;
     let mut data: Option<String> = None;
     for line in text.lines() {
@@ -144,5 +172,27 @@ mod tests {
         );
         assert_eq!(parser.next_event(), None, "the tail has no blank line yet");
         assert_eq!(parser.pending_len(), "data: tail".len());
+    }
+
+    #[test]
+    fn an_event_arriving_byte_by_byte_is_found_once_whole() {
+        let stream = "event: a\r\ndata: 1\r\n\r\ndata: 2\n\n: ping\n\ndata: 3\ndata: 4\n\n";
+        let mut parser = SseParser::new();
+        let mut events = Vec::new();
+        for byte in stream.as_bytes() {
+            parser.push(std::slice::from_ref(byte));
+            while let Some(event) = parser.next_event() {
+                events.push((event.event, event.data));
+            }
+        }
+        assert_eq!(
+            events,
+            vec![
+                (Some("a".to_owned()), "1".to_owned()),
+                (None, "2".to_owned()),
+                (None, "3\n4".to_owned()),
+            ]
+        );
+        assert_eq!(parser.pending_len(), 0);
     }
 }

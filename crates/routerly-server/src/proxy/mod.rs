@@ -11,7 +11,8 @@
 //! The Responses surface adds conversation state (see [`responses`]): `previous_response_id`
 //! is resolved from Routerly's store before the attempts, and each answer is stored after.
 //! OpenAI models get the Responses body itself; others the canonical request. Embeddings
-//! (see [`embeddings`]) pass through in OpenAI's shape to embedding-capable models.
+//! (see [`embeddings`]) go to embedding-capable models in OpenAI's shape or converted to the
+//! provider's own embeddings API.
 
 mod budget;
 mod candidates;
@@ -90,10 +91,10 @@ fn surface_format(surface: Surface) -> WireFormat {
 }
 
 /// The format `model` is spoken to in for a call on `surface`: OpenAI takes the Responses
-/// format itself, embeddings are OpenAI-shaped everywhere, else the provider's chat format.
+/// format itself, else the provider's chat format (for embeddings, whose bodies
+/// [`embeddings`] converts, this is the format of the provider's errors).
 fn provider_format_for(surface: Surface, model: &ModelConfig) -> WireFormat {
     match surface {
-        Surface::Embeddings => WireFormat::OpenAiChat,
         Surface::Responses if model.provider == ProviderKind::OpenAi => WireFormat::OpenAiResponses,
         _ => model.provider.wire_format(),
     }
@@ -509,7 +510,10 @@ async fn serve(
             record.add_upstream_time(std::time::Duration::ZERO);
             return Err(error);
         }
-        let upstream_body = upstream_body(format, provider_format, &mut raw, &request, model)?;
+        let upstream_body = match surface_call {
+            SurfaceCall::Embeddings => embeddings::upstream_body(model, &raw)?,
+            _ => upstream_body(format, provider_format, &mut raw, &request, model)?,
+        };
         let target = Target {
             provider: model.provider,
             endpoint: &model.endpoint,
@@ -536,7 +540,7 @@ async fn serve(
         let error = match sent {
             Ok(UpstreamResponse::Json(body)) => {
                 let answered = match &surface_call {
-                    SurfaceCall::Embeddings => embeddings::answer(model, &body),
+                    SurfaceCall::Embeddings => embeddings::answer(model, &raw, &body),
                     SurfaceCall::Plain => answer_json(format, provider_format, model, &body, None)
                         .map(|(response, canonical)| (response, canonical.usage)),
                     SurfaceCall::Responses(conversation) => answer_json(
@@ -672,16 +676,25 @@ fn answer_json(
     let mut canonical = wire::decode_response(provider_format, &value).map_err(|error| {
         UpstreamError::Protocol(format!("the answer is malformed: {}", error.message))
     })?;
-    let client_body = if client_format == provider_format {
-        value["model"] = Value::String(model.id.clone());
-        value
-    } else {
-        canonical.model = model.id.clone();
-        if let Some(response_id) = response_id {
-            canonical.id = response_id.to_owned();
-        }
-        wire::encode_response(client_format, &canonical)
-    };
+    if client_format == provider_format {
+        // The provider's own text with the model replaced, in one pass (re-serializing the
+        // tree was a tenth of a non-streamed request's instructions).
+        let bytes = relay::with_model(body, &model.id).unwrap_or_else(|| {
+            value["model"] = Value::String(model.id.clone());
+            serde_json::to_vec(&value).expect("a JSON value serializes")
+        });
+        let mut response = Response::new(Body::from(bytes));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok((response, canonical));
+    }
+    canonical.model = model.id.clone();
+    if let Some(response_id) = response_id {
+        canonical.id = response_id.to_owned();
+    }
+    let client_body = wire::encode_response(client_format, &canonical);
     Ok((axum::Json(client_body).into_response(), canonical))
 }
 

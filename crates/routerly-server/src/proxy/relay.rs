@@ -462,6 +462,39 @@ fn sse_frame(event: Option<&str>, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A JSON object's text with its top-level `model` set to `model_id` (added at the end when
+/// absent), rewritten in one pass without building a tree; `None` when the text is not an
+/// object whose keys are plain (the caller then goes through `serde_json::Value`).
+pub(super) fn with_model(json: &[u8], model_id: &str) -> Option<Vec<u8>> {
+    let TopLevel(entries) = serde_json::from_slice(json).ok()?;
+    let mut out = Vec::with_capacity(json.len() + model_id.len() + 16);
+    out.push(b'{');
+    let mut replaced = false;
+    for (index, (key, value)) in entries.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(b"\":");
+        if *key == "model" {
+            replaced = true;
+            serde_json::to_writer(&mut out, model_id).expect("a string serializes");
+        } else {
+            out.extend_from_slice(value.get().as_bytes());
+        }
+    }
+    if !replaced {
+        if !entries.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"model\":");
+        serde_json::to_writer(&mut out, model_id).expect("a string serializes");
+    }
+    out.push(b'}');
+    Some(out)
+}
+
 /// A JSON object's top-level entries in order, borrowed from the text: keys with escapes
 /// and values as raw JSON, so an event can be rewritten without building a tree.
 struct TopLevel<'a>(Vec<(&'a str, &'a RawValue)>);

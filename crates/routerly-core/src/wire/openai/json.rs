@@ -79,9 +79,11 @@ pub(crate) fn required_object<'a>(
     key: &str,
     parent: &str,
 ) -> Result<&'a Map<String, Value>, DecodeError> {
-    let path = field_path(parent, key);
-    let value = get(map, key).ok_or_else(|| missing(&path))?;
-    as_object(value, &path)
+    // The path is only spelled out for an error: the success path allocates nothing.
+    let value = get(map, key).ok_or_else(|| missing(&field_path(parent, key)))?;
+    value
+        .as_object()
+        .ok_or_else(|| wrong_type(&field_path(parent, key), "an object", value))
 }
 
 pub(crate) fn required_str<'a>(
@@ -89,9 +91,10 @@ pub(crate) fn required_str<'a>(
     key: &str,
     parent: &str,
 ) -> Result<&'a str, DecodeError> {
-    let path = field_path(parent, key);
-    let value = get(map, key).ok_or_else(|| missing(&path))?;
-    as_str(value, &path)
+    let value = get(map, key).ok_or_else(|| missing(&field_path(parent, key)))?;
+    value
+        .as_str()
+        .ok_or_else(|| wrong_type(&field_path(parent, key), "a string", value))
 }
 
 pub(crate) fn optional_str<'a>(
@@ -100,7 +103,11 @@ pub(crate) fn optional_str<'a>(
     parent: &str,
 ) -> Result<Option<&'a str>, DecodeError> {
     get(map, key)
-        .map(|value| as_str(value, &field_path(parent, key)))
+        .map(|value| {
+            value
+                .as_str()
+                .ok_or_else(|| wrong_type(&field_path(parent, key), "a string", value))
+        })
         .transpose()
 }
 
