@@ -547,8 +547,8 @@ def run(args):
     results["memory"]["routerly"]["peak_rss_mb"] = routerly.rss_mb("VmHWM")
     results["routing_policies"] = ROUTING_POLICIES
     results["buffering"] = buffering_check(routerly_port, token)
-    usage_log = home / "data" / "usage.jsonl"
-    results["usage_records"] = sum(1 for _ in usage_log.open()) if usage_log.exists() else 0
+    # The active log and the rotated ones beside it (`usage-*.jsonl`).
+    results["usage_records"] = sum(sum(1 for _ in path.open()) for path in (home / "data").glob("usage*.jsonl"))
     slow.terminate()
     return results
 
