@@ -9,6 +9,7 @@
 //! on formats itself: adding a format means a module here and an arm in each match below.
 
 pub mod anthropic;
+mod blocks;
 pub mod embeddings;
 pub mod gemini;
 mod json;

@@ -14,20 +14,14 @@ use super::response::{candidate_parts, decode_part, encode_part, first_candidate
 use super::{stop_reason_from_name, stop_reason_name, usage_from_gemini};
 use crate::canonical::{ContentPart, DecodeError, StopReason, StreamEvent, Usage};
 use crate::wire::SseFrame;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpenBlock {
-    Text(usize),
-    Thinking(usize),
-}
+use crate::wire::blocks::{BlockTracker, OpenBlock};
 
 /// Turns the chunks of a Gemini stream into canonical events, one chunk at a time.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
     finished: bool,
-    next_block_index: usize,
-    open_block: Option<OpenBlock>,
+    blocks: BlockTracker,
     called_tools: bool,
     usage: Usage,
 }
@@ -91,11 +85,11 @@ impl StreamDecoder {
             for part in candidate_parts(candidate) {
                 match decode_part(part) {
                     Some(ContentPart::Text { text }) if !text.is_empty() => {
-                        let index = self.ensure_block(OpenBlock::Text, &mut events);
+                        let index = self.blocks.ensure(OpenBlock::Text, &mut events);
                         events.push(StreamEvent::TextDelta { index, text });
                     }
                     Some(ContentPart::Thinking { text, signature }) => {
-                        let index = self.ensure_block(OpenBlock::Thinking, &mut events);
+                        let index = self.blocks.ensure(OpenBlock::Thinking, &mut events);
                         if !text.is_empty() {
                             events.push(StreamEvent::ThinkingDelta { index, text });
                         }
@@ -108,8 +102,8 @@ impl StreamDecoder {
                         name,
                         arguments,
                     }) => {
-                        self.close_open_block(&mut events);
-                        let index = self.next_index();
+                        self.blocks.close(&mut events);
+                        let index = self.blocks.next_index();
                         self.called_tools = true;
                         events.push(StreamEvent::ToolCallStart { index, id, name });
                         events.push(StreamEvent::ToolCallDelta { index, arguments });
@@ -126,7 +120,7 @@ impl StreamDecoder {
         let blocked = candidate.is_none() && get(chunk_map, "promptFeedback").is_some();
         if finish_reason.is_some() || blocked {
             self.finished = true;
-            self.close_open_block(&mut events);
+            self.blocks.close(&mut events);
             let stop_reason = match finish_reason {
                 Some(name) => stop_reason_from_name(name, self.called_tools),
                 None => StopReason::ContentFilter,
@@ -139,48 +133,6 @@ impl StreamDecoder {
             events.push(StreamEvent::End);
         }
         Ok(events)
-    }
-
-    fn next_index(&mut self) -> usize {
-        let index = self.next_block_index;
-        self.next_block_index += 1;
-        index
-    }
-
-    /// The index of the open block of `kind`, opening one (and closing another) if needed.
-    fn ensure_block(
-        &mut self,
-        kind: fn(usize) -> OpenBlock,
-        events: &mut Vec<StreamEvent>,
-    ) -> usize {
-        if let Some(open) = self.open_block
-            && open == kind(block_index(open))
-        {
-            return block_index(open);
-        }
-        self.close_open_block(events);
-        let index = self.next_index();
-        let block = kind(index);
-        events.push(match block {
-            OpenBlock::Text(index) => StreamEvent::TextStart { index },
-            OpenBlock::Thinking(index) => StreamEvent::ThinkingStart { index },
-        });
-        self.open_block = Some(block);
-        index
-    }
-
-    fn close_open_block(&mut self, events: &mut Vec<StreamEvent>) {
-        if let Some(open) = self.open_block.take() {
-            events.push(StreamEvent::BlockStop {
-                index: block_index(open),
-            });
-        }
-    }
-}
-
-fn block_index(block: OpenBlock) -> usize {
-    match block {
-        OpenBlock::Text(index) | OpenBlock::Thinking(index) => index,
     }
 }
 

@@ -13,20 +13,14 @@ use super::response::{created_at, decode_message_parts};
 use super::{args_object, stop_reason_from_name, stop_reason_name, usage_from_ollama};
 use crate::canonical::{ContentPart, DecodeError, StopReason, StreamEvent, Usage};
 use crate::wire::SseFrame;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OpenBlock {
-    Text(usize),
-    Thinking(usize),
-}
+use crate::wire::blocks::{BlockTracker, OpenBlock};
 
 /// Turns the lines of an Ollama stream into canonical events, one line at a time.
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
     finished: bool,
-    next_block_index: usize,
-    open_block: Option<OpenBlock>,
+    blocks: BlockTracker,
     called_tools: bool,
 }
 
@@ -71,11 +65,11 @@ impl StreamDecoder {
             for part in decode_message_parts(message_map) {
                 match part {
                     ContentPart::Text { text } => {
-                        let index = self.ensure_block(OpenBlock::Text, &mut events);
+                        let index = self.blocks.ensure(OpenBlock::Text, &mut events);
                         events.push(StreamEvent::TextDelta { index, text });
                     }
                     ContentPart::Thinking { text, .. } => {
-                        let index = self.ensure_block(OpenBlock::Thinking, &mut events);
+                        let index = self.blocks.ensure(OpenBlock::Thinking, &mut events);
                         events.push(StreamEvent::ThinkingDelta { index, text });
                     }
                     ContentPart::ToolCall {
@@ -83,8 +77,8 @@ impl StreamDecoder {
                         name,
                         arguments,
                     } => {
-                        self.close_open_block(&mut events);
-                        let index = self.next_index();
+                        self.blocks.close(&mut events);
+                        let index = self.blocks.next_index();
                         self.called_tools = true;
                         events.push(StreamEvent::ToolCallStart { index, id, name });
                         events.push(StreamEvent::ToolCallDelta { index, arguments });
@@ -96,7 +90,7 @@ impl StreamDecoder {
         }
         if get(chunk_map, "done").and_then(Value::as_bool) == Some(true) {
             self.finished = true;
-            self.close_open_block(&mut events);
+            self.blocks.close(&mut events);
             events.push(StreamEvent::Usage {
                 usage: usage_from_ollama(chunk_map),
             });
@@ -110,47 +104,6 @@ impl StreamDecoder {
             events.push(StreamEvent::End);
         }
         Ok(events)
-    }
-
-    fn next_index(&mut self) -> usize {
-        let index = self.next_block_index;
-        self.next_block_index += 1;
-        index
-    }
-
-    fn ensure_block(
-        &mut self,
-        kind: fn(usize) -> OpenBlock,
-        events: &mut Vec<StreamEvent>,
-    ) -> usize {
-        if let Some(open) = self.open_block
-            && open == kind(block_index(open))
-        {
-            return block_index(open);
-        }
-        self.close_open_block(events);
-        let index = self.next_index();
-        let block = kind(index);
-        events.push(match block {
-            OpenBlock::Text(index) => StreamEvent::TextStart { index },
-            OpenBlock::Thinking(index) => StreamEvent::ThinkingStart { index },
-        });
-        self.open_block = Some(block);
-        index
-    }
-
-    fn close_open_block(&mut self, events: &mut Vec<StreamEvent>) {
-        if let Some(open) = self.open_block.take() {
-            events.push(StreamEvent::BlockStop {
-                index: block_index(open),
-            });
-        }
-    }
-}
-
-fn block_index(block: OpenBlock) -> usize {
-    match block {
-        OpenBlock::Text(index) | OpenBlock::Thinking(index) => index,
     }
 }
 
