@@ -12,9 +12,10 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::common::{
-    Answer, Conversation, Directives, ToolChoice, ToolSpec, decide, json_bytes, output_tokens,
-    tokens_for_bytes, truncate_words, unix_seconds, word_fragments,
+    Answer, decide, json_bytes, output_tokens, tokens_for_bytes, truncate_words, unix_seconds,
+    word_fragments,
 };
+use crate::openai::{content_text, conversation};
 use crate::{ApiError, MockKind, MockState, event_body, json_response, sse_response};
 
 const KIND: MockKind = MockKind::Mistral;
@@ -197,7 +198,7 @@ async fn chat(state: &MockState, body: Option<&Value>) -> Response {
             .with_code("1500")
             .into_response(KIND);
     }
-    let conversation = conversation(body, model);
+    let conversation = conversation(body, KIND, Some(model));
     let directives = conversation.directives.clone();
     if directives.delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(directives.delay_ms)).await;
@@ -492,22 +493,6 @@ fn validate(body: &Value) -> Result<(), Box<Response>> {
 
 // ---- the conversation view and the token rule ----------------------------------------------
 
-fn content_text(content: Option<&Value>) -> String {
-    match content {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|part| part.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
-}
-
-fn role_of(message: &Value) -> &str {
-    message.get("role").and_then(Value::as_str).unwrap_or("")
-}
-
 /// Prompt tokens by the crate's token rule (as the OpenAI mock counts).
 fn input_tokens(body: &Value) -> u64 {
     let messages = body
@@ -535,83 +520,6 @@ fn input_tokens(body: &Value) -> u64 {
         bytes += json_bytes(tools);
     }
     tokens_for_bytes(bytes)
-}
-
-fn conversation<'a>(body: &'a Value, model: &'a str) -> Conversation<'a> {
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let tools = body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|tool| {
-            let function = tool.get("function")?;
-            Some(ToolSpec {
-                name: function.get("name")?.as_str()?,
-                schema: function.get("parameters"),
-            })
-        })
-        .collect();
-    let tool_choice = match body.get("tool_choice") {
-        Some(Value::String(choice)) if choice == "none" => ToolChoice::None,
-        Some(choice @ Value::Object(_)) => {
-            match choice.pointer("/function/name").and_then(Value::as_str) {
-                Some(name) => ToolChoice::Named(name),
-                None => ToolChoice::Auto,
-            }
-        }
-        _ => ToolChoice::Auto,
-    };
-    let last_role = messages.last().map_or("", role_of);
-    let tool_results = (last_role == "tool").then(|| {
-        let trailing = messages
-            .iter()
-            .rev()
-            .take_while(|message| role_of(message) == "tool")
-            .count();
-        messages[messages.len() - trailing..]
-            .iter()
-            .map(|message| content_text(message.get("content")))
-            .collect::<Vec<_>>()
-    });
-    let last_user = messages
-        .iter()
-        .rev()
-        .find(|message| role_of(message) == "user");
-    let user_text = content_text(last_user.and_then(|message| message.get("content")));
-    let images = last_user
-        .and_then(|message| message.get("content"))
-        .and_then(Value::as_array)
-        .map_or(0, |parts| {
-            parts
-                .iter()
-                .filter(|part| part.get("type").and_then(Value::as_str) == Some("image_url"))
-                .count()
-        });
-    let directives = match &tool_results {
-        Some(results) => Directives::parse(&results.join(" ")),
-        None => Directives::parse(&user_text),
-    };
-    let json_output = matches!(
-        body.pointer("/response_format/type")
-            .and_then(Value::as_str),
-        Some("json_object") | Some("json_schema")
-    );
-    Conversation {
-        provider: KIND.name(),
-        model,
-        tools,
-        tool_choice,
-        last_is_plain_user: last_role == "user",
-        tool_results,
-        user_text,
-        images,
-        json_output,
-        directives,
-    }
 }
 
 // ---- the completion and its stream ---------------------------------------------------------

@@ -634,7 +634,7 @@ fn validate_tools(tools: Option<&Value>) -> Result<bool, ApiError> {
 // ---- the conversation view and the token rule ----------------------------------------------
 
 /// The text of a message's `content`: the string, or its text parts joined by a space.
-fn content_text(content: Option<&Value>) -> String {
+pub(crate) fn content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Array(parts)) => parts
@@ -686,11 +686,16 @@ fn input_tokens(body: &Value) -> u64 {
     tokens_for_bytes(bytes)
 }
 
-fn role_of(message: &Value) -> &str {
+pub(crate) fn role_of(message: &Value) -> &str {
     message.get("role").and_then(Value::as_str).unwrap_or("")
 }
 
-fn conversation<'a>(body: &'a Value, kind: MockKind, model: Option<&'a str>) -> Conversation<'a> {
+/// The conversation view of an OpenAI-shaped chat body (also Mistral's and Azure's).
+pub(crate) fn conversation<'a>(
+    body: &'a Value,
+    kind: MockKind,
+    model: Option<&'a str>,
+) -> Conversation<'a> {
     let messages: &[Value] = body
         .get("messages")
         .and_then(Value::as_array)
