@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::auth::{AuthUser, Permission};
 use super::rbac::ProjectRole;
-use super::{ApiError, ApiJson, ErrorCode};
+use super::{ApiError, ApiJson, ErrorCode, project_or_404};
 use crate::state::App;
 use crate::store::{Draft, Snapshot};
 
@@ -56,9 +56,7 @@ pub async fn list(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(members_view(&snapshot, project)))
 }
 
@@ -91,9 +89,7 @@ pub async fn add(
         ProjectRole::parse(&body.role).map_err(|message| ApiError::invalid("role", message))?;
     set_role(&app, &key, &body.email, role, "email").await?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     Ok((
         http::StatusCode::CREATED,
         axum::Json(members_view(&snapshot, project)),
@@ -126,9 +122,7 @@ pub async fn update(
     }
     set_role(&app, &key, &member, role, "user").await?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(members_view(&snapshot, project)))
 }
 

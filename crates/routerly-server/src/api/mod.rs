@@ -290,3 +290,13 @@ pub async fn setup_headless_admin(app: &App, email: &str, password: &str) -> Res
         .map(|_| ())
         .map_err(|error| error.message)
 }
+
+/// The project named by `key` (id, slug or name) in `snapshot`, or a 404 naming it.
+pub(crate) fn project_or_404<'s>(
+    snapshot: &'s crate::store::config::Snapshot,
+    key: &str,
+) -> Result<&'s routerly_core::config::Project, ApiError> {
+    snapshot
+        .project(key)
+        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))
+}

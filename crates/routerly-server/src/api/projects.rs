@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{AuthUser, Permission};
 use super::models::check_id;
-use super::{ApiError, ApiJson, ErrorCode};
+use super::{ApiError, ApiJson, ErrorCode, project_or_404};
 use crate::state::App;
 use crate::store::Draft;
 
@@ -91,9 +91,7 @@ pub async fn show(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(project_view(project)))
 }
 
@@ -230,9 +228,7 @@ pub async fn list_models(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(json!({ "models": project.models })))
 }
 
@@ -415,9 +411,7 @@ pub async fn list_tokens(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     let tokens: Vec<Value> = project.tokens.iter().map(token_view).collect();
     Ok(axum::Json(json!({ "tokens": tokens })))
 }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::auth::AuthUser;
 use super::rbac::Permission;
-use super::{ApiError, ApiJson};
+use super::{ApiError, ApiJson, project_or_404};
 use crate::routing::trace;
 use crate::state::App;
 
@@ -36,9 +36,7 @@ pub async fn show(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(routing_view(&project.routing)))
 }
 
@@ -122,9 +120,7 @@ pub async fn list_traces(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     let traces: Vec<Value> = app
         .routing
         .traces
@@ -143,9 +139,7 @@ pub async fn project_trace(
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
-    let project = snapshot
-        .project(&key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+    let project = project_or_404(&snapshot, &key)?;
     let not_found = || ApiError::not_found(format!("no trace `{trace_id}` in project `{key}`"));
     let found = app
         .routing
