@@ -398,55 +398,76 @@ fn find_in(path: &Path, id: &str) -> Option<Trace> {
         .find_map(|line| serde_json::from_str(&line).ok())
 }
 
+/// The shortest time between two writes of the trace writer: under load one write carries
+/// the traces of this interval (the newest are in memory meanwhile).
+const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The writer task: appends batches to the hourly file, then prunes old files.
 async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
     let mut batch = Vec::new();
+    let mut file = HourFile::default();
     let mut last_prune = Instant::now() - Duration::from_secs(3600);
-    while receiver.recv_many(&mut batch, 256).await > 0 {
+    while receiver.recv_many(&mut batch, QUEUE_CAPACITY).await > 0 {
+        let next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
         let traces = std::mem::take(&mut batch);
         let dir_for_write = dir.clone();
         let prune = last_prune.elapsed() > Duration::from_secs(60);
         if prune {
             last_prune = Instant::now();
         }
+        let mut hour_file = std::mem::take(&mut file);
         let written = tokio::task::spawn_blocking(move || {
-            append(&dir_for_write, &traces)?;
-            if prune {
-                prune_dir(&dir_for_write, MAX_AGE, MAX_BYTES)?;
+            let mut result = hour_file.append(&dir_for_write, &traces);
+            if prune && result.is_ok() {
+                result = prune_dir(&dir_for_write, MAX_AGE, MAX_BYTES);
             }
-            Ok::<(), io::Error>(())
+            (hour_file, result)
         })
         .await;
         match written {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::error!(%error, dir = %dir.display(), "cannot write routing traces")
+            Ok((hour_file, result)) => {
+                file = hour_file;
+                if let Err(error) = result {
+                    tracing::error!(%error, dir = %dir.display(), "cannot write routing traces");
+                }
             }
             Err(error) => tracing::error!(%error, "the trace writer task failed"),
         }
+        tokio::time::sleep_until(next_write).await;
     }
 }
 
-fn append(dir: &Path, traces: &[Arc<Trace>]) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut by_file: Vec<(String, Vec<u8>)> = Vec::new();
-    for trace in traces {
+/// The hourly trace file the writer appends to, kept open between writes.
+#[derive(Default)]
+struct HourFile {
+    open: Option<(String, std::fs::File)>,
+}
+
+impl HourFile {
+    fn append(&mut self, dir: &Path, traces: &[Arc<Trace>]) -> io::Result<()> {
         let name = file_name(Utc::now());
-        let mut line = serde_json::to_vec(trace.as_ref()).map_err(io::Error::other)?;
-        line.push(b'\n');
-        match by_file.iter_mut().find(|(file, _)| *file == name) {
-            Some((_, bytes)) => bytes.extend_from_slice(&line),
-            None => by_file.push((name, line)),
+        let mut bytes = Vec::new();
+        for trace in traces {
+            serde_json::to_writer(&mut bytes, trace.as_ref()).map_err(io::Error::other)?;
+            bytes.push(b'\n');
         }
+        let file = match &mut self.open {
+            Some((open_name, file)) if *open_name == name && dir.join(&name).exists() => file,
+            _ => {
+                std::fs::create_dir_all(dir)?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(&name))?;
+                &mut self.open.insert((name, file)).1
+            }
+        };
+        let written = file.write_all(&bytes);
+        if written.is_err() {
+            self.open = None;
+        }
+        written
     }
-    for (name, bytes) in by_file {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(name))?;
-        file.write_all(&bytes)?;
-    }
-    Ok(())
 }
 
 /// Deletes trace files older than `max_age`, then the oldest until the rest fit `max_bytes`.
