@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use http::HeaderMap;
 use routerly_core::config::{ProviderKind, Timeouts};
 
@@ -455,6 +455,13 @@ impl EventStream {
                 Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
             }
         }
+    }
+
+    /// [`EventStream::next_event`] if the event has already arrived (parsed, or in bytes the
+    /// connection has received), else `None` without waiting: lets a relay send everything
+    /// the provider delivered together in one write instead of one write per event.
+    pub fn ready_event(&mut self) -> Option<Result<Option<SseEvent>, UpstreamError>> {
+        self.next_event().now_or_never()
     }
 }
 

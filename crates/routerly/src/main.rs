@@ -3,6 +3,7 @@
 
 mod cli;
 mod client;
+mod log_writer;
 mod serve;
 
 use clap::Parser;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeOptions;
+use crate::log_writer::BufferedStderr;
 
 /// Runs the service in the foreground.
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -20,11 +21,12 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     let format = std::env::var("ROUTERLY_LOG_FORMAT")
         .ok()
         .or_else(|| log_setting(&home, "log_format"));
+    let writer = BufferedStderr::start().context("cannot start the log writer")?;
     // Colour codes only for a terminal: they cost ~10 % of a request's instructions.
     let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(writer.clone());
     match format.as_deref().map(str::trim) {
         // One JSON object per line, the request's fields at the top level.
         Some(json) if json.eq_ignore_ascii_case("json") => {
@@ -32,7 +34,13 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         }
         _ => logger.init(),
     }
+    let result = run_service(home, options).await;
+    writer.flush();
+    result
+}
 
+/// Runs the service once logging is set up.
+async fn run_service(home: Home, options: ServeOptions) -> anyhow::Result<()> {
     let service = Service::open(home.clone())
         .await
         .with_context(|| format!("cannot start with ROUTERLY_HOME={}", home.root.display()))?;

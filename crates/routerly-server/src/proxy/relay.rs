@@ -68,7 +68,7 @@ pub type OnComplete =
 pub struct Relay {
     parts: RelayParts,
     /// The first event, already translated for the client.
-    pending_first: Option<Bytes>,
+    pending_first: Vec<u8>,
     decoder: StreamDecoder,
     encoder: Option<StreamEncoder>,
     record: CallRecord,
@@ -97,7 +97,7 @@ impl Relay {
         );
         let mut relay = Relay {
             parts,
-            pending_first: None,
+            pending_first: Vec::new(),
             decoder,
             encoder,
             record,
@@ -110,9 +110,10 @@ impl Relay {
         if relay.parts.on_complete.is_some() {
             relay.accumulator = Some(Accumulator::new());
         }
-        match relay.translate(&first_event) {
-            Ok(bytes) => {
-                relay.pending_first = Some(Bytes::from(bytes));
+        let mut first = Vec::new();
+        match relay.translate(&first_event, &mut first) {
+            Ok(()) => {
+                relay.pending_first = first;
                 Ok(relay)
             }
             Err(message) => {
@@ -143,67 +144,62 @@ impl Relay {
         response
     }
 
-    /// The next bytes to send, one upstream event's worth; `None` when done.
+    /// The next bytes to send: the next upstream event and every later one that has already
+    /// arrived, translated, so what the provider sent together leaves in one write (an
+    /// event is never held back waiting for another); `None` when done.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.pending_first.take()
-            && !first.is_empty()
-        {
-            self.first_byte_at.get_or_insert_with(Instant::now);
-            return Some(first);
-        }
+        let mut out = std::mem::take(&mut self.pending_first);
         loop {
             if self.finished {
-                return None;
+                break;
             }
             if self.saw_end {
                 self.finish(Outcome::Success, None).await;
-                return None;
+                break;
             }
-            let event = match self.parts.events.next_event().await {
-                Ok(Some(event)) => event,
-                Ok(None) => {
-                    return Some(
-                        self.fail(
-                            Outcome::Error,
-                            "the provider closed the stream before it finished".to_owned(),
-                        )
-                        .await,
-                    );
+            let next = if out.is_empty() {
+                self.parts.events.next_event().await
+            } else {
+                match self.parts.events.ready_event() {
+                    Some(next) => next,
+                    None => break,
                 }
+            };
+            let failure = match next {
+                Ok(Some(event)) => match self.translate(&event, &mut out) {
+                    Ok(()) => continue,
+                    Err(message) => (
+                        Outcome::Error,
+                        format!("the provider sent an unreadable event: {message}"),
+                    ),
+                },
+                Ok(None) => (
+                    Outcome::Error,
+                    "the provider closed the stream before it finished".to_owned(),
+                ),
                 Err(error) => {
                     let outcome = if error.is_timeout() {
                         Outcome::Timeout
                     } else {
                         Outcome::Error
                     };
-                    return Some(self.fail(outcome, error.to_string()).await);
+                    (outcome, error.to_string())
                 }
             };
-            match self.translate(&event) {
-                Ok(bytes) if bytes.is_empty() => continue,
-                Ok(bytes) => {
-                    self.first_byte_at.get_or_insert_with(Instant::now);
-                    return Some(Bytes::from(bytes));
-                }
-                Err(message) => {
-                    return Some(
-                        self.fail(
-                            Outcome::Error,
-                            format!("the provider sent an unreadable event: {message}"),
-                        )
-                        .await,
-                    );
-                }
-            }
+            out.extend_from_slice(&self.fail(failure.0, failure.1).await);
+            break;
         }
+        if out.is_empty() {
+            return None;
+        }
+        self.first_byte_at.get_or_insert_with(Instant::now);
+        Some(Bytes::from(out))
     }
 
-    /// Decodes one upstream event and produces the bytes for the client.
-    fn translate(&mut self, event: &SseEvent) -> Result<Vec<u8>, String> {
-        if self.encoder.is_none()
-            && let Some(bytes) = self.passthrough_plain(event)
-        {
-            return Ok(bytes);
+    /// Decodes one upstream event and appends the bytes for the client to `out`.
+    fn translate(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> Result<(), String> {
+        if self.encoder.is_none() && self.passthrough_plain(event, out) {
+            return Ok(());
         }
         let events = self
             .decoder
@@ -222,9 +218,9 @@ impl Relay {
             }
         }
         let Some(encoder) = &mut self.encoder else {
-            return Ok(self.passthrough(event));
+            self.passthrough(event, out);
+            return Ok(());
         };
-        let mut out = Vec::new();
         for mut canonical in events {
             if let StreamEvent::Start { id, model, .. } = &mut canonical {
                 model.clone_from(&self.parts.model_id);
@@ -236,34 +232,47 @@ impl Relay {
                 out.extend_from_slice(&frame.to_bytes());
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// When formats match, the bytes of an event that carries no usage, no end and no error,
     /// without decoding it: most of a stream's events, relayed with one pass over the JSON
     /// (measured with callgrind: decoding every event and re-serializing it was two thirds of
-    /// a streamed request's instructions). `None` sends the event down the decoding path.
-    fn passthrough_plain(&self, event: &SseEvent) -> Option<Vec<u8>> {
+    /// a streamed request's instructions), appended to `out`. `false` (with `out` as it
+    /// was) sends the event down the decoding path.
+    fn passthrough_plain(&self, event: &SseEvent, out: &mut Vec<u8>) -> bool {
         let format = self.parts.provider_format;
         if format == WireFormat::AnthropicMessages {
             // Usage rides on message_start and message_delta; the end on message_stop.
-            return matches!(
+            let plain = matches!(
                 event.event.as_deref(),
                 Some("content_block_start" | "content_block_delta" | "content_block_stop" | "ping")
-            )
-            .then(|| sse_frame(event.event.as_deref(), event.data.as_bytes()));
+            );
+            if plain {
+                sse_frame(event.event.as_deref(), event.data.as_bytes(), out);
+            }
+            return plain;
         }
         if format != WireFormat::OpenAiChat || event.data == "[DONE]" {
-            return None;
+            return false;
         }
-        let TopLevel(entries) = serde_json::from_str(&event.data).ok()?;
-        let mut out = Vec::with_capacity(event.data.len() + 32);
+        let Ok(TopLevel(entries)) = serde_json::from_str(&event.data) else {
+            return false;
+        };
+        let start = out.len();
+        out.reserve(event.data.len() + 32);
         out.extend_from_slice(b"data: {");
         let mut first = true;
         for (key, value) in entries {
             let value = match key {
-                "error" => return None,
-                "usage" if value.get() != "null" => return None,
+                "error" => {
+                    out.truncate(start);
+                    return false;
+                }
+                "usage" if value.get() != "null" => {
+                    out.truncate(start);
+                    return false;
+                }
                 // Routerly asked for usage in the stream; the client did not.
                 "usage" if !self.parts.client_wants_usage => continue,
                 "model" => None,
@@ -279,17 +288,18 @@ impl Relay {
             out.extend_from_slice(b"\":");
             match value {
                 Some(raw) => out.extend_from_slice(raw.as_bytes()),
-                None => serde_json::to_writer(&mut out, &self.parts.model_id)
+                None => serde_json::to_writer(&mut *out, &self.parts.model_id)
                     .expect("a string serializes"),
             }
         }
         out.extend_from_slice(b"}\n\n");
-        Some(out)
+        true
     }
 
-    /// The upstream event as the client gets it when formats match: the model replaced,
-    /// and for OpenAI the usage Routerly asked for removed unless the client asked too.
-    fn passthrough(&self, event: &SseEvent) -> Vec<u8> {
+    /// The upstream event as the client gets it when formats match, appended to `out`: the
+    /// model replaced, and for OpenAI the usage Routerly asked for removed unless the client
+    /// asked too.
+    fn passthrough(&self, event: &SseEvent, out: &mut Vec<u8>) {
         let rewritten = match self.parts.provider_format {
             WireFormat::OpenAiChat if event.data != "[DONE]" => {
                 match serde_json::from_str::<Value>(&event.data) {
@@ -302,7 +312,7 @@ impl Relay {
                             if usage_only
                                 && chunk.get("usage").is_some_and(|usage| !usage.is_null())
                             {
-                                return Vec::new();
+                                return;
                             }
                             if let Some(object) = chunk.as_object_mut() {
                                 object.remove("usage");
@@ -339,7 +349,7 @@ impl Relay {
             _ => None,
         };
         let data = rewritten.as_deref().unwrap_or(&event.data);
-        sse_frame(event.event.as_deref(), data.as_bytes())
+        sse_frame(event.event.as_deref(), data.as_bytes(), out);
     }
 
     /// Ends the stream after a failure: an error event in the client's format, then the record.
@@ -448,9 +458,9 @@ impl Drop for Relay {
     }
 }
 
-/// One SSE frame, written in one buffer so it leaves in one write.
-fn sse_frame(event: Option<&str>, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + 32);
+/// One SSE frame, appended to `out`.
+fn sse_frame(event: Option<&str>, data: &[u8], out: &mut Vec<u8>) {
+    out.reserve(data.len() + 32);
     if let Some(name) = event {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(name.as_bytes());
@@ -459,7 +469,6 @@ fn sse_frame(event: Option<&str>, data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"data: ");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
-    out
 }
 
 /// A JSON object's text with its top-level `model` set to `model_id` (added at the end when
