@@ -21,7 +21,7 @@ pub mod responses;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, StreamEvent};
+use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, StreamEvent, Usage};
 
 /// A wire protocol for chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,6 +106,20 @@ pub fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse,
         WireFormat::MistralChat => mistral::decode_response(body),
         WireFormat::OllamaChat => ollama::decode_response(body),
         WireFormat::OpenAiResponses => responses::decode_response(body),
+    }
+}
+
+/// The usage object of a whole answer in `format`, for a caller that relays the answer as
+/// it is and reads nothing else of it; `None` for a format whose usage is not one top-level
+/// `usage` object of this kind.
+pub fn decode_usage(format: WireFormat, usage: &serde_json::Map<String, Value>) -> Option<Usage> {
+    match format {
+        WireFormat::OpenAiChat => Some(openai::decode_usage(usage)),
+        WireFormat::AnthropicMessages => Some(anthropic::usage_from_anthropic(usage)),
+        WireFormat::GeminiGenerateContent
+        | WireFormat::MistralChat
+        | WireFormat::OllamaChat
+        | WireFormat::OpenAiResponses => None,
     }
 }
 

@@ -475,33 +475,99 @@ fn sse_frame(event: Option<&str>, data: &[u8], out: &mut Vec<u8>) {
 /// absent), rewritten in one pass without building a tree; `None` when the text is not an
 /// object whose keys are plain (the caller then goes through `serde_json::Value`).
 pub(super) fn with_model(json: &[u8], model_id: &str) -> Option<Vec<u8>> {
+    with_members(json, &[("model", &json_string(model_id))])
+}
+
+/// A JSON object's text with the top-level `members` (name, JSON text) set: replaced where
+/// present, added at the end otherwise; in one pass, without building a tree. `None` when
+/// the text is not an object whose keys are plain.
+pub(super) fn with_members(json: &[u8], members: &[(&str, &str)]) -> Option<Vec<u8>> {
     let TopLevel(entries) = serde_json::from_slice(json).ok()?;
-    let mut out = Vec::with_capacity(json.len() + model_id.len() + 16);
-    out.push(b'{');
-    let mut replaced = false;
-    for (index, (key, value)) in entries.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(b"\":");
-        if *key == "model" {
-            replaced = true;
-            serde_json::to_writer(&mut out, model_id).expect("a string serializes");
-        } else {
-            out.extend_from_slice(value.get().as_bytes());
+    Some(write_with_members(&entries, members, json.len()))
+}
+
+/// `text` as a JSON string.
+pub(super) fn json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+/// A provider's whole answer relayed to a client of the same format, read in one pass: the
+/// text with the model replaced, and its usage. `None` sends the answer down the decoding
+/// path: not an object of plain keys, an error, no `required` member (`choices`,
+/// `content`) that every answer of the format has, or a format without this path.
+pub(super) fn passthrough_answer(
+    format: WireFormat,
+    json: &[u8],
+    model_id: &str,
+) -> Option<(Vec<u8>, Usage)> {
+    let required = match format {
+        WireFormat::OpenAiChat => "choices",
+        WireFormat::AnthropicMessages => "content",
+        _ => return None,
+    };
+    let TopLevel(entries) = serde_json::from_slice(json).ok()?;
+    let mut usage = Usage::default();
+    let mut complete = false;
+    for (key, value) in &entries {
+        match *key {
+            "error" => return None,
+            "usage" => {
+                let object: serde_json::Map<String, Value> =
+                    serde_json::from_str(value.get()).ok()?;
+                usage = routerly_core::wire::decode_usage(format, &object)?;
+            }
+            key if key == required => complete = true,
+            _ => {}
         }
     }
-    if !replaced {
-        if !entries.is_empty() {
-            out.push(b',');
+    let model = json_string(model_id);
+    complete.then(|| {
+        (
+            write_with_members(&entries, &[("model", &model)], json.len()),
+            usage,
+        )
+    })
+}
+
+/// The object of `entries` with `members` (name, JSON text) replaced or added at the end.
+fn write_with_members(
+    entries: &[(&str, &RawValue)],
+    members: &[(&str, &str)],
+    size: usize,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(size + 64);
+    out.push(b'{');
+    let mut written = vec![false; members.len()];
+    for (key, value) in entries {
+        match members.iter().position(|(name, _)| name == key) {
+            Some(index) if !written[index] => {
+                written[index] = true;
+                write_member(&mut out, key, members[index].1);
+            }
+            // A repeated key: the one value given is written once.
+            Some(_) => {}
+            None => write_member(&mut out, key, value.get()),
         }
-        out.extend_from_slice(b"\"model\":");
-        serde_json::to_writer(&mut out, model_id).expect("a string serializes");
+    }
+    for ((key, value), done) in members.iter().zip(written) {
+        if !done {
+            write_member(&mut out, key, value);
+        }
     }
     out.push(b'}');
-    Some(out)
+    out
+}
+
+/// Appends `"key":value` to an object being written (`out` holds at least its `{`).
+fn write_member(out: &mut Vec<u8>, key: &str, value: &str) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    // A borrowed key has no escapes, so it is written back as it came.
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value.as_bytes());
 }
 
 /// A JSON object's top-level entries in order, borrowed from the text: keys with escapes
@@ -527,5 +593,91 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
             }
         }
         deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).expect("the rewrite is JSON")
+    }
+
+    #[test]
+    fn members_are_replaced_in_place_added_at_the_end_and_written_once() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi \"x\""}],"model":"again","stream":true}"#;
+        let out = with_members(
+            body,
+            &[
+                ("model", r#""gpt-4o""#),
+                ("stream_options", r#"{"include_usage":true}"#),
+            ],
+        )
+        .expect("an object of plain keys");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi \"x\""}],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        assert_eq!(
+            with_members(b"{}", &[("model", r#""m""#)]),
+            Some(br#"{"model":"m"}"#.to_vec())
+        );
+        // Not an object, or a key with an escape: the caller takes the tree path.
+        assert_eq!(with_members(b"[1]", &[("model", r#""m""#)]), None);
+        assert_eq!(with_members(br#"{"mo\u0064el":1}"#, &[]), None);
+    }
+
+    #[test]
+    fn an_answer_of_the_clients_format_is_relayed_with_its_usage_read() {
+        let answer = br#"{"id":"c1","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":14,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}}"#;
+        let (bytes, usage) = passthrough_answer(WireFormat::OpenAiChat, answer, "my-model")
+            .expect("a complete OpenAI answer");
+        let mut expected = parsed(answer);
+        expected["model"] = Value::from("my-model");
+        assert_eq!(parsed(&bytes), expected);
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens
+            ),
+            (14, 3, 4)
+        );
+
+        let message = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":2,"cache_read_input_tokens":5}}"#;
+        let (_, usage) = passthrough_answer(WireFormat::AnthropicMessages, message, "c")
+            .expect("a complete Anthropic answer");
+        // Anthropic's input excludes cache reads; canonical input includes them.
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens
+            ),
+            (15, 2, 5)
+        );
+    }
+
+    #[test]
+    fn answers_the_fast_path_cannot_vouch_for_take_the_decoding_path() {
+        for answer in [
+            &br#"{"error":{"message":"overloaded"}}"#[..],
+            br#"{"id":"c1","object":"chat.completion"}"#,
+            br#"{"choices":[],"usage":null}"#,
+            b"not json",
+        ] {
+            assert_eq!(
+                passthrough_answer(WireFormat::OpenAiChat, answer, "m"),
+                None,
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+        }
+        let gemini = br#"{"candidates":[],"usageMetadata":{}}"#;
+        assert_eq!(
+            passthrough_answer(WireFormat::GeminiGenerateContent, gemini, "m"),
+            None
+        );
     }
 }

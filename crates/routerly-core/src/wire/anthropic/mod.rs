@@ -63,7 +63,7 @@ fn stop_reason_from_name(name: &str) -> StopReason {
 }
 
 /// Canonical usage from an Anthropic `usage` object; absent counters count as 0.
-fn usage_from_anthropic(usage: &json::Object) -> Usage {
+pub fn usage_from_anthropic(usage: &json::Object) -> Usage {
     let cache_read = json::lenient_u64(usage, "cache_read_input_tokens");
     let cache_creation = json::lenient_u64(usage, "cache_creation_input_tokens");
     Usage {

@@ -162,7 +162,7 @@ pub fn stop_reason_name(reason: &StopReason) -> &'static str {
 
 /// OpenAI's usage object; `prompt_tokens` already includes cached tokens, as canonical
 /// `input_tokens` does.
-pub(super) fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
+pub fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
     let prompt_details = usage_map
         .get("prompt_tokens_details")
         .and_then(Value::as_object);
