@@ -14,6 +14,7 @@
 pub mod api;
 pub mod budgets;
 pub mod dashboard;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod proxy;
@@ -83,7 +84,7 @@ impl Service {
         // Every record passes here once: metrics and the request's log line both come from it.
         let usage = usage.observed_by(Arc::new(move |record| {
             observed.observe(record);
-            metrics::log_request(record);
+            logging::log_request(record);
         }));
         let observed = Arc::clone(&budgets);
         let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));

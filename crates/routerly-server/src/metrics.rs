@@ -428,7 +428,7 @@ impl<const N: usize> WriteHistogram for Histogram<N> {
     }
 }
 
-fn surface_name(surface: Surface) -> &'static str {
+pub(crate) fn surface_name(surface: Surface) -> &'static str {
     match surface {
         Surface::ChatCompletions => "chat_completions",
         Surface::Messages => "messages",
@@ -437,7 +437,7 @@ fn surface_name(surface: Surface) -> &'static str {
     }
 }
 
-fn outcome_name(outcome: Outcome) -> &'static str {
+pub(crate) fn outcome_name(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Success => "success",
         Outcome::Error => "error",
@@ -458,31 +458,6 @@ fn escape(value: &str) -> std::borrow::Cow<'_, str> {
             .replace('"', "\\\"")
             .replace('\n', "\\n"),
     )
-}
-
-/// Logs the one line each call leaves, beside its usage record: ids, model, outcome and
-/// timings, never a token, a key or any text of the request.
-pub fn log_request(record: &UsageRecord) {
-    tracing::info!(
-        target: "routerly::request",
-        request_id = %record.trace_id,
-        project = %record.project_id,
-        token = %record.token_id,
-        model = record.model_id.as_deref().unwrap_or(""),
-        provider = record.provider.as_deref().unwrap_or(""),
-        surface = surface_name(record.surface),
-        stream = record.stream,
-        outcome = outcome_name(record.outcome),
-        status = record.status,
-        latency_ms = record.latency_ms,
-        ttft_ms = record.ttft_ms,
-        overhead_ms = record.overhead_ms,
-        input_tokens = record.input_tokens,
-        output_tokens = record.output_tokens,
-        cost_usd = record.cost_usd,
-        attempts = record.attempts.len() + usize::from(record.status == 200),
-        "request"
-    );
 }
 
 #[cfg(test)]

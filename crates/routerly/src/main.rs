@@ -3,7 +3,6 @@
 
 mod cli;
 mod client;
-mod log_writer;
 mod serve;
 
 use clap::Parser;

@@ -4,12 +4,12 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Context;
 use routerly_server::Service;
+use routerly_server::logging::{self, BufferedStderr};
 use routerly_server::store::home::Home;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeOptions;
-use crate::log_writer::BufferedStderr;
 
 /// Runs the service in the foreground.
 pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
@@ -27,13 +27,16 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer.clone());
-    match format.as_deref().map(str::trim) {
+    let json = format
+        .as_deref()
+        .is_some_and(|format| format.trim().eq_ignore_ascii_case("json"));
+    if json {
         // One JSON object per line, the request's fields at the top level.
-        Some(json) if json.eq_ignore_ascii_case("json") => {
-            logger.json().flatten_event(true).init();
-        }
-        _ => logger.init(),
+        logger.json().flatten_event(true).init();
+    } else {
+        logger.init();
     }
+    logging::install_request_log(writer.clone(), json);
     let result = run_service(home, options).await;
     writer.flush();
     result
