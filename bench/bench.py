@@ -85,15 +85,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_port(port: int, timeout: float = 30.0) -> None:
+def wait_port(port: int, timeout: float = 30.0, proc=None) -> None:
+    """Waits for a listener on `port`; with `proc`, gives up as soon as that process exits and
+    quotes the end of its log, since the run's folder, logs and all, is removed at exit."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
+            if proc is not None and proc.popen.poll() is not None:
+                break
             time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+    if proc is None:
+        raise RuntimeError(f"nothing listens on port {port} after {timeout}s")
+    status = "nothing listens" if proc.popen.returncode is None else f"exited ({proc.popen.returncode})"
+    tail = (WORK / f"{proc.name}.log").read_text(errors="replace").splitlines()[-20:]
+    raise RuntimeError(f"{proc.name} is not up on port {port}: {status}; the end of its log:\n" + "\n".join(tail))
 
 
 class Proc:
@@ -117,13 +125,16 @@ class Proc:
         pids, frontier = [self.pid], [self.pid]
         while frontier:
             parent = frontier.pop()
-            try:
-                children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-            except OSError:
-                children = []
-            for child in map(int, children):
-                pids.append(child)
-                frontier.append(child)
+            # Every thread's list: a child forked from another thread than the main one is
+            # listed only under that thread.
+            for children in Path(f"/proc/{parent}/task").glob("*/children"):
+                try:
+                    found = children.read_text().split()
+                except OSError:
+                    found = []
+                for child in map(int, found):
+                    pids.append(child)
+                    frontier.append(child)
         return pids
 
     def cpu_seconds(self):
@@ -149,15 +160,45 @@ class Proc:
         return total / 1024
 
     def stop(self):
-        if self.popen.poll() is None:
+        """Stops the process and all its descendants, a peer's workers included: the tree is
+        taken first, since once the parent is gone its children are no longer found from it,
+        and a child that made its own session is out of reach of the group signal."""
+        members = [(pid, start) for pid in self.tree() if (start := started_at(pid)) is not None]
+        self.signal_group(signal.SIGTERM)
+        signal_alive(members, signal.SIGTERM)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(started_at(pid) == start for pid, start in members):
+            time.sleep(0.05)
+        self.signal_group(signal.SIGKILL)
+        signal_alive(members, signal.SIGKILL)
+        self.popen.wait()
+
+    def signal_group(self, sig):
+        # Until the parent is reaped (the wait at the end of stop), its group id is ours.
+        if self.popen.returncode is None:
             try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+def started_at(pid):
+    """The start time of a running process (a zombie has ended), None when there is none: with
+    the pid it names the process, whose pid a later one may get."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def signal_alive(members, sig):
+    for pid, start in members:
+        if started_at(pid) == start:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 def start_nginx(name, server_block, cpus):
@@ -412,11 +453,59 @@ def buffering_check(routerly_port, token):
             "streams_per_event": bool(arrivals) and spread > 0.5 * 0.040 * (len(arrivals) - 2)}
 
 
-def start_litellm(mock_port, cpus):
-    venv = ROOT / "target" / "bench-peers" / "litellm-venv"
-    if not (venv / "bin" / "litellm").exists():
+PEERS = ROOT / "target" / "bench-peers"
+# The peer versions this bench was checked with; a newer release may need new work here.
+LITELLM = "litellm[proxy]==1.108.7"
+# Portkey runs on @hono/node-server, whose Response from 1.14 on keeps the headers of the
+# upstream `fetch` answer it wraps; those are immutable, so Portkey's header edits fail on
+# every streamed answer (500, "TypeError: immutable"). 1.13.8 copies them; @hono/node-ws
+# 1.2.0 is the last that accepts it (later ones want node-server ^1.19).
+PORTKEY = {"@portkey-ai/gateway": "1.15.2", "@hono/node-server": "1.13.8", "@hono/node-ws": "1.2.0"}
+# LiteLLM fetches its model cost map from GitHub at start (retried with back-off, ~8 s, before
+# it keeps its packaged copy), and other files from there when first needed (Anthropic beta
+# headers, some endpoints). The bench reaches only 127.0.0.1: all of them read the packaged
+# copies, and the opt-in usage telemetry is vetoed outright.
+LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS": "True",
+    "LITELLM_LOCAL_BLOG_POSTS": "True",
+    "LITELLM_LOCAL_POLICY_TEMPLATES": "True",
+    "LITELLM_LOCAL_AUTOROUTER_PRESETS": "True",
+    "LITELLM_TELEMETRY_DISABLED": "True",
+    "LITELLM_DONT_SHOW_FEEDBACK_BOX": "True",
+}
+
+
+def install_litellm():
+    """A venv with the pinned LiteLLM, made once (pip from PyPI)."""
+    venv = PEERS / "litellm-venv"
+    version = LITELLM.split("==")[1]
+    if not list(venv.glob(f"lib/python*/site-packages/litellm-{version}.dist-info")):
+        print(f"installing {LITELLM} into {venv}", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "litellm[proxy]"], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", LITELLM], check=True)
+    return venv
+
+
+def install_portkey():
+    """The pinned Portkey gateway under its own npm prefix, made once (npm registry)."""
+    prefix = PEERS / "portkey"
+
+    def installed(name):
+        try:
+            return json.loads((prefix / "node_modules" / name / "package.json").read_text())["version"]
+        except (OSError, ValueError, KeyError):
+            return None
+    if any(installed(name) != version for name, version in PORTKEY.items()):
+        print(f"installing {', '.join(PORTKEY)} into {prefix}", file=sys.stderr, flush=True)
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(prefix), "--silent",
+                        *(f"{name}@{version}" for name, version in PORTKEY.items())], check=True)
+    return prefix
+
+
+def start_litellm(mock_port, cpus):
+    venv = install_litellm()
     config = WORK / "litellm.yaml"
     config.write_text(f"""model_list:
   - model_name: bench-chat
@@ -426,21 +515,22 @@ def start_litellm(mock_port, cpus):
 general_settings: {{master_key: sk-litellm-bench}}
 """)
     port = free_port()
+    # One worker: the gateway has one core, as Routerly has.
     proc = Proc("litellm", [str(venv / "bin" / "litellm"), "--config", str(config), "--port", str(port),
-                            "--host", "127.0.0.1"], cpus)
-    wait_port(port, timeout=180)
+                            "--host", "127.0.0.1", "--num_workers", "1"], cpus,
+                env=dict(os.environ, **LITELLM_ENV), cwd=str(WORK))  # what it writes stays in WORK
+    wait_port(port, timeout=180, proc=proc)
     return port, proc
 
 
 def start_portkey(cpus):
-    prefix = ROOT / "target" / "bench-peers" / "portkey"
-    if not (prefix / "node_modules" / "@portkey-ai" / "gateway").exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(prefix), "--silent", "@portkey-ai/gateway"], check=True)
+    prefix = install_portkey()
     port = free_port()
     entry = prefix / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
-    proc = Proc("portkey", ["node", str(entry), f"--port={port}"], cpus, cwd=str(prefix))
-    wait_port(port, timeout=120)
+    # `--port=N` is the only form it reads; `--headless` leaves out the log-viewer UI, which
+    # a deployment would not serve either.
+    proc = Proc("portkey", ["node", str(entry), f"--port={port}", "--headless"], cpus, cwd=str(prefix))
+    wait_port(port, timeout=120, proc=proc)
     return port, proc
 
 
@@ -474,9 +564,9 @@ def main():
 def run(args):
     gcpu, ccpu = args.gateway_cpu, args.client_cpu
     mock_port = start_mock(ccpu)
-    slow = subprocess.Popen(["taskset", "-c", ccpu, str(RELEASE / "routerly-mock"), "--record-limit", "0"],
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
-    slow_urls = json.loads(slow.stdout.readline())
+    # A Proc like the others, so that it is stopped too when a later step fails.
+    slow = Proc("slow-mock", [str(RELEASE / "routerly-mock"), "--record-limit", "0"], ccpu, stdout=subprocess.PIPE)
+    slow_urls = json.loads(slow.popen.stdout.readline())
     hop_port, hop = start_nginx_hop(mock_port, gcpu)
     routerly_port, routerly, token, home, routed_tokens = start_routerly(mock_port, slow_urls["openai"], gcpu)
     time.sleep(1.0)
@@ -549,7 +639,6 @@ def run(args):
     results["buffering"] = buffering_check(routerly_port, token)
     # The active log and the rotated ones beside it (`usage-*.jsonl`).
     results["usage_records"] = sum(sum(1 for _ in path.open()) for path in (home / "data").glob("usage*.jsonl"))
-    slow.terminate()
     return results
 
 
