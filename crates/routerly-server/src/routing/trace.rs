@@ -401,39 +401,67 @@ fn find_in(path: &Path, id: &str) -> Option<Trace> {
 /// The shortest time between two writes of the trace writer: under load one write carries
 /// the traces of this interval (the newest are in memory meanwhile).
 const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(100);
+/// Serialized traces beyond this wait in the channel (and then stay in memory only).
+const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 
-/// The writer task: appends batches to the hourly file, then prunes old files.
+/// The writer task: serializes traces as they arrive (a few at a time between requests,
+/// never a burst that would hold up the requests sharing this core), appends them to the
+/// hourly file at most once per [`MIN_WRITE_INTERVAL`], and prunes old files.
 async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
     let mut batch = Vec::new();
+    let mut pending = Vec::new();
     let mut file = HourFile::default();
     let mut last_prune = Instant::now() - Duration::from_secs(3600);
-    while receiver.recv_many(&mut batch, QUEUE_CAPACITY).await > 0 {
-        let next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
-        let traces = std::mem::take(&mut batch);
-        let dir_for_write = dir.clone();
-        let prune = last_prune.elapsed() > Duration::from_secs(60);
-        if prune {
-            last_prune = Instant::now();
-        }
-        let mut hour_file = std::mem::take(&mut file);
-        let written = tokio::task::spawn_blocking(move || {
-            let mut result = hour_file.append(&dir_for_write, &traces);
-            if prune && result.is_ok() {
-                result = prune_dir(&dir_for_write, MAX_AGE, MAX_BYTES);
+    let mut next_write = tokio::time::Instant::now();
+    let mut open = true;
+    loop {
+        if !pending.is_empty() && (!open || tokio::time::Instant::now() >= next_write) {
+            next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
+            let prune = last_prune.elapsed() > Duration::from_secs(60);
+            if prune {
+                last_prune = Instant::now();
             }
-            (hour_file, result)
-        })
-        .await;
-        match written {
-            Ok((hour_file, result)) => {
-                file = hour_file;
-                if let Err(error) = result {
-                    tracing::error!(%error, dir = %dir.display(), "cannot write routing traces");
+            let dir_for_write = dir.clone();
+            let mut hour_file = std::mem::take(&mut file);
+            let bytes = std::mem::take(&mut pending);
+            let written = tokio::task::spawn_blocking(move || {
+                let mut result = hour_file.append(&dir_for_write, &bytes);
+                if prune && result.is_ok() {
+                    result = prune_dir(&dir_for_write, MAX_AGE, MAX_BYTES);
+                }
+                (hour_file, bytes, result)
+            })
+            .await;
+            match written {
+                Ok((hour_file, mut bytes, result)) => {
+                    file = hour_file;
+                    if let Err(error) = result {
+                        tracing::error!(%error, dir = %dir.display(), "cannot write routing traces");
+                    }
+                    bytes.clear();
+                    pending = bytes;
+                }
+                Err(error) => tracing::error!(%error, "the trace writer task failed"),
+            }
+            continue;
+        }
+        if !open {
+            break;
+        }
+        tokio::select! {
+            received = receiver.recv_many(&mut batch, 64), if pending.len() < MAX_PENDING_BYTES => {
+                if received == 0 {
+                    open = false;
+                }
+                for trace in batch.drain(..) {
+                    match serde_json::to_writer(&mut pending, trace.as_ref()) {
+                        Ok(()) => pending.push(b'\n'),
+                        Err(error) => tracing::error!(%error, "cannot serialize a routing trace"),
+                    }
                 }
             }
-            Err(error) => tracing::error!(%error, "the trace writer task failed"),
+            _ = tokio::time::sleep_until(next_write), if !pending.is_empty() => {}
         }
-        tokio::time::sleep_until(next_write).await;
     }
 }
 
@@ -444,13 +472,9 @@ struct HourFile {
 }
 
 impl HourFile {
-    fn append(&mut self, dir: &Path, traces: &[Arc<Trace>]) -> io::Result<()> {
+    /// Appends `bytes` (whole lines) to the file of the current hour.
+    fn append(&mut self, dir: &Path, bytes: &[u8]) -> io::Result<()> {
         let name = file_name(Utc::now());
-        let mut bytes = Vec::new();
-        for trace in traces {
-            serde_json::to_writer(&mut bytes, trace.as_ref()).map_err(io::Error::other)?;
-            bytes.push(b'\n');
-        }
         let file = match &mut self.open {
             Some((open_name, file)) if *open_name == name && dir.join(&name).exists() => file,
             _ => {
@@ -462,7 +486,7 @@ impl HourFile {
                 &mut self.open.insert((name, file)).1
             }
         };
-        let written = file.write_all(&bytes);
+        let written = file.write_all(bytes);
         if written.is_err() {
             self.open = None;
         }

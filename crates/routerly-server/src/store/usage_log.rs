@@ -1,11 +1,12 @@
 //! The usage log, `data/usage.jsonl`: one JSON record per line, append-only.
 //!
 //! The request path hands records to a bounded channel ([`UsageSink::record`]); one
-//! background task drains everything available, appends it with one write and one
-//! `fdatasync`, and goes back to waiting, so records reach the disk within one write of
-//! arriving (and a retry every [`FLUSH_INTERVAL`] while the disk fails). A record is never
-//! dropped: a failed batch stays in memory, the file is cut back to the last complete batch,
-//! and the batch is written again; while it fails the channel fills up and callers wait.
+//! background task serializes them as they arrive and appends what has gathered with one
+//! write and one `fdatasync`: at once after a quiet spell, at most once per
+//! `MIN_WRITE_INTERVAL` under load (and a retry every [`FLUSH_INTERVAL`] while the disk
+//! fails). A record is never dropped: a failed batch stays in memory, the file is cut back
+//! to the last complete batch, and the batch is written again; while it fails the channel
+//! fills up and callers wait.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -264,75 +265,52 @@ struct UsageWriter {
 impl UsageWriter {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> UsageWriterStats {
         let mut shutdown_open = true;
-        let mut closing = false;
+        // Whether the channel can still deliver records (closed at shutdown, then drained).
+        let mut open = true;
         let mut failed_attempts_while_closing = 0;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut next_write = tokio::time::Instant::now();
         loop {
-            // Take new records only when the last batch is on disk, so a failing disk
-            // pushes back on the callers instead of growing memory.
-            if self.pending_records == 0 {
-                if !closing && tokio::time::Instant::now() < next_write {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(next_write) => {}
-                        result = &mut shutdown, if shutdown_open => {
-                            shutdown_open = false;
-                            if result.is_ok() {
-                                self.receiver.close();
-                                closing = true;
-                            }
-                        }
-                    }
-                }
-                tokio::select! {
-                    result = &mut shutdown, if shutdown_open => {
-                        shutdown_open = false;
-                        // A dropped handle is not a shutdown: keep serving the sinks.
-                        if result.is_ok() {
-                            self.receiver.close();
-                            closing = true;
-                        }
-                        continue;
-                    }
-                    received = self.receiver.recv_many(&mut batch, MAX_BATCH) => {
-                        if received == 0 {
-                            break;
-                        }
-                    }
-                }
-                while batch.len() < MAX_BATCH {
-                    match self.receiver.try_recv() {
-                        Ok(record) => batch.push(record),
-                        Err(_) => break,
-                    }
-                }
-                for record in batch.drain(..) {
-                    self.push(&record);
-                }
-                if self.pending_records == 0 {
+            if self.pending_records > 0 && (!open || tokio::time::Instant::now() >= next_write) {
+                if self.flush().await.is_ok() {
+                    next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
                     continue;
                 }
-            }
-
-            next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
-            if self.flush().await.is_ok() {
+                next_write = tokio::time::Instant::now() + FLUSH_INTERVAL;
+                if !open {
+                    failed_attempts_while_closing += 1;
+                    if failed_attempts_while_closing >= SHUTDOWN_ATTEMPTS {
+                        break;
+                    }
+                    tokio::time::sleep(FLUSH_INTERVAL).await;
+                }
                 continue;
             }
-            if closing {
-                failed_attempts_while_closing += 1;
-                if failed_attempts_while_closing >= SHUTDOWN_ATTEMPTS {
-                    break;
-                }
+            if !open {
+                break;
             }
+            // Records are serialized as they arrive, a few at a time between requests rather
+            // than in one burst per write. While writes fail, at most MAX_BATCH records wait
+            // here; then the channel fills and callers wait, so a failing disk pushes back
+            // instead of growing memory.
+            let room = self.pending_records < MAX_BATCH as u64;
             tokio::select! {
-                _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
                 result = &mut shutdown, if shutdown_open => {
                     shutdown_open = false;
+                    // A dropped handle is not a shutdown: keep serving the sinks.
                     if result.is_ok() {
                         self.receiver.close();
-                        closing = true;
                     }
                 }
+                received = self.receiver.recv_many(&mut batch, MAX_BATCH), if room => {
+                    if received == 0 {
+                        open = false;
+                    }
+                    for record in batch.drain(..) {
+                        self.push(&record);
+                    }
+                }
+                _ = tokio::time::sleep_until(next_write), if self.pending_records > 0 => {}
             }
         }
 
