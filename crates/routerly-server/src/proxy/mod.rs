@@ -18,6 +18,7 @@ mod budget;
 mod candidates;
 mod embeddings;
 mod error;
+mod members;
 mod record;
 mod relay;
 mod responses;
@@ -250,12 +251,12 @@ fn upstream_body(
     if provider_format == client_format {
         let usage_in_stream = client_format == WireFormat::OpenAiChat && request.stream;
         if let Some(original) = original {
-            let model_name = relay::json_string(&model.upstream_model);
+            let model_name = members::json_string(&model.upstream_model);
             let mut members = vec![("model", model_name.as_str())];
             if usage_in_stream {
                 members.push(("stream_options", r#"{"include_usage":true}"#));
             }
-            if let Some(body) = relay::with_members(original, &members) {
+            if let Some(body) = members::with_members(original, &members) {
                 return Ok(body);
             }
         }
@@ -727,10 +728,11 @@ fn answer_json(
     if client_format == provider_format {
         // The provider's own text with the model replaced, in one pass (re-serializing the
         // tree was a tenth of a non-streamed request's instructions).
-        let bytes = relay::with_model(body, &model.id).unwrap_or_else(|| {
-            value["model"] = Value::String(model.id.clone());
-            serde_json::to_vec(&value).expect("a JSON value serializes")
-        });
+        let bytes = members::with_members(body, &[("model", &members::json_string(&model.id))])
+            .unwrap_or_else(|| {
+                value["model"] = Value::String(model.id.clone());
+                serde_json::to_vec(&value).expect("a JSON value serializes")
+            });
         return Ok((json_response(bytes), canonical));
     }
     canonical.model = model.id.clone();

@@ -22,11 +22,10 @@ use routerly_core::config::{Pricing, ProviderKind};
 use routerly_core::usage::Outcome;
 use routerly_core::wire::{StreamDecoder, StreamEncoder, WireFormat};
 use routerly_providers::{EventStream, SseEvent};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::error::ProxyError;
+use super::members;
 use super::record::{CallRecord, ServedBy};
 use crate::state::App;
 
@@ -78,6 +77,8 @@ pub struct Relay {
     finished: bool,
     /// The answer so far, kept only when someone wants it at the end.
     accumulator: Option<Accumulator>,
+    /// The model id as a JSON string, as passed-through events carry it.
+    model_json: String,
 }
 
 impl Relay {
@@ -95,6 +96,7 @@ impl Relay {
                 data: String::new(),
             },
         );
+        let model_json = members::json_string(&parts.model_id);
         let mut relay = Relay {
             parts,
             pending_first: Vec::new(),
@@ -106,6 +108,7 @@ impl Relay {
             saw_end: false,
             finished: false,
             accumulator: None,
+            model_json,
         };
         if relay.parts.on_complete.is_some() {
             relay.accumulator = Some(Accumulator::new());
@@ -256,41 +259,30 @@ impl Relay {
         if format != WireFormat::OpenAiChat || event.data == "[DONE]" {
             return false;
         }
-        let Ok(TopLevel(entries)) = serde_json::from_str(&event.data) else {
+        let Some(entries) = members::top_level(&event.data) else {
             return false;
         };
         let start = out.len();
         out.reserve(event.data.len() + 32);
-        out.extend_from_slice(b"data: {");
-        let mut first = true;
+        out.extend_from_slice(b"data: ");
+        let object_start = out.len();
+        out.push(b'{');
         for (key, value) in entries {
             let value = match key {
                 "error" => {
                     out.truncate(start);
                     return false;
                 }
-                "usage" if value.get() != "null" => {
+                "usage" if value != "null" => {
                     out.truncate(start);
                     return false;
                 }
                 // Routerly asked for usage in the stream; the client did not.
                 "usage" if !self.parts.client_wants_usage => continue,
-                "model" => None,
-                _ => Some(value.get()),
+                "model" => self.model_json.as_str(),
+                _ => value,
             };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            // A borrowed key has no escapes, so it is written back as it came.
-            out.push(b'"');
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":");
-            match value {
-                Some(raw) => out.extend_from_slice(raw.as_bytes()),
-                None => serde_json::to_writer(&mut *out, &self.parts.model_id)
-                    .expect("a string serializes"),
-            }
+            members::write_member(out, object_start, key, value);
         }
         out.extend_from_slice(b"}\n\n");
         true
@@ -471,30 +463,11 @@ fn sse_frame(event: Option<&str>, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\n\n");
 }
 
-/// A JSON object's text with its top-level `model` set to `model_id` (added at the end when
-/// absent), rewritten in one pass without building a tree; `None` when the text is not an
-/// object whose keys are plain (the caller then goes through `serde_json::Value`).
-pub(super) fn with_model(json: &[u8], model_id: &str) -> Option<Vec<u8>> {
-    with_members(json, &[("model", &json_string(model_id))])
-}
-
-/// A JSON object's text with the top-level `members` (name, JSON text) set: replaced where
-/// present, added at the end otherwise; in one pass, without building a tree. `None` when
-/// the text is not an object whose keys are plain.
-pub(super) fn with_members(json: &[u8], members: &[(&str, &str)]) -> Option<Vec<u8>> {
-    let TopLevel(entries) = serde_json::from_slice(json).ok()?;
-    Some(write_with_members(&entries, members, json.len()))
-}
-
-/// `text` as a JSON string.
-pub(super) fn json_string(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serializes")
-}
-
 /// A provider's whole answer relayed to a client of the same format, read in one pass: the
 /// text with the model replaced, and its usage. `None` sends the answer down the decoding
-/// path: not an object of plain keys, an error, no `required` member (`choices`,
-/// `content`) that every answer of the format has, or a format without this path.
+/// path: not an object [`members::top_level`] can read, an error, no `required` member
+/// (`choices`, `content`) that every answer of the format has, or a format without this
+/// path.
 pub(super) fn passthrough_answer(
     format: WireFormat,
     json: &[u8],
@@ -505,95 +478,30 @@ pub(super) fn passthrough_answer(
         WireFormat::AnthropicMessages => "content",
         _ => return None,
     };
-    let TopLevel(entries) = serde_json::from_slice(json).ok()?;
+    let entries = members::top_level(std::str::from_utf8(json).ok()?)?;
     let mut usage = Usage::default();
     let mut complete = false;
     for (key, value) in &entries {
         match *key {
             "error" => return None,
             "usage" => {
-                let object: serde_json::Map<String, Value> =
-                    serde_json::from_str(value.get()).ok()?;
+                let object: serde_json::Map<String, Value> = serde_json::from_str(value).ok()?;
                 usage = routerly_core::wire::decode_usage(format, &object)?;
             }
             key if key == required => complete = true,
             _ => {}
         }
     }
-    let model = json_string(model_id);
-    complete.then(|| {
-        (
-            write_with_members(&entries, &[("model", &model)], json.len()),
-            usage,
-        )
-    })
-}
-
-/// The object of `entries` with `members` (name, JSON text) replaced or added at the end.
-fn write_with_members(
-    entries: &[(&str, &RawValue)],
-    members: &[(&str, &str)],
-    size: usize,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(size + 64);
-    out.push(b'{');
-    let mut written = vec![false; members.len()];
-    for (key, value) in entries {
-        match members.iter().position(|(name, _)| name == key) {
-            Some(index) if !written[index] => {
-                written[index] = true;
-                write_member(&mut out, key, members[index].1);
-            }
-            // A repeated key: the one value given is written once.
-            Some(_) => {}
-            None => write_member(&mut out, key, value.get()),
-        }
+    if !complete {
+        return None;
     }
-    for ((key, value), done) in members.iter().zip(written) {
-        if !done {
-            write_member(&mut out, key, value);
-        }
-    }
-    out.push(b'}');
-    out
-}
-
-/// Appends `"key":value` to an object being written (`out` holds at least its `{`).
-fn write_member(out: &mut Vec<u8>, key: &str, value: &str) {
-    if out.len() > 1 {
-        out.push(b',');
-    }
-    // A borrowed key has no escapes, so it is written back as it came.
-    out.push(b'"');
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(value.as_bytes());
-}
-
-/// A JSON object's top-level entries in order, borrowed from the text: keys with escapes
-/// and values as raw JSON, so an event can be rewritten without building a tree.
-struct TopLevel<'a>(Vec<(&'a str, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for TopLevel<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor;
-        impl<'de> Visitor<'de> for EntriesVisitor {
-            type Value = TopLevel<'de>;
-
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::with_capacity(8);
-                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-                    entries.push(entry);
-                }
-                Ok(TopLevel(entries))
-            }
-        }
-        deserializer.deserialize_map(EntriesVisitor)
-    }
+    let mut out = Vec::with_capacity(json.len() + model_id.len() + 16);
+    members::write_object(
+        &mut out,
+        &entries,
+        &[("model", &members::json_string(model_id))],
+    );
+    Some((out, usage))
 }
 
 #[cfg(test)]
@@ -602,30 +510,6 @@ mod tests {
 
     fn parsed(bytes: &[u8]) -> Value {
         serde_json::from_slice(bytes).expect("the rewrite is JSON")
-    }
-
-    #[test]
-    fn members_are_replaced_in_place_added_at_the_end_and_written_once() {
-        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi \"x\""}],"model":"again","stream":true}"#;
-        let out = with_members(
-            body,
-            &[
-                ("model", r#""gpt-4o""#),
-                ("stream_options", r#"{"include_usage":true}"#),
-            ],
-        )
-        .expect("an object of plain keys");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi \"x\""}],"stream":true,"stream_options":{"include_usage":true}}"#
-        );
-        assert_eq!(
-            with_members(b"{}", &[("model", r#""m""#)]),
-            Some(br#"{"model":"m"}"#.to_vec())
-        );
-        // Not an object, or a key with an escape: the caller takes the tree path.
-        assert_eq!(with_members(b"[1]", &[("model", r#""m""#)]), None);
-        assert_eq!(with_members(br#"{"mo\u0064el":1}"#, &[]), None);
     }
 
     #[test]

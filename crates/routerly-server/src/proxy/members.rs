@@ -1,0 +1,224 @@
+//! A JSON object's top-level members read in one pass, without building a tree: what the
+//! relays need to pass a provider's text through with a member or two replaced (`model`)
+//! or looked at (`usage`, `error`).
+//!
+//! The scan finds each member's extent: keys exactly, values by their brackets and
+//! strings, so a truncated or unbalanced text is refused, but a value's inside is not
+//! checked. That is enough where the text is relayed as it came (a client reads it with its
+//! own parser) and cheaper than a validating parse: for a stream that parse was a sixth of
+//! the relay's instructions. Whatever the relays read (`usage`) they parse with serde.
+
+use memchr::memchr2;
+
+/// The top-level members of the object `text`, in order: (key, value's JSON text). `None`
+/// when `text` is not one object with balanced brackets and strings, or a key has an
+/// escape (the caller then takes the path that builds a tree).
+pub fn top_level(text: &str) -> Option<Vec<(&str, &str)>> {
+    let bytes = text.as_bytes();
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = skip_space(bytes, at + 1);
+    let mut members = Vec::with_capacity(8);
+    if bytes.get(at) == Some(&b'}') {
+        return (skip_space(bytes, at + 1) == bytes.len()).then_some(members);
+    }
+    loop {
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(bytes, at)?;
+        let key = &text[at + 1..key_end];
+        if key.contains('\\') {
+            return None;
+        }
+        at = skip_space(bytes, key_end + 1);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_space(bytes, at + 1);
+        let value_end = value_end(bytes, value_start)?;
+        members.push((key, &text[value_start..value_end]));
+        at = skip_space(bytes, value_end);
+        match bytes.get(at) {
+            Some(b',') => at = skip_space(bytes, at + 1),
+            Some(b'}') => return (skip_space(bytes, at + 1) == bytes.len()).then_some(members),
+            _ => return None,
+        }
+    }
+}
+
+/// The object `json` with `replacements` (name, JSON text) set: replaced where present (a
+/// repeated key once), added at the end otherwise. `None` when `json` is not an object
+/// [`top_level`] can read.
+pub fn with_members(json: &[u8], replacements: &[(&str, &str)]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(json).ok()?;
+    let members = top_level(text)?;
+    let mut out = Vec::with_capacity(json.len() + 64);
+    write_object(&mut out, &members, replacements);
+    Some(out)
+}
+
+/// Appends the object of `members` with `replacements` set (see [`with_members`]).
+pub fn write_object(out: &mut Vec<u8>, members: &[(&str, &str)], replacements: &[(&str, &str)]) {
+    let start = out.len();
+    out.push(b'{');
+    let mut written = [false; 4];
+    assert!(
+        replacements.len() <= written.len(),
+        "a few replacements at most"
+    );
+    for (key, value) in members {
+        match replacements.iter().position(|(name, _)| name == key) {
+            Some(index) if !written[index] => {
+                written[index] = true;
+                write_member(out, start, key, replacements[index].1);
+            }
+            Some(_) => {}
+            None => write_member(out, start, key, value),
+        }
+    }
+    for ((key, value), done) in replacements.iter().zip(written) {
+        if !done {
+            write_member(out, start, key, value);
+        }
+    }
+    out.push(b'}');
+}
+
+/// `text` as a JSON string.
+pub fn json_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+/// Appends `"key":value` to the object that begins at `object_start` in `out`.
+pub fn write_member(out: &mut Vec<u8>, object_start: usize, key: &str, value: &str) {
+    if out.len() > object_start + 1 {
+        out.push(b',');
+    }
+    // Keys with escapes never get here, so the key is written back as it came.
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value.as_bytes());
+}
+
+fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The index of the quote that closes the string opening at `start`.
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + 1;
+    loop {
+        at += memchr2(b'"', b'\\', bytes.get(at..)?)?;
+        if bytes[at] == b'"' {
+            return Some(at);
+        }
+        at += 2;
+    }
+}
+
+/// The index just past the value that begins at `start`.
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    match *bytes.get(start)? {
+        b'"' => Some(string_end(bytes, start)? + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut at = start;
+            loop {
+                match *bytes.get(at)? {
+                    b'"' => at = string_end(bytes, at)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(at + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+        }
+        b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+            let length = bytes[start..]
+                .iter()
+                .position(|byte| matches!(byte, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(bytes.len() - start);
+            Some(start + length)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn members_match_what_a_full_parse_sees() {
+        let texts = [
+            r#"{}"#,
+            r#" { "a" : 1 , "b":[1,{"c":"}]\"{"}], "d":{"e":null}, "f":"x\\"  } "#,
+            r#"{"id":"c1","choices":[{"delta":{"content":"{[\"]"}}],"usage":null,"n":-1.5e3,"t":true}"#,
+            r#"{"text":"naïve — ünïcode 💡","k":false}"#,
+        ];
+        for text in texts {
+            let members = top_level(text).expect(text);
+            let parsed: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
+            assert_eq!(members.len(), parsed.len(), "{text}");
+            for (key, value) in members {
+                let value: Value = serde_json::from_str(value).expect(value);
+                assert_eq!(parsed[key], value, "{text}: {key}");
+            }
+        }
+    }
+
+    #[test]
+    fn texts_that_are_not_one_balanced_object_are_refused() {
+        for text in [
+            "",
+            "[1]",
+            r#"{"a":1"#,
+            r#"{"a":[1,2}"#,
+            r#"{"a":"unterminated}"#,
+            r#"{"a":{"b":1}"#,
+            r#"{"a":1}{"b":2}"#,
+            r#"{"a" 1}"#,
+            r#"{"a":}"#,
+            r#"{a:1}"#,
+            r#"{"mo\u0064el":1}"#,
+            r#"{"a":1,}"#,
+        ] {
+            assert_eq!(top_level(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn members_are_replaced_in_place_added_at_the_end_and_written_once() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"hi \"x\""}],"model":"again","stream":true}"#;
+        let out = with_members(
+            body,
+            &[
+                ("model", r#""gpt-4o""#),
+                ("stream_options", r#"{"include_usage":true}"#),
+            ],
+        )
+        .expect("an object of plain keys");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi \"x\""}],"stream":true,"stream_options":{"include_usage":true}}"#
+        );
+        assert_eq!(
+            with_members(b"{}", &[("model", r#""m""#)]),
+            Some(br#"{"model":"m"}"#.to_vec())
+        );
+        assert_eq!(with_members(b"[1]", &[("model", r#""m""#)]), None);
+    }
+}
