@@ -1,6 +1,10 @@
 //! Talking to LLM providers over HTTP.
 //!
-//! [`Upstream`] owns the pooled HTTP clients. [`Upstream::send`] posts a body that the
+//! [`Upstream`] owns the pooled HTTP clients: hyper's own pooled client over rustls for
+//! direct connections (reqwest's redirect and retry layers and its re-parsing of every URL
+//! were an eighth of a proxied request's instructions), and reqwest for a provider the
+//! environment routes through an outbound proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+//! `NO_PROXY`), which it supports in full. [`Upstream::send`] posts a body that the
 //! caller has already put in the provider's wire format (see `routerly_core::wire`) to
 //! the provider's URL with its credentials, and returns either the whole JSON answer or
 //! a stream of server-sent events. Every failure is classified once, here, into an
@@ -23,7 +27,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::{FutureExt, StreamExt};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyDataStream, BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use routerly_core::config::{ProviderKind, Timeouts};
 
 pub use endpoints::{ANTHROPIC_VERSION, Framing, url_for};
@@ -156,16 +167,28 @@ impl UpstreamError {
     }
 }
 
-/// Pooled HTTP clients, one per connect timeout in use.
+/// Pooled HTTP clients, one pair per connect timeout in use.
 pub struct Upstream {
-    clients: RwLock<HashMap<u64, reqwest::Client>>,
-    /// Provider URLs already parsed (a model's URL is the same on every call; parsing it
-    /// was a tenth of a non-streamed request's instructions). Cleared when it grows large.
-    urls: RwLock<HashMap<String, reqwest::Url>>,
+    direct: RwLock<HashMap<u64, DirectClient>>,
+    proxied: RwLock<HashMap<u64, reqwest::Client>>,
+    /// Which URLs the environment sends through a proxy.
+    proxies: Matcher,
+    /// Provider URLs already parsed (a model's URL is the same on every call). Cleared when
+    /// it grows large.
+    uris: RwLock<HashMap<String, Uri>>,
 }
+
+/// hyper's pooled client: HTTP/1.1 keep-alive, HTTP/2 where TLS negotiates it.
+type DirectClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An answer's body, however the provider was reached.
+type AnswerBody = UnsyncBoxBody<Bytes, BoxError>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Most distinct provider URLs kept parsed.
 const MAX_PARSED_URLS: usize = 1024;
+/// The `user-agent` Routerly sends providers.
+const USER_AGENT: &str = concat!("routerly/", env!("CARGO_PKG_VERSION"));
 
 impl Default for Upstream {
     fn default() -> Self {
@@ -177,16 +200,51 @@ impl Upstream {
     /// A pool with no connections yet.
     pub fn new() -> Self {
         Upstream {
-            clients: RwLock::new(HashMap::new()),
-            urls: RwLock::new(HashMap::new()),
+            direct: RwLock::new(HashMap::new()),
+            proxied: RwLock::new(HashMap::new()),
+            proxies: Matcher::from_system(),
+            uris: RwLock::new(HashMap::new()),
         }
     }
 
-    fn client(&self, connect_ms: u64) -> reqwest::Client {
+    fn direct_client(&self, connect_ms: u64) -> DirectClient {
         if let Some(client) = self
-            .clients
+            .direct
             .read()
-            .expect("client map lock poisoned")
+            .expect("client map lock")
+            .get(&connect_ms)
+        {
+            return client.clone();
+        }
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(Duration::from_millis(connect_ms)));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .build(https);
+        self.direct
+            .write()
+            .expect("client map lock")
+            .entry(connect_ms)
+            .or_insert(client)
+            .clone()
+    }
+
+    fn proxied_client(&self, connect_ms: u64) -> reqwest::Client {
+        if let Some(client) = self
+            .proxied
+            .read()
+            .expect("client map lock")
             .get(&connect_ms)
         {
             return client.clone();
@@ -196,28 +254,32 @@ impl Upstream {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(256)
-            .user_agent(concat!("routerly/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client configuration is valid");
-        self.clients
+        self.proxied
             .write()
-            .expect("client map lock poisoned")
+            .expect("client map lock")
             .entry(connect_ms)
             .or_insert(client)
             .clone()
     }
 
-    /// `url` parsed, from the cache when it was parsed before; `None` when it does not parse.
-    fn parsed_url(&self, url: &str) -> Option<reqwest::Url> {
-        if let Some(parsed) = self.urls.read().expect("url map lock poisoned").get(url) {
+    /// `url` parsed, from the cache when it was parsed before; `None` when it is not an
+    /// absolute http(s) URL.
+    fn parsed_uri(&self, url: &str) -> Option<Uri> {
+        if let Some(parsed) = self.uris.read().expect("url map lock").get(url) {
             return Some(parsed.clone());
         }
-        let parsed = reqwest::Url::parse(url).ok()?;
-        let mut urls = self.urls.write().expect("url map lock poisoned");
-        if urls.len() >= MAX_PARSED_URLS {
-            urls.clear();
+        let parsed: Uri = url.parse().ok()?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return None;
         }
-        urls.insert(url.to_owned(), parsed.clone());
+        let mut uris = self.uris.write().expect("url map lock");
+        if uris.len() >= MAX_PARSED_URLS {
+            uris.clear();
+        }
+        uris.insert(url.to_owned(), parsed.clone());
         Some(parsed)
     }
 
@@ -225,7 +287,8 @@ impl Upstream {
     ///
     /// `extra_headers` are passed through as they are (`anthropic-beta`). For a stream,
     /// this returns once the response head has arrived; the caller reads the first event
-    /// through [`EventStream`] before committing to the client.
+    /// through [`EventStream`] before committing to the client. Redirects are not followed:
+    /// a provider's API answers where it is addressed.
     pub async fn send(
         &self,
         target: &Target<'_>,
@@ -236,26 +299,60 @@ impl Upstream {
     ) -> Result<UpstreamResponse, UpstreamError> {
         let url = url_for(target, operation, stream);
         let framing = Framing::of(target.provider);
-        let client = self.client(target.timeouts.connect_ms);
-        let mut request = match self.parsed_url(&url) {
-            Some(parsed) => client.post(parsed),
-            // Unparsable: reqwest reports it as it always did.
-            None => client.post(url),
-        }
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .headers(endpoints::auth_headers(target));
+        let uri = self.parsed_uri(&url).ok_or_else(|| {
+            UpstreamError::Connect("the model's endpoint is not a valid http(s) URL".to_owned())
+        })?;
+        let mut headers = endpoints::auth_headers(target);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(USER_AGENT),
+        );
         for (name, value) in extra_headers {
-            request = request.header(name, value);
+            headers.append(name, value.clone());
         }
         if stream {
-            request = request.header(http::header::ACCEPT, framing.accept());
+            headers.insert(
+                http::header::ACCEPT,
+                HeaderValue::from_static(framing.accept()),
+            );
         }
+        let connect_ms = target.timeouts.connect_ms;
         let first_token = Duration::from_millis(target.timeouts.first_token_ms);
-        let response = match tokio::time::timeout(first_token, request.body(body).send()).await {
-            Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
-            Ok(Err(error)) => return Err(classify_reqwest(&error)),
-            Ok(Ok(response)) => response,
+        let sent = async {
+            if self.proxies.intercept(&uri).is_some() {
+                let response = self
+                    .proxied_client(connect_ms)
+                    .post(url.as_str())
+                    .headers(headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|error| classify_reqwest(&error))?;
+                Ok(http::Response::from(response)
+                    .map(|body| body.map_err(BoxError::from).boxed_unsync()))
+            } else {
+                let mut request = http::Request::new(Full::new(Bytes::from(body)));
+                *request.method_mut() = http::Method::POST;
+                *request.uri_mut() = uri;
+                *request.headers_mut() = headers;
+                let response = self
+                    .direct_client(connect_ms)
+                    .request(request)
+                    .await
+                    .map_err(|error| classify_hyper(&error))?;
+                Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+            }
         };
+        let response: http::Response<AnswerBody> =
+            match tokio::time::timeout(first_token, sent).await {
+                Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
+                Ok(Err(error)) => return Err(error),
+                Ok(Ok(response)) => response,
+            };
         let status = response.status().as_u16();
         let idle = Duration::from_millis(target.timeouts.idle_ms);
         if !(200..300).contains(&status) {
@@ -322,7 +419,7 @@ fn retry_delay_in_body(body: &[u8]) -> Option<Duration> {
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
 
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get("retry-after")?.to_str().ok()?;
     let seconds: f64 = value.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
@@ -342,7 +439,24 @@ fn classify_reqwest(error: &reqwest::Error) -> UpstreamError {
     UpstreamError::Protocol(describe(error))
 }
 
-/// The error and its causes in one line; reqwest errors never carry request headers.
+fn classify_hyper(error: &hyper_util::client::legacy::Error) -> UpstreamError {
+    if !error.is_connect() {
+        return UpstreamError::Protocol(describe(error));
+    }
+    // The connector reports its connect timeout as an I/O error of kind `TimedOut`.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return UpstreamError::Timeout(TimeoutPhase::Connect);
+        }
+        source = cause.source();
+    }
+    UpstreamError::Connect(describe(error))
+}
+
+/// The error and its causes in one line; client errors never carry request headers.
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -355,33 +469,36 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 async fn read_body(
-    mut response: reqwest::Response,
+    response: http::Response<AnswerBody>,
     idle: Duration,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
+    let mut answer = response.into_body();
     let mut body = Vec::new();
     loop {
-        match tokio::time::timeout(idle, response.chunk()).await {
+        let chunk = match tokio::time::timeout(idle, answer.frame()).await {
             Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::Idle)),
-            Ok(Err(error)) => return Err(UpstreamError::Protocol(describe(&error))),
-            Ok(Ok(None)) => return Ok(Bytes::from(body)),
-            Ok(Ok(Some(chunk))) => {
-                if body.len() + chunk.len() > limit {
-                    if limit < MAX_RESPONSE_BYTES {
-                        body.extend_from_slice(&chunk[..limit - body.len()]);
-                        return Ok(Bytes::from(body));
-                    }
-                    return Err(UpstreamError::Protocol(
-                        "the answer is larger than Routerly accepts".to_owned(),
-                    ));
-                }
-                body.extend_from_slice(&chunk);
+            Ok(Some(Err(error))) => return Err(UpstreamError::Protocol(describe(&*error))),
+            Ok(None) => return Ok(Bytes::from(body)),
+            Ok(Some(Ok(frame))) => match frame.into_data() {
+                Ok(chunk) => chunk,
+                Err(_trailers) => continue,
+            },
+        };
+        if body.len() + chunk.len() > limit {
+            if limit < MAX_RESPONSE_BYTES {
+                body.extend_from_slice(&chunk[..limit - body.len()]);
+                return Ok(Bytes::from(body));
             }
+            return Err(UpstreamError::Protocol(
+                "the answer is larger than Routerly accepts".to_owned(),
+            ));
         }
+        body.extend_from_slice(&chunk);
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 /// A provider's event stream, with the first-token and idle timeouts applied per event.
 ///
@@ -399,7 +516,7 @@ pub struct EventStream {
 
 impl EventStream {
     fn new(
-        response: reqwest::Response,
+        response: http::Response<AnswerBody>,
         framing: Framing,
         first_token: Duration,
         idle: Duration,
@@ -409,7 +526,7 @@ impl EventStream {
             Framing::Ndjson => Parser::Ndjson(NdjsonParser::new()),
         };
         EventStream {
-            bytes: Box::pin(response.bytes_stream()),
+            bytes: Box::pin(BodyDataStream::new(response.into_body())),
             parser,
             first_token,
             idle,
@@ -449,7 +566,7 @@ impl EventStream {
                     self.finished = true;
                     return Err(UpstreamError::Protocol(format!(
                         "the stream broke: {}",
-                        describe(&error)
+                        describe(&*error)
                     )));
                 }
                 Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
