@@ -617,6 +617,67 @@ impl Parser {
 mod tests {
     use super::*;
 
+    fn target(endpoint: &str) -> Target<'_> {
+        Target {
+            provider: ProviderKind::OpenAi,
+            endpoint,
+            upstream_model: "gpt-4o-mini",
+            api_version: None,
+            api_key: Some("sk-test"),
+            timeouts: Timeouts {
+                connect_ms: 2_000,
+                first_token_ms: 5_000,
+                idle_ms: 5_000,
+            },
+        }
+    }
+
+    async fn send(upstream: &Upstream, endpoint: &str) -> UpstreamError {
+        match upstream
+            .send(
+                &target(endpoint),
+                Operation::Chat,
+                b"{}".to_vec(),
+                false,
+                &HeaderMap::new(),
+            )
+            .await
+        {
+            Ok(_) => panic!("{endpoint} cannot answer"),
+            Err(error) => error,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_fails_is_a_connect_failure_worth_another_model() {
+        // A listener that answers TLS with plain text: rustls (with its crypto provider and
+        // the web's roots) starts the handshake and fails it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let upstream = Upstream::new();
+        let error = send(&upstream, &format!("https://127.0.0.1:{port}/v1")).await;
+        assert!(matches!(error, UpstreamError::Connect(_)), "{error:?}");
+        assert_eq!(error.disposition(), Disposition::Retry);
+    }
+
+    #[tokio::test]
+    async fn refused_connections_and_bad_endpoints_are_connect_failures() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let upstream = Upstream::new();
+        let refused = send(&upstream, &format!("http://127.0.0.1:{port}/v1")).await;
+        assert!(matches!(refused, UpstreamError::Connect(_)), "{refused:?}");
+        let invalid = send(&upstream, "not a url").await;
+        assert!(matches!(invalid, UpstreamError::Connect(_)), "{invalid:?}");
+    }
+
     #[test]
     fn gemini_retry_info_gives_the_retry_delay() {
         let body = br#"{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure"},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#;
