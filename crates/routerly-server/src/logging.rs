@@ -10,7 +10,7 @@
 //! is left at shutdown; a crash loses at most the last [`DELAY`] of info lines.
 //!
 //! The request line ([`log_request`]) is written here directly, in the same text or JSON
-//! layout as `tracing_subscriber::fmt` writes every other line: formatting its seventeen
+//! layout as `tracing_subscriber::fmt` writes every other line: formatting its sixteen
 //! fields through `tracing`'s visitors was a tenth of a proxied request's instructions.
 
 use std::io::{self, Write};
