@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import ssl
 import threading
 import time
@@ -293,6 +294,23 @@ def test_a_webhook_that_became_private_is_refused_at_delivery(fresh: Routerly, w
     binary = routerly.cli("channel", "test", hook["id"], check=False)
     time.sleep(0.5)
     assert inbox.names() == ["test"], f"delivered to a loopback address after it was disallowed: {binary}"
+
+
+def test_a_test_alert_that_cannot_be_delivered_is_a_bad_gateway_naming_why(fresh: Routerly):
+    routerly = fresh
+    routerly.cli("service", "configure", "--allow-private-webhooks", "true")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    hook = routerly.cli_json(
+        "channel", "add", "webhook", "--url", f"http://127.0.0.1:{closed_port}/hook", "--secret", WEBHOOK_SECRET, "--json"
+    )
+    key = routerly.cli_json("auth", "api-key", "create", "--name", "alerts", "--json")["key"]
+    answer = httpx.post(f"{routerly.url}/api/channels/{hook['id']}/test", headers={"authorization": f"Bearer {key}"}, timeout=30)
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "delivery_failed" and "could not be delivered" in error["message"], error
+    assert WEBHOOK_SECRET not in answer.text
 
 
 def test_counters_and_sent_alerts_survive_sigkill_in_the_middle_of_a_window(fresh: Routerly, webhook_receiver):

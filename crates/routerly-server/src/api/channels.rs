@@ -230,7 +230,7 @@ pub async fn test(
         )),
         Err(DeliveryError::Refused(message)) => Err(ApiError::invalid("url", message)),
         Err(error) => Err(ApiError::new(
-            ErrorCode::Invalid,
+            ErrorCode::DeliveryFailed,
             format!("the test alert could not be delivered: {error}"),
         )),
     }

@@ -154,6 +154,8 @@ pub enum ErrorCode {
     Conflict,
     /// Too many attempts.
     RateLimited,
+    /// Something Routerly called on the caller's behalf (a notification channel) failed.
+    DeliveryFailed,
     /// Something broke inside; details are in the log.
     Internal,
 }
@@ -167,6 +169,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::DeliveryFailed => "delivery_failed",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -180,6 +183,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::DeliveryFailed => StatusCode::BAD_GATEWAY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
