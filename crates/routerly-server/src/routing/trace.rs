@@ -9,6 +9,7 @@
 //! two files.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ const MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One routing decision and what came of it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trace {
     /// The call's trace id (the usage record's `trace_id`, the `x-routerly-trace-id` header).
     pub id: String,
@@ -261,10 +262,7 @@ impl LiveTrace {
 
 impl Drop for LiveTrace {
     fn drop(&mut self) {
-        let trace = std::mem::replace(
-            &mut *self.trace.lock().expect("trace lock is never poisoned"),
-            Trace::new("", "", ""),
-        );
+        let trace = std::mem::take(&mut *self.trace.lock().expect("trace lock is never poisoned"));
         self.store.keep(trace);
     }
 }
@@ -280,10 +278,37 @@ pub struct TraceStore {
     sender: Option<mpsc::Sender<Arc<Trace>>>,
 }
 
+/// The newest traces by id (a UUID's 128 bits), and their ids oldest first.
 #[derive(Default)]
 struct Recent {
-    by_id: HashMap<String, Arc<Trace>>,
-    order: VecDeque<String>,
+    by_id: HashMap<u128, Arc<Trace>, BuildHasherDefault<IdHasher>>,
+    order: VecDeque<u128>,
+}
+
+/// The hash of a trace id: its low 64 bits, which in a UUIDv7 are random (a keyed hash of
+/// them would add nothing but instructions on every call).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u128(&mut self, id: u128) {
+        self.0 = id as u64;
+    }
+}
+
+/// The key of trace `id` in memory; `None` for an id that is not a UUID.
+fn memory_key(id: &str) -> Option<u128> {
+    uuid::Uuid::try_parse(id).ok().map(|uuid| uuid.as_u128())
 }
 
 impl TraceStore {
@@ -308,17 +333,13 @@ impl TraceStore {
             return;
         }
         let trace = Arc::new(trace);
-        {
+        if let Some(key) = memory_key(&trace.id) {
             let mut recent = self
                 .recent
                 .lock()
                 .expect("trace store lock is never poisoned");
-            if recent
-                .by_id
-                .insert(trace.id.clone(), Arc::clone(&trace))
-                .is_none()
-            {
-                recent.order.push_back(trace.id.clone());
+            if recent.by_id.insert(key, Arc::clone(&trace)).is_none() {
+                recent.order.push_back(key);
             }
             while recent.order.len() > MEMORY_CAPACITY {
                 if let Some(oldest) = recent.order.pop_front() {
@@ -335,14 +356,15 @@ impl TraceStore {
 
     /// The trace `id`, from memory or, off the request path, from its file.
     pub async fn get(&self, id: &str) -> Option<Arc<Trace>> {
-        if let Some(trace) = self
-            .recent
-            .lock()
-            .expect("trace store lock is never poisoned")
-            .by_id
-            .get(id)
-        {
-            return Some(Arc::clone(trace));
+        if let Some(trace) = memory_key(id).and_then(|key| {
+            self.recent
+                .lock()
+                .expect("trace store lock is never poisoned")
+                .by_id
+                .get(&key)
+                .cloned()
+        }) {
+            return Some(trace);
         }
         let created = uuid_time(id)?;
         let dir = self.dir.clone();
