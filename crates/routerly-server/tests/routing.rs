@@ -15,19 +15,10 @@ use routerly_mock::MockKind;
 use routerly_server::store::Draft;
 use serde_json::{Value, json};
 
-const ADMIN_EMAIL: &str = "admin@example.com";
-const ADMIN_PASSWORD: &str = "correct horse battery";
-
 fn priced(mut model: ModelConfig, input: f64, output: f64) -> ModelConfig {
     model.pricing.input = input;
     model.pricing.output = output;
     model
-}
-
-fn set_policies(draft: &mut Draft, policies: Value, retries: u32) {
-    let project = &mut draft.projects.projects[0];
-    project.routing = serde_json::from_value(json!({ "policies": policies, "retries": retries }))
-        .expect("a valid routing configuration");
 }
 
 fn set_prompt(draft: &mut Draft, model_id: &str, prompt: &str) {
@@ -51,46 +42,6 @@ async fn send(gateway: &Gateway, model: &str, text: &str) -> (u16, Option<String
         .to_owned();
     let (status, served, body) = answer(response).await;
     (status, served, trace_id, body)
-}
-
-/// An admin's access token for the management API.
-async fn admin_token(gateway: &Gateway) -> String {
-    routerly_server::api::setup_headless_admin(&gateway.app, ADMIN_EMAIL, ADMIN_PASSWORD)
-        .await
-        .expect("create the first admin");
-    let login: Value = gateway
-        .post("/api/auth/login")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .expect("login answers")
-        .json()
-        .await
-        .expect("login answers JSON");
-    login["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_owned()
-}
-
-async fn trace_via_api(gateway: &Gateway, token: &str, trace_id: &str) -> Value {
-    let response = gateway
-        .get(&format!("/api/traces/{trace_id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("the trace route answers");
-    assert_eq!(response.status(), 200, "GET /api/traces/{trace_id}");
-    response.json().await.expect("a trace is JSON")
-}
-
-fn ranking(trace: &Value) -> Vec<String> {
-    trace["ranking"]
-        .as_array()
-        .expect("a ranking")
-        .iter()
-        .map(|entry| entry["model"].as_str().expect("a model").to_owned())
-        .collect()
 }
 
 fn attempts(trace: &Value) -> Vec<(String, String)> {

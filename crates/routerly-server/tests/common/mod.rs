@@ -421,3 +421,57 @@ pub fn words(answer: &str) -> u64 {
 pub fn prompt_tokens(text: &str) -> u64 {
     text.len().div_ceil(4) as u64
 }
+
+/// The first admin's email in tests that read the management API.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+/// Their password.
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// Replaces the project's routing policies (`retries` retries per model).
+pub fn set_policies(draft: &mut Draft, policies: Value, retries: u32) {
+    let project = &mut draft.projects.projects[0];
+    project.routing = serde_json::from_value(json!({ "policies": policies, "retries": retries }))
+        .expect("a valid routing configuration");
+}
+
+/// Creates the first admin and returns their access token for the management API.
+pub async fn admin_token(gateway: &Gateway) -> String {
+    routerly_server::api::setup_headless_admin(&gateway.app, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .expect("create the first admin");
+    let login: Value = gateway
+        .post("/api/auth/login")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .expect("login answers")
+        .json()
+        .await
+        .expect("login answers JSON");
+    login["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// The trace `trace_id` as the dashboard reads it.
+pub async fn trace_via_api(gateway: &Gateway, token: &str, trace_id: &str) -> Value {
+    let response = gateway
+        .get(&format!("/api/traces/{trace_id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the trace route answers");
+    assert_eq!(response.status(), 200, "GET /api/traces/{trace_id}");
+    response.json().await.expect("a trace is JSON")
+}
+
+/// A trace's final order of models.
+pub fn ranking(trace: &Value) -> Vec<String> {
+    trace["ranking"]
+        .as_array()
+        .expect("a ranking")
+        .iter()
+        .map(|entry| entry["model"].as_str().expect("a model").to_owned())
+        .collect()
+}
