@@ -131,9 +131,10 @@ impl Stats {
     }
 
     /// Counts one finished call: its failed attempts against their models, then the outcome
-    /// of the model that served or failed last.
+    /// of the model that served or failed last. A call the client abandoned still called
+    /// its model (a call for `rate-limit`), but says nothing of its speed or health.
     pub fn observe(&self, record: &UsageRecord) {
-        if matches!(record.outcome, Outcome::BudgetExceeded | Outcome::Cancelled) {
+        if record.outcome == Outcome::BudgetExceeded {
             return;
         }
         let at = seconds_of(record.timestamp);
@@ -145,6 +146,9 @@ impl Stats {
         let Some(model_id) = record.model_id.as_deref() else {
             return;
         };
+        if record.outcome == Outcome::Cancelled {
+            inner.count(model_id, at, false, None);
+        }
         if record.outcome == Outcome::Success {
             let latency = if record.stream {
                 record.ttft_ms.unwrap_or(record.latency_ms)
@@ -525,6 +529,32 @@ mod tests {
         assert!(
             (performance.scores[1] - 0.25).abs() < 0.01,
             "{performance:?}"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_call_counts_as_a_call_but_not_for_speed_or_health() {
+        let stats = Stats::default();
+        stats.observe(&record("m", Outcome::Success, 100.0, 10));
+        stats.observe(&record("other", Outcome::Success, 200.0, 10));
+        let mut cancelled = record("m", Outcome::Cancelled, 5000.0, 5);
+        cancelled.attempts.clear();
+        stats.observe(&cancelled);
+        let now = now_seconds();
+        assert_eq!(
+            stats.calls(&["m"], 1.0, now),
+            vec![2],
+            "the provider was called twice"
+        );
+        let performance = stats.performance(&["m", "other"], &PerformanceConfig::default(), now);
+        let (per_model, _) = stats.successes("p", &["m"], 60.0, now);
+        assert_eq!(per_model, vec![1], "an abandoned call is no success");
+        let health = stats.health(&["m"], &HealthConfig::default(), now).0;
+        assert_eq!(health.exclusions, vec![None], "nor a failure: {health:?}");
+        assert_eq!(
+            performance.scores,
+            vec![1.0, 0.5],
+            "the 5 s the client waited before leaving is no latency sample: {performance:?}"
         );
     }
 
