@@ -11,6 +11,7 @@
 mod common;
 
 use common::*;
+use routerly_core::config::ModelConfig;
 use routerly_core::limits::{Limit, Metric, Mode, Scope, Window};
 use routerly_core::usage::{Outcome, UsageRecord};
 use routerly_mock::MockKind;
@@ -28,6 +29,14 @@ fn calls_limit(id: &str, scope: &str, value: f64) -> Limit {
         mode: Mode::Extend,
         time_zone: None,
     }
+}
+
+/// A gateway whose project routes `models` by `policies` (no retries), and an admin token
+/// to read its traces.
+async fn routed_gateway(models: Vec<ModelConfig>, policies: Value) -> (Gateway, String) {
+    let gateway = Gateway::start_with(models, |draft| set_policies(draft, policies, 0)).await;
+    let token = admin_token(&gateway).await;
+    (gateway, token)
 }
 
 /// Sends an OpenAI request with [`TOKEN`]; returns status, served model, trace id and body.
@@ -106,15 +115,14 @@ fn record_of<'r>(records: &'r [UsageRecord], trace_id: &str) -> &'r UsageRecord 
 async fn performance_ranks_the_faster_model_first_once_two_models_have_latencies() {
     let provider = mock(MockKind::OpenAi).await;
     // `slow` is listed first, so only the policy can put `fast` ahead of it.
-    let gateway = Gateway::start_with(
+    let (gateway, token) = routed_gateway(
         vec![
             openai_model("slow", &provider),
             openai_model("fast", &provider),
         ],
-        |draft| set_policies(draft, json!([{ "type": "performance" }]), 0),
+        json!([{ "type": "performance" }]),
     )
     .await;
-    let token = admin_token(&gateway).await;
 
     let slow_call = send_to(&gateway, "slow", "take your time [mock:delay_ms=300]").await;
     // Only `slow` has a latency yet: everyone scores 1 and the policy is left out.
@@ -158,15 +166,14 @@ async fn performance_ranks_the_faster_model_first_once_two_models_have_latencies
 #[tokio::test]
 async fn performance_judges_a_stream_by_its_first_token_not_its_whole_length() {
     let provider = mock(MockKind::OpenAi).await;
-    let gateway = Gateway::start_with(
+    let (gateway, token) = routed_gateway(
         vec![
             openai_model("steady", &provider),
             openai_model("streamy", &provider),
         ],
-        |draft| set_policies(draft, json!([{ "type": "performance" }]), 0),
+        json!([{ "type": "performance" }]),
     )
     .await;
-    let token = admin_token(&gateway).await;
 
     // `streamy` starts at once but takes 50 ms per event (about a dozen events) to finish;
     // `steady` answers in one piece after 200 ms.
@@ -231,21 +238,14 @@ async fn performance_judges_a_stream_by_its_first_token_not_its_whole_length() {
 async fn rate_limit_ranks_the_busier_model_last_then_excludes_it_at_its_limit() {
     let busy_mock = mock(MockKind::OpenAi).await;
     let spare_mock = mock(MockKind::OpenAi).await;
-    let gateway = Gateway::start_with(
+    let (gateway, token) = routed_gateway(
         vec![
             openai_model("busy", &busy_mock),
             openai_model("spare", &spare_mock),
         ],
-        |draft| {
-            set_policies(
-                draft,
-                json!([{ "type": "rate-limit", "config": { "maxCallsPerWindow": 3 } }]),
-                0,
-            );
-        },
+        json!([{ "type": "rate-limit", "config": { "maxCallsPerWindow": 3 } }]),
     )
     .await;
-    let token = admin_token(&gateway).await;
 
     send_to(&gateway, "busy", "one").await;
     send_to(&gateway, "busy", "two").await;
@@ -302,20 +302,14 @@ async fn rate_limit_ranks_the_busier_model_last_then_excludes_it_at_its_limit() 
 async fn rate_limit_counts_failed_attempts_and_refuses_when_every_model_is_at_its_limit() {
     let flaky_mock = mock(MockKind::OpenAi).await;
     let spare_mock = mock(MockKind::OpenAi).await;
-    let gateway = Gateway::start_with(
+    let (gateway, token) = routed_gateway(
         vec![
             openai_model("flaky", &flaky_mock),
             openai_model("spare", &spare_mock),
         ],
-        |draft| {
-            set_policies(
-                draft,
-                json!([{ "type": "rate-limit", "config": { "maxCallsPerWindow": 1, "windowMinutes": 5 } }]), 0,
-            );
-        },
+        json!([{ "type": "rate-limit", "config": { "maxCallsPerWindow": 1, "windowMinutes": 5 } }]),
     )
     .await;
-    let token = admin_token(&gateway).await;
 
     // flaky fails and spare takes over: one call each, the failed attempt included.
     flaky_mock.fail_next(1, 500);
@@ -364,16 +358,15 @@ async fn rate_limit_counts_failed_attempts_and_refuses_when_every_model_is_at_it
 #[tokio::test]
 async fn fairness_sends_auto_to_the_model_with_the_smallest_share_of_recent_successes() {
     let provider = mock(MockKind::OpenAi).await;
-    let gateway = Gateway::start_with(
+    let (gateway, token) = routed_gateway(
         vec![
             openai_model("a", &provider),
             openai_model("b", &provider),
             openai_model("c", &provider),
         ],
-        |draft| set_policies(draft, json!([{ "type": "fairness" }]), 0),
+        json!([{ "type": "fairness" }]),
     )
     .await;
-    let token = admin_token(&gateway).await;
 
     send_to(&gateway, "a", "one").await;
     send_to(&gateway, "a", "two").await;
