@@ -109,13 +109,14 @@ pub fn decode_response(format: WireFormat, body: &Value) -> Result<ChatResponse,
     }
 }
 
-/// The usage object of a whole answer in `format`, for a caller that relays the answer as
-/// it is and reads nothing else of it; `None` for a format whose usage is not one top-level
-/// `usage` object of this kind.
-pub fn decode_usage(format: WireFormat, usage: &serde_json::Map<String, Value>) -> Option<Usage> {
+/// The usage object of an answer or stream chunk in `format`, from its JSON text, for a
+/// caller that relays the answer as it is and reads nothing else of it; `None` when the
+/// text is not such an object, or for a format whose usage is not one top-level `usage`
+/// object of this kind.
+pub fn decode_usage(format: WireFormat, usage: &str) -> Option<Usage> {
     match format {
-        WireFormat::OpenAiChat => Some(openai::decode_usage(usage)),
-        WireFormat::AnthropicMessages => Some(anthropic::usage_from_anthropic(usage)),
+        WireFormat::OpenAiChat => openai::decode_usage_text(usage),
+        WireFormat::AnthropicMessages => anthropic::usage_from_text(usage),
         WireFormat::GeminiGenerateContent
         | WireFormat::MistralChat
         | WireFormat::OllamaChat

@@ -277,10 +277,7 @@ impl Relay {
                     return false;
                 }
                 "usage" if value != "null" => {
-                    let Some(decoded) = serde_json::from_str(value)
-                        .ok()
-                        .and_then(|map| routerly_core::wire::decode_usage(format, &map))
-                    else {
+                    let Some(decoded) = routerly_core::wire::decode_usage(format, value) else {
                         out.truncate(start);
                         return false;
                     };
@@ -508,10 +505,7 @@ pub(super) fn passthrough_answer(
     for (key, value) in &entries {
         match *key {
             "error" => return None,
-            "usage" => {
-                let object: serde_json::Map<String, Value> = serde_json::from_str(value).ok()?;
-                usage = routerly_core::wire::decode_usage(format, &object)?;
-            }
+            "usage" => usage = routerly_core::wire::decode_usage(format, value)?,
             key if key == required => complete = true,
             _ => {}
         }

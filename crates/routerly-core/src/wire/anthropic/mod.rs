@@ -63,7 +63,7 @@ fn stop_reason_from_name(name: &str) -> StopReason {
 }
 
 /// Canonical usage from an Anthropic `usage` object; absent counters count as 0.
-pub fn usage_from_anthropic(usage: &json::Object) -> Usage {
+fn usage_from_anthropic(usage: &json::Object) -> Usage {
     let cache_read = json::lenient_u64(usage, "cache_read_input_tokens");
     let cache_creation = json::lenient_u64(usage, "cache_creation_input_tokens");
     Usage {
@@ -73,6 +73,37 @@ pub fn usage_from_anthropic(usage: &json::Object) -> Usage {
         cache_write_tokens: cache_creation,
         reasoning_tokens: 0,
     }
+}
+
+/// [`usage_from_anthropic`] straight from the usage object's text, reading only its
+/// counters; `None` when the text does not have that shape.
+pub fn usage_from_text(text: &str) -> Option<Usage> {
+    #[derive(serde::Deserialize)]
+    struct Counters {
+        #[serde(default)]
+        input_tokens: Value,
+        #[serde(default)]
+        output_tokens: Value,
+        #[serde(default)]
+        cache_read_input_tokens: Value,
+        #[serde(default)]
+        cache_creation_input_tokens: Value,
+    }
+    // serde would also take the fields as an array.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let counters: Counters = serde_json::from_str(text).ok()?;
+    let count = |value: &Value| value.as_u64().unwrap_or(0);
+    let cache_read = count(&counters.cache_read_input_tokens);
+    let cache_creation = count(&counters.cache_creation_input_tokens);
+    Some(Usage {
+        input_tokens: count(&counters.input_tokens) + cache_read + cache_creation,
+        output_tokens: count(&counters.output_tokens),
+        cached_input_tokens: cache_read,
+        cache_write_tokens: cache_creation,
+        reasoning_tokens: 0,
+    })
 }
 
 /// Anthropic's `usage` object for canonical usage, with the cache counters taken back out
@@ -92,5 +123,27 @@ fn tool_input_or_empty(arguments: &str) -> Value {
     match serde_json::from_str::<Value>(arguments) {
         Ok(input @ Value::Object(_)) => input,
         _ => json!({}),
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_read_from_text_is_the_usage_read_from_the_object() {
+        for text in [
+            r#"{"input_tokens":10,"output_tokens":2}"#,
+            r#"{"input_tokens":10,"output_tokens":2,"cache_read_input_tokens":5,"cache_creation_input_tokens":3,"cache_creation":{"ephemeral_5m_input_tokens":3},"service_tier":"standard"}"#,
+            r#"{"input_tokens":null,"output_tokens":-1}"#,
+        ] {
+            let object: json::Object = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                usage_from_text(text),
+                Some(usage_from_anthropic(&object)),
+                "{text}"
+            );
+        }
+        assert_eq!(usage_from_text("[]"), None);
     }
 }

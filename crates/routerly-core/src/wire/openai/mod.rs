@@ -18,5 +18,5 @@ mod stream;
 pub use error::{decode_error, encode_error};
 pub(crate) use request::image_source_from_url;
 pub use request::{decode_request, encode_request};
-pub use response::{decode_response, decode_usage, encode_response, stop_reason_name};
+pub use response::{decode_response, decode_usage_text, encode_response, stop_reason_name};
 pub use stream::{StreamDecoder, StreamEncoder};

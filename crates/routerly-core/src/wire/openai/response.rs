@@ -162,7 +162,7 @@ pub fn stop_reason_name(reason: &StopReason) -> &'static str {
 
 /// OpenAI's usage object; `prompt_tokens` already includes cached tokens, as canonical
 /// `input_tokens` does.
-pub fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
+pub(super) fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
     let prompt_details = usage_map
         .get("prompt_tokens_details")
         .and_then(Value::as_object);
@@ -176,6 +176,48 @@ pub fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
         cache_write_tokens: 0,
         reasoning_tokens: token_count(completion_details, "reasoning_tokens"),
     }
+}
+
+/// [`decode_usage`] straight from the usage object's text, reading only its counters (a
+/// relay that passes the answer through needs nothing else, and building the whole map was
+/// a twelfth of such a request). `None` when the text does not have that shape; the caller
+/// then decodes the whole answer.
+pub fn decode_usage_text(text: &str) -> Option<Usage> {
+    #[derive(serde::Deserialize)]
+    struct Details {
+        #[serde(default)]
+        cached_tokens: Value,
+        #[serde(default)]
+        reasoning_tokens: Value,
+    }
+    #[derive(serde::Deserialize)]
+    struct Counters {
+        #[serde(default)]
+        prompt_tokens: Value,
+        #[serde(default)]
+        completion_tokens: Value,
+        prompt_tokens_details: Option<Details>,
+        completion_tokens_details: Option<Details>,
+    }
+    // serde would also take the fields as an array.
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let counters: Counters = serde_json::from_str(text).ok()?;
+    let count = |value: &Value| value.as_u64().unwrap_or(0);
+    Some(Usage {
+        input_tokens: count(&counters.prompt_tokens),
+        output_tokens: count(&counters.completion_tokens),
+        cached_input_tokens: counters
+            .prompt_tokens_details
+            .as_ref()
+            .map_or(0, |details| count(&details.cached_tokens)),
+        cache_write_tokens: 0,
+        reasoning_tokens: counters
+            .completion_tokens_details
+            .as_ref()
+            .map_or(0, |details| count(&details.reasoning_tokens)),
+    })
 }
 
 /// The usage object clients read. `input_tokens` already holds cache-write tokens
@@ -257,4 +299,26 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         }],
         "usage": encode_usage(&response.usage),
     })
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_read_from_text_is_the_usage_read_from_the_map() {
+        for text in [
+            r#"{"prompt_tokens":14,"completion_tokens":3,"total_tokens":17}"#,
+            r#"{"prompt_tokens":14,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"accepted_prediction_tokens":0}}"#,
+            r#"{"prompt_tokens":1.5,"completion_tokens":"3","prompt_tokens_details":null}"#,
+            r#"{}"#,
+        ] {
+            let map: Map<String, Value> = serde_json::from_str(text).unwrap();
+            assert_eq!(decode_usage_text(text), Some(decode_usage(&map)), "{text}");
+        }
+        // A shape the counters cannot take: the caller decodes the whole answer instead.
+        assert_eq!(decode_usage_text(r#"{"prompt_tokens_details":7}"#), None);
+        assert_eq!(decode_usage_text("null"), None);
+        assert_eq!(decode_usage_text("[1, 2]"), None);
+    }
 }
