@@ -29,6 +29,9 @@ use super::members;
 use super::record::{CallRecord, ServedBy};
 use crate::state::App;
 
+/// Events already arrived are gathered into one write up to about this many bytes.
+const MAX_WRITE: usize = 64 * 1024;
+
 /// What a relay needs besides the call record.
 pub struct RelayParts {
     /// The application, for the usage sink.
@@ -162,6 +165,8 @@ impl Relay {
             }
             let next = if out.is_empty() {
                 self.parts.events.next_event().await
+            } else if out.len() >= MAX_WRITE {
+                break;
             } else {
                 match self.parts.events.ready_event() {
                     Some(next) => next,
