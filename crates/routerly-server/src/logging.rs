@@ -193,11 +193,7 @@ pub fn log_request(record: &UsageRecord) {
     };
     let mut line = log.writer.line(false);
     let mut out = Vec::with_capacity(512);
-    if log.json {
-        json_line(&mut out, record);
-    } else {
-        text_line(&mut out, record);
-    }
+    request_line(&mut out, record, log.json);
     let _ = line.write_all(&out);
 }
 
@@ -261,17 +257,27 @@ impl Field<'_> {
     }
 }
 
-/// `2026-11-26T11:16:32.840629Z  INFO routerly::request: request request_id=… model="…" …`
-fn text_line(out: &mut Vec<u8>, record: &UsageRecord) {
-    timestamp(out);
-    out.extend_from_slice(b"  INFO routerly::request: request");
+/// The request line in `fmt`'s layout: as text,
+/// `2026-11-26T11:16:32.840629Z  INFO routerly::request: request request_id=… model="…" …`,
+/// or with `json`,
+/// `{"timestamp":"…","level":"INFO","message":"request","request_id":"…",…,"target":"routerly::request"}`.
+fn request_line(out: &mut Vec<u8>, record: &UsageRecord, json: bool) {
+    if json {
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        timestamp(out);
+        out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
+    } else {
+        timestamp(out);
+        out.extend_from_slice(b"  INFO routerly::request: request");
+    }
     for (name, field) in fields(record) {
         let start = out.len();
-        out.push(b' ');
+        out.extend_from_slice(if json { b",\"" } else { b" " });
         out.extend_from_slice(name.as_bytes());
-        out.push(b'=');
+        out.extend_from_slice(if json { b"\":" } else { b"=" });
         let present = match field {
-            Field::Id(text) => {
+            // Ids go bare in the text layout, as `%` fields do.
+            Field::Id(text) if !json => {
                 out.extend_from_slice(text.as_bytes());
                 true
             }
@@ -281,24 +287,11 @@ fn text_line(out: &mut Vec<u8>, record: &UsageRecord) {
             out.truncate(start);
         }
     }
-    out.push(b'\n');
-}
-
-/// `{"timestamp":"…","level":"INFO","message":"request","request_id":"…",…,"target":"routerly::request"}`
-fn json_line(out: &mut Vec<u8>, record: &UsageRecord) {
-    out.extend_from_slice(b"{\"timestamp\":\"");
-    timestamp(out);
-    out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
-    for (name, field) in fields(record) {
-        let start = out.len();
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
-        if !field.write_json(out) {
-            out.truncate(start);
-        }
-    }
-    out.extend_from_slice(b",\"target\":\"routerly::request\"}\n");
+    out.extend_from_slice(if json {
+        b",\"target\":\"routerly::request\"}\n"
+    } else {
+        b"\n"
+    });
 }
 
 /// The current time as `fmt` writes it: RFC 3339, UTC, microseconds.
@@ -356,7 +349,7 @@ mod tests {
     #[test]
     fn the_json_line_is_one_object_with_the_fields_at_the_top_level() {
         let mut out = Vec::new();
-        json_line(&mut out, &record());
+        request_line(&mut out, &record(), true);
         assert_eq!(out.last(), Some(&b'\n'));
         assert_eq!(out.iter().filter(|&&byte| byte == b'\n').count(), 1);
         let line: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
@@ -378,7 +371,7 @@ mod tests {
     #[test]
     fn the_text_line_reads_like_every_other_log_line() {
         let mut out = Vec::new();
-        text_line(&mut out, &record());
+        request_line(&mut out, &record(), false);
         let line = String::from_utf8(out).expect("UTF-8");
         let (stamp, rest) = line.split_once("  ").expect("timestamp, two spaces");
         chrono::DateTime::parse_from_rfc3339(stamp).expect("RFC 3339");
