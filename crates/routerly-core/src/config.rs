@@ -46,6 +46,9 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     /// The usage log is rotated when it grows past this many bytes (and at each new month).
     pub usage_log_rotate_bytes: u64,
+    /// Environment variables that `env:NAME` secrets may name: patterns where `*` matches any
+    /// run of characters. `ROUTERLY_*` variables are never readable, whatever this says.
+    pub env_allow_list: Vec<String>,
 }
 
 /// The shape of log lines.
@@ -78,6 +81,7 @@ impl Default for Settings {
             notification_channels: Vec::new(),
             allow_private_webhooks: false,
             usage_log_rotate_bytes: 256 * 1024 * 1024,
+            env_allow_list: vec!["*_API_KEY".to_owned()],
         }
     }
 }

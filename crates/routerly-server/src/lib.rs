@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod panics;
 pub mod proxy;
 pub mod routing;
 pub mod state;
@@ -71,7 +72,7 @@ impl Service {
     pub async fn open(home: Home) -> Result<Service, StartError> {
         let report = home.init()?;
         let master_key = report.master_key.clone();
-        let session_keys = api::auth::SessionKeys::new(master_key.derive("session-signing"));
+        let session_keys = api::auth::SessionKeys::new(home.session_signing_key()?);
         let store = Arc::new(ConfigStore::open(&home, master_key)?);
         let (budgets, notifier) = budgets::start(&home, &store).await?;
         let (usage, usage_writer) = spawn_rotating_usage_writer(
@@ -209,25 +210,39 @@ impl Service {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. Each surface's routes answer a panic with a 500 in their own
+/// error shape ([`panics`]).
 pub fn router(app: App) -> Router {
+    use panics::{PanicShape, catch_layer};
+    use routerly_core::wire::WireFormat;
+    let openai = Router::new()
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/models", get(proxy::list_models))
+        .route("/v1/models/{*id}", get(proxy::get_model))
+        .route("/v1/{*rest}", any(proxy::unknown_route))
+        .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiChat)));
+    let anthropic = Router::new()
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
+        .layer(catch_layer(PanicShape::Proxy(
+            WireFormat::AnthropicMessages,
+        )));
+    let responses = Router::new()
+        .route("/v1/responses", post(proxy::responses))
+        .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiResponses)));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
-        .route("/v1/chat/completions", post(proxy::chat_completions))
-        .route("/v1/messages", post(proxy::messages))
-        .route("/v1/responses", post(proxy::responses))
-        .route("/v1/embeddings", post(proxy::embeddings))
-        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
-        .route("/v1/models", get(proxy::list_models))
-        .route("/v1/models/{*id}", get(proxy::get_model))
-        .route("/v1/{*rest}", any(proxy::unknown_route))
         .route("/", get(|| async { Redirect::temporary("/dashboard") }))
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/{*path}", get(dashboard::asset))
-        .merge(api::router(app.clone()))
+        .merge(openai)
+        .merge(anthropic)
+        .merge(responses)
+        .merge(api::router(app.clone()).layer(catch_layer(PanicShape::Api)))
         .with_state(app)
 }
 

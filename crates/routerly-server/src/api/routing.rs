@@ -57,26 +57,24 @@ pub async fn replace(
     ApiJson(body): ApiJson<ReplaceRouting>,
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectWrite)?;
-    let updated = app
-        .store
-        .update(move |draft| {
-            let project = draft
-                .projects
-                .projects
-                .iter_mut()
-                .find(|project| project.id == key || project.slug == key || project.name == key)
-                .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
-            let routing = RoutingConfig {
-                policies: body.policies,
-                retries: body.retries.unwrap_or(project.routing.retries),
-            };
-            routing
-                .validate()
-                .map_err(|message| ApiError::invalid("policies", message))?;
-            project.routing = routing.clone();
-            Ok(routing)
-        })
-        .await?;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let project = draft
+            .projects
+            .projects
+            .iter_mut()
+            .find(|project| project.id == key || project.slug == key || project.name == key)
+            .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+        let routing = RoutingConfig {
+            policies: body.policies,
+            retries: body.retries.unwrap_or(project.routing.retries),
+        };
+        routing
+            .validate()
+            .map_err(|message| ApiError::invalid("policies", message))?;
+        project.routing = routing.clone();
+        Ok(routing)
+    })
+    .await?;
     for policy in updated.enabled() {
         if let Some(window) = crate::routing::window_minutes(policy) {
             app.routing.stats.retain_at_least(window);

@@ -234,8 +234,8 @@ pub fn alert_window_start(key: &CounterKey, now: DateTime<Utc>) -> DateTime<Utc>
     match key.window {
         Window::Calendar(period) => calendar_window(period, key.zone, now).0,
         Window::Rolling { seconds } => {
-            let seconds = seconds as i64;
-            let start = now.timestamp().div_euclid(seconds) * seconds;
+            let seconds = limits::signed_seconds(seconds);
+            let start = now.timestamp().div_euclid(seconds).saturating_mul(seconds);
             DateTime::from_timestamp(start, 0).unwrap_or(now)
         }
     }
@@ -729,7 +729,9 @@ impl Budgets {
         let key = &index.keys[limit_index];
         let resets_at = match key.window {
             Window::Calendar(period) => calendar_window(period, key.zone, now).1,
-            Window::Rolling { seconds } => window_start + chrono::Duration::seconds(seconds as i64),
+            Window::Rolling { seconds } => {
+                limits::shift_seconds(window_start, limits::signed_seconds(seconds))
+            }
         };
         let message = match kind {
             EventKind::Threshold => format!(
@@ -819,7 +821,7 @@ impl Budgets {
                 let (window_start, resets_at) = match key.window {
                     Window::Calendar(period) => calendar_window(period, key.zone, now),
                     Window::Rolling { seconds } => (
-                        now - chrono::Duration::seconds(seconds as i64),
+                        limits::shift_seconds(now, -limits::signed_seconds(seconds)),
                         if used > 0.0 {
                             self.counters.resets_at(
                                 now,

@@ -203,8 +203,13 @@ fn oldest_needed<'k>(
     keys: impl Iterator<Item = &'k CounterKey>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    keys.map(|key| now - chrono::Duration::seconds(key.window.max_seconds() as i64 + 60))
-        .min()
+    keys.map(|key| {
+        routerly_core::limits::shift_seconds(
+            now,
+            -routerly_core::limits::signed_seconds(key.window.max_seconds()).saturating_add(60),
+        )
+    })
+    .min()
 }
 
 /// The files that may hold records at or after `oldest`.
@@ -266,7 +271,11 @@ pub fn rebuild(
     let oldest_per_key: Vec<i64> = keys
         .iter()
         .map(|key| {
-            (now - chrono::Duration::seconds(key.window.max_seconds() as i64 + 60)).timestamp()
+            (routerly_core::limits::shift_seconds(
+                now,
+                -routerly_core::limits::signed_seconds(key.window.max_seconds()).saturating_add(60),
+            ))
+            .timestamp()
         })
         .collect();
     let first_file = match (oldest, tail_start) {
@@ -424,7 +433,7 @@ pub fn write_checkpoint(
     recent_ids: Vec<String>,
 ) -> io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::store::files::create_private_dir_all(dir)?;
     }
     let checkpoint = Checkpoint {
         version: CHECKPOINT_VERSION,

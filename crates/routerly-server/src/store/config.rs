@@ -21,6 +21,7 @@ use routerly_core::config::{
     UsersFile,
 };
 use routerly_core::limits::LimitsFile;
+use routerly_core::ranges;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -28,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::StoreError;
 use super::files::{self, ConfigFileError, FileStamp};
 use super::home::{ConfigKind, Home};
-use super::secrets::{self, MasterKey};
+use super::secrets::{self, EnvAllowList, MasterKey};
 
 /// How often the watcher looks at the config files.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
@@ -60,15 +61,42 @@ pub struct ValidationError {
     pub entry: String,
     /// What is wrong with it.
     pub message: String,
+    /// The field at fault inside the entry, when one is (`pricing.input`, `value`).
+    pub field: Option<String>,
 }
 
 impl ValidationError {
-    fn new(file: ConfigKind, entry: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        file: ConfigKind,
+        entry: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ValidationError {
             file,
             entry: entry.into(),
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// An error about a value out of its documented range, naming its field.
+    pub(crate) fn out_of_range(
+        file: ConfigKind,
+        entry: impl Into<String>,
+        problem: ranges::OutOfRange,
+    ) -> Self {
+        ValidationError {
+            file,
+            entry: entry.into(),
+            message: problem.message,
+            field: Some(problem.field),
+        }
+    }
+
+    /// The same error naming `field`.
+    pub(crate) fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
     }
 }
 
@@ -128,6 +156,17 @@ impl Snapshot {
             limits,
         } = draft;
 
+        ranges::check_settings(&settings).map_err(|problem| {
+            ValidationError::out_of_range(ConfigKind::Settings, problem.field.clone(), problem)
+        })?;
+        for pattern in &settings.env_allow_list {
+            secrets::check_env_pattern(pattern).map_err(|message| {
+                ValidationError::new(ConfigKind::Settings, "env_allow_list", message)
+                    .with_field("env_allow_list")
+            })?;
+        }
+        let env_allowed = EnvAllowList::new(&settings.env_allow_list);
+
         let mut model_by_id = HashMap::new();
         let mut api_keys = HashMap::new();
         for (index, model) in models.models.iter().enumerate() {
@@ -146,9 +185,13 @@ impl Snapshot {
                     "duplicate model id",
                 ));
             }
+            ranges::check_model(model).map_err(|problem| {
+                ValidationError::out_of_range(ConfigKind::Models, &entry, problem)
+            })?;
             if let Some(stored) = &model.api_key {
-                let resolved = master_key.resolve(stored).map_err(|error| {
+                let resolved = master_key.resolve(stored, &env_allowed).map_err(|error| {
                     ValidationError::new(ConfigKind::Models, &entry, format!("api_key: {error}"))
+                        .with_field("api_key")
                 })?;
                 if secrets::is_plaintext(stored) {
                     tracing::warn!(
@@ -164,12 +207,13 @@ impl Snapshot {
         let metrics_token = match &settings.metrics_token {
             None => None,
             Some(stored) => {
-                let resolved = master_key.resolve(stored).map_err(|error| {
+                let resolved = master_key.resolve(stored, &env_allowed).map_err(|error| {
                     ValidationError::new(
                         ConfigKind::Settings,
                         "metrics_token",
                         format!("metrics_token: {error}"),
                     )
+                    .with_field("metrics_token")
                 })?;
                 if secrets::is_plaintext(stored) {
                     tracing::warn!(
@@ -247,6 +291,9 @@ impl Snapshot {
                     ));
                 }
             }
+            ranges::check_timeout_overrides(&project.timeouts).map_err(|problem| {
+                ValidationError::out_of_range(ConfigKind::Projects, &entry, problem)
+            })?;
             project.routing.validate().map_err(|message| {
                 ValidationError::new(ConfigKind::Projects, &entry, format!("routing: {message}"))
             })?;

@@ -452,7 +452,7 @@ impl LogFile {
 
     fn open(&mut self, path: &Path) -> io::Result<()> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
+            super::files::create_private_dir_all(dir)?;
         }
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
