@@ -29,6 +29,43 @@ pub const ALERT_THRESHOLD_PERCENT: RangeInclusive<u32> = 1..=1000;
 /// How many alert thresholds and `env_allow_list` patterns a setting may hold.
 pub const MAX_LIST_ENTRIES: usize = 32;
 
+/// The longest id (of a model, project, token, limit, role, channel), in characters.
+pub const MAX_ID_CHARS: usize = 128;
+/// The longest name, slug, alias, label or email, in characters.
+pub const MAX_NAME_CHARS: usize = 254;
+/// The most labels a token, or aliases a project model, may carry.
+pub const MAX_LIST_ITEMS: usize = 64;
+
+/// Checks the length of an identifier or name (`max` characters).
+pub fn check_length(field: &str, text: &str, max: usize) -> Result<(), OutOfRange> {
+    let length = text.chars().count();
+    if length <= max {
+        Ok(())
+    } else {
+        Err(out_of_range(
+            field,
+            format!("`{field}` has {length} characters; at most {max} are allowed"),
+        ))
+    }
+}
+
+/// Checks a list of short texts: at most [`MAX_LIST_ITEMS`], each at most
+/// [`MAX_NAME_CHARS`] characters.
+pub fn check_list(field: &str, items: &[String]) -> Result<(), OutOfRange> {
+    if items.len() > MAX_LIST_ITEMS {
+        return Err(out_of_range(
+            field,
+            format!(
+                "`{field}` has {} entries; at most {MAX_LIST_ITEMS} are allowed",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .try_for_each(|item| check_length(field, item, MAX_NAME_CHARS))
+}
+
 /// A value out of its range: the field (a dotted path inside its entry) and what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutOfRange {

@@ -79,3 +79,51 @@ pub fn install_hook() {
         );
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("secret detail of the panic")
+    }
+
+    async fn answer(shape: PanicShape) -> (http::StatusCode, serde_json::Value) {
+        let router = axum::Router::new()
+            .route("/boom", get(boom))
+            .layer(catch_layer(shape));
+        let request = http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = router
+            .oneshot(request)
+            .await
+            .expect("an answer, not a dropped connection");
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (status, serde_json::from_slice(&bytes).expect("a JSON body"))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_its_surfaces_shape_without_the_detail() {
+        let (status, body) = answer(PanicShape::Api).await;
+        assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal_error", "{body}");
+        let (status, body) = answer(PanicShape::Proxy(WireFormat::AnthropicMessages)).await;
+        assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["type"], "error", "{body}");
+        assert_eq!(body["error"]["type"], "api_error", "{body}");
+        let (status, body) = answer(PanicShape::Proxy(WireFormat::OpenAiChat)).await;
+        assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert!(!body.to_string().contains("secret detail"), "{body}");
+    }
+}

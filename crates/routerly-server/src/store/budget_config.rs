@@ -38,7 +38,15 @@ pub(crate) fn validate(
         .map_err(|message| error(ConfigKind::Settings, "budget_time_zone", message))?;
     let mut channel_ids = HashSet::new();
     for channel in &settings.notification_channels {
-        let entry = format!("notification channel `{}`", channel.id());
+        routerly_core::ranges::check_length(
+            "id",
+            channel.id(),
+            routerly_core::ranges::MAX_ID_CHARS,
+        )
+        .map_err(|problem| {
+            ValidationError::out_of_range(ConfigKind::Settings, "notification_channels", problem)
+        })?;
+        let entry = super::config::entry_name("notification channel", channel.id());
         if channel.id().trim().is_empty() || !channel_ids.insert(channel.id()) {
             return Err(error(ConfigKind::Settings, entry, "empty or duplicate id"));
         }
@@ -94,8 +102,10 @@ pub(crate) fn validate(
         let entry = if limit.id.trim().is_empty() {
             format!("limits[{index}]")
         } else {
-            format!("limit `{}`", limit.id)
+            super::config::entry_name("limit", &limit.id)
         };
+        routerly_core::ranges::check_length("id", &limit.id, routerly_core::ranges::MAX_ID_CHARS)
+            .map_err(|problem| ValidationError::out_of_range(ConfigKind::Limits, "limits", problem))?;
         if limit.id.trim().is_empty() || !limit_ids.insert(limit.id.as_str()) {
             return Err(error(ConfigKind::Limits, entry, "empty or duplicate id"));
         }

@@ -170,7 +170,7 @@ impl Snapshot {
         let mut model_by_id = HashMap::new();
         let mut api_keys = HashMap::new();
         for (index, model) in models.models.iter().enumerate() {
-            let entry = format!("model `{}`", model.id);
+            let entry = entry_name("model", &model.id);
             if model.id.trim().is_empty() {
                 return Err(ValidationError::new(
                     ConfigKind::Models,
@@ -185,9 +185,11 @@ impl Snapshot {
                     "duplicate model id",
                 ));
             }
-            ranges::check_model(model).map_err(|problem| {
-                ValidationError::out_of_range(ConfigKind::Models, &entry, problem)
-            })?;
+            ranges::check_length("id", &model.id, ranges::MAX_ID_CHARS)
+                .and_then(|()| ranges::check_model(model))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(ConfigKind::Models, &entry, problem)
+                })?;
             if let Some(stored) = &model.api_key {
                 let resolved = master_key.resolve(stored, &env_allowed).map_err(|error| {
                     ValidationError::new(ConfigKind::Models, &entry, format!("api_key: {error}"))
@@ -231,7 +233,7 @@ impl Snapshot {
         let mut token_by_hash = HashMap::new();
         let mut token_ids = HashSet::new();
         for (project_index, project) in projects.projects.iter().enumerate() {
-            let entry = format!("project `{}`", project.id);
+            let entry = entry_name("project", &project.id);
             if project.id.trim().is_empty() {
                 return Err(ValidationError::new(
                     ConfigKind::Projects,
@@ -291,9 +293,11 @@ impl Snapshot {
                     ));
                 }
             }
-            ranges::check_timeout_overrides(&project.timeouts).map_err(|problem| {
-                ValidationError::out_of_range(ConfigKind::Projects, &entry, problem)
-            })?;
+            check_project_lengths(project)
+                .and_then(|()| ranges::check_timeout_overrides(&project.timeouts))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(ConfigKind::Projects, &entry, problem)
+                })?;
             project.routing.validate().map_err(|message| {
                 ValidationError::new(ConfigKind::Projects, &entry, format!("routing: {message}"))
             })?;
@@ -310,7 +314,7 @@ impl Snapshot {
             }
 
             for (token_index, token) in project.tokens.iter().enumerate() {
-                let token_entry = format!("{entry}, token `{}`", token.id);
+                let token_entry = format!("{entry}, {}", entry_name("token", &token.id));
                 let mut hash = [0u8; 32];
                 if token.hash.len() != 64 || hex::decode_to_slice(&token.hash, &mut hash).is_err() {
                     return Err(ValidationError::new(
@@ -348,7 +352,7 @@ impl Snapshot {
         let mut user_by_id = HashMap::new();
         let mut user_by_email = HashMap::new();
         for (index, user) in users.users.iter().enumerate() {
-            let entry = format!("user `{}`", user.email);
+            let entry = entry_name("user", &user.email);
             if user.id.trim().is_empty() || user.email.trim().is_empty() {
                 return Err(ValidationError::new(
                     ConfigKind::Users,
@@ -375,12 +379,32 @@ impl Snapshot {
             }
         }
 
+        for user in &users.users {
+            ranges::check_length("email", &user.email, ranges::MAX_NAME_CHARS)
+                .and_then(|()| ranges::check_length("id", &user.id, ranges::MAX_ID_CHARS))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(
+                        ConfigKind::Users,
+                        entry_name("user", &user.id),
+                        problem,
+                    )
+                })?;
+        }
         let mut role_ids = HashSet::new();
         for role in &roles.roles {
+            ranges::check_length("id", &role.id, ranges::MAX_ID_CHARS)
+                .and_then(|()| ranges::check_length("name", &role.name, ranges::MAX_NAME_CHARS))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(
+                        ConfigKind::Roles,
+                        entry_name("role", &role.id),
+                        problem,
+                    )
+                })?;
             if !role_ids.insert(role.id.as_str()) {
                 return Err(ValidationError::new(
                     ConfigKind::Roles,
-                    format!("role `{}`", role.id),
+                    entry_name("role", &role.id),
                     "duplicate role id",
                 ));
             }
@@ -473,6 +497,30 @@ impl Snapshot {
             .get(id)
             .map(|&index| &self.users.users[index])
     }
+}
+
+/// How an error names an entry: its kind and id, the id clipped so that an error never
+/// echoes a huge value.
+pub(crate) fn entry_name(kind: &str, id: &str) -> String {
+    format!(
+        "{kind} `{}`",
+        routerly_core::usage::clip(id, routerly_core::usage::MAX_ECHOED_NAME_CHARS)
+    )
+}
+
+/// The lengths of a project's names, ids, aliases and labels.
+fn check_project_lengths(project: &Project) -> Result<(), ranges::OutOfRange> {
+    ranges::check_length("id", &project.id, ranges::MAX_ID_CHARS)?;
+    ranges::check_length("name", &project.name, ranges::MAX_NAME_CHARS)?;
+    ranges::check_length("slug", &project.slug, ranges::MAX_NAME_CHARS)?;
+    for model in &project.models {
+        ranges::check_list("aliases", &model.aliases)?;
+    }
+    for token in &project.tokens {
+        ranges::check_length("tokens.id", &token.id, ranges::MAX_ID_CHARS)?;
+        ranges::check_list("labels", &token.labels)?;
+    }
+    Ok(())
 }
 
 fn normalize_email(email: &str) -> String {
