@@ -28,7 +28,7 @@ from conftest import (
 )
 
 #: The documented ranges (README, "Roles, secrets and values").
-MAX_ROLLING_DAYS = 1098
+MAX_ROLLING_DAYS = 1830
 MAX_LIMIT_VALUE = 1e12
 MAX_PRICE = 10_000.0
 
@@ -190,7 +190,7 @@ def test_hand_edits_beyond_a_bound_are_refused_naming_the_file_and_the_service_r
     models_path.write_text(good_models)
     limits_path.write_text(json.dumps(bad))
     stderr = start_fails(routerly)
-    assert "limits.json" in stderr and "too long" in stderr, stderr
+    assert "limits.json" in stderr and f"at most {MAX_ROLLING_DAYS}d" in stderr, stderr
 
     # The bounds themselves, typed by hand, are accepted and load.
     at_bounds = {"limits": [{"id": "hand", "scope": "global", "metric": "cost",

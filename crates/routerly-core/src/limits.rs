@@ -50,6 +50,11 @@ pub const FIT_EPSILON: f64 = 1e-9;
 /// Longest window of a `calls` limit that counts as a rate limit (answered with 429).
 pub const RATE_LIMIT_MAX_SECONDS: u64 = 3600;
 
+/// Longest rolling window: five years. Window arithmetic adds and subtracts spans from
+/// instants; a bound here keeps every such sum far inside the range of a date, so it never
+/// overflows (a `100000000d` window once panicked the handler, the back-fill and start-up).
+pub const MAX_WINDOW_SECONDS: u64 = 5 * 366 * 86_400;
+
 /// What a limit measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -229,18 +234,14 @@ pub fn parse_span(text: &str) -> Result<u64, String> {
             "`{text}`: a rolling window must be longer than zero"
         ));
     }
-    if seconds > MAX_ROLLING_SECONDS {
+    if seconds > MAX_WINDOW_SECONDS {
         return Err(format!(
-            "`{text}` is too long: a rolling window is at most {} ({MAX_ROLLING_SECONDS} seconds)",
-            format_span(MAX_ROLLING_SECONDS)
+            "`{text}`: a rolling window is at most {} (five years); use a calendar window or a shorter span",
+            format_span(MAX_WINDOW_SECONDS)
         ));
     }
     Ok(seconds)
 }
-
-/// The longest rolling window, three 366-day years: long enough for any budget, short enough
-/// that no date arithmetic on it can overflow.
-pub const MAX_ROLLING_SECONDS: u64 = 3 * 366 * 86_400;
 
 /// The largest value a limit takes (USD, calls or tokens per window): far above any real
 /// budget, far below where adding usage to it loses precision.

@@ -170,7 +170,7 @@ pub fn check_model(model: &ModelConfig) -> Result<(), OutOfRange> {
 }
 
 /// Checks a limit's value (its window was checked when it was parsed: see
-/// [`crate::limits::MAX_ROLLING_SECONDS`]).
+/// [`crate::limits::MAX_WINDOW_SECONDS`]).
 pub fn check_limit(limit: &Limit) -> Result<(), OutOfRange> {
     check_limit_value(limit.value)
 }
@@ -244,7 +244,7 @@ pub fn check_settings(settings: &Settings) -> Result<(), OutOfRange> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::{MAX_ROLLING_SECONDS, Window};
+    use crate::limits::{MAX_WINDOW_SECONDS, Window};
 
     #[test]
     fn prices_are_accepted_up_to_the_ceiling_and_refused_beyond() {
@@ -280,16 +280,16 @@ mod tests {
         for bad in [MAX_LIMIT_VALUE * 1.001, -1.0, f64::NAN, f64::INFINITY] {
             assert_eq!(check_limit_value(bad).expect_err("refused").field, "value");
         }
-        let longest = format!("{}d", MAX_ROLLING_SECONDS / 86_400);
+        let longest = format!("{}d", MAX_WINDOW_SECONDS / 86_400);
         assert_eq!(
             Window::parse(&longest),
             Ok(Window::Rolling {
-                seconds: MAX_ROLLING_SECONDS
+                seconds: MAX_WINDOW_SECONDS
             })
         );
-        let beyond = format!("{}s", MAX_ROLLING_SECONDS + 1);
+        let beyond = format!("{}s", MAX_WINDOW_SECONDS + 1);
         let error = Window::parse(&beyond).expect_err("too long");
-        assert!(error.contains("at most 1098d"), "{error}");
+        assert!(error.contains("at most 1830d"), "{error}");
         assert!(Window::parse("100000000d").is_err());
         assert!(Window::parse("99999999999999999999d").is_err());
     }

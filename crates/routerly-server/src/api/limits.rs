@@ -5,7 +5,9 @@
 //! grant in [`super::grants`]. Listings show the limits of the projects whose usage the caller may
 //! read, and the global and model limits to callers who may read every project's usage.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::ApiQuery as Query;
 use routerly_core::limits::{Limit, Metric, Mode, Scope, Window, parse_time_zone};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -341,6 +341,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A query string read into `T`, whose errors become 400s in the API's JSON shape naming the
+/// parameter (axum's own `Query` answers in plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection| {
+                let message = rejection.body_text();
+                ApiError {
+                    code: ErrorCode::Invalid,
+                    field: field_of("", &message),
+                    message: format!("invalid query: {message}"),
+                }
+            })
+    }
+}
+
 /// A 400 for a body that does not fit its type, naming the field by its path
 /// (`pricing.input`, `projects[2]`).
 pub(crate) fn body_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -352,17 +376,21 @@ pub(crate) fn body_error(error: &serde_path_to_error::Error<serde_json::Error>) 
     }
 }
 
-/// The field a deserialization error is about: its path, with the field that a `missing
-/// field` or `unknown field` message names appended.
+/// The field a deserialization error is about: its path (which ends with the name of an
+/// unknown field), with the field that a `missing field` message names appended. Without a
+/// path (a query string), the field that a `missing` or `unknown field` message names.
 fn field_of(path: &str, message: &str) -> Option<String> {
     let path = if path == "." { "" } else { path };
-    let named = ["missing field `", "unknown field `"]
-        .iter()
-        .find_map(|prefix| {
-            let start = message.find(prefix)? + prefix.len();
-            let end = start + message[start..].find('`')?;
-            Some(&message[start..end])
-        });
+    let prefixes: &[&str] = if path.is_empty() {
+        &["missing field `", "unknown field `"]
+    } else {
+        &["missing field `"]
+    };
+    let named = prefixes.iter().find_map(|prefix| {
+        let start = message.find(prefix)? + prefix.len();
+        let end = start + message[start..].find('`')?;
+        Some(&message[start..end])
+    });
     match (path, named) {
         ("", None) => None,
         ("", Some(named)) => Some(named.to_owned()),
@@ -387,4 +415,57 @@ pub(crate) fn project_or_404<'s>(
     snapshot
         .project(key)
         .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(json: &str) -> Option<String> {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only deserialized")]
+        struct Inner {
+            input: f64,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only deserialized")]
+        struct Outer {
+            name: String,
+            pricing: Inner,
+            #[serde(default)]
+            tags: Vec<u32>,
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let error = serde_path_to_error::deserialize::<_, Outer>(&mut deserializer)
+            .expect_err("the body is wrong");
+        body_error(&error).field
+    }
+
+    #[test]
+    fn a_body_error_names_the_field_by_its_path() {
+        let cases = [
+            (r#"{"name": 1, "pricing": {"input": 1}}"#, Some("name")),
+            (
+                r#"{"name": "a", "pricing": {"input": "x"}}"#,
+                Some("pricing.input"),
+            ),
+            (
+                r#"{"name": "a", "pricing": {"input": 1, "extra": 2}}"#,
+                Some("pricing.extra"),
+            ),
+            (r#"{"name": "a", "pricing": {}}"#, Some("pricing.input")),
+            (r#"{"pricing": {"input": 1}}"#, Some("name")),
+            (
+                r#"{"name": "a", "pricing": {"input": 1}, "tags": [1, "x"]}"#,
+                Some("tags[1]"),
+            ),
+            (r#"{"name": "a", "surprise": 1}"#, Some("surprise")),
+            (r#"[1]"#, None),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(field(json).as_deref(), expected, "{json}");
+        }
+    }
 }

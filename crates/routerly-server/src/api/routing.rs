@@ -5,7 +5,9 @@
 //! retries}`: the CLI's `enable`, `disable` and `reorder` are edits of that list. A body
 //! with an unknown policy type or a bad parameter is refused with a message naming it.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::ApiQuery as Query;
 use routerly_core::routing::RoutingConfig;
 use routerly_core::routing::policy::PolicyKind;
 use serde::Deserialize;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::ApiQuery as Query;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeZone, Utc};
 use routerly_core::usage::{Outcome, UsageRecord};

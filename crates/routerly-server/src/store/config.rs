@@ -1068,12 +1068,24 @@ mod tests {
 
         let mut draft = Draft::default();
         let mut bad_key = model("a");
-        bad_key.api_key = Some("env:ROUTERLY_TEST_SURELY_UNSET_VARIABLE".to_owned());
-        draft.models.models = vec![bad_key];
+        bad_key.api_key = Some("env:SURELY_UNSET_TEST_API_KEY".to_owned());
+        draft.models.models = vec![bad_key.clone()];
         check(
             draft,
             "config/models.json: model `a`: api_key: environment variable \
-             `ROUTERLY_TEST_SURELY_UNSET_VARIABLE` is not set (or not valid UTF-8)",
+             `SURELY_UNSET_TEST_API_KEY` is not set (or not valid UTF-8)",
+        );
+
+        // The service's own variables are never readable, set or not, allowed or not.
+        let mut draft = Draft::default();
+        draft.settings.env_allow_list = vec!["ROUTERLY_*".to_owned(), "*_KEY".to_owned()];
+        bad_key.api_key = Some("env:ROUTERLY_SECRET_KEY".to_owned());
+        draft.models.models = vec![bad_key];
+        check(
+            draft,
+            "config/models.json: model `a`: api_key: environment variable `ROUTERLY_SECRET_KEY` \
+             may not be referenced: names must match the env_allow_list setting, and ROUTERLY_* \
+             never does",
         );
     }
 

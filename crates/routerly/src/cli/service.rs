@@ -51,6 +51,10 @@ pub struct ServiceConfigure {
     /// Output tokens a budget reservation assumes when a request sets no max_tokens.
     #[arg(long)]
     budget_default_output_tokens: Option<u64>,
+    /// Environment variables `env:NAME` secrets may name, as patterns such as *_API_KEY
+    /// (admin only; ROUTERLY_* is never allowed).
+    #[arg(long, value_delimiter = ',')]
+    env_allow_list: Option<Vec<String>>,
     /// Print the settings as JSON.
     #[arg(long)]
     json: bool,
@@ -85,6 +89,9 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
             let mut body = serde_json::Map::new();
             if let Some(thresholds) = configure.alert_thresholds {
                 body.insert("alert_thresholds".into(), serde_json::json!(thresholds));
+            }
+            if let Some(patterns) = configure.env_allow_list {
+                body.insert("env_allow_list".into(), serde_json::json!(patterns));
             }
             if let Some(allow) = configure.allow_private_webhooks {
                 body.insert("allow_private_webhooks".into(), serde_json::json!(allow));
