@@ -462,7 +462,7 @@ mod tests {
                 Some("tags[1]"),
             ),
             (r#"{"name": "a", "surprise": 1}"#, Some("surprise")),
-            (r#"[1]"#, None),
+            (r#""text""#, None),
         ];
         for (json, expected) in cases {
             assert_eq!(field(json).as_deref(), expected, "{json}");
