@@ -27,6 +27,9 @@ pub const EDITABLE: &[&str] = &[
     "budget_time_zone",
     "budget_default_output_tokens",
     "usage_log_rotate_bytes",
+    "usage_retention_days",
+    "usage_compress_after_days",
+    "usage_hourly_rollup_days",
     "metrics_token",
 ];
 
@@ -74,6 +77,30 @@ fn check(settings: &Settings) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             "alert_thresholds",
             format!("threshold {threshold} % is out of range (1 to 1000)"),
+        ));
+    }
+    if settings
+        .usage_retention_days
+        .is_some_and(|days| !(1..=36_500).contains(&days))
+    {
+        return Err(ApiError::invalid(
+            "usage_retention_days",
+            "keep usage records between 1 and 36500 days, or null for ever",
+        ));
+    }
+    if settings
+        .usage_compress_after_days
+        .is_some_and(|days| days > 36_500)
+    {
+        return Err(ApiError::invalid(
+            "usage_compress_after_days",
+            "compress after 0 to 36500 days, or null for never",
+        ));
+    }
+    if !(1..=366).contains(&settings.usage_hourly_rollup_days) {
+        return Err(ApiError::invalid(
+            "usage_hourly_rollup_days",
+            "keep hourly usage rollups between 1 and 366 days",
         ));
     }
     Ok(())

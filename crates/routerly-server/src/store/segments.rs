@@ -1,0 +1,416 @@
+//! The usage log's segments and their sidecar indexes.
+//!
+//! The log is a sequence of time-ordered segments: rotated files `usage-STAMP.jsonl` (or
+//! `usage-STAMP.jsonl.gz` once compressed) and the active `usage.jsonl`. Each rotated
+//! segment has a sidecar `<segment>.idx` ([`SegmentIndex`], JSON): its time range and its
+//! blocks of [`BLOCK_RECORDS`] records with their byte ranges and time ranges, and for each
+//! project, model, token and outcome the blocks that hold it. The active segment's index
+//! is kept in memory by the writer (and in the usage checkpoint). A reader therefore opens
+//! only the blocks that can hold what it looks for, newest first.
+//!
+//! A compressed segment is a concatenation of one gzip member per block (so `zcat` reads it
+//! whole, and a reader inflates only the blocks it needs); its index carries each block's
+//! compressed range. The JSON Lines text stays the source of truth: an index is derived,
+//! rebuilt by reading its segment when missing or unreadable.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use flate2::Compression;
+use flate2::read::{GzDecoder, MultiGzDecoder};
+use flate2::write::GzEncoder;
+use routerly_core::usage::UsageRecord;
+use serde::{Deserialize, Serialize};
+
+use super::rollup::{Filter, outcome_name};
+
+/// Records per block of a segment index.
+pub const BLOCK_RECORDS: u32 = 1024;
+/// Format version of sidecar indexes.
+const INDEX_VERSION: u32 = 1;
+
+/// A run of consecutive records in a segment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Block {
+    /// Byte offset of its first line in the plain text.
+    pub offset: u64,
+    /// Bytes of its lines.
+    pub len: u64,
+    /// Records in it.
+    pub records: u32,
+    /// Earliest and latest record time, in ms since the epoch.
+    pub min_ms: i64,
+    /// Latest record time.
+    pub max_ms: i64,
+    /// Where its gzip member starts in a compressed segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gz_offset: Option<u64>,
+    /// Its gzip member's length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gz_len: Option<u64>,
+}
+
+/// What a segment holds and where.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentIndex {
+    /// Format version.
+    pub version: u32,
+    /// Records indexed.
+    pub records: u64,
+    /// Bytes of plain text indexed (complete lines only).
+    pub bytes: u64,
+    /// The blocks, in file order.
+    pub blocks: Vec<Block>,
+    /// Per project id, the blocks holding it (ascending).
+    pub projects: BTreeMap<String, Vec<u32>>,
+    /// Per model id (`""`: none tried), the blocks holding it.
+    pub models: BTreeMap<String, Vec<u32>>,
+    /// Per token id, the blocks holding it.
+    pub tokens: BTreeMap<String, Vec<u32>>,
+    /// Per outcome, the blocks holding it.
+    pub outcomes: BTreeMap<String, Vec<u32>>,
+}
+
+fn mark(map: &mut BTreeMap<String, Vec<u32>>, key: &str, block: u32) {
+    if let Some(blocks) = map.get_mut(key) {
+        if blocks.last() != Some(&block) {
+            blocks.push(block);
+        }
+    } else {
+        map.insert(key.to_owned(), vec![block]);
+    }
+}
+
+fn holds(map: &BTreeMap<String, Vec<u32>>, key: Option<&str>, block: u32) -> bool {
+    key.is_none_or(|key| {
+        map.get(key)
+            .is_some_and(|blocks| blocks.binary_search(&block).is_ok())
+    })
+}
+
+impl SegmentIndex {
+    /// Indexes `record`, whose line (newline included) is `len` bytes at `offset`.
+    pub fn add(&mut self, record: &UsageRecord, offset: u64, len: u64) {
+        self.version = INDEX_VERSION;
+        let at = record.timestamp.timestamp_millis();
+        if self
+            .blocks
+            .last()
+            .is_none_or(|block| block.records >= BLOCK_RECORDS)
+        {
+            self.blocks.push(Block {
+                offset,
+                len: 0,
+                records: 0,
+                min_ms: at,
+                max_ms: at,
+                gz_offset: None,
+                gz_len: None,
+            });
+        }
+        let number = (self.blocks.len() - 1) as u32;
+        let block = self.blocks.last_mut().expect("a block was just ensured");
+        block.len = offset + len - block.offset;
+        block.records += 1;
+        block.min_ms = block.min_ms.min(at);
+        block.max_ms = block.max_ms.max(at);
+        self.records += 1;
+        self.bytes = self.bytes.max(offset + len);
+        mark(&mut self.projects, &record.project_id, number);
+        mark(
+            &mut self.models,
+            record.model_id.as_deref().unwrap_or(""),
+            number,
+        );
+        mark(&mut self.tokens, &record.token_id, number);
+        mark(&mut self.outcomes, outcome_name(record.outcome), number);
+    }
+
+    /// Earliest record time (ms), or `None` when empty.
+    pub fn first_ms(&self) -> Option<i64> {
+        self.blocks.iter().map(|block| block.min_ms).min()
+    }
+
+    /// Latest record time (ms), or `None` when empty.
+    pub fn last_ms(&self) -> Option<i64> {
+        self.blocks.iter().map(|block| block.max_ms).max()
+    }
+
+    /// The blocks that can hold records matching `filter`, in file order.
+    pub fn candidates(&self, filter: &Filter) -> Vec<u32> {
+        let from_ms = filter.from.map(|from| from.saturating_mul(1000));
+        let to_ms = filter.to.map(|to| to.saturating_mul(1000));
+        let outcome = filter.outcome.map(outcome_name);
+        (0..self.blocks.len() as u32)
+            .filter(|&number| {
+                let block = &self.blocks[number as usize];
+                from_ms.is_none_or(|from| block.max_ms >= from)
+                    && to_ms.is_none_or(|to| block.min_ms < to)
+                    && holds(&self.models, filter.model.as_deref(), number)
+                    && holds(&self.tokens, filter.token.as_deref(), number)
+                    && holds(&self.outcomes, outcome, number)
+                    && filter.projects.as_ref().is_none_or(|projects| {
+                        projects
+                            .iter()
+                            .any(|project| holds(&self.projects, Some(project), number))
+                    })
+            })
+            .collect()
+    }
+}
+
+/// One segment of the log.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Its file.
+    pub path: PathBuf,
+    /// Whether it is gzip-compressed.
+    pub compressed: bool,
+    /// Its index.
+    pub index: SegmentIndex,
+}
+
+/// The sidecar index path of `segment`.
+pub fn sidecar_path(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(".idx");
+    PathBuf::from(name)
+}
+
+/// Writes `index` as the sidecar of `segment`, atomically.
+pub fn write_sidecar(segment: &Path, index: &SegmentIndex) -> io::Result<()> {
+    super::files::write_json_atomic(&sidecar_path(segment), index).map(drop)
+}
+
+/// The sidecar of `segment`, when present and readable.
+pub fn read_sidecar(segment: &Path) -> Option<SegmentIndex> {
+    let bytes = fs::read(sidecar_path(segment)).ok()?;
+    serde_json::from_slice::<SegmentIndex>(&bytes)
+        .ok()
+        .filter(|index| index.version == INDEX_VERSION)
+}
+
+/// Whether `name` is a rotated segment's file name.
+fn is_rotated_name(name: &str) -> bool {
+    name.starts_with("usage-") && (name.ends_with(".jsonl") || name.ends_with(".jsonl.gz"))
+}
+
+/// The rotated segments beside the active log `active`, oldest first. A segment found both
+/// plain and compressed (a compression cut short) counts as plain.
+pub fn rotated_segments(active: &Path) -> io::Result<Vec<PathBuf>> {
+    let dir = active.parent().unwrap_or(Path::new("."));
+    let mut names = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            for entry in entries {
+                let name = entry?.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if is_rotated_name(name) {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    }
+    names.sort();
+    Ok(names
+        .iter()
+        .filter(|name| {
+            name.strip_suffix(".gz")
+                .is_none_or(|plain| names.binary_search(&plain.to_owned()).is_err())
+        })
+        .map(|name| dir.join(name))
+        .collect())
+}
+
+/// Removes what an interrupted compression left: temporary files, and a compressed copy of
+/// a segment whose plain file is still there. Called once, at start-up.
+pub fn clean_interrupted(active: &Path) -> io::Result<()> {
+    let dir = active.parent().unwrap_or(Path::new("."));
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("usage-") {
+            continue;
+        }
+        let path = dir.join(name);
+        let duplicate = name
+            .strip_suffix(".jsonl.gz")
+            .is_some_and(|stem| dir.join(format!("{stem}.jsonl")).exists());
+        if name.ends_with(".tmp") || duplicate {
+            tracing::warn!(path = %path.display(), "removing what an interrupted compression left");
+            fs::remove_file(&path)?;
+            if duplicate {
+                let _ = fs::remove_file(sidecar_path(&path));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A reader of `path`'s plain text (inflating a compressed segment).
+pub fn open_text(path: &Path) -> io::Result<Box<dyn BufRead + Send>> {
+    let file = File::open(path)?;
+    if path.extension().is_some_and(|ext| ext == "gz") {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            MultiGzDecoder::new(BufReader::new(file)),
+        )))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+    }
+}
+
+/// Visits every complete line of `reader` with its byte offset (from `start`) and length.
+pub fn for_each_line(
+    reader: &mut dyn BufRead,
+    start: u64,
+    mut visit: impl FnMut(&[u8], u64, u64),
+) -> io::Result<()> {
+    let mut offset = start;
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            // The end, or a torn last line (skipped; the writer closes it on its next open).
+            break;
+        }
+        visit(&line, offset, read as u64);
+        offset += read as u64;
+    }
+    Ok(())
+}
+
+/// Builds the index of a segment by reading it.
+pub fn build_index(path: &Path) -> io::Result<SegmentIndex> {
+    let mut index = SegmentIndex::default();
+    let mut reader = open_text(path)?;
+    for_each_line(&mut *reader, 0, |line, offset, len| {
+        if let Ok(record) = serde_json::from_slice::<UsageRecord>(line) {
+            index.add(&record, offset, len);
+        }
+    })?;
+    index.version = INDEX_VERSION;
+    Ok(index)
+}
+
+/// The text of block `number` of `segment`.
+pub fn read_block(segment: &Segment, number: u32) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let block = &segment.index.blocks[number as usize];
+    let file = File::open(&segment.path)?;
+    match (segment.compressed, block.gz_offset, block.gz_len) {
+        (true, Some(gz_offset), Some(gz_len)) => {
+            let mut packed = vec![0u8; gz_len as usize];
+            file.read_exact_at(&mut packed, gz_offset)?;
+            let mut text = Vec::with_capacity(block.len as usize);
+            GzDecoder::new(&packed[..]).read_to_end(&mut text)?;
+            Ok(text)
+        }
+        (true, _, _) => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: index lacks compressed offsets", segment.path.display()),
+        )),
+        (false, _, _) => {
+            let mut text = vec![0u8; block.len as usize];
+            file.read_exact_at(&mut text, block.offset)?;
+            Ok(text)
+        }
+    }
+}
+
+/// The records of `text` (one block), in file order, skipping unreadable lines.
+pub fn parse_block(text: &[u8]) -> Vec<UsageRecord> {
+    text.split(|byte| *byte == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .filter_map(|line| serde_json::from_slice::<UsageRecord>(line).ok())
+        .collect()
+}
+
+/// A compressed copy of a segment, written but not yet in place.
+#[derive(Debug)]
+pub struct Prepared {
+    tmp_path: PathBuf,
+    index: SegmentIndex,
+}
+
+/// Writes a compressed copy of the plain segment `segment` (one gzip member per block)
+/// beside it, under a temporary name; [`compress_commit`] puts it in place.
+pub fn compress_prepare(segment: &Segment) -> io::Result<Prepared> {
+    use std::os::unix::fs::FileExt;
+    let tmp_path = PathBuf::from(format!("{}.gz.tmp", segment.path.display()));
+    let mut index = segment.index.clone();
+    let mut out = io::BufWriter::new(File::create(&tmp_path)?);
+    let mut written = 0u64;
+    let member = |text: &[u8], out: &mut io::BufWriter<File>| -> io::Result<u64> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(text)?;
+        let packed = encoder.finish()?;
+        out.write_all(&packed)?;
+        Ok(packed.len() as u64)
+    };
+    for number in 0..index.blocks.len() as u32 {
+        let text = read_block(segment, number)?;
+        let len = member(&text, &mut out)?;
+        let block = &mut index.blocks[number as usize];
+        block.gz_offset = Some(written);
+        block.gz_len = Some(len);
+        written += len;
+    }
+    // Lines past the last block (unreadable ones) are kept, in a member of their own.
+    let plain_len = fs::metadata(&segment.path)?.len();
+    if plain_len > segment.index.bytes {
+        let mut rest = vec![0u8; (plain_len - segment.index.bytes) as usize];
+        File::open(&segment.path)?.read_exact_at(&mut rest, segment.index.bytes)?;
+        member(&rest, &mut out)?;
+    }
+    let file = out.into_inner().map_err(|error| error.into_error())?;
+    file.sync_all()?;
+    Ok(Prepared { tmp_path, index })
+}
+
+/// Puts a compressed copy in place of its plain segment: renamed to `<segment>.gz`, its
+/// sidecar written, the plain file and its sidecar removed (in this order, so a crash
+/// leaves either the plain segment, or both, which start-up resolves to the plain one).
+pub fn compress_commit(segment: &Segment, prepared: Prepared) -> io::Result<Segment> {
+    let gz_path = PathBuf::from(format!("{}.gz", segment.path.display()));
+    fs::rename(&prepared.tmp_path, &gz_path)?;
+    write_sidecar(&gz_path, &prepared.index)?;
+    fs::remove_file(&segment.path)?;
+    let _ = fs::remove_file(sidecar_path(&segment.path));
+    if let Some(dir) = segment.path.parent()
+        && let Ok(dir) = File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(Segment {
+        path: gz_path,
+        compressed: true,
+        index: prepared.index,
+    })
+}
+
+/// Removes a segment and its sidecar.
+pub fn remove(segment: &Segment) -> io::Result<()> {
+    fs::remove_file(&segment.path)?;
+    let _ = fs::remove_file(sidecar_path(&segment.path));
+    Ok(())
+}
+
+/// When a segment's newest record was written, as a time.
+pub fn last_time(segment: &Segment) -> Option<DateTime<Utc>> {
+    segment
+        .index
+        .last_ms()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+}
