@@ -450,8 +450,12 @@ impl Aggregator {
                 add(&mut self.groups, record.user.as_deref().unwrap_or(""))
             }
             GroupBy::Dimension(Dimension::Tag) => {
+                // Filtered by a tag, the groups are that tag's alone (not the tags seen with it).
                 let mut seen: Vec<&str> = Vec::new();
                 for tag in &record.tags {
+                    if self.filter.tag.as_ref().is_some_and(|wanted| wanted != tag) {
+                        continue;
+                    }
                     if !seen.contains(&tag.as_str()) {
                         seen.push(tag);
                         add(&mut self.groups, tag);
@@ -741,4 +745,294 @@ pub fn bucket_time(key: &str) -> Option<DateTime<Utc>> {
     key.parse::<i64>()
         .ok()
         .and_then(|seconds| Utc.timestamp_opt(seconds, 0).single())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{Datelike, TimeZone};
+    use proptest::prelude::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use routerly_core::usage::{CallType, Surface};
+
+    use super::*;
+
+    /// Around a UTC midnight, so hour and day edges are crossed both ways.
+    const BASE: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+    fn random_record(rng: &mut StdRng, index: usize) -> UsageRecord {
+        let pick =
+            |rng: &mut StdRng, names: &[&str]| names[rng.gen_range(0..names.len())].to_owned();
+        // Timestamps within four days of BASE, a quarter of them on an exact hour edge.
+        let mut at = BASE + rng.gen_range(-2 * DAY..2 * DAY);
+        if rng.gen_bool(0.25) {
+            at -= at.rem_euclid(HOUR) + i64::from(rng.gen_bool(0.5));
+        }
+        let mut tags = Vec::new();
+        for _ in 0..rng.gen_range(0..3) {
+            tags.push(pick(rng, &["a", "b", "c"]));
+        }
+        UsageRecord {
+            id: format!("r{index}"),
+            timestamp: Utc
+                .timestamp_opt(at, rng.gen_range(0..1_000_000_000))
+                .unwrap(),
+            project_id: pick(rng, &["p1", "p2", "p3"]),
+            token_id: pick(rng, &["t1", "t2", "t3", "t4"]),
+            model_id: rng.gen_bool(0.9).then(|| pick(rng, &["m1", "m2", "m3"])),
+            provider: None,
+            surface: Surface::ChatCompletions,
+            call_type: CallType::Completion,
+            stream: rng.gen_bool(0.5),
+            input_tokens: rng.gen_range(0..5000),
+            output_tokens: rng.gen_range(0..2000),
+            cached_input_tokens: rng.gen_range(0..100),
+            cache_write_tokens: rng.gen_range(0..50),
+            cost_usd: rng.gen_range(0.0..0.1),
+            input_cost_usd: rng.gen_range(0.0..0.05),
+            output_cost_usd: rng.gen_range(0.0..0.05),
+            latency_ms: rng.gen_range(0.0..30_000.0),
+            ttft_ms: rng.gen_bool(0.5).then(|| rng.gen_range(0.0..5000.0)),
+            overhead_ms: 0.1,
+            outcome: OUTCOMES[rng.gen_range(0..5)],
+            status: 200,
+            error: None,
+            trace_id: format!("trace-{index}"),
+            user: rng.gen_bool(0.7).then(|| pick(rng, &["u1", "u2", "u3"])),
+            tags,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// What a report should say, computed naively from the records.
+    fn brute_force(
+        records: &[UsageRecord],
+        filter: &Filter,
+        group: GroupBy,
+        hourly_from: i64,
+    ) -> BTreeMap<String, (u64, u64, u64, f64, Sketch)> {
+        let mut expected: BTreeMap<String, (u64, u64, u64, f64, Sketch)> = BTreeMap::new();
+        for record in records {
+            let at = record.timestamp.timestamp();
+            let in_time =
+                filter.from.is_none_or(|from| at >= from) && filter.to.is_none_or(|to| at < to);
+            let model = record.model_id.clone().unwrap_or_default();
+            let user = record.user.clone().unwrap_or_default();
+            let ok = in_time
+                && filter
+                    .projects
+                    .as_ref()
+                    .is_none_or(|p| p.contains(&record.project_id))
+                && filter.model.as_ref().is_none_or(|m| *m == model)
+                && filter.token.as_ref().is_none_or(|t| *t == record.token_id)
+                && filter.user.as_ref().is_none_or(|u| *u == user)
+                && filter.tag.as_ref().is_none_or(|t| record.tags.contains(t))
+                && filter.outcome.is_none_or(|o| o == record.outcome);
+            if !ok {
+                continue;
+            }
+            let keys: Vec<String> = match group {
+                GroupBy::Nothing | GroupBy::Dimension(Dimension::All) => vec![String::new()],
+                GroupBy::Project => vec![record.project_id.clone()],
+                GroupBy::Dimension(Dimension::Model) => vec![model],
+                GroupBy::Dimension(Dimension::Token) => vec![record.token_id.clone()],
+                GroupBy::Dimension(Dimension::User) => vec![user],
+                GroupBy::Dimension(Dimension::Tag) => {
+                    let mut tags = record.tags.clone();
+                    tags.sort();
+                    tags.dedup();
+                    tags.retain(|tag| filter.tag.as_ref().is_none_or(|wanted| wanted == tag));
+                    tags
+                }
+                GroupBy::Time { seconds, zone } => {
+                    let hour = at - at.rem_euclid(HOUR);
+                    let start = if hour < hourly_from {
+                        at - at.rem_euclid(DAY)
+                    } else if seconds == HOUR {
+                        hour
+                    } else {
+                        let local = record.timestamp.with_timezone(&zone);
+                        zone.with_ymd_and_hms(local.year(), local.month(), local.day(), 0, 0, 0)
+                            .earliest()
+                            .unwrap()
+                            .timestamp()
+                    };
+                    vec![start.to_string()]
+                }
+            };
+            let sketches = filter
+                .dimensions(group)
+                .iter()
+                .all(|d| matches!(d, Dimension::All | Dimension::Model));
+            for key in keys {
+                let entry = expected.entry(key).or_default();
+                entry.0 += 1;
+                entry.1 += record.input_tokens + record.output_tokens;
+                entry.2 += u64::from(record.outcome != Outcome::Success);
+                entry.3 += record.cost_usd;
+                if sketches {
+                    entry.4.add(record.latency_ms);
+                }
+            }
+        }
+        expected
+    }
+
+    fn summarize(groups: &Groups) -> BTreeMap<String, (u64, u64, u64, f64, Sketch)> {
+        groups
+            .iter()
+            .map(|(key, group)| {
+                let total = group.total();
+                (
+                    key.clone(),
+                    (
+                        total.calls,
+                        total.input_tokens + total.output_tokens,
+                        total.calls - group.by_outcome[0].calls,
+                        total.cost_usd,
+                        total.latency,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn assert_same(
+        got: &BTreeMap<String, (u64, u64, u64, f64, Sketch)>,
+        expected: &BTreeMap<String, (u64, u64, u64, f64, Sketch)>,
+        what: &str,
+    ) {
+        let got_keys: Vec<&String> = got.keys().collect();
+        let expected_keys: Vec<&String> = expected.keys().collect();
+        assert_eq!(got_keys, expected_keys, "groups of {what}");
+        for (key, want) in expected {
+            let have = &got[key];
+            assert_eq!(
+                (have.0, have.1, have.2),
+                (want.0, want.1, want.2),
+                "{what} [{key}]"
+            );
+            assert!(
+                (have.3 - want.3).abs() <= 1e-9 * want.3.abs().max(1.0),
+                "{what} [{key}] cost {} vs {}",
+                have.3,
+                want.3
+            );
+            assert_eq!(have.4, want.4, "{what} [{key}] latency sketch");
+        }
+    }
+
+    fn random_filter(rng: &mut StdRng) -> Filter {
+        let maybe = |rng: &mut StdRng, names: &[&str]| {
+            rng.gen_bool(0.3)
+                .then(|| names[rng.gen_range(0..names.len())].to_owned())
+        };
+        let from = rng
+            .gen_bool(0.5)
+            .then(|| BASE + rng.gen_range(-50..50) * HOUR);
+        let to = rng
+            .gen_bool(0.5)
+            .then(|| BASE + rng.gen_range(-50..50) * HOUR);
+        Filter {
+            projects: rng
+                .gen_bool(0.3)
+                .then(|| ["p1".to_owned(), "p3".to_owned()].into_iter().collect()),
+            model: maybe(rng, &["m1", "m2", ""]),
+            token: maybe(rng, &["t1", "t2"]),
+            user: maybe(rng, &["u1", ""]),
+            tag: maybe(rng, &["a", "c"]),
+            outcome: rng.gen_bool(0.3).then(|| OUTCOMES[rng.gen_range(0..5)]),
+            from,
+            to,
+        }
+    }
+
+    const GROUPS: [GroupBy; 7] = [
+        GroupBy::Nothing,
+        GroupBy::Project,
+        GroupBy::Dimension(Dimension::Model),
+        GroupBy::Dimension(Dimension::Token),
+        GroupBy::Dimension(Dimension::User),
+        GroupBy::Dimension(Dimension::Tag),
+        GroupBy::Time {
+            seconds: HOUR,
+            zone: chrono_tz::Tz::UTC,
+        },
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Rollups (kept across a checkpoint taken mid-stream and a compaction of old
+        /// hours into days) answer every report exactly as the raw records do.
+        #[test]
+        fn rollups_equal_a_brute_force_aggregation(seed in any::<u64>(), count in 1usize..400, split in 0usize..400) {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let records: Vec<UsageRecord> = (0..count).map(|i| random_record(&mut rng, i)).collect();
+            let mut rollups = Rollups::default();
+            let split = split.min(count);
+            for record in &records[..split] {
+                rollups.add(record);
+            }
+            // A restart mid-hour: the checkpointed form, read back, continues.
+            let mut rollups = Rollups::from_file(rollups.to_file());
+            for record in &records[split..] {
+                rollups.add(record);
+            }
+            if rng.gen_bool(0.5) {
+                // Hours older than a day before BASE (mid-range) become days.
+                rollups.compact(Utc.timestamp_opt(BASE, 0).unwrap(), 1);
+            }
+            let hourly_from = rollups.hourly_from();
+            let zones = [chrono_tz::Tz::UTC, chrono_tz::America::New_York, chrono_tz::Europe::Berlin, chrono_tz::Asia::Tokyo];
+            for round in 0..12 {
+                let mut filter = random_filter(&mut rng);
+                let mut group = GROUPS[rng.gen_range(0..GROUPS.len())];
+                if round % 4 == 0 {
+                    group = GroupBy::Time { seconds: DAY, zone: zones[rng.gen_range(0..zones.len())] };
+                }
+                // Time bounds on whole hours, which before the horizon widen to whole days.
+                let widen_from = |at: i64| if at >= hourly_from { at } else { at - at.rem_euclid(DAY) };
+                let widen_to = |at: i64| if at >= hourly_from || at.rem_euclid(DAY) == 0 { at } else { at - at.rem_euclid(DAY) + DAY };
+                let widened = Filter { from: filter.from.map(widen_from), to: filter.to.map(widen_to), ..filter.clone() };
+                prop_assert_eq!(&rollups.widen(filter.clone()), &widened);
+                filter = widened;
+                let expected = brute_force(&records, &filter, group, hourly_from);
+                let mut aggregator = Aggregator::new(filter.clone(), group, hourly_from);
+                for record in &records {
+                    aggregator.add(record);
+                }
+                assert_same(&summarize(&aggregator.groups), &expected, &format!("raw {group:?} {filter:?}"));
+                match rollups.aggregate(&filter, group) {
+                    Some(groups) => assert_same(&summarize(&groups), &expected, &format!("rollups {group:?} {filter:?}")),
+                    None => prop_assert!(filter.dimensions(group).len() > 1, "rollups refuse only two-dimension queries"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantiles_from_a_sketch_are_within_two_percent() {
+        let mut sketch = Sketch::default();
+        let mut values: Vec<f64> = (1..=10_000).map(|i| f64::from(i) * 0.37).collect();
+        for value in &values {
+            sketch.add(*value);
+        }
+        values.sort_by(f64::total_cmp);
+        for q in [0.5, 0.95, 0.99] {
+            let truth = values[(q * (values.len() - 1) as f64).floor() as usize];
+            let estimate = sketch.quantile(q).expect("not empty");
+            assert!(
+                (estimate - truth).abs() <= 0.02 * truth,
+                "q{q}: {estimate} vs {truth}"
+            );
+        }
+        assert_eq!(Sketch::default().quantile(0.5), None);
+        let mut zero = Sketch::default();
+        zero.add(0.0);
+        zero.add(f64::NAN);
+        assert_eq!(zero.quantile(0.5), Some(0.0));
+    }
 }

@@ -212,7 +212,8 @@ pub fn spawn_usage_writer(path: PathBuf, capacity: usize) -> (UsageSink, UsageWr
 
 /// [`spawn_usage_writer`], rotating the log when it would grow past `rotate_bytes` and when
 /// a record is appended in a later calendar month (UTC) than the log's first record: the
-/// log is renamed `usage-YYYYMMDDTHHMMSSZ.jsonl` (the time of rotation) beside it and a new
+/// log is renamed `usage-YYYYMMDDTHHMMSSZ-NNNN.jsonl` (the time of rotation and a sequence
+/// number within that second) beside it and a new
 /// one begins. Rotated files keep their inode, which checkpoints use to find their place.
 /// Each batch on disk is handed to `history` (rollups and the active segment's index), and
 /// each rotation too (the segment's sidecar index).
@@ -464,11 +465,16 @@ impl LogFile {
         self.file = None;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut rotated = dir.join(format!("usage-{stamp}.jsonl"));
-        let mut suffix = 1;
-        while rotated.exists() {
-            rotated = dir.join(format!("usage-{stamp}-{suffix}.jsonl"));
+        // A sequence number keeps names unique and in order within one second.
+        let mut suffix = 0;
+        let mut rotated = dir.join(format!("usage-{stamp}-{suffix:04}.jsonl"));
+        while rotated.exists()
+            || dir
+                .join(format!("usage-{stamp}-{suffix:04}.jsonl.gz"))
+                .exists()
+        {
             suffix += 1;
+            rotated = dir.join(format!("usage-{stamp}-{suffix:04}.jsonl"));
         }
         fs::rename(path, &rotated)?;
         if let Ok(dir_handle) = File::open(dir) {
