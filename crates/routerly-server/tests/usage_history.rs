@@ -188,7 +188,7 @@ fn ask(history: &dyn UsageHistory, records: &[UsageRecord], now: DateTime<Utc>) 
         }
         let mut exported = Vec::new();
         history
-            .export(&filter, &mut |record| {
+            .export(&filter, &mut |record, _| {
                 exported.push(record.id.clone());
                 true
             })

@@ -445,7 +445,7 @@ const EXPORT_CHUNK: usize = 64 * 1024;
 const EXPORT_CHUNKS_AHEAD: usize = 4;
 
 /// `GET /api/usage/export`: the matching records, oldest first, as CSV (default) or JSON
-/// Lines (`format=jsonl`), streamed as they are read: memory stays constant whatever the
+/// Lines (`format=jsonl`, the log's lines as they are), streamed as they are read: memory stays constant whatever the
 /// size, and a client that hangs up stops the read.
 pub async fn export(
     State(app): State<App>,
@@ -480,9 +480,12 @@ pub async fn export(
             sender.blocking_send(Ok(Bytes::from(full))).is_ok()
         };
         let mut open = true;
-        let result = history.export(&filter, &mut |record| {
+        let result = history.export(&filter, &mut |record, line| {
+            // JSON Lines: the log's own line, byte for byte.
             let written = if jsonl {
-                serde_json::to_writer(&mut chunk, record).map(|()| chunk.push(b'\n'))
+                chunk.extend_from_slice(line);
+                chunk.push(b'\n');
+                Ok(())
             } else {
                 csv_line(record, &mut chunk)
             };

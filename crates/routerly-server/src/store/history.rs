@@ -59,12 +59,13 @@ pub trait UsageHistory: Send + Sync {
     fn page(&self, filter: &Filter, offset: usize, limit: usize) -> io::Result<Page>;
     /// The records of trace `trace_id`.
     fn find_trace(&self, trace_id: &str) -> io::Result<Vec<UsageRecord>>;
-    /// Calls `each` with every record matching `filter`, oldest first, until it returns
-    /// `false`; returns how many it was given.
+    /// Calls `each` with every record matching `filter` and its line as the log holds it
+    /// (without the newline), oldest first, until it returns `false`; returns how many it
+    /// was given.
     fn export(
         &self,
         filter: &Filter,
-        each: &mut dyn FnMut(&UsageRecord) -> bool,
+        each: &mut dyn FnMut(&UsageRecord, &[u8]) -> bool,
     ) -> io::Result<u64>;
 }
 
@@ -410,7 +411,7 @@ impl FileUsageHistory {
         &self,
         filter: &Filter,
         newest_first: bool,
-        visit: &mut dyn FnMut(UsageRecord) -> bool,
+        visit: &mut dyn FnMut(UsageRecord, &[u8]) -> bool,
     ) -> io::Result<()> {
         let _guard = self.files.read().expect("the files lock is never poisoned");
         let mut all = self.segments();
@@ -432,8 +433,8 @@ impl FileUsageHistory {
                 if newest_first {
                     records.reverse();
                 }
-                for record in records {
-                    if filter.matches_in_time(&record) && !visit(record) {
+                for (record, line) in records {
+                    if filter.matches_in_time(&record) && !visit(record, line) {
                         return Ok(());
                     }
                 }
@@ -459,7 +460,7 @@ impl UsageHistory for FileUsageHistory {
             });
         }
         let mut aggregator = Aggregator::new(filter.clone(), group, hourly_from);
-        self.scan(&filter, false, &mut |record| {
+        self.scan(&filter, false, &mut |record, _| {
             aggregator.add(&record);
             true
         })?;
@@ -474,7 +475,7 @@ impl UsageHistory for FileUsageHistory {
         let mut skipped = 0;
         let mut records = Vec::with_capacity(limit.min(1000));
         let mut has_more = false;
-        self.scan(filter, true, &mut |record| {
+        self.scan(filter, true, &mut |record, _| {
             if skipped < offset {
                 skipped += 1;
                 return true;
@@ -542,12 +543,12 @@ impl UsageHistory for FileUsageHistory {
     fn export(
         &self,
         filter: &Filter,
-        each: &mut dyn FnMut(&UsageRecord) -> bool,
+        each: &mut dyn FnMut(&UsageRecord, &[u8]) -> bool,
     ) -> io::Result<u64> {
         let mut given = 0;
-        self.scan(filter, false, &mut |record| {
+        self.scan(filter, false, &mut |record, line| {
             given += 1;
-            each(&record)
+            each(&record, line)
         })?;
         Ok(given)
     }

@@ -329,11 +329,16 @@ pub fn read_block(segment: &Segment, number: u32) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The records of `text` (one block), in file order, skipping unreadable lines.
-pub fn parse_block(text: &[u8]) -> Vec<UsageRecord> {
+/// The records of `text` (one block), in file order, each with its line (without the
+/// newline), skipping unreadable lines.
+pub fn parse_block(text: &[u8]) -> Vec<(UsageRecord, &[u8])> {
     text.split(|byte| *byte == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-        .filter_map(|line| serde_json::from_slice::<UsageRecord>(line).ok())
+        .filter_map(|line| {
+            serde_json::from_slice::<UsageRecord>(line)
+                .ok()
+                .map(|record| (record, line))
+        })
         .collect()
 }
 
