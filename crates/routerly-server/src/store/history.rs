@@ -414,6 +414,7 @@ impl FileUsageHistory {
         visit: &mut dyn FnMut(UsageRecord, &[u8]) -> bool,
     ) -> io::Result<()> {
         let _guard = self.files.read().expect("the files lock is never poisoned");
+        let needles = segments::needles(filter);
         let mut all = self.segments();
         if newest_first {
             all.reverse();
@@ -429,7 +430,7 @@ impl FileUsageHistory {
                     Err(error) if error.kind() == io::ErrorKind::NotFound => break,
                     Err(error) => return Err(error),
                 };
-                let mut records = segments::parse_block(&text);
+                let mut records = segments::parse_block_matching(&text, &needles);
                 if newest_first {
                     records.reverse();
                 }

@@ -282,17 +282,25 @@ impl Dimension {
 
 type Name = Arc<str>;
 
-/// One cell's key within a bucket.
+/// One cell's key within a bucket and dimension.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CellKey {
     project: Name,
-    dimension: Dimension,
     value: Name,
     outcome: u8,
 }
 
-/// The cells of one bucket.
-type Cells = HashMap<CellKey, Totals>;
+/// The cells of one bucket, per dimension (indexed by `Dimension as usize`), so a report
+/// reads only its dimension's cells.
+type Cells = [HashMap<CellKey, Totals>; 5];
+
+const DIMENSIONS: [Dimension; 5] = [
+    Dimension::All,
+    Dimension::Model,
+    Dimension::Token,
+    Dimension::User,
+    Dimension::Tag,
+];
 
 /// How a report groups its answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -509,7 +517,72 @@ pub struct Rollups {
 }
 
 /// A cell as stored: project, dimension, value, outcome index, totals.
-type StoredCell = (String, Dimension, String, u8, Totals);
+type StoredCell = (String, Dimension, String, u8, StoredTotals);
+
+/// [`Totals`] as a checkpoint stores them: an array, not an object, so a cell costs a few
+/// dozen bytes (calls, input, output, cached, cache-write tokens, cost, input cost, output
+/// cost, latency sum, ttft sum, ttft calls, latency sketch, ttft sketch).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredTotals(
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    f64,
+    f64,
+    f64,
+    f64,
+    f64,
+    u64,
+    #[serde(default)] Vec<(i16, u32)>,
+    #[serde(default)] Vec<(i16, u32)>,
+);
+
+impl From<&Totals> for StoredTotals {
+    fn from(totals: &Totals) -> Self {
+        StoredTotals(
+            totals.calls,
+            totals.input_tokens,
+            totals.output_tokens,
+            totals.cached_input_tokens,
+            totals.cache_write_tokens,
+            totals.cost_usd,
+            totals.input_cost_usd,
+            totals.output_cost_usd,
+            totals.latency_ms_sum,
+            totals.ttft_ms_sum,
+            totals.ttft_calls,
+            totals.latency.bins.clone(),
+            totals.ttft.bins.clone(),
+        )
+    }
+}
+
+impl From<StoredTotals> for Totals {
+    fn from(stored: StoredTotals) -> Self {
+        let sorted = |mut bins: Vec<(i16, u32)>| {
+            bins.sort_by_key(|(bucket, _)| *bucket);
+            bins.dedup_by_key(|(bucket, _)| *bucket);
+            Sketch { bins }
+        };
+        Totals {
+            calls: stored.0,
+            input_tokens: stored.1,
+            output_tokens: stored.2,
+            cached_input_tokens: stored.3,
+            cache_write_tokens: stored.4,
+            cost_usd: stored.5,
+            input_cost_usd: stored.6,
+            output_cost_usd: stored.7,
+            latency_ms_sum: stored.8,
+            ttft_ms_sum: stored.9,
+            ttft_calls: stored.10,
+            latency: sorted(stored.11),
+            ttft: sorted(stored.12),
+        }
+    }
+}
 
 /// The serialized form of [`Rollups`] in a checkpoint.
 #[derive(Debug, Serialize, Deserialize)]
@@ -565,10 +638,9 @@ impl Rollups {
             self.days.entry(at - at.rem_euclid(DAY)).or_default()
         };
         for (dimension, value) in cells {
-            bucket
+            bucket[dimension as usize]
                 .entry(CellKey {
                     project: Arc::clone(&project),
-                    dimension,
                     value,
                     outcome,
                 })
@@ -588,8 +660,10 @@ impl Rollups {
         let old = std::mem::replace(&mut self.hours, keep);
         for (hour, cells) in old {
             let day = self.days.entry(hour - hour.rem_euclid(DAY)).or_default();
-            for (key, totals) in cells {
-                day.entry(key).or_default().merge(&totals);
+            for (index, cells) in cells.into_iter().enumerate() {
+                for (key, totals) in cells {
+                    day[index].entry(key).or_default().merge(&totals);
+                }
             }
         }
         self.hourly_from = cut;
@@ -605,7 +679,7 @@ impl Rollups {
         self.hours
             .values()
             .chain(self.days.values())
-            .map(HashMap::len)
+            .flat_map(|cells| cells.iter().map(HashMap::len))
             .sum()
     }
 
@@ -659,9 +733,8 @@ impl Rollups {
         }
         for (buckets, _) in [(&self.days, DAY), (&self.hours, HOUR)] {
             for (&start, cells) in buckets.range(from..to) {
-                for (key, totals) in cells {
-                    if key.dimension != dimension
-                        || wanted_value.is_some_and(|value| &*key.value != value)
+                for (key, totals) in &cells[dimension as usize] {
+                    if wanted_value.is_some_and(|value| &*key.value != value)
                         || outcome.is_some_and(|outcome| key.outcome != outcome)
                         || filter
                             .projects
@@ -691,16 +764,18 @@ impl Rollups {
         let mut buckets = Vec::with_capacity(self.bucket_count());
         for (map, width) in [(&self.days, DAY), (&self.hours, HOUR)] {
             for (&start, cells) in map {
-                let mut cells: Vec<StoredCell> = cells
+                let mut cells: Vec<StoredCell> = DIMENSIONS
                     .iter()
-                    .map(|(key, totals)| {
-                        (
-                            key.project.to_string(),
-                            key.dimension,
-                            key.value.to_string(),
-                            key.outcome,
-                            totals.clone(),
-                        )
+                    .flat_map(|dimension| {
+                        cells[*dimension as usize].iter().map(|(key, totals)| {
+                            (
+                                key.project.to_string(),
+                                *dimension,
+                                key.value.to_string(),
+                                key.outcome,
+                                StoredTotals::from(totals),
+                            )
+                        })
                     })
                     .collect();
                 cells.sort_by(|a, b| (&a.0, a.1, &a.2, a.3).cmp(&(&b.0, b.1, &b.2, b.3)));
@@ -720,15 +795,14 @@ impl Rollups {
             ..Rollups::default()
         };
         for (start, width, cells) in file.buckets {
-            let mut map = Cells::with_capacity(cells.len());
+            let mut map = Cells::default();
             for (project, dimension, value, outcome, totals) in cells {
                 let key = CellKey {
                     project: rollups.intern(&project),
-                    dimension,
                     value: rollups.intern(&value),
                     outcome: outcome.min(4),
                 };
-                map.insert(key, totals);
+                map[dimension as usize].insert(key, Totals::from(totals));
             }
             if width == DAY {
                 rollups.days.insert(start, map);

@@ -25,12 +25,12 @@ use flate2::write::GzEncoder;
 use routerly_core::usage::UsageRecord;
 use serde::{Deserialize, Serialize};
 
-use super::rollup::{Filter, outcome_name};
+use super::rollup::{Filter, outcome_index, outcome_name};
 
 /// Records per block of a segment index.
 pub const BLOCK_RECORDS: u32 = 1024;
 /// Format version of sidecar indexes.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// A run of consecutive records in a segment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,12 +64,13 @@ pub struct SegmentIndex {
     pub bytes: u64,
     /// The blocks, in file order.
     pub blocks: Vec<Block>,
-    /// Per project id, the blocks holding it (ascending).
-    pub projects: BTreeMap<String, Vec<u32>>,
-    /// Per model id (`""`: none tried), the blocks holding it.
-    pub models: BTreeMap<String, Vec<u32>>,
-    /// Per token id, the blocks holding it.
-    pub tokens: BTreeMap<String, Vec<u32>>,
+    /// Per project id, the blocks holding it (ascending), each with the outcomes (a bit per
+    /// outcome index) of that project's records there.
+    pub projects: BTreeMap<String, Vec<(u32, u8)>>,
+    /// Per model id (`""`: none tried), the blocks holding it, with outcomes.
+    pub models: BTreeMap<String, Vec<(u32, u8)>>,
+    /// Per token id, the blocks holding it, with outcomes.
+    pub tokens: BTreeMap<String, Vec<(u32, u8)>>,
     /// Per outcome, the blocks holding it.
     pub outcomes: BTreeMap<String, Vec<u32>>,
 }
@@ -84,10 +85,31 @@ fn mark(map: &mut BTreeMap<String, Vec<u32>>, key: &str, block: u32) {
     }
 }
 
+fn mark_with(map: &mut BTreeMap<String, Vec<(u32, u8)>>, key: &str, block: u32, outcome: u8) {
+    let bit = 1u8 << outcome;
+    if let Some(blocks) = map.get_mut(key) {
+        match blocks.last_mut() {
+            Some(last) if last.0 == block => last.1 |= bit,
+            _ => blocks.push((block, bit)),
+        }
+    } else {
+        map.insert(key.to_owned(), vec![(block, bit)]);
+    }
+}
+
 fn holds(map: &BTreeMap<String, Vec<u32>>, key: Option<&str>, block: u32) -> bool {
     key.is_none_or(|key| {
         map.get(key)
             .is_some_and(|blocks| blocks.binary_search(&block).is_ok())
+    })
+}
+
+/// Whether `block` holds a record of `key` with one of the outcomes in `outcomes` (bits).
+fn holds_with(map: &BTreeMap<String, Vec<(u32, u8)>>, key: &str, block: u32, outcomes: u8) -> bool {
+    map.get(key).is_some_and(|blocks| {
+        blocks
+            .binary_search_by_key(&block, |(number, _)| *number)
+            .is_ok_and(|at| blocks[at].1 & outcomes != 0)
     })
 }
 
@@ -119,13 +141,15 @@ impl SegmentIndex {
         block.max_ms = block.max_ms.max(at);
         self.records += 1;
         self.bytes = self.bytes.max(offset + len);
-        mark(&mut self.projects, &record.project_id, number);
-        mark(
+        let outcome = outcome_index(record.outcome);
+        mark_with(&mut self.projects, &record.project_id, number, outcome);
+        mark_with(
             &mut self.models,
             record.model_id.as_deref().unwrap_or(""),
             number,
+            outcome,
         );
-        mark(&mut self.tokens, &record.token_id, number);
+        mark_with(&mut self.tokens, &record.token_id, number, outcome);
         mark(&mut self.outcomes, outcome_name(record.outcome), number);
     }
 
@@ -144,18 +168,29 @@ impl SegmentIndex {
         let from_ms = filter.from.map(|from| from.saturating_mul(1000));
         let to_ms = filter.to.map(|to| to.saturating_mul(1000));
         let outcome = filter.outcome.map(outcome_name);
+        // A value's blocks say which outcomes it had there: "one token's errors" skips
+        // the blocks where that token only succeeded.
+        let outcomes = filter
+            .outcome
+            .map_or(u8::MAX, |outcome| 1u8 << outcome_index(outcome));
         (0..self.blocks.len() as u32)
             .filter(|&number| {
                 let block = &self.blocks[number as usize];
                 from_ms.is_none_or(|from| block.max_ms >= from)
                     && to_ms.is_none_or(|to| block.min_ms < to)
-                    && holds(&self.models, filter.model.as_deref(), number)
-                    && holds(&self.tokens, filter.token.as_deref(), number)
                     && holds(&self.outcomes, outcome, number)
+                    && filter
+                        .model
+                        .as_deref()
+                        .is_none_or(|model| holds_with(&self.models, model, number, outcomes))
+                    && filter
+                        .token
+                        .as_deref()
+                        .is_none_or(|token| holds_with(&self.tokens, token, number, outcomes))
                     && filter.projects.as_ref().is_none_or(|projects| {
                         projects
                             .iter()
-                            .any(|project| holds(&self.projects, Some(project), number))
+                            .any(|project| holds_with(&self.projects, project, number, outcomes))
                     })
             })
             .collect()
@@ -329,11 +364,48 @@ pub fn read_block(segment: &Segment, number: u32) -> io::Result<Vec<u8>> {
     }
 }
 
-/// The records of `text` (one block), in file order, each with its line (without the
-/// newline), skipping unreadable lines.
-pub fn parse_block(text: &[u8]) -> Vec<(UsageRecord, &[u8])> {
+/// Byte strings every line matching `filter` contains as the writer serializes records
+/// (`"model_id":"m"`, …): lines without one of them are skipped unparsed. Only exact
+/// conditions the serialized form shows are used; the parsed record is still checked.
+pub fn needles(filter: &Filter) -> Vec<memchr::memmem::Finder<'static>> {
+    let json = |value: &str| serde_json::to_string(value).unwrap_or_default();
+    let mut needles = Vec::new();
+    let mut pair = |key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            let text = if value.is_empty() && (key == "model_id" || key == "user") {
+                format!("\"{key}\":null")
+            } else {
+                format!("\"{key}\":{}", json(value))
+            };
+            needles.push(memchr::memmem::Finder::new(text.as_bytes()).into_owned());
+        }
+    };
+    pair("model_id", &filter.model);
+    pair("token_id", &filter.token);
+    pair("user", &filter.user);
+    if let Some(projects) = &filter.projects
+        && projects.len() == 1
+    {
+        pair("project_id", &projects.iter().next().cloned());
+    }
+    if let Some(outcome) = filter.outcome {
+        pair("outcome", &Some(outcome_name(outcome).to_owned()));
+    }
+    if let Some(tag) = &filter.tag {
+        needles.push(memchr::memmem::Finder::new(json(tag).as_bytes()).into_owned());
+    }
+    needles
+}
+
+/// The records of `text` (one block) whose lines contain every one of `needles`, in file
+/// order, each with its line (without the newline), skipping unreadable lines.
+pub fn parse_block_matching<'t>(
+    text: &'t [u8],
+    needles: &[memchr::memmem::Finder<'_>],
+) -> Vec<(UsageRecord, &'t [u8])> {
     text.split(|byte| *byte == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .filter(|line| needles.iter().all(|needle| needle.find(line).is_some()))
         .filter_map(|line| {
             serde_json::from_slice::<UsageRecord>(line)
                 .ok()
