@@ -95,7 +95,7 @@ fn main() -> std::io::Result<()> {
             input_cost_usd: input_tokens as f64 * 0.15 / 1e6,
             output_cost_usd: output_tokens as f64 * 0.6 / 1e6,
             latency_ms,
-            ttft_ms: stream.then(|| latency_ms * 0.3),
+            ttft_ms: stream.then_some(latency_ms * 0.3),
             overhead_ms: 0.2,
             outcome,
             status: if outcome == Outcome::Success {
