@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from conftest import (
     ANTHROPIC_MODEL,
     OPENAI_MODEL,
     Routerly,
+    find_binary,
     spawn_routerly,
     start_routerly,
 )
@@ -221,3 +223,21 @@ def test_unknown_usage_parameters_and_strangers_are_refused(routerly) -> None:
     assert answer.status_code == 400, answer.text
     for path in ("/api/usage/export", "/api/usage/by-project", "/api/usage/by-token"):
         assert httpx.get(f"{routerly.url}{path}").status_code == 401
+
+
+def test_retention_settings_are_checked_and_saved(routerly) -> None:
+    refused = subprocess.run(
+        [str(find_binary("ROUTERLY_BIN", "target/debug/routerly")), "service", "configure", "--usage-retention-days", "0"],
+        env=routerly.env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode != 0 and "usage_retention_days" in refused.stderr, refused.stderr
+    saved = routerly.cli_json(
+        "service", "configure", "--usage-retention-days", "90", "--usage-compress-after-days", "never",
+        "--usage-hourly-rollup-days", "14", "--json",
+    )  # fmt: skip
+    assert (saved["usage_retention_days"], saved["usage_compress_after_days"], saved["usage_hourly_rollup_days"]) == (90, None, 14)
+    back = routerly.cli_json("service", "configure", "--usage-retention-days", "forever", "--usage-compress-after-days", "30", "--json")
+    assert (back["usage_retention_days"], back["usage_compress_after_days"]) == (None, 30)

@@ -401,6 +401,20 @@ async fn every_answer_survives_restarts_crashes_compression_and_expiry() {
         &before,
         "after compression and a restart",
     );
+    // Indexes are derived: lost ones are rebuilt from their segments, compressed or not.
+    drop(restarted);
+    let segments = usage_log_files(&log).expect("list");
+    for segment in &segments[..2] {
+        let mut sidecar = segment.as_os_str().to_owned();
+        sidecar.push(".idx");
+        std::fs::remove_file(&sidecar).expect("remove an index");
+    }
+    let restarted = open(dir.path());
+    assert_answers(
+        &ask(&*restarted, &all, now),
+        &before,
+        "after losing two indexes",
+    );
 
     let done = restarted
         .maintain(now, retention(Some(20), Some(0)))

@@ -161,10 +161,18 @@ impl FileUsageHistory {
                 Some(index) if !compressed || index.blocks.iter().all(|b| b.gz_len.is_some()) => {
                     index
                 }
+                _ if compressed => {
+                    tracing::warn!(segment = %path.display(), "a compressed usage segment lost its index; reading it whole");
+                    let index = segments::build_compressed_index(path)?;
+                    if let Err(error) = segments::write_sidecar(path, &index) {
+                        tracing::warn!(%error, segment = %path.display(), "cannot write a segment index");
+                    }
+                    index
+                }
                 _ => {
                     tracing::info!(segment = %path.display(), "indexing a usage segment");
                     let index = segments::build_index(path)?;
-                    if !compressed && let Err(error) = segments::write_sidecar(path, &index) {
+                    if let Err(error) = segments::write_sidecar(path, &index) {
                         tracing::warn!(%error, segment = %path.display(), "cannot write a segment index");
                     }
                     index

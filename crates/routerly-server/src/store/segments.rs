@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use flate2::Compression;
-use flate2::read::{GzDecoder, MultiGzDecoder};
+use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use routerly_core::usage::UsageRecord;
 use serde::{Deserialize, Serialize};
@@ -339,6 +339,49 @@ pub fn build_index(path: &Path) -> io::Result<SegmentIndex> {
     Ok(index)
 }
 
+/// The index of a compressed segment whose sidecar is lost: read through once, and kept as
+/// one block spanning the whole file (every reader inflates all of it, correctly if slowly).
+pub fn build_compressed_index(path: &Path) -> io::Result<SegmentIndex> {
+    let index = build_index(path)?;
+    let mut whole = SegmentIndex {
+        version: INDEX_VERSION,
+        records: index.records,
+        bytes: index.bytes,
+        ..SegmentIndex::default()
+    };
+    if index.blocks.is_empty() {
+        return Ok(whole);
+    }
+    whole.blocks.push(Block {
+        offset: 0,
+        len: index.bytes,
+        records: index.records.min(u64::from(u32::MAX)) as u32,
+        min_ms: index.first_ms().unwrap_or(0),
+        max_ms: index.last_ms().unwrap_or(0),
+        gz_offset: Some(0),
+        gz_len: Some(fs::metadata(path)?.len()),
+    });
+    let collapse = |map: BTreeMap<String, Vec<(u32, u8)>>| {
+        map.into_iter()
+            .map(|(key, blocks)| {
+                (
+                    key,
+                    vec![(0, blocks.iter().fold(0, |mask, (_, bits)| mask | bits))],
+                )
+            })
+            .collect()
+    };
+    whole.projects = collapse(index.projects);
+    whole.models = collapse(index.models);
+    whole.tokens = collapse(index.tokens);
+    whole.outcomes = index
+        .outcomes
+        .into_keys()
+        .map(|key| (key, vec![0]))
+        .collect();
+    Ok(whole)
+}
+
 /// The text of block `number` of `segment`.
 pub fn read_block(segment: &Segment, number: u32) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
@@ -349,7 +392,7 @@ pub fn read_block(segment: &Segment, number: u32) -> io::Result<Vec<u8>> {
             let mut packed = vec![0u8; gz_len as usize];
             file.read_exact_at(&mut packed, gz_offset)?;
             let mut text = Vec::with_capacity(block.len as usize);
-            GzDecoder::new(&packed[..]).read_to_end(&mut text)?;
+            MultiGzDecoder::new(&packed[..]).read_to_end(&mut text)?;
             Ok(text)
         }
         (true, _, _) => Err(io::Error::new(
