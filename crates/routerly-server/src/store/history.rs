@@ -257,12 +257,16 @@ impl FileUsageHistory {
 
     /// The segments, oldest first, the active one last (with its index so far).
     fn segments(&self) -> Vec<Arc<Segment>> {
+        // Both under the live lock (then the list's, the order `rotated` takes them in), so a
+        // rotation is seen whole or not at all.
+        let live = self.live();
         let mut all = self
             .rotated
             .lock()
             .expect("the segment list lock is never poisoned")
             .clone();
-        let active = self.live().active.clone();
+        let active = live.active.clone();
+        drop(live);
         all.push(Arc::new(Segment {
             path: self.active_path.clone(),
             compressed: false,
@@ -288,11 +292,13 @@ impl FileUsageHistory {
     /// The writer renamed the active file to `rotated`: its index becomes that segment's
     /// sidecar, and a new active index begins.
     pub fn rotated(&self, rotated: &Path) {
-        let index = std::mem::take(&mut self.live().active);
+        let index = self.live().active.clone();
         if let Err(error) = segments::write_sidecar(rotated, &index) {
             // The next start rebuilds it from the segment.
             tracing::warn!(%error, segment = %rotated.display(), "cannot write a segment index");
         }
+        // The writer is the only one changing the active index, so it is still `index`.
+        let mut live = self.live();
         self.rotated
             .lock()
             .expect("the segment list lock is never poisoned")
@@ -301,7 +307,7 @@ impl FileUsageHistory {
                 compressed: false,
                 index,
             }));
-        let mut live = self.live();
+        live.active = SegmentIndex::default();
         live.position = None;
         live.unsaved += 1;
     }

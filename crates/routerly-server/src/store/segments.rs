@@ -534,3 +534,129 @@ pub fn last_time(segment: &Segment) -> Option<DateTime<Utc>> {
         .last_ms()
         .and_then(DateTime::<Utc>::from_timestamp_millis)
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use routerly_core::usage::{CallType, Outcome, Surface};
+
+    use super::*;
+
+    fn record(
+        index: usize,
+        model: Option<&str>,
+        user: Option<&str>,
+        tag: &str,
+        outcome: Outcome,
+    ) -> UsageRecord {
+        UsageRecord {
+            id: format!("r{index}"),
+            timestamp: Utc.timestamp_opt(1_767_225_600 + index as i64, 0).unwrap(),
+            project_id: if index % 2 == 0 {
+                "p\"1".to_owned()
+            } else {
+                "p2".to_owned()
+            },
+            token_id: "t/1".to_owned(),
+            model_id: model.map(str::to_owned),
+            provider: None,
+            surface: Surface::Messages,
+            call_type: CallType::Completion,
+            stream: false,
+            input_tokens: 1,
+            output_tokens: 1,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: 0.0,
+            input_cost_usd: 0.0,
+            output_cost_usd: 0.0,
+            latency_ms: 1.0,
+            ttft_ms: None,
+            overhead_ms: 0.0,
+            outcome,
+            status: 200,
+            error: None,
+            trace_id: format!("trace-{index}"),
+            user: user.map(str::to_owned),
+            tags: vec![tag.to_owned()],
+            attempts: Vec::new(),
+        }
+    }
+
+    /// The unparsed-line prefilter never drops a line the filter matches, whatever the
+    /// values hold (quotes, slashes, non-ASCII, none at all).
+    #[test]
+    fn needles_keep_every_matching_line() {
+        let models = [Some("m\"1"), Some("modèle/ü"), None];
+        let users = [Some("ünïcode \\ user"), None];
+        let tags = ["a,b", "tag \"q\"", "日本"];
+        let outcomes = [Outcome::Success, Outcome::Error, Outcome::BudgetExceeded];
+        let mut records = Vec::new();
+        for index in 0..72 {
+            records.push(record(
+                index,
+                models[index % 3],
+                users[index % 2],
+                tags[(index / 3) % 3],
+                outcomes[(index / 9) % 3],
+            ));
+        }
+        let mut text = Vec::new();
+        for record in &records {
+            text.extend(serde_json::to_vec(record).unwrap());
+            text.push(b'\n');
+        }
+        let mut index = SegmentIndex::default();
+        let mut offset = 0;
+        for record in &records {
+            let len = serde_json::to_vec(record).unwrap().len() as u64 + 1;
+            index.add(record, offset, len);
+            offset += len;
+        }
+        for model in models.iter().map(|m| m.unwrap_or("").to_owned()) {
+            for user in users.iter().map(|u| u.unwrap_or("").to_owned()) {
+                for tag in tags {
+                    for outcome in outcomes {
+                        for project in ["p\"1", "p2"] {
+                            let filter = Filter {
+                                projects: Some([project.to_owned()].into_iter().collect()),
+                                model: Some(model.clone()),
+                                token: Some("t/1".to_owned()),
+                                user: Some(user.clone()),
+                                tag: Some(tag.to_owned()),
+                                outcome: Some(outcome),
+                                ..Filter::default()
+                            };
+                            let expected: Vec<&str> = records
+                                .iter()
+                                .filter(|r| filter.matches(r))
+                                .map(|r| r.id.as_str())
+                                .collect();
+                            let found: Vec<String> = parse_block_matching(&text, &needles(&filter))
+                                .into_iter()
+                                .filter(|(r, _)| filter.matches(r))
+                                .map(|(r, _)| r.id)
+                                .collect();
+                            assert_eq!(found, expected, "{filter:?}");
+                            if !expected.is_empty() {
+                                assert_eq!(
+                                    index.candidates(&filter),
+                                    vec![0],
+                                    "the block holds {filter:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let none = Filter {
+            model: Some("absent".to_owned()),
+            ..Filter::default()
+        };
+        assert!(
+            index.candidates(&none).is_empty(),
+            "no block holds an absent model"
+        );
+    }
+}
