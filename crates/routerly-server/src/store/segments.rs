@@ -552,7 +552,7 @@ mod tests {
         UsageRecord {
             id: format!("r{index}"),
             timestamp: Utc.timestamp_opt(1_767_225_600 + index as i64, 0).unwrap(),
-            project_id: if index % 2 == 0 {
+            project_id: if index.is_multiple_of(2) {
                 "p\"1".to_owned()
             } else {
                 "p2".to_owned()
