@@ -270,7 +270,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_scan_agrees_with_serde_json((object, text) in object_text()) {
+        fn the_scan_agrees_with_serde_json((generated, text) in object_text()) {
+            // Compared with serde_json's reading of the same text (its float parsing is not
+            // exact, so the generated numbers may differ in the last digit).
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).expect("serde_json reads what it wrote");
+            prop_assert_eq!(object.len(), generated.len());
             let escaped_key = object
                 .keys()
                 .any(|key| serde_json::to_string(key).expect("a key").contains('\\'));
@@ -296,10 +301,14 @@ mod tests {
         }
 
         #[test]
-        fn setting_members_gives_what_serde_json_gives((object, text) in object_text()) {
-            prop_assume!(top_level(&text).is_some());
-            let out = with_members(text.as_bytes(), &[("model", r#""m""#), ("usage", "[1]")])
-                .expect("a readable object");
+        fn setting_members_gives_what_serde_json_gives((_generated, text) in object_text()) {
+            let replacements = [("model", r#""m""#), ("usage", "[1]")];
+            let Some(out) = with_members(text.as_bytes(), &replacements) else {
+                prop_assert_eq!(top_level(&text), None, "refused only what the scan refuses");
+                return Ok(());
+            };
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).expect("serde_json reads what it wrote");
             let out: Value = serde_json::from_slice(&out).expect("still JSON");
             let mut expected = object;
             expected.insert("model".to_owned(), Value::from("m"));
