@@ -232,6 +232,17 @@ pub fn check_settings(settings: &Settings) -> Result<(), OutOfRange> {
             format!("threshold {threshold} % is out of range (1 to 1000)"),
         ));
     }
+    if let Some(days) = settings.usage_retention_days {
+        check_u64("usage_retention_days", u64::from(days), &(1..=36_500))?;
+    }
+    if let Some(days) = settings.usage_compress_after_days {
+        check_u64("usage_compress_after_days", u64::from(days), &(0..=36_500))?;
+    }
+    check_u64(
+        "usage_hourly_rollup_days",
+        u64::from(settings.usage_hourly_rollup_days),
+        &(1..=366),
+    )?;
     if settings.env_allow_list.len() > MAX_LIST_ENTRIES {
         return Err(out_of_range(
             "env_allow_list",

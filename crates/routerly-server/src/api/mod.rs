@@ -113,6 +113,8 @@ pub fn router(app: App) -> Router<App> {
         .route("/api/channels/{id}/test", post(channels::test))
         .route("/api/usage/summary", get(usage::summary))
         .route("/api/usage/by-model", get(usage::by_model))
+        .route("/api/usage/by-project", get(usage::by_project))
+        .route("/api/usage/by-token", get(usage::by_token))
         .route("/api/usage/by-user", get(usage::by_user))
         .route("/api/usage/timeline", get(usage::timeline))
         .route("/api/usage/export", get(usage::export))

@@ -401,6 +401,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/usage", Usage),
     route(Method::GET, "/api/usage/summary", Usage),
     route(Method::GET, "/api/usage/by-model", Usage),
+    route(Method::GET, "/api/usage/by-project", Usage),
+    route(Method::GET, "/api/usage/by-token", Usage),
     route(Method::GET, "/api/usage/by-user", Usage),
     route(Method::GET, "/api/usage/timeline", Usage),
     route(Method::GET, "/api/usage/export", Usage),

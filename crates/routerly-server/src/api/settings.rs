@@ -27,6 +27,9 @@ pub const EDITABLE: &[&str] = &[
     "budget_time_zone",
     "budget_default_output_tokens",
     "usage_log_rotate_bytes",
+    "usage_retention_days",
+    "usage_compress_after_days",
+    "usage_hourly_rollup_days",
     "metrics_token",
     "env_allow_list",
 ];

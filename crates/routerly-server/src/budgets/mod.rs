@@ -961,6 +961,8 @@ fn max_amounts(a: &Amounts, b: &Amounts) -> Amounts {
 pub async fn start(
     home: &crate::store::Home,
     store: &Arc<ConfigStore>,
+    files: Vec<std::path::PathBuf>,
+    mut replay: Box<dyn crate::store::history::Replay + Send>,
 ) -> Result<(Arc<Budgets>, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let snapshot = store.snapshot();
     let index = LimitIndex::build(&snapshot, None);
@@ -973,9 +975,8 @@ pub async fn start(
     let usage_log = home.usage_log_path();
     let checkpoint_path = home.checkpoint_path();
     let (rebuilt, stats) = {
-        let usage_log = usage_log.clone();
         tokio::task::spawn_blocking(move || {
-            rebuild::rebuild(&usage_log, &checkpoint_path, &keys, Utc::now())
+            rebuild::rebuild(&files, &checkpoint_path, &keys, Utc::now(), &mut *replay)
         })
         .await
         .expect("the rebuild task does not panic")
@@ -987,7 +988,7 @@ pub async fn start(
         files = stats.files,
         from_checkpoint = stats.from_checkpoint,
         millis = stats.millis,
-        "budget counters rebuilt from the usage log"
+        "usage log read at start-up: budget counters, usage rollups and routing statistics rebuilt"
     );
     let counters: Arc<dyn CounterStore> = Arc::new(crate::store::state::MemoryCounterStore::new());
     for (key, totals) in &rebuilt {

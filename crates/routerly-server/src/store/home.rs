@@ -165,6 +165,11 @@ impl Home {
         self.data_dir().join("checkpoints").join("counters.json")
     }
 
+    /// `data/checkpoints/usage.json`: the usage rollups and the active segment's index.
+    pub fn usage_checkpoint_path(&self) -> PathBuf {
+        self.data_dir().join("checkpoints").join("usage.json")
+    }
+
     /// `data/sessions.json`.
     pub fn sessions_path(&self) -> PathBuf {
         self.data_dir().join("sessions.json")
