@@ -225,6 +225,10 @@ def test_unsupported_methods_oversized_bodies_and_type_errors(routerly: Routerly
     )
     assert answer.status_code == 413, answer.text[:200]
 
+    # A bad query string answers in the API's JSON shape, naming the parameter.
+    answer = api.get("/api/limits", params={"bogus": "1"})
+    assert answer.status_code == 400 and error_of(answer)["field"] == "bogus", answer.text
+
     # A nested type error names the nested field.
     answer = api.patch(f"/api/models/{OPENAI_MODEL.id}", json={"timeouts": {"connect_ms": "soon"}})
     assert answer.status_code == 400 and error_of(answer)["field"] == "timeouts.connect_ms", answer.text
