@@ -94,6 +94,11 @@ impl Service {
             routing.replay(&files),
         ]);
         let (budgets, notifier) = budgets::start(&home, &store, files, Box::new(replay)).await?;
+        // Before serving: reports then read days, not hours, past the horizon.
+        usage_history.compact(
+            chrono::Utc::now(),
+            store.snapshot().settings.usage_hourly_rollup_days,
+        );
         let (usage, usage_writer) = spawn_rotating_usage_writer(
             home.usage_log_path(),
             USAGE_CHANNEL_CAPACITY,

@@ -349,6 +349,11 @@ impl FileUsageHistory {
         }
     }
 
+    /// Merges hour buckets older than `hourly_days` into days.
+    pub fn compact(&self, now: DateTime<Utc>, hourly_days: u32) {
+        self.live().rollups.compact(now, i64::from(hourly_days));
+    }
+
     /// Merges old hour buckets into days, compresses and deletes old rotated segments.
     pub fn maintain(&self, now: DateTime<Utc>, retention: Retention) -> io::Result<Maintained> {
         self.live()

@@ -186,6 +186,13 @@ impl Totals {
 
     /// Adds `other`.
     pub fn merge(&mut self, other: &Totals) {
+        self.merge_sums(other);
+        self.latency.merge(&other.latency);
+        self.ttft.merge(&other.ttft);
+    }
+
+    /// Adds `other`'s sums, not its sketches.
+    pub fn merge_sums(&mut self, other: &Totals) {
         self.calls += other.calls;
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
@@ -197,25 +204,79 @@ impl Totals {
         self.latency_ms_sum += other.latency_ms_sum;
         self.ttft_ms_sum += other.ttft_ms_sum;
         self.ttft_calls += other.ttft_calls;
-        self.latency.merge(&other.latency);
-        self.ttft.merge(&other.ttft);
+    }
+}
+
+/// A sketch being summed: counts in a dense run of buckets, so adding a cell's sketch is a
+/// handful of additions (a report sums thousands of cells).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct DenseSketch {
+    first: i32,
+    counts: Vec<u32>,
+}
+
+impl DenseSketch {
+    fn add(&mut self, sketch: &Sketch) {
+        let (Some(low), Some(high)) = (sketch.bins.first(), sketch.bins.last()) else {
+            return;
+        };
+        let (low, high) = (i32::from(low.0), i32::from(high.0));
+        if self.counts.is_empty() {
+            self.first = low;
+        }
+        if low < self.first {
+            let grow = (self.first - low) as usize;
+            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.first = low;
+        }
+        let end = (high - self.first + 1) as usize;
+        if end > self.counts.len() {
+            self.counts.resize(end, 0);
+        }
+        for &(bucket, count) in &sketch.bins {
+            let at = (i32::from(bucket) - self.first) as usize;
+            self.counts[at] = self.counts[at].saturating_add(count);
+        }
+    }
+
+    fn sparse(&self) -> Sketch {
+        Sketch {
+            bins: self
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, count)| **count > 0)
+                .map(|(at, count)| ((self.first + at as i32) as i16, *count))
+                .collect(),
+        }
     }
 }
 
 /// Totals split by outcome.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Group {
-    /// Per outcome (index of [`OUTCOMES`]).
+    /// Per outcome (index of [`OUTCOMES`]), without sketches.
     pub by_outcome: [Totals; 5],
+    latency: DenseSketch,
+    ttft: DenseSketch,
 }
 
 impl Group {
-    /// Every outcome together.
+    /// Adds `totals` of outcome index `outcome`.
+    pub fn add(&mut self, outcome: usize, totals: &Totals) {
+        self.by_outcome[outcome].merge_sums(totals);
+        self.latency.add(&totals.latency);
+        self.ttft.add(&totals.ttft);
+    }
+
+    /// Every outcome together, with the sketches.
     pub fn total(&self) -> Totals {
         let mut total = Totals::default();
         for totals in &self.by_outcome {
-            total.merge(totals);
+            total.merge_sums(totals);
         }
+        total.latency = self.latency.sparse();
+        total.ttft = self.ttft.sparse();
         total
     }
 
@@ -443,8 +504,10 @@ impl Aggregator {
         }
         let outcome = usize::from(outcome_index(record.outcome));
         let sketches = self.sketches;
+        let mut one = Totals::default();
+        one.add(record, sketches);
         let add = |groups: &mut Groups, key: &str| {
-            groups.entry(key.to_owned()).or_default().by_outcome[outcome].add(record, sketches);
+            groups.entry(key.to_owned()).or_default().add(outcome, &one);
         };
         match self.group {
             GroupBy::Nothing => add(&mut self.groups, ""),
@@ -751,8 +814,10 @@ impl Rollups {
                             time_key(start, seconds, zone, self.hourly_from).to_string()
                         }
                     };
-                    groups.entry(name).or_default().by_outcome[usize::from(key.outcome)]
-                        .merge(totals);
+                    groups
+                        .entry(name)
+                        .or_default()
+                        .add(usize::from(key.outcome), totals);
                 }
             }
         }
