@@ -250,6 +250,27 @@ pub fn parse_span(text: &str) -> Result<u64, String> {
     Ok(seconds)
 }
 
+/// The largest value a limit takes (USD, calls or tokens per window): far above any real
+/// budget, far below where adding usage to it loses precision.
+pub const MAX_LIMIT_VALUE: f64 = 1e12;
+
+/// `at` moved by `seconds` (negative: back), saturating at the ends of the calendar instead
+/// of panicking.
+pub fn shift_seconds(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    Duration::try_seconds(seconds)
+        .and_then(|delta| at.checked_add_signed(delta))
+        .unwrap_or(if seconds < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+/// `seconds` as a signed count, saturating (window spans are `u64`).
+pub fn signed_seconds(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
+}
+
 /// `seconds` in the largest unit that divides it (`90m`, `2h`, `7d`).
 pub fn format_span(seconds: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
@@ -756,8 +777,8 @@ impl WindowTotals {
                 }
             }
             (WindowTotals::Rolling { buckets }, Window::Rolling { seconds }) => {
-                let width = rolling_bucket_seconds(seconds) as i64;
-                let bucket = at.timestamp().div_euclid(width) * width;
+                let width = signed_seconds(rolling_bucket_seconds(seconds));
+                let bucket = at.timestamp().div_euclid(width).saturating_mul(width);
                 add_to_bucket(buckets, bucket, amounts);
             }
             (totals, window) => {
@@ -807,8 +828,11 @@ impl WindowTotals {
                 }
             }
             (WindowTotals::Rolling { buckets }, Window::Rolling { seconds }) => {
-                let width = rolling_bucket_seconds(seconds) as i64;
-                let oldest_live = now.timestamp() - seconds as i64 - width;
+                let width = signed_seconds(rolling_bucket_seconds(seconds));
+                let oldest_live = now
+                    .timestamp()
+                    .saturating_sub(signed_seconds(seconds))
+                    .saturating_sub(width);
                 while buckets
                     .front()
                     .is_some_and(|(start, _)| *start <= oldest_live)
@@ -844,19 +868,21 @@ impl WindowTotals {
     ) -> DateTime<Utc> {
         match (self, window) {
             (WindowTotals::Rolling { buckets }, Window::Rolling { seconds }) => {
-                let width = rolling_bucket_seconds(seconds) as i64;
+                let width = signed_seconds(rolling_bucket_seconds(seconds));
                 let mut left: f64 = buckets.iter().map(|(_, a)| a.get(metric)).sum();
                 for (start, amounts) in buckets {
                     left -= amounts.get(metric);
                     if fits(left, reserved, needed, value) {
-                        let expires = start + width + seconds as i64;
+                        let expires = start
+                            .saturating_add(width)
+                            .saturating_add(signed_seconds(seconds));
                         return DateTime::from_timestamp(expires, 0).unwrap_or(now);
                     }
                 }
-                now + Duration::seconds(seconds as i64)
+                shift_seconds(now, signed_seconds(seconds))
             }
             (_, Window::Calendar(period)) => calendar_window(period, zone, now).1,
-            (_, Window::Rolling { seconds }) => now + Duration::seconds(seconds as i64),
+            (_, Window::Rolling { seconds }) => shift_seconds(now, signed_seconds(seconds)),
         }
     }
 }
