@@ -68,11 +68,31 @@ pub fn without_generated_ids(mut request: ChatRequest) -> ChatRequest {
     request
 }
 
-/// `response` with its tool-call ids renamed and its id cleared (formats without an answer
-/// id get a fresh one at each decode).
+/// `response` with its tool-call ids renamed and its id and creation time cleared (formats
+/// without them, such as Ollama's id and Anthropic's time, get fresh ones at each decode).
 pub fn response_without_generated_ids(mut response: ChatResponse) -> ChatResponse {
     let mut names = Vec::new();
     rename_call_ids(response.content.iter_mut(), &mut names);
     response.id.clear();
+    response.created = 0;
     response
+}
+
+/// Whether every tool result of `request` answers a call made earlier in it. Formats
+/// without call ids (Gemini, Ollama) link a result to its call by the function's name, so
+/// only such a conversation keeps its links through them.
+pub fn results_answer_calls(request: &ChatRequest) -> bool {
+    let mut calls: Vec<&str> = Vec::new();
+    for part in request.messages.iter().flat_map(|message| &message.content) {
+        match part {
+            ContentPart::ToolCall { id, .. } => calls.push(id),
+            ContentPart::ToolResult { tool_call_id, .. }
+                if !calls.contains(&tool_call_id.as_str()) =>
+            {
+                return false;
+            }
+            _ => {}
+        }
+    }
+    true
 }

@@ -332,3 +332,19 @@ fn mistral_reads_back_the_any_tool_choice_it_writes() {
         Some(routerly_core::canonical::ToolChoice::Required)
     );
 }
+
+/// Found by the `wire_request` fuzz target: an Ollama tool whose `parameters` was an array
+/// decoded, and the OpenAI encoder then sent a body OpenAI refuses.
+#[test]
+fn ollama_tool_parameters_must_be_a_schema_object() {
+    let body = json!({
+        "model": "qwen3",
+        "messages": [{"role": "user", "content": "Thanks!"}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": [{"type": "object"}]}}]
+    });
+    let error = ollama::decode_request(&body).expect_err("an array is no schema");
+    assert_eq!(error.param.as_deref(), Some("tools[0].function.parameters"));
+    let mut body = body;
+    body["tools"][0]["function"]["parameters"] = json!({"type": "object", "properties": {}});
+    assert!(ollama::decode_request(&body).is_ok(), "an object is");
+}

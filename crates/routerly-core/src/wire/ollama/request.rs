@@ -238,13 +238,19 @@ fn decode_tools(body_map: &Object) -> Result<Vec<Tool>, DecodeError> {
             let function_path = field_path(&tool_path, "function");
             let function_map =
                 as_object(require(tool_map, "function", &tool_path)?, &function_path)?;
+            // The parameters are a JSON Schema object, as every other format requires.
+            let parameters = match get(function_map, "parameters") {
+                Some(parameters) => {
+                    as_object(parameters, &field_path(&function_path, "parameters"))?;
+                    parameters.clone()
+                }
+                None => json!({"type": "object", "properties": {}}),
+            };
             Ok(Tool {
                 name: require_str(function_map, "name", &function_path)?.to_owned(),
                 description: optional_str(function_map, "description", &function_path)?
                     .map(str::to_owned),
-                parameters: get(function_map, "parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                parameters,
                 strict: None,
             })
         })
