@@ -28,6 +28,8 @@ pub const EDITABLE: &[&str] = &[
     "budget_default_output_tokens",
     "usage_log_rotate_bytes",
     "metrics_token",
+    "connections",
+    "trusted_proxies",
 ];
 
 /// Fields that hold a secret, sealed under the master key before they are stored.
@@ -75,6 +77,9 @@ fn check(settings: &Settings) -> Result<(), ApiError> {
             "alert_thresholds",
             format!("threshold {threshold} % is out of range (1 to 1000)"),
         ));
+    }
+    if let Err((field, message)) = settings.connections.check(settings.max_body_bytes) {
+        return Err(ApiError::invalid(&format!("connections.{field}"), message));
     }
     Ok(())
 }

@@ -49,6 +49,16 @@ pub(crate) fn validate(
             ));
         }
     }
+    settings
+        .connections
+        .check(settings.max_body_bytes)
+        .map_err(|(field, message)| {
+            error(
+                ConfigKind::Settings,
+                format!("connections.{field}"),
+                message,
+            )
+        })?;
     let mut channel_ids = HashSet::new();
     for channel in &settings.notification_channels {
         let entry = format!("notification channel `{}`", channel.id());
