@@ -59,7 +59,7 @@ pub struct Settings {
 pub struct Connections {
     /// Time a connection may take to send a whole request head, counted from the moment it
     /// waits for one: a new connection, or an idle keep-alive one (so this is also the
-    /// idle keep-alive timeout). Applies to HTTP/1.
+    /// idle keep-alive timeout).
     pub header_timeout_ms: u64,
     /// Longest silence allowed while a request body is being received.
     pub body_timeout_ms: u64,

@@ -99,8 +99,6 @@ impl Service {
         let api_keys = store::api_keys::ApiKeyStore::open(home.api_keys_path())?;
         let audit = store::audit::AuditLog::new(home.audit_log_path());
         let limits = store.snapshot().settings.connections;
-        // Computed now, not on the first login with an unknown email (which would be slower).
-        api::auth::prepare_dummy_hash();
         let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
         let watcher = store.spawn_watcher(watcher_stopped);
         let app = Arc::new(AppState {
@@ -124,6 +122,7 @@ impl Service {
             budgets,
             responses,
         });
+        api::auth::prepare_dummy_hash(&app.password_hashing).await;
         if let (Ok(email), Ok(password)) = (
             std::env::var("ROUTERLY_ADMIN_EMAIL"),
             std::env::var("ROUTERLY_ADMIN_PASSWORD"),

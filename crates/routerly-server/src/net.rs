@@ -1,7 +1,8 @@
 //! How connections are accepted and served, and who the client is.
 //!
 //! - [`serve_connections`]: the accept loop. At most `max_connections` connections are served
-//!   at once (the rest wait in the kernel's accept queue); a request head must arrive within
+//!   at once (the rest wait in the kernel's accept queue); HTTP/1.1 only (HTTP/2 and TLS are
+//!   a reverse proxy's job); a request head must arrive within
 //!   `header_timeout_ms` of the connection starting to wait for it, which also ends idle
 //!   keep-alive connections; `accept` errors (out of descriptors) are backed off instead of
 //!   spun on. On shutdown, connections with no request in progress — idle ones and ones still
@@ -14,15 +15,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use http::HeaderMap;
 use http::request::Parts;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use routerly_core::config::{Connections, TrustedProxy};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -85,17 +86,14 @@ pub async fn serve_connections(
 ) {
     let cap = connection_cap(limits.max_connections, raise_nofile_limit());
     let permits = Arc::new(Semaphore::new(cap));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: a request head is then read from the connection's first byte, under
+    // the head timeout (the HTTP/2 sniffing of an auto builder waits without one). Clients
+    // that want HTTP/2 or TLS reach Routerly through a reverse proxy.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_timeout_ms));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_millis(limits.header_timeout_ms)))
-        .max_concurrent_streams(256);
-    let graceful = GracefulShutdown::new();
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF.0;
     tokio::pin!(shutdown);
@@ -130,21 +128,45 @@ pub async fn serve_connections(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {error}");
         }
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let mut router = router.clone();
-            async move { Ok::<_, Infallible>(router.call(request).await.unwrap_or_else(|e| match e {})) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let service = {
+            let (router, in_flight) = (router.clone(), Arc::clone(&in_flight));
+            hyper::service::service_fn(move |mut request| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let live = Live::enter(&in_flight);
+                let mut router = router.clone();
+                async move {
+                    let response = router.call(request).await.unwrap_or_else(|e| match e {});
+                    Ok::<_, Infallible>(
+                        response.map(|body| Body::new(LiveBody { body, _live: live })),
+                    )
+                }
+            })
+        };
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let mut stop = stop.clone();
         connections.spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, "connection ended: {error}");
+            let _permit = permit;
+            tokio::pin!(connection);
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(error) = ended {
+                        tracing::debug!(%peer, "connection ended: {error}");
+                    }
+                }
+                _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
+                    // Idle, silent or still sending a head: closed now, by dropping it.
+                    if in_flight.load(Ordering::Acquire) == 0 {
+                        return;
+                    }
+                    // A request in progress finishes (within the grace period), then the
+                    // connection closes.
+                    connection.as_mut().graceful_shutdown();
+                    if let Err(error) = connection.await {
+                        tracing::debug!(%peer, "connection ended: {error}");
+                    }
+                }
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -152,16 +174,61 @@ pub async fn serve_connections(
         connections = connections.len(),
         "shutting down: no new connections; closing idle ones, waiting for requests in progress"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = stopping.send(true);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!(
             grace_seconds = grace.as_secs(),
             "grace period over; closing the remaining connections"
         );
     }
     connections.shutdown().await;
+}
+
+/// A request in progress on a connection: from the handler's call to the end of the
+/// response body (a stream included).
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn enter(in_flight: &Arc<AtomicUsize>) -> Live {
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        Live(Arc::clone(in_flight))
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request [`Live`] until it is sent or dropped.
+struct LiveBody {
+    body: Body,
+    _live: Live,
+}
+
+impl hyper::body::Body for LiveBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Errors of one connection that `accept` reports; the listener is fine.

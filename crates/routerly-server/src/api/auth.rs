@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -114,24 +114,84 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
-/// Hashes a password with argon2id.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(ApiError::internal)
+/// Largest argon2 memory a stored hash may ask for (64 MiB; new hashes use 19 MiB).
+const MAX_ARGON2_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's argon2 memory, allocated once and reused: freeing 19 MiB blocks
+    /// and allocating them again left them scattered over glibc's arenas (a login flood
+    /// grew the process by ~19 MB per hash computed).
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Whether `password` matches the stored hash.
+/// Argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let blocks = argon2.params().block_count();
+    if blocks > MAX_ARGON2_BLOCKS {
+        return Err(argon2::Error::MemoryTooMuch);
+    }
+    ARGON2_MEMORY.with_borrow_mut(|memory| {
+        if memory.len() != blocks {
+            *memory = vec![argon2::Block::default(); blocks];
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+    })
+}
+
+/// Hashes a password with argon2id (the default parameters: 19 MiB, 2 passes); in the
+/// PHC string format. Run it under [`crate::admission::PasswordHashing`].
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let argon2 = Argon2::default();
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(ApiError::internal)?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2_into(&argon2, password.as_bytes(), raw_salt, out)
+            .map_err(|_| password_hash::Error::Crypto)
+    })
+    .map_err(ApiError::internal)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(ApiError::internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the stored hash (compared in constant time).
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|hash| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok()
+    let verify = || -> Option<bool> {
+        let hash = PasswordHash::new(stored).ok()?;
+        let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+        let version = match hash.version {
+            Some(version) => Version::try_from(version).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&hash).ok()?;
+        let (salt, expected) = (hash.salt?, hash.hash?);
+        let mut salt_bytes = [0u8; 64];
+        let raw_salt = salt.decode_b64(&mut salt_bytes).ok()?;
+        let argon2 = Argon2::new(algorithm, version, params);
+        let computed = Output::init_with(expected.len(), |out| {
+            argon2_into(&argon2, password.as_bytes(), raw_salt, out)
+                .map_err(|_| password_hash::Error::Crypto)
         })
-        .unwrap_or(false)
+        .ok()?;
+        // `Output`'s equality is constant-time.
+        Some(computed == expected)
+    };
+    verify().unwrap_or(false)
 }
 
 /// Checks a new password's strength.
@@ -632,12 +692,14 @@ pub async fn login(
     let snapshot = app.store.snapshot();
     let user = snapshot.user_by_email(&email);
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
-    let stored = user.map_or(DUMMY_HASH.as_str(), |user| user.password_hash.as_str());
+    let stored = user.map(|user| user.password_hash.clone());
     let password = body.password;
-    let stored_owned = stored.to_owned();
     let Ok(valid) = app
         .password_hashing
-        .run(move || verify_password(&password, &stored_owned))
+        .run(move || match &stored {
+            Some(stored) => verify_password(&password, stored),
+            None => verify_password(&password, dummy_hash()),
+        })
         .await
     else {
         app.login_limiter.abandoned(attempt);
@@ -661,13 +723,18 @@ pub async fn login(
 
 /// A real hash of a random password, verified when the email is unknown so that the
 /// answer takes as long as for a known one.
-static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    hash_password(&uuid::Uuid::new_v4().to_string()).expect("hashing a password works")
-});
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Computes the dummy hash (at start, so the first unknown email is not slower).
-pub fn prepare_dummy_hash() {
-    std::sync::LazyLock::force(&DUMMY_HASH);
+fn dummy_hash() -> &'static str {
+    DUMMY_HASH.get_or_init(|| {
+        hash_password(&uuid::Uuid::new_v4().to_string()).expect("hashing a password works")
+    })
+}
+
+/// Computes the dummy hash on a hashing thread (at start, so that the first unknown email
+/// is not slower than a known one).
+pub async fn prepare_dummy_hash(hashing: &crate::admission::PasswordHashing) {
+    let _ = hashing.run(|| dummy_hash().len()).await;
 }
 
 /// Body of `POST /api/auth/refresh` and `/logout`.
