@@ -57,6 +57,128 @@ pub struct Settings {
     pub usage_compress_after_days: Option<u32>,
     /// Usage rollups keep hour buckets for this many days, then merge them into days.
     pub usage_hourly_rollup_days: u32,
+    /// Connection timeouts and caps, and the limits that make floods cost the sender.
+    pub connections: Connections,
+    /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` / `Forwarded` headers name
+    /// the client; the headers of any other peer are ignored.
+    pub trusted_proxies: Vec<TrustedProxy>,
+}
+
+/// Connection hygiene and flood limits (`settings.connections`); read at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Connections {
+    /// Time a connection may take to send a whole request head, counted from the moment it
+    /// waits for one: a new connection, or an idle keep-alive one (so this is also the
+    /// idle keep-alive timeout).
+    pub header_timeout_ms: u64,
+    /// Longest silence allowed while a request body is being received.
+    pub body_timeout_ms: u64,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Bytes of request bodies held in memory at once across all requests; beyond it a
+    /// request is answered 503 with `retry-after`.
+    pub body_memory_bytes: usize,
+    /// Password hashes (argon2, 19 MiB each) computed at once.
+    pub password_hashing_concurrency: usize,
+    /// Password checks that may wait for a hashing slot; beyond it a login is answered 429.
+    pub password_hashing_queue: usize,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Connections {
+            header_timeout_ms: 30_000,
+            body_timeout_ms: 30_000,
+            max_connections: 4096,
+            body_memory_bytes: 256 * 1024 * 1024,
+            password_hashing_concurrency: 2,
+            password_hashing_queue: 16,
+        }
+    }
+}
+
+impl Connections {
+    /// `Err((field, why))` when a value is out of its range; `max_body_bytes` is the largest
+    /// body, which the body budget must be able to hold.
+    pub fn check(&self, max_body_bytes: usize) -> Result<(), (&'static str, String)> {
+        let timeouts = [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+        ];
+        for (field, value) in timeouts {
+            if !(100..=3_600_000).contains(&value) {
+                return Err((
+                    field,
+                    format!("{value} ms is out of range (100 to 3600000)"),
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err(("max_connections", "at least one connection".to_owned()));
+        }
+        if self.body_memory_bytes < max_body_bytes {
+            return Err((
+                "body_memory_bytes",
+                format!(
+                    "{} bytes cannot hold one body of max_body_bytes ({max_body_bytes})",
+                    self.body_memory_bytes
+                ),
+            ));
+        }
+        if !(1..=256).contains(&self.password_hashing_concurrency) {
+            return Err((
+                "password_hashing_concurrency",
+                "between 1 and 256 (each hash holds 19 MiB)".to_owned(),
+            ));
+        }
+        if self.password_hashing_queue > 100_000 {
+            return Err(("password_hashing_queue", "at most 100000".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// A trusted proxy: one address (`10.0.0.5`, `::1`) or a CIDR block (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+impl TrustedProxy {
+    /// Whether `address` is this proxy.
+    pub fn contains(&self, address: &std::net::IpAddr) -> bool {
+        self.0.contains(address)
+    }
+}
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if let Ok(address) = text.parse::<std::net::IpAddr>() {
+            return Ok(TrustedProxy(address.into()));
+        }
+        text.parse::<ipnet::IpNet>()
+            .map(|net| TrustedProxy(net.trunc()))
+            .map_err(|_| format!("`{text}` is neither an IP address nor a CIDR block"))
+    }
+}
+
+impl Serialize for TrustedProxy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.prefix_len() == self.0.max_prefix_len() {
+            serializer.collect_str(&self.0.addr())
+        } else {
+            serializer.collect_str(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// The shape of log lines.
@@ -93,6 +215,8 @@ impl Default for Settings {
             usage_retention_days: None,
             usage_compress_after_days: Some(30),
             usage_hourly_rollup_days: 7,
+            connections: Connections::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

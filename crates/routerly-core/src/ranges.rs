@@ -249,6 +249,16 @@ pub fn check_settings(settings: &Settings) -> Result<(), OutOfRange> {
             format!("at most {MAX_LIST_ENTRIES} patterns"),
         ));
     }
+    settings
+        .connections
+        .check(settings.max_body_bytes)
+        .map_err(|(field, message)| out_of_range(&format!("connections.{field}"), message))?;
+    if settings.trusted_proxies.len() > 1024 {
+        return Err(out_of_range(
+            "trusted_proxies",
+            "at most 1024 addresses or blocks".to_owned(),
+        ));
+    }
     Ok(())
 }
 

@@ -11,11 +11,13 @@
 //! - [`Service`]: opens the store, starts the background tasks, serves a listener until
 //!   its shutdown future completes, then drains in-flight requests and flushes usage.
 
+pub mod admission;
 pub mod api;
 pub mod budgets;
 pub mod dashboard;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod notify;
 pub mod panics;
 pub mod proxy;
@@ -23,8 +25,7 @@ pub mod routing;
 pub mod state;
 pub mod store;
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -123,6 +123,7 @@ impl Service {
         )?);
         let api_keys = store::api_keys::ApiKeyStore::open(home.api_keys_path())?;
         let audit = store::audit::AuditLog::new(home.audit_log_path());
+        let limits = store.snapshot().settings.connections;
         let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
         let watcher = store.spawn_watcher(watcher_stopped);
         let app = Arc::new(AppState {
@@ -136,12 +137,18 @@ impl Service {
             sessions,
             api_keys,
             login_limiter: api::auth::LoginLimiter::default(),
+            password_hashing: admission::PasswordHashing::new(
+                limits.password_hashing_concurrency,
+                limits.password_hashing_queue,
+            ),
+            body_budget: admission::BodyBudget::new(limits.body_memory_bytes),
             audit,
             started_at: Instant::now(),
             metrics,
             budgets,
             responses,
         });
+        api::auth::prepare_dummy_hash(&app.password_hashing).await;
         if let (Ok(email), Ok(password)) = (
             std::env::var("ROUTERLY_ADMIN_EMAIL"),
             std::env::var("ROUTERLY_ADMIN_PASSWORD"),
@@ -183,39 +190,16 @@ impl Service {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let grace = Duration::from_secs(self.app.store.snapshot().settings.shutdown_grace_seconds);
-        let (stop_accepting, stopped) = tokio::sync::oneshot::channel::<()>();
-        // Nagle's algorithm meeting delayed ACKs costs ~40 ms per response written in pieces.
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {error}");
-            }
-        });
-        let server = axum::serve(
+        let settings = self.app.store.snapshot().settings.clone();
+        let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+        net::serve_connections(
             listener,
-            router(self.app.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            router(self.app.clone()),
+            settings.connections,
+            shutdown,
+            grace,
         )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        });
-        let mut server_task = tokio::spawn(server.into_future());
-        tokio::select! {
-            result = &mut server_task => {
-                result.map_err(std::io::Error::other)??;
-            }
-            () = shutdown => {
-                tracing::info!("shutting down: no new connections; waiting for in-flight requests");
-                let _ = stop_accepting.send(());
-                match tokio::time::timeout(grace, &mut server_task).await {
-                    Ok(result) => result.map_err(std::io::Error::other)??,
-                    Err(_) => {
-                        tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing the remaining connections");
-                        server_task.abort();
-                        let _ = server_task.await;
-                    }
-                }
-            }
-        }
+        .await;
         let _ = self.stop_watcher.send(true);
         let _ = self.watcher.await;
         let Service {
@@ -357,6 +341,28 @@ async fn ready(State(app): State<App>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// The flood counters in the Prometheus text format.
+fn admission_metrics(app: &AppState) -> String {
+    format!(
+        "# HELP routerly_password_hashes_total Password hashes computed (login checks included).\n\
+         # TYPE routerly_password_hashes_total counter\n\
+         routerly_password_hashes_total {}\n\
+         # HELP routerly_password_hashing_refused_total Logins and password changes refused because hashing was at its cap.\n\
+         # TYPE routerly_password_hashing_refused_total counter\n\
+         routerly_password_hashing_refused_total {}\n\
+         # HELP routerly_body_memory_bytes Bytes of request bodies held in memory now.\n\
+         # TYPE routerly_body_memory_bytes gauge\n\
+         routerly_body_memory_bytes {}\n\
+         # HELP routerly_body_memory_refused_total Requests refused because request bodies used up their memory budget.\n\
+         # TYPE routerly_body_memory_refused_total counter\n\
+         routerly_body_memory_refused_total {}\n",
+        app.password_hashing.computed(),
+        app.password_hashing.refused(),
+        app.body_budget.in_use(),
+        app.body_budget.refusals(),
+    )
+}
+
 /// `GET /metrics`: the Prometheus text exposition, behind the configured bearer token.
 async fn metrics_text(State(app): State<App>, headers: http::HeaderMap) -> Response {
     if let Some(expected) = app.store.snapshot().metrics_token() {
@@ -383,7 +389,8 @@ async fn metrics_text(State(app): State<App>, headers: http::HeaderMap) -> Respo
         )],
         app.metrics.render(app.usage.queue_depth())
             + &app.budgets.render_metrics(&app.store.snapshot())
-            + &app.routing.render_metrics(),
+            + &app.routing.render_metrics()
+            + &admission_metrics(&app),
     )
         .into_response()
 }

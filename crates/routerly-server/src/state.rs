@@ -36,6 +36,10 @@ pub struct AppState {
     pub api_keys: ApiKeyStore,
     /// Failed logins per account and address.
     pub login_limiter: LoginLimiter,
+    /// The concurrency cap and queue in front of password hashing.
+    pub password_hashing: crate::admission::PasswordHashing,
+    /// The shared memory budget of request bodies.
+    pub body_budget: crate::admission::BodyBudget,
     /// `data/audit.jsonl`.
     pub audit: AuditLog,
     /// When the service started.

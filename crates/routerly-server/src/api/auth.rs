@@ -2,13 +2,13 @@
 //! refresh tokens, and the extractor that authenticates every `/api` call.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::{FromRequestParts, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,6 +27,7 @@ use super::rbac::{
     role_permissions,
 };
 use super::{ApiError, ApiJson, ErrorCode};
+use crate::net::ClientAddr;
 use crate::state::App;
 use crate::store::api_keys::API_KEY_PREFIX;
 use crate::store::config::Snapshot;
@@ -115,24 +116,84 @@ pub struct AccessClaims {
     pub exp: i64,
 }
 
-/// Hashes a password with argon2id.
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(ApiError::internal)
+/// Largest argon2 memory a stored hash may ask for (64 MiB; new hashes use 19 MiB).
+const MAX_ARGON2_BLOCKS: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's argon2 memory, allocated once and reused: freeing 19 MiB blocks
+    /// and allocating them again left them scattered over glibc's arenas (a login flood
+    /// grew the process by ~19 MB per hash computed).
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Whether `password` matches the stored hash.
+/// Argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let blocks = argon2.params().block_count();
+    if blocks > MAX_ARGON2_BLOCKS {
+        return Err(argon2::Error::MemoryTooMuch);
+    }
+    ARGON2_MEMORY.with_borrow_mut(|memory| {
+        if memory.len() != blocks {
+            *memory = vec![argon2::Block::default(); blocks];
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+    })
+}
+
+/// Hashes a password with argon2id (the default parameters: 19 MiB, 2 passes); in the
+/// PHC string format. Run it under [`crate::admission::PasswordHashing`].
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    let argon2 = Argon2::default();
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(ApiError::internal)?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2_into(&argon2, password.as_bytes(), raw_salt, out)
+            .map_err(|_| password_hash::Error::Crypto)
+    })
+    .map_err(ApiError::internal)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(ApiError::internal)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the stored hash (compared in constant time).
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .map(|hash| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok()
+    let verify = || -> Option<bool> {
+        let hash = PasswordHash::new(stored).ok()?;
+        let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+        let version = match hash.version {
+            Some(version) => Version::try_from(version).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&hash).ok()?;
+        let (salt, expected) = (hash.salt?, hash.hash?);
+        let mut salt_bytes = [0u8; 64];
+        let raw_salt = salt.decode_b64(&mut salt_bytes).ok()?;
+        let argon2 = Argon2::new(algorithm, version, params);
+        let computed = Output::init_with(expected.len(), |out| {
+            argon2_into(&argon2, password.as_bytes(), raw_salt, out)
+                .map_err(|_| password_hash::Error::Crypto)
         })
-        .unwrap_or(false)
+        .ok()?;
+        // `Output`'s equality is constant-time.
+        Some(computed == expected)
+    };
+    verify().unwrap_or(false)
 }
 
 /// Checks a new password's strength.
@@ -369,75 +430,147 @@ pub async fn authenticate(
     })
 }
 
-/// Failed logins allowed per account within [`LOGIN_WINDOW`].
-pub const LOGIN_FAILURES_PER_ACCOUNT: usize = 5;
-/// Failed logins allowed per client address within [`LOGIN_WINDOW`].
+/// Failed logins allowed per account and client address within [`LOGIN_WINDOW`].
+pub const LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS: usize = 5;
+/// Failed logins allowed per client address, whatever the account, within [`LOGIN_WINDOW`].
 pub const LOGIN_FAILURES_PER_ADDRESS: usize = 20;
 /// The window over which failed logins are counted.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Limiter entries past which expired ones are swept out (then twice the live count).
+const LOGIN_SWEEP_AT: usize = 4096;
 
-/// Counts failed logins per account and per address, so that passwords cannot be guessed
-/// at speed; in memory, since a restart costs an attacker more than it gives.
-#[derive(Debug, Default)]
+/// Counts login attempts so that passwords cannot be guessed at speed, and so that a
+/// stranger cannot lock the owner out: an attempt is counted against its account *from its
+/// address* (5 per 15 minutes) and against its address (20 per 15 minutes, any account),
+/// never against the account as a whole. An attempt is counted when it starts, before the
+/// password is checked, so a burst of concurrent attempts gets no more verifications than
+/// the limit; a successful one is uncounted, and clears its account-and-address failures.
+/// In memory: a restart costs an attacker more than it gives.
+#[derive(Debug)]
 pub struct LoginLimiter {
-    failures: std::sync::Mutex<HashMap<String, VecDeque<Instant>>>,
+    attempts: std::sync::Mutex<LimiterState>,
+}
+
+#[derive(Debug)]
+struct LimiterState {
+    attempts: HashMap<String, VecDeque<Instant>>,
+    sweep_at: usize,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        LoginLimiter {
+            attempts: std::sync::Mutex::new(LimiterState {
+                attempts: HashMap::new(),
+                sweep_at: LOGIN_SWEEP_AT,
+            }),
+        }
+    }
+}
+
+/// A counted login attempt; see [`LoginLimiter::begin`].
+#[derive(Debug)]
+#[must_use = "an attempt is settled with succeeded, failed or abandoned"]
+pub struct LoginAttempt {
+    keys: [String; 2],
+    at: Instant,
 }
 
 impl LoginLimiter {
     fn keys(email: &str, address: IpAddr) -> [(String, usize); 2] {
+        // The account part is bounded, so a long email cannot grow the map's keys.
+        let account: String = email.trim().to_lowercase().chars().take(320).collect();
         [
             (
-                format!("account:{}", email.trim().to_ascii_lowercase()),
-                LOGIN_FAILURES_PER_ACCOUNT,
+                format!("{address} {account}"),
+                LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS,
             ),
-            (format!("address:{address}"), LOGIN_FAILURES_PER_ADDRESS),
+            (address.to_string(), LOGIN_FAILURES_PER_ADDRESS),
         ]
     }
 
-    /// `Err(wait)` when the account or the address has used up its failures.
-    pub fn check(&self, email: &str, address: IpAddr) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut failures = self
-            .failures
+    fn lock(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        self.attempts
             .lock()
-            .expect("limiter lock is never poisoned");
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts an attempt on `email` from `address`, or `Err(wait)` when either has used up
+    /// its attempts.
+    pub fn begin(&self, email: &str, address: IpAddr) -> Result<LoginAttempt, Duration> {
+        let now = Instant::now();
+        let keys = Self::keys(email, address);
+        let mut state = self.lock();
+        if state.attempts.len() >= state.sweep_at {
+            state.attempts.retain(|_, times| {
+                times
+                    .back()
+                    .is_some_and(|time| now.duration_since(*time) < LOGIN_WINDOW)
+            });
+            state.sweep_at = (state.attempts.len() * 2).max(LOGIN_SWEEP_AT);
+        }
         let mut wait = Duration::ZERO;
-        for (key, limit) in Self::keys(email, address) {
-            if let Some(times) = failures.get_mut(&key) {
+        for (key, limit) in &keys {
+            if let Some(times) = state.attempts.get_mut(key) {
                 while times
                     .front()
                     .is_some_and(|time| now.duration_since(*time) >= LOGIN_WINDOW)
                 {
                     times.pop_front();
                 }
-                if times.len() >= limit {
-                    let oldest = *times.front().expect("at least `limit` entries");
-                    wait = wait.max(LOGIN_WINDOW - now.duration_since(oldest));
+                if times.len() >= *limit {
+                    let oldest = times[times.len() - limit];
+                    wait = wait.max(LOGIN_WINDOW.saturating_sub(now.duration_since(oldest)));
                 }
             }
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
+        if !wait.is_zero() {
+            return Err(wait);
+        }
+        for (key, _) in &keys {
+            state
+                .attempts
+                .entry(key.clone())
+                .or_default()
+                .push_back(now);
+        }
+        Ok(LoginAttempt {
+            keys: keys.map(|(key, _)| key),
+            at: now,
+        })
     }
 
-    /// Counts a failed login.
-    pub fn failed(&self, email: &str, address: IpAddr) {
-        let now = Instant::now();
-        let mut failures = self
-            .failures
-            .lock()
-            .expect("limiter lock is never poisoned");
-        for (key, _) in Self::keys(email, address) {
-            failures.entry(key).or_default().push_back(now);
+    /// The password was wrong: the attempt stays counted.
+    pub fn failed(&self, attempt: LoginAttempt) {
+        drop(attempt);
+    }
+
+    /// The password was right: the attempt is uncounted, and so are the earlier failures
+    /// on this account from this address (not those of the address: logging in to one's
+    /// own account must not buy guesses at others).
+    pub fn succeeded(&self, attempt: LoginAttempt) {
+        let mut state = self.lock();
+        state.attempts.remove(&attempt.keys[0]);
+        Self::uncount(&mut state, &attempt.keys[1], attempt.at);
+    }
+
+    /// The password was never checked (the service was busy): the attempt is uncounted.
+    pub fn abandoned(&self, attempt: LoginAttempt) {
+        let mut state = self.lock();
+        for key in &attempt.keys {
+            Self::uncount(&mut state, key, attempt.at);
         }
     }
 
-    /// Forgets the account's failures after a successful login.
-    pub fn succeeded(&self, email: &str) {
-        let mut failures = self
-            .failures
-            .lock()
-            .expect("limiter lock is never poisoned");
-        failures.remove(&format!("account:{}", email.trim().to_ascii_lowercase()));
+    fn uncount(state: &mut LimiterState, key: &str, at: Instant) {
+        if let Some(times) = state.attempts.get_mut(key) {
+            if let Some(index) = times.iter().rposition(|time| *time == at) {
+                times.remove(index);
+            }
+            if times.is_empty() {
+                state.attempts.remove(key);
+            }
+        }
     }
 }
 
@@ -511,43 +644,83 @@ pub struct LoginBody {
     password: String,
 }
 
-/// `POST /api/auth/login`: failed attempts are limited per account and per address (429
-/// with `retry-after`).
+/// A 429 with `retry-after`.
+fn too_many(message: String, wait: Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = ApiError::new(ErrorCode::RateLimited, message).into_response();
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
+}
+
+/// The answer when password hashing is at its cap.
+fn hashing_busy() -> Response {
+    too_many(
+        "too many logins at once; try again in a second".to_owned(),
+        Duration::from_secs(1),
+    )
+}
+
+/// Hashes a new password under the hashing cap (429 when it is full).
+pub async fn hash_new_password(app: &App, password: String) -> Result<String, ApiError> {
+    app.password_hashing
+        .run(move || hash_password(&password))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::RateLimited,
+                "too many password checks at once; try again in a second",
+            )
+        })?
+}
+
+/// `POST /api/auth/login`: attempts are limited per account-and-address and per address
+/// (429 with `retry-after`, see [`LoginLimiter`]), counted before the password is checked;
+/// checks run under the hashing cap (429 when it is full).
 pub async fn login(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_owned();
-    if let Err(wait) = app.login_limiter.check(&email, peer.ip()) {
-        tracing::warn!(address = %peer.ip(), "login refused: too many failed attempts");
-        let seconds = wait.as_secs().max(1);
-        let mut response = ApiError::new(
-            ErrorCode::RateLimited,
-            format!("too many failed logins; try again in {seconds} s"),
-        )
-        .into_response();
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
-        return Ok(response);
-    }
+    let attempt = match app.login_limiter.begin(&email, client) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            tracing::warn!(address = %client, "login refused: too many failed attempts");
+            return Ok(too_many(
+                format!(
+                    "too many failed logins; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+                wait,
+            ));
+        }
+    };
     let snapshot = app.store.snapshot();
     let user = snapshot.user_by_email(&email);
     // Verify against a dummy hash when the user is unknown, so timing does not tell.
-    let stored = user.map_or(DUMMY_HASH.as_str(), |user| user.password_hash.as_str());
+    let stored = user.map(|user| user.password_hash.clone());
     let password = body.password;
-    let stored_owned = stored.to_owned();
-    let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored_owned))
+    let Ok(valid) = app
+        .password_hashing
+        .run(move || match &stored {
+            Some(stored) => verify_password(&password, stored),
+            None => verify_password(&password, dummy_hash()),
+        })
         .await
-        .map_err(ApiError::internal)?;
+    else {
+        app.login_limiter.abandoned(attempt);
+        return Ok(hashing_busy());
+    };
     match user {
         Some(user) if valid => {
-            app.login_limiter.succeeded(&email);
+            app.login_limiter.succeeded(attempt);
             Ok(axum::Json(start_session(&app, &snapshot, &user.id).await?).into_response())
         }
         _ => {
-            app.login_limiter.failed(&email, peer.ip());
+            app.login_limiter.failed(attempt);
+            tracing::info!(address = %client, "login failed: wrong email or password");
             Err(ApiError::new(
                 ErrorCode::Unauthenticated,
                 "wrong email or password",
@@ -558,9 +731,19 @@ pub async fn login(
 
 /// A real hash of a random password, verified when the email is unknown so that the
 /// answer takes as long as for a known one.
-static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    hash_password(&uuid::Uuid::new_v4().to_string()).expect("hashing a password works")
-});
+static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn dummy_hash() -> &'static str {
+    DUMMY_HASH.get_or_init(|| {
+        hash_password(&uuid::Uuid::new_v4().to_string()).expect("hashing a password works")
+    })
+}
+
+/// Computes the dummy hash on a hashing thread (at start, so that the first unknown email
+/// is not slower than a known one).
+pub async fn prepare_dummy_hash(hashing: &crate::admission::PasswordHashing) {
+    let _ = hashing.run(|| dummy_hash().len()).await;
+}
 
 /// Body of `POST /api/auth/refresh` and `/logout`.
 #[derive(Deserialize)]
@@ -670,9 +853,16 @@ pub async fn update_me(
         .map(|stored| stored.password_hash.clone())
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "this user no longer exists"))?;
     let current = body.current_password;
-    let valid = tokio::task::spawn_blocking(move || verify_password(&current, &stored))
+    let Ok(valid) = app
+        .password_hashing
+        .run(move || verify_password(&current, &stored))
         .await
-        .map_err(ApiError::internal)?;
+    else {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "too many password checks at once; try again in a second",
+        ));
+    };
     if !valid {
         return Err(ApiError::invalid(
             "current_password",
@@ -680,10 +870,7 @@ pub async fn update_me(
         ));
     }
     check_new_password(&body.new_password)?;
-    let new_password = body.new_password;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
-        .await
-        .map_err(ApiError::internal)??;
+    let password_hash = hash_new_password(&app, body.new_password).await?;
     let user_id = user.user_id.clone();
     super::grants::update(&app, &user, move |draft| {
         let stored = draft

@@ -31,6 +31,8 @@ pub const EDITABLE: &[&str] = &[
     "usage_compress_after_days",
     "usage_hourly_rollup_days",
     "metrics_token",
+    "connections",
+    "trusted_proxies",
     "env_allow_list",
 ];
 

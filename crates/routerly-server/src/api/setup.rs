@@ -1,27 +1,36 @@
 //! First-admin setup: only while no user exists, and from anywhere but loopback only
 //! with the one-time setup token printed at first start.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::auth::{check_new_password, hash_password, start_session};
+use super::auth::{check_new_password, hash_new_password, start_session};
 use super::{ApiError, ApiJson, ErrorCode};
+use crate::net::ClientAddr;
 use crate::state::App;
 
 /// `GET /api/setup/status`.
 pub async fn status(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
+    headers: http::HeaderMap,
 ) -> axum::Json<Value> {
     let needs_setup = app.store.snapshot().users.users.is_empty();
     axum::Json(json!({
         "needs_setup": needs_setup,
-        "setup_token_required": needs_setup && !peer.ip().is_loopback(),
+        "setup_token_required": needs_setup && !is_local(client, &headers),
     }))
+}
+
+/// Whether the caller is on this machine: its address (see [`ClientAddr`]) is loopback,
+/// and the request was not forwarded (a proxy on this host that is not listed in
+/// `trusted_proxies` forwards for callers anywhere).
+fn is_local(client: std::net::IpAddr, headers: &http::HeaderMap) -> bool {
+    client.is_loopback()
+        && !headers.contains_key(http::header::FORWARDED)
+        && !headers.contains_key("x-forwarded-for")
 }
 
 /// Body of `POST /api/setup/first-admin`.
@@ -37,7 +46,8 @@ pub struct FirstAdminBody {
 /// `POST /api/setup/first-admin`: creates the first admin and logs them in.
 pub async fn first_admin(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
+    headers: http::HeaderMap,
     ApiJson(body): ApiJson<FirstAdminBody>,
 ) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
     if !app.store.snapshot().users.users.is_empty() {
@@ -46,7 +56,7 @@ pub async fn first_admin(
             "setup is already done: an admin exists; log in instead",
         ));
     }
-    if !peer.ip().is_loopback() {
+    if !is_local(client, &headers) {
         let expected = app.home.read_setup_token().map_err(ApiError::internal)?;
         let presented = body.setup_token.as_deref().unwrap_or_default();
         let matches = expected.as_deref().is_some_and(|expected| {
@@ -81,10 +91,7 @@ pub async fn create_first_admin(
         return Err(ApiError::invalid("email", "the email address is not valid"));
     }
     check_new_password(password)?;
-    let password = password.to_owned();
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let password_hash = hash_new_password(app, password.to_owned()).await?;
     let user_id = uuid::Uuid::new_v4().to_string();
     let new_id = user_id.clone();
     app.store

@@ -6,7 +6,7 @@ use routerly_core::config::{ProjectMember, User};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{AuthUser, Permission, check_new_password, hash_password};
+use super::auth::{AuthUser, Permission, check_new_password, hash_new_password};
 use super::members::user_id_of;
 use super::rbac::{ProjectRole, member_role, role_permissions};
 use super::{ApiError, ApiJson, ErrorCode};
@@ -172,10 +172,7 @@ pub async fn create(
         .to_owned()
     });
     check_role(&app.store.snapshot().roles, &role)?;
-    let password = body.password;
-    let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(ApiError::internal)??;
+    let password_hash = hash_new_password(&app, body.password).await?;
     let new_user = User {
         id: uuid::Uuid::new_v4().to_string(),
         email,
@@ -242,11 +239,7 @@ pub async fn update(
     let password_hash = match body.password {
         Some(password) => {
             check_new_password(&password)?;
-            Some(
-                tokio::task::spawn_blocking(move || hash_password(&password))
-                    .await
-                    .map_err(ApiError::internal)??,
-            )
+            Some(hash_new_password(&app, password).await?)
         }
         None => None,
     };

@@ -12,7 +12,7 @@ use routerly_core::alerts::{AlertEvent, SmtpChannel, SmtpTls};
 
 use super::DeliveryError;
 
-/// How long one SMTP conversation may take.
+/// How long one SMTP conversation may take, from resolving the host to the last reply.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn smtp_error(error: impl std::fmt::Display) -> DeliveryError {
@@ -76,8 +76,30 @@ pub fn message_for(
         .map_err(smtp_error)
 }
 
-/// Sends `event` through `channel`.
+/// Sends `event` through `channel`, within [`TIMEOUT`] in all (lettre's own timeout bounds
+/// each read and write, not a server that accepts and never speaks).
 pub async fn send(
+    channel: &SmtpChannel,
+    password: Option<&str>,
+    event: &AlertEvent,
+    public_url: Option<&str>,
+) -> Result<(), DeliveryError> {
+    tokio::time::timeout(
+        TIMEOUT,
+        send_unbounded(channel, password, event, public_url),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(smtp_error(format!(
+            "{}:{} did not complete the conversation within {} s",
+            channel.host,
+            channel.port,
+            TIMEOUT.as_secs()
+        )))
+    })
+}
+
+async fn send_unbounded(
     channel: &SmtpChannel,
     password: Option<&str>,
     event: &AlertEvent,

@@ -148,7 +148,24 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 }
 
 /// POSTs `event` to `url`, signed with `secret` when given; a 2xx answer is success.
+/// Resolving the name counts against [`TIMEOUT`] too.
 pub async fn post(
+    url: &str,
+    secret: Option<&str>,
+    event: &AlertEvent,
+    allow_private: bool,
+) -> Result<(), DeliveryError> {
+    tokio::time::timeout(TIMEOUT, post_unbounded(url, secret, event, allow_private))
+        .await
+        .unwrap_or_else(|_| {
+            Err(DeliveryError::Webhook(format!(
+                "no answer within {} s",
+                TIMEOUT.as_secs()
+            )))
+        })
+}
+
+async fn post_unbounded(
     url: &str,
     secret: Option<&str>,
     event: &AlertEvent,

@@ -31,7 +31,7 @@ mod route;
 mod tokenize;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -194,28 +194,97 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-/// Reads the body up to `limit` bytes.
-async fn read_body(body: Body, limit: usize, format: WireFormat) -> Result<Bytes, ProxyError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => Ok(bytes),
-        Err(error) => {
-            let too_large = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            Err(if too_large {
-                ProxyError::new(
+/// Reads a request body of at most `limit` bytes into one buffer, holding its bytes in the
+/// shared [`BodyBudget`](crate::admission::BodyBudget) for as long as the returned permit
+/// lives. A declared length is reserved (and the buffer sized) before anything is read; a
+/// body without one is reserved as it arrives. Beyond the budget: 503 with `retry-after`;
+/// silence longer than `body_timeout_ms` between two chunks: 408.
+async fn read_body(
+    app: &crate::state::AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    format: WireFormat,
+) -> Result<(Bytes, crate::admission::BodyPermit), ProxyError> {
+    use http_body_util::BodyExt as _;
+    let too_large = || {
+        ProxyError::new(
+            format,
+            ErrorKind::RequestTooLarge,
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
+    };
+    let over_budget = || {
+        app.body_budget.refused();
+        ProxyError::new(
+            format,
+            ErrorKind::Unavailable,
+            "The service is receiving too many request bodies at once; retry shortly.",
+        )
+        .with_retry_after(Some(Duration::from_secs(1)))
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|declared| declared > limit) {
+        return Err(too_large());
+    }
+    let mut permit = app.body_budget.permit();
+    let mut buffer = match declared {
+        Some(declared) => {
+            if !permit.grow(declared) {
+                return Err(over_budget());
+            }
+            bytes::BytesMut::with_capacity(declared)
+        }
+        None => bytes::BytesMut::new(),
+    };
+    let idle = Duration::from_millis(app.store.snapshot().settings.connections.body_timeout_ms);
+    let mut body = body;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                let mut error = ProxyError::new(
                     format,
-                    ErrorKind::RequestTooLarge,
-                    format!("The request body is larger than the limit of {limit} bytes."),
-                )
-            } else {
-                ProxyError::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "The request body stalled for more than {} ms.",
+                        idle.as_millis()
+                    ),
+                );
+                error.status = 408;
+                return Err(error);
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                return Err(ProxyError::new(
                     format,
                     ErrorKind::InvalidRequest,
                     "The request body could not be read.",
-                )
-            })
+                ));
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let length = buffer.len() + data.len();
+        if length > limit {
+            return Err(too_large());
         }
+        // Undeclared bodies are reserved as they come (hyper refuses more than declared).
+        let needed = length.max(declared.unwrap_or(0));
+        if needed > permit.held() && !permit.grow(needed - permit.held()) {
+            return Err(over_budget());
+        }
+        if buffer.is_empty() && declared == Some(data.len()) {
+            // One chunk is the whole body: keep it without a copy.
+            return Ok((data, permit));
+        }
+        buffer.extend_from_slice(&data);
     }
+    Ok((buffer.freeze(), permit))
 }
 
 /// Parses the body as a JSON object.
@@ -462,7 +531,8 @@ async fn serve(
 ) -> Result<Response, ProxyError> {
     let surface = record.surface();
     let format = surface_format(surface);
-    let bytes = read_body(body, snapshot.settings.max_body_bytes, format).await?;
+    let (bytes, _body_permit) =
+        read_body(app, headers, body, snapshot.settings.max_body_bytes, format).await?;
     let mut raw = parse_json_object(&bytes, format)?;
     // Plain calls send the client's own text on (Responses calls rewrite the request).
     let original = matches!(surface, Surface::ChatCompletions | Surface::Messages).then_some(bytes);
@@ -756,7 +826,14 @@ pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body
     let snapshot = app.store.snapshot();
     let result = async {
         let caller = authenticate(&snapshot, &headers, format)?;
-        let bytes = read_body(body, snapshot.settings.max_body_bytes, format).await?;
+        let (bytes, _body_permit) = read_body(
+            &app,
+            &headers,
+            body,
+            snapshot.settings.max_body_bytes,
+            format,
+        )
+        .await?;
         let mut raw = parse_json_object(&bytes, format)?;
         // count_tokens takes no max_tokens; the decoder requires one.
         if raw.get("max_tokens").is_none() {

@@ -1,0 +1,243 @@
+//! Admission of expensive work, so that a flood costs its sender and not the service.
+//!
+//! - [`PasswordHashing`]: argon2 (19 MiB and tens of milliseconds of one core per hash) runs
+//!   on at most `password_hashing_concurrency` threads, with at most
+//!   `password_hashing_queue` callers waiting; beyond that a caller is refused at once.
+//! - [`BodyBudget`]: the bytes of request bodies held in memory at once, across all
+//!   requests; a body that does not fit is refused before it is read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::Semaphore;
+
+/// The hashing pool is full: the caller should come back shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
+/// Work for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The concurrency cap and short queue in front of password hashing.
+///
+/// Hashes run on `concurrency` threads of their own, not on Tokio's blocking pool, and each
+/// thread reuses one argon2 memory (see `api::auth::hash_password`): glibc gives each
+/// allocating thread its own arena and kept freed 19 MiB blocks scattered over them, so a
+/// flood of ~650 logins left 367 MB resident with the blocking pool, 238 MB with two
+/// threads allocating per hash, and leaves 67 MB now.
+#[derive(Debug)]
+pub struct PasswordHashing {
+    /// Callers running or waiting: `concurrency + queue` permits.
+    admitted: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// Hashes computed (verifications and new hashes), for `/metrics`.
+    computed: Arc<AtomicU64>,
+    /// Callers refused because the pool was full, for `/metrics`.
+    refused: AtomicU64,
+}
+
+impl PasswordHashing {
+    /// A pool that runs `concurrency` hashes at once and lets `queue` more wait.
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for index in 0..concurrency {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("password-hashing-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        // The pool is gone (every sender dropped): the thread ends.
+                        let Ok(job) = job else { return };
+                        job();
+                    }
+                })
+                .expect("a hashing thread starts");
+        }
+        PasswordHashing {
+            admitted: Arc::new(Semaphore::new(concurrency.saturating_add(queue))),
+            jobs,
+            computed: Arc::new(AtomicU64::new(0)),
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `work` (a hash or a verification) on a hashing thread once one is free, or
+    /// refuses at once when the queue is full. A caller that goes away while waiting gives
+    /// its place up; one that goes away while hashing keeps its slot until the hash ends,
+    /// so the memory in use never exceeds the cap.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(Busy);
+        };
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let computed = Arc::clone(&self.computed);
+        let job: Job = Box::new(move || {
+            let _admitted = admitted;
+            if answer.is_closed() {
+                return;
+            }
+            computed.fetch_add(1, Ordering::Relaxed);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            let _ = answer.send(result);
+        });
+        self.jobs
+            .send(job)
+            .expect("the hashing threads outlive the pool");
+        match answered.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // Not reached: a job that runs answers, and only an absent caller skips one.
+            Err(_) => Err(Busy),
+        }
+    }
+
+    /// Hashes computed since start.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+
+    /// Callers refused since start because the pool was full.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// The shared memory budget of request bodies.
+#[derive(Debug)]
+pub struct BodyBudget {
+    available: Arc<AtomicUsize>,
+    /// The whole budget.
+    pub total: usize,
+    /// Requests refused because the budget was used up, for `/metrics`.
+    refused: AtomicU64,
+}
+
+/// Bytes of the budget held by one request; given back when dropped.
+#[derive(Debug)]
+pub struct BodyPermit {
+    available: Arc<AtomicUsize>,
+    held: usize,
+}
+
+impl BodyBudget {
+    /// A budget of `total` bytes.
+    pub fn new(total: usize) -> Self {
+        BodyBudget {
+            available: Arc::new(AtomicUsize::new(total)),
+            total,
+            refused: AtomicU64::new(0),
+        }
+    }
+
+    /// An empty permit, grown with [`BodyPermit::grow`].
+    pub fn permit(&self) -> BodyPermit {
+        BodyPermit {
+            available: Arc::clone(&self.available),
+            held: 0,
+        }
+    }
+
+    /// Counts a refusal.
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests refused since start.
+    pub fn refusals(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held now.
+    pub fn in_use(&self) -> usize {
+        self.total
+            .saturating_sub(self.available.load(Ordering::Relaxed))
+    }
+}
+
+impl BodyPermit {
+    /// Bytes held.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Takes `bytes` more from the budget; `false` (and nothing taken) when they do not fit.
+    pub fn grow(&mut self, bytes: usize) -> bool {
+        let taken = self
+            .available
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |available| {
+                available.checked_sub(bytes)
+            })
+            .is_ok();
+        if taken {
+            self.held += bytes;
+        }
+        taken
+    }
+}
+
+impl Drop for BodyPermit {
+    fn drop(&mut self) {
+        if self.held > 0 {
+            self.available.fetch_add(self.held, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permits_share_the_budget_and_give_it_back() {
+        let budget = BodyBudget::new(100);
+        let mut first = budget.permit();
+        assert!(first.grow(60));
+        let mut second = budget.permit();
+        assert!(!second.grow(41), "past the budget");
+        assert!(second.grow(40));
+        assert_eq!(budget.in_use(), 100);
+        drop(first);
+        assert_eq!(budget.in_use(), 40);
+        drop(second);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn hashing_beyond_the_queue_is_refused_at_once() {
+        let pool = Arc::new(PasswordHashing::new(1, 1));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let running = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.run(move || hold.recv().is_ok()).await })
+        };
+        while pool.computed() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let waiting = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.run(|| true).await })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert_eq!(
+            pool.run(|| true).await,
+            Err(Busy),
+            "running 1 + queued 1 is full"
+        );
+        assert_eq!(pool.refused(), 1);
+        release.send(()).unwrap();
+        assert_eq!(running.await.unwrap(), Ok(true));
+        assert_eq!(waiting.await.unwrap(), Ok(true));
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+        assert_eq!(pool.computed(), 3);
+    }
+}
