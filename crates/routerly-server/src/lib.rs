@@ -218,6 +218,14 @@ pub fn router(app: App) -> Router {
         .route("/v1/chat/completions", post(proxy::chat_completions))
         .route("/v1/messages", post(proxy::messages))
         .route("/v1/responses", post(proxy::responses))
+        .route(
+            "/v1/responses/{id}",
+            get(proxy::responses::retrieve).delete(proxy::responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(proxy::responses::input_items_of),
+        )
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/messages/count_tokens", post(proxy::count_tokens))
         .route("/v1/models", get(proxy::list_models))
