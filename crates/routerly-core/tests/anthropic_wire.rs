@@ -576,6 +576,10 @@ fn bad_requests_name_the_field_at_fault() {
             "messages[1].role",
         ),
         (
+            with(&["messages", "0", "role"], json!("system")),
+            "messages[0].role",
+        ),
+        (
             with(&["messages", "0", "content"], json!(42)),
             "messages[0].content",
         ),

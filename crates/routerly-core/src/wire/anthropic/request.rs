@@ -54,6 +54,20 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             decode_message(message_value, &format!("messages[{message_index}]"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Anthropic takes a mid-conversation system message only right after a user turn.
+    for (index, message) in messages.iter().enumerate() {
+        let after_user = index
+            .checked_sub(1)
+            .is_some_and(|previous| messages[previous].role == Role::User);
+        if message.role == Role::System && !after_user {
+            return Err(DecodeError::at(
+                format!("messages[{index}].role"),
+                format!(
+                    "`messages[{index}]`: a system message must immediately follow a user message (the system prompt goes in the top-level `system` field)"
+                ),
+            ));
+        }
+    }
     let stop = match get(object, "stop_sequences") {
         Some(stop_value) => as_array(stop_value, "stop_sequences")?
             .iter()
