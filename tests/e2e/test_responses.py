@@ -256,13 +256,33 @@ def test_conversations_are_stored_under_data_responses(setup):
     assert "Store me" in stored.read_text()
 
 
-def test_hosted_tools_on_a_non_openai_model_are_a_clear_400(setup):
-    with pytest.raises(openai.BadRequestError) as caught:
-        client(setup).responses.create(
-            model=ANTHROPIC.name, input="Search", tools=[{"type": "web_search_preview"}]
-        )
-    message = str(caught.value)
-    assert "web_search_preview" in message and "claude-sonnet" in message
+def test_hosted_tools_a_non_openai_model_cannot_run_are_left_out_and_named(setup):
+    raw = client(setup).responses.with_raw_response.create(
+        model=ANTHROPIC.name, input="Search", tools=[{"type": "web_search_preview"}]
+    )
+    assert raw.headers.get("x-routerly-dropped") == "tools[0] (web_search_preview)"
+    response = raw.parse()
+    assert response.output_text
+    body = setup.mocks.requests("anthropic")[-1]["body"]
+    assert "tools" not in body, body
+
+
+@pytest.mark.parametrize("target", [OPENAI, ANTHROPIC], ids=["openai", "anthropic"])
+def test_stored_responses_are_retrieved_listed_and_deleted(setup, target):
+    sdk = client(setup)
+    created, _, _ = create(setup, False, model=target.name, input="Keep me", instructions="Be brief.")
+    retrieved = sdk.responses.retrieve(created.id)
+    assert retrieved.id == created.id
+    assert retrieved.output_text == created.output_text
+    assert retrieved.instructions == "Be brief."
+    items = sdk.responses.input_items.list(created.id)
+    assert [item.type for item in items.data] == ["message"]
+    assert items.data[0].content[0].text == "Keep me"
+    sdk.responses.delete(created.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(created.id)
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.delete(created.id)
 
 
 def test_openai_models_get_the_body_passed_through(setup):

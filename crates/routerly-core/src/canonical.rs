@@ -5,7 +5,11 @@
 //! [`StreamEvent`]s, and each wire module encodes them back into its own shape.
 //!
 //! Conventions that every adapter relies on:
-//! - System prompts live in [`ChatRequest::system`], never inside `messages`.
+//! - The system prompt before the conversation lives in [`ChatRequest::system`]; an
+//!   instruction inside the conversation is a [`Role::System`] message in its place.
+//! - What the model does not represent is carried by kind and place, never refused on
+//!   decoding ([`ContentPart::Opaque`], [`HostedTool`]); same-format calls forward the
+//!   client's own body, and translation refuses or names it (see `wire::dropped`).
 //! - Tool results are [`ContentPart::ToolResult`] parts of a [`Role::User`] message
 //!   (Anthropic's shape); OpenAI's `tool` messages are merged into such a message.
 //! - Tool calls are [`ContentPart::ToolCall`] parts of an assistant message; their
@@ -24,7 +28,7 @@ pub struct ChatRequest {
     pub model: String,
     /// System prompt blocks, in order; empty when there is none.
     pub system: Vec<ContentPart>,
-    /// The conversation, oldest first, without system messages.
+    /// The conversation, oldest first (the leading system prompt is in `system`).
     pub messages: Vec<Message>,
     /// Maximum number of tokens to generate.
     pub max_tokens: Option<u32>,
@@ -58,6 +62,20 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     /// The end user, for attribution (`user` on OpenAI, `metadata.user_id` on Anthropic).
     pub user: Option<String>,
+    /// Tools the provider itself runs (web search, code execution, MCP, …) and tool kinds
+    /// the canonical model does not represent, as the client sent them: forwarded untouched
+    /// to a provider of the client's format, left out of a translation (and said so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosted_tools: Vec<HostedTool>,
+}
+
+/// A tool the canonical model carries only by name (see [`ChatRequest::hosted_tools`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostedTool {
+    /// The tool's type as the client wrote it, such as `web_search_20250305`.
+    pub kind: String,
+    /// Where it stands in the client's body, such as `tools[2]`.
+    pub path: String,
 }
 
 /// Who wrote a message.
@@ -68,6 +86,10 @@ pub enum Role {
     User,
     /// The model; also carries tool calls and thinking.
     Assistant,
+    /// An instruction inside the conversation (Anthropic's mid-conversation system
+    /// messages, an OpenAI `system` message after the first turn), kept in its place; the
+    /// system prompt before the conversation is [`ChatRequest::system`].
+    System,
 }
 
 /// One turn of the conversation.
@@ -120,12 +142,90 @@ pub enum ContentPart {
         /// Anthropic's signature, needed to send the block back.
         signature: Option<String>,
     },
+    /// Content the canonical model does not represent (a block, part or item type it does
+    /// not know, or one with no equivalent elsewhere), noted by kind and place: a provider
+    /// of the client's format gets the client's own body with it untouched, and a
+    /// translation refuses the request naming the field, since leaving it out would change
+    /// what the model is asked.
+    Opaque {
+        /// The type as the client wrote it, such as `document` or `input_file`.
+        kind: String,
+        /// Where it stands in the client's body, such as `messages[1].content[0]`.
+        path: String,
+        /// Characters of text it carries, for the token estimate.
+        chars: usize,
+    },
 }
 
 impl ContentPart {
     /// A text part.
     pub fn text(text: impl Into<String>) -> Self {
         ContentPart::Text { text: text.into() }
+    }
+
+    /// An opaque part for the client's JSON `value` of type `kind` at `path`.
+    pub fn opaque(kind: &str, path: &str, value: &Value) -> Self {
+        ContentPart::Opaque {
+            kind: kind.to_owned(),
+            path: path.to_owned(),
+            chars: text_chars(value),
+        }
+    }
+}
+
+/// Characters of every string in `value` (its keys excluded).
+fn text_chars(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len(),
+        Value::Array(values) => values.iter().map(text_chars).sum(),
+        Value::Object(members) => members.values().map(text_chars).sum(),
+        _ => 0,
+    }
+}
+
+impl Message {
+    /// The message's text parts, joined by blank lines.
+    pub fn joined_text(&self) -> String {
+        let texts: Vec<&str> = self
+            .content
+            .iter()
+            .filter_map(|part| match part {
+                ContentPart::Text { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        texts.join("\n\n")
+    }
+}
+
+impl ChatRequest {
+    /// Whether the optional parameter `name` (its OpenAI name) is set.
+    pub fn has_param(&self, name: &str) -> bool {
+        match name {
+            "seed" => self.seed.is_some(),
+            "frequency_penalty" => self.frequency_penalty.is_some(),
+            "presence_penalty" => self.presence_penalty.is_some(),
+            "top_k" => self.top_k.is_some(),
+            "stop" => !self.stop.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The first content the canonical model carries only as [`ContentPart::Opaque`]:
+    /// what a translation cannot send without changing the request's meaning.
+    pub fn first_opaque(&self) -> Option<(&str, &str)> {
+        fn in_parts(parts: &[ContentPart]) -> Option<(&str, &str)> {
+            parts.iter().find_map(|part| match part {
+                ContentPart::Opaque { kind, path, .. } => Some((kind.as_str(), path.as_str())),
+                ContentPart::ToolResult { content, .. } => in_parts(content),
+                _ => None,
+            })
+        }
+        in_parts(&self.system).or_else(|| {
+            self.messages
+                .iter()
+                .find_map(|message| in_parts(&message.content))
+        })
     }
 }
 
@@ -493,6 +593,14 @@ impl DecodeError {
             message: message.into(),
             param: Some(param.into()),
         }
+    }
+
+    /// The error for content at `path` of type `kind` that a translation cannot carry.
+    pub fn untranslatable(kind: &str, path: &str) -> Self {
+        DecodeError::at(
+            path,
+            format!("`{path}`: `{kind}` content has no equivalent in the target format"),
+        )
     }
 
     /// A decode error not tied to one field.

@@ -533,6 +533,11 @@ pub struct Project {
     /// Routing policies, in order of importance, and the retry count.
     #[serde(default)]
     pub routing: crate::routing::RoutingConfig,
+    /// Refuse (400) a translated call that would leave out a parameter or tool the target
+    /// format has no slot for, instead of sending it without and naming it in the
+    /// `x-routerly-dropped` header.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict_translation: bool,
     /// When it was created.
     #[serde(default = "Utc::now")]
     pub created_at: DateTime<Utc>,

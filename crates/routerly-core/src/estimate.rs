@@ -46,5 +46,6 @@ fn part_bytes(part: &ContentPart, fixed: &mut u64) -> usize {
         ContentPart::ToolResult { content, .. } => {
             content.iter().map(|part| part_bytes(part, fixed)).sum()
         }
+        ContentPart::Opaque { chars, .. } => *chars,
     }
 }

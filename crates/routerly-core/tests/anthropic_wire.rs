@@ -358,6 +358,7 @@ fn cross_format_request_is_adapted_to_anthropic_rules() {
         frequency_penalty: Some(0.5),
         seed: Some(7),
         user: Some("end-user-9".into()),
+        hosted_tools: Vec::new(),
     };
     let encoded = encode_request(&request, "claude-sonnet-4-5").expect("request encodes");
     assert_eq!(
@@ -571,8 +572,12 @@ fn bad_requests_name_the_field_at_fault() {
             "stop_sequences[1]",
         ),
         (
-            with(&["messages", "1", "role"], json!("system")),
+            with(&["messages", "1", "role"], json!("tool")),
             "messages[1].role",
+        ),
+        (
+            with(&["messages", "0", "role"], json!("system")),
+            "messages[0].role",
         ),
         (
             with(&["messages", "0", "content"], json!(42)),
@@ -595,30 +600,9 @@ fn bad_requests_name_the_field_at_fault() {
         (
             with(
                 &["messages", "0", "content"],
-                json!([{"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]),
-            ),
-            "messages[0].content[0].type",
-        ),
-        (
-            with(
-                &["messages", "0", "content"],
                 json!([{"type": "tool_use", "id": "t", "name": "f", "input": {}}]),
             ),
             "messages[0].content[0].type",
-        ),
-        (
-            with(
-                &["messages", "0", "content"],
-                json!([{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]),
-            ),
-            "messages[0].content[0].source.type",
-        ),
-        (
-            with(
-                &["tools", "0"],
-                json!({"type": "web_search_20250305", "name": "web_search"}),
-            ),
-            "tools[0].type",
         ),
         (
             with(&["tools", "1", "input_schema"], json!("object")),
@@ -1126,4 +1110,207 @@ fn structured_output_decodes_from_output_config_and_the_beta_field() {
                      "output_config": {"format": {"type": "xml"}}});
     let error = decode_request(&bad).expect_err("an unknown format type is refused");
     assert_eq!(error.param.as_deref(), Some("output_config.format.type"));
+}
+
+/// What the canonical model does not represent is carried by kind and place, never refused
+/// on decoding: documents, server-tool blocks, Files API images, unknown block types and
+/// Anthropic-defined tools; a mid-conversation system message keeps its place. Encoding it
+/// for another format is refused naming the field.
+#[test]
+fn unknown_and_unrepresented_content_is_carried_not_refused() {
+    let body = json!({
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "Summarise", "cache_control": {"type": "ephemeral"}},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "abcdefgh"}},
+                {"type": "image", "source": {"type": "file", "file_id": "file_1"}},
+                {"type": "block_from_the_future", "payload": "xyz"}
+            ]},
+            {"role": "system", "content": "From now on, answer in French."},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}
+            ]},
+            {"role": "user", "content": "Thanks"}
+        ],
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"name": "get_weather", "input_schema": {"type": "object"}},
+            {"type": "bash_20250124", "name": "bash"}
+        ],
+        "unknown_top_level_field": {"anything": true}
+    });
+    let request = decode_request(&body).expect("decodes");
+    let actual = serde_json::to_value(&request).expect("serializes");
+    assert_eq!(
+        actual["messages"],
+        json!([
+            {"role": "user", "content": [
+                {"type": "text", "text": "Summarise"},
+                {"type": "opaque", "kind": "document", "path": "messages[0].content[1]", "chars": 30},
+                {"type": "opaque", "kind": "image", "path": "messages[0].content[2]", "chars": 15},
+                {"type": "opaque", "kind": "block_from_the_future", "path": "messages[0].content[3]", "chars": 24}
+            ]},
+            {"role": "system", "content": [{"type": "text", "text": "From now on, answer in French."}]},
+            {"role": "assistant", "content": [
+                {"type": "opaque", "kind": "server_tool_use", "path": "messages[2].content[0]", "chars": 36},
+                {"type": "opaque", "kind": "web_search_tool_result", "path": "messages[2].content[1]", "chars": 32}
+            ]},
+            {"role": "user", "content": [{"type": "text", "text": "Thanks"}]}
+        ])
+    );
+    assert_eq!(
+        actual["hosted_tools"],
+        json!([
+            {"kind": "web_search_20250305", "path": "tools[0]"},
+            {"kind": "bash_20250124", "path": "tools[2]"}
+        ])
+    );
+    assert_eq!(request.tools.len(), 1);
+    let error = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::OpenAiChat,
+        &request,
+        "gpt-4o",
+    )
+    .expect_err("a document cannot be translated");
+    assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
+    assert!(error.message.contains("`document`"), "{}", error.message);
+    assert_eq!(
+        routerly_core::wire::dropped(routerly_core::wire::WireFormat::OpenAiChat, &request),
+        vec!["tools[0] (web_search_20250305)", "tools[2] (bash_20250124)"]
+    );
+}
+
+/// A mid-conversation system message reaches each target in its nearest form, in order.
+#[test]
+fn mid_conversation_system_messages_keep_their_place() {
+    let body = json!({
+        "model": "m",
+        "max_tokens": 10,
+        "system": "Be brief.",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "system", "content": [{"type": "text", "text": "Use French."}]},
+            {"role": "user", "content": "Bye"}
+        ]
+    });
+    let request = decode_request(&body).expect("decodes");
+    let openai = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::OpenAiChat,
+        &request,
+        "gpt-4o",
+    )
+    .expect("encodes");
+    assert_eq!(
+        openai["messages"],
+        json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "system", "content": "Use French."},
+            {"role": "user", "content": "Bye"}
+        ])
+    );
+    let anthropic = encode_request(&request, "claude").expect("encodes");
+    assert_eq!(
+        anthropic["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+            {"role": "system", "content": [{"type": "text", "text": "Use French."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Bye"}]}
+        ])
+    );
+    let gemini = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::GeminiGenerateContent,
+        &request,
+        "gemini-2.5-flash",
+    )
+    .expect("encodes");
+    assert_eq!(
+        gemini["contents"],
+        json!([
+            {"role": "user", "parts": [{"text": "Hi"}]},
+            {"role": "user", "parts": [{"text": "Use French."}]},
+            {"role": "user", "parts": [{"text": "Bye"}]}
+        ])
+    );
+    let responses = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::OpenAiResponses,
+        &request,
+        "gpt-4o",
+    )
+    .expect("encodes");
+    assert_eq!(
+        responses["input"],
+        json!([
+            {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
+            {"role": "system", "content": "Use French."},
+            {"role": "user", "content": [{"type": "input_text", "text": "Bye"}]}
+        ])
+    );
+}
+
+/// Claude Code's long `metadata.user_id` is hashed to OpenAI's 64 characters; the
+/// parameters Anthropic has no slot for are named as dropped.
+#[test]
+fn translation_limits_and_drops() {
+    let long_user = "user_".to_owned() + &"a".repeat(120);
+    let body = json!({
+        "model": "m", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "Hi"}],
+        "metadata": {"user_id": long_user}
+    });
+    let request = decode_request(&body).expect("decodes");
+    let openai = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::OpenAiChat,
+        &request,
+        "gpt-4o",
+    )
+    .expect("encodes");
+    let user = openai["user"].as_str().expect("a user");
+    assert_eq!(user.len(), 64);
+    assert!(user.bytes().all(|b| b.is_ascii_hexdigit()), "{user}");
+    let again = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::OpenAiChat,
+        &request,
+        "gpt-4o",
+    )
+    .expect("encodes");
+    assert_eq!(
+        again["user"], openai["user"],
+        "the same user hashes the same"
+    );
+
+    let from_openai = routerly_core::wire::openai::decode_request(&json!({
+        "model": "m",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "seed": 7, "frequency_penalty": 0.2, "temperature": 0.5,
+        "tools": [{"type": "custom", "name": "grammar_tool"}],
+        "web_search_options": {}
+    }))
+    .expect("decodes");
+    assert_eq!(
+        routerly_core::wire::dropped(
+            routerly_core::wire::WireFormat::AnthropicMessages,
+            &from_openai
+        ),
+        vec![
+            "seed",
+            "frequency_penalty",
+            "tools[0] (custom)",
+            "web_search_options (web_search_options)"
+        ]
+    );
+    assert!(
+        routerly_core::wire::dropped(
+            routerly_core::wire::WireFormat::GeminiGenerateContent,
+            &routerly_core::wire::openai::decode_request(&json!({
+                "model": "m", "messages": [{"role": "user", "content": "Hi"}], "seed": 7
+            }))
+            .expect("decodes")
+        )
+        .is_empty(),
+        "Gemini takes a seed"
+    );
 }

@@ -360,21 +360,6 @@ fn decode_request_rejects_bad_bodies_naming_the_field() {
         "'system' messages must be of type 'text'",
     );
     check_rejected(
-        json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}]}]}),
-        Some("messages[0].content[1].type"),
-        "not supported",
-    );
-    check_rejected(
-        json!({"messages": [{"role": "user", "content": [{"type": "file", "file": {"file_id": "file-1"}}]}]}),
-        Some("messages[0].content[0].type"),
-        "not supported",
-    );
-    check_rejected(
-        json!({"messages": [{"role": "user", "content": [{"type": "video", "url": "x"}]}]}),
-        Some("messages[0].content[0].type"),
-        "'video'",
-    );
-    check_rejected(
         json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}}]}]}),
         Some("messages[0].content[0].image_url.url"),
         "base64",
@@ -439,11 +424,6 @@ fn decode_request_rejects_bad_bodies_naming_the_field() {
         "Missing",
     );
     check_rejected(
-        json!({"tools": [{"type": "custom", "custom": {"name": "x"}}]}),
-        Some("tools[0].type"),
-        "not supported",
-    );
-    check_rejected(
         json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": "object"}}]}),
         Some("tools[0].function.parameters"),
         "JSON Schema",
@@ -506,13 +486,12 @@ fn decode_request_accepts_lenient_spellings() {
             {"role": "user", "content": [
                 {"type": "tool_result", "tool_call_id": "call_x", "content": [{"type": "text", "text": "orphan result"}], "is_error": false},
                 {"type": "tool_result", "tool_call_id": "call_y", "content": [{"type": "text", "text": "second result"}], "is_error": false}
-            ]}
+            ]},
+            // An instruction among tool results follows the run.
+            {"role": "system", "content": [{"type": "text", "text": "late instruction"}]}
         ])
     );
-    assert_eq!(
-        to_value(&decoded.system),
-        json!([{"type": "text", "text": "late instruction"}])
-    );
+    assert!(decoded.system.is_empty());
     assert_eq!(decoded.temperature, None);
 }
 
@@ -1008,4 +987,53 @@ fn encode_error_names_openai_types() {
         expected_error.insert("code".into(), json!("budget_exceeded"));
         assert_eq!(encoded, json!({"error": expected_error}), "{kind:?}");
     }
+}
+
+/// Audio, files, custom tools and part types newer than Routerly decode (a same-format call
+/// forwards the client's own body); a translation refuses the content naming it and leaves
+/// the custom tool out.
+#[test]
+fn unrepresented_parts_and_tools_are_carried() {
+    let decoded = openai::decode_request(&json!({
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "hi"},
+                {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+                {"type": "file", "file": {"file_id": "file-1"}},
+                {"type": "part_from_the_future"}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "custom", "custom": {"name": "grammar", "input": "x"}}
+            ]}
+        ],
+        "tools": [
+            {"type": "custom", "custom": {"name": "grammar"}},
+            {"type": "function", "function": {"name": "f"}}
+        ],
+        "web_search_options": {"search_context_size": "low"}
+    }))
+    .expect("decodes");
+    assert_eq!(
+        to_value(&decoded.messages),
+        json!([
+            {"role": "user", "content": [
+                {"type": "text", "text": "hi"},
+                {"type": "opaque", "kind": "input_audio", "path": "messages[0].content[1]", "chars": 18},
+                {"type": "opaque", "kind": "file", "path": "messages[0].content[2]", "chars": 10},
+                {"type": "opaque", "kind": "part_from_the_future", "path": "messages[0].content[3]", "chars": 20}
+            ]},
+            {"role": "assistant", "content": [
+                {"type": "opaque", "kind": "custom", "path": "messages[1].tool_calls[0]", "chars": 20}
+            ]}
+        ])
+    );
+    assert_eq!(decoded.tools.len(), 1);
+    let error = routerly_core::wire::encode_request(
+        routerly_core::wire::WireFormat::AnthropicMessages,
+        &decoded,
+        "claude",
+    )
+    .expect_err("audio cannot go to Anthropic");
+    assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
 }

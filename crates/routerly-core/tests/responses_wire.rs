@@ -92,7 +92,6 @@ fn a_full_request_decodes_to_the_canonical_model() {
             },
         ]
     );
-    // The hosted tool is skipped here and named by `openai_only_feature`.
     assert_eq!(request.tools.len(), 1);
     assert_eq!(request.tools[0].name, "get_weather");
     assert_eq!(request.tools[0].strict, Some(true));
@@ -120,9 +119,10 @@ fn a_full_request_decodes_to_the_canonical_model() {
     );
     assert!(request.stream && request.stream_include_usage);
     assert_eq!(request.user.as_deref(), Some("user-42"));
+    // The hosted tool is carried by name: OpenAI gets it, a translation names it dropped.
     assert_eq!(
-        responses::openai_only_feature(&fixture("request_tools_roundtrip.json")).as_deref(),
-        Some("the built-in tool 'web_search_preview'")
+        wire::dropped(WireFormat::AnthropicMessages, &request),
+        vec!["tools[1] (web_search_preview)"]
     );
 }
 
@@ -155,10 +155,6 @@ fn decode_errors_name_the_field() {
         (
             json!({"model": "m", "input": [{"type": "function_call_output", "output": "x"}]}),
             "input[0].call_id",
-        ),
-        (
-            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}),
-            "input[0].content[0].type",
         ),
         (
             json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}),
@@ -473,4 +469,70 @@ fn history_items_round_trip_through_the_decoder() {
     let items = responses::history_items(&request.messages);
     let again = responses::decode_request(&json!({"model": "m", "input": items})).expect("decodes");
     assert_eq!(again.messages, request.messages);
+}
+
+/// Codex's and the Vercel AI SDK's items decode without refusal: files, images by
+/// `file_id`, `item_reference`, hosted tools' calls, custom tool calls and newer items are
+/// carried by kind and place; a developer message after the first turn keeps its place.
+#[test]
+fn items_routerly_does_not_model_are_carried() {
+    let request = responses::decode_request(&json!({
+        "model": "m",
+        "input": [
+            {"role": "developer", "content": "Be terse."},
+            {"role": "user", "content": [
+                {"type": "input_text", "text": "Read this"},
+                {"type": "input_file", "file_id": "file-1"},
+                {"type": "input_image", "file_id": "file-2"}
+            ]},
+            {"type": "item_reference", "id": "msg_1"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+            {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "x"},
+            {"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"},
+            {"role": "developer", "content": "Now summarise."},
+            {"type": "reasoning", "id": "rs_1", "encrypted_content": "gAAAA", "summary": []}
+        ],
+        "tools": [{"type": "web_search"}, {"type": "function", "name": "f"}, {"type": "namespace_from_the_future"}]
+    }))
+    .expect("decodes");
+    let kinds: Vec<(&str, Role)> = request
+        .messages
+        .iter()
+        .flat_map(|message| {
+            message.content.iter().filter_map(move |part| match part {
+                ContentPart::Opaque { kind, .. } => Some((kind.as_str(), message.role)),
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("input_file", Role::User),
+            ("input_image", Role::User),
+            ("item_reference", Role::Assistant),
+            ("web_search_call", Role::Assistant),
+            ("custom_tool_call", Role::Assistant),
+            ("custom_tool_call_output", Role::User),
+        ]
+    );
+    assert_eq!(request.system, vec![ContentPart::text("Be terse.")]);
+    assert_eq!(
+        request.messages.last(),
+        Some(&Message {
+            role: Role::System,
+            content: vec![ContentPart::text("Now summarise.")]
+        })
+    );
+    assert_eq!(
+        wire::dropped(WireFormat::GeminiGenerateContent, &request),
+        vec![
+            "tools[0] (web_search)",
+            "tools[2] (namespace_from_the_future)"
+        ]
+    );
+    assert_eq!(
+        request.first_opaque(),
+        Some(("input_file", "input[1].content[1]"))
+    );
 }

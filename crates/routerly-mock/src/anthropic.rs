@@ -295,10 +295,40 @@ fn validate_messages(messages: &[Value]) -> Result<(), ApiError> {
             }
             Some(role) => role.as_str().unwrap_or(""),
         };
-        if role != "user" && role != "assistant" {
-            return Err(ApiError::invalid(format!(
-                "messages.{index}.role: Input should be 'user' or 'assistant'"
-            )));
+        let previous_role = index
+            .checked_sub(1)
+            .and_then(|previous| messages[previous].get("role"))
+            .and_then(Value::as_str);
+        match role {
+            "user" | "assistant" => {}
+            // Mid-conversation system messages: only right after a user turn, text only.
+            "system" if matches!(previous_role, Some("user")) => {
+                let text_only = match message.get("content") {
+                    Some(Value::String(text)) => !text.is_empty(),
+                    Some(Value::Array(blocks)) => {
+                        !blocks.is_empty()
+                            && blocks.iter().all(|block| {
+                                block.get("type").and_then(Value::as_str) == Some("text")
+                            })
+                    }
+                    _ => false,
+                };
+                if !text_only {
+                    return Err(ApiError::invalid(format!(
+                        "messages.{index}.content: system messages must contain text content only"
+                    )));
+                }
+            }
+            "system" => {
+                return Err(ApiError::invalid(format!(
+                    "messages.{index}: a system message must immediately follow a user message"
+                )));
+            }
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "messages.{index}.role: Input should be 'user', 'assistant' or 'system'"
+                )));
+            }
         }
         let empty_content = || {
             ApiError::invalid(format!(
@@ -823,8 +853,20 @@ mod tests {
         );
         check_rejects(request(json!([])), "at least one message is required");
         check_rejects(
-            request(json!([{"role": "user", "content": "hi"}, {"role": "system", "content": "x"}])),
-            "messages.1.role: Input should be 'user' or 'assistant'",
+            request(
+                json!([{"role": "assistant", "content": "hi"}, {"role": "system", "content": "x"}]),
+            ),
+            "messages.1: a system message must immediately follow a user message",
+        );
+        check_rejects(
+            request(
+                json!([{"role": "user", "content": "hi"}, {"role": "system", "content": [{"type": "image", "source": {}}]}]),
+            ),
+            "messages.1.content: system messages must contain text content only",
+        );
+        check_rejects(
+            request(json!([{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}])),
+            "messages.1.role: Input should be 'user', 'assistant' or 'system'",
         );
         check_rejects(
             request(json!([{"role": "user", "content": ""}])),
@@ -878,6 +920,27 @@ mod tests {
             json!([{"role": "assistant", "content": "Hi, how can I help?"},
             {"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]),
         );
+        assert_eq!(validate(&body, Endpoint::Messages, ""), Ok(()));
+    }
+
+    /// What Claude Code sends: a system message right after a user turn, documents,
+    /// server-tool blocks and server tools.
+    #[test]
+    fn validation_accepts_mid_conversation_system_messages_and_server_content() {
+        let mut body = request(json!([
+            {"role": "user", "content": [
+                {"type": "text", "text": "Read", "cache_control": {"type": "ephemeral"}},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
+            ]},
+            {"role": "system", "content": [{"type": "text", "text": "Answer in French."}]},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+                {"type": "text", "text": "Voilà."}
+            ]},
+            {"role": "user", "content": "merci"}
+        ]));
+        body["tools"] = json!([{"type": "web_search_20250305", "name": "web_search"}]);
         assert_eq!(validate(&body, Endpoint::Messages, ""), Ok(()));
     }
 

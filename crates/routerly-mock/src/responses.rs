@@ -298,7 +298,45 @@ fn validate_item<'a>(
                 ));
             }
         }
-        "reasoning" | "item_reference" => {}
+        "custom_tool_call" => {
+            for key in ["call_id", "name", "input"] {
+                if item_map.get(key).and_then(Value::as_str).is_none() {
+                    return Err(missing(&format!("{path}.{key}")));
+                }
+            }
+            call_ids.push(item_map["call_id"].as_str().unwrap_or_default());
+        }
+        "custom_tool_call_output" => {
+            let Some(call_id) = item_map.get("call_id").and_then(Value::as_str) else {
+                return Err(missing(&format!("{path}.call_id")));
+            };
+            if item_map.get("output").is_none_or(Value::is_null) {
+                return Err(missing(&format!("{path}.output")));
+            }
+            if !call_ids.contains(&call_id) {
+                return Err(invalid(
+                    format!(
+                        "No tool call found for custom tool call output with call_id {call_id}."
+                    ),
+                    "input",
+                ));
+            }
+        }
+        // The other items of OpenAI's input item list, accepted as they are.
+        "reasoning"
+        | "item_reference"
+        | "file_search_call"
+        | "computer_call"
+        | "computer_call_output"
+        | "web_search_call"
+        | "image_generation_call"
+        | "code_interpreter_call"
+        | "local_shell_call"
+        | "local_shell_call_output"
+        | "mcp_list_tools"
+        | "mcp_approval_request"
+        | "mcp_approval_response"
+        | "mcp_call" => {}
         other => {
             return Err(invalid(
                 format!("Invalid value: '{other}'."),

@@ -369,7 +369,7 @@ async fn anthropic_rejects_invalid_requests_with_its_error_shape() {
         ),
         (
             json!({"model": "m", "max_tokens": 10, "messages": [{"role": "system", "content": "s"}, user("hi")]}),
-            "messages.0.role: Input should be 'user' or 'assistant'",
+            "messages.0: a system message must immediately follow a user message",
         ),
         (
             json!({"model": "m", "max_tokens": 10, "messages": [user("hi"), tool_use,

@@ -52,6 +52,17 @@ impl Framing {
 /// takes it. Gemini names the model and the streaming mode in the URL; Azure names the
 /// deployment (the upstream model) and the `api-version`.
 pub fn url_for(target: &Target<'_>, operation: Operation, stream: bool) -> String {
+    let mut url = operation_url(target, operation, stream);
+    if let Some(query) = target.query.filter(|query| !query.is_empty())
+        && operation != Operation::Embeddings
+    {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(query);
+    }
+    url
+}
+
+fn operation_url(target: &Target<'_>, operation: Operation, stream: bool) -> String {
     let base = target.endpoint.trim_end_matches('/');
     match (target.provider, operation) {
         (_, Operation::Embeddings) => return embeddings_url(target, base),
@@ -181,6 +192,7 @@ mod tests {
             api_version: None,
             api_key: Some("sk-test"),
             timeouts: Timeouts::default(),
+            query: None,
         }
     }
 

@@ -72,6 +72,9 @@ pub struct Target<'a> {
     pub api_key: Option<&'a str>,
     /// Timeouts for this call.
     pub timeouts: Timeouts,
+    /// The client's query string (`beta=true`), added to the URL of a call in the client's
+    /// own format.
+    pub query: Option<&'a str>,
 }
 
 /// A successful answer's head and body.
@@ -629,6 +632,7 @@ mod tests {
                 first_token_ms: 5_000,
                 idle_ms: 5_000,
             },
+            query: None,
         }
     }
 

@@ -301,6 +301,14 @@ pub fn router(app: App) -> Router {
         )));
     let responses = Router::new()
         .route("/v1/responses", post(proxy::responses))
+        .route(
+            "/v1/responses/{id}",
+            get(proxy::responses::retrieve).delete(proxy::responses::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(proxy::responses::input_items_of),
+        )
         .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiResponses)));
     Router::new()
         .route("/health", get(health))

@@ -69,6 +69,17 @@ impl SseFrame {
     }
 }
 
+/// The header naming the beta features a client of `format` asks for, lower-case.
+pub fn beta_header(format: WireFormat) -> Option<&'static str> {
+    match format {
+        WireFormat::AnthropicMessages => Some("anthropic-beta"),
+        WireFormat::OpenAiChat | WireFormat::OpenAiResponses => Some("openai-beta"),
+        WireFormat::GeminiGenerateContent | WireFormat::MistralChat | WireFormat::OllamaChat => {
+            None
+        }
+    }
+}
+
 /// Decodes a client's request body in `format`.
 pub fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, DecodeError> {
     match format {
@@ -87,6 +98,11 @@ pub fn encode_request(
     request: &ChatRequest,
     upstream_model: &str,
 ) -> Result<Value, DecodeError> {
+    // What the canonical model holds only by name cannot be sent in another format; the
+    // encoders below skip such parts.
+    if let Some((kind, path)) = request.first_opaque() {
+        return Err(DecodeError::untranslatable(kind, path));
+    }
     match format {
         WireFormat::OpenAiChat => openai::encode_request(request, upstream_model),
         WireFormat::AnthropicMessages => anthropic::encode_request(request, upstream_model),
@@ -95,6 +111,39 @@ pub fn encode_request(
         WireFormat::OllamaChat => ollama::encode_request(request, upstream_model),
         WireFormat::OpenAiResponses => responses::encode_request(request, upstream_model),
     }
+}
+
+/// What a translation for a provider speaking `format` leaves out of `request`: the
+/// sampling parameters the format has no slot for, then the tools the canonical model
+/// carries only by name ([`ChatRequest::hosted_tools`]: web search, code execution, custom
+/// tools…), each named as the client wrote it (`seed`, `tools[2] (web_search)`). Empty when
+/// nothing is lost. Content whose loss would change the request's meaning is not in this
+/// list: [`encode_request`] refuses it.
+pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
+    let lacks: &[&str] = match format {
+        WireFormat::AnthropicMessages => &["seed", "frequency_penalty", "presence_penalty"],
+        WireFormat::OpenAiChat => &["top_k"],
+        WireFormat::GeminiGenerateContent | WireFormat::MistralChat | WireFormat::OllamaChat => &[],
+        WireFormat::OpenAiResponses => &[
+            "top_k",
+            "stop",
+            "seed",
+            "frequency_penalty",
+            "presence_penalty",
+        ],
+    };
+    let mut dropped: Vec<String> = lacks
+        .iter()
+        .filter(|param| request.has_param(param))
+        .map(|param| (*param).to_owned())
+        .collect();
+    dropped.extend(
+        request
+            .hosted_tools
+            .iter()
+            .map(|tool| format!("{} ({})", tool.path, tool.kind)),
+    );
+    dropped
 }
 
 /// Decodes a provider's whole answer in `format`.

@@ -30,6 +30,7 @@ fn project_view(project: &Project) -> Value {
         "members": project.members,
         "timeouts": project.timeouts,
         "routing": project.routing,
+        "strict_translation": project.strict_translation,
         "created_at": project.created_at,
     })
 }
@@ -104,6 +105,8 @@ pub struct CreateProject {
     slug: Option<String>,
     #[serde(default)]
     timeouts: TimeoutOverrides,
+    #[serde(default)]
+    strict_translation: bool,
 }
 
 /// `POST /api/projects`.
@@ -136,6 +139,7 @@ pub async fn create(
         members: Vec::new(),
         timeouts: body.timeouts,
         routing: Default::default(),
+        strict_translation: body.strict_translation,
         created_at: Utc::now(),
     };
     let stored = project.clone();
@@ -172,6 +176,8 @@ pub struct UpdateProject {
     name: Option<String>,
     #[serde(default)]
     timeouts: Option<TimeoutOverrides>,
+    #[serde(default)]
+    strict_translation: Option<bool>,
 }
 
 /// `PATCH /api/projects/{project}`.
@@ -193,6 +199,9 @@ pub async fn update(
         }
         if let Some(timeouts) = body.timeouts {
             project.timeouts = timeouts;
+        }
+        if let Some(strict_translation) = body.strict_translation {
+            project.strict_translation = strict_translation;
         }
         Ok(project.clone())
     })

@@ -26,7 +26,7 @@ mod members;
 pub mod members;
 mod record;
 mod relay;
-mod responses;
+pub(crate) mod responses;
 mod route;
 mod tokenize;
 
@@ -42,7 +42,7 @@ use routerly_core::canonical::{ChatRequest, ErrorBody, ErrorKind};
 use routerly_core::config::{ModelConfig, Project, ProjectToken, ProviderKind};
 use routerly_core::estimate;
 use routerly_core::usage::{Outcome, Surface};
-use routerly_core::wire::{self, WireFormat, anthropic};
+use routerly_core::wire::{self, WireFormat};
 use routerly_providers::{Disposition, Operation, Target, UpstreamError, UpstreamResponse};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -64,27 +64,53 @@ pub const OVERHEAD_HEADER: HeaderName = HeaderName::from_static("x-routerly-over
 /// (the model's own tokenizer, in Routerly) or `estimate` (the documented estimate of
 /// `routerly_core::estimate`).
 pub const TOKEN_COUNT_HEADER: HeaderName = HeaderName::from_static("x-routerly-token-count");
+/// Header naming what a translated call left out of the provider's request (parameters the
+/// target format has no slot for, tools it cannot run), comma-separated; absent when
+/// nothing was.
+pub const DROPPED_HEADER: HeaderName = HeaderName::from_static("x-routerly-dropped");
+/// The longest `x-routerly-dropped` value; a longer list is cut and ends with `...`.
+const MAX_DROPPED_HEADER: usize = 2048;
 /// Header with comma-separated tags for spend attribution.
 pub const TAGS_HEADER: &str = "x-routerly-tags";
 
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    complete(app, Surface::ChatCompletions, headers, body).await
+pub async fn chat_completions(
+    State(app): State<App>,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    complete(app, Surface::ChatCompletions, uri.query(), headers, body).await
 }
 
 /// `POST /v1/messages`.
-pub async fn messages(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    complete(app, Surface::Messages, headers, body).await
+pub async fn messages(
+    State(app): State<App>,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    complete(app, Surface::Messages, uri.query(), headers, body).await
 }
 
 /// `POST /v1/responses`.
-pub async fn responses(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    complete(app, Surface::Responses, headers, body).await
+pub async fn responses(
+    State(app): State<App>,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    complete(app, Surface::Responses, uri.query(), headers, body).await
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
-    complete(app, Surface::Embeddings, headers, body).await
+pub async fn embeddings(
+    State(app): State<App>,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    complete(app, Surface::Embeddings, uri.query(), headers, body).await
 }
 
 /// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
@@ -341,20 +367,57 @@ fn upstream_body(
         }
         return Ok(serde_json::to_vec(raw).expect("a JSON value serializes"));
     }
-    let body = wire::encode_request(provider_format, request, &model.upstream_model)
-        .map_err(|error| ProxyError::from_body(client_format, error.to_error_body()))?;
+    let body =
+        wire::encode_request(provider_format, request, &model.upstream_model).map_err(|error| {
+            let mut body = error.to_error_body();
+            body.message = format!(
+                "{} (model `{}`, {})",
+                body.message,
+                model.id,
+                model.provider.as_str()
+            );
+            ProxyError::from_body(client_format, body)
+        })?;
     Ok(serde_json::to_vec(&body).expect("a JSON value serializes"))
 }
 
-/// Headers of the client's request that go on to the provider.
-fn passthrough_headers(headers: &HeaderMap, model: &ModelConfig) -> HeaderMap {
+/// Headers of the client's request that go on to the provider: the client format's beta
+/// header (`anthropic-beta`, `OpenAI-Beta`) when the provider speaks that format.
+fn passthrough_headers(
+    headers: &HeaderMap,
+    client_format: WireFormat,
+    provider_format: WireFormat,
+) -> HeaderMap {
     let mut forwarded = HeaderMap::new();
-    if model.provider.wire_format() == WireFormat::AnthropicMessages {
-        for value in headers.get_all("anthropic-beta") {
-            forwarded.append(HeaderName::from_static("anthropic-beta"), value.clone());
+    if let Some(name) = wire::beta_header(client_format)
+        && wire::beta_header(provider_format) == Some(name)
+    {
+        for value in headers.get_all(name) {
+            forwarded.append(HeaderName::from_static(name), value.clone());
         }
     }
     forwarded
+}
+
+/// Where and how a call to `model` goes: the one place its URL, key and timeouts (settings,
+/// then the model's, then the project's) are put together.
+fn target_for<'s>(
+    snapshot: &'s Snapshot,
+    project: &Project,
+    model: &'s ModelConfig,
+    query: Option<&'s str>,
+) -> Target<'s> {
+    Target {
+        provider: model.provider,
+        endpoint: &model.endpoint,
+        upstream_model: &model.upstream_model,
+        api_version: model.api_version.as_deref(),
+        api_key: snapshot.model_api_key(&model.id),
+        timeouts: project
+            .timeouts
+            .apply(model.timeouts.apply(snapshot.settings.timeouts)),
+        query,
+    }
 }
 
 /// A provider's error for a request it rejected, in the client's format, with the
@@ -434,17 +497,6 @@ fn exhausted_error(format: WireFormat, last: &UpstreamError, tried: usize) -> Pr
     }
 }
 
-/// The model's effective timeouts: settings, then the model's, then the project's.
-fn timeouts_for(
-    snapshot: &Snapshot,
-    project: &Project,
-    model: &ModelConfig,
-) -> routerly_core::config::Timeouts {
-    project
-        .timeouts
-        .apply(model.timeouts.apply(snapshot.settings.timeouts))
-}
-
 fn tags(headers: &HeaderMap) -> Vec<String> {
     headers
         .get(TAGS_HEADER)
@@ -480,8 +532,40 @@ fn with_routing_headers(
     response
 }
 
+/// Names `dropped` in the `x-routerly-dropped` header: printable ASCII only (a tool type
+/// is the client's text), at most [`MAX_DROPPED_HEADER`] bytes (cut with `...`).
+fn with_dropped_header(response: &mut Response, dropped: &[String]) {
+    if dropped.is_empty() {
+        return;
+    }
+    let mut value: String = dropped
+        .join(", ")
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if value.len() > MAX_DROPPED_HEADER {
+        value.truncate(MAX_DROPPED_HEADER - 3);
+        value.push_str("...");
+    }
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(DROPPED_HEADER, value);
+    }
+}
+
 /// Serves one completion request on `surface`.
-async fn complete(app: App, surface: Surface, headers: HeaderMap, body: Body) -> Response {
+async fn complete(
+    app: App,
+    surface: Surface,
+    query: Option<&str>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let format = surface_format(surface);
     let snapshot = app.store.snapshot();
@@ -500,7 +584,16 @@ async fn complete(app: App, surface: Surface, headers: HeaderMap, body: Body) ->
     let trace_id = record.trace_id().to_owned();
     // If the client hangs up while this waits, the guard records the call as cancelled.
     let mut pending = PendingCall::new(record, app.usage.clone());
-    let served = serve(&app, &snapshot, &caller, &headers, body, pending.record()).await;
+    let served = serve(
+        &app,
+        &snapshot,
+        &caller,
+        query,
+        &headers,
+        body,
+        pending.record(),
+    )
+    .await;
     let record = pending.settle();
     match served {
         Ok(response) => response,
@@ -525,6 +618,7 @@ async fn serve(
     app: &Arc<crate::state::AppState>,
     snapshot: &Snapshot,
     caller: &Caller<'_>,
+    query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
     record: &mut CallRecord,
@@ -600,6 +694,30 @@ async fn serve(
             record.add_upstream_time(std::time::Duration::ZERO);
             return Err(error);
         }
+        let translated =
+            !matches!(surface_call, SurfaceCall::Embeddings) && provider_format != format;
+        let dropped = if translated {
+            wire::dropped(provider_format, &request)
+        } else {
+            Vec::new()
+        };
+        if !dropped.is_empty() && caller.project.strict_translation {
+            record.begin_attempt(model, Instant::now());
+            record.add_upstream_time(std::time::Duration::ZERO);
+            return Err(ProxyError::from_body(
+                format,
+                ErrorBody::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "The model `{}` ({}) has no equivalent for: {}; this project refuses translations that leave them out (strict_translation).",
+                        model.id,
+                        model.provider.as_str(),
+                        dropped.join(", ")
+                    ),
+                )
+                .with_code("unsupported_feature"),
+            ));
+        }
         let upstream_body = match surface_call {
             SurfaceCall::Embeddings => embeddings::upstream_body(model, &raw)?,
             _ => upstream_body(
@@ -611,17 +729,21 @@ async fn serve(
                 model,
             )?,
         };
-        let target = Target {
-            provider: model.provider,
-            endpoint: &model.endpoint,
-            upstream_model: &model.upstream_model,
-            api_version: model.api_version.as_deref(),
-            api_key: snapshot.model_api_key(&model.id),
-            timeouts: timeouts_for(snapshot, caller.project, model),
-        };
-        let extra_headers = passthrough_headers(headers, model);
+        // The client's query string and beta headers describe the client's format.
+        let target = target_for(
+            snapshot,
+            caller.project,
+            model,
+            (!translated).then_some(query).flatten(),
+        );
+        let extra_headers = passthrough_headers(headers, format, provider_format);
         let attempt_started = Instant::now();
         record.begin_attempt(model, attempt_started);
+        if !dropped.is_empty()
+            && let Some(trace) = record.trace()
+        {
+            trace.dropped(&dropped);
+        }
         let sent = app
             .upstream
             .send(
@@ -644,7 +766,7 @@ async fn serve(
                         provider_format,
                         model,
                         &body,
-                        Some(&conversation.response_id),
+                        Some((&conversation.response_id, &conversation.echo)),
                     )
                     .map(|(response, canonical)| {
                         let usage = canonical.usage;
@@ -665,6 +787,7 @@ async fn serve(
                             response.headers_mut().insert(OVERHEAD_HEADER, value);
                         }
                         app.usage.record(usage_record).await;
+                        with_dropped_header(&mut response, &dropped);
                         return Ok(with_routing_headers(
                             response,
                             Some(&model.id),
@@ -705,8 +828,10 @@ async fn serve(
                         };
                         match relay::Relay::start(parts, record.take()) {
                             Ok(relay) => {
+                                let mut response = relay.into_response();
+                                with_dropped_header(&mut response, &dropped);
                                 return Ok(with_routing_headers(
-                                    relay.into_response(),
+                                    response,
                                     Some(&model.id),
                                     record.trace_id(),
                                 ));
@@ -786,14 +911,14 @@ fn json_response(bytes: Vec<u8>) -> Response {
 }
 
 /// Turns a provider's whole JSON answer into the client's answer and the canonical answer
-/// (for its usage, and the Responses API's stored conversation). A re-encoded answer takes
-/// `response_id` as its id when given.
+/// (for its usage, and the Responses API's stored conversation). A re-encoded Responses
+/// answer takes the conversation's response id and echoes its request fields.
 fn answer_json(
     client_format: WireFormat,
     provider_format: WireFormat,
     model: &ModelConfig,
     body: &[u8],
-    response_id: Option<&str>,
+    conversation: Option<(&str, &serde_json::Map<String, Value>)>,
 ) -> Result<(Response, routerly_core::canonical::ChatResponse), UpstreamError> {
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
@@ -811,17 +936,30 @@ fn answer_json(
         return Ok((json_response(bytes), canonical));
     }
     canonical.model = model.id.clone();
-    if let Some(response_id) = response_id {
-        canonical.id = response_id.to_owned();
-    }
-    let client_body = wire::encode_response(client_format, &canonical);
+    let client_body = match conversation {
+        Some((response_id, echo)) => {
+            canonical.id = response_id.to_owned();
+            let mut client_body = wire::encode_response(client_format, &canonical);
+            if let Some(object) = client_body.as_object_mut() {
+                object.extend(echo.iter().map(|(key, value)| (key.clone(), value.clone())));
+            }
+            client_body
+        }
+        None => wire::encode_response(client_format, &canonical),
+    };
     Ok((axum::Json(client_body).into_response(), canonical))
 }
 
 /// `POST /v1/messages/count_tokens`: exact from Anthropic for Anthropic models, OpenAI's
 /// tokenizer for OpenAI models (see [`tokenize`]), the documented estimate of
 /// [`routerly_core::estimate`] otherwise; `x-routerly-token-count` says which.
-pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body) -> Response {
+pub async fn count_tokens(
+    State(app): State<App>,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let query = uri.query().map(str::to_owned);
     let format = WireFormat::AnthropicMessages;
     let snapshot = app.store.snapshot();
     let result = async {
@@ -845,24 +983,26 @@ pub async fn count_tokens(State(app): State<App>, headers: HeaderMap, body: Body
                 .map_err(|error| ProxyError::from_body(format, error))?;
         let model = candidates[0];
         if model.provider.wire_format() == WireFormat::AnthropicMessages {
-            let body = anthropic::count_tokens_request(&request, &model.upstream_model)
-                .map_err(|error| ProxyError::from_body(format, error.to_error_body()))?;
-            let target = Target {
-                provider: model.provider,
-                endpoint: &model.endpoint,
-                upstream_model: &model.upstream_model,
-                api_version: model.api_version.as_deref(),
-                api_key: snapshot.model_api_key(&model.id),
-                timeouts: timeouts_for(&snapshot, caller.project, model),
-            };
+            // The client's own body with the model replaced: whatever it holds is counted.
+            let model_name = members::json_string(&model.upstream_model);
+            let body =
+                members::with_members(&bytes, &[("model", &model_name)]).unwrap_or_else(|| {
+                    let mut body = raw.clone();
+                    if let Some(object) = body.as_object_mut() {
+                        object.remove("max_tokens");
+                    }
+                    body["model"] = Value::String(model.upstream_model.clone());
+                    serde_json::to_vec(&body).expect("a JSON value serializes")
+                });
+            let target = target_for(&snapshot, caller.project, model, query.as_deref());
             let sent = app
                 .upstream
                 .send(
                     &target,
                     Operation::CountTokens,
-                    serde_json::to_vec(&body).expect("a JSON value serializes"),
+                    body,
                     false,
-                    &passthrough_headers(&headers, model),
+                    &passthrough_headers(&headers, format, format),
                 )
                 .await;
             return match sent {

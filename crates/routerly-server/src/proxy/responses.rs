@@ -7,6 +7,7 @@
 //! OpenAI models the client's body is still passed through, its `previous_response_id`
 //! replaced by the stored turns as input items.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -14,12 +15,17 @@ use routerly_core::canonical::{
     ChatRequest, ChatResponse, ContentPart, ErrorBody, ErrorKind, Message, Role,
 };
 use routerly_core::wire::WireFormat;
-use routerly_core::wire::responses::{history_items, new_response_id};
-use serde_json::{Value, json};
+use routerly_core::wire::responses::{encode_response, history_items, new_response_id};
+use serde_json::{Map, Value, json};
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use http::HeaderMap;
 
 use super::Caller;
 use super::error::ProxyError;
 use super::relay::OnComplete;
+use crate::state::App;
 use crate::state::AppState;
 use crate::store::state::StoredResponse;
 
@@ -30,7 +36,30 @@ pub struct Conversation {
     store: bool,
     /// Everything the model is sent: the stored turns, then the new input.
     messages: Vec<Message>,
+    /// The request's own input items, each with an id.
+    input_items: Vec<Value>,
+    /// The request fields an answer echoes (`instructions`, `tools`,
+    /// `previous_response_id`, …), as OpenAI does.
+    pub echo: Map<String, Value>,
 }
+
+/// The request fields a response object repeats.
+const ECHOED_FIELDS: &[&str] = &[
+    "instructions",
+    "tools",
+    "tool_choice",
+    "previous_response_id",
+    "temperature",
+    "top_p",
+    "max_output_tokens",
+    "parallel_tool_calls",
+    "metadata",
+    "store",
+    "text",
+    "reasoning",
+    "truncation",
+    "user",
+];
 
 /// Resolves `previous_response_id` (into `request` and, for pass-through, into `raw`) and
 /// notes whether the answer is to be stored.
@@ -42,6 +71,17 @@ pub(super) async fn prepare(
     format: WireFormat,
 ) -> Result<Conversation, ProxyError> {
     let store = raw.get("store").and_then(Value::as_bool).unwrap_or(true);
+    let echo: Map<String, Value> = ECHOED_FIELDS
+        .iter()
+        .filter_map(|field| Some(((*field).to_owned(), raw.get(*field)?.clone())))
+        .collect();
+    let response_id = new_response_id();
+    let input_items = input_items(raw.get("input"), &response_id);
+    // Translated models get the items Routerly can resolve; OpenAI the client's own body.
+    if let Some(resolved) = resolve_item_references(app, caller, raw).await {
+        *request = routerly_core::wire::decode_request(format, &resolved)
+            .map_err(|error| ProxyError::from_body(format, error.to_error_body()))?;
+    }
     let previous = match raw.get("previous_response_id") {
         None | Some(Value::Null) => None,
         Some(Value::String(id)) => Some(id.clone()),
@@ -104,10 +144,119 @@ pub(super) async fn prepare(
         ));
     }
     Ok(Conversation {
-        response_id: new_response_id(),
+        response_id,
         store,
         messages: request.messages.clone(),
+        input_items,
+        echo,
     })
+}
+
+/// At most this many stored responses are read to resolve one request's `item_reference`s.
+const MAX_REFERENCED_RESPONSES: usize = 32;
+
+/// The request body with each `item_reference` naming an item Routerly returned or was sent
+/// (in a response of the caller's project) replaced by that item; `None` when nothing was
+/// resolved. Item ids carry their response's id (`msg_<suffix>NN` in `resp_<suffix>`), so
+/// each reference costs one look-up of its response, at most
+/// [`MAX_REFERENCED_RESPONSES`] per request.
+async fn resolve_item_references(
+    app: &AppState,
+    caller: &Caller<'_>,
+    raw: &Value,
+) -> Option<Value> {
+    let items = raw.get("input")?.as_array()?;
+    let reference_id = |item: &Value| {
+        (item.get("type").and_then(Value::as_str) == Some("item_reference"))
+            .then(|| item.get("id").and_then(Value::as_str))
+            .flatten()
+            .map(str::to_owned)
+    };
+    if !items.iter().any(|item| reference_id(item).is_some()) {
+        return None;
+    }
+    let mut responses: HashMap<String, Option<StoredResponse>> = HashMap::new();
+    let mut resolved_any = false;
+    let mut resolved = Vec::with_capacity(items.len());
+    for item in items {
+        let found = match reference_id(item) {
+            Some(id) => match response_of_item(&id) {
+                Some(response_id) => {
+                    if !responses.contains_key(&response_id)
+                        && responses.len() < MAX_REFERENCED_RESPONSES
+                    {
+                        let stored = app
+                            .responses
+                            .get(response_id.clone(), caller.project.id.clone())
+                            .await;
+                        responses.insert(response_id.clone(), stored);
+                    }
+                    responses
+                        .get(&response_id)
+                        .and_then(Option::as_ref)
+                        .and_then(|stored| stored_item(stored, &id))
+                }
+                None => None,
+            },
+            None => None,
+        };
+        resolved_any |= found.is_some();
+        resolved.push(found.unwrap_or_else(|| item.clone()));
+    }
+    resolved_any.then(|| {
+        let mut body = raw.clone();
+        body["input"] = Value::Array(resolved);
+        body
+    })
+}
+
+/// The response id an item id of Routerly's names: `resp_<suffix>` for `<prefix>_<suffix>NN`.
+fn response_of_item(item_id: &str) -> Option<String> {
+    let (_, rest) = item_id.split_once('_')?;
+    let suffix = rest.get(..rest.len().checked_sub(2)?)?;
+    (!suffix.is_empty()).then(|| format!("resp_{suffix}"))
+}
+
+/// The item `id` among a stored response's output and input items.
+fn stored_item(stored: &StoredResponse, id: &str) -> Option<Value> {
+    let output = stored
+        .response
+        .get("output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    output
+        .chain(stored.input_items.iter())
+        .find(|item| item.get("id").and_then(Value::as_str) == Some(id))
+        .cloned()
+}
+
+/// The request's `input` as a list of items, each with an `id` (the client's, or one
+/// derived from the response's).
+fn input_items(input: Option<&Value>, response_id: &str) -> Vec<Value> {
+    let items = match input {
+        Some(Value::String(text)) => vec![json!({
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        })],
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
+    };
+    let suffix = response_id.strip_prefix("resp_").unwrap_or(response_id);
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut item)| {
+            if let Some(object) = item.as_object_mut() {
+                object
+                    .entry("id")
+                    .or_insert_with(|| Value::from(format!("in_{suffix}{index:02}")));
+                object.entry("type").or_insert_with(|| json!("message"));
+            }
+            item
+        })
+        .collect()
 }
 
 type StoreFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -132,8 +281,14 @@ impl Conversation {
         let responses = app.responses.clone();
         let project_id = caller.project.id.clone();
         let mut messages = self.messages.clone();
+        let input_items = self.input_items.clone();
+        let echo = self.echo.clone();
         Some(Box::new(move |answer: ChatResponse| {
             Box::pin(async move {
+                let mut response = encode_response(&answer);
+                if let Some(object) = response.as_object_mut() {
+                    object.extend(echo);
+                }
                 // Thinking stays with the provider that produced it.
                 let content: Vec<ContentPart> = answer
                     .content
@@ -151,6 +306,8 @@ impl Conversation {
                     project_id,
                     created_at: chrono::Utc::now(),
                     messages,
+                    response,
+                    input_items,
                 };
                 if let Err(error) = responses.put(stored).await {
                     tracing::warn!(%error, id = %answer.id, "cannot store a response");
@@ -158,4 +315,98 @@ impl Conversation {
             }) as StoreFuture
         }))
     }
+}
+
+/// `GET /v1/responses/{id}`: a stored response of the caller's project, as it was answered.
+pub async fn retrieve(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match stored_of_caller(&app, &headers, &id).await {
+        Ok(stored) => axum::Json(stored.response).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /v1/responses/{id}/input_items`: the input items of a stored response, in order.
+pub async fn input_items_of(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match stored_of_caller(&app, &headers, &id).await {
+        Ok(stored) => {
+            let first_id = stored
+                .input_items
+                .first()
+                .and_then(|item| item.get("id"))
+                .cloned();
+            let last_id = stored
+                .input_items
+                .last()
+                .and_then(|item| item.get("id"))
+                .cloned();
+            axum::Json(json!({
+                "object": "list",
+                "data": stored.input_items,
+                "first_id": first_id,
+                "last_id": last_id,
+                "has_more": false,
+            }))
+            .into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `DELETE /v1/responses/{id}`: forgets a stored response of the caller's project.
+pub async fn delete(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let format = WireFormat::OpenAiResponses;
+    let snapshot = app.store.snapshot();
+    let caller = match super::authenticate(&snapshot, &headers, format) {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    if app
+        .responses
+        .delete(id.clone(), caller.project.id.clone())
+        .await
+    {
+        axum::Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
+    } else {
+        not_found(&id).into_response()
+    }
+}
+
+/// The stored response `id` if the caller's project created it; a 404 otherwise, the same
+/// for another project's response as for none.
+async fn stored_of_caller(
+    app: &App,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<StoredResponse, ProxyError> {
+    let format = WireFormat::OpenAiResponses;
+    let snapshot = app.store.snapshot();
+    let caller = super::authenticate(&snapshot, headers, format)?;
+    app.responses
+        .get(id.to_owned(), caller.project.id.clone())
+        .await
+        .filter(|stored| !stored.response.is_null())
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ProxyError {
+    let shown: String = id.chars().take(200).collect();
+    ProxyError::from_body(
+        WireFormat::OpenAiResponses,
+        ErrorBody::new(
+            ErrorKind::NotFound,
+            format!("Response with id '{shown}' not found."),
+        ),
+    )
 }

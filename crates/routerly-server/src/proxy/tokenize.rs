@@ -70,6 +70,8 @@ fn part_tokens(part: &ContentPart, text: &mut impl FnMut(&str) -> u64) -> u64 {
         ContentPart::ToolResult { content, .. } => {
             content.iter().map(|part| part_tokens(part, text)).sum()
         }
+        // Its text is not at hand; the documented estimate of its characters.
+        ContentPart::Opaque { chars, .. } => (*chars as u64).div_ceil(4),
     }
 }
 

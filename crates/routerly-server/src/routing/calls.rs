@@ -310,6 +310,7 @@ fn target<'s>(snapshot: &'s Snapshot, model: &'s ModelConfig) -> Target<'s> {
         api_version: model.api_version.as_deref(),
         api_key: snapshot.model_api_key(&model.id),
         timeouts: model.timeouts.apply(snapshot.settings.timeouts),
+        query: None,
     }
 }
 

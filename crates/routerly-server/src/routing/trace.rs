@@ -123,6 +123,9 @@ pub struct AttemptTrace {
     /// What went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the translation for this model left out (the `x-routerly-dropped` header).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 impl Trace {
@@ -210,7 +213,22 @@ impl LiveTrace {
                 outcome: "pending".to_owned(),
                 status: None,
                 error: None,
+                dropped: Vec::new(),
             });
+        });
+    }
+
+    /// Notes what the translation for the attempt in flight left out.
+    pub fn dropped(&self, dropped: &[String]) {
+        self.edit(|trace| {
+            if let Some(attempt) = trace
+                .attempts
+                .iter_mut()
+                .rev()
+                .find(|attempt| attempt.outcome == "pending")
+            {
+                attempt.dropped = dropped.to_vec();
+            }
         });
     }
 

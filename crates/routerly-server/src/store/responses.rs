@@ -203,6 +203,20 @@ impl ResponseStore for FileResponseStore {
             (stored.project_id == project_id && stored.id == id).then_some(stored)
         })
     }
+
+    fn delete(&self, id: String, project_id: String) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            // Another project's response is not there for this one.
+            if self.get(id.clone(), project_id).await.is_none() {
+                return false;
+            }
+            let removed = self.lock().remove(&id);
+            if removed {
+                self.delete_files(std::slice::from_ref(&id));
+            }
+            removed
+        })
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +234,8 @@ mod tests {
                 role: Role::User,
                 content: vec![ContentPart::text(text)],
             }],
+            response: serde_json::Value::Null,
+            input_items: Vec::new(),
         }
     }
 

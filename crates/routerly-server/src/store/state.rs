@@ -877,6 +877,13 @@ pub struct StoredResponse {
     /// The whole conversation, oldest first, the answer's own assistant turn last
     /// (instructions are not carried over, as in OpenAI's API).
     pub messages: Vec<routerly_core::canonical::Message>,
+    /// The response object, for `GET /v1/responses/{id}`.
+    #[serde(default)]
+    pub response: serde_json::Value,
+    /// The request's own input items (not the earlier turns), each with an `id`, for
+    /// `GET /v1/responses/{id}/input_items`.
+    #[serde(default)]
+    pub input_items: Vec<serde_json::Value>,
 }
 
 /// Responses-API conversation state by response id.
@@ -887,4 +894,7 @@ pub trait ResponseStore: Send + Sync {
     /// The conversation stored under `id` for `project_id`; `None` when unknown, expired,
     /// evicted or another project's.
     fn get(&self, id: String, project_id: String) -> StoreFuture<'_, Option<StoredResponse>>;
+
+    /// Forgets the response `id` of `project_id`; whether there was one.
+    fn delete(&self, id: String, project_id: String) -> StoreFuture<'_, bool>;
 }

@@ -9,8 +9,8 @@ use super::json::{
     optional_str, optional_u32, require, require_str,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
+    ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Anthropic's smallest accepted thinking budget.
@@ -54,6 +54,20 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             decode_message(message_value, &format!("messages[{message_index}]"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Anthropic takes a mid-conversation system message only right after a user turn.
+    for (index, message) in messages.iter().enumerate() {
+        let after_user = index
+            .checked_sub(1)
+            .is_some_and(|previous| messages[previous].role == Role::User);
+        if message.role == Role::System && !after_user {
+            return Err(DecodeError::at(
+                format!("messages[{index}].role"),
+                format!(
+                    "`messages[{index}]`: a system message must immediately follow a user message (the system prompt goes in the top-level `system` field)"
+                ),
+            ));
+        }
+    }
     let stop = match get(object, "stop_sequences") {
         Some(stop_value) => as_array(stop_value, "stop_sequences")?
             .iter()
@@ -64,16 +78,17 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    let tools = match get(object, "tools") {
-        Some(tools_value) => as_array(tools_value, "tools")?
-            .iter()
-            .enumerate()
-            .map(|(tool_index, tool_value)| {
-                decode_tool(tool_value, &format!("tools[{tool_index}]"))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
+    let mut tools = Vec::new();
+    let mut hosted_tools = Vec::new();
+    if let Some(tools_value) = get(object, "tools") {
+        for (tool_index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
+            let path = format!("tools[{tool_index}]");
+            match decode_tool(tool_value, &path)? {
+                Ok(tool) => tools.push(tool),
+                Err(kind) => hosted_tools.push(HostedTool { kind, path }),
+            }
+        }
+    }
     let (tool_choice, parallel_tool_calls) = match get(object, "tool_choice") {
         Some(tool_choice_value) => decode_tool_choice(tool_choice_value)?,
         None => (None, None),
@@ -114,6 +129,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         frequency_penalty: None,
         seed: None,
         user,
+        hosted_tools,
     })
 }
 
@@ -196,13 +212,13 @@ fn decode_message(message_value: &Value, path: &str) -> Result<Message, DecodeEr
     let role = match require_str(message, "role", path)? {
         "user" => Role::User,
         "assistant" => Role::Assistant,
+        // A mid-conversation system message, kept in its place.
+        "system" => Role::System,
         other => {
             let param = field_path(path, "role");
             return Err(DecodeError::at(
                 &param,
-                format!(
-                    "`{param}` must be `user` or `assistant`, not `{other}` (system prompts go in the top-level `system` field)"
-                ),
+                format!("`{param}` must be `user`, `assistant` or `system`, not `{other}`"),
             ));
         }
     };
@@ -240,10 +256,11 @@ fn decode_block(
     let type_param = field_path(path, "type");
     let part = match (block_type, role) {
         ("text", _) => ContentPart::text(require_str(block, "text", path)?),
-        ("image", _) => decode_image(block, path)?,
+        ("image", _) => decode_image(block, path)?
+            .unwrap_or_else(|| ContentPart::opaque("image", path, block_value)),
         ("tool_use", Role::Assistant) => decode_tool_use(block, path)?,
         ("tool_result", Role::User) => decode_tool_result(block, path)?,
-        ("tool_use", Role::User) | ("tool_result", Role::Assistant) => {
+        ("tool_use" | "tool_result", _) => {
             let expected_role = if block_type == "tool_use" {
                 "assistant"
             } else {
@@ -261,34 +278,16 @@ fn decode_block(
             signature: optional_str(block, "signature", path)?.map(str::to_owned),
         },
         ("redacted_thinking", _) => return Ok(None),
-        (
-            "document"
-            | "search_result"
-            | "server_tool_use"
-            | "web_search_tool_result"
-            | "web_fetch_tool_result"
-            | "code_execution_tool_result"
-            | "mcp_tool_use"
-            | "mcp_tool_result"
-            | "container_upload",
-            _,
-        ) => {
-            return Err(DecodeError::at(
-                &type_param,
-                format!("`{type_param}`: `{block_type}` blocks are not supported by this gateway"),
-            ));
-        }
-        (other, _) => {
-            return Err(DecodeError::at(
-                &type_param,
-                format!("`{type_param}`: unknown content block type `{other}`"),
-            ));
-        }
+        // Documents, search results, server-tool and MCP blocks, container uploads and any
+        // type newer than this gateway: carried as they are (see `ContentPart::Opaque`).
+        (other, _) => ContentPart::opaque(other, path, block_value),
     };
     Ok(Some(part))
 }
 
-fn decode_image(block: &Object, path: &str) -> Result<ContentPart, DecodeError> {
+/// An image block; `None` for a source kind the canonical model does not represent (such
+/// as a Files API `file` source).
+fn decode_image(block: &Object, path: &str) -> Result<Option<ContentPart>, DecodeError> {
     let source_path = field_path(path, "source");
     let source = as_object(require(block, "source", path)?, &source_path)?;
     let source = match require_str(source, "type", &source_path)? {
@@ -299,20 +298,12 @@ fn decode_image(block: &Object, path: &str) -> Result<ContentPart, DecodeError> 
         "url" => ImageSource::Url {
             url: require_str(source, "url", &source_path)?.to_owned(),
         },
-        other => {
-            let param = field_path(&source_path, "type");
-            return Err(DecodeError::at(
-                &param,
-                format!(
-                    "`{param}`: image source `{other}` is not supported (use `base64` or `url`)"
-                ),
-            ));
-        }
+        _ => return Ok(None),
     };
-    Ok(ContentPart::Image {
+    Ok(Some(ContentPart::Image {
         source,
         detail: None,
-    })
+    }))
 }
 
 fn decode_tool_use(block: &Object, path: &str) -> Result<ContentPart, DecodeError> {
@@ -348,14 +339,10 @@ fn decode_tool_result(block: &Object, path: &str) -> Result<ContentPart, DecodeE
                     let inner = as_object(block_value, &block_path)?;
                     match require_str(inner, "type", &block_path)? {
                         "text" => Ok(ContentPart::text(require_str(inner, "text", &block_path)?)),
-                        "image" => decode_image(inner, &block_path),
-                        other => {
-                            let param = field_path(&block_path, "type");
-                            Err(DecodeError::at(
-                                &param,
-                                format!("`{param}`: `{other}` blocks are not supported in tool results (use text or image)"),
-                            ))
-                        }
+                        "image" => Ok(decode_image(inner, &block_path)?.unwrap_or_else(|| {
+                            ContentPart::opaque("image", &block_path, block_value)
+                        })),
+                        other => Ok(ContentPart::opaque(other, &block_path, block_value)),
                     }
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -368,27 +355,23 @@ fn decode_tool_result(block: &Object, path: &str) -> Result<ContentPart, DecodeE
     })
 }
 
-fn decode_tool(tool_value: &Value, path: &str) -> Result<Tool, DecodeError> {
+/// A custom tool, or `Err` with the type of a tool Anthropic defines (a server tool such as
+/// `web_search_20250305`, or a client tool with Anthropic's schema such as `bash_20250124`).
+fn decode_tool(tool_value: &Value, path: &str) -> Result<Result<Tool, String>, DecodeError> {
     let tool = as_object(tool_value, path)?;
     if let Some(tool_type) = optional_str(tool, "type", path)?
         && tool_type != "custom"
     {
-        let param = field_path(path, "type");
-        return Err(DecodeError::at(
-            &param,
-            format!(
-                "`{param}`: server tool `{tool_type}` is not supported by this gateway; only custom tools are"
-            ),
-        ));
+        return Ok(Err(tool_type.to_owned()));
     }
     let schema_param = field_path(path, "input_schema");
     let input_schema = as_object(require(tool, "input_schema", path)?, &schema_param)?;
-    Ok(Tool {
+    Ok(Ok(Tool {
         name: require_str(tool, "name", path)?.to_owned(),
         description: optional_str(tool, "description", path)?.map(str::to_owned),
         parameters: Value::Object(input_schema.clone()),
         strict: None,
-    })
+    }))
 }
 
 fn decode_tool_choice(
@@ -601,7 +584,9 @@ fn encode_system(request: &ChatRequest) -> Vec<Value> {
 }
 
 /// Messages in Anthropic's shape: roles alternate (consecutive messages of one role are
-/// merged, empty ones skipped) and a user message starts with its tool results.
+/// merged, empty ones skipped) and a user message starts with its tool results. A
+/// mid-conversation system message stands right after a user turn, where Anthropic takes
+/// one; anywhere else its text joins the user side, the nearest place.
 fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, DecodeError> {
     let mut merged: Vec<(Role, Vec<Value>)> = Vec::with_capacity(messages.len());
     for (message_index, message) in messages.iter().enumerate() {
@@ -615,11 +600,16 @@ fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, DecodeError> {
         if blocks.is_empty() {
             continue;
         }
+        let role = match (message.role, merged.last().map(|(role, _)| *role)) {
+            (Role::System, Some(Role::User | Role::System)) | (Role::User, _) => message.role,
+            (Role::System, _) => Role::User,
+            (Role::Assistant, _) => Role::Assistant,
+        };
         match merged.last_mut() {
-            Some((role, previous_blocks)) if *role == message.role => {
+            Some((previous_role, previous_blocks)) if *previous_role == role => {
                 previous_blocks.extend(blocks)
             }
-            _ => merged.push((message.role, blocks)),
+            _ => merged.push((role, blocks)),
         }
     }
     Ok(merged
@@ -627,6 +617,8 @@ fn encode_messages(messages: &[Message]) -> Result<Vec<Value>, DecodeError> {
         .map(|(role, blocks)| {
             let (role_name, blocks) = match role {
                 Role::Assistant => ("assistant", blocks),
+                // Anthropic's mid-conversation system message, in its place.
+                Role::System => ("system", blocks),
                 Role::User => {
                     let (mut tool_results, others): (Vec<Value>, Vec<Value>) = blocks
                         .into_iter()
@@ -679,6 +671,8 @@ fn encode_part(part: &ContentPart, role: Role, path: &str) -> Result<Option<Valu
             }
             _ => return Ok(None),
         },
+        // Refused before encoding (see `wire::encode_request`).
+        ContentPart::Opaque { .. } => return Ok(None),
     };
     Ok(Some(block))
 }

@@ -107,7 +107,9 @@ pub fn encode_response(response: &ChatResponse) -> Value {
                 "name": name,
                 "input": tool_input_or_empty(arguments),
             })),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => None,
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Opaque { .. } => None,
         })
         .collect();
     let mut message = Map::new();

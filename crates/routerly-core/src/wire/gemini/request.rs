@@ -125,6 +125,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         frequency_penalty: optional_f64(&config, "frequencyPenalty", config_path)?,
         seed: get(&config, "seed").and_then(Value::as_i64),
         user: None,
+        hosted_tools: Vec::new(),
     })
 }
 
@@ -345,7 +346,9 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
             continue;
         }
         let role = match message.role {
-            Role::User => "user",
+            // Gemini has no instruction inside the conversation: the nearest is a user turn
+            // in its place.
+            Role::User | Role::System => "user",
             Role::Assistant => "model",
         };
         contents.push(json!({"role": role, "parts": parts}));
@@ -473,6 +476,8 @@ fn encode_parts(
                     signature_pending = Some(signature.as_str());
                 }
             }
+            // Refused before encoding (see `wire::encode_request`).
+            ContentPart::Opaque { .. } => {}
         }
     }
     Ok(parts)

@@ -170,7 +170,9 @@ pub(super) fn encode_part(part: &ContentPart) -> Option<Value> {
         } => {
             Some(json!({"functionCall": {"id": id, "name": name, "args": args_object(arguments)}}))
         }
-        ContentPart::Image { .. } | ContentPart::ToolResult { .. } => None,
+        ContentPart::Image { .. } | ContentPart::ToolResult { .. } | ContentPart::Opaque { .. } => {
+            None
+        }
     }
 }
 

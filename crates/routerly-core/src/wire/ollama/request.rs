@@ -209,6 +209,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         frequency_penalty: optional_f64(&options, "frequency_penalty", "options")?,
         seed: get(&options, "seed").and_then(Value::as_i64),
         user: None,
+        hosted_tools: Vec::new(),
     })
 }
 
@@ -288,6 +289,9 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
                 &mut message_values,
             )?,
             Role::Assistant => message_values.push(encode_assistant_message(message)),
+            Role::System => {
+                message_values.push(json!({"role": "system", "content": message.joined_text()}))
+            }
         }
     }
 
@@ -375,7 +379,7 @@ fn encode_user_message(
                 }
                 message_values.push(tool_message);
             }
-            ContentPart::Thinking { .. } => {}
+            ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
             ContentPart::ToolCall { .. } => {
                 return Err(DecodeError::at(
                     part_path,
@@ -426,7 +430,9 @@ fn encode_assistant_message(message: &Message) -> Value {
                 name, arguments, ..
             } => tool_calls
                 .push(json!({"function": {"name": name, "arguments": args_object(arguments)}})),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     let mut message_value = json!({"role": "assistant", "content": text});

@@ -107,7 +107,9 @@ pub fn encode_response(response: &ChatResponse) -> Value {
                 name, arguments, ..
             } => tool_calls
                 .push(json!({"function": {"name": name, "arguments": args_object(arguments)}})),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     let mut message = Map::new();

@@ -84,7 +84,9 @@ impl StreamDecoder {
                         events.push(StreamEvent::ToolCallDelta { index, arguments });
                         events.push(StreamEvent::BlockStop { index });
                     }
-                    ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+                    ContentPart::Image { .. }
+                    | ContentPart::ToolResult { .. }
+                    | ContentPart::Opaque { .. } => {}
                 }
             }
         }

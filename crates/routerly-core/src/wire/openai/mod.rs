@@ -16,6 +16,7 @@ mod response;
 mod stream;
 
 pub use error::{decode_error, encode_error};
+pub(crate) use request::fitted_user;
 pub(crate) use request::image_source_from_url;
 pub use request::{decode_request, encode_request};
 pub use response::{decode_response, decode_usage_text, encode_response, stop_reason_name};

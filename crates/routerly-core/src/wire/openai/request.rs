@@ -9,8 +9,8 @@ use super::json::{
     wrong_type,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
+    ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Decodes a client's Chat Completions body into a [`ChatRequest`], validating it.
@@ -51,6 +51,14 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         None => false,
     };
 
+    let (tools, mut hosted_tools) = decode_tools(body_map)?;
+    if get(body_map, "web_search_options").is_some() {
+        hosted_tools.push(HostedTool {
+            kind: "web_search_options".to_owned(),
+            path: "web_search_options".to_owned(),
+        });
+    }
+
     let reasoning = optional_str(body_map, "reasoning_effort", "")?.map(|effort| Reasoning {
         budget_tokens: None,
         effort: Some(effort.to_owned()),
@@ -67,7 +75,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         stop: decode_stop(body_map)?,
         stream,
         stream_include_usage,
-        tools: decode_tools(body_map)?,
+        tools,
         tool_choice: decode_tool_choice(body_map)?,
         parallel_tool_calls: optional_bool(body_map, "parallel_tool_calls", "")?,
         response_format: decode_response_format(body_map)?,
@@ -76,6 +84,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         frequency_penalty: optional_f64(body_map, "frequency_penalty", "")?,
         seed: optional_i64(body_map, "seed", "")?,
         user: optional_str(body_map, "user", "")?.map(str::to_owned),
+        hosted_tools,
     })
 }
 
@@ -94,16 +103,36 @@ fn decode_messages(
 
     let mut system = Vec::new();
     let mut messages: Vec<Message> = Vec::new();
-    // Consecutive `tool` messages become one user message of tool results; system
-    // messages in between do not break the run.
+    // Consecutive `tool` messages become one user message of tool results; a system message
+    // among them follows the run (the results must stay together after their calls).
     let mut previous_was_tool = false;
+    let mut deferred_system: Vec<ContentPart> = Vec::new();
     for (message_index, message_value) in message_values.iter().enumerate() {
         let path = index_path("messages", message_index);
         let message_map = as_object(message_value, &path)?;
         let role = required_str(message_map, "role", &path)?;
+        if role != "tool" && !deferred_system.is_empty() && !matches!(role, "system" | "developer")
+        {
+            messages.push(Message {
+                role: Role::System,
+                content: std::mem::take(&mut deferred_system),
+            });
+            previous_was_tool = false;
+        }
         match role {
-            "system" | "developer" => {
+            // Before the conversation, the system prompt; inside it, an instruction in its
+            // place.
+            "system" | "developer" if messages.is_empty() => {
                 system.extend(decode_text_only_content(message_map, &path, role)?);
+            }
+            "system" | "developer" if previous_was_tool => {
+                deferred_system.extend(decode_text_only_content(message_map, &path, role)?);
+            }
+            "system" | "developer" => {
+                messages.push(Message {
+                    role: Role::System,
+                    content: decode_text_only_content(message_map, &path, role)?,
+                });
             }
             "user" => {
                 messages.push(Message {
@@ -142,6 +171,12 @@ fn decode_messages(
                 ));
             }
         }
+    }
+    if !deferred_system.is_empty() {
+        messages.push(Message {
+            role: Role::System,
+            content: deferred_system,
+        });
     }
     Ok((system, messages))
 }
@@ -213,14 +248,9 @@ fn decode_user_part(part_value: &Value, part_path: &str) -> Result<ContentPart, 
             part_map, "text", part_path,
         )?)),
         "image_url" => decode_image_part(part_map, part_path),
-        "input_audio" | "file" => Err(DecodeError::at(
-            field_path(part_path, "type"),
-            format!("Content parts of type '{part_type}' are not supported by Routerly."),
-        )),
-        other => Err(DecodeError::at(
-            field_path(part_path, "type"),
-            format!("Invalid content part type '{other}': expected 'text' or 'image_url'."),
-        )),
+        // Audio, files and any newer part type: carried as they are (see
+        // `ContentPart::Opaque`).
+        other => Ok(ContentPart::opaque(other, part_path, part_value)),
     }
 }
 
@@ -345,10 +375,8 @@ fn decode_tool_call(call_value: &Value, call_path: &str) -> Result<ContentPart, 
     if let Some(call_type) = optional_str(call_map, "type", call_path)?
         && call_type != "function"
     {
-        return Err(DecodeError::at(
-            field_path(call_path, "type"),
-            format!("Invalid tool call type '{call_type}': expected 'function'."),
-        ));
+        // A call of a custom (free-text) tool or a newer kind.
+        return Ok(ContentPart::opaque(call_type, call_path, call_value));
     }
     let function_path = field_path(call_path, "function");
     let function_map = required_object(call_map, "function", call_path)?;
@@ -402,23 +430,27 @@ fn decode_stop(body_map: &Map<String, Value>) -> Result<Vec<String>, DecodeError
     }
 }
 
-fn decode_tools(body_map: &Map<String, Value>) -> Result<Vec<Tool>, DecodeError> {
+/// Function tools, and the other tools (custom tools and newer kinds) by type and place.
+fn decode_tools(
+    body_map: &Map<String, Value>,
+) -> Result<(Vec<Tool>, Vec<HostedTool>), DecodeError> {
     let Some(tools_value) = get(body_map, "tools") else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
-    as_array(tools_value, "tools")?
-        .iter()
-        .enumerate()
-        .map(|(tool_index, tool_value)| {
-            let tool_path = index_path("tools", tool_index);
-            let tool_map = as_object(tool_value, &tool_path)?;
-            let tool_type = required_str(tool_map, "type", &tool_path)?;
-            if tool_type != "function" {
-                return Err(DecodeError::at(
-                    field_path(&tool_path, "type"),
-                    format!("Tools of type '{tool_type}' are not supported: expected 'function'."),
-                ));
-            }
+    let mut tools = Vec::new();
+    let mut hosted_tools = Vec::new();
+    for (tool_index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
+        let tool_path = index_path("tools", tool_index);
+        let tool_map = as_object(tool_value, &tool_path)?;
+        let tool_type = required_str(tool_map, "type", &tool_path)?;
+        if tool_type != "function" {
+            hosted_tools.push(HostedTool {
+                kind: tool_type.to_owned(),
+                path: tool_path,
+            });
+            continue;
+        }
+        tools.push({
             let function_path = field_path(&tool_path, "function");
             let function_map = required_object(tool_map, "function", &tool_path)?;
             let parameters = match get(function_map, "parameters") {
@@ -432,15 +464,16 @@ fn decode_tools(body_map: &Map<String, Value>) -> Result<Vec<Tool>, DecodeError>
                     ));
                 }
             };
-            Ok(Tool {
+            Tool {
                 name: required_str(function_map, "name", &function_path)?.to_owned(),
                 description: optional_str(function_map, "description", &function_path)?
                     .map(str::to_owned),
                 parameters,
                 strict: optional_bool(function_map, "strict", &function_path)?,
-            })
-        })
-        .collect()
+            }
+        });
+    }
+    Ok((tools, hosted_tools))
 }
 
 fn decode_tool_choice(body_map: &Map<String, Value>) -> Result<Option<ToolChoice>, DecodeError> {
@@ -579,9 +612,23 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
         body.insert("reasoning_effort".into(), Value::from(effort));
     }
     if let Some(user) = &request.user {
-        body.insert("user".into(), Value::from(user.as_str()));
+        body.insert("user".into(), Value::from(fitted_user(user)));
     }
     Ok(Value::Object(body))
+}
+
+/// The longest `user` OpenAI accepts.
+const MAX_USER_CHARS: usize = 64;
+
+/// `user` as OpenAI takes it: unchanged up to 64 characters, else the hex SHA-256 of it
+/// (64 characters, the same for the same end user). Anthropic's `metadata.user_id`, which
+/// Claude Code fills with a long id, has no such limit.
+pub(crate) fn fitted_user(user: &str) -> String {
+    if user.chars().count() <= MAX_USER_CHARS {
+        return user.to_owned();
+    }
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(user.as_bytes()))
 }
 
 fn encode_messages(request: &ChatRequest) -> Result<Vec<Value>, DecodeError> {
@@ -597,6 +644,9 @@ fn encode_messages(request: &ChatRequest) -> Result<Vec<Value>, DecodeError> {
         match message.role {
             Role::User => encode_user_message(message, &path, &mut message_values)?,
             Role::Assistant => message_values.push(encode_assistant_message(message, &path)?),
+            Role::System => {
+                message_values.push(json!({"role": "system", "content": message.joined_text()}))
+            }
         }
     }
     Ok(message_values)
@@ -630,7 +680,8 @@ fn encode_user_message(
             ContentPart::Image { source, detail } => {
                 user_parts.push(encode_image_part(source, detail.as_deref()));
             }
-            ContentPart::Thinking { .. } => {}
+            // Opaque parts are refused before encoding (see `wire::encode_request`).
+            ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
             ContentPart::ToolCall { .. } => {
                 return Err(DecodeError::at(
                     index_path(&field_path(path, "content"), part_index),
@@ -704,7 +755,7 @@ fn encode_assistant_message(message: &Message, path: &str) -> Result<Value, Deco
                 "function": {"name": name, "arguments": arguments},
             })),
             // OpenAI does not accept reasoning back in the history.
-            ContentPart::Thinking { .. } => {}
+            ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
             ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {
                 return Err(DecodeError::at(
                     index_path(&field_path(path, "content"), part_index),

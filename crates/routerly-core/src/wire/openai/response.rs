@@ -260,7 +260,9 @@ pub fn encode_response(response: &ChatResponse) -> Value {
                 "type": "function",
                 "function": {"name": name, "arguments": arguments},
             })),
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
 

@@ -7,8 +7,8 @@ use super::json::{
     optional_str, optional_u32, required_str, wrong_type,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
+    ResponseFormat, Role, Tool, ToolChoice,
 };
 use crate::wire::openai::image_source_from_url;
 
@@ -69,7 +69,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             .ok()
             .flatten())
         .map(str::to_owned);
-    request.tools = decode_tools(body_map)?;
+    (request.tools, request.hosted_tools) = decode_tools(body_map)?;
     request.tool_choice = decode_tool_choice(body_map)?;
     request.response_format = decode_text_format(body_map)?;
     if let Some(reasoning_value) = get(body_map, "reasoning") {
@@ -143,10 +143,19 @@ fn decode_item(item: &Value, path: &str, request: &mut ChatRequest) -> Result<()
         }
         // Reasoning items carry OpenAI's encrypted state; other providers cannot use them.
         "reasoning" => Ok(()),
-        other => Err(DecodeError::at(
-            field_path(path, "type"),
-            format!("Input items of type '{other}' are not supported by Routerly."),
-        )),
+        // `item_reference`, custom tool calls, hosted tools' calls (web search, file search,
+        // computer, MCP…) and any newer item: carried as they are (see
+        // `ContentPart::Opaque`); an `item_reference` Routerly can resolve is replaced
+        // before this decoding (see `resolve_item_references`).
+        other => {
+            let role = if other.ends_with("_output") {
+                Role::User
+            } else {
+                Role::Assistant
+            };
+            push_part(request, role, ContentPart::opaque(other, path, item));
+            Ok(())
+        }
     }
 }
 
@@ -189,16 +198,24 @@ fn decode_message(
             }
         }
         "system" | "developer" => {
-            for part in parts {
-                match part {
-                    ContentPart::Text { .. } => request.system.push(part),
-                    _ => {
-                        return Err(DecodeError::at(
-                            content_path,
-                            "System and developer messages may only contain text.",
-                        ));
-                    }
-                }
+            if parts
+                .iter()
+                .any(|part| !matches!(part, ContentPart::Text { .. }))
+            {
+                return Err(DecodeError::at(
+                    content_path,
+                    "System and developer messages may only contain text.",
+                ));
+            }
+            // Before the conversation, the system prompt; inside it, an instruction in its
+            // place.
+            if request.messages.is_empty() {
+                request.system.extend(parts);
+            } else {
+                request.messages.push(Message {
+                    role: Role::System,
+                    content: parts,
+                });
             }
         }
         other => {
@@ -226,43 +243,39 @@ fn decode_input_part(part: &Value, path: &str) -> Result<ContentPart, DecodeErro
                 .filter(|detail| *detail != "auto")
                 .map(str::to_owned);
             let Some(url) = optional_str(part_map, "image_url", path)? else {
-                return Err(if get(part_map, "file_id").is_some() {
-                    DecodeError::at(
-                        field_path(path, "file_id"),
-                        "Images given by 'file_id' are not supported by Routerly; send 'image_url'.",
-                    )
-                } else {
-                    missing(&field_path(path, "image_url"))
-                });
+                if get(part_map, "file_id").is_some() {
+                    // An image from OpenAI's Files API: only OpenAI can read it.
+                    return Ok(ContentPart::opaque(part_type, path, part));
+                }
+                return Err(missing(&field_path(path, "image_url")));
             };
             let source = image_source_from_url(url)
                 .map_err(|message| DecodeError::at(field_path(path, "image_url"), message))?;
             Ok(ContentPart::Image { source, detail })
         }
-        "input_file" | "input_audio" => Err(DecodeError::at(
-            field_path(path, "type"),
-            format!("Content parts of type '{part_type}' are not supported by Routerly."),
-        )),
-        other => Err(DecodeError::at(
-            field_path(path, "type"),
-            format!(
-                "Invalid content part type '{other}': expected 'input_text', 'input_image' or 'output_text'."
-            ),
-        )),
+        // Files, audio and any newer part type: carried as they are.
+        other => Ok(ContentPart::opaque(other, path, part)),
     }
 }
 
-fn decode_tools(body_map: &Map<String, Value>) -> Result<Vec<Tool>, DecodeError> {
+/// Function tools, and the others (hosted, custom, newer kinds) by type and place.
+fn decode_tools(
+    body_map: &Map<String, Value>,
+) -> Result<(Vec<Tool>, Vec<HostedTool>), DecodeError> {
     let Some(tools_value) = get(body_map, "tools") else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let mut tools = Vec::new();
+    let mut hosted_tools = Vec::new();
     for (index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
         let path = index_path("tools", index);
         let tool_map = as_object(tool_value, &path)?;
         let tool_type = required_str(tool_map, "type", &path)?;
         if tool_type != "function" {
-            // Hosted tools: OpenAI runs them; see `openai_only_feature`.
+            hosted_tools.push(HostedTool {
+                kind: tool_type.to_owned(),
+                path,
+            });
             continue;
         }
         let name = required_str(tool_map, "name", &path)?;
@@ -276,7 +289,7 @@ fn decode_tools(body_map: &Map<String, Value>) -> Result<Vec<Tool>, DecodeError>
             strict: optional_bool(tool_map, "strict", &path)?,
         });
     }
-    Ok(tools)
+    Ok((tools, hosted_tools))
 }
 
 fn decode_tool_choice(body_map: &Map<String, Value>) -> Result<Option<ToolChoice>, DecodeError> {
@@ -348,25 +361,10 @@ fn decode_text_format(
 /// What in a Responses body only OpenAI itself can serve (a built-in tool, a stored
 /// prompt, a conversation object), in words for a 400; `None` when any provider can.
 pub fn openai_only_feature(body: &Value) -> Option<String> {
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        for tool in tools {
-            let tool_type = tool.get("type").and_then(Value::as_str).unwrap_or("");
-            if tool_type != "function" {
-                return Some(format!("the built-in tool '{tool_type}'"));
-            }
-        }
-    }
     for key in ["prompt", "conversation", "background"] {
         match body.get(key) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => {}
             Some(_) => return Some(format!("the '{key}' parameter")),
-        }
-    }
-    if let Some(items) = body.get("input").and_then(Value::as_array) {
-        for item in items {
-            if item.get("type").and_then(Value::as_str) == Some("item_reference") {
-                return Some("input items of type 'item_reference'".to_owned());
-            }
         }
     }
     None
@@ -460,7 +458,10 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
         body.insert("reasoning".into(), json!({ "effort": effort }));
     }
     if let Some(user) = &request.user {
-        body.insert("user".into(), Value::from(user.as_str()));
+        body.insert(
+            "user".into(),
+            Value::from(crate::wire::openai::fitted_user(user)),
+        );
     }
     if request.stream {
         body.insert("stream".into(), Value::Bool(true));
@@ -483,6 +484,13 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
             let parts = std::mem::take(pending);
             match message.role {
                 Role::User => items.push(json!({"role": "user", "content": parts})),
+                Role::System => {
+                    let text: String = parts
+                        .iter()
+                        .filter_map(|part| part.get("text").and_then(Value::as_str))
+                        .collect();
+                    items.push(json!({"role": "system", "content": text}));
+                }
                 Role::Assistant => {
                     let text: String = parts
                         .iter()
@@ -542,7 +550,7 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
                         "output": text.join("\n"),
                     }));
                 }
-                ContentPart::Thinking { .. } => {}
+                ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
             }
         }
         flush(&mut pending, &mut items);

@@ -318,7 +318,9 @@ pub fn encode_response(response: &ChatResponse) -> Value {
             ContentPart::Thinking { text, .. } => {
                 output.push(reasoning_item(&item_id("rs", &id, index), Some(text)));
             }
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {}
+            ContentPart::Image { .. }
+            | ContentPart::ToolResult { .. }
+            | ContentPart::Opaque { .. } => {}
         }
     }
     let (status, incomplete_details) = final_status(response.stop_reason.as_ref());

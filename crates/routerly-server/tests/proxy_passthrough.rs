@@ -1,0 +1,319 @@
+//! Lossless pass-through and honest translation (issue 12): a call in the provider's own
+//! format reaches it as the client wrote it (model replaced), beta headers and query
+//! included; a translated call carries what has an equivalent, names what it leaves out in
+//! `x-routerly-dropped` (or is refused when the project says so), and refuses content whose
+//! loss would change the request.
+
+mod common;
+
+use common::*;
+use routerly_core::usage::Outcome;
+use routerly_mock::{MockKind, MockServer, RecordedRequest};
+use serde_json::{Value, json};
+
+const DROPPED: &str = "x-routerly-dropped";
+
+/// The one request `mock` received.
+fn only_request(mock: &MockServer) -> RecordedRequest {
+    let requests = mock.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    requests.into_iter().next().expect("one request")
+}
+
+/// `body` with its `model` replaced.
+fn with_model(body: &Value, model: &str) -> Value {
+    let mut body = body.clone();
+    body["model"] = json!(model);
+    body
+}
+
+/// What Claude Code sends: a mid-conversation system message, a document, server-tool
+/// blocks and a server tool, `cache_control` on blocks and tools, and fields Routerly
+/// does not know.
+fn claude_code_body() -> Value {
+    json!({
+        "model": "claude",
+        "max_tokens": 512,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "Summarise the attached file."},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Routerly is a gateway."},
+                 "cache_control": {"type": "ephemeral"}}
+            ]},
+            {"role": "system", "content": "The user prefers short answers."},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {"query": "routerly"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": []},
+                {"type": "text", "text": "It routes LLM calls."}
+            ]},
+            {"role": "user", "content": "And in one word?"}
+        ],
+        "tools": [
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 2},
+            {"name": "Read", "description": "Reads a file", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}},
+             "cache_control": {"type": "ephemeral"}}
+        ],
+        "metadata": {"user_id": format!("user_{}_account_{}_session_{}", "a".repeat(64), "b".repeat(36), "c".repeat(36))},
+        "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+        "a_field_from_the_future": {"x": 1}
+    })
+}
+
+#[tokio::test]
+async fn an_anthropic_call_to_an_anthropic_model_reaches_it_as_sent() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gateway = Gateway::start(vec![anthropic_model("claude", &anthropic_mock)]).await;
+    let body = claude_code_body();
+    let response = gateway
+        .post("/v1/messages?beta=true")
+        .header("x-api-key", TOKEN)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .json(&body)
+        .send()
+        .await
+        .expect("the service answers");
+    assert_eq!(response.headers().get(DROPPED), None, "nothing is dropped");
+    let (status, model, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(model.as_deref(), Some("claude"));
+
+    let received = only_request(&anthropic_mock);
+    assert_eq!(received.body, with_model(&body, "claude-haiku-4-5"));
+    assert_eq!(received.query.as_deref(), Some("beta=true"));
+    assert_eq!(
+        received.header("anthropic-beta"),
+        Some("context-management-2025-06-27")
+    );
+    // The record counts the call like any other.
+    let records = gateway.wait_for_records(1).await;
+    assert_eq!(records[0].outcome, Outcome::Success);
+    assert!(records[0].input_tokens > 0);
+}
+
+#[tokio::test]
+async fn a_block_type_the_provider_rejects_is_its_answer_not_routerlys() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gateway = Gateway::start(vec![anthropic_model("claude", &anthropic_mock)]).await;
+    let body = json!({"model": "claude", "max_tokens": 10, "messages": [
+        {"role": "user", "content": [{"type": "hologram", "data": "x"}]}
+    ]});
+    let (status, _, reply) = answer(gateway.anthropic(&body).await).await;
+    // Routerly forwarded it; the provider's own 400 comes back unchanged.
+    assert_eq!(status, 400, "{reply}");
+    let message = assert_anthropic_error(&reply, "invalid_request_error");
+    assert!(message.contains("'hologram'"), "{message}");
+    assert_eq!(
+        only_request(&anthropic_mock).body,
+        with_model(&body, "claude-haiku-4-5")
+    );
+}
+
+#[tokio::test]
+async fn an_openai_call_to_an_openai_model_reaches_it_as_sent() {
+    let openai_mock = mock(MockKind::OpenAi).await;
+    let gateway = Gateway::start(vec![openai_model("gpt", &openai_mock)]).await;
+    let body = json!({
+        "model": "gpt",
+        "messages": [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is in these?"},
+                {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+                {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}}
+            ]}
+        ],
+        "tools": [
+            {"type": "custom", "custom": {"name": "apply_patch", "description": "Applies a patch"}},
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+        ],
+        "web_search_options": {"search_context_size": "low"},
+        "prediction": {"type": "content", "content": "x"},
+        "service_tier": "flex"
+    });
+    let response = gateway
+        .post("/v1/chat/completions?api-extra=1")
+        .bearer_auth(TOKEN)
+        .header("OpenAI-Beta", "assistants=v2")
+        .json(&body)
+        .send()
+        .await
+        .expect("the service answers");
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    let received = only_request(&openai_mock);
+    assert_eq!(received.body, with_model(&body, "gpt-4o-mini"));
+    assert_eq!(received.header("openai-beta"), Some("assistants=v2"));
+    assert_eq!(received.query.as_deref(), Some("api-extra=1"));
+}
+
+#[tokio::test]
+async fn a_translated_call_carries_system_messages_in_place_and_names_what_it_drops() {
+    let openai_mock = mock(MockKind::OpenAi).await;
+    let gateway = Gateway::start(vec![openai_model("gpt", &openai_mock)]).await;
+    // Claude Code's own body, minus the document (OpenAI chat cannot take Anthropic's text
+    // documents) and the server-tool blocks of the earlier turn.
+    let mut body = claude_code_body();
+    body["model"] = json!("gpt");
+    body["messages"][0]["content"] = json!("Summarise routerly.");
+    body["messages"][2]["content"] = json!("It routes LLM calls.");
+    let response = gateway
+        .post("/v1/messages?beta=true")
+        .header("x-api-key", TOKEN)
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", "context-management-2025-06-27")
+        .json(&body)
+        .send()
+        .await
+        .expect("the service answers");
+    let dropped = response
+        .headers()
+        .get(DROPPED)
+        .map(|value| value.to_str().expect("ASCII").to_owned());
+    let trace_id = response
+        .headers()
+        .get("x-routerly-trace-id")
+        .map(|value| value.to_str().expect("ASCII").to_owned())
+        .expect("a trace id");
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["type"], "message");
+    assert_eq!(dropped.as_deref(), Some("tools[0] (web_search_20250305)"));
+
+    let received = only_request(&openai_mock);
+    // Neither the Anthropic beta header nor its query reaches another format's provider.
+    assert_eq!(received.header("anthropic-beta"), None);
+    assert_eq!(received.query, None);
+    let messages = &received.body["messages"];
+    assert_eq!(
+        messages,
+        &json!([
+            {"role": "system", "content": "You are Claude Code."},
+            {"role": "user", "content": "Summarise routerly."},
+            {"role": "system", "content": "The user prefers short answers."},
+            {"role": "assistant", "content": "It routes LLM calls."},
+            {"role": "user", "content": "And in one word?"}
+        ])
+    );
+    let user = received.body["user"].as_str().expect("a user");
+    assert_eq!(
+        user.len(),
+        64,
+        "Claude Code's long user id is hashed to fit"
+    );
+    assert_eq!(
+        received.body["tools"].as_array().map(Vec::len),
+        Some(1),
+        "only the function tool is sent"
+    );
+
+    let admin = admin_token(&gateway).await;
+    let trace = trace_via_api(&gateway, &admin, &trace_id).await;
+    assert_eq!(
+        trace["attempts"][0]["dropped"],
+        json!(["tools[0] (web_search_20250305)"])
+    );
+}
+
+#[tokio::test]
+async fn sampling_parameters_without_a_slot_are_named_and_a_strict_project_refuses_them() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let body = json!({
+        "model": "claude",
+        "messages": [{"role": "user", "content": "hi"}],
+        "seed": 7,
+        "frequency_penalty": 0.5,
+        "temperature": 0.3
+    });
+
+    let gateway = Gateway::start(vec![anthropic_model("claude", &anthropic_mock)]).await;
+    let response = gateway.openai(&body).await;
+    assert_eq!(
+        response
+            .headers()
+            .get(DROPPED)
+            .map(|value| value.to_str().expect("ASCII")),
+        Some("seed, frequency_penalty")
+    );
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    let sent = &only_request(&anthropic_mock).body;
+    assert_eq!(sent.get("seed"), None);
+    assert_eq!(sent["temperature"], json!(0.3));
+    gateway.stop().await;
+
+    anthropic_mock.reset();
+    let strict = Gateway::start_with(vec![anthropic_model("claude", &anthropic_mock)], |draft| {
+        draft.projects.projects[0].strict_translation = true;
+    })
+    .await;
+    let (status, _, reply) = answer(strict.openai(&body).await).await;
+    assert_eq!(status, 400, "{reply}");
+    let message = assert_openai_error(&reply, "invalid_request_error");
+    assert!(
+        message.contains("seed, frequency_penalty") && message.contains("`claude`"),
+        "{message}"
+    );
+    assert_eq!(reply["error"]["code"], "unsupported_feature");
+    assert!(anthropic_mock.requests().is_empty(), "nothing was sent");
+    let records = strict.wait_for_records(1).await;
+    assert_eq!(records[0].outcome, Outcome::Error);
+    assert_eq!(records[0].status, 400);
+    // A call that drops nothing is served as usual.
+    let (status, _, _) = answer(strict.openai(&openai_body("claude", "hi")).await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_document_the_target_cannot_read_is_refused_naming_field_and_model() {
+    let openai_mock = mock(MockKind::OpenAi).await;
+    let gateway = Gateway::start(vec![openai_model("gpt", &openai_mock)]).await;
+    let body = json!({"model": "gpt", "max_tokens": 10, "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "Read"},
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
+        ]}
+    ]});
+    let (status, _, reply) = answer(gateway.anthropic(&body).await).await;
+    assert_eq!(status, 400, "{reply}");
+    let message = assert_anthropic_error(&reply, "invalid_request_error");
+    assert!(
+        message.contains("messages[0].content[1]")
+            && message.contains("`document`")
+            && message.contains("`gpt`"),
+        "{message}"
+    );
+    assert!(openai_mock.requests().is_empty());
+    let records = gateway.wait_for_records(1).await;
+    assert_eq!(records[0].status, 400);
+}
+
+#[tokio::test]
+async fn the_dropped_header_is_printable_and_bounded() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gateway = Gateway::start(vec![anthropic_model("claude", &anthropic_mock)]).await;
+    // Hostile tool types: control characters and a list far longer than a header should be.
+    let tools: Vec<Value> = (0..400)
+        .map(|index| json!({"type": format!("evil\r\nx-injected: {index}\u{7f}é")}))
+        .collect();
+    let body =
+        json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}], "tools": tools});
+    let response = gateway.openai(&body).await;
+    let dropped = response
+        .headers()
+        .get(DROPPED)
+        .expect("the header is there")
+        .to_str()
+        .expect("printable ASCII")
+        .to_owned();
+    assert!(response.headers().get("x-injected").is_none());
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(dropped.len() <= 2048, "{}", dropped.len());
+    assert!(dropped.ends_with("..."));
+    assert!(
+        dropped.starts_with("tools[0] (evil??x-injected: 0??)"),
+        "{dropped}"
+    );
+}
