@@ -270,7 +270,10 @@ def family_params(client: str = ""):
 
 def needs(path: Path) -> None:
     if not path.exists():
-        pytest.skip(f"{path.relative_to(ROOT)} is missing: run `npm ci --ignore-scripts` in tests/clients")
+        pytest.skip(
+            f"{path.relative_to(ROOT)} is missing: `npm ci --ignore-scripts` in tests/clients installs it "
+            "(scripts/check does; the client binaries are the Linux x64 ones)"
+        )
 
 
 # ---- OpenAI Agents SDK (PyPI openai-agents) ----------------------------------------------------
