@@ -457,3 +457,20 @@ def test_opencode_run_read_tool(setup, workspace, family):
                      workspace.project, setup)  # fmt: skip
     assert f"The launch code is {workspace.nonce}." in out, out
     calls.check(workspace.nonce)
+
+
+# ---- the closed network itself ------------------------------------------------------------------
+
+
+def test_the_refusing_proxy_refuses_and_writes_down_every_destination(setup):
+    """The clients' proxy lets nothing through, plain or tunnelled, and names what was asked, so
+    `run_client`'s check that nothing was refused means nothing tried to leave."""
+    import httpx
+
+    before = len(setup.proxy.refused)
+    with httpx.Client(proxy=setup.proxy.url, timeout=5) as client:
+        plain = client.get("http://example.com/update-check")
+        assert plain.status_code == 403, plain
+        with pytest.raises(httpx.ProxyError):
+            client.get("https://telemetry.example.com/v1/events")
+    assert setup.proxy.refused[before:] == ["GET example.com", "CONNECT telemetry.example.com:443"]
