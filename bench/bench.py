@@ -28,6 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RELEASE = Path(os.environ.get("ROUTERLY_BENCH_BIN_DIR", ROOT / "target" / "release"))
 CONCURRENCIES = [1, 16, 64]
+# Word chunks in the long stream that measures per-event cost (plus role, finish, usage, [DONE]).
+LONG_STREAM_WORDS = 1000
+LONG_STREAM_EVENTS = LONG_STREAM_WORDS + 4
 MODES = ["chat", "stream"]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -48,8 +51,9 @@ CHAT_ANSWER = json.dumps({
 }, separators=(",", ":"))
 
 
-def sse_answer() -> str:
-    """A fixed stream of 20 chunks: role, 17 words, finish, usage; then [DONE]."""
+def sse_answer(long_words: int = 0) -> str:
+    """A fixed stream of 20 chunks: role, 17 words, finish, usage; then [DONE]. With
+    `long_words`, that many word chunks instead (the long stream of the per-event figures)."""
     def chunk(delta, finish=None, usage=None, choices=True):
         body = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000,
                 "model": "gpt-4o-mini", "system_fingerprint": "fp_bench",
@@ -60,6 +64,8 @@ def sse_answer() -> str:
         return "data: " + json.dumps(body, separators=(",", ":")) + "\n\n"
     words = "Hello there, this is a fixed streamed answer from the benchmark mock, sent as exactly seventeen words.".split()
     assert len(words) == 17, len(words)
+    if long_words:
+        words = [words[i % len(words)] for i in range(long_words)]
     parts = [chunk({"role": "assistant", "content": ""})]
     parts += [chunk({"content": (" " if i else "") + word}) for i, word in enumerate(words)]
     parts.append(chunk({}, finish="stop"))
@@ -228,6 +234,8 @@ def start_mock(cpus):
     www = WORK / "www"
     (www / "v1" / "chat").mkdir(parents=True)
     (www / "stream" / "v1" / "chat").mkdir(parents=True)
+    (www / "long" / "v1" / "chat").mkdir(parents=True)
+    (www / "long" / "v1" / "chat" / "completions").write_text(sse_answer(LONG_STREAM_WORDS))
     (www / "v1" / "chat" / "completions").write_text(CHAT_ANSWER)
     (www / "stream" / "v1" / "chat" / "completions").write_text(sse_answer())
     start_nginx("mock", f"""
@@ -237,6 +245,7 @@ def start_mock(cpus):
     error_page 405 =200 $uri;
     location = /v1/chat/completions {{ types {{ }} default_type application/json; }}
     location = /stream/v1/chat/completions {{ types {{ }} default_type text/event-stream; }}
+    location = /long/v1/chat/completions {{ types {{ }} default_type text/event-stream; }}
   }}""", cpus)
     wait_port(port)
     return port
@@ -277,13 +286,14 @@ def start_routerly(mock_port, slow_mock_url, cpus):
     run_cli(env, "setup", "--url", url, "--email", "bench@example.com", "--password", "bench-password-1")
     for model_id, endpoint in [("bench-chat", f"http://127.0.0.1:{mock_port}/v1"),
                                ("bench-stream", f"http://127.0.0.1:{mock_port}/stream/v1"),
+                               ("bench-long", f"http://127.0.0.1:{mock_port}/long/v1"),
                                ("bench-slow", slow_mock_url)]:
         run_cli(env, "model", "add", "--id", model_id, "--provider", "openai", "--endpoint", endpoint,
                 "--api-key", "sk-bench-upstream", "--upstream-model", "gpt-4o-mini",
                 "--input-price", "0.15", "--output-price", "0.6")
     project = json.loads(run_cli(env, "project", "create", "--name", "bench", "--json"))
     project_key = project.get("slug") or project["id"]
-    for model_id in ["bench-chat", "bench-stream", "bench-slow"]:
+    for model_id in ["bench-chat", "bench-stream", "bench-long", "bench-slow"]:
         run_cli(env, "project", "model", "add", project_key, model_id)
     token = json.loads(run_cli(env, "project", "token", "create", project_key, "--json"))["token"]
     routed_tokens = setup_routed(env, mock_port)
@@ -632,6 +642,7 @@ def run(args):
                 results["streams"].append(timing)
         if target["proc"] is not None:
             target["peak_rss_mb"] = target["proc"].rss_mb("VmHWM")
+    results["events"] = long_streams(targets, args, ccpu)
     results["memory"] = {t["name"]: {"idle_rss_mb": t.get("idle_rss_mb"), "peak_rss_mb": t.get("peak_rss_mb")}
                          for t in targets if t["proc"] is not None and t["name"] != "routed"}
     results["memory"]["routerly"]["peak_rss_mb"] = routerly.rss_mb("VmHWM")
@@ -640,6 +651,33 @@ def run(args):
     # The active log and the rotated ones beside it (`usage-*.jsonl`).
     results["usage_records"] = sum(sum(1 for _ in path.open()) for path in (home / "data").glob("usage*.jsonl"))
     return results
+
+
+def long_streams(targets, args, client_cpus):
+    """Per-event cost: a stream of LONG_STREAM_EVENTS events, under load (events per second
+    through the gateway's one core) and one at a time (time added per event over direct)."""
+    rows = []
+    for target in targets:
+        if target["name"] not in ("direct", "nginx", "routerly"):
+            continue
+        path = "/long/v1/chat/completions" if target["name"] != "routerly" else "/v1/chat/completions"
+        model = "bench-long" if target["name"] == "routerly" else "gpt-4o-mini"
+        body = request_body(model, True)
+        runs = [wrk(f"http://127.0.0.1:{target['port']}{path}", body, target["auth"], 16, args.duration, client_cpus,
+                    target["proc"]) for _ in range(args.repeat)]
+        runs.sort(key=lambda r: r["rps"])
+        loaded = runs[len(runs) // 2]
+        timing = stream_timing(target["port"], path, body, target["auth"], max(20, args.stream_requests // 20),
+                               warmup=10)
+        row = {"target": target["name"], "events_per_s": loaded["rps"] * LONG_STREAM_EVENTS,
+               "cpu_pct": loaded.get("cpu_pct"), "total_p50_us": timing["total_p50_us"]}
+        print(f"  {target['name']:>8} long stream c=16 {row['events_per_s']:11.0f} events/s  "
+              f"one stream {timing['total_p50_us'] / 1000:.2f} ms", file=sys.stderr, flush=True)
+        rows.append(row)
+    direct = next(r for r in rows if r["target"] == "direct")
+    for row in rows:
+        row["added_per_event_us"] = (row["total_p50_us"] - direct["total_p50_us"]) / LONG_STREAM_EVENTS
+    return rows
 
 
 def machine():
@@ -698,6 +736,22 @@ def report(results, args):
                      f"{fmt_ms(s['added_ttfb_p50_us'] if s['target'] != 'direct' else None)} | "
                      f"{fmt_ms(s['total_p50_us'])} | "
                      f"{fmt_ms(s['added_total_p50_us'] if s['target'] != 'direct' else None)} |")
+
+    if results.get("events"):
+        lines.append("")
+        lines.append(f"Long streams ({LONG_STREAM_EVENTS} events each): events per second at concurrency 16 through "
+                     "the gateway's one core, and time added per event over direct (one stream at a time).")
+        lines.append("")
+        lines.append("| target | events/s c=16 | vs nginx | gateway CPU % | one stream p50 ms | added per event µs |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        nginx_events = next((r for r in results["events"] if r["target"] == "nginx"), None)
+        for row in results["events"]:
+            ratio = (f"{row['events_per_s'] / nginx_events['events_per_s']:.2f}"
+                     if nginx_events and row["target"] not in ("direct", "nginx") else "—")
+            lines.append(f"| {row['target']} | {row['events_per_s']:.0f} | {ratio} | "
+                         f"{row['cpu_pct'] or 0:.0f} | {row['total_p50_us'] / 1000:.2f} | "
+                         f"{row['added_per_event_us']:.2f} |" if row["target"] != "direct" else
+                         f"| direct | {row['events_per_s']:.0f} | — | — | {row['total_p50_us'] / 1000:.2f} | — |")
 
     # Targets (reported, never asserted).
     r1, n1 = cell(results, "routerly", "chat", 1), cell(results, "nginx", "chat", 1)

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,71 +97,206 @@ def totals(path):
     raise RuntimeError(f"no totals in {path}")
 
 
-def measure(args, work):
-    release = Path(os.environ.get("ROUTERLY_BENCH_BIN_DIR", ROOT / "target" / "release"))
+def start_mock(release):
     mock = subprocess.Popen([str(release / "routerly-mock"), "--record-limit", "0"], stdout=subprocess.PIPE,
                             text=True, start_new_session=True)
-    server = None
+    return mock, json.loads(mock.stdout.readline())
+
+
+def under_valgrind(tool, out_file, command, env, log):
+    """`command` under valgrind `tool` on CPU 0, instrumentation off until `--instr=on`."""
+    options = {
+        "callgrind": ["--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}"],
+        "dhat": ["--tool=dhat", f"--dhat-out-file={out_file}"],
+    }[tool]
+    return subprocess.Popen(["taskset", "-c", "0", "valgrind", *options, *command], env=env,
+                            stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True, start_new_session=True)
+
+
+def start_routerly(tool, work, release, mock_urls):
+    home = work / "home"
+    write_config(home, mock_urls["openai"])
+    env = dict(os.environ, ROUTERLY_HOME=str(home), ROUTERLY_LOG="info")
+    env.pop("ROUTERLY_LOG_FORMAT", None)
+    server = under_valgrind(tool, work / f"{tool}.out", [str(release / "routerly"), "serve", "--host", "127.0.0.1",
+                                                         "--port", "0"], env, work / "routerly.log")
+    deadline = time.time() + 120
+    while True:
+        line = server.stdout.readline()
+        if not line:
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError("routerly did not start under valgrind; see its log:\n"
+                                   + (work / "routerly.log").read_text()[-3000:])
+            continue
+        match = re.search(r"listening on http://[^:]+:(\d+)", line)
+        if match:
+            return server, int(match.group(1)), home / "data" / "usage.jsonl"
+
+
+def start_nginx(work, mock_urls):
+    """nginx as a plain reverse proxy to the same mock: the floor of one proxy hop."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    upstream = re.match(r"http://([^/]+)", mock_urls["openai"]).group(1)
+    # The guard's requests go to /v1/…; the mock's OpenAI base URL may carry its own prefix.
+    prefix = re.sub(r"^http://[^/]+", "", mock_urls["openai"]).rstrip("/")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/nginx.error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path {work}/nginx-body;
+  proxy_temp_path {work}/nginx-proxy;
+  upstream mock {{ server {upstream}; keepalive 16; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location /v1/ {{
+      proxy_pass http://mock{prefix}/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+""")
+    server = under_valgrind("callgrind", work / "callgrind.out", [nginx, "-p", str(work), "-c", str(conf),
+                                                                  "-e", f"{work}/nginx.error.log"],
+                            dict(os.environ), work / "nginx.log")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            if server.poll() is not None:
+                raise RuntimeError("nginx did not start under valgrind: " + (work / "nginx.log").read_text()[-2000:])
+            time.sleep(0.1)
+    raise RuntimeError("nginx did not start listening")
+
+
+def stop(*procs):
+    for proc in procs:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def count(args, work, server, port, usage_log, keep_prefix):
+    """Instructions per request of each kind, all threads of `server` (under callgrind)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sent = 0
+
+    def settle():
+        # The usage writer's work is part of a request's cost: wait until every record is on disk.
+        if usage_log is not None:
+            wait_records(usage_log, sent)
+
+    for _ in range(args.warmup):
+        for stream in (False, True):
+            request(sock, port, stream)
+            sent += 1
+    settle()
+    control(server.pid, "--instr=on")
+    results = {}
+    for kind, stream in (("chat", False), ("stream", True)):
+        control(server.pid, "--zero")
+        for _ in range(args.requests):
+            request(sock, port, stream)
+            sent += 1
+        settle()
+        before = set(work.glob("callgrind.out*"))
+        control(server.pid, f"--dump={kind}")
+        dumps = sorted(set(work.glob("callgrind.out*")) - before, key=lambda p: p.stat().st_mtime)
+        if not dumps:
+            raise RuntimeError("callgrind wrote no dump")
+        results[kind] = totals(dumps[-1]) / args.requests
+        if args.keep:
+            shutil.copy(dumps[-1], ROOT / "bench" / "results" / f"callgrind.{keep_prefix}{kind}.out")
+    sock.close()
+    return results
+
+
+def heap_totals(args, work, release, urls, kind, requests):
+    """Blocks and bytes allocated by routerly over a run of `requests` requests of `kind`
+    (after the same warm-up), counted by valgrind's DHAT on the release binary itself."""
+    run_dir = work / f"dhat-{kind}-{requests}"
+    run_dir.mkdir()
+    server, port, usage_log = start_routerly("dhat", run_dir, release, urls)
     try:
-        urls = json.loads(mock.stdout.readline())
-        home = work / "home"
-        write_config(home, urls["openai"])
-        env = dict(os.environ, ROUTERLY_HOME=str(home), ROUTERLY_LOG="info")
-        env.pop("ROUTERLY_LOG_FORMAT", None)
-        out_file = work / "callgrind.out"
-        server = subprocess.Popen(
-            ["taskset", "-c", "0", "valgrind", "--tool=callgrind", "--instr-atstart=no",
-             f"--callgrind-out-file={out_file}", str(release / "routerly"), "serve", "--host", "127.0.0.1",
-             "--port", "0"],
-            env=env, stdout=subprocess.PIPE, stderr=open(work / "routerly.log", "wb"), text=True,
-            start_new_session=True)
-        port = None
-        deadline = time.time() + 120
-        while port is None:
-            line = server.stdout.readline()
-            if not line:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError("routerly did not start under valgrind; see its log:\n"
-                                       + (work / "routerly.log").read_text()[-3000:])
-                continue
-            match = re.search(r"listening on http://[^:]+:(\d+)", line)
-            if match:
-                port = int(match.group(1))
         sock = socket.create_connection(("127.0.0.1", port))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        usage_log = home / "data" / "usage.jsonl"
         sent = 0
         for _ in range(args.warmup):
             for stream in (False, True):
                 request(sock, port, stream)
                 sent += 1
+        for _ in range(requests):
+            request(sock, port, kind == "stream")
+            sent += 1
         wait_records(usage_log, sent)
-        control(server.pid, "--instr=on")
-        results = {}
-        for kind, stream in (("chat", False), ("stream", True)):
-            control(server.pid, "--zero")
-            for _ in range(args.requests):
-                request(sock, port, stream)
-                sent += 1
-            wait_records(usage_log, sent)
-            before = set(work.glob("callgrind.out*"))
-            control(server.pid, f"--dump={kind}")
-            dumps = sorted(set(work.glob("callgrind.out*")) - before, key=lambda p: p.stat().st_mtime)
-            if not dumps:
-                raise RuntimeError("callgrind wrote no dump")
-            results[kind] = totals(dumps[-1]) / args.requests
-            if args.keep:
-                shutil.copy(dumps[-1], ROOT / "bench" / "results" / f"callgrind.{kind}.out")
         sock.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+    finally:
+        stop(server)
+    log = (run_dir / "routerly.log").read_text(errors="replace")
+    match = re.search(r"Total:\s+([\d,]+) bytes in ([\d,]+) blocks", log)
+    if not match:
+        raise RuntimeError("DHAT printed no totals:\n" + log[-2000:])
+    return int(match.group(2).replace(",", "")), int(match.group(1).replace(",", ""))
+
+
+def allocations(args, work):
+    """Heap allocations per request of each kind: the difference between two runs that differ
+    only in the number of counted requests, so start-up and warm-up cancel out."""
+    release = Path(os.environ.get("ROUTERLY_BENCH_BIN_DIR", ROOT / "target" / "release"))
+    mock, urls = start_mock(release)
+    try:
+        results = {}
+        for kind in ("chat", "stream"):
+            few_blocks, few_bytes = heap_totals(args, work, release, urls, kind, args.requests)
+            many_blocks, many_bytes = heap_totals(args, work, release, urls, kind, 2 * args.requests)
+            results[kind] = ((many_blocks - few_blocks) / args.requests, (many_bytes - few_bytes) / args.requests)
         return results
     finally:
-        for proc in (server, mock):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop(mock)
+
+
+def measure(args, work):
+    release = Path(os.environ.get("ROUTERLY_BENCH_BIN_DIR", ROOT / "target" / "release"))
+    mock, urls = start_mock(release)
+    try:
+        routerly_dir = work / "routerly"
+        routerly_dir.mkdir()
+        server, port, usage_log = start_routerly("callgrind", routerly_dir, release, urls)
+        try:
+            measured = count(args, routerly_dir, server, port, usage_log, "")
+        finally:
+            stop(server)
+        floor = None
+        if not args.no_floor:
+            nginx_dir = work / "nginx"
+            nginx_dir.mkdir()
+            server, port = start_nginx(nginx_dir, urls)
+            try:
+                floor = count(args, nginx_dir, server, port, None, "nginx.")
+            finally:
+                stop(server)
+        return measured, floor
+    finally:
+        stop(mock)
 
 
 def main():
@@ -168,14 +304,16 @@ def main():
     parser.add_argument("--requests", type=int, default=20, help="requests counted per kind")
     parser.add_argument("--warmup", type=int, default=10, help="requests of each kind before counting")
     parser.add_argument("--update", action="store_true", help="record the measured counts as the budget")
+    parser.add_argument("--allocations", action="store_true",
+                        help="also count heap allocations per request (valgrind DHAT; four more runs)")
+    parser.add_argument("--no-floor", action="store_true", help="skip counting nginx as the same proxy hop")
     parser.add_argument("--keep", action="store_true", help="copy the dumps to bench/results/ for callgrind_annotate")
     args = parser.parse_args()
     if args.keep:
         (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="routerly-callgrind-") as work:
-        measured = measure(args, Path(work))
-    elapsed = time.time() - started
+        measured, floor = measure(args, Path(work))
     budget = json.loads(BUDGET.read_text()) if BUDGET.exists() else {"tolerance": 0.10, "per_request": {}}
     tolerance = budget.get("tolerance", 0.10)
     failed = False
@@ -193,7 +331,15 @@ def main():
             verdict = "well under budget: lower it with `bench/callgrind-guard.sh --update`"
         print(f"{kind:>6}: {value:,.0f} instructions per request, budget {allowed:,.0f} "
               f"({100 * (ratio - 1):+.1f} %) {verdict}")
-    print(f"callgrind guard took {elapsed:.0f} s")
+    if floor:
+        for kind, value in measured.items():
+            print(f"{kind:>6}: nginx as the same hop {floor[kind]:,.0f} instructions per request; "
+                  f"Routerly {value / floor[kind]:.1f}x nginx")
+    if args.allocations:
+        with tempfile.TemporaryDirectory(prefix="routerly-dhat-") as work:
+            for kind, (blocks, size) in allocations(args, Path(work)).items():
+                print(f"{kind:>6}: {blocks:,.0f} heap allocations per request ({size:,.0f} bytes)")
+    print(f"callgrind guard took {time.time() - started:.0f} s")
     if args.update:
         budget["per_request"] = {kind: round(value) for kind, value in measured.items()}
         budget["tolerance"] = tolerance

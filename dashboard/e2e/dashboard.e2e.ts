@@ -266,7 +266,19 @@ describe('the dashboard, from an empty ROUTERLY_HOME to a visible first call', (
     const { records } = await api<{ records: { cost_usd: number; input_tokens: number; output_tokens: number }[] }>('/api/usage?limit=1000');
     const cost = records.reduce((sum, record) => sum + record.cost_usd, 0);
     const tokens = records.reduce((sum, record) => sum + record.input_tokens + record.output_tokens, 0);
+    // The overview reads rollups with a fixed set of requests, whatever the number of projects.
+    const usageRequests: string[] = [];
+    const countUsage = (request: { url(): string }) => {
+      const path = new URL(request.url()).pathname;
+      if (path.startsWith('/api/usage')) usageRequests.push(path);
+    };
+    page.on('request', countUsage);
     await open('/');
+    await expect.poll(() => page.getByTestId('total-calls').count()).toBe(1);
+    await expect.poll(() => page.locator('[aria-label="Top projects by spend"]').count()).toBe(1);
+    page.off('request', countUsage);
+    expect([...new Set(usageRequests)].sort(), 'one request per panel').toEqual(['/api/usage/by-model', '/api/usage/by-project', '/api/usage/limits', '/api/usage/summary', '/api/usage/timeline']);
+    expect(usageRequests.length, `overview usage requests: ${usageRequests.join(', ')}`).toBeLessThanOrEqual(10);
     const value = async (id: string) => Number(await page.getByTestId(id).getAttribute('data-value'));
     expect(await value('total-calls')).toBe(records.length);
     expect(await value('total-tokens')).toBe(tokens);

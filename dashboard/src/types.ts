@@ -92,6 +92,17 @@ export interface Totals {
   total_tokens: number;
   cost_usd: number;
   avg_latency_ms: number;
+  /** Percentiles from the rollups' sketches (2 % accuracy); absent or null per token, user or tag. */
+  p50_latency_ms?: number | null;
+  p95_latency_ms?: number | null;
+  avg_ttft_ms?: number;
+  p50_ttft_ms?: number | null;
+  p95_ttft_ms?: number | null;
+}
+
+/** A row of `GET /api/usage/by-project`. */
+export interface ProjectTotals extends Totals {
+  project_id: string;
 }
 
 export interface Summary extends Totals {
@@ -133,9 +144,11 @@ export interface UsageRecord {
 
 export interface UsagePage {
   records: UsageRecord[];
-  total: number;
+  /** Every matching call, when the rollups know it exactly (else null: use `has_more`). */
+  total: number | null;
   limit: number;
   offset: number;
+  has_more: boolean;
 }
 
 export interface LimitUse {

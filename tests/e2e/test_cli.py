@@ -121,7 +121,10 @@ def test_models(session: Session) -> None:
     edited = session.json("model", "edit", OPENAI_MODEL.id, "--input-price", "0.2", "--context-window", "64000", "--json")
     assert edited["pricing"]["input"] == 0.2 and edited["context_window"] == 64000, edited
     assert edited["pricing"]["output"] == OPENAI_MODEL.output_price, "other prices are kept"
-    session.ok("model", "add", "--id", "spare", "--provider", "openai", "--api-key", "env:HOME")
+    # `env:` may only name variables on the allow-list (`*_API_KEY` by default).
+    session.fails("model", "add", "--id", "spare", "--provider", "openai", "--api-key", "env:HOME",
+                  message="may not be referenced")  # fmt: skip
+    session.ok("model", "add", "--id", "spare", "--provider", "openai", "--api-key", "sk-spare-key")
     session.fails("model", "add", "--id", "bad", "--provider", "nope", message="unknown provider")
     session.ok("model", "remove", "spare")
     session.fails("model", "edit", "ghost", "--input-price", "1", message="no model `ghost`")

@@ -46,6 +46,17 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     /// The usage log is rotated when it grows past this many bytes (and at each new month).
     pub usage_log_rotate_bytes: u64,
+    /// Environment variables that `env:NAME` secrets may name: patterns where `*` matches any
+    /// run of characters. `ROUTERLY_*` variables are never readable, whatever this says.
+    pub env_allow_list: Vec<String>,
+    /// Rotated usage segments whose newest record is older than this many days are
+    /// deleted, whole (`None`: kept forever). Rollups, and so every report, are kept.
+    pub usage_retention_days: Option<u32>,
+    /// Rotated usage segments whose newest record is older than this many days are
+    /// gzip-compressed (`None`: never); they stay readable by every report and by `zcat`.
+    pub usage_compress_after_days: Option<u32>,
+    /// Usage rollups keep hour buckets for this many days, then merge them into days.
+    pub usage_hourly_rollup_days: u32,
 }
 
 /// The shape of log lines.
@@ -78,6 +89,10 @@ impl Default for Settings {
             notification_channels: Vec::new(),
             allow_private_webhooks: false,
             usage_log_rotate_bytes: 256 * 1024 * 1024,
+            env_allow_list: vec!["*_API_KEY".to_owned()],
+            usage_retention_days: None,
+            usage_compress_after_days: Some(30),
+            usage_hourly_rollup_days: 7,
         }
     }
 }

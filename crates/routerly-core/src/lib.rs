@@ -9,6 +9,7 @@
 //! - [`accumulate`]: a streamed answer collected back into one [`canonical::ChatResponse`].
 //! - [`alerts`]: notification channels and the budget events sent through them.
 //! - [`limits`]: budgets and rate limits: levels, modes, calendar and rolling windows.
+//! - [`ranges`]: the documented range of every number and duration in the configuration.
 //! - [`routing`]: routing policies, their scoring and the ranking that is the fallback order.
 
 pub mod accumulate;
@@ -18,6 +19,7 @@ pub mod catalogue;
 pub mod config;
 pub mod estimate;
 pub mod limits;
+pub mod ranges;
 pub mod routing;
 pub mod usage;
 pub mod wire;

@@ -50,6 +50,11 @@ pub const FIT_EPSILON: f64 = 1e-9;
 /// Longest window of a `calls` limit that counts as a rate limit (answered with 429).
 pub const RATE_LIMIT_MAX_SECONDS: u64 = 3600;
 
+/// Longest rolling window: five years. Window arithmetic adds and subtracts spans from
+/// instants; a bound here keeps every such sum far inside the range of a date, so it never
+/// overflows (a `100000000d` window once panicked the handler, the back-fill and start-up).
+pub const MAX_WINDOW_SECONDS: u64 = 5 * 366 * 86_400;
+
 /// What a limit measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -215,7 +220,6 @@ pub fn parse_span(text: &str) -> Result<u64, String> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(invalid)?;
     let (number, unit) = text.split_at(unit_at);
-    let number: u64 = number.parse().map_err(|_| invalid())?;
     let multiplier = match unit {
         "s" => 1,
         "m" => 60,
@@ -223,13 +227,48 @@ pub fn parse_span(text: &str) -> Result<u64, String> {
         "d" => 86_400,
         _ => return Err(invalid()),
     };
-    let seconds = number.checked_mul(multiplier).ok_or_else(invalid)?;
+    let too_long = || {
+        format!(
+            "`{text}`: a rolling window is at most {} (five years); use a calendar window or a shorter span",
+            format_span(MAX_WINDOW_SECONDS)
+        )
+    };
+    if number.is_empty() {
+        return Err(invalid());
+    }
+    // Only digits remain, so a number that does not parse is too large for a u64.
+    let number: u64 = number.parse().map_err(|_| too_long())?;
+    let seconds = number.checked_mul(multiplier).ok_or_else(too_long)?;
     if seconds == 0 {
         return Err(format!(
             "`{text}`: a rolling window must be longer than zero"
         ));
     }
+    if seconds > MAX_WINDOW_SECONDS {
+        return Err(too_long());
+    }
     Ok(seconds)
+}
+
+/// The largest value a limit takes (USD, calls or tokens per window): far above any real
+/// budget, far below where adding usage to it loses precision.
+pub const MAX_LIMIT_VALUE: f64 = 1e12;
+
+/// `at` moved by `seconds` (negative: back), saturating at the ends of the calendar instead
+/// of panicking.
+pub fn shift_seconds(at: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
+    Duration::try_seconds(seconds)
+        .and_then(|delta| at.checked_add_signed(delta))
+        .unwrap_or(if seconds < 0 {
+            DateTime::<Utc>::MIN_UTC
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        })
+}
+
+/// `seconds` as a signed count, saturating (window spans are `u64`).
+pub fn signed_seconds(seconds: u64) -> i64 {
+    i64::try_from(seconds).unwrap_or(i64::MAX)
 }
 
 /// `seconds` in the largest unit that divides it (`90m`, `2h`, `7d`).
@@ -738,8 +777,8 @@ impl WindowTotals {
                 }
             }
             (WindowTotals::Rolling { buckets }, Window::Rolling { seconds }) => {
-                let width = rolling_bucket_seconds(seconds) as i64;
-                let bucket = at.timestamp().div_euclid(width) * width;
+                let width = signed_seconds(rolling_bucket_seconds(seconds));
+                let bucket = at.timestamp().div_euclid(width).saturating_mul(width);
                 add_to_bucket(buckets, bucket, amounts);
             }
             (totals, window) => {
@@ -789,8 +828,11 @@ impl WindowTotals {
                 }
             }
             (WindowTotals::Rolling { buckets }, Window::Rolling { seconds }) => {
-                let width = rolling_bucket_seconds(seconds) as i64;
-                let oldest_live = now.timestamp() - seconds as i64 - width;
+                let width = signed_seconds(rolling_bucket_seconds(seconds));
+                let oldest_live = now
+                    .timestamp()
+                    .saturating_sub(signed_seconds(seconds))
+                    .saturating_sub(width);
                 while buckets
                     .front()
                     .is_some_and(|(start, _)| *start <= oldest_live)
@@ -826,19 +868,21 @@ impl WindowTotals {
     ) -> DateTime<Utc> {
         match (self, window) {
             (WindowTotals::Rolling { buckets }, Window::Rolling { seconds }) => {
-                let width = rolling_bucket_seconds(seconds) as i64;
+                let width = signed_seconds(rolling_bucket_seconds(seconds));
                 let mut left: f64 = buckets.iter().map(|(_, a)| a.get(metric)).sum();
                 for (start, amounts) in buckets {
                     left -= amounts.get(metric);
                     if fits(left, reserved, needed, value) {
-                        let expires = start + width + seconds as i64;
+                        let expires = start
+                            .saturating_add(width)
+                            .saturating_add(signed_seconds(seconds));
                         return DateTime::from_timestamp(expires, 0).unwrap_or(now);
                     }
                 }
-                now + Duration::seconds(seconds as i64)
+                shift_seconds(now, signed_seconds(seconds))
             }
             (_, Window::Calendar(period)) => calendar_window(period, zone, now).1,
-            (_, Window::Rolling { seconds }) => now + Duration::seconds(seconds as i64),
+            (_, Window::Rolling { seconds }) => shift_seconds(now, signed_seconds(seconds)),
         }
     }
 }
@@ -1012,6 +1056,51 @@ mod tests {
             let got = Window::parse(text).ok().map(|window| window.to_string());
             assert_eq!(got.as_deref(), expected, "{text}");
         }
+    }
+
+    #[test]
+    fn rolling_windows_longer_than_five_years_are_refused() {
+        assert_eq!(
+            Window::parse("1830d"),
+            Ok(Window::Rolling {
+                seconds: MAX_WINDOW_SECONDS
+            })
+        );
+        assert_eq!(Window::parse("rolling:43920h"), Window::parse("1830d"));
+        // The issue's value, the fuzzer's crashing input (`limits` target) and an overflow.
+        for text in [
+            "1831d",
+            "100000000d",
+            "7222222222d",
+            "99999999999999999999s",
+            "18446744073709551615m",
+        ] {
+            let error = Window::parse(text).expect_err(text);
+            assert!(error.contains("at most 1830d"), "{text}: {error}");
+            let json = format!(
+                r#"{{"id":"l","scope":"global","metric":"calls","window":"{text}","value":1}}"#
+            );
+            assert!(
+                serde_json::from_str::<Limit>(&json).is_err(),
+                "a hand edit with {text} is refused"
+            );
+        }
+        // The longest window works at the far end of the instants the service meets.
+        let window = Window::parse("1830d").expect("the longest window");
+        let now = at("2106-02-07T06:28:15Z");
+        let mut totals = WindowTotals::new(window);
+        totals.add(
+            window,
+            Tz::UTC,
+            now,
+            &Amounts {
+                calls: 1.0,
+                ..Amounts::default()
+            },
+        );
+        assert_eq!(totals.used(window, Tz::UTC, now).calls, 1.0);
+        let reset = totals.resets_at(window, Tz::UTC, now, Metric::Calls, 0.0, 1.0, 1.0);
+        assert!(reset > now + Duration::days(1829), "{reset}");
     }
 
     #[test]
@@ -1333,5 +1422,97 @@ mod tests {
         assert!(!rate.is_rate_limit());
         let cost = limit("c", "global", Metric::Cost, Mode::Extend);
         assert!(!cost.is_rate_limit());
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn window() -> impl Strategy<Value = Window> {
+            prop_oneof![
+                proptest::sample::select(Period::ALL.to_vec()).prop_map(Window::Calendar),
+                (1u64..=MAX_WINDOW_SECONDS).prop_map(|seconds| Window::Rolling { seconds }),
+                any::<u64>().prop_map(|seconds| Window::Rolling { seconds }),
+            ]
+        }
+
+        /// Instants from 1970 to 2106, as the service's clock and usage log hold them.
+        fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+            any::<u32>().prop_map(|seconds| {
+                DateTime::from_timestamp(i64::from(seconds), 0).expect("a u32 instant")
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn window_text_never_panics_and_reads_back(text in "\\PC{0,24}") {
+                if let Ok(window) = Window::parse(&text) {
+                    prop_assert_eq!(Window::parse(&window.to_string()), Ok(window));
+                }
+            }
+
+            #[test]
+            fn windows_format_and_parse_back(window in window()) {
+                let text = window.to_string();
+                match Window::parse(&text) {
+                    Ok(parsed) => prop_assert_eq!(parsed, window),
+                    Err(_) => prop_assert!(window.max_seconds() > MAX_WINDOW_SECONDS, "{} refused", text),
+                }
+                let spelled = [
+                    text.clone(),
+                    format!("  {text} "),
+                    text.trim_start_matches("rolling:").to_owned(),
+                    text.replace("rolling:", "rolling "),
+                ];
+                for spelling in spelled {
+                    prop_assert_eq!(Window::parse(&spelling), Window::parse(&text), "{}", spelling);
+                }
+            }
+
+            #[test]
+            fn spans_format_and_parse_back(seconds in 1u64..=u64::MAX) {
+                let parsed = parse_span(&format_span(seconds));
+                if seconds <= MAX_WINDOW_SECONDS {
+                    prop_assert_eq!(parsed, Ok(seconds));
+                } else {
+                    prop_assert!(parsed.expect_err("too long").contains("at most 1830d"));
+                }
+            }
+
+            #[test]
+            fn scopes_format_and_parse_back(
+                text in "global|model:[a-z0-9_-]{1,8}|(project|token):[a-z0-9_-]{1,8}(/model:[a-z0-9.-]{1,8})?"
+            ) {
+                let scope = Scope::parse(&text).expect("a well-formed scope");
+                prop_assert_eq!(scope.to_string(), text);
+            }
+
+            #[test]
+            fn accepted_windows_work_at_any_instant(
+                text in prop_oneof![
+                    window().prop_map(|window| window.to_string()),
+                    "[0-9]{1,20}[smhd]",
+                ],
+                now in instant(),
+                ago in proptest::collection::vec(any::<i32>(), 0..8),
+                zone in proptest::sample::select(vec![Tz::UTC, Tz::Europe__Rome, Tz::America__Sao_Paulo, Tz::Australia__Lord_Howe, Tz::Pacific__Kiritimati]),
+            ) {
+                let Ok(window) = Window::parse(&text) else {
+                    return Ok(());
+                };
+                if let Window::Calendar(period) = window {
+                    let (start, end) = calendar_window(period, zone, now);
+                    prop_assert!(start <= now && now < end);
+                }
+                let mut totals = WindowTotals::new(window);
+                let amounts = Amounts { cost_usd: 1.0, calls: 1.0, input_tokens: 2.0, output_tokens: 3.0 };
+                for ago in ago {
+                    totals.add(window, zone, now - Duration::seconds(i64::from(ago)), &amounts);
+                }
+                let used = totals.used(window, zone, now);
+                let reset = totals.resets_at(window, zone, now, Metric::Calls, 0.0, 1.0, used.calls);
+                prop_assert!(reset >= now, "{} resets at {} before {}", window, reset, now);
+            }
+        }
     }
 }

@@ -79,15 +79,68 @@ pub fn cost(pricing: &Pricing, usage: &Usage) -> Cost {
             pricing.cache_write.unwrap_or(pricing.input),
         ),
     };
-    let input_usd = (usage.uncached_input_tokens() as f64 * input_price
-        + usage.cached_input_tokens as f64 * cached_price
-        + usage.cache_write_tokens as f64 * cache_write_price)
-        / PER;
-    let output_usd = usage.output_tokens as f64 * output_price / PER;
+    let input_usd = bounded_usd(
+        (usage.uncached_input_tokens() as f64 * input_price
+            + usage.cached_input_tokens as f64 * cached_price
+            + usage.cache_write_tokens as f64 * cache_write_price)
+            / PER,
+    );
+    let output_usd = bounded_usd(usage.output_tokens as f64 * output_price / PER);
     Cost {
         input_usd,
         output_usd,
         total_usd: input_usd + output_usd,
+    }
+}
+
+/// Tags kept from one call's `x-routerly-tags` header; the rest are dropped.
+pub const MAX_TAGS: usize = 32;
+/// Characters kept of one tag.
+pub const MAX_TAG_CHARS: usize = 64;
+/// Characters kept of a request's `user` field.
+pub const MAX_USER_CHARS: usize = 256;
+/// Characters kept of an error text in a record or trace.
+pub const MAX_ERROR_CHARS: usize = 1024;
+/// Characters of a client-given name (a model name) echoed in an error message.
+pub const MAX_ECHOED_NAME_CHARS: usize = 200;
+
+/// `text` cut to at most `max_chars` characters, with `…` marking a cut: what a client
+/// sends is bounded before it reaches a response, a record or a log line.
+pub fn clip(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => {
+            let keep = text[..cut]
+                .char_indices()
+                .nth(max_chars.saturating_sub(1))
+                .map_or(cut, |(index, _)| index);
+            std::borrow::Cow::Owned(format!("{}…", &text[..keep]))
+        }
+    }
+}
+
+/// The tags of a call, bounded: at most [`MAX_TAGS`], each at most [`MAX_TAG_CHARS`].
+pub fn bounded_tags(mut tags: Vec<String>) -> Vec<String> {
+    tags.truncate(MAX_TAGS);
+    for tag in &mut tags {
+        if let std::borrow::Cow::Owned(clipped) = clip(tag, MAX_TAG_CHARS) {
+            *tag = clipped;
+        }
+    }
+    tags
+}
+
+/// The most one call can cost, in USD. Validated prices (at most
+/// [`crate::ranges::MAX_PRICE_PER_MILLION`]) times any `u64` token count stay far below it; the
+/// bound only guarantees that a cost is always a finite number (JSON has no infinity, and a
+/// record whose cost were `null` would drop out of every reader and budget).
+pub const MAX_CALL_COST_USD: f64 = 1e18;
+
+fn bounded_usd(usd: f64) -> f64 {
+    if usd.is_nan() {
+        0.0
+    } else {
+        usd.clamp(0.0, MAX_CALL_COST_USD)
     }
 }
 

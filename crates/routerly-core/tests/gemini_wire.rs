@@ -213,3 +213,30 @@ fn errors_decode_with_their_status_name_and_encode_back() {
     assert_eq!(garbage.kind, ErrorKind::BadGateway);
     assert_eq!(garbage.message, "provider returned HTTP 502");
 }
+
+/// Found by the `wire_request` fuzz target: a function response in a model turn decoded
+/// into an assistant message holding a tool result, which Anthropic then refused.
+#[test]
+fn calls_belong_in_model_turns_and_responses_in_user_turns() {
+    let response_in_model_turn = json!({"contents": [
+        {"role": "user", "parts": [{"text": "Weather?"}]},
+        {"role": "model", "parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
+            {"functionResponse": {"name": "get_weather", "response": {"result": "Sunny"}}}
+        ]}
+    ]});
+    let error = gemini::decode_request(&response_in_model_turn).expect_err("a misplaced response");
+    assert_eq!(
+        error.param.as_deref(),
+        Some("contents[1].parts[1].functionResponse")
+    );
+    let call_in_user_turn = json!({"contents": [
+        {"role": "user", "parts": [{"functionCall": {"name": "get_weather", "args": {}}}]}
+    ]});
+    let error = gemini::decode_request(&call_in_user_turn).expect_err("a misplaced call");
+    assert_eq!(
+        error.param.as_deref(),
+        Some("contents[0].parts[0].functionCall")
+    );
+    assert!(error.message.contains("'model' turn"), "{error:?}");
+}

@@ -310,3 +310,25 @@ fn mistral_errors_decode_from_each_of_its_shapes() {
     );
     assert_eq!(mistral::encode_error(&flat)["object"], "error");
 }
+
+/// Found by the `wire_request` fuzz target: a Gemini request that forces a tool call,
+/// encoded for Mistral (`tool_choice: "any"`), was refused by Mistral's own decoder.
+#[test]
+fn mistral_reads_back_the_any_tool_choice_it_writes() {
+    let mut request = canonical_request("mistral/request_tools_roundtrip.canonical.json");
+    request.tool_choice = Some(routerly_core::canonical::ToolChoice::Required);
+    let body = mistral::encode_request(&request, "mistral-large-latest").expect("encodes");
+    assert_eq!(body["tool_choice"], json!("any"));
+    let decoded = mistral::decode_request(&body).expect("Mistral reads its own body");
+    assert_eq!(
+        decoded.tool_choice,
+        Some(routerly_core::canonical::ToolChoice::Required)
+    );
+    let forced = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "any"});
+    assert_eq!(
+        mistral::decode_request(&forced)
+            .expect("a client's `any`")
+            .tool_choice,
+        Some(routerly_core::canonical::ToolChoice::Required)
+    );
+}

@@ -42,6 +42,7 @@ impl NdjsonParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn lines_split_across_reads_are_reassembled_and_blank_lines_skipped() {
@@ -52,5 +53,53 @@ mod tests {
         parser.push(b":2}\r\n");
         assert_eq!(parser.next_line().as_deref(), Some("{\"b\":2}"));
         assert_eq!(parser.pending_len(), 0);
+    }
+
+    fn read(chunks: &[&[u8]]) -> (Vec<String>, usize) {
+        let mut parser = NdjsonParser::new();
+        let mut lines = Vec::new();
+        for chunk in chunks {
+            parser.push(chunk);
+            while let Some(line) = parser.next_line() {
+                lines.push(line);
+            }
+        }
+        (lines, parser.pending_len())
+    }
+
+    proptest! {
+        #[test]
+        fn lines_do_not_depend_on_the_chunking(
+            stream in proptest::collection::vec(
+                prop_oneof![
+                    Just(b"\n".to_vec()),
+                    Just(b"\r\n".to_vec()),
+                    Just(b"  ".to_vec()),
+                    Just(vec![0xc3]),
+                    Just(vec![0xa9]),
+                    "[a-z{}\":,é]{0,8}".prop_map(String::into_bytes),
+                ],
+                0..40,
+            ).prop_map(|pieces| pieces.concat()),
+            cut_points in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let mut cuts: Vec<usize> = cut_points.iter().map(|cut| cut % (stream.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for cut in cuts {
+                chunks.push(&stream[from..cut]);
+                from = cut;
+            }
+            chunks.push(&stream[from..]);
+            let whole = read(&[&stream]);
+            prop_assert_eq!(read(&chunks), whole.clone());
+            for line in &whole.0 {
+                prop_assert!(!line.is_empty() && !line.contains('\n'), "{:?}", line);
+            }
+            // What is left is exactly the bytes after the last newline.
+            let tail = stream.iter().rev().take_while(|byte| **byte != b'\n').count();
+            prop_assert_eq!(whole.1, tail);
+        }
     }
 }

@@ -123,6 +123,7 @@ fn parse_event(raw: &[u8]) -> Option<SseEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn events_of(chunks: &[&str]) -> Vec<SseEvent> {
         let mut parser = SseParser::new();
@@ -194,5 +195,92 @@ mod tests {
             ]
         );
         assert_eq!(parser.pending_len(), 0);
+    }
+
+    /// The stream cut at `cuts` (positions taken modulo its length), in order.
+    fn split<'s>(stream: &'s [u8], cuts: &[usize]) -> Vec<&'s [u8]> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (stream.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut from = 0;
+        for cut in cuts {
+            chunks.push(&stream[from..cut]);
+            from = cut;
+        }
+        chunks.push(&stream[from..]);
+        chunks
+    }
+
+    fn read(chunks: &[&[u8]]) -> (Vec<SseEvent>, usize) {
+        let mut parser = SseParser::new();
+        let mut events = Vec::new();
+        for chunk in chunks {
+            parser.push(chunk);
+            while let Some(event) = parser.next_event() {
+                events.push(event);
+            }
+        }
+        (events, parser.pending_len())
+    }
+
+    /// Byte streams made of SSE's own pieces (fields, separators, comments, CR and LF,
+    /// invalid UTF-8), so that most of them hold events.
+    fn sse_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"data: ".to_vec()),
+            Just(b"data:".to_vec()),
+            Just(b"event: ".to_vec()),
+            Just(b": comment".to_vec()),
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(b"\n\n".to_vec()),
+            Just(vec![0xff, 0xfe]),
+            "[a-z{}\":,\\[\\] é]{0,8}".prop_map(String::into_bytes),
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn events_do_not_depend_on_the_chunking(
+            stream in sse_bytes(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..12),
+        ) {
+            let whole = read(&[&stream]);
+            let chunked = read(&split(&stream, &cuts));
+            prop_assert_eq!(&chunked, &whole);
+            let byte_by_byte: Vec<&[u8]> = stream.chunks(1).collect();
+            prop_assert_eq!(read(&byte_by_byte), whole);
+        }
+
+        #[test]
+        fn written_events_are_read_back(
+            events in proptest::collection::vec(
+                (proptest::option::of("[a-z_.]{1,12}"), "[^\r\n]{0,16}(\n[^\r\n]{0,16}){0,2}"),
+                0..8,
+            ),
+            crlf in any::<bool>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let newline = if crlf { "\r\n" } else { "\n" };
+            let mut stream = String::new();
+            for (event, data) in &events {
+                if let Some(event) = event {
+                    stream.push_str(&format!("event: {event}{newline}"));
+                }
+                for line in data.split('\n') {
+                    stream.push_str(&format!("data: {line}{newline}"));
+                }
+                stream.push_str(newline);
+            }
+            let expected: Vec<SseEvent> = events
+                .iter()
+                .map(|(event, data)| SseEvent { event: event.clone(), data: data.clone() })
+                .collect();
+            let (read_events, pending) = read(&split(stream.as_bytes(), &cuts));
+            prop_assert_eq!(read_events, expected);
+            prop_assert_eq!(pending, 0);
+        }
     }
 }

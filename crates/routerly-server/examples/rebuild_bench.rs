@@ -14,7 +14,9 @@ use chrono::{Duration, Utc};
 use routerly_core::limits::{Scope, Window};
 use routerly_core::usage::{CallType, Outcome, Surface, UsageRecord};
 use routerly_server::budgets::rebuild;
+use routerly_server::store::history::Replays;
 use routerly_server::store::state::CounterKey;
+use routerly_server::store::usage_log::usage_log_files;
 
 fn record(index: u64, at: chrono::DateTime<Utc>) -> UsageRecord {
     UsageRecord {
@@ -88,7 +90,13 @@ fn main() -> std::io::Result<()> {
         key("token:token-7/model:model-3", "rolling:1h"),
     ];
 
-    let (counters, stats) = rebuild::rebuild(&log, &checkpoint, &keys, Utc::now())?;
+    let (counters, stats) = rebuild::rebuild(
+        &usage_log_files(&log)?,
+        &checkpoint,
+        &keys,
+        Utc::now(),
+        &mut Replays(Vec::new()),
+    )?;
     println!(
         "rebuild from the log alone: {} records, {} counters in {} ms ({:.2} s)",
         stats.records,
@@ -107,7 +115,13 @@ fn main() -> std::io::Result<()> {
         }
         out.flush()?;
     }
-    let (_, stats) = rebuild::rebuild(&log, &checkpoint, &keys, Utc::now())?;
+    let (_, stats) = rebuild::rebuild(
+        &usage_log_files(&log)?,
+        &checkpoint,
+        &keys,
+        Utc::now(),
+        &mut Replays(Vec::new()),
+    )?;
     println!(
         "rebuild from a checkpoint: {} records after it, in {} ms (checkpoint used: {})",
         stats.records, stats.millis, stats.from_checkpoint

@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod panics;
 pub mod proxy;
 pub mod routing;
 pub mod state;
@@ -71,13 +72,38 @@ impl Service {
     pub async fn open(home: Home) -> Result<Service, StartError> {
         let report = home.init()?;
         let master_key = report.master_key.clone();
-        let session_keys = api::auth::SessionKeys::new(master_key.derive("session-signing"));
+        let session_keys = api::auth::SessionKeys::new(home.session_signing_key()?);
         let store = Arc::new(ConfigStore::open(&home, master_key)?);
-        let (budgets, notifier) = budgets::start(&home, &store).await?;
+        // One read of the usage log at start-up rebuilds budget counters, the usage
+        // history (rollups, the active segment's index) and routing statistics.
+        let usage_log = home.usage_log_path();
+        let usage_checkpoint = home.usage_checkpoint_path();
+        let (files, usage_history, history_start) = tokio::task::spawn_blocking(move || {
+            store::segments::clean_interrupted(&usage_log)?;
+            let files = store::usage_log::usage_log_files(&usage_log)?;
+            let (history, start) =
+                store::history::FileUsageHistory::open(&usage_log, &usage_checkpoint, &files)?;
+            Ok::<_, std::io::Error>((files, history, start))
+        })
+        .await
+        .expect("opening the usage history does not panic")
+        .map_err(|error| store::StoreError::io(home.usage_log_path(), error))?;
+        let routing = routing::Routing::open(&home, &store.snapshot());
+        let replay = store::history::Replays(vec![
+            Box::new(usage_history.replay(history_start)),
+            routing.replay(&files),
+        ]);
+        let (budgets, notifier) = budgets::start(&home, &store, files, Box::new(replay)).await?;
+        // Before serving: reports then read days, not hours, past the horizon.
+        usage_history.compact(
+            chrono::Utc::now(),
+            store.snapshot().settings.usage_hourly_rollup_days,
+        );
         let (usage, usage_writer) = spawn_rotating_usage_writer(
             home.usage_log_path(),
             USAGE_CHANNEL_CAPACITY,
             store.snapshot().settings.usage_log_rotate_bytes,
+            Some(Arc::clone(&usage_history)),
         );
         let metrics = Arc::new(metrics::Metrics::new());
         let observed = Arc::clone(&metrics);
@@ -88,7 +114,6 @@ impl Service {
         }));
         let observed = Arc::clone(&budgets);
         let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
-        let routing = routing::Routing::open(&home, &store.snapshot());
         let observed = Arc::clone(&routing);
         let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
         let sessions = Arc::new(FileSessionStore::open(home.sessions_path())?);
@@ -105,6 +130,7 @@ impl Service {
             routing,
             store,
             usage,
+            usage_history,
             upstream: routerly_providers::Upstream::new(),
             session_keys,
             sessions,
@@ -134,12 +160,13 @@ impl Service {
             };
         let budget_tasks =
             budgets::spawn_periodic(&app.budgets, &app.home, stop_watcher.subscribe());
+        let history_task = spawn_history_upkeep(&app, stop_watcher.subscribe());
         Ok(Service {
             app,
             usage_writer,
             stop_watcher,
             watcher,
-            budget_tasks: vec![budget_tasks, notifier],
+            budget_tasks: vec![budget_tasks, notifier, history_task],
             new_setup_token,
         })
     }
@@ -198,36 +225,111 @@ impl Service {
             ..
         } = self;
         let (budgets, home) = (Arc::clone(&app.budgets), app.home.clone());
+        let history = Arc::clone(&app.usage_history);
         drop(app);
         let stats = usage_writer.shutdown().await;
         for task in budget_tasks {
             task.abort();
         }
         budgets::final_checkpoint(&budgets, &home).await;
+        history_checkpoint(&history).await;
         tracing::info!(?stats, "usage log flushed; bye");
         Ok(())
     }
 }
 
-/// The whole HTTP surface.
+/// How often the usage history is checkpointed, and how often its upkeep runs.
+const HISTORY_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(30);
+const HISTORY_UPKEEP_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Checkpoints the usage history every [`HISTORY_CHECKPOINT_INTERVAL`]; at start and every
+/// [`HISTORY_UPKEEP_INTERVAL`], merges old hour rollups into days and compresses and expires
+/// old segments as the settings say. Stops when `stop` turns `true`.
+fn spawn_history_upkeep(
+    app: &App,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let history = Arc::clone(&app.usage_history);
+    let store = Arc::clone(&app.store);
+    tokio::spawn(async move {
+        let mut checkpoints = tokio::time::interval(HISTORY_CHECKPOINT_INTERVAL);
+        let mut upkeep = tokio::time::interval(HISTORY_UPKEEP_INTERVAL);
+        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        checkpoints.tick().await;
+        loop {
+            tokio::select! {
+                _ = checkpoints.tick() => history_checkpoint(&history).await,
+                _ = upkeep.tick() => {
+                    let settings = store.snapshot().settings.clone();
+                    let retention = store::history::Retention {
+                        keep_days: settings.usage_retention_days,
+                        compress_after_days: settings.usage_compress_after_days,
+                        hourly_days: settings.usage_hourly_rollup_days,
+                    };
+                    let history = Arc::clone(&history);
+                    match tokio::task::spawn_blocking(move || history.maintain(chrono::Utc::now(), retention)).await {
+                        Ok(Ok(done)) if done != store::history::Maintained::default() => {
+                            tracing::info!(compressed = done.compressed, deleted = done.deleted, "usage segments maintained");
+                        }
+                        Ok(Ok(_)) => {}
+                        Ok(Err(error)) => tracing::error!(%error, "usage segment upkeep failed"),
+                        Err(error) => tracing::error!(%error, "the usage segment upkeep task failed"),
+                    }
+                }
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Writes the usage history's checkpoint (when records came since the last one).
+async fn history_checkpoint(history: &Arc<store::history::FileUsageHistory>) {
+    let history = Arc::clone(history);
+    match tokio::task::spawn_blocking(move || history.checkpoint()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(%error, "cannot write the usage checkpoint"),
+        Err(error) => tracing::error!(%error, "the usage checkpoint task failed"),
+    }
+}
+
+/// The whole HTTP surface. Each surface's routes answer a panic with a 500 in their own
+/// error shape ([`panics`]).
 pub fn router(app: App) -> Router {
+    use panics::{PanicShape, catch_layer};
+    use routerly_core::wire::WireFormat;
+    let openai = Router::new()
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/models", get(proxy::list_models))
+        .route("/v1/models/{*id}", get(proxy::get_model))
+        .route("/v1/{*rest}", any(proxy::unknown_route))
+        .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiChat)));
+    let anthropic = Router::new()
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
+        .layer(catch_layer(PanicShape::Proxy(
+            WireFormat::AnthropicMessages,
+        )));
+    let responses = Router::new()
+        .route("/v1/responses", post(proxy::responses))
+        .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiResponses)));
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
-        .route("/v1/chat/completions", post(proxy::chat_completions))
-        .route("/v1/messages", post(proxy::messages))
-        .route("/v1/responses", post(proxy::responses))
-        .route("/v1/embeddings", post(proxy::embeddings))
-        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
-        .route("/v1/models", get(proxy::list_models))
-        .route("/v1/models/{*id}", get(proxy::get_model))
-        .route("/v1/{*rest}", any(proxy::unknown_route))
         .route("/", get(|| async { Redirect::temporary("/dashboard") }))
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/{*path}", get(dashboard::asset))
-        .merge(api::router(app.clone()))
+        .merge(openai)
+        .merge(anthropic)
+        .merge(responses)
+        .merge(api::router(app.clone()).layer(catch_layer(PanicShape::Api)))
         .with_state(app)
 }
 

@@ -24,6 +24,8 @@ pub struct AppState {
     pub store: Arc<ConfigStore>,
     /// Where usage records go.
     pub usage: UsageSink,
+    /// Reports and look-ups over the usage written so far.
+    pub usage_history: Arc<crate::store::history::FileUsageHistory>,
     /// Pooled provider clients.
     pub upstream: Upstream,
     /// Signing keys for management sessions.

@@ -291,6 +291,9 @@ async fn a_member_of_one_project_cannot_reach_another() {
         "/api/usage?project=beta",
         "/api/usage/summary?project=p-beta",
         "/api/usage/export?project=beta",
+        "/api/usage/export?project=beta&format=jsonl",
+        "/api/usage/by-project?project=beta",
+        "/api/usage/by-token?project=beta",
     ] {
         let answer = harness.call(Method::GET, path, Some(&token), None).await;
         assert_eq!(
@@ -335,6 +338,10 @@ async fn a_member_of_one_project_cannot_reach_another() {
         "/api/usage/by-user",
         "/api/usage/timeline",
         "/api/usage/export",
+        "/api/usage/export?format=jsonl",
+        "/api/usage/by-project",
+        "/api/usage/by-token",
+        "/api/usage?trace=t",
     ] {
         let answer = harness.call(Method::GET, path, Some(&token), None).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}");

@@ -267,6 +267,36 @@ impl Client {
         unreachable!("the second attempt returns")
     }
 
+    /// Sends a GET whose answer is streamed (an export); on 401 refreshes the session once
+    /// and retries. The answer is returned unread when it succeeded.
+    pub async fn download(&mut self, path: &str) -> anyhow::Result<reqwest::Response> {
+        for attempt in 0..2 {
+            let credential = self
+                .api_key
+                .as_deref()
+                .unwrap_or(&self.session.access_token);
+            let response = self
+                .http
+                .get(format!("{}{path}", self.session.url))
+                .bearer_auth(credential)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach Routerly at {}", self.session.url))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED && attempt == 0 && self.api_key.is_none()
+            {
+                self.refresh().await?;
+                continue;
+            }
+            if !status.is_success() {
+                let bytes = response.bytes().await?;
+                bail!("{}", api_error_message(status, &bytes));
+            }
+            return Ok(response);
+        }
+        unreachable!("the second attempt returns")
+    }
+
     /// Replaces the saved session with the one in `answer` (after a password change).
     pub fn adopt_session(&mut self, answer: &Value) -> anyhow::Result<()> {
         self.session = session_from_login(&self.session.url, answer)?;

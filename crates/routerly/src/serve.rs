@@ -37,6 +37,7 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
         logger.init();
     }
     logging::install_request_log(writer.clone(), json);
+    routerly_server::panics::install_hook();
     let result = run_service(home, options).await;
     writer.flush();
     result

@@ -1,12 +1,11 @@
-import { useEffect, useMemo, useState } from 'react';
-import { request } from '../api';
+import { useMemo, useState } from 'react';
 import { BarList, LineChart } from '../components/charts';
 import { BudgetGauges } from '../components/budgets';
 import { Card, Empty, ErrorBox, Loading, PageHeader } from '../components/ui';
 import { count, ms, percent, shortDate, usd } from '../format';
 import { useApi } from '../hooks';
 import { Link } from '../router';
-import type { LimitUse, Project, Summary, TimelinePoint, Totals } from '../types';
+import type { LimitUse, Project, ProjectTotals, Summary, TimelinePoint, Totals } from '../types';
 
 export const PERIODS = {
   '24h': { label: 'Last 24 hours', hours: 24, bucket: 'hour' as const },
@@ -67,6 +66,7 @@ export function UsageCharts({ project, periodKey }: { project?: string; periodKe
         <Stat label="Calls" value={count(totals.calls)} raw={totals.calls} testId="total-calls" />
         <Stat label="Tokens" value={count(totals.total_tokens)} raw={totals.total_tokens} testId="total-tokens" />
         <Stat label="Avg latency" value={ms(totals.avg_latency_ms)} raw={totals.avg_latency_ms} testId="avg-latency" />
+        {totals.p95_latency_ms != null ? <Stat label="p95 latency" value={ms(totals.p95_latency_ms)} raw={totals.p95_latency_ms} testId="p95-latency" /> : null}
         <Stat label="Error rate" value={percent(errorRate(totals))} raw={errorRate(totals)} testId="error-rate" />
       </div>
       <div className="chart-grid">
@@ -80,27 +80,17 @@ export function UsageCharts({ project, periodKey }: { project?: string; periodKe
   );
 }
 
-function TopProjects({ projects, from }: { projects: Project[]; from: string }) {
-  const [rows, setRows] = useState<{ name: string; value: number; detail: string }[] | null>(null);
-  const [failed, setFailed] = useState<Error | null>(null);
-  useEffect(() => {
-    let cancelled = false;
-    Promise.all(
-      projects.map(async (project) => {
-        const totals = await request<Totals>('/api/usage/summary', { query: { project: project.id, from } });
-        return { name: project.name, value: totals.cost_usd, detail: count(totals.calls) + ' calls', calls: totals.calls };
-      }),
-    )
-      .then((found) => {
-        if (!cancelled) setRows(found.filter((row) => row.calls > 0).sort((a, b) => b.value - a.value || b.calls - a.calls).slice(0, 5));
-      })
-      .catch((error: Error) => !cancelled && setFailed(error));
-    return () => {
-      cancelled = true;
-    };
-  }, [projects, from]);
-  if (failed) return <ErrorBox error={failed} />;
-  if (!rows) return <Loading />;
+/** The top projects by spend, from one request whatever the number of projects. */
+export function TopProjects({ projects, from }: { projects: Project[]; from: string }) {
+  const byProject = useApi<{ projects: ProjectTotals[] }>('/api/usage/by-project', { from });
+  if (byProject.error) return <ErrorBox error={byProject.error} retry={byProject.reload} />;
+  if (!byProject.data) return <Loading />;
+  const names = new Map(projects.map((project) => [project.id, project.name]));
+  const rows = byProject.data.projects
+    .filter((row) => row.calls > 0)
+    .sort((a, b) => b.cost_usd - a.cost_usd || b.calls - a.calls)
+    .slice(0, 5)
+    .map((row) => ({ name: names.get(row.project_id) ?? row.project_id, value: row.cost_usd, detail: count(row.calls) + ' calls' }));
   return <BarList rows={rows} format={usd} label="Top projects by spend" empty="No project has calls in this period." />;
 }
 

@@ -113,7 +113,7 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
         ) : (
           <>
             <p className="muted small" data-testid="page-summary">
-              {count(data.total)} calls; this page {usd(data.records.reduce((sum, record) => sum + record.cost_usd, 0))}
+              {data.total === null ? 'Calls' : `${count(data.total)} calls`}; this page {usd(data.records.reduce((sum, record) => sum + record.cost_usd, 0))}
             </p>
             <CallsTable records={data.records} projects={projects.data?.projects} onOpen={setOpen} />
             <div className="pager">
@@ -121,9 +121,10 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
                 Newer
               </Button>
               <span>
-                {offset + 1}–{offset + data.records.length} of {data.total}
+                {offset + 1}–{offset + data.records.length}
+                {data.total === null ? '' : ` of ${data.total}`}
               </span>
-              <Button onClick={() => setOffset(offset + PAGE_SIZE)} disabled={offset + data.records.length >= data.total}>
+              <Button onClick={() => setOffset(offset + PAGE_SIZE)} disabled={!data.has_more}>
                 Older
               </Button>
             </div>

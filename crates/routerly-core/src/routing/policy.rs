@@ -317,24 +317,29 @@ impl Policy {
             }
             Policy::RateLimit(rate_limit) => {
                 positive("windowMinutes", rate_limit.window_minutes)?;
-                if rate_limit.max_calls_per_window == 0 {
-                    return Err("`maxCallsPerWindow` must be at least 1".to_owned());
-                }
-                Ok(())
+                count_at_most(
+                    "maxCallsPerWindow",
+                    rate_limit.max_calls_per_window,
+                    MAX_POLICY_COUNT as u64,
+                )
             }
             Policy::Fairness(fairness) => positive("windowMinutes", fairness.window_minutes),
             Policy::Llm(llm) => {
                 if llm.routing_model_id.trim().is_empty() {
                     return Err("`routingModelId` must name a model".to_owned());
                 }
-                if llm.max_completion_tokens == 0 {
-                    return Err("`maxCompletionTokens` must be at least 1".to_owned());
-                }
-                if llm.max_user_message_chars == 0 {
-                    return Err("`maxUserMessageChars` must be at least 1".to_owned());
-                }
-                if llm.memory && llm.memory_count == 0 {
-                    return Err("`memoryCount` must be at least 1 when `memory` is on".to_owned());
+                count_at_most(
+                    "maxCompletionTokens",
+                    u64::from(llm.max_completion_tokens),
+                    1_000_000,
+                )?;
+                count_at_most(
+                    "maxUserMessageChars",
+                    llm.max_user_message_chars as u64,
+                    1_000_000,
+                )?;
+                if llm.memory {
+                    count_at_most("memoryCount", llm.memory_count as u64, 1000)?;
                 }
                 Ok(())
             }
@@ -385,19 +390,37 @@ fn typed<T: serde::de::DeserializeOwned>(kind: PolicyKind, config: Value) -> Res
     serde_json::from_value(config).map_err(|error| format!("policy `{}`: {error}", kind.as_str()))
 }
 
+/// The longest window or half-life a policy may look at, in minutes (a year): longer spans
+/// would only keep statistics that no longer describe the model.
+pub const MAX_POLICY_MINUTES: f64 = 366.0 * 24.0 * 60.0;
+/// The largest count a policy setting takes (`pseudoCounts`, `cooldownSeconds`, …).
+pub const MAX_POLICY_COUNT: f64 = 1e9;
+
 fn positive(key: &str, value: f64) -> Result<(), String> {
-    if value.is_finite() && value > 0.0 {
+    if value.is_finite() && value > 0.0 && value <= MAX_POLICY_MINUTES {
         Ok(())
     } else {
-        Err(format!("`{key}` must be above 0, not {value}"))
+        Err(format!(
+            "`{key}` must be above 0 and at most {MAX_POLICY_MINUTES}, not {value}"
+        ))
     }
 }
 
 fn non_negative(key: &str, value: f64) -> Result<(), String> {
-    if value.is_finite() && value >= 0.0 {
+    if value.is_finite() && (0.0..=MAX_POLICY_COUNT).contains(&value) {
         Ok(())
     } else {
-        Err(format!("`{key}` must be 0 or more, not {value}"))
+        Err(format!(
+            "`{key}` must be between 0 and {MAX_POLICY_COUNT}, not {value}"
+        ))
+    }
+}
+
+fn count_at_most(key: &str, value: u64, max: u64) -> Result<(), String> {
+    if (1..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("`{key}` must be between 1 and {max}, not {value}"))
     }
 }
 

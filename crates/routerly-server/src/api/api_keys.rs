@@ -56,7 +56,9 @@ pub async fn create(
     if name.is_empty() {
         return Err(ApiError::invalid("name", "the key needs a name"));
     }
-    check_role(&app.store.snapshot().roles, &body.role)?;
+    let roles = app.store.snapshot().roles.clone();
+    check_role(&roles, &body.role)?;
+    super::grants::require_role(&user, &body.role, &roles)?;
     let (secret, record) = new_api_key(name, &body.role, &user.user_id);
     app.api_keys
         .create(record.clone())
@@ -78,6 +80,15 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::UserWrite)?;
+    // Revoking a key takes away what it holds: only for callers who hold it all.
+    if let Some(key) = app
+        .api_keys
+        .list()
+        .into_iter()
+        .find(|key| key.id == id && key.revoked_at.is_none())
+    {
+        super::grants::require_role(&user, &key.role, &app.store.snapshot().roles)?;
+    }
     if !app.api_keys.revoke(&id).await.map_err(ApiError::internal)? {
         return Err(ApiError::not_found(format!("no live API key `{id}`")));
     }

@@ -3,7 +3,9 @@
 //! before and after and appends who, what, when, before and after, with secrets redacted, to
 //! `data/audit.jsonl`. `GET /api/audit` reads it, newest first.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::ApiQuery as Query;
 use axum::response::Response;
 use chrono::Utc;
 use http::Method;

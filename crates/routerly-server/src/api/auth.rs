@@ -36,8 +36,10 @@ pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 /// How long a refresh token is valid.
 pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The key that signs access tokens, derived from the master key; replaced when the master
-/// key is rotated (access tokens then expire at once, refresh tokens keep working).
+/// The key that signs access tokens: random, of its own (`data/session-key`), so that no secret
+/// an API caller might learn (not even the master key) lets anyone forge a token; replaced
+/// when the master key is rotated (access tokens then expire at once, refresh tokens keep
+/// working).
 pub struct SessionKeys {
     signing_key: RwLock<[u8; 32]>,
 }
@@ -333,7 +335,13 @@ pub async fn authenticate(
     let user = snapshot
         .user(&claims.sub)
         .ok_or_else(|| unauthenticated("this user no longer exists"))?;
-    if !app.sessions.family_live(claims.sid.clone()).await {
+    // The session must be live and the caller's own: a valid token naming another user's
+    // session is refused.
+    if !app
+        .sessions
+        .family_live(claims.sid.clone(), user.id.clone())
+        .await
+    {
         return Err(unauthenticated(
             "this session has ended (logged out or revoked); log in again",
         ));
@@ -677,18 +685,17 @@ pub async fn update_me(
         .await
         .map_err(ApiError::internal)??;
     let user_id = user.user_id.clone();
-    app.store
-        .update(move |draft| {
-            let stored = draft
-                .users
-                .users
-                .iter_mut()
-                .find(|stored| stored.id == user_id)
-                .ok_or_else(|| ApiError::not_found("this user no longer exists"))?;
-            stored.password_hash = password_hash;
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let stored = draft
+            .users
+            .users
+            .iter_mut()
+            .find(|stored| stored.id == user_id)
+            .ok_or_else(|| ApiError::not_found("this user no longer exists"))?;
+        stored.password_hash = password_hash;
+        Ok(())
+    })
+    .await?;
     app.sessions
         .revoke_user(user.user_id.clone())
         .await

@@ -11,6 +11,7 @@ use routerly_core::alerts::{Channel, SmtpChannel, SmtpTls, WebhookChannel};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::AuthUser;
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::notify::{self, DeliveryError, webhook};
 use crate::state::App;
@@ -104,6 +105,7 @@ fn new_id(given: Option<String>) -> String {
 /// `POST /api/channels`.
 pub async fn create(
     State(app): State<App>,
+    user: AuthUser,
     ApiJson(body): ApiJson<CreateChannel>,
 ) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
     let key = app.store.master_key();
@@ -170,44 +172,43 @@ pub async fn create(
         }
     };
     let view = channel_view(&channel);
-    app.store
-        .update(move |draft| {
-            if draft
-                .settings
-                .notification_channels
-                .iter()
-                .any(|existing| existing.id() == channel.id())
-            {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("a channel `{}` exists already", channel.id()),
-                ));
-            }
-            draft.settings.notification_channels.push(channel);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        if draft
+            .settings
+            .notification_channels
+            .iter()
+            .any(|existing| existing.id() == channel.id())
+        {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("a channel `{}` exists already", channel.id()),
+            ));
+        }
+        draft.settings.notification_channels.push(channel);
+        Ok(())
+    })
+    .await?;
     Ok((http::StatusCode::CREATED, axum::Json(view)))
 }
 
 /// `DELETE /api/channels/{id}`.
 pub async fn remove(
     State(app): State<App>,
+    user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<http::StatusCode, ApiError> {
-    app.store
-        .update(move |draft| {
-            let before = draft.settings.notification_channels.len();
-            draft
-                .settings
-                .notification_channels
-                .retain(|channel| channel.id() != id);
-            if draft.settings.notification_channels.len() == before {
-                return Err(ApiError::not_found(format!("no channel `{id}`")));
-            }
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let before = draft.settings.notification_channels.len();
+        draft
+            .settings
+            .notification_channels
+            .retain(|channel| channel.id() != id);
+        if draft.settings.notification_channels.len() == before {
+            return Err(ApiError::not_found(format!("no channel `{id}`")));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }
 

@@ -1,18 +1,19 @@
 //! `/api/limits` (budgets and rate limits at every level, with their current use) and
 //! `/api/usage/limits` (spend against each limit).
 //!
-//! Who may change a limit follows its scope: a project's, project-model's or token's limit
-//! needs `project:write` in that project; a model's needs `model:write`; a global one needs
-//! `settings:write`. Listings show the limits of the projects whose usage the caller may
+//! Who may change a limit, and which limits a change may lift, is decided with every other
+//! grant in [`super::grants`]. Listings show the limits of the projects whose usage the caller may
 //! read, and the global and model limits to callers who may read every project's usage.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::ApiQuery as Query;
 use routerly_core::limits::{Limit, Metric, Mode, Scope, Window, parse_time_zone};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::auth::AuthUser;
-use super::rbac::{Permission, ProjectScope};
+use super::rbac::ProjectScope;
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::budgets::LimitUse;
 use crate::state::App;
@@ -30,31 +31,6 @@ fn owning_project<'s>(snapshot: &'s Snapshot, scope: &Scope) -> Option<&'s str> 
         .iter()
         .find(|project| project.tokens.iter().any(|t| t.id == token))
         .map(|project| project.id.as_str())
-}
-
-/// Fails unless `user` may change limits on `scope`.
-fn require_write(user: &AuthUser, snapshot: &Snapshot, scope: &Scope) -> Result<(), ApiError> {
-    let forbidden = |what: &str| {
-        Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "changing {what} limits needs more than your role `{}` grants",
-                user.role
-            ),
-        ))
-    };
-    match scope {
-        Scope::Global if !user.global.contains(Permission::SettingsWrite) => forbidden("global"),
-        Scope::Model(_) if !user.global.contains(Permission::ModelWrite) => forbidden("model"),
-        Scope::Global | Scope::Model(_) => Ok(()),
-        _ => {
-            let project_id = owning_project(snapshot, scope).ok_or_else(|| {
-                ApiError::invalid("scope", format!("`{scope}` names no project or token"))
-            })?;
-            let project = snapshot.project(project_id).expect("the id was just found");
-            user.require_in(Permission::ProjectWrite, project)
-        }
-    }
 }
 
 /// Whether `user` may see `limit`.
@@ -220,17 +196,6 @@ fn parse_window(
     }
 }
 
-fn check_value(value: f64) -> Result<(), ApiError> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "value",
-            "the value must be a number of at least 0",
-        ))
-    }
-}
-
 /// `POST /api/limits`.
 pub async fn create(
     State(app): State<App>,
@@ -240,10 +205,8 @@ pub async fn create(
     let snapshot = app.store.snapshot();
     let scope = Scope::parse(&body.scope).map_err(|message| ApiError::invalid("scope", message))?;
     let scope = resolve_scope(&snapshot, scope)?;
-    require_write(&user, &snapshot, &scope)?;
     let window = parse_window(body.window, body.period, body.rolling)?
         .ok_or_else(|| ApiError::invalid("window", "a limit needs a window: period or rolling"))?;
-    check_value(body.value)?;
     if let Some(zone) = &body.time_zone {
         parse_time_zone(zone).map_err(|message| ApiError::invalid("time_zone", message))?;
     }
@@ -259,23 +222,22 @@ pub async fn create(
         time_zone: body.time_zone,
     };
     let stored = limit.clone();
-    app.store
-        .update(move |draft| {
-            if draft
-                .limits
-                .limits
-                .iter()
-                .any(|existing| existing.id == stored.id)
-            {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("a limit `{}` exists already", stored.id),
-                ));
-            }
-            draft.limits.limits.push(stored);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        if draft
+            .limits
+            .limits
+            .iter()
+            .any(|existing| existing.id == stored.id)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("a limit `{}` exists already", stored.id),
+            ));
+        }
+        draft.limits.limits.push(stored);
+        Ok(())
+    })
+    .await?;
     let snapshot = app.store.snapshot();
     let view = app
         .budgets
@@ -312,45 +274,32 @@ pub async fn update(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateLimit>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let snapshot = app.store.snapshot();
-    let existing = snapshot
-        .limits
-        .limits
-        .iter()
-        .find(|limit| limit.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no limit `{id}`")))?;
-    require_write(&user, &snapshot, &existing.scope)?;
     let window = parse_window(body.window, body.period, body.rolling)?;
-    if let Some(value) = body.value {
-        check_value(value)?;
-    }
     if let Some(zone) = &body.time_zone {
         parse_time_zone(zone).map_err(|message| ApiError::invalid("time_zone", message))?;
     }
-    let updated = app
-        .store
-        .update(move |draft| {
-            let limit = draft
-                .limits
-                .limits
-                .iter_mut()
-                .find(|limit| limit.id == id)
-                .ok_or_else(|| ApiError::not_found(format!("no limit `{id}`")))?;
-            if let Some(value) = body.value {
-                limit.value = value;
-            }
-            if let Some(mode) = body.mode {
-                limit.mode = mode;
-            }
-            if let Some(window) = window {
-                limit.window = window;
-            }
-            if body.time_zone.is_some() {
-                limit.time_zone = body.time_zone;
-            }
-            Ok(limit.clone())
-        })
-        .await?;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let limit = draft
+            .limits
+            .limits
+            .iter_mut()
+            .find(|limit| limit.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("no limit `{id}`")))?;
+        if let Some(value) = body.value {
+            limit.value = value;
+        }
+        if let Some(mode) = body.mode {
+            limit.mode = mode;
+        }
+        if let Some(window) = window {
+            limit.window = window;
+        }
+        if body.time_zone.is_some() {
+            limit.time_zone = body.time_zone;
+        }
+        Ok(limit.clone())
+    })
+    .await?;
     Ok(axum::Json(json!(updated)))
 }
 
@@ -360,19 +309,14 @@ pub async fn remove(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<http::StatusCode, ApiError> {
-    let snapshot = app.store.snapshot();
-    let existing = snapshot
-        .limits
-        .limits
-        .iter()
-        .find(|limit| limit.id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no limit `{id}`")))?;
-    require_write(&user, &snapshot, &existing.scope)?;
-    app.store
-        .update(move |draft| {
-            draft.limits.limits.retain(|limit| limit.id != id);
-            Ok::<_, ApiError>(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let before = draft.limits.limits.len();
+        draft.limits.limits.retain(|limit| limit.id != id);
+        if draft.limits.limits.len() == before {
+            return Err(ApiError::not_found(format!("no limit `{id}`")));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }

@@ -87,7 +87,7 @@ pub async fn add(
     user.require(Permission::ProjectMembers)?;
     let role =
         ProjectRole::parse(&body.role).map_err(|message| ApiError::invalid("role", message))?;
-    set_role(&app, &key, &body.email, role, "email").await?;
+    set_role(&app, &user, &key, &body.email, role, "email").await?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
     Ok((
@@ -120,7 +120,7 @@ pub async fn update(
             "`{member}` is not a member of project `{key}`"
         )));
     }
-    set_role(&app, &key, &member, role, "user").await?;
+    set_role(&app, &user, &key, &member, role, "user").await?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(members_view(&snapshot, project)))
@@ -128,6 +128,7 @@ pub async fn update(
 
 async fn set_role(
     app: &App,
+    user: &AuthUser,
     key: &str,
     member: &str,
     role: ProjectRole,
@@ -135,27 +136,26 @@ async fn set_role(
 ) -> Result<(), ApiError> {
     let key = key.to_owned();
     let member = member.to_owned();
-    app.store
-        .update(move |draft| {
-            let user_id = user_id_of(draft, &member).map_err(|error| ApiError {
-                field: Some(field.to_owned()),
-                ..error
-            })?;
-            let project = project_mut(draft, &key)?;
-            match project
-                .members
-                .iter_mut()
-                .find(|existing| existing.user_id == user_id)
-            {
-                Some(existing) => existing.role = role.as_str().to_owned(),
-                None => project.members.push(ProjectMember {
-                    user_id,
-                    role: role.as_str().to_owned(),
-                }),
-            }
-            Ok(())
-        })
-        .await?;
+    super::grants::update(app, user, move |draft| {
+        let user_id = user_id_of(draft, &member).map_err(|error| ApiError {
+            field: Some(field.to_owned()),
+            ..error
+        })?;
+        let project = project_mut(draft, &key)?;
+        match project
+            .members
+            .iter_mut()
+            .find(|existing| existing.user_id == user_id)
+        {
+            Some(existing) => existing.role = role.as_str().to_owned(),
+            None => project.members.push(ProjectMember {
+                user_id,
+                role: role.as_str().to_owned(),
+            }),
+        }
+        Ok(())
+    })
+    .await?;
     Ok(())
 }
 
@@ -166,22 +166,21 @@ pub async fn remove(
     Path((key, member)): Path<(String, String)>,
 ) -> Result<http::StatusCode, ApiError> {
     user.require(Permission::ProjectMembers)?;
-    app.store
-        .update(move |draft| {
-            let user_id = user_id_of(draft, &member)?;
-            let project = project_mut(draft, &key)?;
-            let before = project.members.len();
-            project
-                .members
-                .retain(|existing| existing.user_id != user_id);
-            if project.members.len() == before {
-                return Err(ApiError::new(
-                    ErrorCode::NotFound,
-                    format!("`{member}` is not a member of project `{key}`"),
-                ));
-            }
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let user_id = user_id_of(draft, &member)?;
+        let project = project_mut(draft, &key)?;
+        let before = project.members.len();
+        project
+            .members
+            .retain(|existing| existing.user_id != user_id);
+        if project.members.len() == before {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("`{member}` is not a member of project `{key}`"),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ mod api_keys;
 pub mod audit;
 pub mod auth;
 mod channels;
+pub mod grants;
 mod limits;
 mod members;
 mod models;
@@ -112,6 +113,8 @@ pub fn router(app: App) -> Router<App> {
         .route("/api/channels/{id}/test", post(channels::test))
         .route("/api/usage/summary", get(usage::summary))
         .route("/api/usage/by-model", get(usage::by_model))
+        .route("/api/usage/by-project", get(usage::by_project))
+        .route("/api/usage/by-token", get(usage::by_token))
         .route("/api/usage/by-user", get(usage::by_user))
         .route("/api/usage/timeline", get(usage::timeline))
         .route("/api/usage/export", get(usage::export))
@@ -152,12 +155,18 @@ pub enum ErrorCode {
     NotFound,
     /// It conflicts with existing state (duplicate id, in use).
     Conflict,
+    /// The method is not one the route has.
+    MethodNotAllowed,
+    /// The body is larger than the service accepts.
+    PayloadTooLarge,
     /// Too many attempts.
     RateLimited,
     /// Something Routerly called on the caller's behalf (a notification channel) failed.
     DeliveryFailed,
     /// Something broke inside; details are in the log.
     Internal,
+    /// The service cannot do it now (a config file on disk is broken); retry once fixed.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -168,9 +177,12 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::DeliveryFailed => "delivery_failed",
             ErrorCode::Internal => "internal_error",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 
@@ -182,9 +194,12 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DeliveryFailed => StatusCode::BAD_GATEWAY,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -252,10 +267,54 @@ impl From<UpdateError<ApiError>> for ApiError {
     fn from(error: UpdateError<ApiError>) -> Self {
         match error {
             UpdateError::Rejected(error) => error,
-            UpdateError::Invalid(error) => ApiError::new(ErrorCode::Invalid, error.to_string()),
-            UpdateError::Store(error) => ApiError::internal(error),
+            UpdateError::Invalid(error) => ApiError {
+                code: ErrorCode::Invalid,
+                field: error.field.clone(),
+                message: error.to_string(),
+            },
+            UpdateError::Store(error) => store_error(error),
         }
     }
+}
+
+/// A store failure as the API answers it: a config file broken on disk is a 503 naming the
+/// file (and where), so the caller knows why every change is refused until it is fixed; the
+/// parser's own words stay in the log, since they may quote a value of the file.
+fn store_error(error: crate::store::StoreError) -> ApiError {
+    use crate::store::StoreError;
+    match &error {
+        StoreError::Config(file_error) => {
+            tracing::error!(error = %file_error, "a change was refused: a config file on disk is broken");
+            let position = if file_error.line > 0 {
+                format!(" at line {}, column {}", file_error.line, file_error.column)
+            } else {
+                " (it cannot be read)".to_owned()
+            };
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "{}{position} is broken on disk; no change is accepted until it is fixed (details in the service log)",
+                    config_file_name(&file_error.path)
+                ),
+            )
+        }
+        StoreError::Invalid(validation) => ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the config files on disk do not agree ({validation}); no change is accepted until they are fixed"
+            ),
+        ),
+        _ => ApiError::internal(error),
+    }
+}
+
+/// `config/NAME` for a config file's path.
+fn config_file_name(path: &std::path::Path) -> String {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("config/{name}")
 }
 
 /// A JSON body whose deserialization errors become 400s naming the field.
@@ -267,24 +326,79 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = bytes::Bytes::from_request(request, state)
             .await
-            .map_err(|error| ApiError::new(ErrorCode::Invalid, error.body_text()))?;
-        let value: T = serde_json::from_slice(&bytes).map_err(|error| {
-            let field = field_of(&error.to_string());
-            ApiError {
-                code: ErrorCode::Invalid,
-                message: format!("invalid request body: {error}"),
-                field,
-            }
-        })?;
+            .map_err(|error| {
+                if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        "the request body is larger than the service accepts",
+                    )
+                } else {
+                    ApiError::new(ErrorCode::Invalid, error.body_text())
+                }
+            })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value: T = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| body_error(&error))?;
         Ok(ApiJson(value))
     }
 }
 
-/// The field a serde error names (`missing field \`x\``, `unknown field \`x\``).
-fn field_of(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    Some(message[start..end].to_owned())
+/// A query string read into `T`, whose errors become 400s in the API's JSON shape naming the
+/// parameter (axum's own `Query` answers in plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection| {
+                let message = rejection.body_text();
+                ApiError {
+                    code: ErrorCode::Invalid,
+                    field: field_of("", &message),
+                    message: format!("invalid query: {message}"),
+                }
+            })
+    }
+}
+
+/// A 400 for a body that does not fit its type, naming the field by its path
+/// (`pricing.input`, `projects[2]`).
+pub(crate) fn body_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = error.inner().to_string();
+    ApiError {
+        code: ErrorCode::Invalid,
+        message: format!("invalid request body: {inner}"),
+        field: field_of(&error.path().to_string(), &inner),
+    }
+}
+
+/// The field a deserialization error is about: its path (which ends with the name of an
+/// unknown field), with the field that a `missing field` message names appended. Without a
+/// path (a query string), the field that a `missing` or `unknown field` message names.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let path = if path == "." { "" } else { path };
+    let prefixes: &[&str] = if path.is_empty() {
+        &["missing field `", "unknown field `"]
+    } else {
+        &["missing field `"]
+    };
+    let named = prefixes.iter().find_map(|prefix| {
+        let start = message.find(prefix)? + prefix.len();
+        let end = start + message[start..].find('`')?;
+        Some(&message[start..end])
+    });
+    match (path, named) {
+        ("", None) => None,
+        ("", Some(named)) => Some(named.to_owned()),
+        (path, None) => Some(path.to_owned()),
+        (path, Some(named)) => Some(format!("{path}.{named}")),
+    }
 }
 
 /// Creates the first admin at start from `ROUTERLY_ADMIN_EMAIL`/`ROUTERLY_ADMIN_PASSWORD`.
@@ -303,4 +417,57 @@ pub(crate) fn project_or_404<'s>(
     snapshot
         .project(key)
         .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(json: &str) -> Option<String> {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only deserialized")]
+        struct Inner {
+            input: f64,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[expect(dead_code, reason = "only deserialized")]
+        struct Outer {
+            name: String,
+            pricing: Inner,
+            #[serde(default)]
+            tags: Vec<u32>,
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        let error = serde_path_to_error::deserialize::<_, Outer>(&mut deserializer)
+            .expect_err("the body is wrong");
+        body_error(&error).field
+    }
+
+    #[test]
+    fn a_body_error_names_the_field_by_its_path() {
+        let cases = [
+            (r#"{"name": 1, "pricing": {"input": 1}}"#, Some("name")),
+            (
+                r#"{"name": "a", "pricing": {"input": "x"}}"#,
+                Some("pricing.input"),
+            ),
+            (
+                r#"{"name": "a", "pricing": {"input": 1, "extra": 2}}"#,
+                Some("pricing.extra"),
+            ),
+            (r#"{"name": "a", "pricing": {}}"#, Some("pricing.input")),
+            (r#"{"pricing": {"input": 1}}"#, Some("name")),
+            (
+                r#"{"name": "a", "pricing": {"input": 1}, "tags": [1, "x"]}"#,
+                Some("tags[1]"),
+            ),
+            (r#"{"name": "a", "surprise": 1}"#, Some("surprise")),
+            (r#""text""#, None),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(field(json).as_deref(), expected, "{json}");
+        }
+    }
 }

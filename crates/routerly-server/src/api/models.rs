@@ -154,26 +154,6 @@ fn check_endpoint(endpoint: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_pricing(pricing: &Pricing) -> Result<(), ApiError> {
-    let prices = [
-        Some(pricing.input),
-        Some(pricing.output),
-        pricing.cached_input,
-        pricing.cache_write,
-    ];
-    if prices
-        .into_iter()
-        .flatten()
-        .any(|price| !price.is_finite() || price < 0.0)
-    {
-        return Err(ApiError::invalid(
-            "pricing",
-            "prices must be non-negative numbers (USD per million tokens)",
-        ));
-    }
-    Ok(())
-}
-
 /// Checks a model id's form.
 pub fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
     let valid = !id.is_empty()
@@ -224,7 +204,6 @@ pub async fn create(
     let pricing = body
         .pricing
         .apply(known.map(|known| known.pricing).unwrap_or_default());
-    check_pricing(&pricing)?;
     let api_key = stored_key(&app.store.master_key(), body.api_key)?;
     let model = ModelConfig {
         upstream_model,
@@ -247,23 +226,22 @@ pub async fn create(
         created_at: chrono::Utc::now(),
     };
     let stored = model.clone();
-    app.store
-        .update(move |draft| {
-            if draft
-                .models
-                .models
-                .iter()
-                .any(|existing| existing.id == stored.id)
-            {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("a model `{}` already exists", stored.id),
-                ));
-            }
-            draft.models.models.push(stored);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        if draft
+            .models
+            .models
+            .iter()
+            .any(|existing| existing.id == stored.id)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("a model `{}` already exists", stored.id),
+            ));
+        }
+        draft.models.models.push(stored);
+        Ok(())
+    })
+    .await?;
     Ok((
         http::StatusCode::CREATED,
         axum::Json(model_view(&model, &app.store.master_key())),
@@ -303,49 +281,44 @@ pub async fn update(
     if let Some(endpoint) = &body.endpoint {
         check_endpoint(endpoint)?;
     }
-    if let Some(pricing) = &body.pricing {
-        check_pricing(pricing)?;
-    }
     let api_key = match body.api_key {
         Some(api_key) => Some(stored_key(&app.store.master_key(), Some(api_key))?),
         None => None,
     };
-    let updated = app
-        .store
-        .update(move |draft| {
-            let model = draft
-                .models
-                .models
-                .iter_mut()
-                .find(|model| model.id == id)
-                .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
-            if let Some(endpoint) = body.endpoint {
-                model.endpoint = endpoint.trim_end_matches('/').to_owned();
-            }
-            if let Some(api_key) = api_key {
-                model.api_key = api_key;
-            }
-            if let Some(upstream_model) = body.upstream_model {
-                model.upstream_model = upstream_model;
-            }
-            if let Some(pricing) = body.pricing {
-                model.pricing = pricing;
-            }
-            if body.context_window.is_some() {
-                model.context_window = body.context_window;
-            }
-            if let Some(capabilities) = body.capabilities {
-                model.capabilities = capabilities;
-            }
-            if let Some(timeouts) = body.timeouts {
-                model.timeouts = timeouts;
-            }
-            if let Some(api_version) = body.api_version {
-                model.api_version = Some(api_version).filter(|version| !version.trim().is_empty());
-            }
-            Ok(model.clone())
-        })
-        .await?;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let model = draft
+            .models
+            .models
+            .iter_mut()
+            .find(|model| model.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
+        if let Some(endpoint) = body.endpoint {
+            model.endpoint = endpoint.trim_end_matches('/').to_owned();
+        }
+        if let Some(api_key) = api_key {
+            model.api_key = api_key;
+        }
+        if let Some(upstream_model) = body.upstream_model {
+            model.upstream_model = upstream_model;
+        }
+        if let Some(pricing) = body.pricing {
+            model.pricing = pricing;
+        }
+        if body.context_window.is_some() {
+            model.context_window = body.context_window;
+        }
+        if let Some(capabilities) = body.capabilities {
+            model.capabilities = capabilities;
+        }
+        if let Some(timeouts) = body.timeouts {
+            model.timeouts = timeouts;
+        }
+        if let Some(api_version) = body.api_version {
+            model.api_version = Some(api_version).filter(|version| !version.trim().is_empty());
+        }
+        Ok(model.clone())
+    })
+    .await?;
     Ok(axum::Json(model_view(&updated, &app.store.master_key())))
 }
 
@@ -356,37 +329,37 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> Result<http::StatusCode, ApiError> {
     user.require(Permission::ModelWrite)?;
-    app.store
-        .update(move |draft| {
-            let users: Vec<&str> = draft
-                .projects
-                .projects
-                .iter()
-                .filter(|project| project.models.iter().any(|model| model.model_id == id))
-                .map(|project| project.slug.as_str())
-                .collect();
-            if !users.is_empty() {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!(
-                        "model `{id}` is used by project(s) {}; remove it from them first",
-                        users.join(", ")
-                    ),
-                ));
-            }
-            let before = draft.models.models.len();
-            draft.models.models.retain(|model| model.id != id);
-            if draft.models.models.len() == before {
-                return Err(ApiError::not_found(format!("no model `{id}`")));
-            }
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let users: Vec<&str> = draft
+            .projects
+            .projects
+            .iter()
+            .filter(|project| project.models.iter().any(|model| model.model_id == id))
+            .map(|project| project.slug.as_str())
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "model `{id}` is used by project(s) {}; remove it from them first",
+                    users.join(", ")
+                ),
+            ));
+        }
+        let before = draft.models.models.len();
+        draft.models.models.retain(|model| model.id != id);
+        if draft.models.models.len() == before {
+            return Err(ApiError::not_found(format!("no model `{id}`")));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/models/{id}/key`: the model's API key in clear, the one answer that carries it;
-/// only for callers who may write models (declared in `rbac::ROUTES`).
+/// only for callers who may write models (declared in `rbac::ROUTES`). An `env:` reference is
+/// answered as the reference, never its value.
 pub async fn reveal_key(
     State(app): State<App>,
     user: AuthUser,
@@ -397,10 +370,12 @@ pub async fn reveal_key(
     let model = snapshot
         .model(&id)
         .ok_or_else(|| ApiError::not_found(format!("no model `{id}`")))?;
+    // A reference is shown as itself: its value belongs to the service's environment, which
+    // no API caller may read.
     let api_key = match &model.api_key {
         Some(reference) if reference.starts_with("env:") => json!({
-            "api_key": snapshot.model_api_key(&id),
-            "source": reference,
+            "api_key": reference,
+            "source": "env",
         }),
         Some(_) => json!({ "api_key": snapshot.model_api_key(&id), "source": "encrypted" }),
         None => json!({ "api_key": null, "source": null }),

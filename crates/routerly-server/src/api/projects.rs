@@ -139,26 +139,25 @@ pub async fn create(
         created_at: Utc::now(),
     };
     let stored = project.clone();
-    app.store
-        .update(move |draft| {
-            if let Some(existing) = draft
-                .projects
-                .projects
-                .iter()
-                .find(|existing| existing.slug == stored.slug || existing.name == stored.name)
-            {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!(
-                        "a project named `{}` (slug `{}`) already exists",
-                        existing.name, existing.slug
-                    ),
-                ));
-            }
-            draft.projects.projects.push(stored);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        if let Some(existing) = draft
+            .projects
+            .projects
+            .iter()
+            .find(|existing| existing.slug == stored.slug || existing.name == stored.name)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "a project named `{}` (slug `{}`) already exists",
+                    existing.name, existing.slug
+                ),
+            ));
+        }
+        draft.projects.projects.push(stored);
+        Ok(())
+    })
+    .await?;
     Ok((
         http::StatusCode::CREATED,
         axum::Json(project_view(&project)),
@@ -183,23 +182,21 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateProject>,
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectWrite)?;
-    let updated = app
-        .store
-        .update(move |draft| {
-            let project = find_project(draft, &key)?;
-            if let Some(name) = body.name {
-                let name = name.trim().to_owned();
-                if name.is_empty() {
-                    return Err(ApiError::invalid("name", "the project needs a name"));
-                }
-                project.name = name;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let project = find_project(draft, &key)?;
+        if let Some(name) = body.name {
+            let name = name.trim().to_owned();
+            if name.is_empty() {
+                return Err(ApiError::invalid("name", "the project needs a name"));
             }
-            if let Some(timeouts) = body.timeouts {
-                project.timeouts = timeouts;
-            }
-            Ok(project.clone())
-        })
-        .await?;
+            project.name = name;
+        }
+        if let Some(timeouts) = body.timeouts {
+            project.timeouts = timeouts;
+        }
+        Ok(project.clone())
+    })
+    .await?;
     Ok(axum::Json(project_view(&updated)))
 }
 
@@ -210,13 +207,12 @@ pub async fn remove(
     Path(key): Path<String>,
 ) -> Result<http::StatusCode, ApiError> {
     user.require(Permission::ProjectWrite)?;
-    app.store
-        .update(move |draft| {
-            let id = find_project(draft, &key)?.id.clone();
-            draft.projects.projects.retain(|project| project.id != id);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let id = find_project(draft, &key)?.id.clone();
+        draft.projects.projects.retain(|project| project.id != id);
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }
 
@@ -255,52 +251,50 @@ pub async fn add_model(
     for alias in &body.aliases {
         check_id("aliases", alias)?;
     }
-    let project = app
-        .store
-        .update(move |draft| {
-            if draft
-                .models
-                .models
-                .iter()
-                .all(|model| model.id != body.model_id)
-            {
+    let project = super::grants::update(&app, &user, move |draft| {
+        if draft
+            .models
+            .models
+            .iter()
+            .all(|model| model.id != body.model_id)
+        {
+            return Err(ApiError::invalid(
+                "model_id",
+                format!("no model `{}` is registered", body.model_id),
+            ));
+        }
+        let project = find_project(draft, &key)?;
+        for alias in &body.aliases {
+            let clash = project.models.iter().find(|other| {
+                other.model_id != body.model_id
+                    && (other.model_id == *alias || other.aliases.contains(alias))
+            });
+            if let Some(other) = clash {
                 return Err(ApiError::invalid(
-                    "model_id",
-                    format!("no model `{}` is registered", body.model_id),
+                    "aliases",
+                    format!(
+                        "`{alias}` already names model `{}` in this project",
+                        other.model_id
+                    ),
                 ));
             }
-            let project = find_project(draft, &key)?;
-            for alias in &body.aliases {
-                let clash = project.models.iter().find(|other| {
-                    other.model_id != body.model_id
-                        && (other.model_id == *alias || other.aliases.contains(alias))
-                });
-                if let Some(other) = clash {
-                    return Err(ApiError::invalid(
-                        "aliases",
-                        format!(
-                            "`{alias}` already names model `{}` in this project",
-                            other.model_id
-                        ),
-                    ));
-                }
-            }
-            let entry = ProjectModel {
-                model_id: body.model_id.clone(),
-                aliases: body.aliases,
-                routing_prompt: body.routing_prompt,
-            };
-            match project
-                .models
-                .iter_mut()
-                .find(|model| model.model_id == body.model_id)
-            {
-                Some(existing) => *existing = entry,
-                None => project.models.push(entry),
-            }
-            Ok(project.clone())
-        })
-        .await?;
+        }
+        let entry = ProjectModel {
+            model_id: body.model_id.clone(),
+            aliases: body.aliases,
+            routing_prompt: body.routing_prompt,
+        };
+        match project
+            .models
+            .iter_mut()
+            .find(|model| model.model_id == body.model_id)
+        {
+            Some(existing) => *existing = entry,
+            None => project.models.push(entry),
+        }
+        Ok(project.clone())
+    })
+    .await?;
     Ok((
         http::StatusCode::CREATED,
         axum::Json(json!({ "models": project.models })),
@@ -339,42 +333,40 @@ pub async fn update_model(
     for alias in body.aliases.iter().flatten() {
         check_id("aliases", alias)?;
     }
-    let updated = app
-        .store
-        .update(move |draft| {
-            let project = find_project(draft, &key)?;
-            if let Some(aliases) = &body.aliases {
-                for alias in aliases {
-                    if let Some(other) = project.models.iter().find(|other| {
-                        other.model_id != model_id
-                            && (other.model_id == *alias || other.aliases.contains(alias))
-                    }) {
-                        return Err(ApiError::invalid(
-                            "aliases",
-                            format!(
-                                "`{alias}` already names model `{}` in this project",
-                                other.model_id
-                            ),
-                        ));
-                    }
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let project = find_project(draft, &key)?;
+        if let Some(aliases) = &body.aliases {
+            for alias in aliases {
+                if let Some(other) = project.models.iter().find(|other| {
+                    other.model_id != model_id
+                        && (other.model_id == *alias || other.aliases.contains(alias))
+                }) {
+                    return Err(ApiError::invalid(
+                        "aliases",
+                        format!(
+                            "`{alias}` already names model `{}` in this project",
+                            other.model_id
+                        ),
+                    ));
                 }
             }
-            let entry = project
-                .models
-                .iter_mut()
-                .find(|model| model.model_id == model_id)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("project `{key}` has no model `{model_id}`"))
-                })?;
-            if let Some(aliases) = body.aliases {
-                entry.aliases = aliases;
-            }
-            if let Some(prompt) = body.routing_prompt {
-                entry.routing_prompt = prompt.filter(|prompt| !prompt.trim().is_empty());
-            }
-            Ok(entry.clone())
-        })
-        .await?;
+        }
+        let entry = project
+            .models
+            .iter_mut()
+            .find(|model| model.model_id == model_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("project `{key}` has no model `{model_id}`"))
+            })?;
+        if let Some(aliases) = body.aliases {
+            entry.aliases = aliases;
+        }
+        if let Some(prompt) = body.routing_prompt {
+            entry.routing_prompt = prompt.filter(|prompt| !prompt.trim().is_empty());
+        }
+        Ok(entry.clone())
+    })
+    .await?;
     Ok(axum::Json(
         serde_json::to_value(updated).map_err(ApiError::internal)?,
     ))
@@ -387,19 +379,18 @@ pub async fn remove_model(
     Path((key, model_id)): Path<(String, String)>,
 ) -> Result<http::StatusCode, ApiError> {
     user.require(Permission::ProjectWrite)?;
-    app.store
-        .update(move |draft| {
-            let project = find_project(draft, &key)?;
-            let before = project.models.len();
-            project.models.retain(|model| model.model_id != model_id);
-            if project.models.len() == before {
-                return Err(ApiError::not_found(format!(
-                    "project `{key}` has no model `{model_id}`"
-                )));
-            }
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let project = find_project(draft, &key)?;
+        let before = project.models.len();
+        project.models.retain(|model| model.model_id != model_id);
+        if project.models.len() == before {
+            return Err(ApiError::not_found(format!(
+                "project `{key}` has no model `{model_id}`"
+            )));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }
 
@@ -464,29 +455,26 @@ pub async fn create_token(
         created_at: Utc::now(),
     };
     let stored = token.clone();
-    let project_id = app
-        .store
-        .update(move |draft| {
-            let registered: Vec<String> = draft
-                .models
-                .models
-                .iter()
-                .map(|model| model.id.clone())
-                .collect();
-            let project = find_project(draft, &key)?;
-            if let Some(unknown) = stored.models.iter().find(|model| {
-                !project.models.iter().any(|pm| &pm.model_id == *model)
-                    || !registered.contains(model)
-            }) {
-                return Err(ApiError::invalid(
-                    "models",
-                    format!("model `{unknown}` is not one of this project's models"),
-                ));
-            }
-            project.tokens.push(stored);
-            Ok(project.id.clone())
-        })
-        .await?;
+    let project_id = super::grants::update(&app, &user, move |draft| {
+        let registered: Vec<String> = draft
+            .models
+            .models
+            .iter()
+            .map(|model| model.id.clone())
+            .collect();
+        let project = find_project(draft, &key)?;
+        if let Some(unknown) = stored.models.iter().find(|model| {
+            !project.models.iter().any(|pm| &pm.model_id == *model) || !registered.contains(model)
+        }) {
+            return Err(ApiError::invalid(
+                "models",
+                format!("model `{unknown}` is not one of this project's models"),
+            ));
+        }
+        project.tokens.push(stored);
+        Ok(project.id.clone())
+    })
+    .await?;
     let mut view = token_view(&token);
     view["token"] = Value::String(secret);
     view["project_id"] = Value::String(project_id);
@@ -519,39 +507,37 @@ pub async fn update_token(
     {
         return Err(ApiError::invalid("expires_at", "the expiry is in the past"));
     }
-    let updated = app
-        .store
-        .update(move |draft| {
-            let project = find_project(draft, &key)?;
-            if let Some(models) = &body.models
-                && let Some(unknown) = models
-                    .iter()
-                    .find(|model| !project.models.iter().any(|pm| &pm.model_id == *model))
-            {
-                return Err(ApiError::invalid(
-                    "models",
-                    format!("model `{unknown}` is not one of this project's models"),
-                ));
-            }
-            let token = project
-                .tokens
-                .iter_mut()
-                .find(|token| token.id == token_id)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
-                })?;
-            if let Some(labels) = body.labels {
-                token.labels = labels;
-            }
-            if let Some(models) = body.models {
-                token.models = models;
-            }
-            if let Some(expires_at) = body.expires_at {
-                token.expires_at = expires_at;
-            }
-            Ok(token.clone())
-        })
-        .await?;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let project = find_project(draft, &key)?;
+        if let Some(models) = &body.models
+            && let Some(unknown) = models
+                .iter()
+                .find(|model| !project.models.iter().any(|pm| &pm.model_id == *model))
+        {
+            return Err(ApiError::invalid(
+                "models",
+                format!("model `{unknown}` is not one of this project's models"),
+            ));
+        }
+        let token = project
+            .tokens
+            .iter_mut()
+            .find(|token| token.id == token_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
+            })?;
+        if let Some(labels) = body.labels {
+            token.labels = labels;
+        }
+        if let Some(models) = body.models {
+            token.models = models;
+        }
+        if let Some(expires_at) = body.expires_at {
+            token.expires_at = expires_at;
+        }
+        Ok(token.clone())
+    })
+    .await?;
     Ok(axum::Json(token_view(&updated)))
 }
 
@@ -562,19 +548,18 @@ pub async fn revoke_token(
     Path((key, token_id)): Path<(String, String)>,
 ) -> Result<http::StatusCode, ApiError> {
     user.require(Permission::ProjectWrite)?;
-    app.store
-        .update(move |draft| {
-            let project = find_project(draft, &key)?;
-            let token = project
-                .tokens
-                .iter_mut()
-                .find(|token| token.id == token_id)
-                .ok_or_else(|| {
-                    ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
-                })?;
-            token.revoked_at.get_or_insert_with(Utc::now);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let project = find_project(draft, &key)?;
+        let token = project
+            .tokens
+            .iter_mut()
+            .find(|token| token.id == token_id)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
+            })?;
+        token.revoked_at.get_or_insert_with(Utc::now);
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }

@@ -401,6 +401,8 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/usage", Usage),
     route(Method::GET, "/api/usage/summary", Usage),
     route(Method::GET, "/api/usage/by-model", Usage),
+    route(Method::GET, "/api/usage/by-project", Usage),
+    route(Method::GET, "/api/usage/by-token", Usage),
     route(Method::GET, "/api/usage/by-user", Usage),
     route(Method::GET, "/api/usage/timeline", Usage),
     route(Method::GET, "/api/usage/export", Usage),
@@ -472,10 +474,7 @@ pub async fn authorize(
     let path = request.uri().path().to_owned();
     let route_path = matched_path.as_str().to_owned();
     let Some(access) = access_of(&method, &route_path) else {
-        return ApiError::internal(format!(
-            "route {method} {route_path} declares no permission in api::rbac::ROUTES"
-        ))
-        .into_response();
+        return unsupported_method(&method, &route_path);
     };
     let project_key = path_params
         .iter()
@@ -511,6 +510,36 @@ pub async fn authorize(
             &response,
         );
         write.await;
+    }
+    response
+}
+
+/// The answer to a method the route does not have: 405 with `Allow` listing the methods
+/// [`ROUTES`] declares for the path; a path that [`ROUTES`] does not know at all is a route
+/// the router has but the table lacks, refused with a 500 naming it (fail closed).
+fn unsupported_method(method: &Method, route_path: &str) -> Response {
+    let mut allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|route| route.path == route_path)
+        .map(|route| route.method.as_str())
+        .collect();
+    if allowed.is_empty() {
+        return ApiError::internal(format!(
+            "route {method} {route_path} declares no permission in api::rbac::ROUTES"
+        ))
+        .into_response();
+    }
+    if allowed.contains(&"GET") {
+        allowed.push("HEAD");
+    }
+    let allow = allowed.join(", ");
+    let mut response = ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{route_path} does not take {method}; it takes {allow}"),
+    )
+    .into_response();
+    if let Ok(value) = http::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(http::header::ALLOW, value);
     }
     response
 }

@@ -97,23 +97,22 @@ pub async fn create(
         permissions: check_permissions(&body.permissions)?,
     };
     let stored = role.clone();
-    app.store
-        .update(move |draft| {
-            if draft
-                .roles
-                .roles
-                .iter()
-                .any(|existing| existing.id == stored.id)
-            {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("a role `{}` already exists", stored.id),
-                ));
-            }
-            draft.roles.roles.push(stored);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        if draft
+            .roles
+            .roles
+            .iter()
+            .any(|existing| existing.id == stored.id)
+        {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("a role `{}` already exists", stored.id),
+            ));
+        }
+        draft.roles.roles.push(stored);
+        Ok(())
+    })
+    .await?;
     Ok((
         http::StatusCode::CREATED,
         axum::Json(serde_json::to_value(role).map_err(ApiError::internal)?),
@@ -149,27 +148,25 @@ pub async fn update(
         .as_deref()
         .map(check_permissions)
         .transpose()?;
-    let updated = app
-        .store
-        .update(move |draft| {
-            let role = draft
-                .roles
-                .roles
-                .iter_mut()
-                .find(|role| role.id == id)
-                .ok_or_else(|| ApiError::not_found(format!("no role `{id}`")))?;
-            if let Some(name) = body.name {
-                if name.trim().is_empty() {
-                    return Err(ApiError::invalid("name", "the role needs a name"));
-                }
-                role.name = name.trim().to_owned();
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let role = draft
+            .roles
+            .roles
+            .iter_mut()
+            .find(|role| role.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("no role `{id}`")))?;
+        if let Some(name) = body.name {
+            if name.trim().is_empty() {
+                return Err(ApiError::invalid("name", "the role needs a name"));
             }
-            if let Some(permissions) = permissions {
-                role.permissions = permissions;
-            }
-            Ok(role.clone())
-        })
-        .await?;
+            role.name = name.trim().to_owned();
+        }
+        if let Some(permissions) = permissions {
+            role.permissions = permissions;
+        }
+        Ok(role.clone())
+    })
+    .await?;
     Ok(axum::Json(
         serde_json::to_value(updated).map_err(ApiError::internal)?,
     ))
@@ -189,32 +186,31 @@ pub async fn remove(
         .filter(|key| key.role == id && key.revoked_at.is_none())
         .map(|key| key.name)
         .collect();
-    app.store
-        .update(move |draft| {
-            let holders: Vec<&str> = draft
-                .users
-                .users
-                .iter()
-                .filter(|user| user.role == id)
-                .map(|user| user.email.as_str())
-                .chain(key_users.iter().map(String::as_str))
-                .collect();
-            if !holders.is_empty() {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    format!(
-                        "role `{id}` is held by {}; give them another role first",
-                        holders.join(", ")
-                    ),
-                ));
-            }
-            let before = draft.roles.roles.len();
-            draft.roles.roles.retain(|role| role.id != id);
-            if draft.roles.roles.len() == before {
-                return Err(ApiError::not_found(format!("no role `{id}`")));
-            }
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        let holders: Vec<&str> = draft
+            .users
+            .users
+            .iter()
+            .filter(|user| user.role == id)
+            .map(|user| user.email.as_str())
+            .chain(key_users.iter().map(String::as_str))
+            .collect();
+        if !holders.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "role `{id}` is held by {}; give them another role first",
+                    holders.join(", ")
+                ),
+            ));
+        }
+        let before = draft.roles.roles.len();
+        draft.roles.roles.retain(|role| role.id != id);
+        if draft.roles.roles.len() == before {
+            return Err(ApiError::not_found(format!("no role `{id}`")));
+        }
+        Ok(())
+    })
+    .await?;
     Ok(http::StatusCode::NO_CONTENT)
 }

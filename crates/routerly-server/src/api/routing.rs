@@ -5,7 +5,9 @@
 //! retries}`: the CLI's `enable`, `disable` and `reorder` are edits of that list. A body
 //! with an unknown policy type or a bad parameter is refused with a message naming it.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+
+use super::ApiQuery as Query;
 use routerly_core::routing::RoutingConfig;
 use routerly_core::routing::policy::PolicyKind;
 use serde::Deserialize;
@@ -57,26 +59,24 @@ pub async fn replace(
     ApiJson(body): ApiJson<ReplaceRouting>,
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::ProjectWrite)?;
-    let updated = app
-        .store
-        .update(move |draft| {
-            let project = draft
-                .projects
-                .projects
-                .iter_mut()
-                .find(|project| project.id == key || project.slug == key || project.name == key)
-                .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
-            let routing = RoutingConfig {
-                policies: body.policies,
-                retries: body.retries.unwrap_or(project.routing.retries),
-            };
-            routing
-                .validate()
-                .map_err(|message| ApiError::invalid("policies", message))?;
-            project.routing = routing.clone();
-            Ok(routing)
-        })
-        .await?;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let project = draft
+            .projects
+            .projects
+            .iter_mut()
+            .find(|project| project.id == key || project.slug == key || project.name == key)
+            .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+        let routing = RoutingConfig {
+            policies: body.policies,
+            retries: body.retries.unwrap_or(project.routing.retries),
+        };
+        routing
+            .validate()
+            .map_err(|message| ApiError::invalid("policies", message))?;
+        project.routing = routing.clone();
+        Ok(routing)
+    })
+    .await?;
     for policy in updated.enabled() {
         if let Some(window) = crate::routing::window_minutes(policy) {
             app.routing.stats.retain_at_least(window);

@@ -27,7 +27,11 @@ pub const EDITABLE: &[&str] = &[
     "budget_time_zone",
     "budget_default_output_tokens",
     "usage_log_rotate_bytes",
+    "usage_retention_days",
+    "usage_compress_after_days",
+    "usage_hourly_rollup_days",
     "metrics_token",
+    "env_allow_list",
 ];
 
 /// Fields that hold a secret, sealed under the master key before they are stored.
@@ -66,16 +70,6 @@ fn check(settings: &Settings) -> Result<(), ApiError> {
             format!("`{url}` is not an http(s) URL"),
         ));
     }
-    if let Some(threshold) = settings
-        .alert_thresholds
-        .iter()
-        .find(|threshold| **threshold == 0 || **threshold > 1000)
-    {
-        return Err(ApiError::invalid(
-            "alert_thresholds",
-            format!("threshold {threshold} % is out of range (1 to 1000)"),
-        ));
-    }
     Ok(())
 }
 
@@ -106,26 +100,17 @@ pub async fn update(
             body.insert((*field).to_owned(), Value::String(sealed));
         }
     }
-    let updated = app
-        .store
-        .update(move |draft| {
-            let mut merged = serde_json::to_value(&draft.settings).map_err(ApiError::internal)?;
-            for (field, value) in body {
-                merged[field.as_str()] = value;
-            }
-            let settings: Settings = serde_json::from_value(merged).map_err(|error| {
-                let message = error.to_string();
-                let field = EDITABLE
-                    .iter()
-                    .find(|field| message.contains(&format!("`{field}`")))
-                    .copied()
-                    .unwrap_or("settings");
-                ApiError::invalid(field, format!("invalid settings: {message}"))
-            })?;
-            check(&settings)?;
-            draft.settings = settings.clone();
-            Ok(settings)
-        })
-        .await?;
+    let updated = super::grants::update(&app, &user, move |draft| {
+        let mut merged = serde_json::to_value(&draft.settings).map_err(ApiError::internal)?;
+        for (field, value) in body {
+            merged[field.as_str()] = value;
+        }
+        let settings: Settings =
+            serde_path_to_error::deserialize(merged).map_err(|error| super::body_error(&error))?;
+        check(&settings)?;
+        draft.settings = settings.clone();
+        Ok(settings)
+    })
+    .await?;
     Ok(axum::Json(json!(settings_view(&updated))))
 }

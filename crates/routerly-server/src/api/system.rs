@@ -43,11 +43,14 @@ pub async fn rotate_key(State(app): State<App>, user: AuthUser) -> Result<Respon
         ));
     }
     let new_key = MasterKey::generate();
-    let signing_key = new_key.derive("session-signing");
     let count = app
         .store
         .rotate_master_key(new_key)
         .await
+        .map_err(ApiError::internal)?;
+    let signing_key = app
+        .home
+        .new_session_signing_key()
         .map_err(ApiError::internal)?;
     app.session_keys.replace(signing_key);
     tracing::info!(secrets = count, "master key rotated");

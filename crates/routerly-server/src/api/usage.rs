@@ -1,12 +1,18 @@
-//! `/api/usage`: the usage log and reports over it: records (newest first, paged), a summary,
-//! totals by model, by user and by tag, a timeline, and a CSV export. Every answer covers only
-//! the projects the caller may read (`AuthUser::usage_scope`).
+//! `/api/usage`: records (newest first, paged, or one trace's), a summary, totals by
+//! project, model, token, user and tag, a timeline, and a streamed export (CSV or JSON
+//! Lines). Reports read the rollups; records are found through the segment indexes
+//! (`store::history`). Every answer covers only the projects the caller may read
+//! (`AuthUser::usage_scope`).
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::State;
+
+use super::ApiQuery as Query;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, TimeZone, Utc};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use routerly_core::usage::{Outcome, UsageRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,7 +21,11 @@ use super::auth::AuthUser;
 use super::rbac::ProjectScope;
 use super::{ApiError, ErrorCode};
 use crate::state::App;
-use crate::store::usage_log::read_usage_all;
+use crate::store::history::{Report, UsageHistory};
+use crate::store::rollup::{self, DAY, Dimension, Filter, GroupBy, HOUR};
+
+/// Longest value accepted for a text filter.
+const MAX_FILTER_CHARS: usize = 512;
 
 /// Filters every usage route takes.
 #[derive(Debug, Default, Deserialize)]
@@ -24,13 +34,13 @@ pub struct UsageQuery {
     /// Only this project (id, slug or name).
     #[serde(default)]
     project: Option<String>,
-    /// Only this model.
+    /// Only this model (`(none)`: calls where no model was tried).
     #[serde(default)]
     model: Option<String>,
     /// Only this token.
     #[serde(default)]
     token: Option<String>,
-    /// Only records with this `user` field.
+    /// Only records with this `user` field (`(none)`: without one).
     #[serde(default)]
     user: Option<String>,
     /// Only records carrying this tag.
@@ -51,40 +61,53 @@ pub struct UsageQuery {
     /// Records to skip.
     #[serde(default)]
     offset: Option<usize>,
+    /// Only the records of this trace id (`GET /api/usage`).
+    #[serde(default)]
+    trace: Option<String>,
     /// Timeline bucket: `hour` or `day` (default).
     #[serde(default)]
     bucket: Option<String>,
+    /// Time zone whose midnights start timeline days (IANA name, default UTC).
+    #[serde(default)]
+    tz: Option<String>,
+    /// Export format: `csv` (default) or `jsonl`.
+    #[serde(default)]
+    format: Option<String>,
 }
 
-/// The records the caller may see that match `query`, oldest first.
-async fn matching_records(
-    app: &App,
-    user: &AuthUser,
-    query: &UsageQuery,
-) -> Result<Vec<UsageRecord>, ApiError> {
+/// A text filter, checked for length; `(none)` means the empty value (no model, no user).
+fn text_filter(field: &str, value: &Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(value) if value.chars().count() > MAX_FILTER_CHARS => Err(ApiError::invalid(
+            field,
+            format!("longer than {MAX_FILTER_CHARS} characters"),
+        )),
+        Some(value) if value == "(none)" => Ok(Some(String::new())),
+        Some(value) => Ok(Some(value.clone())),
+    }
+}
+
+/// The filter `query` asks for, narrowed to the projects the caller may read.
+fn filter_for(app: &App, user: &AuthUser, query: &UsageQuery) -> Result<Filter, ApiError> {
     let mut scope = user.usage_scope();
     if let Some(key) = &query.project {
         let snapshot = app.store.snapshot();
-        let project = snapshot.project(key);
-        match project {
+        let forbidden = || {
+            ApiError::new(
+                ErrorCode::Forbidden,
+                format!("you may not read the usage of project `{key}`"),
+            )
+        };
+        match snapshot.project(key) {
             Some(project) if scope.includes(&project.id) => {
                 scope = ProjectScope::Only([project.id.clone()].into_iter().collect());
             }
-            Some(_) => {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    format!("you may not read the usage of project `{key}`"),
-                ));
-            }
+            Some(_) => return Err(forbidden()),
             None if scope == ProjectScope::All => {
                 return Err(ApiError::not_found(format!("no project `{key}`")));
             }
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    format!("you may not read the usage of project `{key}`"),
-                ));
-            }
+            None => return Err(forbidden()),
         }
     }
     let outcome: Option<Outcome> = match &query.outcome {
@@ -98,133 +121,153 @@ async fn matching_records(
         ),
         None => None,
     };
-    let path = app.home.usage_log_path();
-    let records = tokio::task::spawn_blocking(move || read_usage_all(&path))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(records
-        .into_iter()
-        .filter(|record| scope.includes(&record.project_id))
-        .filter(|record| {
-            query
-                .model
-                .as_ref()
-                .is_none_or(|model| record.model_id.as_ref() == Some(model))
-        })
-        .filter(|record| {
-            query
-                .token
-                .as_ref()
-                .is_none_or(|token| &record.token_id == token)
-        })
-        .filter(|record| {
-            query
-                .user
-                .as_ref()
-                .is_none_or(|user| record.user.as_ref() == Some(user))
-        })
-        .filter(|record| {
-            query
-                .tag
-                .as_ref()
-                .is_none_or(|tag| record.tags.contains(tag))
-        })
-        .filter(|record| outcome.is_none_or(|outcome| record.outcome == outcome))
-        .filter(|record| query.from.is_none_or(|from| record.timestamp >= from))
-        .filter(|record| query.to.is_none_or(|to| record.timestamp < to))
-        .collect())
+    if let (Some(from), Some(to)) = (query.from, query.to)
+        && from > to
+    {
+        return Err(ApiError::invalid("from", "`from` is after `to`"));
+    }
+    Ok(Filter {
+        projects: match scope {
+            ProjectScope::All => None,
+            ProjectScope::Only(ids) => Some(ids.into_iter().collect::<HashSet<String>>()),
+        },
+        model: text_filter("model", &query.model)?,
+        token: text_filter("token", &query.token)?,
+        user: text_filter("user", &query.user)?,
+        tag: text_filter("tag", &query.tag)?,
+        outcome,
+        from: query.from.map(|from| from.timestamp()),
+        to: query.to.map(|to| {
+            // Exclusive: a `to` inside a second still covers the records before it.
+            if to.timestamp_subsec_nanos() > 0 {
+                to.timestamp() + 1
+            } else {
+                to.timestamp()
+            }
+        }),
+    })
 }
 
-/// `GET /api/usage`: records newest first, paged.
+/// Runs `work` on the history off the async workers.
+async fn with_history<T: Send + 'static>(
+    app: &App,
+    work: impl FnOnce(&dyn UsageHistory) -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let history = app.usage_history.clone();
+    tokio::task::spawn_blocking(move || work(&*history))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+/// A report for `query` grouped by `group`.
+async fn report(
+    app: &App,
+    user: &AuthUser,
+    query: &UsageQuery,
+    group: GroupBy,
+) -> Result<Report, ApiError> {
+    let filter = filter_for(app, user, query)?;
+    with_history(app, move |history| history.report(filter, group)).await
+}
+
+/// The covered range of a report, as RFC 3339 times.
+fn covered(report: &Report) -> (Value, Value) {
+    let time = |seconds: Option<i64>| {
+        seconds
+            .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
+            .map_or(Value::Null, |time| json!(time))
+    };
+    (time(report.filter.from), time(report.filter.to))
+}
+
+/// `GET /api/usage`: records newest first, paged; with `trace`, that trace's records.
 pub async fn list(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let records = matching_records(&app, &user, &query).await?;
+    let filter = filter_for(&app, &user, &query)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     let offset = query.offset.unwrap_or(0);
-    let total = records.len();
-    let page: Vec<UsageRecord> = records.into_iter().rev().skip(offset).take(limit).collect();
-    Ok(axum::Json(
-        json!({ "records": page, "total": total, "limit": limit, "offset": offset }),
-    ))
-}
-
-/// Running totals over some records.
-#[derive(Debug, Default, Clone)]
-struct Totals {
-    calls: u64,
-    errors: u64,
-    input_tokens: u64,
-    output_tokens: u64,
-    cached_input_tokens: u64,
-    cost_usd: f64,
-    latency_ms_sum: f64,
-}
-
-impl Totals {
-    fn add(&mut self, record: &UsageRecord) {
-        self.calls += 1;
-        if record.outcome != Outcome::Success {
-            self.errors += 1;
+    if let Some(trace) = &query.trace {
+        if trace.len() > 64 {
+            return Err(ApiError::invalid("trace", "not a trace id"));
         }
-        self.input_tokens += record.input_tokens;
-        self.output_tokens += record.output_tokens;
-        self.cached_input_tokens += record.cached_input_tokens;
-        self.cost_usd += record.cost_usd;
-        self.latency_ms_sum += record.latency_ms;
+        let trace = trace.clone();
+        let found = with_history(&app, move |history| history.find_trace(&trace)).await?;
+        let records: Vec<UsageRecord> = found
+            .into_iter()
+            .filter(|record| filter.matches_in_time(record))
+            .collect();
+        return Ok(axum::Json(json!({
+            "total": records.len(),
+            "records": records,
+            "limit": limit,
+            "offset": 0,
+            "has_more": false,
+        })));
     }
-
-    fn view(&self) -> Value {
-        json!({
-            "calls": self.calls,
-            "errors": self.errors,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cached_input_tokens": self.cached_input_tokens,
-            "total_tokens": self.input_tokens + self.output_tokens,
-            "cost_usd": self.cost_usd,
-            "avg_latency_ms": if self.calls == 0 { 0.0 } else { self.latency_ms_sum / self.calls as f64 },
-        })
-    }
+    let page = with_history(&app, move |history| {
+        let page = history.page(&filter, offset, limit)?;
+        // The total comes from the rollups when they can say it exactly: no time bound
+        // inside a bucket, at most one dimension.
+        let report = history.report(filter.clone(), GroupBy::Nothing)?;
+        let exact = report.from_rollups
+            && report.filter.from == filter.from
+            && report.filter.to == filter.to;
+        let total = exact.then(|| {
+            report
+                .groups
+                .values()
+                .map(|group| group.total().calls)
+                .sum::<u64>()
+        });
+        Ok((page, total))
+    })
+    .await?;
+    let (page, total) = page;
+    Ok(axum::Json(json!({
+        "records": page.records,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "has_more": page.has_more,
+    })))
 }
 
-fn grouped(groups: BTreeMap<String, Totals>, key: &str) -> Vec<Value> {
-    let mut rows: Vec<(String, Totals)> = groups.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cost_usd.total_cmp(&a.1.cost_usd).then(a.0.cmp(&b.0)));
-    rows.into_iter()
-        .map(|(name, totals)| {
-            let mut row = totals.view();
-            row[key] = Value::String(name);
-            row
-        })
-        .collect()
-}
-
-/// `GET /api/usage/summary`: totals and calls per outcome.
+/// `GET /api/usage/summary`: totals, calls per outcome, latency and time-to-first-token
+/// percentiles.
 pub async fn summary(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let records = matching_records(&app, &user, &query).await?;
-    let mut totals = Totals::default();
-    let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &records {
-        totals.add(record);
-        let outcome = serde_json::to_value(record.outcome)
-            .ok()
-            .and_then(|value| value.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        *outcomes.entry(outcome).or_default() += 1;
-    }
-    let mut view = totals.view();
-    view["by_outcome"] = json!(outcomes);
-    view["from"] = json!(query.from);
-    view["to"] = json!(query.to);
+    let report = report(&app, &user, &query, GroupBy::Nothing).await?;
+    let mut view = report.groups.get("").cloned().unwrap_or_default().view();
+    let (from, to) = covered(&report);
+    view["from"] = from;
+    view["to"] = to;
     Ok(axum::Json(view))
+}
+
+/// Rows of `report`, most expensive first, each named under `key` (`""` shown as `(none)`).
+fn rows(report: &Report, key: &str) -> Vec<Value> {
+    let mut rows: Vec<(f64, &String, Value)> = report
+        .groups
+        .iter()
+        .map(|(name, group)| {
+            let mut row = group.view();
+            row[key] = json!(if name.is_empty() {
+                "(none)"
+            } else {
+                name.as_str()
+            });
+            (row["cost_usd"].as_f64().unwrap_or(0.0), name, row)
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    rows.into_iter().map(|(_, _, row)| row).collect()
 }
 
 /// `GET /api/usage/by-model`: totals per model, most expensive first.
@@ -233,16 +276,31 @@ pub async fn by_model(
     user: AuthUser,
     Query(query): Query<UsageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let records = matching_records(&app, &user, &query).await?;
-    let mut groups: BTreeMap<String, Totals> = BTreeMap::new();
-    for record in &records {
-        let model = record
-            .model_id
-            .clone()
-            .unwrap_or_else(|| "(none)".to_owned());
-        groups.entry(model).or_default().add(record);
-    }
-    Ok(axum::Json(json!({ "models": grouped(groups, "model_id") })))
+    let report = report(&app, &user, &query, GroupBy::Dimension(Dimension::Model)).await?;
+    Ok(axum::Json(json!({ "models": rows(&report, "model_id") })))
+}
+
+/// `GET /api/usage/by-project`: totals per project, most expensive first (one request for
+/// every project's panel).
+pub async fn by_project(
+    State(app): State<App>,
+    user: AuthUser,
+    Query(query): Query<UsageQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let report = report(&app, &user, &query, GroupBy::Project).await?;
+    Ok(axum::Json(
+        json!({ "projects": rows(&report, "project_id") }),
+    ))
+}
+
+/// `GET /api/usage/by-token`: totals per project token, most expensive first.
+pub async fn by_token(
+    State(app): State<App>,
+    user: AuthUser,
+    Query(query): Query<UsageQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let report = report(&app, &user, &query, GroupBy::Dimension(Dimension::Token)).await?;
+    Ok(axum::Json(json!({ "tokens": rows(&report, "token_id") })))
 }
 
 /// `GET /api/usage/by-user`: totals per request `user` field and per tag, for spend
@@ -252,70 +310,85 @@ pub async fn by_user(
     user: AuthUser,
     Query(query): Query<UsageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let records = matching_records(&app, &user, &query).await?;
-    let mut users: BTreeMap<String, Totals> = BTreeMap::new();
-    let mut tags: BTreeMap<String, Totals> = BTreeMap::new();
-    for record in &records {
-        let name = record.user.clone().unwrap_or_else(|| "(none)".to_owned());
-        users.entry(name).or_default().add(record);
-        for tag in &record.tags {
-            tags.entry(tag.clone()).or_default().add(record);
-        }
-    }
+    let users = report(&app, &user, &query, GroupBy::Dimension(Dimension::User)).await?;
+    let tags = report(&app, &user, &query, GroupBy::Dimension(Dimension::Tag)).await?;
     Ok(axum::Json(json!({
-        "users": grouped(users, "user"),
-        "tags": grouped(tags, "tag"),
+        "users": rows(&users, "user"),
+        "tags": rows(&tags, "tag"),
     })))
 }
 
-/// `GET /api/usage/timeline`: totals per hour or day, oldest first.
+/// `GET /api/usage/timeline`: totals per hour or day (days from midnight in `tz`), oldest
+/// first.
 pub async fn timeline(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let bucket_seconds: i64 = match query.bucket.as_deref().unwrap_or("day") {
-        "hour" => 3600,
-        "day" => 86_400,
+    let seconds: i64 = match query.bucket.as_deref().unwrap_or("day") {
+        "hour" => HOUR,
+        "day" => DAY,
         other => {
             return Err(ApiError::invalid(
                 "bucket",
-                format!("unknown bucket `{other}`; use hour or day"),
+                format!(
+                    "unknown bucket `{}`; use hour or day",
+                    other.chars().take(40).collect::<String>()
+                ),
             ));
         }
     };
-    let records = matching_records(&app, &user, &query).await?;
-    let mut buckets: BTreeMap<i64, Totals> = BTreeMap::new();
-    for record in &records {
-        let seconds = record.timestamp.timestamp();
-        let start = seconds - seconds.rem_euclid(bucket_seconds);
-        buckets.entry(start).or_default().add(record);
-    }
-    let points: Vec<Value> = buckets
-        .into_iter()
-        .map(|(start, totals)| {
-            let mut point = totals.view();
-            point["start"] = json!(Utc.timestamp_opt(start, 0).single());
-            point
+    let zone: chrono_tz::Tz = match &query.tz {
+        None => chrono_tz::Tz::UTC,
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::invalid(
+                "tz",
+                format!(
+                    "unknown time zone `{}`",
+                    name.chars().take(64).collect::<String>()
+                ),
+            )
+        })?,
+    };
+    let report = report(&app, &user, &query, GroupBy::Time { seconds, zone }).await?;
+    let mut points: Vec<(i64, Value)> = report
+        .groups
+        .iter()
+        .filter_map(|(key, group)| {
+            let start = rollup::bucket_time(key)?;
+            let mut point = group.view();
+            point["start"] = json!(start);
+            Some((start.timestamp(), point))
         })
         .collect();
+    points.sort_by_key(|(start, _)| *start);
+    let (from, to) = covered(&report);
     Ok(axum::Json(json!({
-        "bucket": if bucket_seconds == 3600 { "hour" } else { "day" },
-        "points": points,
+        "bucket": if seconds == HOUR { "hour" } else { "day" },
+        "tz": zone.name(),
+        "from": from,
+        "to": to,
+        "points": points.into_iter().map(|(_, point)| point).collect::<Vec<_>>(),
     })))
 }
 
-/// A CSV field, quoted when it needs to be.
+/// A CSV field, quoted when it needs to be; a field a spreadsheet would run as a formula
+/// is prefixed with `'`.
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 
 /// The CSV columns of [`export`].
-const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 24] = [
     "id",
     "timestamp",
     "project_id",
@@ -330,53 +403,132 @@ const CSV_COLUMNS: [&str; 21] = [
     "cached_input_tokens",
     "cache_write_tokens",
     "cost_usd",
+    "input_cost_usd",
+    "output_cost_usd",
     "latency_ms",
     "ttft_ms",
     "outcome",
     "status",
+    "error",
     "trace_id",
     "user",
     "tags",
 ];
 
-/// `GET /api/usage/export`: the matching records as CSV, oldest first.
+/// One record as a CSV line.
+fn csv_line(record: &UsageRecord, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    let value = serde_json::to_value(record)?;
+    for (index, column) in CSV_COLUMNS.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        let field = match &value[*column] {
+            Value::Null => String::new(),
+            Value::String(text) => csv_field(text),
+            Value::Array(items) => csv_field(
+                &items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            // Numbers and booleans: never formulas (a negative number is a number).
+            other => other.to_string(),
+        };
+        out.extend_from_slice(field.as_bytes());
+    }
+    out.push(b'\n');
+    Ok(())
+}
+
+/// Bytes gathered before a chunk of an export is sent.
+const EXPORT_CHUNK: usize = 64 * 1024;
+/// Chunks an export keeps ready ahead of the client (its memory bound).
+const EXPORT_CHUNKS_AHEAD: usize = 4;
+
+/// `GET /api/usage/export`: the matching records, oldest first, as CSV (default) or JSON
+/// Lines (`format=jsonl`, the log's lines as they are), streamed as they are read: memory stays constant whatever the
+/// size, and a client that hangs up stops the read.
 pub async fn export(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
 ) -> Result<Response, ApiError> {
-    let records = matching_records(&app, &user, &query).await?;
-    let mut csv = CSV_COLUMNS.join(",");
-    csv.push('\n');
-    for record in &records {
-        let value = serde_json::to_value(record).map_err(ApiError::internal)?;
-        let fields: Vec<String> = CSV_COLUMNS
-            .iter()
-            .map(|column| match &value[*column] {
-                Value::Null => String::new(),
-                Value::String(text) => csv_field(text),
-                Value::Array(items) => csv_field(
-                    &items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(";"),
+    let jsonl = match query.format.as_deref().unwrap_or("csv") {
+        "csv" => false,
+        "jsonl" | "ndjson" => true,
+        other => {
+            return Err(ApiError::invalid(
+                "format",
+                format!(
+                    "unknown format `{}`; use csv or jsonl",
+                    other.chars().take(40).collect::<String>()
                 ),
-                other => other.to_string(),
-            })
-            .collect();
-        csv.push_str(&fields.join(","));
-        csv.push('\n');
-    }
+            ));
+        }
+    };
+    let filter = filter_for(&app, &user, &query)?;
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_AHEAD);
+    let history = app.usage_history.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(EXPORT_CHUNK + 4096);
+        if !jsonl {
+            chunk.extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
+            chunk.push(b'\n');
+        }
+        let send = |chunk: &mut Vec<u8>| {
+            let full = std::mem::replace(chunk, Vec::with_capacity(EXPORT_CHUNK + 4096));
+            sender.blocking_send(Ok(Bytes::from(full))).is_ok()
+        };
+        let mut open = true;
+        let result = history.export(&filter, &mut |record, line| {
+            // JSON Lines: the log's own line, byte for byte.
+            let written = if jsonl {
+                chunk.extend_from_slice(line);
+                chunk.push(b'\n');
+                Ok(())
+            } else {
+                csv_line(record, &mut chunk)
+            };
+            if let Err(error) = written {
+                tracing::error!(record_id = %record.id, %error, "cannot export a usage record");
+            }
+            if chunk.len() >= EXPORT_CHUNK {
+                open = send(&mut chunk);
+            }
+            open
+        });
+        match result {
+            Ok(_) if open => {
+                if !chunk.is_empty() {
+                    send(&mut chunk);
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                // The status is sent already: end the body with an error so the client sees
+                // a truncated transfer, not a complete file.
+                tracing::error!(%error, "usage export failed");
+                let _ = sender.blocking_send(Err(error));
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    let (content_type, name) = if jsonl {
+        ("application/x-ndjson", "routerly-usage.jsonl")
+    } else {
+        ("text/csv; charset=utf-8", "routerly-usage.csv")
+    };
     Ok((
         [
-            (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (http::header::CONTENT_TYPE, content_type.to_owned()),
             (
                 http::header::CONTENT_DISPOSITION,
-                "attachment; filename=\"routerly-usage.csv\"",
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        csv,
+        Body::from_stream(stream),
     )
         .into_response())
 }

@@ -184,28 +184,27 @@ pub async fn create(
         created_at: chrono::Utc::now(),
     };
     let user_id = new_user.id.clone();
-    app.store
-        .update(move |draft| {
-            if draft
-                .users
-                .users
-                .iter()
-                .any(|existing| existing.email.eq_ignore_ascii_case(&new_user.email))
-            {
-                return Err(ApiError {
-                    field: Some("email".to_owned()),
-                    ..ApiError::new(
-                        ErrorCode::Conflict,
-                        format!("a user `{}` already exists", new_user.email),
-                    )
-                });
-            }
-            check_role(&draft.roles, &new_user.role)?;
-            apply_memberships(draft, &new_user.id, &memberships)?;
-            draft.users.users.push(new_user);
-            Ok(())
-        })
-        .await?;
+    super::grants::update(&app, &user, move |draft| {
+        if draft
+            .users
+            .users
+            .iter()
+            .any(|existing| existing.email.eq_ignore_ascii_case(&new_user.email))
+        {
+            return Err(ApiError {
+                field: Some("email".to_owned()),
+                ..ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("a user `{}` already exists", new_user.email),
+                )
+            });
+        }
+        check_role(&draft.roles, &new_user.role)?;
+        apply_memberships(draft, &new_user.id, &memberships)?;
+        draft.users.users.push(new_user);
+        Ok(())
+    })
+    .await?;
     let snapshot = app.store.snapshot();
     let created = snapshot
         .user(&user_id)
@@ -258,43 +257,41 @@ pub async fn update(
         .map(|entry| parse_membership(entry))
         .collect::<Result<Vec<_>, _>>()?;
     let password_changed = password_hash.is_some();
-    let user_id = app
-        .store
-        .update(move |draft| {
-            let user_id = user_id_of(draft, &key)?;
-            if let Some(role) = &body.role {
-                check_role(&draft.roles, role)?;
+    let user_id = super::grants::update(&app, &user, move |draft| {
+        let user_id = user_id_of(draft, &key)?;
+        if let Some(role) = &body.role {
+            check_role(&draft.roles, role)?;
+        }
+        let admin_count = admins(draft);
+        let target = draft
+            .users
+            .users
+            .iter_mut()
+            .find(|user| user.id == user_id)
+            .expect("found by user_id_of");
+        if let Some(role) = body.role {
+            if target.role == "admin" && role != "admin" && admin_count == 1 {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    "this is the last admin; make another user admin first",
+                ));
             }
-            let admin_count = admins(draft);
-            let target = draft
-                .users
-                .users
-                .iter_mut()
-                .find(|user| user.id == user_id)
-                .expect("found by user_id_of");
-            if let Some(role) = body.role {
-                if target.role == "admin" && role != "admin" && admin_count == 1 {
-                    return Err(ApiError::new(
-                        ErrorCode::Conflict,
-                        "this is the last admin; make another user admin first",
-                    ));
-                }
-                target.role = role;
+            target.role = role;
+        }
+        if let Some(email) = body.email {
+            let email = email.trim().to_owned();
+            if !email.contains('@') {
+                return Err(ApiError::invalid("email", "the email address is not valid"));
             }
-            if let Some(email) = body.email {
-                let email = email.trim().to_owned();
-                if !email.contains('@') {
-                    return Err(ApiError::invalid("email", "the email address is not valid"));
-                }
-                target.email = email;
-            }
-            if let Some(password_hash) = password_hash {
-                target.password_hash = password_hash;
-            }
-            apply_memberships(draft, &user_id, &memberships)?;
-            Ok(user_id)
-        })
-        .await?;
+            target.email = email;
+        }
+        if let Some(password_hash) = password_hash {
+            target.password_hash = password_hash;
+        }
+        apply_memberships(draft, &user_id, &memberships)?;
+        Ok(user_id)
+    })
+    .await?;
     if password_changed {
         app.sessions
             .revoke_user(user_id.clone())
@@ -315,28 +312,26 @@ pub async fn remove(
     Path(key): Path<String>,
 ) -> Result<http::StatusCode, ApiError> {
     user.require(Permission::UserWrite)?;
-    let user_id = app
-        .store
-        .update(move |draft| {
-            let user_id = user_id_of(draft, &key)?;
-            let is_admin = draft
-                .users
-                .users
-                .iter()
-                .any(|user| user.id == user_id && user.role == "admin");
-            if is_admin && admins(draft) == 1 {
-                return Err(ApiError::new(
-                    ErrorCode::Conflict,
-                    "this is the last admin; make another user admin first",
-                ));
-            }
-            draft.users.users.retain(|user| user.id != user_id);
-            for project in &mut draft.projects.projects {
-                project.members.retain(|member| member.user_id != user_id);
-            }
-            Ok(user_id)
-        })
-        .await?;
+    let user_id = super::grants::update(&app, &user, move |draft| {
+        let user_id = user_id_of(draft, &key)?;
+        let is_admin = draft
+            .users
+            .users
+            .iter()
+            .any(|user| user.id == user_id && user.role == "admin");
+        if is_admin && admins(draft) == 1 {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "this is the last admin; make another user admin first",
+            ));
+        }
+        draft.users.users.retain(|user| user.id != user_id);
+        for project in &mut draft.projects.projects {
+            project.members.retain(|member| member.user_id != user_id);
+        }
+        Ok(user_id)
+    })
+    .await?;
     app.sessions
         .revoke_user(user_id)
         .await

@@ -234,8 +234,8 @@ pub fn alert_window_start(key: &CounterKey, now: DateTime<Utc>) -> DateTime<Utc>
     match key.window {
         Window::Calendar(period) => calendar_window(period, key.zone, now).0,
         Window::Rolling { seconds } => {
-            let seconds = seconds as i64;
-            let start = now.timestamp().div_euclid(seconds) * seconds;
+            let seconds = limits::signed_seconds(seconds);
+            let start = now.timestamp().div_euclid(seconds).saturating_mul(seconds);
             DateTime::from_timestamp(start, 0).unwrap_or(now)
         }
     }
@@ -729,7 +729,9 @@ impl Budgets {
         let key = &index.keys[limit_index];
         let resets_at = match key.window {
             Window::Calendar(period) => calendar_window(period, key.zone, now).1,
-            Window::Rolling { seconds } => window_start + chrono::Duration::seconds(seconds as i64),
+            Window::Rolling { seconds } => {
+                limits::shift_seconds(window_start, limits::signed_seconds(seconds))
+            }
         };
         let message = match kind {
             EventKind::Threshold => format!(
@@ -819,7 +821,7 @@ impl Budgets {
                 let (window_start, resets_at) = match key.window {
                     Window::Calendar(period) => calendar_window(period, key.zone, now),
                     Window::Rolling { seconds } => (
-                        now - chrono::Duration::seconds(seconds as i64),
+                        limits::shift_seconds(now, -limits::signed_seconds(seconds)),
                         if used > 0.0 {
                             self.counters.resets_at(
                                 now,
@@ -959,6 +961,8 @@ fn max_amounts(a: &Amounts, b: &Amounts) -> Amounts {
 pub async fn start(
     home: &crate::store::Home,
     store: &Arc<ConfigStore>,
+    files: Vec<std::path::PathBuf>,
+    mut replay: Box<dyn crate::store::history::Replay + Send>,
 ) -> Result<(Arc<Budgets>, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let snapshot = store.snapshot();
     let index = LimitIndex::build(&snapshot, None);
@@ -971,9 +975,8 @@ pub async fn start(
     let usage_log = home.usage_log_path();
     let checkpoint_path = home.checkpoint_path();
     let (rebuilt, stats) = {
-        let usage_log = usage_log.clone();
         tokio::task::spawn_blocking(move || {
-            rebuild::rebuild(&usage_log, &checkpoint_path, &keys, Utc::now())
+            rebuild::rebuild(&files, &checkpoint_path, &keys, Utc::now(), &mut *replay)
         })
         .await
         .expect("the rebuild task does not panic")
@@ -985,7 +988,7 @@ pub async fn start(
         files = stats.files,
         from_checkpoint = stats.from_checkpoint,
         millis = stats.millis,
-        "budget counters rebuilt from the usage log"
+        "usage log read at start-up: budget counters, usage rollups and routing statistics rebuilt"
     );
     let counters: Arc<dyn CounterStore> = Arc::new(crate::store::state::MemoryCounterStore::new());
     for (key, totals) in &rebuilt {

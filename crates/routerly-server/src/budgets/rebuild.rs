@@ -13,22 +13,23 @@
 //! current window; rotated files are named by their rotation time, so older ones are
 //! skipped without being opened.
 //!
-//! Records are read with a slim deserializer that borrows strings and skips the fields a
-//! budget does not need.
+//! The start-up rebuild is the one read of the log at start-up: it also hands every record
+//! it reads to a [`Replay`] (the usage history's rollups and index, and routing
+//! statistics), starting early enough for all of them.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use routerly_core::limits::{Amounts, CallScope, WindowTotals};
-use routerly_core::usage::Outcome;
+use routerly_core::usage::{Outcome, UsageRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::store::files;
+use crate::store::history::Replay;
 use crate::store::state::CounterKey;
 use crate::store::usage_log::usage_log_files;
 
@@ -37,46 +38,26 @@ const CHECKPOINT_VERSION: u32 = 1;
 /// Records this close to a back-fill's start are matched by id against the live count.
 const BACKFILL_OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
 
-/// The fields of a usage record that budgets read.
-#[derive(Deserialize)]
-struct SlimRecord<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    timestamp: DateTime<Utc>,
-    #[serde(borrow)]
-    project_id: Cow<'a, str>,
-    #[serde(borrow)]
-    token_id: Cow<'a, str>,
-    #[serde(borrow, default)]
-    model_id: Option<Cow<'a, str>>,
-    input_tokens: u64,
-    output_tokens: u64,
-    cost_usd: f64,
-    outcome: Outcome,
-}
-
-impl SlimRecord<'_> {
-    /// What the record adds to counters, or `None` when it counts nothing (refused, or no
-    /// model was tried).
-    fn counted(&self) -> Option<(CallScope<'_>, Amounts)> {
-        if self.outcome == Outcome::BudgetExceeded {
-            return None;
-        }
-        let model_id = self.model_id.as_deref()?;
-        Some((
-            CallScope {
-                project_id: &self.project_id,
-                token_id: &self.token_id,
-                model_id: Some(model_id),
-            },
-            Amounts {
-                cost_usd: self.cost_usd,
-                calls: 1.0,
-                input_tokens: self.input_tokens as f64,
-                output_tokens: self.output_tokens as f64,
-            },
-        ))
+/// What `record` adds to counters, or `None` when it counts nothing (refused, or no model
+/// was tried).
+fn counted(record: &UsageRecord) -> Option<(CallScope<'_>, Amounts)> {
+    if record.outcome == Outcome::BudgetExceeded {
+        return None;
     }
+    let model_id = record.model_id.as_deref()?;
+    Some((
+        CallScope {
+            project_id: &record.project_id,
+            token_id: &record.token_id,
+            model_id: Some(model_id),
+        },
+        Amounts {
+            cost_usd: record.cost_usd,
+            calls: 1.0,
+            input_tokens: record.input_tokens as f64,
+            output_tokens: record.output_tokens as f64,
+        },
+    ))
 }
 
 /// Where the usage log had got to: the active file's inode and length.
@@ -119,7 +100,7 @@ pub struct RebuildStats {
 }
 
 /// The inode of `path`, on systems that have inodes.
-fn inode(path: &Path) -> io::Result<Option<u64>> {
+pub fn inode_of(path: &Path) -> io::Result<Option<u64>> {
     let metadata = std::fs::metadata(path)?;
     #[cfg(unix)]
     {
@@ -137,7 +118,7 @@ fn inode(path: &Path) -> io::Result<Option<u64>> {
 /// unknown.
 pub fn current_position(usage_log: &Path) -> io::Result<Option<LogPosition>> {
     match std::fs::metadata(usage_log) {
-        Ok(metadata) => Ok(inode(usage_log)?.map(|inode| LogPosition {
+        Ok(metadata) => Ok(inode_of(usage_log)?.map(|inode| LogPosition {
             inode,
             offset: metadata.len(),
         })),
@@ -156,44 +137,46 @@ fn rotated_at(path: &Path) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
-/// Reads `path` from byte `start`, calling `visit` with each record and its byte offset.
+/// Reads `path` from byte `start` (a compressed segment is inflated from its start and
+/// the lines before `start` skipped), calling `visit` with each record, its byte offset and
+/// its length.
 fn read_records(
     path: &Path,
     start: u64,
     stats: &mut RebuildStats,
-    mut visit: impl FnMut(&SlimRecord<'_>, u64),
+    mut visit: impl FnMut(&UsageRecord, u64, u64),
 ) -> io::Result<()> {
-    let file = match File::open(path) {
-        Ok(file) => file,
+    let compressed = path.extension().is_some_and(|ext| ext == "gz");
+    let mut reader = match crate::store::segments::open_text(path) {
+        Ok(reader) => reader,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(error) => return Err(error),
     };
     stats.files += 1;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut skip_until = 0;
     if start > 0 {
-        io::Seek::seek(&mut reader, io::SeekFrom::Start(start))?;
+        if compressed {
+            skip_until = start;
+        } else {
+            let file = File::open(path)?;
+            let mut file = BufReader::with_capacity(1 << 20, file);
+            io::Seek::seek(&mut file, io::SeekFrom::Start(start))?;
+            reader = Box::new(file);
+        }
     }
-    let mut offset = start;
-    let mut line = Vec::with_capacity(1024);
-    loop {
-        line.clear();
-        let read = reader.read_until(b'\n', &mut line)?;
-        if read == 0 {
-            break;
+    let first = if compressed { 0 } else { start };
+    crate::store::segments::for_each_line(&mut *reader, first, |line, at, len| {
+        if at < skip_until || line.iter().all(u8::is_ascii_whitespace) {
+            return;
         }
-        let at = offset;
-        offset += read as u64;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match serde_json::from_slice::<SlimRecord<'_>>(&line) {
+        match serde_json::from_slice::<UsageRecord>(line) {
             Ok(record) => {
                 stats.records += 1;
-                visit(&record, at);
+                visit(&record, at, len);
             }
             Err(_) => stats.skipped += 1,
         }
-    }
+    })?;
     Ok(())
 }
 
@@ -203,29 +186,35 @@ fn oldest_needed<'k>(
     keys: impl Iterator<Item = &'k CounterKey>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    keys.map(|key| now - chrono::Duration::seconds(key.window.max_seconds() as i64 + 60))
-        .min()
+    keys.map(|key| {
+        routerly_core::limits::shift_seconds(
+            now,
+            -routerly_core::limits::signed_seconds(key.window.max_seconds()).saturating_add(60),
+        )
+    })
+    .min()
 }
 
-/// The files that may hold records at or after `oldest`.
-fn files_since(files: &[PathBuf], oldest: DateTime<Utc>) -> usize {
+/// The index of the first of `files` that may hold records at or after `oldest`.
+pub(crate) fn files_since(files: &[PathBuf], oldest: DateTime<Utc>) -> usize {
     files
         .iter()
         .position(|path| rotated_at(path).is_none_or(|rotated| rotated >= oldest))
         .unwrap_or(files.len())
 }
 
-/// Counters for `keys` from the usage log at `usage_log` and the checkpoint at
-/// `checkpoint_path` (see the module documentation).
+/// Counters for `keys` from the usage log whose files are `files` (see
+/// [`usage_log_files`]) and the checkpoint at `checkpoint_path` (see the module
+/// documentation); every record read from `replay`'s start on is also handed to `replay`.
 pub fn rebuild(
-    usage_log: &Path,
+    files: &[PathBuf],
     checkpoint_path: &Path,
     keys: &[CounterKey],
     now: DateTime<Utc>,
+    replay: &mut dyn Replay,
 ) -> io::Result<(Vec<(CounterKey, WindowTotals)>, RebuildStats)> {
     let started = Instant::now();
     let mut stats = RebuildStats::default();
-    let files = usage_log_files(usage_log)?;
     let checkpoint = load_checkpoint(checkpoint_path);
 
     let mut totals: Vec<WindowTotals> = keys
@@ -240,7 +229,7 @@ pub fn rebuild(
         && let Some(position) = checkpoint.position
     {
         let file_index = files.iter().position(|path| {
-            inode(path).ok().flatten() == Some(position.inode)
+            inode_of(path).ok().flatten() == Some(position.inode)
                 && std::fs::metadata(path).is_ok_and(|m| m.len() >= position.offset)
         });
         if let Some(file_index) = file_index {
@@ -266,29 +255,49 @@ pub fn rebuild(
     let oldest_per_key: Vec<i64> = keys
         .iter()
         .map(|key| {
-            (now - chrono::Duration::seconds(key.window.max_seconds() as i64 + 60)).timestamp()
+            (routerly_core::limits::shift_seconds(
+                now,
+                -routerly_core::limits::signed_seconds(key.window.max_seconds()).saturating_add(60),
+            ))
+            .timestamp()
         })
         .collect();
-    let first_file = match (oldest, tail_start) {
-        (Some(oldest), Some((tail_file, _))) => files_since(&files, oldest).min(tail_file),
-        (Some(oldest), None) => files_since(&files, oldest),
-        (None, Some((tail_file, _))) => tail_file,
-        (None, None) => files.len(),
+    let budget_start = match (oldest, tail_start) {
+        (Some(oldest), Some((tail_file, _))) => (files_since(files, oldest).min(tail_file), 0),
+        (Some(oldest), None) => (files_since(files, oldest), 0),
+        (None, Some((tail_file, offset))) => (tail_file, offset),
+        (None, None) => (files.len(), 0),
     };
+    let replay_start = replay.start();
+    let first_file = budget_start.0.min(replay_start.0);
 
     for (file_index, path) in files.iter().enumerate().skip(first_file) {
         let full_scan = oldest.is_some_and(|oldest| rotated_at(path).is_none_or(|r| r >= oldest));
-        let start = match tail_start {
+        // Where each reader needs this file from (`u64::MAX`: not at all).
+        let budget_need = match tail_start {
+            _ if file_index < budget_start.0 => u64::MAX,
             Some((tail_file, offset)) if tail_file == file_index && !full_scan => offset,
             _ => 0,
         };
-        read_records(path, start, &mut stats, |record, offset| {
-            let Some((call, amounts)) = record.counted() else {
+        let replay_need = match file_index.cmp(&replay_start.0) {
+            std::cmp::Ordering::Less => u64::MAX,
+            std::cmp::Ordering::Equal => replay_start.1,
+            std::cmp::Ordering::Greater => 0,
+        };
+        let start = budget_need.min(replay_need);
+        if start == u64::MAX {
+            continue;
+        }
+        read_records(path, start, &mut stats, |record, offset, len| {
+            if (file_index, offset) >= replay_start {
+                replay.visit(record, file_index, offset, len);
+            }
+            let Some((call, amounts)) = counted(record) else {
                 return;
             };
             let after_checkpoint = tail_start.is_some_and(|(tail_file, tail_offset)| {
                 (file_index, offset) >= (tail_file, tail_offset)
-            }) && !recent_ids.contains(record.id.as_ref());
+            }) && !recent_ids.contains(record.id.as_str());
             let timestamp = record.timestamp.timestamp();
             for (index, key) in keys.iter().enumerate() {
                 let wanted = if from_checkpoint[index] {
@@ -354,11 +363,11 @@ pub fn scan_for_backfill(
     };
     let overlap_from = registered_at - BACKFILL_OVERLAP;
     for path in &files[files_since(&files, oldest)..] {
-        read_records(path, 0, &mut stats, |record, _| {
+        read_records(path, 0, &mut stats, |record, _, _| {
             if record.timestamp < oldest {
                 return;
             }
-            let Some((call, amounts)) = record.counted() else {
+            let Some((call, amounts)) = counted(record) else {
                 return;
             };
             let covering: Vec<usize> = keys
@@ -424,7 +433,7 @@ pub fn write_checkpoint(
     recent_ids: Vec<String>,
 ) -> io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::store::files::create_private_dir_all(dir)?;
     }
     let checkpoint = Checkpoint {
         version: CHECKPOINT_VERSION,

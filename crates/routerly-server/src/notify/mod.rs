@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::store::config::ConfigStore;
 use crate::store::files;
+use crate::store::secrets::EnvAllowList;
 
 /// Attempts per delivery, the first included.
 pub const DELIVERY_ATTEMPTS: u32 = 5;
@@ -265,7 +266,10 @@ pub async fn deliver(
             let password = smtp_channel
                 .password
                 .as_deref()
-                .map(|stored| store.master_key().resolve(stored))
+                .map(|stored| {
+                    let allowed = EnvAllowList::new(&snapshot.settings.env_allow_list);
+                    store.master_key().resolve(stored, &allowed)
+                })
                 .transpose()
                 .map_err(|error| DeliveryError::Secret(error.to_string()))?;
             smtp::send(
@@ -280,7 +284,10 @@ pub async fn deliver(
             let secret = webhook_channel
                 .secret
                 .as_deref()
-                .map(|stored| store.master_key().resolve(stored))
+                .map(|stored| {
+                    let allowed = EnvAllowList::new(&snapshot.settings.env_allow_list);
+                    store.master_key().resolve(stored, &allowed)
+                })
                 .transpose()
                 .map_err(|error| DeliveryError::Secret(error.to_string()))?;
             webhook::post(

@@ -20,11 +20,17 @@ use super::DeliveryError;
 /// How long one delivery may take.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Whether `ip` is an address webhooks may not reach by default.
+/// Whether `ip` is an address webhooks may not reach by default: loopback, private, link-local,
+/// carrier-grade NAT, reserved, multicast and unspecified IPv4; loopback, unique-local,
+/// site-local, link-local, documentation, discard, multicast and unspecified IPv6; and every
+/// IPv6 form that carries an IPv4 address (IPv4-mapped `::ffff:0:0/96`, IPv4-compatible
+/// `::/96`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) judged by the IPv4 address it carries.
+/// Teredo (`2001::/32`) and local-use NAT64 (`64:ff9b:1::/48`) tunnels reach addresses that
+/// cannot be told from the outside, so they are refused whole.
 pub fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -32,18 +38,40 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v4.is_broadcast()
                 || v4.is_multicast()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b))
         }
         IpAddr::V6(v6) => {
+            let segments = v6.segments();
+            let octets = v6.octets();
+            let embedded_at = |at: usize| {
+                std::net::Ipv4Addr::new(octets[at], octets[at + 1], octets[at + 2], octets[at + 3])
+            };
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_private(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            // IPv4-compatible (deprecated, but still routed by some stacks) and NAT64.
+            let ipv4_compatible = segments[..6] == [0; 6];
+            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            if (ipv4_compatible && !v6.is_loopback() && !v6.is_unspecified()) || nat64 {
+                return is_private(IpAddr::V4(embedded_at(12)));
+            }
+            if segments[0] == 0x2002 {
+                return is_private(IpAddr::V4(embedded_at(2)));
+            }
+            let first = segments[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || (first == 0x2001 && segments[1] == 0)
+                || (first == 0x2001 && segments[1] == 0x0db8)
+                || (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+                || (first == 0x100 && segments[1..4] == [0, 0, 0])
         }
     }
 }
@@ -188,7 +216,35 @@ mod tests {
             ("fe80::1", true),
             ("::ffff:127.0.0.1", true),
             ("::ffff:10.1.2.3", true),
+            ("::ffff:8.8.8.8", false),
             ("2001:4860:4860::8888", false),
+            ("2606:4700::1111", false),
+            // IPv4-compatible.
+            ("::127.0.0.1", true),
+            ("::10.0.0.1", true),
+            ("::8.8.8.8", false),
+            // NAT64.
+            ("64:ff9b::7f00:1", true),
+            ("64:ff9b::a9fe:a9fe", true),
+            ("64:ff9b::808:808", false),
+            ("64:ff9b:1::808:808", true),
+            // 6to4.
+            ("2002:7f00:1::", true),
+            ("2002:c0a8:101::1", true),
+            ("2002:808:808::1", false),
+            // Teredo, site-local, documentation, discard.
+            ("2001::1", true),
+            ("2001:0:4136:e378:8000:63bf:3fff:fdd2", true),
+            ("fec0::1", true),
+            ("feff::1", true),
+            ("2001:db8::1", true),
+            ("100::1", true),
+            // Reserved IPv4.
+            ("240.0.0.1", true),
+            ("255.255.255.255", true),
+            ("198.18.0.1", true),
+            ("192.0.0.8", true),
+            ("192.0.2.1", false),
         ];
         for (text, private) in cases {
             let ip: IpAddr = text.parse().expect("test address");

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use routerly_core::canonical::{ErrorBody, ErrorKind};
 use routerly_core::config::{ModelConfig, Project, ProjectToken};
+use routerly_core::usage;
 
 use crate::store::config::Snapshot;
 
@@ -47,7 +48,10 @@ pub fn resolve<'s>(
     if !allowed(&named.model_id) {
         return Err(ErrorBody::new(
             ErrorKind::Permission,
-            format!("This token may not use the model `{requested}`."),
+            format!(
+                "This token may not use the model `{}`.",
+                usage::clip(requested, usage::MAX_ECHOED_NAME_CHARS)
+            ),
         )
         .with_code("model_not_allowed"));
     }
@@ -69,6 +73,7 @@ pub fn resolve<'s>(
 
 /// The 404 for a model name the project does not know.
 pub fn model_not_found(requested: &str) -> ErrorBody {
+    let requested = usage::clip(requested, usage::MAX_ECHOED_NAME_CHARS);
     ErrorBody::new(
         ErrorKind::NotFound,
         format!("The model `{requested}` does not exist in this project; use `auto` or one of the names `GET /v1/models` lists."),

@@ -159,6 +159,7 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::Value;
 
     #[test]
@@ -220,5 +221,112 @@ mod tests {
             Some(br#"{"model":"m"}"#.to_vec())
         );
         assert_eq!(with_members(b"[1]", &[("model", r#""m""#)]), None);
+    }
+
+    /// Text that stresses the scan: quotes, backslashes, brackets and non-ASCII.
+    fn tricky_text() -> impl Strategy<Value = String> {
+        proptest::string::string_regex(r#"([a-z ]|"|\\|\{|\}|\[|\]|,|:|é|💡|\n|\u{1}){0,12}"#)
+            .expect("a valid pattern")
+    }
+
+    /// Arbitrary JSON values, nested a few levels.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |number| number.is_finite())
+                .prop_map(Value::from),
+            tricky_text().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((tricky_text(), inner), 0..6)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// An object, written compactly or pretty.
+    fn object_text() -> impl Strategy<Value = (serde_json::Map<String, Value>, String)> {
+        (
+            proptest::collection::vec((tricky_text(), json_value()), 0..8),
+            any::<bool>(),
+        )
+            .prop_map(|(members, pretty)| {
+                let object: serde_json::Map<String, Value> = members.into_iter().collect();
+                let text = if pretty {
+                    serde_json::to_string_pretty(&object)
+                } else {
+                    serde_json::to_string(&object)
+                }
+                .expect("a map serializes");
+                (object, text)
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_scan_agrees_with_serde_json((generated, text) in object_text()) {
+            // Compared with serde_json's reading of the same text (its float parsing is not
+            // exact, so the generated numbers may differ in the last digit).
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).expect("serde_json reads what it wrote");
+            prop_assert_eq!(object.len(), generated.len());
+            let escaped_key = object
+                .keys()
+                .any(|key| serde_json::to_string(key).expect("a key").contains('\\'));
+            let Some(members) = top_level(&text) else {
+                prop_assert!(escaped_key, "refused an object without escaped keys: {text}");
+                return Ok(());
+            };
+            prop_assert!(!escaped_key, "a key with an escape was read as written: {text}");
+            prop_assert_eq!(members.len(), object.len());
+            for ((key, value_text), (parsed_key, parsed_value)) in members.iter().zip(&object) {
+                prop_assert_eq!(key, parsed_key);
+                let value: Value = serde_json::from_str(value_text).expect("a member's JSON text");
+                prop_assert_eq!(&value, parsed_value);
+            }
+        }
+
+        #[test]
+        fn a_truncated_object_is_refused((_object, text) in object_text()) {
+            let closing = text.rfind('}').expect("an object ends with a brace");
+            for cut in (0..closing).filter(|cut| text.is_char_boundary(*cut)) {
+                prop_assert_eq!(top_level(&text[..cut]), None, "{} of {}", cut, text);
+            }
+        }
+
+        #[test]
+        fn setting_members_gives_what_serde_json_gives((_generated, text) in object_text()) {
+            let replacements = [("model", r#""m""#), ("usage", "[1]")];
+            let Some(out) = with_members(text.as_bytes(), &replacements) else {
+                prop_assert_eq!(top_level(&text), None, "refused only what the scan refuses");
+                return Ok(());
+            };
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).expect("serde_json reads what it wrote");
+            let out: Value = serde_json::from_slice(&out).expect("still JSON");
+            let mut expected = object;
+            expected.insert("model".to_owned(), Value::from("m"));
+            expected.insert("usage".to_owned(), serde_json::json!([1]));
+            prop_assert_eq!(out, Value::Object(expected));
+        }
+
+        #[test]
+        fn what_the_scan_accepts_it_writes_back_the_same(
+            text in r#"[ {}\[\]":,a-c0-9\\-]{0,40}"#
+        ) {
+            if let Some(members) = top_level(&text) {
+                let mut out = Vec::new();
+                write_object(&mut out, &members, &[]);
+                let out = String::from_utf8(out).expect("UTF-8 in, UTF-8 out");
+                let again = top_level(&out);
+                prop_assert_eq!(again.as_ref(), Some(&members), "{} became {}", text, out);
+            }
+        }
     }
 }

@@ -18,7 +18,12 @@ mod budget;
 mod candidates;
 mod embeddings;
 mod error;
+#[cfg(not(feature = "fuzzing"))]
 mod members;
+/// The one-pass member scan, public only to the fuzz targets (`fuzz/`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod members;
 mod record;
 mod relay;
 mod responses;

@@ -129,7 +129,7 @@ impl CallRecord {
             surface,
             project_id: project.id.clone(),
             token_id: token.id.clone(),
-            tags,
+            tags: usage::bounded_tags(tags),
             user: None,
             stream: false,
             attempts: Vec::new(),
@@ -174,7 +174,10 @@ impl CallRecord {
 
     /// Notes what the decoded request says about attribution.
     pub fn set_request(&mut self, request: &ChatRequest) {
-        self.user = request.user.clone();
+        self.user = request
+            .user
+            .as_deref()
+            .map(|user| usage::clip(user, usage::MAX_USER_CHARS).into_owned());
         self.stream = request.stream;
     }
 
@@ -197,9 +200,10 @@ impl CallRecord {
 
     /// Notes a failed attempt on `model`.
     pub fn add_attempt(&mut self, model: &ModelConfig, error: &UpstreamError) {
+        let text = usage::clip(&error.to_string(), usage::MAX_ERROR_CHARS).into_owned();
         self.attempts.push(Attempt {
             model_id: model.id.clone(),
-            error: error.to_string(),
+            error: text.clone(),
             status: error.status(),
         });
         self.last_tried = Some(ServedBy::of(model));
@@ -209,7 +213,7 @@ impl CallRecord {
             } else {
                 "failed"
             };
-            trace.end_attempt(outcome, error.status(), Some(error.to_string()));
+            trace.end_attempt(outcome, error.status(), Some(text));
         }
     }
 
@@ -257,6 +261,10 @@ impl CallRecord {
         ttft: Option<Duration>,
         error: Option<String>,
     ) -> UsageRecord {
+        let error = error.map(|text| match usage::clip(&text, usage::MAX_ERROR_CHARS) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(clipped) => clipped,
+        });
         let latency = self.started.elapsed();
         if let Some(trace) = &self.trace {
             trace.finish(

@@ -69,15 +69,6 @@ impl Routing {
                 }
             }
         }
-        match stats.rebuild(&home.usage_log_path()) {
-            Ok(count) => tracing::debug!(
-                records = count,
-                "routing statistics rebuilt from the usage log"
-            ),
-            Err(error) => {
-                tracing::warn!(%error, "cannot rebuild routing statistics from the usage log; they start empty")
-            }
-        }
         Arc::new(Routing {
             stats,
             traces: TraceStore::open(home.data_dir().join("traces")),
@@ -85,6 +76,22 @@ impl Routing {
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             fallbacks: AtomicU64::new(0),
+        })
+    }
+
+    /// Its part of the start-up pass over the usage log, which reads `files`: the records
+    /// recent enough for the statistics' retention.
+    pub fn replay(
+        self: &Arc<Self>,
+        files: &[std::path::PathBuf],
+    ) -> Box<dyn crate::store::history::Replay + Send> {
+        let since = self.stats.keeps_since();
+        let oldest = chrono::DateTime::<chrono::Utc>::from_timestamp(since.floor() as i64, 0)
+            .unwrap_or_default();
+        Box::new(StatsReplay {
+            routing: Arc::clone(self),
+            since: oldest,
+            first_file: crate::budgets::rebuild::files_since(files, oldest),
         })
     }
 
@@ -529,5 +536,24 @@ impl<'a, 's> AttemptPlan<'a, 's> {
         self.retry += 1;
         self.repeat = true;
         Some(delay)
+    }
+}
+
+/// Routing statistics' part of the start-up pass.
+struct StatsReplay {
+    routing: Arc<Routing>,
+    since: chrono::DateTime<chrono::Utc>,
+    first_file: usize,
+}
+
+impl crate::store::history::Replay for StatsReplay {
+    fn start(&self) -> (usize, u64) {
+        (self.first_file, 0)
+    }
+
+    fn visit(&mut self, record: &UsageRecord, _file_index: usize, _offset: u64, _len: u64) {
+        if record.timestamp >= self.since {
+            self.routing.stats.observe(record);
+        }
     }
 }

@@ -5,8 +5,6 @@
 //! memory only and never the usage file.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, BufRead, BufReader};
-use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -163,30 +161,10 @@ impl Stats {
         // A failed call's last model is already among its attempts.
     }
 
-    /// Rebuilds from the usage log at start-up: records of the last `retention` only.
-    pub fn rebuild(&self, usage_log: &Path) -> io::Result<usize> {
-        let files = crate::store::usage_log::usage_log_files(usage_log)?;
-        let since = now_seconds() - self.lock().retention as f64;
-        let mut counted = 0;
-        // The newest two files cover the retention unless the log rotates more than hourly.
-        for path in files.iter().rev().take(2).rev() {
-            let file = match std::fs::File::open(path) {
-                Ok(file) => file,
-                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(error),
-            };
-            for line in BufReader::new(file).split(b'\n') {
-                let line = line?;
-                if !recent_enough(&line, since) {
-                    continue;
-                }
-                if let Ok(record) = serde_json::from_slice::<UsageRecord>(&line) {
-                    self.observe(&record);
-                    counted += 1;
-                }
-            }
-        }
-        Ok(counted)
+    /// The oldest record time (seconds) the statistics keep: the start-up replay feeds
+    /// [`Stats::observe`] the records from then on.
+    pub fn keeps_since(&self) -> f64 {
+        now_seconds() - self.lock().retention as f64
     }
 
     /// `health` for `model_ids` now: decayed error rates, and exclusions by the circuit
@@ -465,23 +443,6 @@ fn health_input(
     input
 }
 
-/// Whether a usage-log line's timestamp is at or after `since`, read without parsing the
-/// whole line (records put `timestamp` near the start); unreadable lines say yes.
-fn recent_enough(line: &[u8], since: f64) -> bool {
-    const KEY: &[u8] = b"\"timestamp\":\"";
-    let Some(at) = line.windows(KEY.len()).position(|window| window == KEY) else {
-        return true;
-    };
-    let rest = &line[at + KEY.len()..];
-    let Some(end) = rest.iter().position(|byte| *byte == b'"') else {
-        return true;
-    };
-    std::str::from_utf8(&rest[..end])
-        .ok()
-        .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
-        .is_none_or(|time| seconds_of(time.with_timezone(&Utc)) >= since)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,19 +549,5 @@ mod tests {
             "errors before the recovery are forgotten"
         );
         assert_eq!(stats.circuits(), vec![("bad".to_owned(), "closed")]);
-    }
-
-    #[test]
-    fn old_lines_are_skipped_by_their_timestamp() {
-        let now = now_seconds();
-        assert!(recent_enough(
-            b"{\"id\":\"a\",\"timestamp\":\"2999-01-01T00:00:00Z\"}",
-            now
-        ));
-        assert!(!recent_enough(
-            b"{\"id\":\"a\",\"timestamp\":\"2000-01-01T00:00:00Z\"}",
-            now
-        ));
-        assert!(recent_enough(b"garbage", now));
     }
 }

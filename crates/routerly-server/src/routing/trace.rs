@@ -500,11 +500,7 @@ impl HourFile {
         let file = match &mut self.open {
             Some((open_name, file)) if *open_name == name && dir.join(&name).exists() => file,
             _ => {
-                std::fs::create_dir_all(dir)?;
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(dir.join(&name))?;
+                let file = crate::store::files::open_private_append(&dir.join(&name))?;
                 &mut self.open.insert((name, file)).1
             }
         };

@@ -23,11 +23,7 @@ fn error(
     entry: impl Into<String>,
     message: impl Into<String>,
 ) -> ValidationError {
-    ValidationError {
-        file,
-        entry: entry.into(),
-        message: message.into(),
-    }
+    ValidationError::new(file, entry, message)
 }
 
 /// Checks limits and alert settings; the first problem found is returned.
@@ -40,18 +36,17 @@ pub(crate) fn validate(
 ) -> Result<(), ValidationError> {
     limits::parse_time_zone(&settings.budget_time_zone)
         .map_err(|message| error(ConfigKind::Settings, "budget_time_zone", message))?;
-    for threshold in &settings.alert_thresholds {
-        if !(1..=1000).contains(threshold) {
-            return Err(error(
-                ConfigKind::Settings,
-                "alert_thresholds",
-                format!("{threshold} is not a percentage between 1 and 1000"),
-            ));
-        }
-    }
     let mut channel_ids = HashSet::new();
     for channel in &settings.notification_channels {
-        let entry = format!("notification channel `{}`", channel.id());
+        routerly_core::ranges::check_length(
+            "id",
+            channel.id(),
+            routerly_core::ranges::MAX_ID_CHARS,
+        )
+        .map_err(|problem| {
+            ValidationError::out_of_range(ConfigKind::Settings, "notification_channels", problem)
+        })?;
+        let entry = super::config::entry_name("notification channel", channel.id());
         if channel.id().trim().is_empty() || !channel_ids.insert(channel.id()) {
             return Err(error(ConfigKind::Settings, entry, "empty or duplicate id"));
         }
@@ -82,13 +77,16 @@ pub(crate) fn validate(
             }
         };
         if let Some(secret) = secret {
-            master_key.resolve(secret).map_err(|resolve_error| {
-                error(
-                    ConfigKind::Settings,
-                    &entry,
-                    format!("secret: {resolve_error}"),
-                )
-            })?;
+            let allowed = super::secrets::EnvAllowList::new(&settings.env_allow_list);
+            master_key
+                .resolve(secret, &allowed)
+                .map_err(|resolve_error| {
+                    error(
+                        ConfigKind::Settings,
+                        &entry,
+                        format!("secret: {resolve_error}"),
+                    )
+                })?;
         }
     }
 
@@ -104,18 +102,16 @@ pub(crate) fn validate(
         let entry = if limit.id.trim().is_empty() {
             format!("limits[{index}]")
         } else {
-            format!("limit `{}`", limit.id)
+            super::config::entry_name("limit", &limit.id)
         };
+        routerly_core::ranges::check_length("id", &limit.id, routerly_core::ranges::MAX_ID_CHARS)
+            .map_err(|problem| ValidationError::out_of_range(ConfigKind::Limits, "limits", problem))?;
         if limit.id.trim().is_empty() || !limit_ids.insert(limit.id.as_str()) {
             return Err(error(ConfigKind::Limits, entry, "empty or duplicate id"));
         }
-        if !limit.value.is_finite() || limit.value < 0.0 {
-            return Err(error(
-                ConfigKind::Limits,
-                entry,
-                "value must be a number of at least 0",
-            ));
-        }
+        routerly_core::ranges::check_limit(limit).map_err(|problem| {
+            ValidationError::out_of_range(ConfigKind::Limits, &entry, problem)
+        })?;
         if let Some(zone) = &limit.time_zone {
             limits::parse_time_zone(zone)
                 .map_err(|message| error(ConfigKind::Limits, &entry, message))?;

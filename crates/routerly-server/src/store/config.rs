@@ -21,6 +21,7 @@ use routerly_core::config::{
     UsersFile,
 };
 use routerly_core::limits::LimitsFile;
+use routerly_core::ranges;
 use subtle::ConstantTimeEq;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -28,7 +29,7 @@ use tokio::task::JoinHandle;
 use super::StoreError;
 use super::files::{self, ConfigFileError, FileStamp};
 use super::home::{ConfigKind, Home};
-use super::secrets::{self, MasterKey};
+use super::secrets::{self, EnvAllowList, MasterKey};
 
 /// How often the watcher looks at the config files.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
@@ -60,15 +61,42 @@ pub struct ValidationError {
     pub entry: String,
     /// What is wrong with it.
     pub message: String,
+    /// The field at fault inside the entry, when one is (`pricing.input`, `value`).
+    pub field: Option<String>,
 }
 
 impl ValidationError {
-    fn new(file: ConfigKind, entry: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        file: ConfigKind,
+        entry: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ValidationError {
             file,
             entry: entry.into(),
             message: message.into(),
+            field: None,
         }
+    }
+
+    /// An error about a value out of its documented range, naming its field.
+    pub(crate) fn out_of_range(
+        file: ConfigKind,
+        entry: impl Into<String>,
+        problem: ranges::OutOfRange,
+    ) -> Self {
+        ValidationError {
+            file,
+            entry: entry.into(),
+            message: problem.message,
+            field: Some(problem.field),
+        }
+    }
+
+    /// The same error naming `field`.
+    pub(crate) fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
     }
 }
 
@@ -128,10 +156,21 @@ impl Snapshot {
             limits,
         } = draft;
 
+        ranges::check_settings(&settings).map_err(|problem| {
+            ValidationError::out_of_range(ConfigKind::Settings, problem.field.clone(), problem)
+        })?;
+        for pattern in &settings.env_allow_list {
+            secrets::check_env_pattern(pattern).map_err(|message| {
+                ValidationError::new(ConfigKind::Settings, "env_allow_list", message)
+                    .with_field("env_allow_list")
+            })?;
+        }
+        let env_allowed = EnvAllowList::new(&settings.env_allow_list);
+
         let mut model_by_id = HashMap::new();
         let mut api_keys = HashMap::new();
         for (index, model) in models.models.iter().enumerate() {
-            let entry = format!("model `{}`", model.id);
+            let entry = entry_name("model", &model.id);
             if model.id.trim().is_empty() {
                 return Err(ValidationError::new(
                     ConfigKind::Models,
@@ -146,9 +185,15 @@ impl Snapshot {
                     "duplicate model id",
                 ));
             }
+            ranges::check_length("id", &model.id, ranges::MAX_ID_CHARS)
+                .and_then(|()| ranges::check_model(model))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(ConfigKind::Models, &entry, problem)
+                })?;
             if let Some(stored) = &model.api_key {
-                let resolved = master_key.resolve(stored).map_err(|error| {
+                let resolved = master_key.resolve(stored, &env_allowed).map_err(|error| {
                     ValidationError::new(ConfigKind::Models, &entry, format!("api_key: {error}"))
+                        .with_field("api_key")
                 })?;
                 if secrets::is_plaintext(stored) {
                     tracing::warn!(
@@ -164,12 +209,13 @@ impl Snapshot {
         let metrics_token = match &settings.metrics_token {
             None => None,
             Some(stored) => {
-                let resolved = master_key.resolve(stored).map_err(|error| {
+                let resolved = master_key.resolve(stored, &env_allowed).map_err(|error| {
                     ValidationError::new(
                         ConfigKind::Settings,
                         "metrics_token",
                         format!("metrics_token: {error}"),
                     )
+                    .with_field("metrics_token")
                 })?;
                 if secrets::is_plaintext(stored) {
                     tracing::warn!(
@@ -187,7 +233,7 @@ impl Snapshot {
         let mut token_by_hash = HashMap::new();
         let mut token_ids = HashSet::new();
         for (project_index, project) in projects.projects.iter().enumerate() {
-            let entry = format!("project `{}`", project.id);
+            let entry = entry_name("project", &project.id);
             if project.id.trim().is_empty() {
                 return Err(ValidationError::new(
                     ConfigKind::Projects,
@@ -247,6 +293,11 @@ impl Snapshot {
                     ));
                 }
             }
+            check_project_lengths(project)
+                .and_then(|()| ranges::check_timeout_overrides(&project.timeouts))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(ConfigKind::Projects, &entry, problem)
+                })?;
             project.routing.validate().map_err(|message| {
                 ValidationError::new(ConfigKind::Projects, &entry, format!("routing: {message}"))
             })?;
@@ -263,7 +314,7 @@ impl Snapshot {
             }
 
             for (token_index, token) in project.tokens.iter().enumerate() {
-                let token_entry = format!("{entry}, token `{}`", token.id);
+                let token_entry = format!("{entry}, {}", entry_name("token", &token.id));
                 let mut hash = [0u8; 32];
                 if token.hash.len() != 64 || hex::decode_to_slice(&token.hash, &mut hash).is_err() {
                     return Err(ValidationError::new(
@@ -301,7 +352,7 @@ impl Snapshot {
         let mut user_by_id = HashMap::new();
         let mut user_by_email = HashMap::new();
         for (index, user) in users.users.iter().enumerate() {
-            let entry = format!("user `{}`", user.email);
+            let entry = entry_name("user", &user.email);
             if user.id.trim().is_empty() || user.email.trim().is_empty() {
                 return Err(ValidationError::new(
                     ConfigKind::Users,
@@ -328,12 +379,32 @@ impl Snapshot {
             }
         }
 
+        for user in &users.users {
+            ranges::check_length("email", &user.email, ranges::MAX_NAME_CHARS)
+                .and_then(|()| ranges::check_length("id", &user.id, ranges::MAX_ID_CHARS))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(
+                        ConfigKind::Users,
+                        entry_name("user", &user.id),
+                        problem,
+                    )
+                })?;
+        }
         let mut role_ids = HashSet::new();
         for role in &roles.roles {
+            ranges::check_length("id", &role.id, ranges::MAX_ID_CHARS)
+                .and_then(|()| ranges::check_length("name", &role.name, ranges::MAX_NAME_CHARS))
+                .map_err(|problem| {
+                    ValidationError::out_of_range(
+                        ConfigKind::Roles,
+                        entry_name("role", &role.id),
+                        problem,
+                    )
+                })?;
             if !role_ids.insert(role.id.as_str()) {
                 return Err(ValidationError::new(
                     ConfigKind::Roles,
-                    format!("role `{}`", role.id),
+                    entry_name("role", &role.id),
                     "duplicate role id",
                 ));
             }
@@ -426,6 +497,30 @@ impl Snapshot {
             .get(id)
             .map(|&index| &self.users.users[index])
     }
+}
+
+/// How an error names an entry: its kind and id, the id clipped so that an error never
+/// echoes a huge value.
+pub(crate) fn entry_name(kind: &str, id: &str) -> String {
+    format!(
+        "{kind} `{}`",
+        routerly_core::usage::clip(id, routerly_core::usage::MAX_ECHOED_NAME_CHARS)
+    )
+}
+
+/// The lengths of a project's names, ids, aliases and labels.
+fn check_project_lengths(project: &Project) -> Result<(), ranges::OutOfRange> {
+    ranges::check_length("id", &project.id, ranges::MAX_ID_CHARS)?;
+    ranges::check_length("name", &project.name, ranges::MAX_NAME_CHARS)?;
+    ranges::check_length("slug", &project.slug, ranges::MAX_NAME_CHARS)?;
+    for model in &project.models {
+        ranges::check_list("aliases", &model.aliases)?;
+    }
+    for token in &project.tokens {
+        ranges::check_length("tokens.id", &token.id, ranges::MAX_ID_CHARS)?;
+        ranges::check_list("labels", &token.labels)?;
+    }
+    Ok(())
 }
 
 fn normalize_email(email: &str) -> String {
@@ -973,12 +1068,24 @@ mod tests {
 
         let mut draft = Draft::default();
         let mut bad_key = model("a");
-        bad_key.api_key = Some("env:ROUTERLY_TEST_SURELY_UNSET_VARIABLE".to_owned());
-        draft.models.models = vec![bad_key];
+        bad_key.api_key = Some("env:SURELY_UNSET_TEST_API_KEY".to_owned());
+        draft.models.models = vec![bad_key.clone()];
         check(
             draft,
             "config/models.json: model `a`: api_key: environment variable \
-             `ROUTERLY_TEST_SURELY_UNSET_VARIABLE` is not set (or not valid UTF-8)",
+             `SURELY_UNSET_TEST_API_KEY` is not set (or not valid UTF-8)",
+        );
+
+        // The service's own variables are never readable, set or not, allowed or not.
+        let mut draft = Draft::default();
+        draft.settings.env_allow_list = vec!["ROUTERLY_*".to_owned(), "*_KEY".to_owned()];
+        bad_key.api_key = Some("env:ROUTERLY_SECRET_KEY".to_owned());
+        draft.models.models = vec![bad_key];
+        check(
+            draft,
+            "config/models.json: model `a`: api_key: environment variable `ROUTERLY_SECRET_KEY` \
+             may not be referenced: names must match the env_allow_list setting, and ROUTERLY_* \
+             never does",
         );
     }
 

@@ -178,6 +178,36 @@ fn existing_mode(_path: &Path) -> Option<u32> {
     None
 }
 
+/// Mode of every folder Routerly creates under its home: only the service's user may list it.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and its missing parents with mode 0700 (folders that exist keep theirs).
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(PRIVATE_DIR_MODE);
+    }
+    builder.create(dir)
+}
+
+/// Opens `path` for appending, creating it (and its folder) private: mode 0600, folder 0700.
+pub fn open_private_append(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        create_private_dir_all(dir)?;
+    }
+    let mut options = OpenOptions::new();
+    options.append(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(NEW_FILE_MODE);
+    }
+    options.open(path)
+}
+
 /// Creates `path` (failing if it exists) with exactly `mode`, regardless of the umask.
 pub(crate) fn create_new_with_mode(path: &Path, mode: u32) -> io::Result<File> {
     let mut options = OpenOptions::new();

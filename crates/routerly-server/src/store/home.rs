@@ -165,6 +165,11 @@ impl Home {
         self.data_dir().join("checkpoints").join("counters.json")
     }
 
+    /// `data/checkpoints/usage.json`: the usage rollups and the active segment's index.
+    pub fn usage_checkpoint_path(&self) -> PathBuf {
+        self.data_dir().join("checkpoints").join("usage.json")
+    }
+
     /// `data/sessions.json`.
     pub fn sessions_path(&self) -> PathBuf {
         self.data_dir().join("sessions.json")
@@ -303,6 +308,46 @@ impl Home {
         })
     }
 
+    /// `data/session-key`: the key that signs access tokens, random and of its own, so that
+    /// nothing else (not even the master key) lets anyone derive it.
+    pub fn session_key_path(&self) -> PathBuf {
+        self.data_dir().join("session-key")
+    }
+
+    /// The key that signs access tokens: read from `data/session-key` (which must be private),
+    /// or created there, random, on first use.
+    pub fn session_signing_key(&self) -> Result<[u8; 32], StoreError> {
+        let path = self.session_key_path();
+        let metadata = match fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return self.new_session_signing_key();
+            }
+            Err(error) => return Err(StoreError::io(&path, error)),
+        };
+        check_private(&path, &metadata)?;
+        let text = fs::read_to_string(&path).map_err(|error| StoreError::io(&path, error))?;
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+            StoreError::MasterKey(format!(
+                "{} is malformed: delete it to make a new one (every access token then ends; refresh tokens keep working)",
+                path.display()
+            ))
+        })?;
+        Ok(key)
+    }
+
+    /// Writes a new random access-token signing key to `data/session-key` and returns it
+    /// (at first start, and when the master key is rotated).
+    pub fn new_session_signing_key(&self) -> Result<[u8; 32], StoreError> {
+        let path = self.session_key_path();
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        write_atomic(&path, format!("{}\n", hex::encode(key)).as_bytes())
+            .map_err(|error| StoreError::io(&path, error))?;
+        Ok(key)
+    }
+
     /// The setup token, if the file exists.
     pub fn read_setup_token(&self) -> Result<Option<String>, StoreError> {
         let path = self.setup_token_path();
@@ -334,16 +379,7 @@ fn parse_env_key(text: &str) -> Result<MasterKey, StoreError> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder
-        .create(dir)
-        .map_err(|error| StoreError::io(dir, error))
+    files::create_private_dir_all(dir).map_err(|error| StoreError::io(dir, error))
 }
 
 #[cfg(unix)]

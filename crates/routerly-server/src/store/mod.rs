@@ -7,6 +7,8 @@
 //! - [`config`]: the in-memory configuration ([`config::Snapshot`] behind an `ArcSwap`),
 //!   serialized writes that never overwrite a hand edit, and a watcher that reloads hand edits.
 //! - [`usage_log`]: the batched, fsynced append-only usage log and its reader.
+//! - [`segments`], [`rollup`], [`history`]: the log's segments and sidecar indexes, the
+//!   rollups kept as records are written, and the reports and look-ups over them.
 //! - [`rotate`]: master-key rotation, all or nothing, with recovery at start.
 //! - [`api_keys`]: admin API keys, stored hashed.
 //! - [`audit`]: the append-only audit log of changes made through the API.
@@ -21,10 +23,13 @@ pub mod audit;
 pub(crate) mod budget_config;
 pub mod config;
 pub mod files;
+pub mod history;
 pub mod home;
 pub mod responses;
+pub mod rollup;
 pub mod rotate;
 pub mod secrets;
+pub mod segments;
 pub mod state;
 pub mod usage_log;
 

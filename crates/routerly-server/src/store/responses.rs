@@ -101,7 +101,7 @@ fn valid_id(id: &str) -> bool {
 impl FileResponseStore {
     /// Opens (creating) `dir` and indexes the responses in it.
     pub fn open(dir: PathBuf, limits: ResponseLimits) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(&dir).map_err(|error| StoreError::io(&dir, error))?;
+        super::files::create_private_dir_all(&dir).map_err(|error| StoreError::io(&dir, error))?;
         let mut index = Index::default();
         let entries = std::fs::read_dir(&dir).map_err(|error| StoreError::io(&dir, error))?;
         for entry in entries.flatten() {

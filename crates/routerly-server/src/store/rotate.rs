@@ -43,7 +43,8 @@ fn reencrypt(value: &mut Value, old: &MasterKey, new: &MasterKey) -> Result<usiz
 pub fn rotate_files(home: &Home, old: &MasterKey, new: &MasterKey) -> Result<usize, StoreError> {
     recover(home)?;
     let staging = staging_dir(home);
-    fs::create_dir_all(&staging).map_err(|error| StoreError::io(&staging, error))?;
+    super::files::create_private_dir_all(&staging)
+        .map_err(|error| StoreError::io(&staging, error))?;
     let mut count = 0;
     let mut staged = Vec::new();
     for kind in ConfigKind::ALL {

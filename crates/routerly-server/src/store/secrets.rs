@@ -45,6 +45,12 @@ pub enum SecretError {
     /// An `env:` reference without a valid variable name.
     #[error("`env:` reference needs a variable name")]
     BadEnvName,
+    /// An `env:` reference to a variable that the `env_allow_list` setting does not name,
+    /// or to a `ROUTERLY_*` variable, which is never readable this way.
+    #[error(
+        "environment variable `{0}` may not be referenced: names must match the env_allow_list setting, and ROUTERLY_* never does"
+    )]
+    EnvNotAllowed(String),
     /// A master key that is not 64 hexadecimal characters.
     #[error("a master key is 64 hexadecimal characters (32 bytes)")]
     BadKey,
@@ -146,21 +152,20 @@ impl MasterKey {
     /// The usable value of a stored secret: `enc:v1:…` is decrypted, `env:NAME` is read from
     /// the environment, and anything else is a value written in clear by hand (see
     /// [`is_plaintext`]).
-    pub fn resolve(&self, stored: &str) -> Result<String, SecretError> {
-        self.resolve_with(stored, |name| std::env::var(name).ok())
+    /// An `env:` reference is read only when `allowed` permits its name.
+    pub fn resolve(&self, stored: &str, allowed: &EnvAllowList) -> Result<String, SecretError> {
+        self.resolve_with(stored, allowed, |name| std::env::var(name).ok())
     }
 
     /// [`MasterKey::resolve`] with the environment given by `env`.
     pub fn resolve_with(
         &self,
         stored: &str,
+        allowed: &EnvAllowList,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<String, SecretError> {
-        if let Some(name) = stored.strip_prefix(ENV_PREFIX) {
-            let name = name.trim();
-            if name.is_empty() || name.contains('=') || name.contains('\0') {
-                return Err(SecretError::BadEnvName);
-            }
+        if let Some(name) = env_reference(stored) {
+            allowed.check(name)?;
             return env(name).ok_or_else(|| SecretError::MissingEnv(name.to_owned()));
         }
         if stored.starts_with("enc:") {
@@ -187,6 +192,94 @@ impl MasterKey {
         mac.update(purpose.as_bytes());
         mac.finalize().into_bytes().into()
     }
+}
+
+/// The variable name of an `env:NAME` reference, or `None` when `stored` is not one.
+pub fn env_reference(stored: &str) -> Option<&str> {
+    stored.strip_prefix(ENV_PREFIX).map(str::trim)
+}
+
+/// The environment variables that `env:` references may name: the `env_allow_list` setting,
+/// patterns where `*` stands for any run of characters (default `*_API_KEY`). Variables
+/// starting with `ROUTERLY_` (the master key, the admin password) are never allowed, whatever
+/// the patterns say.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvAllowList<'a> {
+    patterns: &'a [String],
+}
+
+/// The default of the `env_allow_list` setting.
+pub const DEFAULT_ENV_ALLOW_LIST: &str = "*_API_KEY";
+
+/// Prefix of the service's own variables, never readable through `env:`.
+pub const RESERVED_ENV_PREFIX: &str = "ROUTERLY_";
+
+impl<'a> EnvAllowList<'a> {
+    /// The list of `patterns`.
+    pub fn new(patterns: &'a [String]) -> Self {
+        EnvAllowList { patterns }
+    }
+
+    /// Whether a reference to `name` may be resolved.
+    pub fn check(&self, name: &str) -> Result<(), SecretError> {
+        let valid_name =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(SecretError::BadEnvName);
+        }
+        let reserved = name.to_ascii_uppercase().starts_with(RESERVED_ENV_PREFIX);
+        if reserved
+            || !self
+                .patterns
+                .iter()
+                .any(|pattern| glob_matches(pattern, name))
+        {
+            return Err(SecretError::EnvNotAllowed(name.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks one `env_allow_list` pattern: letters, digits, `_` and `*`, and not `*` alone
+/// (which would open every variable).
+pub fn check_env_pattern(pattern: &str) -> Result<(), String> {
+    let valid = !pattern.is_empty()
+        && pattern.len() <= 128
+        && pattern
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '*');
+    if !valid {
+        return Err(format!(
+            "`{pattern}` is not a pattern: use letters, digits, _ and * (such as *_API_KEY)"
+        ));
+    }
+    if pattern.chars().all(|c| c == '*') {
+        return Err(format!(
+            "`{pattern}` would allow every environment variable; name a suffix or prefix such as *_API_KEY"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters (case-sensitive).
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole name must match.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Whether a stored secret is written in clear (neither `enc:` nor `env:`).
@@ -222,7 +315,11 @@ mod tests {
             "ciphertext must not contain the plaintext"
         );
         assert_eq!(key.decrypt(&first).expect("decrypts"), "sk-secret-value");
-        assert_eq!(key.resolve(&second).expect("resolves"), "sk-secret-value");
+        assert_eq!(
+            key.resolve(&second, &EnvAllowList::new(&[]))
+                .expect("resolves"),
+            "sk-secret-value"
+        );
         assert_eq!(key.decrypt(&key.encrypt("")).expect("empty"), "");
     }
 
@@ -254,23 +351,82 @@ mod tests {
     fn env_references_read_the_environment_and_name_a_missing_variable() {
         let key = MasterKey::generate();
         let env = |name: &str| (name == "OPENAI_API_KEY").then(|| "sk-from-env".to_owned());
+        let patterns = vec![DEFAULT_ENV_ALLOW_LIST.to_owned()];
+        let allowed = EnvAllowList::new(&patterns);
         assert_eq!(
-            key.resolve_with("env:OPENAI_API_KEY", env).expect("set"),
+            key.resolve_with("env:OPENAI_API_KEY", &allowed, env)
+                .expect("set"),
             "sk-from-env"
         );
         let error = key
-            .resolve_with("env:ANTHROPIC_API_KEY", env)
+            .resolve_with("env:ANTHROPIC_API_KEY", &allowed, env)
             .expect_err("unset variable");
         assert_eq!(
             error,
             SecretError::MissingEnv("ANTHROPIC_API_KEY".to_owned())
         );
         assert!(error.to_string().contains("ANTHROPIC_API_KEY"));
-        assert_eq!(key.resolve_with("env:", env), Err(SecretError::BadEnvName));
         assert_eq!(
-            key.resolve_with("sk-clear", env).expect("clear"),
+            key.resolve_with("env:", &allowed, env),
+            Err(SecretError::BadEnvName)
+        );
+        assert_eq!(
+            key.resolve_with("sk-clear", &allowed, env).expect("clear"),
             "sk-clear"
         );
+    }
+
+    #[test]
+    fn env_references_are_limited_to_the_allow_list_and_never_routerly() {
+        let key = MasterKey::generate();
+        let env = |_: &str| Some("value".to_owned());
+        let patterns: Vec<String> = ["*_API_KEY", "SMTP_PASS*", "EXACT", "A*B*C"]
+            .map(str::to_owned)
+            .to_vec();
+        let allowed = EnvAllowList::new(&patterns);
+        for name in [
+            "OPENAI_API_KEY",
+            "X_API_KEY",
+            "SMTP_PASSWORD",
+            "EXACT",
+            "ABC",
+            "AxxBxxC",
+        ] {
+            assert_eq!(
+                key.resolve_with(&format!("env:{name}"), &allowed, env),
+                Ok("value".to_owned()),
+                "{name} is allowed"
+            );
+        }
+        for name in [
+            "ROUTERLY_SECRET_KEY",
+            "ROUTERLY_ADMIN_PASSWORD",
+            "ROUTERLY_X_API_KEY",
+            "routerly_x_API_KEY",
+            "HOME",
+            "PATH",
+            "EXACTLY",
+            "_API_KEYS",
+            "ACB",
+            "API_KEY",
+        ] {
+            assert_eq!(
+                key.resolve_with(&format!("env:{name}"), &allowed, env),
+                Err(SecretError::EnvNotAllowed(name.to_owned())),
+                "{name} must be refused"
+            );
+        }
+        for name in ["A=B", "A B", "A\0"] {
+            assert_eq!(
+                key.resolve_with(&format!("env:{name}"), &allowed, env),
+                Err(SecretError::BadEnvName),
+                "{name:?}"
+            );
+        }
+        assert!(check_env_pattern("*_API_KEY").is_ok());
+        for bad in ["*", "**", "", "A-B", "A.*"] {
+            assert!(check_env_pattern(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -93,9 +93,10 @@ pub trait SessionStore: Send + Sync {
     /// The live session whose current token hashes to `token_hash`, without rotating it.
     fn find(&self, token_hash: TokenHash) -> StoreFuture<'_, Option<SessionInfo>>;
 
-    /// Whether the family exists, is not revoked and has not expired; checked on every
-    /// management request, so that logout and revocation end access tokens at once.
-    fn family_live(&self, family_id: String) -> StoreFuture<'_, bool>;
+    /// Whether the family exists, belongs to `user_id`, is not revoked and has not expired;
+    /// checked on every management request, so that logout and revocation end access tokens
+    /// at once and a token cannot borrow another user's session.
+    fn family_live(&self, family_id: String, user_id: String) -> StoreFuture<'_, bool>;
 
     /// Revokes one family (logout); returns whether it existed and was live.
     fn revoke_family(&self, family_id: String) -> StoreFuture<'_, Result<bool, SessionError>>;
@@ -365,13 +366,14 @@ impl SessionStore for FileSessionStore {
         })
     }
 
-    fn family_live(&self, family_id: String) -> StoreFuture<'_, bool> {
+    fn family_live(&self, family_id: String, user_id: String) -> StoreFuture<'_, bool> {
         Box::pin(async move {
             let sessions = self.sessions.lock().await;
-            sessions
-                .families
-                .get(&family_id)
-                .is_some_and(|family| family.revoked_at.is_none() && family.expires_at > Utc::now())
+            sessions.families.get(&family_id).is_some_and(|family| {
+                family.user_id == user_id
+                    && family.revoked_at.is_none()
+                    && family.expires_at > Utc::now()
+            })
         })
     }
 

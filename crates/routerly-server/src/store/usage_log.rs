@@ -9,7 +9,7 @@
 //! fills up and callers wait.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use routerly_core::usage::UsageRecord;
 use tokio::sync::{mpsc, oneshot};
+
+use super::history::FileUsageHistory;
 use tokio::task::JoinHandle;
 
 /// The longest a pending record waits before the writer tries (again) to put it on disk.
@@ -205,17 +207,21 @@ impl UsageWriterHandle {
 /// Starts the writer task appending to `path` (created with its directory when missing),
 /// with a queue of `capacity` records. Must be called inside a Tokio runtime.
 pub fn spawn_usage_writer(path: PathBuf, capacity: usize) -> (UsageSink, UsageWriterHandle) {
-    spawn_rotating_usage_writer(path, capacity, DEFAULT_ROTATE_BYTES)
+    spawn_rotating_usage_writer(path, capacity, DEFAULT_ROTATE_BYTES, None)
 }
 
 /// [`spawn_usage_writer`], rotating the log when it would grow past `rotate_bytes` and when
 /// a record is appended in a later calendar month (UTC) than the log's first record: the
-/// log is renamed `usage-YYYYMMDDTHHMMSSZ.jsonl` (the time of rotation) beside it and a new
+/// log is renamed `usage-YYYYMMDDTHHMMSSZ-NNNN.jsonl` (the time of rotation and a sequence
+/// number within that second) beside it and a new
 /// one begins. Rotated files keep their inode, which checkpoints use to find their place.
+/// Each batch on disk is handed to `history` (rollups and the active segment's index), and
+/// each rotation too (the segment's sidecar index).
 pub fn spawn_rotating_usage_writer(
     path: PathBuf,
     capacity: usize,
     rotate_bytes: u64,
+    history: Option<Arc<FileUsageHistory>>,
 ) -> (UsageSink, UsageWriterHandle) {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
@@ -233,6 +239,8 @@ pub fn spawn_rotating_usage_writer(
         },
         pending: Vec::new(),
         pending_records: 0,
+        pending_list: Vec::new(),
+        history,
         stats: UsageWriterStats::default(),
     };
     let task = tokio::spawn(writer.run(shutdown_receiver));
@@ -259,6 +267,9 @@ struct UsageWriter {
     /// Serialized lines not yet on disk.
     pending: Vec<u8>,
     pending_records: u64,
+    /// The records of `pending` with their line lengths, for the history.
+    pending_list: Vec<(UsageRecord, u64)>,
+    history: Option<Arc<FileUsageHistory>>,
     stats: UsageWriterStats,
 }
 
@@ -307,7 +318,7 @@ impl UsageWriter {
                         open = false;
                     }
                     for record in batch.drain(..) {
-                        self.push(&record);
+                        self.push(record);
                     }
                 }
                 _ = tokio::time::sleep_until(next_write), if self.pending_records > 0 => {}
@@ -326,12 +337,16 @@ impl UsageWriter {
         self.stats
     }
 
-    fn push(&mut self, record: &UsageRecord) {
+    fn push(&mut self, record: UsageRecord) {
         let start = self.pending.len();
-        match serde_json::to_writer(&mut self.pending, record) {
+        match serde_json::to_writer(&mut self.pending, &record) {
             Ok(()) => {
                 self.pending.push(b'\n');
                 self.pending_records += 1;
+                if self.history.is_some() {
+                    let len = (self.pending.len() - start) as u64;
+                    self.pending_list.push((record, len));
+                }
             }
             Err(error) => {
                 self.pending.truncate(start);
@@ -344,11 +359,13 @@ impl UsageWriter {
     /// Writes the pending lines with one write and one fdatasync, off the async workers.
     async fn flush(&mut self) -> io::Result<()> {
         let bytes = std::mem::take(&mut self.pending);
+        let list = std::mem::take(&mut self.pending_list);
         let mut log = std::mem::take(&mut self.log);
         let path = self.path.clone();
-        let (log, bytes, result) = tokio::task::spawn_blocking(move || {
-            let result = log.append(&path, &bytes);
-            (log, bytes, result)
+        let history = self.history.clone();
+        let (log, bytes, list, result) = tokio::task::spawn_blocking(move || {
+            let result = log.append(&path, &bytes, history.as_deref(), &list);
+            (log, bytes, list, result)
         })
         .await
         .expect("the usage write task does not panic");
@@ -371,6 +388,7 @@ impl UsageWriter {
             }
             Err(error) => {
                 self.pending = bytes;
+                self.pending_list = list;
                 self.stats.write_errors += 1;
                 self.shared.healthy.store(false, Ordering::Relaxed);
                 tracing::error!(
@@ -389,6 +407,8 @@ impl UsageWriter {
 #[derive(Default)]
 struct LogFile {
     file: Option<File>,
+    /// The open file's inode.
+    inode: Option<u64>,
     committed_len: u64,
     opened_before: bool,
     rotate_bytes: u64,
@@ -400,7 +420,13 @@ struct LogFile {
 pub const DEFAULT_ROTATE_BYTES: u64 = 256 * 1024 * 1024;
 
 impl LogFile {
-    fn append(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    fn append(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        history: Option<&FileUsageHistory>,
+        list: &[(UsageRecord, u64)],
+    ) -> io::Result<()> {
         if self.file.is_none() {
             self.open(path)?;
         }
@@ -408,7 +434,10 @@ impl LogFile {
         let too_big = self.committed_len + bytes.len() as u64 > self.rotate_bytes;
         let new_month = self.first_month.is_some_and(|month| month != this_month);
         if self.committed_len > 0 && (too_big || new_month) {
-            self.rotate(path)?;
+            let rotated = self.rotate(path)?;
+            if let Some(history) = history {
+                history.rotated(&rotated);
+            }
             self.open(path)?;
         }
         if self.committed_len == 0 {
@@ -417,6 +446,9 @@ impl LogFile {
         let file = self.file.as_mut().expect("opened just above");
         match file.write_all(bytes).and_then(|()| file.sync_data()) {
             Ok(()) => {
+                if let Some(history) = history {
+                    history.appended(self.inode, self.committed_len, list);
+                }
                 self.committed_len += bytes.len() as u64;
                 Ok(())
             }
@@ -429,15 +461,20 @@ impl LogFile {
     }
 
     /// Renames the log aside; the next [`LogFile::open`] starts a fresh one.
-    fn rotate(&mut self, path: &Path) -> io::Result<()> {
+    fn rotate(&mut self, path: &Path) -> io::Result<PathBuf> {
         self.file = None;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
         let dir = path.parent().unwrap_or(Path::new("."));
-        let mut rotated = dir.join(format!("usage-{stamp}.jsonl"));
-        let mut suffix = 1;
-        while rotated.exists() {
-            rotated = dir.join(format!("usage-{stamp}-{suffix}.jsonl"));
+        // A sequence number keeps names unique and in order within one second.
+        let mut suffix = 0;
+        let mut rotated = dir.join(format!("usage-{stamp}-{suffix:04}.jsonl"));
+        while rotated.exists()
+            || dir
+                .join(format!("usage-{stamp}-{suffix:04}.jsonl.gz"))
+                .exists()
+        {
             suffix += 1;
+            rotated = dir.join(format!("usage-{stamp}-{suffix:04}.jsonl"));
         }
         fs::rename(path, &rotated)?;
         if let Ok(dir_handle) = File::open(dir) {
@@ -447,12 +484,12 @@ impl LogFile {
         self.committed_len = 0;
         self.opened_before = false;
         self.first_month = None;
-        Ok(())
+        Ok(rotated)
     }
 
     fn open(&mut self, path: &Path) -> io::Result<()> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            fs::create_dir_all(dir)?;
+            super::files::create_private_dir_all(dir)?;
         }
         let mut options = OpenOptions::new();
         options.read(true).append(true).create(true);
@@ -462,7 +499,13 @@ impl LogFile {
             options.mode(0o600);
         }
         let mut file = options.open(path)?;
-        let len = file.metadata()?.len();
+        let metadata = file.metadata()?;
+        let len = metadata.len();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.inode = Some(metadata.ino());
+        }
         if !self.opened_before || len < self.committed_len {
             if self.opened_before {
                 tracing::warn!(path = %path.display(), "usage log shrank while open (rotated or truncated?)");
@@ -511,29 +554,15 @@ fn first_record_month(file: &mut File) -> Option<(i32, u32)> {
     Some((year, month))
 }
 
-/// Every file of the usage log whose active file is `active`: the rotated ones
-/// (`usage-*.jsonl` beside it) oldest first, then the active one (when it exists).
+/// Every file of the usage log whose active file is `active`: the rotated segments
+/// (`usage-*.jsonl`, `usage-*.jsonl.gz` beside it) oldest first, then the active one (when
+/// it exists).
 pub fn usage_log_files(active: &Path) -> io::Result<Vec<PathBuf>> {
-    let dir = active.parent().unwrap_or(Path::new("."));
-    let mut rotated = Vec::new();
-    match fs::read_dir(dir) {
-        Ok(entries) => {
-            for entry in entries {
-                let name = entry?.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if name.starts_with("usage-") && name.ends_with(".jsonl") {
-                    rotated.push(dir.join(name));
-                }
-            }
-        }
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(error),
-    }
-    rotated.sort();
+    let mut files = super::segments::rotated_segments(active)?;
     if active.exists() {
-        rotated.push(active.to_path_buf());
+        files.push(active.to_path_buf());
     }
-    Ok(rotated)
+    Ok(files)
 }
 
 /// Every record of the usage log, rotated files included, oldest file first.
@@ -553,14 +582,13 @@ pub fn read_usage(path: &Path) -> io::Result<Vec<UsageRecord>> {
 
 /// [`read_usage`], also returning the 1-based numbers of the lines skipped.
 pub fn read_usage_lines(path: &Path) -> io::Result<(Vec<UsageRecord>, Vec<usize>)> {
-    let file = match File::open(path) {
-        Ok(file) => file,
+    let mut reader = match super::segments::open_text(path) {
+        Ok(reader) => reader,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             return Ok((Vec::new(), Vec::new()));
         }
         Err(error) => return Err(error),
     };
-    let mut reader = BufReader::new(file);
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     let mut line = Vec::new();
@@ -732,7 +760,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("usage.jsonl");
         let line_len = serde_json::to_vec(&record("r00")).expect("json").len() as u64 + 1;
-        let (sink, handle) = spawn_rotating_usage_writer(path.clone(), 1, line_len * 3);
+        let (sink, handle) = spawn_rotating_usage_writer(path.clone(), 1, line_len * 3, None);
         for i in 0..10 {
             // One record per batch, so rotation is checked before each.
             sink.record(record(&format!("r{i:02}"))).await;

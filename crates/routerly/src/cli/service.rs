@@ -51,6 +51,19 @@ pub struct ServiceConfigure {
     /// Output tokens a budget reservation assumes when a request sets no max_tokens.
     #[arg(long)]
     budget_default_output_tokens: Option<u64>,
+    /// Environment variables `env:NAME` secrets may name, as patterns such as *_API_KEY
+    /// (admin only; ROUTERLY_* is never allowed).
+    #[arg(long, value_delimiter = ',')]
+    env_allow_list: Option<Vec<String>>,
+    /// Days rotated usage segments are kept (deleted whole after), or `forever`.
+    #[arg(long, value_name = "DAYS|forever")]
+    usage_retention_days: Option<String>,
+    /// Days after which rotated usage segments are gzipped, or `never`.
+    #[arg(long, value_name = "DAYS|never")]
+    usage_compress_after_days: Option<String>,
+    /// Days usage rollups keep hour buckets before merging them into days.
+    #[arg(long)]
+    usage_hourly_rollup_days: Option<u32>,
     /// Print the settings as JSON.
     #[arg(long)]
     json: bool,
@@ -86,6 +99,9 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
             if let Some(thresholds) = configure.alert_thresholds {
                 body.insert("alert_thresholds".into(), serde_json::json!(thresholds));
             }
+            if let Some(patterns) = configure.env_allow_list {
+                body.insert("env_allow_list".into(), serde_json::json!(patterns));
+            }
             if let Some(allow) = configure.allow_private_webhooks {
                 body.insert("allow_private_webhooks".into(), serde_json::json!(allow));
             }
@@ -106,6 +122,31 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
                     "budget_default_output_tokens".into(),
                     serde_json::json!(tokens),
                 );
+            }
+            // A number of days, or the word that means "no limit" (sent as null).
+            let days = |value: &str, none: &str, flag: &str| -> anyhow::Result<serde_json::Value> {
+                if value == none {
+                    return Ok(serde_json::Value::Null);
+                }
+                value
+                    .parse::<u32>()
+                    .map(|days| serde_json::json!(days))
+                    .map_err(|_| anyhow::anyhow!("--{flag} takes a number of days or `{none}`"))
+            };
+            if let Some(value) = &configure.usage_retention_days {
+                body.insert(
+                    "usage_retention_days".into(),
+                    days(value, "forever", "usage-retention-days")?,
+                );
+            }
+            if let Some(value) = &configure.usage_compress_after_days {
+                body.insert(
+                    "usage_compress_after_days".into(),
+                    days(value, "never", "usage-compress-after-days")?,
+                );
+            }
+            if let Some(days) = configure.usage_hourly_rollup_days {
+                body.insert("usage_hourly_rollup_days".into(), serde_json::json!(days));
             }
             if body.is_empty() {
                 anyhow::bail!("nothing to change: give at least one setting (see --help)");

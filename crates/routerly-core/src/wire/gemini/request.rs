@@ -37,7 +37,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
                 ));
             }
         };
-        let parts = decode_parts(content_map, &path, &mut open_calls)?;
+        let parts = decode_parts(content_map, &path, Some(role), &mut open_calls)?;
         messages.push(Message {
             role,
             content: parts,
@@ -47,7 +47,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         match get(body_map, "systemInstruction").or_else(|| get(body_map, "system_instruction")) {
             Some(system_value) => {
                 let system_map = as_object(system_value, "systemInstruction")?;
-                decode_parts(system_map, "systemInstruction", &mut Vec::new())?
+                decode_parts(system_map, "systemInstruction", None, &mut Vec::new())?
             }
             None => Vec::new(),
         };
@@ -128,9 +128,13 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     })
 }
 
+/// The parts of a content of `role` (`None` for the system instruction). Calls belong in
+/// model turns and responses in user turns, as Gemini requires and the canonical model
+/// assumes (a translation to Anthropic would otherwise send what Anthropic refuses).
 fn decode_parts(
     content_map: &Object,
     path: &str,
+    role: Option<Role>,
     open_calls: &mut Vec<(String, String)>,
 ) -> Result<Vec<ContentPart>, DecodeError> {
     let parts_path = field_path(path, "parts");
@@ -170,6 +174,12 @@ fn decode_parts(
             });
         } else if let Some(call_value) = get(part_map, "functionCall") {
             let call_path = field_path(&part_path, "functionCall");
+            if role == Some(Role::User) {
+                return Err(DecodeError::at(
+                    call_path,
+                    "A 'functionCall' part belongs in a 'model' turn.",
+                ));
+            }
             let call_map = as_object(call_value, &call_path)?;
             let name = require_str(call_map, "name", &call_path)?.to_owned();
             let id = optional_str(call_map, "id", &call_path)?
@@ -183,6 +193,12 @@ fn decode_parts(
             });
         } else if let Some(response_value) = get(part_map, "functionResponse") {
             let response_path = field_path(&part_path, "functionResponse");
+            if role == Some(Role::Assistant) {
+                return Err(DecodeError::at(
+                    response_path,
+                    "A 'functionResponse' part belongs in a 'user' turn.",
+                ));
+            }
             let response_map = as_object(response_value, &response_path)?;
             let name = require_str(response_map, "name", &response_path)?;
             let tool_call_id = match optional_str(response_map, "id", &response_path)? {

@@ -7,8 +7,18 @@ use serde_json::{Value, json};
 use crate::canonical::{ChatRequest, ContentPart, DecodeError};
 use crate::wire::openai;
 
-/// Decodes a Mistral-shaped client body (OpenAI's shape; `random_seed` is its seed).
+/// Decodes a Mistral-shaped client body (OpenAI's shape; `random_seed` is its seed, and
+/// `tool_choice: "any"` is OpenAI's `"required"`, as [`encode_request`] writes it).
 pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
+    let openai_body;
+    let body = if body.get("tool_choice") == Some(&json!("any")) {
+        let mut copy = body.clone();
+        copy["tool_choice"] = json!("required");
+        openai_body = copy;
+        &openai_body
+    } else {
+        body
+    };
     let mut request = openai::decode_request(body)?;
     if request.seed.is_none() {
         request.seed = body.get("random_seed").and_then(Value::as_i64);

@@ -1,0 +1,265 @@
+//! Property tests of every wire format: a canonical request, answer or error encoded in a
+//! format and decoded back is the same canonical value (for what the format can carry), and
+//! a second trip changes nothing. The fuzz targets in `fuzz/` check the same from the other
+//! side, starting from arbitrary wire bodies.
+
+use proptest::prelude::*;
+use routerly_core::canonical::{
+    ChatRequest, ChatResponse, ContentPart, ErrorBody, ErrorKind, Message, Role, StopReason,
+    StreamEvent, Usage,
+};
+use routerly_core::wire::{self, StreamDecoder, StreamEncoder, WireFormat};
+
+const FORMATS: [WireFormat; 6] = [
+    WireFormat::OpenAiChat,
+    WireFormat::AnthropicMessages,
+    WireFormat::GeminiGenerateContent,
+    WireFormat::MistralChat,
+    WireFormat::OllamaChat,
+    WireFormat::OpenAiResponses,
+];
+
+/// Text as clients send it: ASCII, accents, emoji, quotes, newlines.
+fn text() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9 .,!?'\"\\\\é💡\n]{1,24}"
+}
+
+/// A conversation every format can carry: a system prompt, then turns that alternate
+/// between user and assistant, starting and ending with the user, each with text parts.
+fn request() -> impl Strategy<Value = ChatRequest> {
+    (
+        proptest::option::of(text()),
+        proptest::collection::vec(proptest::collection::vec(text(), 1..3), 0..3),
+        text(),
+        proptest::option::of(1u32..100_000),
+        proptest::option::of(proptest::sample::select(vec![0.0, 0.25, 0.5, 1.0, 1.5])),
+        proptest::option::of(proptest::sample::select(vec![0.1, 0.5, 0.9, 1.0])),
+        proptest::collection::vec("[a-z#]{1,6}", 0..4),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(system, turns, last, max_tokens, temperature, top_p, stop, stream)| {
+                let mut messages = Vec::new();
+                for (number, parts) in turns.into_iter().enumerate() {
+                    let content = parts.into_iter().map(ContentPart::text).collect();
+                    messages.push(Message {
+                        role: Role::User,
+                        content,
+                    });
+                    messages.push(Message {
+                        role: Role::Assistant,
+                        content: vec![ContentPart::text(format!("answer {number}"))],
+                    });
+                }
+                messages.push(Message {
+                    role: Role::User,
+                    content: vec![ContentPart::text(last)],
+                });
+                ChatRequest {
+                    model: "fuzz-model".to_owned(),
+                    system: system.into_iter().map(ContentPart::text).collect(),
+                    messages,
+                    max_tokens,
+                    temperature,
+                    top_p,
+                    stop,
+                    stream,
+                    ..ChatRequest::default()
+                }
+            },
+        )
+}
+
+/// The text of each message, by role, with a message's parts joined by newlines: what
+/// every format keeps, also where it merges a message's parts into one string (Ollama).
+fn transcript(request: &ChatRequest) -> Vec<(Role, String)> {
+    request
+        .messages
+        .iter()
+        .map(|message| {
+            let text: Vec<&str> = message
+                .content
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::Text { text } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            (message.role, text.join("\n"))
+        })
+        .collect()
+}
+
+/// `max_tokens`, `temperature` and `top_p` as `format` carries them: as given, except
+/// that Anthropic requires `max_tokens` (its encoder supplies 4096), clamps `temperature`
+/// to 0..=1 and drops `top_p` beside a `temperature` (current Claude models refuse both).
+fn expected_sampling(
+    format: WireFormat,
+    request: &ChatRequest,
+) -> (Option<u32>, Option<f64>, Option<f64>) {
+    match format {
+        WireFormat::AnthropicMessages => (
+            Some(request.max_tokens.unwrap_or(4096)),
+            request
+                .temperature
+                .map(|temperature| temperature.clamp(0.0, 1.0)),
+            request.top_p.filter(|_| request.temperature.is_none()),
+        ),
+        _ => (request.max_tokens, request.temperature, request.top_p),
+    }
+}
+
+fn system_text(request: &ChatRequest) -> String {
+    request
+        .system
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer() -> impl Strategy<Value = ChatResponse> {
+    (
+        proptest::collection::vec(text(), 1..3),
+        proptest::sample::select(vec![StopReason::EndTurn, StopReason::MaxTokens]),
+        (0u64..1_000_000, 0u64..1_000_000),
+    )
+        .prop_map(
+            |(texts, stop_reason, (input_tokens, output_tokens))| ChatResponse {
+                id: "answer-1".to_owned(),
+                model: "fuzz-model".to_owned(),
+                content: vec![ContentPart::text(texts.concat())],
+                stop_reason: Some(stop_reason),
+                stop_sequence: None,
+                usage: Usage {
+                    input_tokens,
+                    output_tokens,
+                    ..Usage::default()
+                },
+                created: 1_767_225_600,
+            },
+        )
+}
+
+fn answer_text(response: &ChatResponse) -> String {
+    response
+        .content
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+proptest! {
+    // Integration tests have no lib.rs beside them to keep failures in; a failure prints
+    // its minimal input instead.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn requests_survive_a_trip_through_every_format(request in request()) {
+        for format in FORMATS {
+            let encoded = wire::encode_request(format, &request, "fuzz-model")
+                .unwrap_or_else(|error| panic!("{format:?} refuses {request:?}: {error:?}"));
+            let decoded = wire::decode_request(format, &encoded)
+                .unwrap_or_else(|error| panic!("{format:?} refuses its own {encoded}: {error:?}"));
+            prop_assert_eq!(transcript(&decoded), transcript(&request), "{:?}: {}", format, encoded);
+            prop_assert_eq!(system_text(&decoded), system_text(&request), "{:?}", format);
+            let (max_tokens, temperature, top_p) = expected_sampling(format, &request);
+            prop_assert_eq!(decoded.max_tokens, max_tokens, "{:?}: max_tokens", format);
+            prop_assert_eq!(decoded.temperature, temperature, "{:?}: temperature", format);
+            prop_assert_eq!(decoded.top_p, top_p, "{:?}: top_p", format);
+            // The Responses API has no stop sequences.
+            if format != WireFormat::OpenAiResponses {
+                prop_assert_eq!(&decoded.stop, &request.stop, "{:?}", format);
+            }
+
+            let again = wire::decode_request(
+                format,
+                &wire::encode_request(format, &decoded, "fuzz-model").expect("encodes again"),
+            )
+            .expect("decodes again");
+            prop_assert_eq!(&again, &decoded, "{:?}: a second trip changed the request", format);
+        }
+    }
+
+    #[test]
+    fn answers_survive_a_trip_through_every_format(response in answer()) {
+        for format in FORMATS {
+            let encoded = wire::encode_response(format, &response);
+            let decoded = wire::decode_response(format, &encoded)
+                .unwrap_or_else(|error| panic!("{format:?} refuses its own {encoded}: {error:?}"));
+            prop_assert_eq!(answer_text(&decoded), answer_text(&response), "{:?}", format);
+            prop_assert_eq!(&decoded.stop_reason, &response.stop_reason, "{:?}", format);
+            prop_assert_eq!(decoded.usage.input_tokens, response.usage.input_tokens, "{:?}", format);
+            prop_assert_eq!(decoded.usage.output_tokens, response.usage.output_tokens, "{:?}", format);
+            let mut again = wire::decode_response(format, &wire::encode_response(format, &decoded))
+                .expect("decodes again");
+            if format == WireFormat::OllamaChat {
+                // Ollama's answers carry no id; each decode makes a fresh one.
+                prop_assert!(again.id.starts_with("ollama-") && again.id != decoded.id);
+                again.id.clone_from(&decoded.id);
+            }
+            prop_assert_eq!(&again, &decoded, "{:?}: a second trip changed the answer", format);
+        }
+    }
+
+    #[test]
+    fn streams_survive_a_trip_through_every_format(response in answer()) {
+        let text = answer_text(&response);
+        let events = vec![
+            StreamEvent::Start { id: response.id.clone(), model: response.model.clone(), usage: Usage::default() },
+            StreamEvent::TextStart { index: 0 },
+            StreamEvent::TextDelta { index: 0, text: text.clone() },
+            StreamEvent::BlockStop { index: 0 },
+            StreamEvent::Finish { stop_reason: StopReason::EndTurn, stop_sequence: None },
+            StreamEvent::Usage { usage: response.usage },
+            StreamEvent::End,
+        ];
+        for format in FORMATS {
+            let mut encoder = StreamEncoder::new(format, true);
+            let mut decoder = StreamDecoder::new(format);
+            let mut decoded = Vec::new();
+            for event in &events {
+                for frame in encoder.encode(event) {
+                    decoded.extend(decoder.decode(frame.event, &frame.data).unwrap_or_else(|error| {
+                        panic!("{format:?} refuses its own frame {}: {error:?}", frame.data)
+                    }));
+                }
+            }
+            let mut accumulator = routerly_core::accumulate::Accumulator::new();
+            let mut usage = Usage::default();
+            for event in &decoded {
+                accumulator.push(event);
+                if let StreamEvent::Usage { usage: reported } | StreamEvent::Start { usage: reported, .. } = event {
+                    usage.merge(reported);
+                }
+            }
+            prop_assert_eq!(answer_text(&accumulator.response()), text.clone(), "{:?}", format);
+            prop_assert_eq!(usage.input_tokens, response.usage.input_tokens, "{:?}", format);
+            prop_assert_eq!(usage.output_tokens, response.usage.output_tokens, "{:?}", format);
+            prop_assert!(decoded.contains(&StreamEvent::End), "{:?}: the stream ends", format);
+        }
+    }
+
+    #[test]
+    fn errors_survive_a_trip_through_every_format(
+        kind in proptest::sample::select(vec![
+            ErrorKind::InvalidRequest, ErrorKind::Authentication, ErrorKind::Permission,
+            ErrorKind::NotFound, ErrorKind::RateLimit, ErrorKind::Internal,
+        ]),
+        message in text(),
+    ) {
+        let error = ErrorBody::new(kind, message.trim());
+        prop_assume!(!error.message.is_empty());
+        for format in FORMATS {
+            let body = serde_json::to_vec(&wire::encode_error(format, &error)).expect("JSON");
+            let decoded = wire::decode_error(format, kind.status(), &body);
+            prop_assert_eq!(decoded.kind, kind, "{:?}", format);
+            prop_assert_eq!(&decoded.message, &error.message, "{:?}", format);
+        }
+    }
+}
