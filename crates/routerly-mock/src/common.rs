@@ -14,6 +14,11 @@ pub(crate) struct Directives {
     pub cached: u64,
     pub cache_write: u64,
     pub parallel: bool,
+    /// `[mock:tool=NAME]`: the tool to call, when the request offers it (agents offer many).
+    pub tool: Option<String>,
+    /// `[mock:arg.KEY=VALUE]`, in order: the call's arguments are exactly these strings
+    /// instead of the schema-derived ones.
+    pub args: Vec<(String, String)>,
 }
 
 const DIRECTIVE_OPEN: &str = "[mock:";
@@ -43,7 +48,12 @@ impl Directives {
                 "cached" => directives.cached = value.parse().unwrap_or(0),
                 "cache_write" => directives.cache_write = value.parse().unwrap_or(0),
                 "parallel" => directives.parallel = true,
-                _ => {}
+                "tool" if !value.is_empty() => directives.tool = Some(value.to_owned()),
+                _ => {
+                    if let Some(name) = key.strip_prefix("arg.").filter(|name| !name.is_empty()) {
+                        directives.args.push((name.to_owned(), value.to_owned()));
+                    }
+                }
             }
         }
         directives
@@ -228,6 +238,13 @@ pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
     {
         let tools: Vec<&ToolSpec<'_>> = if conversation.directives.parallel {
             conversation.tools.iter().collect()
+        } else if let Some(name) = conversation.directives.tool.as_deref() {
+            conversation
+                .tools
+                .iter()
+                .filter(|tool| tool.name == name)
+                .take(1)
+                .collect()
         } else if let ToolChoice::Named(name) = conversation.tool_choice {
             conversation
                 .tools
@@ -244,7 +261,18 @@ pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
                     .into_iter()
                     .map(|tool| ToolCall {
                         name: tool.name.to_owned(),
-                        arguments: arguments_from_schema(tool.schema),
+                        arguments: if conversation.directives.args.is_empty() {
+                            arguments_from_schema(tool.schema)
+                        } else {
+                            Value::Object(
+                                conversation
+                                    .directives
+                                    .args
+                                    .iter()
+                                    .map(|(key, value)| (key.clone(), Value::from(value.as_str())))
+                                    .collect(),
+                            )
+                        },
                     })
                     .collect(),
             );
@@ -363,6 +391,56 @@ mod tests {
         assert!(directives.parallel);
         assert_eq!(directives.status, Some(429));
         assert_eq!(strip_directives(text), "Hi there [mock:bogus");
+    }
+
+    #[test]
+    fn tool_and_argument_directives_pick_the_call() {
+        let text = "Read it [mock:tool=Read] [mock:arg.file_path=/tmp/a b.txt][mock:arg.=x]";
+        let directives = Directives::parse(text);
+        assert_eq!(directives.tool.as_deref(), Some("Read"));
+        assert_eq!(
+            directives.args,
+            vec![("file_path".to_owned(), "/tmp/a b.txt".to_owned())]
+        );
+        let schema = serde_json::json!({"properties": {"file_path": {"type": "string"}}});
+        let offered = |directives: Directives| Conversation {
+            provider: "openai",
+            model: "m",
+            tools: vec![
+                ToolSpec {
+                    name: "Bash",
+                    schema: None,
+                },
+                ToolSpec {
+                    name: "Read",
+                    schema: Some(&schema),
+                },
+            ],
+            tool_choice: ToolChoice::Auto,
+            last_is_plain_user: true,
+            tool_results: None,
+            user_text: text.to_owned(),
+            images: 0,
+            json_output: false,
+            directives,
+        };
+        match decide(&offered(directives.clone())) {
+            Answer::ToolCalls(calls) => {
+                assert_eq!(calls.len(), 1);
+                assert_eq!(calls[0].name, "Read");
+                assert_eq!(
+                    calls[0].arguments,
+                    serde_json::json!({"file_path": "/tmp/a b.txt"})
+                );
+            }
+            Answer::Text(text) => panic!("expected a tool call, got {text}"),
+        }
+        // A named tool the request does not offer: no call, the plain answer.
+        let absent = Directives {
+            tool: Some("Write".to_owned()),
+            ..directives
+        };
+        assert!(matches!(decide(&offered(absent)), Answer::Text(_)));
     }
 
     #[test]

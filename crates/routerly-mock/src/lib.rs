@@ -23,9 +23,14 @@
 //!    for the client's model); `[mock:routing_invalid]` in it makes a one-line first ask get
 //!    plain text, so the repair ask (more lines) is what succeeds.
 //! 1. The request has tools, `tool_choice` is not `none`, and the last message is a plain user
-//!    message (no tool results): call the tool `tool_choice` names, else the first tool (every
-//!    tool with `[mock:parallel]`). Arguments come from the tool's schema: each property is
-//!    `"Paris"` for string, `1` for number/integer, `true` for boolean, else `null`. Ids are
+//!    message (no tool results): call the tool `[mock:tool=NAME]` names (no call, so the later
+//!    rules answer, when the request does not offer it), else the tool `tool_choice` names,
+//!    else the first tool (every tool with `[mock:parallel]`). Arguments are the
+//!    `[mock:arg.KEY=VALUE]` directives (string values, in order) when there are any, else
+//!    come from the tool's schema: each property is
+//!    `"Paris"` for string, `1` for number/integer, `true` for boolean, else `null`. The tool
+//!    and argument directives let a test drive a real agent, which offers its own many tools
+//!    and builds its own prompts, through one deterministic tool round trip. Ids are
 //!    `call_<n>` (OpenAI and Azure, finish_reason `tool_calls`), `toolu_<n>` (Anthropic,
 //!    stop_reason `tool_use`) or `mock<n, 5 digits>` (Mistral, whose ids are 9 letters and
 //!    digits), `n` counting from 1 per server (reset by `/_mock/reset`). Gemini and Ollama
@@ -72,7 +77,8 @@
 //! response head, `[mock:chunk_delay_ms=N]` waits between stream events, `[mock:die_after=N]`
 //! sends N stream events then drops the connection (no `[DONE]`/`message_stop`),
 //! `[mock:garbage]` answers 200 with a body that is not JSON (garbage SSE when streaming),
-//! `[mock:parallel]`, `[mock:cached=N]`, `[mock:cache_write=N]` as above.
+//! `[mock:parallel]`, `[mock:tool=NAME]`, `[mock:arg.KEY=VALUE]`, `[mock:cached=N]`,
+//! `[mock:cache_write=N]` as above.
 //!
 //! # Control endpoints
 //!
