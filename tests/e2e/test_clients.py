@@ -247,15 +247,12 @@ class Calls:
 # What Routerly still refuses of these clients' requests, by test and family: issue 12's server
 # side (branch clients-server) removes these. Strict, so a fixed gap fails here until its line
 # is removed, and the README's compatibility table is updated with it.
-SERVER_GAPS = {
-    ("claude_code", "openai"): "a mid-conversation system message is refused (400 messages[1].role)",
-    ("claude_code", "anthropic"): "a mid-conversation system message is refused (400 messages[1].role)",
-    ("claude_code", "gemini"): "a mid-conversation system message is refused (400 messages[1].role)",
-    ("codex", "anthropic"): "the namespace tool is refused for non-OpenAI models",
-    ("codex", "gemini"): "the namespace tool is refused for non-OpenAI models",
-    ("vercel_two_turn", "openai"): "input items of type item_reference are refused",
-    ("vercel_two_turn", "anthropic"): "input items of type item_reference are refused",
-    ("vercel_two_turn", "gemini"): "input items of type item_reference are refused",
+SERVER_GAPS: dict[tuple[str, str], str] = {
+    # Claude Code now passes Routerly (mid-conversation system messages, adaptive thinking), but
+    # the mock's scripted tool loop does not yet drive it: it answers with the wrong tool.
+    ("claude_code", "openai"): "the mock's tool loop does not drive Claude Code yet",
+    ("claude_code", "anthropic"): "the mock's tool loop does not drive Claude Code yet",
+    ("claude_code", "gemini"): "the mock's tool loop does not drive Claude Code yet",
 }
 
 
@@ -319,10 +316,14 @@ def test_vercel_ai_sdk_two_turn_chat_on_responses(setup, workspace, family):
     upstream = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
     hello = f"Hello from mock {family.name} {upstream[family.name]}! You said:"
     assert result["texts"] == [f"{hello} My name is Ada.", f"{hello} What is my name?"], result
-    # The second request carried the first answer back; upstream it arrived as the answer's
-    # text in the provider's format, whatever form the client sent it in.
+    # The second request carried the first answer back as an `item_reference`: OpenAI gets it
+    # as sent (its own store resolves it); a translated model gets the answer's text, resolved
+    # from Routerly's conversation store, in the provider's format.
     bodies = calls.check("", min_calls=2)
-    assert result["texts"][0] in json.dumps(bodies[-1]), bodies[-1]
+    if family.name == "openai":
+        assert '"item_reference"' in json.dumps(bodies[-1]), bodies[-1]
+    else:
+        assert result["texts"][0] in json.dumps(bodies[-1]), bodies[-1]
 
 
 # ---- Claude Code (npm @anthropic-ai/claude-code) ------------------------------------------------

@@ -417,10 +417,16 @@ fn decode_thinking(thinking_value: &Value) -> Result<Option<Reasoning>, DecodeEr
                 effort: None,
             }))
         }
+        // Adaptive thinking (Claude Code's default): the model decides how long to think.
+        // Its nearest equivalent elsewhere is reasoning at the provider's default effort.
+        "adaptive" => Ok(Some(Reasoning {
+            budget_tokens: None,
+            effort: None,
+        })),
         "disabled" => Ok(None),
         other => Err(DecodeError::at(
             "thinking.type",
-            format!("`thinking.type` must be `enabled` or `disabled`, not `{other}`"),
+            format!("`thinking.type` must be `enabled`, `adaptive` or `disabled`, not `{other}`"),
         )),
     }
 }
