@@ -338,7 +338,7 @@ impl FileUsageHistory {
             (file, std::mem::take(&mut live.unsaved))
         };
         if let Some(dir) = self.checkpoint_path.parent() {
-            std::fs::create_dir_all(dir)?;
+            super::files::create_private_dir_all(dir)?;
         }
         match super::files::write_json_atomic(&self.checkpoint_path, &file) {
             Ok(_) => Ok(true),
