@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -76,41 +76,48 @@ pub const TAGS_HEADER: &str = "x-routerly-tags";
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(
     State(app): State<App>,
-    uri: http::Uri,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    complete(app, Surface::ChatCompletions, uri.query(), headers, body).await
+    complete(
+        app,
+        Surface::ChatCompletions,
+        query.as_deref(),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// `POST /v1/messages`.
 pub async fn messages(
     State(app): State<App>,
-    uri: http::Uri,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    complete(app, Surface::Messages, uri.query(), headers, body).await
+    complete(app, Surface::Messages, query.as_deref(), headers, body).await
 }
 
 /// `POST /v1/responses`.
 pub async fn responses(
     State(app): State<App>,
-    uri: http::Uri,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    complete(app, Surface::Responses, uri.query(), headers, body).await
+    complete(app, Surface::Responses, query.as_deref(), headers, body).await
 }
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(
     State(app): State<App>,
-    uri: http::Uri,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    complete(app, Surface::Embeddings, uri.query(), headers, body).await
+    complete(app, Surface::Embeddings, query.as_deref(), headers, body).await
 }
 
 /// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
