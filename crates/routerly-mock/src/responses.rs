@@ -276,15 +276,22 @@ fn validate_item<'a>(
                 }
             }
         }
-        "function_call" => {
-            for key in ["call_id", "name", "arguments"] {
+        // A function call and a custom tool call differ only in their payload's name; their
+        // outputs must answer a call made earlier in the same input, as OpenAI checks.
+        kind @ ("function_call" | "custom_tool_call") => {
+            let payload = if kind == "function_call" {
+                "arguments"
+            } else {
+                "input"
+            };
+            for key in ["call_id", "name", payload] {
                 if item_map.get(key).and_then(Value::as_str).is_none() {
                     return Err(missing(&format!("{path}.{key}")));
                 }
             }
             call_ids.push(item_map["call_id"].as_str().unwrap_or_default());
         }
-        "function_call_output" => {
+        kind @ ("function_call_output" | "custom_tool_call_output") => {
             let Some(call_id) = item_map.get("call_id").and_then(Value::as_str) else {
                 return Err(missing(&format!("{path}.call_id")));
             };
@@ -292,32 +299,13 @@ fn validate_item<'a>(
                 return Err(missing(&format!("{path}.output")));
             }
             if !call_ids.contains(&call_id) {
+                let call = if kind == "function_call_output" {
+                    "function call"
+                } else {
+                    "custom tool call"
+                };
                 return Err(invalid(
-                    format!("No tool call found for function call output with call_id {call_id}."),
-                    "input",
-                ));
-            }
-        }
-        "custom_tool_call" => {
-            for key in ["call_id", "name", "input"] {
-                if item_map.get(key).and_then(Value::as_str).is_none() {
-                    return Err(missing(&format!("{path}.{key}")));
-                }
-            }
-            call_ids.push(item_map["call_id"].as_str().unwrap_or_default());
-        }
-        "custom_tool_call_output" => {
-            let Some(call_id) = item_map.get("call_id").and_then(Value::as_str) else {
-                return Err(missing(&format!("{path}.call_id")));
-            };
-            if item_map.get("output").is_none_or(Value::is_null) {
-                return Err(missing(&format!("{path}.output")));
-            }
-            if !call_ids.contains(&call_id) {
-                return Err(invalid(
-                    format!(
-                        "No tool call found for custom tool call output with call_id {call_id}."
-                    ),
+                    format!("No tool call found for {call} output with call_id {call_id}."),
                     "input",
                 ));
             }
