@@ -1,10 +1,17 @@
 // How numbers, money and times read on every page.
 
+/**
+ * Dollars to the precision that matters: cents from $1, four decimals below it ($0.0465),
+ * three significant digits below a cent ($0.000123). Never rounds a non-zero amount to $0.
+ */
 export function usd(value: number): string {
   if (!Number.isFinite(value)) return '—';
   if (value === 0) return '$0.00';
-  if (Math.abs(value) < 0.01) return '$' + value.toFixed(6).replace(/0+$/, '');
-  return '$' + value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const sign = value < 0 ? '-' : '';
+  const size = Math.abs(value);
+  if (size >= 1) return sign + '$' + size.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  if (size >= 0.01) return sign + '$' + size.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 4 });
+  return sign + '$' + size.toLocaleString('en-US', { maximumSignificantDigits: 3, maximumFractionDigits: 20 });
 }
 
 export function count(value: number): string {
@@ -29,7 +36,7 @@ export function dateTime(text: string | null | undefined): string {
   if (!text) return '—';
   const date = new Date(text);
   if (Number.isNaN(date.getTime())) return text;
-  return date.toLocaleString('en-GB', { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit' });
+  return date.toLocaleString('en-GB', { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
 export function shortDate(text: string, bucket: 'hour' | 'day'): string {

@@ -92,6 +92,14 @@ export interface Totals {
   total_tokens: number;
   cost_usd: number;
   avg_latency_ms: number;
+  /** Calls that reached a provider (not refused by a budget, not cancelled by the client). */
+  provider_calls?: number;
+  /** Of those, the ones that failed (error or timeout). */
+  provider_errors?: number;
+  /** Calls refused by a budget before any provider was called. */
+  refused?: number;
+  /** Mean latency of the calls that reached a provider. */
+  provider_avg_latency_ms?: number;
   /** Percentiles from the rollups' sketches (2 % accuracy); absent or null per token, user or tag. */
   p50_latency_ms?: number | null;
   p95_latency_ms?: number | null;
@@ -140,6 +148,8 @@ export interface UsageRecord {
   user: string | null;
   tags: string[];
   attempts?: { model_id: string; error: string; status: number | null }[];
+  /** The model name the client asked for (absent in older records). */
+  requested_model?: string | null;
 }
 
 export interface UsagePage {

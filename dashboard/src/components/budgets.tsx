@@ -1,10 +1,10 @@
 // Budget gauges and the form that sets a budget (a limit, PRODUCT.md "Budgets and limits").
 
-import { useState, type FormEvent } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { dateTime, metricValue } from '../format';
-import { useAction } from '../hooks';
-import type { LimitUse, Project } from '../types';
+import { useAction, useApi } from '../hooks';
+import type { LimitUse, Project, Summary } from '../types';
 import { validateLimit, type Errors, type LimitFormValues } from '../validate';
 import { Gauge } from './charts';
 import { Button, ConfirmButton, FormError, SelectField, TextField, fieldError } from './ui';
@@ -28,7 +28,55 @@ export function scopeLabel(scope: string, projects: Project[] = []): string {
     .join(' · ');
 }
 
+/** What a budget means for the next call: its colour, a word, and why. */
+export interface BudgetState {
+  tone: 'good' | 'warn' | 'bad';
+  word: string;
+  reason: string;
+}
+
+/**
+ * The state of a limit for callers: refusing whenever the next call cannot be admitted. A
+ * call is admitted only when its whole estimate (prompt plus `max_tokens` at the model's
+ * prices) fits in what is left, so a budget refuses before it reads 100 %: `typical` is
+ * the average amount of one call (from the usage summary), the best guess of the next
+ * call's estimate.
+ */
+export function budgetState(limit: Pick<LimitUse, 'metric' | 'value' | 'used' | 'reserved' | 'percent' | 'mode'>, typical?: number): BudgetState {
+  const format = (value: number) => metricValue(limit.metric, value);
+  if (limit.mode === 'disable') return { tone: 'good', word: 'lifted', reason: 'lifts the limit above it; enforces nothing' };
+  if (limit.value <= 0) return { tone: 'bad', word: 'refusing', reason: 'a limit of 0 refuses every call' };
+  // Sums of floating-point amounts: what is left within a billionth of the limit is nothing.
+  const left = limit.value - limit.used - limit.reserved;
+  if (left <= limit.value * 1e-9 || (limit.metric === 'calls' && left < 1)) return { tone: 'bad', word: 'exhausted', reason: 'every call is refused until the window resets' };
+  if (typical !== undefined && typical > 0 && left < typical) {
+    return {
+      tone: 'bad',
+      word: 'refusing',
+      reason: `${format(left)} left, less than an average call (${format(typical)}): calls whose estimate does not fit are refused`,
+    };
+  }
+  if (limit.percent >= 80) return { tone: 'warn', word: 'nearly used', reason: `${format(left)} left; a call is refused when its estimate does not fit` };
+  return { tone: 'good', word: 'admitting', reason: `${format(left)} left` };
+}
+
+/** The average amount of one call for `metric`, from a usage summary. */
+export function typicalCall(summary: Summary | undefined, metric: string): number | undefined {
+  if (!summary) return undefined;
+  const calls = summary.provider_calls ?? summary.calls;
+  if (!calls) return undefined;
+  if (metric === 'cost') return summary.cost_usd / calls;
+  if (metric === 'calls') return 1;
+  if (metric === 'input_tokens') return summary.input_tokens / calls;
+  if (metric === 'output_tokens') return summary.output_tokens / calls;
+  if (metric === 'total_tokens') return summary.total_tokens / calls;
+  return undefined;
+}
+
 export function BudgetGauges({ limits, projects, onRemove }: { limits: LimitUse[]; projects?: Project[]; onRemove?: (limit: LimitUse) => Promise<unknown> }) {
+  // The last week's average call, the best guess of what the next call will reserve.
+  const from = useMemo(() => new Date(Date.now() - 7 * 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
+  const summary = useApi<Summary>('/api/usage/summary', { from });
   return (
     <div className="gauges">
       {limits.map((limit) => (
@@ -40,6 +88,7 @@ export function BudgetGauges({ limits, projects, onRemove }: { limits: LimitUse[
             percent={limit.percent}
             format={(value) => metricValue(limit.metric, value)}
             detail={'resets ' + dateTime(limit.resets_at)}
+            state={budgetState(limit, typicalCall(summary.data, limit.metric))}
           />
           {onRemove ? (
             <ConfirmButton

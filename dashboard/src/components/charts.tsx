@@ -3,6 +3,7 @@
 // numbers as text for screen readers and tests.
 
 import { useId, useState } from 'react';
+import { Link } from '../router';
 
 export interface Point {
   label: string;
@@ -105,7 +106,7 @@ export function BarList({
   empty = 'Nothing yet.',
   label,
 }: {
-  rows: { name: string; value: number; detail?: string }[];
+  rows: { name: string; value: number; detail?: string; to?: string }[];
   format: (value: number) => string;
   empty?: string;
   label: string;
@@ -117,7 +118,13 @@ export function BarList({
       {rows.map((row) => (
         <li key={row.name}>
           <div className="bar-label">
-            <span className="bar-name">{row.name}</span>
+            {row.to ? (
+              <Link className="bar-name" to={row.to}>
+                {row.name}
+              </Link>
+            ) : (
+              <span className="bar-name">{row.name}</span>
+            )}
             <span className="bar-value">
               {format(row.value)}
               {row.detail ? <span className="muted"> · {row.detail}</span> : null}
@@ -146,6 +153,7 @@ export function Gauge({
   percent,
   format,
   detail,
+  state,
 }: {
   label: string;
   used: number;
@@ -153,14 +161,21 @@ export function Gauge({
   percent: number;
   format: (value: number) => string;
   detail?: string;
+  /** What the gauge means for callers; without it, the tone follows the percentage. */
+  state?: { tone: 'good' | 'warn' | 'bad'; word: string; reason: string };
 }) {
   const clamped = Math.max(0, Math.min(100, percent));
-  const tone = gaugeTone(percent);
+  const tone = state?.tone ?? gaugeTone(percent);
+  // A refusing budget reads full whatever its percentage (a $0 budget is 0 % of nothing).
+  const width = state?.tone === 'bad' ? 100 : clamped;
   return (
-    <div className={`gauge gauge-${tone}`} data-testid="gauge">
+    <div className={`gauge gauge-${tone}`} data-testid="gauge" data-state={state?.word}>
       <div className="gauge-head">
         <span className="gauge-label">{label}</span>
-        <span className="gauge-percent">{percent >= 10 || percent === 0 ? percent.toFixed(0) : percent.toFixed(1)} %</span>
+        <span className="gauge-percent">
+          {state && state.tone !== 'good' ? <strong className="gauge-word">{state.word} · </strong> : null}
+          {percent >= 10 || percent === 0 ? percent.toFixed(0) : percent.toFixed(1)} %
+        </span>
       </div>
       <div
         className="gauge-track"
@@ -169,9 +184,9 @@ export function Gauge({
         aria-valuemin={0}
         aria-valuemax={limit}
         aria-valuenow={used}
-        aria-valuetext={`${format(used)} of ${format(limit)}`}
+        aria-valuetext={`${format(used)} of ${format(limit)}${state ? ` — ${state.word}: ${state.reason}` : ''}`}
       >
-        <div className="gauge-fill" style={{ width: `${clamped}%` }} />
+        <div className="gauge-fill" style={{ width: `${width}%` }} />
       </div>
       <div className="gauge-foot">
         <span>
@@ -179,6 +194,11 @@ export function Gauge({
         </span>
         {detail ? <span className="muted">{detail}</span> : null}
       </div>
+      {state && state.tone !== 'good' ? (
+        <div className="gauge-reason" data-testid="gauge-reason">
+          {state.reason}
+        </div>
+      ) : null}
     </div>
   );
 }

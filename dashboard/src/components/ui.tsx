@@ -184,9 +184,9 @@ export function PageHeader({ title, children }: { title: ReactNode; children?: R
 }
 
 /** A table that scrolls inside itself on narrow screens instead of widening the page. */
-export function Table({ children, label }: { children: ReactNode; label: string }) {
+export function Table({ children, label, className }: { children: ReactNode; label: string; className?: string }) {
   return (
-    <div className="table-wrap" tabIndex={0} role="region" aria-label={label}>
+    <div className={className ? `table-wrap ${className}` : 'table-wrap'} tabIndex={0} role="region" aria-label={label}>
       <table>{children}</table>
     </div>
   );

@@ -33,8 +33,27 @@ export function fillBuckets(points: TimelinePoint[], from: string, bucket: 'hour
   return filled;
 }
 
-export function errorRate(totals: Pick<Totals, 'calls' | 'errors'>): number {
-  return totals.calls === 0 ? 0 : (totals.errors / totals.calls) * 100;
+/**
+ * The share of provider calls that failed: budget refusals and cancelled calls never reached
+ * a provider and are counted apart (older servers without the split: every call).
+ */
+export function errorRate(totals: Pick<Totals, 'calls' | 'errors' | 'provider_calls' | 'provider_errors'>): number {
+  const calls = totals.provider_calls ?? totals.calls;
+  const errors = totals.provider_errors ?? totals.errors;
+  return calls === 0 ? 0 : (errors / calls) * 100;
+}
+
+/** Mean latency of provider calls (a refusal's 0 ms does not pull it down). */
+export function providerLatency(totals: Pick<Totals, 'avg_latency_ms' | 'provider_avg_latency_ms'>): number {
+  return totals.provider_avg_latency_ms ?? totals.avg_latency_ms;
+}
+
+/** Top-N rows by spend for models, without the "no model" bucket of calls refused before routing. */
+export function topModels(rows: (Totals & { model_id: string })[], limit = 5) {
+  return rows
+    .filter((row) => row.model_id !== '' && row.model_id !== '(none)')
+    .slice(0, limit)
+    .map((row) => ({ name: row.model_id, value: row.cost_usd, detail: count(row.calls) + ' calls', to: '/usage?model=' + encodeURIComponent(row.model_id) }));
 }
 
 function Stat({ label, value, raw, testId }: { label: string; value: string; raw: number; testId: string }) {
@@ -65,16 +84,17 @@ export function UsageCharts({ project, periodKey }: { project?: string; periodKe
         <Stat label="Spend" value={usd(totals.cost_usd)} raw={totals.cost_usd} testId="total-cost" />
         <Stat label="Calls" value={count(totals.calls)} raw={totals.calls} testId="total-calls" />
         <Stat label="Tokens" value={count(totals.total_tokens)} raw={totals.total_tokens} testId="total-tokens" />
-        <Stat label="Avg latency" value={ms(totals.avg_latency_ms)} raw={totals.avg_latency_ms} testId="avg-latency" />
+        <Stat label="Avg latency (provider calls)" value={ms(providerLatency(totals))} raw={providerLatency(totals)} testId="avg-latency" />
         {totals.p95_latency_ms != null ? <Stat label="p95 latency" value={ms(totals.p95_latency_ms)} raw={totals.p95_latency_ms} testId="p95-latency" /> : null}
-        <Stat label="Error rate" value={percent(errorRate(totals))} raw={errorRate(totals)} testId="error-rate" />
+        <Stat label="Provider error rate" value={percent(errorRate(totals))} raw={errorRate(totals)} testId="error-rate" />
+        {totals.refused !== undefined ? <Stat label="Refused by budgets" value={count(totals.refused)} raw={totals.refused} testId="refused" /> : null}
       </div>
       <div className="chart-grid">
         <LineChart title="Spend" points={series((point) => point.cost_usd)} format={usd} summary={usd(totals.cost_usd)} testId="chart-cost" />
         <LineChart title="Calls" points={series((point) => point.calls)} format={count} summary={count(totals.calls)} testId="chart-calls" />
         <LineChart title="Tokens" points={series((point) => point.total_tokens)} format={count} summary={count(totals.total_tokens)} testId="chart-tokens" />
-        <LineChart title="Latency" points={series((point) => point.avg_latency_ms)} format={ms} summary={'avg ' + ms(totals.avg_latency_ms)} testId="chart-latency" />
-        <LineChart title="Error rate" points={series((point) => errorRate(point))} format={percent} summary={percent(errorRate(totals))} testId="chart-errors" />
+        <LineChart title="Latency (provider calls)" points={series((point) => providerLatency(point))} format={ms} summary={'avg ' + ms(providerLatency(totals))} testId="chart-latency" />
+        <LineChart title="Provider error rate" points={series((point) => errorRate(point))} format={percent} summary={percent(errorRate(totals))} testId="chart-errors" />
       </div>
     </>
   );
@@ -90,7 +110,7 @@ export function TopProjects({ projects, from }: { projects: Project[]; from: str
     .filter((row) => row.calls > 0)
     .sort((a, b) => b.cost_usd - a.cost_usd || b.calls - a.calls)
     .slice(0, 5)
-    .map((row) => ({ name: names.get(row.project_id) ?? row.project_id, value: row.cost_usd, detail: count(row.calls) + ' calls' }));
+    .map((row) => ({ name: names.get(row.project_id) ?? row.project_id, value: row.cost_usd, detail: count(row.calls) + ' calls', to: '/usage?project=' + encodeURIComponent(row.project_id) }));
   return <BarList rows={rows} format={usd} label="Top projects by spend" empty="No project has calls in this period." />;
 }
 
@@ -137,7 +157,7 @@ export function OverviewPage() {
           ) : (
             <BarList
               label="Top models by spend"
-              rows={byModel.data.models.slice(0, 5).map((row) => ({ name: row.model_id, value: row.cost_usd, detail: count(row.calls) + ' calls' }))}
+              rows={topModels(byModel.data.models)}
               format={usd}
               empty="No model has calls in this period."
             />

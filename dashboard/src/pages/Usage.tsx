@@ -1,9 +1,10 @@
-import { useState } from 'react';
+import { useRef, useState } from 'react';
 import { authorizedFetch, withQuery } from '../api';
 import { CallDetail, CallsTable } from '../components/calls';
 import { Button, Card, Empty, ErrorBox, Loading, PageHeader, SelectField, TextField } from '../components/ui';
 import { count, usd } from '../format';
 import { useApi } from '../hooks';
+import { useLocation } from '../router';
 import type { Model, Project, UsagePage as Page, UsageRecord } from '../types';
 
 const PAGE_SIZE = 25;
@@ -15,7 +16,13 @@ interface Filters {
   outcome: string;
   from: string;
   to: string;
+  token: string;
+  user: string;
+  tag: string;
+  trace: string;
 }
+
+export const NO_FILTERS: Filters = { project: '', model: '', outcome: '', from: '', to: '', token: '', user: '', tag: '', trace: '' };
 
 /** The query of `/api/usage` for the filters: dates are whole days in UTC, `to` inclusive. */
 export function usageQuery(filters: Filters, fixedProject?: string): Record<string, string | undefined> {
@@ -26,13 +33,35 @@ export function usageQuery(filters: Filters, fixedProject?: string): Record<stri
     outcome: filters.outcome || undefined,
     from: filters.from ? new Date(filters.from + 'T00:00:00Z').toISOString() : undefined,
     to: filters.to ? nextDay(filters.to) : undefined,
+    token: filters.token || undefined,
+    user: filters.user.trim() || undefined,
+    tag: filters.tag.trim() || undefined,
+    // The `x-routerly-trace-id` a client received: finds that call whatever the other filters.
+    trace: filters.trace.trim() || undefined,
   };
 }
 
 export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
-  const [filters, setFilters] = useState<Filters>({ project: '', model: '', outcome: '', from: '', to: '' });
+  // Other pages link here with a filter (`/usage?model=gpt-4o`, `?trace=…`).
+  const search = useLocation().search;
+  const [filters, setFilters] = useState<Filters>(() => ({
+    ...NO_FILTERS,
+    project: search.get('project') ?? '',
+    model: search.get('model') ?? '',
+    outcome: search.get('outcome') ?? '',
+    trace: search.get('trace') ?? '',
+  }));
   const [offset, setOffset] = useState(0);
   const [open, setOpen] = useState<UsageRecord | null>(null);
+  const opener = useRef<HTMLElement | null>(null);
+  const openCall = (record: UsageRecord, row: HTMLElement | null) => {
+    opener.current = row?.querySelector('button') ?? null;
+    setOpen(record);
+  };
+  const closeCall = () => {
+    setOpen(null);
+    opener.current?.focus();
+  };
   const [exportError, setExportError] = useState<Error | null>(null);
   const [exporting, setExporting] = useState(false);
   const projects = useApi<{ projects: Project[] }>('/api/projects');
@@ -64,9 +93,24 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
     }
   };
   const data = page.data;
+  const tokens = (projects.data?.projects ?? []).filter((project) => !fixedProject || project.id === fixedProject).flatMap((project) => project.tokens ?? []);
   return (
     <>
       <Card>
+        <form className="trace-search" role="search" aria-label="Find a call by trace id" onSubmit={(event) => event.preventDefault()}>
+          <TextField
+            label="Trace id"
+            value={filters.trace}
+            onChange={(event) => set({ trace: event.target.value })}
+            hint="the x-routerly-trace-id header a client received"
+            placeholder="0193…"
+          />
+          {filters.trace ? (
+            <Button variant="ghost" onClick={() => set({ trace: '' })}>
+              Clear
+            </Button>
+          ) : null}
+        </form>
         <form className="filters" aria-label="Filters" onSubmit={(event) => event.preventDefault()}>
           {fixedProject ? null : (
             <SelectField label="Project" value={filters.project} onChange={(event) => set({ project: event.target.value })}>
@@ -92,6 +136,19 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
               </option>
             ))}
           </SelectField>
+          {tokens.length > 0 ? (
+            <SelectField label="Token" value={filters.token} onChange={(event) => set({ token: event.target.value })}>
+              <option value="">Any token</option>
+              {tokens.map((token) => (
+                <option key={token.id} value={token.id}>
+                  {token.labels.length ? token.labels.join(', ') + ' · ' : ''}
+                  {token.snippet}
+                </option>
+              ))}
+            </SelectField>
+          ) : null}
+          <TextField label="User" value={filters.user} onChange={(event) => set({ user: event.target.value })} hint="the request's user field" />
+          <TextField label="Tag" value={filters.tag} onChange={(event) => set({ tag: event.target.value })} />
           <TextField label="From (UTC)" type="date" value={filters.from} onChange={(event) => set({ from: event.target.value })} />
           <TextField label="To (UTC)" type="date" value={filters.to} onChange={(event) => set({ to: event.target.value })} />
           <div className="form-actions">
@@ -102,7 +159,7 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
         </form>
         <ErrorBox error={exportError} />
       </Card>
-      {open ? <CallDetail record={open} onClose={() => setOpen(null)} /> : null}
+      {open ? <CallDetail record={open} onClose={closeCall} /> : null}
       <Card>
         {page.error ? (
           <ErrorBox error={page.error} retry={page.reload} />
@@ -115,7 +172,7 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
             <p className="muted small" data-testid="page-summary">
               {data.total === null ? 'Calls' : `${count(data.total)} calls`}; this page {usd(data.records.reduce((sum, record) => sum + record.cost_usd, 0))}
             </p>
-            <CallsTable records={data.records} projects={projects.data?.projects} onOpen={setOpen} />
+            <CallsTable records={data.records} projects={projects.data?.projects} onOpen={openCall} />
             <div className="pager">
               <Button onClick={() => setOffset(Math.max(0, offset - PAGE_SIZE))} disabled={offset === 0}>
                 Newer

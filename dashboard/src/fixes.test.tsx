@@ -1,0 +1,99 @@
+// The logic behind issue 16's dashboard fixes: money precision, seconds, budget states,
+// provider-only rates, the requested model and the failed attempts.
+
+import { describe, expect, it } from 'vitest';
+import { budgetState, typicalCall } from './components/budgets';
+import { modelCell, priorAttempts } from './components/calls';
+import { dateTime, usd } from './format';
+import { errorRate, providerLatency, topModels } from './pages/Overview';
+import type { Summary } from './types';
+
+describe('money', () => {
+  it('shows the precision that matters and never rounds a cost to zero', () => {
+    expect(usd(0.0465)).toBe('$0.0465');
+    expect(usd(0.05)).toBe('$0.05');
+    expect(usd(0.5)).toBe('$0.50');
+    expect(usd(1234.567)).toBe('$1,234.57');
+    expect(usd(0.000123)).toBe('$0.000123');
+    expect(usd(0.0000001)).toBe('$0.0000001');
+    expect(usd(-0.0465)).toBe('-$0.0465');
+    expect(usd(0)).toBe('$0.00');
+  });
+
+  it('times carry seconds', () => {
+    expect(dateTime('2026-12-04T10:11:12Z')).toMatch(/:12\b/);
+  });
+});
+
+describe('budget state', () => {
+  const limit = { metric: 'cost', value: 0.05, used: 0, reserved: 0, percent: 0, mode: 'extend' };
+
+  it('a $0 budget refuses every call, in the danger colour, at 0 %', () => {
+    const state = budgetState({ ...limit, value: 0 });
+    expect(state).toMatchObject({ tone: 'bad', word: 'refusing' });
+    expect(state.reason).toContain('refuses every call');
+  });
+
+  it('a spent budget is exhausted', () => {
+    expect(budgetState({ ...limit, used: 0.05, percent: 100 })).toMatchObject({ tone: 'bad', word: 'exhausted' });
+    expect(budgetState({ ...limit, used: 0.04, reserved: 0.01, percent: 80 })).toMatchObject({ tone: 'bad', word: 'exhausted' });
+  });
+
+  it('refuses before 100 % once an average call no longer fits, and says why', () => {
+    const state = budgetState({ ...limit, used: 0.0485, percent: 97 }, 0.002);
+    expect(state).toMatchObject({ tone: 'bad', word: 'refusing' });
+    expect(state.reason).toContain('$0.0015 left');
+    expect(state.reason).toContain('$0.002');
+  });
+
+  it('is amber when nearly used but a call still fits, green otherwise', () => {
+    expect(budgetState({ ...limit, used: 0.045, percent: 90 }, 0.001)).toMatchObject({ tone: 'warn', word: 'nearly used' });
+    expect(budgetState({ ...limit, used: 0.01, percent: 20 }, 0.001)).toMatchObject({ tone: 'good' });
+  });
+
+  it('a lifting limit enforces nothing', () => {
+    expect(budgetState({ ...limit, value: 0, mode: 'disable' })).toMatchObject({ tone: 'good', word: 'lifted' });
+  });
+
+  it('the average call counts provider calls only', () => {
+    const summary = { calls: 10, provider_calls: 4, cost_usd: 0.02, input_tokens: 40, output_tokens: 8, total_tokens: 48 } as Summary;
+    expect(typicalCall(summary, 'cost')).toBeCloseTo(0.005);
+    expect(typicalCall(summary, 'total_tokens')).toBe(12);
+    expect(typicalCall(summary, 'calls')).toBe(1);
+    expect(typicalCall({ ...summary, calls: 0, provider_calls: 0 }, 'cost')).toBeUndefined();
+  });
+});
+
+describe('provider calls', () => {
+  it('error rate and latency leave refusals out', () => {
+    expect(errorRate({ calls: 10, errors: 6, provider_calls: 5, provider_errors: 1 })).toBe(20);
+    expect(errorRate({ calls: 10, errors: 6 })).toBe(60);
+    expect(errorRate({ calls: 0, errors: 0, provider_calls: 0, provider_errors: 0 })).toBe(0);
+    expect(providerLatency({ avg_latency_ms: 50, provider_avg_latency_ms: 100 })).toBe(100);
+  });
+
+  it('top models leave out the calls no model was chosen for, and link to their calls', () => {
+    const row = (model_id: string, cost_usd: number) => ({ model_id, cost_usd, calls: 1, errors: 0, input_tokens: 0, output_tokens: 0, cached_input_tokens: 0, total_tokens: 0, avg_latency_ms: 0 });
+    const rows = topModels([row('(none)', 0), row('gpt-4o', 2), row('', 0)]);
+    expect(rows.map((entry) => entry.name)).toEqual(['gpt-4o']);
+    expect(rows[0].to).toBe('/usage?model=gpt-4o');
+  });
+});
+
+describe('one call', () => {
+  it('shows the model asked for when another one served', () => {
+    expect(modelCell({ model_id: 'claude', requested_model: 'gpt-4o' })).toEqual({ served: 'claude', asked: 'gpt-4o' });
+    expect(modelCell({ model_id: 'gpt-4o', requested_model: 'gpt-4o' })).toEqual({ served: 'gpt-4o', asked: null });
+    expect(modelCell({ model_id: null, requested_model: undefined })).toEqual({ served: '—', asked: null });
+  });
+
+  it('the failed attempts before the answer exclude the answer itself', () => {
+    const attempts = [
+      { model_id: 'a', error: 'HTTP 500', status: 500 },
+      { model_id: 'b', error: 'HTTP 503', status: 503 },
+    ];
+    expect(priorAttempts({ attempts, outcome: 'error', model_id: 'b' }).map((attempt) => attempt.model_id)).toEqual(['a']);
+    expect(priorAttempts({ attempts: attempts.slice(0, 1), outcome: 'success', model_id: 'b' })).toHaveLength(1);
+    expect(priorAttempts({ attempts: undefined, outcome: 'error', model_id: null })).toEqual([]);
+  });
+});
