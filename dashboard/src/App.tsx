@@ -12,7 +12,10 @@ import { ModelsPage } from './pages/Models';
 import { ProjectsPage } from './pages/Projects';
 import { ProjectPage } from './pages/Project';
 import { UsagePage } from './pages/Usage';
-import { SettingsPage } from './pages/Settings';
+import { SettingsPage, settingsTabs } from './pages/Settings';
+import { PermissionsProvider, usePermissions } from './permissions';
+import { useApi } from './hooks';
+import type { Me } from './types';
 import { ProfilePage } from './pages/Profile';
 
 type Gate = { state: 'checking' } | { state: 'setup'; tokenRequired: boolean } | { state: 'login' } | { state: 'in'; user: SessionUser } | { state: 'down'; message: string };
@@ -107,9 +110,24 @@ function ThemeSwitch() {
 }
 
 function Shell({ user }: { user: SessionUser }) {
+  const me = useApi<Me>('/api/me');
+  if (me.error && !me.error.routeMissing) return <ErrorBox error={me.error} retry={me.reload} />;
+  if (!me.data && !me.error) return <Loading what="Loading your permissions" />;
+  return (
+    <PermissionsProvider me={me.data ?? null}>
+      <ShellFor user={user} />
+    </PermissionsProvider>
+  );
+}
+
+function ShellFor({ user }: { user: SessionUser }) {
   const location = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);
+  const { can } = usePermissions();
   useEffect(() => setMenuOpen(false), [location.path]);
+  const nav = NAV.filter((item) => item.to !== '/settings/general' || settingsTabs(can).length > 0).map((item) =>
+    item.to === '/settings/general' ? { ...item, to: `/settings/${settingsTabs(can)[0][0]}` } : item,
+  );
   return (
     <div className="shell">
       <a href="#main" className="skip-link">
@@ -134,7 +152,7 @@ function Shell({ user }: { user: SessionUser }) {
           <img src="/dashboard/favicon.svg" alt="" width="24" height="24" /> Routerly
         </Link>
         <ul>
-          {NAV.map((item) => (
+          {nav.map((item) => (
             <li key={item.to}>
               <Link to={item.to} className={'nav-link' + (item.match(location.path) ? ' nav-active' : '')} aria-current={item.match(location.path) ? 'page' : undefined}>
                 {item.label}

@@ -28,6 +28,8 @@ export interface Model {
   context_window: number | null;
   capabilities: Capabilities;
   created_at: string;
+  /** The circuit breaker's state now (`closed`, `open`, `half_open`). */
+  circuit?: string;
 }
 
 export interface CatalogueModel {
@@ -233,7 +235,8 @@ export interface Me {
   role: string;
   via: string;
   permissions: string[];
-  projects: { id: string; slug: string; name: string; role: string }[];
+  /** Per project: the role, and what the user may do there (global and project role together). */
+  projects: { id: string; slug: string; name: string; role: string; permissions?: string[] }[];
 }
 
 /** One routing policy of a project, as PRODUCT.md ("Routing policies") describes it. */

@@ -73,7 +73,7 @@ export function typicalCall(summary: Summary | undefined, metric: string): numbe
   return undefined;
 }
 
-export function BudgetGauges({ limits, projects, onRemove }: { limits: LimitUse[]; projects?: Project[]; onRemove?: (limit: LimitUse) => Promise<unknown> }) {
+export function BudgetGauges({ limits, projects, onRemove, canRemove }: { limits: LimitUse[]; projects?: Project[]; onRemove?: (limit: LimitUse) => Promise<unknown>; canRemove?: (limit: LimitUse) => boolean }) {
   // The last week's average call, the best guess of what the next call will reserve.
   const from = useMemo(() => new Date(Date.now() - 7 * 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
   const summary = useApi<Summary>('/api/usage/summary', { from });
@@ -90,7 +90,7 @@ export function BudgetGauges({ limits, projects, onRemove }: { limits: LimitUse[
             detail={'resets ' + dateTime(limit.resets_at)}
             state={budgetState(limit, typicalCall(summary.data, limit.metric))}
           />
-          {onRemove ? (
+          {onRemove && (canRemove?.(limit) ?? true) ? (
             <ConfirmButton
               label="Remove"
               variant="ghost"

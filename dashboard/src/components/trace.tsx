@@ -26,7 +26,8 @@ function modelName(value: unknown): string {
 interface PolicyRow {
   type: string;
   scores: Record<string, number>;
-  excluded: string[];
+  /** Excluded models with the policy's reason, verbatim ("circuit open: cooling down"). */
+  excluded: Record<string, string>;
   note?: string;
 }
 
@@ -37,18 +38,22 @@ export function policyRows(trace: Trace): PolicyRow[] {
   return policies.map((entry) => {
     const policy = (entry ?? {}) as Record<string, unknown>;
     const scores: Record<string, number> = {};
-    const excludedByScore: string[] = [];
+    const excluded: Record<string, string> = {};
     const rawScores = policy.scores;
     if (Array.isArray(rawScores)) {
       for (const score of rawScores as Record<string, unknown>[]) {
         scores[modelName(score)] = Number(score.score ?? score.value ?? score.point ?? 0);
-        if (score.excluded) excludedByScore.push(modelName(score));
+        if (score.excluded) excluded[modelName(score)] = typeof score.excluded === 'string' ? score.excluded : 'excluded';
       }
     } else if (rawScores && typeof rawScores === 'object') {
       for (const [model, score] of Object.entries(rawScores)) scores[model] = Number(score);
     }
     const excludedRaw = (policy.excluded ?? policy.exclusions ?? []) as unknown;
-    const excluded = [...excludedByScore, ...(Array.isArray(excludedRaw) ? excludedRaw.map(modelName) : Object.keys((excludedRaw as object) ?? {}))];
+    if (Array.isArray(excludedRaw)) {
+      for (const entry of excludedRaw) excluded[modelName(entry)] ??= typeof (entry as { reason?: unknown })?.reason === 'string' ? String((entry as { reason: string }).reason) : 'excluded';
+    } else if (excludedRaw && typeof excludedRaw === 'object') {
+      for (const [model, reason] of Object.entries(excludedRaw)) excluded[model] ??= typeof reason === 'string' ? reason : 'excluded';
+    }
     const weight = typeof policy.weight === 'number' ? `weight ${policy.weight}` : '';
     const status = typeof policy.status === 'string' && policy.status !== 'weighted' ? String(policy.status) : '';
     const note = [weight, status, policy.skipped ? 'skipped' : '', typeof policy.detail === 'string' ? policy.detail : '', typeof policy.reason === 'string' ? policy.reason : '', typeof policy.error === 'string' ? policy.error : ''].filter(Boolean).join(' — ');
@@ -68,6 +73,16 @@ export function TraceDetails({ trace }: { trace: Trace }) {
         <p>
           <strong>Candidates:</strong> {candidates.join(', ')}
           {typeof trace.routing_us === 'number' ? <span className="muted small"> · chosen in {String(trace.routing_us)} µs</span> : null}
+        </p>
+      ) : null}
+      {typeof trace.requested_model === 'string' ? (
+        <p>
+          <strong>Asked for:</strong> {trace.requested_model}
+        </p>
+      ) : null}
+      {Array.isArray(trace.dropped_by_budget) && trace.dropped_by_budget.length > 0 ? (
+        <p>
+          <strong>Left out by their budgets:</strong> {(trace.dropped_by_budget as unknown[]).map(modelName).join(', ')}
         </p>
       ) : null}
       {typeof trace.served_by === 'string' ? (
@@ -95,7 +110,7 @@ export function TraceDetails({ trace }: { trace: Trace }) {
                   {policy.note ? <div className="muted small">{policy.note}</div> : null}
                 </th>
                 {models.map((model) => (
-                  <td key={model}>{policy.excluded.includes(model) ? <span className="badge badge-bad">excluded</span> : model in policy.scores ? policy.scores[model].toFixed(2) : '—'}</td>
+                  <td key={model}>{model in policy.excluded ? <span className="badge badge-bad" data-testid="exclusion">{policy.excluded[model]}</span> : model in policy.scores ? policy.scores[model].toFixed(2) : '—'}</td>
                 ))}
               </tr>
             ))}

@@ -1,9 +1,10 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, Loading, PageHeader, SelectField, Table, TextField, fieldError } from '../components/ui';
-import { count, usd } from '../format';
+import { count, ms, percent, usd } from '../format';
+import { errorRate } from './Overview';
 import { useAction, useApi } from '../hooks';
-import { CAPABILITY_NAMES, type Capabilities, type Catalogue, type CatalogueProvider, type Model } from '../types';
+import { CAPABILITY_NAMES, type Capabilities, type Catalogue, type CatalogueProvider, type Model, type Totals } from '../types';
 import { parseAmount, validateModel, type Errors } from '../validate';
 
 const OTHER = '__other__';
@@ -147,7 +148,11 @@ function capabilityBadges(capabilities: Capabilities) {
   return on.length === 0 ? <span className="muted">—</span> : on.map((name) => <Badge key={name}>{name}</Badge>);
 }
 
-function PriceEditor({ model, onSaved }: { model: Model; onSaved: () => void }) {
+/** Edits a model after creation: where it is reached, with which key, under which name, at which prices. */
+function ModelEditor({ model, onSaved }: { model: Model; onSaved: () => void }) {
+  const [endpoint, setEndpoint] = useState(model.endpoint);
+  const [upstream, setUpstream] = useState(model.upstream_model);
+  const [apiKey, setApiKey] = useState('');
   const [input, setInput] = useState(String(model.pricing.input));
   const [output, setOutput] = useState(String(model.pricing.output));
   const [errors, setErrors] = useState<Errors>({});
@@ -156,32 +161,61 @@ function PriceEditor({ model, onSaved }: { model: Model; onSaved: () => void }) 
     <form
       className="inline-form"
       noValidate
-      aria-label={`Prices of ${model.id}`}
+      aria-label={`Edit ${model.id}`}
       onSubmit={async (event) => {
         event.preventDefault();
         const found: Errors = {};
         if (parseAmount(input) === null) found.input = 'Enter 0 or more.';
         if (parseAmount(output) === null) found.output = 'Enter 0 or more.';
+        if (!/^https?:\/\/\S+$/.test(endpoint.trim())) found.endpoint = 'Enter an http(s) URL.';
+        if (!upstream.trim()) found.upstream_model = 'Enter the provider\'s model name.';
         setErrors(found);
         if (Object.keys(found).length) return;
-        const done = await action.run(() =>
-          request(`/api/models/${encodeURIComponent(model.id)}`, { method: 'PATCH', body: { pricing: { ...model.pricing, input: Number(input), output: Number(output) } } }),
-        );
+        const body: Record<string, unknown> = { pricing: { ...model.pricing, input: Number(input), output: Number(output) } };
+        if (endpoint.trim() !== model.endpoint) body.endpoint = endpoint.trim();
+        if (upstream.trim() !== model.upstream_model) body.upstream_model = upstream.trim();
+        if (apiKey.trim()) body.api_key = apiKey.trim();
+        const done = await action.run(() => request(`/api/models/${encodeURIComponent(model.id)}`, { method: 'PATCH', body }));
         if (done !== undefined) onSaved();
       }}
     >
+      <TextField label="Endpoint" value={endpoint} onChange={(event) => setEndpoint(event.target.value)} error={fieldError(errors, action.error, 'endpoint')} />
+      <TextField label="Provider's model name" value={upstream} onChange={(event) => setUpstream(event.target.value)} error={fieldError(errors, action.error, 'upstream_model')} />
+      <TextField label="New API key" type="password" autoComplete="off" value={apiKey} onChange={(event) => setApiKey(event.target.value)} error={fieldError(errors, action.error, 'api_key')} hint="leave empty to keep the current key; env:NAME reads a variable" />
       <TextField label="Input USD/M" value={input} onChange={(event) => setInput(event.target.value)} error={errors.input} inputMode="decimal" />
       <TextField label="Output USD/M" value={output} onChange={(event) => setOutput(event.target.value)} error={errors.output} inputMode="decimal" />
       <Button type="submit" busy={action.pending}>
-        Save prices
+        Save model
       </Button>
-      <FormError error={action.error} />
+      <FormError error={action.error} fields={['endpoint', 'upstream_model', 'api_key']} />
     </form>
+  );
+}
+
+/** A model's health now: its circuit, latency percentiles and error rate over the last day. */
+export function ModelHealth({ circuit, totals }: { circuit?: string; totals?: Totals }) {
+  const tone = circuit === 'open' ? 'bad' : circuit === 'half_open' ? 'warn' : 'good';
+  const words: Record<string, string> = { open: 'circuit open', half_open: 'circuit half-open', closed: 'circuit closed' };
+  const calls = totals ? (totals.provider_calls ?? totals.calls) : 0;
+  return (
+    <div className="model-health" data-testid="model-health">
+      <Badge tone={tone}>{words[circuit ?? 'closed'] ?? circuit}</Badge>
+      {totals && calls > 0 ? (
+        <div className="muted small">
+          p50 {ms(totals.p50_latency_ms)} · p95 {ms(totals.p95_latency_ms)} · errors {percent(errorRate(totals))} of {count(calls)}
+        </div>
+      ) : (
+        <div className="muted small">no calls in 24 h</div>
+      )}
+    </div>
   );
 }
 
 export function ModelsPage() {
   const models = useApi<{ models: Model[] }>('/api/models');
+  const dayAgo = useMemo(() => new Date(Date.now() - 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
+  const usage = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { from: dayAgo });
+  const usageOf = (id: string) => usage.data?.models.find((row) => row.model_id === id);
   const catalogue = useApi<Catalogue>('/api/catalogue');
   const [adding, setAdding] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
@@ -233,6 +267,7 @@ export function ModelsPage() {
                 <th>Id</th>
                 <th>Provider</th>
                 <th>Input / output (USD/M)</th>
+                <th>Health (24 h)</th>
                 <th>Context</th>
                 <th>Capabilities</th>
                 <th>API key</th>
@@ -254,7 +289,7 @@ export function ModelsPage() {
                   </td>
                   <td>
                     {editing === model.id ? (
-                      <PriceEditor
+                      <ModelEditor
                         model={model}
                         onSaved={() => {
                           setEditing(null);
@@ -267,6 +302,9 @@ export function ModelsPage() {
                       </>
                     )}
                   </td>
+                  <td>
+                    <ModelHealth circuit={model.circuit} totals={usageOf(model.id)} />
+                  </td>
                   <td>{model.context_window ? count(model.context_window) : '—'}</td>
                   <td className="badges">{capabilityBadges(model.capabilities)}</td>
                   <td>
@@ -274,7 +312,7 @@ export function ModelsPage() {
                   </td>
                   <td className="actions">
                     <Button variant="ghost" onClick={() => setEditing(editing === model.id ? null : model.id)}>
-                      {editing === model.id ? 'Close' : 'Edit prices'}
+                      {editing === model.id ? 'Close' : 'Edit'}
                     </Button>
                     <ConfirmButton
                       label="Remove"

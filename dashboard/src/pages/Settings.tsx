@@ -21,27 +21,40 @@ import {
   fieldError,
 } from '../components/ui';
 import { dateTime } from '../format';
+import { describeAudit } from '../audit';
 import { useAction, useApi } from '../hooks';
+import { canWriteScope, usePermissions } from '../permissions';
 import type { ApiKey, AuditEntry, Channel, LimitUse, Model, Project, Role, User } from '../types';
 import { isHttpUrl, validateCredentials, validateSmtp, validateWebhook, type Errors } from '../validate';
 
+/** Each tab with the permission its page needs to load (budgets: anyone who reads usage). */
 const TABS = [
-  ['general', 'General'],
-  ['budgets', 'Budgets'],
-  ['notifications', 'Notifications'],
-  ['users', 'Users'],
-  ['roles', 'Roles'],
-  ['api-keys', 'API keys'],
-  ['audit', 'Audit log'],
+  ['general', 'General', 'settings:write'],
+  ['budgets', 'Budgets', null],
+  ['notifications', 'Notifications', 'settings:write'],
+  ['users', 'Users', 'user:read'],
+  ['roles', 'Roles', 'user:read'],
+  ['api-keys', 'API keys', 'user:write'],
+  ['audit', 'Audit log', 'settings:write'],
 ] as const;
 
+/** The tabs the user may open: a viewer never meets "Something went wrong" behind one. */
+export function settingsTabs(can: (permission: string) => boolean) {
+  return TABS.filter(([, , permission]) => permission === null || can(permission));
+}
+
 export function SettingsPage({ tab }: { tab: string }) {
+  const { can } = usePermissions();
+  const tabs = settingsTabs(can);
+  const allowed = tabs.some(([id]) => id === tab);
+  const needed = TABS.find(([id]) => id === tab)?.[2];
   return (
     <>
       <PageHeader title="Settings" />
-      <Tabs label="Settings sections" active={tab} items={TABS.map(([id, label]) => ({ id, label, to: `/settings/${id}` }))} />
+      <Tabs label="Settings sections" active={tab} items={tabs.map(([id, label]) => ({ id, label, to: `/settings/${id}` }))} />
       <div className="tab-panel">
-        {tab === 'general' ? <GeneralSettings />
+        {!allowed && needed ? <p className="state" data-testid="no-permission">This section needs the {needed} permission, which your role does not have.</p>
+        : tab === 'general' ? <GeneralSettings />
         : tab === 'budgets' ? <GlobalBudgets />
         : tab === 'notifications' ? <Notifications />
         : tab === 'users' ? <Users />
@@ -70,6 +83,18 @@ function GeneralSettings() {
   if (loaded.error) return <ErrorBox error={loaded.error} retry={loaded.reload} />;
   if (!loaded.data) return <Loading what="Loading settings" />;
   return <GeneralForm settings={loaded.data} onSaved={loaded.reload} />;
+}
+
+/** Where the service really listens (a flag or ROUTERLY_HOST/PORT may override the settings). */
+function ListenAddress({ configured }: { configured: string }) {
+  const system = useApi<{ listen: string }>('/api/system');
+  const actual = system.data?.listen;
+  return (
+    <p className="muted small" data-testid="listen-address">
+      Listening on <code>{actual ?? configured}</code>
+      {actual && actual !== configured ? <> (the settings say {configured}; a start option overrides them)</> : null}; change the address with <code>routerly service configure</code>.
+    </p>
+  );
 }
 
 function GeneralForm({ settings, onSaved }: { settings: SettingsBody; onSaved: () => void }) {
@@ -120,9 +145,7 @@ function GeneralForm({ settings, onSaved }: { settings: SettingsBody; onSaved: (
         </div>
         <Checkbox label="Allow webhooks to private and loopback addresses" checked={privateWebhooks} onChange={(event) => setPrivateWebhooks(event.target.checked)} />
         <Checkbox label="Serve this dashboard (turning it off leaves the API and the CLI)" checked={dashboard} onChange={(event) => setDashboard(event.target.checked)} />
-        <p className="muted small">
-          Listening on {settings.host}:{settings.port}; change the address with <code>routerly service configure</code>.
-        </p>
+        <ListenAddress configured={`${settings.host}:${settings.port}`} />
         <FormError error={action.error} fields={['public_url', 'alert_thresholds', 'budget_time_zone']} />
         <div className="row">
           <Button type="submit" variant="primary" busy={action.pending}>
@@ -140,24 +163,29 @@ function GlobalBudgets() {
   const projects = useApi<{ projects: Project[] }>('/api/projects');
   const models = useApi<{ models: Model[] }>('/api/models');
   const [scope, setScope] = useState('global');
+  const { can } = usePermissions();
   if (limits.error?.routeMissing) return <Unavailable what="Budgets" />;
+  // Only the levels the user may write (settings:write global, model:write models, project:write projects).
   const scopes = [
     ['global', 'Everything (global)'],
     ...(models.data?.models.map((model) => [`model:${model.id}`, `Model ${model.id}`]) ?? []),
     ...(projects.data?.projects.map((project) => [`project:${project.id}`, `Project ${project.name}`]) ?? []),
-  ];
+  ].filter(([value]) => canWriteScope(can, value));
+  const chosen = scopes.some(([value]) => value === scope) ? scope : (scopes[0]?.[0] ?? '');
   return (
     <>
+      {scopes.length === 0 ? null : (
       <Card title="Add a budget">
-        <SelectField label="Applies to" value={scope} onChange={(event) => setScope(event.target.value)}>
+        <SelectField label="Applies to" value={chosen} onChange={(event) => setScope(event.target.value)}>
           {scopes.map(([value, label]) => (
             <option key={value} value={value}>
               {label}
             </option>
           ))}
         </SelectField>
-        <LimitForm scope={scope} onSaved={limits.reload} />
+        <LimitForm scope={chosen} onSaved={limits.reload} />
       </Card>
+      )}
       <Card title="Budgets">
         {limits.error ? (
           <ErrorBox error={limits.error} retry={limits.reload} />
@@ -169,6 +197,7 @@ function GlobalBudgets() {
           <BudgetGauges
             limits={limits.data.limits}
             projects={projects.data?.projects}
+            canRemove={(limit) => canWriteScope(can, limit.scope)}
             onRemove={async (limit) => {
               await request(`/api/limits/${encodeURIComponent(limit.id)}`, { method: 'DELETE' });
               limits.reload();
@@ -317,6 +346,38 @@ function Notifications() {
   );
 }
 
+/** A user's role, changed only after a confirmation that says what the new role grants. */
+function RoleChanger({ user, roleNames, roles, change, onChanged }: { user: User; roleNames: string[]; roles: Role[]; change: (next: string) => Promise<unknown>; onChanged: () => void }) {
+  const [next, setNext] = useState(user.role);
+  const grants = roles.find((role) => role.id === next)?.permissions;
+  return (
+    <div className="inline-form">
+      <select aria-label={`Role of ${user.email}`} value={next} onChange={(event) => setNext(event.target.value)}>
+        {Array.from(new Set([...roleNames, user.role])).map((name) => (
+          <option key={name}>{name}</option>
+        ))}
+      </select>
+      {next !== user.role ? (
+        <>
+          <ConfirmButton
+            label="Apply"
+            variant="secondary"
+            title={`Change ${user.email} from ${user.role} to ${next}?`}
+            message={<>The new role applies at once{grants ? <>: it grants {grants.length ? grants.join(', ') : 'no permission'}</> : null}.</>}
+            confirmLabel="Change role"
+            onConfirm={async () => {
+              if ((await change(next)) !== undefined) onChanged();
+            }}
+          />
+          <Button variant="ghost" onClick={() => setNext(user.role)}>
+            Undo
+          </Button>
+        </>
+      ) : null}
+    </div>
+  );
+}
+
 function Users() {
   const users = useApi<{ users: User[] }>('/api/users');
   const roles = useApi<{ roles: Role[] }>('/api/roles');
@@ -327,8 +388,10 @@ function Users() {
   const add = useAction();
   const change = useAction();
   const roleNames = roles.data?.roles.map((candidate) => candidate.id) ?? ['admin', 'operator', 'viewer'];
+  const canWrite = usePermissions().can('user:write');
   return (
     <>
+      {canWrite ? (
       <Card title="Add a user">
         <form
           className="inline-form"
@@ -359,6 +422,7 @@ function Users() {
           <FormError error={add.error} fields={['email', 'password']} />
         </form>
       </Card>
+      ) : null}
       <ErrorBox error={change.error} />
       <Card title="Users">
         {users.error ? (
@@ -382,23 +446,11 @@ function Users() {
               {users.data.users.map((user) => (
                 <tr key={user.id}>
                   <td>{user.email}</td>
-                  <td>
-                    <select
-                      aria-label={`Role of ${user.email}`}
-                      value={user.role}
-                      onChange={async (event) => {
-                        const next = event.target.value;
-                        if ((await change.run(() => request(`/api/users/${user.id}`, { method: 'PATCH', body: { role: next } }))) !== undefined) users.reload();
-                      }}
-                    >
-                      {Array.from(new Set([...roleNames, user.role])).map((name) => (
-                        <option key={name}>{name}</option>
-                      ))}
-                    </select>
-                  </td>
+                  <td>{canWrite ? <RoleChanger user={user} roleNames={roleNames} roles={roles.data?.roles ?? []} change={(next) => change.run(() => request(`/api/users/${user.id}`, { method: 'PATCH', body: { role: next } }))} onChanged={users.reload} /> : user.role}</td>
                   <td>{user.projects.map((project) => `${project.slug} (${project.role})`).join(', ') || '—'}</td>
                   <td>{dateTime(user.created_at)}</td>
                   <td className="actions">
+                    {canWrite ? (
                     <ConfirmButton
                       label="Remove"
                       title={`Remove ${user.email}?`}
@@ -412,6 +464,7 @@ function Users() {
                         if (done) users.reload();
                       }}
                     />
+                    ) : null}
                   </td>
                 </tr>
               ))}
@@ -432,8 +485,10 @@ function Roles() {
   const add = useAction();
   const remove = useAction();
   const allPermissions = roles.data?.permissions ?? [];
+  const canWrite = usePermissions().can('user:write');
   return (
     <>
+      {canWrite ? (
       <Card title="Add a custom role">
         <form
           className="stack"
@@ -479,6 +534,7 @@ function Roles() {
           </div>
         </form>
       </Card>
+      ) : null}
       <ErrorBox error={remove.error} />
       <Card title="Roles">
         {roles.error ? (
@@ -504,7 +560,7 @@ function Roles() {
                   </td>
                   <td className="badges">{role.permissions.length ? role.permissions.map((permission) => <Badge key={permission}>{permission}</Badge>) : <span className="muted">none</span>}</td>
                   <td className="actions">
-                    {role.builtin ? null : (
+                    {role.builtin || !canWrite ? null : (
                       <ConfirmButton
                         label="Remove"
                         title={`Remove the role ${role.name}?`}
@@ -640,6 +696,15 @@ function actorLabel(actor: Record<string, unknown>): string {
 function Audit() {
   const [offset, setOffset] = useState(0);
   const page = useApi<{ entries: AuditEntry[]; total: number }>('/api/audit', { limit: 25, offset });
+  // Names for the ids in paths; each list is only what the auditor may read anyway.
+  const projects = useApi<{ projects: Project[] }>('/api/projects');
+  const { can } = usePermissions();
+  const users = useApi<{ users: User[] }>(can('user:read') ? '/api/users' : null);
+  const name = (kind: string, id: string) => {
+    if (kind === 'project') return projects.data?.projects.find((project) => project.id === id || project.slug === id)?.name;
+    if (kind === 'user') return users.data?.users.find((user) => user.id === id)?.email;
+    return undefined;
+  };
   return (
     <Card title="Audit log">
       {page.error ? (
@@ -664,9 +729,11 @@ function Audit() {
                 <tr key={entry.id}>
                   <td>{dateTime(entry.at)}</td>
                   <td>{actorLabel(entry.actor)}</td>
-                  <td>
-                    <code className="break">{entry.action}</code>
-                    <div className="muted small break">{entry.path}</div>
+                  <td data-testid="audit-what">
+                    {describeAudit(entry, name)}
+                    <div className="muted small break">
+                      <code>{entry.action}</code>
+                    </div>
                   </td>
                   <td>{entry.status}</td>
                 </tr>
