@@ -200,6 +200,10 @@ pub struct UsageRecord {
     /// Every model tried before the one that served, with why it failed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// The model name the client asked for (a model id, an alias or `auto`), so a call
+    /// served by another model than the one named shows both; `None` in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_model: Option<String>,
 }
 
 /// One failed try of a candidate model.

@@ -20,6 +20,7 @@ use routerly_server::store::usage_log::usage_log_files;
 
 fn record(index: u64, at: chrono::DateTime<Utc>) -> UsageRecord {
     UsageRecord {
+        requested_model: None,
         id: format!("{:032x}", index),
         timestamp: at,
         project_id: format!("project-{}", index % 20),

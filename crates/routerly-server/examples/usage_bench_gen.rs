@@ -78,6 +78,7 @@ fn main() -> std::io::Result<()> {
             tags.push("batch".to_owned());
         }
         let record = UsageRecord {
+            requested_model: None,
             id: uuid::Uuid::new_v4().to_string(),
             timestamp: at,
             project_id: format!("project-{project:02}"),

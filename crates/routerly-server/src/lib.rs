@@ -144,6 +144,7 @@ impl Service {
             body_budget: admission::BodyBudget::new(limits.body_memory_bytes),
             audit,
             started_at: Instant::now(),
+            listening_on: std::sync::OnceLock::new(),
             metrics,
             budgets,
             responses,
@@ -191,6 +192,9 @@ impl Service {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let settings = self.app.store.snapshot().settings.clone();
+        if let Ok(address) = listener.local_addr() {
+            let _ = self.app.listening_on.set(address);
+        }
         let grace = Duration::from_secs(settings.shutdown_grace_seconds);
         net::serve_connections(
             listener,

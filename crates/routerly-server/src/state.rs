@@ -44,6 +44,9 @@ pub struct AppState {
     pub audit: AuditLog,
     /// When the service started.
     pub started_at: Instant,
+    /// The address the service really listens on (flags and `ROUTERLY_HOST`/`_PORT` may
+    /// override the settings); unset until it serves.
+    pub listening_on: std::sync::OnceLock<std::net::SocketAddr>,
     /// Counters and histograms for `GET /metrics`.
     pub metrics: Arc<Metrics>,
     /// Budget counters, reservations and alerts.

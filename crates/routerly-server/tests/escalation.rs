@@ -837,3 +837,162 @@ fn api_handlers_change_the_configuration_only_through_grants_update() {
         "these API modules change the configuration without api::grants::update: {offenders:?}"
     );
 }
+
+/// The dashboard hides what a caller may not do from `GET /api/me`: each project lists the
+/// caller's effective permissions there (global role and project role together).
+#[tokio::test]
+async fn me_lists_the_effective_permissions_in_each_project() {
+    let harness = start().await;
+    for (name, want) in [
+        (
+            "project-editor",
+            vec!["model:read", "project:read", "project:write"],
+        ),
+        ("project-viewer", vec!["model:read", "project:read"]),
+    ] {
+        let token = harness.token(name).await;
+        let answer = harness
+            .call(Method::GET, "/api/me", Some(&token), None)
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        let alpha = answer.body["projects"]
+            .as_array()
+            .and_then(|projects| projects.iter().find(|project| project["slug"] == "alpha"))
+            .unwrap_or_else(|| panic!("{name} is a member of alpha: {}", answer.text));
+        let got: Vec<&str> = alpha["permissions"]
+            .as_array()
+            .expect("permissions")
+            .iter()
+            .filter_map(|permission| permission.as_str())
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+    // A global viewer who is also a project viewer: the union.
+    let token = harness.token("victim").await;
+    let answer = harness
+        .call(Method::GET, "/api/me", Some(&token), None)
+        .await;
+    let alpha = &answer.body["projects"][0]["permissions"];
+    assert!(
+        alpha
+            .as_array()
+            .is_some_and(|list| list.iter().any(|p| p == "report:read")),
+        "{}",
+        answer.text
+    );
+}
+
+/// A second limit identical to an existing one (same scope, metric, window, value, mode) is
+/// refused with 409 naming the field; a different value is another limit.
+#[tokio::test]
+async fn an_identical_limit_is_refused() {
+    let harness = start().await;
+    let admin = harness.token("admin").await;
+    let body =
+        json!({ "scope": "project:alpha", "metric": "cost", "period": "daily", "value": 0.05 });
+    let first = harness
+        .call(
+            Method::POST,
+            "/api/limits",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    let again = harness
+        .call(Method::POST, "/api/limits", Some(&admin), Some(body))
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    assert_eq!(again.body["error"]["field"], "value", "{}", again.text);
+    assert!(
+        again.text.contains(first.body["id"].as_str().expect("id")),
+        "{}",
+        again.text
+    );
+    let other = harness
+        .call(
+            Method::POST,
+            "/api/limits",
+            Some(&admin),
+            Some(json!({ "scope": "project:alpha", "metric": "cost", "period": "daily", "value": 0.06 })),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text);
+}
+
+/// A project's fallback order is changed with `model_order`: every model of the project,
+/// each once; anything else is a 400 naming the field, and a project viewer may not.
+#[tokio::test]
+async fn a_project_editor_reorders_the_projects_models() {
+    let harness = start().await;
+    let editor = harness.token("project-editor").await;
+    for model in ["m2", "m3"] {
+        let answer = harness
+            .call(
+                Method::POST,
+                "/api/projects/alpha/models",
+                Some(&editor),
+                Some(json!({ "model_id": model })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+    }
+    let order = |answer: &management::Answer| -> Vec<String> {
+        answer.body["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .map(|model| model["model_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let answer = harness
+        .call(
+            Method::PATCH,
+            "/api/projects/alpha",
+            Some(&editor),
+            Some(json!({ "model_order": ["m3", "m1", "m2"] })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(order(&answer), ["m3", "m1", "m2"]);
+    for wrong in [
+        json!(["m3", "m1"]),
+        json!(["m3", "m1", "m1"]),
+        json!(["m3", "m1", "m9"]),
+    ] {
+        let answer = harness
+            .call(
+                Method::PATCH,
+                "/api/projects/alpha",
+                Some(&editor),
+                Some(json!({ "model_order": wrong })),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{wrong}: {}",
+            answer.text
+        );
+        assert_eq!(
+            answer.body["error"]["field"], "model_order",
+            "{}",
+            answer.text
+        );
+    }
+    let viewer = harness.token("project-viewer").await;
+    let answer = harness
+        .call(
+            Method::PATCH,
+            "/api/projects/alpha",
+            Some(&viewer),
+            Some(json!({ "model_order": ["m1", "m2", "m3"] })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN, "{}", answer.text);
+    let admin = harness.token("admin").await;
+    let answer = harness
+        .call(Method::GET, "/api/projects/alpha", Some(&admin), None)
+        .await;
+    assert_eq!(order(&answer), ["m3", "m1", "m2"], "{}", answer.text);
+}

@@ -39,6 +39,7 @@ fn records(now: DateTime<Utc>) -> Vec<UsageRecord> {
             let pick =
                 |rng: &mut StdRng, names: &[&str]| names[rng.gen_range(0..names.len())].to_owned();
             UsageRecord {
+                requested_model: None,
                 id: format!("r{index:05}"),
                 timestamp,
                 project_id: pick(&mut rng, &["p1", "p2", "p3"]),

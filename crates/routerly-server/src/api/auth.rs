@@ -806,8 +806,12 @@ pub async fn me(State(app): State<App>, user: AuthUser) -> axum::Json<Value> {
         .iter()
         .filter_map(|(project_id, role)| {
             let project = snapshot.project(project_id)?;
+            // What the caller may do there: the global role's permissions and the project
+            // role's, so the dashboard shows only the controls that will work.
+            let effective = user.global.union(role.permissions());
             Some(json!({
                 "id": project.id, "slug": project.slug, "name": project.name, "role": role.as_str(),
+                "permissions": effective.names(),
             }))
         })
         .collect();

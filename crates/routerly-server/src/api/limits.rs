@@ -234,6 +234,22 @@ pub async fn create(
                 format!("a limit `{}` exists already", stored.id),
             ));
         }
+        // Two identical limits would only ever refuse together: the second is a mistake.
+        if let Some(twin) = draft.limits.limits.iter().find(|existing| {
+            existing.scope == stored.scope
+                && existing.metric == stored.metric
+                && existing.window == stored.window
+                && existing.value == stored.value
+                && existing.mode == stored.mode
+                && existing.time_zone == stored.time_zone
+        }) {
+            let mut error = ApiError::new(
+                ErrorCode::Conflict,
+                format!("the same limit exists already as `{}`", twin.id),
+            );
+            error.field = Some("value".to_owned());
+            return Err(error);
+        }
         draft.limits.limits.push(stored);
         Ok(())
     })

@@ -33,11 +33,18 @@ pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<V
     user.require(Permission::ModelRead)?;
     let snapshot = app.store.snapshot();
     let key = &app.store.master_key();
+    // Each model's circuit breaker as routing sees it now (a model never called: closed).
+    let circuits: std::collections::HashMap<String, &str> =
+        app.routing.stats.circuits().into_iter().collect();
     let models: Vec<Value> = snapshot
         .models
         .models
         .iter()
-        .map(|model| model_view(model, key))
+        .map(|model| {
+            let mut view = model_view(model, key);
+            view["circuit"] = json!(circuits.get(&model.id).copied().unwrap_or("closed"));
+            view
+        })
         .collect();
     Ok(axum::Json(json!({ "models": models })))
 }

@@ -178,6 +178,10 @@ pub struct UpdateProject {
     timeouts: Option<TimeoutOverrides>,
     #[serde(default)]
     strict_translation: Option<bool>,
+    /// The project's model ids in their new order (the fallback order): every one of them,
+    /// each once.
+    #[serde(default)]
+    model_order: Option<Vec<String>>,
 }
 
 /// `PATCH /api/projects/{project}`.
@@ -202,6 +206,25 @@ pub async fn update(
         }
         if let Some(strict_translation) = body.strict_translation {
             project.strict_translation = strict_translation;
+        }
+        if let Some(order) = body.model_order {
+            let mut current: Vec<&str> =
+                project.models.iter().map(|m| m.model_id.as_str()).collect();
+            let mut wanted: Vec<&str> = order.iter().map(String::as_str).collect();
+            current.sort_unstable();
+            wanted.sort_unstable();
+            if current != wanted {
+                return Err(ApiError::invalid(
+                    "model_order",
+                    "list each of the project's models exactly once",
+                ));
+            }
+            project.models.sort_by_key(|model| {
+                order
+                    .iter()
+                    .position(|id| *id == model.model_id)
+                    .unwrap_or(usize::MAX)
+            });
         }
         Ok(project.clone())
     })

@@ -18,7 +18,11 @@ pub async fn info(State(app): State<App>, _user: AuthUser) -> axum::Json<Value> 
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": app.started_at.elapsed().as_secs(),
         "home": app.home.root.display().to_string(),
-        "listen": format!("{}:{}", snapshot.settings.host, snapshot.settings.port),
+        "listen": app.listening_on.get().map_or_else(
+            || format!("{}:{}", snapshot.settings.host, snapshot.settings.port),
+            ToString::to_string,
+        ),
+        "configured_listen": format!("{}:{}", snapshot.settings.host, snapshot.settings.port),
         "models": snapshot.models.models.len(),
         "projects": snapshot.projects.projects.len(),
         "users": snapshot.users.users.len(),

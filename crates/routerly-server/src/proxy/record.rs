@@ -100,6 +100,7 @@ pub struct CallRecord {
     token_id: String,
     tags: Vec<String>,
     user: Option<String>,
+    requested_model: Option<String>,
     stream: bool,
     attempts: Vec<Attempt>,
     last_tried: Option<ServedBy>,
@@ -131,6 +132,7 @@ impl CallRecord {
             token_id: token.id.clone(),
             tags: usage::bounded_tags(tags),
             user: None,
+            requested_model: None,
             stream: false,
             attempts: Vec::new(),
             last_tried: None,
@@ -179,6 +181,8 @@ impl CallRecord {
             .as_deref()
             .map(|user| usage::clip(user, usage::MAX_USER_CHARS).into_owned());
         self.stream = request.stream;
+        self.requested_model =
+            Some(usage::clip(&request.model, usage::MAX_USER_CHARS).into_owned());
     }
 
     /// Notes that an attempt on `model` began at `started`, so that a call cancelled while
@@ -314,6 +318,7 @@ impl CallRecord {
             user: self.user.clone(),
             tags: self.tags.clone(),
             attempts: self.attempts.clone(),
+            requested_model: self.requested_model.clone(),
         }
     }
 }

@@ -327,6 +327,7 @@ async fn record(
     let cost = usage::cost(&model.pricing, &usage);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let record = UsageRecord {
+        requested_model: None,
         id: uuid::Uuid::now_v7().to_string(),
         timestamp: chrono::Utc::now(),
         project_id: context.project_id.to_owned(),

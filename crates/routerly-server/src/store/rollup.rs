@@ -297,9 +297,19 @@ impl Group {
         let mean = |sum: f64, count: u64| {
             if count == 0 { 0.0 } else { sum / count as f64 }
         };
+        // Calls that reached a provider: budget refusals (answered by Routerly in no time)
+        // and cancellations (the client left) are counted apart, so neither dilutes the
+        // provider's latency nor inflates its error rate.
+        let provider = &self.by_outcome[..3];
+        let provider_calls: u64 = provider.iter().map(|totals| totals.calls).sum();
+        let provider_latency: f64 = provider.iter().map(|totals| totals.latency_ms_sum).sum();
         json!({
             "calls": total.calls,
             "errors": errors,
+            "provider_calls": provider_calls,
+            "provider_errors": provider_calls - self.by_outcome[0].calls,
+            "refused": self.by_outcome[3].calls,
+            "provider_avg_latency_ms": mean(provider_latency, provider_calls),
             "by_outcome": by_outcome,
             "input_tokens": total.input_tokens,
             "output_tokens": total.output_tokens,
@@ -914,6 +924,7 @@ mod tests {
             tags.push(pick(rng, &["a", "b", "c"]));
         }
         UsageRecord {
+            requested_model: None,
             id: format!("r{index}"),
             timestamp: Utc
                 .timestamp_opt(at, rng.gen_range(0..1_000_000_000))

@@ -550,6 +550,7 @@ mod tests {
         outcome: Outcome,
     ) -> UsageRecord {
         UsageRecord {
+            requested_model: None,
             id: format!("r{index}"),
             timestamp: Utc.timestamp_opt(1_767_225_600 + index as i64, 0).unwrap(),
             project_id: if index.is_multiple_of(2) {

@@ -627,6 +627,7 @@ mod tests {
 
     fn record(id: &str) -> UsageRecord {
         UsageRecord {
+            requested_model: None,
             id: id.to_owned(),
             timestamp: chrono::Utc::now(),
             project_id: "p1".to_owned(),
