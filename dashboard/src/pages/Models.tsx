@@ -3,6 +3,7 @@ import { request } from '../api';
 import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, Loading, PageHeader, SelectField, Table, TextField, fieldError } from '../components/ui';
 import { count, ms, percent, usd } from '../format';
 import { errorRate } from './Overview';
+import { usePermissions } from '../permissions';
 import { useAction, useApi } from '../hooks';
 import { CAPABILITY_NAMES, type Capabilities, type Catalogue, type CatalogueProvider, type Model, type Totals } from '../types';
 import { parseAmount, validateModel, type Errors } from '../validate';
@@ -216,6 +217,7 @@ export function ModelsPage() {
   const dayAgo = useMemo(() => new Date(Date.now() - 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
   const usage = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { from: dayAgo });
   const usageOf = (id: string) => usage.data?.models.find((row) => row.model_id === id);
+  const canWrite = usePermissions().can('model:write');
   const catalogue = useApi<Catalogue>('/api/catalogue');
   const [adding, setAdding] = useState(false);
   const [editing, setEditing] = useState<string | null>(null);
@@ -224,9 +226,11 @@ export function ModelsPage() {
   return (
     <>
       <PageHeader title="Models">
-        <Button variant="primary" onClick={() => setAdding(true)} disabled={adding}>
-          Add a model
-        </Button>
+        {canWrite ? (
+          <Button variant="primary" onClick={() => setAdding(true)} disabled={adding}>
+            Add a model
+          </Button>
+        ) : null}
       </PageHeader>
       {adding ? (
         <Card title="Add a model">
@@ -311,6 +315,8 @@ export function ModelsPage() {
                     <code>{model.api_key ?? 'none'}</code>
                   </td>
                   <td className="actions">
+                    {canWrite ? (
+                    <>
                     <Button variant="ghost" onClick={() => setEditing(editing === model.id ? null : model.id)}>
                       {editing === model.id ? 'Close' : 'Edit'}
                     </Button>
@@ -329,6 +335,8 @@ export function ModelsPage() {
                         }
                       }}
                     />
+                    </>
+                    ) : null}
                   </td>
                 </tr>
               ))}

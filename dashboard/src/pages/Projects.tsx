@@ -6,6 +6,7 @@ import { useAction, useApi } from '../hooks';
 import { Link, navigate } from '../router';
 import type { Project } from '../types';
 import { validateProjectName, type Errors } from '../validate';
+import { usePermissions } from '../permissions';
 
 export function ProjectForm({ onSubmit }: { onSubmit: (name: string) => Promise<unknown> }) {
   const [name, setName] = useState('');
@@ -30,9 +31,11 @@ export function ProjectForm({ onSubmit }: { onSubmit: (name: string) => Promise<
 
 export function ProjectsPage() {
   const projects = useApi<{ projects: Project[] }>('/api/projects');
+  const canCreate = usePermissions().can('project:write');
   return (
     <>
       <PageHeader title="Projects" />
+      {canCreate ? (
       <Card title="New project">
         <ProjectForm
           onSubmit={async (name) => {
@@ -41,6 +44,7 @@ export function ProjectsPage() {
           }}
         />
       </Card>
+      ) : null}
       <Card>
         {projects.error ? (
           <ErrorBox error={projects.error} retry={projects.reload} />

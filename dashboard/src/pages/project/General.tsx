@@ -8,6 +8,7 @@ import { navigate } from '../../router';
 import type { LimitUse } from '../../types';
 import { validateProjectName, type Errors } from '../../validate';
 import type { TabProps } from '../Project';
+import { usePermissions } from '../../permissions';
 
 export function GeneralTab({ project, reload }: TabProps) {
   const [name, setName] = useState(project.name);
@@ -16,9 +17,11 @@ export function GeneralTab({ project, reload }: TabProps) {
   const remove = useAction();
   const limits = useApi<{ limits: LimitUse[] }>('/api/usage/limits');
   const mine = limits.data?.limits.filter((limit) => limit.scope === `project:${project.id}` || limit.scope.startsWith(`project:${project.id}/`)) ?? [];
+  const canWrite = usePermissions().can('project:write', project.id);
   return (
     <>
       <Card title="Project">
+        {canWrite ? (
         <form
           className="inline-form"
           noValidate
@@ -37,6 +40,7 @@ export function GeneralTab({ project, reload }: TabProps) {
           </Button>
           <FormError error={rename.error} fields={['name']} />
         </form>
+        ) : null}
         <dl className="facts">
           <dt>Id</dt>
           <dd>
@@ -65,16 +69,22 @@ export function GeneralTab({ project, reload }: TabProps) {
             <BudgetGauges
               limits={mine}
               projects={[project]}
+              canRemove={() => canWrite}
               onRemove={async (limit) => {
                 await request(`/api/limits/${encodeURIComponent(limit.id)}`, { method: 'DELETE' });
                 limits.reload();
               }}
             />
-            <h3>Add a budget</h3>
-            <LimitForm scope={`project:${project.id}`} onSaved={limits.reload} />
+            {canWrite ? (
+              <>
+                <h3>Add a budget</h3>
+                <LimitForm scope={`project:${project.id}`} onSaved={limits.reload} />
+              </>
+            ) : null}
           </>
         )}
       </Card>
+      {canWrite ? (
       <Card title="Danger zone">
         <p className="muted">Deleting the project revokes its tokens at once. Its usage records stay.</p>
         <ErrorBox error={remove.error} />
@@ -92,6 +102,7 @@ export function GeneralTab({ project, reload }: TabProps) {
           }}
         />
       </Card>
+      ) : null}
     </>
   );
 }

@@ -5,6 +5,7 @@ import { useAction, useApi } from '../../hooks';
 import type { Member } from '../../types';
 import { isEmail } from '../../validate';
 import type { TabProps } from '../Project';
+import { missing, usePermissions } from '../../permissions';
 
 const ROLES = ['viewer', 'editor', 'admin'];
 
@@ -15,8 +16,10 @@ export function MembersTab({ project }: TabProps) {
   const [emailError, setEmailError] = useState<string | undefined>();
   const add = useAction();
   const change = useAction();
+  const canManage = usePermissions().can('project:members', project.id);
   return (
     <>
+      {!canManage ? <p className="muted small" data-testid="no-permission">{missing('project:members', project.name)}</p> : (
       <Card title="Add a member">
         <form
           className="inline-form"
@@ -44,6 +47,7 @@ export function MembersTab({ project }: TabProps) {
           <FormError error={add.error} />
         </form>
       </Card>
+      )}
       <ErrorBox error={change.error} />
       <Card title="Members">
         {members.error ? (
@@ -68,6 +72,7 @@ export function MembersTab({ project }: TabProps) {
                 <tr key={member.user_id}>
                   <td>{member.email ?? member.user_id}</td>
                   <td>
+                    {!canManage ? member.role : (
                     <select
                       aria-label={`Role of ${member.email ?? member.user_id}`}
                       value={member.role}
@@ -80,8 +85,10 @@ export function MembersTab({ project }: TabProps) {
                         <option key={name}>{name}</option>
                       ))}
                     </select>
+                    )}
                   </td>
                   <td className="actions">
+                    {canManage ? (
                     <ConfirmButton
                       label="Remove"
                       title="Remove this member?"
@@ -95,6 +102,7 @@ export function MembersTab({ project }: TabProps) {
                         if (done) members.reload();
                       }}
                     />
+                    ) : null}
                   </td>
                 </tr>
               ))}

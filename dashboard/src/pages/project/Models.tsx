@@ -5,6 +5,7 @@ import { useAction, useApi } from '../../hooks';
 import { Link } from '../../router';
 import type { Model, ProjectModel } from '../../types';
 import type { TabProps } from '../Project';
+import { missing, usePermissions } from '../../permissions';
 
 function splitList(text: string): string[] {
   return text
@@ -45,8 +46,24 @@ function ProjectModelEditor({ projectId, model, onSaved }: { projectId: string; 
   );
 }
 
+/** `ids` with the one at `from` moved to `to`. */
+export function moved(ids: string[], from: number, to: number): string[] {
+  if (to < 0 || to >= ids.length) return ids;
+  const next = [...ids];
+  const [item] = next.splice(from, 1);
+  next.splice(to, 0, item);
+  return next;
+}
+
 export function ProjectModelsTab({ project, reload }: TabProps) {
   const models = useApi<{ models: Model[] }>('/api/models');
+  const canWrite = usePermissions().can('project:write', project.id);
+  const reorder = useAction();
+  const ids = project.models.map((model) => model.model_id);
+  const move = async (from: number, to: number) => {
+    const done = await reorder.run(() => request(`/api/projects/${project.id}`, { method: 'PATCH', body: { model_order: moved(ids, from, to) } }));
+    if (done !== undefined) reload();
+  };
   const [modelId, setModelId] = useState('');
   const [aliases, setAliases] = useState('');
   const add = useAction();
@@ -55,6 +72,8 @@ export function ProjectModelsTab({ project, reload }: TabProps) {
   const chosen = modelId || available[0]?.id || '';
   return (
     <>
+      {canWrite ? null : <p className="muted small" data-testid="no-permission">{missing('project:write', project.name)}</p>}
+      {!canWrite ? null : (
       <Card title="Add a model to this project">
         {models.error ? (
           <ErrorBox error={models.error} retry={models.reload} />
@@ -96,15 +115,26 @@ export function ProjectModelsTab({ project, reload }: TabProps) {
           </form>
         )}
       </Card>
+      )}
       <ErrorBox error={remove.error} />
+      <ErrorBox error={reorder.error} />
+      {project.models.length > 1 ? <p className="muted small">Calls try the models in this order when no routing policy decides (the fallback order).</p> : null}
       {project.models.length === 0 ? (
         <Empty title="This project has no models yet.">Calls with its tokens can reach only the models added here.</Empty>
       ) : (
-        project.models.map((model) => (
+        project.models.map((model, index) => (
           <Card
             key={model.model_id}
-            title={model.model_id}
+            title={`${index + 1}. ${model.model_id}`}
             actions={
+              !canWrite ? null : (
+              <div className="row" data-testid={`project-model-${model.model_id}`}>
+              <Button variant="ghost" aria-label={`Move ${model.model_id} up`} disabled={index === 0 || reorder.pending} onClick={() => move(index, index - 1)}>
+                ↑
+              </Button>
+              <Button variant="ghost" aria-label={`Move ${model.model_id} down`} disabled={index === project.models.length - 1 || reorder.pending} onClick={() => move(index, index + 1)}>
+                ↓
+              </Button>
               <ConfirmButton
                 label="Remove"
                 title={`Remove ${model.model_id} from ${project.name}?`}
@@ -118,9 +148,18 @@ export function ProjectModelsTab({ project, reload }: TabProps) {
                   if (done) reload();
                 }}
               />
+              </div>
+              )
             }
           >
-            <ProjectModelEditor projectId={project.id} model={model} onSaved={reload} />
+            {canWrite ? (
+              <ProjectModelEditor projectId={project.id} model={model} onSaved={reload} />
+            ) : (
+              <p className="muted small">
+                Aliases: {model.aliases.join(', ') || '—'}
+                {model.routing_prompt ? <> · routing prompt: {model.routing_prompt}</> : null}
+              </p>
+            )}
           </Card>
         ))
       )}

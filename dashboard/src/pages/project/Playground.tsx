@@ -1,36 +1,59 @@
 // The playground sends a prompt through the real proxy (/v1/chat/completions, streaming) so
 // that the answer, its usage record and its routing trace are exactly what a client gets.
-// The proxy takes project tokens, not sessions, so the playground creates a short-lived
-// token labelled "playground" (12 hours) through the management API and keeps it in this
-// tab's memory and sessionStorage only; it is never shown, and appears in the Tokens tab
-// like any other, where it can be revoked.
+// The proxy takes project tokens, not sessions, so the playground uses one token per user
+// and project, labelled "playground" and "user:<id>": created on first use (30 days), kept
+// in this browser's storage next to the session's refresh token, never shown, and reused by
+// every later session. Minting a new one (another browser, or the old one expired or was
+// revoked) first revokes the user's previous playground tokens of the project, so there is
+// never more than one per user and project in the Tokens tab.
 
 import { useRef, useState, type FormEvent } from 'react';
-import { request } from '../../api';
+import { request, sessionUser } from '../../api';
 import { TraceView } from '../../components/trace';
 import { Button, Card, Empty, ErrorBox, SelectField, TextAreaField } from '../../components/ui';
 import { count, ms } from '../../format';
+import { missing, usePermissions } from '../../permissions';
 import { Link } from '../../router';
+import type { ProjectToken } from '../../types';
 import type { TabProps } from '../Project';
 
-const TOKEN_TTL_MS = 12 * 3600_000;
+const TOKEN_TTL_MS = 30 * 86_400_000;
 
-function storageKey(projectId: string) {
-  return `routerly.playground.${projectId}`;
+function storageKey(userId: string, projectId: string) {
+  return `routerly.playground.${userId}.${projectId}`;
+}
+
+/** The labels that mark `userId`'s playground token. */
+export function playgroundLabels(userId: string): string[] {
+  return ['playground', `user:${userId}`];
+}
+
+/** The user's earlier playground tokens still active in `tokens` (to revoke before minting). */
+export function stalePlaygroundTokens(tokens: ProjectToken[], userId: string, now = Date.now()): ProjectToken[] {
+  const [kind, owner] = playgroundLabels(userId);
+  return tokens.filter(
+    (token) => token.labels.includes(kind) && token.labels.includes(owner) && !token.revoked_at && (!token.expires_at || new Date(token.expires_at).getTime() > now),
+  );
 }
 
 async function playgroundToken(projectId: string, fresh = false): Promise<string> {
-  const stored = sessionStorage.getItem(storageKey(projectId));
+  const userId = sessionUser()?.id ?? 'unknown';
+  const key = storageKey(userId, projectId);
+  const stored = localStorage.getItem(key);
   if (stored && !fresh) {
     const { token, expires } = JSON.parse(stored) as { token: string; expires: number };
     if (expires - Date.now() > 60_000) return token;
   }
+  const { tokens } = await request<{ tokens: ProjectToken[] }>(`/api/projects/${projectId}/tokens`);
+  for (const stale of stalePlaygroundTokens(tokens, userId)) {
+    await request(`/api/projects/${projectId}/tokens/${stale.id}`, { method: 'DELETE' });
+  }
   const expires = Date.now() + TOKEN_TTL_MS;
   const created = await request<{ token: string }>(`/api/projects/${projectId}/tokens`, {
     method: 'POST',
-    body: { labels: ['playground'], expires_at: new Date(expires).toISOString() },
+    body: { labels: playgroundLabels(userId), expires_at: new Date(expires).toISOString() },
   });
-  sessionStorage.setItem(storageKey(projectId), JSON.stringify({ token: created.token, expires }));
+  localStorage.setItem(key, JSON.stringify({ token: created.token, expires }));
   return created.token;
 }
 
@@ -77,7 +100,14 @@ export function PlaygroundTab({ project }: TabProps) {
   const [error, setError] = useState<Error | null>(null);
   const [sending, setSending] = useState(false);
   const abort = useRef<AbortController | null>(null);
+  const canWrite = usePermissions().can('project:write', project.id);
 
+  if (!canWrite)
+    return (
+      <p className="state" data-testid="no-permission">
+        The playground sends real calls with a project token, which only project editors may create. {missing('project:write', project.name)}
+      </p>
+    );
   if (project.models.length === 0)
     return (
       <Empty title="Add a model to this project first.">

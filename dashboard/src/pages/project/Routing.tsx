@@ -1,8 +1,10 @@
-import { useEffect, useState, type DragEvent, type KeyboardEvent } from 'react';
+import { useEffect, useMemo, useState, type DragEvent, type KeyboardEvent } from 'react';
 import { ApiError, request, requestFirst } from '../../api';
-import { Button, Card, Checkbox, ErrorBox, FormError, Loading, SelectField, TextAreaField, TextField, Unavailable } from '../../components/ui';
+import { Button, Card, Checkbox, ErrorBox, FormError, Loading, SelectField, Table, TextAreaField, TextField, Unavailable } from '../../components/ui';
 import { useAction, useApi } from '../../hooks';
-import type { Model, Policy } from '../../types';
+import type { Model, Policy, Totals } from '../../types';
+import { missing, usePermissions } from '../../permissions';
+import { ModelHealth } from '../Models';
 import type { TabProps } from '../Project';
 
 type FieldKind = 'number' | 'boolean' | 'model' | 'models' | 'json';
@@ -296,6 +298,9 @@ export function RoutingTab({ project }: TabProps) {
   const [state, setState] = useState<{ policies?: Policy[]; fromServer?: string[]; saved?: string; path?: string; error?: ApiError; loading: boolean }>({ loading: true });
   const save = useAction();
   const [savedAt, setSavedAt] = useState<string | null>(null);
+  const canWrite = usePermissions().can('project:write', project.id);
+  const dayAgo = useMemo(() => new Date(Date.now() - 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
+  const usage = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { project: project.id, from: dayAgo });
   useEffect(() => {
     let cancelled = false;
     (async () => {
@@ -331,10 +336,31 @@ export function RoutingTab({ project }: TabProps) {
   const policies = state.policies!;
   const dirty = JSON.stringify(policies) !== state.saved;
   return (
+    <>
+    <Card title="Model health (last 24 hours)">
+      <Table label="Model health">
+        <thead>
+          <tr>
+            <th>Model</th>
+            <th>Circuit, latency, errors</th>
+          </tr>
+        </thead>
+        <tbody>
+          {project.models.map((entry) => (
+            <tr key={entry.model_id} data-testid={`routing-health-${entry.model_id}`}>
+              <td>{entry.model_id}</td>
+              <td>
+                <ModelHealth circuit={models.data?.models.find((model) => model.id === entry.model_id)?.circuit} totals={usage.data?.models.find((row) => row.model_id === entry.model_id)} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </Table>
+    </Card>
     <Card
       title="Routing policies"
       actions={
-        <Button
+        !canWrite ? <span className="muted small" data-testid="no-permission">{missing('project:write', project.name)}</span> : <Button
           variant="primary"
           busy={save.pending}
           disabled={!dirty}
@@ -363,5 +389,6 @@ export function RoutingTab({ project }: TabProps) {
       <FormError error={save.error} />
       <PolicyList policies={policies} models={models.data?.models ?? []} onChange={(next) => setState({ ...state, policies: next })} />
     </Card>
+    </>
   );
 }

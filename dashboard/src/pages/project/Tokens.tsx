@@ -1,9 +1,10 @@
-import { useState, type FormEvent } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
 import { request } from '../../api';
 import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, SecretOnce, Table, TextField } from '../../components/ui';
-import { dateTime } from '../../format';
-import { useAction } from '../../hooks';
-import type { ProjectToken } from '../../types';
+import { count, dateTime, usd } from '../../format';
+import { missing, usePermissions } from '../../permissions';
+import { useAction, useApi } from '../../hooks';
+import type { ProjectToken, Totals, UsagePage } from '../../types';
 import type { TabProps } from '../Project';
 
 export function tokenStatus(token: ProjectToken, now = Date.now()): { label: string; tone: 'good' | 'warn' | 'bad' } {
@@ -12,7 +13,20 @@ export function tokenStatus(token: ProjectToken, now = Date.now()): { label: str
   return { label: 'active', tone: 'good' };
 }
 
+/** When a token was last used: its newest usage record. */
+function LastUse({ projectId, tokenId }: { projectId: string; tokenId: string }) {
+  const page = useApi<UsagePage>('/api/usage', { project: projectId, token: tokenId, limit: 1 });
+  if (page.error) return <span className="muted">—</span>;
+  if (!page.data) return <span className="muted">…</span>;
+  const last = page.data.records[0];
+  return <span data-testid="token-last-use">{last ? dateTime(last.timestamp) : 'never'}</span>;
+}
+
 export function TokensTab({ project, reload }: TabProps) {
+  const canWrite = usePermissions().can('project:write', project.id);
+  const since = useMemo(() => new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10) + 'T00:00:00Z', []);
+  const spend = useApi<{ tokens: (Totals & { token_id: string })[] }>('/api/usage/by-token', { project: project.id, from: since });
+  const spendOf = (id: string) => spend.data?.tokens.find((row) => row.token_id === id);
   const [labels, setLabels] = useState('');
   const [models, setModels] = useState<string[]>([]);
   const [expires, setExpires] = useState('');
@@ -53,6 +67,7 @@ export function TokensTab({ project, reload }: TabProps) {
   const tokens = [...project.tokens].sort((a, b) => b.created_at.localeCompare(a.created_at));
   return (
     <>
+      {canWrite ? (
       <Card title="Create a token">
         {secret ? (
           <SecretOnce secret={secret} what="token" onDone={() => setSecret(null)} />
@@ -84,6 +99,7 @@ export function TokensTab({ project, reload }: TabProps) {
           </form>
         )}
       </Card>
+      ) : <p className="muted small" data-testid="no-permission">{missing('project:write', project.name)}</p>}
       <ErrorBox error={revoke.error} />
       <Card title="Tokens">
         {tokens.length === 0 ? (
@@ -96,6 +112,8 @@ export function TokensTab({ project, reload }: TabProps) {
                 <th>Status</th>
                 <th>Labels</th>
                 <th>Models</th>
+                <th>Last used</th>
+                <th>Spend (30 days)</th>
                 <th>Expires</th>
                 <th>Created</th>
                 <th>
@@ -117,10 +135,17 @@ export function TokensTab({ project, reload }: TabProps) {
                     </td>
                     <td>{token.labels.join(', ') || '—'}</td>
                     <td>{token.models.join(', ') || 'all'}</td>
+                    <td>
+                      <LastUse projectId={project.id} tokenId={token.id} />
+                    </td>
+                    <td data-testid="token-spend">
+                      {usd(spendOf(token.id)?.cost_usd ?? 0)}
+                      <div className="muted small">{count(spendOf(token.id)?.calls ?? 0)} calls</div>
+                    </td>
                     <td>{token.expires_at ? dateTime(token.expires_at) : 'never'}</td>
                     <td>{dateTime(token.created_at)}</td>
                     <td className="actions">
-                      {status.label === 'active' ? (
+                      {status.label === 'active' && canWrite ? (
                         <ConfirmButton
                           label="Revoke"
                           title="Revoke this token?"
