@@ -97,3 +97,48 @@ describe('one call', () => {
     expect(priorAttempts({ attempts: undefined, outcome: 'error', model_id: null })).toEqual([]);
   });
 });
+
+describe('the audit log in words', () => {
+  it('names the action and the objects, not the route template and ids', async () => {
+    const { describeAudit } = await import('./audit');
+    const names = (kind: string, id: string) => (kind === 'project' && id === 'p-1' ? 'Support bot' : kind === 'user' && id === 'u-9' ? 'ann@example.com' : undefined);
+    expect(describeAudit({ action: 'POST /api/projects/{project}/tokens', path: '/api/projects/p-1/tokens' }, names)).toBe('Created a token of project “Support bot”');
+    expect(describeAudit({ action: 'PATCH /api/users/{user}', path: '/api/users/u-9' }, names)).toBe('Changed user “ann@example.com”');
+    expect(describeAudit({ action: 'DELETE /api/projects/{project}/models/{model_id}', path: '/api/projects/p-1/models/gpt-4o' }, names)).toBe('Removed model “gpt-4o” in project “Support bot”');
+    expect(describeAudit({ action: 'POST /api/projects', path: '/api/projects', detail: { name: 'New one' } }, names)).toBe('Created project “New one”');
+    expect(describeAudit({ action: 'POST /api/system/rotate-key', path: '/api/system/rotate-key' })).toBe('Rotated the master key');
+    expect(describeAudit({ action: 'PATCH /api/settings', path: '/api/settings' })).toBe('Changed the settings');
+    expect(describeAudit({ action: 'POST /api/unknown/{x}', path: '/api/unknown/1' })).toBe('Created /api/unknown/{x}');
+  });
+});
+
+describe('permissions', () => {
+  it('a project role grants only in its project; no /api/me grants everything', async () => {
+    const { permissionsOf, canWriteScope } = await import('./permissions');
+    const me = { id: 'u', email: 'e', role: 'none', via: 'session', permissions: ['model:read'], projects: [{ id: 'p-1', slug: 'alpha', name: 'Alpha', role: 'editor', permissions: ['model:read', 'project:read', 'project:write'] }] };
+    const { can } = permissionsOf(me);
+    expect(can('model:read')).toBe(true);
+    expect(can('project:write')).toBe(false);
+    expect(can('project:write', 'p-1')).toBe(true);
+    expect(can('project:write', 'alpha')).toBe(true);
+    expect(can('project:write', 'p-2')).toBe(false);
+    expect(can('project:members', 'p-1')).toBe(false);
+    expect(canWriteScope(can, 'project:p-1')).toBe(true);
+    expect(canWriteScope(can, 'global')).toBe(false);
+    expect(canWriteScope(can, 'model:gpt-4o')).toBe(false);
+    expect(permissionsOf(null).can('settings:write')).toBe(true);
+  });
+
+  it("the playground revokes only the same user's live playground tokens", async () => {
+    const { stalePlaygroundTokens, playgroundLabels } = await import('./pages/project/Playground');
+    const token = (id: string, labels: string[], extra: Record<string, string | null> = {}) => ({ id, snippet: '', labels, models: [], expires_at: null, revoked_at: null, created_at: '', ...extra });
+    const tokens = [
+      token('mine', playgroundLabels('u1')),
+      token('theirs', playgroundLabels('u2')),
+      token('ci', ['ci']),
+      token('revoked', playgroundLabels('u1'), { revoked_at: '2026-01-01T00:00:00Z' }),
+      token('expired', playgroundLabels('u1'), { expires_at: '2020-01-01T00:00:00Z' }),
+    ];
+    expect(stalePlaygroundTokens(tokens, 'u1').map((item) => item.id)).toEqual(['mine']);
+  });
+});

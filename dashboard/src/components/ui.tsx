@@ -201,6 +201,17 @@ export interface TabItem {
 /** Links styled as tabs; Left/Right/Home/End move between them. */
 export function Tabs({ items, active, label }: { items: TabItem[]; active: string; label: string }) {
   const refs = useRef<(HTMLAnchorElement | null)[]>([]);
+  // On a narrow screen the tab row scrolls sideways: keep the active tab in view.
+  const activeIndex = items.findIndex((item) => item.id === active);
+  useEffect(() => {
+    const element = refs.current[activeIndex];
+    const row = element?.parentElement;
+    if (!element || !row) return;
+    const left = element.offsetLeft - row.offsetLeft;
+    if (left < row.scrollLeft || left + element.offsetWidth > row.scrollLeft + row.clientWidth) {
+      row.scrollLeft = Math.max(0, left - (row.clientWidth - element.offsetWidth) / 2);
+    }
+  }, [activeIndex]);
   const onKeyDown = (event: KeyboardEvent<HTMLElement>) => {
     const index = refs.current.findIndex((element) => element === document.activeElement);
     if (index < 0) return;

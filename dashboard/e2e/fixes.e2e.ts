@@ -1,0 +1,314 @@
+// Issue 16's dashboard fixes, each checked as an operator would, on one service seeded
+// through the API: budget gauges that say when calls are refused, finding a call by its
+// trace id, the requested model, what viewers and project editors see, the audit log, a
+// role change that asks first, no blank scroll, and the 375 px layout. Pages are
+// screenshotted at 375 and 1280 px in both themes.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { MOCK_API_KEY, RESULTS, screenshotAll, settled, startStack, type Stack } from './harness';
+
+const PASSWORD = 'a long password';
+const ADMIN = 'admin@example.com';
+const VIEWER = 'viewer@example.com';
+const EDITOR = 'editor@example.com';
+const MODEL = 'gpt-4o-mini';
+
+let stack: Stack;
+let admin = '';
+let projectId = '';
+let projectToken = '';
+let traceId = '';
+const sideways: string[] = [];
+const browserErrors: string[] = [];
+const contexts: BrowserContext[] = [];
+
+async function call<T = Record<string, unknown>>(method: string, path: string, body?: unknown, token = admin): Promise<{ status: number; body: T }> {
+  const response = await fetch(stack.url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };
+}
+
+async function chat(model: string, content: string): Promise<Response> {
+  const response = await fetch(stack.url + '/v1/chat/completions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${projectToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content }] }),
+  });
+  await response.text();
+  return response;
+}
+
+/** A browser page logged in as `email`, in its own context (its own storage). */
+async function pageAs(email: string): Promise<Page> {
+  const context = await stack.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on('pageerror', (error) => browserErrors.push(`${email}: ${error}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/Failed to load resource/.test(message.text())) browserErrors.push(`${email}: ${message.text()}`);
+  });
+  await page.goto(stack.url + '/dashboard/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL((url) => url.pathname === '/dashboard/');
+  await settled(page);
+  return page;
+}
+
+async function open(page: Page, path: string) {
+  await page.goto(stack.url + '/dashboard' + path);
+  await settled(page);
+}
+
+async function shoot(page: Page, name: string) {
+  await settled(page);
+  sideways.push(...(await screenshotAll(page, name)));
+}
+
+let adminPage: Page;
+
+beforeAll(async () => {
+  mkdirSync(join(RESULTS, 'screenshots'), { recursive: true });
+  stack = await startStack();
+  const setup = await fetch(stack.url + '/api/setup/first-admin', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: ADMIN, password: PASSWORD }),
+  });
+  expect(setup.status).toBe(200);
+  admin = ((await setup.json()) as { access_token: string }).access_token;
+  expect((await call('POST', '/api/models', { id: MODEL, provider: 'openai', endpoint: stack.mock.openai, api_key: MOCK_API_KEY })).status).toBe(201);
+  const project = await call<{ id: string }>('POST', '/api/projects', { name: 'Support bot' });
+  projectId = project.body.id;
+  expect((await call('POST', `/api/projects/${projectId}/models`, { model_id: MODEL, aliases: ['smart'] })).status).toBe(201);
+  projectToken = (await call<{ token: string }>('POST', `/api/projects/${projectId}/tokens`, { labels: ['e2e'] })).body.token;
+  for (const [email, role] of [
+    [VIEWER, 'viewer'],
+    [EDITOR, 'none'],
+  ]) {
+    expect((await call('POST', '/api/users', { email, password: PASSWORD, role })).status).toBe(201);
+  }
+  expect((await call('POST', `/api/projects/${projectId}/members`, { email: EDITOR, role: 'editor' })).status).toBe(201);
+  // Calls: one by the model's id, a few by its alias (served by the model it names).
+  const first = await chat(MODEL, 'find me later');
+  expect(first.status).toBe(200);
+  traceId = first.headers.get('x-routerly-trace-id') ?? '';
+  for (let index = 0; index < 3; index++) expect((await chat('smart', `alias call ${index}`)).status).toBe(200);
+  adminPage = await pageAs(ADMIN);
+});
+
+afterAll(async () => {
+  for (const context of contexts) await context.close();
+  await stack?.stop();
+});
+
+describe("issue 16's dashboard fixes", () => {
+  test('a budget goes from healthy to refusing, and the gauge says so in the danger colour', async () => {
+    const page = adminPage;
+    await open(page, `/projects/${projectId}/general`);
+    await page.getByLabel('Limit (USD)').fill('5');
+    await page.getByRole('button', { name: 'Set budget' }).click();
+    await expect.poll(() => page.getByTestId('gauge').getAttribute('data-state')).toBe('admitting');
+    expect(await page.getByTestId('gauge').getAttribute('class')).toContain('gauge-good');
+    // The same budget again is refused by the API, and the form says why.
+    await page.getByLabel('Limit (USD)').fill('5');
+    await page.getByRole('button', { name: 'Set budget' }).click();
+    await expect.poll(() => page.getByText(/the same limit exists already/).isVisible()).toBe(true);
+    expect(await page.getByTestId('gauge').count()).toBe(1);
+    // Lower it under what was spent: every call is refused, and the gauge says so.
+    const limits = await call<{ limits: { id: string; used: number }[] }>('GET', '/api/usage/limits');
+    const limit = limits.body.limits[0];
+    expect((await call('PATCH', `/api/limits/${limit.id}`, { value: limit.used / 2 })).status).toBe(200);
+    expect((await chat(MODEL, 'refused')).status).toBe(503);
+    await page.reload();
+    await settled(page);
+    await expect.poll(() => page.getByTestId('gauge').getAttribute('data-state')).toBe('exhausted');
+    expect(await page.getByTestId('gauge').getAttribute('class')).toContain('gauge-bad');
+    expect(await page.getByTestId('gauge-reason').textContent()).toContain('every call is refused');
+    await shoot(page, 'fix-budget-exhausted');
+    // A $0 budget refuses everything at "0 %": it reads refusing, not a calm zero.
+    expect((await call('PATCH', `/api/limits/${limit.id}`, { value: 0 })).status).toBe(200);
+    await page.reload();
+    await settled(page);
+    await expect.poll(() => page.getByTestId('gauge').getAttribute('data-state')).toBe('refusing');
+    expect(await page.getByTestId('gauge-reason').textContent()).toContain('refuses every call');
+    // The overview counts the refusal apart from provider errors.
+    await open(page, '/');
+    await expect.poll(() => page.getByTestId('refused').getAttribute('data-value')).toBe('1');
+    expect(await page.getByTestId('error-rate').getAttribute('data-value')).toBe('0');
+    expect(await page.getByTestId('gauge').getAttribute('data-state')).toBe('refusing');
+    expect(await page.locator('[aria-label="Top models by spend"]').textContent()).not.toContain('(none)');
+    // A blank page below the content would be the hidden screen-reader tables.
+    const blank = await page.evaluate(() => document.documentElement.scrollHeight - (document.querySelector('main')!.getBoundingClientRect().bottom + window.scrollY));
+    expect(blank, 'pixels of blank scroll below the overview').toBeLessThan(40);
+    await shoot(page, 'fix-overview');
+    await call('DELETE', `/api/limits/${limit.id}`);
+  });
+
+  test('a call is found by the trace id its client received, with status, error and the model asked for', async () => {
+    const page = adminPage;
+    await open(page, '/usage');
+    await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(3);
+    const refused = page.locator('[data-testid="call-row"]', { hasText: 'budget exceeded' });
+    expect(await refused.getByTestId('call-error').textContent()).not.toBe('—');
+    expect(await refused.locator('td').nth(5).textContent(), 'the status column').toBe('503');
+    // Calls by the alias show what was asked for next to the model that served.
+    await expect.poll(() => page.getByTestId('call-model').filter({ hasText: 'asked for smart' }).count()).toBe(3);
+    // Times carry seconds.
+    expect(await page.getByTestId('call-row').first().locator('td').first().textContent()).toMatch(/\d\d:\d\d:\d\d/);
+    await page.getByLabel('Trace id').fill(traceId);
+    await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
+    expect(await page.getByTestId('call-row').getAttribute('data-trace-id')).toBe(traceId);
+    await shoot(page, 'fix-usage-trace-search');
+    await page.getByLabel('Trace id').fill('');
+    await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(3);
+    // The detail of a row low on the page opens where the user is, and takes focus.
+    await page.setViewportSize({ width: 1280, height: 500 });
+    const last = page.getByTestId('call-row').last();
+    await last.scrollIntoViewIfNeeded();
+    await last.getByRole('button').click();
+    await expect.poll(() => page.getByTestId('call-detail').isVisible()).toBe(true);
+    const box = await page.getByTestId('call-detail').boundingBox();
+    expect(box && box.y >= -1 && box.y < 500, `the detail is on screen (y ${box?.y})`).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.closest('[data-testid="call-detail"]') !== null), 'focus is in the detail').toBe(true);
+    await page.keyboard.press('Escape');
+    await expect.poll(() => page.getByTestId('call-detail').count()).toBe(0);
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('at 375 px the top bar stays compact and the usage table keeps outcome and cost', async () => {
+    const page = adminPage;
+    await open(page, '/usage');
+    await page.setViewportSize({ width: 375, height: 800 });
+    await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(0);
+    const bar = await page.locator('.topbar').boundingBox();
+    expect(bar!.height, 'top bar height').toBeLessThan(80);
+    const row = page.getByTestId('call-row').first();
+    for (const index of [1, 2]) {
+      const cell = await row.locator('td').nth(index).boundingBox();
+      expect(cell && cell.x + cell.width <= 375 + 1, `column ${index} (outcome, cost) is visible at 375 px`).toBe(true);
+    }
+    await open(page, `/projects/${projectId}/usage`);
+    const tab = await page.locator('[aria-current="page"]', { hasText: 'Usage' }).boundingBox();
+    expect(tab && tab.x >= 0 && tab.x + tab.width <= 375 + 1, 'the active project tab is visible').toBe(true);
+    const blank = await page.evaluate(() => document.documentElement.scrollHeight - (document.querySelector('main')!.getBoundingClientRect().bottom + window.scrollY));
+    expect(blank, 'pixels of blank scroll below project usage').toBeLessThan(40);
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('models show their health and can be edited after creation; the project order changes', async () => {
+    const page = adminPage;
+    await open(page, '/models');
+    await expect.poll(() => page.getByTestId('model-health').first().textContent()).toContain('circuit closed');
+    expect(await page.getByTestId('model-health').first().textContent()).toMatch(/p95 \d/);
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    await page.getByLabel('Endpoint').fill('not a url');
+    await page.getByRole('button', { name: 'Save model' }).click();
+    await expect.poll(() => page.getByText('Enter an http(s) URL.').isVisible()).toBe(true);
+    await page.getByLabel('Endpoint').fill(stack.mock.openai + '/');
+    await page.getByRole('button', { name: 'Save model' }).click();
+    await expect.poll(async () => (await call<{ endpoint: string }>('GET', `/api/models/${MODEL}`)).body.endpoint).toBe(stack.mock.openai + '/');
+    await shoot(page, 'fix-models');
+    // A second model, then move it first in the project.
+    expect((await call('POST', '/api/models', { id: 'second', provider: 'openai', endpoint: stack.mock.openai, api_key: MOCK_API_KEY, upstream_model: MODEL })).status).toBe(201);
+    expect((await call('POST', `/api/projects/${projectId}/models`, { model_id: 'second' })).status).toBe(201);
+    await open(page, `/projects/${projectId}/models`);
+    await page.getByRole('button', { name: 'Move second up' }).click();
+    await expect
+      .poll(async () => (await call<{ models: { model_id: string }[] }>('GET', `/api/projects/${projectId}`)).body.models.map((model) => model.model_id))
+      .toEqual(['second', MODEL]);
+    await open(page, `/projects/${projectId}/routing`);
+    await expect.poll(() => page.getByTestId(`routing-health-${MODEL}`).textContent()).toContain('circuit closed');
+  });
+
+  test('tokens show last use and spend; the playground reuses one token per user', async () => {
+    const page = adminPage;
+    await open(page, `/projects/${projectId}/tokens`);
+    await expect.poll(() => page.getByTestId('token-last-use').first().textContent()).toMatch(/\d\d:\d\d:\d\d/);
+    expect(await page.getByTestId('token-spend').first().textContent()).toMatch(/\$0\.0\d*[1-9]/);
+    const before = (await call<{ tokens: unknown[] }>('GET', `/api/projects/${projectId}/tokens`)).body.tokens.length;
+    for (const prompt of ['one', 'two']) {
+      await open(page, `/projects/${projectId}/playground`);
+      await page.getByLabel('Prompt').fill(prompt);
+      await page.getByRole('button', { name: 'Send' }).click();
+      await expect.poll(() => page.getByTestId('playground-answer').textContent(), { timeout: 15_000 }).toContain(`You said: ${prompt}`);
+    }
+    const after = (await call<{ tokens: unknown[] }>('GET', `/api/projects/${projectId}/tokens`)).body.tokens.length;
+    expect(after - before, 'two playground sessions, one token').toBe(1);
+    await open(page, `/projects/${projectId}/tokens`);
+    await shoot(page, 'fix-tokens');
+  });
+
+  test('the audit log reads as actions on named objects, and a role change asks first', async () => {
+    const page = adminPage;
+    await open(page, '/settings/audit');
+    const what = await page.getByTestId('audit-what').allTextContents();
+    expect(what.some((text) => text.startsWith('Created a token of project “Support bot”')), what.join(' | ')).toBe(true);
+    await shoot(page, 'fix-audit');
+    await open(page, '/settings/general');
+    expect(await page.getByTestId('listen-address').textContent()).toContain(new URL(stack.url).host);
+    await open(page, '/settings/users');
+    await page.getByLabel(`Role of ${VIEWER}`).selectOption('operator');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await expect.poll(() => page.getByRole('alertdialog').isVisible()).toBe(true);
+    expect(await page.getByRole('alertdialog').textContent()).toContain(`Change ${VIEWER} from viewer to operator?`);
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    const users = (await call<{ users: { email: string; role: string }[] }>('GET', '/api/users')).body.users;
+    expect(users.find((user) => user.email === VIEWER)?.role, 'cancelled: the role is unchanged').toBe('viewer');
+  });
+
+  test('a viewer sees only what they may use, and no Settings tab fails', async () => {
+    const page = await pageAs(VIEWER);
+    await open(page, '/models');
+    expect(await page.getByRole('button', { name: 'Add a model' }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Edit', exact: true }).count()).toBe(0);
+    await open(page, '/projects');
+    expect(await page.getByLabel('Project name').count()).toBe(0);
+    await open(page, `/projects/${projectId}/tokens`);
+    expect(await page.getByRole('button', { name: 'Create token' }).count()).toBe(0);
+    expect(await page.getByTestId('no-permission').count()).toBe(1);
+    await open(page, `/projects/${projectId}/playground`);
+    expect(await page.getByTestId('no-permission').textContent()).toContain('project:write');
+    const tabs = await page.locator('[aria-label="Main"] a').allTextContents();
+    expect(tabs).toContain('Settings');
+    await open(page, '/settings/budgets');
+    const settingsTabs = await page.locator('[aria-label="Settings sections"] a').allTextContents();
+    expect(settingsTabs).toEqual(['Budgets']);
+    expect(await page.getByText('Add a budget').count()).toBe(0);
+    for (const tab of ['general', 'notifications', 'users', 'audit']) {
+      await open(page, `/settings/${tab}`);
+      expect(await page.getByText('Something went wrong').count(), tab).toBe(0);
+      expect(await page.getByTestId('no-permission').count(), tab).toBe(1);
+    }
+    await open(page, `/projects/${projectId}/models`);
+    await shoot(page, 'fix-viewer-project-models');
+  });
+
+  test('a project editor changes their project but not its members, models or settings', async () => {
+    const page = await pageAs(EDITOR);
+    await open(page, `/projects/${projectId}/tokens`);
+    expect(await page.getByRole('button', { name: 'Create token' }).count()).toBe(1);
+    await open(page, `/projects/${projectId}/models`);
+    expect(await page.getByRole('button', { name: `Move ${MODEL} up` }).count()).toBe(1);
+    await open(page, `/projects/${projectId}/members`);
+    expect(await page.getByRole('button', { name: 'Add member' }).count()).toBe(0);
+    expect(await page.getByTestId('no-permission').textContent()).toContain('project:members');
+    await open(page, '/models');
+    expect(await page.getByRole('button', { name: 'Add a model' }).count()).toBe(0);
+    await open(page, '/settings/budgets');
+    // Only the project's own level is offered.
+    const scopes = await page.getByLabel('Applies to').locator('option').allTextContents();
+    expect(scopes).toEqual(['Project Support bot']);
+    await shoot(page, 'fix-editor-budgets');
+    expect(sideways, 'pages that scroll sideways').toEqual([]);
+    expect(browserErrors, 'errors in the browser console').toEqual([]);
+  });
+});
