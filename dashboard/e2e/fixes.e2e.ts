@@ -160,6 +160,17 @@ describe("issue 16's dashboard fixes", () => {
     expect(await page.getByTestId('error-rate').getAttribute('data-value')).toBe('0');
     expect(await page.getByTestId('gauge').getAttribute('data-state')).toBe('refusing');
     expect(await page.locator('[aria-label="Top models by spend"]').textContent()).not.toContain('(none)');
+    // Charts carry a value axis in their unit and a date axis.
+    expect(await page.getByTestId('chart-cost').getByTestId('chart-y').textContent()).toContain('$');
+    expect(await page.getByTestId('chart-latency').getByTestId('chart-y').textContent()).toMatch(/ms|s/);
+    expect(await page.getByTestId('chart-calls').getByTestId('chart-x').textContent()).toMatch(/[A-Z][a-z]{2}/);
+    expect(await page.getByTestId('p95-latency').count()).toBe(1);
+    // A top-N bar opens the calls it sums.
+    await page.locator('[aria-label="Top models by spend"]').getByRole('link', { name: MODEL }).click();
+    await page.waitForURL(`**/dashboard/usage?model=${MODEL}`);
+    await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(0);
+    expect(await page.getByLabel('Model', { exact: true }).inputValue()).toBe(MODEL);
+    await open(page, '/');
     // A blank page below the content would be the hidden screen-reader tables.
     const blank = await page.evaluate(() => document.documentElement.scrollHeight - (document.querySelector('main')!.getBoundingClientRect().bottom + window.scrollY));
     expect(blank, 'pixels of blank scroll below the overview').toBeLessThan(40);

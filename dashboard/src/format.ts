@@ -42,7 +42,7 @@ export function dateTime(text: string | null | undefined): string {
 export function shortDate(text: string, bucket: 'hour' | 'day'): string {
   const date = new Date(text);
   return bucket === 'hour'
-    ? date.toLocaleTimeString('en-GB', { hour: '2-digit', minute: '2-digit' })
+    ? date.toLocaleString('en-GB', { day: '2-digit', month: 'short', hour: '2-digit', minute: '2-digit' })
     : date.toLocaleDateString('en-GB', { month: 'short', day: '2-digit' });
 }
 

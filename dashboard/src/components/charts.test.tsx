@@ -2,7 +2,7 @@ import { render, screen } from '@testing-library/react';
 import { describe, expect, test } from 'vitest';
 import { fillBuckets, errorRate } from '../pages/Overview';
 import type { TimelinePoint } from '../types';
-import { BarList, Gauge, LineChart, gaugeTone, layoutPoints } from './charts';
+import { BarList, Gauge, LineChart, axisLabels, axisTicks, gaugeTone, layoutPoints } from './charts';
 
 describe('charts', () => {
   test('points are laid out left to right with the largest at the top', () => {
@@ -21,8 +21,17 @@ describe('charts', () => {
     const { container } = render(<LineChart title="Calls" points={[{ label: 'Mon', value: 1 }, { label: 'Tue', value: 3 }]} format={(value) => `${value} calls`} summary="4 calls" />);
     expect(container.querySelector('path.chart-line')?.getAttribute('d')?.match(/[ML]/g)).toHaveLength(2);
     expect(screen.getByRole('img', { name: /Calls/ })).toBeTruthy();
-    expect(screen.getByText('3 calls')).toBeTruthy();
+    expect(screen.getByRole('table').textContent).toContain('3 calls');
     expect(screen.getByText('4 calls')).toBeTruthy();
+    // Axes: the scale in the chart's unit, and the dates.
+    expect(screen.getByTestId('chart-y').textContent).toBe('3 calls1.5 calls0 calls');
+    expect(screen.getByTestId('chart-x').textContent).toBe('MonTue');
+  });
+  test('the date axis names the first, middle and last points', () => {
+    const points = ['a', 'b', 'c', 'd', 'e'].map((label, value) => ({ label, value }));
+    expect(axisLabels(points)).toEqual(['a', 'c', 'e']);
+    expect(axisTicks(points)).toEqual([4, 2, 0]);
+    expect(axisTicks([])).toEqual([0, 0, 0]);
   });
   test('an empty chart says so', () => {
     render(<LineChart title="Spend" points={[]} format={String} />);

@@ -27,6 +27,18 @@ export function layoutPoints(points: Point[], width = WIDTH, height = HEIGHT): {
   }));
 }
 
+/** The value-axis ticks, top to bottom: the largest value, its half, and zero. */
+export function axisTicks(points: Point[]): number[] {
+  const max = Math.max(0, ...points.map((point) => point.value));
+  return [max, max / 2, 0];
+}
+
+/** The date-axis labels: the first, middle and last points' (fewer when there are fewer points). */
+export function axisLabels(points: Point[]): string[] {
+  if (points.length <= 3) return points.map((point) => point.label);
+  return [points[0].label, points[Math.floor((points.length - 1) / 2)].label, points[points.length - 1].label];
+}
+
 /** A line over time with its total or latest value in the title. */
 export function LineChart({
   title,
@@ -56,33 +68,47 @@ export function LineChart({
       {points.length === 0 ? (
         <div className="chart-empty">No calls in this period.</div>
       ) : (
-        <svg
-          viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
-          preserveAspectRatio="none"
-          role="img"
-          aria-labelledby={titleId}
-          onMouseLeave={() => setHover(null)}
-        >
-          <line x1={PAD_X} x2={WIDTH - PAD_X} y1={HEIGHT - PAD_BOTTOM} y2={HEIGHT - PAD_BOTTOM} className="chart-axis" />
-          <path d={area} className="chart-area" />
-          <path d={path} className="chart-line" vectorEffect="non-scaling-stroke" />
-          {laid.map((point, index) => (
-            <rect
-              key={index}
-              x={point.x - WIDTH / Math.max(points.length, 1) / 2}
-              y={0}
-              width={WIDTH / Math.max(points.length, 1)}
-              height={HEIGHT}
-              fill="transparent"
-              onMouseEnter={() => setHover(index)}
-            >
-              <title>{`${points[index].label}: ${format(points[index].value)}`}</title>
-            </rect>
-          ))}
-          {laid.map((point, index) => (
-            <circle key={'c' + index} cx={point.x} cy={point.y} r={hover === index ? 3 : points.length > 40 ? 0 : 1.6} className="chart-dot" />
-          ))}
-        </svg>
+        <div className="chart-plot">
+          {/* Axes: the value scale on the left (in the chart's unit), dates below. The numbers
+              are for the eye; screen readers get the table underneath. */}
+          <div className="chart-y" aria-hidden="true" data-testid="chart-y">
+            {axisTicks(points).map((value, index) => (
+              <span key={index}>{format(value)}</span>
+            ))}
+          </div>
+          <svg
+            viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
+            preserveAspectRatio="none"
+            role="img"
+            aria-labelledby={titleId}
+            onMouseLeave={() => setHover(null)}
+          >
+            <line x1={PAD_X} x2={WIDTH - PAD_X} y1={HEIGHT - PAD_BOTTOM} y2={HEIGHT - PAD_BOTTOM} className="chart-axis" />
+            <path d={area} className="chart-area" />
+            <path d={path} className="chart-line" vectorEffect="non-scaling-stroke" />
+            {laid.map((point, index) => (
+              <rect
+                key={index}
+                x={point.x - WIDTH / Math.max(points.length, 1) / 2}
+                y={0}
+                width={WIDTH / Math.max(points.length, 1)}
+                height={HEIGHT}
+                fill="transparent"
+                onMouseEnter={() => setHover(index)}
+              >
+                <title>{`${points[index].label}: ${format(points[index].value)}`}</title>
+              </rect>
+            ))}
+            {laid.map((point, index) => (
+              <circle key={'c' + index} cx={point.x} cy={point.y} r={hover === index ? 3 : points.length > 40 ? 0 : 1.6} className="chart-dot" />
+            ))}
+          </svg>
+          <div className="chart-x" aria-hidden="true" data-testid="chart-x">
+            {axisLabels(points).map((label, index) => (
+              <span key={index}>{label}</span>
+            ))}
+          </div>
+        </div>
       )}
       <table className="visually-hidden">
         <caption>{title}</caption>
