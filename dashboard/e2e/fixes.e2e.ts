@@ -289,6 +289,15 @@ describe("issue 16's dashboard fixes", () => {
     await page.getByRole('button', { name: 'Cancel' }).click();
     const users = (await call<{ users: { email: string; role: string }[] }>('GET', '/api/users')).body.users;
     expect(users.find((user) => user.email === VIEWER)?.role, 'cancelled: the role is unchanged').toBe('viewer');
+    // A project role too, confirmed this time.
+    await open(page, `/projects/${projectId}/members`);
+    await page.getByLabel(`Role of ${EDITOR}`).selectOption('viewer');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    expect(await page.getByRole('alertdialog').textContent()).toContain(`Make ${EDITOR} viewer of Support bot?`);
+    await page.getByRole('button', { name: 'Change role' }).click();
+    const role = async () => (await call<{ members: { email: string; role: string; user_id: string }[] }>('GET', `/api/projects/${projectId}/members`)).body.members.find((member) => member.email === EDITOR)!;
+    await expect.poll(async () => (await role()).role).toBe('viewer');
+    expect((await call('PATCH', `/api/projects/${projectId}/members/${(await role()).user_id}`, { role: 'editor' })).status).toBe(200);
   });
 
   test('a viewer sees only what they may use, and no Settings tab fails', async () => {

@@ -9,6 +9,37 @@ import { missing, usePermissions } from '../../permissions';
 
 const ROLES = ['viewer', 'editor', 'admin'];
 
+/** A member's project role, changed only after a confirmation. */
+function MemberRole({ who, role, projectName, change, onChanged }: { who: string; role: string; projectName: string; change: (next: string) => Promise<unknown>; onChanged: () => void }) {
+  const [next, setNext] = useState(role);
+  return (
+    <div className="inline-form">
+      <select aria-label={`Role of ${who}`} value={next} onChange={(event) => setNext(event.target.value)}>
+        {ROLES.map((name) => (
+          <option key={name}>{name}</option>
+        ))}
+      </select>
+      {next !== role ? (
+        <>
+          <ConfirmButton
+            label="Apply"
+            variant="secondary"
+            title={`Make ${who} ${next} of ${projectName}?`}
+            message={<>They are {role} now; the new role applies at once.</>}
+            confirmLabel="Change role"
+            onConfirm={async () => {
+              if ((await change(next)) !== undefined) onChanged();
+            }}
+          />
+          <Button variant="ghost" onClick={() => setNext(role)}>
+            Undo
+          </Button>
+        </>
+      ) : null}
+    </div>
+  );
+}
+
 export function MembersTab({ project }: TabProps) {
   const members = useApi<{ members: Member[] }>(`/api/projects/${project.id}/members`);
   const [email, setEmail] = useState('');
@@ -73,18 +104,13 @@ export function MembersTab({ project }: TabProps) {
                   <td>{member.email ?? member.user_id}</td>
                   <td>
                     {!canManage ? member.role : (
-                    <select
-                      aria-label={`Role of ${member.email ?? member.user_id}`}
-                      value={member.role}
-                      onChange={async (event) => {
-                        const next = event.target.value;
-                        if ((await change.run(() => request(`/api/projects/${project.id}/members/${member.user_id}`, { method: 'PATCH', body: { role: next } }))) !== undefined) members.reload();
-                      }}
-                    >
-                      {ROLES.map((name) => (
-                        <option key={name}>{name}</option>
-                      ))}
-                    </select>
+                    <MemberRole
+                      who={member.email ?? member.user_id}
+                      role={member.role}
+                      projectName={project.name}
+                      change={(next) => change.run(() => request(`/api/projects/${project.id}/members/${member.user_id}`, { method: 'PATCH', body: { role: next } }))}
+                      onChanged={members.reload}
+                    />
                     )}
                   </td>
                   <td className="actions">
