@@ -211,6 +211,8 @@ impl FileUsageHistory {
         };
         if let Some(checkpoint) = load_checkpoint(checkpoint_path) {
             tracing::debug!(taken_at = %checkpoint.taken_at, "usage checkpoint loaded");
+            // A version 1 checkpoint is replaced by the binary form at the next checkpoint.
+            live.unsaved = u64::from(checkpoint.upgraded);
             let found = checkpoint.position.and_then(|position| {
                 files
                     .iter()
@@ -344,11 +346,12 @@ impl FileUsageHistory {
         match super::files::write_atomic(&self.checkpoint_path, &bytes) {
             Ok(()) => {
                 // The version 1 checkpoint, if any, was read at start-up; it is now stale.
-                match std::fs::remove_file(legacy_path(&self.checkpoint_path)) {
-                    Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                        tracing::warn!(%error, "cannot remove the old usage checkpoint");
-                    }
-                    _ => {}
+                let legacy = legacy_path(&self.checkpoint_path);
+                if legacy != self.checkpoint_path
+                    && let Err(error) = std::fs::remove_file(&legacy)
+                    && error.kind() != io::ErrorKind::NotFound
+                {
+                    tracing::warn!(%error, "cannot remove the old usage checkpoint");
                 }
                 Ok(true)
             }
@@ -645,6 +648,8 @@ impl HistoryReplay {
 /// A usage checkpoint as loaded.
 #[derive(Debug)]
 struct Checkpoint {
+    /// Read from the version 1 JSON form.
+    upgraded: bool,
     taken_at: DateTime<Utc>,
     position: Option<LogPosition>,
     active: SegmentIndex,
@@ -721,6 +726,7 @@ fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
         return Err(Corrupt("bytes after the rollups"));
     }
     Ok(Checkpoint {
+        upgraded: false,
         taken_at,
         position,
         active,
@@ -759,6 +765,7 @@ fn load_checkpoint(path: &Path) -> Option<Checkpoint> {
         Ok(checkpoint) if checkpoint.version == CHECKPOINT_VERSION => {
             tracing::info!("upgrading the usage checkpoint to the binary form");
             Some(Checkpoint {
+                upgraded: true,
                 taken_at: checkpoint.taken_at,
                 position: checkpoint.position,
                 active: checkpoint.active,
