@@ -321,6 +321,22 @@ impl FileUsageHistory {
         live.unsaved += 1;
     }
 
+    /// Where in file `file_index` of `files` records from `since` on can begin: in the
+    /// active file, the first block of its index that reaches `since` (every earlier block
+    /// holds only older records); elsewhere, or without an index, the start.
+    pub fn offset_since(&self, files: &[PathBuf], file_index: usize, since: DateTime<Utc>) -> u64 {
+        if files.get(file_index) != Some(&self.active_path) {
+            return 0;
+        }
+        let live = self.live();
+        let since_ms = since.timestamp_millis();
+        live.active
+            .blocks
+            .iter()
+            .find(|block| block.max_ms >= since_ms)
+            .map_or(live.active.bytes, |block| block.offset)
+    }
+
     /// A [`Replay`] that brings this history up to the end of the log from `start`.
     pub fn replay(self: &Arc<Self>, start: ReplayStart) -> HistoryReplay {
         HistoryReplay {
