@@ -86,7 +86,7 @@ def main() -> None:
     process, url, first = start(binary, home)
     rows.append(("first start: index every segment, rollups from the whole log", f"{first:.1f} s"))
     rows.append(("shutdown (final checkpoint)", f"{stop(process):.1f} s"))
-    checkpoint = home / "data" / "checkpoints" / "usage.json"
+    checkpoint = home / "data" / "checkpoints" / "usage.bin"
     rows.append(("usage checkpoint", f"{checkpoint.stat().st_size / 1e6:.1f} MB"))
 
     process, url, ready = start(binary, home)

@@ -176,7 +176,7 @@ def test_usage_history_survives_sigkill_and_restart(mock_session) -> None:
         same(answers(routerly, traces), before, "after a SIGKILL and restart")
 
         assert routerly.stop() == 0
-        assert (routerly.home / "data" / "checkpoints" / "usage.json").exists()
+        assert (routerly.home / "data" / "checkpoints" / "usage.bin").exists()
         process, url = spawn_routerly(routerly.home, routerly.env, routerly.log_path)
         routerly.process, routerly.url = process, url
         routerly.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)

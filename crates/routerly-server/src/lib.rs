@@ -91,7 +91,9 @@ impl Service {
         let routing = routing::Routing::open(&home, &store.snapshot());
         let replay = store::history::Replays(vec![
             Box::new(usage_history.replay(history_start)),
-            routing.replay(&files),
+            routing.replay(&files, &|file, since| {
+                usage_history.offset_since(&files[..], file, since)
+            }),
         ]);
         let (budgets, notifier) = budgets::start(&home, &store, files, Box::new(replay)).await?;
         // Before serving: reports then read days, not hours, past the horizon.

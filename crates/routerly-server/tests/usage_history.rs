@@ -15,7 +15,10 @@ use rand::{Rng, SeedableRng};
 use routerly_core::usage::{CallType, Outcome, Surface, UsageRecord};
 use routerly_server::budgets::rebuild;
 use routerly_server::store::history::{FileUsageHistory, Retention, UsageHistory};
-use routerly_server::store::rollup::{DAY, Dimension, Filter, GroupBy, Groups, HOUR, OUTCOMES};
+use routerly_server::store::rollup::{
+    DAY, Dimension, Filter, GroupBy, Groups, HOUR, OUTCOMES, Rollups,
+};
+use routerly_server::store::segments;
 use routerly_server::store::usage_log::{
     read_usage_all, spawn_rotating_usage_writer, usage_log_files,
 };
@@ -75,7 +78,7 @@ fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let data = dir.join("data");
     (
         data.join("usage.jsonl"),
-        data.join("checkpoints").join("usage.json"),
+        data.join("checkpoints").join("usage.bin"),
         data.join("checkpoints").join("counters.json"),
     )
 }
@@ -368,6 +371,70 @@ async fn every_answer_survives_restarts_crashes_compression_and_expiry() {
         &ask(&*restarted, &all, now),
         &before,
         "after a restart from a fresh checkpoint",
+    );
+
+    // A damaged checkpoint is refused whole, and the rollups are rebuilt from the log.
+    drop(restarted);
+    let (_, checkpoint, _) = paths(dir.path());
+    let good = std::fs::read(&checkpoint).expect("read the checkpoint");
+    assert!(good.starts_with(b"RLYUSAGE"), "a binary checkpoint");
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    for (what, damaged) in [
+        ("a flipped bit", flipped),
+        ("a truncated checkpoint", good[..good.len() - 7].to_vec()),
+        ("an empty checkpoint", Vec::new()),
+        (
+            "a checkpoint with bytes after its end",
+            [&good[..], b"x"].concat(),
+        ),
+    ] {
+        std::fs::write(&checkpoint, &damaged).expect("damage the checkpoint");
+        let restarted = open(dir.path());
+        assert_answers(
+            &ask(&*restarted, &all, now),
+            &before,
+            &format!("after {what}"),
+        );
+    }
+
+    // A version 1 (JSON) checkpoint is read once, then replaced by the binary form.
+    std::fs::remove_file(&checkpoint).expect("remove the checkpoint");
+    let legacy = checkpoint.with_extension("json");
+    let mut rollups = Rollups::default();
+    for record in &all {
+        rollups.add(record);
+    }
+    let active = segments::build_index(&log).expect("index the active file");
+    let v1 = serde_json::json!({
+        "version": 1,
+        "taken_at": now,
+        "position": {
+            "inode": rebuild::inode_of(&log).expect("inode").expect("an inode"),
+            "offset": active.bytes,
+        },
+        "active": active,
+        "rollups": rollups.to_file(),
+    });
+    std::fs::write(&legacy, serde_json::to_vec(&v1).expect("json")).expect("write v1");
+    let restarted = open(dir.path());
+    assert_answers(
+        &ask(&*restarted, &all, now),
+        &before,
+        "after reading a version 1 checkpoint",
+    );
+    assert!(
+        restarted.checkpoint().expect("checkpoint"),
+        "the upgrade is saved"
+    );
+    assert!(!legacy.exists(), "the version 1 checkpoint is removed");
+    drop(restarted);
+    let restarted = open(dir.path());
+    assert_answers(
+        &ask(&*restarted, &all, now),
+        &before,
+        "after the upgrade and a restart",
     );
 
     let retention = |keep_days, compress_after_days| Retention {

@@ -81,17 +81,24 @@ impl Routing {
 
     /// Its part of the start-up pass over the usage log, which reads `files`: the records
     /// recent enough for the statistics' retention.
+    ///
+    /// `offset_since(file, time)` is where in file `file` records from `time` on can begin
+    /// (the usage history knows from its index; `0` when it does not), so the replay skips
+    /// the older part of the file the retention starts in.
     pub fn replay(
         self: &Arc<Self>,
         files: &[std::path::PathBuf],
+        offset_since: &dyn Fn(usize, chrono::DateTime<chrono::Utc>) -> u64,
     ) -> Box<dyn crate::store::history::Replay + Send> {
         let since = self.stats.keeps_since();
         let oldest = chrono::DateTime::<chrono::Utc>::from_timestamp(since.floor() as i64, 0)
             .unwrap_or_default();
+        let first_file = crate::budgets::rebuild::files_since(files, oldest);
         Box::new(StatsReplay {
             routing: Arc::clone(self),
             since: oldest,
-            first_file: crate::budgets::rebuild::files_since(files, oldest),
+            first_file,
+            first_offset: offset_since(first_file, oldest),
         })
     }
 
@@ -544,11 +551,12 @@ struct StatsReplay {
     routing: Arc<Routing>,
     since: chrono::DateTime<chrono::Utc>,
     first_file: usize,
+    first_offset: u64,
 }
 
 impl crate::store::history::Replay for StatsReplay {
     fn start(&self) -> (usize, u64) {
-        (self.first_file, 0)
+        (self.first_file, self.first_offset)
     }
 
     fn visit(&mut self, record: &UsageRecord, _file_index: usize, _offset: u64, _len: u64) {

@@ -6,8 +6,10 @@
 //! advanced by the usage writer after each batch is on disk (so they describe exactly the
 //! bytes written), and the rotated segments' sidecar indexes.
 //!
-//! `data/checkpoints/usage.json` saves the rollups and the active index with the log
-//! position they reached; at start-up the records after that position are replayed in the
+//! `data/checkpoints/usage.bin` saves the rollups and the active index with the log
+//! position they reached, in a binary form with a version, a length and a CRC-32 (a torn,
+//! truncated or altered checkpoint is refused and rebuilt from the log, never trusted; the
+//! version 1 `usage.json` is read once, to upgrade); at start-up the records after that position are replayed in the
 //! same single read of the log that rebuilds budget counters and routing statistics
 //! ([`crate::budgets::rebuild::rebuild`] drives it and calls [`Replay`]). A record on disk
 //! whose checkpoint was lost (SIGKILL) is therefore counted at the next start, once.
@@ -21,12 +23,16 @@ use chrono::{DateTime, Utc};
 use routerly_core::usage::UsageRecord;
 use serde::{Deserialize, Serialize};
 
-use super::rollup::{Aggregator, Filter, GroupBy, Groups, Rollups, RollupsFile};
+use super::rollup::{Aggregator, Corrupt, Filter, GroupBy, Groups, Reader, Rollups, RollupsFile};
 use super::segments::{self, Segment, SegmentIndex};
 use crate::budgets::rebuild::{LogPosition, inode_of};
 
-/// Format version of the usage checkpoint.
+/// Format version of the JSON usage checkpoint (`usage.json`, read only to upgrade).
 const CHECKPOINT_VERSION: u32 = 1;
+/// Format version of the binary usage checkpoint.
+const BINARY_VERSION: u32 = 2;
+/// The first bytes of a binary usage checkpoint.
+const MAGIC: &[u8; 8] = b"RLYUSAGE";
 /// How far past a trace's start (its UUIDv7 time) its usage record is looked for.
 const TRACE_WINDOW_MS: i64 = 24 * 3600 * 1000;
 
@@ -81,7 +87,7 @@ struct Live {
     unsaved: u64,
 }
 
-/// `data/checkpoints/usage.json`.
+/// `data/checkpoints/usage.json`, version 1.
 #[derive(Debug, Serialize, Deserialize)]
 struct CheckpointFile {
     version: u32,
@@ -204,6 +210,9 @@ impl FileUsageHistory {
             ),
         };
         if let Some(checkpoint) = load_checkpoint(checkpoint_path) {
+            tracing::debug!(taken_at = %checkpoint.taken_at, "usage checkpoint loaded");
+            // A version 1 checkpoint is replaced by the binary form at the next checkpoint.
+            live.unsaved = u64::from(checkpoint.upgraded);
             let found = checkpoint.position.and_then(|position| {
                 files
                     .iter()
@@ -215,7 +224,7 @@ impl FileUsageHistory {
             });
             match (found, checkpoint.position) {
                 (Some((file_index, position)), _) => {
-                    live.rollups = Rollups::from_file(checkpoint.rollups);
+                    live.rollups = checkpoint.rollups;
                     start.rollups_from = (file_index, position.offset);
                     if Some(position.inode) == active_inode && file_index == active_index {
                         start.active_from = (active_index, checkpoint.active.bytes);
@@ -224,7 +233,7 @@ impl FileUsageHistory {
                 }
                 (None, None) => {
                     // Taken before any record was written: every file is newer.
-                    live.rollups = Rollups::from_file(checkpoint.rollups);
+                    live.rollups = checkpoint.rollups;
                 }
                 (None, Some(_)) => {
                     tracing::warn!(
@@ -312,6 +321,22 @@ impl FileUsageHistory {
         live.unsaved += 1;
     }
 
+    /// Where in file `file_index` of `files` records from `since` on can begin: in the
+    /// active file, the first block of its index that reaches `since` (every earlier block
+    /// holds only older records); elsewhere, or without an index, the start.
+    pub fn offset_since(&self, files: &[PathBuf], file_index: usize, since: DateTime<Utc>) -> u64 {
+        if files.get(file_index) != Some(&self.active_path) {
+            return 0;
+        }
+        let live = self.live();
+        let since_ms = since.timestamp_millis();
+        live.active
+            .blocks
+            .iter()
+            .find(|block| block.max_ms >= since_ms)
+            .map_or(live.active.bytes, |block| block.offset)
+    }
+
     /// A [`Replay`] that brings this history up to the end of the log from `start`.
     pub fn replay(self: &Arc<Self>, start: ReplayStart) -> HistoryReplay {
         HistoryReplay {
@@ -323,25 +348,29 @@ impl FileUsageHistory {
 
     /// Writes the checkpoint when records were added since the last one.
     pub fn checkpoint(&self) -> io::Result<bool> {
-        let (file, unsaved) = {
+        let (bytes, unsaved) = {
             let mut live = self.live();
             if live.unsaved == 0 {
                 return Ok(false);
             }
-            let file = CheckpointFile {
-                version: CHECKPOINT_VERSION,
-                taken_at: Utc::now(),
-                position: live.position,
-                active: live.active.clone(),
-                rollups: live.rollups.to_file(),
-            };
-            (file, std::mem::take(&mut live.unsaved))
+            let bytes = encode_checkpoint(Utc::now(), live.position, &live.active, &live.rollups)?;
+            (bytes, std::mem::take(&mut live.unsaved))
         };
         if let Some(dir) = self.checkpoint_path.parent() {
             super::files::create_private_dir_all(dir)?;
         }
-        match super::files::write_json_atomic(&self.checkpoint_path, &file) {
-            Ok(_) => Ok(true),
+        match super::files::write_atomic(&self.checkpoint_path, &bytes) {
+            Ok(()) => {
+                // The version 1 checkpoint, if any, was read at start-up; it is now stale.
+                let legacy = legacy_path(&self.checkpoint_path);
+                if legacy != self.checkpoint_path
+                    && let Err(error) = std::fs::remove_file(&legacy)
+                    && error.kind() != io::ErrorKind::NotFound
+                {
+                    tracing::warn!(%error, "cannot remove the old usage checkpoint");
+                }
+                Ok(true)
+            }
             Err(error) => {
                 self.live().unsaved += unsaved;
                 Err(error)
@@ -468,9 +497,10 @@ impl UsageHistory for FileUsageHistory {
     fn report(&self, filter: Filter, group: GroupBy) -> io::Result<Report> {
         let (filter, answer, hourly_from) = {
             let live = self.live();
-            let filter = live.rollups.widen(filter);
+            let filter = live.rollups.widen_for(filter, group);
             let answer = live.rollups.aggregate(&filter, group);
-            (filter, answer, live.rollups.hourly_from())
+            let horizon = live.rollups.horizon(&filter, group);
+            (filter, answer, horizon)
         };
         if let Some(groups) = answer {
             return Ok(Report {
@@ -631,20 +661,136 @@ impl HistoryReplay {
     }
 }
 
-fn load_checkpoint(path: &Path) -> Option<CheckpointFile> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+/// A usage checkpoint as loaded.
+#[derive(Debug)]
+struct Checkpoint {
+    /// Read from the version 1 JSON form.
+    upgraded: bool,
+    taken_at: DateTime<Utc>,
+    position: Option<LogPosition>,
+    active: SegmentIndex,
+    rollups: Rollups,
+}
+
+/// Where the version 1 (JSON) checkpoint beside the binary one at `path` lives.
+fn legacy_path(path: &Path) -> PathBuf {
+    path.with_extension("json")
+}
+
+/// The binary checkpoint: `MAGIC`, version (u32), body length (u64), CRC-32 of the body
+/// (u32), then the body: time taken (ms, i64), position (flag, inode, offset), the active
+/// index (JSON, length-prefixed), the rollups ([`Rollups::encode`]).
+fn encode_checkpoint(
+    taken_at: DateTime<Utc>,
+    position: Option<LogPosition>,
+    active: &SegmentIndex,
+    rollups: &Rollups,
+) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&taken_at.timestamp_millis().to_le_bytes());
+    let (flag, inode, offset) = position.map_or((0u8, 0, 0), |p| (1, p.inode, p.offset));
+    body.push(flag);
+    body.extend_from_slice(&inode.to_le_bytes());
+    body.extend_from_slice(&offset.to_le_bytes());
+    let active = serde_json::to_vec(active).map_err(io::Error::other)?;
+    let active_len = u32::try_from(active.len()).map_err(io::Error::other)?;
+    body.extend_from_slice(&active_len.to_le_bytes());
+    body.extend_from_slice(&active);
+    rollups.encode(&mut body);
+    let mut bytes = Vec::with_capacity(body.len() + 24);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&BINARY_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    bytes.extend_from_slice(&body);
+    Ok(bytes)
+}
+
+/// A binary checkpoint read back; any mismatch (magic, version, length, checksum, a field
+/// out of place, bytes left over) refuses it whole.
+fn decode_checkpoint(bytes: &[u8]) -> Result<Checkpoint, Corrupt> {
+    let mut reader = Reader::new(bytes);
+    if reader.take(MAGIC.len())? != MAGIC {
+        return Err(Corrupt("not a usage checkpoint"));
+    }
+    if reader.u32()? != BINARY_VERSION {
+        return Err(Corrupt("an unknown version"));
+    }
+    let len = reader.u64()?;
+    let crc = reader.u32()?;
+    let body = reader.take(usize::try_from(len).map_err(|_| Corrupt("too long"))?)?;
+    if !reader.is_empty() {
+        return Err(Corrupt("bytes after the end"));
+    }
+    if crc32fast::hash(body) != crc {
+        return Err(Corrupt("checksum mismatch"));
+    }
+    let mut reader = Reader::new(body);
+    let taken_at = DateTime::from_timestamp_millis(reader.i64()?).ok_or(Corrupt("a bad time"))?;
+    let flag = reader.u8()?;
+    let (inode, offset) = (reader.u64()?, reader.u64()?);
+    let position = match flag {
+        0 => None,
+        1 => Some(LogPosition { inode, offset }),
+        _ => return Err(Corrupt("a bad position")),
+    };
+    let active_len = reader.count(1)?;
+    let active = serde_json::from_slice(reader.take(active_len)?)
+        .map_err(|_| Corrupt("an unreadable segment index"))?;
+    let rollups = Rollups::decode(&mut reader)?;
+    if !reader.is_empty() {
+        return Err(Corrupt("bytes after the rollups"));
+    }
+    Ok(Checkpoint {
+        upgraded: false,
+        taken_at,
+        position,
+        active,
+        rollups,
+    })
+}
+
+fn load_checkpoint(path: &Path) -> Option<Checkpoint> {
+    let (bytes, binary) = match std::fs::read(path) {
+        Ok(bytes) => (bytes, true),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            match std::fs::read(legacy_path(path)) {
+                Ok(bytes) => (bytes, false),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the old usage checkpoint");
+                    return None;
+                }
+            }
+        }
         Err(error) => {
             tracing::warn!(%error, path = %path.display(), "cannot read the usage checkpoint");
             return None;
         }
     };
+    if binary {
+        return match decode_checkpoint(&bytes) {
+            Ok(checkpoint) => Some(checkpoint),
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "ignoring a damaged usage checkpoint; rebuilding from the log");
+                None
+            }
+        };
+    }
     match serde_json::from_slice::<CheckpointFile>(&bytes) {
-        Ok(checkpoint) if checkpoint.version == CHECKPOINT_VERSION => Some(checkpoint),
+        Ok(checkpoint) if checkpoint.version == CHECKPOINT_VERSION => {
+            tracing::info!("upgrading the usage checkpoint to the binary form");
+            Some(Checkpoint {
+                upgraded: true,
+                taken_at: checkpoint.taken_at,
+                position: checkpoint.position,
+                active: checkpoint.active,
+                rollups: Rollups::from_file(checkpoint.rollups),
+            })
+        }
         Ok(_) => None,
         Err(error) => {
-            tracing::warn!(%error, path = %path.display(), "ignoring an unreadable usage checkpoint");
+            tracing::warn!(%error, "ignoring an unreadable old usage checkpoint");
             None
         }
     }

@@ -165,9 +165,10 @@ impl Home {
         self.data_dir().join("checkpoints").join("counters.json")
     }
 
-    /// `data/checkpoints/usage.json`: the usage rollups and the active segment's index.
+    /// `data/checkpoints/usage.bin`: the usage rollups and the active segment's index
+    /// (binary; `usage.json` beside it is the version 1 form, read once to upgrade).
     pub fn usage_checkpoint_path(&self) -> PathBuf {
-        self.data_dir().join("checkpoints").join("usage.json")
+        self.data_dir().join("checkpoints").join("usage.bin")
     }
 
     /// `data/sessions.json`.

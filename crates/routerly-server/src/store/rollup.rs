@@ -349,6 +349,12 @@ impl Dimension {
     fn has_sketches(self) -> bool {
         matches!(self, Dimension::All | Dimension::Model)
     }
+
+    /// Whether hour buckets keep this dimension (the others, high-cardinality and without
+    /// sketches, are kept by UTC day only).
+    pub fn has_hours(self) -> bool {
+        self.has_sketches()
+    }
 }
 
 type Name = Arc<str>;
@@ -575,13 +581,15 @@ fn time_key(stored: i64, seconds: i64, zone: chrono_tz::Tz, hourly_from: i64) ->
         .unwrap_or(stored - stored.rem_euclid(DAY))
 }
 
-/// The aggregates of every call ever written: hour buckets from `hourly_from`, day buckets
-/// before it.
+/// The aggregates of every call ever written: day buckets (UTC) of every dimension for all
+/// time, and hour buckets of the dimensions that keep them ([`Dimension::has_hours`]) from
+/// `hourly_from`. A day bucket always equals the sum of its hours, so a report over whole
+/// days reads days (pre-merged) and hours only at the edges of its range.
 #[derive(Debug, Clone, Default)]
 pub struct Rollups {
-    /// Hour buckets (by start) at or after `hourly_from`.
+    /// Hour buckets (by start) at or after `hourly_from`, of `All` and `Model` only.
     hours: BTreeMap<i64, Cells>,
-    /// Day buckets (by start, UTC) before `hourly_from`.
+    /// Day buckets (by start, UTC) of every dimension, for all time.
     days: BTreeMap<i64, Cells>,
     /// A UTC midnight: where hour buckets begin.
     hourly_from: i64,
@@ -632,13 +640,14 @@ impl From<&Totals> for StoredTotals {
     }
 }
 
+fn sorted_sketch(mut bins: Vec<(i16, u32)>) -> Sketch {
+    bins.sort_by_key(|(bucket, _)| *bucket);
+    bins.dedup_by_key(|(bucket, _)| *bucket);
+    Sketch { bins }
+}
+
 impl From<StoredTotals> for Totals {
     fn from(stored: StoredTotals) -> Self {
-        let sorted = |mut bins: Vec<(i16, u32)>| {
-            bins.sort_by_key(|(bucket, _)| *bucket);
-            bins.dedup_by_key(|(bucket, _)| *bucket);
-            Sketch { bins }
-        };
         Totals {
             calls: stored.0,
             input_tokens: stored.1,
@@ -651,19 +660,121 @@ impl From<StoredTotals> for Totals {
             latency_ms_sum: stored.8,
             ttft_ms_sum: stored.9,
             ttft_calls: stored.10,
-            latency: sorted(stored.11),
-            ttft: sorted(stored.12),
+            latency: sorted_sketch(stored.11),
+            ttft: sorted_sketch(stored.12),
         }
     }
 }
 
-/// The serialized form of [`Rollups`] in a checkpoint.
+/// The JSON form of [`Rollups`] in a version 1 checkpoint (`usage.json`), read once to
+/// upgrade to the binary checkpoint.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RollupsFile {
     hourly_from: i64,
     /// (bucket start, width in seconds, cells as (project, dimension, value, outcome
     /// index, totals)).
     buckets: Vec<(i64, i64, Vec<StoredCell>)>,
+}
+
+/// Why a binary checkpoint was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corrupt(pub &'static str);
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "corrupt usage rollups: {}", self.0)
+    }
+}
+
+/// Reads the little-endian fields of a binary checkpoint, refusing to run past its end.
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes }
+    }
+
+    /// The next `len` bytes.
+    pub fn take(&mut self, len: usize) -> Result<&'a [u8], Corrupt> {
+        if len > self.bytes.len() {
+            return Err(Corrupt("truncated"));
+        }
+        let (head, tail) = self.bytes.split_at(len);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Corrupt> {
+        Ok(self.take(N)?.try_into().expect("took N bytes"))
+    }
+
+    /// A `u8`.
+    pub fn u8(&mut self) -> Result<u8, Corrupt> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    /// A `u32`.
+    pub fn u32(&mut self) -> Result<u32, Corrupt> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    /// A `u64`.
+    pub fn u64(&mut self) -> Result<u64, Corrupt> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// An `i64`.
+    pub fn i64(&mut self) -> Result<i64, Corrupt> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    fn f64(&mut self) -> Result<f64, Corrupt> {
+        Ok(f64::from_le_bytes(self.array()?))
+    }
+
+    /// A count of items at least `item_bytes` long each, checked against what is left.
+    pub fn count(&mut self, item_bytes: usize) -> Result<usize, Corrupt> {
+        let count = self.u32()? as usize;
+        if count.saturating_mul(item_bytes.max(1)) > self.bytes.len() {
+            return Err(Corrupt("a count runs past the end"));
+        }
+        Ok(count)
+    }
+
+    /// Whether every byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// Bytes of one cell in the binary form, sketches aside.
+const CELL_BYTES: usize = 4 + 4 + 1 + 11 * 8 + 2 * 4;
+
+fn put_sketch(out: &mut Vec<u8>, sketch: &Sketch) {
+    out.extend_from_slice(&(sketch.bins.len() as u32).to_le_bytes());
+    for &(bucket, count) in &sketch.bins {
+        out.extend_from_slice(&bucket.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+    }
+}
+
+fn read_sketch(reader: &mut Reader<'_>) -> Result<Sketch, Corrupt> {
+    let len = reader.count(6)?;
+    let mut bins = Vec::with_capacity(len);
+    let mut previous = None;
+    for _ in 0..len {
+        let bucket = i16::from_le_bytes(reader.array()?);
+        let count = reader.u32()?;
+        if previous.is_some_and(|previous| previous >= bucket) {
+            return Err(Corrupt("sketch buckets out of order"));
+        }
+        previous = Some(bucket);
+        bins.push((bucket, count));
+    }
+    Ok(Sketch { bins })
 }
 
 impl Rollups {
@@ -681,7 +792,16 @@ impl Rollups {
         self.hourly_from
     }
 
-    /// Adds `record` to its bucket.
+    /// Where hour buckets begin for a report of `filter` grouped by `group`: the horizon,
+    /// or never (`i64::MAX`) when its one dimension is kept by day only.
+    pub fn horizon(&self, filter: &Filter, group: GroupBy) -> i64 {
+        match filter.dimensions(group).as_slice() {
+            [dimension] if !dimension.has_hours() => i64::MAX,
+            _ => self.hourly_from,
+        }
+    }
+
+    /// Adds `record` to its day and hour buckets.
     pub fn add(&mut self, record: &UsageRecord) {
         let at = record.timestamp.timestamp();
         let hour = at - at.rem_euclid(HOUR);
@@ -705,40 +825,42 @@ impl Rollups {
                 cells.push((Dimension::Tag, tag));
             }
         }
-        let bucket = if hour >= self.hourly_from {
-            self.hours.entry(hour).or_default()
-        } else {
-            self.days.entry(at - at.rem_euclid(DAY)).or_default()
-        };
-        for (dimension, value) in cells {
-            bucket[dimension as usize]
+        let day = self.days.entry(at - at.rem_euclid(DAY)).or_default();
+        for (dimension, value) in &cells {
+            day[*dimension as usize]
                 .entry(CellKey {
                     project: Arc::clone(&project),
-                    value,
+                    value: Arc::clone(value),
                     outcome,
                 })
                 .or_default()
                 .add(record, dimension.has_sketches());
         }
+        if hour >= self.hourly_from {
+            let bucket = self.hours.entry(hour).or_default();
+            for (dimension, value) in cells {
+                if dimension.has_hours() {
+                    bucket[dimension as usize]
+                        .entry(CellKey {
+                            project: Arc::clone(&project),
+                            value,
+                            outcome,
+                        })
+                        .or_default()
+                        .add(record, dimension.has_sketches());
+                }
+            }
+        }
     }
 
-    /// Merges hour buckets older than `horizon_days` before `now` into days.
+    /// Drops hour buckets older than `horizon_days` before `now` (their days hold them).
     pub fn compact(&mut self, now: DateTime<Utc>, horizon_days: i64) {
         let cut = now.timestamp() - horizon_days * DAY;
         let cut = cut - cut.rem_euclid(DAY);
         if cut <= self.hourly_from {
             return;
         }
-        let keep = self.hours.split_off(&cut);
-        let old = std::mem::replace(&mut self.hours, keep);
-        for (hour, cells) in old {
-            let day = self.days.entry(hour - hour.rem_euclid(DAY)).or_default();
-            for (index, cells) in cells.into_iter().enumerate() {
-                for (key, totals) in cells {
-                    day[index].entry(key).or_default().merge(&totals);
-                }
-            }
-        }
+        self.hours = self.hours.split_off(&cut);
         self.hourly_from = cut;
     }
 
@@ -757,39 +879,29 @@ impl Rollups {
     }
 
     /// `filter` with its time range widened to whole stored buckets (hours from the
-    /// horizon, days before it): the range every report actually covers.
-    pub fn widen(&self, mut filter: Filter) -> Filter {
-        let floor = |at: i64| {
-            let hour = at - at.rem_euclid(HOUR);
-            if hour >= self.hourly_from {
-                hour
-            } else {
-                at - at.rem_euclid(DAY)
-            }
-        };
-        filter.from = filter.from.map(floor);
-        filter.to = filter.to.map(|to| {
-            let start = floor(to);
-            if start == to {
-                to
-            } else if start >= self.hourly_from {
-                start + HOUR
-            } else {
-                // Day buckets end at or before the horizon, a UTC midnight.
-                start + DAY
-            }
-        });
-        filter
+    /// horizon, days before it): the range every report of one dimension that keeps hours
+    /// covers.
+    pub fn widen(&self, filter: Filter) -> Filter {
+        widen_at(filter, self.hourly_from)
     }
 
-    /// The answer to `filter` (widened) grouped by `group`, or `None` when it names more
-    /// than one dimension (then aggregate raw records with [`Aggregator`]).
+    /// `filter` widened as a report grouped by `group` is answered: to whole days when its
+    /// dimension is kept by day only, else as [`Rollups::widen`].
+    pub fn widen_for(&self, filter: Filter, group: GroupBy) -> Filter {
+        let horizon = self.horizon(&filter, group);
+        widen_at(filter, horizon)
+    }
+
+    /// The answer to `filter` (widened by [`Rollups::widen_for`]) grouped by `group`, or
+    /// `None` when it names more than one dimension (then aggregate raw records with
+    /// [`Aggregator`]).
     pub fn aggregate(&self, filter: &Filter, group: GroupBy) -> Option<Groups> {
         let dimensions = filter.dimensions(group);
         if dimensions.len() > 1 {
             return None;
         }
         let dimension = dimensions.first().copied().unwrap_or(Dimension::All);
+        let horizon = self.horizon(filter, group);
         let wanted_value = match dimension {
             Dimension::All => None,
             Dimension::Model => filter.model.as_deref(),
@@ -800,11 +912,42 @@ impl Rollups {
         let outcome = filter.outcome.map(outcome_index);
         let from = filter.from.unwrap_or(i64::MIN);
         let to = filter.to.unwrap_or(i64::MAX);
-        let mut groups = Groups::new();
         if from >= to {
-            return Some(groups);
+            return Some(Groups::new());
         }
-        for (buckets, _) in [(&self.days, DAY), (&self.hours, HOUR)] {
+        // (buckets, from, to): the stored buckets that tile [from, to).
+        let mut spans: Vec<(&BTreeMap<i64, Cells>, i64, i64)> = Vec::new();
+        let local_days = matches!(group, GroupBy::Time { seconds, zone } if seconds == HOUR || zone != chrono_tz::Tz::UTC);
+        if local_days {
+            // Hour resolution wherever hours are kept.
+            spans.push((&self.days, from, to.min(horizon)));
+            spans.push((&self.hours, from.max(horizon), to));
+        } else {
+            // Whole days from the day buckets; hours only at the ends.
+            let first_day = if from.rem_euclid(DAY) == 0 || from == i64::MIN {
+                from
+            } else {
+                from - from.rem_euclid(DAY) + DAY
+            };
+            let last_day = if to == i64::MAX {
+                to
+            } else {
+                to - to.rem_euclid(DAY)
+            };
+            if first_day < last_day {
+                spans.push((&self.hours, from, first_day));
+                spans.push((&self.days, first_day, last_day));
+                spans.push((&self.hours, last_day, to));
+            } else {
+                spans.push((&self.hours, from, to));
+            }
+        }
+        let mut by_name: HashMap<&str, Group> = HashMap::new();
+        let mut by_time: HashMap<i64, Group> = HashMap::new();
+        for (buckets, from, to) in spans {
+            if from >= to {
+                continue;
+            }
             for (&start, cells) in buckets.range(from..to) {
                 for (key, totals) in &cells[dimension as usize] {
                     if wanted_value.is_some_and(|value| &*key.value != value)
@@ -816,31 +959,42 @@ impl Rollups {
                     {
                         continue;
                     }
-                    let name = match group {
-                        GroupBy::Nothing => String::new(),
-                        GroupBy::Project => key.project.to_string(),
-                        GroupBy::Dimension(_) => key.value.to_string(),
-                        GroupBy::Time { seconds, zone } => {
-                            time_key(start, seconds, zone, self.hourly_from).to_string()
-                        }
+                    let group = match group {
+                        GroupBy::Nothing => by_name.entry("").or_default(),
+                        GroupBy::Project => by_name.entry(&*key.project).or_default(),
+                        GroupBy::Dimension(_) => by_name.entry(&*key.value).or_default(),
+                        GroupBy::Time { seconds, zone } => by_time
+                            .entry(time_key(start, seconds, zone, horizon))
+                            .or_default(),
                     };
-                    groups
-                        .entry(name)
-                        .or_default()
-                        .add(usize::from(key.outcome), totals);
+                    group.add(usize::from(key.outcome), totals);
                 }
             }
         }
+        let mut groups: Groups = by_name
+            .into_iter()
+            .map(|(name, group)| (name.to_owned(), group))
+            .collect();
+        groups.extend(
+            by_time
+                .into_iter()
+                .map(|(start, group)| (start.to_string(), group)),
+        );
         Some(groups)
     }
 
-    /// The serializable form.
+    /// The version 1 JSON form: hour buckets of the dimensions that keep hours, day buckets
+    /// before the horizon, and from it, day buckets of the dimensions kept by day only
+    /// ([`Rollups::from_file`] rebuilds the rest).
     pub fn to_file(&self) -> RollupsFile {
         let mut buckets = Vec::with_capacity(self.bucket_count());
         for (map, width) in [(&self.days, DAY), (&self.hours, HOUR)] {
             for (&start, cells) in map {
                 let mut cells: Vec<StoredCell> = DIMENSIONS
                     .iter()
+                    .filter(|dimension| {
+                        width == HOUR || start < self.hourly_from || !dimension.has_hours()
+                    })
                     .flat_map(|dimension| {
                         cells[*dimension as usize].iter().map(|(key, totals)| {
                             (
@@ -863,30 +1017,183 @@ impl Rollups {
         }
     }
 
-    /// Rollups from their serialized form.
+    /// Rollups from their version 1 JSON form: hour cells are added to their days too, and
+    /// kept as hours only for the dimensions that keep hours.
     pub fn from_file(file: RollupsFile) -> Rollups {
         let mut rollups = Rollups {
             hourly_from: file.hourly_from,
             ..Rollups::default()
         };
         for (start, width, cells) in file.buckets {
-            let mut map = Cells::default();
             for (project, dimension, value, outcome, totals) in cells {
                 let key = CellKey {
                     project: rollups.intern(&project),
                     value: rollups.intern(&value),
                     outcome: outcome.min(4),
                 };
-                map[dimension as usize].insert(key, Totals::from(totals));
-            }
-            if width == DAY {
-                rollups.days.insert(start, map);
-            } else {
-                rollups.hours.insert(start, map);
+                let totals = Totals::from(totals);
+                let day = start - start.rem_euclid(DAY);
+                rollups.days.entry(day).or_default()[dimension as usize]
+                    .entry(key.clone())
+                    .or_default()
+                    .merge(&totals);
+                if width != DAY && dimension.has_hours() && start >= rollups.hourly_from {
+                    rollups.hours.entry(start).or_default()[dimension as usize].insert(key, totals);
+                }
             }
         }
         rollups
     }
+
+    /// Appends the binary form: the horizon, the interned names, then each bucket (days,
+    /// then hours) with its cells per dimension, every number little-endian.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.hourly_from.to_le_bytes());
+        let mut ids: HashMap<&str, u32> = HashMap::with_capacity(self.names.len());
+        out.extend_from_slice(&(self.names.len() as u32).to_le_bytes());
+        for name in &self.names {
+            ids.insert(name, ids.len() as u32);
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+        }
+        for map in [&self.days, &self.hours] {
+            out.extend_from_slice(&(map.len() as u32).to_le_bytes());
+            for (&start, cells) in map {
+                out.extend_from_slice(&start.to_le_bytes());
+                for cells in cells {
+                    out.extend_from_slice(&(cells.len() as u32).to_le_bytes());
+                    for (key, totals) in cells {
+                        out.extend_from_slice(&ids[&*key.project].to_le_bytes());
+                        out.extend_from_slice(&ids[&*key.value].to_le_bytes());
+                        out.push(key.outcome);
+                        for number in [
+                            totals.calls,
+                            totals.input_tokens,
+                            totals.output_tokens,
+                            totals.cached_input_tokens,
+                            totals.cache_write_tokens,
+                        ] {
+                            out.extend_from_slice(&number.to_le_bytes());
+                        }
+                        for number in [
+                            totals.cost_usd,
+                            totals.input_cost_usd,
+                            totals.output_cost_usd,
+                            totals.latency_ms_sum,
+                            totals.ttft_ms_sum,
+                        ] {
+                            out.extend_from_slice(&number.to_le_bytes());
+                        }
+                        out.extend_from_slice(&totals.ttft_calls.to_le_bytes());
+                        put_sketch(out, &totals.latency);
+                        put_sketch(out, &totals.ttft);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rollups from their binary form ([`Rollups::encode`]); anything out of place (a
+    /// short read, a name that is not UTF-8, an unknown name or outcome, a repeated cell)
+    /// is an error, never a guess.
+    pub fn decode(reader: &mut Reader<'_>) -> Result<Rollups, Corrupt> {
+        let mut rollups = Rollups {
+            hourly_from: reader.i64()?,
+            ..Rollups::default()
+        };
+        let count = reader.count(4)?;
+        let mut names = Vec::with_capacity(count);
+        for _ in 0..count {
+            let len = reader.count(1)?;
+            let name = std::str::from_utf8(reader.take(len)?)
+                .map_err(|_| Corrupt("a name is not UTF-8"))?;
+            names.push(rollups.intern(name));
+        }
+        let name = |id: u32| {
+            names
+                .get(id as usize)
+                .cloned()
+                .ok_or(Corrupt("an unknown name"))
+        };
+        for hours in [false, true] {
+            let buckets = reader.count(8 + 5 * 4)?;
+            for _ in 0..buckets {
+                let start = reader.i64()?;
+                let mut bucket = Cells::default();
+                for (index, cells) in bucket.iter_mut().enumerate() {
+                    let count = reader.count(CELL_BYTES)?;
+                    if hours && count > 0 && !DIMENSIONS[index].has_hours() {
+                        return Err(Corrupt("hour cells of a dimension kept by day"));
+                    }
+                    cells.reserve(count);
+                    for _ in 0..count {
+                        let key = CellKey {
+                            project: name(reader.u32()?)?,
+                            value: name(reader.u32()?)?,
+                            outcome: reader.u8()?,
+                        };
+                        if key.outcome > 4 {
+                            return Err(Corrupt("an unknown outcome"));
+                        }
+                        let mut totals = Totals {
+                            calls: reader.u64()?,
+                            input_tokens: reader.u64()?,
+                            output_tokens: reader.u64()?,
+                            cached_input_tokens: reader.u64()?,
+                            cache_write_tokens: reader.u64()?,
+                            cost_usd: reader.f64()?,
+                            input_cost_usd: reader.f64()?,
+                            output_cost_usd: reader.f64()?,
+                            latency_ms_sum: reader.f64()?,
+                            ttft_ms_sum: reader.f64()?,
+                            ttft_calls: reader.u64()?,
+                            ..Totals::default()
+                        };
+                        totals.latency = read_sketch(reader)?;
+                        totals.ttft = read_sketch(reader)?;
+                        if cells.insert(key, totals).is_some() {
+                            return Err(Corrupt("a cell appears twice"));
+                        }
+                    }
+                }
+                let map = if hours {
+                    &mut rollups.hours
+                } else {
+                    &mut rollups.days
+                };
+                if map.insert(start, bucket).is_some() {
+                    return Err(Corrupt("a bucket appears twice"));
+                }
+            }
+        }
+        Ok(rollups)
+    }
+}
+
+/// `filter` with its time range widened to whole hours from `horizon`, whole UTC days
+/// before it.
+fn widen_at(mut filter: Filter, horizon: i64) -> Filter {
+    let floor = |at: i64| {
+        let hour = at - at.rem_euclid(HOUR);
+        if hour >= horizon {
+            hour
+        } else {
+            at - at.rem_euclid(DAY)
+        }
+    };
+    filter.from = filter.from.map(floor);
+    filter.to = filter.to.map(|to| {
+        let start = floor(to);
+        if start == to {
+            to
+        } else if start >= horizon {
+            start + HOUR
+        } else {
+            // Day buckets end at or before the horizon, a UTC midnight.
+            start + DAY
+        }
+    });
+    filter
 }
 
 /// A bucket key of a time-grouped report as a time.
@@ -1126,8 +1433,19 @@ mod tests {
             for record in &records[..split] {
                 rollups.add(record);
             }
-            // A restart mid-hour: the checkpointed form, read back, continues.
-            let mut rollups = Rollups::from_file(rollups.to_file());
+            // A restart mid-hour: the checkpointed form (binary, or the version 1 JSON an
+            // upgrade reads once), read back, continues.
+            let mut rollups = if rng.gen_bool(0.5) {
+                let mut bytes = Vec::new();
+                rollups.encode(&mut bytes);
+                let mut reader = Reader::new(&bytes);
+                let decoded = Rollups::decode(&mut reader).expect("round trip");
+                prop_assert!(reader.is_empty());
+                decoded
+            } else {
+                let json = serde_json::to_vec(&rollups.to_file()).unwrap();
+                Rollups::from_file(serde_json::from_slice(&json).unwrap())
+            };
             for record in &records[split..] {
                 rollups.add(record);
             }
@@ -1135,7 +1453,6 @@ mod tests {
                 // Hours older than a day before BASE (mid-range) become days.
                 rollups.compact(Utc.timestamp_opt(BASE, 0).unwrap(), 1);
             }
-            let hourly_from = rollups.hourly_from();
             let zones = [chrono_tz::Tz::UTC, chrono_tz::America::New_York, chrono_tz::Europe::Berlin, chrono_tz::Asia::Tokyo];
             for round in 0..12 {
                 let mut filter = random_filter(&mut rng);
@@ -1143,11 +1460,18 @@ mod tests {
                 if round % 4 == 0 {
                     group = GroupBy::Time { seconds: DAY, zone: zones[rng.gen_range(0..zones.len())] };
                 }
-                // Time bounds on whole hours, which before the horizon widen to whole days.
+                // Time bounds on whole hours, which before the horizon (for a dimension kept
+                // by day only, everywhere) widen to whole days.
+                let hourly_from = rollups.horizon(&filter, group);
+                let dimensions = filter.dimensions(group);
+                prop_assert_eq!(
+                    hourly_from == i64::MAX,
+                    dimensions.len() == 1 && !dimensions[0].has_hours()
+                );
                 let widen_from = |at: i64| if at >= hourly_from { at } else { at - at.rem_euclid(DAY) };
                 let widen_to = |at: i64| if at >= hourly_from || at.rem_euclid(DAY) == 0 { at } else { at - at.rem_euclid(DAY) + DAY };
                 let widened = Filter { from: filter.from.map(widen_from), to: filter.to.map(widen_to), ..filter.clone() };
-                prop_assert_eq!(&rollups.widen(filter.clone()), &widened);
+                prop_assert_eq!(&rollups.widen_for(filter.clone(), group), &widened);
                 filter = widened;
                 let expected = brute_force(&records, &filter, group, hourly_from);
                 let mut aggregator = Aggregator::new(filter.clone(), group, hourly_from);
@@ -1161,6 +1485,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_binary_form_refuses_truncation_and_out_of_place_fields() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut rollups = Rollups::default();
+        for index in 0..60 {
+            rollups.add(&random_record(&mut rng, index));
+        }
+        rollups.compact(Utc.timestamp_opt(BASE, 0).unwrap(), 1);
+        let mut bytes = Vec::new();
+        rollups.encode(&mut bytes);
+        let decoded = Rollups::decode(&mut Reader::new(&bytes)).expect("whole");
+        assert_eq!(decoded.cell_count(), rollups.cell_count());
+        assert_eq!(decoded.hourly_from(), rollups.hourly_from());
+        let step = (bytes.len() / 300).max(1);
+        for len in (0..bytes.len()).step_by(step).chain(0..64) {
+            assert!(
+                Rollups::decode(&mut Reader::new(&bytes[..len])).is_err(),
+                "a prefix of {len} of {} bytes decoded",
+                bytes.len()
+            );
+        }
+        // A name id past the table, an outcome past the last: refused, not guessed.
+        let names = rollups.names.len();
+        let first_cell =
+            8 + 4 + rollups.names.iter().map(|n| 4 + n.len()).sum::<usize>() + 4 + 8 + 4;
+        let mut bad = bytes.clone();
+        bad[first_cell..first_cell + 4].copy_from_slice(&(names as u32).to_le_bytes());
+        assert_eq!(
+            Rollups::decode(&mut Reader::new(&bad)).err(),
+            Some(Corrupt("an unknown name"))
+        );
+        let mut bad = bytes.clone();
+        bad[first_cell + 8] = 9;
+        assert_eq!(
+            Rollups::decode(&mut Reader::new(&bad)).err(),
+            Some(Corrupt("an unknown outcome"))
+        );
+    }
+
+    /// Token, user and tag cells are kept by day only; `All` and `Model` by hour too.
+    #[test]
+    fn high_cardinality_dimensions_keep_days_only() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut rollups = Rollups::default();
+        for index in 0..200 {
+            rollups.add(&random_record(&mut rng, index));
+        }
+        for cells in rollups.hours.values() {
+            for dimension in DIMENSIONS {
+                assert_eq!(
+                    cells[dimension as usize].is_empty(),
+                    !dimension.has_hours(),
+                    "{dimension:?}"
+                );
+            }
+        }
+        let by_user = GroupBy::Dimension(Dimension::User);
+        let filter = Filter {
+            from: Some(BASE + 5 * HOUR),
+            to: Some(BASE + 7 * HOUR),
+            ..Filter::default()
+        };
+        let widened = rollups.widen_for(filter.clone(), by_user);
+        assert_eq!((widened.from, widened.to), (Some(BASE), Some(BASE + DAY)));
+        let widened = rollups.widen_for(filter, GroupBy::Dimension(Dimension::Model));
+        assert_eq!(
+            (widened.from, widened.to),
+            (Some(BASE + 5 * HOUR), Some(BASE + 7 * HOUR))
+        );
     }
 
     #[test]
