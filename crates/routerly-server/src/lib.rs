@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use crate::state::{App, AppState};
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
-use crate::store::state::FileSessionStore;
+use crate::store::sessions::FileSessionStore;
 use crate::store::usage_log::{UsageWriterHandle, spawn_rotating_usage_writer};
 
 /// Capacity of the channel between requests and the usage writer.

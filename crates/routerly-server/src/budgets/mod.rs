@@ -47,7 +47,7 @@ use serde::Serialize;
 
 use crate::notify::{AlertLedger, LedgerKey};
 use crate::store::config::{ConfigStore, Snapshot};
-use crate::store::state::{Check, CounterKey, CounterStore, ReservationId};
+use crate::store::counters::{Check, CounterKey, CounterStore, ReservationId};
 
 /// How long ids of observed records are kept for checkpoints (longer than any write delay).
 const RECENT_IDS: Duration = Duration::from_secs(10);
@@ -990,7 +990,8 @@ pub async fn start(
         millis = stats.millis,
         "usage log read at start-up: budget counters, usage rollups and routing statistics rebuilt"
     );
-    let counters: Arc<dyn CounterStore> = Arc::new(crate::store::state::MemoryCounterStore::new());
+    let counters: Arc<dyn CounterStore> =
+        Arc::new(crate::store::counters::MemoryCounterStore::new());
     for (key, totals) in &rebuilt {
         counters.merge(key, totals);
     }
