@@ -47,7 +47,7 @@ use serde::Serialize;
 
 use crate::notify::{AlertLedger, LedgerKey};
 use crate::store::config::{ConfigStore, Snapshot};
-use crate::store::counters::{Check, CounterKey, CounterStore, ReservationId};
+use crate::store::counters::{Check, CounterError, CounterKey, CounterStore, ReservationId};
 
 /// How long ids of observed records are kept for checkpoints (longer than any write delay).
 const RECENT_IDS: Duration = Duration::from_secs(10);
@@ -136,6 +136,15 @@ impl BudgetRefusal {
     }
 }
 
+/// Why [`Budgets::admit`] did not admit a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdmitError {
+    /// A limit has no room for it.
+    Refused(Box<BudgetRefusal>),
+    /// The shared counters cannot be reached and the failure mode is fail-closed.
+    Unavailable(CounterError),
+}
+
 /// Every counter's totals and the ids of records observed lately, for a checkpoint.
 pub type CheckpointState = (Vec<(CounterKey, limits::WindowTotals)>, Vec<String>);
 
@@ -155,7 +164,7 @@ impl std::fmt::Debug for BudgetGuard {
 
 impl Drop for BudgetGuard {
     fn drop(&mut self) {
-        self.counters.release(self.reservation);
+        self.counters.release_detached(self.reservation);
     }
 }
 
@@ -399,14 +408,14 @@ impl Budgets {
 
     /// Admits a call of `project`/`token` whose candidates are `candidates`, reserving
     /// `estimate` (see the module documentation), or says which limit refuses it.
-    pub fn admit<'m>(
+    pub async fn admit<'m>(
         &self,
         snapshot: &Snapshot,
         project_id: &str,
         token_id: &str,
         candidates: Vec<&'m ModelConfig>,
         estimate: CallEstimate,
-    ) -> Result<Admission<'m>, Box<BudgetRefusal>> {
+    ) -> Result<Admission<'m>, AdmitError> {
         let index = self.index_for(snapshot);
         if index.limits.is_empty() {
             return Ok(Admission {
@@ -469,7 +478,7 @@ impl Budgets {
             if survivors.is_empty() {
                 let refusal = first_refusal.expect("a candidate was dropped for a reason");
                 self.alert_refusal(&refusal, &index, now);
-                return Err(Box::new(refusal));
+                return Err(AdmitError::Refused(Box::new(refusal)));
             }
             let mut needed: HashMap<usize, f64> = HashMap::new();
             let mut holds: HashMap<&CounterKey, Amounts> = HashMap::new();
@@ -501,7 +510,12 @@ impl Budgets {
                 .into_iter()
                 .map(|(key, amounts)| (key.clone(), amounts))
                 .collect();
-            match self.counters.try_reserve(now, &checks, &holds) {
+            let reserved = self
+                .counters
+                .reserve(now, &checks, &holds)
+                .await
+                .map_err(AdmitError::Unavailable)?;
+            match reserved {
                 Ok(reservation) => {
                     return Ok(Admission {
                         candidates: survivors.iter().map(|c| c.model).collect(),
@@ -523,7 +537,7 @@ impl Budgets {
                     };
                     if !limit.scope.level().is_model_level() {
                         self.alert_refusal(&refusal, &index, now);
-                        return Err(Box::new(refusal));
+                        return Err(AdmitError::Refused(Box::new(refusal)));
                     }
                     survivors.retain(|candidate| !candidate.limits.contains(&limit_index));
                     first_refusal.get_or_insert(refusal);
@@ -632,7 +646,8 @@ impl Budgets {
         };
         {
             let mut live = self.live();
-            self.counters.add(record.timestamp, &keys, &amounts);
+            self.counters
+                .add_detached(record.timestamp, &keys, &amounts);
             for key in &keys {
                 if let Some(seen) = live.pending.get_mut(key) {
                     seen.insert(record.id.clone());
@@ -922,7 +937,9 @@ fn finish_backfill(
         counters.merge(key, &scanned.older[key_index]);
         for recent in &scanned.recent {
             if recent.keys.contains(&key_index) && !seen.contains(&recent.id) {
-                counters.add(recent.timestamp, std::slice::from_ref(key), &recent.amounts);
+                let mut totals = limits::WindowTotals::new(key.window);
+                totals.add(key.window, key.zone, recent.timestamp, &recent.amounts);
+                counters.merge(key, &totals);
             }
         }
     }

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use routerly_core::limits::{self, Amounts, Metric, Scope, Window, WindowTotals};
 
+use super::StoreFuture;
+
 /// One counter: a scope's usage in one window shape. Every limit with the same scope,
 /// window and time zone shares it, whatever its metric (a counter keeps all metrics).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -83,25 +85,60 @@ pub struct CounterReading {
     pub reserved: Amounts,
 }
 
+/// What [`CounterStore::reserve`] answers when the store could answer: the reservation,
+/// or the first check that did not fit.
+pub type Reserved = Result<ReservationId, CheckFailed>;
+
+/// A shared counter store could not be reached (or answered nonsense); the call is refused
+/// with `budget_unavailable` (fail-closed) unless the store falls back to local counters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("budget counters unavailable: {0}")]
+pub struct CounterError(pub String);
+
 /// Budget counters: usage per [`CounterKey`] in its current window, plus the amounts that
 /// calls in flight have reserved. Reserving is atomic across every check of a call, so
-/// concurrent calls cannot both take the last room. A shared backend (Redis with a script,
-/// PostgreSQL in a transaction) implements the same operations for several replicas.
+/// concurrent calls cannot both take the last room.
+///
+/// The operations on the request path are async so that a network backend (Redis, one
+/// script call per reservation) can implement them without blocking a worker:
+/// [`CounterStore::reserve`], [`CounterStore::release`] and [`CounterStore::add`]. Their
+/// `_detached` forms are for callers that cannot wait (a dropped guard, the usage sink's
+/// observer): they hand the work to the store, which applies detached operations in the
+/// order they were handed over (so a call's usage is added before its reservation is
+/// given back, and for a moment it counts twice, never zero times).
+///
+/// Reads ([`CounterStore::read`], [`CounterStore::resets_at`]) are synchronous and local:
+/// exact for the in-memory store, a view refreshed about every second for a shared one.
+/// The remaining operations maintain the local view (rebuild at start, checkpoints,
+/// counters of added or removed limits).
 pub trait CounterStore: Send + Sync {
     /// If every check fits (used + reserved + needed ≤ value), holds `holds` and returns
     /// the reservation; otherwise holds nothing and says which check failed.
-    fn try_reserve(
-        &self,
+    fn reserve<'a>(
+        &'a self,
         now: DateTime<Utc>,
-        checks: &[Check],
-        holds: &[(CounterKey, Amounts)],
-    ) -> Result<ReservationId, CheckFailed>;
+        checks: &'a [Check],
+        holds: &'a [(CounterKey, Amounts)],
+    ) -> StoreFuture<'a, Result<Reserved, CounterError>>;
 
-    /// Gives back what a reservation held (the call finished, failed or was cancelled).
-    fn release(&self, reservation: ReservationId);
+    /// Gives back what a reservation held (the call finished, failed or was cancelled);
+    /// releasing twice is harmless.
+    fn release(&self, reservation: ReservationId) -> StoreFuture<'_, Result<(), CounterError>>;
 
     /// Adds a finished call's usage, which happened `at`, to each counter of `keys`.
-    fn add(&self, at: DateTime<Utc>, keys: &[CounterKey], amounts: &Amounts);
+    fn add<'a>(
+        &'a self,
+        at: DateTime<Utc>,
+        keys: &'a [CounterKey],
+        amounts: &'a Amounts,
+    ) -> StoreFuture<'a, Result<(), CounterError>>;
+
+    /// [`CounterStore::release`] without waiting, in order with other detached operations.
+    fn release_detached(&self, reservation: ReservationId);
+
+    /// [`CounterStore::add`] without waiting, in order with other detached operations;
+    /// the local view counts it at once.
+    fn add_detached(&self, at: DateTime<Utc>, keys: &[CounterKey], amounts: &Amounts);
 
     /// The counter's use and reservations now.
     fn read(&self, now: DateTime<Utc>, key: &CounterKey) -> CounterReading;
@@ -116,7 +153,8 @@ pub trait CounterStore: Send + Sync {
         value: f64,
     ) -> DateTime<Utc>;
 
-    /// Adds `totals` (from a scan of the usage log) to the counter `key`.
+    /// Adds `totals` (from a scan of the usage log) to the local counter `key`. A shared
+    /// store keeps its own totals and only refreshes its view.
     fn merge(&self, key: &CounterKey, totals: &WindowTotals);
 
     /// Every counter's totals, for checkpoints.
@@ -179,8 +217,9 @@ impl MemoryCounterStore {
     }
 }
 
-impl CounterStore for MemoryCounterStore {
-    fn try_reserve(
+impl MemoryCounterStore {
+    /// [`CounterStore::reserve`], done at once.
+    pub fn try_reserve(
         &self,
         now: DateTime<Utc>,
         checks: &[Check],
@@ -221,7 +260,8 @@ impl CounterStore for MemoryCounterStore {
         Ok(id)
     }
 
-    fn release(&self, reservation: ReservationId) {
+    /// [`CounterStore::release`], done at once.
+    pub fn release_now(&self, reservation: ReservationId) {
         let mut counters = self.lock();
         let Some(holds) = counters.reservations.remove(&reservation) else {
             return;
@@ -233,7 +273,8 @@ impl CounterStore for MemoryCounterStore {
         }
     }
 
-    fn add(&self, at: DateTime<Utc>, keys: &[CounterKey], amounts: &Amounts) {
+    /// [`CounterStore::add`], done at once.
+    pub fn add_now(&self, at: DateTime<Utc>, keys: &[CounterKey], amounts: &Amounts) {
         let mut counters = self.lock();
         for key in keys {
             counters
@@ -241,6 +282,48 @@ impl CounterStore for MemoryCounterStore {
                 .totals
                 .add(key.window, key.zone, at, amounts);
         }
+    }
+
+    /// Replaces the counter `key` by a shared store's view of it.
+    pub fn replace(&self, key: &CounterKey, totals: WindowTotals, reserved: Amounts) {
+        let mut counters = self.lock();
+        let entry = counters.entry(key);
+        entry.totals = totals;
+        entry.reserved = reserved;
+    }
+}
+
+impl CounterStore for MemoryCounterStore {
+    fn reserve<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        checks: &'a [Check],
+        holds: &'a [(CounterKey, Amounts)],
+    ) -> StoreFuture<'a, Result<Reserved, CounterError>> {
+        Box::pin(std::future::ready(Ok(self.try_reserve(now, checks, holds))))
+    }
+
+    fn release(&self, reservation: ReservationId) -> StoreFuture<'_, Result<(), CounterError>> {
+        self.release_now(reservation);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn add<'a>(
+        &'a self,
+        at: DateTime<Utc>,
+        keys: &'a [CounterKey],
+        amounts: &'a Amounts,
+    ) -> StoreFuture<'a, Result<(), CounterError>> {
+        self.add_now(at, keys, amounts);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn release_detached(&self, reservation: ReservationId) {
+        self.release_now(reservation);
+    }
+
+    fn add_detached(&self, at: DateTime<Utc>, keys: &[CounterKey], amounts: &Amounts) {
+        self.add_now(at, keys, amounts);
     }
 
     fn read(&self, now: DateTime<Utc>, key: &CounterKey) -> CounterReading {
@@ -347,14 +430,14 @@ mod tests {
             2.0,
             "a refused reservation holds nothing"
         );
-        store.add(now, &[key("global"), key("project:p1")], &cost(1.5));
-        store.release(first);
+        store.add_now(now, &[key("global"), key("project:p1")], &cost(1.5));
+        store.release_now(first);
         let reading = store.read(now, &key("project:p1"));
         assert_eq!(
             (reading.used.cost_usd, reading.reserved.cost_usd),
             (1.5, 0.0)
         );
-        store.release(first);
+        store.release_now(first);
         assert_eq!(
             store.read(now, &key("project:p1")).reserved.cost_usd,
             0.0,
