@@ -47,7 +47,9 @@ use serde::Serialize;
 
 use crate::notify::{AlertLedger, LedgerKey};
 use crate::store::config::{ConfigStore, Snapshot};
-use crate::store::counters::{Check, CounterError, CounterKey, CounterStore, ReservationId};
+use crate::store::counters::{
+    Check, CounterError, CounterHealth, CounterKey, CounterStore, ReservationId,
+};
 
 /// How long ids of observed records are kept for checkpoints (longer than any write delay).
 const RECENT_IDS: Duration = Duration::from_secs(10);
@@ -890,6 +892,16 @@ impl Budgets {
                 u.limit.value
             }),
         ];
+        let (shared, degraded) = match self.counters.health() {
+            CounterHealth::Local => (0, 0),
+            CounterHealth::Shared => (1, 0),
+            CounterHealth::Degraded { .. } => (1, 1),
+        };
+        let _ = writeln!(
+            out,
+            "# HELP routerly_budget_counters_shared Whether budget counters are shared through Redis.\n# TYPE routerly_budget_counters_shared gauge\nrouterly_budget_counters_shared {shared}\n# HELP routerly_budget_counters_degraded Whether the shared budget counters are unreachable now.\n# TYPE routerly_budget_counters_degraded gauge\nrouterly_budget_counters_degraded {degraded}\n# HELP routerly_budget_fail_open_total Calls admitted against local counters because Redis was unreachable.\n# TYPE routerly_budget_fail_open_total counter\nrouterly_budget_fail_open_total {}",
+            self.counters.fail_open_total()
+        );
         for (name, help, value) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for limit_use in &uses {
@@ -1007,8 +1019,7 @@ pub async fn start(
         millis = stats.millis,
         "usage log read at start-up: budget counters, usage rollups and routing statistics rebuilt"
     );
-    let counters: Arc<dyn CounterStore> =
-        Arc::new(crate::store::counters::MemoryCounterStore::new());
+    let counters = open_counters(&snapshot)?;
     for (key, totals) in &rebuilt {
         counters.merge(key, totals);
     }
@@ -1016,6 +1027,29 @@ pub async fn start(
     let notifier = crate::notify::spawn_notifier(Arc::clone(&ledger), Arc::clone(store));
     let budgets = Arc::new(Budgets::new(Arc::clone(store), counters, ledger, usage_log));
     Ok((budgets, notifier))
+}
+
+/// The counter store: Redis when `ROUTERLY_REDIS_URL` is set (see
+/// [`crate::store::redis_counters`]), else in memory.
+fn open_counters(snapshot: &Snapshot) -> Result<Arc<dyn CounterStore>, crate::store::StoreError> {
+    use crate::store::redis_counters::{RedisCounterStore, RedisSettings};
+    let timeouts = &snapshot.settings.timeouts;
+    // A reservation outlives any call that has not yet been answered twice over.
+    let default_ttl = Duration::from_millis(2 * (timeouts.connect_ms + timeouts.first_token_ms))
+        .max(Duration::from_secs(10));
+    let settings =
+        RedisSettings::from_env(default_ttl).map_err(crate::store::StoreError::Settings)?;
+    let Some(settings) = settings else {
+        return Ok(Arc::new(crate::store::counters::MemoryCounterStore::new()));
+    };
+    tracing::info!(
+        prefix = %settings.prefix,
+        failure_mode = ?settings.failure_mode,
+        reservation_ttl_seconds = settings.reservation_ttl.as_secs(),
+        "budget counters are shared through Redis"
+    );
+    let store = RedisCounterStore::open(settings).map_err(crate::store::StoreError::Settings)?;
+    Ok(store)
 }
 
 /// Every [`rebuild::CHECKPOINT_INTERVAL`], writes a checkpoint; every few seconds, sends

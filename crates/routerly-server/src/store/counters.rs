@@ -95,6 +95,21 @@ pub type Reserved = Result<ReservationId, CheckFailed>;
 #[error("budget counters unavailable: {0}")]
 pub struct CounterError(pub String);
 
+/// How the shared counters are doing, for `/ready` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterHealth {
+    /// In memory on this replica (no Redis configured).
+    Local,
+    /// Redis answers.
+    Shared,
+    /// Redis does not answer; calls are refused (`fail_open` false) or admitted against
+    /// local counters (`fail_open` true).
+    Degraded {
+        /// Whether calls are admitted against local counters.
+        fail_open: bool,
+    },
+}
+
 /// Budget counters: usage per [`CounterKey`] in its current window, plus the amounts that
 /// calls in flight have reserved. Reserving is atomic across every check of a call, so
 /// concurrent calls cannot both take the last room.
@@ -168,6 +183,16 @@ pub trait CounterStore: Send + Sync {
 
     /// Forgets counters for which `keep` is false.
     fn retain(&self, keep: &(dyn Fn(&CounterKey) -> bool + Sync));
+
+    /// How the store is doing, for `/ready` and `/metrics`.
+    fn health(&self) -> CounterHealth {
+        CounterHealth::Local
+    }
+
+    /// Calls admitted against local counters because the shared store was away.
+    fn fail_open_total(&self) -> u64 {
+        0
+    }
 }
 
 #[derive(Debug)]

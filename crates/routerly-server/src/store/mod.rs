@@ -29,6 +29,7 @@ pub mod counters;
 pub mod files;
 pub mod history;
 pub mod home;
+pub mod redis_counters;
 pub mod responses;
 pub mod rollup;
 pub mod rotate;
@@ -71,6 +72,9 @@ pub enum StoreError {
     /// The master key is missing, malformed or not private.
     #[error("master key: {0}")]
     MasterKey(String),
+    /// A setting (or its environment variable) is invalid.
+    #[error("{0}")]
+    Settings(String),
     /// Neither `ROUTERLY_HOME` nor `HOME` is set.
     #[error("cannot find the Routerly home: set ROUTERLY_HOME (or HOME)")]
     NoHome,
