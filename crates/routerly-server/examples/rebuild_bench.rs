@@ -14,8 +14,8 @@ use chrono::{Duration, Utc};
 use routerly_core::limits::{Scope, Window};
 use routerly_core::usage::{CallType, Outcome, Surface, UsageRecord};
 use routerly_server::budgets::rebuild;
+use routerly_server::store::counters::CounterKey;
 use routerly_server::store::history::Replays;
-use routerly_server::store::state::CounterKey;
 use routerly_server::store::usage_log::usage_log_files;
 
 fn record(index: u64, at: chrono::DateTime<Utc>) -> UsageRecord {

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use crate::state::{App, AppState};
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
-use crate::store::state::FileSessionStore;
+use crate::store::sessions::FileSessionStore;
 use crate::store::usage_log::{UsageWriterHandle, spawn_rotating_usage_writer};
 
 /// Capacity of the channel between requests and the usage writer.
@@ -342,12 +342,25 @@ async fn health(State(app): State<App>) -> Response {
 
 async fn ready(State(app): State<App>) -> Response {
     let usage_ok = app.usage.is_healthy();
+    // Fail-closed without Redis refuses limited calls: not ready. Fail-open serves, degraded.
+    let (counters, counters_ok) = match app.budgets.counters().health() {
+        store::counters::CounterHealth::Local => ("local", true),
+        store::counters::CounterHealth::Shared => ("redis", true),
+        store::counters::CounterHealth::Degraded { fail_open: true } => {
+            ("redis_unreachable_fail_open", true)
+        }
+        store::counters::CounterHealth::Degraded { fail_open: false } => {
+            ("redis_unreachable_fail_closed", false)
+        }
+    };
+    let ready = usage_ok && counters_ok;
     let body = json!({
-        "status": if usage_ok { "ready" } else { "not_ready" },
+        "status": if ready { "ready" } else { "not_ready" },
         "config_loaded": true,
         "usage_writer": if usage_ok { "ok" } else { "failing" },
+        "budget_counters": counters,
     });
-    let status = if usage_ok {
+    let status = if ready {
         http::StatusCode::OK
     } else {
         http::StatusCode::SERVICE_UNAVAILABLE

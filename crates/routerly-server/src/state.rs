@@ -13,8 +13,8 @@ use crate::store::api_keys::ApiKeyStore;
 use crate::store::audit::AuditLog;
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
-use crate::store::state::{ResponseStore, SessionStore};
 use crate::store::usage_log::UsageSink;
+use crate::store::{responses::ResponseStore, sessions::SessionStore};
 
 /// Shared application state, behind an [`Arc`].
 pub struct AppState {

@@ -47,7 +47,9 @@ use serde::Serialize;
 
 use crate::notify::{AlertLedger, LedgerKey};
 use crate::store::config::{ConfigStore, Snapshot};
-use crate::store::state::{Check, CounterKey, CounterStore, ReservationId};
+use crate::store::counters::{
+    Check, CounterError, CounterHealth, CounterKey, CounterStore, ReservationId,
+};
 
 /// How long ids of observed records are kept for checkpoints (longer than any write delay).
 const RECENT_IDS: Duration = Duration::from_secs(10);
@@ -136,6 +138,15 @@ impl BudgetRefusal {
     }
 }
 
+/// Why [`Budgets::admit`] did not admit a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdmitError {
+    /// A limit has no room for it.
+    Refused(Box<BudgetRefusal>),
+    /// The shared counters cannot be reached and the failure mode is fail-closed.
+    Unavailable(CounterError),
+}
+
 /// Every counter's totals and the ids of records observed lately, for a checkpoint.
 pub type CheckpointState = (Vec<(CounterKey, limits::WindowTotals)>, Vec<String>);
 
@@ -155,7 +166,7 @@ impl std::fmt::Debug for BudgetGuard {
 
 impl Drop for BudgetGuard {
     fn drop(&mut self) {
-        self.counters.release(self.reservation);
+        self.counters.release_detached(self.reservation);
     }
 }
 
@@ -399,14 +410,14 @@ impl Budgets {
 
     /// Admits a call of `project`/`token` whose candidates are `candidates`, reserving
     /// `estimate` (see the module documentation), or says which limit refuses it.
-    pub fn admit<'m>(
+    pub async fn admit<'m>(
         &self,
         snapshot: &Snapshot,
         project_id: &str,
         token_id: &str,
         candidates: Vec<&'m ModelConfig>,
         estimate: CallEstimate,
-    ) -> Result<Admission<'m>, Box<BudgetRefusal>> {
+    ) -> Result<Admission<'m>, AdmitError> {
         let index = self.index_for(snapshot);
         if index.limits.is_empty() {
             return Ok(Admission {
@@ -469,7 +480,7 @@ impl Budgets {
             if survivors.is_empty() {
                 let refusal = first_refusal.expect("a candidate was dropped for a reason");
                 self.alert_refusal(&refusal, &index, now);
-                return Err(Box::new(refusal));
+                return Err(AdmitError::Refused(Box::new(refusal)));
             }
             let mut needed: HashMap<usize, f64> = HashMap::new();
             let mut holds: HashMap<&CounterKey, Amounts> = HashMap::new();
@@ -501,7 +512,12 @@ impl Budgets {
                 .into_iter()
                 .map(|(key, amounts)| (key.clone(), amounts))
                 .collect();
-            match self.counters.try_reserve(now, &checks, &holds) {
+            let reserved = self
+                .counters
+                .reserve(now, &checks, &holds)
+                .await
+                .map_err(AdmitError::Unavailable)?;
+            match reserved {
                 Ok(reservation) => {
                     return Ok(Admission {
                         candidates: survivors.iter().map(|c| c.model).collect(),
@@ -523,7 +539,7 @@ impl Budgets {
                     };
                     if !limit.scope.level().is_model_level() {
                         self.alert_refusal(&refusal, &index, now);
-                        return Err(Box::new(refusal));
+                        return Err(AdmitError::Refused(Box::new(refusal)));
                     }
                     survivors.retain(|candidate| !candidate.limits.contains(&limit_index));
                     first_refusal.get_or_insert(refusal);
@@ -632,7 +648,8 @@ impl Budgets {
         };
         {
             let mut live = self.live();
-            self.counters.add(record.timestamp, &keys, &amounts);
+            self.counters
+                .add_detached(record.timestamp, &keys, &amounts);
             for key in &keys {
                 if let Some(seen) = live.pending.get_mut(key) {
                     seen.insert(record.id.clone());
@@ -875,6 +892,16 @@ impl Budgets {
                 u.limit.value
             }),
         ];
+        let (shared, degraded) = match self.counters.health() {
+            CounterHealth::Local => (0, 0),
+            CounterHealth::Shared => (1, 0),
+            CounterHealth::Degraded { .. } => (1, 1),
+        };
+        let _ = writeln!(
+            out,
+            "# HELP routerly_budget_counters_shared Whether budget counters are shared through Redis.\n# TYPE routerly_budget_counters_shared gauge\nrouterly_budget_counters_shared {shared}\n# HELP routerly_budget_counters_degraded Whether the shared budget counters are unreachable now.\n# TYPE routerly_budget_counters_degraded gauge\nrouterly_budget_counters_degraded {degraded}\n# HELP routerly_budget_fail_open_total Calls admitted against local counters because Redis was unreachable.\n# TYPE routerly_budget_fail_open_total counter\nrouterly_budget_fail_open_total {}",
+            self.counters.fail_open_total()
+        );
         for (name, help, value) in families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
             for limit_use in &uses {
@@ -922,7 +949,9 @@ fn finish_backfill(
         counters.merge(key, &scanned.older[key_index]);
         for recent in &scanned.recent {
             if recent.keys.contains(&key_index) && !seen.contains(&recent.id) {
-                counters.add(recent.timestamp, std::slice::from_ref(key), &recent.amounts);
+                let mut totals = limits::WindowTotals::new(key.window);
+                totals.add(key.window, key.zone, recent.timestamp, &recent.amounts);
+                counters.merge(key, &totals);
             }
         }
     }
@@ -990,7 +1019,7 @@ pub async fn start(
         millis = stats.millis,
         "usage log read at start-up: budget counters, usage rollups and routing statistics rebuilt"
     );
-    let counters: Arc<dyn CounterStore> = Arc::new(crate::store::state::MemoryCounterStore::new());
+    let counters = open_counters(&snapshot)?;
     for (key, totals) in &rebuilt {
         counters.merge(key, totals);
     }
@@ -998,6 +1027,29 @@ pub async fn start(
     let notifier = crate::notify::spawn_notifier(Arc::clone(&ledger), Arc::clone(store));
     let budgets = Arc::new(Budgets::new(Arc::clone(store), counters, ledger, usage_log));
     Ok((budgets, notifier))
+}
+
+/// The counter store: Redis when `ROUTERLY_REDIS_URL` is set (see
+/// [`crate::store::redis_counters`]), else in memory.
+fn open_counters(snapshot: &Snapshot) -> Result<Arc<dyn CounterStore>, crate::store::StoreError> {
+    use crate::store::redis_counters::{RedisCounterStore, RedisSettings};
+    let timeouts = &snapshot.settings.timeouts;
+    // A reservation outlives any call that has not yet been answered twice over.
+    let default_ttl = Duration::from_millis(2 * (timeouts.connect_ms + timeouts.first_token_ms))
+        .max(Duration::from_secs(10));
+    let settings =
+        RedisSettings::from_env(default_ttl).map_err(crate::store::StoreError::Settings)?;
+    let Some(settings) = settings else {
+        return Ok(Arc::new(crate::store::counters::MemoryCounterStore::new()));
+    };
+    tracing::info!(
+        prefix = %settings.prefix,
+        failure_mode = ?settings.failure_mode,
+        reservation_ttl_seconds = settings.reservation_ttl.as_secs(),
+        "budget counters are shared through Redis"
+    );
+    let store = RedisCounterStore::open(settings).map_err(crate::store::StoreError::Settings)?;
+    Ok(store)
 }
 
 /// Every [`rebuild::CHECKPOINT_INTERVAL`], writes a checkpoint; every few seconds, sends

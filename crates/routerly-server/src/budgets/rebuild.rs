@@ -28,9 +28,9 @@ use routerly_core::limits::{Amounts, CallScope, WindowTotals};
 use routerly_core::usage::{Outcome, UsageRecord};
 use serde::{Deserialize, Serialize};
 
+use crate::store::counters::CounterKey;
 use crate::store::files;
 use crate::store::history::Replay;
-use crate::store::state::CounterKey;
 use crate::store::usage_log::usage_log_files;
 
 /// Format version of the checkpoint file.

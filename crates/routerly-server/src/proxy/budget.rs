@@ -12,12 +12,16 @@ use routerly_core::wire::WireFormat;
 use super::Caller;
 use super::error::ProxyError;
 use super::record::CallRecord;
-use crate::budgets::{BudgetRefusal, CallEstimate};
+use crate::budgets::{AdmitError, BudgetRefusal, CallEstimate};
 use crate::state::AppState;
 use crate::store::config::Snapshot;
+use crate::store::counters::CounterError;
 
 /// Error code of a call refused by a budget.
 pub const BUDGET_EXCEEDED: &str = "budget_exceeded";
+/// Error code of a call refused because the shared budget counters cannot be reached
+/// (fail-closed).
+pub const BUDGET_UNAVAILABLE: &str = "budget_unavailable";
 /// Error code of a call refused by a rate limit.
 pub const RATE_LIMIT_EXCEEDED: &str = "rate_limit_exceeded";
 
@@ -31,7 +35,7 @@ pub fn is_budget_refusal(error: &ProxyError) -> bool {
 
 /// The candidates with room for `request`, their reservation held by `record` until the
 /// call's usage is recorded; or the refusal.
-pub(super) fn admit<'s>(
+pub(super) async fn admit<'s>(
     app: &AppState,
     snapshot: &Snapshot,
     caller: &Caller<'_>,
@@ -56,7 +60,11 @@ pub(super) fn admit<'s>(
             candidates,
             estimate,
         )
-        .map_err(|refusal| refusal_error(format, &refusal))?;
+        .await
+        .map_err(|error| match error {
+            AdmitError::Refused(refusal) => refusal_error(format, &refusal),
+            AdmitError::Unavailable(error) => unavailable_error(format, &error),
+        })?;
     if let Some(guard) = admission.guard {
         record.hold_budget(guard);
     }
@@ -74,4 +82,17 @@ fn refusal_error(format: WireFormat, refusal: &BudgetRefusal) -> ProxyError {
         ErrorBody::new(kind, refusal.message()).with_code(code),
     )
     .with_retry_after(Some(refusal.retry_after()))
+}
+
+fn unavailable_error(format: WireFormat, error: &CounterError) -> ProxyError {
+    tracing::error!(%error, "call refused: the shared budget counters are unreachable (fail-closed)");
+    ProxyError::from_body(
+        format,
+        ErrorBody::new(
+            ErrorKind::Unavailable,
+            "Budget counters are unavailable, so limits cannot be checked; try again shortly.",
+        )
+        .with_code(BUDGET_UNAVAILABLE),
+    )
+    .with_retry_after(Some(std::time::Duration::from_secs(1)))
 }

@@ -657,7 +657,8 @@ async fn serve(
         candidates = embeddings::candidates(candidates, &request.model)?;
     }
     let resolved: Vec<&str> = candidates.iter().map(|model| model.id.as_str()).collect();
-    let candidates = budget::admit(app, snapshot, caller, &request, candidates, record, format)?;
+    let candidates =
+        budget::admit(app, snapshot, caller, &request, candidates, record, format).await?;
     let candidates = route::rank(
         app, snapshot, caller, headers, &request, &resolved, candidates, record, format,
     )

@@ -1,5 +1,5 @@
 //! The Responses API's conversation state: `previous_response_id` resolved from Routerly's
-//! [`crate::store::state::ResponseStore`] before the attempts, and each answer stored after
+//! [`crate::store::responses::ResponseStore`] before the attempts, and each answer stored after
 //! (unless the request says `store: false`).
 //!
 //! Routerly is the source of truth for every response it served, whichever provider served
@@ -27,7 +27,7 @@ use super::error::ProxyError;
 use super::relay::OnComplete;
 use crate::state::App;
 use crate::state::AppState;
-use crate::store::state::StoredResponse;
+use crate::store::responses::StoredResponse;
 
 /// One Responses call's conversation.
 pub struct Conversation {

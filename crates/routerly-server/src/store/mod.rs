@@ -12,34 +12,45 @@
 //! - [`rotate`]: master-key rotation, all or nothing, with recovery at start.
 //! - [`api_keys`]: admin API keys, stored hashed.
 //! - [`audit`]: the append-only audit log of changes made through the API.
-//! - [`state`]: small traits for state that several replicas would share (sessions, counters).
+//! - [`sessions`], [`counters`], [`responses`]: state that several replicas share, each behind
+//!   an async trait ([`sessions::SessionStore`], [`counters::CounterStore`],
+//!   [`responses::ResponseStore`]) with a single-machine implementation; [`state`] re-exports
+//!   them under their former paths.
 //!
 //! Architecture invariant: nothing here is called on the request path except
 //! [`config::ConfigStore::snapshot`] (a lock-free pointer load), the snapshot's lookups,
-//! [`usage_log::UsageSink::record`] (a channel send) and the in-memory [`state::CounterStore`].
+//! [`usage_log::UsageSink::record`] (a channel send) and the in-memory [`counters::CounterStore`].
 
 pub mod api_keys;
 pub mod audit;
 pub(crate) mod budget_config;
 pub mod config;
+pub mod counters;
 pub mod files;
 pub mod history;
 pub mod home;
+pub mod redis_counters;
 pub mod responses;
 pub mod rollup;
 pub mod rotate;
 pub mod secrets;
 pub mod segments;
+pub mod sessions;
 pub mod state;
 pub mod usage_log;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 
 pub use config::{ConfigStore, Draft, Snapshot, UpdateError, ValidationError};
 pub use files::ConfigFileError;
 pub use home::{ConfigKind, Home, InitReport};
 pub use secrets::{MasterKey, SecretError, mask};
 pub use usage_log::{UsageSink, UsageWriterHandle, spawn_usage_writer};
+
+/// A boxed future, so the state traits stay usable as `dyn` objects.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why the store could not start or finish an operation.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +72,9 @@ pub enum StoreError {
     /// The master key is missing, malformed or not private.
     #[error("master key: {0}")]
     MasterKey(String),
+    /// A setting (or its environment variable) is invalid.
+    #[error("{0}")]
+    Settings(String),
     /// Neither `ROUTERLY_HOME` nor `HOME` is set.
     #[error("cannot find the Routerly home: set ROUTERLY_HOME (or HOME)")]
     NoHome,

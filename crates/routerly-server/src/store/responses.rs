@@ -1,4 +1,5 @@
-//! [`ResponseStore`] on disk: one JSON file per stored response under `data/responses/`,
+//! [`ResponseStore`]: Responses-API conversation state by response id, and
+//! [`FileResponseStore`], the store on disk: one JSON file per stored response under `data/responses/`,
 //! bounded by count, total bytes and age. The oldest files go first when a bound is hit;
 //! files older than the age bound are never read back and are removed as they are seen.
 //!
@@ -14,7 +15,44 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::StoreError;
 use super::files;
-use super::state::{ResponseStore, StoreFuture, StoredResponse};
+use serde::{Deserialize, Serialize};
+
+use super::StoreFuture;
+
+/// The conversation behind one stored Responses-API answer: everything a later request
+/// naming it in `previous_response_id` continues from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredResponse {
+    /// The response id the client was given.
+    pub id: String,
+    /// The project whose token created it; no other project can continue it.
+    pub project_id: String,
+    /// When it was stored.
+    pub created_at: DateTime<Utc>,
+    /// The whole conversation, oldest first, the answer's own assistant turn last
+    /// (instructions are not carried over, as in OpenAI's API).
+    pub messages: Vec<routerly_core::canonical::Message>,
+    /// The response object, for `GET /v1/responses/{id}`.
+    #[serde(default)]
+    pub response: serde_json::Value,
+    /// The request's own input items (not the earlier turns), each with an `id`, for
+    /// `GET /v1/responses/{id}/input_items`.
+    #[serde(default)]
+    pub input_items: Vec<serde_json::Value>,
+}
+
+/// Responses-API conversation state by response id.
+pub trait ResponseStore: Send + Sync {
+    /// Stores (or replaces) a response's conversation.
+    fn put(&self, response: StoredResponse) -> StoreFuture<'_, Result<(), String>>;
+
+    /// The conversation stored under `id` for `project_id`; `None` when unknown, expired,
+    /// evicted or another project's.
+    fn get(&self, id: String, project_id: String) -> StoreFuture<'_, Option<StoredResponse>>;
+
+    /// Forgets the response `id` of `project_id`; whether there was one.
+    fn delete(&self, id: String, project_id: String) -> StoreFuture<'_, bool>;
+}
 
 /// How much conversation state is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,992 @@
+//! [`RedisCounterStore`]: budget counters and reservations shared by every replica through
+//! Redis (`ROUTERLY_REDIS_URL`).
+//!
+//! Keys, under a prefix (`ROUTERLY_REDIS_PREFIX`, default `routerly`):
+//! - `{prefix}:u:{counter}`: the counter's usage, a hash of `{bucket}:{metric}` to a float,
+//!   where the bucket is the calendar window's start or the rolling window's bucket start
+//!   (Unix seconds) and the metric is `c` (cost), `n` (calls), `i` / `o` (tokens).
+//! - `{prefix}:r:{counter}`: reservations held against the counter, a hash of reservation
+//!   id to `expires_ms|cost|calls|input|output`. An expired entry counts nothing and is
+//!   deleted the next time the counter is checked, so the holds of a replica that died are
+//!   released after the reservation TTL (`ROUTERLY_REDIS_RESERVATION_TTL_SECONDS`, default
+//!   twice the default connect plus first-token timeouts).
+//!
+//! One call's reservation is one `EVALSHA` of [`RESERVE`]: every check and every hold, atomic.
+//! Usage is added and reservations released off the request path by one task that sends
+//! them, in the order they were handed over, as pipelines.
+//!
+//! Reads come from a local view ([`MemoryCounterStore`]) refreshed from Redis every second.
+//! When Redis cannot be reached the [`FailureMode`] decides: fail-closed refuses calls with
+//! `budget_unavailable`; fail-open reserves against the local view (last known totals plus
+//! this replica's own use since), logs an error and counts `routerly_budget_fail_open_total`.
+
+use std::collections::HashMap;
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use redis::aio::ConnectionManager;
+use routerly_core::limits::{
+    self, Amounts, Metric, Window, WindowTotals, calendar_window, rolling_bucket_seconds,
+};
+use tokio::sync::mpsc;
+
+use super::StoreFuture;
+use super::counters::{
+    Check, CheckFailed, CounterError, CounterHealth, CounterKey, CounterReading, CounterStore,
+    MemoryCounterStore, ReservationId, Reserved,
+};
+
+/// Reserves every hold if every check fits. KEYS: per check its usage and reservation
+/// hashes, then per hold its reservation hash. ARGV: now (ms), expiry (ms), reservation id,
+/// TTL (ms), check count, then per check metric (1–4, 5 for input plus output tokens), first live bucket, needed, value,
+/// then per hold its four amounts. Answers `{0}`, or `{check index, used, reserved}`.
+const RESERVE: &str = r#"
+local now = tonumber(ARGV[1])
+local expires = ARGV[2]
+local id = ARGV[3]
+local ttl = tonumber(ARGV[4])
+local checks = tonumber(ARGV[5])
+local names = {'c', 'n', 'i', 'o'}
+local function reserved(key, metric)
+  local total = 0
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    local parts = {}
+    for part in string.gmatch(all[j + 1], '[^|]+') do parts[#parts + 1] = part end
+    if tonumber(parts[1]) <= now then
+      redis.call('HDEL', key, all[j])
+    else
+      if metric == 5 then
+        total = total + tonumber(parts[4]) + tonumber(parts[5])
+      else
+        total = total + tonumber(parts[metric + 1])
+      end
+    end
+  end
+  return total
+end
+local function used(key, metric, first)
+  local total = 0
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    local field = all[j]
+    local name = string.sub(field, -1)
+    local wanted = (metric == 5 and (name == 'i' or name == 'o')) or (metric < 5 and name == names[metric])
+    if wanted and string.sub(field, -2, -2) == ':' then
+      local bucket = tonumber(string.sub(field, 1, -3))
+      if bucket >= first then total = total + tonumber(all[j + 1]) end
+    end
+  end
+  return total
+end
+local arg = 6
+for c = 1, checks do
+  local metric = tonumber(ARGV[arg])
+  local first = tonumber(ARGV[arg + 1])
+  local needed = tonumber(ARGV[arg + 2])
+  local value = tonumber(ARGV[arg + 3])
+  arg = arg + 4
+  local u = used(KEYS[2 * c - 1], metric, first)
+  local r = reserved(KEYS[2 * c], metric)
+  if u + r + needed > value + math.abs(value) * 1e-9 + 2.220446049250313e-16 then
+    return {c, tostring(u), tostring(r)}
+  end
+end
+for h = 2 * checks + 1, #KEYS do
+  local entry = expires .. '|' .. ARGV[arg] .. '|' .. ARGV[arg + 1] .. '|' .. ARGV[arg + 2] .. '|' .. ARGV[arg + 3]
+  arg = arg + 4
+  redis.call('HSET', KEYS[h], id, entry)
+  redis.call('PEXPIRE', KEYS[h], ttl)
+end
+return {0}
+"#;
+
+/// What happens to calls when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureMode {
+    /// Refuse calls covered by a limit with 503 `budget_unavailable`.
+    Closed,
+    /// Admit them against this replica's local view of the counters, loudly.
+    Open,
+}
+
+impl std::str::FromStr for FailureMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "closed" | "fail-closed" => Ok(FailureMode::Closed),
+            "open" | "fail-open" => Ok(FailureMode::Open),
+            other => Err(format!(
+                "`{other}` is not a Redis failure mode; use `closed` or `open`"
+            )),
+        }
+    }
+}
+
+/// Settings of [`RedisCounterStore`].
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// What happens when Redis cannot be reached.
+    pub failure_mode: FailureMode,
+    /// How long a reservation holds when its replica never releases it.
+    pub reservation_ttl: Duration,
+}
+
+impl RedisSettings {
+    /// The settings from `ROUTERLY_REDIS_URL`, `ROUTERLY_REDIS_PREFIX`,
+    /// `ROUTERLY_REDIS_FAILURE_MODE` and `ROUTERLY_REDIS_RESERVATION_TTL_SECONDS`; `None`
+    /// when no URL is set. `default_ttl` applies when no TTL is set.
+    pub fn from_env(default_ttl: Duration) -> Result<Option<Self>, String> {
+        let Some(url) = std::env::var("ROUTERLY_REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty())
+        else {
+            return Ok(None);
+        };
+        let prefix = std::env::var("ROUTERLY_REDIS_PREFIX")
+            .ok()
+            .filter(|prefix| !prefix.is_empty())
+            .unwrap_or_else(|| "routerly".to_owned());
+        if prefix.contains(char::is_whitespace) {
+            return Err("ROUTERLY_REDIS_PREFIX must not contain spaces".to_owned());
+        }
+        let failure_mode = match std::env::var("ROUTERLY_REDIS_FAILURE_MODE") {
+            Ok(mode) => mode.parse()?,
+            Err(_) => FailureMode::Closed,
+        };
+        let reservation_ttl = match std::env::var("ROUTERLY_REDIS_RESERVATION_TTL_SECONDS") {
+            Ok(seconds) => match seconds.trim().parse::<u64>() {
+                Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
+                _ => {
+                    return Err(format!(
+                        "ROUTERLY_REDIS_RESERVATION_TTL_SECONDS must be a positive number of seconds, not `{seconds}`"
+                    ));
+                }
+            },
+            Err(_) => default_ttl,
+        };
+        Ok(Some(RedisSettings {
+            url,
+            prefix,
+            failure_mode,
+            reservation_ttl,
+        }))
+    }
+}
+
+/// Where a reservation is held.
+#[derive(Debug)]
+enum Hold {
+    /// In Redis, under this member name, in these reservation hashes.
+    Shared { member: String, keys: Vec<String> },
+    /// In the local view (fail-open).
+    Local(ReservationId),
+}
+
+/// A detached operation, applied in order.
+#[derive(Debug)]
+enum Op {
+    Add {
+        at: DateTime<Utc>,
+        keys: Vec<CounterKey>,
+        amounts: Amounts,
+    },
+    Release {
+        member: String,
+        keys: Vec<String>,
+    },
+}
+
+/// Operations kept for a retry while Redis is away, at most.
+const MAX_PENDING_ADDS: usize = 100_000;
+/// How often the local view is refreshed.
+const REFRESH_EVERY: Duration = Duration::from_secs(1);
+
+/// See the module documentation.
+pub struct RedisCounterStore {
+    connection: ConnectionManager,
+    reserve_script: redis::Script,
+    prefix: String,
+    replica: String,
+    failure_mode: FailureMode,
+    reservation_ttl: Duration,
+    view: MemoryCounterStore,
+    holds: StdMutex<HashMap<ReservationId, Hold>>,
+    next_id: AtomicU64,
+    ops: mpsc::UnboundedSender<Op>,
+    healthy: AtomicBool,
+    fail_open_total: AtomicU64,
+    last_loud_log: StdMutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for RedisCounterStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCounterStore")
+            .field("prefix", &self.prefix)
+            .field("failure_mode", &self.failure_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCounterStore {
+    /// Opens the store (connecting lazily, so a replica starts while Redis is down) and
+    /// starts its writer and refresher tasks; they stop when the store is dropped.
+    pub fn open(settings: RedisSettings) -> Result<Arc<Self>, String> {
+        let client = redis::Client::open(settings.url.as_str())
+            .map_err(|error| format!("ROUTERLY_REDIS_URL: {error}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(500)))
+            .set_response_timeout(Some(Duration::from_millis(1_000)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|error| format!("cannot set up the Redis connection: {error}"))?;
+        let (ops, receiver) = mpsc::unbounded_channel();
+        let store = Arc::new(RedisCounterStore {
+            connection,
+            reserve_script: redis::Script::new(RESERVE),
+            prefix: settings.prefix,
+            replica: uuid::Uuid::new_v4().simple().to_string(),
+            failure_mode: settings.failure_mode,
+            reservation_ttl: settings.reservation_ttl,
+            view: MemoryCounterStore::new(),
+            holds: StdMutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            ops,
+            healthy: AtomicBool::new(true),
+            fail_open_total: AtomicU64::new(0),
+            last_loud_log: StdMutex::new(None),
+        });
+        tokio::spawn(write_detached(Arc::downgrade(&store), receiver));
+        tokio::spawn(refresh_view(Arc::downgrade(&store)));
+        Ok(store)
+    }
+
+    fn usage_key(&self, key: &CounterKey) -> String {
+        format!("{}:u:{key}", self.prefix)
+    }
+
+    fn reservations_key(&self, key: &CounterKey) -> String {
+        format!("{}:r:{key}", self.prefix)
+    }
+
+    fn holds(&self) -> std::sync::MutexGuard<'_, HashMap<ReservationId, Hold>> {
+        self.holds.lock().expect("hold lock is never poisoned")
+    }
+
+    /// Notes that Redis failed; logs at error level at most every five seconds.
+    fn failed(&self, what: &str, error: &redis::RedisError) {
+        self.healthy.store(false, Ordering::Relaxed);
+        let mut last = self
+            .last_loud_log
+            .lock()
+            .expect("log lock is never poisoned");
+        if last.is_none_or(|at| at.elapsed() > Duration::from_secs(5)) {
+            *last = Some(Instant::now());
+            let mode = match self.failure_mode {
+                FailureMode::Closed => "fail-closed: calls under a limit are refused",
+                FailureMode::Open => {
+                    "fail-open: calls are admitted against this replica's local counters"
+                }
+            };
+            tracing::error!(%error, operation = what, mode, "Redis budget counters unreachable");
+        }
+    }
+
+    /// How the shared counters are doing.
+    pub fn health(&self) -> CounterHealth {
+        if self.healthy.load(Ordering::Relaxed) {
+            CounterHealth::Shared
+        } else {
+            CounterHealth::Degraded {
+                fail_open: self.failure_mode == FailureMode::Open,
+            }
+        }
+    }
+
+    /// Calls admitted against local counters because Redis was away.
+    pub fn fail_open_total(&self) -> u64 {
+        self.fail_open_total.load(Ordering::Relaxed)
+    }
+
+    async fn reserve_shared(
+        &self,
+        now: DateTime<Utc>,
+        checks: &[Check],
+        holds: &[(CounterKey, Amounts)],
+    ) -> Result<Reserved, redis::RedisError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let member = format!("{}:{id}", self.replica);
+        let now_ms = now.timestamp_millis();
+        let ttl_ms = i64::try_from(self.reservation_ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut invocation = self.reserve_script.prepare_invoke();
+        for check in checks {
+            invocation
+                .key(self.usage_key(&check.key))
+                .key(self.reservations_key(&check.key));
+        }
+        let hold_keys: Vec<String> = holds
+            .iter()
+            .map(|(key, _)| self.reservations_key(key))
+            .collect();
+        for key in &hold_keys {
+            invocation.key(key);
+        }
+        invocation
+            .arg(now_ms)
+            .arg(now_ms.saturating_add(ttl_ms))
+            .arg(&member)
+            .arg(ttl_ms)
+            .arg(checks.len());
+        for check in checks {
+            invocation
+                .arg(metric_number(check.metric))
+                .arg(first_live_bucket(&check.key, now))
+                .arg(check.needed)
+                .arg(check.value);
+        }
+        for (_, amounts) in holds {
+            invocation
+                .arg(amounts.cost_usd)
+                .arg(amounts.calls)
+                .arg(amounts.input_tokens)
+                .arg(amounts.output_tokens);
+        }
+        let mut connection = self.connection.clone();
+        let answer: Vec<redis::Value> = invocation.invoke_async(&mut connection).await?;
+        self.healthy.store(true, Ordering::Relaxed);
+        let number = |value: Option<&redis::Value>| -> f64 {
+            match value {
+                Some(redis::Value::Int(n)) => *n as f64,
+                Some(redis::Value::BulkString(bytes)) => std::str::from_utf8(bytes)
+                    .ok()
+                    .and_then(|text| text.parse().ok())
+                    .unwrap_or(0.0),
+                _ => 0.0,
+            }
+        };
+        let failed = number(answer.first()) as usize;
+        if failed == 0 {
+            self.holds().insert(
+                id,
+                Hold::Shared {
+                    member,
+                    keys: hold_keys,
+                },
+            );
+            return Ok(Ok(id));
+        }
+        let index = failed - 1;
+        let check = &checks[index];
+        Ok(Err(CheckFailed {
+            check: index,
+            used: number(answer.get(1)),
+            reserved: number(answer.get(2)),
+            resets_at: self.view.resets_at(
+                now,
+                &check.key,
+                check.metric,
+                check.needed,
+                check.value,
+            ),
+        }))
+    }
+
+    /// Reads every counter of the view from Redis and replaces the view's figures.
+    async fn refresh(&self) -> Result<(), redis::RedisError> {
+        let keys: Vec<CounterKey> = self.view.export().into_iter().map(|(key, _)| key).collect();
+        if keys.is_empty() {
+            let mut connection = self.connection.clone();
+            redis::cmd("PING")
+                .query_async::<()>(&mut connection)
+                .await?;
+            self.healthy.store(true, Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("HGETALL").arg(self.usage_key(key));
+            pipe.cmd("HGETALL").arg(self.reservations_key(key));
+        }
+        let mut connection = self.connection.clone();
+        let answers: Vec<HashMap<String, String>> = pipe.query_async(&mut connection).await?;
+        self.healthy.store(true, Ordering::Relaxed);
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        for (key, pair) in keys.iter().zip(answers.chunks(2)) {
+            let [usage, reservations] = pair else {
+                continue;
+            };
+            let totals = totals_from_hash(key, now, usage);
+            let mut reserved = Amounts::default();
+            for entry in reservations.values() {
+                let parts: Vec<f64> = entry.split('|').filter_map(|p| p.parse().ok()).collect();
+                if let [expires, cost, calls, input, output] = parts[..]
+                    && expires > now_ms as f64
+                {
+                    reserved.add(&Amounts {
+                        cost_usd: cost,
+                        calls,
+                        input_tokens: input,
+                        output_tokens: output,
+                    });
+                }
+            }
+            self.view.replace(key, totals, reserved);
+        }
+        Ok(())
+    }
+}
+
+/// The metric's number in [`RESERVE`].
+fn metric_number(metric: Metric) -> u8 {
+    match metric {
+        Metric::Cost => 1,
+        Metric::Calls => 2,
+        Metric::InputTokens => 3,
+        Metric::OutputTokens => 4,
+        Metric::TotalTokens => 5,
+    }
+}
+
+/// The field names of `amounts`' metrics in a usage hash, in bucket `bucket`.
+fn metric_fields(bucket: i64, amounts: &Amounts) -> [(String, f64); 4] {
+    [
+        (format!("{bucket}:c"), amounts.cost_usd),
+        (format!("{bucket}:n"), amounts.calls),
+        (format!("{bucket}:i"), amounts.input_tokens),
+        (format!("{bucket}:o"), amounts.output_tokens),
+    ]
+}
+
+/// The bucket that usage at `at` belongs to in `key`'s window.
+fn bucket_of(key: &CounterKey, at: DateTime<Utc>) -> i64 {
+    match key.window {
+        Window::Calendar(period) => calendar_window(period, key.zone, at).0.timestamp(),
+        Window::Rolling { seconds } => {
+            let width = limits::signed_seconds(rolling_bucket_seconds(seconds));
+            at.timestamp().div_euclid(width).saturating_mul(width)
+        }
+    }
+}
+
+/// The oldest bucket still counted in `key`'s window at `now` (as
+/// [`WindowTotals::used`] counts them).
+fn first_live_bucket(key: &CounterKey, now: DateTime<Utc>) -> i64 {
+    match key.window {
+        Window::Calendar(period) => calendar_window(period, key.zone, now).0.timestamp(),
+        Window::Rolling { seconds } => {
+            let width = limits::signed_seconds(rolling_bucket_seconds(seconds));
+            now.timestamp()
+                .saturating_sub(limits::signed_seconds(seconds))
+                .saturating_sub(width)
+                .saturating_add(1)
+        }
+    }
+}
+
+/// A usage hash as window totals at `now`.
+fn totals_from_hash(
+    key: &CounterKey,
+    now: DateTime<Utc>,
+    usage: &HashMap<String, String>,
+) -> WindowTotals {
+    let first = first_live_bucket(key, now);
+    let mut totals = WindowTotals::new(key.window);
+    for (field, value) in usage {
+        let Some((bucket, metric)) = field.rsplit_once(':') else {
+            continue;
+        };
+        let (Ok(bucket), Ok(value)) = (bucket.parse::<i64>(), value.parse::<f64>()) else {
+            continue;
+        };
+        if bucket < first {
+            continue;
+        }
+        let mut amounts = Amounts::default();
+        match metric {
+            "c" => amounts.cost_usd = value,
+            "n" => amounts.calls = value,
+            "i" => amounts.input_tokens = value,
+            "o" => amounts.output_tokens = value,
+            _ => continue,
+        }
+        let at = DateTime::from_timestamp(bucket, 0).unwrap_or(now);
+        totals.add(key.window, key.zone, at, &amounts);
+    }
+    totals
+}
+
+/// Sends detached operations to Redis in order, as pipelines; usage that could not be sent
+/// is retried (releases are not: their entries expire).
+async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::UnboundedReceiver<Op>) {
+    let mut pending: Vec<Op> = Vec::new();
+    loop {
+        if pending.is_empty() {
+            match ops.recv().await {
+                Some(op) => pending.push(op),
+                None => return,
+            }
+        }
+        while pending.len() < 1024 {
+            match ops.try_recv() {
+                Ok(op) => pending.push(op),
+                Err(_) => break,
+            }
+        }
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for op in &pending {
+            match op {
+                Op::Add { at, keys, amounts } => {
+                    for key in keys {
+                        let usage_key = store.usage_key(key);
+                        for (field, value) in metric_fields(bucket_of(key, *at), amounts) {
+                            if value != 0.0 {
+                                pipe.cmd("HINCRBYFLOAT")
+                                    .arg(&usage_key)
+                                    .arg(field)
+                                    .arg(value)
+                                    .ignore();
+                            }
+                        }
+                        let keep = key.window.max_seconds().saturating_mul(2).max(3_600);
+                        pipe.cmd("EXPIRE").arg(&usage_key).arg(keep).ignore();
+                    }
+                }
+                Op::Release { member, keys } => {
+                    for key in keys {
+                        pipe.cmd("HDEL").arg(key).arg(member).ignore();
+                    }
+                }
+            }
+        }
+        let mut connection = store.connection.clone();
+        match pipe.query_async::<()>(&mut connection).await {
+            Ok(()) => pending.clear(),
+            Err(error) => {
+                store.failed("add usage", &error);
+                pending.retain(|op| matches!(op, Op::Add { .. }));
+                if pending.len() > MAX_PENDING_ADDS {
+                    let dropped = pending.len() - MAX_PENDING_ADDS;
+                    pending.drain(..dropped);
+                    tracing::error!(
+                        dropped,
+                        "Redis away too long: usage not yet added to the shared budget counters was dropped"
+                    );
+                }
+                drop(store);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Refreshes the local view every [`REFRESH_EVERY`] while the store lives.
+async fn refresh_view(store: Weak<RedisCounterStore>) {
+    let mut every = tokio::time::interval(REFRESH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        if let Err(error) = store.refresh().await {
+            store.failed("refresh", &error);
+        }
+    }
+}
+
+impl CounterStore for RedisCounterStore {
+    fn reserve<'a>(
+        &'a self,
+        now: DateTime<Utc>,
+        checks: &'a [Check],
+        holds: &'a [(CounterKey, Amounts)],
+    ) -> StoreFuture<'a, Result<Reserved, CounterError>> {
+        Box::pin(async move {
+            match self.reserve_shared(now, checks, holds).await {
+                Ok(reserved) => Ok(reserved),
+                Err(error) => {
+                    self.failed("reserve", &error);
+                    match self.failure_mode {
+                        FailureMode::Closed => Err(CounterError(
+                            "the Redis budget counters do not answer".to_owned(),
+                        )),
+                        FailureMode::Open => {
+                            self.fail_open_total.fetch_add(1, Ordering::Relaxed);
+                            let local = match self.view.try_reserve(now, checks, holds) {
+                                Ok(local) => local,
+                                Err(failed) => return Ok(Err(failed)),
+                            };
+                            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                            self.holds().insert(id, Hold::Local(local));
+                            Ok(Ok(id))
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    fn release(&self, reservation: ReservationId) -> StoreFuture<'_, Result<(), CounterError>> {
+        let hold = self.holds().remove(&reservation);
+        Box::pin(async move {
+            match hold {
+                None => Ok(()),
+                Some(Hold::Local(local)) => {
+                    self.view.release_now(local);
+                    Ok(())
+                }
+                Some(Hold::Shared { member, keys }) => {
+                    let mut pipe = redis::pipe();
+                    for key in &keys {
+                        pipe.cmd("HDEL").arg(key).arg(&member).ignore();
+                    }
+                    let mut connection = self.connection.clone();
+                    pipe.query_async::<()>(&mut connection)
+                        .await
+                        .map_err(|error| CounterError(error.to_string()))
+                }
+            }
+        })
+    }
+
+    fn add<'a>(
+        &'a self,
+        at: DateTime<Utc>,
+        keys: &'a [CounterKey],
+        amounts: &'a Amounts,
+    ) -> StoreFuture<'a, Result<(), CounterError>> {
+        Box::pin(async move {
+            self.view.add_now(at, keys, amounts);
+            let mut pipe = redis::pipe();
+            for key in keys {
+                for (field, value) in metric_fields(bucket_of(key, at), amounts) {
+                    if value != 0.0 {
+                        pipe.cmd("HINCRBYFLOAT")
+                            .arg(self.usage_key(key))
+                            .arg(field)
+                            .arg(value)
+                            .ignore();
+                    }
+                }
+            }
+            let mut connection = self.connection.clone();
+            pipe.query_async::<()>(&mut connection)
+                .await
+                .map_err(|error| CounterError(error.to_string()))
+        })
+    }
+
+    fn release_detached(&self, reservation: ReservationId) {
+        match self.holds().remove(&reservation) {
+            None => {}
+            Some(Hold::Local(local)) => self.view.release_now(local),
+            Some(Hold::Shared { member, keys }) => {
+                // The writer stops only when the store is dropped; then nothing is held.
+                let _ = self.ops.send(Op::Release { member, keys });
+            }
+        }
+    }
+
+    fn add_detached(&self, at: DateTime<Utc>, keys: &[CounterKey], amounts: &Amounts) {
+        self.view.add_now(at, keys, amounts);
+        let _ = self.ops.send(Op::Add {
+            at,
+            keys: keys.to_vec(),
+            amounts: *amounts,
+        });
+    }
+
+    fn read(&self, now: DateTime<Utc>, key: &CounterKey) -> CounterReading {
+        self.view.read(now, key)
+    }
+
+    fn resets_at(
+        &self,
+        now: DateTime<Utc>,
+        key: &CounterKey,
+        metric: Metric,
+        needed: f64,
+        value: f64,
+    ) -> DateTime<Utc> {
+        self.view.resets_at(now, key, metric, needed, value)
+    }
+
+    fn merge(&self, key: &CounterKey, totals: &WindowTotals) {
+        // Redis keeps the shared totals; a scan of this replica's log only fills the view
+        // until the next refresh.
+        self.view.merge(key, totals);
+    }
+
+    fn export(&self) -> Vec<(CounterKey, WindowTotals)> {
+        self.view.export()
+    }
+
+    fn contains(&self, key: &CounterKey) -> bool {
+        self.view.contains(key)
+    }
+
+    fn register(&self, key: &CounterKey) {
+        self.view.register(key);
+    }
+
+    fn retain(&self, keep: &(dyn Fn(&CounterKey) -> bool + Sync)) {
+        self.view.retain(keep);
+    }
+
+    fn health(&self) -> CounterHealth {
+        RedisCounterStore::health(self)
+    }
+
+    fn fail_open_total(&self) -> u64 {
+        RedisCounterStore::fail_open_total(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use routerly_core::limits::Scope;
+
+    fn key(scope: &str, window: &str) -> CounterKey {
+        CounterKey {
+            scope: Scope::parse(scope).expect("scope"),
+            window: Window::parse(window).expect("window"),
+            zone: chrono_tz::Tz::UTC,
+        }
+    }
+
+    fn cost(usd: f64) -> Amounts {
+        Amounts {
+            cost_usd: usd,
+            calls: 1.0,
+            ..Amounts::default()
+        }
+    }
+
+    fn checks(window: &str, usd: f64) -> Vec<Check> {
+        vec![
+            Check {
+                key: key("global", window),
+                metric: Metric::Cost,
+                value: 10.0,
+                needed: usd,
+            },
+            Check {
+                key: key("project:p1", window),
+                metric: Metric::Cost,
+                value: 3.0,
+                needed: usd,
+            },
+        ]
+    }
+
+    fn holds(window: &str, usd: f64) -> Vec<(CounterKey, Amounts)> {
+        vec![
+            (key("global", window), cost(usd)),
+            (key("project:p1", window), cost(usd)),
+        ]
+    }
+
+    /// The semantics every counter store keeps: all-or-nothing reservations, usage counted
+    /// against later ones, idempotent release.
+    async fn reservation_semantics(store: &dyn CounterStore, window: &str) {
+        let now = Utc::now();
+        let first = store
+            .reserve(now, &checks(window, 2.0), &holds(window, 2.0))
+            .await
+            .expect("store answers")
+            .expect("fits");
+        let refused = store
+            .reserve(now, &checks(window, 2.0), &holds(window, 2.0))
+            .await
+            .expect("store answers")
+            .expect_err("the project has 1 USD of room left");
+        assert_eq!(
+            (refused.check, refused.used, refused.reserved),
+            (1, 0.0, 2.0)
+        );
+        store
+            .add(
+                now,
+                &[key("global", window), key("project:p1", window)],
+                &cost(1.5),
+            )
+            .await
+            .expect("add");
+        store.release(first).await.expect("release");
+        store.release(first).await.expect("release is idempotent");
+        let second = store
+            .reserve(now, &checks(window, 1.5), &holds(window, 1.5))
+            .await
+            .expect("store answers")
+            .expect("1.5 used + 1.5 fits under 3");
+        let refused = store
+            .reserve(now, &checks(window, 0.1), &holds(window, 0.1))
+            .await
+            .expect("store answers")
+            .expect_err("full");
+        assert_eq!((refused.used, refused.reserved), (1.5, 1.5));
+        store.release(second).await.expect("release");
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_semantics() {
+        let store = MemoryCounterStore::new();
+        reservation_semantics(&store, "daily").await;
+        reservation_semantics(&MemoryCounterStore::new(), "1h").await;
+    }
+
+    /// A store on the machine's Redis under a prefix of its own, deleted afterwards.
+    struct TestRedis {
+        prefix: String,
+        connection: ConnectionManager,
+    }
+
+    impl TestRedis {
+        async fn new() -> Self {
+            let prefix = format!("routerly-test-{}", uuid::Uuid::new_v4().simple());
+            let client = redis::Client::open("redis://127.0.0.1:6379/").expect("url");
+            let connection = ConnectionManager::new(client)
+                .await
+                .expect("the machine's Redis runs on 127.0.0.1:6379");
+            TestRedis { prefix, connection }
+        }
+
+        fn store(&self, ttl: Duration) -> Arc<RedisCounterStore> {
+            RedisCounterStore::open(RedisSettings {
+                url: "redis://127.0.0.1:6379/".to_owned(),
+                prefix: self.prefix.clone(),
+                failure_mode: FailureMode::Closed,
+                reservation_ttl: ttl,
+            })
+            .expect("open")
+        }
+
+        async fn clean(mut self) {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", self.prefix))
+                .query_async(&mut self.connection)
+                .await
+                .expect("keys");
+            if !keys.is_empty() {
+                redis::cmd("DEL")
+                    .arg(keys)
+                    .query_async::<()>(&mut self.connection)
+                    .await
+                    .expect("del");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_redis_store_keeps_the_semantics_across_replicas() {
+        let redis = TestRedis::new().await;
+        reservation_semantics(redis.store(Duration::from_secs(60)).as_ref(), "daily").await;
+        reservation_semantics(redis.store(Duration::from_secs(60)).as_ref(), "1h").await;
+        // Two replicas share the counters: room taken on one is gone on the other.
+        let (a, b) = (
+            redis.store(Duration::from_secs(60)),
+            redis.store(Duration::from_secs(60)),
+        );
+        let now = Utc::now();
+        a.reserve(now, &checks("monthly", 2.0), &holds("monthly", 2.0))
+            .await
+            .expect("answers")
+            .expect("fits");
+        b.reserve(now, &checks("monthly", 2.0), &holds("monthly", 2.0))
+            .await
+            .expect("answers")
+            .expect_err("a holds 2 of the project's 3");
+        // Detached usage lands in order, and the view of a counter it knows (Budgets
+        // registers every limit's) catches up within a refresh.
+        a.register(&key("project:p1", "monthly"));
+        b.add_detached(now, &[key("project:p1", "monthly")], &cost(0.5));
+        tokio::time::sleep(REFRESH_EVERY * 2).await;
+        let reading = a.read(Utc::now(), &key("project:p1", "monthly"));
+        assert_eq!(
+            (reading.used.cost_usd, reading.reserved.cost_usd),
+            (0.5, 2.0)
+        );
+        redis.clean().await;
+    }
+
+    #[tokio::test]
+    async fn a_dead_replicas_reservations_expire() {
+        let redis = TestRedis::new().await;
+        let dead = redis.store(Duration::from_secs(1));
+        let now = Utc::now();
+        dead.reserve(now, &checks("daily", 3.0), &holds("daily", 3.0))
+            .await
+            .expect("answers")
+            .expect("fits");
+        // Never released: the replica "died" holding it.
+        std::mem::forget(dead);
+        let alive = redis.store(Duration::from_secs(60));
+        alive
+            .reserve(Utc::now(), &checks("daily", 1.0), &holds("daily", 1.0))
+            .await
+            .expect("answers")
+            .expect_err("held by the dead replica");
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        alive
+            .reserve(Utc::now(), &checks("daily", 1.0), &holds("daily", 1.0))
+            .await
+            .expect("answers")
+            .expect("the dead replica's hold expired");
+        redis.clean().await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_closed_or_open() {
+        let settings = |failure_mode| RedisSettings {
+            // Nothing listens on port 1 of loopback.
+            url: "redis://127.0.0.1:1/".to_owned(),
+            prefix: "unused".to_owned(),
+            failure_mode,
+            reservation_ttl: Duration::from_secs(60),
+        };
+        let closed = RedisCounterStore::open(settings(FailureMode::Closed)).expect("open");
+        let now = Utc::now();
+        assert!(
+            closed
+                .reserve(now, &checks("daily", 1.0), &holds("daily", 1.0))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            closed.health(),
+            CounterHealth::Degraded { fail_open: false }
+        );
+        let open = RedisCounterStore::open(settings(FailureMode::Open)).expect("open");
+        let held = open
+            .reserve(now, &checks("daily", 2.0), &holds("daily", 2.0))
+            .await
+            .expect("fail-open answers")
+            .expect("fits locally");
+        open.reserve(now, &checks("daily", 2.0), &holds("daily", 2.0))
+            .await
+            .expect("fail-open answers")
+            .expect_err("local counters still limit: never silently unlimited");
+        assert_eq!(open.fail_open_total(), 2);
+        open.release(held).await.expect("local release");
+        assert_eq!(
+            open.read(now, &key("project:p1", "daily"))
+                .reserved
+                .cost_usd,
+            0.0
+        );
+    }
+}
