@@ -213,6 +213,21 @@ def test_unsupported_methods_oversized_bodies_and_type_errors(routerly: Routerly
     assert answer.status_code == 405, answer.text
     assert set(answer.headers["allow"].replace(" ", "").split(",")) == {"GET", "PATCH", "DELETE", "HEAD"}
 
+    # Every other surface answers 405 with `Allow` too, never 404 or 500.
+    for method, path in [
+        ("GET", "/v1/chat/completions"),
+        ("DELETE", "/v1/messages"),
+        ("PUT", "/v1/responses"),
+        ("POST", "/health"),
+        ("DELETE", "/ready"),
+        ("POST", "/metrics"),
+        ("POST", "/dashboard/"),
+    ]:
+        answer = httpx.request(method, f"{routerly.url}{path}", headers={"Authorization": f"Bearer {routerly.token}"})
+        assert answer.status_code == 405, (method, path, answer.status_code, answer.text[:200])
+        assert answer.headers.get("allow"), (method, path, dict(answer.headers))
+        assert method not in answer.headers["allow"].replace(" ", "").split(","), (method, path)
+
     # 413 on the management API and on the proxy.
     huge = {"name": "x" * (3 * 1024 * 1024)}
     answer = api.post("/api/projects", json=huge)

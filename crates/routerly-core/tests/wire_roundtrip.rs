@@ -263,3 +263,59 @@ proptest! {
         }
     }
 }
+
+/// Fuzz finding (`wire_request`): an image media type holding a comma was accepted and
+/// became the data URL `data:image/png,;base64,…`, which OpenAI refuses. Every decoder that
+/// takes a media type now refuses one that is not a bare `type/subtype`, naming the field.
+#[test]
+fn image_media_types_with_separators_are_refused_by_every_decoder() {
+    use serde_json::json;
+    for bad in ["image/png,", "image/png;x=1", "image/png ", "image", ""] {
+        let cases = [
+            (
+                WireFormat::AnthropicMessages,
+                json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": bad, "data": "aGk="}}]}]}),
+                "messages[0].content[0].source.media_type",
+            ),
+            (
+                WireFormat::GeminiGenerateContent,
+                json!({"contents": [{"role": "user", "parts": [
+                    {"inlineData": {"mimeType": bad, "data": "aGk="}}]}]}),
+                "contents[0].parts[0].inlineData.mimeType",
+            ),
+            (
+                WireFormat::OpenAiChat,
+                json!({"model": "m", "messages": [{"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": format!("data:{bad};base64,aGk=")}}]}]}),
+                "image_url",
+            ),
+            (
+                WireFormat::MistralChat,
+                json!({"model": "m", "messages": [{"role": "user", "content": [
+                    {"type": "image_url", "image_url": {"url": format!("data:{bad};base64,aGk=")}}]}]}),
+                "image_url",
+            ),
+            (
+                WireFormat::OpenAiResponses,
+                json!({"model": "m", "input": [{"role": "user", "content": [
+                    {"type": "input_image", "image_url": format!("data:{bad};base64,aGk=")}]}]}),
+                "image_url",
+            ),
+        ];
+        for (format, body, field) in cases {
+            let error = wire::decode_request(format, &body)
+                .expect_err(&format!("{format:?} accepted media type {bad:?}"));
+            let param = error.param.clone().unwrap_or_default();
+            assert!(param.contains(field), "{format:?} {bad:?}: {error:?}");
+        }
+    }
+    // The fixpoint holds for a good one: decoded by Anthropic, written as an OpenAI data
+    // URL, read back with the same media type.
+    let body = serde_json::json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/svg+xml", "data": "aGk="}}]}]});
+    let request = wire::decode_request(WireFormat::AnthropicMessages, &body).unwrap();
+    let openai = wire::encode_request(WireFormat::OpenAiChat, &request, "m").unwrap();
+    let back = wire::decode_request(WireFormat::OpenAiChat, &openai).unwrap();
+    assert_eq!(back.messages, request.messages);
+}

@@ -60,6 +60,18 @@ pub(crate) fn as_str<'a>(value: &'a Value, param: &str) -> Result<&'a str, Decod
 }
 
 /// A required string field.
+/// `object[key]` as a string that is a bare media type (see [`crate::wire::media`]).
+pub(crate) fn require_media_type<'a>(
+    object: &'a Object,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, DecodeError> {
+    let value = require_str(object, key, path)?;
+    crate::wire::media::check_media_type(value)
+        .map_err(|message| DecodeError::at(field_path(path, key), message))?;
+    Ok(value)
+}
+
 pub(crate) fn require_str<'a>(
     object: &'a Object,
     key: &str,

@@ -13,6 +13,7 @@ mod blocks;
 pub mod embeddings;
 pub mod gemini;
 mod json;
+pub mod media;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::DEFAULT_MAX_TOKENS;
 use super::json::{
     Object, as_array, as_object, as_str, field_path, get, optional_bool, optional_f64,
-    optional_str, optional_u32, require, require_str,
+    optional_str, optional_u32, require, require_media_type, require_str,
 };
 use crate::canonical::{
     ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
@@ -292,7 +292,7 @@ fn decode_image(block: &Object, path: &str) -> Result<Option<ContentPart>, Decod
     let source = as_object(require(block, "source", path)?, &source_path)?;
     let source = match require_str(source, "type", &source_path)? {
         "base64" => ImageSource::Base64 {
-            media_type: require_str(source, "media_type", &source_path)?.to_owned(),
+            media_type: require_media_type(source, "media_type", &source_path)?.to_owned(),
             data: require_str(source, "data", &source_path)?.to_owned(),
         },
         "url" => ImageSource::Url {

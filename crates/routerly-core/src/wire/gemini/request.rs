@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::json::{
     Object, as_array, as_object, as_str, field_path, get, index_path, optional_bool, optional_f64,
-    optional_str, optional_u32, require, require_str,
+    optional_str, optional_u32, require, require_media_type, require_str,
 };
 use super::{PLACEHOLDER_THOUGHT_SIGNATURE, args_object, generated_call_id};
 use crate::canonical::{
@@ -159,7 +159,8 @@ fn decode_parts(
             let inline_map = as_object(inline_value, &inline_path)?;
             parts.push(ContentPart::Image {
                 source: ImageSource::Base64 {
-                    media_type: require_str(inline_map, "mimeType", &inline_path)?.to_owned(),
+                    media_type: require_media_type(inline_map, "mimeType", &inline_path)?
+                        .to_owned(),
                     data: require_str(inline_map, "data", &inline_path)?.to_owned(),
                 },
                 detail: None,

@@ -290,6 +290,7 @@ pub(crate) fn image_source_from_url(url: &str) -> Result<ImageSource, String> {
     let Some(media_type) = header.strip_suffix(";base64") else {
         return Err("Only base64-encoded data URLs are supported for images.".to_owned());
     };
+    crate::wire::media::check_media_type(media_type)?;
     Ok(ImageSource::Base64 {
         media_type: media_type.to_owned(),
         data: data.to_owned(),
