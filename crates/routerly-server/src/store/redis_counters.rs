@@ -185,8 +185,13 @@ impl RedisSettings {
 /// Where a reservation is held.
 #[derive(Debug)]
 enum Hold {
-    /// In Redis, under this member name, in these reservation hashes.
-    Shared { member: String, keys: Vec<String> },
+    /// In Redis, under this member name, in these reservation hashes; mirrored in the
+    /// local view (`local`) so that reads on this replica see it before the next refresh.
+    Shared {
+        member: String,
+        keys: Vec<String>,
+        local: ReservationId,
+    },
     /// In the local view (fail-open).
     Local(ReservationId),
 }
@@ -375,11 +380,13 @@ impl RedisCounterStore {
         };
         let failed = number(answer.first()) as usize;
         if failed == 0 {
+            let local = self.view.try_reserve(now, &[], holds).unwrap_or_default();
             self.holds().insert(
                 id,
                 Hold::Shared {
                     member,
                     keys: hold_keys,
+                    local,
                 },
             );
             return Ok(Ok(id));
@@ -648,7 +655,12 @@ impl CounterStore for RedisCounterStore {
                     self.view.release_now(local);
                     Ok(())
                 }
-                Some(Hold::Shared { member, keys }) => {
+                Some(Hold::Shared {
+                    member,
+                    keys,
+                    local,
+                }) => {
+                    self.view.release_now(local);
                     let mut pipe = redis::pipe();
                     for key in &keys {
                         pipe.cmd("HDEL").arg(key).arg(&member).ignore();
@@ -693,7 +705,12 @@ impl CounterStore for RedisCounterStore {
         match self.holds().remove(&reservation) {
             None => {}
             Some(Hold::Local(local)) => self.view.release_now(local),
-            Some(Hold::Shared { member, keys }) => {
+            Some(Hold::Shared {
+                member,
+                keys,
+                local,
+            }) => {
+                self.view.release_now(local);
                 // The writer stops only when the store is dropped; then nothing is held.
                 let _ = self.ops.send(Op::Release { member, keys });
             }
