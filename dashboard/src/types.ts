@@ -1,4 +1,5 @@
-// The shapes the management API answers with (crates/routerly-server/src/api/*.rs).
+// The shapes the management API answers with. Those generated from the Rust types
+// (crates/routerly-api) come from ./api-types; the rest are still kept here by hand.
 
 export interface Pricing {
   input: number;
@@ -217,14 +218,7 @@ export interface AuditEntry {
   detail: unknown;
 }
 
-export interface Me {
-  id: string;
-  email: string;
-  role: string;
-  via: string;
-  permissions: string[];
-  projects: { id: string; slug: string; name: string; role: string }[];
-}
+export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
 
 /** One routing policy of a project, as PRODUCT.md ("Routing policies") describes it. */
 export interface Policy {
