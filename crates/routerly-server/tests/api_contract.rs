@@ -85,3 +85,50 @@ async fn the_document_is_served_to_anyone() {
         serde_json::from_str::<Value>(&routerly_server::api::openapi::document_json()).unwrap()
     );
 }
+
+#[tokio::test]
+async fn me_answers_the_callers_effective_permissions_in_each_project() {
+    let harness = Harness::start().await;
+    let token = harness.token("project-editor").await;
+    let answer = harness
+        .call(Method::GET, "/api/me", Some(&token), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let me: routerly_api::auth::Me = serde_json::from_value(answer.body).unwrap();
+    assert_eq!(me.role, "none");
+    // Every project member may read the model catalogue; nothing else is global.
+    assert_eq!(me.permissions, ["model:read"]);
+    assert_eq!(me.via, routerly_api::auth::Via::Session);
+    let [alpha] = me.projects.as_slice() else {
+        panic!("one membership: {:?}", me.projects)
+    };
+    assert_eq!(
+        (alpha.slug.as_str(), alpha.role.as_str()),
+        ("alpha", "editor")
+    );
+    assert_eq!(
+        alpha.permissions,
+        ["model:read", "project:read", "project:write"]
+    );
+
+    // A global viewer who is a project viewer holds the union of both there.
+    let token = harness.token("victim").await;
+    let answer = harness
+        .call(Method::GET, "/api/me", Some(&token), None)
+        .await;
+    let me: routerly_api::auth::Me = serde_json::from_value(answer.body).unwrap();
+    assert_eq!(
+        me.permissions,
+        ["model:read", "project:read", "report:read"]
+    );
+    assert_eq!(
+        me.projects[0].permissions,
+        ["model:read", "project:read", "report:read"]
+    );
+
+    // Without credentials: 401 in the API's error shape.
+    let answer = harness.call(Method::GET, "/api/me", None, None).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    let error: routerly_api::ErrorBody = serde_json::from_value(answer.body).unwrap();
+    assert_eq!(error.error.code, routerly_api::ErrorCode::Unauthenticated);
+}
