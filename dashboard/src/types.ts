@@ -1,4 +1,5 @@
-// The shapes the management API answers with (crates/routerly-server/src/api/*.rs).
+// The shapes the management API answers with. Those generated from the Rust types
+// (crates/routerly-api) come from ./api-types; the rest are still kept here by hand.
 
 export interface Pricing {
   input: number;
@@ -229,15 +230,7 @@ export interface AuditEntry {
   detail: unknown;
 }
 
-export interface Me {
-  id: string;
-  email: string;
-  role: string;
-  via: string;
-  permissions: string[];
-  /** Per project: the role, and what the user may do there (global and project role together). */
-  projects: { id: string; slug: string; name: string; role: string; permissions?: string[] }[];
-}
+export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
 
 /** One routing policy of a project, as PRODUCT.md ("Routing policies") describes it. */
 export interface Policy {

@@ -73,7 +73,8 @@ const CALLER_NAMES: [&str; 7] = [
 fn row_of(method: &Method, path: &str) -> Row {
     let get = *method == Method::GET;
     match path {
-        "/api/setup/status"
+        "/api/openapi.json"
+        | "/api/setup/status"
         | "/api/setup/first-admin"
         | "/api/auth/login"
         | "/api/auth/refresh"

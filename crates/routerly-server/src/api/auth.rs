@@ -16,6 +16,9 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use http::request::Parts;
 use rand::RngCore;
+use routerly_api::auth::{
+    self as api, ChangePassword, Login, Me, MeProject, RefreshToken, Session, SessionUser,
+};
 use routerly_core::config::Project;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -589,7 +592,7 @@ pub async fn start_session(
     app: &App,
     snapshot: &Snapshot,
     user_id: &str,
-) -> Result<Value, ApiError> {
+) -> Result<Session, ApiError> {
     let family_id = uuid::Uuid::new_v4().to_string();
     let refresh_token = new_refresh_token();
     let expires = Utc::now() + REFRESH_TOKEN_TTL;
@@ -611,7 +614,7 @@ fn session_body(
     user_id: &str,
     family_id: &str,
     refresh_token: &str,
-) -> Result<Value, ApiError> {
+) -> Result<Session, ApiError> {
     let user = snapshot
         .users
         .users
@@ -627,21 +630,17 @@ fn session_body(
         iat: now,
         exp: now + ACCESS_TOKEN_TTL.as_secs() as i64,
     };
-    Ok(json!({
-        "access_token": app.session_keys.issue_access_token(&claims),
-        "refresh_token": refresh_token,
-        "token_type": "Bearer",
-        "expires_in": ACCESS_TOKEN_TTL.as_secs(),
-        "user": { "id": user.id, "email": user.email, "role": user.role },
-    }))
-}
-
-/// Body of `POST /api/auth/login`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginBody {
-    email: String,
-    password: String,
+    Ok(Session {
+        access_token: app.session_keys.issue_access_token(&claims),
+        refresh_token: refresh_token.to_owned(),
+        token_type: "Bearer".to_owned(),
+        expires_in: ACCESS_TOKEN_TTL.as_secs(),
+        user: SessionUser {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            role: user.role.clone(),
+        },
+    })
 }
 
 /// A 429 with `retry-after`.
@@ -678,10 +677,12 @@ pub async fn hash_new_password(app: &App, password: String) -> Result<String, Ap
 /// `POST /api/auth/login`: attempts are limited per account-and-address and per address
 /// (429 with `retry-after`, see [`LoginLimiter`]), counted before the password is checked;
 /// checks run under the hashing cap (429 when it is full).
+#[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()),
+    request_body = Login, responses((status = 200, body = Session)))]
 pub async fn login(
     State(app): State<App>,
     ClientAddr(client): ClientAddr,
-    ApiJson(body): ApiJson<LoginBody>,
+    ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_owned();
     let attempt = match app.login_limiter.begin(&email, client) {
@@ -745,19 +746,14 @@ pub async fn prepare_dummy_hash(hashing: &crate::admission::PasswordHashing) {
     let _ = hashing.run(|| dummy_hash().len()).await;
 }
 
-/// Body of `POST /api/auth/refresh` and `/logout`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshBody {
-    refresh_token: String,
-}
-
 /// `POST /api/auth/refresh`: rotates the refresh token; reusing an old one revokes the
 /// whole session family.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", security(()),
+    request_body = RefreshToken, responses((status = 200, body = Session)))]
 pub async fn refresh(
     State(app): State<App>,
-    ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<axum::Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<RefreshToken>,
+) -> Result<axum::Json<Session>, ApiError> {
     let new_token = new_refresh_token();
     let session = app
         .sessions
@@ -781,9 +777,11 @@ pub async fn refresh(
 }
 
 /// `POST /api/auth/logout`: ends the session family of the refresh token.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()),
+    request_body = RefreshToken, responses((status = 204, description = "The session ended (or was not open).")))]
 pub async fn logout(
     State(app): State<App>,
-    ApiJson(body): ApiJson<RefreshBody>,
+    ApiJson(body): ApiJson<RefreshToken>,
 ) -> Result<http::StatusCode, ApiError> {
     if let Some(session) = app
         .sessions
@@ -798,52 +796,53 @@ pub async fn logout(
     Ok(http::StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/me`: who the caller is and what they may do.
-pub async fn me(State(app): State<App>, user: AuthUser) -> axum::Json<Value> {
+/// `GET /api/me`: who the caller is and what they may do: the global permissions, and for
+/// every project they are a member of, the role and the permissions that apply there (the
+/// dashboard shows only what the caller may use).
+#[utoipa::path(get, path = "/api/me", tag = "auth",
+    responses((status = 200, body = Me)))]
+pub async fn me(State(app): State<App>, user: AuthUser) -> axum::Json<Me> {
     let snapshot = app.store.snapshot();
-    let projects: Vec<Value> = user
+    let names = |permissions: PermissionSet| -> Vec<String> {
+        permissions.names().into_iter().map(str::to_owned).collect()
+    };
+    let projects = user
         .memberships
         .iter()
         .filter_map(|(project_id, role)| {
             let project = snapshot.project(project_id)?;
-            // What the caller may do there: the global role's permissions and the project
-            // role's, so the dashboard shows only the controls that will work.
-            let effective = user.global.union(role.permissions());
-            Some(json!({
-                "id": project.id, "slug": project.slug, "name": project.name, "role": role.as_str(),
-                "permissions": effective.names(),
-            }))
+            Some(MeProject {
+                id: project.id.clone(),
+                slug: project.slug.clone(),
+                name: project.name.clone(),
+                role: role.as_str().to_owned(),
+                permissions: names(user.global.union(role.permissions())),
+            })
         })
         .collect();
     let via = match &user.via {
-        Via::Session { .. } => "session",
-        Via::ApiKey { .. } => "api_key",
+        Via::Session { .. } => api::Via::Session,
+        Via::ApiKey { .. } => api::Via::ApiKey,
     };
-    axum::Json(json!({
-        "id": user.user_id,
-        "email": user.email,
-        "role": user.role,
-        "via": via,
-        "permissions": user.global.names(),
-        "projects": projects,
-    }))
-}
-
-/// Body of `PUT /api/me`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateMe {
-    current_password: String,
-    new_password: String,
+    axum::Json(Me {
+        id: user.user_id.clone(),
+        email: user.email.clone(),
+        role: user.role.clone(),
+        via,
+        permissions: names(user.global),
+        projects,
+    })
 }
 
 /// `PUT /api/me`: changes the caller's password. Every session of the user ends; the answer
 /// is a new session, so the caller stays logged in.
+#[utoipa::path(method(put, patch), path = "/api/me", tag = "auth",
+    request_body = ChangePassword, responses((status = 200, body = Session)))]
 pub async fn update_me(
     State(app): State<App>,
     user: AuthUser,
-    ApiJson(body): ApiJson<UpdateMe>,
-) -> Result<axum::Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<axum::Json<Session>, ApiError> {
     if !matches!(user.via, Via::Session { .. }) {
         return Err(ApiError::invalid(
             "current_password",

@@ -12,6 +12,7 @@ pub mod grants;
 mod limits;
 mod members;
 mod models;
+pub mod openapi;
 mod projects;
 pub mod rbac;
 mod roles;
@@ -28,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use http::StatusCode;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use crate::state::App;
 use crate::store::UpdateError;
@@ -37,6 +37,7 @@ use crate::store::UpdateError;
 /// [`rbac::authorize`] middleware enforces it before any handler runs.
 pub fn router(app: App) -> Router<App> {
     Router::new()
+        .route("/api/openapi.json", get(openapi::document))
         .route("/api/setup/status", get(setup::status))
         .route("/api/setup/first-admin", post(setup::first_admin))
         .route("/api/auth/login", post(auth::login))
@@ -142,65 +143,22 @@ async fn not_found(uri: http::Uri) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no API route {}", uri.path()))
 }
 
-/// Kinds of management API error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// The body or a parameter is invalid.
-    Invalid,
-    /// No or bad credentials.
-    Unauthenticated,
-    /// The caller lacks the permission.
-    Forbidden,
-    /// The resource does not exist.
-    NotFound,
-    /// It conflicts with existing state (duplicate id, in use).
-    Conflict,
-    /// The method is not one the route has.
-    MethodNotAllowed,
-    /// The body is larger than the service accepts.
-    PayloadTooLarge,
-    /// Too many attempts.
-    RateLimited,
-    /// Something Routerly called on the caller's behalf (a notification channel) failed.
-    DeliveryFailed,
-    /// Something broke inside; details are in the log.
-    Internal,
-    /// The service cannot do it now (a config file on disk is broken); retry once fixed.
-    Unavailable,
-}
+pub use routerly_api::ErrorCode;
 
-impl ErrorCode {
-    fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::Invalid => "invalid_request",
-            ErrorCode::Unauthenticated => "unauthenticated",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::DeliveryFailed => "delivery_failed",
-            ErrorCode::Internal => "internal_error",
-            ErrorCode::Unavailable => "unavailable",
-        }
-    }
-
-    /// The HTTP status of this kind, from one exhaustive match.
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::Invalid => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::DeliveryFailed => StatusCode::BAD_GATEWAY,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
+/// The HTTP status of an error kind, from one exhaustive match.
+pub fn error_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::Invalid => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::DeliveryFailed => StatusCode::BAD_GATEWAY,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -252,14 +210,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code.as_str(),
-                "message": self.message,
-                "field": self.field,
-            }
-        });
-        (self.code.status(), axum::Json(body)).into_response()
+        let body = routerly_api::ErrorBody {
+            error: routerly_api::ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        (error_status(self.code), axum::Json(body)).into_response()
     }
 }
 

@@ -285,6 +285,9 @@ use Permission::*;
 /// Every `/api` route and its permission: the one place where access is declared. A route
 /// the router has but this table lacks is refused with a 500 naming it.
 pub const ROUTES: &[Route] = &[
+    // The contract (public: it describes the API's shapes, which PRODUCT.md documents too,
+    // and holds no configured data, name or secret).
+    route(Method::GET, "/api/openapi.json", Public),
     // Setup and sessions.
     route(Method::GET, "/api/setup/status", Public),
     route(Method::POST, "/api/setup/first-admin", Public),

@@ -2,8 +2,8 @@
 //! with the one-time setup token printed at first start.
 
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use routerly_api::auth::Session;
+use routerly_api::setup::{FirstAdmin, SetupStatus};
 use subtle::ConstantTimeEq;
 
 use super::auth::{check_new_password, hash_new_password, start_session};
@@ -12,16 +12,18 @@ use crate::net::ClientAddr;
 use crate::state::App;
 
 /// `GET /api/setup/status`.
+#[utoipa::path(get, path = "/api/setup/status", tag = "setup", security(()),
+    responses((status = 200, body = SetupStatus)))]
 pub async fn status(
     State(app): State<App>,
     ClientAddr(client): ClientAddr,
     headers: http::HeaderMap,
-) -> axum::Json<Value> {
+) -> axum::Json<SetupStatus> {
     let needs_setup = app.store.snapshot().users.users.is_empty();
-    axum::Json(json!({
-        "needs_setup": needs_setup,
-        "setup_token_required": needs_setup && !is_local(client, &headers),
-    }))
+    axum::Json(SetupStatus {
+        needs_setup,
+        setup_token_required: needs_setup && !is_local(client, &headers),
+    })
 }
 
 /// Whether the caller is on this machine: its address (see [`ClientAddr`]) is loopback,
@@ -33,23 +35,15 @@ fn is_local(client: std::net::IpAddr, headers: &http::HeaderMap) -> bool {
         && !headers.contains_key("x-forwarded-for")
 }
 
-/// Body of `POST /api/setup/first-admin`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FirstAdminBody {
-    email: String,
-    password: String,
-    #[serde(default)]
-    setup_token: Option<String>,
-}
-
 /// `POST /api/setup/first-admin`: creates the first admin and logs them in.
+#[utoipa::path(post, path = "/api/setup/first-admin", tag = "setup", security(()),
+    request_body = FirstAdmin, responses((status = 201, body = Session)))]
 pub async fn first_admin(
     State(app): State<App>,
     ClientAddr(client): ClientAddr,
     headers: http::HeaderMap,
-    ApiJson(body): ApiJson<FirstAdminBody>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<FirstAdmin>,
+) -> Result<(http::StatusCode, axum::Json<Session>), ApiError> {
     if !app.store.snapshot().users.users.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Conflict,

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use routerly_api::system::{KeyRotated, MasterKeySource, SystemInfo, UsageWriter};
 
 use super::audit::AuditDetail;
 use super::auth::{AuthUser, Permission};
@@ -12,29 +12,42 @@ use crate::store::home::SECRET_KEY_ENV;
 use crate::store::secrets::MasterKey;
 
 /// `GET /api/system`: version, uptime, counts and health.
-pub async fn info(State(app): State<App>, _user: AuthUser) -> axum::Json<Value> {
+#[utoipa::path(get, path = "/api/system", tag = "system",
+    responses((status = 200, body = SystemInfo)))]
+pub async fn info(State(app): State<App>, _user: AuthUser) -> axum::Json<SystemInfo> {
     let snapshot = app.store.snapshot();
-    axum::Json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": app.started_at.elapsed().as_secs(),
-        "home": app.home.root.display().to_string(),
-        "listen": app.listening_on.get().map_or_else(
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    axum::Json(SystemInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_seconds: app.started_at.elapsed().as_secs(),
+        home: app.home.root.display().to_string(),
+        listen: app.listening_on.get().map_or_else(
             || format!("{}:{}", snapshot.settings.host, snapshot.settings.port),
             ToString::to_string,
         ),
-        "configured_listen": format!("{}:{}", snapshot.settings.host, snapshot.settings.port),
-        "models": snapshot.models.models.len(),
-        "projects": snapshot.projects.projects.len(),
-        "users": snapshot.users.users.len(),
-        "usage_writer": if app.usage.is_healthy() { "ok" } else { "failing" },
-        "config_error": app.store.last_reload_error(),
-        "master_key_source": if std::env::var_os(SECRET_KEY_ENV).is_some() { "environment" } else { "file" },
-    }))
+        configured_listen: format!("{}:{}", snapshot.settings.host, snapshot.settings.port),
+        models: count(snapshot.models.models.len()),
+        projects: count(snapshot.projects.projects.len()),
+        users: count(snapshot.users.users.len()),
+        usage_writer: if app.usage.is_healthy() {
+            UsageWriter::Ok
+        } else {
+            UsageWriter::Failing
+        },
+        config_error: app.store.last_reload_error(),
+        master_key_source: if std::env::var_os(SECRET_KEY_ENV).is_some() {
+            MasterKeySource::Environment
+        } else {
+            MasterKeySource::File
+        },
+    })
 }
 
 /// `POST /api/system/rotate-key`: a new master key; every secret in the config files is
 /// re-encrypted under it, all or nothing. Access tokens signed with the old key stop
 /// working (refresh tokens and API keys keep working).
+#[utoipa::path(post, path = "/api/system/rotate-key", tag = "system",
+    responses((status = 200, body = KeyRotated)))]
 pub async fn rotate_key(State(app): State<App>, user: AuthUser) -> Result<Response, ApiError> {
     user.require(Permission::SettingsWrite)?;
     if std::env::var_os(SECRET_KEY_ENV).is_some() {
@@ -58,8 +71,12 @@ pub async fn rotate_key(State(app): State<App>, user: AuthUser) -> Result<Respon
         .map_err(ApiError::internal)?;
     app.session_keys.replace(signing_key);
     tracing::info!(secrets = count, "master key rotated");
-    let body = json!({ "rotated": true, "secrets_reencrypted": count });
-    let mut response = axum::Json(body.clone()).into_response();
-    response.extensions_mut().insert(AuditDetail(body));
+    let body = KeyRotated {
+        rotated: true,
+        secrets_reencrypted: count as u64,
+    };
+    let detail = serde_json::to_value(&body).map_err(ApiError::internal)?;
+    let mut response = axum::Json(body).into_response();
+    response.extensions_mut().insert(AuditDetail(detail));
     Ok(response)
 }

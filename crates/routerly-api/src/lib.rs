@@ -1,0 +1,48 @@
+//! The management API's contract: the request and response types of every `/api` route.
+//!
+//! The server's handlers take and return these types, the CLI reads answers into them, the
+//! OpenAPI document served at `/api/openapi.json` is derived from them (with `utoipa`) and
+//! the dashboard's `src/api-types.ts` is generated from them (with `ts-rs`, see
+//! [`typescript`]). A field renamed here is renamed everywhere; a test in the server
+//! compares the committed document and TypeScript file against fresh generation.
+
+pub mod auth;
+pub mod error;
+pub mod setup;
+pub mod system;
+
+pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+
+/// The TypeScript declarations of every type the dashboard reads, as written to
+/// `dashboard/src/api-types.ts`.
+pub fn typescript() -> String {
+    use ts_rs::TS;
+    let declarations = [
+        error::ErrorCode::decl(),
+        error::ErrorDetail::decl(),
+        error::ErrorBody::decl(),
+        setup::SetupStatus::decl(),
+        setup::FirstAdmin::decl(),
+        auth::Login::decl(),
+        auth::RefreshToken::decl(),
+        auth::Session::decl(),
+        auth::SessionUser::decl(),
+        auth::Via::decl(),
+        auth::Me::decl(),
+        auth::MeProject::decl(),
+        auth::ChangePassword::decl(),
+        system::SystemInfo::decl(),
+        system::UsageWriter::decl(),
+        system::MasterKeySource::decl(),
+        system::KeyRotated::decl(),
+    ];
+    let mut out = String::from(
+        "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.\n",
+    );
+    for declaration in declarations {
+        out.push_str("\nexport ");
+        out.push_str(&declaration);
+        out.push('\n');
+    }
+    out
+}

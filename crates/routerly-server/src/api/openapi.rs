@@ -1,0 +1,102 @@
+//! `GET /api/openapi.json`: the OpenAPI 3.1 document of the management API, derived from
+//! the types of `routerly-api` and the handlers' `#[utoipa::path]` declarations.
+//!
+//! It is public (like `/api/setup/status`): it describes the API's shapes, which PRODUCT.md
+//! documents as well, and holds no configured data, name or secret.
+
+use std::sync::OnceLock;
+
+use axum::response::{IntoResponse, Response};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{auth, setup, system};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Routerly management API",
+        description = "The `/api` routes the dashboard and the CLI use. Authenticate with `Authorization: Bearer` and an access token from `POST /api/auth/login`, or an admin API key. Every error answers `{\"error\": {\"code\", \"message\", \"field\"}}`.",
+    ),
+    paths(
+        document,
+        setup::status,
+        setup::first_admin,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::me,
+        auth::update_me,
+        system::info,
+        system::rotate_key,
+    ),
+    components(schemas(routerly_api::ErrorBody)),
+    modifiers(&Contract),
+    security(("bearer" = [])),
+)]
+struct Document;
+
+/// Adds what the derive cannot express: the bearer scheme, the version, and the error
+/// answer every operation may give.
+struct Contract;
+
+impl utoipa::Modify for Contract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An access token or an admin API key (`rk_admin_…`)."))
+                    .build(),
+            ),
+        );
+        let error = utoipa::openapi::ResponseBuilder::new()
+            .description("An error: the status follows from `error.code`.")
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .entry("default".to_owned())
+                    .or_insert_with(|| error.clone().into());
+            }
+        }
+    }
+}
+
+/// The document, pretty-printed as it is committed in `docs/openapi.json`.
+pub fn document_json() -> String {
+    let mut text = Document::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    text.push('\n');
+    text
+}
+
+/// `GET /api/openapi.json`.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "system", security(()),
+    responses((status = 200, description = "This document.", content_type = "application/json", body = Object)))]
+pub async fn document() -> Response {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    let text = TEXT.get_or_init(document_json).as_str();
+    ([(http::header::CONTENT_TYPE, "application/json")], text).into_response()
+}

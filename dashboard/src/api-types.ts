@@ -1,0 +1,222 @@
+// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.
+
+export type ErrorCode = "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "conflict" | "method_not_allowed" | "payload_too_large" | "rate_limited" | "delivery_failed" | "internal_error" | "unavailable";
+
+export type ErrorDetail = { 
+/**
+ * The kind of error.
+ */
+code: ErrorCode, 
+/**
+ * In words, for a person.
+ */
+message: string, 
+/**
+ * The path of the value at fault (`pricing.input`), when one is.
+ */
+field: string | null, };
+
+export type ErrorBody = { 
+/**
+ * What went wrong.
+ */
+error: ErrorDetail, };
+
+export type SetupStatus = { 
+/**
+ * No user exists yet: the first admin is still to be created.
+ */
+needs_setup: boolean, 
+/**
+ * Creating the first admin from where the caller is needs the one-time setup token.
+ */
+setup_token_required: boolean, };
+
+export type FirstAdmin = { 
+/**
+ * The admin's email address.
+ */
+email: string, 
+/**
+ * The admin's password (12 characters at least).
+ */
+password: string, 
+/**
+ * The setup token `routerly serve` printed at first start; needed from another machine.
+ */
+setup_token?: string | null, };
+
+export type Login = { 
+/**
+ * The user's email address.
+ */
+email: string, 
+/**
+ * The user's password.
+ */
+password: string, };
+
+export type RefreshToken = { 
+/**
+ * The refresh token of the session.
+ */
+refresh_token: string, };
+
+export type Session = { 
+/**
+ * A short-lived bearer token for `Authorization`.
+ */
+access_token: string, 
+/**
+ * Exchanged at `POST /api/auth/refresh` for a new session; used once.
+ */
+refresh_token: string, 
+/**
+ * Always `Bearer`.
+ */
+token_type: string, 
+/**
+ * Seconds until the access token expires.
+ */
+expires_in: number, 
+/**
+ * Who is logged in.
+ */
+user: SessionUser, };
+
+export type SessionUser = { 
+/**
+ * The user's id.
+ */
+id: string, 
+/**
+ * The user's email address.
+ */
+email: string, 
+/**
+ * The user's global role.
+ */
+role: string, };
+
+export type Via = "session" | "api_key";
+
+export type Me = { 
+/**
+ * The user's id (`api-key:ID` for an API key).
+ */
+id: string, 
+/**
+ * The user's email (the key's name for an API key).
+ */
+email: string, 
+/**
+ * The global role.
+ */
+role: string, 
+/**
+ * How the caller authenticated.
+ */
+via: Via, 
+/**
+ * What the global role grants everywhere (`model:read`, `project:write`, …).
+ */
+permissions: Array<string>, 
+/**
+ * Every project the caller is a member of, with what applies there.
+ */
+projects: Array<MeProject>, };
+
+export type MeProject = { 
+/**
+ * The project's id.
+ */
+id: string, 
+/**
+ * The project's slug.
+ */
+slug: string, 
+/**
+ * The project's name.
+ */
+name: string, 
+/**
+ * The caller's role in the project: `viewer`, `editor` or `admin`.
+ */
+role: string, 
+/**
+ * What applies inside this project: the global permissions and the project role's
+ * together.
+ */
+permissions: Array<string>, };
+
+export type ChangePassword = { 
+/**
+ * The caller's password now.
+ */
+current_password: string, 
+/**
+ * The new password (12 characters at least).
+ */
+new_password: string, };
+
+export type SystemInfo = { 
+/**
+ * Routerly's version.
+ */
+version: string, 
+/**
+ * Seconds since the service started.
+ */
+uptime_seconds: number, 
+/**
+ * The home directory (`ROUTERLY_HOME`).
+ */
+home: string, 
+/**
+ * The address the service is really listening on (`host:port`); the configured one
+ * until the listener is bound.
+ */
+listen: string, 
+/**
+ * `host:port` from the settings (differs from `listen` when `--host`/`--port` or the
+ * environment override them, or when port 0 picked a free port).
+ */
+configured_listen: string, 
+/**
+ * How many models are configured.
+ */
+models: number, 
+/**
+ * How many projects exist.
+ */
+projects: number, 
+/**
+ * How many users exist.
+ */
+users: number, 
+/**
+ * Whether usage records are being written.
+ */
+usage_writer: UsageWriter, 
+/**
+ * Why the last reload of a hand-edited config file failed, if it did.
+ */
+config_error: string | null, 
+/**
+ * Where the master key comes from.
+ */
+master_key_source: MasterKeySource, };
+
+export type UsageWriter = "ok" | "failing";
+
+export type MasterKeySource = "environment" | "file";
+
+export type KeyRotated = { 
+/**
+ * Always true: the rotation is all or nothing.
+ */
+rotated: boolean, 
+/**
+ * How many secrets in the config files were re-encrypted under the new key.
+ */
+secrets_reencrypted: number, };
