@@ -25,6 +25,7 @@ pub mod config;
 pub mod files;
 pub mod history;
 pub mod home;
+pub mod pg;
 pub mod responses;
 pub mod rollup;
 pub mod rotate;
