@@ -330,10 +330,24 @@ def create_database() -> str:
     """A fresh database on the machine's PostgreSQL; drop it with `drop_database`."""
     name = f"routerly_e2e_{uuid.uuid4().hex}"
     subprocess.run([*POSTGRES_ADMIN, "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=30)
+    CREATED_DATABASES.add(name)
     return name
 
 
+# Every database created in this session, for tests that start a Routerly and kill it
+# without dropping its database.
+CREATED_DATABASES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_leftover_databases() -> Iterator[None]:
+    yield
+    for name in sorted(CREATED_DATABASES):
+        drop_database(name)
+
+
 def drop_database(name: str) -> None:
+    CREATED_DATABASES.discard(name)
     subprocess.run(
         [*POSTGRES_ADMIN, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
         check=True, capture_output=True, timeout=30,
