@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,7 @@ class Routerly:
     token_id: str = ""
     project_id: str = ""
     project_slug: str = ""
+    database: str = ""  # the PostgreSQL database in shared mode ("" in file mode)
 
     @property
     def usage_path(self) -> Path:
@@ -317,7 +319,56 @@ def spawn_routerly(home: Path, env: dict, log_path: Path) -> tuple[subprocess.Po
     return process, line.removeprefix(prefix).strip()
 
 
-def start_routerly(mock: MockProviders, root: Path) -> Routerly:
+POSTGRES_ADMIN = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "test", "-q", "-v", "ON_ERROR_STOP=1"]
+
+
+def postgres_url(database: str) -> str:
+    return f"host=127.0.0.1 port=5432 user=postgres dbname={database}"
+
+
+def create_database() -> str:
+    """A fresh database on the machine's PostgreSQL; drop it with `drop_database`."""
+    name = f"routerly_e2e_{uuid.uuid4().hex}"
+    subprocess.run([*POSTGRES_ADMIN, "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True, timeout=30)
+    CREATED_DATABASES.add(name)
+    return name
+
+
+# Every database created in this session, for tests that start a Routerly and kill it
+# without dropping its database.
+CREATED_DATABASES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_leftover_databases() -> Iterator[None]:
+    yield
+    for name in sorted(CREATED_DATABASES):
+        drop_database(name)
+
+
+def drop_database(name: str) -> None:
+    CREATED_DATABASES.discard(name)
+    subprocess.run(
+        [*POSTGRES_ADMIN, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+
+
+def psql(database: str, sql: str) -> list[str]:
+    """The rows `sql` returns from `database`, one string per row (columns `|`-separated)."""
+    done = subprocess.run(
+        ["psql", postgres_url(database), "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        check=True, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return done.stdout.splitlines()
+
+
+# `ROUTERLY_E2E_SHARED=1` runs every test against PostgreSQL: each Routerly started here
+# gets a database of its own (created and dropped around it).
+SHARED_MODE = os.environ.get("ROUTERLY_E2E_SHARED") == "1"
+
+
+def start_routerly(mock: MockProviders, root: Path, extra_env: dict | None = None) -> Routerly:
     """A fresh Routerly under `root`, configured through the CLI as the README's quick start."""
     home = root / "home"
     env = {
@@ -329,9 +380,19 @@ def start_routerly(mock: MockProviders, root: Path) -> Routerly:
         HOME=str(root),
         ROUTERLY_LOG=os.environ.get("ROUTERLY_TEST_LOG", "warn"),
     )
+    database = ""
+    if SHARED_MODE and not (extra_env and "ROUTERLY_DATABASE_URL" in extra_env):
+        database = create_database()
+        env["ROUTERLY_DATABASE_URL"] = postgres_url(database)
+    env.update(extra_env or {})
     log_path = root / "routerly.log"
-    process, url = spawn_routerly(home, env, log_path)
-    routerly = Routerly(process, url, home, env, log_path, mock)
+    try:
+        process, url = spawn_routerly(home, env, log_path)
+    except BaseException:
+        if database:
+            drop_database(database)
+        raise
+    routerly = Routerly(process, url, home, env, log_path, mock, database=database)
     try:
         routerly.cli("setup", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
         routerly.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
@@ -356,6 +417,8 @@ def start_routerly(mock: MockProviders, root: Path) -> Routerly:
     except BaseException:
         routerly.process.kill()
         routerly.process.wait(5)
+        if database:
+            drop_database(database)
         raise
     return routerly
 
@@ -377,6 +440,8 @@ def running_routerly(mock: MockProviders) -> Iterator[Routerly]:
             for field in ("id", "trace_id"):
                 repeated = [value for value, count in Counter(r[field] for r in records).items() if count > 1]
                 assert not repeated, f"usage records share a {field}: {repeated}"
+            if routerly.database:
+                drop_database(routerly.database)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

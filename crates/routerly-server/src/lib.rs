@@ -40,7 +40,7 @@ use crate::state::{App, AppState};
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
 use crate::store::sessions::FileSessionStore;
-use crate::store::usage_log::{UsageWriterHandle, spawn_rotating_usage_writer};
+use crate::store::usage_log::{UsageWriterHandle, spawn_shipping_usage_writer};
 
 /// Capacity of the channel between requests and the usage writer.
 const USAGE_CHANNEL_CAPACITY: usize = 65_536;
@@ -51,6 +51,9 @@ pub enum StartError {
     /// The store refused to open (bad file, bad key, IO).
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// `ROUTERLY_DATABASE_URL` is set but the database cannot be used.
+    #[error("{0}")]
+    Database(#[from] store::pg::DbError),
     /// The headless first admin could not be created.
     #[error("could not create the admin from ROUTERLY_ADMIN_EMAIL: {0}")]
     Admin(String),
@@ -63,6 +66,11 @@ pub struct Service {
     stop_watcher: tokio::sync::watch::Sender<bool>,
     watcher: tokio::task::JoinHandle<()>,
     budget_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The PostgreSQL shipper's stop signal and task, stopped after the usage writer.
+    shipper: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
     /// The setup token, when this start created one (to print it).
     pub new_setup_token: Option<String>,
 }
@@ -101,11 +109,39 @@ impl Service {
             chrono::Utc::now(),
             store.snapshot().settings.usage_hourly_rollup_days,
         );
-        let (usage, usage_writer) = spawn_rotating_usage_writer(
+        // Shared mode: every batch the writer makes durable locally is shipped to
+        // PostgreSQL, and reports read PostgreSQL (every replica's records).
+        let database = match std::env::var(store::pg::DATABASE_URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => Some(store::pg::Database::open(url.trim()).await?),
+            _ => None,
+        };
+        let usage_shipper = match &database {
+            Some(database) => Some(
+                store::pg::usage::UsageShipper::open(
+                    Arc::clone(database),
+                    home.data_dir().join("pg-usage-spool.jsonl"),
+                    store::pg::usage::BufferLimits::from_env(),
+                )
+                .map_err(|error| store::StoreError::io(home.data_dir(), error))?,
+            ),
+            None => None,
+        };
+        let usage_reads: Arc<dyn store::history::UsageHistory> = match &database {
+            Some(database) => Arc::new(store::pg::usage::PgUsageHistory::new(
+                Arc::clone(database),
+                tokio::runtime::Handle::current(),
+            )),
+            None => Arc::clone(&usage_history) as Arc<dyn store::history::UsageHistory>,
+        };
+        let ship = usage_shipper.clone().map(|shipper| {
+            Arc::new(move |bytes: &[u8]| shipper.hand(bytes)) as store::usage_log::BatchHook
+        });
+        let (usage, usage_writer) = spawn_shipping_usage_writer(
             home.usage_log_path(),
             USAGE_CHANNEL_CAPACITY,
             store.snapshot().settings.usage_log_rotate_bytes,
             Some(Arc::clone(&usage_history)),
+            ship,
         );
         let metrics = Arc::new(metrics::Metrics::new());
         let observed = Arc::clone(&metrics);
@@ -134,6 +170,8 @@ impl Service {
             store,
             usage,
             usage_history,
+            usage_reads,
+            usage_shipper: usage_shipper.clone(),
             upstream: routerly_providers::Upstream::new(),
             session_keys,
             sessions,
@@ -171,7 +209,12 @@ impl Service {
         let budget_tasks =
             budgets::spawn_periodic(&app.budgets, &app.home, stop_watcher.subscribe());
         let history_task = spawn_history_upkeep(&app, stop_watcher.subscribe());
+        let shipper = usage_shipper.map(|shipper| {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            (stop, tokio::spawn(shipper.run(stopped)))
+        });
         Ok(Service {
+            shipper,
             app,
             usage_writer,
             stop_watcher,
@@ -212,12 +255,18 @@ impl Service {
             app,
             usage_writer,
             budget_tasks,
+            shipper,
             ..
         } = self;
         let (budgets, home) = (Arc::clone(&app.budgets), app.home.clone());
         let history = Arc::clone(&app.usage_history);
         drop(app);
         let stats = usage_writer.shutdown().await;
+        // After the writer: its last batches are handed over before the shipper stops.
+        if let Some((stop, task)) = shipper {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
         for task in budget_tasks {
             task.abort();
         }
@@ -341,7 +390,8 @@ async fn health(State(app): State<App>) -> Response {
 }
 
 async fn ready(State(app): State<App>) -> Response {
-    let usage_ok = app.usage.is_healthy();
+    let shipper = app.usage_shipper.as_ref().map(|shipper| shipper.state());
+    let usage_ok = app.usage.is_healthy() && shipper != Some(store::pg::usage::ShipperState::Full);
     // Fail-closed without Redis refuses limited calls: not ready. Fail-open serves, degraded.
     let (counters, counters_ok) = match app.budgets.counters().health() {
         store::counters::CounterHealth::Local => ("local", true),
@@ -354,12 +404,20 @@ async fn ready(State(app): State<App>) -> Response {
         }
     };
     let ready = usage_ok && counters_ok;
-    let body = json!({
+    let mut body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "config_loaded": true,
-        "usage_writer": if usage_ok { "ok" } else { "failing" },
+        "usage_writer": if app.usage.is_healthy() { "ok" } else { "failing" },
         "budget_counters": counters,
     });
+    if let (Some(state), Some(shipper)) = (shipper, &app.usage_shipper) {
+        let (in_memory, on_disk) = shipper.waiting();
+        body["postgres"] = json!({
+            "usage": state.name(),
+            "waiting_in_memory": in_memory,
+            "waiting_on_disk": on_disk,
+        });
+    }
     let status = if ready {
         http::StatusCode::OK
     } else {

@@ -26,6 +26,10 @@ pub struct AppState {
     pub usage: UsageSink,
     /// Reports and look-ups over the usage written so far.
     pub usage_history: Arc<crate::store::history::FileUsageHistory>,
+    /// What reports and look-ups read: the file history, or PostgreSQL's when shared.
+    pub usage_reads: Arc<dyn crate::store::history::UsageHistory>,
+    /// The PostgreSQL usage shipper, when `ROUTERLY_DATABASE_URL` is set.
+    pub usage_shipper: Option<Arc<crate::store::pg::usage::UsageShipper>>,
     /// Pooled provider clients.
     pub upstream: Upstream,
     /// Signing keys for management sessions.

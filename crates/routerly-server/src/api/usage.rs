@@ -153,7 +153,7 @@ async fn with_history<T: Send + 'static>(
     app: &App,
     work: impl FnOnce(&dyn UsageHistory) -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let history = app.usage_history.clone();
+    let history = app.usage_reads.clone();
     tokio::task::spawn_blocking(move || work(&*history))
         .await
         .map_err(ApiError::internal)?
@@ -470,7 +470,7 @@ pub async fn export(
     let filter = filter_for(&app, &user, &query)?;
     let (sender, receiver) =
         tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_AHEAD);
-    let history = app.usage_history.clone();
+    let history = app.usage_reads.clone();
     tokio::task::spawn_blocking(move || {
         let mut chunk = Vec::with_capacity(EXPORT_CHUNK + 4096);
         if !jsonl {

@@ -29,6 +29,7 @@ pub mod counters;
 pub mod files;
 pub mod history;
 pub mod home;
+pub mod pg;
 pub mod redis_counters;
 pub mod responses;
 pub mod rollup;

@@ -223,6 +223,21 @@ pub fn spawn_rotating_usage_writer(
     rotate_bytes: u64,
     history: Option<Arc<FileUsageHistory>>,
 ) -> (UsageSink, UsageWriterHandle) {
+    spawn_shipping_usage_writer(path, capacity, rotate_bytes, history, None)
+}
+
+/// Called with each batch once it is on disk: its lines, each ending in a newline.
+pub type BatchHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// [`spawn_rotating_usage_writer`], handing each batch on disk to `ship` as well (the
+/// PostgreSQL shipper, [`crate::store::pg::usage::UsageShipper::hand`]).
+pub fn spawn_shipping_usage_writer(
+    path: PathBuf,
+    capacity: usize,
+    rotate_bytes: u64,
+    history: Option<Arc<FileUsageHistory>>,
+    ship: Option<BatchHook>,
+) -> (UsageSink, UsageWriterHandle) {
     let (sender, receiver) = mpsc::channel(capacity.max(1));
     let (shutdown_sender, shutdown_receiver) = oneshot::channel();
     let shared = Arc::new(Shared {
@@ -241,6 +256,7 @@ pub fn spawn_rotating_usage_writer(
         pending_records: 0,
         pending_list: Vec::new(),
         history,
+        ship,
         stats: UsageWriterStats::default(),
     };
     let task = tokio::spawn(writer.run(shutdown_receiver));
@@ -270,6 +286,7 @@ struct UsageWriter {
     /// The records of `pending` with their line lengths, for the history.
     pending_list: Vec<(UsageRecord, u64)>,
     history: Option<Arc<FileUsageHistory>>,
+    ship: Option<BatchHook>,
     stats: UsageWriterStats,
 }
 
@@ -378,6 +395,9 @@ impl UsageWriter {
                     .records_written
                     .fetch_add(self.pending_records, Ordering::Relaxed);
                 self.pending_records = 0;
+                if let Some(ship) = &self.ship {
+                    ship(&bytes);
+                }
                 let mut bytes = bytes;
                 bytes.clear();
                 self.pending = bytes;

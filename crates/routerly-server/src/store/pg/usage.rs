@@ -1,0 +1,1048 @@
+//! Usage records in PostgreSQL: shipped in batches by [`UsageShipper`], read back by
+//! [`PgUsageHistory`].
+//!
+//! The usage writer still appends every record to the local log first (fsynced), then
+//! hands each batch to the shipper, so nothing here runs on the request path. The shipper
+//! keeps records in memory up to a bound while PostgreSQL is unreachable, then in a spool
+//! file under `data/` up to a second bound, and sends them in their order when it returns;
+//! each record's primary key (`id`, `at`) makes a batch re-sent after an unanswered commit
+//! harmless. Only when both bounds are full does [`UsageShipper::is_full`] turn true (the
+//! proxy then answers 503); `/ready` says which state it is in.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use futures_util::{StreamExt, pin_mut};
+use routerly_core::usage::UsageRecord;
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use super::{Database, DbError};
+use crate::store::history::{Page, Report, UsageHistory};
+use crate::store::rollup::{Aggregator, Filter, GroupBy, Rollups, outcome_name};
+
+/// Records per INSERT.
+const SHIP_BATCH: usize = 1000;
+/// Serializes the creation of partitions among replicas.
+const PARTITION_LOCK: i64 = 0x7573_6167_6570_6172;
+/// How long the shipper waits before retrying an unreachable database.
+const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How much the shipper holds while PostgreSQL is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferLimits {
+    /// Records kept in memory.
+    pub memory_records: usize,
+    /// Bytes kept in the spool file beyond them.
+    pub spool_bytes: u64,
+}
+
+impl Default for BufferLimits {
+    fn default() -> Self {
+        BufferLimits {
+            memory_records: 100_000,
+            spool_bytes: 1 << 30,
+        }
+    }
+}
+
+impl BufferLimits {
+    /// The defaults, overridden by `ROUTERLY_PG_BUFFER_RECORDS` and
+    /// `ROUTERLY_PG_SPOOL_BYTES`.
+    pub fn from_env() -> BufferLimits {
+        let mut limits = BufferLimits::default();
+        if let Some(records) = env_number("ROUTERLY_PG_BUFFER_RECORDS") {
+            limits.memory_records = records as usize;
+        }
+        if let Some(bytes) = env_number("ROUTERLY_PG_SPOOL_BYTES") {
+            limits.spool_bytes = bytes;
+        }
+        limits
+    }
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse() {
+        Ok(number) => Some(number),
+        Err(_) => {
+            tracing::warn!(%name, %value, "not a whole number; using the default");
+            None
+        }
+    }
+}
+
+/// The records waiting for PostgreSQL, oldest first: the memory queue, then the spool.
+#[derive(Debug, Default)]
+struct Buffer {
+    memory: VecDeque<String>,
+    /// Records in the spool file not yet shipped, and its bytes.
+    spool_records: u64,
+    spool_bytes: u64,
+    /// Where the unshipped part of the spool file begins.
+    spool_read: u64,
+}
+
+/// Where the shipper stands, for `/ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShipperState {
+    /// Connected, nothing waiting beyond the current batch.
+    Ok,
+    /// PostgreSQL unreachable; records held in memory.
+    BufferingInMemory,
+    /// PostgreSQL unreachable; records held in memory and the spool file.
+    BufferingOnDisk,
+    /// Both bounds full: new calls are refused.
+    Full,
+}
+
+impl ShipperState {
+    /// The name `/ready` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            ShipperState::Ok => "ok",
+            ShipperState::BufferingInMemory => "buffering_in_memory",
+            ShipperState::BufferingOnDisk => "buffering_on_disk",
+            ShipperState::Full => "full",
+        }
+    }
+}
+
+/// Sends usage records to PostgreSQL off the request path.
+#[derive(Debug)]
+pub struct UsageShipper {
+    database: Arc<Database>,
+    limits: BufferLimits,
+    spool_path: PathBuf,
+    buffer: Mutex<Buffer>,
+    wake: tokio::sync::Notify,
+    connected: AtomicBool,
+    full: AtomicBool,
+    shipped: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl UsageShipper {
+    /// A shipper to `database`, spooling to `spool_path` (whose records, left by an
+    /// earlier run, are shipped first).
+    pub fn open(
+        database: Arc<Database>,
+        spool_path: PathBuf,
+        limits: BufferLimits,
+    ) -> io::Result<Arc<UsageShipper>> {
+        let mut buffer = Buffer::default();
+        match std::fs::read(&spool_path) {
+            Ok(bytes) => {
+                buffer.spool_bytes = bytes.len() as u64;
+                buffer.spool_records = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+                if buffer.spool_records > 0 {
+                    tracing::info!(
+                        records = buffer.spool_records,
+                        "usage records spooled by an earlier run will be sent to PostgreSQL"
+                    );
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        Ok(Arc::new(UsageShipper {
+            database,
+            limits,
+            spool_path,
+            buffer: Mutex::new(buffer),
+            wake: tokio::sync::Notify::new(),
+            connected: AtomicBool::new(true),
+            full: AtomicBool::new(false),
+            shipped: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }))
+    }
+
+    fn buffer(&self) -> MutexGuard<'_, Buffer> {
+        self.buffer
+            .lock()
+            .expect("the shipper's lock is never poisoned")
+    }
+
+    /// Takes a batch the usage writer has just made durable: `bytes` holds the records'
+    /// lines, each ending in a newline.
+    pub fn hand(&self, bytes: &[u8]) {
+        let mut buffer = self.buffer();
+        let mut spool: Option<File> = None;
+        for line in bytes.split_inclusive(|b| *b == b'\n') {
+            let Ok(text) = std::str::from_utf8(line.strip_suffix(b"\n").unwrap_or(line)) else {
+                continue;
+            };
+            if buffer.spool_records == 0 && buffer.memory.len() < self.limits.memory_records {
+                buffer.memory.push_back(text.to_owned());
+                continue;
+            }
+            if buffer.spool_bytes + line.len() as u64 <= self.limits.spool_bytes {
+                let appended = match spool.as_mut() {
+                    Some(file) => file.write_all(line),
+                    None => open_spool(&self.spool_path).and_then(|mut file| {
+                        let written = file.write_all(line);
+                        spool = Some(file);
+                        written
+                    }),
+                };
+                match appended {
+                    Ok(()) => {
+                        buffer.spool_records += 1;
+                        buffer.spool_bytes += line.len() as u64;
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, path = %self.spool_path.display(), "cannot spool a usage record for PostgreSQL");
+                    }
+                }
+            }
+            // Still in the local usage log, but not in PostgreSQL.
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            if !self.full.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    "PostgreSQL unreachable and the usage buffers are full: refusing calls until it returns"
+                );
+            }
+        }
+        if let Some(file) = spool
+            && let Err(error) = file.sync_data()
+        {
+            tracing::error!(%error, "cannot sync the PostgreSQL usage spool");
+        }
+        drop(buffer);
+        self.wake.notify_one();
+    }
+
+    /// Whether both buffers are full (new calls are then refused).
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// Records sent since start.
+    pub fn shipped(&self) -> u64 {
+        self.shipped.load(Ordering::Relaxed)
+    }
+
+    /// Records that found no room in either buffer.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Where the shipper stands.
+    pub fn state(&self) -> ShipperState {
+        if self.is_full() {
+            return ShipperState::Full;
+        }
+        let buffer = self.buffer();
+        if buffer.spool_records > 0 {
+            ShipperState::BufferingOnDisk
+        } else if !self.connected.load(Ordering::Relaxed) {
+            ShipperState::BufferingInMemory
+        } else {
+            ShipperState::Ok
+        }
+    }
+
+    /// Records waiting (memory, spool).
+    pub fn waiting(&self) -> (usize, u64) {
+        let buffer = self.buffer();
+        (buffer.memory.len(), buffer.spool_records)
+    }
+
+    /// Sends what waits, in order, until `stop` turns true; then one last attempt.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut partitions_for = None;
+        loop {
+            let month = month_start(Utc::now());
+            if partitions_for != Some(month) {
+                match self.database.client().await {
+                    Ok(client) => match ensure_partitions(&client, Utc::now()).await {
+                        Ok(()) => partitions_for = Some(month),
+                        Err(error) => tracing::warn!(%error, "cannot create usage partitions"),
+                    },
+                    Err(error) => tracing::debug!(%error, "PostgreSQL unreachable"),
+                }
+            }
+            let drained = self.ship_waiting().await;
+            let stopping = *stop.borrow();
+            if stopping {
+                break;
+            }
+            let pause = if drained {
+                Duration::from_secs(3600)
+            } else {
+                RETRY_INTERVAL
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        self.ship_waiting().await;
+        if let Err(error) = self.persist() {
+            tracing::error!(%error, "cannot spool the usage records PostgreSQL did not take");
+        }
+    }
+
+    /// Ships batches until nothing waits (`true`) or a batch fails (`false`).
+    async fn ship_waiting(&self) -> bool {
+        loop {
+            let (lines, from_memory, next_read) = {
+                let buffer = self.buffer();
+                if !buffer.memory.is_empty() {
+                    let lines: Vec<String> =
+                        buffer.memory.iter().take(SHIP_BATCH).cloned().collect();
+                    (lines, true, 0)
+                } else if buffer.spool_records > 0 {
+                    match read_spool(&self.spool_path, buffer.spool_read, SHIP_BATCH) {
+                        Ok((lines, next)) => (lines, false, next),
+                        Err(error) => {
+                            tracing::error!(%error, "cannot read the PostgreSQL usage spool");
+                            return false;
+                        }
+                    }
+                } else {
+                    self.connected.store(true, Ordering::Relaxed);
+                    return true;
+                }
+            };
+            let sent = match self.database.client().await {
+                Ok(client) => insert(&client, &lines).await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = sent {
+                if self.connected.swap(false, Ordering::Relaxed) {
+                    tracing::error!(%error, "PostgreSQL unreachable: buffering usage records");
+                }
+                return false;
+            }
+            if !self.connected.swap(true, Ordering::Relaxed) {
+                tracing::info!("PostgreSQL reachable again: sending the buffered usage records");
+            }
+            self.shipped
+                .fetch_add(lines.len() as u64, Ordering::Relaxed);
+            let mut buffer = self.buffer();
+            if from_memory {
+                buffer.memory.drain(..lines.len());
+            } else {
+                buffer.spool_records -= lines.len() as u64;
+                buffer.spool_read = next_read;
+                if buffer.spool_records == 0 {
+                    if let Err(error) = File::create(&self.spool_path) {
+                        tracing::error!(%error, "cannot empty the PostgreSQL usage spool");
+                    }
+                    buffer.spool_bytes = 0;
+                    buffer.spool_read = 0;
+                }
+            }
+            if buffer.spool_records == 0
+                && buffer.memory.len() < self.limits.memory_records
+                && self.full.swap(false, Ordering::Relaxed)
+            {
+                tracing::info!("usage buffers have room again: accepting calls");
+            }
+        }
+    }
+
+    /// Writes what is still waiting to the spool (memory first), for the next start.
+    fn persist(&self) -> io::Result<()> {
+        let mut buffer = self.buffer();
+        if buffer.memory.is_empty() {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for line in buffer.memory.drain(..) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        if buffer.spool_records > 0 {
+            let mut file = File::open(&self.spool_path)?;
+            file.seek(SeekFrom::Start(buffer.spool_read))?;
+            io::Read::read_to_string(&mut file, &mut text)?;
+        }
+        crate::store::files::write_atomic(&self.spool_path, text.as_bytes())?;
+        tracing::warn!(
+            records = text.lines().count(),
+            "PostgreSQL did not take every usage record before shutdown: spooled for the next start"
+        );
+        Ok(())
+    }
+}
+
+fn open_spool(path: &std::path::Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Up to `count` complete lines of the spool from `offset`, and the offset after them.
+fn read_spool(path: &std::path::Path, offset: u64, count: usize) -> io::Result<(Vec<String>, u64)> {
+    let mut reader = BufReader::new(File::open(path)?);
+    reader.seek(SeekFrom::Start(offset))?;
+    let mut lines = Vec::new();
+    let mut next = offset;
+    let mut line = String::new();
+    while lines.len() < count {
+        line.clear();
+        let read = reader.read_line(&mut line)?;
+        if read == 0 || !line.ends_with('\n') {
+            break;
+        }
+        next += read as u64;
+        lines.push(line.trim_end_matches('\n').to_owned());
+    }
+    Ok((lines, next))
+}
+
+/// Inserts `lines` (serialized records) in one statement; records already there are
+/// skipped.
+async fn insert(client: &Client, lines: &[String]) -> Result<(), DbError> {
+    let mut ids = Vec::with_capacity(lines.len());
+    let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(lines.len());
+    let mut projects = Vec::with_capacity(lines.len());
+    let mut tokens = Vec::with_capacity(lines.len());
+    let mut models = Vec::with_capacity(lines.len());
+    let mut users = Vec::with_capacity(lines.len());
+    let mut outcomes = Vec::with_capacity(lines.len());
+    let mut traces = Vec::with_capacity(lines.len());
+    let mut tags = Vec::with_capacity(lines.len());
+    let mut kept = Vec::with_capacity(lines.len());
+    for line in lines {
+        let record: UsageRecord = match serde_json::from_str(line) {
+            Ok(record) => record,
+            Err(error) => {
+                tracing::error!(%error, "an unreadable usage record was not sent to PostgreSQL");
+                continue;
+            }
+        };
+        ids.push(record.id);
+        ats.push(record.timestamp);
+        projects.push(record.project_id);
+        tokens.push(record.token_id);
+        models.push(record.model_id.unwrap_or_default());
+        users.push(record.user.unwrap_or_default());
+        outcomes.push(outcome_name(record.outcome));
+        traces.push(record.trace_id);
+        tags.push(serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".to_owned()));
+        kept.push(line.as_str());
+    }
+    client
+        .execute(
+            "INSERT INTO usage_records
+                 (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
+             SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags::jsonb, line
+             FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                  WITH ORDINALITY
+                  AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
+             ORDER BY n
+             ON CONFLICT DO NOTHING",
+            &[
+                &ids, &ats, &projects, &tokens, &models, &users, &outcomes, &traces, &tags, &kept,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+fn month_start(at: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+        .single()
+        .expect("the first of a month at midnight UTC exists")
+}
+
+fn next_month(at: DateTime<Utc>) -> DateTime<Utc> {
+    let (year, month) = if at.month() == 12 {
+        (at.year() + 1, 1)
+    } else {
+        (at.year(), at.month() + 1)
+    };
+    Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0)
+        .single()
+        .expect("the first of a month at midnight UTC exists")
+}
+
+/// Creates the monthly partitions of `usage_records` from the month before `now` to two
+/// months after it (those that exist are left alone), under a lock so replicas doing it
+/// at once do not collide.
+pub async fn ensure_partitions(client: &Client, now: DateTime<Utc>) -> Result<(), DbError> {
+    let this_month = month_start(now);
+    let mut start = month_start(this_month - chrono::Duration::days(1));
+    let mut body = format!("PERFORM pg_advisory_xact_lock({PARTITION_LOCK});");
+    for _ in 0..4 {
+        let end = next_month(start);
+        let name = format!("usage_records_{}", start.format("y%Ym%m"));
+        body.push_str(&format!(
+            "IF to_regclass('{name}') IS NULL THEN \
+             CREATE TABLE {name} PARTITION OF usage_records \
+             FOR VALUES FROM ('{}') TO ('{}'); END IF;",
+            start.to_rfc3339(),
+            end.to_rfc3339()
+        ));
+        start = end;
+    }
+    client
+        .batch_execute(&format!("DO $$ BEGIN {body} END $$"))
+        .await?;
+    Ok(())
+}
+
+/// The usage history in PostgreSQL: every replica's records.
+#[derive(Debug)]
+pub struct PgUsageHistory {
+    database: Arc<Database>,
+    runtime: tokio::runtime::Handle,
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// `filter` as a WHERE clause and its parameters.
+fn conditions(filter: &Filter) -> (String, Params) {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Params = Vec::new();
+    let mut add = |clause: &str, param: Box<dyn ToSql + Sync + Send>| {
+        params.push(param);
+        clauses.push(clause.replace("$$", &format!("${}", params.len())));
+    };
+    if let Some(projects) = &filter.projects {
+        add(
+            "project_id = ANY($$)",
+            Box::new(projects.iter().cloned().collect::<Vec<String>>()),
+        );
+    }
+    if let Some(model) = &filter.model {
+        add("model_id = $$", Box::new(model.clone()));
+    }
+    if let Some(token) = &filter.token {
+        add("token_id = $$", Box::new(token.clone()));
+    }
+    if let Some(user) = &filter.user {
+        add("user_field = $$", Box::new(user.clone()));
+    }
+    if let Some(tag) = &filter.tag {
+        add("tags ? $$", Box::new(tag.clone()));
+    }
+    if let Some(outcome) = filter.outcome {
+        add("outcome = $$", Box::new(outcome_name(outcome).to_owned()));
+    }
+    if let Some(from) = filter.from {
+        add(
+            "at >= $$",
+            Box::new(Utc.timestamp_opt(from, 0).single().unwrap_or_default()),
+        );
+    }
+    if let Some(to) = filter.to {
+        add(
+            "at < $$",
+            Box::new(Utc.timestamp_opt(to, 0).single().unwrap_or_default()),
+        );
+    }
+    if clauses.is_empty() {
+        (String::from("TRUE"), params)
+    } else {
+        (clauses.join(" AND "), params)
+    }
+}
+
+fn to_io(error: impl Into<DbError>) -> io::Error {
+    io::Error::other(error.into().to_string())
+}
+
+impl PgUsageHistory {
+    /// The history over `database`; its calls block on `runtime` (call them off the async
+    /// workers, as the trait says).
+    pub fn new(database: Arc<Database>, runtime: tokio::runtime::Handle) -> PgUsageHistory {
+        PgUsageHistory { database, runtime }
+    }
+
+    /// Calls `each` with the lines matching `filter` in `order`, after `offset`, at most
+    /// `limit`, until it returns false.
+    fn lines(
+        &self,
+        filter: &Filter,
+        order: &str,
+        offset: usize,
+        limit: Option<usize>,
+        each: &mut dyn FnMut(UsageRecord, &str) -> bool,
+    ) -> io::Result<()> {
+        let (clause, mut params) = conditions(filter);
+        let mut sql = format!("SELECT line FROM usage_records WHERE {clause} ORDER BY seq {order}");
+        params.push(Box::new(offset as i64));
+        sql.push_str(&format!(" OFFSET ${}", params.len()));
+        if let Some(limit) = limit {
+            params.push(Box::new(limit as i64));
+            sql.push_str(&format!(" LIMIT ${}", params.len()));
+        }
+        self.runtime.block_on(async {
+            let client = self.database.client().await.map_err(to_io)?;
+            let rows = client
+                .query_raw(
+                    &sql,
+                    params
+                        .iter()
+                        .map(|param| param.as_ref() as &(dyn ToSql + Sync)),
+                )
+                .await
+                .map_err(to_io)?;
+            pin_mut!(rows);
+            while let Some(row) = rows.next().await {
+                let row = row.map_err(to_io)?;
+                let line: &str = row.get(0);
+                let record: UsageRecord = serde_json::from_str(line).map_err(io::Error::other)?;
+                if !each(record, line) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl UsageHistory for PgUsageHistory {
+    fn report(&self, filter: Filter, group: GroupBy) -> io::Result<Report> {
+        // Hour buckets throughout, as the file mode's rollups within their horizon.
+        let rollups = Rollups::default();
+        let filter = rollups.widen(filter);
+        let mut aggregator = Aggregator::new(filter.clone(), group, rollups.hourly_from());
+        self.lines(&filter, "ASC", 0, None, &mut |record, _| {
+            aggregator.add(&record);
+            true
+        })?;
+        // Every record of the (widened) range was read: the answer is as exact as the
+        // file mode's rollups, which is what `from_rollups` tells callers.
+        Ok(Report {
+            filter,
+            groups: aggregator.groups,
+            from_rollups: true,
+        })
+    }
+
+    fn page(&self, filter: &Filter, offset: usize, limit: usize) -> io::Result<Page> {
+        let mut records = Vec::with_capacity(limit.min(1000));
+        self.lines(filter, "DESC", offset, Some(limit + 1), &mut |record, _| {
+            records.push(record);
+            true
+        })?;
+        let has_more = records.len() > limit;
+        records.truncate(limit);
+        Ok(Page { records, has_more })
+    }
+
+    fn find_trace(&self, trace_id: &str) -> io::Result<Vec<UsageRecord>> {
+        self.runtime.block_on(async {
+            let client = self.database.client().await.map_err(to_io)?;
+            let rows = client
+                .query(
+                    "SELECT line FROM usage_records WHERE trace_id = $1 ORDER BY seq",
+                    &[&trace_id],
+                )
+                .await
+                .map_err(to_io)?;
+            rows.iter()
+                .map(|row| serde_json::from_str(row.get::<_, &str>(0)).map_err(io::Error::other))
+                .collect()
+        })
+    }
+
+    fn export(
+        &self,
+        filter: &Filter,
+        each: &mut dyn FnMut(&UsageRecord, &[u8]) -> bool,
+    ) -> io::Result<u64> {
+        let mut given = 0;
+        self.lines(filter, "ASC", 0, None, &mut |record, line| {
+            given += 1;
+            each(&record, line.as_bytes())
+        })?;
+        Ok(given)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicBool;
+
+    use routerly_core::usage::{CallType, Outcome, Surface};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::super::testdb::TestDb;
+    use super::*;
+    use crate::store::rollup::Dimension;
+
+    fn record(index: usize) -> UsageRecord {
+        UsageRecord {
+            id: format!("r{index}"),
+            // Every 7 hours from 2026-01-01: several months, hence several partitions.
+            timestamp: Utc
+                .timestamp_opt(1_767_225_600 + index as i64 * 7 * 3600, 0)
+                .unwrap(),
+            project_id: ["p\"1", "p2", "p3"][index % 3].to_owned(),
+            token_id: format!("t/{}", index % 4),
+            model_id: [Some("m1"), Some("modèle/ü"), None][(index / 2) % 3].map(str::to_owned),
+            provider: None,
+            surface: Surface::Messages,
+            call_type: CallType::Completion,
+            stream: false,
+            input_tokens: index as u64,
+            output_tokens: 2,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: index as f64 / 100.0,
+            input_cost_usd: 0.0,
+            output_cost_usd: 0.0,
+            latency_ms: 10.0 + index as f64,
+            ttft_ms: None,
+            overhead_ms: 0.0,
+            outcome: if index.is_multiple_of(5) {
+                Outcome::Error
+            } else {
+                Outcome::Success
+            },
+            status: 200,
+            error: None,
+            trace_id: format!("trace-{}", index / 2),
+            user: index.is_multiple_of(2).then(|| format!("u{}", index % 3)),
+            tags: vec![format!("tag{}", index % 2), "all".to_owned()],
+            attempts: Vec::new(),
+        }
+    }
+
+    fn lines(records: &[UsageRecord]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut bytes, record).unwrap();
+            bytes.push(b'\n');
+        }
+        bytes
+    }
+
+    async fn shipped_count(database: &Database) -> i64 {
+        database
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT count(*) FROM usage_records", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done().await {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ships_once_and_answers_as_the_records_say() {
+        let db = TestDb::create().await;
+        let database = Database::open(&db.url).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let shipper = UsageShipper::open(
+            Arc::clone(&database),
+            dir.path().join("spool.jsonl"),
+            BufferLimits::default(),
+        )
+        .unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        let records: Vec<UsageRecord> = (0..600).map(record).collect();
+        for chunk in records.chunks(250) {
+            shipper.hand(&lines(chunk));
+        }
+        // The same batch handed twice (a retry after an unanswered commit) counts once.
+        shipper.hand(&lines(&records[..10]));
+        wait_until("every record shipped", async || shipper.shipped() == 610).await;
+        assert_eq!(shipped_count(&database).await, 600);
+
+        let history = PgUsageHistory::new(Arc::clone(&database), tokio::runtime::Handle::current());
+        let expected = records.clone();
+        tokio::task::spawn_blocking(move || {
+            let filters = [
+                Filter::default(),
+                Filter {
+                    projects: Some(HashSet::from(["p\"1".to_owned(), "p3".to_owned()])),
+                    ..Filter::default()
+                },
+                Filter {
+                    model: Some(String::new()),
+                    outcome: Some(Outcome::Success),
+                    ..Filter::default()
+                },
+                Filter {
+                    tag: Some("tag1".to_owned()),
+                    user: Some(String::new()),
+                    from: Some(1_767_225_600 + 50 * 7 * 3600 + 1800),
+                    to: Some(1_767_225_600 + 400 * 7 * 3600),
+                    ..Filter::default()
+                },
+                Filter {
+                    model: Some("modèle/ü".to_owned()),
+                    token: Some("t/1".to_owned()),
+                    ..Filter::default()
+                },
+            ];
+            let groups = [
+                GroupBy::Nothing,
+                GroupBy::Project,
+                GroupBy::Dimension(Dimension::Model),
+                GroupBy::Dimension(Dimension::Tag),
+                GroupBy::Time {
+                    seconds: 86_400,
+                    zone: chrono_tz::Europe::Rome,
+                },
+            ];
+            for filter in &filters {
+                for group in groups {
+                    let report = history.report(filter.clone(), group).unwrap();
+                    let mut brute = Aggregator::new(report.filter.clone(), group, 0);
+                    for record in &expected {
+                        brute.add(record);
+                    }
+                    assert_eq!(
+                        serde_json::to_value(
+                            report
+                                .groups
+                                .iter()
+                                .map(|(k, g)| (k.clone(), g.view()))
+                                .collect::<Vec<_>>()
+                        )
+                        .unwrap(),
+                        serde_json::to_value(
+                            brute
+                                .groups
+                                .iter()
+                                .map(|(k, g)| (k.clone(), g.view()))
+                                .collect::<Vec<_>>()
+                        )
+                        .unwrap(),
+                        "{filter:?} by {group:?}"
+                    );
+                    assert!(!report.groups.is_empty(), "{filter:?} matches something");
+                }
+                let matching: Vec<&UsageRecord> = expected
+                    .iter()
+                    .filter(|record| filter.matches_in_time(record))
+                    .collect();
+                let page = history.page(filter, 3, 7).unwrap();
+                let newest_first: Vec<&str> = matching
+                    .iter()
+                    .rev()
+                    .skip(3)
+                    .take(7)
+                    .map(|r| r.id.as_str())
+                    .collect();
+                assert_eq!(
+                    page.records
+                        .iter()
+                        .map(|r| r.id.as_str())
+                        .collect::<Vec<_>>(),
+                    newest_first
+                );
+                assert_eq!(page.has_more, matching.len() > 10);
+                let mut exported = Vec::new();
+                let given = history
+                    .export(filter, &mut |record, line| {
+                        assert_eq!(line, serde_json::to_vec(record).unwrap().as_slice());
+                        exported.push(record.id.clone());
+                        true
+                    })
+                    .unwrap();
+                assert_eq!(given as usize, matching.len());
+                assert_eq!(
+                    exported,
+                    matching.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+                );
+            }
+            let trace = history.find_trace("trace-7").unwrap();
+            assert_eq!(
+                trace.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+                ["r14", "r15"]
+            );
+            assert!(history.find_trace("trace-none").unwrap().is_empty());
+        })
+        .await
+        .unwrap();
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        drop(database);
+        db.drop_now().await;
+    }
+
+    /// A TCP relay to the machine's PostgreSQL that a test can cut and restore.
+    struct Relay {
+        port: u16,
+        up: Arc<AtomicBool>,
+        links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    }
+
+    impl Relay {
+        async fn start() -> Relay {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let up = Arc::new(AtomicBool::new(true));
+            let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+            let (accept_up, accept_links) = (Arc::clone(&up), Arc::clone(&links));
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if !accept_up.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let link = tokio::spawn(async move {
+                        if let Ok(mut server) = TcpStream::connect("127.0.0.1:5432").await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    accept_links.lock().unwrap().push(link);
+                }
+            });
+            Relay { port, up, links }
+        }
+
+        fn cut(&self) {
+            self.up.store(false, Ordering::SeqCst);
+            for link in self.links.lock().unwrap().drain(..) {
+                link.abort();
+            }
+        }
+
+        fn restore(&self) {
+            self.up.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buffers_in_memory_then_on_disk_and_replays_in_order() {
+        let db = TestDb::create().await;
+        let relay = Relay::start().await;
+        let url = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            relay.port, db.name
+        );
+        let database = Database::open(&url).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool.jsonl");
+        let records: Vec<UsageRecord> = (0..20).map(record).collect();
+        let line_len = lines(&records[..1]).len() as u64;
+        let limits = BufferLimits {
+            memory_records: 5,
+            // Room for about ten lines on disk.
+            spool_bytes: line_len * 10 + line_len / 2,
+        };
+        let shipper = UsageShipper::open(Arc::clone(&database), spool.clone(), limits).unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        shipper.hand(&lines(&records[..2]));
+        wait_until("the first two shipped", async || shipper.shipped() == 2).await;
+        assert_eq!(shipper.state(), ShipperState::Ok);
+
+        relay.cut();
+        for record in &records[2..6] {
+            shipper.hand(&lines(std::slice::from_ref(record)));
+        }
+        wait_until("the cut noticed", async || {
+            shipper.state() == ShipperState::BufferingInMemory
+        })
+        .await;
+        assert_eq!(shipper.waiting(), (4, 0));
+        for record in &records[6..] {
+            shipper.hand(&lines(std::slice::from_ref(record)));
+        }
+        // 5 in memory, then about ten spooled, then no room: refused from there.
+        let (in_memory, spooled) = shipper.waiting();
+        assert_eq!(in_memory, 5);
+        assert!((9..=11).contains(&spooled), "{spooled} spooled");
+        assert!(shipper.is_full());
+        assert_eq!(shipper.state(), ShipperState::Full);
+        assert_eq!(shipper.dropped(), 18 - 5 - spooled);
+        assert!(std::fs::metadata(&spool).unwrap().len() > 0);
+
+        relay.restore();
+        let kept = 2 + 5 + spooled as usize;
+        wait_until("the buffers replayed", async || {
+            shipper.shipped() == kept as u64
+        })
+        .await;
+        assert!(!shipper.is_full());
+        assert_eq!(shipper.state(), ShipperState::Ok);
+        assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+        let ids: Vec<String> = database
+            .client()
+            .await
+            .unwrap()
+            .query("SELECT id FROM usage_records ORDER BY seq", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let expected: Vec<String> = records[..kept].iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, expected, "every kept record, in order");
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        drop(database);
+        db.drop_now().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_is_left_at_shutdown_is_spooled_for_the_next_start() {
+        let db = TestDb::create().await;
+        let relay = Relay::start().await;
+        let url = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={}",
+            relay.port, db.name
+        );
+        let database = Database::open(&url).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool.jsonl");
+        let records: Vec<UsageRecord> = (0..8).map(record).collect();
+        let limits = BufferLimits {
+            memory_records: 3,
+            spool_bytes: 1 << 20,
+        };
+        let shipper = UsageShipper::open(Arc::clone(&database), spool.clone(), limits).unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        relay.cut();
+        for record in &records {
+            shipper.hand(&lines(std::slice::from_ref(record)));
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert_eq!(shipper.shipped(), 0);
+        assert_eq!(std::fs::read(&spool).unwrap(), lines(&records));
+
+        relay.restore();
+        let shipper = UsageShipper::open(Arc::clone(&database), spool.clone(), limits).unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        wait_until("the spool sent", async || shipper.shipped() == 8).await;
+        let ids: Vec<String> = database
+            .client()
+            .await
+            .unwrap()
+            .query("SELECT id FROM usage_records ORDER BY seq", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(
+            ids,
+            records.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+        );
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        drop(database);
+        db.drop_now().await;
+    }
+}
