@@ -686,6 +686,7 @@ mod tests {
             project_id: ["p\"1", "p2", "p3"][index % 3].to_owned(),
             token_id: format!("t/{}", index % 4),
             model_id: [Some("m1"), Some("modèle/ü"), None][(index / 2) % 3].map(str::to_owned),
+            requested_model: index.is_multiple_of(5).then(|| "alias".to_owned()),
             provider: None,
             surface: Surface::Messages,
             call_type: CallType::Completion,
