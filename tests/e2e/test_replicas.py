@@ -1,0 +1,259 @@
+"""Several replicas on one Redis: budgets stay exact across three `routerly serve` processes,
+the holds of a replica killed with SIGKILL come back within the reservation TTL, and a Redis
+that goes away mid-load is handled as the failure mode says (closed: 503 `budget_unavailable`
+in the caller's format; open: the replica's own counters, never unlimited), both recovering
+when it returns.
+
+Each replica has its own ROUTERLY_HOME holding a copy of the first one's config/, and all
+share ROUTERLY_SECRET_KEY. The machine's Redis (127.0.0.1:6379) is used with a prefix unique
+to the test, deleted afterwards; the restart test starts its own `redis-server` on a free port
+and never touches the machine's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    MODELS,
+    OPENAI_MODEL,
+    ANTHROPIC_MODEL,
+    MockProviders,
+    Routerly,
+    read_usage_file,
+    spawn_routerly,
+)
+
+MACHINE_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_cli(port: int, *args: str) -> str:
+    done = subprocess.run(
+        ["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args], capture_output=True, text=True, timeout=10
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def delete_prefix(port: int, prefix: str) -> None:
+    """SCAN + DEL of every key under `prefix` (only this test's keys)."""
+    keys = [key for key in redis_cli(port, "--scan", "--pattern", f"{prefix}*").split() if key]
+    for start in range(0, len(keys), 500):
+        redis_cli(port, "DEL", *keys[start : start + 500])
+
+
+class Cluster:
+    """Replicas sharing one configuration, one master key and one Redis prefix."""
+
+    def __init__(self, mock: MockProviders, root: Path, redis_url: str, prefix: str) -> None:
+        self.mock, self.root, self.redis_url, self.prefix = mock, root, redis_url, prefix
+        self.secret_key = secrets.token_hex(32)
+        self.replicas: list[Routerly] = []
+
+    def env(self, name: str, **extra: str) -> dict:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("ROUTERLY_", "XDG_"))}
+        env.update(
+            ROUTERLY_HOME=str(self.root / name / "home"),
+            XDG_CONFIG_HOME=str(self.root / name / "xdg"),
+            HOME=str(self.root / name),
+            ROUTERLY_LOG=os.environ.get("ROUTERLY_TEST_LOG", "warn"),
+            ROUTERLY_SECRET_KEY=self.secret_key,
+            ROUTERLY_REDIS_URL=self.redis_url,
+            ROUTERLY_REDIS_PREFIX=self.prefix,
+        )
+        env.update(extra)
+        return env
+
+    def start(self, name: str, **extra: str) -> Routerly:
+        env = self.env(name, **extra)
+        home = Path(env["ROUTERLY_HOME"])
+        if self.replicas:  # the same configuration as the first replica
+            home.mkdir(parents=True)
+            shutil.copytree(self.replicas[0].home / "config", home / "config")
+        log_path = self.root / f"{name}.log"
+        process, url = spawn_routerly(home, env, log_path)
+        replica = Routerly(process, url, home, env, log_path, self.mock)
+        self.replicas.append(replica)
+        if len(self.replicas) == 1:
+            configure(replica)
+        else:
+            first = self.replicas[0]
+            replica.token, replica.token_id = first.token, first.token_id
+            replica.project_id, replica.project_slug = first.project_id, first.project_slug
+            replica.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+        return replica
+
+    def stop(self) -> None:
+        for replica in self.replicas:
+            if replica.process.poll() is None:
+                replica.process.kill()
+                replica.process.wait(10)
+            if replica.process.stdout is not None:
+                replica.process.stdout.close()
+
+    def usage_records(self) -> list[dict]:
+        records = []
+        for replica in self.replicas:
+            found, bad_lines = read_usage_file(replica.usage_path)
+            assert not bad_lines, f"unparseable usage lines in {replica.usage_path}: {bad_lines}"
+            records += found
+        return records
+
+
+def configure(routerly: Routerly) -> None:
+    """The README's quick start, through the CLI, against the first replica."""
+    mock = routerly.mock
+    routerly.cli("setup", "--url", routerly.url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    routerly.cli("auth", "login", "--url", routerly.url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    for model in MODELS:
+        endpoint = mock.openai_url if model.provider == "openai" else mock.anthropic_url
+        routerly.cli(
+            "model", "add", "--id", model.id, "--provider", model.provider,
+            "--endpoint", endpoint, "--api-key", mock.api_key, "--upstream-model", model.upstream,
+            "--input-price", str(model.input_price), "--output-price", str(model.output_price),
+            "--cached-price", str(model.cached_price), "--context-window", "128000",
+        )  # fmt: skip
+    project = routerly.cli_json("project", "create", "--name", "My App", "--json")
+    routerly.project_id, routerly.project_slug = project["id"], project["slug"]
+    for model in MODELS:
+        routerly.cli("project", "model", "add", "my-app", model.id, "--alias", model.alias)
+    created = routerly.cli_json("project", "token", "create", "my-app", "--json")
+    routerly.token, routerly.token_id = created["token"], created["id"]
+
+
+@pytest.fixture
+def cluster_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="routerly-replicas-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def shared(mock, cluster_root) -> Iterator[Cluster]:
+    """A cluster on the machine's Redis under a prefix of its own, deleted at the end."""
+    prefix = f"routerly-e2e-{secrets.token_hex(6)}"
+    cluster = Cluster(mock, cluster_root, MACHINE_REDIS, prefix)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        delete_prefix(6379, prefix)
+        assert not redis_cli(6379, "--scan", "--pattern", f"{prefix}*").split(), "the test's keys are gone"
+
+
+def chat(replica: Routerly, text: str = "hello", max_tokens: int = 40, timeout: float = 60) -> httpx.Response:
+    return httpx.post(
+        f"{replica.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {replica.token}"},
+        json={"model": OPENAI_MODEL.alias, "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]},
+        timeout=timeout,
+    )
+
+
+def messages(replica: Routerly, text: str = "hello") -> httpx.Response:
+    return httpx.post(
+        f"{replica.url}/v1/messages",
+        headers={"x-api-key": replica.token, "anthropic-version": "2023-06-01"},
+        json={"model": ANTHROPIC_MODEL.alias, "max_tokens": 40, "messages": [{"role": "user", "content": text}]},
+        timeout=30,
+    )
+
+
+def wait_until(what: str, check, timeout: float, replicas: list[Routerly] = ()) -> float:
+    """Seconds until `check()` held; fails after `timeout` with the replicas' log tails."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            logs = "\n".join(replica.log_tail() for replica in replicas)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+# ---- three replicas, one limit ----------------------------------------------------------------
+
+
+def test_300_concurrent_calls_on_three_replicas_keep_a_cost_limit_of_50_calls_exact(shared: Cluster, mock):
+    first = shared.start("a")
+    # The cost of one call, measured with a second token so the limit's scope never saw it.
+    other = first.cli_json("project", "token", "create", "my-app", "--json")
+    calibration = Routerly(first.process, first.url, first.home, first.env, first.log_path, mock, token=other["token"])
+    answer = chat(calibration)
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()["usage"]
+    call_cost = OPENAI_MODEL.cost(usage["prompt_tokens"], usage["completion_tokens"])
+    # max_tokens equals the answer's length, so the admission estimate is close to the real cost.
+    max_tokens = usage["completion_tokens"]
+    limit_value = call_cost * 50 + call_cost / 4  # 50 calls fit, the 51st does not
+    first.cli(
+        "limit", "add", "--scope", f"token:{first.token_id}", "--metric", "cost", "--period", "daily",
+        "--value", repr(limit_value),
+    )  # fmt: skip
+    replicas = [first, shared.start("b"), shared.start("c")]
+    mock.reset()
+
+    async def flood() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=400, max_keepalive_connections=0)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+            async def one(index: int) -> httpx.Response:
+                replica = replicas[index % 3]
+                return await client.post(
+                    f"{replica.url}/v1/chat/completions",
+                    headers={"Authorization": f"Bearer {replica.token}"},
+                    json={
+                        "model": OPENAI_MODEL.alias,
+                        "max_tokens": max_tokens,
+                        "messages": [{"role": "user", "content": "hello"}],
+                    },
+                )
+
+            return await asyncio.gather(*(one(index) for index in range(300)))
+
+    answers = asyncio.run(flood())
+    statuses = Counter(answer.status_code for answer in answers)
+    answered = [answer for answer in answers if answer.status_code == 200]
+    refused = [answer for answer in answers if answer.status_code != 200]
+    assert all(answer.json()["error"]["code"] == "budget_exceeded" for answer in refused), statuses
+    dispatched = len(mock.requests("openai"))
+    # k = 1: the admission estimate (prompt estimate + max_tokens) can sit a little above the
+    # real cost, so the last of the 50 may find its estimate no longer fits; never above 50.
+    k = 1
+    assert 50 - k <= dispatched <= 50, (dispatched, statuses)
+    assert len(answered) == dispatched, statuses
+
+    # Exactly one usage record per answered call, across the three usage logs.
+    trace_ids = {answer.headers["x-routerly-trace-id"] for answer in answered}
+
+    def recorded() -> list[dict]:
+        return [record for record in shared.usage_records() if record.get("token_id") == first.token_id and record["trace_id"] in trace_ids]
+
+    wait_until("every answered call's record", lambda: len({r["trace_id"] for r in recorded()}) == len(trace_ids), 10, replicas)
+    records = recorded()
+    assert len(records) == len(trace_ids), Counter(record["trace_id"] for record in records).most_common(3)
+    spend = sum(record["cost_usd"] for record in records)
+    assert spend <= limit_value, (spend, limit_value)
+    assert abs(spend - call_cost * dispatched) < 1e-9, (spend, call_cost, dispatched)
