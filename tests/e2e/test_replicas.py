@@ -13,6 +13,7 @@ and never touches the machine's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import secrets
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import replace
@@ -265,3 +267,50 @@ def test_300_concurrent_calls_on_three_replicas_keep_a_cost_limit_of_50_calls_ex
     spend = math.fsum(record["cost_usd"] for record in records)
     assert spend <= limit_value * (1 + 1e-9), (spend, limit_value)
     assert abs(spend - call_cost * dispatched) < 1e-9, (spend, call_cost, dispatched)
+
+
+# ---- a replica killed while it holds reservations ---------------------------------------------
+
+RESERVATION_TTL = 3  # seconds, ROUTERLY_REDIS_RESERVATION_TTL_SECONDS
+# The holds expire TTL after they were taken (before the kill), and an expired hold is dropped
+# by the next reserve that looks at the counter, so they are back within the TTL; 1.5 s more
+# covers this test's polling and the loopback round trips on a loaded 2-core machine.
+RELEASE_SLACK = 1.5
+
+
+def test_the_holds_of_a_replica_killed_with_sigkill_come_back_within_the_reservation_ttl(shared: Cluster, mock):
+    ttl = {"ROUTERLY_REDIS_RESERVATION_TTL_SECONDS": str(RESERVATION_TTL)}
+    first = shared.start("a", **ttl)
+    first.cli("limit", "add", "--scope", f"token:{first.token_id}", "--metric", "calls", "--period", "daily", "--value", "4")
+    doomed = shared.start("b", **ttl)
+    mock.reset()
+
+    def slow_call() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            chat(doomed, "[mock:delay_ms=30000] hold the room", timeout=40)
+
+    holders = [threading.Thread(target=slow_call, daemon=True) for _ in range(4)]
+    for holder in holders:
+        holder.start()
+    wait_until("the four slow calls at the provider", lambda: len(mock.requests("openai")) == 4, 10, [doomed])
+    refused = chat(first)
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "budget_exceeded", refused.text
+
+    doomed.process.kill()
+    killed_at = time.monotonic()
+    doomed.process.wait(10)
+    still_held = chat(first)
+    assert still_held.status_code == 503, "the dead replica's holds last until they expire, not less"
+
+    def admitted() -> bool:
+        return chat(first).status_code == 200
+
+    wait_until("the dead replica's holds to expire", admitted, RESERVATION_TTL + RELEASE_SLACK, [first])
+    released_after = time.monotonic() - killed_at
+    assert released_after <= RESERVATION_TTL + RELEASE_SLACK, released_after
+    # The room is whole again: the other replicas spend it, and not one call more.
+    third = shared.start("c", **ttl)
+    answers = [chat(replica).status_code for replica in (first, third, third)]
+    assert answers == [200, 200, 200], answers
+    assert chat(third).json()["error"]["code"] == "budget_exceeded"
+    assert chat(first).json()["error"]["code"] == "budget_exceeded"
