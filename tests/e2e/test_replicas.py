@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import math
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -42,6 +43,7 @@ from conftest import (
     Routerly,
     read_usage_file,
     spawn_routerly,
+    stop_process,
 )
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
@@ -186,7 +188,7 @@ def messages(replica: Routerly, text: str = "hello") -> httpx.Response:
     return httpx.post(
         f"{replica.url}/v1/messages",
         headers={"x-api-key": replica.token, "anthropic-version": "2023-06-01"},
-        json={"model": ANTHROPIC_MODEL.alias, "max_tokens": 40, "messages": [{"role": "user", "content": text}]},
+        json={"model": OPENAI_MODEL.alias, "max_tokens": 40, "messages": [{"role": "user", "content": text}]},
         timeout=30,
     )
 
@@ -314,3 +316,83 @@ def test_the_holds_of_a_replica_killed_with_sigkill_come_back_within_the_reserva
     assert answers == [200, 200, 200], answers
     assert chat(third).json()["error"]["code"] == "budget_exceeded"
     assert chat(first).json()["error"]["code"] == "budget_exceeded"
+
+
+# ---- Redis going away mid-load ----------------------------------------------------------------
+
+
+def start_redis(port: int, root: Path) -> subprocess.Popen:
+    """A `redis-server` this test owns (never the machine's), on `port`, nothing on disk."""
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(root)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def answers() -> bool:
+        done = subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True)
+        return done.stdout.strip() == "PONG"
+
+    wait_until(f"redis-server on port {port}", answers, 10)
+    return process
+
+
+READY_SHARED = {"status": "ready", "config_loaded": True, "usage_writer": "ok", "budget_counters": "redis"}
+READY_OPEN = dict(READY_SHARED, budget_counters="redis_unreachable_fail_open")
+NOT_READY_CLOSED = dict(READY_SHARED, status="not_ready", budget_counters="redis_unreachable_fail_closed")
+
+
+def ready(replica: Routerly) -> tuple[int, dict]:
+    answer = httpx.get(f"{replica.url}/ready", timeout=10)
+    return answer.status_code, answer.json()
+
+
+def test_redis_restarted_mid_load_fails_closed_or_open_as_set_and_both_recover(mock, cluster_root):
+    port = free_port()
+    redis = start_redis(port, cluster_root)
+    cluster = Cluster(mock, cluster_root, f"redis://127.0.0.1:{port}/0", f"routerly-e2e-{secrets.token_hex(6)}")
+    try:
+        closed = cluster.start("closed", ROUTERLY_REDIS_FAILURE_MODE="closed")
+        closed.cli("limit", "add", "--scope", f"token:{closed.token_id}", "--metric", "calls", "--period", "daily", "--value", "8")
+        opened = cluster.start("open", ROUTERLY_REDIS_FAILURE_MODE="open")
+        for replica in (closed, opened):
+            assert chat(replica).status_code == 200
+            assert ready(replica) == (200, READY_SHARED), ready(replica)
+        time.sleep(1.2)  # the open replica's local view takes the shared totals every second
+
+        redis.terminate()  # mid-load: the two calls above are counted, nothing is held
+        redis.wait(10)
+        # Fail-closed: 503 `budget_unavailable` in each caller's own error format.
+        openai_style = chat(closed)
+        assert openai_style.status_code == 503, openai_style.text
+        assert openai_style.json()["error"]["code"] == "budget_unavailable", openai_style.text
+        anthropic_style = messages(closed)
+        assert anthropic_style.status_code == 503, anthropic_style.text
+        body = anthropic_style.json()
+        assert body["type"] == "error" and "unavailable" in body["error"]["message"], body
+        wait_until("/ready to say fail-closed", lambda: ready(closed) == (503, NOT_READY_CLOSED), 5, [closed])
+        # Fail-open: admitted against the local view (2 known + its own), so the limit of 8
+        # still refuses the 7th call; never unlimited, and loud about it.
+        answers = [chat(opened) for _ in range(7)]
+        assert [answer.status_code for answer in answers] == [200] * 6 + [503], [a.text[:200] for a in answers]
+        assert answers[-1].json()["error"]["code"] == "budget_exceeded", answers[-1].text
+        assert ready(opened) == (200, READY_OPEN), ready(opened)
+        assert "Redis budget counters unreachable" in opened.log_path.read_text(), opened.log_tail()
+        metrics = httpx.get(f"{opened.url}/metrics", timeout=10).text
+        assert re.search(r"^routerly_budget_fail_open_total [1-9]", metrics, re.M), metrics
+
+        # The same redis-server comes back on the same port (empty: it keeps nothing on disk).
+        redis = start_redis(port, cluster_root)
+        for replica in (closed, opened):
+            wait_until("/ready to recover", lambda r=replica: ready(r) == (200, READY_SHARED), 10, [replica])
+        # Both recover, and the limit holds: the fail-open calls are replayed into Redis, so at
+        # most 8 − 6 = 2 more calls fit (the 2 counted before the restart were lost with the
+        # data of a Redis that persists nothing; see the report).
+        after = [chat(replica) for replica in (closed, opened) * 3]
+        assert all(a.status_code == 200 or a.json()["error"]["code"] == "budget_exceeded" for a in after), [
+            a.text[:200] for a in after
+        ]
+        assert 1 <= sum(a.status_code == 200 for a in after) <= 2, [a.status_code for a in after]
+    finally:
+        cluster.stop()
+        stop_process(redis)
