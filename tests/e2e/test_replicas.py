@@ -19,7 +19,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -36,7 +35,6 @@ import pytest
 from conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
-    MODELS,
     OPENAI_MODEL,
     ANTHROPIC_MODEL,
     MockProviders,
