@@ -144,7 +144,7 @@ def configure(routerly: Routerly) -> None:
         )  # fmt: skip
     project = routerly.cli_json("project", "create", "--name", "My App", "--json")
     routerly.project_id, routerly.project_slug = project["id"], project["slug"]
-    for model in MODELS:
+    for model in (FLAT_MODEL, ANTHROPIC_MODEL):
         routerly.cli("project", "model", "add", "my-app", model.id, "--alias", model.alias)
     # Only the OpenAI model: a token that could fall back to Claude reserves Claude's prices.
     created = routerly.cli_json("project", "token", "create", "my-app", "--models", FLAT_MODEL.id, "--json")
