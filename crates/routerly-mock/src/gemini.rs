@@ -819,7 +819,7 @@ fn conversation<'a>(body: &'a Value, model: &'a str) -> Conversation<'a> {
         |content: &Value| field(content, "role").and_then(Value::as_str) == Some("model");
     let turn_start = contents
         .iter()
-        .rposition(|content| is_model(content))
+        .rposition(is_model)
         .map_or(0, |index| index + 1);
     let turn = &contents[turn_start..];
     let last_is_user = !turn.is_empty();
