@@ -247,13 +247,7 @@ class Calls:
 # What Routerly still refuses of these clients' requests, by test and family: issue 12's server
 # side (branch clients-server) removes these. Strict, so a fixed gap fails here until its line
 # is removed, and the README's compatibility table is updated with it.
-SERVER_GAPS: dict[tuple[str, str], str] = {
-    # Claude Code now passes Routerly (mid-conversation system messages, adaptive thinking), but
-    # the mock's scripted tool loop does not yet drive it: it answers with the wrong tool.
-    ("claude_code", "openai"): "the mock's tool loop does not drive Claude Code yet",
-    ("claude_code", "anthropic"): "the mock's tool loop does not drive Claude Code yet",
-    ("claude_code", "gemini"): "the mock's tool loop does not drive Claude Code yet",
-}
+SERVER_GAPS: dict[tuple[str, str], str] = {}
 
 
 def family_params(client: str = ""):

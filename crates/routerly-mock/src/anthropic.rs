@@ -623,6 +623,14 @@ fn conversation(body: &Value) -> Conversation<'_> {
         },
         _ => ToolChoice::Auto,
     };
+    // The caller's turn is the last one before any trailing system messages (Claude Code ends
+    // the conversation with one).
+    let trailing_system = messages
+        .iter()
+        .rev()
+        .take_while(|message| message.get("role").and_then(Value::as_str) == Some("system"))
+        .count();
+    let messages = &messages[..messages.len() - trailing_system];
     let last_user = messages
         .iter()
         .rev()

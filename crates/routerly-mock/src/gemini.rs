@@ -813,32 +813,39 @@ fn conversation<'a>(body: &'a Value, model: &'a str) -> Conversation<'a> {
         "ANY" if allowed.len() == 1 => ToolChoice::Named(allowed[0]),
         _ => ToolChoice::Auto,
     };
-    let last = contents.last();
-    let last_is_user = last.is_some_and(|content| {
-        field(content, "role")
-            .and_then(Value::as_str)
-            .unwrap_or("user")
-            != "model"
-    });
-    let responses: Vec<String> = last
-        .filter(|_| last_is_user)
-        .map(parts)
-        .unwrap_or(&[])
+    // The caller's turn is the trailing run of user contents: Gemini reads consecutive user
+    // contents as one turn (a client's trailing instruction arrives as one of them).
+    let is_model =
+        |content: &Value| field(content, "role").and_then(Value::as_str) == Some("model");
+    let turn_start = contents
         .iter()
+        .rposition(is_model)
+        .map_or(0, |index| index + 1);
+    let turn = &contents[turn_start..];
+    let last_is_user = !turn.is_empty();
+    let responses: Vec<String> = turn
+        .iter()
+        .flat_map(parts)
         .filter_map(|part| field(part, "functionResponse"))
         .map(|response| response_text(field(response, "response").unwrap_or(&Value::Null)))
         .collect();
     let tool_results = (!responses.is_empty()).then_some(responses);
-    let last_user = contents.iter().rev().find(|content| {
-        field(content, "role")
-            .and_then(Value::as_str)
-            .unwrap_or("user")
-            == "user"
-            && parts(content)
-                .iter()
-                .any(|part| field(part, "text").is_some())
-    });
-    let user_parts = last_user.map(parts).unwrap_or(&[]);
+    let has_text = |content: &&Value| {
+        parts(content)
+            .iter()
+            .any(|part| field(part, "text").is_some())
+    };
+    let user_contents: Vec<&Value> = if turn.iter().any(|content| has_text(&content)) {
+        turn.iter().collect()
+    } else {
+        contents
+            .iter()
+            .rev()
+            .find(|content| !is_model(content) && has_text(content))
+            .into_iter()
+            .collect()
+    };
+    let user_parts: Vec<&Value> = user_contents.into_iter().flat_map(parts).collect();
     let user_text = user_parts
         .iter()
         .filter_map(|part| field(part, "text").and_then(Value::as_str))

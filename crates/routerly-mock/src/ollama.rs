@@ -431,6 +431,7 @@ fn conversation<'a>(body: &'a Value, model: &'a str) -> Conversation<'a> {
             })
         })
         .collect();
+    let messages = crate::openai::without_trailing_instructions(messages);
     let last_role = messages.last().map_or("", role_of);
     let tool_results = (last_role == "tool").then(|| {
         let trailing = messages

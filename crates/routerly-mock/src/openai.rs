@@ -690,6 +690,17 @@ pub(crate) fn role_of(message: &Value) -> &str {
     message.get("role").and_then(Value::as_str).unwrap_or("")
 }
 
+/// The messages up to the caller's turn: trailing `system`/`developer` messages are
+/// instructions, not the caller's turn.
+pub(crate) fn without_trailing_instructions(messages: &[Value]) -> &[Value] {
+    let trailing = messages
+        .iter()
+        .rev()
+        .take_while(|message| matches!(role_of(message), "system" | "developer"))
+        .count();
+    &messages[..messages.len() - trailing]
+}
+
 /// The conversation view of an OpenAI-shaped chat body (also Mistral's and Azure's).
 pub(crate) fn conversation<'a>(
     body: &'a Value,
@@ -723,6 +734,9 @@ pub(crate) fn conversation<'a>(
         }
         _ => ToolChoice::Auto,
     };
+    // The caller's turn is the last one before any trailing instructions (clients such as
+    // Claude Code end the conversation with a system message).
+    let messages = without_trailing_instructions(messages);
     let last_role = messages.last().map_or("", role_of);
     let tool_results = (last_role == "tool").then(|| {
         let trailing = messages

@@ -427,6 +427,20 @@ fn conversation_of(items: &[Value]) -> Partial {
     let is_user = |item: &Value| {
         item_type(item) == "message" && item.get("role").and_then(Value::as_str) == Some("user")
     };
+    // The caller's turn is the last one before any trailing instructions (system or developer
+    // messages).
+    let trailing_instructions = items
+        .iter()
+        .rev()
+        .take_while(|item| {
+            item_type(item) == "message"
+                && matches!(
+                    item.get("role").and_then(Value::as_str),
+                    Some("system" | "developer")
+                )
+        })
+        .count();
+    let items = &items[..items.len() - trailing_instructions];
     let last = items.last();
     let trailing_outputs = items
         .iter()
