@@ -115,7 +115,7 @@ describe('the audit log in words', () => {
 describe('permissions', () => {
   it('a project role grants only in its project; no /api/me grants everything', async () => {
     const { permissionsOf, canWriteScope } = await import('./permissions');
-    const me = { id: 'u', email: 'e', role: 'none', via: 'session', permissions: ['model:read'], projects: [{ id: 'p-1', slug: 'alpha', name: 'Alpha', role: 'editor', permissions: ['model:read', 'project:read', 'project:write'] }] };
+    const me = { id: 'u', email: 'e', role: 'none', via: 'session' as const, permissions: ['model:read'], projects: [{ id: 'p-1', slug: 'alpha', name: 'Alpha', role: 'editor', permissions: ['model:read', 'project:read', 'project:write'] }] };
     const { can } = permissionsOf(me);
     expect(can('model:read')).toBe(true);
     expect(can('project:write')).toBe(false);
