@@ -17,10 +17,13 @@ pub mod media;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;
+mod passthrough;
 pub mod responses;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use passthrough::{EventRewrite, StreamPassthrough};
 
 use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, StreamEvent, Usage};
 
@@ -78,6 +81,87 @@ pub fn beta_header(format: WireFormat) -> Option<&'static str> {
         WireFormat::GeminiGenerateContent | WireFormat::MistralChat | WireFormat::OllamaChat => {
             None
         }
+    }
+}
+
+/// Whether a provider speaking `format` is called through OpenAI's Responses operation.
+pub fn is_responses(format: WireFormat) -> bool {
+    matches!(format, WireFormat::OpenAiResponses)
+}
+
+/// Whether a provider speaking `format` counts tokens itself (Anthropic's `count_tokens`).
+pub fn counts_tokens_upstream(format: WireFormat) -> bool {
+    matches!(format, WireFormat::AnthropicMessages)
+}
+
+/// Whether a streamed request in `format` must ask for usage to receive it (OpenAI Chat's
+/// `stream_options.include_usage`).
+pub fn asks_for_stream_usage(format: WireFormat) -> bool {
+    matches!(format, WireFormat::OpenAiChat)
+}
+
+/// How a stream event (`event:` name and `data:`) of `format` passes through to a client
+/// of the same format.
+pub fn stream_passthrough(
+    format: WireFormat,
+    event: Option<&str>,
+    data: &str,
+) -> StreamPassthrough {
+    match format {
+        WireFormat::AnthropicMessages => passthrough::anthropic_event(event),
+        WireFormat::OpenAiChat => passthrough::openai_chat_event(data),
+        WireFormat::GeminiGenerateContent
+        | WireFormat::MistralChat
+        | WireFormat::OllamaChat
+        | WireFormat::OpenAiResponses => StreamPassthrough::Decode,
+    }
+}
+
+/// A stream event of `format` passed through to a client of the same format, with the
+/// model replaced by `model_id` (and, for OpenAI Chat, the usage Routerly asked for kept
+/// from a client that did not ask).
+pub fn rewrite_event(
+    format: WireFormat,
+    event: Option<&str>,
+    data: &str,
+    model_id: &str,
+    client_wants_usage: bool,
+) -> EventRewrite {
+    match format {
+        WireFormat::OpenAiChat => {
+            passthrough::openai_chat_rewrite(data, model_id, client_wants_usage)
+        }
+        WireFormat::OpenAiResponses => passthrough::responses_rewrite(data, model_id),
+        WireFormat::AnthropicMessages => passthrough::anthropic_rewrite(event, data, model_id),
+        WireFormat::GeminiGenerateContent | WireFormat::MistralChat | WireFormat::OllamaChat => {
+            EventRewrite::Unchanged
+        }
+    }
+}
+
+/// The member every whole answer of `format` has (`choices`, `content`), for the formats
+/// whose answers pass through without decoding; `None` for the others.
+pub fn answer_required_member(format: WireFormat) -> Option<&'static str> {
+    match format {
+        WireFormat::OpenAiChat => Some("choices"),
+        WireFormat::AnthropicMessages => Some("content"),
+        WireFormat::GeminiGenerateContent
+        | WireFormat::MistralChat
+        | WireFormat::OllamaChat
+        | WireFormat::OpenAiResponses => None,
+    }
+}
+
+/// The SSE frame that ends a stream of `format` which broke off, carrying `error` (the
+/// body [`encode_error`] gives).
+pub fn stream_error_frame(format: WireFormat, error: &Value) -> String {
+    match format {
+        WireFormat::AnthropicMessages => passthrough::anthropic_error_frame(error),
+        WireFormat::OpenAiResponses => passthrough::responses_error_frame(error),
+        WireFormat::OpenAiChat
+        | WireFormat::GeminiGenerateContent
+        | WireFormat::MistralChat
+        | WireFormat::OllamaChat => passthrough::data_error_frame(error),
     }
 }
 

@@ -143,7 +143,7 @@ fn provider_format_for(surface: Surface, model: &ModelConfig) -> WireFormat {
 fn operation_for(surface: Surface, provider_format: WireFormat) -> Operation {
     match surface {
         Surface::Embeddings => Operation::Embeddings,
-        _ if provider_format == WireFormat::OpenAiResponses => Operation::Responses,
+        _ if routerly_core::wire::is_responses(provider_format) => Operation::Responses,
         _ => Operation::Chat,
     }
 }
@@ -356,7 +356,8 @@ fn upstream_body(
     model: &ModelConfig,
 ) -> Result<Vec<u8>, ProxyError> {
     if provider_format == client_format {
-        let usage_in_stream = client_format == WireFormat::OpenAiChat && request.stream;
+        let usage_in_stream =
+            routerly_core::wire::asks_for_stream_usage(client_format) && request.stream;
         if let Some(original) = original {
             let model_name = members::json_string(&model.upstream_model);
             let mut members = vec![("model", model_name.as_str())];
@@ -990,7 +991,7 @@ pub async fn count_tokens(
             candidates::resolve(&snapshot, caller.project, caller.token, &request.model)
                 .map_err(|error| ProxyError::from_body(format, error))?;
         let model = candidates[0];
-        if model.provider.wire_format() == WireFormat::AnthropicMessages {
+        if routerly_core::wire::counts_tokens_upstream(model.provider.wire_format()) {
             // The client's own body with the model replaced: whatever it holds is counted.
             let model_name = members::json_string(&model.upstream_model);
             let body =

@@ -20,9 +20,10 @@ use routerly_core::accumulate::Accumulator;
 use routerly_core::canonical::{ChatResponse, ErrorBody, ErrorKind, StreamEvent, Usage};
 use routerly_core::config::{Pricing, ProviderKind};
 use routerly_core::usage::Outcome;
-use routerly_core::wire::{StreamDecoder, StreamEncoder, WireFormat};
+use routerly_core::wire::{
+    self, EventRewrite, StreamDecoder, StreamEncoder, StreamPassthrough, WireFormat,
+};
 use routerly_providers::{EventStream, SseEvent};
-use serde_json::Value;
 
 use super::error::ProxyError;
 use super::members;
@@ -251,19 +252,13 @@ impl Relay {
     /// decoding path. `false` (with `out` as it was) sends the event down that path.
     fn passthrough_plain(&mut self, event: &SseEvent, out: &mut Vec<u8>) -> bool {
         let format = self.parts.provider_format;
-        if format == WireFormat::AnthropicMessages {
-            // Usage rides on message_start and message_delta; the end on message_stop.
-            let plain = matches!(
-                event.event.as_deref(),
-                Some("content_block_start" | "content_block_delta" | "content_block_stop" | "ping")
-            );
-            if plain {
+        match wire::stream_passthrough(format, event.event.as_deref(), &event.data) {
+            StreamPassthrough::Copy => {
                 sse_frame(event.event.as_deref(), event.data.as_bytes(), out);
+                return true;
             }
-            return plain;
-        }
-        if format != WireFormat::OpenAiChat || event.data == "[DONE]" {
-            return false;
+            StreamPassthrough::Decode => return false,
+            StreamPassthrough::Members => {}
         }
         let Some(entries) = members::top_level(&event.data) else {
             return false;
@@ -318,53 +313,16 @@ impl Relay {
     /// model replaced, and for OpenAI the usage Routerly asked for removed unless the client
     /// asked too.
     fn passthrough(&self, event: &SseEvent, out: &mut Vec<u8>) {
-        let rewritten = match self.parts.provider_format {
-            WireFormat::OpenAiChat if event.data != "[DONE]" => {
-                match serde_json::from_str::<Value>(&event.data) {
-                    Ok(mut chunk) => {
-                        if !self.parts.client_wants_usage {
-                            let usage_only = chunk
-                                .get("choices")
-                                .and_then(Value::as_array)
-                                .is_some_and(Vec::is_empty);
-                            if usage_only
-                                && chunk.get("usage").is_some_and(|usage| !usage.is_null())
-                            {
-                                return;
-                            }
-                            if let Some(object) = chunk.as_object_mut() {
-                                object.remove("usage");
-                            }
-                        }
-                        if chunk.get("model").is_some() {
-                            chunk["model"] = Value::String(self.parts.model_id.clone());
-                        }
-                        Some(chunk.to_string())
-                    }
-                    Err(_) => None,
-                }
-            }
-            WireFormat::OpenAiResponses if event.data.contains("\"response\"") => {
-                serde_json::from_str::<Value>(&event.data)
-                    .ok()
-                    .map(|mut payload| {
-                        if let Some(model) = payload.pointer_mut("/response/model") {
-                            *model = Value::String(self.parts.model_id.clone());
-                        }
-                        payload.to_string()
-                    })
-            }
-            WireFormat::AnthropicMessages if event.event.as_deref() == Some("message_start") => {
-                serde_json::from_str::<Value>(&event.data)
-                    .ok()
-                    .map(|mut start| {
-                        if start.pointer("/message/model").is_some() {
-                            start["message"]["model"] = Value::String(self.parts.model_id.clone());
-                        }
-                        start.to_string()
-                    })
-            }
-            _ => None,
+        let rewritten = match wire::rewrite_event(
+            self.parts.provider_format,
+            event.event.as_deref(),
+            &event.data,
+            &self.parts.model_id,
+            self.parts.client_wants_usage,
+        ) {
+            EventRewrite::Dropped => return,
+            EventRewrite::Unchanged => None,
+            EventRewrite::Replaced(data) => Some(data),
         };
         let data = rewritten.as_deref().unwrap_or(&event.data);
         sse_frame(event.event.as_deref(), data.as_bytes(), out);
@@ -391,27 +349,9 @@ impl Relay {
             ),
         );
         error.trace_id = Some(self.record.trace_id().to_owned());
-        let data = error.json().to_string();
+        let body = error.json();
         self.finish(outcome, Some(message)).await;
-        let frame = match self.parts.client_format {
-            WireFormat::AnthropicMessages => format!("event: error\ndata: {data}\n\n"),
-            WireFormat::OpenAiResponses => {
-                let mut payload = error.json();
-                let error_object = payload["error"].take();
-                let event = serde_json::json!({
-                    "type": "error",
-                    "code": error_object["code"],
-                    "message": error_object["message"],
-                    "param": error_object["param"],
-                    "error": error_object,
-                });
-                format!("event: error\ndata: {event}\n\n")
-            }
-            WireFormat::OpenAiChat
-            | WireFormat::GeminiGenerateContent
-            | WireFormat::MistralChat
-            | WireFormat::OllamaChat => format!("data: {data}\n\n"),
-        };
+        let frame = wire::stream_error_frame(self.parts.client_format, &body);
         Bytes::from(frame)
     }
 
@@ -499,11 +439,7 @@ pub(super) fn passthrough_answer(
     json: &[u8],
     model_id: &str,
 ) -> Option<(Vec<u8>, Usage)> {
-    let required = match format {
-        WireFormat::OpenAiChat => "choices",
-        WireFormat::AnthropicMessages => "content",
-        _ => return None,
-    };
+    let required = wire::answer_required_member(format)?;
     let entries = members::top_level(std::str::from_utf8(json).ok()?)?;
     let mut usage = Usage::default();
     let mut complete = false;
@@ -529,6 +465,8 @@ pub(super) fn passthrough_answer(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn parsed(bytes: &[u8]) -> Value {
