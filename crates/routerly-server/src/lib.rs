@@ -36,6 +36,7 @@ use axum::routing::{any, get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::metrics::{Exposition, Kind, Value};
 use crate::state::{App, AppState};
 use crate::store::config::ConfigStore;
 use crate::store::home::Home;
@@ -426,26 +427,32 @@ async fn ready(State(app): State<App>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-/// The flood counters in the Prometheus text format.
-fn admission_metrics(app: &AppState) -> String {
-    format!(
-        "# HELP routerly_password_hashes_total Password hashes computed (login checks included).\n\
-         # TYPE routerly_password_hashes_total counter\n\
-         routerly_password_hashes_total {}\n\
-         # HELP routerly_password_hashing_refused_total Logins and password changes refused because hashing was at its cap.\n\
-         # TYPE routerly_password_hashing_refused_total counter\n\
-         routerly_password_hashing_refused_total {}\n\
-         # HELP routerly_body_memory_bytes Bytes of request bodies held in memory now.\n\
-         # TYPE routerly_body_memory_bytes gauge\n\
-         routerly_body_memory_bytes {}\n\
-         # HELP routerly_body_memory_refused_total Requests refused because request bodies used up their memory budget.\n\
-         # TYPE routerly_body_memory_refused_total counter\n\
-         routerly_body_memory_refused_total {}\n",
-        app.password_hashing.computed(),
-        app.password_hashing.refused(),
-        app.body_budget.in_use(),
-        app.body_budget.refusals(),
-    )
+/// The flood counters for `/metrics`.
+fn add_admission_metrics(app: &AppState, exposition: &mut Exposition) {
+    exposition.single(
+        "routerly_password_hashes_total",
+        "Password hashes computed (login checks included).",
+        Kind::Counter,
+        Value::Integer(app.password_hashing.computed()),
+    );
+    exposition.single(
+        "routerly_password_hashing_refused_total",
+        "Logins and password changes refused because hashing was at its cap.",
+        Kind::Counter,
+        Value::Integer(app.password_hashing.refused()),
+    );
+    exposition.single(
+        "routerly_body_memory_bytes",
+        "Bytes of request bodies held in memory now.",
+        Kind::Gauge,
+        Value::Integer(app.body_budget.in_use() as u64),
+    );
+    exposition.single(
+        "routerly_body_memory_refused_total",
+        "Requests refused because request bodies used up their memory budget.",
+        Kind::Counter,
+        Value::Integer(app.body_budget.refusals()),
+    );
 }
 
 /// `GET /metrics`: the Prometheus text exposition, behind the configured bearer token.
@@ -472,10 +479,15 @@ async fn metrics_text(State(app): State<App>, headers: http::HeaderMap) -> Respo
             http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(app.usage.queue_depth())
-            + &app.budgets.render_metrics(&app.store.snapshot())
-            + &app.routing.render_metrics()
-            + &admission_metrics(&app),
+        {
+            let mut exposition = Exposition::default();
+            app.metrics.add_to(&mut exposition, app.usage.queue_depth());
+            app.budgets
+                .add_metrics(&app.store.snapshot(), &mut exposition);
+            app.routing.add_metrics(&mut exposition);
+            add_admission_metrics(&app, &mut exposition);
+            exposition.encode()
+        },
     )
         .into_response()
 }

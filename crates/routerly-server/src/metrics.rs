@@ -1,5 +1,9 @@
 //! `GET /metrics`: counters and histograms in the Prometheus text format.
 //!
+//! Every part of the service that has figures (calls here, budgets, routing, admission)
+//! adds its families to one [`Exposition`] at scrape time, and `prometheus-client` writes
+//! it: one encoder, one label escaping, whatever text a label value holds.
+//!
 //! Nearly every figure is derived from the [`UsageRecord`] that each call leaves, at the one
 //! place records are emitted (the usage sink's observer, see [`Metrics::observe`]), so a
 //! metric can never disagree with the usage log and the request path carries no extra hooks.
@@ -13,11 +17,14 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
-use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use routerly_core::usage::{Outcome, Surface, UsageRecord};
 
 /// Upper bounds (seconds) of the request-duration and time-to-first-token buckets.
@@ -59,16 +66,20 @@ impl<const N: usize> Histogram<N> {
         self.sum.add(seconds);
     }
 
-    fn write(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        for (index, bound) in self.bounds.iter().enumerate() {
-            cumulative += self.counts[index].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+    /// The histogram as one sample: its sum, count and per-bucket counts (`+Inf` last).
+    fn value(&self) -> Value {
+        let mut buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .zip(&self.counts)
+            .map(|(&bound, count)| (bound, count.load(Ordering::Relaxed)))
+            .collect();
+        buckets.push((f64::INFINITY, self.counts[N].load(Ordering::Relaxed)));
+        Value::Histogram {
+            sum: self.sum.get(),
+            count: buckets.iter().map(|(_, count)| count).sum(),
+            buckets,
         }
-        cumulative += self.counts[N].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum.get());
-        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
     }
 }
 
@@ -109,15 +120,14 @@ impl CallLabels {
             && self.provider == record.provider.as_deref().unwrap_or("")
     }
 
-    fn render(&self) -> String {
-        format!(
-            "project=\"{}\",model=\"{}\",provider=\"{}\",surface=\"{}\",outcome=\"{}\"",
-            escape(&self.project),
-            escape(&self.model),
-            escape(&self.provider),
-            surface_name(self.surface),
-            outcome_name(self.outcome),
-        )
+    fn labels(&self) -> Labels {
+        vec![
+            ("project", self.project.clone()),
+            ("model", self.model.clone()),
+            ("provider", self.provider.clone()),
+            ("surface", surface_name(self.surface).to_owned()),
+            ("outcome", outcome_name(self.outcome).to_owned()),
+        ]
     }
 }
 
@@ -293,94 +303,83 @@ impl Metrics {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The exposition, with the usage writer's current queue depth.
-    pub fn render(&self, usage_queue_depth: usize) -> String {
-        let mut out = String::with_capacity(16 * 1024);
-        let mut calls: Vec<Arc<CallSeries>> = self
+    /// Adds the call families, with the usage writer's current queue depth.
+    pub fn add_to(&self, exposition: &mut Exposition, usage_queue_depth: usize) {
+        let mut calls: Vec<(Labels, Arc<CallSeries>)> = self
             .calls
             .read()
             .expect("metrics lock poisoned")
             .values()
             .flatten()
-            .cloned()
+            .map(|series| (series.labels.labels(), Arc::clone(series)))
             .collect();
-        let rendered: Vec<String> = {
-            calls.sort_by_cached_key(|series| series.labels.render());
-            calls.iter().map(|series| series.labels.render()).collect()
-        };
-        let counter =
-            |out: &mut String, name: &str, help: &str, value: &dyn Fn(&CallSeries) -> String| {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-                for (series, labels) in calls.iter().zip(&rendered) {
-                    let _ = writeln!(out, "{name}{{{labels}}} {}", value(series));
+        calls.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut family = |name, help, kind, value: &dyn Fn(&CallSeries) -> Option<Value>| {
+            let family = exposition.family(name, help, kind);
+            for (labels, series) in &calls {
+                if let Some(value) = value(series) {
+                    family.sample(labels.clone(), value);
                 }
-            };
-        counter(
-            &mut out,
+            }
+        };
+        family(
             "routerly_requests_total",
             "Authenticated proxy calls, by how they ended.",
-            &|series| series.requests.load(Ordering::Relaxed).to_string(),
+            Kind::Counter,
+            &|series| Some(Value::Integer(series.requests.load(Ordering::Relaxed))),
         );
-        let _ = writeln!(
-            out,
-            "# HELP routerly_request_errors_total Calls that did not succeed (outcome error, timeout, budget_exceeded or cancelled).\n# TYPE routerly_request_errors_total counter"
+        family(
+            "routerly_request_errors_total",
+            "Calls that did not succeed (outcome error, timeout, budget_exceeded or cancelled).",
+            Kind::Counter,
+            &|series| {
+                (series.labels.outcome != Outcome::Success)
+                    .then(|| Value::Integer(series.requests.load(Ordering::Relaxed)))
+            },
         );
-        for (series, labels) in calls.iter().zip(&rendered) {
-            if series.labels.outcome != Outcome::Success {
-                let _ = writeln!(
-                    out,
-                    "routerly_request_errors_total{{{labels}}} {}",
-                    series.requests.load(Ordering::Relaxed)
-                );
-            }
-        }
-        let histograms: [(&str, &str, HistogramOf); 3] = [
-            (
-                "routerly_request_duration_seconds",
-                "From the request's arrival to its last byte.",
-                |series| &series.duration,
-            ),
-            (
-                "routerly_overhead_seconds",
-                "Time spent in Routerly itself: duration minus time waiting for providers.",
-                |series| &series.overhead,
-            ),
-            (
-                "routerly_time_to_first_token_seconds",
-                "From the request's arrival to the first streamed byte (streams only).",
-                |series| &series.ttft,
-            ),
-        ];
-        for (name, help, histogram) in histograms {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            for (series, labels) in calls.iter().zip(&rendered) {
-                histogram(series).write_to(&mut out, name, labels);
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP routerly_tokens_total Tokens reported by providers, by type.\n# TYPE routerly_tokens_total counter"
+        family(
+            "routerly_request_duration_seconds",
+            "From the request's arrival to its last byte.",
+            Kind::Histogram,
+            &|series| Some(series.duration.value()),
         );
-        for (series, labels) in calls.iter().zip(&rendered) {
+        family(
+            "routerly_overhead_seconds",
+            "Time spent in Routerly itself: duration minus time waiting for providers.",
+            Kind::Histogram,
+            &|series| Some(series.overhead.value()),
+        );
+        family(
+            "routerly_time_to_first_token_seconds",
+            "From the request's arrival to the first streamed byte (streams only).",
+            Kind::Histogram,
+            &|series| Some(series.ttft.value()),
+        );
+        let tokens = exposition.family(
+            "routerly_tokens_total",
+            "Tokens reported by providers, by type.",
+            Kind::Counter,
+        );
+        for (labels, series) in &calls {
             for (kind, counter) in [
                 ("input", &series.input_tokens),
                 ("output", &series.output_tokens),
                 ("cached_input", &series.cached_input_tokens),
                 ("cache_write", &series.cache_write_tokens),
             ] {
-                let _ = writeln!(
-                    out,
-                    "routerly_tokens_total{{{labels},type=\"{kind}\"}} {}",
-                    counter.load(Ordering::Relaxed)
-                );
+                let mut labels = labels.clone();
+                labels.push(("type", kind.to_owned()));
+                tokens.sample(labels, Value::Integer(counter.load(Ordering::Relaxed)));
             }
         }
-        counter(
-            &mut out,
+        let cost = exposition.family(
             "routerly_cost_usd_total",
             "Cost in USD at the serving model's prices.",
-            &|series| series.cost_usd.get().to_string(),
+            Kind::Counter,
         );
+        for (labels, series) in &calls {
+            cost.sample(labels.clone(), Value::Number(series.cost_usd.get()));
+        }
 
         let mut attempts: Vec<((String, &'static str), u64)> = self
             .attempts
@@ -390,41 +389,151 @@ impl Metrics {
             .map(|(key, counter)| (key.clone(), counter.load(Ordering::Relaxed)))
             .collect();
         attempts.sort();
-        let _ = writeln!(
-            out,
-            "# HELP routerly_upstream_attempts_total Requests sent to providers, by model and result (ok, 429, 4xx, 5xx, network).\n# TYPE routerly_upstream_attempts_total counter"
+        let family = exposition.family(
+            "routerly_upstream_attempts_total",
+            "Requests sent to providers, by model and result (ok, 429, 4xx, 5xx, network).",
+            Kind::Counter,
         );
         for ((model, result), count) in attempts {
-            let _ = writeln!(
-                out,
-                "routerly_upstream_attempts_total{{model=\"{}\",result=\"{result}\"}} {count}",
-                escape(&model)
+            family.sample(
+                vec![("model", model), ("result", result.to_owned())],
+                Value::Integer(count),
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP routerly_in_flight_requests Proxy calls started and not yet finished (streams included).\n# TYPE routerly_in_flight_requests gauge\nrouterly_in_flight_requests {}",
-            self.in_flight()
+        exposition.single(
+            "routerly_in_flight_requests",
+            "Proxy calls started and not yet finished (streams included).",
+            Kind::Gauge,
+            Value::Integer(self.in_flight()),
         );
-        let _ = writeln!(
-            out,
-            "# HELP routerly_usage_queue_depth Usage records waiting for the usage writer.\n# TYPE routerly_usage_queue_depth gauge\nrouterly_usage_queue_depth {usage_queue_depth}"
+        exposition.single(
+            "routerly_usage_queue_depth",
+            "Usage records waiting for the usage writer.",
+            Kind::Gauge,
+            Value::Integer(usage_queue_depth as u64),
         );
+    }
+}
+
+/// A sample's labels, in the order they are written.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// How a family's samples are to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only ever grows; its name ends in `_total`.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Bucketed observations with their sum and count.
+    Histogram,
+}
+
+/// One sample's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A count.
+    Integer(u64),
+    /// An amount (USD, a fraction).
+    Number(f64),
+    /// Per-bucket (not cumulative) counts by upper bound, `+Inf` last.
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    },
+}
+
+/// One metric family of a scrape.
+#[derive(Debug)]
+pub struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: Kind,
+    samples: Vec<(Labels, Value)>,
+}
+
+impl Family {
+    /// Adds a sample.
+    pub fn sample(&mut self, labels: Labels, value: Value) -> &mut Self {
+        self.samples.push((labels, value));
+        self
+    }
+}
+
+/// What one scrape of `/metrics` reports, gathered from every part of the service and
+/// written by `prometheus-client` in the Prometheus text format (version 0.0.4).
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<Family>,
+}
+
+impl Exposition {
+    /// A new family; `name` is the exported name (counters end in `_total`).
+    pub fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) -> &mut Family {
+        debug_assert_eq!(
+            kind == Kind::Counter,
+            name.ends_with("_total"),
+            "counter names end in _total, others do not: {name}"
+        );
+        self.families.push(Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        });
+        self.families.last_mut().expect("just pushed")
+    }
+
+    /// A family of one sample without labels.
+    pub fn single(&mut self, name: &'static str, help: &'static str, kind: Kind, value: Value) {
+        self.family(name, help, kind).sample(Vec::new(), value);
+    }
+
+    /// The text exposition.
+    pub fn encode(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
+            .expect("writing into a String cannot fail");
         out
     }
 }
 
-/// Picks one histogram of a series.
-type HistogramOf = fn(&CallSeries) -> &dyn WriteHistogram;
-
-/// Lets histograms of different bucket counts share one rendering loop.
-trait WriteHistogram {
-    fn write_to(&self, out: &mut String, name: &str, labels: &str);
-}
-
-impl<const N: usize> WriteHistogram for Histogram<N> {
-    fn write_to(&self, out: &mut String, name: &str, labels: &str) {
-        self.write(out, name, labels);
+impl Collector for Exposition {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for family in &self.families {
+            let (name, kind) = match family.kind {
+                // The encoder adds the `_total` suffix of counters itself.
+                Kind::Counter => (
+                    family.name.strip_suffix("_total").unwrap_or(family.name),
+                    MetricType::Counter,
+                ),
+                Kind::Gauge => (family.name, MetricType::Gauge),
+                Kind::Histogram => (family.name, MetricType::Histogram),
+            };
+            let mut metric = encoder.encode_descriptor(name, family.help, None, kind)?;
+            for (labels, value) in &family.samples {
+                let mut sample = metric.encode_family(labels)?;
+                match value {
+                    Value::Integer(value) if family.kind == Kind::Counter => {
+                        sample.encode_counter::<NoLabelSet, _, u64>(value, None)?
+                    }
+                    Value::Number(value) if family.kind == Kind::Counter => {
+                        sample.encode_counter::<NoLabelSet, _, f64>(value, None)?
+                    }
+                    Value::Integer(value) => sample.encode_gauge(value)?,
+                    Value::Number(value) => sample.encode_gauge(value)?,
+                    Value::Histogram {
+                        sum,
+                        count,
+                        buckets,
+                    } => sample.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?,
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -447,19 +556,6 @@ pub(crate) fn outcome_name(outcome: Outcome) -> &'static str {
     }
 }
 
-/// A label value as the text format wants it: backslash, quote and newline escaped.
-fn escape(value: &str) -> std::borrow::Cow<'_, str> {
-    if !value.contains(['\\', '"', '\n']) {
-        return std::borrow::Cow::Borrowed(value);
-    }
-    std::borrow::Cow::Owned(
-        value
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,21 +566,44 @@ mod tests {
         histogram.observe(0.000_01);
         histogram.observe(0.003);
         histogram.observe(5.0);
-        let mut out = String::new();
-        histogram.write(&mut out, "h", "a=\"b\"");
-        assert!(
-            out.contains("h_bucket{a=\"b\",le=\"0.000025\"} 1\n"),
-            "{out}"
-        );
-        assert!(out.contains("h_bucket{a=\"b\",le=\"0.005\"} 2\n"), "{out}");
-        assert!(out.contains("h_bucket{a=\"b\",le=\"0.1\"} 2\n"), "{out}");
-        assert!(out.contains("h_bucket{a=\"b\",le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("h_count{a=\"b\"} 3\n"), "{out}");
+        let mut exposition = Exposition::default();
+        exposition.single("h", "A histogram.", Kind::Histogram, histogram.value());
+        let out = exposition.encode();
+        assert!(out.contains("# TYPE h histogram\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"2.5e-05\"} 1\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"0.005\"} 2\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"0.1\"} 2\n"), "{out}");
+        assert!(out.contains("h_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert_eq!(out.matches("le=\"+Inf\"").count(), 1, "{out}");
+        assert!(out.contains("h_count 3\n"), "{out}");
     }
 
     #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("plain"), "plain");
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    fn counters_keep_their_total_name_and_every_label_value_is_escaped() {
+        let mut exposition = Exposition::default();
+        exposition
+            .family("c_total", "A counter.", Kind::Counter)
+            .sample(
+                vec![
+                    ("model", "a\"b\\c\nd".to_owned()),
+                    ("kind", "plain".to_owned()),
+                ],
+                Value::Integer(7),
+            );
+        exposition.single("g", "A gauge.", Kind::Gauge, Value::Number(0.25));
+        let out = exposition.encode();
+        assert!(out.contains("# TYPE c_total counter\n"), "{out}");
+        assert!(
+            out.contains("c_total{model=\"a\\\"b\\\\c\\nd\",kind=\"plain\"} 7\n"),
+            "{out}"
+        );
+        assert!(out.contains("g 0.25\n"), "{out}");
+        // A label value can never start a line of its own.
+        assert!(
+            out.lines().all(|line| line.starts_with('#')
+                || line.starts_with("c_total")
+                || line.starts_with('g')),
+            "{out}"
+        );
     }
 }

@@ -45,6 +45,7 @@ use routerly_core::limits::{
 use routerly_core::usage::{self, Outcome, UsageRecord};
 use serde::Serialize;
 
+use crate::metrics::{Exposition, Kind, Value};
 use crate::notify::{AlertLedger, LedgerKey};
 use crate::store::config::{ConfigStore, Snapshot};
 use crate::store::counters::{
@@ -869,15 +870,37 @@ impl Budgets {
             .collect()
     }
 
-    /// Budget gauges in the Prometheus text format: use, reservations and value of each
-    /// limit in its current window (USD for cost), labelled by limit id, level, scope,
-    /// metric and window.
-    pub fn render_metrics(&self, snapshot: &Snapshot) -> String {
-        use std::fmt::Write as _;
+    /// Budget gauges for `/metrics`: use, reservations and value of each limit in its
+    /// current window (USD for cost), labelled by limit id, level, scope, metric and window;
+    /// and whether the counters are shared, reachable, and how many calls fell back to
+    /// local counters.
+    pub fn add_metrics(&self, snapshot: &Snapshot, exposition: &mut Exposition) {
         let uses = self.usage(snapshot);
-        let mut out = String::new();
-        type Family = (&'static str, &'static str, fn(&LimitUse) -> f64);
-        let families: [Family; 3] = [
+        let (shared, degraded) = match self.counters.health() {
+            CounterHealth::Local => (0, 0),
+            CounterHealth::Shared => (1, 0),
+            CounterHealth::Degraded { .. } => (1, 1),
+        };
+        exposition.single(
+            "routerly_budget_counters_shared",
+            "Whether budget counters are shared through Redis.",
+            Kind::Gauge,
+            Value::Integer(shared),
+        );
+        exposition.single(
+            "routerly_budget_counters_degraded",
+            "Whether the shared budget counters are unreachable now.",
+            Kind::Gauge,
+            Value::Integer(degraded),
+        );
+        exposition.single(
+            "routerly_budget_fail_open_total",
+            "Calls admitted against local counters because Redis was unreachable.",
+            Kind::Counter,
+            Value::Integer(self.counters.fail_open_total()),
+        );
+        type Gauge = (&'static str, &'static str, fn(&LimitUse) -> f64);
+        let gauges: [Gauge; 3] = [
             (
                 "routerly_budget_used",
                 "Use of each limit in its current window (USD for cost).",
@@ -892,33 +915,22 @@ impl Budgets {
                 u.limit.value
             }),
         ];
-        let (shared, degraded) = match self.counters.health() {
-            CounterHealth::Local => (0, 0),
-            CounterHealth::Shared => (1, 0),
-            CounterHealth::Degraded { .. } => (1, 1),
-        };
-        let _ = writeln!(
-            out,
-            "# HELP routerly_budget_counters_shared Whether budget counters are shared through Redis.\n# TYPE routerly_budget_counters_shared gauge\nrouterly_budget_counters_shared {shared}\n# HELP routerly_budget_counters_degraded Whether the shared budget counters are unreachable now.\n# TYPE routerly_budget_counters_degraded gauge\nrouterly_budget_counters_degraded {degraded}\n# HELP routerly_budget_fail_open_total Calls admitted against local counters because Redis was unreachable.\n# TYPE routerly_budget_fail_open_total counter\nrouterly_budget_fail_open_total {}",
-            self.counters.fail_open_total()
-        );
-        for (name, help, value) in families {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (name, help, value) in gauges {
+            let family = exposition.family(name, help, Kind::Gauge);
             for limit_use in &uses {
                 let limit = &limit_use.limit;
-                let _ = writeln!(
-                    out,
-                    "{name}{{limit=\"{}\",level=\"{}\",scope=\"{}\",metric=\"{}\",window=\"{}\"}} {}",
-                    label(&limit.id),
-                    limit_use.level,
-                    label(&limit.scope.to_string()),
-                    limit.metric.as_str(),
-                    limit.window,
-                    value(limit_use)
+                family.sample(
+                    vec![
+                        ("limit", limit.id.clone()),
+                        ("level", limit_use.level.to_owned()),
+                        ("scope", limit.scope.to_string()),
+                        ("metric", limit.metric.as_str().to_owned()),
+                        ("window", limit.window.to_string()),
+                    ],
+                    Value::Number(value(limit_use)),
                 );
             }
         }
-        out
     }
 
     /// The counters and the ids of records observed lately, taken together so that a
@@ -966,14 +978,6 @@ fn abandon_backfill(live: &StdMutex<Live>, keys: &[CounterKey]) {
     for key in keys {
         live.pending.remove(key);
     }
-}
-
-/// A Prometheus label value with `\\`, `"` and newlines escaped.
-fn label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 fn max_amounts(a: &Amounts, b: &Amounts) -> Amounts {

@@ -18,7 +18,6 @@ pub mod calls;
 pub mod stats;
 pub mod trace;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,6 +33,7 @@ use routerly_core::routing::{Policy, retry};
 use routerly_core::usage::UsageRecord;
 use routerly_providers::{Disposition, UpstreamError};
 
+use crate::metrics::{Exposition, Kind, Value};
 use crate::state::AppState;
 use crate::store::config::Snapshot;
 use crate::store::home::Home;
@@ -107,10 +107,9 @@ impl Routing {
         self.stats.observe(record);
     }
 
-    /// Routing figures in the Prometheus text format: attempts, retries, fallbacks, and each
-    /// model's circuit state.
-    pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
+    /// Routing figures for `/metrics`: attempts, retries, fallbacks, and each model's
+    /// circuit state.
+    pub fn add_metrics(&self, exposition: &mut Exposition) {
         for (name, help, counter) in [
             (
                 "routerly_routing_attempts_total",
@@ -128,28 +127,29 @@ impl Routing {
                 &self.fallbacks,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                counter.load(Ordering::Relaxed)
+            exposition.single(
+                name,
+                help,
+                Kind::Counter,
+                Value::Integer(counter.load(Ordering::Relaxed)),
             );
         }
-        let name = "routerly_routing_circuit_state";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Circuit breaker state per model (1 for the current state).\n# TYPE {name} gauge"
+        let family = exposition.family(
+            "routerly_routing_circuit_state",
+            "Circuit breaker state per model (1 for the current state).",
+            Kind::Gauge,
         );
         for (model, state) in self.stats.circuits() {
             for candidate in ["closed", "open", "half_open"] {
-                let value = u8::from(candidate == state);
-                let _ = writeln!(
-                    out,
-                    "{name}{{model=\"{}\",state=\"{candidate}\"}} {value}",
-                    model.replace('\\', "\\\\").replace('"', "\\\"")
+                family.sample(
+                    vec![
+                        ("model", model.to_string()),
+                        ("state", candidate.to_owned()),
+                    ],
+                    Value::Integer(u64::from(candidate == state)),
                 );
             }
         }
-        out
     }
 }
 
