@@ -72,6 +72,25 @@ fn every_route_is_in_the_document_with_its_method() {
     }
 }
 
+#[test]
+fn every_operation_has_its_own_operation_id() {
+    // Tools key operations by id: two methods sharing one were seen as one operation
+    // (schemathesis tested `PUT /api/me` and skipped `PATCH`).
+    let document: Value =
+        serde_json::from_str(&routerly_server::api::openapi::document_json()).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("{method} {path} and {other} share the operationId {id}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_document_is_served_to_anyone() {
     let harness = Harness::start().await;

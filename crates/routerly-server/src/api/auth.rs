@@ -834,9 +834,21 @@ pub async fn me(State(app): State<App>, user: AuthUser) -> axum::Json<Me> {
     })
 }
 
+/// `PATCH /api/me`: the same as `PUT /api/me` (a second operation, so that each has its
+/// own operation id in the OpenAPI document).
+#[utoipa::path(patch, path = "/api/me", tag = "auth", operation_id = "change_password_patch",
+    request_body = ChangePassword, responses((status = 200, body = Session)))]
+pub async fn patch_me(
+    app: State<App>,
+    user: AuthUser,
+    body: ApiJson<ChangePassword>,
+) -> Result<axum::Json<Session>, ApiError> {
+    update_me(app, user, body).await
+}
+
 /// `PUT /api/me`: changes the caller's password. Every session of the user ends; the answer
 /// is a new session, so the caller stays logged in.
-#[utoipa::path(method(put, patch), path = "/api/me", tag = "auth",
+#[utoipa::path(put, path = "/api/me", tag = "auth", operation_id = "change_password",
     request_body = ChangePassword, responses((status = 200, body = Session)))]
 pub async fn update_me(
     State(app): State<App>,

@@ -45,7 +45,7 @@ pub fn router(app: App) -> Router<App> {
         .route("/api/auth/logout", post(auth::logout))
         .route(
             "/api/me",
-            get(auth::me).put(auth::update_me).patch(auth::update_me),
+            get(auth::me).put(auth::update_me).patch(auth::patch_me),
         )
         .route("/api/models", get(models::list).post(models::create))
         .route(

@@ -27,6 +27,7 @@ use super::{auth, setup, system};
         auth::logout,
         auth::me,
         auth::update_me,
+        auth::patch_me,
         system::info,
         system::rotate_key,
     ),
