@@ -220,3 +220,84 @@ rotated: boolean,
  * How many secrets in the config files were re-encrypted under the new key.
  */
 secrets_reencrypted: number, };
+
+export type ApiKeyView = { 
+/**
+ * Stable id (`ak_…`).
+ */
+id: string, 
+/**
+ * What it is for.
+ */
+name: string, 
+/**
+ * The global role whose permissions it carries.
+ */
+role: string, 
+/**
+ * A short visible part of the key, such as `rly-ak-AbCd…wXyZ`.
+ */
+snippet: string, 
+/**
+ * Who created it (user id).
+ */
+created_by: string, 
+/**
+ * When it was created.
+ */
+created_at: string, 
+/**
+ * When it was revoked (a revoked key is refused at once); `null` while it is live.
+ */
+revoked_at: string | null, };
+
+export type ApiKeyList = { 
+/**
+ * Every key, revoked ones included, oldest first.
+ */
+api_keys: Array<ApiKeyView>, };
+
+export type CreateApiKey = { 
+/**
+ * What it is for (not blank).
+ */
+name: string, 
+/**
+ * The global role it carries: a built-in or custom role the caller holds every
+ * permission of. Absent: `admin`.
+ */
+role?: string, };
+
+export type CreatedApiKey = { 
+/**
+ * The key, for `Authorization: Bearer` (or `ROUTERLY_API_KEY`); shown this once.
+ */
+key: string, 
+/**
+ * Stable id (`ak_…`).
+ */
+id: string, 
+/**
+ * What it is for.
+ */
+name: string, 
+/**
+ * The global role whose permissions it carries.
+ */
+role: string, 
+/**
+ * A short visible part of the key, such as `rly-ak-AbCd…wXyZ`.
+ */
+snippet: string, 
+/**
+ * Who created it (user id).
+ */
+created_by: string, 
+/**
+ * When it was created.
+ */
+created_at: string, 
+/**
+ * When it was revoked (a revoked key is refused at once); `null` while it is live.
+ */
+revoked_at: string | null, };

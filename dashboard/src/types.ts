@@ -195,16 +195,6 @@ export interface Role {
   builtin: boolean;
 }
 
-export interface ApiKey {
-  id: string;
-  name: string;
-  role: string;
-  snippet: string;
-  created_by: string;
-  created_at: string;
-  revoked_at: string | null;
-}
-
 export interface Channel {
   id: string;
   type: 'smtp' | 'webhook';
@@ -231,6 +221,7 @@ export interface AuditEntry {
 }
 
 export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
+export type { ApiKeyView, ApiKeyList, CreateApiKey, CreatedApiKey } from './api-types';
 
 /** One routing policy of a project, as PRODUCT.md ("Routing policies") describes it. */
 export interface Policy {

@@ -6,6 +6,7 @@
 //! [`typescript`]). A field renamed here is renamed everywhere; a test in the server
 //! compares the committed document and TypeScript file against fresh generation.
 
+pub mod api_keys;
 pub mod auth;
 pub mod error;
 pub mod setup;
@@ -35,6 +36,10 @@ pub fn typescript() -> String {
         system::UsageWriter::decl(),
         system::MasterKeySource::decl(),
         system::KeyRotated::decl(),
+        api_keys::ApiKeyView::decl(),
+        api_keys::ApiKeyList::decl(),
+        api_keys::CreateApiKey::decl(),
+        api_keys::CreatedApiKey::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.\n",

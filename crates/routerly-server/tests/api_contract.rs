@@ -34,7 +34,6 @@ const NOT_YET_DOCUMENTED: &[&str] = &[
     "/api/channels",
     "/api/users",
     "/api/roles",
-    "/api/api-keys",
     "/api/settings",
     "/api/audit",
 ];

@@ -267,6 +267,20 @@ impl Client {
         unreachable!("the second attempt returns")
     }
 
+    /// Sends a request with a typed body and reads the answer into the `routerly-api` type
+    /// the route is documented with; on 401 refreshes the session once and retries.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&impl serde::Serialize>,
+    ) -> anyhow::Result<T> {
+        let body = body.map(serde_json::to_value).transpose()?;
+        let answer = self.request(method, path, body.as_ref()).await?;
+        serde_json::from_value(answer)
+            .with_context(|| format!("the server's answer to {path} is not what the API documents"))
+    }
+
     /// Sends a GET whose answer is streamed (an export); on 401 refreshes the session once
     /// and retries. The answer is returned unread when it succeeded.
     pub async fn download(&mut self, path: &str) -> anyhow::Result<reqwest::Response> {

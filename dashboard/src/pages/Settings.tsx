@@ -24,7 +24,7 @@ import { dateTime } from '../format';
 import { describeAudit } from '../audit';
 import { useAction, useApi } from '../hooks';
 import { canWriteScope, usePermissions } from '../permissions';
-import type { ApiKey, AuditEntry, Channel, LimitUse, Model, Project, Role, User } from '../types';
+import type { ApiKeyList, AuditEntry, Channel, CreateApiKey, CreatedApiKey, LimitUse, Model, Project, Role, User } from '../types';
 import { isHttpUrl, validateCredentials, validateSmtp, validateWebhook, type Errors } from '../validate';
 
 /** Each tab with the permission its page needs to load (budgets: anyone who reads usage). */
@@ -587,7 +587,7 @@ function Roles() {
 }
 
 function ApiKeys() {
-  const keys = useApi<{ api_keys: ApiKey[] }>('/api/api-keys');
+  const keys = useApi<ApiKeyList>('/api/api-keys');
   const roles = useApi<{ roles: Role[] }>('/api/roles');
   const [name, setName] = useState('');
   const [role, setRole] = useState('admin');
@@ -609,7 +609,8 @@ function ApiKeys() {
               event.preventDefault();
               if (!name.trim()) return setNameError('Name the key after what uses it, such as “CI”.');
               setNameError(undefined);
-              const created = await create.run(() => request<{ key: string }>('/api/api-keys', { method: 'POST', body: { name: name.trim(), role } }));
+              const body: CreateApiKey = { name: name.trim(), role };
+              const created = await create.run(() => request<CreatedApiKey>('/api/api-keys', { method: 'POST', body }));
               if (created) {
                 setSecret(created.key);
                 setName('');

@@ -3,8 +3,8 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use routerly_api::api_keys::{ApiKeyList, ApiKeyView, CreateApiKey, CreatedApiKey};
+use serde_json::json;
 
 use super::audit::AuditDetail;
 use super::auth::{AuthUser, Permission};
@@ -13,39 +13,34 @@ use super::{ApiError, ApiJson};
 use crate::state::App;
 use crate::store::api_keys::{ApiKey, new_api_key};
 
-fn key_view(key: &ApiKey) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.name,
-        "role": key.role,
-        "snippet": key.snippet,
-        "created_by": key.created_by,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-    })
+fn key_view(key: &ApiKey) -> ApiKeyView {
+    ApiKeyView {
+        id: key.id.clone(),
+        name: key.name.clone(),
+        role: key.role.clone(),
+        snippet: key.snippet.clone(),
+        created_by: key.created_by.clone(),
+        created_at: key.created_at,
+        revoked_at: key.revoked_at,
+    }
 }
 
-/// `GET /api/api-keys`.
-pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+/// `GET /api/api-keys`: every key, revoked ones included (needs `user:write`).
+#[utoipa::path(get, path = "/api/api-keys", tag = "api-keys",
+    responses((status = 200, body = ApiKeyList)))]
+pub async fn list(
+    State(app): State<App>,
+    user: AuthUser,
+) -> Result<axum::Json<ApiKeyList>, ApiError> {
     user.require(Permission::UserWrite)?;
-    let keys: Vec<Value> = app.api_keys.list().iter().map(key_view).collect();
-    Ok(axum::Json(json!({ "api_keys": keys })))
+    let api_keys = app.api_keys.list().iter().map(key_view).collect();
+    Ok(axum::Json(ApiKeyList { api_keys }))
 }
 
-/// Body of `POST /api/api-keys`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateApiKey {
-    name: String,
-    #[serde(default = "default_role")]
-    role: String,
-}
-
-fn default_role() -> String {
-    "admin".to_owned()
-}
-
-/// `POST /api/api-keys`: the only answer that carries the key.
+/// `POST /api/api-keys`: a new key carrying a role the caller holds every permission of
+/// (needs `user:write`); the only answer that carries the key.
+#[utoipa::path(post, path = "/api/api-keys", tag = "api-keys",
+    request_body = CreateApiKey, responses((status = 201, body = CreatedApiKey)))]
 pub async fn create(
     State(app): State<App>,
     user: AuthUser,
@@ -56,24 +51,31 @@ pub async fn create(
     if name.is_empty() {
         return Err(ApiError::invalid("name", "the key needs a name"));
     }
+    let role = body.role.as_deref().unwrap_or("admin");
     let roles = app.store.snapshot().roles.clone();
-    check_role(&roles, &body.role)?;
-    super::grants::require_role(&user, &body.role, &roles)?;
-    let (secret, record) = new_api_key(name, &body.role, &user.user_id);
+    check_role(&roles, role)?;
+    super::grants::require_role(&user, role, &roles)?;
+    let (secret, record) = new_api_key(name, role, &user.user_id);
     app.api_keys
         .create(record.clone())
         .await
         .map_err(ApiError::internal)?;
-    let mut view = key_view(&record);
-    view["key"] = Value::String(secret);
-    let mut response = (http::StatusCode::CREATED, axum::Json(view)).into_response();
-    response
-        .extensions_mut()
-        .insert(AuditDetail(key_view(&record)));
+    let view = key_view(&record);
+    let audit = AuditDetail(serde_json::to_value(&view).map_err(ApiError::internal)?);
+    let mut response = (
+        http::StatusCode::CREATED,
+        axum::Json(CreatedApiKey { view, key: secret }),
+    )
+        .into_response();
+    response.extensions_mut().insert(audit);
     Ok(response)
 }
 
-/// `DELETE /api/api-keys/{id}`: revokes at once.
+/// `DELETE /api/api-keys/{id}`: revokes a live key at once (needs `user:write` and every
+/// permission of the key's role).
+#[utoipa::path(delete, path = "/api/api-keys/{id}", tag = "api-keys",
+    params(("id" = String, Path, description = "The key's id (`ak_…`).")),
+    responses((status = 204, description = "The key is revoked.")))]
 pub async fn revoke(
     State(app): State<App>,
     user: AuthUser,

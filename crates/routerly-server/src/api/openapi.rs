@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{auth, setup, system};
+use super::{api_keys, auth, setup, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,9 @@ use super::{auth, setup, system};
         auth::patch_me,
         system::info,
         system::rotate_key,
+        api_keys::list,
+        api_keys::create,
+        api_keys::revoke,
     ),
     components(schemas(routerly_api::ErrorBody)),
     modifiers(&Contract),
@@ -50,7 +53,7 @@ impl utoipa::Modify for Contract {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An access token or an admin API key (`rk_admin_…`)."))
+                    .description(Some("An access token or an admin API key (`rly-ak-…`)."))
                     .build(),
             ),
         );

@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use reqwest::Method;
+use routerly_api::api_keys::{ApiKeyList, CreateApiKey, CreatedApiKey};
 use serde_json::{Value, json};
 
 use super::{print_json, print_table, segment, text};
@@ -220,45 +221,48 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
             let mut client = Client::open(server.as_deref())?;
             match command {
                 ApiKeyCommand::Create { name, role, json } => {
-                    let key = client
-                        .request(
+                    let key: CreatedApiKey = client
+                        .call(
                             Method::POST,
                             "/api/api-keys",
-                            Some(&json!({ "name": name, "role": role })),
+                            Some(&CreateApiKey {
+                                name,
+                                role: Some(role),
+                            }),
                         )
                         .await?;
                     if json {
-                        return print_json(&key);
+                        return print_json(&serde_json::to_value(&key)?);
                     }
                     println!(
                         "API key {} ({}) created. Copy it now; it is not shown again:",
-                        text(&key, "/id"),
-                        text(&key, "/role")
+                        key.view.id, key.view.role
                     );
-                    println!("{}", text(&key, "/key"));
+                    println!("{}", key.key);
                 }
                 ApiKeyCommand::List { json } => {
-                    let answer = client.request(Method::GET, "/api/api-keys", None).await?;
+                    let answer: ApiKeyList = client
+                        .call(Method::GET, "/api/api-keys", None::<&()>)
+                        .await?;
                     if json {
-                        return print_json(&answer["api_keys"]);
+                        return print_json(&serde_json::to_value(&answer.api_keys)?);
                     }
-                    let rows: Vec<Vec<String>> = answer["api_keys"]
-                        .as_array()
+                    let rows: Vec<Vec<String>> = answer
+                        .api_keys
                         .into_iter()
-                        .flatten()
                         .map(|key| {
                             vec![
-                                text(key, "/id"),
-                                text(key, "/name"),
-                                text(key, "/role"),
-                                text(key, "/snippet"),
-                                if key["revoked_at"].is_null() {
+                                key.id,
+                                key.name,
+                                key.role,
+                                key.snippet,
+                                if key.revoked_at.is_none() {
                                     "active"
                                 } else {
                                     "revoked"
                                 }
                                 .to_owned(),
-                                text(key, "/created_at"),
+                                key.created_at.to_rfc3339(),
                             ]
                         })
                         .collect();
