@@ -314,10 +314,28 @@ def test_forwarded_addresses_are_believed_from_trusted_proxies(flooded):
     while "203.0.113.200" not in routerly.log_path.read_text(errors="replace"):
         assert time.monotonic() < deadline, routerly.log_tail()
         time.sleep(0.05)
-    status, _, _ = request(
+    status, _, body = request(
         routerly, login_request(ADMIN_PASSWORD, forwarded_for="203.0.113.201"), source=PROXY
     )
     assert status == 200
+    # The audit log names the client address: the forwarded one through the trusted proxy,
+    # the peer itself when an untrusted peer sends the same header.
+    auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    for source, name, expected in [(PROXY, "Audited via proxy", "203.0.113.77"), ("127.0.0.1", "Audited direct", "127.0.0.1")]:
+        create = build_request(
+            "POST", "/api/projects", json.dumps({"name": name}).encode(), {**auth, "X-Forwarded-For": "203.0.113.77"}
+        )  # fmt: skip
+        status, _, body = request(routerly, create, source=source)
+        assert status == 201, body
+        deadline = time.monotonic() + 5
+        while True:
+            _, _, body = request(routerly, build_request("GET", "/api/audit?limit=20", headers=auth))
+            entries = [e for e in json.loads(body)["entries"] if name in json.dumps(e)]
+            if entries:
+                break
+            assert time.monotonic() < deadline, body[:500]
+            time.sleep(0.05)
+        assert entries[0]["address"] == expected, entries[0]
 
 
 def test_the_setup_gate_needs_the_token_for_forwarded_or_proxied_callers(mock_session, tmp_path):

@@ -115,6 +115,7 @@ pub fn config_changes(before: &Snapshot, after: &Snapshot) -> Vec<Value> {
 pub fn record(
     app: &App,
     caller: Option<&AuthUser>,
+    address: std::net::IpAddr,
     method: &Method,
     path: &str,
     route_path: &str,
@@ -134,6 +135,7 @@ pub fn record(
         "id": uuid::Uuid::now_v7().to_string(),
         "at": Utc::now(),
         "actor": actor,
+        "address": address.to_string(),
         "action": format!("{method} {route_path}"),
         "path": path,
         "status": response.status().as_u16(),
