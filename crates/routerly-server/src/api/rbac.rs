@@ -515,9 +515,8 @@ pub async fn authorize(
             &app,
             caller.as_ref(),
             address,
-            &method,
+            format!("{method} {route_path}"),
             &path,
-            &route_path,
             &before,
             &response,
         );
