@@ -430,6 +430,20 @@ def test_slow_heads_idle_connections_and_stalled_bodies_are_closed_within_their_
     assert status == 408, raw
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
     assert BODY_TIMEOUT_MS / 1000 * 0.9 <= elapsed <= BODY_TIMEOUT_MS / 1000 + 1.0, elapsed
+    # The same on the management API, in its own error shape.
+    with socket.create_connection((host, port)) as sock:
+        head = build_request("POST", "/api/auth/login").split(b"\r\n\r\n")[0]
+        sock.sendall(head.replace(b"Content-Length: 0", b"Content-Length: 50") + b"\r\n\r\n" + b'{"email"')
+        started = time.monotonic()
+        sock.settimeout(BODY_TIMEOUT_MS / 1000 + 5)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+        elapsed = time.monotonic() - started
+    status, _, body = parse_response(raw)
+    assert status == 408, raw
+    assert json.loads(body)["error"]["code"] == "request_timeout", body
+    assert BODY_TIMEOUT_MS / 1000 * 0.9 <= elapsed <= BODY_TIMEOUT_MS / 1000 + 1.0, elapsed
 
 
 def test_sigterm_closes_stalled_connections_at_once_and_lets_live_requests_finish(mock_session):
@@ -499,6 +513,13 @@ def test_request_bodies_beyond_the_memory_budget_get_503_with_retry_after(floode
     status, headers, answer = request(routerly, anthropic)
     assert status == 503 and int(headers["retry-after"]) >= 1
     assert json.loads(answer)["type"] == "error"
+    # The management API's bodies share the same budget (a login needs no credentials).
+    login = build_request(
+        "POST", "/api/auth/login", json.dumps({"email": ADMIN_EMAIL, "password": "x" * 300_000}).encode()
+    )  # fmt: skip
+    status, headers, answer = request(routerly, login)
+    assert status == 503 and int(headers["retry-after"]) >= 1, answer
+    assert json.loads(answer)["error"]["code"] == "unavailable", answer
     # The holders stall past the body timeout and give their share back.
     for sock in holders:
         sock.settimeout(5)
@@ -507,4 +528,4 @@ def test_request_bodies_beyond_the_memory_budget_get_503_with_retry_after(floode
     assert metric(routerly, "routerly_body_memory_bytes") == 0
     status, _, answer = request(routerly, raw)
     assert status == 200, answer
-    assert metric(routerly, "routerly_body_memory_refused_total") >= 2
+    assert metric(routerly, "routerly_body_memory_refused_total") >= 3
