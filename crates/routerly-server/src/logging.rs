@@ -38,14 +38,22 @@ pub struct BufferedStderr {
 struct Shared {
     buffer: Mutex<Vec<u8>>,
     filled: Condvar,
+    /// Where batches go: standard error in the service. Its lock keeps batches in order.
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl BufferedStderr {
     /// The writer and its background thread.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(Box::new(io::stderr()))
+    }
+
+    /// The writer and its background thread, writing batches to `out`.
+    fn start_with(out: Box<dyn Write + Send>) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             buffer: Mutex::new(Vec::new()),
             filled: Condvar::new(),
+            out: Mutex::new(out),
         });
         let background = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -74,11 +82,19 @@ impl Shared {
             return;
         }
         let mut lines = std::mem::take(&mut *buffer);
-        // Holding the lock while writing keeps batches in order with an urgent line.
-        let mut stderr = io::stderr().lock();
+        // Taking the output before giving the buffer back keeps batches in order with an
+        // urgent line.
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         drop(buffer);
-        let _ = stderr.write_all(&lines);
-        let _ = stderr.flush();
+        let _ = out.write_all(&lines);
+        let _ = out.flush();
+        // The output is released before the buffer is taken again: a line being logged
+        // takes them in the other order (buffer, then output), and holding both here
+        // deadlocked two threads logging warnings at once (a flood of refused logins).
+        drop(out);
         lines.clear();
         let mut buffer = self.lock();
         if buffer.is_empty() && buffer.capacity() < lines.capacity() {
@@ -382,5 +398,55 @@ mod tests {
              outcome=\"success\" status=200 latency_ms=1.235 overhead_ms=0.042 input_tokens=14 \
              output_tokens=3 cost_usd=0.0000123 attempts=1\n"
         );
+    }
+
+    /// A shared byte sink standing in for standard error.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("sink").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn threads_logging_urgent_and_batched_lines_at_once_neither_deadlock_nor_lose_a_line() {
+        let sink = Sink::default();
+        let writer = BufferedStderr::start_with(Box::new(sink.clone())).expect("log thread");
+        const THREADS: usize = 8;
+        const LINES: usize = 20_000;
+        let (done, finished) = std::sync::mpsc::channel();
+        for thread in 0..THREADS {
+            let writer = writer.clone();
+            let done = done.clone();
+            std::thread::spawn(move || {
+                for index in 0..LINES {
+                    // Three lines in four are warnings: written at once, past the batch.
+                    let mut line = writer.line(index % 4 != 0);
+                    // One write per line, as `tracing_subscriber::fmt` writes them.
+                    line.write_all(format!("{thread}-{index}\n").as_bytes())
+                        .expect("buffered");
+                }
+                done.send(()).expect("the test waits");
+            });
+        }
+        for _ in 0..THREADS {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("no thread is stuck on the log's locks");
+        }
+        writer.flush();
+        let written = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("UTF-8");
+        let mut lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines.len(), THREADS * LINES);
+        lines.sort_unstable();
+        lines.dedup();
+        assert_eq!(lines.len(), THREADS * LINES, "every line once");
     }
 }
