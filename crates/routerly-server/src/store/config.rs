@@ -755,23 +755,26 @@ impl ConfigStore {
 
     /// Polls the config files every [`WATCH_INTERVAL`] and reloads hand edits until
     /// `shutdown` turns `true` (or its sender is dropped).
-    pub fn spawn_watcher(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub fn spawn_watcher(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         let store = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(WATCH_INTERVAL);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                if *shutdown.borrow_and_update() {
-                    break;
-                }
-                tokio::select! {
-                    _ = interval.tick() => {
-                        // Errors are logged and recorded by `catch_up`.
-                        let _ = store.reload().await;
+        crate::panics::supervise("config watcher", move || {
+            let (store, mut shutdown) = (Arc::clone(&store), shutdown.clone());
+            async move {
+                let mut interval = tokio::time::interval(WATCH_INTERVAL);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    if *shutdown.borrow_and_update() {
+                        break;
                     }
-                    changed = shutdown.changed() => {
-                        if changed.is_err() {
-                            break;
+                    tokio::select! {
+                        _ = interval.tick() => {
+                            // Errors are logged and recorded by `catch_up`.
+                            let _ = store.reload().await;
+                        }
+                        changed = shutdown.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
                         }
                     }
                 }
