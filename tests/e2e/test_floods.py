@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -480,6 +481,43 @@ def test_sigterm_closes_stalled_connections_at_once_and_lets_live_requests_finis
         assert max(closed) < 1.0, max(closed)
         assert exited < 5, exited
         assert live_result and live_result[0][0] == 200, live_result
+
+
+def test_the_open_file_limit_is_raised_and_connections_beyond_the_cap_wait_their_turn(mock_session):
+    """Started with a soft open-file limit of 1024 (the finding: it stayed there), Routerly
+    raises it to the hard limit. With `max_connections` held by silent sockets, a new request
+    waits in the accept queue (accept never fails) and is served once the head timeout frees a
+    place."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard open-file limit is {hard}: nothing to raise")
+    cap = 20
+    settings = dict(connections=dict(max_connections=cap, header_timeout_ms=HEADER_TIMEOUT_MS))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        context = flood_routerly(mock_session, **settings)
+        routerly = context.__enter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        limits = Path(f"/proc/{routerly.process.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        raised_soft, raised_hard = line.split()[3:5]
+        assert raised_soft == raised_hard, line
+        host, port = host_port(routerly)
+        held = [socket.create_connection((host, port)) for _ in range(cap)]
+        time.sleep(0.2)
+        started = time.monotonic()
+        status, _, body = request(routerly, build_request("GET", "/health"), timeout=10)
+        waited = time.monotonic() - started
+        assert status == 200, body
+        # Not served while the cap was held; served as the head timeout closed the silent ones.
+        assert HEADER_TIMEOUT_MS / 1000 * 0.5 <= waited <= HEADER_TIMEOUT_MS / 1000 + 2.0, waited
+        for sock in held:
+            sock.close()
+        assert "accept failed" not in routerly.log_path.read_text(errors="replace")
+    finally:
+        context.__exit__(None, None, None)
 
 
 # ---- request bodies -----------------------------------------------------------------------
