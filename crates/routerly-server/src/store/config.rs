@@ -1184,6 +1184,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_change_that_panics_half_way_leaves_nothing_applied_and_the_store_usable() {
+        let (_dir, home, key) = setup();
+        let store = Arc::new(ConfigStore::open(&home, key).expect("open"));
+        let projects_path = home.config_file(ConfigKind::Projects);
+        let projects_before = fs::read(&projects_path).expect("projects");
+        let panicking = Arc::clone(&store);
+        let task = tokio::spawn(async move {
+            panicking
+                .update(|draft| {
+                    draft.projects.projects[0].name = "Half applied".to_owned();
+                    if draft.projects.projects[0].name.starts_with("Half") {
+                        panic!("a bug half way through a change");
+                    }
+                    Ok::<_, std::convert::Infallible>(())
+                })
+                .await
+        });
+        assert!(task.await.expect_err("the change panicked").is_panic());
+        assert_eq!(fs::read(&projects_path).expect("projects"), projects_before);
+        assert!(store.snapshot().project("Half applied").is_none());
+        // The writer lock was released: the next change goes through.
+        store
+            .update(|draft| {
+                draft.projects.projects[0].name = "Renamed".to_owned();
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .await
+            .expect("a change after the panic");
+        assert!(store.snapshot().project("Renamed").is_some());
+    }
+
+    #[tokio::test]
     async fn update_refuses_to_overwrite_a_broken_hand_edit() {
         let (_dir, home, key) = setup();
         let store = ConfigStore::open(&home, key).expect("open");
