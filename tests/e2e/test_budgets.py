@@ -338,3 +338,102 @@ def test_counters_and_sent_alerts_survive_sigkill_in_the_middle_of_a_window(fres
     wait_until("the later alerts", lambda: sorted(inbox.names()) == sorted(expected))
     time.sleep(0.5)
     assert sorted(inbox.names()) == sorted(expected), "the 50 % alert is not sent again after the restart"
+
+
+class SilentPeer:
+    """A loopback TCP server that accepts every connection, sends `greeting` at once and
+    `partial_answer` once the client has written something (either may be empty), then
+    reads whatever comes and never says more: a mail or web server that hangs."""
+
+    def __init__(self, greeting: bytes = b"", partial_answer: bytes = b"") -> None:
+        self.greeting, self.partial_answer = greeting, partial_answer
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections.append(connection)
+            threading.Thread(target=self.converse, args=(connection,), daemon=True).start()
+
+    def converse(self, connection: socket.socket) -> None:
+        try:
+            connection.sendall(self.greeting)
+            if connection.recv(65536):
+                connection.sendall(self.partial_answer)
+            while connection.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.server.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_deliveries_to_peers_that_hang_end_within_their_timeouts_and_block_no_other(fresh: Routerly, webhook_receiver):
+    """SMTP is bounded by 20 s and a webhook by 10 s in all (README, Security), against peers
+    that accept and never speak and peers that stall mid-conversation; meanwhile other
+    deliveries (a channel test, a budget alert) go through at once."""
+    routerly = fresh
+    webhook_url, inbox = webhook_receiver
+    routerly.cli("service", "configure", "--alert-thresholds", "50", "--allow-private-webhooks", "true")
+    peers = {
+        "smtp never speaks": (SilentPeer(), 20),
+        "smtp stalls after its greeting": (SilentPeer(greeting=b"220 mail.example.com ESMTP\r\n"), 20),
+        "webhook never answers": (SilentPeer(), 10),
+        "webhook stalls mid-answer": (SilentPeer(partial_answer=b"HTTP/1.1 200 OK\r\nContent-"), 10),
+    }
+    try:
+        channels = {}
+        for name, (peer, _) in peers.items():
+            if name.startswith("smtp"):
+                args = ["smtp", "--host", "127.0.0.1", "--port", str(peer.port), "--tls", "none",
+                        "--from", "routerly@example.com", "--to", "ops@example.com"]  # fmt: skip
+            else:
+                args = ["webhook", "--url", f"http://127.0.0.1:{peer.port}/hook"]
+            channels[name] = routerly.cli_json("channel", "add", *args, "--json")["id"]
+        working = routerly.cli_json("channel", "add", "webhook", "--url", webhook_url, "--secret", WEBHOOK_SECRET, "--json")
+        key = routerly.cli_json("auth", "api-key", "create", "--name", "alerts", "--json")["key"]
+        headers = {"authorization": f"Bearer {key}"}
+
+        results: dict[str, tuple[int, str, float]] = {}
+
+        def test_channel(name: str) -> None:
+            started = time.monotonic()
+            answer = httpx.post(f"{routerly.url}/api/channels/{channels[name]}/test", headers=headers, timeout=120)
+            results[name] = (answer.status_code, answer.text, time.monotonic() - started)
+
+        threads = [threading.Thread(target=test_channel, args=(name,)) for name in peers]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        # While four deliveries hang: a channel test and a budget alert to a working receiver.
+        started = time.monotonic()
+        answer = httpx.post(f"{routerly.url}/api/channels/{working['id']}/test", headers=headers, timeout=30)
+        assert answer.status_code == 200 and time.monotonic() - started < 2, (answer.text, time.monotonic() - started)
+        routerly.cli("limit", "add", "--scope", "project:my-app", "--metric", "calls", "--period", "daily", "--value", "2")
+        started = time.monotonic()
+        assert call(routerly).status_code == 200
+        wait_until("the alert on the working channel", lambda: "budget.threshold:50" in inbox.names(), timeout=3)
+        for thread in threads:
+            thread.join(60)
+        for name, (_, bound) in peers.items():
+            status, text, elapsed = results[name]
+            assert status == 502, (name, status, text)
+            assert json.loads(text)["error"]["code"] == "delivery_failed", (name, text)
+            # Bounded by the timeout (with room for a loaded machine), not ended early by luck.
+            assert bound - 1 <= elapsed <= bound + 3, (name, elapsed)
+        assert routerly.process.poll() is None
+        assert httpx.get(f"{routerly.url}/health", timeout=5).status_code == 200
+    finally:
+        for peer, _ in peers.values():
+            peer.close()

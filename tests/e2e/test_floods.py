@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -314,10 +315,28 @@ def test_forwarded_addresses_are_believed_from_trusted_proxies(flooded):
     while "203.0.113.200" not in routerly.log_path.read_text(errors="replace"):
         assert time.monotonic() < deadline, routerly.log_tail()
         time.sleep(0.05)
-    status, _, _ = request(
+    status, _, body = request(
         routerly, login_request(ADMIN_PASSWORD, forwarded_for="203.0.113.201"), source=PROXY
     )
     assert status == 200
+    # The audit log names the client address: the forwarded one through the trusted proxy,
+    # the peer itself when an untrusted peer sends the same header.
+    auth = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+    for source, name, expected in [(PROXY, "Audited via proxy", "203.0.113.77"), ("127.0.0.1", "Audited direct", "127.0.0.1")]:
+        create = build_request(
+            "POST", "/api/projects", json.dumps({"name": name}).encode(), {**auth, "X-Forwarded-For": "203.0.113.77"}
+        )  # fmt: skip
+        status, _, body = request(routerly, create, source=source)
+        assert status == 201, body
+        deadline = time.monotonic() + 5
+        while True:
+            _, _, body = request(routerly, build_request("GET", "/api/audit?limit=20", headers=auth))
+            entries = [e for e in json.loads(body)["entries"] if name in json.dumps(e)]
+            if entries:
+                break
+            assert time.monotonic() < deadline, body[:500]
+            time.sleep(0.05)
+        assert entries[0]["address"] == expected, entries[0]
 
 
 def test_the_setup_gate_needs_the_token_for_forwarded_or_proxied_callers(mock_session, tmp_path):
@@ -412,6 +431,20 @@ def test_slow_heads_idle_connections_and_stalled_bodies_are_closed_within_their_
     assert status == 408, raw
     assert json.loads(body)["error"]["type"] == "invalid_request_error"
     assert BODY_TIMEOUT_MS / 1000 * 0.9 <= elapsed <= BODY_TIMEOUT_MS / 1000 + 1.0, elapsed
+    # The same on the management API, in its own error shape.
+    with socket.create_connection((host, port)) as sock:
+        head = build_request("POST", "/api/auth/login").split(b"\r\n\r\n")[0]
+        sock.sendall(head.replace(b"Content-Length: 0", b"Content-Length: 50") + b"\r\n\r\n" + b'{"email"')
+        started = time.monotonic()
+        sock.settimeout(BODY_TIMEOUT_MS / 1000 + 5)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+        elapsed = time.monotonic() - started
+    status, _, body = parse_response(raw)
+    assert status == 408, raw
+    assert json.loads(body)["error"]["code"] == "request_timeout", body
+    assert BODY_TIMEOUT_MS / 1000 * 0.9 <= elapsed <= BODY_TIMEOUT_MS / 1000 + 1.0, elapsed
 
 
 def test_sigterm_closes_stalled_connections_at_once_and_lets_live_requests_finish(mock_session):
@@ -450,6 +483,43 @@ def test_sigterm_closes_stalled_connections_at_once_and_lets_live_requests_finis
         assert live_result and live_result[0][0] == 200, live_result
 
 
+def test_the_open_file_limit_is_raised_and_connections_beyond_the_cap_wait_their_turn(mock_session):
+    """Started with a soft open-file limit of 1024 (the finding: it stayed there), Routerly
+    raises it to the hard limit. With `max_connections` held by silent sockets, a new request
+    waits in the accept queue (accept never fails) and is served once the head timeout frees a
+    place."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip(f"the hard open-file limit is {hard}: nothing to raise")
+    cap = 20
+    settings = dict(connections=dict(max_connections=cap, header_timeout_ms=HEADER_TIMEOUT_MS))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        context = flood_routerly(mock_session, **settings)
+        routerly = context.__enter__()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        limits = Path(f"/proc/{routerly.process.pid}/limits").read_text()
+        line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+        raised_soft, raised_hard = line.split()[3:5]
+        assert raised_soft == raised_hard, line
+        host, port = host_port(routerly)
+        held = [socket.create_connection((host, port)) for _ in range(cap)]
+        time.sleep(0.2)
+        started = time.monotonic()
+        status, _, body = request(routerly, build_request("GET", "/health"), timeout=10)
+        waited = time.monotonic() - started
+        assert status == 200, body
+        # Not served while the cap was held; served as the head timeout closed the silent ones.
+        assert HEADER_TIMEOUT_MS / 1000 * 0.5 <= waited <= HEADER_TIMEOUT_MS / 1000 + 2.0, waited
+        for sock in held:
+            sock.close()
+        assert "accept failed" not in routerly.log_path.read_text(errors="replace")
+    finally:
+        context.__exit__(None, None, None)
+
+
 # ---- request bodies -----------------------------------------------------------------------
 
 
@@ -481,6 +551,13 @@ def test_request_bodies_beyond_the_memory_budget_get_503_with_retry_after(floode
     status, headers, answer = request(routerly, anthropic)
     assert status == 503 and int(headers["retry-after"]) >= 1
     assert json.loads(answer)["type"] == "error"
+    # The management API's bodies share the same budget (a login needs no credentials).
+    login = build_request(
+        "POST", "/api/auth/login", json.dumps({"email": ADMIN_EMAIL, "password": "x" * 300_000}).encode()
+    )  # fmt: skip
+    status, headers, answer = request(routerly, login)
+    assert status == 503 and int(headers["retry-after"]) >= 1, answer
+    assert json.loads(answer)["error"]["code"] == "unavailable", answer
     # The holders stall past the body timeout and give their share back.
     for sock in holders:
         sock.settimeout(5)
@@ -489,4 +566,4 @@ def test_request_bodies_beyond_the_memory_budget_get_503_with_retry_after(floode
     assert metric(routerly, "routerly_body_memory_bytes") == 0
     status, _, answer = request(routerly, raw)
     assert status == 200, answer
-    assert metric(routerly, "routerly_body_memory_refused_total") >= 2
+    assert metric(routerly, "routerly_body_memory_refused_total") >= 3

@@ -170,6 +170,21 @@ def test_hand_edits_beyond_a_bound_are_refused_naming_the_file_and_the_service_r
     assert api.get("/api/limits").status_code == 200
     assert chat(routerly).http_response.status_code == 200
 
+    # A config file that cannot be read at all (a folder in its place; permissions do not
+    # stop root): 503 naming it too.
+    limits_path.unlink()
+    limits_path.mkdir()
+    deadline = time.monotonic() + 5
+    while True:
+        answer = api.post("/api/projects", json={"name": "While Unreadable"})
+        if answer.status_code == 503 and "config/limits.json (it cannot be read)" in error_of(answer)["message"]:
+            break
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+    assert chat(routerly).http_response.status_code == 200, "the last good configuration serves"
+    limits_path.rmdir()
+    limits_path.write_text(json.dumps(bad))
+
     # A price beyond the ceiling typed by hand.
     models = json.loads(good_models)
     models["models"][0]["pricing"] = {"input": 1.7e308, "output": 1}

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The body is larger than the service accepts (413).
     PayloadTooLarge,
+    /// The body stopped arriving for longer than the body timeout (408).
+    RequestTimeout,
     /// Too many attempts (429).
     RateLimited,
     /// Something Routerly called on the caller's behalf (a notification channel) failed (502).
@@ -30,7 +32,8 @@ pub enum ErrorCode {
     /// Something broke inside; details are in the log (500).
     #[serde(rename = "internal_error")]
     Internal,
-    /// The service cannot do it now (a config file on disk is broken); retry once fixed (503).
+    /// The service cannot do it now: a config file on disk is broken (retry once fixed), or
+    /// request bodies in flight use up their memory budget (retry after `retry-after`) (503).
     Unavailable,
 }
 

@@ -4,10 +4,15 @@
 //!   on at most `password_hashing_concurrency` threads, with at most
 //!   `password_hashing_queue` callers waiting; beyond that a caller is refused at once.
 //! - [`BodyBudget`]: the bytes of request bodies held in memory at once, across all
-//!   requests; a body that does not fit is refused before it is read.
+//!   requests and every surface (`/v1` and `/api`); a body that does not fit is refused
+//!   before it is read. [`read_body`] is the one reader of request bodies that uses it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
 
 use tokio::sync::Semaphore;
 
@@ -193,6 +198,106 @@ impl Drop for BodyPermit {
     }
 }
 
+/// Why a request body was not read; each surface answers it in its own error format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than the surface's limit (or than the whole budget): 413. The limit in bytes.
+    TooLarge(usize),
+    /// The budget is in use by other bodies: 503 with `retry-after`.
+    OverBudget,
+    /// No byte for this long between two chunks: 408.
+    Stalled(Duration),
+    /// The connection failed while the body arrived: 400.
+    Unreadable,
+}
+
+impl BodyError {
+    /// The message for the caller.
+    pub fn message(&self) -> String {
+        match self {
+            BodyError::TooLarge(limit) => {
+                format!("The request body is larger than the limit of {limit} bytes.")
+            }
+            BodyError::OverBudget => {
+                "The service is receiving too many request bodies at once; retry shortly."
+                    .to_owned()
+            }
+            BodyError::Stalled(idle) => format!(
+                "The request body stalled for more than {} ms.",
+                idle.as_millis()
+            ),
+            BodyError::Unreadable => "The request body could not be read.".to_owned(),
+        }
+    }
+}
+
+/// How long a caller refused for [`BodyError::OverBudget`] is told to wait.
+pub const OVER_BUDGET_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Reads a request body of at most `limit` bytes (and never more than the whole budget) into
+/// one buffer, holding its bytes in `budget` for as long as the returned permit lives. A
+/// declared length is reserved (and the buffer sized) before anything is read; a body
+/// without one is reserved as it arrives. Silence longer than `idle` between two chunks
+/// ends the read.
+pub async fn read_body(
+    budget: &BodyBudget,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    idle: Duration,
+) -> Result<(Bytes, BodyPermit), BodyError> {
+    use http_body_util::BodyExt as _;
+    let limit = limit.min(budget.total);
+    let over_budget = || {
+        budget.refused();
+        BodyError::OverBudget
+    };
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|declared| declared > limit) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    let mut permit = budget.permit();
+    let mut buffer = match declared {
+        Some(declared) => {
+            if !permit.grow(declared) {
+                return Err(over_budget());
+            }
+            bytes::BytesMut::with_capacity(declared)
+        }
+        None => bytes::BytesMut::new(),
+    };
+    let mut body = body;
+    loop {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(BodyError::Stalled(idle)),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(BodyError::Unreadable),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let length = buffer.len() + data.len();
+        if length > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        // Undeclared bodies are reserved as they come (hyper refuses more than declared).
+        let needed = length.max(declared.unwrap_or(0));
+        if needed > permit.held() && !permit.grow(needed - permit.held()) {
+            return Err(over_budget());
+        }
+        if buffer.is_empty() && declared == Some(data.len()) {
+            // One chunk is the whole body: keep it without a copy.
+            return Ok((data, permit));
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok((buffer.freeze(), permit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +315,106 @@ mod tests {
         assert_eq!(budget.in_use(), 40);
         drop(second);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    fn declared(length: usize) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, length.into());
+        headers
+    }
+
+    /// A body whose chunks are sent by the returned sender.
+    fn streamed() -> (
+        tokio::sync::mpsc::Sender<Result<hyper::body::Frame<Bytes>, std::io::Error>>,
+        axum::body::Body,
+    ) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        let body =
+            http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        (sender, axum::body::Body::new(body))
+    }
+
+    const IDLE: Duration = Duration::from_millis(200);
+
+    #[tokio::test]
+    async fn bodies_share_the_budget_and_refuse_what_does_not_fit() {
+        let budget = BodyBudget::new(90);
+        let (bytes, held) = read_body(&budget, &declared(5), "hello".into(), 80, IDLE)
+            .await
+            .expect("fits");
+        assert_eq!(&bytes[..], b"hello");
+        assert_eq!(budget.in_use(), 5, "held while the permit lives");
+        // A declared body is reserved before it is read: 80 more do not fit beside 5 + 10.
+        let refused = read_body(&budget, &declared(10), "0123456789".into(), 80, IDLE).await;
+        let (_, second) = refused.expect("10 fit");
+        assert_eq!(budget.in_use(), 15);
+        assert_eq!(
+            read_body(&budget, &declared(80), axum::body::Body::empty(), 80, IDLE)
+                .await
+                .map(|_| ()),
+            Err(BodyError::OverBudget)
+        );
+        assert_eq!(budget.refusals(), 1);
+        drop((held, second));
+        assert_eq!(budget.in_use(), 0, "given back");
+        // Larger than the limit, declared or not: 413, nothing held.
+        assert_eq!(
+            read_body(&budget, &declared(81), axum::body::Body::empty(), 80, IDLE)
+                .await
+                .map(|_| ()),
+            Err(BodyError::TooLarge(80))
+        );
+        let undeclared = axum::body::Body::from(vec![b'x'; 81]);
+        assert_eq!(
+            read_body(&budget, &HeaderMap::new(), undeclared, 80, IDLE)
+                .await
+                .map(|_| ()),
+            Err(BodyError::TooLarge(80))
+        );
+        // A limit above the whole budget is the budget (such a body could never fit).
+        assert_eq!(
+            read_body(
+                &budget,
+                &declared(91),
+                axum::body::Body::empty(),
+                1000,
+                IDLE
+            )
+            .await
+            .map(|_| ()),
+            Err(BodyError::TooLarge(90))
+        );
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_body_is_reserved_as_it_arrives_and_a_stalled_one_ends() {
+        let budget = BodyBudget::new(100);
+        let (sender, body) = streamed();
+        let reading = tokio::spawn({
+            let budget = Arc::new(budget);
+            let watched = Arc::clone(&budget);
+            async move {
+                let result = read_body(&watched, &HeaderMap::new(), body, 80, IDLE)
+                    .await
+                    .map(|_| ());
+                (result, budget.in_use())
+            }
+        });
+        for _ in 0..3 {
+            sender
+                .send(Ok(hyper::body::Frame::data(Bytes::from_static(
+                    b"0123456789",
+                ))))
+                .await
+                .expect("sent");
+        }
+        let started = std::time::Instant::now();
+        let (result, in_use_after) = reading.await.expect("no panic");
+        assert_eq!(result, Err(BodyError::Stalled(IDLE)));
+        assert!(started.elapsed() < IDLE * 5, "{:?}", started.elapsed());
+        assert_eq!(in_use_after, 0, "a refused body gives its share back");
+        drop(sender);
     }
 
     #[tokio::test]

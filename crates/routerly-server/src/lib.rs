@@ -287,39 +287,42 @@ const HISTORY_UPKEEP_INTERVAL: Duration = Duration::from_secs(600);
 /// old segments as the settings say. Stops when `stop` turns `true`.
 fn spawn_history_upkeep(
     app: &App,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let history = Arc::clone(&app.usage_history);
     let store = Arc::clone(&app.store);
-    tokio::spawn(async move {
-        let mut checkpoints = tokio::time::interval(HISTORY_CHECKPOINT_INTERVAL);
-        let mut upkeep = tokio::time::interval(HISTORY_UPKEEP_INTERVAL);
-        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        checkpoints.tick().await;
-        loop {
-            tokio::select! {
-                _ = checkpoints.tick() => history_checkpoint(&history).await,
-                _ = upkeep.tick() => {
-                    let settings = store.snapshot().settings.clone();
-                    let retention = store::history::Retention {
-                        keep_days: settings.usage_retention_days,
-                        compress_after_days: settings.usage_compress_after_days,
-                        hourly_days: settings.usage_hourly_rollup_days,
-                    };
-                    let history = Arc::clone(&history);
-                    match tokio::task::spawn_blocking(move || history.maintain(chrono::Utc::now(), retention)).await {
-                        Ok(Ok(done)) if done != store::history::Maintained::default() => {
-                            tracing::info!(compressed = done.compressed, deleted = done.deleted, "usage segments maintained");
+    panics::supervise("usage history upkeep", move || {
+        let (history, store, mut stop) = (Arc::clone(&history), Arc::clone(&store), stop.clone());
+        async move {
+            let mut checkpoints = tokio::time::interval(HISTORY_CHECKPOINT_INTERVAL);
+            let mut upkeep = tokio::time::interval(HISTORY_UPKEEP_INTERVAL);
+            checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            upkeep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            checkpoints.tick().await;
+            while !*stop.borrow() {
+                tokio::select! {
+                    _ = checkpoints.tick() => history_checkpoint(&history).await,
+                    _ = upkeep.tick() => {
+                        let settings = store.snapshot().settings.clone();
+                        let retention = store::history::Retention {
+                            keep_days: settings.usage_retention_days,
+                            compress_after_days: settings.usage_compress_after_days,
+                            hourly_days: settings.usage_hourly_rollup_days,
+                        };
+                        let history = Arc::clone(&history);
+                        match tokio::task::spawn_blocking(move || history.maintain(chrono::Utc::now(), retention)).await {
+                            Ok(Ok(done)) if done != store::history::Maintained::default() => {
+                                tracing::info!(compressed = done.compressed, deleted = done.deleted, "usage segments maintained");
+                            }
+                            Ok(Ok(_)) => {}
+                            Ok(Err(error)) => tracing::error!(%error, "usage segment upkeep failed"),
+                            Err(error) => tracing::error!(%error, "the usage segment upkeep task failed"),
                         }
-                        Ok(Ok(_)) => {}
-                        Ok(Err(error)) => tracing::error!(%error, "usage segment upkeep failed"),
-                        Err(error) => tracing::error!(%error, "the usage segment upkeep task failed"),
                     }
-                }
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
+                    changed = stop.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
                     }
                 }
             }
@@ -452,6 +455,12 @@ fn add_admission_metrics(app: &AppState, exposition: &mut Exposition) {
         "Requests refused because request bodies used up their memory budget.",
         Kind::Counter,
         Value::Integer(app.body_budget.refusals()),
+    );
+    exposition.single(
+        "routerly_task_panics_total",
+        "Background task panics (each task is started again).",
+        Kind::Counter,
+        Value::Integer(panics::task_panics()),
     );
 }
 

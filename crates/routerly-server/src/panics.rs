@@ -8,8 +8,17 @@
 //! - Anywhere (handlers and background tasks alike): [`install_hook`] writes one error line
 //!   through `tracing` with the panic's message and location; tokio keeps the runtime and the
 //!   other tasks running.
+//! - In a background task: [`supervise`] runs the service's long-lived loops (budget
+//!   checkpoints and resets, alert delivery, usage-history upkeep, the config watcher) so that
+//!   a panic logs which task it was and starts the task again after a pause, instead of
+//!   leaving the service running without it. `routerly_task_panics_total` counts them.
 
 use std::any::Any;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
 
 use axum::response::{IntoResponse, Response};
 use routerly_core::canonical::ErrorKind;
@@ -80,6 +89,50 @@ pub fn install_hook() {
     }));
 }
 
+/// Background task panics since start (each restarted by [`supervise`]).
+static TASK_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// The first pause before a panicked task starts again, and the longest.
+const RESTART_DELAY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(60));
+
+/// Background task panics since start, for `/metrics`.
+pub fn task_panics() -> u64 {
+    TASK_PANICS.load(Ordering::Relaxed)
+}
+
+/// Spawns the long-lived task `name`, built by `make`; when it panics, logs an error naming
+/// it and builds and runs it again after a pause (one second, doubling up to a minute, so a
+/// task that panics at every start does not spin). The returned handle ends when a run of
+/// the task ends without a panic (or is aborted). Everything a task keeps between runs lives
+/// in what `make` captures (shared state, channels behind a lock), so a restart resumes it.
+pub fn supervise<F>(
+    name: &'static str,
+    mut make: impl FnMut() -> F + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut delay = RESTART_DELAY.0;
+        loop {
+            match std::panic::AssertUnwindSafe(make()).catch_unwind().await {
+                Ok(()) => return,
+                Err(panic) => {
+                    TASK_PANICS.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        task = name,
+                        panic = %panic_message(&*panic),
+                        "background task panicked; restarting it in {} s",
+                        delay.as_secs()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(RESTART_DELAY.1);
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +178,35 @@ mod tests {
         assert_eq!(status, http::StatusCode::INTERNAL_SERVER_ERROR);
         assert!(body["error"]["message"].is_string(), "{body}");
         assert!(!body.to_string().contains("secret detail"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_supervised_task_that_panics_is_logged_and_started_again() {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU32;
+        let runs = Arc::new(AtomicU32::new(0));
+        let before = task_panics();
+        let counted = Arc::clone(&runs);
+        let task = supervise("test task", move || {
+            let counted = Arc::clone(&counted);
+            async move {
+                // Panics on its first run, then ends normally.
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("a bug in a background task");
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        task.await.expect("the supervisor itself never panics");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "started again after the panic"
+        );
+        assert!(task_panics() > before);
+        assert!(
+            started.elapsed() >= RESTART_DELAY.0,
+            "a pause before the restart"
+        );
     }
 }

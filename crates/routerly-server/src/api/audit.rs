@@ -115,9 +115,9 @@ pub fn config_changes(before: &Snapshot, after: &Snapshot) -> Vec<Value> {
 pub fn record(
     app: &App,
     caller: Option<&AuthUser>,
-    method: &Method,
+    address: std::net::IpAddr,
+    action: String,
     path: &str,
-    route_path: &str,
     before: &Snapshot,
     response: &Response,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -134,7 +134,8 @@ pub fn record(
         "id": uuid::Uuid::now_v7().to_string(),
         "at": Utc::now(),
         "actor": actor,
-        "action": format!("{method} {route_path}"),
+        "address": address.to_string(),
+        "action": action,
         "path": path,
         "status": response.status().as_u16(),
         "changes": config_changes(before, &after),

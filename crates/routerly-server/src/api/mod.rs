@@ -155,6 +155,7 @@ pub fn error_status(code: ErrorCode) -> StatusCode {
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::DeliveryFailed => StatusCode::BAD_GATEWAY,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -275,30 +276,57 @@ fn config_file_name(path: &std::path::Path) -> String {
     format!("config/{name}")
 }
 
-/// A JSON body whose deserialization errors become 400s naming the field.
+/// The largest body a management API request may have (a configuration change is far
+/// smaller); capped further by `connections.body_memory_bytes`.
+pub const API_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// A JSON body whose deserialization errors become 400s naming the field. The body is read
+/// through the shared body budget like every other surface's ([`crate::admission::read_body`]):
+/// 413 beyond [`API_MAX_BODY_BYTES`], 503 with `retry-after` while the budget is in use,
+/// 408 after `body_timeout_ms` of silence.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
+    type Rejection = Response;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = bytes::Bytes::from_request(request, state)
-            .await
-            .map_err(|error| {
-                if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        ErrorCode::PayloadTooLarge,
-                        "the request body is larger than the service accepts",
-                    )
-                } else {
-                    ApiError::new(ErrorCode::Invalid, error.body_text())
-                }
-            })?;
+    async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let idle = std::time::Duration::from_millis(
+            app.store.snapshot().settings.connections.body_timeout_ms,
+        );
+        let (bytes, _permit) = crate::admission::read_body(
+            &app.body_budget,
+            &parts.headers,
+            body,
+            API_MAX_BODY_BYTES,
+            idle,
+        )
+        .await
+        .map_err(body_refusal)?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|error| body_error(&error))?;
+            .map_err(|error| body_error(&error).into_response())?;
         Ok(ApiJson(value))
     }
+}
+
+/// A body the budget or the connection refused, in the API's error shape.
+fn body_refusal(error: crate::admission::BodyError) -> Response {
+    use crate::admission::BodyError;
+    let code = match error {
+        BodyError::TooLarge(_) => ErrorCode::PayloadTooLarge,
+        BodyError::OverBudget => ErrorCode::Unavailable,
+        BodyError::Stalled(_) => ErrorCode::RequestTimeout,
+        BodyError::Unreadable => ErrorCode::Invalid,
+    };
+    let mut response = ApiError::new(code, error.message()).into_response();
+    if error == BodyError::OverBudget {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(crate::admission::OVER_BUDGET_RETRY_AFTER.as_secs()),
+        );
+    }
+    response
 }
 
 /// A query string read into `T`, whose errors become 400s in the API's JSON shape naming the

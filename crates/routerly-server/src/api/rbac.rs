@@ -499,6 +499,14 @@ pub async fn authorize(
     };
     let audited = super::audit::is_audited(&method, &route_path);
     let before = audited.then(|| app.store.snapshot());
+    let address = crate::net::client_address(
+        request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |info| info.0.ip()),
+        request.headers(),
+        &snapshot.settings.trusted_proxies,
+    );
     let response = next.run(request).await;
     if let Some(before) = before
         && response.status().is_success()
@@ -506,9 +514,9 @@ pub async fn authorize(
         let write = super::audit::record(
             &app,
             caller.as_ref(),
-            &method,
+            address,
+            format!("{method} {route_path}"),
             &path,
-            &route_path,
             &before,
             &response,
         );

@@ -1061,23 +1061,26 @@ fn open_counters(snapshot: &Snapshot) -> Result<Arc<dyn CounterStore>, crate::st
 pub fn spawn_periodic(
     budgets: &Arc<Budgets>,
     home: &crate::store::Home,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let budgets = Arc::clone(budgets);
     let home = home.clone();
-    tokio::spawn(async move {
-        let mut resets = tokio::time::interval(Duration::from_secs(5));
-        let mut checkpoints = tokio::time::interval(rebuild::CHECKPOINT_INTERVAL);
-        resets.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        checkpoints.tick().await;
-        loop {
-            tokio::select! {
-                _ = resets.tick() => budgets.check_resets(),
-                _ = checkpoints.tick() => final_checkpoint(&budgets, &home).await,
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        break;
+    crate::panics::supervise("budget checkpoints and resets", move || {
+        let (budgets, home, mut stop) = (Arc::clone(&budgets), home.clone(), stop.clone());
+        async move {
+            let mut resets = tokio::time::interval(Duration::from_secs(5));
+            let mut checkpoints = tokio::time::interval(rebuild::CHECKPOINT_INTERVAL);
+            resets.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            checkpoints.tick().await;
+            while !*stop.borrow() {
+                tokio::select! {
+                    _ = resets.tick() => budgets.check_resets(),
+                    _ = checkpoints.tick() => final_checkpoint(&budgets, &home).await,
+                    changed = stop.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
                     }
                 }
             }

@@ -179,33 +179,39 @@ pub fn spawn_notifier(
     ledger: Arc<AlertLedger>,
     store: Arc<ConfigStore>,
 ) -> tokio::task::JoinHandle<()> {
-    let mut receiver = ledger
+    let receiver = ledger
         .receiver
         .lock()
         .expect("ledger lock is never poisoned")
         .take()
         .expect("the notifier is started once");
+    // Behind a lock so that a run started again after a panic takes it up.
+    let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let weak = Arc::downgrade(&ledger);
     drop(ledger);
-    tokio::spawn(async move {
-        while let Some(event) = receiver.recv().await {
-            let mut events = vec![event];
-            while let Ok(more) = receiver.try_recv() {
-                events.push(more);
-            }
-            if let Some(ledger) = weak.upgrade() {
-                let _ = tokio::task::spawn_blocking(move || ledger.save()).await;
-            }
-            let snapshot = store.snapshot();
-            for event in events {
-                tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert");
-                for channel in &snapshot.settings.notification_channels {
-                    let channel = channel.clone();
-                    let event = event.clone();
-                    let store = Arc::clone(&store);
-                    tokio::spawn(
-                        async move { deliver_with_retries(&store, &channel, &event).await },
-                    );
+    crate::panics::supervise("alert notifier", move || {
+        let (receiver, weak, store) = (Arc::clone(&receiver), weak.clone(), Arc::clone(&store));
+        async move {
+            let mut receiver = receiver.lock().await;
+            while let Some(event) = receiver.recv().await {
+                let mut events = vec![event];
+                while let Ok(more) = receiver.try_recv() {
+                    events.push(more);
+                }
+                if let Some(ledger) = weak.upgrade() {
+                    let _ = tokio::task::spawn_blocking(move || ledger.save()).await;
+                }
+                let snapshot = store.snapshot();
+                for event in events {
+                    tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert");
+                    for channel in &snapshot.settings.notification_channels {
+                        let channel = channel.clone();
+                        let event = event.clone();
+                        let store = Arc::clone(&store);
+                        tokio::spawn(async move {
+                            deliver_with_retries(&store, &channel, &event).await
+                        });
+                    }
                 }
             }
         }

@@ -227,11 +227,10 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
-/// Reads a request body of at most `limit` bytes into one buffer, holding its bytes in the
-/// shared [`BodyBudget`](crate::admission::BodyBudget) for as long as the returned permit
-/// lives. A declared length is reserved (and the buffer sized) before anything is read; a
-/// body without one is reserved as it arrives. Beyond the budget: 503 with `retry-after`;
-/// silence longer than `body_timeout_ms` between two chunks: 408.
+/// Reads a request body of at most `limit` bytes through the shared
+/// [`BodyBudget`](crate::admission::BodyBudget) ([`crate::admission::read_body`]), holding
+/// its bytes for as long as the returned permit lives; a refusal in the client's format
+/// (413, 503 with `retry-after`, 408 after `body_timeout_ms` of silence, 400).
 async fn read_body(
     app: &crate::state::AppState,
     headers: &HeaderMap,
@@ -239,85 +238,28 @@ async fn read_body(
     limit: usize,
     format: WireFormat,
 ) -> Result<(Bytes, crate::admission::BodyPermit), ProxyError> {
-    use http_body_util::BodyExt as _;
-    let too_large = || {
-        ProxyError::new(
-            format,
-            ErrorKind::RequestTooLarge,
-            format!("The request body is larger than the limit of {limit} bytes."),
-        )
-    };
-    let over_budget = || {
-        app.body_budget.refused();
-        ProxyError::new(
-            format,
-            ErrorKind::Unavailable,
-            "The service is receiving too many request bodies at once; retry shortly.",
-        )
-        .with_retry_after(Some(Duration::from_secs(1)))
-    };
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|declared| declared > limit) {
-        return Err(too_large());
-    }
-    let mut permit = app.body_budget.permit();
-    let mut buffer = match declared {
-        Some(declared) => {
-            if !permit.grow(declared) {
-                return Err(over_budget());
-            }
-            bytes::BytesMut::with_capacity(declared)
-        }
-        None => bytes::BytesMut::new(),
-    };
+    use crate::admission::BodyError;
     let idle = Duration::from_millis(app.store.snapshot().settings.connections.body_timeout_ms);
-    let mut body = body;
-    loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => {
-                let mut error = ProxyError::new(
-                    format,
-                    ErrorKind::InvalidRequest,
-                    format!(
-                        "The request body stalled for more than {} ms.",
-                        idle.as_millis()
-                    ),
-                );
-                error.status = 408;
-                return Err(error);
+    crate::admission::read_body(&app.body_budget, headers, body, limit, idle)
+        .await
+        .map_err(|error| {
+            let (kind, status, retry_after) = match error {
+                BodyError::TooLarge(_) => (ErrorKind::RequestTooLarge, None, None),
+                BodyError::OverBudget => (
+                    ErrorKind::Unavailable,
+                    None,
+                    Some(crate::admission::OVER_BUDGET_RETRY_AFTER),
+                ),
+                BodyError::Stalled(_) => (ErrorKind::InvalidRequest, Some(408), None),
+                BodyError::Unreadable => (ErrorKind::InvalidRequest, None, None),
+            };
+            let mut refusal =
+                ProxyError::new(format, kind, error.message()).with_retry_after(retry_after);
+            if let Some(status) = status {
+                refusal.status = status;
             }
-            Ok(None) => break,
-            Ok(Some(Err(_))) => {
-                return Err(ProxyError::new(
-                    format,
-                    ErrorKind::InvalidRequest,
-                    "The request body could not be read.",
-                ));
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        let length = buffer.len() + data.len();
-        if length > limit {
-            return Err(too_large());
-        }
-        // Undeclared bodies are reserved as they come (hyper refuses more than declared).
-        let needed = length.max(declared.unwrap_or(0));
-        if needed > permit.held() && !permit.grow(needed - permit.held()) {
-            return Err(over_budget());
-        }
-        if buffer.is_empty() && declared == Some(data.len()) {
-            // One chunk is the whole body: keep it without a copy.
-            return Ok((data, permit));
-        }
-        buffer.extend_from_slice(&data);
-    }
-    Ok((buffer.freeze(), permit))
+            refusal
+        })
 }
 
 /// Parses the body as a JSON object.

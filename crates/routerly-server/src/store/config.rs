@@ -755,23 +755,26 @@ impl ConfigStore {
 
     /// Polls the config files every [`WATCH_INTERVAL`] and reloads hand edits until
     /// `shutdown` turns `true` (or its sender is dropped).
-    pub fn spawn_watcher(self: &Arc<Self>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub fn spawn_watcher(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
         let store = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(WATCH_INTERVAL);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                if *shutdown.borrow_and_update() {
-                    break;
-                }
-                tokio::select! {
-                    _ = interval.tick() => {
-                        // Errors are logged and recorded by `catch_up`.
-                        let _ = store.reload().await;
+        crate::panics::supervise("config watcher", move || {
+            let (store, mut shutdown) = (Arc::clone(&store), shutdown.clone());
+            async move {
+                let mut interval = tokio::time::interval(WATCH_INTERVAL);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    if *shutdown.borrow_and_update() {
+                        break;
                     }
-                    changed = shutdown.changed() => {
-                        if changed.is_err() {
-                            break;
+                    tokio::select! {
+                        _ = interval.tick() => {
+                            // Errors are logged and recorded by `catch_up`.
+                            let _ = store.reload().await;
+                        }
+                        changed = shutdown.changed() => {
+                            if changed.is_err() {
+                                break;
+                            }
                         }
                     }
                 }
@@ -1178,6 +1181,38 @@ mod tests {
             .await
             .expect_err("rejected");
         assert_eq!(error.to_string(), "no permission");
+    }
+
+    #[tokio::test]
+    async fn a_change_that_panics_half_way_leaves_nothing_applied_and_the_store_usable() {
+        let (_dir, home, key) = setup();
+        let store = Arc::new(ConfigStore::open(&home, key).expect("open"));
+        let projects_path = home.config_file(ConfigKind::Projects);
+        let projects_before = fs::read(&projects_path).expect("projects");
+        let panicking = Arc::clone(&store);
+        let task = tokio::spawn(async move {
+            panicking
+                .update(|draft| {
+                    draft.projects.projects[0].name = "Half applied".to_owned();
+                    if draft.projects.projects[0].name.starts_with("Half") {
+                        panic!("a bug half way through a change");
+                    }
+                    Ok::<_, std::convert::Infallible>(())
+                })
+                .await
+        });
+        assert!(task.await.expect_err("the change panicked").is_panic());
+        assert_eq!(fs::read(&projects_path).expect("projects"), projects_before);
+        assert!(store.snapshot().project("Half applied").is_none());
+        // The writer lock was released: the next change goes through.
+        store
+            .update(|draft| {
+                draft.projects.projects[0].name = "Renamed".to_owned();
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .await
+            .expect("a change after the panic");
+        assert!(store.snapshot().project("Renamed").is_some());
     }
 
     #[tokio::test]

@@ -39,6 +39,15 @@ struct Shared {
     records_written: AtomicU64,
 }
 
+/// Marks the writer unhealthy when its task ends, by return or by panic.
+struct MarkStopped(Arc<Shared>);
+
+impl Drop for MarkStopped {
+    fn drop(&mut self) {
+        self.0.healthy.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Sees every record the moment it is emitted (metrics, the per-request log line).
 pub type UsageObserver = Arc<dyn Fn(&UsageRecord) + Send + Sync>;
 
@@ -292,6 +301,9 @@ struct UsageWriter {
 
 impl UsageWriter {
     async fn run(mut self, mut shutdown: oneshot::Receiver<()>) -> UsageWriterStats {
+        // However the task ends (a panic included), `/ready` then says the writer is not
+        // running, so a load balancer stops sending calls whose usage would not be recorded.
+        let _stopped = MarkStopped(Arc::clone(&self.shared));
         let mut shutdown_open = true;
         // Whether the channel can still deliver records (closed at shutdown, then drained).
         let mut open = true;
