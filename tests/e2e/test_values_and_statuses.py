@@ -24,6 +24,7 @@ from conftest import (
     OPENAI_MODEL,
     Routerly,
     find_binary,
+    running_routerly,
     spawn_routerly,
 )
 
@@ -301,15 +302,18 @@ def test_the_webhook_guard_refuses_every_form_of_a_private_address(routerly: Rou
     assert error_of(answer)["field"] == "url", answer.text
 
 
-def test_data_files_are_private(routerly: Routerly):
-    chat(routerly)  # usage, a trace, checkpoints
-    api = admin_client(routerly)
-    api.get("/api/limits")
-    time.sleep(0.5)
-    wrong = []
-    for path in [routerly.home, *routerly.home.rglob("*")]:
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        expected = 0o700 if path.is_dir() else 0o600
-        if mode != expected:
-            wrong.append(f"{path.relative_to(routerly.home)}: {mode:04o}")
-    assert not wrong, wrong
+def test_data_files_are_private(mock_session):
+    # A Routerly of its own: the module's instance holds config files that other tests
+    # wrote by hand (an operator's own file keeps the mode it was given).
+    with running_routerly(mock_session) as routerly:
+        chat(routerly)  # usage, a trace, checkpoints
+        api = admin_client(routerly)
+        api.get("/api/limits")
+        time.sleep(0.5)
+        wrong = []
+        for path in [routerly.home, *routerly.home.rglob("*")]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            expected = 0o700 if path.is_dir() else 0o600
+            if mode != expected:
+                wrong.append(f"{path.relative_to(routerly.home)}: {mode:04o}")
+        assert not wrong, wrong

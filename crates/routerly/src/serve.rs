@@ -38,6 +38,9 @@ pub async fn run(options: ServeOptions) -> anyhow::Result<()> {
     }
     logging::install_request_log(writer.clone(), json);
     routerly_server::panics::install_hook();
+    // Before anything is opened, and before "listening" is printed: the limit is in force
+    // from the first file and the first connection (the listener raises it again, a no-op).
+    routerly_server::net::raise_nofile_limit();
     let result = run_service(home, options).await;
     writer.flush();
     result
