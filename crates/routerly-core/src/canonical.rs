@@ -117,6 +117,18 @@ pub enum ContentPart {
         /// OpenAI's `detail` hint, kept for same-format round trips.
         detail: Option<String>,
     },
+    /// A document (a PDF, a plain-text file) given inline or by URL: Anthropic's
+    /// `document` block, OpenAI's `file` part, Responses' `input_file`, Gemini's
+    /// `inlineData` of a document type. A target that cannot read it refuses the request
+    /// naming `path` (see `wire::encode_request`).
+    Document {
+        /// Where it comes from.
+        source: DocumentSource,
+        /// Its name: Anthropic's `title`, OpenAI's `filename`.
+        name: Option<String>,
+        /// Where it stands in the client's body, such as `messages[0].content[1]`.
+        path: String,
+    },
     /// A call of a tool by the assistant.
     ToolCall {
         /// Provider-side call id, echoed by the matching result.
@@ -211,6 +223,32 @@ impl ChatRequest {
         }
     }
 
+    /// The first document (by place in the client's body, its source, and whether it
+    /// stands inside a tool result) that `refuses` names a reason for.
+    pub fn first_unreadable_document(
+        &self,
+        refuses: impl Fn(&DocumentSource, bool) -> Option<String>,
+    ) -> Option<(String, String)> {
+        fn in_parts(
+            parts: &[ContentPart],
+            in_tool_result: bool,
+            refuses: &dyn Fn(&DocumentSource, bool) -> Option<String>,
+        ) -> Option<(String, String)> {
+            parts.iter().find_map(|part| match part {
+                ContentPart::Document { source, path, .. } => {
+                    refuses(source, in_tool_result).map(|reason| (path.clone(), reason))
+                }
+                ContentPart::ToolResult { content, .. } => in_parts(content, true, refuses),
+                _ => None,
+            })
+        }
+        in_parts(&self.system, false, &refuses).or_else(|| {
+            self.messages
+                .iter()
+                .find_map(|message| in_parts(&message.content, false, &refuses))
+        })
+    }
+
     /// The first content the canonical model carries only as [`ContentPart::Opaque`]:
     /// what a translation cannot send without changing the request's meaning.
     pub fn first_opaque(&self) -> Option<(&str, &str)> {
@@ -246,6 +284,32 @@ pub enum ImageSource {
         data: String,
     },
 }
+
+/// Where a document comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DocumentSource {
+    /// Inline bytes, base64-encoded.
+    Base64 {
+        /// MIME type, such as `application/pdf`.
+        media_type: String,
+        /// Base64 data without a `data:` prefix.
+        data: String,
+    },
+    /// Plain text (Anthropic's `text` source).
+    Text {
+        /// The document's text.
+        text: String,
+    },
+    /// A URL the provider fetches.
+    Url {
+        /// The URL.
+        url: String,
+    },
+}
+
+/// The media type of PDF documents, the one inline type every document-reading format takes.
+pub const PDF_MEDIA_TYPE: &str = "application/pdf";
 
 /// A function tool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -675,6 +675,17 @@ fn validate_part(part: &Value, path: &str) -> Result<(), ApiError> {
                 "* GenerateContentRequest.{path}.inline_data.mime_type: inline_data.mime_type must be set\n"
             )));
         }
+        let mime_type = field(inline, "mimeType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let supported = ["image/", "audio/", "video/", "text/"]
+            .iter()
+            .any(|prefix| mime_type.starts_with(prefix))
+            || mime_type == "application/pdf";
+        if !supported {
+            return Err(invalid(format!("Unsupported MIME type: {mime_type}")));
+        }
         if !is_base64(data) {
             return Err(invalid(format!(
                 "Invalid value at '{path}.inline_data.data' (TYPE_BYTES), Base64 decoding failed for \"{}\"",
@@ -1002,6 +1013,18 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"role": "user", "parts": [{"text": text}]})
+    }
+
+    #[test]
+    fn inline_documents_of_supported_types_are_accepted() {
+        let with = |mime_type: &str| json!({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": mime_type, "data": "JVBERi0="}}]}]});
+        for mime_type in ["application/pdf", "text/plain", "image/png"] {
+            assert_eq!(validate(&with(mime_type)), Ok(()), "{mime_type}");
+        }
+        check_rejects(
+            with("application/zip"),
+            "Unsupported MIME type: application/zip",
+        );
     }
 
     #[test]

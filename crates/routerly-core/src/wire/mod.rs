@@ -25,7 +25,10 @@ use serde_json::Value;
 
 pub use passthrough::{EventRewrite, StreamPassthrough};
 
-use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, StreamEvent, Usage};
+use crate::canonical::{
+    ChatRequest, ChatResponse, DecodeError, DocumentSource, ErrorBody, PDF_MEDIA_TYPE, StreamEvent,
+    Usage,
+};
 
 /// A wire protocol for chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,6 +191,11 @@ pub fn encode_request(
     if let Some((kind, path)) = request.first_opaque() {
         return Err(DecodeError::untranslatable(kind, path));
     }
+    if let Some((path, reason)) = request.first_unreadable_document(|source, in_tool_result| {
+        document_refusal(format, source, in_tool_result)
+    }) {
+        return Err(DecodeError::at(&path, format!("`{path}`: {reason}")));
+    }
     match format {
         WireFormat::OpenAiChat => openai::encode_request(request, upstream_model),
         WireFormat::AnthropicMessages => anthropic::encode_request(request, upstream_model),
@@ -195,6 +203,52 @@ pub fn encode_request(
         WireFormat::MistralChat => mistral::encode_request(request, upstream_model),
         WireFormat::OllamaChat => ollama::encode_request(request, upstream_model),
         WireFormat::OpenAiResponses => responses::encode_request(request, upstream_model),
+    }
+}
+
+/// Why a provider speaking `format` cannot read a document from `source` (inside a tool
+/// result when `in_tool_result`); `None` when it can. Plain text becomes a text part
+/// anywhere; an inline PDF goes to every format with a document slot (Anthropic
+/// `document`, OpenAI `file`, Responses `input_file`, Gemini `inlineData`); Gemini also
+/// takes other inline types; a URL only Anthropic and Responses fetch; inside a tool
+/// result only Anthropic takes a document.
+fn document_refusal(
+    format: WireFormat,
+    source: &DocumentSource,
+    in_tool_result: bool,
+) -> Option<String> {
+    let reads_inline = |media_type: &str| match format {
+        WireFormat::GeminiGenerateContent => true,
+        WireFormat::AnthropicMessages | WireFormat::OpenAiChat | WireFormat::OpenAiResponses => {
+            media_type.eq_ignore_ascii_case(PDF_MEDIA_TYPE)
+        }
+        WireFormat::MistralChat | WireFormat::OllamaChat => false,
+    };
+    let has_documents = !matches!(format, WireFormat::MistralChat | WireFormat::OllamaChat);
+    match source {
+        _ if !has_documents && !matches!(source, DocumentSource::Text { .. }) => {
+            Some("documents have no equivalent in the target format".to_owned())
+        }
+        _ if in_tool_result && format != WireFormat::AnthropicMessages => Some(
+            "a document inside a tool result has no equivalent in the target format".to_owned(),
+        ),
+        DocumentSource::Text { .. } => None,
+        DocumentSource::Base64 { media_type, .. } if !reads_inline(media_type) => Some(format!(
+            "a `{media_type}` document has no equivalent in the target format (it reads inline documents as {PDF_MEDIA_TYPE} only)"
+        )),
+        DocumentSource::Base64 { .. } => None,
+        DocumentSource::Url { .. }
+            if matches!(
+                format,
+                WireFormat::AnthropicMessages | WireFormat::OpenAiResponses
+            ) =>
+        {
+            None
+        }
+        DocumentSource::Url { .. } => Some(
+            "a document given by URL has no equivalent in the target format (send it inline, base64-encoded)"
+                .to_owned(),
+        ),
     }
 }
 
@@ -394,5 +448,251 @@ impl StreamEncoder {
             StreamEncoder::Ollama(encoder) => encoder.encode(event),
             StreamEncoder::Responses(encoder) => encoder.encode(event),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Documents across formats: what each target reads, and the refusal (naming the
+    //! client's field) of what it cannot.
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::canonical::ContentPart;
+
+    const PDF: &str = "JVBERi0xLjQK";
+
+    fn anthropic_with(document: Value) -> ChatRequest {
+        decode_request(
+            WireFormat::AnthropicMessages,
+            &json!({"model": "m", "max_tokens": 10, "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Summarise"}, document]}
+            ]}),
+        )
+        .expect("decodes")
+    }
+
+    fn encoded(format: WireFormat, request: &ChatRequest) -> Value {
+        encode_request(format, request, "target").expect("encodes")
+    }
+
+    fn refusal(format: WireFormat, request: &ChatRequest) -> DecodeError {
+        encode_request(format, request, "target").expect_err("refused")
+    }
+
+    #[test]
+    fn an_anthropic_pdf_reaches_every_format_with_a_document_slot() {
+        let request = anthropic_with(json!({"type": "document", "title": "report.pdf",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}));
+        assert_eq!(
+            encoded(WireFormat::OpenAiChat, &request)["messages"][0]["content"][1],
+            json!({"type": "file", "file": {"filename": "report.pdf",
+                "file_data": format!("data:application/pdf;base64,{PDF}")}})
+        );
+        assert_eq!(
+            encoded(WireFormat::OpenAiResponses, &request)["input"][0]["content"][1],
+            json!({"type": "input_file", "filename": "report.pdf",
+                "file_data": format!("data:application/pdf;base64,{PDF}")})
+        );
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][0]["parts"][1],
+            json!({"inlineData": {"mimeType": "application/pdf", "data": PDF}})
+        );
+        for format in [WireFormat::MistralChat, WireFormat::OllamaChat] {
+            let error = refusal(format, &request);
+            assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
+            assert!(
+                error.message.contains("documents have no equivalent"),
+                "{}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_document_is_text_where_there_is_no_document_slot() {
+        let request = anthropic_with(json!({"type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "Routerly routes."}}));
+        assert_eq!(
+            encoded(WireFormat::OpenAiChat, &request)["messages"][0]["content"][1],
+            json!({"type": "text", "text": "Routerly routes."})
+        );
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][0]["parts"][1],
+            json!({"text": "Routerly routes."})
+        );
+        assert_eq!(
+            encoded(WireFormat::OllamaChat, &request)["messages"][0]["content"],
+            json!("Summarise\nRouterly routes.")
+        );
+    }
+
+    #[test]
+    fn a_document_by_url_goes_only_where_the_provider_fetches_it() {
+        let url = "https://example.com/report.pdf";
+        let request =
+            anthropic_with(json!({"type": "document", "source": {"type": "url", "url": url}}));
+        assert_eq!(
+            encoded(WireFormat::OpenAiResponses, &request)["input"][0]["content"][1],
+            json!({"type": "input_file", "file_url": url})
+        );
+        for format in [WireFormat::OpenAiChat, WireFormat::GeminiGenerateContent] {
+            let error = refusal(format, &request);
+            assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
+            assert!(error.message.contains("by URL"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn an_openai_file_part_becomes_an_anthropic_document() {
+        let request = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "file", "file": {"filename": "a.pdf",
+                    "file_data": format!("data:application/pdf;base64,{PDF}")}}]}
+            ]}),
+        )
+        .expect("decodes");
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &request)["messages"][0]["content"][0],
+            json!({"type": "document", "title": "a.pdf",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}})
+        );
+        // A Files API id only OpenAI can read; a file part with nothing is malformed.
+        let by_id = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "file", "file": {"file_id": "file-1"}}]}]}),
+        )
+        .expect("decodes");
+        let error = refusal(WireFormat::AnthropicMessages, &by_id);
+        assert_eq!(error.param.as_deref(), Some("messages[0].content[0]"));
+        assert!(error.message.contains("`file`"), "{}", error.message);
+        for (file, param) in [
+            (json!({}), "messages[0].content[0].file.file_data"),
+            (
+                json!({"file_data": "JVBERi0="}),
+                "messages[0].content[0].file.file_data",
+            ),
+            (
+                json!({"file_data": "data:application/pdf,;base64,x"}),
+                "messages[0].content[0].file.file_data",
+            ),
+        ] {
+            let error = decode_request(
+                WireFormat::OpenAiChat,
+                &json!({"model": "m", "messages": [{"role": "user", "content": [
+                    {"type": "file", "file": file}]}]}),
+            )
+            .expect_err("malformed file part");
+            assert_eq!(error.param.as_deref(), Some(param), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn only_gemini_reads_inline_documents_other_than_pdf() {
+        let request = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "file", "file": {"file_data": "data:text/csv;base64,YSxiCg=="}}]}]}),
+        )
+        .expect("decodes");
+        let error = refusal(WireFormat::AnthropicMessages, &request);
+        assert!(error.message.contains("`text/csv`"), "{}", error.message);
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][0]["parts"][0],
+            json!({"inlineData": {"mimeType": "text/csv", "data": "YSxiCg=="}})
+        );
+    }
+
+    #[test]
+    fn responses_input_files_by_data_and_url() {
+        let request = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "a.pdf",
+                 "file_data": format!("data:application/pdf;base64,{PDF}")},
+                {"type": "input_file", "file_url": "https://example.com/b.pdf"}
+            ]}]}),
+        )
+        .expect("decodes");
+        let anthropic = encoded(WireFormat::AnthropicMessages, &request);
+        assert_eq!(
+            anthropic["messages"][0]["content"],
+            json!([
+                {"type": "document", "title": "a.pdf",
+                 "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+                {"type": "document", "source": {"type": "url", "url": "https://example.com/b.pdf"}}
+            ])
+        );
+        let error = refusal(WireFormat::GeminiGenerateContent, &request);
+        assert_eq!(error.param.as_deref(), Some("input[0].content[1]"));
+        let error = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "a.pdf"}]}]}),
+        )
+        .expect_err("an input_file needs data, a URL or an id");
+        assert_eq!(
+            error.param.as_deref(),
+            Some("input[0].content[0].file_data")
+        );
+    }
+
+    #[test]
+    fn gemini_inline_data_is_an_image_a_document_or_opaque_by_type() {
+        let request = decode_request(
+            WireFormat::GeminiGenerateContent,
+            &json!({"contents": [{"role": "user", "parts": [
+                {"inlineData": {"mimeType": "application/pdf", "data": PDF}},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                {"inlineData": {"mimeType": "audio/mp3", "data": "SUQz"}}
+            ]}]}),
+        )
+        .expect("decodes");
+        let parts = &request.messages[0].content;
+        assert!(
+            matches!(parts[0], ContentPart::Document { .. }),
+            "{parts:?}"
+        );
+        assert!(matches!(parts[1], ContentPart::Image { .. }), "{parts:?}");
+        assert!(matches!(parts[2], ContentPart::Opaque { .. }), "{parts:?}");
+        let mut without_audio = request.clone();
+        without_audio.messages[0].content.truncate(2);
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &without_audio)["messages"][0]["content"][0],
+            json!({"type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}})
+        );
+        let error = refusal(WireFormat::AnthropicMessages, &request);
+        assert_eq!(error.param.as_deref(), Some("contents[0].parts[2]"));
+    }
+
+    #[test]
+    fn a_document_in_a_tool_result_goes_to_anthropic_only() {
+        let request = decode_request(
+            WireFormat::AnthropicMessages,
+            &json!({"model": "m", "max_tokens": 10, "messages": [
+                {"role": "user", "content": "read it"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+                ]}]}
+            ]}),
+        )
+        .expect("decodes");
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &request)["messages"][2]["content"][0]["content"]
+                [0]["type"],
+            "document"
+        );
+        let error = refusal(WireFormat::OpenAiChat, &request);
+        assert_eq!(
+            error.param.as_deref(),
+            Some("messages[2].content[0].content[0]")
+        );
+        assert!(error.message.contains("tool result"), "{}", error.message);
     }
 }

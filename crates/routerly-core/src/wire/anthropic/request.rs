@@ -9,8 +9,8 @@ use super::json::{
     optional_str, optional_u32, require, require_media_type, require_str,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
-    ResponseFormat, Role, Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Anthropic's smallest accepted thinking budget.
@@ -278,7 +278,9 @@ fn decode_block(
             signature: optional_str(block, "signature", path)?.map(str::to_owned),
         },
         ("redacted_thinking", _) => return Ok(None),
-        // Documents, search results, server-tool and MCP blocks, container uploads and any
+        ("document", _) => decode_document(block, path)?
+            .unwrap_or_else(|| ContentPart::opaque("document", path, block_value)),
+        // Documents from the Files API or of custom content, search results, server-tool and MCP blocks, container uploads and any
         // type newer than this gateway: carried as they are (see `ContentPart::Opaque`).
         (other, _) => ContentPart::opaque(other, path, block_value),
     };
@@ -303,6 +305,31 @@ fn decode_image(block: &Object, path: &str) -> Result<Option<ContentPart>, Decod
     Ok(Some(ContentPart::Image {
         source,
         detail: None,
+    }))
+}
+
+/// A document block; `None` for a source kind the canonical model does not represent (a
+/// Files API `file`, custom `content`).
+fn decode_document(block: &Object, path: &str) -> Result<Option<ContentPart>, DecodeError> {
+    let source_path = field_path(path, "source");
+    let source = as_object(require(block, "source", path)?, &source_path)?;
+    let source = match require_str(source, "type", &source_path)? {
+        "base64" => DocumentSource::Base64 {
+            media_type: require_media_type(source, "media_type", &source_path)?.to_owned(),
+            data: require_str(source, "data", &source_path)?.to_owned(),
+        },
+        "text" => DocumentSource::Text {
+            text: require_str(source, "data", &source_path)?.to_owned(),
+        },
+        "url" => DocumentSource::Url {
+            url: require_str(source, "url", &source_path)?.to_owned(),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(ContentPart::Document {
+        source,
+        name: optional_str(block, "title", path)?.map(str::to_owned),
+        path: path.to_owned(),
     }))
 }
 
@@ -342,6 +369,11 @@ fn decode_tool_result(block: &Object, path: &str) -> Result<ContentPart, DecodeE
                         "image" => Ok(decode_image(inner, &block_path)?.unwrap_or_else(|| {
                             ContentPart::opaque("image", &block_path, block_value)
                         })),
+                        "document" => {
+                            Ok(decode_document(inner, &block_path)?.unwrap_or_else(|| {
+                                ContentPart::opaque("document", &block_path, block_value)
+                            }))
+                        }
                         other => Ok(ContentPart::opaque(other, &block_path, block_value)),
                     }
                 })
@@ -645,6 +677,7 @@ fn encode_part(part: &ContentPart, role: Role, path: &str) -> Result<Option<Valu
         ContentPart::Text { text } if text.is_empty() => return Ok(None),
         ContentPart::Text { text } => json!({"type": "text", "text": text}),
         ContentPart::Image { source, .. } => encode_image(source),
+        ContentPart::Document { source, name, .. } => encode_document(source, name.as_deref()),
         ContentPart::ToolCall {
             id,
             name,
@@ -693,6 +726,23 @@ fn encode_image(source: &ImageSource) -> Value {
     }
 }
 
+fn encode_document(source: &DocumentSource, name: Option<&str>) -> Value {
+    let source = match source {
+        DocumentSource::Base64 { media_type, data } => {
+            json!({"type": "base64", "media_type": media_type, "data": data})
+        }
+        DocumentSource::Text { text } => {
+            json!({"type": "text", "media_type": "text/plain", "data": text})
+        }
+        DocumentSource::Url { url } => json!({"type": "url", "url": url}),
+    };
+    let mut block = json!({"type": "document", "source": source});
+    if let Some(name) = name {
+        block["title"] = json!(name);
+    }
+    block
+}
+
 /// Tool-call arguments as Anthropic's `input` object; empty text (some OpenAI-compatible
 /// providers send it for tools without parameters) is `{}`.
 fn parse_tool_arguments(arguments: &str, name: &str, path: &str) -> Result<Value, DecodeError> {
@@ -721,6 +771,9 @@ fn encode_tool_result_content(content: &[ContentPart]) -> Option<Value> {
                 Some(json!({"type": "text", "text": text}))
             }
             ContentPart::Image { source, .. } => Some(encode_image(source)),
+            ContentPart::Document { source, name, .. } => {
+                Some(encode_document(source, name.as_deref()))
+            }
             _ => None,
         })
         .collect();

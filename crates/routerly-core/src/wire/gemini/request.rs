@@ -11,8 +11,8 @@ use super::json::{
 };
 use super::{PLACEHOLDER_THOUGHT_SIGNATURE, args_object, generated_call_id};
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, ImageSource, Message, PDF_MEDIA_TYPE,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Decodes a client's `generateContent` body. The model and whether to stream are in
@@ -157,13 +157,22 @@ fn decode_parts(
         } else if let Some(inline_value) = get(part_map, "inlineData") {
             let inline_path = field_path(&part_path, "inlineData");
             let inline_map = as_object(inline_value, &inline_path)?;
-            parts.push(ContentPart::Image {
-                source: ImageSource::Base64 {
-                    media_type: require_media_type(inline_map, "mimeType", &inline_path)?
-                        .to_owned(),
-                    data: require_str(inline_map, "data", &inline_path)?.to_owned(),
-                },
-                detail: None,
+            let media_type = require_media_type(inline_map, "mimeType", &inline_path)?.to_owned();
+            let data = require_str(inline_map, "data", &inline_path)?.to_owned();
+            parts.push(if is_document_type(&media_type) {
+                ContentPart::Document {
+                    source: DocumentSource::Base64 { media_type, data },
+                    name: None,
+                    path: part_path.clone(),
+                }
+            } else if media_type.to_ascii_lowercase().starts_with("image/") {
+                ContentPart::Image {
+                    source: ImageSource::Base64 { media_type, data },
+                    detail: None,
+                }
+            } else {
+                // Audio, video and other media only Gemini reads.
+                ContentPart::opaque("inlineData", &part_path, part_value)
             });
         } else if let Some(file_value) = get(part_map, "fileData") {
             let file_path = field_path(&part_path, "fileData");
@@ -225,6 +234,12 @@ fn decode_parts(
         }
     }
     Ok(parts)
+}
+
+/// Whether inline data of `media_type` is a document (a PDF or text) rather than media.
+fn is_document_type(media_type: &str) -> bool {
+    let media_type = media_type.to_ascii_lowercase();
+    media_type == PDF_MEDIA_TYPE || media_type.starts_with("text/")
 }
 
 /// The text of a function response: `result` or `output` when it is a string, `error`
@@ -425,6 +440,14 @@ fn encode_parts(
             ContentPart::Image { source, .. } => {
                 parts.push(encode_image(source));
             }
+            ContentPart::Document { source, .. } => match source {
+                DocumentSource::Base64 { media_type, data } => {
+                    parts.push(json!({"inlineData": {"mimeType": media_type, "data": data}}));
+                }
+                DocumentSource::Text { text } => parts.push(json!({"text": text})),
+                // Refused before encoding (see `wire::encode_request`).
+                DocumentSource::Url { .. } => {}
+            },
             ContentPart::ToolCall {
                 name, arguments, ..
             } => {

@@ -7,10 +7,10 @@ use super::json::{
     optional_str, optional_u32, required_str, wrong_type,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
-    ResponseFormat, Role, Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
 };
-use crate::wire::openai::image_source_from_url;
+use crate::wire::openai::{document_filename, document_from_data_url, image_source_from_url};
 
 /// Decodes a client's `POST /v1/responses` body.
 ///
@@ -253,9 +253,38 @@ fn decode_input_part(part: &Value, path: &str) -> Result<ContentPart, DecodeErro
                 .map_err(|message| DecodeError::at(field_path(path, "image_url"), message))?;
             Ok(ContentPart::Image { source, detail })
         }
-        // Files, audio and any newer part type: carried as they are.
+        "input_file" => decode_input_file(part_map, path, part),
+        // Files by id, audio and any newer part type: carried as they are.
         other => Ok(ContentPart::opaque(other, path, part)),
     }
+}
+
+/// An `input_file` part: inline `file_data` (a `data:` URL) or a `file_url`; a `file_id`
+/// of OpenAI's Files API is carried as it is (only OpenAI can read it).
+fn decode_input_file(
+    part_map: &Map<String, Value>,
+    path: &str,
+    part: &Value,
+) -> Result<ContentPart, DecodeError> {
+    let name = optional_str(part_map, "filename", path)?.map(str::to_owned);
+    let source = if let Some(file_data) = optional_str(part_map, "file_data", path)? {
+        let (media_type, data) = document_from_data_url(file_data)
+            .map_err(|message| DecodeError::at(field_path(path, "file_data"), message))?;
+        DocumentSource::Base64 { media_type, data }
+    } else if let Some(url) = optional_str(part_map, "file_url", path)? {
+        DocumentSource::Url {
+            url: url.to_owned(),
+        }
+    } else if get(part_map, "file_id").is_some() {
+        return Ok(ContentPart::opaque("input_file", path, part));
+    } else {
+        return Err(missing(&field_path(path, "file_data")));
+    };
+    Ok(ContentPart::Document {
+        source,
+        name,
+        path: path.to_owned(),
+    })
 }
 
 /// Function tools, and the others (hosted, custom, newer kinds) by type and place.
@@ -518,6 +547,15 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
                         "detail": detail.as_deref().unwrap_or("auto"),
                     }));
                 }
+                ContentPart::Document { source, name, .. } => pending.push(match source {
+                    DocumentSource::Text { text } => json!({"type": "input_text", "text": text}),
+                    DocumentSource::Base64 { media_type, data } => json!({
+                        "type": "input_file",
+                        "filename": document_filename(name.as_deref(), media_type),
+                        "file_data": format!("data:{media_type};base64,{data}"),
+                    }),
+                    DocumentSource::Url { url } => json!({"type": "input_file", "file_url": url}),
+                }),
                 ContentPart::ToolCall {
                     id,
                     name,
