@@ -438,6 +438,14 @@ impl StreamEncoder {
         }
     }
 
+    /// Makes a Responses stream repeat its request as `echo` describes (see
+    /// [`responses::Echo`]); other formats repeat nothing.
+    pub fn set_echo(&mut self, echo: responses::Echo) {
+        if let StreamEncoder::Responses(encoder) = self {
+            encoder.set_echo(echo);
+        }
+    }
+
     /// The frames to send for `event`.
     pub fn encode(&mut self, event: &StreamEvent) -> Vec<SseFrame> {
         match self {

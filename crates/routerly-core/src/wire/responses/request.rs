@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::flat_name;
 use super::json::{
     as_array, as_object, field_path, get, index_path, missing, optional_bool, optional_f64,
     optional_str, optional_u32, required_str, wrong_type,
@@ -104,12 +105,17 @@ fn decode_item(item: &Value, path: &str, request: &mut ChatRequest) -> Result<()
             let call_id = required_str(item_map, "call_id", path)?;
             let name = required_str(item_map, "name", path)?;
             let arguments = required_str(item_map, "arguments", path)?;
+            // A call of a namespaced tool, by the flat name the tool was sent under.
+            let name = match optional_str(item_map, "namespace", path)? {
+                Some(namespace) => flat_name(namespace, name),
+                None => name.to_owned(),
+            };
             push_part(
                 request,
                 Role::Assistant,
                 ContentPart::ToolCall {
                     id: call_id.to_owned(),
-                    name: name.to_owned(),
+                    name,
                     arguments: arguments.to_owned(),
                 },
             );
@@ -299,26 +305,54 @@ fn decode_tools(
     for (index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
         let path = index_path("tools", index);
         let tool_map = as_object(tool_value, &path)?;
-        let tool_type = required_str(tool_map, "type", &path)?;
-        if tool_type != "function" {
-            hosted_tools.push(HostedTool {
-                kind: tool_type.to_owned(),
+        match required_str(tool_map, "type", &path)? {
+            "function" => tools.push(decode_function_tool(tool_map, &path, None)?),
+            // A group of function tools (Codex): each member flattened under its namespace.
+            "namespace" => {
+                let namespace = required_str(tool_map, "name", &path)?;
+                let members_path = field_path(&path, "tools");
+                let members = get(tool_map, "tools").ok_or_else(|| missing(&members_path))?;
+                for (member_index, member) in as_array(members, &members_path)?.iter().enumerate() {
+                    let member_path = index_path(&members_path, member_index);
+                    let member_map = as_object(member, &member_path)?;
+                    match required_str(member_map, "type", &member_path)? {
+                        "function" => tools.push(decode_function_tool(
+                            member_map,
+                            &member_path,
+                            Some(namespace),
+                        )?),
+                        other => hosted_tools.push(HostedTool {
+                            kind: other.to_owned(),
+                            path: member_path,
+                        }),
+                    }
+                }
+            }
+            other => hosted_tools.push(HostedTool {
+                kind: other.to_owned(),
                 path,
-            });
-            continue;
+            }),
         }
-        let name = required_str(tool_map, "name", &path)?;
-        let parameters = get(tool_map, "parameters")
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-        tools.push(Tool {
-            name: name.to_owned(),
-            description: optional_str(tool_map, "description", &path)?.map(str::to_owned),
-            parameters,
-            strict: optional_bool(tool_map, "strict", &path)?,
-        });
     }
     Ok((tools, hosted_tools))
+}
+
+/// A `function` tool, named [`flat_name`] when it stands in `namespace`.
+fn decode_function_tool(
+    tool_map: &Map<String, Value>,
+    path: &str,
+    namespace: Option<&str>,
+) -> Result<Tool, DecodeError> {
+    let name = required_str(tool_map, "name", path)?;
+    let parameters = get(tool_map, "parameters")
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    Ok(Tool {
+        name: namespace.map_or_else(|| name.to_owned(), |namespace| flat_name(namespace, name)),
+        description: optional_str(tool_map, "description", path)?.map(str::to_owned),
+        parameters,
+        strict: optional_bool(tool_map, "strict", path)?,
+    })
 }
 
 fn decode_tool_choice(body_map: &Map<String, Value>) -> Result<Option<ToolChoice>, DecodeError> {
