@@ -69,13 +69,53 @@ pub struct ChatRequest {
     pub hosted_tools: Vec<HostedTool>,
 }
 
-/// A tool the canonical model carries only by name (see [`ChatRequest::hosted_tools`]).
+/// A tool the canonical model carries only by name (see [`ChatRequest::hosted_tools`]),
+/// or, for hosted web search, with what a provider's own search tool needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostedTool {
     /// The tool's type as the client wrote it, such as `web_search_20250305`.
     pub kind: String,
     /// Where it stands in the client's body, such as `tools[2]`.
     pub path: String,
+    /// Set when the tool is a hosted web search (OpenAI's `web_search` tool or
+    /// `web_search_options`), which targets with a search tool of their own run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search: Option<WebSearch>,
+}
+
+impl HostedTool {
+    /// A tool carried by name only.
+    pub fn named(kind: impl Into<String>, path: impl Into<String>) -> Self {
+        HostedTool {
+            kind: kind.into(),
+            path: path.into(),
+            web_search: None,
+        }
+    }
+}
+
+/// A hosted web search: the provider searches the web and answers from what it found.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WebSearch {
+    /// Only these domains may be searched; empty for any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
+    /// The user's approximate location, to localise results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_location: Option<UserLocation>,
+}
+
+/// An approximate location (every field optional, as OpenAI and Anthropic take it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UserLocation {
+    /// City.
+    pub city: Option<String>,
+    /// Region or state.
+    pub region: Option<String>,
+    /// Two-letter ISO country code.
+    pub country: Option<String>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
 }
 
 /// Who wrote a message.
@@ -247,6 +287,13 @@ impl ChatRequest {
                 .iter()
                 .find_map(|message| in_parts(&message.content, false, &refuses))
         })
+    }
+
+    /// The first hosted web search of the request, if any.
+    pub fn web_search(&self) -> Option<(&HostedTool, &WebSearch)> {
+        self.hosted_tools
+            .iter()
+            .find_map(|tool| Some((tool, tool.web_search.as_ref()?)))
     }
 
     /// The first content the canonical model carries only as [`ContentPart::Opaque`]:

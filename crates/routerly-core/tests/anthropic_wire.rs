@@ -1295,9 +1295,12 @@ fn translation_limits_and_drops() {
             routerly_core::wire::WireFormat::AnthropicMessages,
             &from_openai
         ),
+        vec!["seed", "frequency_penalty", "tools[0] (custom)"],
+        "web search becomes Anthropic's own search tool"
+    );
+    assert_eq!(
+        routerly_core::wire::dropped(routerly_core::wire::WireFormat::OllamaChat, &from_openai),
         vec![
-            "seed",
-            "frequency_penalty",
             "tools[0] (custom)",
             "web_search_options (web_search_options)"
         ]

@@ -415,3 +415,73 @@ async fn the_dropped_header_is_printable_and_bounded() {
         "{dropped}"
     );
 }
+
+/// Hosted web search reaches a target's own search tool (Anthropic's server tool, Gemini's
+/// Google Search grounding) and is named dropped where there is none; a strict project
+/// accepts the call that loses nothing and refuses the one that would.
+#[tokio::test]
+async fn hosted_web_search_goes_to_the_targets_own_search_or_is_named_dropped() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gemini_mock = mock(MockKind::Gemini).await;
+    let gateway = Gateway::start_with(
+        vec![
+            anthropic_model("claude", &anthropic_mock),
+            model(
+                "gemini",
+                routerly_core::config::ProviderKind::Gemini,
+                &gemini_mock.base_url(),
+                "gemini-2.5-flash",
+            ),
+        ],
+        |draft| draft.projects.projects[0].strict_translation = true,
+    )
+    .await;
+    let send = |body: Value| {
+        gateway
+            .post("/v1/responses")
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let search =
+        json!({"type": "web_search", "user_location": {"type": "approximate", "country": "IT"}});
+    let response = send(json!({"model": "claude", "input": "news?", "tools": [search]}))
+        .await
+        .expect("sent");
+    assert_eq!(response.headers().get(DROPPED), None);
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        only_request(&anthropic_mock).body["tools"],
+        json!([{"type": "web_search_20250305", "name": "web_search",
+            "user_location": {"type": "approximate", "country": "IT"}}])
+    );
+
+    let (status, _, reply) = answer(
+        send(json!({"model": "gemini", "input": "news?", "tools": [search]}))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        only_request(&gemini_mock).body["tools"],
+        json!([{"googleSearch": {}}])
+    );
+
+    // With function tools, Gemini cannot ground: strict refuses, naming the search.
+    let function = json!({"type": "function", "name": "f", "parameters": {"type": "object"}});
+    let (status, _, reply) = answer(
+        send(json!({"model": "gemini", "input": "news?", "tools": [function, search]}))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("tools[1] (web_search)") && message.contains("`gemini`"),
+        "{message}"
+    );
+    assert_eq!(gemini_mock.requests().len(), 1, "nothing more was sent");
+}

@@ -254,8 +254,9 @@ fn document_refusal(
 
 /// What a translation for a provider speaking `format` leaves out of `request`: the
 /// sampling parameters the format has no slot for, then the tools the canonical model
-/// carries only by name ([`ChatRequest::hosted_tools`]: web search, code execution, custom
-/// tools…), each named as the client wrote it (`seed`, `tools[2] (web_search)`). Empty when
+/// carries only by name ([`ChatRequest::hosted_tools`]: code execution, custom tools…, and
+/// a web search the target has no search tool for; Anthropic runs one as
+/// `web_search_20250305`, Gemini as Google Search grounding), each named as the client wrote it (`seed`, `tools[2] (web_search)`). Empty when
 /// nothing is lost. Content whose loss would change the request's meaning is not in this
 /// list: [`encode_request`] refuses it.
 pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
@@ -276,10 +277,20 @@ pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
         .filter(|param| request.has_param(param))
         .map(|param| (*param).to_owned())
         .collect();
+    // Hosted web search goes to the target's own search tool where it has one.
+    let carried = match format {
+        WireFormat::AnthropicMessages => anthropic::web_search(request),
+        WireFormat::GeminiGenerateContent => gemini::web_search(request),
+        WireFormat::OpenAiChat
+        | WireFormat::MistralChat
+        | WireFormat::OllamaChat
+        | WireFormat::OpenAiResponses => None,
+    };
     dropped.extend(
         request
             .hosted_tools
             .iter()
+            .filter(|tool| !carried.is_some_and(|carried| std::ptr::eq(*tool, carried)))
             .map(|tool| format!("{} ({})", tool.path, tool.kind)),
     );
     dropped
@@ -702,5 +713,107 @@ mod tests {
             Some("messages[2].content[0].content[0]")
         );
         assert!(error.message.contains("tool result"), "{}", error.message);
+    }
+
+    fn responses_with(tools: Value) -> ChatRequest {
+        decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": "news?", "tools": tools}),
+        )
+        .expect("decodes")
+    }
+
+    #[test]
+    fn hosted_web_search_becomes_anthropics_server_tool() {
+        let request = responses_with(json!([
+            {"type": "function", "name": "f", "parameters": {"type": "object"}},
+            {"type": "web_search", "filters": {"allowed_domains": ["example.com"]},
+             "user_location": {"type": "approximate", "city": "Turin", "country": "IT"}}
+        ]));
+        let body = encoded(WireFormat::AnthropicMessages, &request);
+        assert_eq!(
+            body["tools"][1],
+            json!({"type": "web_search_20250305", "name": "web_search",
+                "allowed_domains": ["example.com"],
+                "user_location": {"type": "approximate", "city": "Turin", "country": "IT"}})
+        );
+        assert!(dropped(WireFormat::AnthropicMessages, &request).is_empty());
+        // Elsewhere it is left out, and said so.
+        assert_eq!(
+            dropped(WireFormat::OpenAiChat, &request),
+            ["tools[1] (web_search)"]
+        );
+        assert!(encoded(WireFormat::OpenAiChat, &request)["tools"][1].is_null());
+        // Gemini does not combine grounding with function calling, nor filter domains.
+        assert_eq!(
+            dropped(WireFormat::GeminiGenerateContent, &request),
+            ["tools[1] (web_search)"]
+        );
+        let body = encoded(WireFormat::GeminiGenerateContent, &request);
+        assert_eq!(
+            body["tools"],
+            json!([{"functionDeclarations": [
+            {"name": "f", "parametersJsonSchema": {"type": "object"}}]}])
+        );
+        let filtered = responses_with(json!([
+            {"type": "web_search", "filters": {"allowed_domains": ["example.com"]}}
+        ]));
+        assert_eq!(
+            dropped(WireFormat::GeminiGenerateContent, &filtered),
+            ["tools[0] (web_search)"]
+        );
+    }
+
+    #[test]
+    fn hosted_web_search_alone_becomes_gemini_grounding() {
+        let request = responses_with(json!([{"type": "web_search_preview"}]));
+        assert!(dropped(WireFormat::GeminiGenerateContent, &request).is_empty());
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["tools"],
+            json!([{"googleSearch": {}}])
+        );
+    }
+
+    #[test]
+    fn chat_web_search_options_reach_anthropic_with_the_location() {
+        let request = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": "news?"}],
+                "web_search_options": {"search_context_size": "low", "user_location":
+                    {"type": "approximate", "approximate": {"city": "Turin", "timezone": "Europe/Rome"}}}}),
+        )
+        .expect("decodes");
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &request)["tools"],
+            json!([{"type": "web_search_20250305", "name": "web_search",
+                "user_location": {"type": "approximate", "city": "Turin", "timezone": "Europe/Rome"}}])
+        );
+        assert!(dropped(WireFormat::AnthropicMessages, &request).is_empty());
+        // A function tool already named `web_search` keeps the name: the search is dropped.
+        let taken = responses_with(json!([
+            {"type": "function", "name": "web_search", "parameters": {"type": "object"}},
+            {"type": "web_search"}
+        ]));
+        assert_eq!(
+            dropped(WireFormat::AnthropicMessages, &taken),
+            ["tools[1] (web_search)"]
+        );
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &taken)["tools"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        // Malformed filters name the field.
+        let error = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": "x", "tools": [
+                {"type": "web_search", "filters": {"allowed_domains": "example.com"}}]}),
+        )
+        .expect_err("refused");
+        assert_eq!(
+            error.param.as_deref(),
+            Some("tools[0].filters.allowed_domains")
+        );
     }
 }

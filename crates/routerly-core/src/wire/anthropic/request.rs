@@ -10,7 +10,7 @@ use super::json::{
 };
 use crate::canonical::{
     ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
-    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice, WebSearch,
 };
 
 /// Anthropic's smallest accepted thinking budget.
@@ -85,7 +85,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             let path = format!("tools[{tool_index}]");
             match decode_tool(tool_value, &path)? {
                 Ok(tool) => tools.push(tool),
-                Err(kind) => hosted_tools.push(HostedTool { kind, path }),
+                Err(kind) => hosted_tools.push(HostedTool::named(kind, path)),
             }
         }
     }
@@ -523,11 +523,11 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
     if request.stream {
         body.insert("stream".into(), json!(true));
     }
-    if !request.tools.is_empty() {
-        body.insert(
-            "tools".into(),
-            Value::Array(request.tools.iter().map(encode_tool).collect()),
-        );
+    let search = web_search(request).and_then(|tool| tool.web_search.as_ref());
+    if !request.tools.is_empty() || search.is_some() {
+        let mut tools: Vec<Value> = request.tools.iter().map(encode_tool).collect();
+        tools.extend(search.map(encode_web_search));
+        body.insert("tools".into(), Value::Array(tools));
         if let Some(tool_choice) = encode_tool_choice(request) {
             body.insert("tool_choice".into(), tool_choice);
         }
@@ -782,6 +782,43 @@ fn encode_tool_result_content(content: &[ContentPart]) -> Option<Value> {
         [only] if only["type"] == "text" => Some(only["text"].clone()),
         _ => Some(Value::Array(blocks)),
     }
+}
+
+/// The hosted web search Anthropic runs as its `web_search_20250305` server tool: the
+/// request's first, unless a function tool already has the server tool's name.
+pub fn web_search(request: &ChatRequest) -> Option<&HostedTool> {
+    let (tool, _) = request.web_search()?;
+    (!request
+        .tools
+        .iter()
+        .any(|tool| tool.name == WEB_SEARCH_NAME))
+    .then_some(tool)
+}
+
+/// The name Anthropic's web search tool is called by.
+const WEB_SEARCH_NAME: &str = "web_search";
+
+fn encode_web_search(search: &WebSearch) -> Value {
+    let mut tool = json!({"type": "web_search_20250305", "name": WEB_SEARCH_NAME});
+    if !search.allowed_domains.is_empty() {
+        tool["allowed_domains"] = json!(search.allowed_domains);
+    }
+    if let Some(location) = &search.user_location {
+        let mut encoded = Map::new();
+        encoded.insert("type".into(), json!("approximate"));
+        for (key, value) in [
+            ("city", &location.city),
+            ("region", &location.region),
+            ("country", &location.country),
+            ("timezone", &location.timezone),
+        ] {
+            if let Some(value) = value {
+                encoded.insert(key.into(), json!(value));
+            }
+        }
+        tool["user_location"] = Value::Object(encoded);
+    }
+    tool
 }
 
 fn encode_tool(tool: &Tool) -> Value {

@@ -11,8 +11,8 @@ use super::json::{
 };
 use super::{PLACEHOLDER_THOUGHT_SIGNATURE, args_object, generated_call_id};
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, DocumentSource, ImageSource, Message, PDF_MEDIA_TYPE,
-    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    PDF_MEDIA_TYPE, Reasoning, ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Decodes a client's `generateContent` body. The model and whether to stream are in
@@ -396,6 +396,9 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
             json!([{"functionDeclarations": declarations}]),
         );
     }
+    if web_search(request).is_some() {
+        body.insert("tools".into(), json!([{"googleSearch": {}}]));
+    }
     if let Some(tool_choice) = &request.tool_choice
         && !request.tools.is_empty()
     {
@@ -415,6 +418,14 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
         body.insert("generationConfig".into(), Value::Object(config));
     }
     Ok(Value::Object(body))
+}
+
+/// The hosted web search Gemini runs as Google Search grounding: the request's first, when
+/// it restricts no domains (grounding has no such filter) and the request has no function
+/// tools (`generateContent` does not combine grounding with function calling).
+pub fn web_search(request: &ChatRequest) -> Option<&HostedTool> {
+    let (tool, search) = request.web_search()?;
+    (search.allowed_domains.is_empty() && request.tools.is_empty()).then_some(tool)
 }
 
 fn encode_parts(

@@ -10,7 +10,7 @@ use super::json::{
 };
 use crate::canonical::{
     ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
-    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice, UserLocation, WebSearch,
 };
 
 /// Decodes a client's Chat Completions body into a [`ChatRequest`], validating it.
@@ -52,10 +52,18 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     };
 
     let (tools, mut hosted_tools) = decode_tools(body_map)?;
-    if get(body_map, "web_search_options").is_some() {
+    if let Some(options) = get(body_map, "web_search_options") {
+        let options = as_object(options, "web_search_options")?;
+        // Chat's location wraps its fields in `approximate`.
+        let location =
+            get(options, "user_location").and_then(|location| location.get("approximate"));
         hosted_tools.push(HostedTool {
             kind: "web_search_options".to_owned(),
             path: "web_search_options".to_owned(),
+            web_search: Some(WebSearch {
+                allowed_domains: Vec::new(),
+                user_location: location.map(user_location),
+            }),
         });
     }
 
@@ -468,6 +476,18 @@ fn decode_stop(body_map: &Map<String, Value>) -> Result<Vec<String>, DecodeError
     }
 }
 
+/// An approximate location's fields (`city`, `region`, `country`, `timezone`); what is not
+/// a string is left out.
+pub(crate) fn user_location(location: &Value) -> UserLocation {
+    let field = |key: &str| location.get(key).and_then(Value::as_str).map(str::to_owned);
+    UserLocation {
+        city: field("city"),
+        region: field("region"),
+        country: field("country"),
+        timezone: field("timezone"),
+    }
+}
+
 /// Function tools, and the other tools (custom tools and newer kinds) by type and place.
 fn decode_tools(
     body_map: &Map<String, Value>,
@@ -482,10 +502,7 @@ fn decode_tools(
         let tool_map = as_object(tool_value, &tool_path)?;
         let tool_type = required_str(tool_map, "type", &tool_path)?;
         if tool_type != "function" {
-            hosted_tools.push(HostedTool {
-                kind: tool_type.to_owned(),
-                path: tool_path,
-            });
+            hosted_tools.push(HostedTool::named(tool_type, tool_path));
             continue;
         }
         tools.push({

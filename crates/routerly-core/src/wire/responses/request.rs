@@ -4,14 +4,16 @@ use serde_json::{Map, Value, json};
 
 use super::flat_name;
 use super::json::{
-    as_array, as_object, field_path, get, index_path, missing, optional_bool, optional_f64,
+    as_array, as_object, as_str, field_path, get, index_path, missing, optional_bool, optional_f64,
     optional_str, optional_u32, required_str, wrong_type,
 };
 use crate::canonical::{
     ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
-    Reasoning, ResponseFormat, Role, Tool, ToolChoice,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice, WebSearch,
 };
-use crate::wire::openai::{document_filename, document_from_data_url, image_source_from_url};
+use crate::wire::openai::{
+    document_filename, document_from_data_url, image_source_from_url, user_location,
+};
 
 /// Decodes a client's `POST /v1/responses` body.
 ///
@@ -321,17 +323,36 @@ fn decode_tools(
                             &member_path,
                             Some(namespace),
                         )?),
-                        other => hosted_tools.push(HostedTool {
-                            kind: other.to_owned(),
-                            path: member_path,
-                        }),
+                        other => hosted_tools.push(HostedTool::named(other, member_path)),
                     }
                 }
             }
-            other => hosted_tools.push(HostedTool {
-                kind: other.to_owned(),
-                path,
-            }),
+            // OpenAI's hosted web search, under each of its names.
+            kind @ ("web_search" | "web_search_preview" | "web_search_2025_08_26") => {
+                let domains_path = field_path(&path, "filters.allowed_domains");
+                let allowed_domains = match tool_map
+                    .get("filters")
+                    .and_then(|filters| filters.get("allowed_domains"))
+                {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(domains) => as_array(domains, &domains_path)?
+                        .iter()
+                        .enumerate()
+                        .map(|(index, domain)| {
+                            as_str(domain, &index_path(&domains_path, index)).map(str::to_owned)
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                hosted_tools.push(HostedTool {
+                    kind: kind.to_owned(),
+                    path,
+                    web_search: Some(WebSearch {
+                        allowed_domains,
+                        user_location: get(tool_map, "user_location").map(user_location),
+                    }),
+                });
+            }
+            other => hosted_tools.push(HostedTool::named(other, path)),
         }
     }
     Ok((tools, hosted_tools))
