@@ -211,7 +211,8 @@ pub fn encode_request(
 /// anywhere; an inline PDF goes to every format with a document slot (Anthropic
 /// `document`, OpenAI `file`, Responses `input_file`, Gemini `inlineData`); Gemini also
 /// takes other inline types; a URL only Anthropic and Responses fetch; inside a tool
-/// result only Anthropic takes a document.
+/// result only Anthropic (in the result) and Gemini (after the function response) take a
+/// document.
 fn document_refusal(
     format: WireFormat,
     source: &DocumentSource,
@@ -229,9 +230,17 @@ fn document_refusal(
         _ if !has_documents && !matches!(source, DocumentSource::Text { .. }) => {
             Some("documents have no equivalent in the target format".to_owned())
         }
-        _ if in_tool_result && format != WireFormat::AnthropicMessages => Some(
-            "a document inside a tool result has no equivalent in the target format".to_owned(),
-        ),
+        _ if in_tool_result
+            && !matches!(
+                format,
+                WireFormat::AnthropicMessages | WireFormat::GeminiGenerateContent
+            ) =>
+        {
+            Some(
+                "a document inside a tool result has no equivalent in the target format"
+                    .to_owned(),
+            )
+        }
         DocumentSource::Text { .. } => None,
         DocumentSource::Base64 { media_type, .. } if !reads_inline(media_type) => Some(format!(
             "a `{media_type}` document has no equivalent in the target format (it reads inline documents as {PDF_MEDIA_TYPE} only)"
@@ -690,7 +699,7 @@ mod tests {
     }
 
     #[test]
-    fn a_document_in_a_tool_result_goes_to_anthropic_only() {
+    fn a_document_in_a_tool_result_goes_to_anthropic_and_gemini_only() {
         let request = decode_request(
             WireFormat::AnthropicMessages,
             &json!({"model": "m", "max_tokens": 10, "messages": [
@@ -706,6 +715,13 @@ mod tests {
             encoded(WireFormat::AnthropicMessages, &request)["messages"][2]["content"][0]["content"]
                 [0]["type"],
             "document"
+        );
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][2]["parts"],
+            json!([
+                {"functionResponse": {"name": "read", "response": {"result": ""}}},
+                {"inlineData": {"mimeType": "application/pdf", "data": PDF}}
+            ])
         );
         let error = refusal(WireFormat::OpenAiChat, &request);
         assert_eq!(

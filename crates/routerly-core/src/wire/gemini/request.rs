@@ -451,14 +451,7 @@ fn encode_parts(
             ContentPart::Image { source, .. } => {
                 parts.push(encode_image(source));
             }
-            ContentPart::Document { source, .. } => match source {
-                DocumentSource::Base64 { media_type, data } => {
-                    parts.push(json!({"inlineData": {"mimeType": media_type, "data": data}}));
-                }
-                DocumentSource::Text { text } => parts.push(json!({"text": text})),
-                // Refused before encoding (see `wire::encode_request`).
-                DocumentSource::Url { .. } => {}
-            },
+            ContentPart::Document { source, .. } => parts.extend(encode_document(source)),
             ContentPart::ToolCall {
                 name, arguments, ..
             } => {
@@ -499,9 +492,14 @@ fn encode_parts(
                     .join("\n");
                 let key = if *is_error { "error" } else { "result" };
                 parts.push(json!({"functionResponse": {"name": name, "response": {key: text}}}));
+                // Images and documents follow the response as parts of their own.
                 for inner in content {
-                    if let ContentPart::Image { source, .. } = inner {
-                        parts.push(encode_image(source));
+                    match inner {
+                        ContentPart::Image { source, .. } => parts.push(encode_image(source)),
+                        ContentPart::Document { source, .. } => {
+                            parts.extend(encode_document(source))
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -516,6 +514,18 @@ fn encode_parts(
         }
     }
     Ok(parts)
+}
+
+/// A document as inline data, or as text when it is plain text; `None` for a URL, which is
+/// refused before encoding (see `wire::encode_request`).
+fn encode_document(source: &DocumentSource) -> Option<Value> {
+    match source {
+        DocumentSource::Base64 { media_type, data } => {
+            Some(json!({"inlineData": {"mimeType": media_type, "data": data}}))
+        }
+        DocumentSource::Text { text } => Some(json!({"text": text})),
+        DocumentSource::Url { .. } => None,
+    }
 }
 
 /// Inline data for base64 images; a URL becomes `fileData`, which Gemini fetches itself
