@@ -20,8 +20,10 @@ use crate::wire::openai::{
 /// `input` may be a string (one user message) or a list of items: messages (roles `user`,
 /// `assistant`, `system`, `developer`), `function_call` and `function_call_output` items;
 /// `reasoning` items are dropped (only OpenAI can read them back). `instructions`, and
-/// `system`/`developer` messages, become the system prompt. Built-in tools are skipped (see
-/// [`openai_only_feature`]).
+/// `system`/`developer` messages, become the system prompt. `input_file` parts are
+/// documents; a `namespace` tool's members become function tools named
+/// [`flat_name`]`(namespace, name)`; built-in tools are carried by type and place
+/// (`ChatRequest::hosted_tools`), web search with its domains and location.
 pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     let body_map = as_object(body, "")
         .map_err(|_| DecodeError::new("The request body must be a JSON object."))?;
