@@ -9,6 +9,10 @@
 //   stream-anthropic    streamText with a tool on @ai-sdk/anthropic (Messages API)
 //   two-turn            two chat turns on the default Responses provider, the second carrying
 //                       the first answer back as the SDK does (an item_reference with store on)
+//   media-responses     generateText with an image and a PDF on the default Responses provider
+//   media-chat          the same on @ai-sdk/openai's chat provider
+//   media-anthropic     the same on @ai-sdk/anthropic
+//                       (the image and the PDF are MEDIA_PNG and MEDIA_PDF, base64, from the environment)
 // The tool `read_file` returns FILE's contents. Prints one JSON line:
 // {"texts": [...], "toolResults": [...], "steps": N}.
 import { readFileSync } from "node:fs";
@@ -68,6 +72,24 @@ switch (scenario) {
   case "stream-anthropic":
     output = await streamed(anthropic(model));
     break;
+  case "media-responses":
+  case "media-chat":
+  case "media-anthropic": {
+    const provider = { "media-responses": openai, "media-chat": openai.chat, "media-anthropic": anthropic }[scenario];
+    const messages = [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "Describe the picture and summarise the document." },
+          { type: "image", image: process.env.MEDIA_PNG, mediaType: "image/png" },
+          { type: "file", data: process.env.MEDIA_PDF, mediaType: "application/pdf", filename: "report.pdf" },
+        ],
+      },
+    ];
+    const result = await generateText({ model: provider(model), messages, maxRetries: 0 });
+    output = { texts: [result.text], toolResults: [], steps: result.steps.length };
+    break;
+  }
   case "two-turn": {
     const messages = [{ role: "user", content: "My name is Ada." }];
     const first = await generateText({ model: openai(model), messages, maxRetries: 0 });

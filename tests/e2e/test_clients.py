@@ -403,7 +403,15 @@ def test_codex_exec_command_tool_loop(setup, workspace, family):
     out = run_client([CODEX, "exec", "--skip-git-repo-check", "--ephemeral", "-C", workspace.project,
                       prompt], env, workspace.project, setup)  # fmt: skip
     assert f"The launch code is {workspace.nonce}." in out, out
-    calls.check(workspace.nonce)
+    bodies = calls.check(workspace.nonce)
+    # Codex's `namespace` tool reaches other families as flat function tools, and its
+    # `web_search` as Anthropic's own search tool (Gemini does not ground with functions).
+    sent = json.dumps(bodies[0])
+    if family.name != "openai":
+        assert '"multi_agent_v1__' in sent, sent[:3000]
+        assert '"namespace"' not in sent, sent[:3000]
+    if family.name == "anthropic":
+        assert '"web_search_20250305"' in sent, sent[:3000]
 
 
 # ---- opencode (npm opencode-ai) -----------------------------------------------------------------
@@ -469,3 +477,90 @@ def test_the_refusing_proxy_refuses_and_writes_down_every_destination(setup):
         with pytest.raises(httpx.ProxyError):
             client.get("https://telemetry.example.com/v1/events")
     assert setup.proxy.refused[before:] == ["GET example.com", "CONNECT telemetry.example.com:443"]
+
+
+# ---- images and documents through the SDKs --------------------------------------------------------
+
+# A 1×1 PNG and a one-page PDF, base64.
+MEDIA_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+MEDIA_PDF = (
+    "JVBERi0xLjQKMSAwIG9iajw8L1R5cGUvQ2F0YWxvZy9QYWdlcyAyIDAgUj4+ZW5kb2JqCjIgMCBvYmo8PC9UeXBlL1BhZ2VzL0tp"
+    "ZHNbMyAwIFJdL0NvdW50IDE+PmVuZG9iagozIDAgb2JqPDwvVHlwZS9QYWdlL1BhcmVudCAyIDAgUi9NZWRpYUJveFswIDAgNjEy"
+    "IDc5Ml0+PmVuZG9iagp0cmFpbGVyPDwvUm9vdCAxIDAgUj4+CiUlRU9G"
+)
+
+# Where the image and the document stand in each family's request, by the shape's markers.
+MEDIA_MARKERS = {
+    "openai": {"chat": ['"image_url"', '"file_data"'], "responses": ['"input_image"', '"input_file"']},
+    "anthropic": ['"type": "image"', '"type": "document"', '"application/pdf"'],
+    "gemini": ['"inlineData"', '"image/png"', '"application/pdf"'],
+}
+
+
+def check_media(setup: Setup, family: Family, before: int, api: str) -> None:
+    """The last upstream call of `family` carried the PNG and the PDF in the family's own shape,
+    and was recorded as a priced success."""
+    requests = setup.mocks.requests(family.name)[before:]
+    assert requests, f"nothing reached the {family.name} mock"
+    sent = json.dumps(requests[-1]["body"], separators=(", ", ": "))
+    assert MEDIA_PNG in sent and MEDIA_PDF in sent, sent[:2000]
+    markers = MEDIA_MARKERS[family.name]
+    for marker in markers[api] if isinstance(markers, dict) else markers:
+        assert marker in sent, (marker, sent[:2000])
+    record = setup.routerly.usage_records()[-1]
+    assert record["model_id"] == family.model_id and record["status"] == 200, record
+    assert record["cost_usd"] == pytest.approx(family.cost(record), rel=1e-9), record
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("family", family_params())
+def test_openai_sdk_image_and_pdf(setup, family, api):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{setup.routerly.url}/v1", api_key=setup.routerly.token, max_retries=0)
+    before = len(setup.mocks.requests(family.name))
+    question = "Describe the picture and summarise the document."
+    if api == "chat":
+        completion = client.chat.completions.create(model=family.alias, messages=[{"role": "user", "content": [
+            {"type": "text", "text": question},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{MEDIA_PNG}"}},
+            {"type": "file", "file": {"filename": "report.pdf", "file_data": f"data:application/pdf;base64,{MEDIA_PDF}"}},
+        ]}])  # fmt: skip
+        assert completion.choices[0].message.content
+    else:
+        response = client.responses.create(model=family.alias, input=[{"role": "user", "content": [
+            {"type": "input_text", "text": question},
+            {"type": "input_image", "image_url": f"data:image/png;base64,{MEDIA_PNG}"},
+            {"type": "input_file", "filename": "report.pdf", "file_data": f"data:application/pdf;base64,{MEDIA_PDF}"},
+        ]}])  # fmt: skip
+        assert response.output_text
+    check_media(setup, family, before, api)
+
+
+@pytest.mark.parametrize("family", family_params())
+def test_anthropic_sdk_image_and_pdf(setup, family):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=setup.routerly.url, api_key=setup.routerly.token, max_retries=0)
+    before = len(setup.mocks.requests(family.name))
+    message = client.messages.create(model=family.alias, max_tokens=64, messages=[{"role": "user", "content": [
+        {"type": "text", "text": "Describe the picture and summarise the document."},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": MEDIA_PNG}},
+        {"type": "document", "title": "report.pdf",
+         "source": {"type": "base64", "media_type": "application/pdf", "data": MEDIA_PDF}},
+    ]}])  # fmt: skip
+    assert message.content[0].text
+    check_media(setup, family, before, "chat")
+
+
+@pytest.mark.parametrize("scenario", ["media-responses", "media-chat", "media-anthropic"])
+@pytest.mark.parametrize("family", family_params())
+def test_vercel_ai_sdk_image_and_pdf(setup, workspace, family, scenario):
+    needs(MODULES / "ai")
+    before = len(setup.mocks.requests(family.name))
+    env = client_env(setup, workspace, MEDIA_PNG=MEDIA_PNG, MEDIA_PDF=MEDIA_PDF)
+    out = run_client(["node", CLIENTS / "ai_sdk.mjs", scenario, family.alias, workspace.notes], env,
+                     workspace.project, setup)  # fmt: skip
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["texts"][0], result
+    check_media(setup, family, before, "responses" if scenario == "media-responses" else "chat")

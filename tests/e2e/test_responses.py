@@ -258,13 +258,23 @@ def test_conversations_are_stored_under_data_responses(setup):
 
 def test_hosted_tools_a_non_openai_model_cannot_run_are_left_out_and_named(setup):
     raw = client(setup).responses.with_raw_response.create(
-        model=ANTHROPIC.name, input="Search", tools=[{"type": "web_search_preview"}]
+        model=ANTHROPIC.name, input="Run it", tools=[{"type": "code_interpreter", "container": {"type": "auto"}}]
     )
-    assert raw.headers.get("x-routerly-dropped") == "tools[0] (web_search_preview)"
+    assert raw.headers.get("x-routerly-dropped") == "tools[0] (code_interpreter)"
     response = raw.parse()
     assert response.output_text
     body = setup.mocks.requests("anthropic")[-1]["body"]
     assert "tools" not in body, body
+
+
+def test_hosted_web_search_runs_as_anthropics_own_search_tool(setup):
+    raw = client(setup).responses.with_raw_response.create(
+        model=ANTHROPIC.name, input="Search", tools=[{"type": "web_search_preview"}]
+    )
+    assert raw.headers.get("x-routerly-dropped") is None
+    assert raw.parse().output_text
+    body = setup.mocks.requests("anthropic")[-1]["body"]
+    assert body["tools"] == [{"type": "web_search_20250305", "name": "web_search"}], body
 
 
 @pytest.mark.parametrize("target", [OPENAI, ANTHROPIC], ids=["openai", "anthropic"])

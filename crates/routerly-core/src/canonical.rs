@@ -69,13 +69,53 @@ pub struct ChatRequest {
     pub hosted_tools: Vec<HostedTool>,
 }
 
-/// A tool the canonical model carries only by name (see [`ChatRequest::hosted_tools`]).
+/// A tool the canonical model carries only by name (see [`ChatRequest::hosted_tools`]),
+/// or, for hosted web search, with what a provider's own search tool needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostedTool {
     /// The tool's type as the client wrote it, such as `web_search_20250305`.
     pub kind: String,
     /// Where it stands in the client's body, such as `tools[2]`.
     pub path: String,
+    /// Set when the tool is a hosted web search (OpenAI's `web_search` tool or
+    /// `web_search_options`), which targets with a search tool of their own run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_search: Option<WebSearch>,
+}
+
+impl HostedTool {
+    /// A tool carried by name only.
+    pub fn named(kind: impl Into<String>, path: impl Into<String>) -> Self {
+        HostedTool {
+            kind: kind.into(),
+            path: path.into(),
+            web_search: None,
+        }
+    }
+}
+
+/// A hosted web search: the provider searches the web and answers from what it found.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WebSearch {
+    /// Only these domains may be searched; empty for any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
+    /// The user's approximate location, to localise results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_location: Option<UserLocation>,
+}
+
+/// An approximate location (every field optional, as OpenAI and Anthropic take it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct UserLocation {
+    /// City.
+    pub city: Option<String>,
+    /// Region or state.
+    pub region: Option<String>,
+    /// Two-letter ISO country code.
+    pub country: Option<String>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
 }
 
 /// Who wrote a message.
@@ -116,6 +156,18 @@ pub enum ContentPart {
         source: ImageSource,
         /// OpenAI's `detail` hint, kept for same-format round trips.
         detail: Option<String>,
+    },
+    /// A document (a PDF, a plain-text file) given inline or by URL: Anthropic's
+    /// `document` block, OpenAI's `file` part, Responses' `input_file`, Gemini's
+    /// `inlineData` of a document type. A target that cannot read it refuses the request
+    /// naming `path` (see `wire::encode_request`).
+    Document {
+        /// Where it comes from.
+        source: DocumentSource,
+        /// Its name: Anthropic's `title`, OpenAI's `filename`.
+        name: Option<String>,
+        /// Where it stands in the client's body, such as `messages[0].content[1]`.
+        path: String,
     },
     /// A call of a tool by the assistant.
     ToolCall {
@@ -211,6 +263,39 @@ impl ChatRequest {
         }
     }
 
+    /// The first document (by place in the client's body, its source, and whether it
+    /// stands inside a tool result) that `refuses` names a reason for.
+    pub fn first_unreadable_document(
+        &self,
+        refuses: impl Fn(&DocumentSource, bool) -> Option<String>,
+    ) -> Option<(String, String)> {
+        fn in_parts(
+            parts: &[ContentPart],
+            in_tool_result: bool,
+            refuses: &dyn Fn(&DocumentSource, bool) -> Option<String>,
+        ) -> Option<(String, String)> {
+            parts.iter().find_map(|part| match part {
+                ContentPart::Document { source, path, .. } => {
+                    refuses(source, in_tool_result).map(|reason| (path.clone(), reason))
+                }
+                ContentPart::ToolResult { content, .. } => in_parts(content, true, refuses),
+                _ => None,
+            })
+        }
+        in_parts(&self.system, false, &refuses).or_else(|| {
+            self.messages
+                .iter()
+                .find_map(|message| in_parts(&message.content, false, &refuses))
+        })
+    }
+
+    /// The first hosted web search of the request, if any.
+    pub fn web_search(&self) -> Option<(&HostedTool, &WebSearch)> {
+        self.hosted_tools
+            .iter()
+            .find_map(|tool| Some((tool, tool.web_search.as_ref()?)))
+    }
+
     /// The first content the canonical model carries only as [`ContentPart::Opaque`]:
     /// what a translation cannot send without changing the request's meaning.
     pub fn first_opaque(&self) -> Option<(&str, &str)> {
@@ -246,6 +331,32 @@ pub enum ImageSource {
         data: String,
     },
 }
+
+/// Where a document comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DocumentSource {
+    /// Inline bytes, base64-encoded.
+    Base64 {
+        /// MIME type, such as `application/pdf`.
+        media_type: String,
+        /// Base64 data without a `data:` prefix.
+        data: String,
+    },
+    /// Plain text (Anthropic's `text` source).
+    Text {
+        /// The document's text.
+        text: String,
+    },
+    /// A URL the provider fetches.
+    Url {
+        /// The URL.
+        url: String,
+    },
+}
+
+/// The media type of PDF documents, the one inline type every document-reading format takes.
+pub const PDF_MEDIA_TYPE: &str = "application/pdf";
 
 /// A function tool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

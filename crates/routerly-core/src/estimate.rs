@@ -5,7 +5,7 @@
 //! tool calls), plus a fixed allowance per message and per image. It errs on the high
 //! side for code and non-Latin scripts, which is the safe side for budgets.
 
-use crate::canonical::{ChatRequest, ContentPart};
+use crate::canonical::{ChatRequest, ContentPart, DocumentSource};
 
 /// Tokens charged for each image, whatever its size (roughly one 512×512 tile).
 pub const IMAGE_TOKENS: u64 = 256;
@@ -33,6 +33,16 @@ pub fn prompt_tokens(request: &ChatRequest) -> u64 {
     (bytes as u64).div_ceil(4) + fixed
 }
 
+/// What a document weighs in the estimate: its text, or its encoded bytes (the same
+/// measure as an opaque part's characters).
+pub fn document_bytes(source: &DocumentSource) -> usize {
+    match source {
+        DocumentSource::Base64 { data, .. } => data.len(),
+        DocumentSource::Text { text } => text.len(),
+        DocumentSource::Url { url } => url.len(),
+    }
+}
+
 fn part_bytes(part: &ContentPart, fixed: &mut u64) -> usize {
     match part {
         ContentPart::Text { text } | ContentPart::Thinking { text, .. } => text.len(),
@@ -46,6 +56,7 @@ fn part_bytes(part: &ContentPart, fixed: &mut u64) -> usize {
         ContentPart::ToolResult { content, .. } => {
             content.iter().map(|part| part_bytes(part, fixed)).sum()
         }
+        ContentPart::Document { source, .. } => document_bytes(source),
         ContentPart::Opaque { chars, .. } => *chars,
     }
 }

@@ -1113,7 +1113,7 @@ fn structured_output_decodes_from_output_config_and_the_beta_field() {
 }
 
 /// What the canonical model does not represent is carried by kind and place, never refused
-/// on decoding: documents, server-tool blocks, Files API images, unknown block types and
+/// on decoding: Files API documents, server-tool blocks, Files API images, unknown block types and
 /// Anthropic-defined tools; a mid-conversation system message keeps its place. Encoding it
 /// for another format is refused naming the field.
 #[test]
@@ -1124,7 +1124,7 @@ fn unknown_and_unrepresented_content_is_carried_not_refused() {
         "messages": [
             {"role": "user", "content": [
                 {"type": "text", "text": "Summarise", "cache_control": {"type": "ephemeral"}},
-                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "abcdefgh"}},
+                {"type": "document", "source": {"type": "file", "file_id": "file_0"}},
                 {"type": "image", "source": {"type": "file", "file_id": "file_1"}},
                 {"type": "block_from_the_future", "payload": "xyz"}
             ]},
@@ -1149,7 +1149,7 @@ fn unknown_and_unrepresented_content_is_carried_not_refused() {
         json!([
             {"role": "user", "content": [
                 {"type": "text", "text": "Summarise"},
-                {"type": "opaque", "kind": "document", "path": "messages[0].content[1]", "chars": 30},
+                {"type": "opaque", "kind": "document", "path": "messages[0].content[1]", "chars": 18},
                 {"type": "opaque", "kind": "image", "path": "messages[0].content[2]", "chars": 15},
                 {"type": "opaque", "kind": "block_from_the_future", "path": "messages[0].content[3]", "chars": 24}
             ]},
@@ -1295,9 +1295,12 @@ fn translation_limits_and_drops() {
             routerly_core::wire::WireFormat::AnthropicMessages,
             &from_openai
         ),
+        vec!["seed", "frequency_penalty", "tools[0] (custom)"],
+        "web search becomes Anthropic's own search tool"
+    );
+    assert_eq!(
+        routerly_core::wire::dropped(routerly_core::wire::WireFormat::OllamaChat, &from_openai),
         vec![
-            "seed",
-            "frequency_penalty",
             "tools[0] (custom)",
             "web_search_options (web_search_options)"
         ]

@@ -119,9 +119,10 @@ fn a_full_request_decodes_to_the_canonical_model() {
     );
     assert!(request.stream && request.stream_include_usage);
     assert_eq!(request.user.as_deref(), Some("user-42"));
-    // The hosted tool is carried by name: OpenAI gets it, a translation names it dropped.
+    // Hosted web search: Anthropic runs its own, a target without one names it dropped.
+    assert!(wire::dropped(WireFormat::AnthropicMessages, &request).is_empty());
     assert_eq!(
-        wire::dropped(WireFormat::AnthropicMessages, &request),
+        wire::dropped(WireFormat::MistralChat, &request),
         vec!["tools[1] (web_search_preview)"]
     );
 }

@@ -393,6 +393,7 @@ fn validate_messages(messages: &[Value]) -> Result<(), ApiError> {
                     }
                 },
                 "image" => validate_image(&path, block)?,
+                "document" => validate_document(&path, block)?,
                 "tool_use" => {
                     let Some(id) = block.get("id").and_then(Value::as_str) else {
                         return Err(field_required(&format!("{path}.tool_use.id")));
@@ -484,6 +485,71 @@ fn validate_image(path: &str, block: &Value) -> Result<(), ApiError> {
                 "{path}.image.source: Unable to extract tag using discriminator 'type'"
             )));
         }
+    }
+    Ok(())
+}
+
+/// A document block: a base64 PDF, plain text, a URL, custom content or a Files API file.
+fn validate_document(path: &str, block: &Value) -> Result<(), ApiError> {
+    let Some(source) = block.get("source").filter(|source| source.is_object()) else {
+        return Err(field_required(&format!("{path}.document.source")));
+    };
+    let string = |key: &str| source.get(key).is_some_and(Value::is_string);
+    match source.get("type").and_then(Value::as_str) {
+        Some("base64") => {
+            if source.get("media_type").and_then(Value::as_str) != Some("application/pdf") {
+                return Err(ApiError::invalid(format!(
+                    "{path}.document.source.base64.media_type: Input should be 'application/pdf'"
+                )));
+            }
+            if !string("data") {
+                return Err(field_required(&format!(
+                    "{path}.document.source.base64.data"
+                )));
+            }
+        }
+        Some("text") => {
+            if source.get("media_type").and_then(Value::as_str) != Some("text/plain") {
+                return Err(ApiError::invalid(format!(
+                    "{path}.document.source.text.media_type: Input should be 'text/plain'"
+                )));
+            }
+            if !string("data") {
+                return Err(field_required(&format!("{path}.document.source.text.data")));
+            }
+        }
+        Some("url") if !string("url") => {
+            return Err(field_required(&format!("{path}.document.source.url.url")));
+        }
+        Some("content") if source.get("content").is_none() => {
+            return Err(field_required(&format!(
+                "{path}.document.source.content.content"
+            )));
+        }
+        Some("file") if !string("file_id") => {
+            return Err(field_required(&format!(
+                "{path}.document.source.file.file_id"
+            )));
+        }
+        Some("url" | "content" | "file") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "{path}.document.source: Input tag '{other}' found using 'type' does not match any of the expected tags: 'base64', 'content', 'file', 'text', 'url'"
+            )));
+        }
+        None => {
+            return Err(ApiError::invalid(format!(
+                "{path}.document.source: Unable to extract tag using discriminator 'type'"
+            )));
+        }
+    }
+    if block
+        .get("title")
+        .is_some_and(|title| !title.is_string() && !title.is_null())
+    {
+        return Err(ApiError::invalid(format!(
+            "{path}.document.title: Input should be a valid string"
+        )));
     }
     Ok(())
 }
@@ -950,6 +1016,51 @@ mod tests {
         ]));
         body["tools"] = json!([{"type": "web_search_20250305", "name": "web_search"}]);
         assert_eq!(validate(&body, Endpoint::Messages, ""), Ok(()));
+    }
+
+    #[test]
+    fn documents_are_checked_as_anthropic_checks_them() {
+        let with = |document: Value| {
+            request(
+                json!([{"role": "user", "content": [{"type": "text", "text": "Read"}, document]}]),
+            )
+        };
+        for document in [
+            json!({"type": "document", "title": "a.pdf", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}),
+            json!({"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}),
+            json!({"type": "document", "source": {"type": "file", "file_id": "file_1"}}),
+            json!({"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "x"}]}}),
+        ] {
+            assert_eq!(
+                validate(&with(document.clone()), Endpoint::Messages, ""),
+                Ok(()),
+                "{document}"
+            );
+        }
+        check_rejects(
+            with(
+                json!({"type": "document", "source": {"type": "base64", "media_type": "text/csv", "data": "YQ=="}}),
+            ),
+            "messages.0.content.1.document.source.base64.media_type: Input should be 'application/pdf'",
+        );
+        check_rejects(
+            with(
+                json!({"type": "document", "source": {"type": "text", "media_type": "text/plain"}}),
+            ),
+            "messages.0.content.1.document.source.text.data: Field required",
+        );
+        check_rejects(
+            with(json!({"type": "document", "source": {"type": "url"}})),
+            "messages.0.content.1.document.source.url.url: Field required",
+        );
+        check_rejects(
+            with(json!({"type": "document"})),
+            "messages.0.content.1.document.source: Field required",
+        );
+        check_rejects(
+            with(json!({"type": "document", "source": {"type": "pdf"}})),
+            "Input tag 'pdf' found",
+        );
     }
 
     #[test]

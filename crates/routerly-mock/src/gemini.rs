@@ -338,6 +338,18 @@ fn check_known(object: &Map<String, Value>, known: &[&str], path: &str) -> Resul
     Ok(())
 }
 
+/// The fields of Gemini's `Tool`: function declarations and the built-in tools.
+const TOOL_FIELDS: &[&str] = &[
+    "functionDeclarations",
+    "googleSearchRetrieval",
+    "codeExecution",
+    "googleSearch",
+    "computerUse",
+    "urlContext",
+    "fileSearch",
+    "googleMaps",
+];
+
 const REQUEST_FIELDS: &[&str] = &[
     "contents",
     "systemInstruction",
@@ -491,6 +503,12 @@ fn validate(body: &Value) -> Result<(), ApiError> {
             ));
         };
         for (tool_index, tool) in tools.iter().enumerate() {
+            let Some(tool_map) = tool.as_object() else {
+                return Err(invalid(format!(
+                    "Invalid value at 'tools[{tool_index}]' (type.googleapis.com/google.ai.generativelanguage.v1beta.Tool)"
+                )));
+            };
+            check_known(tool_map, TOOL_FIELDS, &format!("tools[{tool_index}]"))?;
             for (declaration_index, declaration) in field(tool, "functionDeclarations")
                 .and_then(Value::as_array)
                 .into_iter()
@@ -674,6 +692,17 @@ fn validate_part(part: &Value, path: &str) -> Result<(), ApiError> {
             return Err(invalid(format!(
                 "* GenerateContentRequest.{path}.inline_data.mime_type: inline_data.mime_type must be set\n"
             )));
+        }
+        let mime_type = field(inline, "mimeType")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let supported = ["image/", "audio/", "video/", "text/"]
+            .iter()
+            .any(|prefix| mime_type.starts_with(prefix))
+            || mime_type == "application/pdf";
+        if !supported {
+            return Err(invalid(format!("Unsupported MIME type: {mime_type}")));
         }
         if !is_base64(data) {
             return Err(invalid(format!(
@@ -1002,6 +1031,29 @@ mod tests {
 
     fn user(text: &str) -> Value {
         json!({"role": "user", "parts": [{"text": text}]})
+    }
+
+    #[test]
+    fn google_search_is_a_tool_and_unknown_tool_fields_are_refused() {
+        let with = |tool: Value| json!({"contents": [user("hi")], "tools": [tool]});
+        assert_eq!(validate(&with(json!({"googleSearch": {}}))), Ok(()));
+        assert_eq!(validate(&with(json!({"google_search": {}}))), Ok(()));
+        check_rejects(
+            with(json!({"webSearch": {}})),
+            "Unknown name \"webSearch\" at 'tools[0]'",
+        );
+    }
+
+    #[test]
+    fn inline_documents_of_supported_types_are_accepted() {
+        let with = |mime_type: &str| json!({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": mime_type, "data": "JVBERi0="}}]}]});
+        for mime_type in ["application/pdf", "text/plain", "image/png"] {
+            assert_eq!(validate(&with(mime_type)), Ok(()), "{mime_type}");
+        }
+        check_rejects(
+            with("application/zip"),
+            "Unsupported MIME type: application/zip",
+        );
     }
 
     #[test]

@@ -490,10 +490,41 @@ fn validate_content(index: usize, role: &str, content: Option<&Value>) -> Result
             "image_url" if !part.pointer("/image_url/url").is_some_and(Value::is_string) => {
                 return Err(missing(&format!("{param}.image_url.url")));
             }
+            "file" => validate_file_part(part, &param)?,
             _ => {}
         }
     }
     Ok(())
+}
+
+/// A `file` part: a Files API `file_id`, or `file_data` holding a base64 PDF as a `data:`
+/// URL (what Chat Completions reads inline).
+fn validate_file_part(part: &Value, param: &str) -> Result<(), ApiError> {
+    let file_param = format!("{param}.file");
+    let Some(file) = part.get("file").filter(|file| !file.is_null()) else {
+        return Err(missing(&file_param));
+    };
+    if !file.is_object() {
+        return Err(invalid_type(&file_param, "an object", file));
+    }
+    match (file.get("file_data"), file.get("file_id")) {
+        (Some(Value::String(data)), _) => {
+            let is_pdf = data
+                .strip_prefix("data:application/pdf;base64,")
+                .is_some_and(|payload| !payload.is_empty());
+            if !is_pdf {
+                let data_param = format!("{file_param}.file_data");
+                return Err(ApiError::invalid(format!(
+                    "Invalid file data: '{data_param}'. Expected a base64-encoded data URL with an application/pdf MIME type (e.g. 'data:application/pdf;base64,SGVsbG8sIFdvcmxkIQ==')."
+                ))
+                .with_param(&data_param)
+                .with_code("invalid_value"));
+            }
+            Ok(())
+        }
+        (_, Some(Value::String(_))) => Ok(()),
+        _ => Err(missing(&format!("{file_param}.file_data"))),
+    }
 }
 
 /// `'a', 'b', and 'c'`, as OpenAI lists supported values.
@@ -1066,6 +1097,37 @@ mod tests {
             .map(|id| json!({"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}}))
             .collect();
         json!({"role": "assistant", "content": null, "tool_calls": calls})
+    }
+
+    #[test]
+    fn file_parts_need_a_pdf_data_url_or_an_id() {
+        let with = |file: Value| json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file", "file": file}]}]});
+        for file in [
+            json!({"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}),
+            json!({"file_id": "file-1"}),
+        ] {
+            assert_eq!(validate(&with(file.clone())), Ok(()), "{file}");
+        }
+        check_rejects(
+            with(json!({"file_data": "JVBERi0="})),
+            Some("messages[0].content[0].file.file_data"),
+            "Expected a base64-encoded data URL with an application/pdf MIME type",
+        );
+        check_rejects(
+            with(json!({"file_data": "data:text/csv;base64,YQ=="})),
+            Some("messages[0].content[0].file.file_data"),
+            "application/pdf",
+        );
+        check_rejects(
+            with(json!({"filename": "a.pdf"})),
+            Some("messages[0].content[0].file.file_data"),
+            "Missing required parameter",
+        );
+        check_rejects(
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "file"}]}]}),
+            Some("messages[0].content[0].file"),
+            "Missing required parameter",
+        );
     }
 
     #[test]

@@ -27,6 +27,37 @@ fn missing(param: &str) -> ApiError {
     invalid(format!("Missing required parameter: '{param}'."), param)
 }
 
+/// An `input_file` part: one of `file_id`, `file_url` or `file_data` (a base64 `data:`
+/// URL).
+fn validate_input_file(part: &Value, path: &str) -> Result<(), ApiError> {
+    if let Some(data) = part.get("file_data").filter(|data| !data.is_null()) {
+        let valid = data.as_str().is_some_and(|data| {
+            data.strip_prefix("data:")
+                .and_then(|rest| rest.split_once(";base64,"))
+                .is_some_and(|(media_type, payload)| {
+                    media_type.contains('/') && !payload.is_empty()
+                })
+        });
+        if !valid {
+            let param = format!("{path}.file_data");
+            return Err(invalid(
+                format!(
+                    "Invalid file data: '{param}'. Expected a base64-encoded data URL (e.g. 'data:application/pdf;base64,SGVsbG8sIFdvcmxkIQ==')."
+                ),
+                &param,
+            ));
+        }
+        return Ok(());
+    }
+    if ["file_id", "file_url"]
+        .iter()
+        .any(|key| part.get(key).is_some_and(Value::is_string))
+    {
+        return Ok(());
+    }
+    Err(missing(&format!("{path}.file_id")))
+}
+
 /// `POST /v1/responses`.
 pub(crate) async fn create(state: &MockState, body: Option<&Value>) -> Response {
     if let Some(status) = state.take_failure() {
@@ -249,6 +280,9 @@ fn validate_item<'a>(
                             &["input_text", "input_image", "input_file", "input_audio"]
                         };
                         match part_type {
+                            Some("input_file") if role != Some("assistant") => {
+                                validate_input_file(part, &part_path)?
+                            }
                             Some(kind) if allowed.contains(&kind) => {}
                             Some(kind) => {
                                 return Err(invalid(
@@ -701,5 +735,39 @@ impl Rendered {
         };
         push(last, json!({"response": self.object(true)}));
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_part(part: Value) -> Value {
+        json!({"model": "m", "input": [{"role": "user", "content": [part]}]})
+    }
+
+    #[test]
+    fn input_files_need_data_a_url_or_an_id() {
+        for part in [
+            json!({"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}),
+            json!({"type": "input_file", "file_url": "https://example.com/a.pdf"}),
+            json!({"type": "input_file", "file_id": "file-1"}),
+        ] {
+            assert_eq!(validate(&with_part(part.clone())), Ok(()), "{part}");
+        }
+        for (part, param) in [
+            (
+                json!({"type": "input_file", "file_data": "JVBERi0="}),
+                "input[0].content[0].file_data",
+            ),
+            (
+                json!({"type": "input_file", "filename": "a.pdf"}),
+                "input[0].content[0].file_id",
+            ),
+        ] {
+            let error = validate(&with_part(part)).expect_err("refused");
+            assert_eq!(error.status, 400);
+            assert_eq!(error.param.as_deref(), Some(param), "{error:?}");
+        }
     }
 }

@@ -269,10 +269,11 @@ async fn sampling_parameters_without_a_slot_are_named_and_a_strict_project_refus
 async fn a_document_the_target_cannot_read_is_refused_naming_field_and_model() {
     let openai_mock = mock(MockKind::OpenAi).await;
     let gateway = Gateway::start(vec![openai_model("gpt", &openai_mock)]).await;
+    // Chat Completions reads inline files only: a PDF by URL cannot be carried.
     let body = json!({"model": "gpt", "max_tokens": 10, "messages": [
         {"role": "user", "content": [
             {"type": "text", "text": "Read"},
-            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}
+            {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
         ]}
     ]});
     let (status, _, reply) = answer(gateway.anthropic(&body).await).await;
@@ -280,13 +281,110 @@ async fn a_document_the_target_cannot_read_is_refused_naming_field_and_model() {
     let message = assert_anthropic_error(&reply, "invalid_request_error");
     assert!(
         message.contains("messages[0].content[1]")
-            && message.contains("`document`")
+            && message.contains("by URL")
             && message.contains("`gpt`"),
         "{message}"
     );
     assert!(openai_mock.requests().is_empty());
     let records = gateway.wait_for_records(1).await;
     assert_eq!(records[0].status, 400);
+}
+
+const PDF: &str = "JVBERi0xLjQKJcfsj6IK";
+
+/// Documents cross formats to every family with a document slot, and each provider's mock
+/// (which rejects what the real API rejects) takes what arrives.
+#[tokio::test]
+async fn documents_reach_each_family_in_its_own_shape() {
+    let openai_mock = mock(MockKind::OpenAi).await;
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gemini_mock = mock(MockKind::Gemini).await;
+    let gateway = Gateway::start(vec![
+        openai_model("gpt", &openai_mock),
+        anthropic_model("claude", &anthropic_mock),
+        model(
+            "gemini",
+            routerly_core::config::ProviderKind::Gemini,
+            &gemini_mock.base_url(),
+            "gemini-2.5-flash",
+        ),
+    ])
+    .await;
+    let anthropic_pdf = |model: &str| {
+        json!({"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Summarise"},
+            {"type": "document", "title": "report.pdf",
+             "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+        ]}]})
+    };
+
+    let (status, _, reply) = answer(gateway.anthropic(&anthropic_pdf("gpt")).await).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        only_request(&openai_mock).body["messages"][0]["content"][1],
+        json!({"type": "file", "file": {"filename": "report.pdf",
+            "file_data": format!("data:application/pdf;base64,{PDF}")}})
+    );
+
+    let (status, _, reply) = answer(gateway.anthropic(&anthropic_pdf("gemini")).await).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        only_request(&gemini_mock).body["contents"][0]["parts"][1],
+        json!({"inlineData": {"mimeType": "application/pdf", "data": PDF}})
+    );
+
+    let chat = json!({"model": "claude", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Summarise"},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": format!("data:application/pdf;base64,{PDF}")}}
+    ]}]});
+    let (status, _, reply) = answer(gateway.openai(&chat).await).await;
+    assert_eq!(status, 200, "{reply}");
+    let responses = json!({"model": "claude", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "Summarise"},
+        {"type": "input_file", "file_url": "https://example.com/b.pdf"}
+    ]}]});
+    let response = gateway
+        .post("/v1/responses")
+        .bearer_auth(TOKEN)
+        .json(&responses)
+        .send()
+        .await
+        .expect("the service answers");
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    let sent: Vec<Value> = anthropic_mock
+        .requests()
+        .into_iter()
+        .map(|request| request.body["messages"][0]["content"][1].clone())
+        .collect();
+    assert_eq!(
+        sent,
+        vec![
+            json!({"type": "document", "title": "a.pdf",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}),
+            json!({"type": "document", "source": {"type": "url", "url": "https://example.com/b.pdf"}}),
+        ]
+    );
+
+    // A Files API id only OpenAI can read: refused in the Responses error shape.
+    let by_id = json!({"model": "claude", "input": [{"role": "user", "content": [
+        {"type": "input_file", "file_id": "file-1"}]}]});
+    let response = gateway
+        .post("/v1/responses")
+        .bearer_auth(TOKEN)
+        .json(&by_id)
+        .send()
+        .await
+        .expect("the service answers");
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("input[0].content[0]") && message.contains("`claude`"),
+        "{reply}"
+    );
+    assert_eq!(reply["error"]["param"], "input[0].content[0]");
+    assert_eq!(anthropic_mock.requests().len(), 2, "nothing more was sent");
 }
 
 #[tokio::test]
@@ -316,4 +414,74 @@ async fn the_dropped_header_is_printable_and_bounded() {
         dropped.starts_with("tools[0] (evil??x-injected: 0??)"),
         "{dropped}"
     );
+}
+
+/// Hosted web search reaches a target's own search tool (Anthropic's server tool, Gemini's
+/// Google Search grounding) and is named dropped where there is none; a strict project
+/// accepts the call that loses nothing and refuses the one that would.
+#[tokio::test]
+async fn hosted_web_search_goes_to_the_targets_own_search_or_is_named_dropped() {
+    let anthropic_mock = mock(MockKind::Anthropic).await;
+    let gemini_mock = mock(MockKind::Gemini).await;
+    let gateway = Gateway::start_with(
+        vec![
+            anthropic_model("claude", &anthropic_mock),
+            model(
+                "gemini",
+                routerly_core::config::ProviderKind::Gemini,
+                &gemini_mock.base_url(),
+                "gemini-2.5-flash",
+            ),
+        ],
+        |draft| draft.projects.projects[0].strict_translation = true,
+    )
+    .await;
+    let send = |body: Value| {
+        gateway
+            .post("/v1/responses")
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    let search =
+        json!({"type": "web_search", "user_location": {"type": "approximate", "country": "IT"}});
+    let response = send(json!({"model": "claude", "input": "news?", "tools": [search]}))
+        .await
+        .expect("sent");
+    assert_eq!(response.headers().get(DROPPED), None);
+    let (status, _, reply) = answer(response).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        only_request(&anthropic_mock).body["tools"],
+        json!([{"type": "web_search_20250305", "name": "web_search",
+            "user_location": {"type": "approximate", "country": "IT"}}])
+    );
+
+    let (status, _, reply) = answer(
+        send(json!({"model": "gemini", "input": "news?", "tools": [search]}))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        only_request(&gemini_mock).body["tools"],
+        json!([{"googleSearch": {}}])
+    );
+
+    // With function tools, Gemini cannot ground: strict refuses, naming the search.
+    let function = json!({"type": "function", "name": "f", "parameters": {"type": "object"}});
+    let (status, _, reply) = answer(
+        send(json!({"model": "gemini", "input": "news?", "tools": [function, search]}))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("tools[1] (web_search)") && message.contains("`gemini`"),
+        "{message}"
+    );
+    assert_eq!(gemini_mock.requests().len(), 1, "nothing more was sent");
 }

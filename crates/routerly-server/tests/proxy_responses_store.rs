@@ -231,3 +231,65 @@ async fn item_references_are_resolved_for_translated_models_and_passed_to_openai
         "{message}"
     );
 }
+
+/// Codex's shape on a translated model, streamed: the namespace's members reach the
+/// provider as flat function tools, the model's call of one comes back under its namespace,
+/// and `response.created` / `response.completed` echo the request (`previous_response_id`
+/// included) as OpenAI's do.
+#[tokio::test]
+async fn a_streamed_translated_answer_echoes_the_request_and_gives_calls_their_namespace() {
+    let anthropic = mock(MockKind::Anthropic).await;
+    let gateway = two_projects(vec![anthropic_model("claude", &anthropic)]).await;
+    let first = create(&gateway, &json!({"model": "claude", "input": "Hello"})).await;
+    let previous = first["id"].as_str().expect("an id").to_owned();
+    let tools = json!([
+        {"type": "function", "name": "exec_command", "parameters": {"type": "object", "properties": {}}},
+        {"type": "namespace", "name": "multi_agent_v1", "description": "Sub-agents.", "tools": [
+            {"type": "function", "name": "list_agents", "parameters": {"type": "object", "properties": {}}}
+        ]}
+    ]);
+    let body = json!({"model": "claude", "stream": true, "previous_response_id": previous,
+        "instructions": "You are Codex.", "tools": tools,
+        "input": [{"type": "message", "role": "user", "content": [
+            {"type": "input_text", "text": "List them. [mock:tool=multi_agent_v1__list_agents]"}]}]});
+    let response = gateway
+        .post("/v1/responses")
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers().get("x-routerly-dropped"), None);
+    let text = response.text().await.expect("a stream");
+    let events = sse_events(&text);
+    let data_of = |name: &str| -> Vec<Value> {
+        events
+            .iter()
+            .filter(|event| event.name.as_deref() == Some(name))
+            .map(|event| event.json())
+            .collect()
+    };
+    for name in ["response.created", "response.completed"] {
+        let echoed = &data_of(name)[0]["response"];
+        assert_eq!(echoed["previous_response_id"], previous.as_str(), "{name}");
+        assert_eq!(echoed["tools"], tools, "{name}");
+        assert_eq!(echoed["instructions"], "You are Codex.", "{name}");
+    }
+    let call = &data_of("response.output_item.done")
+        .into_iter()
+        .find(|done| done["item"]["type"] == "function_call")
+        .expect("a function call")["item"];
+    assert_eq!(call["name"], "list_agents", "{call}");
+    assert_eq!(call["namespace"], "multi_agent_v1", "{call}");
+
+    let requests = anthropic.requests();
+    let sent = &requests.last().expect("sent upstream").body;
+    let names: Vec<&str> = sent["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    assert_eq!(names, ["exec_command", "multi_agent_v1__list_agents"]);
+}

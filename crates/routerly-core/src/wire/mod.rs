@@ -25,7 +25,10 @@ use serde_json::Value;
 
 pub use passthrough::{EventRewrite, StreamPassthrough};
 
-use crate::canonical::{ChatRequest, ChatResponse, DecodeError, ErrorBody, StreamEvent, Usage};
+use crate::canonical::{
+    ChatRequest, ChatResponse, DecodeError, DocumentSource, ErrorBody, PDF_MEDIA_TYPE, StreamEvent,
+    Usage,
+};
 
 /// A wire protocol for chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,6 +191,11 @@ pub fn encode_request(
     if let Some((kind, path)) = request.first_opaque() {
         return Err(DecodeError::untranslatable(kind, path));
     }
+    if let Some((path, reason)) = request.first_unreadable_document(|source, in_tool_result| {
+        document_refusal(format, source, in_tool_result)
+    }) {
+        return Err(DecodeError::at(&path, format!("`{path}`: {reason}")));
+    }
     match format {
         WireFormat::OpenAiChat => openai::encode_request(request, upstream_model),
         WireFormat::AnthropicMessages => anthropic::encode_request(request, upstream_model),
@@ -198,10 +206,66 @@ pub fn encode_request(
     }
 }
 
+/// Why a provider speaking `format` cannot read a document from `source` (inside a tool
+/// result when `in_tool_result`); `None` when it can. Plain text becomes a text part
+/// anywhere; an inline PDF goes to every format with a document slot (Anthropic
+/// `document`, OpenAI `file`, Responses `input_file`, Gemini `inlineData`); Gemini also
+/// takes other inline types; a URL only Anthropic and Responses fetch; inside a tool
+/// result only Anthropic (in the result) and Gemini (after the function response) take a
+/// document.
+fn document_refusal(
+    format: WireFormat,
+    source: &DocumentSource,
+    in_tool_result: bool,
+) -> Option<String> {
+    let reads_inline = |media_type: &str| match format {
+        WireFormat::GeminiGenerateContent => true,
+        WireFormat::AnthropicMessages | WireFormat::OpenAiChat | WireFormat::OpenAiResponses => {
+            media_type.eq_ignore_ascii_case(PDF_MEDIA_TYPE)
+        }
+        WireFormat::MistralChat | WireFormat::OllamaChat => false,
+    };
+    let has_documents = !matches!(format, WireFormat::MistralChat | WireFormat::OllamaChat);
+    match source {
+        _ if !has_documents && !matches!(source, DocumentSource::Text { .. }) => {
+            Some("documents have no equivalent in the target format".to_owned())
+        }
+        _ if in_tool_result
+            && !matches!(
+                format,
+                WireFormat::AnthropicMessages | WireFormat::GeminiGenerateContent
+            ) =>
+        {
+            Some(
+                "a document inside a tool result has no equivalent in the target format"
+                    .to_owned(),
+            )
+        }
+        DocumentSource::Text { .. } => None,
+        DocumentSource::Base64 { media_type, .. } if !reads_inline(media_type) => Some(format!(
+            "a `{media_type}` document has no equivalent in the target format (it reads inline documents as {PDF_MEDIA_TYPE} only)"
+        )),
+        DocumentSource::Base64 { .. } => None,
+        DocumentSource::Url { .. }
+            if matches!(
+                format,
+                WireFormat::AnthropicMessages | WireFormat::OpenAiResponses
+            ) =>
+        {
+            None
+        }
+        DocumentSource::Url { .. } => Some(
+            "a document given by URL has no equivalent in the target format (send it inline, base64-encoded)"
+                .to_owned(),
+        ),
+    }
+}
+
 /// What a translation for a provider speaking `format` leaves out of `request`: the
 /// sampling parameters the format has no slot for, then the tools the canonical model
-/// carries only by name ([`ChatRequest::hosted_tools`]: web search, code execution, custom
-/// tools…), each named as the client wrote it (`seed`, `tools[2] (web_search)`). Empty when
+/// carries only by name ([`ChatRequest::hosted_tools`]: code execution, custom tools…, and
+/// a web search the target has no search tool for; Anthropic runs one as
+/// `web_search_20250305`, Gemini as Google Search grounding), each named as the client wrote it (`seed`, `tools[2] (web_search)`). Empty when
 /// nothing is lost. Content whose loss would change the request's meaning is not in this
 /// list: [`encode_request`] refuses it.
 pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
@@ -222,10 +286,20 @@ pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
         .filter(|param| request.has_param(param))
         .map(|param| (*param).to_owned())
         .collect();
+    // Hosted web search goes to the target's own search tool where it has one.
+    let carried = match format {
+        WireFormat::AnthropicMessages => anthropic::web_search(request),
+        WireFormat::GeminiGenerateContent => gemini::web_search(request),
+        WireFormat::OpenAiChat
+        | WireFormat::MistralChat
+        | WireFormat::OllamaChat
+        | WireFormat::OpenAiResponses => None,
+    };
     dropped.extend(
         request
             .hosted_tools
             .iter()
+            .filter(|tool| !carried.is_some_and(|carried| std::ptr::eq(*tool, carried)))
             .map(|tool| format!("{} ({})", tool.path, tool.kind)),
     );
     dropped
@@ -384,6 +458,14 @@ impl StreamEncoder {
         }
     }
 
+    /// Makes a Responses stream repeat its request as `echo` describes (see
+    /// [`responses::Echo`]); other formats repeat nothing.
+    pub fn set_echo(&mut self, echo: responses::Echo) {
+        if let StreamEncoder::Responses(encoder) = self {
+            encoder.set_echo(echo);
+        }
+    }
+
     /// The frames to send for `event`.
     pub fn encode(&mut self, event: &StreamEvent) -> Vec<SseFrame> {
         match self {
@@ -394,5 +476,360 @@ impl StreamEncoder {
             StreamEncoder::Ollama(encoder) => encoder.encode(event),
             StreamEncoder::Responses(encoder) => encoder.encode(event),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Documents across formats: what each target reads, and the refusal (naming the
+    //! client's field) of what it cannot.
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::canonical::ContentPart;
+
+    const PDF: &str = "JVBERi0xLjQK";
+
+    fn anthropic_with(document: Value) -> ChatRequest {
+        decode_request(
+            WireFormat::AnthropicMessages,
+            &json!({"model": "m", "max_tokens": 10, "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Summarise"}, document]}
+            ]}),
+        )
+        .expect("decodes")
+    }
+
+    fn encoded(format: WireFormat, request: &ChatRequest) -> Value {
+        encode_request(format, request, "target").expect("encodes")
+    }
+
+    fn refusal(format: WireFormat, request: &ChatRequest) -> DecodeError {
+        encode_request(format, request, "target").expect_err("refused")
+    }
+
+    #[test]
+    fn an_anthropic_pdf_reaches_every_format_with_a_document_slot() {
+        let request = anthropic_with(json!({"type": "document", "title": "report.pdf",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}));
+        assert_eq!(
+            encoded(WireFormat::OpenAiChat, &request)["messages"][0]["content"][1],
+            json!({"type": "file", "file": {"filename": "report.pdf",
+                "file_data": format!("data:application/pdf;base64,{PDF}")}})
+        );
+        assert_eq!(
+            encoded(WireFormat::OpenAiResponses, &request)["input"][0]["content"][1],
+            json!({"type": "input_file", "filename": "report.pdf",
+                "file_data": format!("data:application/pdf;base64,{PDF}")})
+        );
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][0]["parts"][1],
+            json!({"inlineData": {"mimeType": "application/pdf", "data": PDF}})
+        );
+        for format in [WireFormat::MistralChat, WireFormat::OllamaChat] {
+            let error = refusal(format, &request);
+            assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
+            assert!(
+                error.message.contains("documents have no equivalent"),
+                "{}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_document_is_text_where_there_is_no_document_slot() {
+        let request = anthropic_with(json!({"type": "document",
+            "source": {"type": "text", "media_type": "text/plain", "data": "Routerly routes."}}));
+        assert_eq!(
+            encoded(WireFormat::OpenAiChat, &request)["messages"][0]["content"][1],
+            json!({"type": "text", "text": "Routerly routes."})
+        );
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][0]["parts"][1],
+            json!({"text": "Routerly routes."})
+        );
+        assert_eq!(
+            encoded(WireFormat::OllamaChat, &request)["messages"][0]["content"],
+            json!("Summarise\nRouterly routes.")
+        );
+    }
+
+    #[test]
+    fn a_document_by_url_goes_only_where_the_provider_fetches_it() {
+        let url = "https://example.com/report.pdf";
+        let request =
+            anthropic_with(json!({"type": "document", "source": {"type": "url", "url": url}}));
+        assert_eq!(
+            encoded(WireFormat::OpenAiResponses, &request)["input"][0]["content"][1],
+            json!({"type": "input_file", "file_url": url})
+        );
+        for format in [WireFormat::OpenAiChat, WireFormat::GeminiGenerateContent] {
+            let error = refusal(format, &request);
+            assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
+            assert!(error.message.contains("by URL"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn an_openai_file_part_becomes_an_anthropic_document() {
+        let request = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "file", "file": {"filename": "a.pdf",
+                    "file_data": format!("data:application/pdf;base64,{PDF}")}}]}
+            ]}),
+        )
+        .expect("decodes");
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &request)["messages"][0]["content"][0],
+            json!({"type": "document", "title": "a.pdf",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}})
+        );
+        // A Files API id only OpenAI can read; a file part with nothing is malformed.
+        let by_id = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "file", "file": {"file_id": "file-1"}}]}]}),
+        )
+        .expect("decodes");
+        let error = refusal(WireFormat::AnthropicMessages, &by_id);
+        assert_eq!(error.param.as_deref(), Some("messages[0].content[0]"));
+        assert!(error.message.contains("`file`"), "{}", error.message);
+        for (file, param) in [
+            (json!({}), "messages[0].content[0].file.file_data"),
+            (
+                json!({"file_data": "JVBERi0="}),
+                "messages[0].content[0].file.file_data",
+            ),
+            (
+                json!({"file_data": "data:application/pdf,;base64,x"}),
+                "messages[0].content[0].file.file_data",
+            ),
+        ] {
+            let error = decode_request(
+                WireFormat::OpenAiChat,
+                &json!({"model": "m", "messages": [{"role": "user", "content": [
+                    {"type": "file", "file": file}]}]}),
+            )
+            .expect_err("malformed file part");
+            assert_eq!(error.param.as_deref(), Some(param), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn only_gemini_reads_inline_documents_other_than_pdf() {
+        let request = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "file", "file": {"file_data": "data:text/csv;base64,YSxiCg=="}}]}]}),
+        )
+        .expect("decodes");
+        let error = refusal(WireFormat::AnthropicMessages, &request);
+        assert!(error.message.contains("`text/csv`"), "{}", error.message);
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][0]["parts"][0],
+            json!({"inlineData": {"mimeType": "text/csv", "data": "YSxiCg=="}})
+        );
+    }
+
+    #[test]
+    fn responses_input_files_by_data_and_url() {
+        let request = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "a.pdf",
+                 "file_data": format!("data:application/pdf;base64,{PDF}")},
+                {"type": "input_file", "file_url": "https://example.com/b.pdf"}
+            ]}]}),
+        )
+        .expect("decodes");
+        let anthropic = encoded(WireFormat::AnthropicMessages, &request);
+        assert_eq!(
+            anthropic["messages"][0]["content"],
+            json!([
+                {"type": "document", "title": "a.pdf",
+                 "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}},
+                {"type": "document", "source": {"type": "url", "url": "https://example.com/b.pdf"}}
+            ])
+        );
+        let error = refusal(WireFormat::GeminiGenerateContent, &request);
+        assert_eq!(error.param.as_deref(), Some("input[0].content[1]"));
+        let error = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": [{"role": "user", "content": [
+                {"type": "input_file", "filename": "a.pdf"}]}]}),
+        )
+        .expect_err("an input_file needs data, a URL or an id");
+        assert_eq!(
+            error.param.as_deref(),
+            Some("input[0].content[0].file_data")
+        );
+    }
+
+    #[test]
+    fn gemini_inline_data_is_an_image_a_document_or_opaque_by_type() {
+        let request = decode_request(
+            WireFormat::GeminiGenerateContent,
+            &json!({"contents": [{"role": "user", "parts": [
+                {"inlineData": {"mimeType": "application/pdf", "data": PDF}},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
+                {"inlineData": {"mimeType": "audio/mp3", "data": "SUQz"}}
+            ]}]}),
+        )
+        .expect("decodes");
+        let parts = &request.messages[0].content;
+        assert!(
+            matches!(parts[0], ContentPart::Document { .. }),
+            "{parts:?}"
+        );
+        assert!(matches!(parts[1], ContentPart::Image { .. }), "{parts:?}");
+        assert!(matches!(parts[2], ContentPart::Opaque { .. }), "{parts:?}");
+        let mut without_audio = request.clone();
+        without_audio.messages[0].content.truncate(2);
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &without_audio)["messages"][0]["content"][0],
+            json!({"type": "document",
+                "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}})
+        );
+        let error = refusal(WireFormat::AnthropicMessages, &request);
+        assert_eq!(error.param.as_deref(), Some("contents[0].parts[2]"));
+    }
+
+    #[test]
+    fn a_document_in_a_tool_result_goes_to_anthropic_and_gemini_only() {
+        let request = decode_request(
+            WireFormat::AnthropicMessages,
+            &json!({"model": "m", "max_tokens": 10, "messages": [
+                {"role": "user", "content": "read it"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+                ]}]}
+            ]}),
+        )
+        .expect("decodes");
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &request)["messages"][2]["content"][0]["content"]
+                [0]["type"],
+            "document"
+        );
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][2]["parts"],
+            json!([
+                {"functionResponse": {"name": "read", "response": {"result": ""}}},
+                {"inlineData": {"mimeType": "application/pdf", "data": PDF}}
+            ])
+        );
+        let error = refusal(WireFormat::OpenAiChat, &request);
+        assert_eq!(
+            error.param.as_deref(),
+            Some("messages[2].content[0].content[0]")
+        );
+        assert!(error.message.contains("tool result"), "{}", error.message);
+    }
+
+    fn responses_with(tools: Value) -> ChatRequest {
+        decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": "news?", "tools": tools}),
+        )
+        .expect("decodes")
+    }
+
+    #[test]
+    fn hosted_web_search_becomes_anthropics_server_tool() {
+        let request = responses_with(json!([
+            {"type": "function", "name": "f", "parameters": {"type": "object"}},
+            {"type": "web_search", "filters": {"allowed_domains": ["example.com"]},
+             "user_location": {"type": "approximate", "city": "Turin", "country": "IT"}}
+        ]));
+        let body = encoded(WireFormat::AnthropicMessages, &request);
+        assert_eq!(
+            body["tools"][1],
+            json!({"type": "web_search_20250305", "name": "web_search",
+                "allowed_domains": ["example.com"],
+                "user_location": {"type": "approximate", "city": "Turin", "country": "IT"}})
+        );
+        assert!(dropped(WireFormat::AnthropicMessages, &request).is_empty());
+        // Elsewhere it is left out, and said so.
+        assert_eq!(
+            dropped(WireFormat::OpenAiChat, &request),
+            ["tools[1] (web_search)"]
+        );
+        assert!(encoded(WireFormat::OpenAiChat, &request)["tools"][1].is_null());
+        // Gemini does not combine grounding with function calling, nor filter domains.
+        assert_eq!(
+            dropped(WireFormat::GeminiGenerateContent, &request),
+            ["tools[1] (web_search)"]
+        );
+        let body = encoded(WireFormat::GeminiGenerateContent, &request);
+        assert_eq!(
+            body["tools"],
+            json!([{"functionDeclarations": [
+            {"name": "f", "parametersJsonSchema": {"type": "object"}}]}])
+        );
+        let filtered = responses_with(json!([
+            {"type": "web_search", "filters": {"allowed_domains": ["example.com"]}}
+        ]));
+        assert_eq!(
+            dropped(WireFormat::GeminiGenerateContent, &filtered),
+            ["tools[0] (web_search)"]
+        );
+    }
+
+    #[test]
+    fn hosted_web_search_alone_becomes_gemini_grounding() {
+        let request = responses_with(json!([{"type": "web_search_preview"}]));
+        assert!(dropped(WireFormat::GeminiGenerateContent, &request).is_empty());
+        assert_eq!(
+            encoded(WireFormat::GeminiGenerateContent, &request)["tools"],
+            json!([{"googleSearch": {}}])
+        );
+    }
+
+    #[test]
+    fn chat_web_search_options_reach_anthropic_with_the_location() {
+        let request = decode_request(
+            WireFormat::OpenAiChat,
+            &json!({"model": "m", "messages": [{"role": "user", "content": "news?"}],
+                "web_search_options": {"search_context_size": "low", "user_location":
+                    {"type": "approximate", "approximate": {"city": "Turin", "timezone": "Europe/Rome"}}}}),
+        )
+        .expect("decodes");
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &request)["tools"],
+            json!([{"type": "web_search_20250305", "name": "web_search",
+                "user_location": {"type": "approximate", "city": "Turin", "timezone": "Europe/Rome"}}])
+        );
+        assert!(dropped(WireFormat::AnthropicMessages, &request).is_empty());
+        // A function tool already named `web_search` keeps the name: the search is dropped.
+        let taken = responses_with(json!([
+            {"type": "function", "name": "web_search", "parameters": {"type": "object"}},
+            {"type": "web_search"}
+        ]));
+        assert_eq!(
+            dropped(WireFormat::AnthropicMessages, &taken),
+            ["tools[1] (web_search)"]
+        );
+        assert_eq!(
+            encoded(WireFormat::AnthropicMessages, &taken)["tools"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        // Malformed filters name the field.
+        let error = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "input": "x", "tools": [
+                {"type": "web_search", "filters": {"allowed_domains": "example.com"}}]}),
+        )
+        .expect_err("refused");
+        assert_eq!(
+            error.param.as_deref(),
+            Some("tools[0].filters.allowed_domains")
+        );
     }
 }

@@ -770,6 +770,12 @@ async fn serve(
                                 }
                                 _ => None,
                             },
+                            echo: match &surface_call {
+                                SurfaceCall::Responses(conversation) => {
+                                    Some(conversation.echo.clone())
+                                }
+                                _ => None,
+                            },
                             on_complete: match &surface_call {
                                 SurfaceCall::Responses(conversation) => {
                                     conversation.on_complete(app, caller)
@@ -869,7 +875,7 @@ fn answer_json(
     provider_format: WireFormat,
     model: &ModelConfig,
     body: &[u8],
-    conversation: Option<(&str, &serde_json::Map<String, Value>)>,
+    conversation: Option<(&str, &routerly_core::wire::responses::Echo)>,
 ) -> Result<(Response, routerly_core::canonical::ChatResponse), UpstreamError> {
     let mut value: Value = serde_json::from_slice(body)
         .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
@@ -890,11 +896,7 @@ fn answer_json(
     let client_body = match conversation {
         Some((response_id, echo)) => {
             canonical.id = response_id.to_owned();
-            let mut client_body = wire::encode_response(client_format, &canonical);
-            if let Some(object) = client_body.as_object_mut() {
-                object.extend(echo.iter().map(|(key, value)| (key.clone(), value.clone())));
-            }
-            client_body
+            routerly_core::wire::responses::encode_response_echoing(&canonical, echo)
         }
         None => wire::encode_response(client_format, &canonical),
     };

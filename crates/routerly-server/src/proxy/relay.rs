@@ -58,6 +58,8 @@ pub struct RelayParts {
     /// The response id the client sees when the stream is re-encoded (Responses API);
     /// `None` keeps the provider's.
     pub response_id: Option<String>,
+    /// What a re-encoded Responses stream repeats of its request.
+    pub echo: Option<routerly_core::wire::responses::Echo>,
     /// Called with the whole answer when the stream ends successfully (to store a
     /// Responses-API conversation); the stream closes after it returns.
     pub on_complete: Option<OnComplete>,
@@ -91,8 +93,11 @@ impl Relay {
     /// reached the client yet, and no record is written).
     pub fn start(mut parts: RelayParts, record: CallRecord) -> Result<Self, String> {
         let decoder = StreamDecoder::new(parts.provider_format);
-        let encoder = (parts.client_format != parts.provider_format)
+        let mut encoder = (parts.client_format != parts.provider_format)
             .then(|| StreamEncoder::new(parts.client_format, parts.client_wants_usage));
+        if let (Some(encoder), Some(echo)) = (&mut encoder, parts.echo.take()) {
+            encoder.set_echo(echo);
+        }
         let first_event = std::mem::replace(
             &mut parts.first_event,
             SseEvent {

@@ -15,8 +15,10 @@ use routerly_core::canonical::{
     ChatRequest, ChatResponse, ContentPart, ErrorBody, ErrorKind, Message, Role,
 };
 use routerly_core::wire::WireFormat;
-use routerly_core::wire::responses::{encode_response, history_items, new_response_id};
-use serde_json::{Map, Value, json};
+use routerly_core::wire::responses::{
+    Echo, encode_response_echoing, history_items, new_response_id,
+};
+use serde_json::{Value, json};
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -38,28 +40,10 @@ pub struct Conversation {
     messages: Vec<Message>,
     /// The request's own input items, each with an id.
     input_items: Vec<Value>,
-    /// The request fields an answer echoes (`instructions`, `tools`,
-    /// `previous_response_id`, …), as OpenAI does.
-    pub echo: Map<String, Value>,
+    /// What an answer repeats of the request (`instructions`, `tools`,
+    /// `previous_response_id`, …, and the namespaces of namespaced tools), as OpenAI's do.
+    pub echo: Echo,
 }
-
-/// The request fields a response object repeats.
-const ECHOED_FIELDS: &[&str] = &[
-    "instructions",
-    "tools",
-    "tool_choice",
-    "previous_response_id",
-    "temperature",
-    "top_p",
-    "max_output_tokens",
-    "parallel_tool_calls",
-    "metadata",
-    "store",
-    "text",
-    "reasoning",
-    "truncation",
-    "user",
-];
 
 /// Resolves `previous_response_id` (into `request` and, for pass-through, into `raw`) and
 /// notes whether the answer is to be stored.
@@ -71,10 +55,7 @@ pub(super) async fn prepare(
     format: WireFormat,
 ) -> Result<Conversation, ProxyError> {
     let store = raw.get("store").and_then(Value::as_bool).unwrap_or(true);
-    let echo: Map<String, Value> = ECHOED_FIELDS
-        .iter()
-        .filter_map(|field| Some(((*field).to_owned(), raw.get(*field)?.clone())))
-        .collect();
+    let echo = Echo::of_request(raw);
     let response_id = new_response_id();
     let input_items = input_items(raw.get("input"), &response_id);
     // Translated models get the items Routerly can resolve; OpenAI the client's own body.
@@ -285,10 +266,7 @@ impl Conversation {
         let echo = self.echo.clone();
         Some(Box::new(move |answer: ChatResponse| {
             Box::pin(async move {
-                let mut response = encode_response(&answer);
-                if let Some(object) = response.as_object_mut() {
-                    object.extend(echo);
-                }
+                let response = encode_response_echoing(&answer, &echo);
                 // Thinking stays with the provider that produced it.
                 let content: Vec<ContentPart> = answer
                     .content

@@ -9,7 +9,7 @@
 //! definitions are framed by OpenAI in an undocumented way, so a request with tools can
 //! differ from the provider's count by a few tokens.
 
-use routerly_core::canonical::{ChatRequest, ContentPart};
+use routerly_core::canonical::{ChatRequest, ContentPart, DocumentSource};
 use routerly_core::config::{ModelConfig, ProviderKind};
 use routerly_core::estimate;
 use tiktoken_rs::CoreBPE;
@@ -69,6 +69,13 @@ fn part_tokens(part: &ContentPart, text: &mut impl FnMut(&str) -> u64) -> u64 {
         } => text(name) + text(arguments),
         ContentPart::ToolResult { content, .. } => {
             content.iter().map(|part| part_tokens(part, text)).sum()
+        }
+        ContentPart::Document {
+            source: DocumentSource::Text { text: value },
+            ..
+        } => text(value),
+        ContentPart::Document { source, .. } => {
+            (estimate::document_bytes(source) as u64).div_ceil(4)
         }
         // Its text is not at hand; the documented estimate of its characters.
         ContentPart::Opaque { chars, .. } => (*chars as u64).div_ceil(4),

@@ -9,8 +9,8 @@ use super::json::{
     optional_str, optional_u32, require, require_media_type, require_str,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
-    ResponseFormat, Role, Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice, WebSearch,
 };
 
 /// Anthropic's smallest accepted thinking budget.
@@ -85,7 +85,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             let path = format!("tools[{tool_index}]");
             match decode_tool(tool_value, &path)? {
                 Ok(tool) => tools.push(tool),
-                Err(kind) => hosted_tools.push(HostedTool { kind, path }),
+                Err(kind) => hosted_tools.push(HostedTool::named(kind, path)),
             }
         }
     }
@@ -278,7 +278,9 @@ fn decode_block(
             signature: optional_str(block, "signature", path)?.map(str::to_owned),
         },
         ("redacted_thinking", _) => return Ok(None),
-        // Documents, search results, server-tool and MCP blocks, container uploads and any
+        ("document", _) => decode_document(block, path)?
+            .unwrap_or_else(|| ContentPart::opaque("document", path, block_value)),
+        // Documents from the Files API or of custom content, search results, server-tool and MCP blocks, container uploads and any
         // type newer than this gateway: carried as they are (see `ContentPart::Opaque`).
         (other, _) => ContentPart::opaque(other, path, block_value),
     };
@@ -303,6 +305,31 @@ fn decode_image(block: &Object, path: &str) -> Result<Option<ContentPart>, Decod
     Ok(Some(ContentPart::Image {
         source,
         detail: None,
+    }))
+}
+
+/// A document block; `None` for a source kind the canonical model does not represent (a
+/// Files API `file`, custom `content`).
+fn decode_document(block: &Object, path: &str) -> Result<Option<ContentPart>, DecodeError> {
+    let source_path = field_path(path, "source");
+    let source = as_object(require(block, "source", path)?, &source_path)?;
+    let source = match require_str(source, "type", &source_path)? {
+        "base64" => DocumentSource::Base64 {
+            media_type: require_media_type(source, "media_type", &source_path)?.to_owned(),
+            data: require_str(source, "data", &source_path)?.to_owned(),
+        },
+        "text" => DocumentSource::Text {
+            text: require_str(source, "data", &source_path)?.to_owned(),
+        },
+        "url" => DocumentSource::Url {
+            url: require_str(source, "url", &source_path)?.to_owned(),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(ContentPart::Document {
+        source,
+        name: optional_str(block, "title", path)?.map(str::to_owned),
+        path: path.to_owned(),
     }))
 }
 
@@ -342,6 +369,11 @@ fn decode_tool_result(block: &Object, path: &str) -> Result<ContentPart, DecodeE
                         "image" => Ok(decode_image(inner, &block_path)?.unwrap_or_else(|| {
                             ContentPart::opaque("image", &block_path, block_value)
                         })),
+                        "document" => {
+                            Ok(decode_document(inner, &block_path)?.unwrap_or_else(|| {
+                                ContentPart::opaque("document", &block_path, block_value)
+                            }))
+                        }
                         other => Ok(ContentPart::opaque(other, &block_path, block_value)),
                     }
                 })
@@ -491,11 +523,11 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
     if request.stream {
         body.insert("stream".into(), json!(true));
     }
-    if !request.tools.is_empty() {
-        body.insert(
-            "tools".into(),
-            Value::Array(request.tools.iter().map(encode_tool).collect()),
-        );
+    let search = web_search(request).and_then(|tool| tool.web_search.as_ref());
+    if !request.tools.is_empty() || search.is_some() {
+        let mut tools: Vec<Value> = request.tools.iter().map(encode_tool).collect();
+        tools.extend(search.map(encode_web_search));
+        body.insert("tools".into(), Value::Array(tools));
         if let Some(tool_choice) = encode_tool_choice(request) {
             body.insert("tool_choice".into(), tool_choice);
         }
@@ -645,6 +677,7 @@ fn encode_part(part: &ContentPart, role: Role, path: &str) -> Result<Option<Valu
         ContentPart::Text { text } if text.is_empty() => return Ok(None),
         ContentPart::Text { text } => json!({"type": "text", "text": text}),
         ContentPart::Image { source, .. } => encode_image(source),
+        ContentPart::Document { source, name, .. } => encode_document(source, name.as_deref()),
         ContentPart::ToolCall {
             id,
             name,
@@ -693,6 +726,23 @@ fn encode_image(source: &ImageSource) -> Value {
     }
 }
 
+fn encode_document(source: &DocumentSource, name: Option<&str>) -> Value {
+    let source = match source {
+        DocumentSource::Base64 { media_type, data } => {
+            json!({"type": "base64", "media_type": media_type, "data": data})
+        }
+        DocumentSource::Text { text } => {
+            json!({"type": "text", "media_type": "text/plain", "data": text})
+        }
+        DocumentSource::Url { url } => json!({"type": "url", "url": url}),
+    };
+    let mut block = json!({"type": "document", "source": source});
+    if let Some(name) = name {
+        block["title"] = json!(name);
+    }
+    block
+}
+
 /// Tool-call arguments as Anthropic's `input` object; empty text (some OpenAI-compatible
 /// providers send it for tools without parameters) is `{}`.
 fn parse_tool_arguments(arguments: &str, name: &str, path: &str) -> Result<Value, DecodeError> {
@@ -721,6 +771,9 @@ fn encode_tool_result_content(content: &[ContentPart]) -> Option<Value> {
                 Some(json!({"type": "text", "text": text}))
             }
             ContentPart::Image { source, .. } => Some(encode_image(source)),
+            ContentPart::Document { source, name, .. } => {
+                Some(encode_document(source, name.as_deref()))
+            }
             _ => None,
         })
         .collect();
@@ -729,6 +782,43 @@ fn encode_tool_result_content(content: &[ContentPart]) -> Option<Value> {
         [only] if only["type"] == "text" => Some(only["text"].clone()),
         _ => Some(Value::Array(blocks)),
     }
+}
+
+/// The hosted web search Anthropic runs as its `web_search_20250305` server tool: the
+/// request's first, unless a function tool already has the server tool's name.
+pub fn web_search(request: &ChatRequest) -> Option<&HostedTool> {
+    let (tool, _) = request.web_search()?;
+    (!request
+        .tools
+        .iter()
+        .any(|tool| tool.name == WEB_SEARCH_NAME))
+    .then_some(tool)
+}
+
+/// The name Anthropic's web search tool is called by.
+const WEB_SEARCH_NAME: &str = "web_search";
+
+fn encode_web_search(search: &WebSearch) -> Value {
+    let mut tool = json!({"type": "web_search_20250305", "name": WEB_SEARCH_NAME});
+    if !search.allowed_domains.is_empty() {
+        tool["allowed_domains"] = json!(search.allowed_domains);
+    }
+    if let Some(location) = &search.user_location {
+        let mut encoded = Map::new();
+        encoded.insert("type".into(), json!("approximate"));
+        for (key, value) in [
+            ("city", &location.city),
+            ("region", &location.region),
+            ("country", &location.country),
+            ("timezone", &location.timezone),
+        ] {
+            if let Some(value) = value {
+                encoded.insert(key.into(), json!(value));
+            }
+        }
+        tool["user_location"] = Value::Object(encoded);
+    }
+    tool
 }
 
 fn encode_tool(tool: &Tool) -> Value {

@@ -109,6 +109,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
             })),
             ContentPart::Image { .. }
             | ContentPart::ToolResult { .. }
+            | ContentPart::Document { .. }
             | ContentPart::Opaque { .. } => None,
         })
         .collect();

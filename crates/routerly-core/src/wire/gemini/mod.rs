@@ -28,7 +28,7 @@ mod response;
 mod stream;
 
 pub use error::{decode_error, encode_error};
-pub use request::{decode_request, encode_request};
+pub use request::{decode_request, encode_request, web_search};
 pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 

@@ -11,8 +11,8 @@ use super::json::{
 };
 use super::{PLACEHOLDER_THOUGHT_SIGNATURE, args_object, generated_call_id};
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    PDF_MEDIA_TYPE, Reasoning, ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Decodes a client's `generateContent` body. The model and whether to stream are in
@@ -157,13 +157,22 @@ fn decode_parts(
         } else if let Some(inline_value) = get(part_map, "inlineData") {
             let inline_path = field_path(&part_path, "inlineData");
             let inline_map = as_object(inline_value, &inline_path)?;
-            parts.push(ContentPart::Image {
-                source: ImageSource::Base64 {
-                    media_type: require_media_type(inline_map, "mimeType", &inline_path)?
-                        .to_owned(),
-                    data: require_str(inline_map, "data", &inline_path)?.to_owned(),
-                },
-                detail: None,
+            let media_type = require_media_type(inline_map, "mimeType", &inline_path)?.to_owned();
+            let data = require_str(inline_map, "data", &inline_path)?.to_owned();
+            parts.push(if is_document_type(&media_type) {
+                ContentPart::Document {
+                    source: DocumentSource::Base64 { media_type, data },
+                    name: None,
+                    path: part_path.clone(),
+                }
+            } else if media_type.to_ascii_lowercase().starts_with("image/") {
+                ContentPart::Image {
+                    source: ImageSource::Base64 { media_type, data },
+                    detail: None,
+                }
+            } else {
+                // Audio, video and other media only Gemini reads.
+                ContentPart::opaque("inlineData", &part_path, part_value)
             });
         } else if let Some(file_value) = get(part_map, "fileData") {
             let file_path = field_path(&part_path, "fileData");
@@ -225,6 +234,12 @@ fn decode_parts(
         }
     }
     Ok(parts)
+}
+
+/// Whether inline data of `media_type` is a document (a PDF or text) rather than media.
+fn is_document_type(media_type: &str) -> bool {
+    let media_type = media_type.to_ascii_lowercase();
+    media_type == PDF_MEDIA_TYPE || media_type.starts_with("text/")
 }
 
 /// The text of a function response: `result` or `output` when it is a string, `error`
@@ -381,6 +396,9 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
             json!([{"functionDeclarations": declarations}]),
         );
     }
+    if web_search(request).is_some() {
+        body.insert("tools".into(), json!([{"googleSearch": {}}]));
+    }
     if let Some(tool_choice) = &request.tool_choice
         && !request.tools.is_empty()
     {
@@ -400,6 +418,14 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
         body.insert("generationConfig".into(), Value::Object(config));
     }
     Ok(Value::Object(body))
+}
+
+/// The hosted web search Gemini runs as Google Search grounding: the request's first, when
+/// it restricts no domains (grounding has no such filter) and the request has no function
+/// tools (`generateContent` does not combine grounding with function calling).
+pub fn web_search(request: &ChatRequest) -> Option<&HostedTool> {
+    let (tool, search) = request.web_search()?;
+    (search.allowed_domains.is_empty() && request.tools.is_empty()).then_some(tool)
 }
 
 fn encode_parts(
@@ -425,6 +451,7 @@ fn encode_parts(
             ContentPart::Image { source, .. } => {
                 parts.push(encode_image(source));
             }
+            ContentPart::Document { source, .. } => parts.extend(encode_document(source)),
             ContentPart::ToolCall {
                 name, arguments, ..
             } => {
@@ -465,9 +492,14 @@ fn encode_parts(
                     .join("\n");
                 let key = if *is_error { "error" } else { "result" };
                 parts.push(json!({"functionResponse": {"name": name, "response": {key: text}}}));
+                // Images and documents follow the response as parts of their own.
                 for inner in content {
-                    if let ContentPart::Image { source, .. } = inner {
-                        parts.push(encode_image(source));
+                    match inner {
+                        ContentPart::Image { source, .. } => parts.push(encode_image(source)),
+                        ContentPart::Document { source, .. } => {
+                            parts.extend(encode_document(source))
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -482,6 +514,18 @@ fn encode_parts(
         }
     }
     Ok(parts)
+}
+
+/// A document as inline data, or as text when it is plain text; `None` for a URL, which is
+/// refused before encoding (see `wire::encode_request`).
+fn encode_document(source: &DocumentSource) -> Option<Value> {
+    match source {
+        DocumentSource::Base64 { media_type, data } => {
+            Some(json!({"inlineData": {"mimeType": media_type, "data": data}}))
+        }
+        DocumentSource::Text { text } => Some(json!({"text": text})),
+        DocumentSource::Url { .. } => None,
+    }
 }
 
 /// Inline data for base64 images; a URL becomes `fileData`, which Gemini fetches itself

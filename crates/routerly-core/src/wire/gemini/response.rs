@@ -170,9 +170,10 @@ pub(super) fn encode_part(part: &ContentPart) -> Option<Value> {
         } => {
             Some(json!({"functionCall": {"id": id, "name": name, "args": args_object(arguments)}}))
         }
-        ContentPart::Image { .. } | ContentPart::ToolResult { .. } | ContentPart::Opaque { .. } => {
-            None
-        }
+        ContentPart::Image { .. }
+        | ContentPart::Document { .. }
+        | ContentPart::ToolResult { .. }
+        | ContentPart::Opaque { .. } => None,
     }
 }
 

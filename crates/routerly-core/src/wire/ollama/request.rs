@@ -11,8 +11,8 @@ use super::json::{
 };
 use super::{args_object, generated_call_id};
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, ImageSource, Message, Reasoning, ResponseFormat, Role,
-    Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, ImageSource, Message, Reasoning,
+    ResponseFormat, Role, Tool, ToolChoice,
 };
 
 /// Decodes a client's `/api/chat` body. Ollama streams unless told not to, so `stream`
@@ -346,6 +346,12 @@ fn encode_user_message(
         let part_path = index_path(&field_path(path, "content"), part_index);
         match part {
             ContentPart::Text { text } => texts.push(text),
+            // Plain-text documents only: others are refused before encoding.
+            ContentPart::Document {
+                source: DocumentSource::Text { text },
+                ..
+            } => texts.push(text),
+            ContentPart::Document { .. } => {}
             ContentPart::Image { source, .. } => {
                 images.push(base64_image(source, &part_path, upstream_model)?)
             }
@@ -432,6 +438,7 @@ fn encode_assistant_message(message: &Message) -> Value {
                 .push(json!({"function": {"name": name, "arguments": args_object(arguments)}})),
             ContentPart::Image { .. }
             | ContentPart::ToolResult { .. }
+            | ContentPart::Document { .. }
             | ContentPart::Opaque { .. } => {}
         }
     }

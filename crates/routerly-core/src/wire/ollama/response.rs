@@ -109,6 +109,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
                 .push(json!({"function": {"name": name, "arguments": args_object(arguments)}})),
             ContentPart::Image { .. }
             | ContentPart::ToolResult { .. }
+            | ContentPart::Document { .. }
             | ContentPart::Opaque { .. } => {}
         }
     }

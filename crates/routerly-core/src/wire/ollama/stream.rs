@@ -86,6 +86,7 @@ impl StreamDecoder {
                     }
                     ContentPart::Image { .. }
                     | ContentPart::ToolResult { .. }
+                    | ContentPart::Document { .. }
                     | ContentPart::Opaque { .. } => {}
                 }
             }

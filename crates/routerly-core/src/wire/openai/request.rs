@@ -9,8 +9,8 @@ use super::json::{
     wrong_type,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
-    ResponseFormat, Role, Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice, UserLocation, WebSearch,
 };
 
 /// Decodes a client's Chat Completions body into a [`ChatRequest`], validating it.
@@ -52,10 +52,18 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     };
 
     let (tools, mut hosted_tools) = decode_tools(body_map)?;
-    if get(body_map, "web_search_options").is_some() {
+    if let Some(options) = get(body_map, "web_search_options") {
+        let options = as_object(options, "web_search_options")?;
+        // Chat's location wraps its fields in `approximate`.
+        let location =
+            get(options, "user_location").and_then(|location| location.get("approximate"));
         hosted_tools.push(HostedTool {
             kind: "web_search_options".to_owned(),
             path: "web_search_options".to_owned(),
+            web_search: Some(WebSearch {
+                allowed_domains: Vec::new(),
+                user_location: location.map(user_location),
+            }),
         });
     }
 
@@ -248,6 +256,7 @@ fn decode_user_part(part_value: &Value, part_path: &str) -> Result<ContentPart, 
             part_map, "text", part_path,
         )?)),
         "image_url" => decode_image_part(part_map, part_path),
+        "file" => decode_file_part(part_map, part_path, part_value),
         // Audio, files and any newer part type: carried as they are (see
         // `ContentPart::Opaque`).
         other => Ok(ContentPart::opaque(other, part_path, part_value)),
@@ -275,6 +284,42 @@ fn decode_image_part(
         source,
         detail: detail.map(str::to_owned),
     })
+}
+
+/// A `file` part with inline `file_data` (a `data:` URL); one naming a `file_id` of
+/// OpenAI's Files API is carried as it is (only OpenAI can read it).
+fn decode_file_part(
+    part_map: &Map<String, Value>,
+    part_path: &str,
+    part_value: &Value,
+) -> Result<ContentPart, DecodeError> {
+    let file_path = field_path(part_path, "file");
+    let file_value = get(part_map, "file").ok_or_else(|| missing(&file_path))?;
+    let file_map = as_object(file_value, &file_path)?;
+    let Some(file_data) = optional_str(file_map, "file_data", &file_path)? else {
+        if get(file_map, "file_id").is_some() {
+            return Ok(ContentPart::opaque("file", part_path, part_value));
+        }
+        return Err(missing(&field_path(&file_path, "file_data")));
+    };
+    let data_path = field_path(&file_path, "file_data");
+    let (media_type, data) = document_from_data_url(file_data)
+        .map_err(|message| DecodeError::at(&data_path, message))?;
+    Ok(ContentPart::Document {
+        source: DocumentSource::Base64 { media_type, data },
+        name: optional_str(file_map, "filename", &file_path)?.map(str::to_owned),
+        path: part_path.to_owned(),
+    })
+}
+
+/// The media type and base64 data of a document's `data:<mime>;base64,<data>` URL.
+pub(crate) fn document_from_data_url(url: &str) -> Result<(String, String), String> {
+    match image_source_from_url(url)? {
+        ImageSource::Base64 { media_type, data } => Ok((media_type, data)),
+        ImageSource::Url { .. } => {
+            Err("Invalid file data: expected a 'data:<mime type>;base64,<data>' URL.".to_owned())
+        }
+    }
 }
 
 /// `data:<mime>;base64,<data>` becomes inline data; anything else stays a URL.
@@ -431,6 +476,18 @@ fn decode_stop(body_map: &Map<String, Value>) -> Result<Vec<String>, DecodeError
     }
 }
 
+/// An approximate location's fields (`city`, `region`, `country`, `timezone`); what is not
+/// a string is left out.
+pub(crate) fn user_location(location: &Value) -> UserLocation {
+    let field = |key: &str| location.get(key).and_then(Value::as_str).map(str::to_owned);
+    UserLocation {
+        city: field("city"),
+        region: field("region"),
+        country: field("country"),
+        timezone: field("timezone"),
+    }
+}
+
 /// Function tools, and the other tools (custom tools and newer kinds) by type and place.
 fn decode_tools(
     body_map: &Map<String, Value>,
@@ -445,10 +502,7 @@ fn decode_tools(
         let tool_map = as_object(tool_value, &tool_path)?;
         let tool_type = required_str(tool_map, "type", &tool_path)?;
         if tool_type != "function" {
-            hosted_tools.push(HostedTool {
-                kind: tool_type.to_owned(),
-                path: tool_path,
-            });
+            hosted_tools.push(HostedTool::named(tool_type, tool_path));
             continue;
         }
         tools.push({
@@ -681,6 +735,9 @@ fn encode_user_message(
             ContentPart::Image { source, detail } => {
                 user_parts.push(encode_image_part(source, detail.as_deref()));
             }
+            ContentPart::Document { source, name, .. } => {
+                user_parts.extend(encode_document_part(source, name.as_deref()));
+            }
             // Opaque parts are refused before encoding (see `wire::encode_request`).
             ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
             ContentPart::ToolCall { .. } => {
@@ -727,6 +784,34 @@ fn encode_tool_result_content(content: &[ContentPart]) -> Value {
     compact_parts(text_parts)
 }
 
+/// A document: plain text as a text part, inline data as a `file` part (a URL is refused
+/// before encoding, see `wire::encode_request`).
+fn encode_document_part(source: &DocumentSource, name: Option<&str>) -> Option<Value> {
+    Some(match source {
+        DocumentSource::Text { text } => json!({"type": "text", "text": text}),
+        DocumentSource::Base64 { media_type, data } => json!({
+            "type": "file",
+            "file": {
+                "filename": document_filename(name, media_type),
+                "file_data": format!("data:{media_type};base64,{data}"),
+            },
+        }),
+        DocumentSource::Url { .. } => return None,
+    })
+}
+
+/// The file name OpenAI requires with inline file data: the client's name, else one
+/// made from the media type (`document.pdf`).
+pub(crate) fn document_filename(name: Option<&str>, media_type: &str) -> String {
+    match name {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => {
+            let extension = media_type.rsplit('/').next().unwrap_or("bin");
+            format!("document.{extension}")
+        }
+    }
+}
+
 fn encode_image_part(source: &ImageSource, detail: Option<&str>) -> Value {
     let url = match source {
         ImageSource::Url { url } => url.clone(),
@@ -757,7 +842,9 @@ fn encode_assistant_message(message: &Message, path: &str) -> Result<Value, Deco
             })),
             // OpenAI does not accept reasoning back in the history.
             ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
-            ContentPart::Image { .. } | ContentPart::ToolResult { .. } => {
+            ContentPart::Image { .. }
+            | ContentPart::Document { .. }
+            | ContentPart::ToolResult { .. } => {
                 return Err(DecodeError::at(
                     index_path(&field_path(path, "content"), part_index),
                     "An assistant message can only hold text, thinking and tool calls.",

@@ -262,6 +262,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
             })),
             ContentPart::Image { .. }
             | ContentPart::ToolResult { .. }
+            | ContentPart::Document { .. }
             | ContentPart::Opaque { .. } => {}
         }
     }

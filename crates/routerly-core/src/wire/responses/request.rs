@@ -2,23 +2,28 @@
 
 use serde_json::{Map, Value, json};
 
+use super::flat_name;
 use super::json::{
-    as_array, as_object, field_path, get, index_path, missing, optional_bool, optional_f64,
+    as_array, as_object, as_str, field_path, get, index_path, missing, optional_bool, optional_f64,
     optional_str, optional_u32, required_str, wrong_type,
 };
 use crate::canonical::{
-    ChatRequest, ContentPart, DecodeError, HostedTool, ImageSource, Message, Reasoning,
-    ResponseFormat, Role, Tool, ToolChoice,
+    ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
+    Reasoning, ResponseFormat, Role, Tool, ToolChoice, WebSearch,
 };
-use crate::wire::openai::image_source_from_url;
+use crate::wire::openai::{
+    document_filename, document_from_data_url, image_source_from_url, user_location,
+};
 
 /// Decodes a client's `POST /v1/responses` body.
 ///
 /// `input` may be a string (one user message) or a list of items: messages (roles `user`,
 /// `assistant`, `system`, `developer`), `function_call` and `function_call_output` items;
 /// `reasoning` items are dropped (only OpenAI can read them back). `instructions`, and
-/// `system`/`developer` messages, become the system prompt. Built-in tools are skipped (see
-/// [`openai_only_feature`]).
+/// `system`/`developer` messages, become the system prompt. `input_file` parts are
+/// documents; a `namespace` tool's members become function tools named
+/// [`flat_name`]`(namespace, name)`; built-in tools are carried by type and place
+/// (`ChatRequest::hosted_tools`), web search with its domains and location.
 pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     let body_map = as_object(body, "")
         .map_err(|_| DecodeError::new("The request body must be a JSON object."))?;
@@ -104,12 +109,17 @@ fn decode_item(item: &Value, path: &str, request: &mut ChatRequest) -> Result<()
             let call_id = required_str(item_map, "call_id", path)?;
             let name = required_str(item_map, "name", path)?;
             let arguments = required_str(item_map, "arguments", path)?;
+            // A call of a namespaced tool, by the flat name the tool was sent under.
+            let name = match optional_str(item_map, "namespace", path)? {
+                Some(namespace) => flat_name(namespace, name),
+                None => name.to_owned(),
+            };
             push_part(
                 request,
                 Role::Assistant,
                 ContentPart::ToolCall {
                     id: call_id.to_owned(),
-                    name: name.to_owned(),
+                    name,
                     arguments: arguments.to_owned(),
                 },
             );
@@ -253,9 +263,38 @@ fn decode_input_part(part: &Value, path: &str) -> Result<ContentPart, DecodeErro
                 .map_err(|message| DecodeError::at(field_path(path, "image_url"), message))?;
             Ok(ContentPart::Image { source, detail })
         }
-        // Files, audio and any newer part type: carried as they are.
+        "input_file" => decode_input_file(part_map, path, part),
+        // Files by id, audio and any newer part type: carried as they are.
         other => Ok(ContentPart::opaque(other, path, part)),
     }
+}
+
+/// An `input_file` part: inline `file_data` (a `data:` URL) or a `file_url`; a `file_id`
+/// of OpenAI's Files API is carried as it is (only OpenAI can read it).
+fn decode_input_file(
+    part_map: &Map<String, Value>,
+    path: &str,
+    part: &Value,
+) -> Result<ContentPart, DecodeError> {
+    let name = optional_str(part_map, "filename", path)?.map(str::to_owned);
+    let source = if let Some(file_data) = optional_str(part_map, "file_data", path)? {
+        let (media_type, data) = document_from_data_url(file_data)
+            .map_err(|message| DecodeError::at(field_path(path, "file_data"), message))?;
+        DocumentSource::Base64 { media_type, data }
+    } else if let Some(url) = optional_str(part_map, "file_url", path)? {
+        DocumentSource::Url {
+            url: url.to_owned(),
+        }
+    } else if get(part_map, "file_id").is_some() {
+        return Ok(ContentPart::opaque("input_file", path, part));
+    } else {
+        return Err(missing(&field_path(path, "file_data")));
+    };
+    Ok(ContentPart::Document {
+        source,
+        name,
+        path: path.to_owned(),
+    })
 }
 
 /// Function tools, and the others (hosted, custom, newer kinds) by type and place.
@@ -270,26 +309,73 @@ fn decode_tools(
     for (index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
         let path = index_path("tools", index);
         let tool_map = as_object(tool_value, &path)?;
-        let tool_type = required_str(tool_map, "type", &path)?;
-        if tool_type != "function" {
-            hosted_tools.push(HostedTool {
-                kind: tool_type.to_owned(),
-                path,
-            });
-            continue;
+        match required_str(tool_map, "type", &path)? {
+            "function" => tools.push(decode_function_tool(tool_map, &path, None)?),
+            // A group of function tools (Codex): each member flattened under its namespace.
+            "namespace" => {
+                let namespace = required_str(tool_map, "name", &path)?;
+                let members_path = field_path(&path, "tools");
+                let members = get(tool_map, "tools").ok_or_else(|| missing(&members_path))?;
+                for (member_index, member) in as_array(members, &members_path)?.iter().enumerate() {
+                    let member_path = index_path(&members_path, member_index);
+                    let member_map = as_object(member, &member_path)?;
+                    match required_str(member_map, "type", &member_path)? {
+                        "function" => tools.push(decode_function_tool(
+                            member_map,
+                            &member_path,
+                            Some(namespace),
+                        )?),
+                        other => hosted_tools.push(HostedTool::named(other, member_path)),
+                    }
+                }
+            }
+            // OpenAI's hosted web search, under each of its names.
+            kind @ ("web_search" | "web_search_preview" | "web_search_2025_08_26") => {
+                let domains_path = field_path(&path, "filters.allowed_domains");
+                let allowed_domains = match tool_map
+                    .get("filters")
+                    .and_then(|filters| filters.get("allowed_domains"))
+                {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(domains) => as_array(domains, &domains_path)?
+                        .iter()
+                        .enumerate()
+                        .map(|(index, domain)| {
+                            as_str(domain, &index_path(&domains_path, index)).map(str::to_owned)
+                        })
+                        .collect::<Result<_, _>>()?,
+                };
+                hosted_tools.push(HostedTool {
+                    kind: kind.to_owned(),
+                    path,
+                    web_search: Some(WebSearch {
+                        allowed_domains,
+                        user_location: get(tool_map, "user_location").map(user_location),
+                    }),
+                });
+            }
+            other => hosted_tools.push(HostedTool::named(other, path)),
         }
-        let name = required_str(tool_map, "name", &path)?;
-        let parameters = get(tool_map, "parameters")
-            .cloned()
-            .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-        tools.push(Tool {
-            name: name.to_owned(),
-            description: optional_str(tool_map, "description", &path)?.map(str::to_owned),
-            parameters,
-            strict: optional_bool(tool_map, "strict", &path)?,
-        });
     }
     Ok((tools, hosted_tools))
+}
+
+/// A `function` tool, named [`flat_name`] when it stands in `namespace`.
+fn decode_function_tool(
+    tool_map: &Map<String, Value>,
+    path: &str,
+    namespace: Option<&str>,
+) -> Result<Tool, DecodeError> {
+    let name = required_str(tool_map, "name", path)?;
+    let parameters = get(tool_map, "parameters")
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    Ok(Tool {
+        name: namespace.map_or_else(|| name.to_owned(), |namespace| flat_name(namespace, name)),
+        description: optional_str(tool_map, "description", path)?.map(str::to_owned),
+        parameters,
+        strict: optional_bool(tool_map, "strict", path)?,
+    })
 }
 
 fn decode_tool_choice(body_map: &Map<String, Value>) -> Result<Option<ToolChoice>, DecodeError> {
@@ -518,6 +604,15 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
                         "detail": detail.as_deref().unwrap_or("auto"),
                     }));
                 }
+                ContentPart::Document { source, name, .. } => pending.push(match source {
+                    DocumentSource::Text { text } => json!({"type": "input_text", "text": text}),
+                    DocumentSource::Base64 { media_type, data } => json!({
+                        "type": "input_file",
+                        "filename": document_filename(name.as_deref(), media_type),
+                        "file_data": format!("data:{media_type};base64,{data}"),
+                    }),
+                    DocumentSource::Url { url } => json!({"type": "input_file", "file_url": url}),
+                }),
                 ContentPart::ToolCall {
                     id,
                     name,

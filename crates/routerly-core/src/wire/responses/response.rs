@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Echo;
 use crate::canonical::{ChatResponse, ContentPart, DecodeError, StopReason, Usage};
 
 /// A fresh response id in OpenAI's shape (`resp_` and 48 hex digits).
@@ -202,22 +203,29 @@ pub(super) fn message_item(id: &str, status: &str, text: Option<&str>) -> Value 
     json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
 }
 
-/// A `function_call` output item.
+/// A `function_call` output item; a call of a namespaced tool's flat name is given back
+/// under its namespace (see [`Echo`]).
 pub(super) fn function_call_item(
     id: &str,
     status: &str,
     call_id: &str,
-    name: &str,
+    called: &str,
     arguments: &str,
+    echo: &Echo,
 ) -> Value {
-    json!({
+    let (namespace, name) = echo.call_name(called);
+    let mut item = json!({
         "id": id,
         "type": "function_call",
         "status": status,
         "arguments": arguments,
         "call_id": call_id,
         "name": name,
-    })
+    });
+    if let Some(namespace) = namespace {
+        item["namespace"] = Value::from(namespace);
+    }
+    item
 }
 
 /// A `reasoning` output item whose summary is `text`.
@@ -279,6 +287,12 @@ pub(super) fn response_object(
 /// Encodes a [`ChatResponse`] as a Responses `response` object. Its id is the canonical
 /// id when that is already a response id (`resp_…`, as the server sets it), else a new one.
 pub fn encode_response(response: &ChatResponse) -> Value {
+    encode_response_echoing(response, &Echo::default())
+}
+
+/// [`encode_response`] for the request `echo` describes: its fields repeated, its
+/// namespaced tools' calls under their namespace.
+pub fn encode_response_echoing(response: &ChatResponse, echo: &Echo) -> Value {
     let id = if response.id.starts_with("resp_") {
         response.id.clone()
     } else {
@@ -314,12 +328,14 @@ pub fn encode_response(response: &ChatResponse) -> Value {
                 call_id,
                 name,
                 arguments,
+                echo,
             )),
             ContentPart::Thinking { text, .. } => {
                 output.push(reasoning_item(&item_id("rs", &id, index), Some(text)));
             }
             ContentPart::Image { .. }
             | ContentPart::ToolResult { .. }
+            | ContentPart::Document { .. }
             | ContentPart::Opaque { .. } => {}
         }
     }
@@ -329,7 +345,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
     } else {
         chrono::Utc::now().timestamp()
     };
-    response_object(
+    let mut encoded = response_object(
         &id,
         &response.model,
         created,
@@ -337,5 +353,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         incomplete_details,
         output,
         Some(&response.usage),
-    )
+    );
+    echo.apply(&mut encoded);
+    encoded
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::Echo;
 use super::response::{
     decode_output_item, decode_usage, final_status, function_call_item, item_id, message_item,
     new_response_id, reasoning_item, response_object, stop_reason_of,
@@ -277,6 +278,8 @@ pub struct StreamEncoder {
     usage: Usage,
     stop_reason: Option<StopReason>,
     done: bool,
+    /// What the `response` objects repeat of the request.
+    echo: Echo,
 }
 
 impl Default for StreamEncoder {
@@ -300,7 +303,15 @@ impl StreamEncoder {
             usage: Usage::default(),
             stop_reason: None,
             done: false,
+            echo: Echo::default(),
         }
+    }
+
+    /// Makes the stream's `response` objects (in `response.created`, `response.in_progress`
+    /// and `response.completed`) repeat the request as `echo` describes, and its calls of
+    /// namespaced tools carry their namespace.
+    pub fn set_echo(&mut self, echo: Echo) {
+        self.echo = echo;
     }
 
     /// The id of the response this stream describes.
@@ -435,7 +446,7 @@ impl StreamEncoder {
                 let (status, incomplete_details) = final_status(self.stop_reason.as_ref());
                 let mut output = std::mem::take(&mut self.output);
                 output.sort_by_key(|(output_index, _)| *output_index);
-                let response = response_object(
+                let mut response = response_object(
                     &self.id,
                     &self.model,
                     self.created_at,
@@ -444,6 +455,7 @@ impl StreamEncoder {
                     output.into_iter().map(|(_, item)| item).collect(),
                     Some(&self.usage),
                 );
+                self.echo.apply(&mut response);
                 let name = if status == "completed" {
                     "response.completed"
                 } else {
@@ -462,7 +474,7 @@ impl StreamEncoder {
 
     fn start(&mut self, frames: &mut Vec<SseFrame>) {
         self.started = true;
-        let response = response_object(
+        let mut response = response_object(
             &self.id,
             &self.model,
             self.created_at,
@@ -471,6 +483,7 @@ impl StreamEncoder {
             Vec::new(),
             None,
         );
+        self.echo.apply(&mut response);
         self.push(frames, "response.created", json!({ "response": response }));
         self.push(
             frames,
@@ -497,7 +510,7 @@ impl StreamEncoder {
             (OpenItem::Message { .. }, _) => message_item(&id, "in_progress", None),
             (OpenItem::Reasoning { .. }, _) => reasoning_item(&id, None),
             (_, Some((call_id, name))) => {
-                function_call_item(&id, "in_progress", &call_id, &name, "")
+                function_call_item(&id, "in_progress", &call_id, &name, "", &self.echo)
             }
             (_, None) => unreachable!("a function call has its call id"),
         };
@@ -597,17 +610,18 @@ impl StreamEncoder {
                 name,
                 arguments,
             } => {
+                let done_name = self.echo.call_name(name).1.to_owned();
                 self.push(
                     frames,
                     "response.function_call_arguments.done",
                     json!({
                         "item_id": id,
                         "output_index": output_index,
-                        "name": name,
+                        "name": done_name,
                         "arguments": arguments,
                     }),
                 );
-                function_call_item(id, "completed", call_id, name, arguments)
+                function_call_item(id, "completed", call_id, name, arguments, &self.echo)
             }
         };
         self.push(
