@@ -209,6 +209,15 @@ def test_a_login_flood_on_one_account_verifies_at_most_the_limit_and_the_owner_s
     assert status == 429 and int(headers["retry-after"]) > 60
 
 
+def test_the_dummy_hash_for_unknown_emails_is_computed_at_start(mock_session):
+    """So the first login with an unknown email takes one hash, like a known one."""
+    with flood_routerly(mock_session) as routerly:
+        assert metric(routerly, "routerly_password_hashes_total") == 1
+        status, _, _ = request(routerly, login_request("whatever", email="nobody@example.com"))
+        assert status == 401
+        assert metric(routerly, "routerly_password_hashes_total") == 2
+
+
 def test_400_concurrent_logins_keep_memory_small_and_the_service_fast(flooded):
     """Each from its own forwarded address (through the trusted proxy), so no login limit
     stops them: the hashing cap alone holds memory and CPU."""

@@ -185,6 +185,7 @@ def test_hand_edits_beyond_a_bound_are_refused_naming_the_file_and_the_service_r
     assert chat(routerly).http_response.status_code == 200, "the last good configuration serves"
     limits_path.rmdir()
     limits_path.write_text(json.dumps(bad))
+    limits_path.chmod(0o600)  # as Routerly made it (a later test checks the modes)
 
     # A price beyond the ceiling typed by hand.
     models = json.loads(good_models)
