@@ -51,6 +51,10 @@ def write_config(home, mock_openai_url):
         "id": "proj-guard", "name": "Guard", "slug": "guard", "models": [{"model_id": "guard"}],
         "tokens": [{"id": "tok-guard", "hash": hashlib.sha256(TOKEN.encode()).hexdigest(),
                     "snippet": TOKEN[:10] + "…"}]}]}))
+    # Budgets on: a project cost limit that every call reserves against and adds to.
+    (config / "limits.json").write_text(json.dumps({"limits": [{
+        "id": "guard-daily", "scope": "project:proj-guard", "metric": "cost", "window": "daily",
+        "value": 1000000}]}))
 
 
 def request(sock, port, stream):

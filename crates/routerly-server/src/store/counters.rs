@@ -201,25 +201,29 @@ struct CounterEntry {
     reserved: Amounts,
 }
 
+/// The counters' maps hash with foldhash (randomly seeded; keys come from the configuration
+/// and Routerly's own ids): SipHash of every key was a budgeted call's largest hashing cost.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Counters {
-    entries: HashMap<CounterKey, CounterEntry>,
-    reservations: HashMap<ReservationId, Vec<(CounterKey, Amounts)>>,
+    entries: FastMap<CounterKey, CounterEntry>,
+    reservations: FastMap<ReservationId, Vec<(CounterKey, Amounts)>>,
     next_reservation: ReservationId,
 }
 
 impl Counters {
     fn entry(&mut self, key: &CounterKey) -> &mut CounterEntry {
-        if !self.entries.contains_key(key) {
-            self.entries.insert(
-                key.clone(),
-                CounterEntry {
-                    totals: WindowTotals::new(key.window),
-                    reserved: Amounts::default(),
-                },
-            );
+        // Looked up twice rather than cloning the key for `entry` on every call.
+        if self.entries.contains_key(key) {
+            return self.entries.get_mut(key).expect("present just above");
         }
-        self.entries.get_mut(key).expect("inserted just above")
+        self.entries
+            .entry(key.clone())
+            .or_insert_with(|| CounterEntry {
+                totals: WindowTotals::new(key.window),
+                reserved: Amounts::default(),
+            })
     }
 }
 
