@@ -19,11 +19,11 @@ mod candidates;
 mod embeddings;
 mod error;
 #[cfg(not(feature = "fuzzing"))]
-mod members;
-/// The one-pass member scan, public only to the fuzz targets (`fuzz/`).
+use routerly_core::members;
+/// The one-pass member scan, public here for the fuzz targets (`fuzz/`).
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub mod members;
+pub use routerly_core::members;
 mod record;
 mod relay;
 pub(crate) mod responses;

@@ -136,6 +136,18 @@ pub trait CounterStore: Send + Sync {
         holds: &'a [(CounterKey, Amounts)],
     ) -> StoreFuture<'a, Result<Reserved, CounterError>>;
 
+    /// [`CounterStore::reserve`] answered at once by a store that never waits (the
+    /// in-memory one), so a call does not box a future for it; `None` from a store that
+    /// must go through [`CounterStore::reserve`].
+    fn reserve_now(
+        &self,
+        _now: DateTime<Utc>,
+        _checks: &[Check],
+        _holds: &[(CounterKey, Amounts)],
+    ) -> Option<Reserved> {
+        None
+    }
+
     /// Gives back what a reservation held (the call finished, failed or was cancelled);
     /// releasing twice is harmless.
     fn release(&self, reservation: ReservationId) -> StoreFuture<'_, Result<(), CounterError>>;
@@ -323,6 +335,15 @@ impl MemoryCounterStore {
 }
 
 impl CounterStore for MemoryCounterStore {
+    fn reserve_now(
+        &self,
+        now: DateTime<Utc>,
+        checks: &[Check],
+        holds: &[(CounterKey, Amounts)],
+    ) -> Option<Reserved> {
+        Some(self.try_reserve(now, checks, holds))
+    }
+
     fn reserve<'a>(
         &'a self,
         now: DateTime<Utc>,
