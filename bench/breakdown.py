@@ -29,7 +29,7 @@ PHASES = [
                  "routerly_server::store::state"]),
     ("routing", ["routerly_server::routing", "routerly_core::routing", "routerly_server::proxy::candidates"]),
     ("metrics", ["routerly_server::metrics"]),
-    ("relay", ["routerly_server::proxy::relay", "routerly_server::proxy::members", "routerly_core::wire::openai::stream",
+    ("relay", ["routerly_server::proxy::relay", "routerly_core::members", "routerly_core::wire::openai::stream",
                "routerly_core::wire::anthropic::stream", "routerly_core::accumulate"]),
     ("upstream client", ["routerly_providers::", "hyper_util::client", "hyper::client", "hyper_rustls",
                          "hyper::proto::h1::role::Client", "hyper::proto::h1::dispatch::Client"]),

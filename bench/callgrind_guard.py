@@ -51,6 +51,10 @@ def write_config(home, mock_openai_url):
         "id": "proj-guard", "name": "Guard", "slug": "guard", "models": [{"model_id": "guard"}],
         "tokens": [{"id": "tok-guard", "hash": hashlib.sha256(TOKEN.encode()).hexdigest(),
                     "snippet": TOKEN[:10] + "…"}]}]}))
+    # Budgets on: a project cost limit that every call reserves against and adds to.
+    (config / "limits.json").write_text(json.dumps({"limits": [{
+        "id": "guard-daily", "scope": "project:proj-guard", "metric": "cost", "window": "daily",
+        "value": 1000000}]}))
 
 
 def request(sock, port, stream):
@@ -344,8 +348,9 @@ def main():
         budget["per_request"] = {kind: round(value) for kind, value in measured.items()}
         budget["tolerance"] = tolerance
         budget["note"] = ("Instructions per proxied request through the release binary, counted by "
-                          "bench/callgrind-guard.sh (callgrind, all threads, usage write and log line "
-                          "included). CI fails above budget × (1 + tolerance); lower it when code gets faster.")
+                          "bench/callgrind-guard.sh (callgrind, all threads, usage write, trace and log line "
+                          "included, with a project cost limit so every call reserves and adds to a budget "
+                          "counter). CI fails above budget × (1 + tolerance); lower it when code gets faster.")
         BUDGET.write_text(json.dumps(budget, indent=2) + "\n")
         print(f"wrote {BUDGET}")
         return 0

@@ -11,6 +11,8 @@
 //! - [`limits`]: budgets and rate limits: levels, modes, calendar and rolling windows.
 //! - [`ranges`]: the documented range of every number and duration in the configuration.
 //! - [`routing`]: routing policies, their scoring and the ranking that is the fallback order.
+//! - [`members`]: a JSON object's top-level members read in one pass, without a tree (the
+//!   relays' pass-through, the usage counters of an answer).
 
 pub mod accumulate;
 pub mod alerts;
@@ -19,6 +21,7 @@ pub mod catalogue;
 pub mod config;
 pub mod estimate;
 pub mod limits;
+pub mod members;
 pub mod ranges;
 pub mod routing;
 pub mod usage;

@@ -667,7 +667,14 @@ pub fn calendar_window(
     zone: Tz,
     at: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
-    let local = at.with_timezone(&zone).naive_local();
+    // UTC has neither offsets nor transitions: its windows need no time-zone look-ups
+    // (those were most of a budgeted call's window arithmetic).
+    let utc = zone == Tz::UTC;
+    let local = if utc {
+        at.naive_utc()
+    } else {
+        at.with_timezone(&zone).naive_local()
+    };
     let date = local.date();
     let (start, next) = match period {
         Period::Hourly => {
@@ -698,6 +705,9 @@ pub fn calendar_window(
             (midnight(first), midnight(next))
         }
     };
+    if utc {
+        return (start.and_utc(), next.and_utc());
+    }
     let start = resolve_local(zone, start);
     let mut end = resolve_local(zone, next);
     if end <= start {
@@ -904,6 +914,27 @@ mod tests {
         DateTime::parse_from_rfc3339(text)
             .expect("test instant")
             .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn utc_windows_without_zone_look_ups_match_the_zone_path() {
+        // `Etc/UTC` takes the general path (offsets looked up); `UTC` the direct one.
+        for instant in [
+            "2026-12-31T23:59:59.999Z",
+            "2027-01-01T00:00:00Z",
+            "2028-02-29T12:30:00Z",
+            "2026-03-29T01:30:00Z",
+            "1970-01-01T00:00:00Z",
+        ] {
+            let at: DateTime<Utc> = instant.parse().expect("an instant");
+            for period in Period::ALL {
+                assert_eq!(
+                    calendar_window(period, Tz::UTC, at),
+                    calendar_window(period, Tz::Etc__UTC, at),
+                    "{period:?} at {instant}"
+                );
+            }
+        }
     }
 
     #[test]

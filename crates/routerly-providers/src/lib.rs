@@ -515,6 +515,10 @@ pub struct EventStream {
     received_any: bool,
     finished: bool,
     last_event_at: tokio::time::Instant,
+    /// The wait's timer, re-armed lazily: when it fires before the deadline (events came
+    /// meanwhile) or is set later than it, not once per event (a timer per event was a
+    /// tenth of a stream's instructions).
+    timer: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl EventStream {
@@ -528,6 +532,7 @@ impl EventStream {
             Framing::Sse => Parser::Sse(SseParser::new()),
             Framing::Ndjson => Parser::Ndjson(NdjsonParser::new()),
         };
+        let now = tokio::time::Instant::now();
         EventStream {
             bytes: Box::pin(BodyDataStream::new(response.into_body())),
             parser,
@@ -535,7 +540,8 @@ impl EventStream {
             idle,
             received_any: false,
             finished: false,
-            last_event_at: tokio::time::Instant::now(),
+            last_event_at: now,
+            timer: Box::pin(tokio::time::sleep_until(now + first_token)),
         }
     }
 
@@ -556,8 +562,9 @@ impl EventStream {
             } else {
                 (self.first_token, TimeoutPhase::FirstToken)
             };
-            match tokio::time::timeout_at(self.last_event_at + wait, self.bytes.next()).await {
-                Err(_) => return Err(UpstreamError::Timeout(phase)),
+            let deadline = self.last_event_at + wait;
+            match std::future::poll_fn(|cx| self.poll_bytes_until(cx, deadline)).await {
+                Err(Elapsed) => return Err(UpstreamError::Timeout(phase)),
                 Ok(None) => {
                     self.finished = true;
                     if self.parser.pending_len() > 0 {
@@ -577,6 +584,31 @@ impl EventStream {
         }
     }
 
+    /// The next chunk of the body, or [`Elapsed`] once `deadline` has passed without one.
+    fn poll_bytes_until(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        deadline: tokio::time::Instant,
+    ) -> std::task::Poll<Result<Option<Result<Bytes, BoxError>>, Elapsed>> {
+        use std::task::Poll;
+        if let Poll::Ready(chunk) = self.bytes.poll_next_unpin(cx) {
+            return Poll::Ready(Ok(chunk));
+        }
+        loop {
+            if self.timer.deadline() > deadline {
+                self.timer.as_mut().reset(deadline);
+            }
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if tokio::time::Instant::now() >= deadline => {
+                    return Poll::Ready(Err(Elapsed));
+                }
+                // Armed for an earlier deadline: events have come since.
+                Poll::Ready(()) => self.timer.as_mut().reset(deadline),
+            }
+        }
+    }
+
     /// [`EventStream::next_event`] if the event has already arrived (parsed, or in bytes the
     /// connection has received), else `None` without waiting: lets a relay send everything
     /// the provider delivered together in one write instead of one write per event.
@@ -584,6 +616,9 @@ impl EventStream {
         self.next_event().now_or_never()
     }
 }
+
+/// A stream's wait for its next bytes outlasted its deadline.
+struct Elapsed;
 
 /// The reader of one stream's framing.
 enum Parser {

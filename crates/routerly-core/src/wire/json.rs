@@ -20,7 +20,23 @@ pub(crate) fn field_path(path: &str, key: &str) -> String {
 
 /// A field's value; absent and `null` both count as not given, as in Anthropic's API.
 pub(crate) fn get<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
-    object.get(key).filter(|value| !value.is_null())
+    member(object, key).filter(|value| !value.is_null())
+}
+
+/// Objects with at most this many members are searched in order rather than by hash.
+const SCAN_MEMBERS: usize = 12;
+
+/// The member `key` of `object`. A request's objects are small and a decoder asks each for
+/// many optional fields, most absent: comparing the few keys costs a fraction of hashing
+/// the name asked for (SipHash per look-up was a third of a plain call's request decoding).
+pub(crate) fn member<'a>(object: &'a Object, key: &str) -> Option<&'a Value> {
+    if object.len() <= SCAN_MEMBERS {
+        object
+            .iter()
+            .find_map(|(name, value)| (name == key).then_some(value))
+    } else {
+        object.get(key)
+    }
 }
 
 /// A field that must be present.
@@ -140,7 +156,7 @@ pub(crate) fn optional_u32(
 /// A non-negative integer from a provider's usage object; anything else counts as 0,
 /// because a missing or odd counter must not fail an answer that was already paid for.
 pub(crate) fn lenient_u64(object: &Object, key: &str) -> u64 {
-    object.get(key).and_then(Value::as_u64).unwrap_or(0)
+    member(object, key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// The path of element `index` of the array at `path`.

@@ -483,8 +483,9 @@ impl Budgets {
                 self.alert_refusal(&refusal, &index, now);
                 return Err(AdmitError::Refused(Box::new(refusal)));
             }
-            let mut needed: HashMap<usize, f64> = HashMap::new();
-            let mut holds: HashMap<&CounterKey, Amounts> = HashMap::new();
+            let mut needed: HashMap<usize, f64, foldhash::fast::RandomState> = HashMap::default();
+            let mut holds: HashMap<&CounterKey, Amounts, foldhash::fast::RandomState> =
+                HashMap::default();
             for candidate in &survivors {
                 for &limit_index in &candidate.limits {
                     let limit = &index.limits[limit_index];
@@ -513,11 +514,14 @@ impl Budgets {
                 .into_iter()
                 .map(|(key, amounts)| (key.clone(), amounts))
                 .collect();
-            let reserved = self
-                .counters
-                .reserve(now, &checks, &holds)
-                .await
-                .map_err(AdmitError::Unavailable)?;
+            let reserved = match self.counters.reserve_now(now, &checks, &holds) {
+                Some(reserved) => reserved,
+                None => self
+                    .counters
+                    .reserve(now, &checks, &holds)
+                    .await
+                    .map_err(AdmitError::Unavailable)?,
+            };
             match reserved {
                 Ok(reservation) => {
                     return Ok(Admission {

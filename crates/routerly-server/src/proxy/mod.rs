@@ -19,11 +19,11 @@ mod candidates;
 mod embeddings;
 mod error;
 #[cfg(not(feature = "fuzzing"))]
-mod members;
-/// The one-pass member scan, public only to the fuzz targets (`fuzz/`).
+use routerly_core::members;
+/// The one-pass member scan, public here for the fuzz targets (`fuzz/`).
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
-pub mod members;
+pub use routerly_core::members;
 mod record;
 mod relay;
 pub(crate) mod responses;
@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -74,50 +74,23 @@ const MAX_DROPPED_HEADER: usize = 2048;
 pub const TAGS_HEADER: &str = "x-routerly-tags";
 
 /// `POST /v1/chat/completions`.
-pub async fn chat_completions(
-    State(app): State<App>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    complete(
-        app,
-        Surface::ChatCompletions,
-        query.as_deref(),
-        headers,
-        body,
-    )
-    .await
+pub async fn chat_completions(State(app): State<App>, request: Request) -> Response {
+    complete(app, Surface::ChatCompletions, request).await
 }
 
 /// `POST /v1/messages`.
-pub async fn messages(
-    State(app): State<App>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    complete(app, Surface::Messages, query.as_deref(), headers, body).await
+pub async fn messages(State(app): State<App>, request: Request) -> Response {
+    complete(app, Surface::Messages, request).await
 }
 
 /// `POST /v1/responses`.
-pub async fn responses(
-    State(app): State<App>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    complete(app, Surface::Responses, query.as_deref(), headers, body).await
+pub async fn responses(State(app): State<App>, request: Request) -> Response {
+    complete(app, Surface::Responses, request).await
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(
-    State(app): State<App>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    complete(app, Surface::Embeddings, query.as_deref(), headers, body).await
+pub async fn embeddings(State(app): State<App>, request: Request) -> Response {
+    complete(app, Surface::Embeddings, request).await
 }
 
 /// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
@@ -509,17 +482,15 @@ fn with_dropped_header(response: &mut Response, dropped: &[String]) {
 }
 
 /// Serves one completion request on `surface`.
-async fn complete(
-    app: App,
-    surface: Surface,
-    query: Option<&str>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn complete(app: App, surface: Surface, request: Request) -> Response {
     let started = Instant::now();
+    // The request's own parts: extracting the headers and the query would copy them.
+    let (parts, body) = request.into_parts();
+    let query = parts.uri.query();
+    let headers = &parts.headers;
     let format = surface_format(surface);
     let snapshot = app.store.snapshot();
-    let caller = match authenticate(&snapshot, &headers, format) {
+    let caller = match authenticate(&snapshot, headers, format) {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
@@ -529,7 +500,7 @@ async fn complete(
         surface,
         caller.project,
         caller.token,
-        tags(&headers),
+        tags(headers),
     );
     let trace_id = record.trace_id().to_owned();
     // If the client hangs up while this waits, the guard records the call as cancelled.
@@ -539,7 +510,7 @@ async fn complete(
         &snapshot,
         &caller,
         query,
-        &headers,
+        headers,
         body,
         pending.record(),
     )

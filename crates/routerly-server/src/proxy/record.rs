@@ -126,7 +126,7 @@ impl CallRecord {
     ) -> Self {
         CallRecord {
             started,
-            trace_id: uuid::Uuid::now_v7().to_string(),
+            trace_id: new_id(),
             surface,
             project_id: project.id.clone(),
             token_id: token.id.clone(),
@@ -284,7 +284,7 @@ impl CallRecord {
             .map(|served_by| usage::cost(&served_by.pricing, &usage))
             .unwrap_or_default();
         UsageRecord {
-            id: uuid::Uuid::now_v7().to_string(),
+            id: new_id(),
             timestamp: chrono::Utc::now(),
             project_id: self.project_id.clone(),
             token_id: self.token_id.clone(),
@@ -331,6 +331,15 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::BudgetExceeded => "budget_exceeded",
         Outcome::Cancelled => "cancelled",
     }
+}
+
+/// A new UUIDv7 in its hyphenated text, written directly (`to_string` goes through the
+/// formatting machinery).
+fn new_id() -> String {
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned()
 }
 
 fn millis(duration: Duration) -> f64 {

@@ -268,42 +268,58 @@ impl Relay {
         let Some(entries) = members::top_level(&event.data) else {
             return false;
         };
-        let start = out.len();
-        out.reserve(event.data.len() + 32);
-        out.extend_from_slice(b"data: ");
-        let object_start = out.len();
-        out.push(b'{');
         let mut usage = None;
+        let mut has_usage = false;
+        let mut has_model = false;
         let mut no_choices = false;
-        for (key, value) in entries {
-            let value = match key {
-                "error" => {
-                    out.truncate(start);
-                    return false;
-                }
-                "usage" if value != "null" => {
-                    let Some(decoded) = routerly_core::wire::decode_usage(format, value) else {
-                        out.truncate(start);
-                        return false;
-                    };
-                    usage = Some(decoded);
-                    if !self.parts.client_wants_usage {
-                        continue;
+        for (key, value) in &entries {
+            match *key {
+                "error" => return false,
+                "usage" => {
+                    has_usage = true;
+                    if *value != "null" {
+                        let Some(decoded) = routerly_core::wire::decode_usage(format, value) else {
+                            return false;
+                        };
+                        usage = Some(decoded);
                     }
-                    value
                 }
-                // Routerly asked for usage in the stream; the client did not.
-                "usage" if !self.parts.client_wants_usage => continue,
-                "choices" => {
-                    no_choices = value == "[]";
-                    value
-                }
-                "model" => self.model_json.as_str(),
-                _ => value,
-            };
-            members::write_member(out, object_start, key, value);
+                "choices" => no_choices = *value == "[]",
+                "model" => has_model = true,
+                _ => {}
+            }
         }
-        out.extend_from_slice(b"}\n\n");
+        let start = out.len();
+        out.reserve(event.data.len() + self.model_json.len() + 16);
+        out.extend_from_slice(b"data: ");
+        // Routerly asked for usage in the stream; the client did not: the member goes.
+        let drop_usage = has_usage && !self.parts.client_wants_usage;
+        // The text is copied between the replaced values, unless a line break between
+        // members would end the SSE field early.
+        let model = [("model", self.model_json.as_str())];
+        let spliced = memchr::memchr2(b'\n', b'\r', event.data.as_bytes()).is_none()
+            && members::splice_object(
+                out,
+                &event.data,
+                &entries,
+                // A model is replaced where the event names one, never added.
+                if has_model { &model } else { &[] },
+                if drop_usage { &["usage"] } else { &[] },
+            );
+        if !spliced {
+            let object_start = out.len();
+            out.push(b'{');
+            for (key, value) in &entries {
+                let value = match *key {
+                    "usage" if drop_usage => continue,
+                    "model" => self.model_json.as_str(),
+                    _ => value,
+                };
+                members::write_member(out, object_start, key, value);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"\n\n");
         if let Some(usage) = usage {
             self.usage.merge(&usage);
             if no_choices && !self.parts.client_wants_usage {
@@ -445,7 +461,8 @@ pub(super) fn passthrough_answer(
     model_id: &str,
 ) -> Option<(Vec<u8>, Usage)> {
     let required = wire::answer_required_member(format)?;
-    let entries = members::top_level(std::str::from_utf8(json).ok()?)?;
+    let text = std::str::from_utf8(json).ok()?;
+    let entries = members::top_level(text)?;
     let mut usage = Usage::default();
     let mut complete = false;
     for (key, value) in &entries {
@@ -460,11 +477,11 @@ pub(super) fn passthrough_answer(
         return None;
     }
     let mut out = Vec::with_capacity(json.len() + model_id.len() + 16);
-    members::write_object(
-        &mut out,
-        &entries,
-        &[("model", &members::json_string(model_id))],
-    );
+    let model_json = members::json_string(model_id);
+    let replacements = [("model", model_json.as_str())];
+    if !members::splice_object(&mut out, text, &entries, &replacements, &[]) {
+        members::write_object(&mut out, &entries, &replacements);
+    }
     Some((out, usage))
 }
 

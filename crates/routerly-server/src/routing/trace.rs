@@ -150,6 +150,57 @@ impl Trace {
     }
 }
 
+impl Trace {
+    /// Appends the trace's JSON to `out`: the bytes its `Serialize` writes (a test compares
+    /// them), with member names written as they are rather than escaped for every trace and
+    /// attempt (the trace writer's serialization was most of a call's trace cost).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        member(out, b"{\"id\":", &self.id);
+        member(out, b",\"project_id\":", &self.project_id);
+        member(out, b",\"created_at\":", &self.created_at);
+        member(out, b",\"requested_model\":", &self.requested_model);
+        member(out, b",\"candidates\":", &self.candidates);
+        if !self.dropped_by_budget.is_empty() {
+            member(out, b",\"dropped_by_budget\":", &self.dropped_by_budget);
+        }
+        member(out, b",\"policies\":", &self.policies);
+        member(out, b",\"ranking\":", &self.ranking);
+        member(out, b",\"shuffled\":", &self.shuffled);
+        member(out, b",\"routing_us\":", &self.routing_us);
+        out.extend_from_slice(b",\"attempts\":[");
+        for (index, attempt) in self.attempts.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            member(out, b"{\"model\":", &attempt.model);
+            member(out, b",\"retry\":", &attempt.retry);
+            member(out, b",\"waited_ms\":", &attempt.waited_ms);
+            member(out, b",\"started_ms\":", &attempt.started_ms);
+            member(out, b",\"duration_ms\":", &attempt.duration_ms);
+            member(out, b",\"outcome\":", &attempt.outcome);
+            member(out, b",\"status\":", &attempt.status);
+            if let Some(error) = &attempt.error {
+                member(out, b",\"error\":", error);
+            }
+            if !attempt.dropped.is_empty() {
+                member(out, b",\"dropped\":", &attempt.dropped);
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        member(out, b",\"served_by\":", &self.served_by);
+        member(out, b",\"outcome\":", &self.outcome);
+        member(out, b",\"status\":", &self.status);
+        out.push(b'}');
+    }
+}
+
+/// Appends `name` (the member's name, quoted, with its colon) and `value` as JSON.
+fn member<T: Serialize + ?Sized>(out: &mut Vec<u8>, name: &[u8], value: &T) {
+    out.extend_from_slice(name);
+    serde_json::to_writer(&mut *out, value).expect("a trace's values serialize");
+}
+
 /// A trace being written by a call; shared by the call's record and its stream relay.
 pub struct LiveTrace {
     started: Instant,
@@ -494,10 +545,8 @@ async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
                     open = false;
                 }
                 for trace in batch.drain(..) {
-                    match serde_json::to_writer(&mut pending, trace.as_ref()) {
-                        Ok(()) => pending.push(b'\n'),
-                        Err(error) => tracing::error!(%error, "cannot serialize a routing trace"),
-                    }
+                    trace.write_json(&mut pending);
+                    pending.push(b'\n');
                 }
             }
             _ = tokio::time::sleep_until(next_write), if !pending.is_empty() => {}
@@ -568,6 +617,65 @@ pub fn to_json(trace: &Trace) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trace_written_by_hand_is_what_serde_writes() {
+        let mut full = Trace::new("0190-\"id", "p\\1", "auto\u{1}");
+        full.candidates = vec!["a".to_owned(), "b".to_owned()];
+        full.dropped_by_budget = vec!["c".to_owned()];
+        full.policies = vec![PolicyTrace {
+            kind: "cheapest".to_owned(),
+            status: "weighted".to_owned(),
+            weight: Some(2),
+            scores: vec![ModelScore {
+                model: "a".to_owned(),
+                score: 0.5,
+                excluded: Some("no".to_owned()),
+            }],
+            detail: None,
+            duration_us: 7,
+        }];
+        full.ranking = vec![RankedModel {
+            model: "a".to_owned(),
+            score: Some(1.0 / 3.0),
+        }];
+        full.shuffled = true;
+        full.routing_us = 12;
+        let attempt = AttemptTrace {
+            model: "a".to_owned(),
+            retry: 1,
+            waited_ms: 1000.25,
+            started_ms: 0.001,
+            duration_ms: Some(f64::NAN),
+            outcome: "failed".to_owned(),
+            status: Some(500),
+            error: Some("line\nbreak 💡".to_owned()),
+            dropped: vec!["web_search".to_owned()],
+        };
+        full.attempts = vec![
+            attempt.clone(),
+            AttemptTrace {
+                duration_ms: None,
+                status: None,
+                error: None,
+                dropped: Vec::new(),
+                ..attempt
+            },
+        ];
+        full.served_by = Some("b".to_owned());
+        full.outcome = Some("success".to_owned());
+        full.status = Some(200);
+        let bare = Trace::new("", "", "");
+        for trace in [full, bare] {
+            let mut written = Vec::new();
+            trace.write_json(&mut written);
+            let serde = serde_json::to_vec(&trace).expect("a trace serializes");
+            assert_eq!(
+                String::from_utf8(written).expect("UTF-8"),
+                String::from_utf8(serde).expect("UTF-8")
+            );
+        }
+    }
 
     #[tokio::test]
     async fn traces_are_kept_in_memory_at_once_and_read_back_from_disk() {

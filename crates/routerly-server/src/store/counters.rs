@@ -136,6 +136,18 @@ pub trait CounterStore: Send + Sync {
         holds: &'a [(CounterKey, Amounts)],
     ) -> StoreFuture<'a, Result<Reserved, CounterError>>;
 
+    /// [`CounterStore::reserve`] answered at once by a store that never waits (the
+    /// in-memory one), so a call does not box a future for it; `None` from a store that
+    /// must go through [`CounterStore::reserve`].
+    fn reserve_now(
+        &self,
+        _now: DateTime<Utc>,
+        _checks: &[Check],
+        _holds: &[(CounterKey, Amounts)],
+    ) -> Option<Reserved> {
+        None
+    }
+
     /// Gives back what a reservation held (the call finished, failed or was cancelled);
     /// releasing twice is harmless.
     fn release(&self, reservation: ReservationId) -> StoreFuture<'_, Result<(), CounterError>>;
@@ -201,25 +213,29 @@ struct CounterEntry {
     reserved: Amounts,
 }
 
+/// The counters' maps hash with foldhash (randomly seeded; keys come from the configuration
+/// and Routerly's own ids): SipHash of every key was a budgeted call's largest hashing cost.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Counters {
-    entries: HashMap<CounterKey, CounterEntry>,
-    reservations: HashMap<ReservationId, Vec<(CounterKey, Amounts)>>,
+    entries: FastMap<CounterKey, CounterEntry>,
+    reservations: FastMap<ReservationId, Vec<(CounterKey, Amounts)>>,
     next_reservation: ReservationId,
 }
 
 impl Counters {
     fn entry(&mut self, key: &CounterKey) -> &mut CounterEntry {
-        if !self.entries.contains_key(key) {
-            self.entries.insert(
-                key.clone(),
-                CounterEntry {
-                    totals: WindowTotals::new(key.window),
-                    reserved: Amounts::default(),
-                },
-            );
+        // Looked up twice rather than cloning the key for `entry` on every call.
+        if self.entries.contains_key(key) {
+            return self.entries.get_mut(key).expect("present just above");
         }
-        self.entries.get_mut(key).expect("inserted just above")
+        self.entries
+            .entry(key.clone())
+            .or_insert_with(|| CounterEntry {
+                totals: WindowTotals::new(key.window),
+                reserved: Amounts::default(),
+            })
     }
 }
 
@@ -319,6 +335,15 @@ impl MemoryCounterStore {
 }
 
 impl CounterStore for MemoryCounterStore {
+    fn reserve_now(
+        &self,
+        now: DateTime<Utc>,
+        checks: &[Check],
+        holds: &[(CounterKey, Amounts)],
+    ) -> Option<Reserved> {
+        Some(self.try_reserve(now, checks, holds))
+    }
+
     fn reserve<'a>(
         &'a self,
         now: DateTime<Utc>,

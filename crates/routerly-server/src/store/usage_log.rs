@@ -368,20 +368,12 @@ impl UsageWriter {
 
     fn push(&mut self, record: UsageRecord) {
         let start = self.pending.len();
-        match serde_json::to_writer(&mut self.pending, &record) {
-            Ok(()) => {
-                self.pending.push(b'\n');
-                self.pending_records += 1;
-                if self.history.is_some() {
-                    let len = (self.pending.len() - start) as u64;
-                    self.pending_list.push((record, len));
-                }
-            }
-            Err(error) => {
-                self.pending.truncate(start);
-                tracing::error!(record_id = %record.id, %error, "cannot serialize a usage record");
-                self.stats.records_lost += 1;
-            }
+        record.write_json(&mut self.pending);
+        self.pending.push(b'\n');
+        self.pending_records += 1;
+        if self.history.is_some() {
+            let len = (self.pending.len() - start) as u64;
+            self.pending_list.push((record, len));
         }
     }
 

@@ -49,7 +49,7 @@ pub(crate) fn missing(path: &str) -> DecodeError {
 
 /// The field `key`, treating `null` as absent (OpenAI clients send both).
 pub(crate) fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    map.get(key).filter(|value| !value.is_null())
+    crate::wire::json::member(map, key).filter(|value| !value.is_null())
 }
 
 pub(crate) fn as_object<'a>(
@@ -177,7 +177,7 @@ pub(crate) fn optional_u32(
 /// A token count from a provider; absent, null or malformed counts read as 0 because a
 /// provider's odd usage block must not fail an otherwise good answer.
 pub(crate) fn token_count(map: Option<&Map<String, Value>>, key: &str) -> u64 {
-    map.and_then(|map| map.get(key))
+    map.and_then(|map| crate::wire::json::member(map, key))
         .and_then(Value::as_u64)
         .unwrap_or(0)
 }

@@ -178,46 +178,57 @@ pub(super) fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
     }
 }
 
-/// [`decode_usage`] straight from the usage object's text, reading only its counters (a
-/// relay that passes the answer through needs nothing else, and building the whole map was
-/// a twelfth of such a request). `None` when the text does not have that shape; the caller
-/// then decodes the whole answer.
+/// [`decode_usage`] straight from the usage object's text, reading only its counters with
+/// the one-pass member scan (a relay that passes the answer through needs nothing else;
+/// building the whole map was a twelfth of such a request, deserializing the counters with
+/// serde a thirtieth). `None` when the text does not have that shape; the caller then
+/// decodes the whole answer.
 pub fn decode_usage_text(text: &str) -> Option<Usage> {
-    #[derive(serde::Deserialize)]
-    struct Details {
-        #[serde(default)]
-        cached_tokens: Value,
-        #[serde(default)]
-        reasoning_tokens: Value,
+    let members = crate::members::top_level(text)?;
+    let mut usage = Usage::default();
+    for (key, value) in &members {
+        match *key {
+            "prompt_tokens" => usage.input_tokens = count(value),
+            "completion_tokens" => usage.output_tokens = count(value),
+            "prompt_tokens_details" => {
+                usage.cached_input_tokens = detail(value, "cached_tokens")?;
+            }
+            "completion_tokens_details" => {
+                usage.reasoning_tokens = detail(value, "reasoning_tokens")?;
+            }
+            _ => {}
+        }
     }
-    #[derive(serde::Deserialize)]
-    struct Counters {
-        #[serde(default)]
-        prompt_tokens: Value,
-        #[serde(default)]
-        completion_tokens: Value,
-        prompt_tokens_details: Option<Details>,
-        completion_tokens_details: Option<Details>,
+    Some(usage)
+}
+
+/// A counter's JSON text as the map reader takes it: a whole number, or 0 (`null`, a
+/// string, a fraction, a negative or too large number).
+fn count(text: &str) -> u64 {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return 0;
     }
-    // serde would also take the fields as an array.
-    if !text.trim_start().starts_with('{') {
-        return None;
+    if text.len() > 1 && text.starts_with('0') {
+        // Not JSON; the map reader would have refused the answer.
+        return 0;
     }
-    let counters: Counters = serde_json::from_str(text).ok()?;
-    let count = |value: &Value| value.as_u64().unwrap_or(0);
-    Some(Usage {
-        input_tokens: count(&counters.prompt_tokens),
-        output_tokens: count(&counters.completion_tokens),
-        cached_input_tokens: counters
-            .prompt_tokens_details
-            .as_ref()
-            .map_or(0, |details| count(&details.cached_tokens)),
-        cache_write_tokens: 0,
-        reasoning_tokens: counters
-            .completion_tokens_details
-            .as_ref()
-            .map_or(0, |details| count(&details.reasoning_tokens)),
-    })
+    text.parse().unwrap_or(0)
+}
+
+/// The counter `name` of a details object's text (0 when absent or `null`); `None` when
+/// the details are neither an object nor `null`.
+fn detail(text: &str, name: &str) -> Option<u64> {
+    if text == "null" {
+        return Some(0);
+    }
+    let members = crate::members::top_level(text)?;
+    Some(
+        members
+            .iter()
+            .rev()
+            .find(|(key, _)| *key == name)
+            .map_or(0, |(_, value)| count(value)),
+    )
 }
 
 /// The usage object clients read. `input_tokens` already holds cache-write tokens
@@ -315,6 +326,9 @@ mod usage_tests {
             r#"{"prompt_tokens":14,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2,"accepted_prediction_tokens":0}}"#,
             r#"{"prompt_tokens":1.5,"completion_tokens":"3","prompt_tokens_details":null}"#,
             r#"{}"#,
+            r#"{ "prompt_tokens" : -1 , "completion_tokens":99999999999999999999, "prompt_tokens_details": { "cached_tokens": 1e2 } }"#,
+            r#"{"prompt_tokens":1,"prompt_tokens":2,"completion_tokens_details":{"reasoning_tokens":3,"reasoning_tokens":0},"x":{"prompt_tokens":9}}"#,
+            r#"{"prompt_tokens":18446744073709551615,"completion_tokens":0,"completion_tokens_details":null}"#,
         ] {
             let map: Map<String, Value> = serde_json::from_str(text).unwrap();
             assert_eq!(decode_usage_text(text), Some(decode_usage(&map)), "{text}");

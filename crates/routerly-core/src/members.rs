@@ -56,8 +56,98 @@ pub fn with_members(json: &[u8], replacements: &[(&str, &str)]) -> Option<Vec<u8
     let text = std::str::from_utf8(json).ok()?;
     let members = top_level(text)?;
     let mut out = Vec::with_capacity(json.len() + 64);
-    write_object(&mut out, &members, replacements);
+    if !splice_object(&mut out, text, &members, replacements, &[]) {
+        write_object(&mut out, &members, replacements);
+    }
     Some(out)
+}
+
+/// Appends `text` (the object whose `members` [`top_level`] read) with `replacements` set
+/// as [`write_object`] sets them and the members named in `removed` left out, copying the
+/// text between them as it is (one copy instead of one per member). `false` (with `out` as
+/// it was) when it cannot: a replaced key repeats, or nothing would be left to put an
+/// added member after; the caller then writes member by member.
+pub fn splice_object(
+    out: &mut Vec<u8>,
+    text: &str,
+    members: &[(&str, &str)],
+    replacements: &[(&str, &str)],
+    removed: &[&str],
+) -> bool {
+    let mut found = [false; 4];
+    assert!(
+        replacements.len() <= found.len(),
+        "a few replacements at most"
+    );
+    let mut kept = 0;
+    for (key, _) in members {
+        if removed.contains(key) {
+            continue;
+        }
+        kept += 1;
+        if let Some(index) = replacements.iter().position(|(name, _)| name == key) {
+            if found[index] {
+                return false;
+            }
+            found[index] = true;
+        }
+    }
+    if kept == 0 && found[..replacements.len()].contains(&false) {
+        return false;
+    }
+    out.reserve(
+        text.len()
+            + replacements
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 4)
+                .sum::<usize>(),
+    );
+    let bytes = text.as_bytes();
+    // `copied`: how much of `text` is in `out`; `last_end`: where the last kept value ends.
+    let mut copied = 0;
+    let mut last_end = None;
+    for (index, (key, value)) in members.iter().enumerate() {
+        let value_at = offset_in(text, value);
+        let value_end = value_at + value.len();
+        if removed.contains(key) {
+            match last_end {
+                // `,"key":value` goes: from the end of the value before it.
+                Some(end) => out.extend_from_slice(&bytes[copied..end]),
+                // The first kept member is later: `"key":value,` goes, up to the next key.
+                None => out.extend_from_slice(&bytes[copied..offset_in(text, key) - 1]),
+            }
+            copied = match (last_end, members.get(index + 1)) {
+                (None, Some((next_key, _))) => offset_in(text, next_key) - 1,
+                _ => value_end,
+            };
+            continue;
+        }
+        if let Some(replaced) = replacements.iter().position(|(name, _)| name == key) {
+            out.extend_from_slice(&bytes[copied..value_at]);
+            out.extend_from_slice(replacements[replaced].1.as_bytes());
+            copied = value_end;
+        }
+        last_end = Some(value_end);
+    }
+    // What is not there yet goes after the last kept member.
+    let tail = last_end.unwrap_or(copied).max(copied);
+    out.extend_from_slice(&bytes[copied..tail]);
+    for ((key, value), present) in replacements.iter().zip(found) {
+        if !present {
+            out.push(b',');
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(value.as_bytes());
+        }
+    }
+    out.extend_from_slice(&bytes[tail..]);
+    true
+}
+
+/// Where `part`, a slice of `text`, begins in it.
+pub fn offset_in(text: &str, part: &str) -> usize {
+    part.as_ptr() as usize - text.as_ptr() as usize
 }
 
 /// Appends the object of `members` with `replacements` set (see [`with_members`]).
@@ -223,6 +313,86 @@ mod tests {
         assert_eq!(with_members(b"[1]", &[("model", r#""m""#)]), None);
     }
 
+    #[test]
+    fn splicing_copies_the_text_between_replaced_values_as_it_is() {
+        let text = "{ \"id\": \"c1\",\n \"model\" : \"up\", \"n\":[1, 2] }";
+        let members = top_level(text).expect("an object");
+        let mut out = Vec::new();
+        assert!(splice_object(
+            &mut out,
+            text,
+            &members,
+            &[("model", r#""mine""#), ("extra", "true")],
+            &[]
+        ));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{ \"id\": \"c1\",\n \"model\" : \"mine\", \"n\":[1, 2],\"extra\":true }"
+        );
+        // A replaced key that repeats, or nothing left to add after: member by member.
+        let twice = r#"{"model":"a","model":"b"}"#;
+        let mut out = Vec::new();
+        let members = top_level(twice).unwrap();
+        assert!(!splice_object(
+            &mut out,
+            twice,
+            &members,
+            &[("model", "1")],
+            &[]
+        ));
+        assert!(!splice_object(&mut out, "{}", &[], &[("model", "1")], &[]));
+        let alone = r#"{"usage":null}"#;
+        let members = top_level(alone).unwrap();
+        assert!(!splice_object(
+            &mut out,
+            alone,
+            &members,
+            &[("model", "1")],
+            &["usage"]
+        ));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn splicing_leaves_out_removed_members_wherever_they_are() {
+        let splice = |text: &str, removed: &[&str]| {
+            let members = top_level(text).expect("an object");
+            let mut out = Vec::new();
+            assert!(splice_object(
+                &mut out,
+                text,
+                &members,
+                &[("model", "\"m\"")],
+                removed
+            ));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            splice(r#"{"usage":null,"model":"x","a":1}"#, &["usage"]),
+            r#"{"model":"m","a":1}"#
+        );
+        assert_eq!(
+            splice(r#"{"a":1,"usage":null,"model":"x"}"#, &["usage"]),
+            r#"{"a":1,"model":"m"}"#
+        );
+        assert_eq!(
+            splice(r#"{ "a":1, "model":"x", "usage":{"t":2} }"#, &["usage"]),
+            r#"{ "a":1, "model":"m" }"#
+        );
+        assert_eq!(
+            splice(r#"{"usage":1,"b":2,"usage":3}"#, &["usage"]),
+            r#"{"b":2,"model":"m"}"#
+        );
+        assert_eq!(
+            splice(r#"{"usage":1,"usage":3,"model":"x"}"#, &["usage"]),
+            r#"{"model":"m"}"#
+        );
+        assert_eq!(
+            splice(r#"{"model":"x","usage":1}"#, &["usage"]),
+            r#"{"model":"m"}"#
+        );
+    }
+
     /// Text that stresses the scan: quotes, backslashes, brackets and non-ASCII.
     fn tricky_text() -> impl Strategy<Value = String> {
         proptest::string::string_regex(r#"([a-z ]|"|\\|\{|\}|\[|\]|,|:|é|💡|\n|\u{1}){0,12}"#)
@@ -313,6 +483,24 @@ mod tests {
             let mut expected = object;
             expected.insert("model".to_owned(), Value::from("m"));
             expected.insert("usage".to_owned(), serde_json::json!([1]));
+            prop_assert_eq!(out, Value::Object(expected));
+        }
+
+        #[test]
+        fn splicing_gives_what_serde_json_gives((_generated, text) in object_text()) {
+            let Some(members) = top_level(&text) else {
+                return Ok(());
+            };
+            let mut out = Vec::new();
+            if !splice_object(&mut out, &text, &members, &[("model", r#""m""#)], &["usage"]) {
+                return Ok(());
+            }
+            let object: serde_json::Map<String, Value> =
+                serde_json::from_str(&text).expect("serde_json reads what it wrote");
+            let out: Value = serde_json::from_slice(&out).expect("still JSON");
+            let mut expected = object;
+            expected.remove("usage");
+            expected.insert("model".to_owned(), Value::from("m"));
             prop_assert_eq!(out, Value::Object(expected));
         }
 
