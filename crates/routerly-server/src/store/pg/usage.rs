@@ -327,8 +327,6 @@ impl UsageShipper {
             if !self.connected.swap(true, Ordering::Relaxed) {
                 tracing::info!("PostgreSQL reachable again: sending the buffered usage records");
             }
-            self.shipped
-                .fetch_add(lines.len() as u64, Ordering::Relaxed);
             let mut buffer = self.buffer();
             if from_memory {
                 buffer.memory.drain(..lines.len());
@@ -349,6 +347,11 @@ impl UsageShipper {
             {
                 tracing::info!("usage buffers have room again: accepting calls");
             }
+            drop(buffer);
+            // Counted once the buffers say so too: a reader that sees the count sees the
+            // room it made (the replay test waits on the count, then reads the state).
+            self.shipped
+                .fetch_add(lines.len() as u64, Ordering::Relaxed);
         }
     }
 
