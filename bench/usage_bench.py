@@ -137,7 +137,6 @@ def main() -> None:
         questions = [
             ("summary", "/api/usage/summary", {}),
             ("summary, one model", "/api/usage/summary", {"model": meta["model"]}),
-            ("summary, one project", "/api/usage/summary", {"project": meta["project"]}),
             ("timeline by day (30 days)", "/api/usage/timeline", {"bucket": "day"}),
             ("timeline by day in Europe/Rome", "/api/usage/timeline", {"bucket": "day", "tz": "Europe/Rome"}),
             ("timeline by hour, last 7 days", "/api/usage/timeline", {"bucket": "hour", "from": meta["day_from"]}),

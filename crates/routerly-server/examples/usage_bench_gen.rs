@@ -142,7 +142,6 @@ fn main() -> std::io::Result<()> {
             "newest_trace": sample_trace,
             "middle_trace": middle_trace,
             "model": MODELS[0],
-            "project": "project-03",
             "token": "token-03-1",
             "day_from": (now - Duration::days(days / 2)).format("%Y-%m-%dT00:00:00Z").to_string(),
             "day_to": (now - Duration::days(days / 2 - 1)).format("%Y-%m-%dT00:00:00Z").to_string(),
