@@ -79,6 +79,7 @@ pub struct Service {
 impl Service {
     /// Opens `$ROUTERLY_HOME` (creating it on first start) and starts the background tasks.
     pub async fn open(home: Home) -> Result<Service, StartError> {
+        let opening = Instant::now();
         let report = home.init()?;
         let master_key = report.master_key.clone();
         let session_keys = api::auth::SessionKeys::new(home.session_signing_key()?);
@@ -97,6 +98,7 @@ impl Service {
         .await
         .expect("opening the usage history does not panic")
         .map_err(|error| store::StoreError::io(home.usage_log_path(), error))?;
+        let history_opened = opening.elapsed();
         let routing = routing::Routing::open(&home, &store.snapshot());
         let replay = store::history::Replays(vec![
             Box::new(usage_history.replay(history_start)),
@@ -105,11 +107,13 @@ impl Service {
             }),
         ]);
         let (budgets, notifier) = budgets::start(&home, &store, files, Box::new(replay)).await?;
+        let replayed = opening.elapsed();
         // Before serving: reports then read days, not hours, past the horizon.
         usage_history.compact(
             chrono::Utc::now(),
             store.snapshot().settings.usage_hourly_rollup_days,
         );
+        let compacted = opening.elapsed();
         // Shared mode: every batch the writer makes durable locally is shipped to
         // PostgreSQL, and reports read PostgreSQL (every replica's records).
         let database = match std::env::var(store::pg::DATABASE_URL_ENV) {
@@ -207,6 +211,13 @@ impl Service {
             } else {
                 None
             };
+        tracing::info!(
+            history_ms = history_opened.as_millis() as u64,
+            replay_ms = (replayed - history_opened).as_millis() as u64,
+            compact_ms = (compacted - replayed).as_millis() as u64,
+            rest_ms = (opening.elapsed() - compacted).as_millis() as u64,
+            "start-up: usage history opened, log tail replayed, rollups compacted, the rest"
+        );
         let budget_tasks =
             budgets::spawn_periodic(&app.budgets, &app.home, stop_watcher.subscribe());
         let history_task = spawn_history_upkeep(&app, stop_watcher.subscribe());

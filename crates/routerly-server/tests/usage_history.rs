@@ -173,9 +173,19 @@ fn ask(history: &dyn UsageHistory, records: &[UsageRecord], now: DateTime<Utc>) 
         GroupBy::Project,
         GroupBy::Dimension(Dimension::Model),
         GroupBy::Dimension(Dimension::Tag),
+        GroupBy::Dimension(Dimension::Token),
+        GroupBy::Dimension(Dimension::User),
         GroupBy::Time {
             seconds: DAY,
             zone: chrono_tz::Europe::Berlin,
+        },
+        GroupBy::Time {
+            seconds: DAY,
+            zone: chrono_tz::America::New_York,
+        },
+        GroupBy::Time {
+            seconds: HOUR,
+            zone: chrono_tz::Tz::UTC,
         },
     ];
     for filter in filters(now) {

@@ -160,6 +160,7 @@ impl FileUsageHistory {
         checkpoint_path: &Path,
         files: &[PathBuf],
     ) -> io::Result<(Arc<FileUsageHistory>, ReplayStart)> {
+        let started = std::time::Instant::now();
         let mut rotated = Vec::new();
         for path in files.iter().filter(|path| path.as_path() != active_path) {
             let compressed = path.extension().is_some_and(|ext| ext == "gz");
@@ -209,7 +210,16 @@ impl FileUsageHistory {
                 0,
             ),
         };
-        if let Some(checkpoint) = load_checkpoint(checkpoint_path) {
+        let indexes_ms = started.elapsed().as_millis() as u64;
+        let checkpoint = load_checkpoint(checkpoint_path);
+        let checkpoint_ms = started.elapsed().as_millis() as u64 - indexes_ms;
+        tracing::info!(
+            segments = rotated.len(),
+            indexes_ms,
+            checkpoint_ms,
+            "usage history opened: segment indexes and the rollup checkpoint read"
+        );
+        if let Some(checkpoint) = checkpoint {
             tracing::debug!(taken_at = %checkpoint.taken_at, "usage checkpoint loaded");
             // A version 1 checkpoint is replaced by the binary form at the next checkpoint.
             live.unsaved = u64::from(checkpoint.upgraded);
