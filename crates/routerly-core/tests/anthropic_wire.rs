@@ -1164,7 +1164,8 @@ fn unknown_and_unrepresented_content_is_carried_not_refused() {
     assert_eq!(
         actual["hosted_tools"],
         json!([
-            {"kind": "web_search_20250305", "path": "tools[0]"},
+            // Anthropic's own search is the canonical search (translatable to a target's).
+            {"kind": "web_search_20250305", "path": "tools[0]", "web_search": {}},
             {"kind": "bash_20250124", "path": "tools[2]"}
         ])
     );

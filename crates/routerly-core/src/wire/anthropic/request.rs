@@ -85,6 +85,14 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             let path = format!("tools[{tool_index}]");
             match decode_tool(tool_value, &path)? {
                 Ok(tool) => tools.push(tool),
+                Err(kind) if kind.starts_with("web_search_") => {
+                    let web_search = decode_web_search(tool_value, &path)?;
+                    hosted_tools.push(HostedTool {
+                        kind,
+                        path,
+                        web_search: Some(web_search),
+                    });
+                }
                 Err(kind) => hosted_tools.push(HostedTool::named(kind, path)),
             }
         }
@@ -793,6 +801,28 @@ pub fn web_search(request: &ChatRequest) -> Option<&HostedTool> {
         .iter()
         .any(|tool| tool.name == WEB_SEARCH_NAME))
     .then_some(tool)
+}
+
+/// Anthropic's own web search tool as the canonical search: its allowed domains and the
+/// user's location, what every target with a search tool can carry.
+fn decode_web_search(tool_value: &Value, path: &str) -> Result<WebSearch, DecodeError> {
+    let domains_path = field_path(path, "allowed_domains");
+    let allowed_domains = match tool_value.get("allowed_domains") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(domains) => as_array(domains, &domains_path)?
+            .iter()
+            .enumerate()
+            .map(|(index, domain)| {
+                as_str(domain, &format!("{domains_path}[{index}]")).map(str::to_owned)
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(WebSearch {
+        allowed_domains,
+        user_location: tool_value
+            .get("user_location")
+            .map(crate::wire::openai::user_location),
+    })
 }
 
 /// The name Anthropic's web search tool is called by.
