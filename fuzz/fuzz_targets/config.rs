@@ -124,7 +124,7 @@ fuzz_target!(|data: &[u8]| {
                 output_tokens: 1.0,
             };
             totals.add(limit.window, counter.zone, now, &amounts);
-            counters.add(now, std::slice::from_ref(&counter), &amounts);
+            counters.add_now(now, std::slice::from_ref(&counter), &amounts);
             let _ = totals.used(limit.window, counter.zone, now);
             let _ = totals.resets_at(
                 limit.window,

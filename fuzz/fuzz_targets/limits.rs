@@ -152,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
             output_tokens: 1.0,
         };
         totals.add(window, key.zone, at, &amounts);
-        counters.add(at, std::slice::from_ref(&key), &amounts);
+        counters.add_now(at, std::slice::from_ref(&key), &amounts);
     }
     let used = totals.used(window, key.zone, now);
     let needed = 1.0;

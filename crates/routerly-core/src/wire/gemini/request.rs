@@ -12,7 +12,7 @@ use super::json::{
 use super::{PLACEHOLDER_THOUGHT_SIGNATURE, args_object, generated_call_id};
 use crate::canonical::{
     ChatRequest, ContentPart, DecodeError, DocumentSource, HostedTool, ImageSource, Message,
-    PDF_MEDIA_TYPE, Reasoning, ResponseFormat, Role, Tool, ToolChoice,
+    PDF_MEDIA_TYPE, Reasoning, ResponseFormat, Role, Tool, ToolChoice, WebSearch,
 };
 
 /// Decodes a client's `generateContent` body. The model and whether to stream are in
@@ -71,6 +71,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             .collect::<Result<_, _>>()?,
         None => Vec::new(),
     };
+    let (tools, hosted_tools) = decode_tools(body_map)?;
     let response_format = match optional_str(&config, "responseMimeType", config_path)? {
         Some("application/json") => {
             match get(&config, "responseJsonSchema").or_else(|| get(&config, "responseSchema")) {
@@ -116,7 +117,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         stop,
         stream: false,
         stream_include_usage: false,
-        tools: decode_tools(body_map)?,
+        tools,
         tool_choice: decode_tool_choice(body_map)?,
         parallel_tool_calls: None,
         response_format,
@@ -125,7 +126,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         frequency_penalty: optional_f64(&config, "frequencyPenalty", config_path)?,
         seed: get(&config, "seed").and_then(Value::as_i64),
         user: None,
-        hosted_tools: Vec::new(),
+        hosted_tools,
     })
 }
 
@@ -262,18 +263,31 @@ fn tool_result_text(response: &Value) -> (String, bool) {
     (response.to_string(), false)
 }
 
-fn decode_tools(body_map: &Object) -> Result<Vec<Tool>, DecodeError> {
+/// Function declarations, and Google Search grounding as the canonical hosted web search
+/// (what the encoder writes for one).
+fn decode_tools(body_map: &Object) -> Result<(Vec<Tool>, Vec<HostedTool>), DecodeError> {
     let Some(tools_value) = get(body_map, "tools") else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     let mut tools = Vec::new();
+    let mut hosted_tools = Vec::new();
     for (tool_index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
         let tool_path = index_path("tools", tool_index);
         let tool_map = as_object(tool_value, &tool_path)?;
+        if get(tool_map, "googleSearch").is_some() {
+            hosted_tools.push(HostedTool {
+                kind: "google_search".to_owned(),
+                path: field_path(&tool_path, "googleSearch"),
+                web_search: Some(WebSearch::default()),
+            });
+        }
         let Some(declarations_value) = get(tool_map, "functionDeclarations") else {
+            if get(tool_map, "googleSearch").is_some() {
+                continue;
+            }
             return Err(DecodeError::at(
                 tool_path,
-                "Only 'functionDeclarations' tools are supported by Routerly.",
+                "Only 'functionDeclarations' and 'googleSearch' tools are supported by Routerly.",
             ));
         };
         let declarations_path = field_path(&tool_path, "functionDeclarations");
@@ -297,7 +311,7 @@ fn decode_tools(body_map: &Object) -> Result<Vec<Tool>, DecodeError> {
             });
         }
     }
-    Ok(tools)
+    Ok((tools, hosted_tools))
 }
 
 fn decode_tool_choice(body_map: &Object) -> Result<Option<ToolChoice>, DecodeError> {
