@@ -19,7 +19,7 @@ pub use error::{decode_error, encode_error};
 pub(crate) use request::fitted_user;
 pub use request::{decode_request, encode_request};
 pub(crate) use request::{
-    document_filename, document_from_data_url, image_source_from_url, user_location,
+    document_filename, document_from_data_url, image_from_url, user_location,
 };
 pub use response::{decode_response, decode_usage_text, encode_response, stop_reason_name};
 pub use stream::{StreamDecoder, StreamEncoder};

@@ -278,7 +278,7 @@ fn decode_image_part(
         ),
         other => return Err(wrong_type(&image_path, "an object", other)),
     };
-    let source = image_source_from_url(url)
+    let source = image_from_url(url)
         .map_err(|message| DecodeError::at(field_path(&image_path, "url"), message))?;
     Ok(ContentPart::Image {
         source,
@@ -323,6 +323,22 @@ pub(crate) fn document_from_data_url(url: &str) -> Result<(String, String), Stri
 }
 
 /// `data:<mime>;base64,<data>` becomes inline data; anything else stays a URL.
+/// An image's URL: as [`image_source_from_url`], and a data URL must carry an `image/`
+/// media type (what every format reads back as an image).
+pub(crate) fn image_from_url(url: &str) -> Result<ImageSource, String> {
+    let source = image_source_from_url(url)?;
+    if let ImageSource::Base64 { media_type, .. } = &source
+        && !media_type
+            .get(..6)
+            .is_some_and(|kind| kind.eq_ignore_ascii_case("image/"))
+    {
+        return Err(
+            "An image data URL needs an image media type (image/png, image/jpeg, …).".to_owned(),
+        );
+    }
+    Ok(source)
+}
+
 pub(crate) fn image_source_from_url(url: &str) -> Result<ImageSource, String> {
     let Some(data_url) = url.strip_prefix("data:") else {
         return Ok(ImageSource::Url {

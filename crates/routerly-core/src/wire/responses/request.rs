@@ -12,7 +12,7 @@ use crate::canonical::{
     Reasoning, ResponseFormat, Role, Tool, ToolChoice, WebSearch,
 };
 use crate::wire::openai::{
-    document_filename, document_from_data_url, image_source_from_url, user_location,
+    document_filename, document_from_data_url, image_from_url, user_location,
 };
 
 /// Decodes a client's `POST /v1/responses` body.
@@ -259,7 +259,7 @@ fn decode_input_part(part: &Value, path: &str) -> Result<ContentPart, DecodeErro
                 }
                 return Err(missing(&field_path(path, "image_url")));
             };
-            let source = image_source_from_url(url)
+            let source = image_from_url(url)
                 .map_err(|message| DecodeError::at(field_path(path, "image_url"), message))?;
             Ok(ContentPart::Image { source, detail })
         }
