@@ -577,3 +577,24 @@ fn items_routerly_does_not_model_are_carried() {
         Some(("input_file", "input[1].content[1]"))
     );
 }
+
+/// Fuzz finding (smoke run): an `input_image` data URL of another media type was taken as
+/// an image.
+#[test]
+fn an_image_data_url_needs_an_image_media_type() {
+    let error = responses::decode_request(
+        &json!({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_image", "image_url": "data:text/plain;base64,aGk="}
+        ]}]}),
+    )
+    .expect_err("refused");
+    assert_eq!(
+        error.param.as_deref(),
+        Some("input[0].content[0].image_url")
+    );
+    assert!(
+        error.message.contains("image media type"),
+        "{}",
+        error.message
+    );
+}
