@@ -83,7 +83,21 @@ impl Service {
         let report = home.init()?;
         let master_key = report.master_key.clone();
         let session_keys = api::auth::SessionKeys::new(home.session_signing_key()?);
-        let store = Arc::new(ConfigStore::open(&home, master_key)?);
+        // Shared mode: the configuration is read from PostgreSQL, every batch the usage
+        // writer makes durable locally is shipped there, and reports read it (every
+        // replica's records).
+        let database_url = std::env::var(store::pg::DATABASE_URL_ENV)
+            .ok()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
+        let database = match &database_url {
+            Some(url) => Some(store::pg::Database::open(url).await?),
+            None => None,
+        };
+        let store = Arc::new(match &database_url {
+            Some(url) => ConfigStore::open_database(&home, master_key, url).await?,
+            None => ConfigStore::open(&home, master_key)?,
+        });
         // One read of the usage log at start-up rebuilds budget counters, the usage
         // history (rollups, the active segment's index) and routing statistics.
         let usage_log = home.usage_log_path();
@@ -114,12 +128,6 @@ impl Service {
             store.snapshot().settings.usage_hourly_rollup_days,
         );
         let compacted = opening.elapsed();
-        // Shared mode: every batch the writer makes durable locally is shipped to
-        // PostgreSQL, and reports read PostgreSQL (every replica's records).
-        let database = match std::env::var(store::pg::DATABASE_URL_ENV) {
-            Ok(url) if !url.trim().is_empty() => Some(store::pg::Database::open(url.trim()).await?),
-            _ => None,
-        };
         let usage_shipper = match &database {
             Some(database) => Some(
                 store::pg::usage::UsageShipper::open(
