@@ -1116,13 +1116,37 @@ impl ConfigStore {
 
 /// The config files' contents, unvalidated.
 pub(crate) fn read_files(home: &Home) -> Result<Draft, ConfigFileError> {
+    read_config_dir(&home.config_dir())
+}
+
+/// The six config files in `dir` (`settings.json`, `models.json`, …), parsed but not
+/// validated; errors name the file, line and column.
+pub fn read_config_dir(dir: &Path) -> Result<Draft, ConfigFileError> {
     let mut draft = Draft::default();
     for kind in ConfigKind::ALL {
-        let path = home.config_file(kind);
+        let path = dir.join(kind.file_name());
         let (bytes, _) = read_stamped(&path)?;
         parse_into(&mut draft, kind, &path, &bytes)?;
     }
     Ok(draft)
+}
+
+/// Writes `draft` as the six config files in `dir` (created if missing), each atomically
+/// and laid out as the service writes them.
+pub fn write_config_dir(dir: &Path, draft: &Draft) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    for kind in ConfigKind::ALL {
+        let bytes = match kind {
+            ConfigKind::Settings => files::to_pretty_json(&draft.settings),
+            ConfigKind::Models => files::to_pretty_json(&draft.models),
+            ConfigKind::Projects => files::to_pretty_json(&draft.projects),
+            ConfigKind::Users => files::to_pretty_json(&draft.users),
+            ConfigKind::Roles => files::to_pretty_json(&draft.roles),
+            ConfigKind::Limits => files::to_pretty_json(&draft.limits),
+        }?;
+        files::write_atomic(&dir.join(kind.file_name()), &bytes)?;
+    }
+    Ok(())
 }
 
 /// Reads a file and stamps it; the metadata is taken before the contents, so a write racing

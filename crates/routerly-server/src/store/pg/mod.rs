@@ -5,6 +5,7 @@
 //!   migrated at start; a schema newer than this binary knows is refused.
 //! - [`config`]: the configuration as versioned documents, announced to every replica by
 //!   `NOTIFY`.
+//! - [`transfer`]: `routerly migrate --from-files` and `routerly config export|import`.
 //! - [`usage`]: the usage records, shipped off the request path in batches and buffered
 //!   (memory, then local disk) while the database is unreachable, and the
 //!   [`crate::store::history::UsageHistory`] reads over them.
@@ -12,6 +13,7 @@
 //! The JSON-file mode stays the default: nothing here runs unless the URL is set.
 
 pub mod config;
+pub mod transfer;
 pub mod usage;
 
 use std::sync::Arc;

@@ -405,7 +405,7 @@ fn read_spool(path: &std::path::Path, offset: u64, count: usize) -> io::Result<(
 
 /// Inserts `lines` (serialized records) in one statement; records already there are
 /// skipped.
-async fn insert(client: &Client, lines: &[String]) -> Result<(), DbError> {
+pub(crate) async fn insert(client: &Client, lines: &[String]) -> Result<(), DbError> {
     let mut ids = Vec::with_capacity(lines.len());
     let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(lines.len());
     let mut projects = Vec::with_capacity(lines.len());
