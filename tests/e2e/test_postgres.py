@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 
 from conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
     OPENAI_MODEL,
     create_database,
     drop_database,
@@ -180,6 +182,83 @@ def test_a_change_through_one_replica_is_served_by_the_other_within_a_second(moc
 
         for index in range(2):
             served_within("every concurrent project", lambda index=index: concurrent_projects(index) == 16)
+    finally:
+        for replica in replicas:
+            if replica.process.poll() is None:
+                assert replica.stop() == 0, replica.log_tail()
+        drop_database(database)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_sessions_conversations_and_audit_are_shared(mock_session) -> None:
+    database = create_database()
+    root = Path(tempfile.mkdtemp(prefix="routerly-pg-"))
+    replicas: list = []
+    try:
+        first, second = start_pair(mock_session, root, database, replicas)
+
+        # Log in on A; the access token works on B, and B rotates A's refresh token.
+        login = httpx.post(f"{first.url}/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, timeout=10)
+        assert login.status_code == 200, login.text
+        session = login.json()
+        on_b = {"authorization": f"Bearer {session['access_token']}"}
+        assert httpx.get(f"{second.url}/api/me", headers=on_b, timeout=10).status_code == 200
+        refreshed = httpx.post(f"{second.url}/api/auth/refresh", json={"refresh_token": session["refresh_token"]}, timeout=10)
+        assert refreshed.status_code == 200, refreshed.text
+        # The rotated token presented again, on A: refused, and the whole family ends on both.
+        reused = httpx.post(f"{first.url}/api/auth/refresh", json={"refresh_token": session["refresh_token"]}, timeout=10)
+        assert reused.status_code == 401, reused.text
+        for replica in replicas:
+            headers = {"authorization": f"Bearer {refreshed.json()['access_token']}"}
+            assert httpx.get(f"{replica.url}/api/me", headers=headers, timeout=10).status_code == 401, replica.url
+
+        # A Responses conversation begun on A is continued on B, within its project only.
+        def respond(replica, **body) -> httpx.Response:
+            return httpx.post(
+                f"{replica.url}/v1/responses",
+                json={"model": OPENAI_MODEL.alias, **body},
+                headers={"authorization": f"Bearer {first.token}"},
+                timeout=30,
+            )
+
+        begun = respond(first, input="My name is Ada")
+        assert begun.status_code == 200, begun.text
+        continued = respond(second, input="What is my name?", previous_response_id=begun.json()["id"])
+        assert continued.status_code == 200, continued.text
+        sent = str(mock_session.requests("openai")[-1]["body"])
+        assert "My name is Ada" in sent and "What is my name?" in sent, sent
+        fetched = httpx.get(
+            f"{second.url}/v1/responses/{begun.json()['id']}", headers={"authorization": f"Bearer {first.token}"}, timeout=10
+        )
+        assert fetched.status_code == 200 and fetched.json()["id"] == begun.json()["id"], fetched.text
+        # Another project's token cannot continue it, on either replica.
+        first.cli("project", "create", "--name", "Elsewhere")
+        other = first.cli_json("project", "token", "create", "elsewhere", "--json")["token"]
+        for replica in replicas:
+            refused = httpx.post(
+                f"{replica.url}/v1/responses",
+                json={"model": OPENAI_MODEL.alias, "input": "x", "previous_response_id": begun.json()["id"]},
+                headers={"authorization": f"Bearer {other}"},
+                timeout=30,
+            )
+            assert refused.status_code in (400, 404), refused.text
+
+        # Changes through each replica land in one audit log, which both read.
+        headers = [admin_headers(replica) for replica in replicas]
+        for index, replica in enumerate(replicas):
+            answer = httpx.post(f"{replica.url}/api/projects", json={"name": f"audited-{index}"}, headers=headers[index], timeout=10)
+            assert answer.status_code in (200, 201), answer.text
+        logs = [
+            httpx.get(f"{replica.url}/api/audit?limit=1000", headers=headers[index], timeout=10).json()["entries"]
+            for index, replica in enumerate(replicas)
+        ]
+        assert logs[0] == logs[1], "one log, read the same from both replicas"
+        created = [entry for entry in logs[0] if entry.get("action") == "POST /api/projects"]
+        assert len(created) >= 3, created  # "Elsewhere" and one through each replica
+        assert int(psql(database, "SELECT count(*) FROM audit_log")[0]) >= len(logs[0])
+        for replica in replicas:
+            audit_file = replica.home / "data" / "audit.jsonl"
+            assert not audit_file.exists(), "the audit log is in PostgreSQL, not in a replica's files"
     finally:
         for replica in replicas:
             if replica.process.poll() is None:

@@ -5,6 +5,8 @@
 //!   migrated at start; a schema newer than this binary knows is refused.
 //! - [`config`]: the configuration as versioned documents, announced to every replica by
 //!   `NOTIFY`.
+//! - [`shared`]: sessions, Responses-API conversation state and the access-token signing
+//!   key, so any replica continues what another began.
 //! - [`transfer`]: `routerly migrate --from-files` and `routerly config export|import`.
 //! - [`usage`]: the usage records, shipped off the request path in batches and buffered
 //!   (memory, then local disk) while the database is unreachable, and the
@@ -13,6 +15,7 @@
 //! The JSON-file mode stays the default: nothing here runs unless the URL is set.
 
 pub mod config;
+pub mod shared;
 pub mod transfer;
 pub mod usage;
 
@@ -28,6 +31,7 @@ pub const DATABASE_URL_ENV: &str = "ROUTERLY_DATABASE_URL";
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_usage.sql")),
     (2, include_str!("migrations/0002_config.sql")),
+    (3, include_str!("migrations/0003_shared_state.sql")),
 ];
 
 /// Any constant shared by every replica: serializes their migrations.
