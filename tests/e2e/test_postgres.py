@@ -190,7 +190,7 @@ def test_a_change_through_one_replica_is_served_by_the_other_within_a_second(moc
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_sessions_conversations_and_audit_are_shared(mock_session) -> None:
+def test_sessions_conversations_traces_and_audit_are_shared(mock_session) -> None:
     database = create_database()
     root = Path(tempfile.mkdtemp(prefix="routerly-pg-"))
     replicas: list = []
@@ -245,6 +245,14 @@ def test_sessions_conversations_and_audit_are_shared(mock_session) -> None:
 
         # Changes through each replica land in one audit log, which both read.
         headers = [admin_headers(replica) for replica in replicas]
+        # The routing trace of a call answered by A is found through B.
+        trace_id = begun.headers["x-routerly-trace-id"]
+        deadline = time.monotonic() + 5
+        while (found := httpx.get(f"{second.url}/api/traces/{trace_id}", headers=headers[1], timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, found.text
+            time.sleep(0.05)
+        assert found.json()["id"] == trace_id, found.text
+        assert psql(database, f"SELECT count(*) FROM traces WHERE id = '{trace_id}'") == ["1"]
         for index, replica in enumerate(replicas):
             answer = httpx.post(f"{replica.url}/api/projects", json={"name": f"audited-{index}"}, headers=headers[index], timeout=10)
             assert answer.status_code in (200, 201), answer.text

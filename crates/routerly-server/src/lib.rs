@@ -117,7 +117,7 @@ impl Service {
         .expect("opening the usage history does not panic")
         .map_err(|error| store::StoreError::io(home.usage_log_path(), error))?;
         let history_opened = opening.elapsed();
-        let routing = routing::Routing::open(&home, &store.snapshot());
+        let routing = routing::Routing::open(&home, &store.snapshot(), database.clone());
         let replay = store::history::Replays(vec![
             Box::new(usage_history.replay(history_start)),
             routing.replay(&files, &|file, since| {

@@ -41,3 +41,11 @@ CREATE TABLE audit_log (
     seq bigserial PRIMARY KEY,
     entry jsonb NOT NULL
 );
+
+-- Routing traces of every replica, by trace id (a UUIDv7), kept a week.
+CREATE TABLE traces (
+    id text PRIMARY KEY,
+    written_at timestamptz NOT NULL DEFAULT now(),
+    line text NOT NULL
+);
+CREATE INDEX traces_written ON traces (written_at);
