@@ -368,18 +368,44 @@ def psql(database: str, sql: str) -> list[str]:
 SHARED_MODE = os.environ.get("ROUTERLY_E2E_SHARED") == "1"
 
 
-def start_routerly(mock: MockProviders, root: Path, extra_env: dict | None = None) -> Routerly:
-    """A fresh Routerly under `root`, configured through the CLI as the README's quick start."""
-    home = root / "home"
+def routerly_env(root: Path) -> dict:
+    """The environment of a Routerly (and its CLI) living under `root`: nothing of ours inherited."""
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("ROUTERLY_", "XDG_"))
     }
     env.update(
-        ROUTERLY_HOME=str(home),
+        ROUTERLY_HOME=str(root / "home"),
         XDG_CONFIG_HOME=str(root / "xdg"),
         HOME=str(root),
         ROUTERLY_LOG=os.environ.get("ROUTERLY_TEST_LOG", "warn"),
     )
+    return env
+
+
+def join_routerly(mock: MockProviders, root: Path, first: Routerly, extra_env: dict | None = None) -> Routerly:
+    """Another replica of `first` under `root`: the same configuration database and master key
+    (from `first`'s environment), nothing configured through it; the CLI logs in to it."""
+    env = routerly_env(root)
+    for key in ("ROUTERLY_DATABASE_URL", "ROUTERLY_SECRET_KEY"):
+        env[key] = first.env[key]
+    env.update(extra_env or {})
+    process, url = spawn_routerly(Path(env["ROUTERLY_HOME"]), env, root / "routerly.log")
+    replica = Routerly(process, url, Path(env["ROUTERLY_HOME"]), env, root / "routerly.log", mock)
+    replica.token, replica.token_id = first.token, first.token_id
+    replica.project_id, replica.project_slug = first.project_id, first.project_slug
+    try:
+        replica.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    except BaseException:
+        replica.process.kill()
+        replica.process.wait(5)
+        raise
+    return replica
+
+
+def start_routerly(mock: MockProviders, root: Path, extra_env: dict | None = None) -> Routerly:
+    """A fresh Routerly under `root`, configured through the CLI as the README's quick start."""
+    env = routerly_env(root)
+    home = Path(env["ROUTERLY_HOME"])
     database = ""
     if SHARED_MODE and not (extra_env and "ROUTERLY_DATABASE_URL" in extra_env):
         database = create_database()

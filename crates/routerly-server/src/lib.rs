@@ -82,8 +82,26 @@ impl Service {
         let opening = Instant::now();
         let report = home.init()?;
         let master_key = report.master_key.clone();
-        let session_keys = api::auth::SessionKeys::new(home.session_signing_key()?);
-        let store = Arc::new(ConfigStore::open(&home, master_key)?);
+        // Shared mode: the configuration is read from PostgreSQL, every batch the usage
+        // writer makes durable locally is shipped there, and reports read it (every
+        // replica's records).
+        let database_url = std::env::var(store::pg::DATABASE_URL_ENV)
+            .ok()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty());
+        let database = match &database_url {
+            Some(url) => Some(store::pg::Database::open(url).await?),
+            None => None,
+        };
+        // Access tokens signed by one replica are accepted by the others.
+        let session_keys = api::auth::SessionKeys::new(match &database {
+            Some(database) => store::pg::shared::session_signing_key(database, &master_key).await?,
+            None => home.session_signing_key()?,
+        });
+        let store = Arc::new(match &database_url {
+            Some(url) => ConfigStore::open_database(&home, master_key, url).await?,
+            None => ConfigStore::open(&home, master_key)?,
+        });
         // One read of the usage log at start-up rebuilds budget counters, the usage
         // history (rollups, the active segment's index) and routing statistics.
         let usage_log = home.usage_log_path();
@@ -99,7 +117,7 @@ impl Service {
         .expect("opening the usage history does not panic")
         .map_err(|error| store::StoreError::io(home.usage_log_path(), error))?;
         let history_opened = opening.elapsed();
-        let routing = routing::Routing::open(&home, &store.snapshot());
+        let routing = routing::Routing::open(&home, &store.snapshot(), database.clone());
         let replay = store::history::Replays(vec![
             Box::new(usage_history.replay(history_start)),
             routing.replay(&files, &|file, since| {
@@ -114,12 +132,6 @@ impl Service {
             store.snapshot().settings.usage_hourly_rollup_days,
         );
         let compacted = opening.elapsed();
-        // Shared mode: every batch the writer makes durable locally is shipped to
-        // PostgreSQL, and reports read PostgreSQL (every replica's records).
-        let database = match std::env::var(store::pg::DATABASE_URL_ENV) {
-            Ok(url) if !url.trim().is_empty() => Some(store::pg::Database::open(url.trim()).await?),
-            _ => None,
-        };
         let usage_shipper = match &database {
             Some(database) => Some(
                 store::pg::usage::UsageShipper::open(
@@ -159,13 +171,31 @@ impl Service {
         let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
         let observed = Arc::clone(&routing);
         let usage = usage.observed_by(Arc::new(move |record| observed.observe(record)));
-        let sessions = Arc::new(FileSessionStore::open(home.sessions_path())?);
-        let responses = Arc::new(store::responses::FileResponseStore::open(
-            home.responses_dir(),
-            store::responses::ResponseLimits::default(),
-        )?);
+        // Sessions, conversation state and the audit log: in PostgreSQL when replicas
+        // share it, so any replica continues what another began.
+        let (sessions, responses, audit): (
+            Arc<dyn store::sessions::SessionStore>,
+            Arc<dyn store::responses::ResponseStore>,
+            _,
+        ) = match &database {
+            Some(database) => (
+                Arc::new(store::pg::shared::PgSessionStore::new(Arc::clone(database))),
+                Arc::new(store::pg::shared::PgResponseStore::new(
+                    Arc::clone(database),
+                    store::responses::ResponseLimits::default(),
+                )),
+                store::audit::AuditLog::in_database(Arc::clone(database)),
+            ),
+            None => (
+                Arc::new(FileSessionStore::open(home.sessions_path())?),
+                Arc::new(store::responses::FileResponseStore::open(
+                    home.responses_dir(),
+                    store::responses::ResponseLimits::default(),
+                )?),
+                store::audit::AuditLog::new(home.audit_log_path()),
+            ),
+        };
         let api_keys = store::api_keys::ApiKeyStore::open(home.api_keys_path())?;
-        let audit = store::audit::AuditLog::new(home.audit_log_path());
         let limits = store.snapshot().settings.connections;
         let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
         let watcher = store.spawn_watcher(watcher_stopped);

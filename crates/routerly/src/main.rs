@@ -1,9 +1,11 @@
-//! The `routerly` binary: `routerly serve` runs the service; every other command talks
-//! to a running service over the management API (see `cli`).
+//! The `routerly` binary: `routerly serve` runs the service; `migrate` and `config` work
+//! on the storage directly (see `storage`); every other command talks to a running service
+//! over the management API (see `cli`).
 
 mod cli;
 mod client;
 mod serve;
+mod storage;
 
 use clap::Parser;
 
@@ -16,6 +18,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match args.command {
             cli::Command::Serve(options) => serve::run(options).await,
+            cli::Command::Migrate(options) => storage::migrate(options).await,
+            cli::Command::Config(command) => storage::config(command).await,
             command => cli::run(command, args.server).await,
         }
     });

@@ -263,6 +263,13 @@ fn store_error(error: crate::store::StoreError) -> ApiError {
                 "the config files on disk do not agree ({validation}); no change is accepted until they are fixed"
             ),
         ),
+        StoreError::Database(message) => {
+            tracing::error!(error = %message, "a change was refused: the configuration database is unavailable");
+            ApiError::new(
+                ErrorCode::Unavailable,
+                "the configuration database (PostgreSQL) is unavailable; no change is accepted until it is back (details in the service log)",
+            )
+        }
         _ => ApiError::internal(error),
     }
 }

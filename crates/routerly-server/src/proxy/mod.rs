@@ -200,6 +200,22 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
+/// The error code of a call refused because its usage could not be recorded.
+pub const USAGE_UNAVAILABLE: &str = "usage_unavailable";
+
+/// The refusal while PostgreSQL is unreachable and the usage buffers are full.
+fn usage_unavailable(format: WireFormat) -> ProxyError {
+    ProxyError::from_body(
+        format,
+        ErrorBody::new(
+            ErrorKind::Unavailable,
+            "Usage cannot be recorded right now (the usage database is unreachable and the local buffers are full); try again shortly.",
+        )
+        .with_code(USAGE_UNAVAILABLE),
+    )
+    .with_retry_after(Some(Duration::from_secs(5)))
+}
+
 /// Reads a request body of at most `limit` bytes through the shared
 /// [`BodyBudget`](crate::admission::BodyBudget) ([`crate::admission::read_body`]), holding
 /// its bytes for as long as the returned permit lives; a refusal in the client's format
@@ -494,6 +510,15 @@ async fn complete(app: App, surface: Surface, request: Request) -> Response {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    // Shared mode with PostgreSQL away and both of its usage buffers full: a call now could
+    // not be accounted for every replica to see, so none is made (one atomic load).
+    if app
+        .usage_shipper
+        .as_ref()
+        .is_some_and(|shipper| shipper.is_full())
+    {
+        return usage_unavailable(format).into_response();
+    }
     app.metrics.call_started();
     let record = CallRecord::begin(
         started,

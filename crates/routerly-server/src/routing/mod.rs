@@ -57,10 +57,14 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// The engine for `home`: traces under `data/traces/`, statistics rebuilt from the
+    /// The engine for `home`: traces under `data/traces/` (or in `database`), statistics rebuilt from the
     /// recent part of the usage log (policies with longer windows than two hours keep that
     /// much from start-up on).
-    pub fn open(home: &Home, snapshot: &Snapshot) -> Arc<Routing> {
+    pub fn open(
+        home: &Home,
+        snapshot: &Snapshot,
+        database: Option<Arc<crate::store::pg::Database>>,
+    ) -> Arc<Routing> {
         let stats = stats::Stats::default();
         for project in &snapshot.projects.projects {
             for policy in project.routing.enabled() {
@@ -71,7 +75,7 @@ impl Routing {
         }
         Arc::new(Routing {
             stats,
-            traces: TraceStore::open(home.data_dir().join("traces")),
+            traces: TraceStore::open_shared(home.data_dir().join("traces"), database),
             caches: CallCaches::default(),
             attempts: AtomicU64::new(0),
             retries: AtomicU64::new(0),

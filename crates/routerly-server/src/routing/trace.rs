@@ -6,7 +6,9 @@
 //! store keeps recent traces in memory and appends them, off the request path, to hourly
 //! files `data/traces/traces-YYYYMMDDHH.jsonl`, bounded in age and total size. A trace id is
 //! a UUIDv7, whose timestamp names the file to look in, so reading one never scans more than
-//! two files.
+//! two files. With PostgreSQL the writer sends them to its `traces` table instead (by id,
+//! kept as long), so any replica finds any replica's trace; a batch the database refuses goes
+//! to the files, where this replica still finds it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -19,6 +21,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
+
+use crate::store::pg::{Database, DbError};
 
 /// Traces kept in memory for `GET /api/traces/{id}` without touching the disk.
 const MEMORY_CAPACITY: usize = 2048;
@@ -340,9 +344,10 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Recent traces in memory and on disk.
+/// Recent traces in memory and on disk (or in PostgreSQL).
 pub struct TraceStore {
     dir: PathBuf,
+    database: Option<Arc<Database>>,
     recent: Mutex<Recent>,
     sender: Option<mpsc::Sender<Arc<Trace>>>,
 }
@@ -384,13 +389,20 @@ impl TraceStore {
     /// A store under `dir` whose writer runs on the current runtime (none outside one:
     /// traces then stay in memory only).
     pub fn open(dir: PathBuf) -> Arc<Self> {
+        TraceStore::open_shared(dir, None)
+    }
+
+    /// [`TraceStore::open`], writing to `database` when there is one (`dir` then holds
+    /// only what the database refused).
+    pub fn open_shared(dir: PathBuf, database: Option<Arc<Database>>) -> Arc<Self> {
         let sender = tokio::runtime::Handle::try_current().ok().map(|runtime| {
             let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-            runtime.spawn(write_traces(dir.clone(), receiver));
+            runtime.spawn(write_traces(dir.clone(), database.clone(), receiver));
             sender
         });
         Arc::new(TraceStore {
             dir,
+            database,
             recent: Mutex::new(Recent::default()),
             sender,
         })
@@ -435,6 +447,11 @@ impl TraceStore {
         }) {
             return Some(trace);
         }
+        if let Some(database) = &self.database
+            && let Some(trace) = read_shared(database, id).await
+        {
+            return Some(Arc::new(trace));
+        }
         let created = uuid_time(id)?;
         let dir = self.dir.clone();
         let id = id.to_owned();
@@ -468,6 +485,49 @@ impl TraceStore {
     }
 }
 
+/// The trace `id` in PostgreSQL.
+async fn read_shared(database: &Database, id: &str) -> Option<Trace> {
+    let client = database.client().await.ok()?;
+    let row = client
+        .query_opt("SELECT line FROM traces WHERE id = $1", &[&id])
+        .await
+        .map_err(|error| tracing::warn!(error = %DbError::from(error), "cannot read a trace from PostgreSQL"))
+        .ok()??;
+    serde_json::from_str(row.get::<_, &str>(0)).ok()
+}
+
+/// Sends serialized traces (`ids[i]` is the trace on line `i` of `lines`) in one statement;
+/// every week's end is pruned on `prune`.
+async fn write_shared(
+    database: &Database,
+    ids: &[String],
+    lines: &[u8],
+    prune: bool,
+) -> Result<(), DbError> {
+    let lines: Vec<&str> = std::str::from_utf8(lines)
+        .map_err(|error| DbError::Document {
+            version: 0,
+            message: error.to_string(),
+        })?
+        .lines()
+        .collect();
+    let client = database.client().await?;
+    client
+        .execute(
+            "INSERT INTO traces (id, line) SELECT * FROM unnest($1::text[], $2::text[]) \
+             ON CONFLICT (id) DO NOTHING",
+            &[&ids, &lines],
+        )
+        .await?;
+    if prune {
+        let oldest = Utc::now() - chrono::Duration::from_std(MAX_AGE).expect("a week fits");
+        client
+            .execute("DELETE FROM traces WHERE written_at < $1", &[&oldest])
+            .await?;
+    }
+    Ok(())
+}
+
 /// The time in a UUIDv7.
 fn uuid_time(id: &str) -> Option<DateTime<Utc>> {
     let uuid = uuid::Uuid::parse_str(id).ok()?;
@@ -498,9 +558,14 @@ const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// The writer task: serializes traces as they arrive (a few at a time between requests,
 /// never a burst that would hold up the requests sharing this core), appends them to the
 /// hourly file at most once per [`MIN_WRITE_INTERVAL`], and prunes old files.
-async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
+async fn write_traces(
+    dir: PathBuf,
+    database: Option<Arc<Database>>,
+    mut receiver: mpsc::Receiver<Arc<Trace>>,
+) {
     let mut batch = Vec::new();
     let mut pending = Vec::new();
+    let mut pending_ids = Vec::new();
     let mut file = HourFile::default();
     let mut last_prune = Instant::now() - Duration::from_secs(3600);
     let mut next_write = tokio::time::Instant::now();
@@ -511,6 +576,19 @@ async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
             let prune = last_prune.elapsed() > Duration::from_secs(60);
             if prune {
                 last_prune = Instant::now();
+            }
+            if let Some(database) = &database {
+                let ids = std::mem::take(&mut pending_ids);
+                match write_shared(database, &ids, &pending, prune).await {
+                    Ok(()) => {
+                        pending.clear();
+                        continue;
+                    }
+                    // Kept in the files instead, where this replica still finds them.
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot send routing traces to PostgreSQL; writing them to data/traces")
+                    }
+                }
             }
             let dir_for_write = dir.clone();
             let mut hour_file = std::mem::take(&mut file);
@@ -547,6 +625,9 @@ async fn write_traces(dir: PathBuf, mut receiver: mpsc::Receiver<Arc<Trace>>) {
                 for trace in batch.drain(..) {
                     trace.write_json(&mut pending);
                     pending.push(b'\n');
+                    if database.is_some() {
+                        pending_ids.push(trace.id.clone());
+                    }
                 }
             }
             _ = tokio::time::sleep_until(next_write), if !pending.is_empty() => {}
@@ -675,6 +756,40 @@ mod tests {
                 String::from_utf8(serde).expect("UTF-8")
             );
         }
+    }
+
+    #[tokio::test]
+    async fn traces_in_postgres_are_found_by_another_replica() {
+        let db = crate::store::pg::testdb::TestDb::create().await;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let open = async || {
+            crate::store::pg::Database::open(&db.url)
+                .await
+                .expect("opens")
+        };
+        let writer = TraceStore::open_shared(dir.path().join("a"), Some(open().await));
+        let reader = TraceStore::open_shared(dir.path().join("b"), Some(open().await));
+        let id = uuid::Uuid::now_v7().to_string();
+        drop(LiveTrace::new(
+            Trace::new(&id, "p", "auto"),
+            Instant::now(),
+            Arc::clone(&writer),
+        ));
+        let mut found = None;
+        for _ in 0..250 {
+            found = reader.get(&id).await;
+            if found.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(found.expect("found through the database").project_id, "p");
+        assert!(
+            !dir.path().join("a").exists(),
+            "nothing written to the files while the database takes them"
+        );
+        drop((writer, reader));
+        db.drop_now().await;
     }
 
     #[tokio::test]

@@ -1,12 +1,16 @@
 //! The audit log, `data/audit.jsonl`: one JSON line per change made through the API (who,
 //! what, when, before and after), appended and fsynced; secrets never reach it (callers
-//! redact with [`redact`] first).
+//! redact with [`redact`] first). With PostgreSQL the entries of every replica go to one
+//! table instead (`audit_log`), in the order they were written.
 
 use std::fs::OpenOptions;
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
+
+use super::pg::{Database, DbError};
 
 /// Keys whose values are never written to the audit log.
 const SECRET_KEYS: [&str; 9] = [
@@ -55,6 +59,7 @@ pub fn redact(value: &Value) -> Value {
 pub struct AuditLog {
     path: PathBuf,
     writer: tokio::sync::Mutex<()>,
+    database: Option<Arc<Database>>,
 }
 
 impl AuditLog {
@@ -63,11 +68,32 @@ impl AuditLog {
         AuditLog {
             path,
             writer: tokio::sync::Mutex::new(()),
+            database: None,
         }
     }
 
-    /// Appends one entry (already redacted) and fsyncs it.
+    /// The log in `database`, shared by every replica.
+    pub fn in_database(database: Arc<Database>) -> Self {
+        AuditLog {
+            path: PathBuf::new(),
+            writer: tokio::sync::Mutex::new(()),
+            database: Some(database),
+        }
+    }
+
+    /// Appends one entry (already redacted) and fsyncs it (committed, in PostgreSQL).
     pub async fn append(&self, entry: &Value) -> io::Result<()> {
+        if let Some(database) = &self.database {
+            let client = database.client().await.map_err(io::Error::other)?;
+            client
+                .execute(
+                    "INSERT INTO audit_log (entry) VALUES ($1::text::jsonb)",
+                    &[&entry.to_string()],
+                )
+                .await
+                .map_err(|error| io::Error::other(DbError::from(error)))?;
+            return Ok(());
+        }
         let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
         line.push(b'\n');
         let _writer = self.writer.lock().await;
@@ -87,6 +113,17 @@ impl AuditLog {
 
     /// Every entry, oldest first; a torn last line is skipped.
     pub async fn read(&self) -> io::Result<Vec<Value>> {
+        if let Some(database) = &self.database {
+            let client = database.client().await.map_err(io::Error::other)?;
+            let rows = client
+                .query("SELECT entry::text FROM audit_log ORDER BY seq", &[])
+                .await
+                .map_err(|error| io::Error::other(DbError::from(error)))?;
+            return Ok(rows
+                .iter()
+                .filter_map(|row| serde_json::from_str(row.get::<_, &str>(0)).ok())
+                .collect());
+        }
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let file = match std::fs::File::open(&path) {

@@ -6,6 +6,10 @@
 //! file that changed on disk, so a hand edit is never overwritten, and after it the whole
 //! result is validated before anything is written. [`ConfigStore::spawn_watcher`] picks up
 //! hand edits without a restart and keeps the last good snapshot when an edit is broken.
+//!
+//! With `ROUTERLY_DATABASE_URL` ([`ConfigStore::open_database`]) the same snapshot comes
+//! from PostgreSQL instead (see [`super::pg::config`]): every update is a new version written
+//! under the writers' lock, and the watcher listens for other replicas' versions.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -29,13 +33,15 @@ use tokio::task::JoinHandle;
 use super::StoreError;
 use super::files::{self, ConfigFileError, FileStamp};
 use super::home::{ConfigKind, Home};
+use super::pg::config::{self as pg_config, ConfigConnection};
 use super::secrets::{self, EnvAllowList, MasterKey};
 
 /// How often the watcher looks at the config files.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The config files as plain data; what [`ConfigStore::update`] lets a change edit.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The config files as plain data; what [`ConfigStore::update`] lets a change edit. In
+/// PostgreSQL it is stored as one JSON document with a member per file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Draft {
     /// `config/settings.json`.
     pub settings: Settings,
@@ -536,6 +542,9 @@ pub enum ReloadError {
     /// The files parse but do not agree.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// PostgreSQL could not be read.
+    #[error("{0}")]
+    Database(String),
 }
 
 /// Why [`ConfigStore::update`] changed nothing.
@@ -559,6 +568,7 @@ impl From<ReloadError> for StoreError {
         match error {
             ReloadError::File(error) => StoreError::Config(error),
             ReloadError::Invalid(error) => StoreError::Invalid(error),
+            ReloadError::Database(message) => StoreError::Database(message),
         }
     }
 }
@@ -578,12 +588,27 @@ struct DiskState {
     stamps: [FileStamp; 6],
 }
 
+/// What the configuration in PostgreSQL's writer knows: its connection and the version of
+/// the snapshot in force.
+struct DatabaseState {
+    connection: ConfigConnection,
+    version: i64,
+}
+
+/// Where the configuration is kept; each holds the lock its writers take.
+enum Source {
+    /// The files under `config/` (the default).
+    Files(Mutex<DiskState>),
+    /// PostgreSQL's `config_versions`.
+    Database(Mutex<DatabaseState>),
+}
+
 /// The configuration of a running service. See the module documentation.
 pub struct ConfigStore {
     home: Home,
     master_key: ArcSwap<MasterKey>,
     current: ArcSwap<Snapshot>,
-    disk: Mutex<DiskState>,
+    source: Source,
     reload_error: StdMutex<Option<String>>,
 }
 
@@ -613,9 +638,60 @@ impl ConfigStore {
             home: home.clone(),
             master_key: ArcSwap::from_pointee(master_key),
             current: ArcSwap::from_pointee(snapshot),
-            disk: Mutex::new(DiskState { stamps }),
+            source: Source::Files(Mutex::new(DiskState { stamps })),
             reload_error: StdMutex::new(None),
         })
+    }
+
+    /// Loads the newest configuration version from PostgreSQL at `url`, whose schema is
+    /// migrated already ([`super::pg::Database::open`]). An empty database starts empty
+    /// (version 1, the default configuration); a home whose config files hold models,
+    /// projects or users is refused then, so an installation switched to the database is
+    /// never served empty by mistake (`routerly migrate --from-files` copies it first).
+    pub async fn open_database(
+        home: &Home,
+        master_key: MasterKey,
+        url: &str,
+    ) -> Result<Self, StoreError> {
+        let mut connection = ConfigConnection::open(url).await?;
+        let client = connection.client().await?;
+        if pg_config::newer_than(&*client, 0).await?.is_none() {
+            let local = read_files(home)?;
+            if !local.models.models.is_empty()
+                || !local.projects.projects.is_empty()
+                || !local.users.users.is_empty()
+            {
+                return Err(StoreError::Settings(format!(
+                    "{} holds a configuration but the database in ROUTERLY_DATABASE_URL has                      none: copy it there with `routerly migrate --from-files` first",
+                    home.config_dir().display()
+                )));
+            }
+        }
+        let (version, draft) = pg_config::load_or_seed(client, &Draft::default()).await?;
+        let snapshot = Snapshot::build(draft, &master_key).map_err(|error| {
+            StoreError::Settings(format!(
+                "the configuration in PostgreSQL (version {version}) is not valid here:                  {error} (every replica needs the same master key, ROUTERLY_SECRET_KEY)"
+            ))
+        })?;
+        tracing::info!(version, "configuration loaded from PostgreSQL");
+        Ok(ConfigStore {
+            home: home.clone(),
+            master_key: ArcSwap::from_pointee(master_key),
+            current: ArcSwap::from_pointee(snapshot),
+            source: Source::Database(Mutex::new(DatabaseState {
+                connection,
+                version,
+            })),
+            reload_error: StdMutex::new(None),
+        })
+    }
+
+    /// The configuration version in force when it comes from PostgreSQL.
+    pub async fn database_version(&self) -> Option<i64> {
+        match &self.source {
+            Source::Files(_) => None,
+            Source::Database(state) => Some(state.lock().await.version),
+        }
     }
 
     /// The configuration in force: a pointer load, no lock, no IO.
@@ -649,7 +725,11 @@ impl ConfigStore {
         &self,
         f: impl FnOnce(&mut Draft) -> Result<T, E>,
     ) -> Result<T, UpdateError<E>> {
-        let mut disk = self.disk.lock().await;
+        let disk = match &self.source {
+            Source::Files(disk) => disk,
+            Source::Database(state) => return self.update_database(state, f).await,
+        };
+        let mut disk = disk.lock().await;
         // Hash every file rather than trusting mtimes: an update is rare, a lost edit is not.
         self.catch_up(&mut disk, true)
             .await
@@ -724,11 +804,78 @@ impl ConfigStore {
         }
     }
 
+    /// [`ConfigStore::update`] against PostgreSQL: under the writers' lock (one transaction),
+    /// the newest version is read first, so `f` sees every other replica's change, and the
+    /// result is inserted as the next version, announced to every replica on commit.
+    async fn update_database<T, E>(
+        &self,
+        state: &Mutex<DatabaseState>,
+        f: impl FnOnce(&mut Draft) -> Result<T, E>,
+    ) -> Result<T, UpdateError<E>> {
+        fn unavailable<E>(error: impl Into<super::pg::DbError>) -> UpdateError<E> {
+            UpdateError::Store(StoreError::from(error.into()))
+        }
+        let mut state = state.lock().await;
+        let DatabaseState {
+            connection,
+            version,
+        } = &mut *state;
+        let client = connection.client().await.map_err(unavailable)?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        pg_config::lock_writers(&transaction)
+            .await
+            .map_err(unavailable)?;
+        if let Some((newer, draft)) = pg_config::newer_than(&transaction, *version)
+            .await
+            .map_err(unavailable)?
+        {
+            let snapshot = Snapshot::build(draft, &self.master_key.load())
+                .map_err(|error| UpdateError::Store(StoreError::Invalid(error)))?;
+            self.current.store(Arc::new(snapshot));
+            *version = newer;
+        }
+
+        let before = self.current.load_full().to_draft();
+        let mut draft = before.clone();
+        // A panic in `f` drops the transaction, which rolls back and releases the lock.
+        let value = f(&mut draft).map_err(UpdateError::Rejected)?;
+        super::budget_config::prune_dangling_limits(&mut draft);
+        if draft == before {
+            return Ok(value);
+        }
+        let snapshot = Snapshot::build(draft.clone(), &self.master_key.load())
+            .map_err(UpdateError::Invalid)?;
+        pg_config::insert(&transaction, *version + 1, &draft)
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(|error| {
+            tracing::error!(error = %super::pg::DbError::from(error), "cannot write the configuration");
+            UpdateError::Store(StoreError::Database(
+                "the configuration database did not confirm the change; it may or may not \
+                 be applied (this replica picks it up within seconds if it was)"
+                    .to_owned(),
+            ))
+        })?;
+        *version += 1;
+        self.current.store(Arc::new(snapshot));
+        tracing::info!(version = *version, "configuration updated");
+        Ok(value)
+    }
+
     /// Re-encrypts every `enc:` secret in the config files under `new_key` and makes it the
     /// master key, atomically (see [`super::rotate`]): no update or reload runs meanwhile, and
-    /// a crash leaves either the old key and files or the new ones.
+    /// a crash leaves either the old key and files or the new ones. Refused when the
+    /// configuration is in PostgreSQL: every replica holds the key, so it changes outside
+    /// Routerly.
     pub async fn rotate_master_key(&self, new_key: MasterKey) -> Result<usize, StoreError> {
-        let mut disk = self.disk.lock().await;
+        let Source::Files(disk) = &self.source else {
+            return Err(StoreError::Settings(
+                "the configuration is in PostgreSQL, shared by every replica with one master \
+                 key (ROUTERLY_SECRET_KEY): it cannot be rotated by one replica"
+                    .to_owned(),
+            ));
+        };
+        let mut disk = disk.lock().await;
         self.catch_up(&mut disk, true).await?;
         let old_key = self.master_key();
         let home = self.home.clone();
@@ -749,13 +896,44 @@ impl ConfigStore {
     /// new snapshot; returns whether anything was reloaded. A broken file leaves the last
     /// good snapshot in force and is logged once per distinct error.
     pub async fn reload(&self) -> Result<bool, ReloadError> {
-        let mut disk = self.disk.lock().await;
-        self.catch_up(&mut disk, false).await
+        match &self.source {
+            Source::Files(disk) => {
+                let mut disk = disk.lock().await;
+                self.catch_up(&mut disk, false).await
+            }
+            Source::Database(state) => {
+                let result = self.resync(state).await;
+                self.record_reload(&result);
+                result
+            }
+        }
+    }
+
+    /// Swaps in the newest version in PostgreSQL when it is newer than the one in force.
+    async fn resync(&self, state: &Mutex<DatabaseState>) -> Result<bool, ReloadError> {
+        let unavailable = |error: super::pg::DbError| ReloadError::Database(error.to_string());
+        let mut state = state.lock().await;
+        let version = state.version;
+        let client = state.connection.client().await.map_err(unavailable)?;
+        let Some((newer, draft)) = pg_config::newer_than(&*client, version)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(false);
+        };
+        let snapshot = Snapshot::build(draft, &self.master_key.load())?;
+        self.current.store(Arc::new(snapshot));
+        state.version = newer;
+        tracing::info!(version = newer, "configuration reloaded from PostgreSQL");
+        Ok(true)
     }
 
     /// Polls the config files every [`WATCH_INTERVAL`] and reloads hand edits until
     /// `shutdown` turns `true` (or its sender is dropped).
     pub fn spawn_watcher(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        if let Source::Database(_) = &self.source {
+            return self.spawn_listener(shutdown);
+        }
         let store = Arc::clone(self);
         crate::panics::supervise("config watcher", move || {
             let (store, mut shutdown) = (Arc::clone(&store), shutdown.clone());
@@ -782,11 +960,84 @@ impl ConfigStore {
         })
     }
 
+    /// In PostgreSQL mode: listens for other replicas' versions and re-reads the newest on
+    /// each notification, every [`pg_config::RESYNC_INTERVAL`] as a safety net, and after
+    /// every reconnection (notifications sent while not listening are lost), until
+    /// `shutdown` turns `true`.
+    fn spawn_listener(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let store = Arc::clone(self);
+        crate::panics::supervise("config listener", move || {
+            let (store, mut shutdown) = (Arc::clone(&store), shutdown.clone());
+            async move {
+                let Source::Database(state) = &store.source else {
+                    return;
+                };
+                let url = state.lock().await.connection.url().to_owned();
+                let mut warned = false;
+                loop {
+                    if *shutdown.borrow_and_update() {
+                        return;
+                    }
+                    match pg_config::listen(&url).await {
+                        Ok((_listening, mut notifications)) => {
+                            if warned {
+                                tracing::info!("listening for configuration changes again");
+                                warned = false;
+                            }
+                            let mut resync = tokio::time::interval(pg_config::RESYNC_INTERVAL);
+                            resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                            loop {
+                                tokio::select! {
+                                    notification = notifications.recv() => {
+                                        if notification.is_none() {
+                                            break;
+                                        }
+                                    }
+                                    _ = resync.tick() => {}
+                                    changed = shutdown.changed() => {
+                                        if changed.is_err() || *shutdown.borrow() {
+                                            return;
+                                        }
+                                    }
+                                }
+                                // Errors are logged and recorded by `reload`.
+                                let _ = store.reload().await;
+                            }
+                        }
+                        Err(error) => {
+                            if !warned {
+                                tracing::warn!(%error, "cannot listen for configuration changes; retrying every second");
+                                warned = true;
+                            }
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                            let _ = store.reload().await;
+                        }
+                        changed = shutdown.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
     /// Brings the snapshot up to date with the files on disk; the caller holds the writer
     /// lock. With `always_hash`, every file is read and hashed; otherwise only files whose
     /// mtime or length moved.
     async fn catch_up(&self, disk: &mut DiskState, always_hash: bool) -> Result<bool, ReloadError> {
         let result = self.catch_up_inner(disk, always_hash).await;
+        self.record_reload(&result);
+        result
+    }
+
+    /// Keeps the error that holds back a reload (logged once per distinct error), or clears
+    /// it after a reload that worked.
+    fn record_reload(&self, result: &Result<bool, ReloadError>) {
         let mut reload_error = self
             .reload_error
             .lock()
@@ -794,7 +1045,7 @@ impl ConfigStore {
         match &result {
             Ok(_) => {
                 if reload_error.take().is_some() {
-                    tracing::info!("configuration files are valid again");
+                    tracing::info!("the configuration reloads again");
                 }
             }
             Err(error) => {
@@ -802,13 +1053,12 @@ impl ConfigStore {
                 if reload_error.as_deref() != Some(message.as_str()) {
                     tracing::error!(
                         error = %message,
-                        "config change on disk refused; the last good configuration stays in force"
+                        "configuration change not applied (files on disk or PostgreSQL); the last good configuration stays in force"
                     );
                     *reload_error = Some(message);
                 }
             }
         }
-        result
     }
 
     async fn catch_up_inner(
@@ -862,6 +1112,41 @@ impl ConfigStore {
         }
         Ok(true)
     }
+}
+
+/// The config files' contents, unvalidated.
+pub(crate) fn read_files(home: &Home) -> Result<Draft, ConfigFileError> {
+    read_config_dir(&home.config_dir())
+}
+
+/// The six config files in `dir` (`settings.json`, `models.json`, …), parsed but not
+/// validated; errors name the file, line and column.
+pub fn read_config_dir(dir: &Path) -> Result<Draft, ConfigFileError> {
+    let mut draft = Draft::default();
+    for kind in ConfigKind::ALL {
+        let path = dir.join(kind.file_name());
+        let (bytes, _) = read_stamped(&path)?;
+        parse_into(&mut draft, kind, &path, &bytes)?;
+    }
+    Ok(draft)
+}
+
+/// Writes `draft` as the six config files in `dir` (created if missing), each atomically
+/// and laid out as the service writes them.
+pub fn write_config_dir(dir: &Path, draft: &Draft) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    for kind in ConfigKind::ALL {
+        let bytes = match kind {
+            ConfigKind::Settings => files::to_pretty_json(&draft.settings),
+            ConfigKind::Models => files::to_pretty_json(&draft.models),
+            ConfigKind::Projects => files::to_pretty_json(&draft.projects),
+            ConfigKind::Users => files::to_pretty_json(&draft.users),
+            ConfigKind::Roles => files::to_pretty_json(&draft.roles),
+            ConfigKind::Limits => files::to_pretty_json(&draft.limits),
+        }?;
+        files::write_atomic(&dir.join(kind.file_name()), &bytes)?;
+    }
+    Ok(())
 }
 
 /// Reads a file and stamps it; the metadata is taken before the contents, so a write racing

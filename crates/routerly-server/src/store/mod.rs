@@ -76,9 +76,18 @@ pub enum StoreError {
     /// A setting (or its environment variable) is invalid.
     #[error("{0}")]
     Settings(String),
+    /// PostgreSQL could not be used (the message never holds the connection string).
+    #[error("{0}")]
+    Database(String),
     /// Neither `ROUTERLY_HOME` nor `HOME` is set.
     #[error("cannot find the Routerly home: set ROUTERLY_HOME (or HOME)")]
     NoHome,
+}
+
+impl From<pg::DbError> for StoreError {
+    fn from(error: pg::DbError) -> Self {
+        StoreError::Database(error.to_string())
+    }
 }
 
 impl StoreError {

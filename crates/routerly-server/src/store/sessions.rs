@@ -387,17 +387,40 @@ impl SessionStore for FileSessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
-
-    fn hash(byte: u8) -> TokenHash {
-        [byte; 32]
-    }
 
     #[tokio::test]
     async fn rotation_works_and_reuse_revokes_the_family() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("sessions.json");
         let store = FileSessionStore::open(path.clone()).expect("open");
+        contract::rotation_and_reuse(&store, async move || {
+            Box::new(FileSessionStore::open(path).expect("reopen")) as Box<dyn SessionStore>
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn unknown_expired_and_revoked_tokens_are_refused() {
+        contract::refusals(&FileSessionStore::in_memory()).await;
+    }
+}
+
+/// What every [`SessionStore`] must do, run against each implementation.
+#[cfg(test)]
+pub(crate) mod contract {
+    use super::*;
+    use chrono::Duration;
+
+    fn hash(byte: u8) -> TokenHash {
+        [byte; 32]
+    }
+
+    /// Rotation, reuse detection, and everything still there through `reopened` (the same
+    /// store after a restart, or another replica's).
+    pub(crate) async fn rotation_and_reuse(
+        store: &dyn SessionStore,
+        reopened: impl AsyncFnOnce() -> Box<dyn SessionStore>,
+    ) {
         let later = Utc::now() + Duration::days(30);
         store
             .issue("f1".into(), hash(1), "u1".into(), later)
@@ -443,9 +466,13 @@ mod tests {
             store.find(hash(9)).await.map(|i| i.family_id),
             Some("f2".into())
         );
+        assert!(store.family_live("f2".into(), "u1".into()).await);
+        assert!(
+            !store.family_live("f2".into(), "u2".into()).await,
+            "a family is live only for its own user"
+        );
 
-        // Everything survives a restart.
-        let reopened = FileSessionStore::open(path).expect("reopen");
+        let reopened = reopened().await;
         assert_eq!(
             reopened.rotate(hash(2), hash(5), later).await,
             Err(SessionError::Revoked)
@@ -457,11 +484,11 @@ mod tests {
         assert_eq!(info.family_id, "f2");
         assert_eq!(reopened.revoke_user("u1".into()).await, Ok(1));
         assert_eq!(reopened.find(hash(10)).await, None);
+        assert!(!reopened.family_live("f2".into(), "u1".into()).await);
     }
 
-    #[tokio::test]
-    async fn unknown_expired_and_revoked_tokens_are_refused() {
-        let store = FileSessionStore::in_memory();
+    /// Unknown, expired, duplicate and revoked.
+    pub(crate) async fn refusals(store: &dyn SessionStore) {
         let later = Utc::now() + Duration::hours(1);
         assert_eq!(
             store.rotate(hash(1), hash(2), later).await,

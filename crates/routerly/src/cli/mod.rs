@@ -37,7 +37,7 @@ Examples:
   routerly project token create shop --labels web --json
   routerly report calls --project shop --limit 20
 
-Every command but `serve` talks to a running service (the current session, `--server ALIAS`,
+Every command but `serve`, `migrate` and `config` talks to a running service (the current session, `--server ALIAS`,
 or ROUTERLY_API_KEY with ROUTERLY_URL). Listings take --json.";
 
 /// Routerly: a self-hosted LLM API gateway.
@@ -104,6 +104,18 @@ pub enum Command {
     /// The service: status, settings, master-key rotation.
     #[command(subcommand)]
     Service(ServiceCommand),
+    /// Copy this file installation (ROUTERLY_HOME) into PostgreSQL: run on the machine
+    /// that holds it, with the service stopped.
+    #[command(
+        after_help = "Example:\n  ROUTERLY_DATABASE_URL='host=db user=routerly dbname=routerly' \\\n    routerly migrate --from-files\n\n\
+        Copies the configuration (secrets stay encrypted under this home's master key: give every \
+        replica that key as ROUTERLY_SECRET_KEY) and the usage history. Running it again adds only \
+        what is missing; a database holding another configuration is refused without --force."
+    )]
+    Migrate(MigrateOptions),
+    /// The configuration in PostgreSQL as files: export, edit or keep in Git, import.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  routerly completions bash > /etc/bash_completion.d/routerly"
@@ -111,6 +123,50 @@ pub enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+/// The database the storage commands work on.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseOption {
+    /// The PostgreSQL connection string (its value is never printed).
+    #[arg(long, env = "ROUTERLY_DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+}
+
+/// Options of `routerly migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateOptions {
+    /// Copy from the files of ROUTERLY_HOME (the only source there is).
+    #[arg(long, required = true)]
+    pub from_files: bool,
+    /// Replace a configuration the database already holds.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub database: DatabaseOption,
+}
+
+/// `routerly config …`: run where the database is reachable, not through a service.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write the configuration in force as settings.json, models.json, projects.json,
+    /// users.json, roles.json and limits.json in a directory (secrets stay encrypted).
+    Export {
+        /// The directory (created if missing; the six files in it are replaced).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseOption,
+    },
+    /// Replace the configuration with the six files of a directory, once they are valid
+    /// under the master key (ROUTERLY_SECRET_KEY); running replicas apply it within a second.
+    Import {
+        /// The directory holding the six files.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseOption,
     },
 }
 
@@ -182,7 +238,9 @@ pub(crate) fn text(value: &Value, pointer: &str) -> String {
 /// Runs a command other than `serve`.
 pub async fn run(command: Command, server: Option<String>) -> anyhow::Result<()> {
     match command {
-        Command::Serve(_) => unreachable!("serve is run by main"),
+        Command::Serve(_) | Command::Migrate(_) | Command::Config(_) => {
+            unreachable!("serve and the storage commands are run by main")
+        }
         Command::Setup {
             url,
             email,

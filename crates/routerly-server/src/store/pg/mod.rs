@@ -3,12 +3,20 @@
 //!
 //! - [`Database`]: the connection (re-opened when it drops) and the versioned schema,
 //!   migrated at start; a schema newer than this binary knows is refused.
+//! - [`config`]: the configuration as versioned documents, announced to every replica by
+//!   `NOTIFY`.
+//! - [`shared`]: sessions, Responses-API conversation state and the access-token signing
+//!   key, so any replica continues what another began.
+//! - [`transfer`]: `routerly migrate --from-files` and `routerly config export|import`.
 //! - [`usage`]: the usage records, shipped off the request path in batches and buffered
 //!   (memory, then local disk) while the database is unreachable, and the
 //!   [`crate::store::history::UsageHistory`] reads over them.
 //!
 //! The JSON-file mode stays the default: nothing here runs unless the URL is set.
 
+pub mod config;
+pub mod shared;
+pub mod transfer;
 pub mod usage;
 
 use std::sync::Arc;
@@ -20,7 +28,11 @@ use tokio_postgres::{Client, NoTls};
 pub const DATABASE_URL_ENV: &str = "ROUTERLY_DATABASE_URL";
 
 /// The schema, one migration per version; a version once released is never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_usage.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_usage.sql")),
+    (2, include_str!("migrations/0002_config.sql")),
+    (3, include_str!("migrations/0003_shared_state.sql")),
+];
 
 /// Any constant shared by every replica: serializes their migrations.
 const MIGRATION_LOCK: i64 = 0x726f_7574_6572_6c79; // "routerly"
@@ -41,6 +53,20 @@ pub enum DbError {
         found: i32,
         /// The newest version this binary knows.
         known: i32,
+    },
+    /// A stored configuration document does not read as this binary's configuration.
+    #[error("the configuration stored as version {version} cannot be read: {message}")]
+    Document {
+        /// The version at fault.
+        version: i64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Another writer stored this configuration version first.
+    #[error("configuration version {version} was written by another replica meanwhile")]
+    ConfigConflict {
+        /// The version both wanted to write.
+        version: i64,
     },
 }
 
@@ -222,7 +248,7 @@ mod tests {
             .iter()
             .map(|row| row.get(0))
             .collect();
-        assert_eq!(versions, vec![known_version()]);
+        assert_eq!(versions, (1..=known_version()).collect::<Vec<_>>());
         client
             .execute(
                 "INSERT INTO routerly_schema (version) VALUES ($1)",

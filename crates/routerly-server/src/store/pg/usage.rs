@@ -98,7 +98,7 @@ pub enum ShipperState {
     BufferingInMemory,
     /// PostgreSQL unreachable; records held in memory and the spool file.
     BufferingOnDisk,
-    /// Both bounds full: new calls are refused.
+    /// Memory full and the spool within its headroom of its bound: new calls are refused.
     Full,
 }
 
@@ -203,13 +203,17 @@ impl UsageShipper {
                     }
                 }
             }
-            // Still in the local usage log, but not in PostgreSQL.
+            // Still in the local usage log, but not in PostgreSQL: more calls were under
+            // way when refusals began than the headroom holds.
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            if !self.full.swap(true, Ordering::Relaxed) {
-                tracing::error!(
-                    "PostgreSQL unreachable and the usage buffers are full: refusing calls until it returns"
-                );
-            }
+            tracing::error!(
+                "a usage record found no room in the PostgreSQL buffers; it is only in the local usage log"
+            );
+        }
+        if self.nearly_full(&buffer) && !self.full.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                "PostgreSQL unreachable and the usage buffers are nearly full: refusing calls until it returns"
+            );
         }
         if let Some(file) = spool
             && let Err(error) = file.sync_data()
@@ -220,7 +224,20 @@ impl UsageShipper {
         self.wake.notify_one();
     }
 
-    /// Whether both buffers are full (new calls are then refused).
+    /// Spool bytes kept free for the calls already under way when refusals begin: an
+    /// eighth of the spool, at most 8 MiB (thousands of records).
+    fn headroom(&self) -> u64 {
+        (self.limits.spool_bytes / 8).min(8 << 20)
+    }
+
+    /// Whether memory is full and the spool within [`UsageShipper::headroom`] of its bound.
+    fn nearly_full(&self, buffer: &Buffer) -> bool {
+        buffer.memory.len() >= self.limits.memory_records
+            && buffer.spool_bytes + self.headroom() >= self.limits.spool_bytes
+    }
+
+    /// Whether both buffers are (nearly) full: new calls are then refused, so that the
+    /// records of the calls under way still find room.
     pub fn is_full(&self) -> bool {
         self.full.load(Ordering::Relaxed)
     }
@@ -341,10 +358,7 @@ impl UsageShipper {
                     buffer.spool_read = 0;
                 }
             }
-            if buffer.spool_records == 0
-                && buffer.memory.len() < self.limits.memory_records
-                && self.full.swap(false, Ordering::Relaxed)
-            {
+            if !self.nearly_full(&buffer) && self.full.swap(false, Ordering::Relaxed) {
                 tracing::info!("usage buffers have room again: accepting calls");
             }
             drop(buffer);
@@ -405,7 +419,7 @@ fn read_spool(path: &std::path::Path, offset: u64, count: usize) -> io::Result<(
 
 /// Inserts `lines` (serialized records) in one statement; records already there are
 /// skipped.
-async fn insert(client: &Client, lines: &[String]) -> Result<(), DbError> {
+pub(crate) async fn insert(client: &Client, lines: &[String]) -> Result<(), DbError> {
     let mut ids = Vec::with_capacity(lines.len());
     let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(lines.len());
     let mut projects = Vec::with_capacity(lines.len());
@@ -958,9 +972,15 @@ mod tests {
         })
         .await;
         assert_eq!(shipper.waiting(), (4, 0));
+        let mut refused_before_any_loss = false;
         for record in &records[6..] {
             shipper.hand(&lines(std::slice::from_ref(record)));
+            refused_before_any_loss |= shipper.is_full() && shipper.dropped() == 0;
         }
+        assert!(
+            refused_before_any_loss,
+            "calls are refused while there is still room for those under way"
+        );
         // 5 in memory, then about ten spooled, then no room: refused from there.
         let (in_memory, spooled) = shipper.waiting();
         assert_eq!(in_memory, 5);
