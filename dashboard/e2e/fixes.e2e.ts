@@ -255,6 +255,56 @@ describe("issue 16's dashboard fixes", () => {
     await expect.poll(() => page.getByTestId(`routing-health-${MODEL}`).textContent()).toContain('circuit closed');
   });
 
+  test('test connection makes one call to the provider; a failing model shows its circuit open', async () => {
+    const page = adminPage;
+    await open(page, '/models');
+    await page.getByRole('button', { name: `Test the connection of ${MODEL}` }).click();
+    const result = page.getByTestId(`model-row-${MODEL}`).getByTestId('connection-result');
+    await expect.poll(() => result.textContent()).toMatch(/^✓ the provider answered \(\d+ ms\)$/);
+    // A wrong key: the provider's refusal, in words, and never the key itself.
+    expect((await call('POST', '/api/models', { id: 'wrong-key', provider: 'openai', endpoint: stack.mock.openai, api_key: 'sk-not-the-mock-key', upstream_model: MODEL })).status).toBe(201);
+    await open(page, '/models');
+    await page.getByRole('button', { name: 'Test the connection of wrong-key' }).click();
+    const wrong = page.getByTestId('model-row-wrong-key').getByTestId('connection-result');
+    await expect.poll(() => wrong.textContent()).toContain('refused the API key (HTTP 401)');
+    const answer = await call<Record<string, unknown>>('POST', '/api/models/wrong-key/test');
+    expect(JSON.stringify(answer.body)).not.toContain('sk-not-the-mock-key');
+    // Abuse: an endpoint on the cloud metadata address is refused before any call; a viewer
+    // may not spend the provider key.
+    expect((await call('PATCH', '/api/models/wrong-key', { endpoint: 'http://169.254.169.254/v1' })).status).toBe(200);
+    const metadata = await call<{ error: { message: string; field: string } }>('POST', '/api/models/wrong-key/test');
+    expect(metadata.status).toBe(400);
+    expect(metadata.body.error.message).toContain('link-local');
+    const viewerToken = ((await (await fetch(stack.url + '/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: VIEWER, password: PASSWORD }) })).json()) as { access_token: string }).access_token;
+    expect((await call('POST', `/api/models/${MODEL}/test`, undefined, viewerToken)).status).toBe(403);
+    expect((await call('DELETE', '/api/models/wrong-key')).status).toBe(204);
+    // A model nothing answers on (a closed port), under the health policy: routing opens its
+    // circuit (the calls fall back to the working model), and the page says so.
+    expect((await call('POST', '/api/models', { id: 'flaky', provider: 'openai', endpoint: 'http://127.0.0.1:9/v1', api_key: MOCK_API_KEY, upstream_model: MODEL })).status).toBe(201);
+    expect((await call('POST', `/api/projects/${projectId}/models`, { model_id: 'flaky' })).status).toBe(201);
+    expect((await call('PUT', `/api/projects/${projectId}/policies`, { policies: [{ type: 'health', enabled: true, config: {} }] })).status).toBe(200);
+    let circuit = 'closed';
+    for (let index = 0; index < 8 && circuit !== 'open'; index++) {
+      await chat('flaky', 'fail over');
+      const health = await call<{ models: { model_id: string; circuit: string }[] }>('GET', '/api/routing/health');
+      circuit = health.body.models.find((model) => model.model_id === 'flaky')?.circuit ?? '';
+    }
+    expect(circuit).toBe('open');
+    await open(page, '/models');
+    const flaky = page.getByTestId('model-row-flaky').getByTestId('model-health');
+    expect(await flaky.getAttribute('data-circuit')).toBe('open');
+    expect(await flaky.locator('.badge-bad').textContent()).toBe('circuit open');
+    expect(await flaky.getByTestId('model-routing').textContent()).toMatch(/(\d+) of \1 calls failed/);
+    await shoot(page, 'fix-models-circuit-open');
+    await open(page, `/projects/${projectId}/routing`);
+    await expect.poll(() => page.getByTestId('routing-health-flaky').textContent()).toContain('circuit open');
+    const unreachable = await call<{ ok: boolean; status: number | null; message: string }>('POST', '/api/models/flaky/test');
+    expect(unreachable.body).toMatchObject({ ok: false, status: null });
+    expect(unreachable.body.message).toContain('could not connect');
+    expect((await call('PUT', `/api/projects/${projectId}/policies`, { policies: [] })).status).toBe(200);
+    expect((await call('DELETE', `/api/projects/${projectId}/models/flaky`)).status).toBe(204);
+  });
+
   test('tokens show last use and spend; the playground reuses one token per user', async () => {
     const page = adminPage;
     await open(page, `/projects/${projectId}/tokens`);
