@@ -165,6 +165,8 @@ describe("issue 16's dashboard fixes", () => {
     expect(await page.getByTestId('chart-latency').getByTestId('chart-y').textContent()).toMatch(/ms|s/);
     expect(await page.getByTestId('chart-calls').getByTestId('chart-x').textContent()).toMatch(/[A-Z][a-z]{2}/);
     expect(await page.getByTestId('p95-latency').count()).toBe(1);
+    // No provider error yet: one zero on the scale, not "0 % 0 % 0 %".
+    expect(await page.getByTestId('chart-errors').getByTestId('chart-y').textContent()).toBe('0 %');
     // A top-N bar opens the calls it sums.
     await page.locator('[aria-label="Top models by spend"]').getByRole('link', { name: MODEL }).click();
     await page.waitForURL(`**/dashboard/usage?model=${MODEL}`);
@@ -395,5 +397,73 @@ describe("issue 16's dashboard fixes", () => {
     await shoot(page, 'fix-editor-budgets');
     expect(sideways, 'pages that scroll sideways').toEqual([]);
     expect(browserErrors, 'errors in the browser console').toEqual([]);
+  });
+});
+
+// The fixes above were driven at 1280 px in the light theme; each variant here checks again
+// what an operator reads at a glance, at both widths in both themes, on the state they left.
+describe.each([
+  [375, 'light'],
+  [375, 'dark'],
+  [1280, 'light'],
+  [1280, 'dark'],
+] as const)('the fixes at %i px, %s theme', (width, scheme) => {
+  test('a refusing budget, a call found by trace id with its outcome and cost, model health', async () => {
+    const page = adminPage;
+    await page.setViewportSize({ width, height: 800 });
+    await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' });
+    const zero = await call<{ id: string }>('POST', '/api/limits', { scope: `project:${projectId}`, metric: 'cost', value: 0, period: 'monthly' });
+    expect(zero.status).toBe(201);
+    try {
+      await open(page, `/projects/${projectId}/general`);
+      expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(scheme);
+      const gauge = page.getByTestId('gauge');
+      expect(await gauge.getAttribute('data-state')).toBe('refusing');
+      // The reason is in this theme's danger colour, and on screen.
+      const [reasonColour, dangerColour] = await page.getByTestId('gauge-reason').evaluate((reason) => {
+        const probe = document.createElement('span');
+        probe.style.color = 'var(--bad)';
+        document.body.append(probe);
+        const colours = [getComputedStyle(reason).color, getComputedStyle(probe).color];
+        probe.remove();
+        return colours;
+      });
+      expect(reasonColour).toBe(dangerColour);
+      const reasonBox = await page.getByTestId('gauge-reason').boundingBox();
+      expect(reasonBox && reasonBox.x >= 0 && reasonBox.x + reasonBox.width <= width + 1, 'the reason fits the screen').toBe(true);
+    } finally {
+      expect((await call('DELETE', `/api/limits/${zero.body.id}`)).status).toBe(204);
+    }
+    await open(page, '/usage');
+    await page.getByLabel('Trace id', { exact: true }).fill(traceId);
+    await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
+    const row = page.getByTestId('call-row');
+    for (const [index, what] of [
+      [1, 'outcome'],
+      [2, 'cost'],
+    ] as const) {
+      const cell = row.locator('td').nth(index);
+      const box = await cell.boundingBox();
+      expect(box && box.x >= 0 && box.x + box.width <= width + 1, `the ${what} is on screen`).toBe(true);
+      expect((await cell.textContent())?.trim(), what).not.toBe('');
+    }
+    expect(await row.locator('td').nth(1).textContent()).toContain('success');
+    expect(await row.locator('td').nth(2).textContent()).toMatch(/\$0\.0+[1-9]/);
+    // The detail opens on screen with focus in it.
+    await row.getByRole('button').click();
+    await expect.poll(() => page.getByTestId('call-detail').isVisible()).toBe(true);
+    const detail = await page.getByTestId('call-detail').boundingBox();
+    expect(detail && detail.y >= -1 && detail.y < 800, `the detail is on screen (y ${detail?.y})`).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.closest('[data-testid="call-detail"]') !== null)).toBe(true);
+    await page.keyboard.press('Escape');
+    await open(page, '/models');
+    const health = page.getByTestId(`model-row-${MODEL}`).getByTestId('model-health');
+    expect(await health.getAttribute('data-circuit')).toBe('closed');
+    expect(await health.textContent()).toMatch(/p95 \d/);
+    expect(await page.getByRole('button', { name: `Test the connection of ${MODEL}` }).count()).toBe(1);
+    const sizes = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+    expect(sizes.scroll, 'the page does not scroll sideways').toBeLessThanOrEqual(sizes.inner);
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.emulateMedia({ colorScheme: 'light' });
   });
 });
