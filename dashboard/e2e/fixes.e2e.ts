@@ -165,6 +165,9 @@ describe("issue 16's dashboard fixes", () => {
     expect(await page.getByTestId('chart-latency').getByTestId('chart-y').textContent()).toMatch(/ms|s/);
     expect(await page.getByTestId('chart-calls').getByTestId('chart-x').textContent()).toMatch(/[A-Z][a-z]{2}/);
     expect(await page.getByTestId('p95-latency').count()).toBe(1);
+    // Hovering a point reads its date and value in the chart's unit.
+    await page.getByTestId('chart-cost').locator('svg rect').last().hover();
+    expect(await page.getByTestId('chart-cost').locator('.chart-summary').textContent()).toMatch(/^\d\d [A-Z][a-z]{2}.*: \$\d/);
     // No provider error yet: one zero on the scale, not "0 % 0 % 0 %".
     expect(await page.getByTestId('chart-errors').getByTestId('chart-y').textContent()).toBe('0 %');
     // A top-N bar opens the calls it sums.
