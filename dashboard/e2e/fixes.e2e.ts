@@ -395,8 +395,8 @@ describe("issue 16's dashboard fixes", () => {
     expect(await page.getByRole('button', { name: 'Add a model' }).count()).toBe(0);
     await open(page, '/settings/budgets');
     // Only the project's own level is offered.
-    const scopes = await page.getByLabel('Applies to').locator('option').allTextContents();
-    expect(scopes).toEqual(['Project Support bot']);
+    // (The options follow the projects list, which may arrive after the page settles.)
+    await expect.poll(() => page.getByLabel('Applies to').locator('option').allTextContents()).toEqual(['Project Support bot']);
     await shoot(page, 'fix-editor-budgets');
     expect(sideways, 'pages that scroll sideways').toEqual([]);
     expect(browserErrors, 'errors in the browser console').toEqual([]);
@@ -463,7 +463,14 @@ describe.each([
     const health = page.getByTestId(`model-row-${MODEL}`).getByTestId('model-health');
     expect(await health.getAttribute('data-circuit')).toBe('closed');
     expect(await health.textContent()).toMatch(/p95 \d/);
+    const healthBox = await health.boundingBox();
+    expect(healthBox && healthBox.x + healthBox.width <= width + 1, 'the health is in the first screen').toBe(true);
     expect(await page.getByRole('button', { name: `Test the connection of ${MODEL}` }).count()).toBe(1);
+    if (width === 375) {
+      // A page shorter than the screen: the top bar keeps its height.
+      const bar = await page.locator('.topbar').boundingBox();
+      expect(bar!.height, 'top bar height on a short page').toBeLessThan(80);
+    }
     const sizes = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
     expect(sizes.scroll, 'the page does not scroll sideways').toBeLessThanOrEqual(sizes.inner);
     await page.setViewportSize({ width: 1280, height: 800 });

@@ -311,9 +311,9 @@ export function ModelsPage() {
             <thead>
               <tr>
                 <th>Id</th>
+                <th>Health</th>
                 <th>Provider</th>
                 <th>Input / output (USD/M)</th>
-                <th>Health</th>
                 <th>Context</th>
                 <th>Capabilities</th>
                 <th>API key</th>
@@ -328,6 +328,9 @@ export function ModelsPage() {
                   <td>
                     <strong>{model.id}</strong>
                     {model.upstream_model !== model.id ? <div className="muted small">{model.upstream_model}</div> : null}
+                  </td>
+                  <td>
+                    <ModelHealth health={healthOf(model.id)} totals={usageOf(model.id)} />
                   </td>
                   <td>
                     {model.provider}
@@ -347,9 +350,6 @@ export function ModelsPage() {
                         {usd(model.pricing.input)} / {usd(model.pricing.output)}
                       </>
                     )}
-                  </td>
-                  <td>
-                    <ModelHealth health={healthOf(model.id)} totals={usageOf(model.id)} />
                   </td>
                   <td>{model.context_window ? count(model.context_window) : '—'}</td>
                   <td className="badges">{capabilityBadges(model.capabilities)}</td>
