@@ -47,29 +47,64 @@ pub fn is_link_local(ip: IpAddr) -> bool {
     }
 }
 
-/// Refuses an endpoint whose host is or resolves to a link-local address.
-async fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(endpoint)
-        .map_err(|_| "the model's endpoint is not a valid http(s) URL".to_owned())?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| "the model's endpoint has no host".to_owned())?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(found) => found.map(|address| address.ip()).collect(),
-            // The call below reports that the name does not resolve.
-            Err(_) => Vec::new(),
-        },
+/// Why a model may not have `endpoint`, checked wherever a model's endpoint is created or
+/// changed (`POST /api/models`, `PATCH /api/models/{id}`) and again before a test call: it
+/// must be an http(s) URL with a host, and that host may not be a link-local address in any
+/// form a URL parser accepts (`169.254.169.254`, `0xa9fea9fe`, `[fe80::1]`,
+/// `[::ffff:169.254.169.254]`). Names are resolved only when the endpoint is tested
+/// ([`probe`]), so a write never waits on DNS.
+pub fn endpoint_refusal(endpoint: &str) -> Option<String> {
+    let Ok(parsed) = reqwest::Url::parse(endpoint) else {
+        return Some(format!("`{endpoint}` is not an http(s) URL"));
     };
-    match addresses.into_iter().find(|ip| is_link_local(*ip)) {
-        Some(ip) => Err(format!(
-            "the endpoint's host `{host}` is {ip}, a link-local address (cloud metadata); no provider is tested there"
-        )),
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Some(format!("`{endpoint}` is not an http(s) URL"));
+    }
+    let Some(host) = parsed.host_str().filter(|host| !host.is_empty()) else {
+        return Some(format!("`{endpoint}` has no host"));
+    };
+    // The parser writes every IPv4 form in dotted decimal and IPv6 in brackets; a host
+    // that does not read as an address is a name.
+    let address = literal_address(host)?;
+    is_link_local(address).then(|| link_local_refusal(&parsed, address))
+}
+
+/// The address a URL's host names literally, when it is one.
+fn literal_address(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+fn link_local_refusal(url: &reqwest::Url, ip: IpAddr) -> String {
+    let host = url.host_str().unwrap_or_default();
+    format!(
+        "the endpoint's host `{host}` is {ip}, a link-local address (where cloud instances serve their metadata); no provider lives there"
+    )
+}
+
+/// Refuses an endpoint that [`endpoint_refusal`] refuses, or whose host name resolves to a
+/// link-local address.
+async fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    if let Some(refusal) = endpoint_refusal(endpoint) {
+        return Err(refusal);
+    }
+    let parsed = reqwest::Url::parse(endpoint).expect("checked above");
+    let name = parsed.host_str().unwrap_or_default();
+    if literal_address(name).is_some() {
+        return Ok(());
+    }
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    // A name that does not resolve is reported by the call itself.
+    let Ok(found) = tokio::net::lookup_host((name, port)).await else {
+        return Ok(());
+    };
+    match found
+        .map(|address| address.ip())
+        .find(|ip| is_link_local(*ip))
+    {
+        Some(ip) => Err(link_local_refusal(&parsed, ip)),
         None => Ok(()),
     }
 }
@@ -187,5 +222,47 @@ mod tests {
         assert!(refused.contains("link-local"), "{refused}");
         assert!(check_endpoint("http://[fe80::1]:8080/v1").await.is_err());
         assert!(check_endpoint("http://127.0.0.1:11434").await.is_ok());
+    }
+
+    #[test]
+    fn every_written_form_of_a_link_local_host_is_refused() {
+        for endpoint in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://169.254.0.1:8443/v1",
+            "http://2852039166/",
+            "http://0xa9.0xfe.0xa9.0xfe/",
+            "http://0251.0376.0251.0376/",
+            "http://169.254.43518/",
+            "http://[fe80::1]:8080/v1",
+            "http://[FE80::a:b]/v1",
+            "http://[febf::1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:a9fe:a9fe]/",
+            "http://user:pass@169.254.169.254/",
+        ] {
+            let refusal = endpoint_refusal(endpoint).unwrap_or_else(|| panic!("{endpoint}"));
+            assert!(refusal.contains("link-local"), "{endpoint}: {refusal}");
+        }
+        for endpoint in [
+            "https://api.openai.com/v1",
+            "http://localhost:11434",
+            "http://127.0.0.1:9/v1",
+            "http://10.0.0.5/v1",
+            "http://[::1]:8080/v1",
+            "http://169.253.255.255/",
+            "http://[fec0::1]/",
+            "http://169.254.169.254.example.com/v1",
+        ] {
+            assert_eq!(endpoint_refusal(endpoint), None, "{endpoint}");
+        }
+        for endpoint in [
+            "ftp://example.com/",
+            "file:///etc/passwd",
+            "not a url",
+            "http://",
+        ] {
+            let refusal = endpoint_refusal(endpoint).unwrap_or_else(|| panic!("{endpoint}"));
+            assert!(!refusal.contains("link-local"), "{endpoint}: {refusal}");
+        }
     }
 }
