@@ -301,3 +301,63 @@ created_at: string,
  * When it was revoked (a revoked key is refused at once); `null` while it is live.
  */
 revoked_at: string | null, };
+
+export type RoutingHealth = { 
+/**
+ * The window the counts cover, in minutes (the `health` policy's default).
+ */
+window_minutes: number, 
+/**
+ * One entry per configured model, in configuration order.
+ */
+models: Array<ModelHealth>, };
+
+export type ModelHealth = { 
+/**
+ * The model's id.
+ */
+model_id: string, 
+/**
+ * Its circuit breaker now.
+ */
+circuit: CircuitState, 
+/**
+ * When the circuit last changed state (RFC 3339); `null` when it never opened.
+ */
+circuit_since: string | null, 
+/**
+ * Provider attempts in the window (since the circuit last closed).
+ */
+calls: number, 
+/**
+ * Of which failed: connection errors, timeouts, 401/403/404/408/409/425/429 and 5xx.
+ */
+failures: number, 
+/**
+ * The `health` policy's score from 0 to 1 (1: no recent failure).
+ */
+score: number, 
+/**
+ * Mean latency of the successful calls in the window, in milliseconds.
+ */
+mean_latency_ms: number | null, };
+
+export type CircuitState = "closed" | "open" | "half_open";
+
+export type ConnectionTest = { 
+/**
+ * Whether the provider answered the call successfully.
+ */
+ok: boolean, 
+/**
+ * The provider's HTTP status, when it answered.
+ */
+status: number | null, 
+/**
+ * How long the call took, in milliseconds.
+ */
+latency_ms: number, 
+/**
+ * What happened, in words (never the provider's answer or the key).
+ */
+message: string, };

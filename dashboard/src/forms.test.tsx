@@ -174,3 +174,26 @@ describe('routing policies', () => {
     expect(onChange.mock.calls[0][0].map((policy: Policy) => policy.type)).toEqual(['performance', 'cheapest', 'health']);
   });
 });
+
+describe('model health', () => {
+  test("an open circuit reads in the danger colour with routing's recent failures and the day's percentiles", async () => {
+    const { ModelHealth } = await import('./pages/Models');
+    const totals = { calls: 40, errors: 4, provider_calls: 20, provider_errors: 2, p50_latency_ms: 120, p95_latency_ms: 1500 } as unknown as import('./types').Totals;
+    render(<ModelHealth health={{ model_id: 'm', circuit: 'open', circuit_since: '2026-12-04T10:11:12Z', calls: 5, failures: 5, score: 0.29, mean_latency_ms: null }} totals={totals} />);
+    const cell = screen.getByTestId('model-health');
+    expect(cell.getAttribute('data-circuit')).toBe('open');
+    expect(cell.querySelector('.badge-bad')?.textContent).toBe('circuit open');
+    expect(cell.textContent).toContain(':12');
+    expect(screen.getByTestId('model-routing').textContent).toContain('5 of 5 calls failed · health 0.29');
+    expect(cell.textContent).toContain('p95 1.50 s');
+    expect(cell.textContent).toContain('errors 10 % of 20');
+  });
+
+  test('a model routing has not called is closed and says there were no calls', async () => {
+    const { ModelHealth } = await import('./pages/Models');
+    render(<ModelHealth health={{ model_id: 'm', circuit: 'closed', circuit_since: null, calls: 0, failures: 0, score: 1, mean_latency_ms: null }} />);
+    expect(screen.getByTestId('model-health').querySelector('.badge-good')?.textContent).toBe('circuit closed');
+    expect(screen.queryByTestId('model-routing')).toBeNull();
+    expect(screen.getByTestId('model-health').textContent).toContain('no call served in 24 h');
+  });
+});

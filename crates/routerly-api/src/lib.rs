@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod error;
+pub mod model_checks;
 pub mod setup;
 pub mod system;
 
@@ -40,6 +41,10 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        model_checks::RoutingHealth::decl(),
+        model_checks::ModelHealth::decl(),
+        model_checks::CircuitState::decl(),
+        model_checks::ConnectionTest::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.\n",

@@ -80,8 +80,14 @@ fn row_of(method: &Method, path: &str) -> Row {
         | "/api/auth/refresh"
         | "/api/auth/logout" => Row::Public,
         "/api/me" | "/api/system" => Row::Anyone,
-        "/api/models" | "/api/models/{id}" | "/api/catalogue" if get => Row::ModelRead,
-        "/api/models" | "/api/models/{id}" | "/api/models/{id}/key" => Row::ModelWrite,
+        "/api/models" | "/api/models/{id}" | "/api/catalogue" | "/api/routing/health" if get => {
+            Row::ModelRead
+        }
+        // A connection test spends the provider key: for who may change the model. (The
+        // probe names no model, so no provider is called: 404 once allowed.)
+        "/api/models" | "/api/models/{id}" | "/api/models/{id}/key" | "/api/models/{id}/test" => {
+            Row::ModelWrite
+        }
         "/api/projects" if get => Row::ProjectList,
         "/api/projects" => Row::ProjectCreate,
         "/api/projects/{project}/members" | "/api/projects/{project}/members/{user}" if !get => {

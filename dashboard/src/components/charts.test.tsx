@@ -31,7 +31,8 @@ describe('charts', () => {
     const points = ['a', 'b', 'c', 'd', 'e'].map((label, value) => ({ label, value }));
     expect(axisLabels(points)).toEqual(['a', 'c', 'e']);
     expect(axisTicks(points)).toEqual([4, 2, 0]);
-    expect(axisTicks([])).toEqual([0, 0, 0]);
+    expect(axisTicks([])).toEqual([null, null, 0]);
+    expect(axisTicks([{ label: 'a', value: 0 }, { label: 'b', value: 0 }])).toEqual([null, null, 0]);
   });
   test('an empty chart says so', () => {
     render(<LineChart title="Spend" points={[]} format={String} />);

@@ -27,10 +27,11 @@ export function layoutPoints(points: Point[], width = WIDTH, height = HEIGHT): {
   }));
 }
 
-/** The value-axis ticks, top to bottom: the largest value, its half, and zero. */
-export function axisTicks(points: Point[]): number[] {
+/** The value-axis ticks, top to bottom: the largest value, its half, and zero; only zero
+ * when every value is zero (three "0 %" would read as a broken scale). */
+export function axisTicks(points: Point[]): (number | null)[] {
   const max = Math.max(0, ...points.map((point) => point.value));
-  return [max, max / 2, 0];
+  return max === 0 ? [null, null, 0] : [max, max / 2, 0];
 }
 
 /** The date-axis labels: the first, middle and last points' (fewer when there are fewer points). */
@@ -73,7 +74,7 @@ export function LineChart({
               are for the eye; screen readers get the table underneath. */}
           <div className="chart-y" aria-hidden="true" data-testid="chart-y">
             {axisTicks(points).map((value, index) => (
-              <span key={index}>{format(value)}</span>
+              <span key={index}>{value === null ? '' : format(value)}</span>
             ))}
           </div>
           <svg

@@ -1,7 +1,8 @@
 import { useMemo, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, Loading, PageHeader, SelectField, Table, TextField, fieldError } from '../components/ui';
-import { count, ms, percent, usd } from '../format';
+import { count, dateTime, ms, percent, usd } from '../format';
+import type { ConnectionTest, ModelHealth as RoutedHealth, RoutingHealth } from '../api-types';
 import { errorRate } from './Overview';
 import { usePermissions } from '../permissions';
 import { useAction, useApi } from '../hooks';
@@ -193,21 +194,60 @@ function ModelEditor({ model, onSaved }: { model: Model; onSaved: () => void }) 
   );
 }
 
-/** A model's health now: its circuit, latency percentiles and error rate over the last day. */
-export function ModelHealth({ circuit, totals }: { circuit?: string; totals?: Totals }) {
+/** A model's health now: its circuit and recent calls as routing sees them, and its latency
+ * percentiles and error rate over the last day (provider calls only). */
+export function ModelHealth({ health, totals }: { health?: RoutedHealth; totals?: Totals }) {
+  const circuit = health?.circuit ?? 'closed';
   const tone = circuit === 'open' ? 'bad' : circuit === 'half_open' ? 'warn' : 'good';
   const words: Record<string, string> = { open: 'circuit open', half_open: 'circuit half-open', closed: 'circuit closed' };
   const calls = totals ? (totals.provider_calls ?? totals.calls) : 0;
   return (
-    <div className="model-health" data-testid="model-health">
-      <Badge tone={tone}>{words[circuit ?? 'closed'] ?? circuit}</Badge>
+    <div className="model-health" data-testid="model-health" data-circuit={circuit}>
+      <Badge tone={tone}>{words[circuit]}</Badge>
+      {health?.circuit_since && circuit !== 'closed' ? <span className="muted small"> since {dateTime(health.circuit_since)}</span> : null}
+      {health && health.calls > 0 ? (
+        <div className="small" data-testid="model-routing">
+          now: {count(health.failures)} of {count(health.calls)} calls failed · health {health.score.toFixed(2)}
+          {health.mean_latency_ms != null ? ` · mean ${ms(health.mean_latency_ms)}` : ''}
+        </div>
+      ) : null}
       {totals && calls > 0 ? (
         <div className="muted small">
-          p50 {ms(totals.p50_latency_ms)} · p95 {ms(totals.p95_latency_ms)} · errors {percent(errorRate(totals))} of {count(calls)}
+          24 h: p50 {ms(totals.p50_latency_ms)} · p95 {ms(totals.p95_latency_ms)} · errors {percent(errorRate(totals))} of {count(calls)}
         </div>
       ) : (
-        <div className="muted small">no calls in 24 h</div>
+        <div className="muted small">no call served in 24 h</div>
       )}
+    </div>
+  );
+}
+
+/** Runs one minimal call to the model's provider and says what came back. */
+function TestConnection({ model }: { model: Model }) {
+  const action = useAction();
+  const [result, setResult] = useState<ConnectionTest | null>(null);
+  return (
+    <div className="test-connection">
+      <Button
+        variant="ghost"
+        busy={action.pending}
+        aria-label={`Test the connection of ${model.id}`}
+        onClick={async () => {
+          setResult(null);
+          const found = await action.run(() => request<ConnectionTest>(`/api/models/${encodeURIComponent(model.id)}/test`, { method: 'POST' }));
+          if (found) setResult(found);
+        }}
+      >
+        Test connection
+      </Button>
+      <div role="status" data-testid="connection-result">
+        {result ? (
+          <span className={result.ok ? 'ok' : 'bad'}>
+            {result.ok ? '✓' : '✗'} {result.message} ({ms(result.latency_ms)})
+          </span>
+        ) : null}
+      </div>
+      <FormError error={action.error} />
     </div>
   );
 }
@@ -217,6 +257,8 @@ export function ModelsPage() {
   const dayAgo = useMemo(() => new Date(Date.now() - 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
   const usage = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { from: dayAgo });
   const usageOf = (id: string) => usage.data?.models.find((row) => row.model_id === id);
+  const routing = useApi<RoutingHealth>('/api/routing/health');
+  const healthOf = (id: string) => routing.data?.models.find((row) => row.model_id === id);
   const canWrite = usePermissions().can('model:write');
   const catalogue = useApi<Catalogue>('/api/catalogue');
   const [adding, setAdding] = useState(false);
@@ -269,9 +311,9 @@ export function ModelsPage() {
             <thead>
               <tr>
                 <th>Id</th>
+                <th>Health</th>
                 <th>Provider</th>
                 <th>Input / output (USD/M)</th>
-                <th>Health (24 h)</th>
                 <th>Context</th>
                 <th>Capabilities</th>
                 <th>API key</th>
@@ -286,6 +328,9 @@ export function ModelsPage() {
                   <td>
                     <strong>{model.id}</strong>
                     {model.upstream_model !== model.id ? <div className="muted small">{model.upstream_model}</div> : null}
+                  </td>
+                  <td>
+                    <ModelHealth health={healthOf(model.id)} totals={usageOf(model.id)} />
                   </td>
                   <td>
                     {model.provider}
@@ -306,9 +351,6 @@ export function ModelsPage() {
                       </>
                     )}
                   </td>
-                  <td>
-                    <ModelHealth circuit={model.circuit} totals={usageOf(model.id)} />
-                  </td>
                   <td>{model.context_window ? count(model.context_window) : '—'}</td>
                   <td className="badges">{capabilityBadges(model.capabilities)}</td>
                   <td>
@@ -317,6 +359,7 @@ export function ModelsPage() {
                   <td className="actions">
                     {canWrite ? (
                     <>
+                    <TestConnection model={model} />
                     <Button variant="ghost" onClick={() => setEditing(editing === model.id ? null : model.id)}>
                       {editing === model.id ? 'Close' : 'Edit'}
                     </Button>

@@ -11,6 +11,7 @@ mod channels;
 pub mod grants;
 mod limits;
 mod members;
+mod model_checks;
 mod models;
 pub mod openapi;
 mod projects;
@@ -55,6 +56,8 @@ pub fn router(app: App) -> Router<App> {
                 .delete(models::remove),
         )
         .route("/api/models/{id}/key", get(models::reveal_key))
+        .route("/api/models/{id}/test", post(model_checks::test_connection))
+        .route("/api/routing/health", get(model_checks::health))
         .route("/api/catalogue", get(models::catalogue))
         .route("/api/projects", get(projects::list).post(projects::create))
         .route(

@@ -152,13 +152,10 @@ fn stored_key(key: &MasterKey, api_key: Option<String>) -> Result<Option<String>
 }
 
 fn check_endpoint(endpoint: &str) -> Result<(), ApiError> {
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(ApiError::invalid(
-            "endpoint",
-            format!("`{endpoint}` is not an http(s) URL"),
-        ));
+    match crate::proxy::probe::endpoint_refusal(endpoint) {
+        Some(refusal) => Err(ApiError::invalid("endpoint", refusal)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Checks a model id's form.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, setup, system};
+use super::{api_keys, auth, model_checks, setup, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,8 @@ use super::{api_keys, auth, setup, system};
         api_keys::list,
         api_keys::create,
         api_keys::revoke,
+        model_checks::health,
+        model_checks::test_connection,
     ),
     components(schemas(routerly_api::ErrorBody)),
     modifiers(&Contract),

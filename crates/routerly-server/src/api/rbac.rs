@@ -304,6 +304,9 @@ pub const ROUTES: &[Route] = &[
     route(Method::PATCH, "/api/models/{id}", Global(ModelWrite)),
     route(Method::DELETE, "/api/models/{id}", Global(ModelWrite)),
     route(Method::GET, "/api/models/{id}/key", Global(ModelWrite)),
+    // One call to the provider spends its key: for who may change the model.
+    route(Method::POST, "/api/models/{id}/test", Global(ModelWrite)),
+    route(Method::GET, "/api/routing/health", Global(ModelRead)),
     route(Method::GET, "/api/catalogue", Global(ModelRead)),
     // Projects.
     route(Method::GET, "/api/projects", AnyProject(ProjectRead)),

@@ -24,6 +24,7 @@ use routerly_core::members;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use routerly_core::members;
+pub(crate) mod probe;
 mod record;
 mod relay;
 pub(crate) mod responses;

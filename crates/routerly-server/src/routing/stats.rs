@@ -60,6 +60,23 @@ impl Circuit {
     }
 }
 
+/// One model as routing sees it now ([`Stats::report`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelReport {
+    /// `closed`, `open` or `half_open`.
+    pub circuit: &'static str,
+    /// When the circuit last changed state (seconds); `None` when it never opened.
+    pub circuit_since: Option<f64>,
+    /// Attempts in the window (since the circuit last closed).
+    pub calls: u64,
+    /// Of which failed (errors and timeouts that count against a model).
+    pub failures: u64,
+    /// The `health` policy's score, 0 to 1.
+    pub score: f64,
+    /// Mean latency of the successful calls in the window, milliseconds.
+    pub mean_latency_ms: Option<f64>,
+}
+
 #[derive(Debug, Default)]
 struct ModelSeries {
     buckets: VecDeque<Bucket>,
@@ -303,6 +320,51 @@ impl Stats {
             .collect();
         let total = project.values().map(count).sum();
         (per_model, total)
+    }
+
+    /// How routing sees `model_id` now under `config` (the health policy's window and
+    /// half-life): its circuit, its recent calls and failures, the health score and the
+    /// mean latency of its successes. Reading it moves no circuit (only routing does).
+    pub fn report(&self, model_id: &str, config: &HealthConfig, now: f64) -> ModelReport {
+        let inner = self.lock();
+        let Some(series) = inner.models.get(model_id) else {
+            return ModelReport {
+                circuit: "closed",
+                circuit_since: None,
+                calls: 0,
+                failures: 0,
+                score: 1.0,
+                mean_latency_ms: None,
+            };
+        };
+        let circuit = series.circuit.unwrap_or(Circuit::Closed {
+            since: f64::NEG_INFINITY,
+        });
+        let (since, changed) = match circuit {
+            Circuit::Closed { since } => (since, since),
+            Circuit::Open { since } => (f64::NEG_INFINITY, since),
+            Circuit::HalfOpen { probe_at } => (f64::NEG_INFINITY, probe_at),
+        };
+        let window = config.window_minutes * 60.0;
+        let input = health_input(
+            &series.buckets,
+            now,
+            window,
+            config.half_life_minutes * 60.0,
+            since,
+        );
+        let (latency_sum, latency_count) = in_window(&series.buckets, now, window)
+            .fold((0f64, 0u32), |(sum, count), bucket| {
+                (sum + bucket.latency_sum_ms, count + bucket.latency_count)
+            });
+        ModelReport {
+            circuit: circuit.name(),
+            circuit_since: changed.is_finite().then_some(changed),
+            calls: input.raw_calls,
+            failures: input.raw_errors,
+            score: score::health_score(&input, config.pseudo_counts),
+            mean_latency_ms: (latency_count > 0).then(|| latency_sum / f64::from(latency_count)),
+        }
     }
 
     /// Each model's circuit state, for `/metrics`.
@@ -549,5 +611,44 @@ mod tests {
             "errors before the recovery are forgotten"
         );
         assert_eq!(stats.circuits(), vec![("bad".to_owned(), "closed")]);
+    }
+
+    #[test]
+    fn a_report_shows_the_circuit_and_recent_calls_without_moving_the_circuit() {
+        let stats = Stats::default();
+        let config = HealthConfig {
+            cooldown_seconds: 0.0,
+            ..HealthConfig::default()
+        };
+        let now = now_seconds();
+        let unknown = stats.report("never", &config, now);
+        assert_eq!(
+            (
+                unknown.circuit,
+                unknown.calls,
+                unknown.score,
+                unknown.circuit_since
+            ),
+            ("closed", 0, 1.0, None)
+        );
+        stats.observe(&record("m", Outcome::Success, 100.0, 10));
+        stats.observe(&record("m", Outcome::Success, 300.0, 8));
+        let healthy = stats.report("m", &config, now);
+        assert_eq!((healthy.calls, healthy.failures), (2, 0));
+        assert_eq!(healthy.mean_latency_ms, Some(200.0));
+        for _ in 0..3 {
+            stats.observe(&record("bad", Outcome::Error, 0.0, 1));
+        }
+        assert_eq!(stats.report("bad", &config, now).circuit, "closed");
+        stats.health(&["bad"], &config, now);
+        let open = stats.report("bad", &config, now + 1.0);
+        assert_eq!((open.circuit, open.calls, open.failures), ("open", 3, 3));
+        assert_eq!(open.circuit_since, Some(now));
+        assert!(open.score < 0.5, "{open:?}");
+        assert_eq!(
+            stats.report("bad", &config, now + 2.0).circuit,
+            "open",
+            "a report past the cool-down does not half-open the circuit"
+        );
     }
 }

@@ -5,6 +5,7 @@ import { useAction, useApi } from '../../hooks';
 import type { Model, Policy, Totals } from '../../types';
 import { missing, usePermissions } from '../../permissions';
 import { ModelHealth } from '../Models';
+import type { RoutingHealth } from '../../api-types';
 import type { TabProps } from '../Project';
 
 type FieldKind = 'number' | 'boolean' | 'model' | 'models' | 'json';
@@ -301,6 +302,7 @@ export function RoutingTab({ project }: TabProps) {
   const canWrite = usePermissions().can('project:write', project.id);
   const dayAgo = useMemo(() => new Date(Date.now() - 86_400_000).toISOString().slice(0, 13) + ':00:00Z', []);
   const usage = useApi<{ models: (Totals & { model_id: string })[] }>('/api/usage/by-model', { project: project.id, from: dayAgo });
+  const routing = useApi<RoutingHealth>('/api/routing/health');
   useEffect(() => {
     let cancelled = false;
     (async () => {
@@ -337,7 +339,7 @@ export function RoutingTab({ project }: TabProps) {
   const dirty = JSON.stringify(policies) !== state.saved;
   return (
     <>
-    <Card title="Model health (last 24 hours)">
+    <Card title="Model health">
       <Table label="Model health">
         <thead>
           <tr>
@@ -350,7 +352,7 @@ export function RoutingTab({ project }: TabProps) {
             <tr key={entry.model_id} data-testid={`routing-health-${entry.model_id}`}>
               <td>{entry.model_id}</td>
               <td>
-                <ModelHealth circuit={models.data?.models.find((model) => model.id === entry.model_id)?.circuit} totals={usage.data?.models.find((row) => row.model_id === entry.model_id)} />
+                <ModelHealth health={routing.data?.models.find((model) => model.model_id === entry.model_id)} totals={usage.data?.models.find((row) => row.model_id === entry.model_id)} />
               </td>
             </tr>
           ))}
