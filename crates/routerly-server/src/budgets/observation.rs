@@ -146,8 +146,8 @@ mod tests {
             .observe(&record(Some("big"), 0.2, Outcome::Success));
         f.budgets
             .observe(&record(Some("big"), 0.05, Outcome::Success));
-        let project = ("project-cost".to_owned(), EventKind::Threshold, Some(50));
-        assert_eq!(events(&f), [project.clone()]);
+        let half = || ("project-cost".to_owned(), EventKind::Threshold, Some(50));
+        assert_eq!(events(&f), [half()]);
         f.budgets
             .observe(&record(Some("big"), 0.5, Outcome::Success));
         f.budgets
@@ -156,7 +156,7 @@ mod tests {
         assert_eq!(
             fired,
             [
-                project,
+                half(),
                 ("project-cost".to_owned(), EventKind::Threshold, Some(80)),
                 ("project-cost".to_owned(), EventKind::Threshold, Some(100)),
                 ("project-cost".to_owned(), EventKind::Exhausted, None),
