@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use routerly_core::limits::{self, Amounts, WindowTotals};
 use routerly_server::budgets::{alert_window_start, counter_key};
 use routerly_server::store::files;
-use routerly_server::store::state::{CounterStore, MemoryCounterStore};
+use routerly_server::store::counters::{CounterStore, MemoryCounterStore};
 use routerly_server::store::{ConfigKind, Draft, MasterKey, Snapshot};
 
 const BASE: [(ConfigKind, &str); 6] = [

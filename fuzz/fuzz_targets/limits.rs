@@ -17,7 +17,7 @@ use routerly_core::limits::{
     self, Amounts, Limit, Metric, Mode, Scope, Window, WindowTotals, calendar_window,
 };
 use routerly_server::budgets::{alert_window_start, counter_key};
-use routerly_server::store::state::{CounterStore, MemoryCounterStore};
+use routerly_server::store::counters::{CounterStore, MemoryCounterStore};
 
 #[derive(Debug)]
 struct Input<'a> {

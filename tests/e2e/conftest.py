@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import os
 import re
 import selectors
@@ -363,9 +364,26 @@ def psql(database: str, sql: str) -> list[str]:
     return done.stdout.splitlines()
 
 
-# `ROUTERLY_E2E_SHARED=1` runs every test against PostgreSQL: each Routerly started here
-# gets a database of its own (created and dropped around it).
+# `ROUTERLY_E2E_SHARED=1` runs every test against PostgreSQL and Redis: each Routerly started
+# here gets a database of its own (created and dropped around it) and a Redis key prefix of its
+# own on the machine's Redis (its keys deleted at the end of the session).
 SHARED_MODE = os.environ.get("ROUTERLY_E2E_SHARED") == "1"
+SHARED_REDIS = "redis://127.0.0.1:6379/0"
+REDIS_PREFIXES: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def delete_redis_keys() -> Iterator[None]:
+    yield
+    for prefix in sorted(REDIS_PREFIXES):
+        done = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", "6379", "--scan", "--pattern", f"{prefix}:*"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        keys = done.stdout.split()
+        for start in range(0, len(keys), 500):
+            subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "DEL", *keys[start : start + 500]],
+                           capture_output=True, timeout=30, check=True)  # fmt: skip
 
 
 def routerly_env(root: Path) -> dict:
@@ -410,6 +428,10 @@ def start_routerly(mock: MockProviders, root: Path, extra_env: dict | None = Non
     if SHARED_MODE and not (extra_env and "ROUTERLY_DATABASE_URL" in extra_env):
         database = create_database()
         env["ROUTERLY_DATABASE_URL"] = postgres_url(database)
+    if SHARED_MODE and not (extra_env and "ROUTERLY_REDIS_URL" in extra_env):
+        prefix = f"routerly-e2e-{secrets.token_hex(6)}"
+        REDIS_PREFIXES.add(prefix)
+        env.update(ROUTERLY_REDIS_URL=SHARED_REDIS, ROUTERLY_REDIS_PREFIX=prefix)
     env.update(extra_env or {})
     log_path = root / "routerly.log"
     try:

@@ -93,7 +93,7 @@ class Cluster:
         env.update(extra)
         return env
 
-    def start(self, name: str, **extra: str) -> Routerly:
+    def start(self, name: str, log_in: bool = True, **extra: str) -> Routerly:
         env = self.env(name, **extra)
         home = Path(env["ROUTERLY_HOME"])
         if self.replicas:  # the same configuration as the first replica
@@ -109,7 +109,8 @@ class Cluster:
             first = self.replicas[0]
             replica.token, replica.token_id = first.token, first.token_id
             replica.project_id, replica.project_slug = first.project_id, first.project_slug
-            replica.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+            if log_in:
+                replica.cli("auth", "login", "--url", url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
         return replica
 
     def stop(self) -> None:
@@ -404,3 +405,141 @@ def test_redis_restarted_mid_load_fails_closed_or_open_as_set_and_both_recover(m
     finally:
         cluster.stop()
         stop_process(redis)
+
+
+# ---- alerts and login limits shared through Redis ---------------------------------------------
+
+
+@pytest.fixture
+def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
+    """A webhook receiver on loopback; the bodies it received."""
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_budget_alert_is_sent_once_not_once_per_replica(shared: Cluster, webhook_inbox):
+    url, received = webhook_inbox
+    first = shared.start("a")
+    first.cli("service", "configure", "--alert-thresholds", "50,80,100", "--allow-private-webhooks", "true")
+    first.cli("channel", "add", "webhook", "--url", url, "--secret", "whsec-replicas")
+    first.cli("limit", "add", "--scope", f"token:{first.token_id}", "--metric", "calls", "--period", "daily", "--value", "4")
+    replicas = [first, shared.start("b"), shared.start("c")]
+    # One call per replica in turn, each after the others' use reached every local view (one
+    # second refresh): every replica then sees the thresholds crossed by the others' calls, so
+    # without a shared ledger each would send them again.
+    statuses = []
+    for index in range(6):
+        statuses.append(chat(replicas[index % 3]).status_code)
+        time.sleep(1.3)
+    assert statuses == [200, 200, 200, 200, 503, 503], statuses
+    expected = ["budget.threshold:50", "budget.threshold:80", "budget.threshold:100", "budget.exhausted"]
+
+    def names() -> list[str]:
+        return sorted(
+            f"{event['event']}:{event['threshold_percent']}" if event["event"] == "budget.threshold" else event["event"]
+            for event in list(received)
+        )
+
+    wait_until("every alert on the webhook", lambda: names() == sorted(expected), 10, replicas)
+    time.sleep(1.5)  # a duplicate from another replica would have arrived now
+    assert names() == sorted(expected), "each alert once across the three replicas"
+
+
+def login(replica: Routerly, password: str) -> httpx.Response:
+    return httpx.post(
+        f"{replica.url}/api/auth/login", json={"email": ADMIN_EMAIL, "password": password}, timeout=30
+    )
+
+
+def test_login_limits_are_shared_so_three_replicas_do_not_give_three_times_the_guesses(shared: Cluster):
+    replicas = [shared.start("a"), shared.start("b"), shared.start("c")]
+    # Five failures per account and address (api::auth::LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS),
+    # spread over the replicas; then every replica refuses, even the right password.
+    answers = [login(replicas[index % 3], f"guess {index}") for index in range(9)]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [401] * 5 + [429] * 4, statuses
+    assert all(int(answer.headers["retry-after"]) > 60 for answer in answers[5:])
+    for replica in replicas:
+        assert login(replica, ADMIN_PASSWORD).status_code == 429
+    # The keys name neither the account nor the address.
+    keys = redis_cli(6379, "--scan", "--pattern", f"{shared.prefix}:login:*").split()
+    assert len(keys) == 2, keys
+    assert not any("admin" in key or "127.0.0.1" in key for key in keys), keys
+
+
+def test_logins_when_redis_is_unreachable_follow_the_failure_mode_and_are_never_unlimited(mock, cluster_root):
+    port = free_port()  # nothing listens there
+    cluster = Cluster(mock, cluster_root, "redis://127.0.0.1:6379/0", f"routerly-e2e-{secrets.token_hex(6)}")
+    try:
+        first = cluster.start("a")  # configured while Redis is there
+        first.process.kill()
+        first.process.wait(10)
+        cluster.redis_url = f"redis://127.0.0.1:{port}/0"
+        closed = cluster.start("closed", log_in=False, ROUTERLY_REDIS_FAILURE_MODE="closed")
+        refused = login(closed, ADMIN_PASSWORD)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "unavailable", refused.text
+        opened = cluster.start("open", log_in=False, ROUTERLY_REDIS_FAILURE_MODE="open")
+        statuses = [login(opened, f"guess {index}").status_code for index in range(7)]
+        assert statuses == [401] * 5 + [429] * 2, statuses
+        assert "shared login limits" in opened.log_tail()
+    finally:
+        cluster.stop()
+        delete_prefix(6379, cluster.prefix)
+
+
+def test_a_circuit_opened_on_one_replica_is_open_on_another_within_a_second(shared: Cluster, mock):
+    first = shared.start("a")
+    first.cli("project", "routing", "set-retries", "my-app", "0")
+    first.cli("project", "routing", "policy", "enable", "my-app", "cheapest")
+    first.cli("project", "routing", "policy", "enable", "my-app", "health", "--config", '{"circuitBreaker": 0.5, "cooldownSeconds": 120}')
+    both = first.cli_json("project", "token", "create", "my-app", "--json")["token"]  # both models
+    second = shared.start("b")
+    mock.reset()
+
+    def auto(replica: Routerly) -> httpx.Response:
+        return httpx.post(
+            f"{replica.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {both}"},
+            json={"model": "auto", "max_tokens": 5, "messages": [{"role": "user", "content": "route me"}]},
+            timeout=30,
+        )
+
+    # The OpenAI model is the cheapest: it serves while healthy, on either replica.
+    assert auto(second).headers["x-routerly-model"] == FLAT_MODEL.id
+    # It fails once on the first replica (the call falls back to Claude); the next call there
+    # finds one failure in one call, at the breaker's 50 %: the circuit opens.
+    mock.fail_next("openai", 1, 500)
+    assert auto(first).headers["x-routerly-model"] == ANTHROPIC_MODEL.id
+    assert auto(first).headers["x-routerly-model"] == ANTHROPIC_MODEL.id
+    opened_at = time.monotonic()
+
+    def avoided_on_second() -> bool:
+        return auto(second).headers["x-routerly-model"] == ANTHROPIC_MODEL.id
+
+    # The second replica saw no failure at all; it avoids the model once it learns.
+    wait_until("the second replica to avoid the model", avoided_on_second, 1.5, [first, second])
+    assert time.monotonic() - opened_at <= 1.5
+    sent = len(mock.requests("openai"))
+    for _ in range(3):
+        assert avoided_on_second(), "still open there"
+    assert len(mock.requests("openai")) == sent, "no call reached the open model from either replica"

@@ -33,7 +33,9 @@ pub enum ErrorCode {
     #[serde(rename = "internal_error")]
     Internal,
     /// The service cannot do it now: a config file on disk is broken (retry once fixed), or
-    /// request bodies in flight use up their memory budget (retry after `retry-after`) (503).
+    /// request bodies in flight use up their memory budget (retry after `retry-after`), or
+    /// the shared login limits in Redis cannot be reached and the failure mode is
+    /// fail-closed (503).
     Unavailable,
 }
 

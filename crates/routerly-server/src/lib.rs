@@ -124,7 +124,13 @@ impl Service {
                 usage_history.offset_since(&files[..], file, since)
             }),
         ]);
-        let (budgets, notifier) = budgets::start(&home, &store, files, Box::new(replay)).await?;
+        let shared =
+            store::redis_shared::SharedRedis::from_env().map_err(store::StoreError::Settings)?;
+        if let Some(shared) = &shared {
+            routing.share_circuits(Arc::clone(shared));
+        }
+        let (budgets, notifier) =
+            budgets::start(&home, &store, files, Box::new(replay), shared.clone()).await?;
         let replayed = opening.elapsed();
         // Before serving: reports then read days, not hours, past the horizon.
         usage_history.compact(
@@ -211,7 +217,7 @@ impl Service {
             session_keys,
             sessions,
             api_keys,
-            login_limiter: api::auth::LoginLimiter::default(),
+            login_limiter: api::auth::LoginLimiter::new(shared),
             password_hashing: admission::PasswordHashing::new(
                 limits.password_hashing_concurrency,
                 limits.password_hashing_queue,

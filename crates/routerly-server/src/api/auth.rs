@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
@@ -34,6 +34,8 @@ use crate::net::ClientAddr;
 use crate::state::App;
 use crate::store::api_keys::API_KEY_PREFIX;
 use crate::store::config::Snapshot;
+use crate::store::redis_counters::FailureMode;
+use crate::store::redis_shared::{LoginCount, SharedRedis};
 
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -448,10 +450,14 @@ const LOGIN_SWEEP_AT: usize = 4096;
 /// never against the account as a whole. An attempt is counted when it starts, before the
 /// password is checked, so a burst of concurrent attempts gets no more verifications than
 /// the limit; a successful one is uncounted, and clears its account-and-address failures.
-/// In memory: a restart costs an attacker more than it gives.
+/// In memory, or shared by every replica through Redis when it is set up
+/// ([`SharedRedis`]: three replicas do not give three times the attempts); a restart costs
+/// an attacker more than it gives. When Redis cannot be reached, fail-closed refuses logins
+/// (503) and fail-open counts them in this replica's memory: never unlimited.
 #[derive(Debug)]
 pub struct LoginLimiter {
     attempts: std::sync::Mutex<LimiterState>,
+    shared: Option<Arc<SharedRedis>>,
 }
 
 #[derive(Debug)]
@@ -462,12 +468,7 @@ struct LimiterState {
 
 impl Default for LoginLimiter {
     fn default() -> Self {
-        LoginLimiter {
-            attempts: std::sync::Mutex::new(LimiterState {
-                attempts: HashMap::new(),
-                sweep_at: LOGIN_SWEEP_AT,
-            }),
-        }
+        LoginLimiter::new(None)
     }
 }
 
@@ -477,9 +478,32 @@ impl Default for LoginLimiter {
 pub struct LoginAttempt {
     keys: [String; 2],
     at: Instant,
+    /// The attempt's id in Redis; `None` when counted in memory.
+    shared: Option<String>,
+}
+
+/// Why [`LoginLimiter::begin`] did not count an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefused {
+    /// The account from this address, or this address, has used up its attempts; it has
+    /// room again after this long.
+    TooMany(Duration),
+    /// Redis cannot be reached and the failure mode is fail-closed.
+    Unavailable,
 }
 
 impl LoginLimiter {
+    /// A limiter counting in memory, or in `shared` when given.
+    pub fn new(shared: Option<Arc<SharedRedis>>) -> Self {
+        LoginLimiter {
+            attempts: std::sync::Mutex::new(LimiterState {
+                attempts: HashMap::new(),
+                sweep_at: LOGIN_SWEEP_AT,
+            }),
+            shared,
+        }
+    }
+
     fn keys(email: &str, address: IpAddr) -> [(String, usize); 2] {
         // The account part is bounded, so a long email cannot grow the map's keys.
         let account: String = email.trim().to_lowercase().chars().take(320).collect();
@@ -498,11 +522,35 @@ impl LoginLimiter {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Counts an attempt on `email` from `address`, or `Err(wait)` when either has used up
-    /// its attempts.
-    pub fn begin(&self, email: &str, address: IpAddr) -> Result<LoginAttempt, Duration> {
-        let now = Instant::now();
+    /// Counts an attempt on `email` from `address`, or says why not.
+    pub async fn begin(&self, email: &str, address: IpAddr) -> Result<LoginAttempt, LoginRefused> {
         let keys = Self::keys(email, address);
+        let Some(shared) = &self.shared else {
+            return self.begin_local(keys).map_err(LoginRefused::TooMany);
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        match shared.login_begin(&keys, &id, LOGIN_WINDOW).await {
+            Ok(LoginCount::Counted) => Ok(LoginAttempt {
+                keys: keys.map(|(key, _)| key),
+                at: Instant::now(),
+                shared: Some(id),
+            }),
+            Ok(LoginCount::Full(wait)) => Err(LoginRefused::TooMany(wait)),
+            Err(error) => match shared.failure_mode() {
+                FailureMode::Closed => {
+                    tracing::error!(%error, "login refused: Redis (shared login limits) cannot be reached and ROUTERLY_REDIS_FAILURE_MODE is closed");
+                    Err(LoginRefused::Unavailable)
+                }
+                FailureMode::Open => {
+                    tracing::error!(%error, "Redis (shared login limits) cannot be reached: this login is counted by this replica only");
+                    self.begin_local(keys).map_err(LoginRefused::TooMany)
+                }
+            },
+        }
+    }
+
+    fn begin_local(&self, keys: [(String, usize); 2]) -> Result<LoginAttempt, Duration> {
+        let now = Instant::now();
         let mut state = self.lock();
         if state.attempts.len() >= state.sweep_at {
             state.attempts.retain(|_, times| {
@@ -540,6 +588,7 @@ impl LoginLimiter {
         Ok(LoginAttempt {
             keys: keys.map(|(key, _)| key),
             at: now,
+            shared: None,
         })
     }
 
@@ -552,6 +601,9 @@ impl LoginLimiter {
     /// on this account from this address (not those of the address: logging in to one's
     /// own account must not buy guesses at others).
     pub fn succeeded(&self, attempt: LoginAttempt) {
+        if self.uncount_shared(&attempt, true) {
+            return;
+        }
         let mut state = self.lock();
         state.attempts.remove(&attempt.keys[0]);
         Self::uncount(&mut state, &attempt.keys[1], attempt.at);
@@ -559,10 +611,34 @@ impl LoginLimiter {
 
     /// The password was never checked (the service was busy): the attempt is uncounted.
     pub fn abandoned(&self, attempt: LoginAttempt) {
+        if self.uncount_shared(&attempt, false) {
+            return;
+        }
         let mut state = self.lock();
         for key in &attempt.keys {
             Self::uncount(&mut state, key, attempt.at);
         }
+    }
+
+    /// Uncounts a shared attempt off the request path (and with `cleared`, the account's
+    /// failures from this address); `false` for an attempt counted in memory.
+    fn uncount_shared(&self, attempt: &LoginAttempt, cleared: bool) -> bool {
+        let (Some(shared), Some(id)) = (&self.shared, &attempt.shared) else {
+            return false;
+        };
+        let (shared, id, keys) = (Arc::clone(shared), id.clone(), attempt.keys.clone());
+        tokio::spawn(async move {
+            let [account, address] = [keys[0].as_str(), keys[1].as_str()];
+            let uncounted = if cleared {
+                shared.login_uncount(&[address], Some(account), &id).await
+            } else {
+                shared.login_uncount(&[account, address], None, &id).await
+            };
+            if let Err(error) = uncounted {
+                tracing::warn!(%error, "cannot uncount a login attempt in Redis; it counts until the window ends");
+            }
+        });
+        true
     }
 
     fn uncount(state: &mut LimiterState, key: &str, at: Instant) {
@@ -685,9 +761,15 @@ pub async fn login(
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
     let email = body.email.trim().to_owned();
-    let attempt = match app.login_limiter.begin(&email, client) {
+    let attempt = match app.login_limiter.begin(&email, client).await {
         Ok(attempt) => attempt,
-        Err(wait) => {
+        Err(LoginRefused::Unavailable) => {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "logins are unavailable: the shared login limits cannot be reached",
+            ));
+        }
+        Err(LoginRefused::TooMany(wait)) => {
             tracing::warn!(address = %client, "login refused: too many failed attempts");
             return Ok(too_many(
                 format!(

@@ -27,158 +27,40 @@
 //! ([`rebuild`]); a limit added while running is back-filled from the log in the
 //! background, counting the calls it sees meanwhile exactly once.
 
+//!
+//! One file per concern: [`admission`], [`observation`], [`alerts`], [`report`] (use,
+//! `/metrics`) and [`tasks`] (start-up, checkpoints, resets); this file holds the
+//! [`Budgets`] service and the index of limits they share.
+
+pub mod admission;
+pub mod alerts;
+pub mod observation;
 pub mod rebuild;
+pub mod report;
+pub mod tasks;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
-use routerly_core::alerts::{AlertEvent, AlertLimit, EventKind};
-use routerly_core::canonical::Usage;
-use routerly_core::config::ModelConfig;
-use routerly_core::limits::{
-    self, Amounts, CallScope, Limit, Metric, Window, calendar_window, effective_limits,
-};
-use routerly_core::usage::{self, Outcome, UsageRecord};
-use serde::Serialize;
+use routerly_core::limits::{self, Limit, Window};
 
-use crate::metrics::{Exposition, Kind, Value};
-use crate::notify::{AlertLedger, LedgerKey};
+pub use admission::{Admission, AdmitError, BudgetGuard, BudgetRefusal, CallEstimate};
+pub use alerts::alert_window_start;
+pub use report::LimitUse;
+pub use tasks::{CheckpointState, final_checkpoint, spawn_periodic, start};
+
+use crate::notify::AlertLedger;
 use crate::store::config::{ConfigStore, Snapshot};
-use crate::store::counters::{
-    Check, CounterError, CounterHealth, CounterKey, CounterStore, ReservationId,
-};
+use crate::store::counters::{CounterKey, CounterStore};
 
 /// How long ids of observed records are kept for checkpoints (longer than any write delay).
 const RECENT_IDS: Duration = Duration::from_secs(10);
 /// How long a back-fill waits for the usage writer to put earlier records on disk.
 const BACKFILL_SETTLE: Duration = Duration::from_millis(300);
-
-/// What a call is expected to use, before a model is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallEstimate {
-    /// Estimated prompt tokens.
-    pub input_tokens: u64,
-    /// `max_tokens`, or the configured default.
-    pub output_tokens: u64,
-}
-
-impl CallEstimate {
-    /// The estimate's calls, tokens and cost at `model`'s prices (uncached input price:
-    /// the highest, so the estimate stays an upper bound).
-    pub fn amounts(&self, model: &ModelConfig) -> Amounts {
-        let usage = Usage {
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            ..Usage::default()
-        };
-        Amounts {
-            cost_usd: usage::cost(&model.pricing, &usage).total_usd,
-            calls: 1.0,
-            input_tokens: self.input_tokens as f64,
-            output_tokens: self.output_tokens as f64,
-        }
-    }
-}
-
-/// A call refused by a limit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BudgetRefusal {
-    /// The limit that had no room.
-    pub limit: Limit,
-    /// Used in its window.
-    pub used: f64,
-    /// Held by calls in flight.
-    pub reserved: f64,
-    /// What this call needed.
-    pub needed: f64,
-    /// When the limit has room for the call again.
-    pub resets_at: DateTime<Utc>,
-}
-
-impl BudgetRefusal {
-    /// Whether this is a rate limit (429) rather than an exhausted budget (503).
-    pub fn is_rate_limit(&self) -> bool {
-        self.limit.is_rate_limit()
-    }
-
-    /// Seconds until [`BudgetRefusal::resets_at`], at least one.
-    pub fn retry_after(&self) -> Duration {
-        let seconds = (self.resets_at - Utc::now()).num_seconds().max(1);
-        Duration::from_secs(seconds as u64)
-    }
-
-    /// The message the client reads: which limit, at which level, how full, and when it
-    /// resets.
-    pub fn message(&self) -> String {
-        let what = if self.is_rate_limit() {
-            "Rate limit reached"
-        } else {
-            "Budget exceeded"
-        };
-        let unit = if self.limit.metric == Metric::Cost {
-            " USD"
-        } else {
-            ""
-        };
-        format!(
-            "{what}: {} limit `{}` ({}) has {:.6}{unit} used and {:.6}{unit} reserved of {}{unit}; this request needs up to {:.6}{unit}. It resets at {}.",
-            self.limit.scope.level().as_str(),
-            self.limit.id,
-            self.limit.describe(),
-            self.used,
-            self.reserved,
-            self.limit.value,
-            self.needed,
-            self.resets_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        )
-    }
-}
-
-/// Why [`Budgets::admit`] did not admit a call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AdmitError {
-    /// A limit has no room for it.
-    Refused(Box<BudgetRefusal>),
-    /// The shared counters cannot be reached and the failure mode is fail-closed.
-    Unavailable(CounterError),
-}
-
-/// Every counter's totals and the ids of records observed lately, for a checkpoint.
-pub type CheckpointState = (Vec<(CounterKey, limits::WindowTotals)>, Vec<String>);
-
-/// A call's reservation; dropping it gives the reserved amounts back.
-pub struct BudgetGuard {
-    counters: Arc<dyn CounterStore>,
-    reservation: ReservationId,
-}
-
-impl std::fmt::Debug for BudgetGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BudgetGuard")
-            .field("reservation", &self.reservation)
-            .finish()
-    }
-}
-
-impl Drop for BudgetGuard {
-    fn drop(&mut self) {
-        self.counters.release_detached(self.reservation);
-    }
-}
-
-/// The candidates that may serve a call, and its reservation.
-#[derive(Debug)]
-pub struct Admission<'m> {
-    /// The candidates with room, in their order.
-    pub candidates: Vec<&'m ModelConfig>,
-    /// The reservation; `None` when no limit exists.
-    pub guard: Option<BudgetGuard>,
-}
 
 /// The limits of one configuration with their counters, rebuilt when limits change.
 #[derive(Debug)]
@@ -240,19 +122,6 @@ pub fn counter_key(limit: &Limit, default_zone: Tz) -> CounterKey {
     }
 }
 
-/// The start of the window an alert about `key` belongs to: the calendar window, or for a
-/// rolling window the span-aligned period (so a rolling limit alerts at most once per span).
-pub fn alert_window_start(key: &CounterKey, now: DateTime<Utc>) -> DateTime<Utc> {
-    match key.window {
-        Window::Calendar(period) => calendar_window(period, key.zone, now).0,
-        Window::Rolling { seconds } => {
-            let seconds = limits::signed_seconds(seconds);
-            let start = now.timestamp().div_euclid(seconds).saturating_mul(seconds);
-            DateTime::from_timestamp(start, 0).unwrap_or(now)
-        }
-    }
-}
-
 /// Calls observed recently and counters being back-filled; one lock, taken before the
 /// counters' lock, so a record is either in a back-fill's "seen live" set or not counted
 /// live at all.
@@ -262,27 +131,6 @@ struct Live {
     pending: HashMap<CounterKey, HashSet<String>>,
     /// Ids of records observed in the last [`RECENT_IDS`].
     recent: VecDeque<(Instant, String)>,
-}
-
-/// One limit's use now, for `/api/usage/limits`, `routerly limit list` and `/metrics`.
-#[derive(Debug, Clone, Serialize)]
-pub struct LimitUse {
-    /// The limit.
-    #[serde(flatten)]
-    pub limit: Limit,
-    /// Its level.
-    pub level: &'static str,
-    /// Used in the current window.
-    pub used: f64,
-    /// Held by calls in flight.
-    pub reserved: f64,
-    /// `used / value` in percent (0 for a zero-valued limit with no use).
-    pub percent: f64,
-    /// Start of the current window (for a rolling window: now minus its span).
-    pub window_start: DateTime<Utc>,
-    /// When the window resets: the next calendar window, or when a call of one unit fits
-    /// again in a rolling window.
-    pub resets_at: DateTime<Utc>,
 }
 
 /// Budget enforcement for one service. See the module documentation.
@@ -408,546 +256,6 @@ impl Budgets {
             Err(_) => abandon_backfill(&self.live, &fresh_keys),
         }
     }
-
-    /// Admits a call of `project`/`token` whose candidates are `candidates`, reserving
-    /// `estimate` (see the module documentation), or says which limit refuses it.
-    pub async fn admit<'m>(
-        &self,
-        snapshot: &Snapshot,
-        project_id: &str,
-        token_id: &str,
-        candidates: Vec<&'m ModelConfig>,
-        estimate: CallEstimate,
-    ) -> Result<Admission<'m>, AdmitError> {
-        let index = self.index_for(snapshot);
-        if index.limits.is_empty() {
-            return Ok(Admission {
-                candidates,
-                guard: None,
-            });
-        }
-        let now = Utc::now();
-        struct Candidate<'m> {
-            model: &'m ModelConfig,
-            limits: Vec<usize>,
-            amounts: Amounts,
-        }
-        let mut survivors: Vec<Candidate<'m>> = Vec::with_capacity(candidates.len());
-        let mut first_refusal: Option<BudgetRefusal> = None;
-        for model in candidates {
-            let call = CallScope {
-                project_id,
-                token_id,
-                model_id: Some(&model.id),
-            };
-            let limits: Vec<usize> = effective_limits(&index.limits, &call)
-                .into_iter()
-                .map(|limit| index.index_of(limit))
-                .collect();
-            let amounts = estimate.amounts(model);
-            // A quick look at the model's own limits; the reservation below decides.
-            let full = limits.iter().copied().find(|&limit_index| {
-                let limit = &index.limits[limit_index];
-                if !limit.scope.level().is_model_level() {
-                    return false;
-                }
-                let reading = self.counters.read(now, &index.keys[limit_index]);
-                !limits::fits(
-                    reading.used.get(limit.metric),
-                    reading.reserved.get(limit.metric),
-                    amounts.get(limit.metric),
-                    limit.value,
-                )
-            });
-            match full {
-                Some(limit_index) => {
-                    if first_refusal.is_none() {
-                        first_refusal = Some(self.refusal(
-                            &index,
-                            limit_index,
-                            amounts.get(index.limits[limit_index].metric),
-                            now,
-                        ));
-                    }
-                }
-                None => survivors.push(Candidate {
-                    model,
-                    limits,
-                    amounts,
-                }),
-            }
-        }
-        loop {
-            if survivors.is_empty() {
-                let refusal = first_refusal.expect("a candidate was dropped for a reason");
-                self.alert_refusal(&refusal, &index, now);
-                return Err(AdmitError::Refused(Box::new(refusal)));
-            }
-            let mut needed: HashMap<usize, f64, foldhash::fast::RandomState> = HashMap::default();
-            let mut holds: HashMap<&CounterKey, Amounts, foldhash::fast::RandomState> =
-                HashMap::default();
-            for candidate in &survivors {
-                for &limit_index in &candidate.limits {
-                    let limit = &index.limits[limit_index];
-                    let amount = candidate.amounts.get(limit.metric);
-                    let entry = needed.entry(limit_index).or_insert(0.0);
-                    *entry = entry.max(amount);
-                    let hold = holds.entry(&index.keys[limit_index]).or_default();
-                    *hold = max_amounts(hold, &candidate.amounts);
-                }
-            }
-            let mut limit_order: Vec<usize> = needed.keys().copied().collect();
-            limit_order.sort_unstable();
-            let checks: Vec<Check> = limit_order
-                .iter()
-                .map(|&limit_index| {
-                    let limit = &index.limits[limit_index];
-                    Check {
-                        key: index.keys[limit_index].clone(),
-                        metric: limit.metric,
-                        value: limit.value,
-                        needed: needed[&limit_index],
-                    }
-                })
-                .collect();
-            let holds: Vec<(CounterKey, Amounts)> = holds
-                .into_iter()
-                .map(|(key, amounts)| (key.clone(), amounts))
-                .collect();
-            let reserved = match self.counters.reserve_now(now, &checks, &holds) {
-                Some(reserved) => reserved,
-                None => self
-                    .counters
-                    .reserve(now, &checks, &holds)
-                    .await
-                    .map_err(AdmitError::Unavailable)?,
-            };
-            match reserved {
-                Ok(reservation) => {
-                    return Ok(Admission {
-                        candidates: survivors.iter().map(|c| c.model).collect(),
-                        guard: Some(BudgetGuard {
-                            counters: Arc::clone(&self.counters),
-                            reservation,
-                        }),
-                    });
-                }
-                Err(failed) => {
-                    let limit_index = limit_order[failed.check];
-                    let limit = &index.limits[limit_index];
-                    let refusal = BudgetRefusal {
-                        limit: limit.clone(),
-                        used: failed.used,
-                        reserved: failed.reserved,
-                        needed: checks[failed.check].needed,
-                        resets_at: failed.resets_at,
-                    };
-                    if !limit.scope.level().is_model_level() {
-                        self.alert_refusal(&refusal, &index, now);
-                        return Err(AdmitError::Refused(Box::new(refusal)));
-                    }
-                    survivors.retain(|candidate| !candidate.limits.contains(&limit_index));
-                    first_refusal.get_or_insert(refusal);
-                }
-            }
-        }
-    }
-
-    fn refusal(
-        &self,
-        index: &LimitIndex,
-        limit_index: usize,
-        needed: f64,
-        now: DateTime<Utc>,
-    ) -> BudgetRefusal {
-        let limit = &index.limits[limit_index];
-        let key = &index.keys[limit_index];
-        let reading = self.counters.read(now, key);
-        BudgetRefusal {
-            limit: limit.clone(),
-            used: reading.used.get(limit.metric),
-            reserved: reading.reserved.get(limit.metric),
-            needed,
-            resets_at: self
-                .counters
-                .resets_at(now, key, limit.metric, needed, limit.value),
-        }
-    }
-
-    /// For the `budget-remaining` routing policy: per model in `model_ids`, the smallest
-    /// fraction left (1 − used / value, never below 0) among the model-level limits that
-    /// apply to a call of `project_id`/`token_id` on it (model, project-model, token-model);
-    /// 1 for a model without such limits. Limits above the model level are the same for
-    /// every candidate, so they cannot tell models apart. Reads memory only.
-    pub fn remaining_fractions(
-        &self,
-        snapshot: &Snapshot,
-        project_id: &str,
-        token_id: &str,
-        model_ids: &[&str],
-    ) -> Vec<f64> {
-        let index = self.index_for(snapshot);
-        if index.limits.is_empty() {
-            return vec![1.0; model_ids.len()];
-        }
-        let now = Utc::now();
-        model_ids
-            .iter()
-            .map(|model_id| {
-                let call = CallScope {
-                    project_id,
-                    token_id,
-                    model_id: Some(model_id),
-                };
-                effective_limits(&index.limits, &call)
-                    .into_iter()
-                    .filter(|limit| limit.scope.level().is_model_level())
-                    .map(|limit| {
-                        if limit.value <= 0.0 {
-                            return 0.0;
-                        }
-                        let key = &index.keys[index.index_of(limit)];
-                        let used = self.counters.read(now, key).used.get(limit.metric);
-                        (1.0 - used / limit.value).clamp(0.0, 1.0)
-                    })
-                    .fold(1.0, f64::min)
-            })
-            .collect()
-    }
-
-    /// Counts a finished call toward every limit that covers it, and alerts on thresholds.
-    pub fn observe(&self, record: &UsageRecord) {
-        if record.outcome == Outcome::BudgetExceeded {
-            return;
-        }
-        let Some(model_id) = record.model_id.as_deref() else {
-            return;
-        };
-        let snapshot = self.store.snapshot();
-        let index = self.index_for(&snapshot);
-        if index.limits.is_empty() {
-            return;
-        }
-        let call = CallScope {
-            project_id: &record.project_id,
-            token_id: &record.token_id,
-            model_id: Some(model_id),
-        };
-        let counted: Vec<usize> = limits::counting_limits(&index.limits, &call)
-            .map(|limit| index.index_of(limit))
-            .collect();
-        if counted.is_empty() {
-            return;
-        }
-        let mut keys: Vec<CounterKey> = Vec::with_capacity(counted.len());
-        for &limit_index in &counted {
-            if !keys.contains(&index.keys[limit_index]) {
-                keys.push(index.keys[limit_index].clone());
-            }
-        }
-        let amounts = Amounts {
-            cost_usd: record.cost_usd,
-            calls: 1.0,
-            input_tokens: record.input_tokens as f64,
-            output_tokens: record.output_tokens as f64,
-        };
-        {
-            let mut live = self.live();
-            self.counters
-                .add_detached(record.timestamp, &keys, &amounts);
-            for key in &keys {
-                if let Some(seen) = live.pending.get_mut(key) {
-                    seen.insert(record.id.clone());
-                }
-            }
-            let now = Instant::now();
-            while live
-                .recent
-                .front()
-                .is_some_and(|(at, _)| now.duration_since(*at) > RECENT_IDS)
-            {
-                live.recent.pop_front();
-            }
-            live.recent.push_back((now, record.id.clone()));
-        }
-        let now = Utc::now();
-        for limit_index in counted {
-            self.check_thresholds(&index, limit_index, now);
-        }
-    }
-
-    /// Fires threshold and exhaustion alerts for one limit, each once per window.
-    fn check_thresholds(&self, index: &LimitIndex, limit_index: usize, now: DateTime<Utc>) {
-        let limit = &index.limits[limit_index];
-        if limit.value <= 0.0 {
-            return;
-        }
-        let key = &index.keys[limit_index];
-        let used = self.counters.read(now, key).used.get(limit.metric);
-        let percent = used / limit.value * 100.0;
-        let window_start = alert_window_start(key, now);
-        for &threshold in &index.thresholds {
-            if percent + 1e-9 >= f64::from(threshold) {
-                self.fire(
-                    index,
-                    limit_index,
-                    EventKind::Threshold,
-                    Some(threshold),
-                    used,
-                    window_start,
-                    now,
-                );
-            }
-        }
-        if limits::fits(used, 0.0, 0.0, limit.value) && used + 1e-12 < limit.value {
-            return;
-        }
-        self.fire(
-            index,
-            limit_index,
-            EventKind::Exhausted,
-            None,
-            used,
-            window_start,
-            now,
-        );
-    }
-
-    fn alert_refusal(&self, refusal: &BudgetRefusal, index: &LimitIndex, now: DateTime<Utc>) {
-        let limit_index = index.index_of(&refusal.limit);
-        let key = &index.keys[limit_index];
-        self.fire(
-            index,
-            limit_index,
-            EventKind::Exhausted,
-            None,
-            refusal.used,
-            alert_window_start(key, now),
-            now,
-        );
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "one alert's every field")]
-    fn fire(
-        &self,
-        index: &LimitIndex,
-        limit_index: usize,
-        kind: EventKind,
-        threshold: Option<u32>,
-        used: f64,
-        window_start: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) {
-        let limit = &index.limits[limit_index];
-        let ledger_key = LedgerKey {
-            limit_id: limit.id.clone(),
-            window_start: window_start.timestamp(),
-            event: kind,
-            threshold,
-        };
-        if !self.ledger.first_time(&ledger_key) {
-            return;
-        }
-        let key = &index.keys[limit_index];
-        let resets_at = match key.window {
-            Window::Calendar(period) => calendar_window(period, key.zone, now).1,
-            Window::Rolling { seconds } => {
-                limits::shift_seconds(window_start, limits::signed_seconds(seconds))
-            }
-        };
-        let message = match kind {
-            EventKind::Threshold => format!(
-                "{}% of {} limit `{}` used ({})",
-                threshold.unwrap_or(0),
-                limit.scope.level().as_str(),
-                limit.id,
-                limit.describe()
-            ),
-            EventKind::Exhausted => format!(
-                "{} limit `{}` is exhausted ({}); calls it covers are refused until {}",
-                limit.scope.level().as_str(),
-                limit.id,
-                limit.describe(),
-                resets_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-            EventKind::Reset => format!(
-                "{} limit `{}` has a new window ({})",
-                limit.scope.level().as_str(),
-                limit.id,
-                limit.describe()
-            ),
-            EventKind::Test => "test".to_owned(),
-        };
-        let event = AlertEvent {
-            id: uuid::Uuid::now_v7().to_string(),
-            event: kind,
-            timestamp: now,
-            limit: Some(AlertLimit {
-                id: limit.id.clone(),
-                scope: limit.scope.to_string(),
-                level: limit.scope.level().as_str().to_owned(),
-                metric: limit.metric.as_str().to_owned(),
-                window: limit.window.to_string(),
-                value: limit.value,
-                used,
-                window_start,
-                resets_at,
-            }),
-            threshold_percent: threshold,
-            message,
-        };
-        self.ledger.send(event);
-    }
-
-    /// Fires `budget.reset` for limits exhausted in an earlier window that have a new one;
-    /// called periodically off the request path.
-    pub fn check_resets(&self) {
-        let snapshot = self.store.snapshot();
-        let index = self.index_for(&snapshot);
-        let now = Utc::now();
-        for (limit_index, limit) in index.limits.iter().enumerate() {
-            let key = &index.keys[limit_index];
-            let window_start = alert_window_start(key, now).timestamp();
-            let Some(exhausted_in) = self.ledger.last_exhausted(&limit.id) else {
-                continue;
-            };
-            if exhausted_in >= window_start {
-                continue;
-            }
-            let used = self.counters.read(now, key).used.get(limit.metric);
-            if used < limit.value {
-                self.fire(
-                    &index,
-                    limit_index,
-                    EventKind::Reset,
-                    None,
-                    used,
-                    alert_window_start(key, now),
-                    now,
-                );
-            }
-        }
-    }
-
-    /// Every limit of the configuration with its use now.
-    pub fn usage(&self, snapshot: &Snapshot) -> Vec<LimitUse> {
-        let index = self.index_for(snapshot);
-        let now = Utc::now();
-        index
-            .limits
-            .iter()
-            .zip(&index.keys)
-            .map(|(limit, key)| {
-                let reading = self.counters.read(now, key);
-                let used = reading.used.get(limit.metric);
-                let (window_start, resets_at) = match key.window {
-                    Window::Calendar(period) => calendar_window(period, key.zone, now),
-                    Window::Rolling { seconds } => (
-                        limits::shift_seconds(now, -limits::signed_seconds(seconds)),
-                        if used > 0.0 {
-                            self.counters.resets_at(
-                                now,
-                                key,
-                                limit.metric,
-                                limit.value.min(1.0),
-                                limit.value,
-                            )
-                        } else {
-                            now
-                        },
-                    ),
-                };
-                LimitUse {
-                    limit: limit.clone(),
-                    level: limit.scope.level().as_str(),
-                    used,
-                    reserved: reading.reserved.get(limit.metric),
-                    percent: if limit.value > 0.0 {
-                        used / limit.value * 100.0
-                    } else {
-                        0.0
-                    },
-                    window_start,
-                    resets_at,
-                }
-            })
-            .collect()
-    }
-
-    /// Budget gauges for `/metrics`: use, reservations and value of each limit in its
-    /// current window (USD for cost), labelled by limit id, level, scope, metric and window;
-    /// and whether the counters are shared, reachable, and how many calls fell back to
-    /// local counters.
-    pub fn add_metrics(&self, snapshot: &Snapshot, exposition: &mut Exposition) {
-        let uses = self.usage(snapshot);
-        let (shared, degraded) = match self.counters.health() {
-            CounterHealth::Local => (0, 0),
-            CounterHealth::Shared => (1, 0),
-            CounterHealth::Degraded { .. } => (1, 1),
-        };
-        exposition.single(
-            "routerly_budget_counters_shared",
-            "Whether budget counters are shared through Redis.",
-            Kind::Gauge,
-            Value::Integer(shared),
-        );
-        exposition.single(
-            "routerly_budget_counters_degraded",
-            "Whether the shared budget counters are unreachable now.",
-            Kind::Gauge,
-            Value::Integer(degraded),
-        );
-        exposition.single(
-            "routerly_budget_fail_open_total",
-            "Calls admitted against local counters because Redis was unreachable.",
-            Kind::Counter,
-            Value::Integer(self.counters.fail_open_total()),
-        );
-        type Gauge = (&'static str, &'static str, fn(&LimitUse) -> f64);
-        let gauges: [Gauge; 3] = [
-            (
-                "routerly_budget_used",
-                "Use of each limit in its current window (USD for cost).",
-                |u| u.used,
-            ),
-            (
-                "routerly_budget_reserved",
-                "Amounts held by calls in flight against each limit.",
-                |u| u.reserved,
-            ),
-            ("routerly_budget_limit", "The value of each limit.", |u| {
-                u.limit.value
-            }),
-        ];
-        for (name, help, value) in gauges {
-            let family = exposition.family(name, help, Kind::Gauge);
-            for limit_use in &uses {
-                let limit = &limit_use.limit;
-                family.sample(
-                    vec![
-                        ("limit", limit.id.clone()),
-                        ("level", limit_use.level.to_owned()),
-                        ("scope", limit.scope.to_string()),
-                        ("metric", limit.metric.as_str().to_owned()),
-                        ("window", limit.window.to_string()),
-                    ],
-                    Value::Number(value(limit_use)),
-                );
-            }
-        }
-    }
-
-    /// The counters and the ids of records observed lately, taken together so that a
-    /// checkpoint is consistent; `None` while a back-fill is running.
-    pub fn checkpoint_state(&self) -> Option<CheckpointState> {
-        let live = self.live();
-        if !live.pending.is_empty() {
-            return None;
-        }
-        let counters = self.counters.export();
-        let recent = live.recent.iter().map(|(_, id)| id.clone()).collect();
-        Some((counters, recent))
-    }
 }
 
 /// Adds what a back-fill found in the log to counters registered since, skipping records
@@ -984,132 +292,96 @@ fn abandon_backfill(live: &StdMutex<Live>, keys: &[CounterKey]) {
     }
 }
 
-fn max_amounts(a: &Amounts, b: &Amounts) -> Amounts {
-    Amounts {
-        cost_usd: a.cost_usd.max(b.cost_usd),
-        calls: a.calls.max(b.calls),
-        input_tokens: a.input_tokens.max(b.input_tokens),
-        output_tokens: a.output_tokens.max(b.output_tokens),
+/// A home with models `big` (USD 10/M input, 30/M output) and `small` (USD 1/M, 2/M), one
+/// project `p1` (token `t1`) using both, and `limits` (the `limits` array of
+/// `config/limits.json`): what the admission and observation tests run against.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use routerly_core::usage::{CallType, Outcome, Surface, UsageRecord};
+
+    use super::Budgets;
+    use crate::notify::AlertLedger;
+    use crate::store::counters::MemoryCounterStore;
+    use crate::store::{ConfigKind, ConfigStore, Home};
+
+    pub(crate) struct Fixture {
+        pub(crate) budgets: Budgets,
+        pub(crate) ledger: Arc<AlertLedger>,
+        _dir: tempfile::TempDir,
     }
-}
 
-/// Rebuilds the counters from the usage log and checkpoint, opens the alert ledger and
-/// starts the notifier: what [`crate::Service::open`] needs before serving.
-pub async fn start(
-    home: &crate::store::Home,
-    store: &Arc<ConfigStore>,
-    files: Vec<std::path::PathBuf>,
-    mut replay: Box<dyn crate::store::history::Replay + Send>,
-) -> Result<(Arc<Budgets>, tokio::task::JoinHandle<()>), crate::store::StoreError> {
-    let snapshot = store.snapshot();
-    let index = LimitIndex::build(&snapshot, None);
-    let mut keys: Vec<CounterKey> = Vec::new();
-    for key in &index.keys {
-        if !keys.contains(key) {
-            keys.push(key.clone());
-        }
-    }
-    let usage_log = home.usage_log_path();
-    let checkpoint_path = home.checkpoint_path();
-    let (rebuilt, stats) = {
-        tokio::task::spawn_blocking(move || {
-            rebuild::rebuild(&files, &checkpoint_path, &keys, Utc::now(), &mut *replay)
-        })
-        .await
-        .expect("the rebuild task does not panic")
-        .map_err(|error| crate::store::StoreError::io(home.usage_log_path(), error))?
-    };
-    tracing::info!(
-        counters = rebuilt.len(),
-        records = stats.records,
-        files = stats.files,
-        from_checkpoint = stats.from_checkpoint,
-        millis = stats.millis,
-        "usage log read at start-up: budget counters, usage rollups and routing statistics rebuilt"
-    );
-    let counters = open_counters(&snapshot)?;
-    for (key, totals) in &rebuilt {
-        counters.merge(key, totals);
-    }
-    let ledger = Arc::new(AlertLedger::open(Some(home.alerts_path())));
-    let notifier = crate::notify::spawn_notifier(Arc::clone(&ledger), Arc::clone(store));
-    let budgets = Arc::new(Budgets::new(Arc::clone(store), counters, ledger, usage_log));
-    Ok((budgets, notifier))
-}
-
-/// The counter store: Redis when `ROUTERLY_REDIS_URL` is set (see
-/// [`crate::store::redis_counters`]), else in memory.
-fn open_counters(snapshot: &Snapshot) -> Result<Arc<dyn CounterStore>, crate::store::StoreError> {
-    use crate::store::redis_counters::{RedisCounterStore, RedisSettings};
-    let timeouts = &snapshot.settings.timeouts;
-    // A reservation outlives any call that has not yet been answered twice over.
-    let default_ttl = Duration::from_millis(2 * (timeouts.connect_ms + timeouts.first_token_ms))
-        .max(Duration::from_secs(10));
-    let settings =
-        RedisSettings::from_env(default_ttl).map_err(crate::store::StoreError::Settings)?;
-    let Some(settings) = settings else {
-        return Ok(Arc::new(crate::store::counters::MemoryCounterStore::new()));
-    };
-    tracing::info!(
-        prefix = %settings.prefix,
-        failure_mode = ?settings.failure_mode,
-        reservation_ttl_seconds = settings.reservation_ttl.as_secs(),
-        "budget counters are shared through Redis"
-    );
-    let store = RedisCounterStore::open(settings).map_err(crate::store::StoreError::Settings)?;
-    Ok(store)
-}
-
-/// Every [`rebuild::CHECKPOINT_INTERVAL`], writes a checkpoint; every few seconds, sends
-/// `budget.reset` alerts that are due. Stops when `stop` turns `true`.
-pub fn spawn_periodic(
-    budgets: &Arc<Budgets>,
-    home: &crate::store::Home,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    let budgets = Arc::clone(budgets);
-    let home = home.clone();
-    crate::panics::supervise("budget checkpoints and resets", move || {
-        let (budgets, home, mut stop) = (Arc::clone(&budgets), home.clone(), stop.clone());
-        async move {
-            let mut resets = tokio::time::interval(Duration::from_secs(5));
-            let mut checkpoints = tokio::time::interval(rebuild::CHECKPOINT_INTERVAL);
-            resets.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            checkpoints.tick().await;
-            while !*stop.borrow() {
-                tokio::select! {
-                    _ = resets.tick() => budgets.check_resets(),
-                    _ = checkpoints.tick() => final_checkpoint(&budgets, &home).await,
-                    changed = stop.changed() => {
-                        if changed.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// Writes a checkpoint now (skipped while a back-fill runs) and saves the alert ledger.
-pub async fn final_checkpoint(budgets: &Arc<Budgets>, home: &crate::store::Home) {
-    let budgets = Arc::clone(budgets);
-    let home = home.clone();
-    let written = tokio::task::spawn_blocking(move || {
-        budgets.ledger.save();
-        // The position first, then the counters: see `rebuild`.
-        let position = rebuild::current_position(&home.usage_log_path())?;
-        let Some((counters, recent)) = budgets.checkpoint_state() else {
-            return Ok(false);
+    pub(crate) fn fixture(limits: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let home = Home::new(dir.path());
+        let key = home.init_with_env_key(None).expect("init").master_key;
+        let model = |id: &str, input: f64, output: f64| {
+            format!(
+                r#"{{"id": "{id}", "provider": "openai", "endpoint": "https://api.openai.com/v1", "upstream_model": "{id}", "pricing": {{"input": {input}, "output": {output}}}}}"#
+            )
         };
-        rebuild::write_checkpoint(&home.checkpoint_path(), position, counters, recent)?;
-        Ok::<_, std::io::Error>(true)
-    })
-    .await;
-    match written {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => tracing::error!(%error, "cannot write the budget checkpoint"),
-        Err(error) => tracing::error!(%error, "the budget checkpoint task failed"),
+        let models = format!(
+            r#"{{"models": [{}, {}]}}"#,
+            model("big", 10.0, 30.0),
+            model("small", 1.0, 2.0)
+        );
+        std::fs::write(home.config_file(ConfigKind::Models), models).expect("models");
+        let hash = "0".repeat(64);
+        let projects = format!(
+            r#"{{"projects": [{{"id": "p1", "name": "Demo", "slug": "demo", "models": [{{"model_id": "big"}}, {{"model_id": "small"}}], "tokens": [{{"id": "t1", "hash": "{hash}", "snippet": "sk-lr-…test"}}]}}]}}"#
+        );
+        std::fs::write(home.config_file(ConfigKind::Projects), projects).expect("projects");
+        std::fs::write(
+            home.config_file(ConfigKind::Limits),
+            format!(r#"{{"limits": {limits}}}"#),
+        )
+        .expect("limits");
+        let store = Arc::new(ConfigStore::open(&home, key).expect("open"));
+        let ledger = Arc::new(AlertLedger::open(None));
+        let budgets = Budgets::new(
+            store,
+            Arc::new(MemoryCounterStore::new()),
+            Arc::clone(&ledger),
+            home.usage_log_path(),
+        );
+        Fixture {
+            budgets,
+            ledger,
+            _dir: dir,
+        }
+    }
+
+    /// A finished call of `p1`/`t1` on `model` costing `cost_usd`.
+    pub(crate) fn record(model: Option<&str>, cost_usd: f64, outcome: Outcome) -> UsageRecord {
+        UsageRecord {
+            requested_model: None,
+            id: uuid::Uuid::now_v7().to_string(),
+            timestamp: chrono::Utc::now(),
+            project_id: "p1".to_owned(),
+            token_id: "t1".to_owned(),
+            model_id: model.map(str::to_owned),
+            provider: Some("openai".to_owned()),
+            surface: Surface::ChatCompletions,
+            call_type: CallType::Completion,
+            stream: false,
+            input_tokens: 100,
+            output_tokens: 50,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd,
+            input_cost_usd: 0.0,
+            output_cost_usd: 0.0,
+            latency_ms: 10.0,
+            ttft_ms: None,
+            overhead_ms: 0.1,
+            outcome,
+            status: 200,
+            error: None,
+            trace_id: "trace".to_owned(),
+            user: None,
+            tags: vec![],
+            attempts: vec![],
+        }
     }
 }

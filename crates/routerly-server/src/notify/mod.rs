@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::store::config::ConfigStore;
 use crate::store::files;
+use crate::store::redis_shared::SharedRedis;
 use crate::store::secrets::EnvAllowList;
 
 /// Attempts per delivery, the first included.
@@ -174,10 +175,12 @@ impl AlertLedger {
 }
 
 /// Starts the task that saves the ledger and delivers alerts; it ends when the ledger is
-/// dropped. Must be called once, inside a Tokio runtime.
+/// dropped. Must be called once, inside a Tokio runtime. With `shared`, an alert is
+/// delivered by the first replica that claims it there (see [`claimed`]).
 pub fn spawn_notifier(
     ledger: Arc<AlertLedger>,
     store: Arc<ConfigStore>,
+    shared: Option<Arc<SharedRedis>>,
 ) -> tokio::task::JoinHandle<()> {
     let receiver = ledger
         .receiver
@@ -191,6 +194,7 @@ pub fn spawn_notifier(
     drop(ledger);
     crate::panics::supervise("alert notifier", move || {
         let (receiver, weak, store) = (Arc::clone(&receiver), weak.clone(), Arc::clone(&store));
+        let shared = shared.clone();
         async move {
             let mut receiver = receiver.lock().await;
             while let Some(event) = receiver.recv().await {
@@ -203,6 +207,10 @@ pub fn spawn_notifier(
                 }
                 let snapshot = store.snapshot();
                 for event in events {
+                    if !claimed(shared.as_deref(), &event).await {
+                        tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert already sent by another replica");
+                        continue;
+                    }
                     tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert");
                     for channel in &snapshot.settings.notification_channels {
                         let channel = channel.clone();
@@ -216,6 +224,34 @@ pub fn spawn_notifier(
             }
         }
     })
+}
+
+/// Whether this replica delivers `event`: always without Redis or for an event about no
+/// limit; else only when it is the first to claim the limit's event in that window. When
+/// Redis cannot be reached it delivers (a duplicate rather than a lost alert).
+async fn claimed(shared: Option<&SharedRedis>, event: &AlertEvent) -> bool {
+    let (Some(shared), Some(limit)) = (shared, &event.limit) else {
+        return true;
+    };
+    let name = format!(
+        "{}:{}:{}:{}",
+        limit.id,
+        limit.window_start.timestamp(),
+        event.event.as_str(),
+        event.threshold_percent.unwrap_or(0)
+    );
+    // Kept until the window is over (and an hour beyond, for clocks apart).
+    let ttl = (limit.resets_at - Utc::now())
+        .to_std()
+        .unwrap_or_default()
+        .saturating_add(Duration::from_secs(3600));
+    match shared.claim_alert(&name, ttl).await {
+        Ok(first) => first,
+        Err(error) => {
+            tracing::warn!(%error, "Redis cannot be reached: this alert may also be sent by other replicas");
+            true
+        }
+    }
 }
 
 /// Delivers `event` to `channel`, retrying with exponential backoff; logs the outcome.

@@ -106,6 +106,40 @@ impl Routing {
         })
     }
 
+    /// Shares circuit openings through `shared` every half second (see [`stats`]) until the
+    /// engine is dropped. When Redis cannot be reached, circuits stay this replica's own
+    /// (with a warning) until it is back; openings made meanwhile are told then.
+    pub fn share_circuits(self: &Arc<Self>, shared: Arc<crate::store::redis_shared::SharedRedis>) {
+        self.stats.share_circuits();
+        let routing = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut unsent: Vec<(String, f64)> = Vec::new();
+            let mut reachable = true;
+            loop {
+                tick.tick().await;
+                let Some(routing) = routing.upgrade() else {
+                    return;
+                };
+                unsent.extend(routing.stats.take_opened());
+                match shared.exchange_circuits(&unsent).await {
+                    Ok(opened) => {
+                        unsent.clear();
+                        routing.stats.learn_opened(opened);
+                        reachable = true;
+                    }
+                    Err(error) => {
+                        if reachable {
+                            tracing::warn!(%error, "Redis cannot be reached: circuit breakers are this replica's own until it is back");
+                        }
+                        reachable = false;
+                    }
+                }
+            }
+        });
+    }
+
     /// The usage sink's observer: every record updates the statistics.
     pub fn observe(&self, record: &UsageRecord) {
         self.stats.observe(record);

@@ -3,6 +3,11 @@
 //! breaker. Updated from each usage record as it is emitted (the usage sink's observer), and
 //! rebuilt from the recent part of the usage log at start-up, so the request path reads
 //! memory only and never the usage file.
+//!
+//! With Redis ([`crate::store::redis_shared`]), a circuit this replica opens is told to the
+//! others ([`Stats::take_opened`]) and theirs are learnt ([`Stats::learn_opened`]) by a
+//! background task every half second: a model's circuit opened on one replica is open on
+//! all within a second, each replica then probing it on its own after the cool-down.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -86,6 +91,10 @@ struct ModelSeries {
 #[derive(Default)]
 struct Inner {
     models: HashMap<String, ModelSeries>,
+    /// When another replica last opened each model's circuit (seconds).
+    opened_elsewhere: HashMap<String, f64>,
+    /// Circuits opened here since the last [`Stats::take_opened`]; `None` when not shared.
+    opened_here: Option<Vec<(String, f64)>>,
     /// Successful completions per project, then per model, in buckets (start, count).
     successes: HashMap<String, HashMap<String, VecDeque<(i64, u32)>>>,
     retention: i64,
@@ -195,16 +204,37 @@ impl Stats {
         let window = config.window_minutes * 60.0;
         let half_life = config.half_life_minutes * 60.0;
         let mut inner = self.lock();
+        let Inner {
+            models,
+            opened_elsewhere,
+            opened_here,
+            ..
+        } = &mut *inner;
         let mut result = PolicyResult::neutral(model_ids.len());
         let mut notes = Vec::new();
         for (index, model_id) in model_ids.iter().enumerate() {
-            let Some(series) = inner.models.get_mut(*model_id) else {
-                continue; // No calls yet: healthy, circuit closed.
+            let elsewhere = opened_elsewhere
+                .get(*model_id)
+                .copied()
+                .filter(|opened| now - opened < config.cooldown_seconds);
+            let series = match (models.get_mut(*model_id), elsewhere) {
+                (Some(series), _) => series,
+                (None, Some(_)) => models.entry((*model_id).to_owned()).or_default(),
+                (None, None) => continue, // No calls yet: healthy, circuit closed.
             };
             let since = match series.circuit {
                 Some(Circuit::Closed { since }) => since,
                 _ => f64::NEG_INFINITY,
             };
+            if let (Some(opened), None | Some(Circuit::Closed { .. })) = (elsewhere, series.circuit)
+                && opened > since
+            {
+                // Another replica opened it after it last closed here.
+                series.circuit = Some(Circuit::Open { since: opened });
+                result.exclusions[index] =
+                    Some("circuit open (opened by another replica): cooling down".to_owned());
+                continue;
+            }
             let input = health_input(&series.buckets, now, window, half_life, since);
             result.scores[index] = score::health_score(&input, config.pseudo_counts);
             let tripped = score::breaker_tripped(&input, config.circuit_breaker);
@@ -212,13 +242,18 @@ impl Stats {
                 since: f64::NEG_INFINITY,
             });
             let (next, excluded) = match circuit {
-                Circuit::Closed { .. } if tripped => (
-                    Circuit::Open { since: now },
-                    Some(format!(
-                        "circuit open: {} of {} recent calls failed (breaker {})",
-                        input.raw_errors, input.raw_calls, config.circuit_breaker
-                    )),
-                ),
+                Circuit::Closed { .. } if tripped => {
+                    if let Some(opened_here) = opened_here.as_mut() {
+                        opened_here.push(((*model_id).to_owned(), now));
+                    }
+                    (
+                        Circuit::Open { since: now },
+                        Some(format!(
+                            "circuit open: {} of {} recent calls failed (breaker {})",
+                            input.raw_errors, input.raw_calls, config.circuit_breaker
+                        )),
+                    )
+                }
                 Circuit::Closed { .. } => (circuit, None),
                 Circuit::Open { since } if now - since >= config.cooldown_seconds => {
                     notes.push(format!("{model_id}: half-open, this request probes it"));
@@ -365,6 +400,26 @@ impl Stats {
             score: score::health_score(&input, config.pseudo_counts),
             mean_latency_ms: (latency_count > 0).then(|| latency_sum / f64::from(latency_count)),
         }
+    }
+
+    /// Starts collecting the circuits opened here, for [`Stats::take_opened`].
+    pub fn share_circuits(&self) {
+        self.lock().opened_here.get_or_insert_with(Vec::new);
+    }
+
+    /// The circuits opened here since the last call: (model id, when, in seconds).
+    pub fn take_opened(&self) -> Vec<(String, f64)> {
+        self.lock()
+            .opened_here
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Learns when circuits were opened by any replica (this one's own opens among them
+    /// change nothing: its circuit is open since then already).
+    pub fn learn_opened(&self, opened: HashMap<String, f64>) {
+        self.lock().opened_elsewhere = opened;
     }
 
     /// Each model's circuit state, for `/metrics`.
@@ -650,5 +705,51 @@ mod tests {
             "open",
             "a report past the cool-down does not half-open the circuit"
         );
+    }
+
+    #[test]
+    fn a_circuit_opened_on_one_replica_is_open_on_another_until_its_cool_down() {
+        let (here, there) = (Stats::default(), Stats::default());
+        here.share_circuits();
+        there.share_circuits();
+        here.observe(&record("bad", Outcome::Error, 0.0, 1));
+        let config = HealthConfig {
+            cooldown_seconds: 30.0,
+            ..HealthConfig::default()
+        };
+        let now = now_seconds();
+        assert!(here.health(&["bad"], &config, now).0.exclusions[0].is_some());
+        let opened = here.take_opened();
+        assert_eq!(opened, vec![("bad".to_owned(), now)]);
+        assert!(here.take_opened().is_empty(), "told once");
+        // `there` never saw a call to `bad`: healthy until it learns of the opening.
+        assert_eq!(there.health(&["bad"], &config, now).0.exclusions[0], None);
+        there.learn_opened(opened.into_iter().collect());
+        let (learnt, _) = there.health(&["bad", "good"], &config, now + 0.5);
+        assert!(
+            learnt.exclusions[0]
+                .as_deref()
+                .is_some_and(|reason| reason.contains("another replica")),
+            "{learnt:?}"
+        );
+        assert_eq!(learnt.exclusions[1], None);
+        assert!(
+            there.take_opened().is_empty(),
+            "a learnt opening is not told again"
+        );
+        // After the cool-down `there` probes on its own; a success closes it for good.
+        let (probe, _) = there.health(&["bad"], &config, now + 31.0);
+        assert_eq!(probe.exclusions[0], None);
+        there.observe(&record("bad", Outcome::Success, 10.0, 0));
+        let (closed, _) = there.health(&["bad"], &config, now_seconds() + 32.0);
+        assert_eq!(
+            closed.exclusions[0], None,
+            "the old opening does not reopen it"
+        );
+        // Without sharing nothing is collected.
+        let alone = Stats::default();
+        alone.observe(&record("bad", Outcome::Error, 0.0, 1));
+        assert!(alone.health(&["bad"], &config, now).0.exclusions[0].is_some());
+        assert!(alone.take_opened().is_empty());
     }
 }

@@ -31,13 +31,13 @@ pub mod history;
 pub mod home;
 pub mod pg;
 pub mod redis_counters;
+pub mod redis_shared;
 pub mod responses;
 pub mod rollup;
 pub mod rotate;
 pub mod secrets;
 pub mod segments;
 pub mod sessions;
-pub mod state;
 pub mod usage_log;
 
 use std::future::Future;

@@ -182,6 +182,20 @@ impl RedisSettings {
     }
 }
 
+/// A connection to `url` that connects on first use and reconnects after a failure, with
+/// short timeouts: a request waits at most about a second and a half for Redis.
+pub fn connect(url: &str) -> Result<ConnectionManager, String> {
+    let client =
+        redis::Client::open(url).map_err(|error| format!("ROUTERLY_REDIS_URL: {error}"))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(1_000)))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|error| format!("cannot set up the Redis connection: {error}"))
+}
+
 /// Where a reservation is held.
 #[derive(Debug)]
 enum Hold {
@@ -245,15 +259,7 @@ impl RedisCounterStore {
     /// Opens the store (connecting lazily, so a replica starts while Redis is down) and
     /// starts its writer and refresher tasks; they stop when the store is dropped.
     pub fn open(settings: RedisSettings) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|error| format!("ROUTERLY_REDIS_URL: {error}"))?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(1_000)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|error| format!("cannot set up the Redis connection: {error}"))?;
+        let connection = connect(&settings.url)?;
         let (ops, receiver) = mpsc::unbounded_channel();
         let store = Arc::new(RedisCounterStore {
             connection,
