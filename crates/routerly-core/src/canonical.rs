@@ -166,6 +166,12 @@ pub enum ContentPart {
         source: DocumentSource,
         /// Its name: Anthropic's `title`, OpenAI's `filename`.
         name: Option<String>,
+        /// What the model is told about it without citing it (Anthropic's `context`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<String>,
+        /// Whether answers cite it (Anthropic's `citations: {"enabled": true}`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        citations: bool,
         /// Where it stands in the client's body, such as `messages[0].content[1]`.
         path: String,
     },
@@ -287,6 +293,26 @@ impl ChatRequest {
                 .iter()
                 .find_map(|message| in_parts(&message.content, false, &refuses))
         })
+    }
+
+    /// Every document of the request (in the system prompt, messages and tool results), in
+    /// order.
+    pub fn documents(&self) -> Vec<&ContentPart> {
+        fn in_parts<'r>(parts: &'r [ContentPart], found: &mut Vec<&'r ContentPart>) {
+            for part in parts {
+                match part {
+                    ContentPart::Document { .. } => found.push(part),
+                    ContentPart::ToolResult { content, .. } => in_parts(content, found),
+                    _ => {}
+                }
+            }
+        }
+        let mut found = Vec::new();
+        in_parts(&self.system, &mut found);
+        for message in &self.messages {
+            in_parts(&message.content, &mut found);
+        }
+        found
     }
 
     /// The first hosted web search of the request, if any.

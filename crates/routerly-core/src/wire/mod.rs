@@ -26,8 +26,8 @@ use serde_json::Value;
 pub use passthrough::{EventRewrite, StreamPassthrough};
 
 use crate::canonical::{
-    ChatRequest, ChatResponse, DecodeError, DocumentSource, ErrorBody, PDF_MEDIA_TYPE, StreamEvent,
-    Usage,
+    ChatRequest, ChatResponse, ContentPart, DecodeError, DocumentSource, ErrorBody, PDF_MEDIA_TYPE,
+    StreamEvent, Usage,
 };
 
 /// A wire protocol for chat.
@@ -286,6 +286,29 @@ pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
         .filter(|param| request.has_param(param))
         .map(|param| (*param).to_owned())
         .collect();
+    // What a document says besides its content, where the target has no slot for it.
+    for document in request.documents() {
+        let ContentPart::Document {
+            source,
+            name,
+            context,
+            citations,
+            path,
+        } = document
+        else {
+            continue;
+        };
+        let slots = document_slots(format, source);
+        for (present, carried, attribute) in [
+            (name.is_some(), slots.title, "document title"),
+            (context.is_some(), slots.context, "document context"),
+            (*citations, slots.citations, "document citations"),
+        ] {
+            if present && !carried {
+                dropped.push(format!("{path} ({attribute})"));
+            }
+        }
+    }
     // Hosted web search goes to the target's own search tool where it has one.
     let carried = match format {
         WireFormat::AnthropicMessages => anthropic::web_search(request),
@@ -303,6 +326,44 @@ pub fn dropped(format: WireFormat, request: &ChatRequest) -> Vec<String> {
             .map(|tool| format!("{} ({})", tool.path, tool.kind)),
     );
     dropped
+}
+
+/// Which of a document's attributes a target carries.
+struct DocumentSlots {
+    /// Its name (Anthropic's `title`, the `filename` of OpenAI's `file` and Responses'
+    /// `input_file`).
+    title: bool,
+    /// Anthropic's `context`.
+    context: bool,
+    /// Anthropic's `citations`.
+    citations: bool,
+}
+
+/// What `format` carries of a document from `source` besides its content: Anthropic all of
+/// it; OpenAI chat and Responses the name of an inline file (a plain-text document becomes
+/// text, a URL a `file_url`, both without a name); Gemini, Mistral and Ollama nothing
+/// (`inlineData` has no name; text documents become text).
+fn document_slots(format: WireFormat, source: &DocumentSource) -> DocumentSlots {
+    let inline = matches!(source, DocumentSource::Base64 { .. });
+    match format {
+        WireFormat::AnthropicMessages => DocumentSlots {
+            title: true,
+            context: true,
+            citations: true,
+        },
+        WireFormat::OpenAiChat | WireFormat::OpenAiResponses => DocumentSlots {
+            title: inline,
+            context: false,
+            citations: false,
+        },
+        WireFormat::GeminiGenerateContent | WireFormat::MistralChat | WireFormat::OllamaChat => {
+            DocumentSlots {
+                title: false,
+                context: false,
+                citations: false,
+            }
+        }
+    }
 }
 
 /// Decodes a provider's whole answer in `format`.
@@ -487,7 +548,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::canonical::ContentPart;
 
     const PDF: &str = "JVBERi0xLjQK";
 
@@ -536,6 +596,54 @@ mod tests {
                 error.message
             );
         }
+    }
+
+    #[test]
+    fn a_documents_title_context_and_citations_are_carried_or_named_as_dropped() {
+        let request = anthropic_with(json!({"type": "document", "title": "report.pdf",
+            "context": "Q3 figures, unaudited.", "citations": {"enabled": true},
+            "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}));
+        // Anthropic (reached by translation from a client of another format) keeps all three.
+        let block = &encoded(WireFormat::AnthropicMessages, &request)["messages"][0]["content"][1];
+        assert_eq!(block["title"], "report.pdf");
+        assert_eq!(block["context"], "Q3 figures, unaudited.");
+        assert_eq!(block["citations"], json!({"enabled": true}));
+        assert!(dropped(WireFormat::AnthropicMessages, &request).is_empty());
+        let at = "messages[0].content[1]";
+        for format in [WireFormat::OpenAiChat, WireFormat::OpenAiResponses] {
+            assert_eq!(
+                dropped(format, &request),
+                [
+                    format!("{at} (document context)"),
+                    format!("{at} (document citations)")
+                ],
+                "{format:?} carries the title as the file's name"
+            );
+        }
+        assert_eq!(
+            dropped(WireFormat::GeminiGenerateContent, &request),
+            [
+                format!("{at} (document title)"),
+                format!("{at} (document context)"),
+                format!("{at} (document citations)")
+            ]
+        );
+        // A document that says nothing besides its content loses nothing.
+        let plain = anthropic_with(json!({"type": "document",
+            "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}));
+        assert!(dropped(WireFormat::GeminiGenerateContent, &plain).is_empty());
+        // `citations` must be an object, as Anthropic requires.
+        let error = decode_request(
+            WireFormat::AnthropicMessages,
+            &json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": [
+                {"type": "document", "citations": true,
+                 "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}]}]}),
+        )
+        .expect_err("citations: true is refused");
+        assert_eq!(
+            error.param.as_deref(),
+            Some("messages[0].content[0].citations")
+        );
     }
 
     #[test]

@@ -4,17 +4,14 @@
 //! 503 `budget_exceeded`, or 429 `rate_limit_exceeded` for a calls limit over at most an
 //! hour, naming the limit, its level and when it resets (also as `retry-after`).
 
-use routerly_core::canonical::{ChatRequest, ErrorBody, ErrorKind};
+use routerly_core::canonical::{ErrorBody, ErrorKind};
 use routerly_core::config::ModelConfig;
 use routerly_core::estimate;
 use routerly_core::wire::WireFormat;
 
-use super::Caller;
+use super::Call;
 use super::error::ProxyError;
-use super::record::CallRecord;
 use crate::budgets::{AdmitError, BudgetRefusal, CallEstimate};
-use crate::state::AppState;
-use crate::store::config::Snapshot;
 use crate::store::counters::CounterError;
 
 /// Error code of a call refused by a budget.
@@ -33,30 +30,28 @@ pub fn is_budget_refusal(error: &ProxyError) -> bool {
     )
 }
 
-/// The candidates with room for `request`, their reservation held by `record` until the
-/// call's usage is recorded; or the refusal.
+/// The candidates with room for the call's request, their reservation held by the call's
+/// record until its usage is recorded; or the refusal.
 pub(super) async fn admit<'s>(
-    app: &AppState,
-    snapshot: &Snapshot,
-    caller: &Caller<'_>,
-    request: &ChatRequest,
+    call: &mut Call<'_>,
     candidates: Vec<&'s ModelConfig>,
-    record: &mut CallRecord,
-    format: WireFormat,
 ) -> Result<Vec<&'s ModelConfig>, ProxyError> {
+    let request = &call.request;
     let estimate = CallEstimate {
         input_tokens: estimate::prompt_tokens(request),
         output_tokens: request
             .max_tokens
             .map(u64::from)
-            .unwrap_or(snapshot.settings.budget_default_output_tokens),
+            .unwrap_or(call.snapshot.settings.budget_default_output_tokens),
     };
-    let admission = app
+    let format = call.format;
+    let admission = call
+        .app
         .budgets
         .admit(
-            snapshot,
-            &caller.project.id,
-            &caller.token.id,
+            call.snapshot,
+            &call.caller.project.id,
+            &call.caller.token.id,
             candidates,
             estimate,
         )
@@ -66,7 +61,7 @@ pub(super) async fn admit<'s>(
             AdmitError::Unavailable(error) => unavailable_error(format, &error),
         })?;
     if let Some(guard) = admission.guard {
-        record.hold_budget(guard);
+        call.record.hold_budget(guard);
     }
     Ok(admission.candidates)
 }

@@ -15,11 +15,14 @@ use routerly_core::canonical::{
 use routerly_core::config::ModelConfig;
 use routerly_core::wire::WireFormat;
 use routerly_core::wire::embeddings::{self as wire_embeddings, EmbeddingsFormat};
-use routerly_providers::UpstreamError;
+use routerly_providers::{Operation, UpstreamError};
 use serde_json::Value;
 
 use super::candidates::AUTO;
 use super::error::ProxyError;
+use super::surface::SurfaceCall;
+use super::{Call, Caller};
+use crate::state::AppState;
 
 const FORMAT: WireFormat = WireFormat::OpenAiChat;
 
@@ -30,9 +33,60 @@ fn invalid(message: impl Into<String>, param: &str) -> ProxyError {
     )
 }
 
+/// The embeddings surface: the client's body converted per provider, no canonical answer.
+pub(super) struct Embeddings;
+
+impl SurfaceCall for Embeddings {
+    async fn decode(
+        _app: &AppState,
+        _caller: &Caller<'_>,
+        _format: WireFormat,
+        raw: &mut Value,
+    ) -> Result<(ChatRequest, Self), ProxyError> {
+        Ok((decode(raw)?, Embeddings))
+    }
+
+    fn candidates<'s>(
+        &self,
+        candidates: Vec<&'s ModelConfig>,
+        requested: &str,
+    ) -> Result<Vec<&'s ModelConfig>, ProxyError> {
+        embedding_candidates(candidates, requested)
+    }
+
+    fn operation(&self, _provider_format: WireFormat) -> Operation {
+        Operation::Embeddings
+    }
+
+    /// Never: the bodies are converted by [`wire_embeddings`], which drops nothing, and the
+    /// client's query string goes on.
+    fn translates(&self, _call: &Call<'_>, _provider_format: WireFormat) -> bool {
+        false
+    }
+
+    fn upstream_body(
+        &self,
+        call: &mut Call<'_>,
+        model: &ModelConfig,
+        _provider_format: WireFormat,
+    ) -> Result<Vec<u8>, ProxyError> {
+        upstream_body(model, &call.raw)
+    }
+
+    async fn answer(
+        &self,
+        call: &Call<'_>,
+        model: &ModelConfig,
+        _provider_format: WireFormat,
+        body: &[u8],
+    ) -> Result<(Response, Usage), UpstreamError> {
+        answer(model, &call.raw, body)
+    }
+}
+
 /// The request as far as routing, budgets and records need it: the model, and the input's
 /// text as one user message (for the estimate); nothing is generated.
-pub(super) fn decode(raw: &Value) -> Result<ChatRequest, ProxyError> {
+fn decode(raw: &Value) -> Result<ChatRequest, ProxyError> {
     let model = match raw.get("model") {
         Some(Value::String(model)) => model.clone(),
         None | Some(Value::Null) => {
@@ -109,7 +163,7 @@ fn format_of(model: &ModelConfig) -> EmbeddingsFormat {
 
 /// The body for `model`'s provider: the client's own (model replaced) for OpenAI-shaped
 /// providers, converted for the others; a 400 naming the model for inputs it cannot take.
-pub(super) fn upstream_body(model: &ModelConfig, raw: &Value) -> Result<Vec<u8>, ProxyError> {
+fn upstream_body(model: &ModelConfig, raw: &Value) -> Result<Vec<u8>, ProxyError> {
     let body = wire_embeddings::encode_request(format_of(model), raw, &model.upstream_model)
         .map_err(|error| {
             let mut body = error.to_error_body();
@@ -125,7 +179,7 @@ pub(super) fn upstream_body(model: &ModelConfig, raw: &Value) -> Result<Vec<u8>,
 }
 
 /// The candidates that may embed, in order.
-pub(super) fn candidates<'s>(
+fn embedding_candidates<'s>(
     candidates: Vec<&'s ModelConfig>,
     requested: &str,
 ) -> Result<Vec<&'s ModelConfig>, ProxyError> {
@@ -174,7 +228,7 @@ pub(super) fn candidates<'s>(
 
 /// The provider's embeddings answer for the client, in OpenAI's shape (model replaced,
 /// base64 when asked), and its usage. `raw` is the client's request.
-pub(super) fn answer(
+fn answer(
     model: &ModelConfig,
     raw: &Value,
     body: &[u8],

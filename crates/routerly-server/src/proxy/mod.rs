@@ -8,6 +8,12 @@
 //! answer comes back the same way: passed through with the model replaced, or decoded
 //! and re-encoded. Every call that passed authentication leaves one usage record.
 //!
+//! The path has one shape for every surface: [`Call::decode`] builds the call's context
+//! once (snapshot, caller, the parsed body and its decoded view, the usage record, the
+//! client's format), [`Call::candidates`] resolves, admits and ranks the models, and
+//! [`serve`] is the attempt loop. What differs per surface sits behind
+//! [`surface::SurfaceCall`]; where a call goes and its timeouts come from [`target`].
+//!
 //! The Responses surface adds conversation state (see [`responses`]): `previous_response_id`
 //! is resolved from Routerly's store before the attempts, and each answer is stored after.
 //! OpenAI models get the Responses body itself; others the canonical request. Embeddings
@@ -29,9 +35,10 @@ mod record;
 mod relay;
 pub(crate) mod responses;
 mod route;
+mod surface;
+mod target;
 mod tokenize;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -40,19 +47,22 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use routerly_core::canonical::{ChatRequest, ErrorBody, ErrorKind};
-use routerly_core::config::{ModelConfig, Project, ProjectToken, ProviderKind};
+use routerly_core::config::{ModelConfig, Project, ProjectToken};
 use routerly_core::estimate;
 use routerly_core::usage::{Outcome, Surface};
 use routerly_core::wire::{self, WireFormat};
-use routerly_providers::{Disposition, Operation, Target, UpstreamError, UpstreamResponse};
+use routerly_providers::{Disposition, Operation, UpstreamError, UpstreamResponse};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::admission::BodyPermit;
 use crate::state::App;
 use crate::store::config::Snapshot;
 
 pub use error::ProxyError;
 use record::{CallRecord, PendingCall};
+use surface::{Plain, SurfaceCall};
+pub(crate) use target::target_for;
 
 /// Header naming the model that served.
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-routerly-model");
@@ -76,22 +86,22 @@ pub const TAGS_HEADER: &str = "x-routerly-tags";
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(State(app): State<App>, request: Request) -> Response {
-    complete(app, Surface::ChatCompletions, request).await
+    complete::<Plain>(app, Surface::ChatCompletions, request).await
 }
 
 /// `POST /v1/messages`.
 pub async fn messages(State(app): State<App>, request: Request) -> Response {
-    complete(app, Surface::Messages, request).await
+    complete::<Plain>(app, Surface::Messages, request).await
 }
 
 /// `POST /v1/responses`.
 pub async fn responses(State(app): State<App>, request: Request) -> Response {
-    complete(app, Surface::Responses, request).await
+    complete::<responses::Conversation>(app, Surface::Responses, request).await
 }
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(app): State<App>, request: Request) -> Response {
-    complete(app, Surface::Embeddings, request).await
+    complete::<embeddings::Embeddings>(app, Surface::Embeddings, request).await
 }
 
 /// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
@@ -101,35 +111,6 @@ fn surface_format(surface: Surface) -> WireFormat {
         Surface::Messages => WireFormat::AnthropicMessages,
         Surface::Responses => WireFormat::OpenAiResponses,
     }
-}
-
-/// The format `model` is spoken to in for a call on `surface`: OpenAI takes the Responses
-/// format itself, else the provider's chat format (for embeddings, whose bodies
-/// [`embeddings`] converts, this is the format of the provider's errors).
-fn provider_format_for(surface: Surface, model: &ModelConfig) -> WireFormat {
-    match surface {
-        Surface::Responses if model.provider == ProviderKind::OpenAi => WireFormat::OpenAiResponses,
-        _ => model.provider.wire_format(),
-    }
-}
-
-/// The provider operation of a call on `surface` in `provider_format`.
-fn operation_for(surface: Surface, provider_format: WireFormat) -> Operation {
-    match surface {
-        Surface::Embeddings => Operation::Embeddings,
-        _ if routerly_core::wire::is_responses(provider_format) => Operation::Responses,
-        _ => Operation::Chat,
-    }
-}
-
-/// What a surface adds to the common path.
-enum SurfaceCall {
-    /// Chat completions and messages: nothing.
-    Plain,
-    /// The Responses API's conversation.
-    Responses(responses::Conversation),
-    /// Embeddings.
-    Embeddings,
 }
 
 /// Any other `/v1/…` path: an OpenAI-shaped 404.
@@ -149,6 +130,7 @@ pub async fn unknown_route(uri: http::Uri) -> Response {
 }
 
 /// A project token that passed authentication.
+#[derive(Clone, Copy)]
 struct Caller<'s> {
     project: &'s Project,
     token: &'s ProjectToken,
@@ -276,51 +258,6 @@ fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, Proxy
         .map_err(|error| ProxyError::from_body(format, error.to_error_body()))
 }
 
-/// The body to send to `model`'s provider: the client's own body with the model
-/// replaced when formats match (rewritten from the client's `original` text when it is
-/// given, without serializing the tree again), the canonical request encoded otherwise.
-fn upstream_body(
-    client_format: WireFormat,
-    provider_format: WireFormat,
-    raw: &mut Value,
-    original: Option<&[u8]>,
-    request: &ChatRequest,
-    model: &ModelConfig,
-) -> Result<Vec<u8>, ProxyError> {
-    if provider_format == client_format {
-        let usage_in_stream =
-            routerly_core::wire::asks_for_stream_usage(client_format) && request.stream;
-        if let Some(original) = original {
-            let model_name = members::json_string(&model.upstream_model);
-            let mut members = vec![("model", model_name.as_str())];
-            if usage_in_stream {
-                members.push(("stream_options", r#"{"include_usage":true}"#));
-            }
-            if let Some(body) = members::with_members(original, &members) {
-                return Ok(body);
-            }
-        }
-        raw["model"] = Value::String(model.upstream_model.clone());
-        if usage_in_stream {
-            // Ask for usage in the stream; the relay strips it if the client did not.
-            raw["stream_options"] = json!({ "include_usage": true });
-        }
-        return Ok(serde_json::to_vec(raw).expect("a JSON value serializes"));
-    }
-    let body =
-        wire::encode_request(provider_format, request, &model.upstream_model).map_err(|error| {
-            let mut body = error.to_error_body();
-            body.message = format!(
-                "{} (model `{}`, {})",
-                body.message,
-                model.id,
-                model.provider.as_str()
-            );
-            ProxyError::from_body(client_format, body)
-        })?;
-    Ok(serde_json::to_vec(&body).expect("a JSON value serializes"))
-}
-
 /// Headers of the client's request that go on to the provider: the client format's beta
 /// header (`anthropic-beta`, `OpenAI-Beta`) when the provider speaks that format.
 fn passthrough_headers(
@@ -337,27 +274,6 @@ fn passthrough_headers(
         }
     }
     forwarded
-}
-
-/// Where and how a call to `model` goes: the one place its URL, key and timeouts (settings,
-/// then the model's, then the project's) are put together.
-fn target_for<'s>(
-    snapshot: &'s Snapshot,
-    project: &Project,
-    model: &'s ModelConfig,
-    query: Option<&'s str>,
-) -> Target<'s> {
-    Target {
-        provider: model.provider,
-        endpoint: &model.endpoint,
-        upstream_model: &model.upstream_model,
-        api_version: model.api_version.as_deref(),
-        api_key: snapshot.model_api_key(&model.id),
-        timeouts: project
-            .timeouts
-            .apply(model.timeouts.apply(snapshot.settings.timeouts)),
-        query,
-    }
 }
 
 /// A provider's error for a request it rejected, in the client's format, with the
@@ -498,8 +414,88 @@ fn with_dropped_header(response: &mut Response, dropped: &[String]) {
     }
 }
 
-/// Serves one completion request on `surface`.
-async fn complete(app: App, surface: Surface, request: Request) -> Response {
+/// One call's context, built once its body is decoded: what every step after reads.
+struct Call<'c> {
+    app: &'c App,
+    snapshot: &'c Snapshot,
+    caller: Caller<'c>,
+    /// The client's format.
+    format: WireFormat,
+    headers: &'c HeaderMap,
+    /// The client's query string (sent on with a call in the client's own format).
+    query: Option<&'c str>,
+    /// The client's body, parsed: a same-format call's body is made from it.
+    raw: Value,
+    /// The client's own text, kept when the surface sends it on
+    /// ([`SurfaceCall::SENDS_ORIGINAL`]).
+    original: Option<Bytes>,
+    /// The decoded view: what estimates, budgets, routing and translation read.
+    request: ChatRequest,
+    /// The usage record, finished by whoever answers.
+    record: &'c mut CallRecord,
+    /// Holds the body's bytes against the shared body budget until the call ends.
+    _body_permit: BodyPermit,
+}
+
+impl<'c> Call<'c> {
+    /// Reads and decodes the body of a call on surface `S`: the context, and the surface's
+    /// part of it.
+    async fn decode<S: SurfaceCall>(
+        app: &'c App,
+        snapshot: &'c Snapshot,
+        caller: Caller<'c>,
+        query: Option<&'c str>,
+        headers: &'c HeaderMap,
+        body: Body,
+        record: &'c mut CallRecord,
+    ) -> Result<(Self, S), ProxyError> {
+        let format = surface_format(record.surface());
+        let (bytes, body_permit) =
+            read_body(app, headers, body, snapshot.settings.max_body_bytes, format).await?;
+        let mut raw = parse_json_object(&bytes, format)?;
+        let original = S::SENDS_ORIGINAL.then_some(bytes);
+        let (request, surface_call) = S::decode(app, &caller, format, &mut raw).await?;
+        record.set_request(&request);
+        let call = Call {
+            app,
+            snapshot,
+            caller,
+            format,
+            headers,
+            query,
+            raw,
+            original,
+            request,
+            record,
+            _body_permit: body_permit,
+        };
+        Ok((call, surface_call))
+    }
+
+    /// The models that may serve this call, in the order they are tried: resolved from the
+    /// requested model, narrowed by the surface, admitted by the budgets (which reserve the
+    /// call's estimate), ranked by the project's routing policies.
+    async fn candidates<S: SurfaceCall>(
+        &mut self,
+        surface_call: &S,
+    ) -> Result<Vec<&'c ModelConfig>, ProxyError> {
+        let snapshot: &'c Snapshot = self.snapshot;
+        let candidates = candidates::resolve(
+            snapshot,
+            self.caller.project,
+            self.caller.token,
+            &self.request.model,
+        )
+        .map_err(|error| ProxyError::from_body(self.format, error))?;
+        let candidates = surface_call.candidates(candidates, &self.request.model)?;
+        let resolved: Vec<&str> = candidates.iter().map(|model| model.id.as_str()).collect();
+        let admitted = budget::admit(self, candidates).await?;
+        route::rank(self, &resolved, admitted).await
+    }
+}
+
+/// Serves one completion request on `surface`, whose own part is `S`.
+async fn complete<S: SurfaceCall>(app: App, surface: Surface, request: Request) -> Response {
     let started = Instant::now();
     // The request's own parts: extracting the headers and the query would copy them.
     let (parts, body) = request.into_parts();
@@ -531,15 +527,20 @@ async fn complete(app: App, surface: Surface, request: Request) -> Response {
     let trace_id = record.trace_id().to_owned();
     // If the client hangs up while this waits, the guard records the call as cancelled.
     let mut pending = PendingCall::new(record, app.usage.clone());
-    let served = serve(
-        &app,
-        &snapshot,
-        &caller,
-        query,
-        headers,
-        body,
-        pending.record(),
-    )
+    let served = async {
+        let (mut call, surface_call) = Call::decode::<S>(
+            &app,
+            &snapshot,
+            caller,
+            query,
+            headers,
+            body,
+            pending.record(),
+        )
+        .await?;
+        let candidates = call.candidates(&surface_call).await?;
+        serve(&mut call, &surface_call, &candidates).await
+    }
     .await;
     let record = pending.settle();
     match served {
@@ -560,344 +561,203 @@ async fn complete(app: App, surface: Surface, request: Request) -> Response {
     }
 }
 
-/// Decodes, picks candidates and dispatches; every early return is an error to record.
-async fn serve(
-    app: &Arc<crate::state::AppState>,
-    snapshot: &Snapshot,
-    caller: &Caller<'_>,
-    query: Option<&str>,
-    headers: &HeaderMap,
-    body: Body,
-    record: &mut CallRecord,
+/// The attempt loop: each candidate in turn, retried with backoff where the project allows,
+/// until one answers or a provider says the request itself is at fault; every early return
+/// is an error to record.
+async fn serve<S: SurfaceCall>(
+    call: &mut Call<'_>,
+    surface_call: &S,
+    candidates: &[&ModelConfig],
 ) -> Result<Response, ProxyError> {
-    let surface = record.surface();
-    let format = surface_format(surface);
-    let (bytes, _body_permit) =
-        read_body(app, headers, body, snapshot.settings.max_body_bytes, format).await?;
-    let mut raw = parse_json_object(&bytes, format)?;
-    // Plain calls send the client's own text on (Responses calls rewrite the request).
-    let original = matches!(surface, Surface::ChatCompletions | Surface::Messages).then_some(bytes);
-    let (request, surface_call) = match surface {
-        Surface::Embeddings => (embeddings::decode(&raw)?, SurfaceCall::Embeddings),
-        Surface::Responses => {
-            let mut request = decode_request(format, &raw)?;
-            let conversation =
-                responses::prepare(app, caller, &mut raw, &mut request, format).await?;
-            (request, SurfaceCall::Responses(conversation))
-        }
-        Surface::ChatCompletions | Surface::Messages => {
-            (decode_request(format, &raw)?, SurfaceCall::Plain)
-        }
-    };
-    record.set_request(&request);
-    let mut candidates =
-        candidates::resolve(snapshot, caller.project, caller.token, &request.model)
-            .map_err(|error| ProxyError::from_body(format, error))?;
-    if let SurfaceCall::Embeddings = surface_call {
-        candidates = embeddings::candidates(candidates, &request.model)?;
-    }
-    let resolved: Vec<&str> = candidates.iter().map(|model| model.id.as_str()).collect();
-    let candidates =
-        budget::admit(app, snapshot, caller, &request, candidates, record, format).await?;
-    let candidates = route::rank(
-        app, snapshot, caller, headers, &request, &resolved, candidates, record, format,
-    )
-    .await?;
-
-    let mut last_error = None;
-    let mut pending_store = None;
-    let deadline = record.started()
-        + std::time::Duration::from_millis(
-            caller
-                .project
-                .timeouts
-                .apply(snapshot.settings.timeouts)
-                .first_token_ms,
+    let app: &App = call.app;
+    let deadline = call.record.started()
+        + Duration::from_millis(
+            target::call_timeouts(call.snapshot, None, Some(call.caller.project)).first_token_ms,
         );
     let mut plan = crate::routing::AttemptPlan::new(
         &app.routing,
-        &candidates,
-        caller.project.routing.retries,
+        candidates,
+        call.caller.project.routing.retries,
         deadline,
     );
+    let mut last_error = None;
     while let Some(model) = plan.next() {
-        let provider_format = provider_format_for(surface, model);
-        if let SurfaceCall::Responses(_) = surface_call
-            && provider_format != format
-            && let Some(feature) = routerly_core::wire::responses::openai_only_feature(&raw)
-        {
-            let error = ProxyError::from_body(
-                format,
-                ErrorBody::new(
-                    ErrorKind::InvalidRequest,
-                    format!(
-                        "The model `{}` ({}) cannot serve {feature}; only OpenAI models can.",
-                        model.id,
-                        model.provider.as_str()
-                    ),
-                )
-                .with_code("unsupported_feature"),
-            );
-            record.begin_attempt(model, Instant::now());
-            record.add_upstream_time(std::time::Duration::ZERO);
-            return Err(error);
-        }
-        let translated =
-            !matches!(surface_call, SurfaceCall::Embeddings) && provider_format != format;
-        let dropped = if translated {
-            wire::dropped(provider_format, &request)
-        } else {
-            Vec::new()
-        };
-        if !dropped.is_empty() && caller.project.strict_translation {
-            record.begin_attempt(model, Instant::now());
-            record.add_upstream_time(std::time::Duration::ZERO);
-            return Err(ProxyError::from_body(
-                format,
-                ErrorBody::new(
-                    ErrorKind::InvalidRequest,
-                    format!(
-                        "The model `{}` ({}) has no equivalent for: {}; this project refuses translations that leave them out (strict_translation).",
-                        model.id,
-                        model.provider.as_str(),
-                        dropped.join(", ")
-                    ),
-                )
-                .with_code("unsupported_feature"),
-            ));
-        }
-        let upstream_body = match surface_call {
-            SurfaceCall::Embeddings => embeddings::upstream_body(model, &raw)?,
-            _ => upstream_body(
-                format,
-                provider_format,
-                &mut raw,
-                original.as_deref(),
-                &request,
-                model,
-            )?,
-        };
-        // The client's query string and beta headers describe the client's format.
-        let target = target_for(
-            snapshot,
-            caller.project,
-            model,
-            (!translated).then_some(query).flatten(),
-        );
-        let extra_headers = passthrough_headers(headers, format, provider_format);
-        let attempt_started = Instant::now();
-        record.begin_attempt(model, attempt_started);
-        if !dropped.is_empty()
-            && let Some(trace) = record.trace()
-        {
-            trace.dropped(&dropped);
-        }
-        let sent = app
-            .upstream
-            .send(
-                &target,
-                operation_for(surface, provider_format),
-                upstream_body,
-                request.stream,
-                &extra_headers,
-            )
-            .await;
-        // Translating the answer below is Routerly's time, not the provider's.
-        let mut upstream_elapsed = attempt_started.elapsed();
-        let error = match sent {
-            Ok(UpstreamResponse::Json(body)) => {
-                let answered = match &surface_call {
-                    SurfaceCall::Embeddings => embeddings::answer(model, &raw, &body),
-                    SurfaceCall::Plain => answer_plain(format, provider_format, model, &body),
-                    SurfaceCall::Responses(conversation) => answer_json(
-                        format,
-                        provider_format,
-                        model,
-                        &body,
-                        Some((&conversation.response_id, &conversation.echo)),
-                    )
-                    .map(|(response, canonical)| {
-                        let usage = canonical.usage;
-                        pending_store = conversation.store_future(app, caller, canonical);
-                        (response, usage)
-                    }),
-                };
-                match answered {
-                    Ok((mut response, usage)) => {
-                        if let Some(storing) = pending_store.take() {
-                            storing.await;
-                        }
-                        record.add_upstream_time(upstream_elapsed);
-                        let usage_record = record.finish_success(model, usage, None);
-                        if let Ok(value) =
-                            HeaderValue::from_str(&format!("{:.3}", usage_record.overhead_ms))
-                        {
-                            response.headers_mut().insert(OVERHEAD_HEADER, value);
-                        }
-                        app.usage.record(usage_record).await;
-                        with_dropped_header(&mut response, &dropped);
-                        return Ok(with_routing_headers(
-                            response,
-                            Some(&model.id),
-                            record.trace_id(),
-                        ));
-                    }
-                    Err(error) => error,
-                }
-            }
-            Ok(UpstreamResponse::Stream(mut events)) => {
-                let first = events.next_event().await;
-                upstream_elapsed = attempt_started.elapsed();
-                match first {
-                    Ok(Some(first_event)) => {
-                        let parts = relay::RelayParts {
-                            app: app.clone(),
-                            events,
-                            first_event,
-                            client_format: format,
-                            provider_format,
-                            model_id: model.id.clone(),
-                            pricing: model.pricing,
-                            provider: model.provider,
-                            client_wants_usage: request.stream_include_usage,
-                            attempt_started,
-                            response_id: match &surface_call {
-                                SurfaceCall::Responses(conversation) => {
-                                    Some(conversation.response_id.clone())
-                                }
-                                _ => None,
-                            },
-                            echo: match &surface_call {
-                                SurfaceCall::Responses(conversation) => {
-                                    Some(conversation.echo.clone())
-                                }
-                                _ => None,
-                            },
-                            on_complete: match &surface_call {
-                                SurfaceCall::Responses(conversation) => {
-                                    conversation.on_complete(app, caller)
-                                }
-                                _ => None,
-                            },
-                        };
-                        match relay::Relay::start(parts, record.take()) {
-                            Ok(relay) => {
-                                let mut response = relay.into_response();
-                                with_dropped_header(&mut response, &dropped);
-                                return Ok(with_routing_headers(
-                                    response,
-                                    Some(&model.id),
-                                    record.trace_id(),
-                                ));
-                            }
-                            Err(message) => UpstreamError::Protocol(format!(
-                                "the provider's first event is unreadable: {message}"
-                            )),
-                        }
-                    }
-                    Ok(None) => UpstreamError::Protocol(
-                        "the provider closed the stream before its first event".to_owned(),
-                    ),
-                    Err(error) => error,
-                }
-            }
+        let error = match attempt(call, surface_call, model).await? {
+            Ok(response) => return Ok(response),
             Err(error) => error,
         };
-        record.add_upstream_time(upstream_elapsed);
         tracing::warn!(
             model = %model.id,
-            trace_id = record.trace_id(),
+            trace_id = call.record.trace_id(),
             error = %error,
             "provider attempt failed"
         );
-        record.add_attempt(model, &error);
+        call.record.add_attempt(model, &error);
         if error.disposition() == Disposition::Client {
-            let response = provider_client_error(format, provider_format, &error);
+            let provider_format = surface_call.provider_format(model);
+            let response = provider_client_error(call.format, provider_format, &error);
             let message = error.to_string();
             let usage_record =
-                record.finish_error(Outcome::Error, response.status().as_u16(), &message);
+                call.record
+                    .finish_error(Outcome::Error, response.status().as_u16(), &message);
             app.usage.record(usage_record).await;
             return Ok(with_routing_headers(
                 response,
                 Some(&model.id),
-                record.trace_id(),
+                call.record.trace_id(),
             ));
         }
         let backoff = plan.failed(&error);
         last_error = Some(error);
         if let Some(delay) = backoff {
-            if let Some(trace) = record.trace() {
+            if let Some(trace) = call.record.trace() {
                 trace.waited(delay);
             }
             tokio::time::sleep(delay).await;
         }
     }
     let last_error = last_error.expect("candidates are never empty");
-    Err(exhausted_error(format, &last_error, candidates.len()))
+    Err(exhausted_error(call.format, &last_error, candidates.len()))
 }
 
-/// The client's answer to a plain call and its usage: relayed in one pass when the client
-/// speaks the provider's format (building the answer's tree, decoding it and writing it
-/// back was a fifth of a non-streamed request's time), else through [`answer_json`].
-fn answer_plain(
-    client_format: WireFormat,
-    provider_format: WireFormat,
+/// One attempt at `model`: the request checked and built for its provider, sent, and the
+/// answer relayed to the client. The inner `Err` is the provider's failure (the attempt's
+/// upstream time already recorded), for the loop to classify.
+async fn attempt<S: SurfaceCall>(
+    call: &mut Call<'_>,
+    surface_call: &S,
     model: &ModelConfig,
-    body: &[u8],
-) -> Result<(Response, routerly_core::canonical::Usage), UpstreamError> {
-    if client_format == provider_format
-        && let Some((bytes, usage)) = relay::passthrough_answer(provider_format, body, &model.id)
-    {
-        return Ok((json_response(bytes), usage));
+) -> Result<Result<Response, UpstreamError>, ProxyError> {
+    let format = call.format;
+    let provider_format = surface_call.provider_format(model);
+    if let Some(refusal) = surface_call.refusal(call, model, provider_format) {
+        call.record.begin_attempt(model, Instant::now());
+        call.record.add_upstream_time(Duration::ZERO);
+        return Err(refusal);
     }
-    answer_json(client_format, provider_format, model, body, None)
-        .map(|(response, canonical)| (response, canonical.usage))
-}
-
-/// A JSON answer of `bytes`.
-fn json_response(bytes: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(bytes));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// Turns a provider's whole JSON answer into the client's answer and the canonical answer
-/// (for its usage, and the Responses API's stored conversation). A re-encoded Responses
-/// answer takes the conversation's response id and echoes its request fields.
-fn answer_json(
-    client_format: WireFormat,
-    provider_format: WireFormat,
-    model: &ModelConfig,
-    body: &[u8],
-    conversation: Option<(&str, &routerly_core::wire::responses::Echo)>,
-) -> Result<(Response, routerly_core::canonical::ChatResponse), UpstreamError> {
-    let mut value: Value = serde_json::from_slice(body)
-        .map_err(|error| UpstreamError::Protocol(format!("the answer is not JSON: {error}")))?;
-    let mut canonical = wire::decode_response(provider_format, &value).map_err(|error| {
-        UpstreamError::Protocol(format!("the answer is malformed: {}", error.message))
-    })?;
-    if client_format == provider_format {
-        // The provider's own text with the model replaced, in one pass (re-serializing the
-        // tree was a tenth of a non-streamed request's instructions).
-        let bytes = members::with_members(body, &[("model", &members::json_string(&model.id))])
-            .unwrap_or_else(|| {
-                value["model"] = Value::String(model.id.clone());
-                serde_json::to_vec(&value).expect("a JSON value serializes")
-            });
-        return Ok((json_response(bytes), canonical));
-    }
-    canonical.model = model.id.clone();
-    let client_body = match conversation {
-        Some((response_id, echo)) => {
-            canonical.id = response_id.to_owned();
-            routerly_core::wire::responses::encode_response_echoing(&canonical, echo)
-        }
-        None => wire::encode_response(client_format, &canonical),
+    let translated = surface_call.translates(call, provider_format);
+    let dropped = if translated {
+        wire::dropped(provider_format, &call.request)
+    } else {
+        Vec::new()
     };
-    Ok((axum::Json(client_body).into_response(), canonical))
+    if !dropped.is_empty() && call.caller.project.strict_translation {
+        call.record.begin_attempt(model, Instant::now());
+        call.record.add_upstream_time(Duration::ZERO);
+        return Err(ProxyError::from_body(
+            format,
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "The model `{}` ({}) has no equivalent for: {}; this project refuses translations that leave them out (strict_translation).",
+                    model.id,
+                    model.provider.as_str(),
+                    dropped.join(", ")
+                ),
+            )
+            .with_code("unsupported_feature"),
+        ));
+    }
+    let upstream_body = surface_call.upstream_body(call, model, provider_format)?;
+    // The client's query string and beta headers describe the client's format.
+    let target = target_for(
+        call.snapshot,
+        model,
+        Some(call.caller.project),
+        (!translated).then_some(call.query).flatten(),
+    );
+    let extra_headers = passthrough_headers(call.headers, format, provider_format);
+    let attempt_started = Instant::now();
+    call.record.begin_attempt(model, attempt_started);
+    if !dropped.is_empty()
+        && let Some(trace) = call.record.trace()
+    {
+        trace.dropped(&dropped);
+    }
+    let sent = call
+        .app
+        .upstream
+        .send(
+            &target,
+            surface_call.operation(provider_format),
+            upstream_body,
+            call.request.stream,
+            &extra_headers,
+        )
+        .await;
+    // Translating the answer below is Routerly's time, not the provider's.
+    let mut upstream_elapsed = attempt_started.elapsed();
+    let error = match sent {
+        Ok(UpstreamResponse::Json(body)) => {
+            match surface_call
+                .answer(call, model, provider_format, &body)
+                .await
+            {
+                Ok((mut response, usage)) => {
+                    call.record.add_upstream_time(upstream_elapsed);
+                    let usage_record = call.record.finish_success(model, usage, None);
+                    if let Ok(value) =
+                        HeaderValue::from_str(&format!("{:.3}", usage_record.overhead_ms))
+                    {
+                        response.headers_mut().insert(OVERHEAD_HEADER, value);
+                    }
+                    call.app.usage.record(usage_record).await;
+                    with_dropped_header(&mut response, &dropped);
+                    return Ok(Ok(with_routing_headers(
+                        response,
+                        Some(&model.id),
+                        call.record.trace_id(),
+                    )));
+                }
+                Err(error) => error,
+            }
+        }
+        Ok(UpstreamResponse::Stream(mut events)) => {
+            let first = events.next_event().await;
+            upstream_elapsed = attempt_started.elapsed();
+            match first {
+                Ok(Some(first_event)) => {
+                    let hooks = surface_call.stream_hooks(call);
+                    let parts = relay::RelayParts {
+                        app: call.app.clone(),
+                        events,
+                        first_event,
+                        client_format: format,
+                        provider_format,
+                        model_id: model.id.clone(),
+                        pricing: model.pricing,
+                        provider: model.provider,
+                        client_wants_usage: call.request.stream_include_usage,
+                        attempt_started,
+                        response_id: hooks.response_id,
+                        echo: hooks.echo,
+                        on_complete: hooks.on_complete,
+                    };
+                    match relay::Relay::start(parts, call.record.take()) {
+                        Ok(relay) => {
+                            let mut response = relay.into_response();
+                            with_dropped_header(&mut response, &dropped);
+                            return Ok(Ok(with_routing_headers(
+                                response,
+                                Some(&model.id),
+                                call.record.trace_id(),
+                            )));
+                        }
+                        Err(message) => UpstreamError::Protocol(format!(
+                            "the provider's first event is unreadable: {message}"
+                        )),
+                    }
+                }
+                Ok(None) => UpstreamError::Protocol(
+                    "the provider closed the stream before its first event".to_owned(),
+                ),
+                Err(error) => error,
+            }
+        }
+        Err(error) => error,
+    };
+    call.record.add_upstream_time(upstream_elapsed);
+    Ok(Err(error))
 }
 
 /// `POST /v1/messages/count_tokens`: exact from Anthropic for Anthropic models, OpenAI's
@@ -944,7 +804,7 @@ pub async fn count_tokens(
                     body["model"] = Value::String(model.upstream_model.clone());
                     serde_json::to_vec(&body).expect("a JSON value serializes")
                 });
-            let target = target_for(&snapshot, caller.project, model, query.as_deref());
+            let target = target_for(&snapshot, model, Some(caller.project), query.as_deref());
             let sent = app
                 .upstream
                 .send(

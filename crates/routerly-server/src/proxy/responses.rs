@@ -12,21 +12,24 @@ use std::future::Future;
 use std::pin::Pin;
 
 use routerly_core::canonical::{
-    ChatRequest, ChatResponse, ContentPart, ErrorBody, ErrorKind, Message, Role,
+    ChatRequest, ChatResponse, ContentPart, ErrorBody, ErrorKind, Message, Role, Usage,
 };
+use routerly_core::config::{ModelConfig, ProviderKind};
 use routerly_core::wire::WireFormat;
 use routerly_core::wire::responses::{
-    Echo, encode_response_echoing, history_items, new_response_id,
+    Echo, encode_response_echoing, history_items, new_response_id, openai_only_feature,
 };
+use routerly_providers::UpstreamError;
 use serde_json::{Value, json};
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 
-use super::Caller;
 use super::error::ProxyError;
 use super::relay::OnComplete;
+use super::surface::{StreamHooks, SurfaceCall, answer_json};
+use super::{Call, Caller};
 use crate::state::App;
 use crate::state::AppState;
 use crate::store::responses::StoredResponse;
@@ -34,7 +37,7 @@ use crate::store::responses::StoredResponse;
 /// One Responses call's conversation.
 pub struct Conversation {
     /// The id the client sees when the answer is re-encoded (OpenAI's own otherwise).
-    pub response_id: String,
+    response_id: String,
     store: bool,
     /// Everything the model is sent: the stored turns, then the new input.
     messages: Vec<Message>,
@@ -42,12 +45,98 @@ pub struct Conversation {
     input_items: Vec<Value>,
     /// What an answer repeats of the request (`instructions`, `tools`,
     /// `previous_response_id`, …, and the namespaces of namespaced tools), as OpenAI's do.
-    pub echo: Echo,
+    echo: Echo,
+}
+
+impl SurfaceCall for Conversation {
+    async fn decode(
+        app: &AppState,
+        caller: &Caller<'_>,
+        format: WireFormat,
+        raw: &mut Value,
+    ) -> Result<(ChatRequest, Self), ProxyError> {
+        let mut request = super::decode_request(format, raw)?;
+        let conversation = prepare(app, caller, raw, &mut request, format).await?;
+        Ok((request, conversation))
+    }
+
+    fn provider_format(&self, model: &ModelConfig) -> WireFormat {
+        // OpenAI takes the Responses format itself; others their chat format.
+        if model.provider == ProviderKind::OpenAi {
+            WireFormat::OpenAiResponses
+        } else {
+            model.provider.wire_format()
+        }
+    }
+
+    fn refusal(
+        &self,
+        call: &Call<'_>,
+        model: &ModelConfig,
+        provider_format: WireFormat,
+    ) -> Option<ProxyError> {
+        if provider_format == call.format {
+            return None;
+        }
+        let feature = openai_only_feature(&call.raw)?;
+        Some(ProxyError::from_body(
+            call.format,
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "The model `{}` ({}) cannot serve {feature}; only OpenAI models can.",
+                    model.id,
+                    model.provider.as_str()
+                ),
+            )
+            .with_code("unsupported_feature"),
+        ))
+    }
+
+    fn upstream_body(
+        &self,
+        call: &mut Call<'_>,
+        model: &ModelConfig,
+        provider_format: WireFormat,
+    ) -> Result<Vec<u8>, ProxyError> {
+        super::surface::upstream_body(call, model, provider_format)
+    }
+
+    /// Decoded and re-encoded (or passed through with the model replaced), then stored
+    /// before the client is answered, unless the client said `store: false`.
+    async fn answer(
+        &self,
+        call: &Call<'_>,
+        model: &ModelConfig,
+        provider_format: WireFormat,
+        body: &[u8],
+    ) -> Result<(Response, Usage), UpstreamError> {
+        let (response, canonical) = answer_json(
+            call.format,
+            provider_format,
+            model,
+            body,
+            Some((&self.response_id, &self.echo)),
+        )?;
+        let usage = canonical.usage;
+        if let Some(storing) = self.store_future(call.app, &call.caller, canonical) {
+            storing.await;
+        }
+        Ok((response, usage))
+    }
+
+    fn stream_hooks(&self, call: &Call<'_>) -> StreamHooks {
+        StreamHooks {
+            response_id: Some(self.response_id.clone()),
+            echo: Some(self.echo.clone()),
+            on_complete: self.on_complete(call.app, &call.caller),
+        }
+    }
 }
 
 /// Resolves `previous_response_id` (into `request` and, for pass-through, into `raw`) and
 /// notes whether the answer is to be stored.
-pub(super) async fn prepare(
+async fn prepare(
     app: &AppState,
     caller: &Caller<'_>,
     raw: &mut Value,
@@ -245,7 +334,7 @@ type StoreFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 impl Conversation {
     /// Storing `answer` (under its own id) after this conversation, when the client
     /// allows it.
-    pub(super) fn store_future(
+    fn store_future(
         &self,
         app: &AppState,
         caller: &Caller<'_>,
@@ -255,7 +344,7 @@ impl Conversation {
     }
 
     /// The relay's hook that stores the streamed answer, when the client allows it.
-    pub(super) fn on_complete(&self, app: &AppState, caller: &Caller<'_>) -> Option<OnComplete> {
+    fn on_complete(&self, app: &AppState, caller: &Caller<'_>) -> Option<OnComplete> {
         if !self.store {
             return None;
         }

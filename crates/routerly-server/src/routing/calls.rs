@@ -15,9 +15,10 @@ use routerly_core::routing::policy::{LlmConfig, SemanticIntentConfig};
 use routerly_core::routing::score::{self, PolicyResult};
 use routerly_core::usage::{self, CallType, Outcome, Surface, UsageRecord};
 use routerly_core::wire;
-use routerly_providers::{Operation, Target, UpstreamResponse};
+use routerly_providers::{Operation, UpstreamResponse};
 use serde_json::{Value, json};
 
+use crate::proxy::target_for;
 use crate::state::AppState;
 use crate::store::config::Snapshot;
 
@@ -248,7 +249,7 @@ async fn chat(
     let sent = app
         .upstream
         .send(
-            &target(snapshot, model),
+            &target_for(snapshot, model, None, None),
             Operation::Chat,
             serde_json::to_vec(&body).expect("a JSON value serializes"),
             false,
@@ -299,18 +300,6 @@ async fn chat(
             .await;
             Err((problem, None))
         }
-    }
-}
-
-fn target<'s>(snapshot: &'s Snapshot, model: &'s ModelConfig) -> Target<'s> {
-    Target {
-        provider: model.provider,
-        endpoint: &model.endpoint,
-        upstream_model: &model.upstream_model,
-        api_version: model.api_version.as_deref(),
-        api_key: snapshot.model_api_key(&model.id),
-        timeouts: model.timeouts.apply(snapshot.settings.timeouts),
-        query: None,
     }
 }
 
@@ -463,7 +452,7 @@ async fn embed(
     let sent = app
         .upstream
         .send(
-            &target(snapshot, model),
+            &target_for(snapshot, model, None, None),
             Operation::Embeddings,
             serde_json::to_vec(&body).expect("a JSON value serializes"),
             false,

@@ -334,9 +334,19 @@ fn decode_document(block: &Object, path: &str) -> Result<Option<ContentPart>, De
         },
         _ => return Ok(None),
     };
+    let citations = match get(block, "citations") {
+        None | Some(Value::Null) => false,
+        Some(citations_value) => {
+            let citations_path = field_path(path, "citations");
+            let citations = as_object(citations_value, &citations_path)?;
+            optional_bool(citations, "enabled", &citations_path)?.unwrap_or(false)
+        }
+    };
     Ok(Some(ContentPart::Document {
         source,
         name: optional_str(block, "title", path)?.map(str::to_owned),
+        context: optional_str(block, "context", path)?.map(str::to_owned),
+        citations,
         path: path.to_owned(),
     }))
 }
@@ -685,7 +695,13 @@ fn encode_part(part: &ContentPart, role: Role, path: &str) -> Result<Option<Valu
         ContentPart::Text { text } if text.is_empty() => return Ok(None),
         ContentPart::Text { text } => json!({"type": "text", "text": text}),
         ContentPart::Image { source, .. } => encode_image(source),
-        ContentPart::Document { source, name, .. } => encode_document(source, name.as_deref()),
+        ContentPart::Document {
+            source,
+            name,
+            context,
+            citations,
+            ..
+        } => encode_document(source, name.as_deref(), context.as_deref(), *citations),
         ContentPart::ToolCall {
             id,
             name,
@@ -734,7 +750,12 @@ fn encode_image(source: &ImageSource) -> Value {
     }
 }
 
-fn encode_document(source: &DocumentSource, name: Option<&str>) -> Value {
+fn encode_document(
+    source: &DocumentSource,
+    name: Option<&str>,
+    context: Option<&str>,
+    citations: bool,
+) -> Value {
     let source = match source {
         DocumentSource::Base64 { media_type, data } => {
             json!({"type": "base64", "media_type": media_type, "data": data})
@@ -747,6 +768,12 @@ fn encode_document(source: &DocumentSource, name: Option<&str>) -> Value {
     let mut block = json!({"type": "document", "source": source});
     if let Some(name) = name {
         block["title"] = json!(name);
+    }
+    if let Some(context) = context {
+        block["context"] = json!(context);
+    }
+    if citations {
+        block["citations"] = json!({"enabled": true});
     }
     block
 }
@@ -779,9 +806,18 @@ fn encode_tool_result_content(content: &[ContentPart]) -> Option<Value> {
                 Some(json!({"type": "text", "text": text}))
             }
             ContentPart::Image { source, .. } => Some(encode_image(source)),
-            ContentPart::Document { source, name, .. } => {
-                Some(encode_document(source, name.as_deref()))
-            }
+            ContentPart::Document {
+                source,
+                name,
+                context,
+                citations,
+                ..
+            } => Some(encode_document(
+                source,
+                name.as_deref(),
+                context.as_deref(),
+                *citations,
+            )),
             _ => None,
         })
         .collect();

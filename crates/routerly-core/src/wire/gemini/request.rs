@@ -164,6 +164,8 @@ fn decode_parts(
                 ContentPart::Document {
                     source: DocumentSource::Base64 { media_type, data },
                     name: None,
+                    context: None,
+                    citations: false,
                     path: part_path.clone(),
                 }
             } else if media_type.to_ascii_lowercase().starts_with("image/") {

@@ -308,6 +308,8 @@ fn decode_file_part(
     Ok(ContentPart::Document {
         source: DocumentSource::Base64 { media_type, data },
         name: optional_str(file_map, "filename", &file_path)?.map(str::to_owned),
+        context: None,
+        citations: false,
         path: part_path.to_owned(),
     })
 }

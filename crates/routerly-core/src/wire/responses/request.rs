@@ -293,6 +293,8 @@ fn decode_input_file(
     Ok(ContentPart::Document {
         source,
         name,
+        context: None,
+        citations: false,
         path: path.to_owned(),
     })
 }
