@@ -416,8 +416,10 @@ describe("issue 16's dashboard fixes", () => {
   });
 });
 
-// The fixes above were driven at 1280 px in the light theme; each variant here checks again
-// what an operator reads at a glance, at both widths in both themes, on the state they left.
+// The fixes above were driven at 1280 px in the light theme; each variant here checks them
+// again, at both widths in both themes, on the state they left: what changes state (creating
+// models, the playground's token, confirming a role) is not repeated, what reads or is
+// cancelled is.
 describe.each([
   [375, 'light'],
   [375, 'dark'],
@@ -508,5 +510,79 @@ describe.each([
     expect(sizes.scroll, 'the page does not scroll sideways').toBeLessThanOrEqual(sizes.inner);
     await page.setViewportSize({ width: 1280, height: 800 });
     await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  test('the calls list, tokens, audit log, role confirmation, and what a viewer and a project editor see', async () => {
+    const onScreen = async (locator: ReturnType<Page['locator']>, what: string) => {
+      await locator.scrollIntoViewIfNeeded();
+      const box = await locator.boundingBox();
+      expect(box && box.x >= -1 && box.x + box.width <= width + 1, `${what} is on screen at ${width} px`).toBe(true);
+    };
+    const dress = async (page: Page) => {
+      await page.setViewportSize({ width, height: 800 });
+      await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' });
+    };
+    const page = adminPage;
+    await dress(page);
+    try {
+      // Calls: seconds in times, the status and error of a refusal, the model asked for.
+      await open(page, '/usage');
+      await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(3);
+      expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(scheme);
+      const refused = page.locator('[data-testid="call-row"]', { hasText: 'budget exceeded' }).first();
+      expect(await refused.locator('td').nth(5).textContent(), 'the status column').toBe('503');
+      expect(await refused.getByTestId('call-error').textContent()).not.toBe('—');
+      await expect.poll(() => page.getByTestId('call-model').filter({ hasText: 'asked for smart' }).count()).toBeGreaterThanOrEqual(3);
+      expect(await page.getByTestId('call-row').first().locator('td').first().textContent()).toMatch(/\d\d:\d\d:\d\d/);
+      // Tokens: last use and spend.
+      await open(page, `/projects/${projectId}/tokens`);
+      await expect.poll(() => page.getByTestId('token-last-use').first().textContent()).toMatch(/\d\d:\d\d:\d\d/);
+      expect(await page.getByTestId('token-spend').first().textContent()).toMatch(/\$0\.0\d*[1-9]/);
+      // The project's model order can be changed from here.
+      await open(page, `/projects/${projectId}/models`);
+      await onScreen(page.getByRole('button', { name: /^Move .* (up|down)$/ }).first(), 'a reorder button');
+      // The audit log in words, the real listen address, a role change that asks first.
+      await open(page, '/settings/audit');
+      const what = await page.getByTestId('audit-what').allTextContents();
+      expect(what.some((text) => text.startsWith('Created a token of project “Support bot”')), what.join(' | ')).toBe(true);
+      await open(page, '/settings/general');
+      // Never the settings' address while the real one loads.
+      expect(await page.getByTestId('listen-address').textContent()).toContain(new URL(stack.url).host);
+      await open(page, '/settings/users');
+      await page.getByLabel(`Role of ${VIEWER}`).selectOption('operator');
+      await page.getByRole('button', { name: 'Apply' }).click();
+      await expect.poll(() => page.getByRole('alertdialog').isVisible()).toBe(true);
+      await onScreen(page.getByRole('alertdialog'), 'the confirmation');
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      const users = (await call<{ users: { email: string; role: string }[] }>('GET', '/api/users')).body.users;
+      expect(users.find((user) => user.email === VIEWER)?.role, 'cancelled: the role is unchanged').toBe('viewer');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+      await page.emulateMedia({ colorScheme: 'light' });
+    }
+    // A viewer: no write control, no failing Settings tab.
+    const viewer = await pageAs(VIEWER);
+    await dress(viewer);
+    await open(viewer, '/models');
+    expect(await viewer.getByRole('button', { name: 'Add a model' }).count()).toBe(0);
+    await open(viewer, `/projects/${projectId}/tokens`);
+    expect(await viewer.getByRole('button', { name: 'Create token' }).count()).toBe(0);
+    await onScreen(viewer.getByTestId('no-permission'), "the viewer's missing permission");
+    for (const tab of ['general', 'users']) {
+      await open(viewer, `/settings/${tab}`);
+      expect(await viewer.getByText('Something went wrong').count(), tab).toBe(0);
+      expect(await viewer.getByTestId('no-permission').count(), tab).toBe(1);
+    }
+    // A project editor: the project's tokens, not its members.
+    const editor = await pageAs(EDITOR);
+    await dress(editor);
+    await open(editor, `/projects/${projectId}/tokens`);
+    await onScreen(editor.getByRole('button', { name: 'Create token' }), "the editor's Create token");
+    await open(editor, `/projects/${projectId}/members`);
+    expect(await editor.getByRole('button', { name: 'Add member' }).count()).toBe(0);
+    expect(await editor.getByTestId('no-permission').textContent()).toContain('project:members');
+    const sizes = await editor.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }));
+    expect(sizes.scroll, 'the page does not scroll sideways').toBeLessThanOrEqual(sizes.inner);
+    for (const other of [viewer, editor]) await other.context().close();
   });
 });
