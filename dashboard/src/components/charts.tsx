@@ -1,31 +1,21 @@
-// Charts drawn as plain SVG and HTML: they scale with their container (no fixed widths, so
-// phones never scroll sideways), follow the theme through CSS variables, and carry their
+// Charts: lines over time drawn by uPlot (a maintained canvas chart library: axes, dates,
+// units, a hover readout) and top-N bars as plain HTML. They scale with their container (no
+// fixed widths, so phones never scroll sideways), take the theme's colours, and carry their
 // numbers as text for screen readers and tests.
 
-import { useId, useState } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
 import { Link } from '../router';
 
 export interface Point {
+  /** The bucket's start, in milliseconds since the epoch. */
+  at: number;
   label: string;
   value: number;
 }
 
-const WIDTH = 320;
-const HEIGHT = 120;
-const PAD_X = 4;
-const PAD_TOP = 8;
-const PAD_BOTTOM = 4;
-
-/** x and y of each point inside the chart's box, the largest value at the top. */
-export function layoutPoints(points: Point[], width = WIDTH, height = HEIGHT): { x: number; y: number }[] {
-  const max = Math.max(0, ...points.map((point) => point.value));
-  const usableWidth = width - PAD_X * 2;
-  const usableHeight = height - PAD_TOP - PAD_BOTTOM;
-  return points.map((point, index) => ({
-    x: PAD_X + (points.length === 1 ? usableWidth / 2 : (usableWidth * index) / (points.length - 1)),
-    y: PAD_TOP + usableHeight - (max === 0 ? 0 : (point.value / max) * usableHeight),
-  }));
-}
+const HEIGHT = 130;
 
 /** The value-axis ticks, top to bottom: the largest value, its half, and zero; only zero
  * when every value is zero (three "0 %" would read as a broken scale). */
@@ -34,10 +24,123 @@ export function axisTicks(points: Point[]): (number | null)[] {
   return max === 0 ? [null, null, 0] : [max, max / 2, 0];
 }
 
-/** The date-axis labels: the first, middle and last points' (fewer when there are fewer points). */
+/** The date-axis points: the first, middle and last (fewer when there are fewer points). */
+export function axisPoints(points: Point[]): Point[] {
+  if (points.length <= 3) return points;
+  return [points[0], points[Math.floor((points.length - 1) / 2)], points[points.length - 1]];
+}
+
+/** The date-axis labels, in the order of [`axisPoints`]. */
 export function axisLabels(points: Point[]): string[] {
-  if (points.length <= 3) return points.map((point) => point.label);
-  return [points[0].label, points[Math.floor((points.length - 1) / 2)].label, points[points.length - 1].label];
+  return axisPoints(points).map((point) => point.label);
+}
+
+/** uPlot's columns: times in seconds, then values. */
+export function chartData(points: Point[]): uPlot.AlignedData {
+  return [points.map((point) => point.at / 1000), points.map((point) => point.value)];
+}
+
+/** The theme's colours and font, read from CSS so both themes are followed. */
+export interface ChartColours {
+  line: string;
+  fill: string;
+  text: string;
+  grid: string;
+  font: string;
+}
+
+function themeColours(element: HTMLElement): ChartColours {
+  const style = getComputedStyle(element);
+  const read = (name: string, fallback: string) => style.getPropertyValue(name).trim() || fallback;
+  return {
+    line: read('--chart', '#4f46e5'),
+    fill: read('--chart-fill', 'rgba(79, 70, 229, 0.12)'),
+    text: read('--muted', '#6b7280'),
+    grid: read('--border', '#e5e7eb'),
+    font: `11px ${style.fontFamily || 'sans-serif'}`,
+  };
+}
+
+/**
+ * uPlot's options for `points`: a value axis with the ticks of [`axisTicks`] in the chart's
+ * unit, a date axis with the labels of [`axisLabels`] at their points, one filled line, and a
+ * cursor whose point is reported to `onHover` (no legend: the caption reads the point).
+ * `drawn` receives the labels uPlot is given to draw.
+ */
+export function chartOptions({
+  points,
+  format,
+  width,
+  colours,
+  onHover,
+  drawn,
+}: {
+  points: Point[];
+  format: (value: number) => string;
+  width: number;
+  colours: ChartColours;
+  onHover?: (index: number | null) => void;
+  drawn?: (axis: 'x' | 'y', labels: string[]) => void;
+}): uPlot.Options {
+  const ticks = axisTicks(points).filter((value): value is number => value !== null);
+  const dates = axisPoints(points);
+  const max = Math.max(0, ...points.map((point) => point.value));
+  const yLabels = (values: number[]) => values.map((value) => format(value));
+  const widest = Math.max(...yLabels(ticks).map((label) => label.length), 1);
+  const axis = { stroke: colours.text, font: colours.font, grid: { stroke: colours.grid, width: 1 }, ticks: { show: false } };
+  return {
+    width,
+    height: HEIGHT,
+    // Room on the right for the last date's label.
+    padding: [8, 28, 0, 0],
+    legend: { show: false },
+    cursor: { drag: { x: false, y: false }, points: { size: 7, fill: colours.line } },
+    scales: {
+      x: { time: true, range: (_u, min, maxX) => (min === maxX ? [min - 1800, maxX + 1800] : [min, maxX]) },
+      y: { range: () => [0, max === 0 ? 1 : max] },
+    },
+    axes: [
+      {
+        ...axis,
+        size: 26,
+        grid: { show: false },
+        splits: () => dates.map((point) => point.at / 1000),
+        values: () => {
+          const labels = dates.map((point) => point.label);
+          drawn?.('x', labels);
+          return labels;
+        },
+      },
+      {
+        ...axis,
+        size: Math.ceil(widest * 6.5) + 12,
+        splits: () => [...ticks].reverse(),
+        values: (_u, splits) => {
+          const labels = yLabels(splits);
+          drawn?.('y', [...labels].reverse());
+          return labels;
+        },
+      },
+    ],
+    series: [
+      {},
+      { stroke: colours.line, fill: colours.fill, width: 2, points: { show: points.length <= 40, size: 4, fill: colours.line } },
+    ],
+    hooks: {
+      setCursor: [(chart) => onHover?.(chart.cursor.idx ?? null)],
+    },
+  };
+}
+
+/** The current theme (`data-theme` on <html>), so a chart redraws in the new colours. */
+function useTheme(): string | undefined {
+  const [theme, setTheme] = useState(() => document.documentElement.dataset.theme);
+  useEffect(() => {
+    const observer = new MutationObserver(() => setTheme(document.documentElement.dataset.theme));
+    observer.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme'] });
+    return () => observer.disconnect();
+  }, []);
+  return theme;
 }
 
 /** A line over time with its total or latest value in the title. */
@@ -56,12 +159,36 @@ export function LineChart({
 }) {
   const titleId = useId();
   const [hover, setHover] = useState<number | null>(null);
-  const laid = layoutPoints(points);
-  const path = laid.map((point, index) => `${index === 0 ? 'M' : 'L'}${point.x.toFixed(1)},${point.y.toFixed(1)}`).join(' ');
-  const area = laid.length > 0 ? `${path} L${laid[laid.length - 1].x.toFixed(1)},${HEIGHT - PAD_BOTTOM} L${laid[0].x.toFixed(1)},${HEIGHT - PAD_BOTTOM} Z` : '';
+  const figure = useRef<HTMLElement>(null);
+  const plot = useRef<HTMLDivElement>(null);
+  const theme = useTheme();
   const shown = hover !== null ? points[hover] : null;
+  // The points' identity changes on every render; their content is what matters.
+  const key = JSON.stringify(points.map((point) => [point.at, point.value]));
+
+  useEffect(() => {
+    const target = plot.current;
+    const host = figure.current;
+    if (!target || !host || points.length === 0) return;
+    const drawn = (axis: 'x' | 'y', labels: string[]) => {
+      host.dataset[axis === 'x' ? 'xTicks' : 'yTicks'] = labels.join(' | ');
+    };
+    const chart = new uPlot(
+      chartOptions({ points, format, width: Math.max(target.clientWidth, 120), colours: themeColours(host), onHover: setHover, drawn }),
+      chartData(points),
+      target,
+    );
+    const resize = new ResizeObserver(() => chart.setSize({ width: Math.max(target.clientWidth, 120), height: HEIGHT }));
+    resize.observe(target);
+    return () => {
+      resize.disconnect();
+      chart.destroy();
+    };
+    // `format` is one of the module-level formatters; `key` stands for `points`.
+  }, [key, theme]);
+
   return (
-    <figure className="chart" data-testid={testId}>
+    <figure className="chart" data-testid={testId} ref={figure}>
       <figcaption id={titleId}>
         <span className="chart-title">{title}</span>
         <span className="chart-summary">{shown ? `${shown.label}: ${format(shown.value)}` : summary}</span>
@@ -69,47 +196,8 @@ export function LineChart({
       {points.length === 0 ? (
         <div className="chart-empty">No calls in this period.</div>
       ) : (
-        <div className="chart-plot">
-          {/* Axes: the value scale on the left (in the chart's unit), dates below. The numbers
-              are for the eye; screen readers get the table underneath. */}
-          <div className="chart-y" aria-hidden="true" data-testid="chart-y">
-            {axisTicks(points).map((value, index) => (
-              <span key={index}>{value === null ? '' : format(value)}</span>
-            ))}
-          </div>
-          <svg
-            viewBox={`0 0 ${WIDTH} ${HEIGHT}`}
-            preserveAspectRatio="none"
-            role="img"
-            aria-labelledby={titleId}
-            onMouseLeave={() => setHover(null)}
-          >
-            <line x1={PAD_X} x2={WIDTH - PAD_X} y1={HEIGHT - PAD_BOTTOM} y2={HEIGHT - PAD_BOTTOM} className="chart-axis" />
-            <path d={area} className="chart-area" />
-            <path d={path} className="chart-line" vectorEffect="non-scaling-stroke" />
-            {laid.map((point, index) => (
-              <rect
-                key={index}
-                x={point.x - WIDTH / Math.max(points.length, 1) / 2}
-                y={0}
-                width={WIDTH / Math.max(points.length, 1)}
-                height={HEIGHT}
-                fill="transparent"
-                onMouseEnter={() => setHover(index)}
-              >
-                <title>{`${points[index].label}: ${format(points[index].value)}`}</title>
-              </rect>
-            ))}
-            {laid.map((point, index) => (
-              <circle key={'c' + index} cx={point.x} cy={point.y} r={hover === index ? 3 : points.length > 40 ? 0 : 1.6} className="chart-dot" />
-            ))}
-          </svg>
-          <div className="chart-x" aria-hidden="true" data-testid="chart-x">
-            {axisLabels(points).map((label, index) => (
-              <span key={index}>{label}</span>
-            ))}
-          </div>
-        </div>
+        // The canvas is for the eye; screen readers get the table underneath.
+        <div className="chart-plot" ref={plot} role="img" aria-labelledby={titleId} />
       )}
       <table className="visually-hidden">
         <caption>{title}</caption>

@@ -77,7 +77,7 @@ export function UsageCharts({ project, periodKey }: { project?: string; periodKe
   if (!summary.data || !timeline.data) return <Loading what="Loading usage" />;
   const totals = summary.data;
   const points = fillBuckets(timeline.data.points, from, timeline.data.bucket);
-  const series = (pick: (point: TimelinePoint) => number) => points.map((point) => ({ label: shortDate(point.start, timeline.data!.bucket), value: pick(point) }));
+  const series = (pick: (point: TimelinePoint) => number) => points.map((point) => ({ at: Date.parse(point.start), label: shortDate(point.start, timeline.data!.bucket), value: pick(point) }));
   return (
     <>
       <div className="stats">

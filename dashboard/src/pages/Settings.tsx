@@ -89,6 +89,14 @@ function GeneralSettings() {
 function ListenAddress({ configured }: { configured: string }) {
   const system = useApi<{ listen: string }>('/api/system');
   const actual = system.data?.listen;
+  // Until the service answers, claim no address: the settings' one may not be where it listens.
+  if (!actual && !system.error) {
+    return (
+      <p className="muted small" data-testid="listen-address" aria-busy="true">
+        Reading where the service listens…
+      </p>
+    );
+  }
   return (
     <p className="muted small" data-testid="listen-address">
       Listening on <code>{actual ?? configured}</code>
