@@ -301,3 +301,196 @@ created_at: string,
  * When it was revoked (a revoked key is refused at once); `null` while it is live.
  */
 revoked_at: string | null, };
+
+export type LimitMetric = "cost" | "calls" | "input_tokens" | "output_tokens" | "total_tokens";
+
+export type LimitMode = "extend" | "replace" | "disable";
+
+export type LimitUse = { 
+/**
+ * Stable id, used to change or remove it and in alerts.
+ */
+id: string, 
+/**
+ * What it applies to: `global`, `model:ID`, `project:ID`, `project:ID/model:ID`,
+ * `token:ID` or `token:ID/model:ID`.
+ */
+scope: string, 
+/**
+ * What it measures.
+ */
+metric: LimitMetric, 
+/**
+ * Over which span: a calendar window (`daily`) or a rolling one (`rolling:15m`).
+ */
+window: string, 
+/**
+ * The most allowed in one window (USD for `cost`).
+ */
+value: number, 
+/**
+ * How it combines with the levels above.
+ */
+mode: LimitMode, 
+/**
+ * IANA time zone of a calendar window; absent: the `budget_time_zone` setting.
+ */
+time_zone?: string, 
+/**
+ * Its level: `global`, `model`, `project`, `project-model`, `token` or `token-model`.
+ */
+level: string, 
+/**
+ * Used in the current window.
+ */
+used: number, 
+/**
+ * Held by calls in flight.
+ */
+reserved: number, 
+/**
+ * `used / value` in percent (0 for a zero-valued limit with no use).
+ */
+percent: number, 
+/**
+ * Start of the current window (for a rolling window: now minus its span).
+ */
+window_start: string, 
+/**
+ * When the window resets: the next calendar window, or when a call of one unit fits
+ * again in a rolling window.
+ */
+resets_at: string, };
+
+export type LimitList = { 
+/**
+ * The limits the caller may see (those of the projects whose usage it may read; global
+ * and model limits to callers who may read every project's usage).
+ */
+limits: Array<LimitUse>, };
+
+export type CreateLimit = { 
+/**
+ * A chosen id (absent: generated, `lim-…`).
+ */
+id?: string, 
+/**
+ * What it applies to; projects by id, slug or name.
+ */
+scope: string, 
+/**
+ * What it measures.
+ */
+metric: LimitMetric, 
+/**
+ * The window, calendar or rolling.
+ */
+window?: string, 
+/**
+ * A calendar window: `hourly`, `daily`, `weekly`, `monthly` or `yearly`.
+ */
+period?: string, 
+/**
+ * A rolling window's span: `30s`, `15m`, `1h`, `7d`.
+ */
+rolling?: string, 
+/**
+ * The most allowed in one window (not negative).
+ */
+value: number, 
+/**
+ * How it combines with the levels above (absent: `extend`).
+ */
+mode?: LimitMode, 
+/**
+ * IANA time zone of a calendar window.
+ */
+time_zone?: string, };
+
+export type UpdateLimit = { 
+/**
+ * The most allowed in one window (not negative).
+ */
+value?: number, 
+/**
+ * How it combines with the levels above.
+ */
+mode?: LimitMode, 
+/**
+ * The window, calendar or rolling.
+ */
+window?: string, 
+/**
+ * A calendar window.
+ */
+period?: string, 
+/**
+ * A rolling window's span.
+ */
+rolling?: string, 
+/**
+ * IANA time zone of a calendar window.
+ */
+time_zone?: string, };
+
+export type AlertKind = "budget.threshold" | "budget.exhausted" | "budget.reset";
+
+export type DeliveryOutcome = "pending" | "delivered" | "failed";
+
+export type AlertDelivery = { 
+/**
+ * The channel's id.
+ */
+channel: string, 
+/**
+ * How it went.
+ */
+outcome: DeliveryOutcome, 
+/**
+ * Attempts made so far.
+ */
+attempts: number, 
+/**
+ * When it was delivered or given up; `null` while pending.
+ */
+finished_at: string | null, };
+
+export type AlertRecord = { 
+/**
+ * The limit's id (the limit may since have been removed).
+ */
+limit_id: string, 
+/**
+ * The limit's scope when the alert fired (`null` for alerts recorded before scopes were).
+ */
+scope: string | null, 
+/**
+ * What happened.
+ */
+event: AlertKind, 
+/**
+ * The threshold crossed, in percent (`budget.threshold` only).
+ */
+threshold: number | null, 
+/**
+ * Start of the limit's window the alert is about.
+ */
+window_start: string, 
+/**
+ * When it fired.
+ */
+fired_at: string, 
+/**
+ * The alert's sentence, as delivered (`null` for alerts recorded before messages were).
+ */
+message: string | null, 
+/**
+ * Its delivery to each channel configured when it fired (empty: none was).
+ */
+deliveries: Array<AlertDelivery>, };
+
+export type AlertList = { 
+/**
+ * The alerts about limits the caller may see, newest first.
+ */
+alerts: Array<AlertRecord>, };

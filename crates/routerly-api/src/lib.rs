@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod setup;
 pub mod system;
 
@@ -40,6 +41,17 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        limits::LimitMetric::decl(),
+        limits::LimitMode::decl(),
+        limits::LimitUse::decl(),
+        limits::LimitList::decl(),
+        limits::CreateLimit::decl(),
+        limits::UpdateLimit::decl(),
+        limits::AlertKind::decl(),
+        limits::DeliveryOutcome::decl(),
+        limits::AlertDelivery::decl(),
+        limits::AlertRecord::decl(),
+        limits::AlertList::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.\n",

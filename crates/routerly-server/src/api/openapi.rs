@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, setup, system};
+use super::{api_keys, auth, limits, setup, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,13 @@ use super::{api_keys, auth, setup, system};
         api_keys::list,
         api_keys::create,
         api_keys::revoke,
+        limits::list,
+        limits::usage,
+        limits::show,
+        limits::create,
+        limits::update,
+        limits::remove,
+        limits::alerts,
     ),
     components(schemas(routerly_api::ErrorBody)),
     modifiers(&Contract),

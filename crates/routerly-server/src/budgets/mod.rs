@@ -302,6 +302,11 @@ impl std::fmt::Debug for Budgets {
 }
 
 impl Budgets {
+    /// Every budget alert fired, oldest first, with its deliveries.
+    pub fn alerts(&self) -> Vec<crate::notify::LedgerEntry> {
+        self.ledger.fired()
+    }
+
     /// Budgets over `counters` (already rebuilt), alerting through `ledger`.
     pub fn new(
         store: Arc<ConfigStore>,
@@ -745,7 +750,7 @@ impl Budgets {
             event: kind,
             threshold,
         };
-        if !self.ledger.first_time(&ledger_key) {
+        if self.ledger.fired_already(&ledger_key) {
             return;
         }
         let key = &index.keys[limit_index];
@@ -796,7 +801,7 @@ impl Budgets {
             threshold_percent: threshold,
             message,
         };
-        self.ledger.send(event);
+        self.ledger.send_once(ledger_key, event);
     }
 
     /// Fires `budget.reset` for limits exhausted in an earlier window that have a new one;
