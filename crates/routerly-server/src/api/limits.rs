@@ -163,7 +163,12 @@ pub struct LimitsQuery {
 
 fn listing(app: &App, user: &AuthUser, query: &LimitsQuery) -> Result<LimitList, ApiError> {
     let snapshot = app.store.snapshot();
-    let wanted = match &query.scope {
+    // `?scope=` (a form's empty filter) filters nothing.
+    let wanted = match query
+        .scope
+        .as_deref()
+        .filter(|text| !text.trim().is_empty())
+    {
         Some(text) => Some(resolve_scope(
             &snapshot,
             Scope::parse(text).map_err(|message| ApiError::invalid("scope", message))?,
@@ -187,7 +192,7 @@ fn listing(app: &App, user: &AuthUser, query: &LimitsQuery) -> Result<LimitList,
 
 /// `GET /api/limits`: the limits the caller may see, with their use and reset time.
 #[utoipa::path(get, path = "/api/limits", tag = "limits", operation_id = "list_limits",
-    params(("scope" = Option<String>, Query, description = "Only limits with this scope (`global`, `project:alpha`, …; projects by id, slug or name).")),
+    params(("scope" = Option<String>, Query, description = "Only limits with this scope (`global`, `project:alpha`, …; projects by id, slug or name); empty: every limit.")),
     responses((status = 200, body = LimitList)))]
 pub async fn list(
     State(app): State<App>,
