@@ -252,6 +252,22 @@ async fn invalid_limits_are_refused_naming_the_field() {
         .call(Method::GET, "/api/limits?scope=galaxy", Some(&admin), None)
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    // A filter naming a project that does not exist matches nothing.
+    let answer = harness
+        .call(
+            Method::GET,
+            "/api/limits?scope=project:nope",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(
+        serde_json::from_value::<LimitList>(answer.body)
+            .unwrap()
+            .limits
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -163,16 +163,21 @@ pub struct LimitsQuery {
 
 fn listing(app: &App, user: &AuthUser, query: &LimitsQuery) -> Result<LimitList, ApiError> {
     let snapshot = app.store.snapshot();
-    // `?scope=` (a form's empty filter) filters nothing.
+    // `?scope=` (a form's empty filter) filters nothing; a scope naming nothing that exists
+    // matches no limit (a filter, not a reference to check).
     let wanted = match query
         .scope
         .as_deref()
         .filter(|text| !text.trim().is_empty())
     {
-        Some(text) => Some(resolve_scope(
-            &snapshot,
-            Scope::parse(text).map_err(|message| ApiError::invalid("scope", message))?,
-        )?),
+        Some(text) => {
+            let scope =
+                Scope::parse(text).map_err(|message| ApiError::invalid("scope", message))?;
+            match resolve_scope(&snapshot, scope) {
+                Ok(scope) => Some(scope),
+                Err(_) => return Ok(LimitList { limits: Vec::new() }),
+            }
+        }
         None => None,
     };
     let limits = app
@@ -192,7 +197,7 @@ fn listing(app: &App, user: &AuthUser, query: &LimitsQuery) -> Result<LimitList,
 
 /// `GET /api/limits`: the limits the caller may see, with their use and reset time.
 #[utoipa::path(get, path = "/api/limits", tag = "limits", operation_id = "list_limits",
-    params(("scope" = Option<String>, Query, description = "Only limits with this scope (`global`, `project:alpha`, …; projects by id, slug or name); empty: every limit.")),
+    params(("scope" = Option<String>, Query, description = "Only limits with this scope (`global`, `project:alpha`, …; projects by id, slug or name); empty: every limit.", pattern = r"^(global|model:[^/\s]+|(project|token):[^/\s]+(/model:[^/\s]+)?)?$")),
     responses((status = 200, body = LimitList)))]
 pub async fn list(
     State(app): State<App>,
@@ -204,7 +209,7 @@ pub async fn list(
 
 /// `GET /api/usage/limits`: spend against each limit (the same view as `GET /api/limits`).
 #[utoipa::path(get, path = "/api/usage/limits", tag = "limits", operation_id = "limit_usage",
-    params(("scope" = Option<String>, Query, description = "Only limits with this scope.")),
+    params(("scope" = Option<String>, Query, description = "Only limits with this scope.", pattern = r"^(global|model:[^/\s]+|(project|token):[^/\s]+(/model:[^/\s]+)?)?$")),
     responses((status = 200, body = LimitList)))]
 pub async fn usage(
     State(app): State<App>,
