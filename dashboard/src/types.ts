@@ -164,22 +164,6 @@ export interface UsagePage {
   has_more: boolean;
 }
 
-export interface LimitUse {
-  id: string;
-  scope: string;
-  metric: string;
-  window: string;
-  value: number;
-  mode: string;
-  time_zone?: string;
-  level: string;
-  used: number;
-  reserved: number;
-  percent: number;
-  window_start: string;
-  resets_at: string;
-}
-
 export interface User {
   id: string;
   email: string;
@@ -222,6 +206,7 @@ export interface AuditEntry {
 
 export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
 export type { ApiKeyView, ApiKeyList, CreateApiKey, CreatedApiKey } from './api-types';
+export type { AlertList, AlertRecord, CreateLimit, LimitList, LimitUse, UpdateLimit } from './api-types';
 
 /** One routing policy of a project, as PRODUCT.md ("Routing policies") describes it. */
 export interface Policy {

@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod model_checks;
 pub mod setup;
 pub mod system;
@@ -41,6 +42,17 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        limits::LimitMetric::decl(),
+        limits::LimitMode::decl(),
+        limits::LimitUse::decl(),
+        limits::LimitList::decl(),
+        limits::CreateLimit::decl(),
+        limits::UpdateLimit::decl(),
+        limits::AlertKind::decl(),
+        limits::DeliveryOutcome::decl(),
+        limits::AlertDelivery::decl(),
+        limits::AlertRecord::decl(),
+        limits::AlertList::decl(),
         model_checks::RoutingHealth::decl(),
         model_checks::ModelHealth::decl(),
         model_checks::CircuitState::decl(),

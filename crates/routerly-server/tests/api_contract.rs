@@ -30,7 +30,6 @@ const NOT_YET_DOCUMENTED: &[&str] = &[
     "/api/projects",
     "/api/traces",
     "/api/usage",
-    "/api/limits",
     "/api/channels",
     "/api/users",
     "/api/roles",

@@ -101,7 +101,7 @@ fn row_of(method: &Method, path: &str) -> Row {
             }
         }
         path if path.starts_with("/api/usage") || path == "/api/traces/{trace_id}" => Row::Usage,
-        "/api/limits" | "/api/limits/{id}" if get => Row::Usage,
+        "/api/limits" | "/api/limits/{id}" | "/api/alerts" if get => Row::Usage,
         "/api/limits" | "/api/limits/{id}" => Row::ProjectWrite,
         path if path.starts_with("/api/users")
             || path.starts_with("/api/roles")

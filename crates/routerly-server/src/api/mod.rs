@@ -109,6 +109,7 @@ pub fn router(app: App) -> Router<App> {
                 .patch(limits::update)
                 .delete(limits::remove),
         )
+        .route("/api/alerts", get(limits::alerts))
         .route("/api/channels", get(channels::list).post(channels::create))
         .route(
             "/api/channels/{id}",

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, model_checks, setup, system};
+use super::{api_keys, auth, limits, model_checks, setup, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,13 @@ use super::{api_keys, auth, model_checks, setup, system};
         api_keys::list,
         api_keys::create,
         api_keys::revoke,
+        limits::list,
+        limits::usage,
+        limits::show,
+        limits::create,
+        limits::update,
+        limits::remove,
+        limits::alerts,
         model_checks::health,
         model_checks::test_connection,
     ),

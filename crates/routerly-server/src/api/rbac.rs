@@ -419,6 +419,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/limits/{id}", Usage),
     route(Method::PATCH, "/api/limits/{id}", AnyProject(ProjectWrite)),
     route(Method::DELETE, "/api/limits/{id}", AnyProject(ProjectWrite)),
+    route(Method::GET, "/api/alerts", Usage),
     route(Method::GET, "/api/channels", Global(SettingsWrite)),
     route(Method::POST, "/api/channels", Global(SettingsWrite)),
     route(Method::GET, "/api/channels/{id}", Global(SettingsWrite)),

@@ -508,7 +508,7 @@ mod tests {
         let fired = f.ledger.fired();
         assert_eq!(fired.len(), 1, "{fired:?}");
         assert_eq!(
-            fired[0].0.event,
+            fired[0].key.event,
             routerly_core::alerts::EventKind::Exhausted
         );
     }

@@ -104,7 +104,7 @@ impl Budgets {
             event: kind,
             threshold,
         };
-        if !self.ledger.first_time(&ledger_key) {
+        if self.ledger.fired_already(&ledger_key) {
             return;
         }
         let key = &index.keys[limit_index];
@@ -155,7 +155,7 @@ impl Budgets {
             threshold_percent: threshold,
             message,
         };
-        self.ledger.send(event);
+        self.ledger.send_once(ledger_key, event);
     }
 
     /// Fires `budget.reset` for limits exhausted in an earlier window that have a new one;

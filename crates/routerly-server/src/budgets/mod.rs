@@ -150,6 +150,11 @@ impl std::fmt::Debug for Budgets {
 }
 
 impl Budgets {
+    /// Every budget alert fired, oldest first, with its deliveries.
+    pub fn alerts(&self) -> Vec<crate::notify::LedgerEntry> {
+        self.ledger.fired()
+    }
+
     /// Budgets over `counters` (already rebuilt), alerting through `ledger`.
     pub fn new(
         store: Arc<ConfigStore>,

@@ -136,7 +136,7 @@ mod tests {
             f.ledger
                 .fired()
                 .into_iter()
-                .map(|(key, _)| (key.limit_id, key.event, key.threshold))
+                .map(|entry| (entry.key.limit_id, entry.key.event, entry.key.threshold))
                 .collect::<Vec<_>>()
         };
         f.budgets

@@ -1,11 +1,13 @@
 //! Budget alerts, delivered off the request path.
 //!
 //! [`AlertLedger`] remembers which alert fired for which limit and window (`data/alerts.json`),
-//! so each fires at most once, also across restarts; its [`AlertLedger::send`] only pushes
-//! the event on an unbounded channel. One task ([`spawn_notifier`]) receives the events,
-//! saves the ledger, and delivers each event to every configured channel, each delivery in
-//! its own task with retries ([`DELIVERY_ATTEMPTS`], exponential backoff from one second).
-//! A delivery that still fails is logged; nothing here can fail or slow a request.
+//! so each fires at most once, also across restarts; its [`AlertLedger::send_once`] only
+//! pushes the event on an unbounded channel. One task ([`spawn_notifier`]) receives the
+//! events, records a pending delivery per channel, saves the ledger, and delivers each event
+//! to every configured channel, each delivery in its own task with retries ([`DELIVERY_ATTEMPTS`], exponential backoff from one second).
+//! Each delivery's outcome (delivered, or failed after every attempt) is kept in the ledger
+//! for `GET /api/alerts`, its reason only in the log (it may name a secret URL). A delivery
+//! that still fails is logged; nothing here can fail or slow a request.
 //!
 //! - [`smtp`]: email through `lettre` (TLS `none`, `starttls` or `tls`, optional CA file).
 //! - [`webhook`]: signed JSON POSTs, with the SSRF guard that refuses loopback, private and
@@ -16,7 +18,7 @@ pub mod webhook;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -50,12 +52,52 @@ pub struct LedgerKey {
     pub threshold: Option<u32>,
 }
 
-/// One line of `data/alerts.json`.
+/// One alert of `data/alerts.json`: what fired, when, and how its deliveries went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct LedgerEntry {
+pub struct LedgerEntry {
+    /// Which limit, window and event.
     #[serde(flatten)]
-    key: LedgerKey,
-    fired_at: DateTime<Utc>,
+    pub key: LedgerKey,
+    /// When it fired.
+    pub fired_at: DateTime<Utc>,
+    /// The event's id (as webhooks receive it); absent in entries written before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The limit's scope when it fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The alert's sentence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// One per channel configured when it fired.
+    #[serde(default)]
+    pub deliveries: Vec<Delivery>,
+}
+
+/// How one delivery of an alert to one channel went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still being tried.
+    Pending,
+    /// The channel accepted it.
+    Delivered,
+    /// Every attempt failed (the reason is logged, not kept: it may name a secret URL).
+    Failed,
+}
+
+/// One delivery of an alert to one channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The channel's id.
+    pub channel: String,
+    /// How it went.
+    pub outcome: Outcome,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it was delivered or given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 /// `data/alerts.json`.
@@ -103,21 +145,70 @@ impl AlertLedger {
         }
     }
 
-    /// Marks `key` fired; `true` the first time only.
-    pub fn first_time(&self, key: &LedgerKey) -> bool {
-        let mut index = self.index.lock().expect("ledger lock is never poisoned");
-        if !index.insert(key.clone()) {
+    /// Whether `key` has fired already (so that the caller need not build its event).
+    pub fn fired_already(&self, key: &LedgerKey) -> bool {
+        self.index
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .contains(key)
+    }
+
+    /// Records `event` under `key` and queues it for delivery (never blocks), the first time
+    /// `key` fires only; `false` when it had fired already.
+    pub fn send_once(&self, key: LedgerKey, event: AlertEvent) -> bool {
+        if !self
+            .index
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .insert(key.clone())
+        {
             return false;
         }
-        drop(index);
         self.fired
             .lock()
             .expect("ledger lock is never poisoned")
             .push(LedgerEntry {
-                key: key.clone(),
-                fired_at: Utc::now(),
+                key,
+                fired_at: event.timestamp,
+                event_id: Some(event.id.clone()),
+                scope: event.limit.as_ref().map(|limit| limit.scope.clone()),
+                message: Some(event.message.clone()),
+                deliveries: Vec::new(),
             });
+        if self.sender.send(event).is_err() {
+            tracing::warn!("the notifier has stopped; alert not delivered");
+        }
         true
+    }
+
+    /// Applies `change` to the delivery of event `event_id` to `channel` (added, pending,
+    /// when there is none yet).
+    fn delivery(&self, event_id: &str, channel: &str, change: impl FnOnce(&mut Delivery)) {
+        let mut fired = self.fired.lock().expect("ledger lock is never poisoned");
+        let Some(entry) = fired
+            .iter_mut()
+            .rev()
+            .find(|entry| entry.event_id.as_deref() == Some(event_id))
+        else {
+            return;
+        };
+        let index = match entry
+            .deliveries
+            .iter()
+            .position(|delivery| delivery.channel == channel)
+        {
+            Some(index) => index,
+            None => {
+                entry.deliveries.push(Delivery {
+                    channel: channel.to_owned(),
+                    outcome: Outcome::Pending,
+                    attempts: 0,
+                    finished_at: None,
+                });
+                entry.deliveries.len() - 1
+            }
+        };
+        change(&mut entry.deliveries[index]);
     }
 
     /// Start of the latest window in which `limit_id` was exhausted.
@@ -138,21 +229,12 @@ impl AlertLedger {
             })
     }
 
-    /// Queues `event` for delivery (never blocks).
-    pub fn send(&self, event: AlertEvent) {
-        if self.sender.send(event).is_err() {
-            tracing::warn!("the notifier has stopped; alert not delivered");
-        }
-    }
-
     /// Every alert fired, oldest first, for the API.
-    pub fn fired(&self) -> Vec<(LedgerKey, DateTime<Utc>)> {
+    pub fn fired(&self) -> Vec<LedgerEntry> {
         self.fired
             .lock()
             .expect("ledger lock is never poisoned")
-            .iter()
-            .map(|entry| (entry.key.clone(), entry.fired_at))
-            .collect()
+            .clone()
     }
 
     /// Writes `data/alerts.json` (dropping entries older than a yearly window).
@@ -202,22 +284,34 @@ pub fn spawn_notifier(
                 while let Ok(more) = receiver.try_recv() {
                     events.push(more);
                 }
-                if let Some(ledger) = weak.upgrade() {
-                    let _ = tokio::task::spawn_blocking(move || ledger.save()).await;
+                // Claimed first (with Redis, one replica delivers each alert), so that only
+                // the deliveries this replica makes are recorded as pending.
+                let mut mine = Vec::with_capacity(events.len());
+                for event in events {
+                    if claimed(shared.as_deref(), &event).await {
+                        mine.push(event);
+                    } else {
+                        tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert already sent by another replica");
+                    }
                 }
                 let snapshot = store.snapshot();
-                for event in events {
-                    if !claimed(shared.as_deref(), &event).await {
-                        tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert already sent by another replica");
-                        continue;
+                if let Some(ledger) = weak.upgrade() {
+                    for event in &mine {
+                        for channel in &snapshot.settings.notification_channels {
+                            ledger.delivery(&event.id, channel.id(), |_| {});
+                        }
                     }
+                    let _ = tokio::task::spawn_blocking(move || ledger.save()).await;
+                }
+                for event in mine {
                     tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert");
                     for channel in &snapshot.settings.notification_channels {
                         let channel = channel.clone();
                         let event = event.clone();
                         let store = Arc::clone(&store);
+                        let ledger = weak.clone();
                         tokio::spawn(async move {
-                            deliver_with_retries(&store, &channel, &event).await
+                            deliver_with_retries(&store, &ledger, &channel, &event).await
                         });
                     }
                 }
@@ -254,8 +348,28 @@ async fn claimed(shared: Option<&SharedRedis>, event: &AlertEvent) -> bool {
     }
 }
 
-/// Delivers `event` to `channel`, retrying with exponential backoff; logs the outcome.
-async fn deliver_with_retries(store: &ConfigStore, channel: &Channel, event: &AlertEvent) {
+/// Delivers `event` to `channel`, retrying with exponential backoff; logs the outcome and
+/// records it in the ledger (saved once the delivery is settled).
+async fn deliver_with_retries(
+    store: &ConfigStore,
+    ledger: &Weak<AlertLedger>,
+    channel: &Channel,
+    event: &AlertEvent,
+) {
+    let record = |attempts: u32, outcome: Outcome| {
+        if let Some(ledger) = ledger.upgrade() {
+            ledger.delivery(&event.id, channel.id(), |delivery| {
+                delivery.attempts = attempts;
+                delivery.outcome = outcome;
+                if outcome != Outcome::Pending {
+                    delivery.finished_at = Some(Utc::now());
+                }
+            });
+            if outcome != Outcome::Pending {
+                tokio::task::spawn_blocking(move || ledger.save());
+            }
+        }
+    };
     let mut wait = FIRST_RETRY;
     for attempt in 1..=DELIVERY_ATTEMPTS {
         match deliver(store, channel, event).await {
@@ -265,15 +379,18 @@ async fn deliver_with_retries(store: &ConfigStore, channel: &Channel, event: &Al
                     event = event.event.as_str(),
                     "alert delivered"
                 );
+                record(attempt, Outcome::Delivered);
                 return;
             }
             Err(error) if attempt < DELIVERY_ATTEMPTS => {
                 tracing::warn!(channel = channel.id(), attempt, %error, "alert delivery failed; retrying");
+                record(attempt, Outcome::Pending);
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
             Err(error) => {
                 tracing::error!(channel = channel.id(), attempts = attempt, %error, "alert delivery failed; giving up");
+                record(attempt, Outcome::Failed);
             }
         }
     }

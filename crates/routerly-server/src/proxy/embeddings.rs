@@ -163,7 +163,7 @@ fn format_of(model: &ModelConfig) -> EmbeddingsFormat {
 
 /// The body for `model`'s provider: the client's own (model replaced) for OpenAI-shaped
 /// providers, converted for the others; a 400 naming the model for inputs it cannot take.
-fn upstream_body(model: &ModelConfig, raw: &Value) -> Result<Vec<u8>, ProxyError> {
+pub(super) fn upstream_body(model: &ModelConfig, raw: &Value) -> Result<Vec<u8>, ProxyError> {
     let body = wire_embeddings::encode_request(format_of(model), raw, &model.upstream_model)
         .map_err(|error| {
             let mut body = error.to_error_body();

@@ -3,9 +3,9 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{Value, json};
+use routerly_api::limits::{CreateLimit, LimitList, LimitMetric, LimitMode, LimitUse};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// `routerly limit …`.
@@ -37,8 +37,8 @@ pub struct LimitAdd {
     #[arg(long)]
     scope: String,
     /// cost (USD), calls, input_tokens, output_tokens or total_tokens.
-    #[arg(long)]
-    metric: String,
+    #[arg(long, value_parser = parse_metric)]
+    metric: LimitMetric,
     /// A calendar window: hourly, daily, weekly (from Monday), monthly or yearly.
     #[arg(long)]
     period: Option<String>,
@@ -49,8 +49,8 @@ pub struct LimitAdd {
     #[arg(long)]
     value: f64,
     /// How it combines with the levels above: extend (default), replace or disable.
-    #[arg(long)]
-    mode: Option<String>,
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<LimitMode>,
     /// IANA time zone of a calendar window (default: the service's budget time zone).
     #[arg(long)]
     time_zone: Option<String>,
@@ -62,24 +62,44 @@ pub struct LimitAdd {
     json: bool,
 }
 
+/// A value of an API enum spelled as on the wire (`total_tokens`, `replace`).
+fn wire_enum<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("`{text}` is not one of the values listed in --help"))
+}
+
+fn parse_metric(text: &str) -> Result<LimitMetric, String> {
+    wire_enum(text)
+}
+
+fn parse_mode(text: &str) -> Result<LimitMode, String> {
+    wire_enum(text)
+}
+
+/// The wire form of an API value that is a string (an enum value, a time).
+fn wire_name(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
 /// Prints limits with their use as an aligned table.
-pub(crate) fn print_limits(limits: &Value) {
+pub(crate) fn print_limits(limits: &[LimitUse]) {
     let rows: Vec<Vec<String>> = limits
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|limit| {
             vec![
-                text(limit, "/id"),
-                text(limit, "/scope"),
-                text(limit, "/level"),
-                text(limit, "/metric"),
-                text(limit, "/window"),
-                text(limit, "/mode"),
-                number(&limit["used"]),
-                number(&limit["value"]),
-                format!("{:.1}%", limit["percent"].as_f64().unwrap_or(0.0)),
-                text(limit, "/resets_at"),
+                limit.id.clone(),
+                limit.scope.clone(),
+                limit.level.clone(),
+                wire_name(&limit.metric),
+                limit.window.clone(),
+                wire_name(&limit.mode),
+                number(limit.used),
+                number(limit.value),
+                format!("{:.1}%", limit.percent),
+                wire_name(&limit.resets_at),
             ]
         })
         .collect();
@@ -100,62 +120,62 @@ pub(crate) fn print_limits(limits: &Value) {
     );
 }
 
-fn number(value: &Value) -> String {
-    let number = value.as_f64().unwrap_or(0.0);
+fn number(number: f64) -> String {
     let text = format!("{number:.6}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// `path` with `?scope=…` when a scope is given.
+pub(crate) fn scoped(path: &str, scope: Option<&str>) -> String {
+    match scope {
+        Some(scope) => format!("{path}?scope={}", segment(scope)),
+        None => path.to_owned(),
+    }
 }
 
 /// Runs `routerly limit …`.
 pub async fn run(command: LimitCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
         LimitCommand::Add(add) => {
-            let mut body = json!({
-                "scope": add.scope,
-                "metric": add.metric,
-                "value": add.value,
-            });
-            if let Some(period) = add.period {
-                body["period"] = json!(period);
-            }
-            if let Some(rolling) = add.rolling {
-                body["rolling"] = json!(rolling);
-            }
-            if let Some(mode) = add.mode {
-                body["mode"] = json!(mode);
-            }
-            if let Some(time_zone) = add.time_zone {
-                body["time_zone"] = json!(time_zone);
-            }
-            if let Some(id) = add.id {
-                body["id"] = json!(id);
-            }
-            let limit = client
-                .request(Method::POST, "/api/limits", Some(&body))
+            let body = CreateLimit {
+                id: add.id,
+                scope: add.scope,
+                metric: add.metric,
+                window: None,
+                period: add.period,
+                rolling: add.rolling,
+                value: add.value,
+                mode: add.mode,
+                time_zone: add.time_zone,
+            };
+            let limit: LimitUse = client
+                .call(Method::POST, "/api/limits", Some(&body))
                 .await?;
             if add.json {
-                return print_json(&limit);
+                return print_json(&serde_json::to_value(&limit)?);
             }
             println!(
                 "Added limit {}: {} {} per {} window on {} (resets at {}).",
-                text(&limit, "/id"),
-                text(&limit, "/metric"),
-                number(&limit["value"]),
-                text(&limit, "/window"),
-                text(&limit, "/scope"),
-                text(&limit, "/resets_at"),
+                limit.id,
+                wire_name(&limit.metric),
+                number(limit.value),
+                limit.window,
+                limit.scope,
+                wire_name(&limit.resets_at),
             );
         }
         LimitCommand::List { scope, json } => {
-            let path = match &scope {
-                Some(scope) => format!("/api/limits?scope={}", segment(scope)),
-                None => "/api/limits".to_owned(),
-            };
-            let answer = client.request(Method::GET, &path, None).await?;
+            let answer: LimitList = client
+                .call(
+                    Method::GET,
+                    &scoped("/api/limits", scope.as_deref()),
+                    None::<&()>,
+                )
+                .await?;
             if json {
-                return print_json(&answer["limits"]);
+                return print_json(&serde_json::to_value(&answer.limits)?);
             }
-            print_limits(&answer["limits"]);
+            print_limits(&answer.limits);
         }
         LimitCommand::Remove { id } => {
             client

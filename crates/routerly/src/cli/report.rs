@@ -150,15 +150,17 @@ pub async fn run(command: ReportCommand, mut client: Client) -> anyhow::Result<(
             summary(&mut client, by, &filters, json).await
         }
         ReportCommand::Usage { scope, json } => {
-            let path = match &scope {
-                Some(scope) => format!("/api/usage/limits?scope={}", segment(scope)),
-                None => "/api/usage/limits".to_owned(),
-            };
-            let answer = client.request(Method::GET, &path, None).await?;
+            let answer: routerly_api::limits::LimitList = client
+                .call(
+                    Method::GET,
+                    &super::limit::scoped("/api/usage/limits", scope.as_deref()),
+                    None::<&()>,
+                )
+                .await?;
             if json {
-                return print_json(&answer["limits"]);
+                return print_json(&serde_json::to_value(&answer.limits)?);
             }
-            super::limit::print_limits(&answer["limits"]);
+            super::limit::print_limits(&answer.limits);
             Ok(())
         }
     }
