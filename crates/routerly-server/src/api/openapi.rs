@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, setup, system};
+use super::{api_keys, auth, models, setup, system, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,21 @@ use super::{api_keys, auth, setup, system};
         api_keys::list,
         api_keys::create,
         api_keys::revoke,
+        models::list,
+        models::create,
+        models::show,
+        models::update,
+        models::remove,
+        models::reveal_key,
+        models::catalogue,
+        usage::list,
+        usage::summary,
+        usage::by_model,
+        usage::by_project,
+        usage::by_token,
+        usage::by_user,
+        usage::timeline,
+        usage::export,
     ),
     components(schemas(routerly_api::ErrorBody)),
     modifiers(&Contract),
