@@ -273,6 +273,17 @@ async fn update_refuses_bad_values_and_unknown_models() {
     assert_eq!(unchanged.endpoint, "http://127.0.0.1:9/v1");
     assert_eq!(unchanged.upstream_model, "m2");
 
+    // An array is not a change, though serde would read one into the struct's fields.
+    let answer = harness
+        .call(
+            Method::PATCH,
+            "/api/models/m2",
+            Some(&token),
+            Some(json!([null, null])),
+        )
+        .await;
+    error(answer, StatusCode::BAD_REQUEST, None);
+
     let answer = harness
         .call(
             Method::PATCH,

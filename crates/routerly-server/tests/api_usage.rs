@@ -107,6 +107,9 @@ async fn bad_filters_are_refused_naming_the_parameter() {
         (&format!("/api/usage?trace={long}"), Some("trace")),
         ("/api/usage/timeline?bucket=week", Some("bucket")),
         ("/api/usage/timeline?tz=Mars/Olympus", Some("tz")),
+        // Checked on every route, also where it is not used.
+        (&format!("/api/usage/summary?trace={long}"), Some("trace")),
+        (&format!("/api/usage/export?tz={long}"), Some("tz")),
         ("/api/usage/export?format=xml", Some("format")),
         ("/api/usage/by-model?colour=blue", Some("colour")),
     ] {

@@ -49,7 +49,12 @@ use super::{api_keys, auth, models, setup, system, usage};
         usage::timeline,
         usage::export,
     ),
-    components(schemas(routerly_api::ErrorBody)),
+    components(schemas(
+        routerly_api::ErrorBody,
+        routerly_api::usage::Bucket,
+        routerly_api::usage::ExportFormat,
+        routerly_api::usage::Outcome,
+    )),
     modifiers(&Contract),
     security(("bearer" = [])),
 )]

@@ -66,6 +66,13 @@ fn filter_for(app: &App, user: &AuthUser, query: &UsageQuery) -> Result<Filter, 
             None => return Err(forbidden()),
         }
     }
+    // Parameters only some routes read are still checked on every route, as documented.
+    if query.trace.as_ref().is_some_and(|trace| trace.len() > 64) {
+        return Err(ApiError::invalid("trace", "not a trace id"));
+    }
+    if query.tz.as_ref().is_some_and(|tz| tz.chars().count() > 64) {
+        return Err(ApiError::invalid("tz", "not a time zone name"));
+    }
     let outcome: Option<Outcome> = match &query.outcome {
         Some(outcome) => Some(
             serde_json::from_value(Value::String(outcome.clone())).map_err(|_| {
@@ -148,9 +155,6 @@ pub async fn list(
     let offset = usize::try_from(query.offset.unwrap_or(0))
         .map_err(|_| ApiError::invalid("offset", "too large"))?;
     if let Some(trace) = &query.trace {
-        if trace.len() > 64 {
-            return Err(ApiError::invalid("trace", "not a trace id"));
-        }
         let trace = trace.clone();
         let found = with_history(&app, move |history| history.find_trace(&trace)).await?;
         let records: Vec<UsageRecordView> = found
