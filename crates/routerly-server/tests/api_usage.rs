@@ -110,6 +110,11 @@ async fn bad_filters_are_refused_naming_the_parameter() {
         // Checked on every route, also where it is not used.
         (&format!("/api/usage/summary?trace={long}"), Some("trace")),
         (&format!("/api/usage/export?tz={long}"), Some("tz")),
+        ("/api/usage?offset=9223372036854775808", Some("offset")),
+        (
+            "/api/usage/timeline?limit=9223372036854775808",
+            Some("limit"),
+        ),
         ("/api/usage/export?format=xml", Some("format")),
         ("/api/usage/by-model?colour=blue", Some("colour")),
     ] {

@@ -73,6 +73,12 @@ fn filter_for(app: &App, user: &AuthUser, query: &UsageQuery) -> Result<Filter, 
     if query.tz.as_ref().is_some_and(|tz| tz.chars().count() > 64) {
         return Err(ApiError::invalid("tz", "not a time zone name"));
     }
+    // The document declares both as int64, as most clients read integers.
+    for (field, value) in [("limit", query.limit), ("offset", query.offset)] {
+        if value.is_some_and(|value| i64::try_from(value).is_err()) {
+            return Err(ApiError::invalid(field, "too large"));
+        }
+    }
     let outcome: Option<Outcome> = match &query.outcome {
         Some(outcome) => Some(
             serde_json::from_value(Value::String(outcome.clone())).map_err(|_| {
