@@ -111,6 +111,8 @@ async fn bad_filters_are_refused_naming_the_parameter() {
         (&format!("/api/usage/summary?trace={long}"), Some("trace")),
         (&format!("/api/usage/export?tz={long}"), Some("tz")),
         ("/api/usage?offset=9223372036854775808", Some("offset")),
+        ("/api/usage/summary?bucket=week", Some("bucket")),
+        ("/api/usage/by-user?format=xml", Some("format")),
         (
             "/api/usage/timeline?limit=9223372036854775808",
             Some("limit"),

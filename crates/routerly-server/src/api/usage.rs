@@ -73,6 +73,16 @@ fn filter_for(app: &App, user: &AuthUser, query: &UsageQuery) -> Result<Filter, 
     if query.tz.as_ref().is_some_and(|tz| tz.chars().count() > 64) {
         return Err(ApiError::invalid("tz", "not a time zone name"));
     }
+    if let Some(bucket) = query.bucket.as_deref()
+        && !["hour", "day"].contains(&bucket)
+    {
+        return Err(ApiError::invalid("bucket", "use hour or day"));
+    }
+    if let Some(format) = query.format.as_deref()
+        && !["csv", "jsonl", "ndjson"].contains(&format)
+    {
+        return Err(ApiError::invalid("format", "use csv or jsonl"));
+    }
     // The document declares both as int64, as most clients read integers.
     for (field, value) in [("limit", query.limit), ("offset", query.offset)] {
         if value.is_some_and(|value| i64::try_from(value).is_err()) {
