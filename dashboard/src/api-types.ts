@@ -302,6 +302,199 @@ created_at: string,
  */
 revoked_at: string | null, };
 
+export type LimitMetric = "cost" | "calls" | "input_tokens" | "output_tokens" | "total_tokens";
+
+export type LimitMode = "extend" | "replace" | "disable";
+
+export type LimitUse = { 
+/**
+ * Stable id, used to change or remove it and in alerts.
+ */
+id: string, 
+/**
+ * What it applies to: `global`, `model:ID`, `project:ID`, `project:ID/model:ID`,
+ * `token:ID` or `token:ID/model:ID`.
+ */
+scope: string, 
+/**
+ * What it measures.
+ */
+metric: LimitMetric, 
+/**
+ * Over which span: a calendar window (`daily`) or a rolling one (`rolling:15m`).
+ */
+window: string, 
+/**
+ * The most allowed in one window (USD for `cost`).
+ */
+value: number, 
+/**
+ * How it combines with the levels above.
+ */
+mode: LimitMode, 
+/**
+ * IANA time zone of a calendar window; absent: the `budget_time_zone` setting.
+ */
+time_zone?: string, 
+/**
+ * Its level: `global`, `model`, `project`, `project-model`, `token` or `token-model`.
+ */
+level: string, 
+/**
+ * Used in the current window.
+ */
+used: number, 
+/**
+ * Held by calls in flight.
+ */
+reserved: number, 
+/**
+ * `used / value` in percent (0 for a zero-valued limit with no use).
+ */
+percent: number, 
+/**
+ * Start of the current window (for a rolling window: now minus its span).
+ */
+window_start: string, 
+/**
+ * When the window resets: the next calendar window, or when a call of one unit fits
+ * again in a rolling window.
+ */
+resets_at: string, };
+
+export type LimitList = { 
+/**
+ * The limits the caller may see (those of the projects whose usage it may read; global
+ * and model limits to callers who may read every project's usage).
+ */
+limits: Array<LimitUse>, };
+
+export type CreateLimit = { 
+/**
+ * A chosen id (absent: generated, `lim-…`).
+ */
+id?: string, 
+/**
+ * What it applies to; projects by id, slug or name.
+ */
+scope: string, 
+/**
+ * What it measures.
+ */
+metric: LimitMetric, 
+/**
+ * The window, calendar or rolling.
+ */
+window?: string, 
+/**
+ * A calendar window: `hourly`, `daily`, `weekly`, `monthly` or `yearly`.
+ */
+period?: string, 
+/**
+ * A rolling window's span: `30s`, `15m`, `1h`, `7d`.
+ */
+rolling?: string, 
+/**
+ * The most allowed in one window (not negative).
+ */
+value: number, 
+/**
+ * How it combines with the levels above (absent: `extend`).
+ */
+mode?: LimitMode, 
+/**
+ * IANA time zone of a calendar window.
+ */
+time_zone?: string, };
+
+export type UpdateLimit = { 
+/**
+ * The most allowed in one window (not negative).
+ */
+value?: number, 
+/**
+ * How it combines with the levels above.
+ */
+mode?: LimitMode, 
+/**
+ * The window, calendar or rolling.
+ */
+window?: string, 
+/**
+ * A calendar window.
+ */
+period?: string, 
+/**
+ * A rolling window's span.
+ */
+rolling?: string, 
+/**
+ * IANA time zone of a calendar window.
+ */
+time_zone?: string, };
+
+export type AlertKind = "budget.threshold" | "budget.exhausted" | "budget.reset";
+
+export type DeliveryOutcome = "pending" | "delivered" | "failed";
+
+export type AlertDelivery = { 
+/**
+ * The channel's id.
+ */
+channel: string, 
+/**
+ * How it went.
+ */
+outcome: DeliveryOutcome, 
+/**
+ * Attempts made so far.
+ */
+attempts: number, 
+/**
+ * When it was delivered or given up; `null` while pending.
+ */
+finished_at: string | null, };
+
+export type AlertRecord = { 
+/**
+ * The limit's id (the limit may since have been removed).
+ */
+limit_id: string, 
+/**
+ * The limit's scope when the alert fired (`null` for alerts recorded before scopes were).
+ */
+scope: string | null, 
+/**
+ * What happened.
+ */
+event: AlertKind, 
+/**
+ * The threshold crossed, in percent (`budget.threshold` only).
+ */
+threshold: number | null, 
+/**
+ * Start of the limit's window the alert is about.
+ */
+window_start: string, 
+/**
+ * When it fired.
+ */
+fired_at: string, 
+/**
+ * The alert's sentence, as delivered (`null` for alerts recorded before messages were).
+ */
+message: string | null, 
+/**
+ * Its delivery to each channel configured when it fired (empty: none was).
+ */
+deliveries: Array<AlertDelivery>, };
+
+export type AlertList = { 
+/**
+ * The alerts about limits the caller may see, newest first.
+ */
+alerts: Array<AlertRecord>, };
+
 export type RoutingHealth = { 
 /**
  * The window the counts cover, in minutes (the `health` policy's default).
@@ -342,8 +535,6 @@ score: number,
  */
 mean_latency_ms: number | null, };
 
-export type CircuitState = "closed" | "open" | "half_open";
-
 export type ConnectionTest = { 
 /**
  * Whether the provider answered the call successfully.
@@ -361,3 +552,1240 @@ latency_ms: number,
  * What happened, in words (never the provider's answer or the key).
  */
 message: string, };
+
+export type Model = { 
+/**
+ * Routerly's id for the model, unique in the installation.
+ */
+id: string, 
+/**
+ * Which provider serves it (`openai`, `anthropic`, `gemini`, …; see `/api/catalogue`).
+ */
+provider: string, 
+/**
+ * Base URL as the provider's official SDK takes it.
+ */
+endpoint: string, 
+/**
+ * The provider's own model name (Azure: the deployment).
+ */
+upstream_model: string, 
+/**
+ * The key masked (`sk-…wXyZ`), an `env:NAME` reference as it is, `(unreadable)` when
+ * the master key cannot decrypt it, or `null` when there is none.
+ */
+api_key: string | null, 
+/**
+ * Prices in USD per million tokens.
+ */
+pricing: Pricing, 
+/**
+ * Context window in tokens, when known.
+ */
+context_window: number | null, 
+/**
+ * What the model can do.
+ */
+capabilities: Capabilities, 
+/**
+ * Timeouts that replace the service's for this model.
+ */
+timeouts: TimeoutOverrides, 
+/**
+ * Azure OpenAI's `api-version`, when one is set.
+ */
+api_version?: string, 
+/**
+ * When it was registered.
+ */
+created_at: string, 
+/**
+ * Its circuit breaker as routing sees it now; in the list only.
+ */
+circuit?: CircuitState, };
+
+export type CircuitState = "closed" | "open" | "half_open";
+
+export type ModelList = { 
+/**
+ * Every model, in the order they were registered.
+ */
+models: Array<Model>, };
+
+export type Pricing = { 
+/**
+ * Uncached input tokens (absent in a request: 0).
+ */
+input: number, 
+/**
+ * Output tokens (absent in a request: 0).
+ */
+output: number, 
+/**
+ * Input tokens read from cache; the input price when `null`.
+ */
+cached_input?: number | null, 
+/**
+ * Input tokens written to cache; the input price when `null`.
+ */
+cache_write?: number | null, 
+/**
+ * Higher prices for calls whose prompt is longer than a threshold; absent for flat
+ * prices.
+ */
+long_context?: PriceTier, };
+
+export type PriceTier = { 
+/**
+ * The prompt length (all input tokens) above which this tier applies.
+ */
+above_input_tokens: number, 
+/**
+ * Uncached input tokens.
+ */
+input: number, 
+/**
+ * Output tokens.
+ */
+output: number, 
+/**
+ * Cached input tokens; the tier's input price when absent.
+ */
+cached_input: number | null, 
+/**
+ * Cache-write tokens; the tier's input price when absent.
+ */
+cache_write: number | null, };
+
+export type Capabilities = { 
+/**
+ * Accepts images.
+ */
+vision?: boolean | null, 
+/**
+ * Calls tools.
+ */
+tools?: boolean | null, 
+/**
+ * JSON mode and schemas.
+ */
+json?: boolean | null, 
+/**
+ * Extended thinking.
+ */
+thinking?: boolean | null, 
+/**
+ * Embeddings.
+ */
+embedding?: boolean | null, };
+
+export type TimeoutOverrides = { 
+/**
+ * Connecting to the provider.
+ */
+connect_ms?: number | null, 
+/**
+ * Waiting for the first token.
+ */
+first_token_ms?: number | null, 
+/**
+ * Waiting between two chunks of a stream.
+ */
+idle_ms?: number | null, };
+
+export type CreateModel = { 
+/**
+ * Routerly's id: letters, digits and `- _ . : / @`, at most 128, not `auto`.
+ */
+id: string, 
+/**
+ * Which provider serves it (see `/api/catalogue`).
+ */
+provider: string, 
+/**
+ * Base URL (`http(s)://…`); absent or blank: the provider's default (`custom`,
+ * `azure` and the local servers have none: they need one).
+ */
+endpoint?: string, 
+/**
+ * The provider key, or `env:NAME` to read it from the service's environment; stored
+ * encrypted.
+ */
+api_key?: string, 
+/**
+ * The provider's own model name; absent or blank: the id.
+ */
+upstream_model?: string, 
+/**
+ * Prices that replace the catalogue's, field by field.
+ */
+pricing?: PricingOverride, 
+/**
+ * Context window in tokens; absent: the catalogue's.
+ */
+context_window?: number, 
+/**
+ * Capabilities that replace the catalogue's, flag by flag.
+ */
+capabilities?: Capabilities, 
+/**
+ * Timeouts that replace the service's.
+ */
+timeouts?: TimeoutOverrides, 
+/**
+ * Azure OpenAI's `api-version`.
+ */
+api_version?: string, };
+
+export type PricingOverride = { 
+/**
+ * Uncached input tokens.
+ */
+input?: number | null, 
+/**
+ * Output tokens.
+ */
+output?: number | null, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input?: number | null, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write?: number | null, 
+/**
+ * Long-prompt prices.
+ */
+long_context?: PriceTier | null, };
+
+export type UpdateModel = { 
+/**
+ * Base URL (`http(s)://…`).
+ */
+endpoint?: string, 
+/**
+ * The provider key or `env:NAME`; blank removes the key.
+ */
+api_key?: string, 
+/**
+ * The provider's own model name (not blank).
+ */
+upstream_model?: string, 
+/**
+ * Prices.
+ */
+pricing?: Pricing, 
+/**
+ * Context window in tokens.
+ */
+context_window?: number, 
+/**
+ * Capabilities.
+ */
+capabilities?: Capabilities, 
+/**
+ * Timeouts.
+ */
+timeouts?: TimeoutOverrides, 
+/**
+ * Azure OpenAI's `api-version`; blank removes it.
+ */
+api_version?: string, };
+
+export type ModelKey = { 
+/**
+ * The key, an `env:NAME` reference as it is (never its value), or `null` when there is
+ * none.
+ */
+api_key: string | null, 
+/**
+ * Where the key is kept; `null` when there is none.
+ */
+source: KeySource | null, };
+
+export type KeySource = "env" | "encrypted";
+
+export type Catalogue = { 
+/**
+ * When the prices were taken from the providers' price lists.
+ */
+prices_as_of: string, 
+/**
+ * A word on what the prices mean.
+ */
+note: string, 
+/**
+ * Every provider, in the order the CLI and dashboard list them.
+ */
+providers: Array<CatalogueProvider>, };
+
+export type CatalogueProvider = { 
+/**
+ * The provider's name in configs, the API and the CLI.
+ */
+id: string, 
+/**
+ * Its display name.
+ */
+name: string, 
+/**
+ * The wire format of its chat endpoint (`openai_chat`, `anthropic_messages`, …).
+ */
+format: string, 
+/**
+ * Its base URL as its official SDK takes it; `null` when each user has their own.
+ */
+default_endpoint: string | null, 
+/**
+ * Another provider whose model list prices this one's (Azure deploys OpenAI's models).
+ */
+prices_like?: string, 
+/**
+ * Models it is known to serve.
+ */
+models: Array<CatalogueModel>, };
+
+export type CatalogueModel = { 
+/**
+ * The provider's own model name.
+ */
+id: string, 
+/**
+ * Prices in USD per million tokens.
+ */
+pricing: Pricing, 
+/**
+ * Context window in tokens.
+ */
+context_window: number | null, 
+/**
+ * What it can do.
+ */
+capabilities: Capabilities, };
+
+export type Outcome = "success" | "error" | "timeout" | "budget_exceeded" | "cancelled";
+
+export type Surface = "chat_completions" | "messages" | "responses" | "embeddings";
+
+export type CallType = "completion" | "routing" | "embedding";
+
+export type Bucket = "hour" | "day";
+
+export type ExportFormat = "csv" | "jsonl";
+
+export type UsageRecord = { 
+/**
+ * The record's id.
+ */
+id: string, 
+/**
+ * When the call started.
+ */
+timestamp: string, 
+/**
+ * The project's id.
+ */
+project_id: string, 
+/**
+ * The project token's id.
+ */
+token_id: string, 
+/**
+ * The model that answered (or was tried last); `null` when none was tried.
+ */
+model_id: string | null, 
+/**
+ * That model's provider.
+ */
+provider: string | null, 
+/**
+ * The client surface.
+ */
+surface: Surface, 
+/**
+ * What the call was for.
+ */
+call_type: CallType, 
+/**
+ * Whether the answer was streamed.
+ */
+stream: boolean, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * From the call's arrival to its last byte, in milliseconds.
+ */
+latency_ms: number, 
+/**
+ * Time to the first token of a stream, in milliseconds.
+ */
+ttft_ms: number | null, 
+/**
+ * Time Routerly itself spent, in milliseconds.
+ */
+overhead_ms: number, 
+/**
+ * How it ended.
+ */
+outcome: Outcome, 
+/**
+ * The HTTP status the client got.
+ */
+status: number, 
+/**
+ * Why it failed, when it did.
+ */
+error: string | null, 
+/**
+ * The id the client got in `x-routerly-trace-id`.
+ */
+trace_id: string, 
+/**
+ * The request's `user` field.
+ */
+user: string | null, 
+/**
+ * Tags from `x-routerly-tags`.
+ */
+tags: Array<string>, 
+/**
+ * Models tried before the one that answered, with why each failed.
+ */
+attempts?: Array<Attempt>, 
+/**
+ * The model the client asked for, when routing served another.
+ */
+requested_model?: string, };
+
+export type Attempt = { 
+/**
+ * The model.
+ */
+model_id: string, 
+/**
+ * Why it failed.
+ */
+error: string, 
+/**
+ * The provider's HTTP status, when it answered.
+ */
+status: number | null, };
+
+export type UsagePage = { 
+/**
+ * The records.
+ */
+records: Array<UsageRecord>, 
+/**
+ * How many records match, when the rollups can say it exactly; else `null`.
+ */
+total: number | null, 
+/**
+ * The page size.
+ */
+limit: number, 
+/**
+ * Records skipped.
+ */
+offset: number, 
+/**
+ * Whether more records follow this page.
+ */
+has_more: boolean, };
+
+export type UsageTotals = { 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type UsageSummary = { 
+/**
+ * Start of the range the totals cover; `null`: from the first record.
+ */
+from: string | null, 
+/**
+ * End of the range (exclusive); `null`: up to now.
+ */
+to: string | null, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type ModelUsage = { 
+/**
+ * The model's id, or `(none)`.
+ */
+model_id: string, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type ProjectUsage = { 
+/**
+ * The project's id.
+ */
+project_id: string, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type TokenUsage = { 
+/**
+ * The token's id.
+ */
+token_id: string, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type UserUsage = { 
+/**
+ * The `user` field, or `(none)`.
+ */
+user: string, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type TagUsage = { 
+/**
+ * The tag.
+ */
+tag: string, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type UsageByModel = { 
+/**
+ * One row per model.
+ */
+models: Array<ModelUsage>, };
+
+export type UsageByProject = { 
+/**
+ * One row per project.
+ */
+projects: Array<ProjectUsage>, };
+
+export type UsageByToken = { 
+/**
+ * One row per token.
+ */
+tokens: Array<TokenUsage>, };
+
+export type UsageByUser = { 
+/**
+ * One row per `user` field.
+ */
+users: Array<UserUsage>, 
+/**
+ * One row per tag.
+ */
+tags: Array<TagUsage>, };
+
+export type TimelinePoint = { 
+/**
+ * When the bucket starts.
+ */
+start: string, 
+/**
+ * Calls.
+ */
+calls: number, 
+/**
+ * Calls that did not succeed.
+ */
+errors: number, 
+/**
+ * Calls that reached a provider (not refused by a budget, not cancelled).
+ */
+provider_calls: number, 
+/**
+ * Of those, the ones that failed (error or timeout).
+ */
+provider_errors: number, 
+/**
+ * Calls refused by a budget before any provider was called.
+ */
+refused: number, 
+/**
+ * Mean latency of the calls that reached a provider (ms).
+ */
+provider_avg_latency_ms: number, 
+/**
+ * Calls per outcome (outcomes without calls left out).
+ */
+by_outcome: Partial<Record<Outcome, number>>, 
+/**
+ * Uncached input tokens.
+ */
+input_tokens: number, 
+/**
+ * Output tokens.
+ */
+output_tokens: number, 
+/**
+ * Input tokens read from cache.
+ */
+cached_input_tokens: number, 
+/**
+ * Input tokens written to cache.
+ */
+cache_write_tokens: number, 
+/**
+ * Input plus output tokens.
+ */
+total_tokens: number, 
+/**
+ * Cost in USD.
+ */
+cost_usd: number, 
+/**
+ * Of which the input side.
+ */
+input_cost_usd: number, 
+/**
+ * Of which the output side.
+ */
+output_cost_usd: number, 
+/**
+ * Mean latency of every call (ms).
+ */
+avg_latency_ms: number, 
+/**
+ * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ */
+p50_latency_ms: number | null, 
+/**
+ * 95th percentile latency (ms); `null` where there is none.
+ */
+p95_latency_ms: number | null, 
+/**
+ * Mean time to first token of streams (ms).
+ */
+avg_ttft_ms: number, 
+/**
+ * Median time to first token (ms); `null` where there is none.
+ */
+p50_ttft_ms: number | null, 
+/**
+ * 95th percentile time to first token (ms); `null` where there is none.
+ */
+p95_ttft_ms: number | null, };
+
+export type Timeline = { 
+/**
+ * The bucket size.
+ */
+bucket: Bucket, 
+/**
+ * The time zone whose midnights start days.
+ */
+tz: string, 
+/**
+ * Start of the covered range; `null`: from the first record.
+ */
+from: string | null, 
+/**
+ * End of the covered range (exclusive); `null`: up to now.
+ */
+to: string | null, 
+/**
+ * The buckets that have calls.
+ */
+points: Array<TimelinePoint>, };

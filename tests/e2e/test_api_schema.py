@@ -37,12 +37,12 @@ def run_schemathesis(routerly: Routerly, bearer: str, tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"},
     )  # fmt: skip
     assert done.returncode == 0, f"schemathesis found problems:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-    # The run tested every documented operation (a run that reached none would also pass),
-    # but the document itself, which schemathesis reads rather than tests.
+    # The run tested every documented operation (a run that reached none would also pass);
+    # the document itself is read first, and tested too or not depending on the run.
     document = httpx.get(f"{routerly.url}/api/openapi.json", timeout=10).json()
     documented = {f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item}
     tested = set(re.findall(r'"label":\s*"([A-Z]+ /[^"]*)"', report.read_text()))
-    assert tested == documented - {"GET /api/openapi.json"}, (sorted(documented), sorted(tested))
+    assert documented - {"GET /api/openapi.json"} <= tested <= documented, (sorted(documented), sorted(tested))
 
 
 def test_every_documented_operation_survives_schemathesis_as_admin(routerly: Routerly, tmp_path: Path):

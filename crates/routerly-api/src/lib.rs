@@ -3,7 +3,8 @@
 //! The server's handlers take and return these types, the CLI reads answers into them, the
 //! OpenAPI document served at `/api/openapi.json` is derived from them (with `utoipa`) and
 //! the dashboard's `src/api-types.ts` is generated from them (with `ts-rs`, see
-//! [`typescript`]). A field renamed here is renamed everywhere; a test in the server
+//! [`typescript`]). Conversions from `routerly-core`'s config and usage types sit next to
+//! the types they fill. A field renamed here is renamed everywhere; a test in the server
 //! compares the committed document and TypeScript file against fresh generation.
 
 pub mod api_keys;
@@ -11,8 +12,10 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 pub mod model_checks;
+pub mod models;
 pub mod setup;
 pub mod system;
+pub mod usage;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 
@@ -55,8 +58,43 @@ pub fn typescript() -> String {
         limits::AlertList::decl(),
         model_checks::RoutingHealth::decl(),
         model_checks::ModelHealth::decl(),
-        model_checks::CircuitState::decl(),
         model_checks::ConnectionTest::decl(),
+        models::Model::decl(),
+        models::CircuitState::decl(),
+        models::ModelList::decl(),
+        models::Pricing::decl(),
+        models::PriceTier::decl(),
+        models::Capabilities::decl(),
+        models::TimeoutOverrides::decl(),
+        models::CreateModel::decl(),
+        models::PricingOverride::decl(),
+        models::UpdateModel::decl(),
+        models::ModelKey::decl(),
+        models::KeySource::decl(),
+        models::Catalogue::decl(),
+        models::CatalogueProvider::decl(),
+        models::CatalogueModel::decl(),
+        usage::Outcome::decl(),
+        usage::Surface::decl(),
+        usage::CallType::decl(),
+        usage::Bucket::decl(),
+        usage::ExportFormat::decl(),
+        usage::UsageRecord::decl(),
+        usage::Attempt::decl(),
+        usage::UsagePage::decl(),
+        usage::UsageTotals::decl(),
+        usage::UsageSummary::decl(),
+        usage::ModelUsage::decl(),
+        usage::ProjectUsage::decl(),
+        usage::TokenUsage::decl(),
+        usage::UserUsage::decl(),
+        usage::TagUsage::decl(),
+        usage::UsageByModel::decl(),
+        usage::UsageByProject::decl(),
+        usage::UsageByToken::decl(),
+        usage::UsageByUser::decl(),
+        usage::TimelinePoint::decl(),
+        usage::Timeline::decl(),
     ];
     let mut out = String::from(
         "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.\n",

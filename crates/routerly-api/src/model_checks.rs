@@ -35,17 +35,8 @@ pub struct ModelHealth {
     pub mean_latency_ms: Option<f64>,
 }
 
-/// A model's circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum CircuitState {
-    /// Calls flow.
-    Closed,
-    /// Excluded from routing until the cool-down ends.
-    Open,
-    /// One probe request is let through; the others stay excluded.
-    HalfOpen,
-}
+/// A model's circuit breaker (the same type the model list shows).
+pub use crate::models::CircuitState;
 
 /// `POST /api/models/{id}/test`: the outcome of one minimal call to the model's provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]

@@ -86,10 +86,10 @@ describe('charts', () => {
     expect((container.querySelector('.gauge-fill') as HTMLElement).style.width).toBe('100%');
   });
   test('the timeline gets an empty bucket for every hour without calls', () => {
-    const point = { calls: 2, errors: 1, input_tokens: 1, output_tokens: 1, cached_input_tokens: 0, total_tokens: 2, cost_usd: 1, avg_latency_ms: 5, start: '2026-01-01T02:00:00Z' } as TimelinePoint;
+    const point = { calls: 2, errors: 1, provider_calls: 2, provider_errors: 1, input_tokens: 1, output_tokens: 1, cached_input_tokens: 0, total_tokens: 2, cost_usd: 1, avg_latency_ms: 5, start: '2026-01-01T02:00:00Z' } as TimelinePoint;
     const filled = fillBuckets([point], '2026-01-01T00:00:00Z', 'hour', Date.parse('2026-01-01T04:30:00Z'));
     expect(filled.map((entry) => entry.calls)).toEqual([0, 0, 2, 0, 0]);
     expect(errorRate(point)).toBe(50);
-    expect(errorRate({ calls: 0, errors: 0 })).toBe(0);
+    expect(errorRate({ provider_calls: 0, provider_errors: 0 })).toBe(0);
   });
 });

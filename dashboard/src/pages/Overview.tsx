@@ -5,7 +5,7 @@ import { Card, Empty, ErrorBox, Loading, PageHeader } from '../components/ui';
 import { count, ms, percent, shortDate, usd } from '../format';
 import { useApi } from '../hooks';
 import { Link } from '../router';
-import type { LimitUse, Project, ProjectTotals, Summary, TimelinePoint, Totals } from '../types';
+import type { LimitUse, ModelUsage, Project, ProjectTotals, Summary, TimelinePoint, Totals } from '../types';
 
 export const PERIODS = {
   '24h': { label: 'Last 24 hours', hours: 24, bucket: 'hour' as const },
@@ -26,7 +26,12 @@ export function fillBuckets(points: TimelinePoint[], from: string, bucket: 'hour
   const step = bucket === 'hour' ? 3600_000 : 86_400_000;
   const byStart = new Map(points.map((point) => [Math.floor(new Date(point.start).getTime() / step) * step, point]));
   const filled: TimelinePoint[] = [];
-  const empty = { calls: 0, errors: 0, input_tokens: 0, output_tokens: 0, cached_input_tokens: 0, total_tokens: 0, cost_usd: 0, avg_latency_ms: 0 };
+  const empty: Totals = {
+    calls: 0, errors: 0, provider_calls: 0, provider_errors: 0, refused: 0, provider_avg_latency_ms: 0, by_outcome: {},
+    input_tokens: 0, output_tokens: 0, cached_input_tokens: 0, cache_write_tokens: 0, total_tokens: 0,
+    cost_usd: 0, input_cost_usd: 0, output_cost_usd: 0, avg_latency_ms: 0, p50_latency_ms: null, p95_latency_ms: null,
+    avg_ttft_ms: 0, p50_ttft_ms: null, p95_ttft_ms: null,
+  };
   for (let start = Math.floor(new Date(from).getTime() / step) * step; start <= now; start += step) {
     filled.push(byStart.get(start) ?? { ...empty, start: new Date(start).toISOString() });
   }
@@ -35,21 +40,20 @@ export function fillBuckets(points: TimelinePoint[], from: string, bucket: 'hour
 
 /**
  * The share of provider calls that failed: budget refusals and cancelled calls never reached
- * a provider and are counted apart (older servers without the split: every call).
+ * a provider and are counted apart.
  */
-export function errorRate(totals: Pick<Totals, 'calls' | 'errors' | 'provider_calls' | 'provider_errors'>): number {
-  const calls = totals.provider_calls ?? totals.calls;
-  const errors = totals.provider_errors ?? totals.errors;
-  return calls === 0 ? 0 : (errors / calls) * 100;
+export function errorRate(totals: Pick<Totals, 'provider_calls' | 'provider_errors'>): number {
+  const calls = totals.provider_calls;
+  return calls === 0 ? 0 : (totals.provider_errors / calls) * 100;
 }
 
 /** Mean latency of provider calls (a refusal's 0 ms does not pull it down). */
-export function providerLatency(totals: Pick<Totals, 'avg_latency_ms' | 'provider_avg_latency_ms'>): number {
-  return totals.provider_avg_latency_ms ?? totals.avg_latency_ms;
+export function providerLatency(totals: Pick<Totals, 'provider_avg_latency_ms'>): number {
+  return totals.provider_avg_latency_ms;
 }
 
 /** Top-N rows by spend for models, without the "no model" bucket of calls refused before routing. */
-export function topModels(rows: (Totals & { model_id: string })[], limit = 5) {
+export function topModels(rows: Pick<ModelUsage, 'model_id' | 'cost_usd' | 'calls'>[], limit = 5) {
   return rows
     .filter((row) => row.model_id !== '' && row.model_id !== '(none)')
     .slice(0, limit)

@@ -314,6 +314,15 @@ impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
         )
         .await
         .map_err(body_refusal)?;
+        // Every body is an object: serde would also fill a struct from an array of its
+        // fields in order (`[null, null]` passed as an empty change).
+        if bytes.trim_ascii_start().first() == Some(&b'[') {
+            return Err(ApiError::new(
+                ErrorCode::Invalid,
+                "invalid request body: expected a JSON object",
+            )
+            .into_response());
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|error| body_error(&error).into_response())?;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, limits, model_checks, setup, system};
+use super::{api_keys, auth, limits, model_checks, models, setup, system, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,8 +42,28 @@ use super::{api_keys, auth, limits, model_checks, setup, system};
         limits::alerts,
         model_checks::health,
         model_checks::test_connection,
+        models::list,
+        models::create,
+        models::show,
+        models::update,
+        models::remove,
+        models::reveal_key,
+        models::catalogue,
+        usage::list,
+        usage::summary,
+        usage::by_model,
+        usage::by_project,
+        usage::by_token,
+        usage::by_user,
+        usage::timeline,
+        usage::export,
     ),
-    components(schemas(routerly_api::ErrorBody)),
+    components(schemas(
+        routerly_api::ErrorBody,
+        routerly_api::usage::Bucket,
+        routerly_api::usage::ExportFormat,
+        routerly_api::usage::Outcome,
+    )),
     modifiers(&Contract),
     security(("bearer" = [])),
 )]

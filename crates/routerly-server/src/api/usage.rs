@@ -13,9 +13,13 @@ use super::ApiQuery as Query;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use routerly_api::usage::{
+    Bucket, ModelUsage, ProjectUsage, TagUsage, Timeline, TimelinePoint, TokenUsage, UsageByModel,
+    UsageByProject, UsageByToken, UsageByUser, UsagePage, UsageQuery,
+    UsageRecord as UsageRecordView, UsageSummary, UsageTotals, UserUsage,
+};
 use routerly_core::usage::{Outcome, UsageRecord};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::AuthUser;
 use super::rbac::ProjectScope;
@@ -26,54 +30,6 @@ use crate::store::rollup::{self, DAY, Dimension, Filter, GroupBy, HOUR};
 
 /// Longest value accepted for a text filter.
 const MAX_FILTER_CHARS: usize = 512;
-
-/// Filters every usage route takes.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsageQuery {
-    /// Only this project (id, slug or name).
-    #[serde(default)]
-    project: Option<String>,
-    /// Only this model (`(none)`: calls where no model was tried).
-    #[serde(default)]
-    model: Option<String>,
-    /// Only this token.
-    #[serde(default)]
-    token: Option<String>,
-    /// Only records with this `user` field (`(none)`: without one).
-    #[serde(default)]
-    user: Option<String>,
-    /// Only records carrying this tag.
-    #[serde(default)]
-    tag: Option<String>,
-    /// Only this outcome (`success`, `error`, …).
-    #[serde(default)]
-    outcome: Option<String>,
-    /// From this time (RFC 3339), inclusive.
-    #[serde(default)]
-    from: Option<DateTime<Utc>>,
-    /// Until this time (RFC 3339), exclusive.
-    #[serde(default)]
-    to: Option<DateTime<Utc>>,
-    /// Page size of `GET /api/usage` (default 50, at most 1000).
-    #[serde(default)]
-    limit: Option<usize>,
-    /// Records to skip.
-    #[serde(default)]
-    offset: Option<usize>,
-    /// Only the records of this trace id (`GET /api/usage`).
-    #[serde(default)]
-    trace: Option<String>,
-    /// Timeline bucket: `hour` or `day` (default).
-    #[serde(default)]
-    bucket: Option<String>,
-    /// Time zone whose midnights start timeline days (IANA name, default UTC).
-    #[serde(default)]
-    tz: Option<String>,
-    /// Export format: `csv` (default) or `jsonl`.
-    #[serde(default)]
-    format: Option<String>,
-}
 
 /// A text filter, checked for length; `(none)` means the empty value (no model, no user).
 fn text_filter(field: &str, value: &Option<String>) -> Result<Option<String>, ApiError> {
@@ -108,6 +64,29 @@ fn filter_for(app: &App, user: &AuthUser, query: &UsageQuery) -> Result<Filter, 
                 return Err(ApiError::not_found(format!("no project `{key}`")));
             }
             None => return Err(forbidden()),
+        }
+    }
+    // Parameters only some routes read are still checked on every route, as documented.
+    if query.trace.as_ref().is_some_and(|trace| trace.len() > 64) {
+        return Err(ApiError::invalid("trace", "not a trace id"));
+    }
+    if query.tz.as_ref().is_some_and(|tz| tz.chars().count() > 64) {
+        return Err(ApiError::invalid("tz", "not a time zone name"));
+    }
+    if let Some(bucket) = query.bucket.as_deref()
+        && !["hour", "day"].contains(&bucket)
+    {
+        return Err(ApiError::invalid("bucket", "use hour or day"));
+    }
+    if let Some(format) = query.format.as_deref()
+        && !["csv", "jsonl", "ndjson"].contains(&format)
+    {
+        return Err(ApiError::invalid("format", "use csv or jsonl"));
+    }
+    // The document declares both as int64, as most clients read integers.
+    for (field, value) in [("limit", query.limit), ("offset", query.offset)] {
+        if value.is_some_and(|value| i64::try_from(value).is_err()) {
+            return Err(ApiError::invalid(field, "too large"));
         }
     }
     let outcome: Option<Outcome> = match &query.outcome {
@@ -171,42 +150,41 @@ async fn report(
     with_history(app, move |history| history.report(filter, group)).await
 }
 
-/// The covered range of a report, as RFC 3339 times.
-fn covered(report: &Report) -> (Value, Value) {
+/// The covered range of a report.
+fn covered(report: &Report) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     let time = |seconds: Option<i64>| {
-        seconds
-            .and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
-            .map_or(Value::Null, |time| json!(time))
+        seconds.and_then(|seconds| DateTime::<Utc>::from_timestamp(seconds, 0))
     };
     (time(report.filter.from), time(report.filter.to))
 }
 
 /// `GET /api/usage`: records newest first, paged; with `trace`, that trace's records.
+#[utoipa::path(get, path = "/api/usage", operation_id = "list_usage", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsagePage)))]
 pub async fn list(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UsagePage>, ApiError> {
     let filter = filter_for(&app, &user, &query)?;
-    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
-    let offset = query.offset.unwrap_or(0);
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000) as usize;
+    let offset = usize::try_from(query.offset.unwrap_or(0))
+        .map_err(|_| ApiError::invalid("offset", "too large"))?;
     if let Some(trace) = &query.trace {
-        if trace.len() > 64 {
-            return Err(ApiError::invalid("trace", "not a trace id"));
-        }
         let trace = trace.clone();
         let found = with_history(&app, move |history| history.find_trace(&trace)).await?;
-        let records: Vec<UsageRecord> = found
+        let records: Vec<UsageRecordView> = found
             .into_iter()
             .filter(|record| filter.matches_in_time(record))
+            .map(UsageRecordView::from)
             .collect();
-        return Ok(axum::Json(json!({
-            "total": records.len(),
-            "records": records,
-            "limit": limit,
-            "offset": 0,
-            "has_more": false,
-        })));
+        return Ok(axum::Json(UsagePage {
+            total: Some(records.len() as u64),
+            records,
+            limit: limit as u64,
+            offset: 0,
+            has_more: false,
+        }));
     }
     let page = with_history(&app, move |history| {
         let page = history.page(&filter, offset, limit)?;
@@ -227,107 +205,127 @@ pub async fn list(
     })
     .await?;
     let (page, total) = page;
-    Ok(axum::Json(json!({
-        "records": page.records,
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "has_more": page.has_more,
-    })))
+    Ok(axum::Json(UsagePage {
+        records: page
+            .records
+            .into_iter()
+            .map(UsageRecordView::from)
+            .collect(),
+        total,
+        limit: limit as u64,
+        offset: offset as u64,
+        has_more: page.has_more,
+    }))
 }
 
 /// `GET /api/usage/summary`: totals, calls per outcome, latency and time-to-first-token
 /// percentiles.
+#[utoipa::path(get, path = "/api/usage/summary", operation_id = "usage_summary", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsageSummary)))]
 pub async fn summary(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UsageSummary>, ApiError> {
     let report = report(&app, &user, &query, GroupBy::Nothing).await?;
-    let mut view = report.groups.get("").cloned().unwrap_or_default().view();
+    let totals = report.groups.get("").cloned().unwrap_or_default().view();
     let (from, to) = covered(&report);
-    view["from"] = from;
-    view["to"] = to;
-    Ok(axum::Json(view))
+    Ok(axum::Json(UsageSummary { totals, from, to }))
 }
 
-/// Rows of `report`, most expensive first, each named under `key` (`""` shown as `(none)`).
-fn rows(report: &Report, key: &str) -> Vec<Value> {
-    let mut rows: Vec<(f64, &String, Value)> = report
+/// Rows of `report`, most expensive first, each made by `row` from its name (`""` shown as
+/// `(none)`) and totals.
+fn rows<T>(report: &Report, row: impl Fn(String, UsageTotals) -> T) -> Vec<T> {
+    let mut rows: Vec<(&String, UsageTotals)> = report
         .groups
         .iter()
-        .map(|(name, group)| {
-            let mut row = group.view();
-            row[key] = json!(if name.is_empty() {
-                "(none)"
-            } else {
-                name.as_str()
-            });
-            (row["cost_usd"].as_f64().unwrap_or(0.0), name, row)
-        })
+        .map(|(name, group)| (name, group.view()))
         .collect();
-    rows.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    rows.into_iter().map(|(_, _, row)| row).collect()
+    rows.sort_by(|a, b| b.1.cost_usd.total_cmp(&a.1.cost_usd).then(a.0.cmp(b.0)));
+    rows.into_iter()
+        .map(|(name, totals)| {
+            let name = if name.is_empty() {
+                "(none)".to_owned()
+            } else {
+                name.clone()
+            };
+            row(name, totals)
+        })
+        .collect()
 }
 
 /// `GET /api/usage/by-model`: totals per model, most expensive first.
+#[utoipa::path(get, path = "/api/usage/by-model", operation_id = "usage_by_model", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsageByModel)))]
 pub async fn by_model(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UsageByModel>, ApiError> {
     let report = report(&app, &user, &query, GroupBy::Dimension(Dimension::Model)).await?;
-    Ok(axum::Json(json!({ "models": rows(&report, "model_id") })))
+    let models = rows(&report, |model_id, totals| ModelUsage { model_id, totals });
+    Ok(axum::Json(UsageByModel { models }))
 }
 
 /// `GET /api/usage/by-project`: totals per project, most expensive first (one request for
 /// every project's panel).
+#[utoipa::path(get, path = "/api/usage/by-project", operation_id = "usage_by_project", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsageByProject)))]
 pub async fn by_project(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UsageByProject>, ApiError> {
     let report = report(&app, &user, &query, GroupBy::Project).await?;
-    Ok(axum::Json(
-        json!({ "projects": rows(&report, "project_id") }),
-    ))
+    let projects = rows(&report, |project_id, totals| ProjectUsage {
+        project_id,
+        totals,
+    });
+    Ok(axum::Json(UsageByProject { projects }))
 }
 
 /// `GET /api/usage/by-token`: totals per project token, most expensive first.
+#[utoipa::path(get, path = "/api/usage/by-token", operation_id = "usage_by_token", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsageByToken)))]
 pub async fn by_token(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UsageByToken>, ApiError> {
     let report = report(&app, &user, &query, GroupBy::Dimension(Dimension::Token)).await?;
-    Ok(axum::Json(json!({ "tokens": rows(&report, "token_id") })))
+    let tokens = rows(&report, |token_id, totals| TokenUsage { token_id, totals });
+    Ok(axum::Json(UsageByToken { tokens }))
 }
 
 /// `GET /api/usage/by-user`: totals per request `user` field and per tag, for spend
 /// attribution.
+#[utoipa::path(get, path = "/api/usage/by-user", operation_id = "usage_by_user", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsageByUser)))]
 pub async fn by_user(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UsageByUser>, ApiError> {
     let users = report(&app, &user, &query, GroupBy::Dimension(Dimension::User)).await?;
     let tags = report(&app, &user, &query, GroupBy::Dimension(Dimension::Tag)).await?;
-    Ok(axum::Json(json!({
-        "users": rows(&users, "user"),
-        "tags": rows(&tags, "tag"),
-    })))
+    Ok(axum::Json(UsageByUser {
+        users: rows(&users, |user, totals| UserUsage { user, totals }),
+        tags: rows(&tags, |tag, totals| TagUsage { tag, totals }),
+    }))
 }
 
 /// `GET /api/usage/timeline`: totals per hour or day (days from midnight in `tz`), oldest
 /// first.
+#[utoipa::path(get, path = "/api/usage/timeline", operation_id = "usage_timeline", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = Timeline)))]
 pub async fn timeline(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<UsageQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
-    let seconds: i64 = match query.bucket.as_deref().unwrap_or("day") {
-        "hour" => HOUR,
-        "day" => DAY,
+) -> Result<axum::Json<Timeline>, ApiError> {
+    let bucket = match query.bucket.as_deref().unwrap_or("day") {
+        "hour" => Bucket::Hour,
+        "day" => Bucket::Day,
         other => {
             return Err(ApiError::invalid(
                 "bucket",
@@ -337,6 +335,10 @@ pub async fn timeline(
                 ),
             ));
         }
+    };
+    let seconds = match bucket {
+        Bucket::Hour => HOUR,
+        Bucket::Day => DAY,
     };
     let zone: chrono_tz::Tz = match &query.tz {
         None => chrono_tz::Tz::UTC,
@@ -351,25 +353,25 @@ pub async fn timeline(
         })?,
     };
     let report = report(&app, &user, &query, GroupBy::Time { seconds, zone }).await?;
-    let mut points: Vec<(i64, Value)> = report
+    let mut points: Vec<TimelinePoint> = report
         .groups
         .iter()
         .filter_map(|(key, group)| {
-            let start = rollup::bucket_time(key)?;
-            let mut point = group.view();
-            point["start"] = json!(start);
-            Some((start.timestamp(), point))
+            Some(TimelinePoint {
+                start: rollup::bucket_time(key)?,
+                totals: group.view(),
+            })
         })
         .collect();
-    points.sort_by_key(|(start, _)| *start);
+    points.sort_by_key(|point| point.start);
     let (from, to) = covered(&report);
-    Ok(axum::Json(json!({
-        "bucket": if seconds == HOUR { "hour" } else { "day" },
-        "tz": zone.name(),
-        "from": from,
-        "to": to,
-        "points": points.into_iter().map(|(_, point)| point).collect::<Vec<_>>(),
-    })))
+    Ok(axum::Json(Timeline {
+        bucket,
+        tz: zone.name().to_owned(),
+        from,
+        to,
+        points,
+    }))
 }
 
 /// A CSV field, quoted when it needs to be; a field a spreadsheet would run as a formula
@@ -449,6 +451,9 @@ const EXPORT_CHUNKS_AHEAD: usize = 4;
 /// `GET /api/usage/export`: the matching records, oldest first, as CSV (default) or JSON
 /// Lines (`format=jsonl`, the log's lines as they are), streamed as they are read: memory stays constant whatever the
 /// size, and a client that hangs up stops the read.
+#[utoipa::path(get, path = "/api/usage/export", operation_id = "usage_export", tag = "usage", params(UsageQuery),
+    responses((status = 200, description = "The records, oldest first: CSV with a header line, or JSON Lines (each line as the usage log holds it).",
+        content(("text/csv"), ("application/x-ndjson")))))]
 pub async fn export(
     State(app): State<App>,
     user: AuthUser,

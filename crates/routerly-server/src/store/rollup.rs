@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
+use routerly_api::usage::UsageTotals;
 use routerly_core::usage::{Outcome, UsageRecord};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// Seconds in an hour bucket.
 pub const HOUR: i64 = 3600;
@@ -280,20 +280,17 @@ impl Group {
         total
     }
 
-    /// The JSON a report shows: totals, errors (calls that did not succeed), calls per
+    /// The totals a report shows: totals, errors (calls that did not succeed), calls per
     /// outcome, mean and p50/p95 latency and time to first token.
-    pub fn view(&self) -> Value {
+    pub fn view(&self) -> UsageTotals {
         let total = self.total();
         let errors = total.calls - self.by_outcome[0].calls;
-        let mut by_outcome = serde_json::Map::new();
-        for (index, totals) in self.by_outcome.iter().enumerate() {
-            if totals.calls > 0 {
-                by_outcome.insert(
-                    outcome_name(OUTCOMES[index]).to_owned(),
-                    json!(totals.calls),
-                );
-            }
-        }
+        let by_outcome = OUTCOMES
+            .iter()
+            .zip(&self.by_outcome)
+            .filter(|(_, totals)| totals.calls > 0)
+            .map(|(outcome, totals)| ((*outcome).into(), totals.calls))
+            .collect();
         let mean = |sum: f64, count: u64| {
             if count == 0 { 0.0 } else { sum / count as f64 }
         };
@@ -303,29 +300,29 @@ impl Group {
         let provider = &self.by_outcome[..3];
         let provider_calls: u64 = provider.iter().map(|totals| totals.calls).sum();
         let provider_latency: f64 = provider.iter().map(|totals| totals.latency_ms_sum).sum();
-        json!({
-            "calls": total.calls,
-            "errors": errors,
-            "provider_calls": provider_calls,
-            "provider_errors": provider_calls - self.by_outcome[0].calls,
-            "refused": self.by_outcome[3].calls,
-            "provider_avg_latency_ms": mean(provider_latency, provider_calls),
-            "by_outcome": by_outcome,
-            "input_tokens": total.input_tokens,
-            "output_tokens": total.output_tokens,
-            "cached_input_tokens": total.cached_input_tokens,
-            "cache_write_tokens": total.cache_write_tokens,
-            "total_tokens": total.input_tokens + total.output_tokens,
-            "cost_usd": total.cost_usd,
-            "input_cost_usd": total.input_cost_usd,
-            "output_cost_usd": total.output_cost_usd,
-            "avg_latency_ms": mean(total.latency_ms_sum, total.calls),
-            "p50_latency_ms": total.latency.quantile(0.5),
-            "p95_latency_ms": total.latency.quantile(0.95),
-            "avg_ttft_ms": mean(total.ttft_ms_sum, total.ttft_calls),
-            "p50_ttft_ms": total.ttft.quantile(0.5),
-            "p95_ttft_ms": total.ttft.quantile(0.95),
-        })
+        UsageTotals {
+            calls: total.calls,
+            errors,
+            provider_calls,
+            provider_errors: provider_calls - self.by_outcome[0].calls,
+            refused: self.by_outcome[3].calls,
+            provider_avg_latency_ms: mean(provider_latency, provider_calls),
+            by_outcome,
+            input_tokens: total.input_tokens,
+            output_tokens: total.output_tokens,
+            cached_input_tokens: total.cached_input_tokens,
+            cache_write_tokens: total.cache_write_tokens,
+            total_tokens: total.input_tokens + total.output_tokens,
+            cost_usd: total.cost_usd,
+            input_cost_usd: total.input_cost_usd,
+            output_cost_usd: total.output_cost_usd,
+            avg_latency_ms: mean(total.latency_ms_sum, total.calls),
+            p50_latency_ms: total.latency.quantile(0.5),
+            p95_latency_ms: total.latency.quantile(0.95),
+            avg_ttft_ms: mean(total.ttft_ms_sum, total.ttft_calls),
+            p50_ttft_ms: total.ttft.quantile(0.5),
+            p95_ttft_ms: total.ttft.quantile(0.95),
+        }
     }
 }
 

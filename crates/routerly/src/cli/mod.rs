@@ -194,7 +194,8 @@ pub(crate) fn segment(value: &str) -> String {
     encoded
 }
 
-pub(crate) fn print_json(value: &Value) -> anyhow::Result<()> {
+/// Prints an answer as pretty JSON.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -3,9 +3,11 @@
 use anyhow::bail;
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{Value, json};
+use routerly_api::models::{
+    Capabilities, CreateModel, Model, ModelList, PricingOverride, TimeoutOverrides, UpdateModel,
+};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// `routerly model …`.
@@ -119,155 +121,132 @@ pub struct ModelEdit {
     json: bool,
 }
 
-fn capabilities_body(capabilities: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
-    let mut body = serde_json::Map::new();
-    for capability in capabilities
+/// The capability flags named in `--capabilities`, each set to `true`.
+fn capabilities_given(names: &[String]) -> anyhow::Result<Capabilities> {
+    let mut capabilities = Capabilities::default();
+    for name in names
         .iter()
-        .map(|c| c.trim())
-        .filter(|c| !c.is_empty())
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
     {
-        if !["vision", "tools", "json", "thinking", "embedding"].contains(&capability) {
-            bail!(
-                "unknown capability `{capability}`; use vision, tools, json, thinking or embedding"
-            );
-        }
-        body.insert(capability.to_owned(), Value::Bool(true));
+        let flag = match name {
+            "vision" => &mut capabilities.vision,
+            "tools" => &mut capabilities.tools,
+            "json" => &mut capabilities.json,
+            "thinking" => &mut capabilities.thinking,
+            "embedding" => &mut capabilities.embedding,
+            _ => {
+                bail!("unknown capability `{name}`; use vision, tools, json, thinking or embedding")
+            }
+        };
+        *flag = Some(true);
     }
-    Ok(body)
+    Ok(capabilities)
 }
 
 async fn edit(edit: ModelEdit, client: &mut Client) -> anyhow::Result<()> {
     let path = format!("/api/models/{}", segment(&edit.id));
-    let mut body = serde_json::Map::new();
-    if let Some(endpoint) = edit.endpoint {
-        body.insert("endpoint".into(), Value::String(endpoint));
-    }
-    if let Some(api_key) = edit.api_key {
-        body.insert("api_key".into(), Value::String(api_key));
-    }
-    if let Some(upstream_model) = edit.upstream_model {
-        body.insert("upstream_model".into(), Value::String(upstream_model));
-    }
+    let mut body = UpdateModel {
+        endpoint: edit.endpoint,
+        api_key: edit.api_key,
+        upstream_model: edit.upstream_model,
+        context_window: edit.context_window,
+        capabilities: edit
+            .capabilities
+            .as_deref()
+            .map(capabilities_given)
+            .transpose()?,
+        ..UpdateModel::default()
+    };
     if edit.input_price.is_some()
         || edit.output_price.is_some()
         || edit.cached_price.is_some()
         || edit.cache_write_price.is_some()
     {
-        let current = client.request(Method::GET, &path, None).await?;
-        let mut pricing = current["pricing"].clone();
-        if !pricing.is_object() {
-            pricing = json!({});
-        }
-        if let Some(price) = edit.input_price {
-            pricing["input"] = json!(price);
-        }
-        if let Some(price) = edit.output_price {
-            pricing["output"] = json!(price);
-        }
-        if let Some(price) = edit.cached_price {
-            pricing["cached_input"] = json!(price);
-        }
-        if let Some(price) = edit.cache_write_price {
-            pricing["cache_write"] = json!(price);
-        }
-        body.insert("pricing".into(), pricing);
+        // A given `pricing` replaces the model's: start from its current prices.
+        let current: Model = client.call(Method::GET, &path, None::<&()>).await?;
+        let mut pricing = current.pricing;
+        pricing.input = edit.input_price.unwrap_or(pricing.input);
+        pricing.output = edit.output_price.unwrap_or(pricing.output);
+        pricing.cached_input = edit.cached_price.or(pricing.cached_input);
+        pricing.cache_write = edit.cache_write_price.or(pricing.cache_write);
+        body.pricing = Some(pricing);
     }
-    if let Some(context_window) = edit.context_window {
-        body.insert("context_window".into(), json!(context_window));
-    }
-    if let Some(capabilities) = &edit.capabilities {
-        body.insert(
-            "capabilities".into(),
-            Value::Object(capabilities_body(capabilities)?),
-        );
-    }
-    if body.is_empty() {
+    if body == UpdateModel::default() {
         bail!("nothing to change: give at least one option (see `routerly model edit --help`)");
     }
-    let model = client
-        .request(Method::PATCH, &path, Some(&Value::Object(body)))
-        .await?;
+    let model: Model = client.call(Method::PATCH, &path, Some(&body)).await?;
     if edit.json {
         return print_json(&model);
     }
     println!(
         "Updated model {} ({} at {}, key {}).",
-        text(&model, "/id"),
-        text(&model, "/provider"),
-        text(&model, "/endpoint"),
-        text(&model, "/api_key")
+        model.id,
+        model.provider,
+        model.endpoint,
+        model.api_key.as_deref().unwrap_or("-")
     );
     Ok(())
+}
+
+/// A price for the table: `-` when there is none.
+fn price(price: Option<f64>) -> String {
+    price.map_or_else(|| "-".to_owned(), |price| price.to_string())
 }
 
 /// Runs `routerly model …`.
 pub async fn run(command: ModelCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
         ModelCommand::Add(add) => {
-            let mut capabilities = serde_json::Map::new();
-            for capability in add
-                .capabilities
-                .iter()
-                .map(|c| c.trim())
-                .filter(|c| !c.is_empty())
-            {
-                if !["vision", "tools", "json", "thinking", "embedding"].contains(&capability) {
-                    bail!(
-                        "unknown capability `{capability}`; use vision, tools, json, thinking or embedding"
-                    );
-                }
-                capabilities.insert(capability.to_owned(), Value::Bool(true));
-            }
-            let body = json!({
-                "id": add.id,
-                "provider": add.provider,
-                "endpoint": add.endpoint,
-                "api_key": add.api_key,
-                "upstream_model": add.upstream_model,
-                "api_version": add.api_version,
-                "pricing": {
-                    "input": add.input_price,
-                    "output": add.output_price,
-                    "cached_input": add.cached_price,
-                    "cache_write": add.cache_write_price,
+            let body = CreateModel {
+                id: add.id,
+                provider: add.provider,
+                endpoint: add.endpoint,
+                api_key: add.api_key,
+                upstream_model: add.upstream_model,
+                api_version: add.api_version,
+                pricing: PricingOverride {
+                    input: add.input_price,
+                    output: add.output_price,
+                    cached_input: add.cached_price,
+                    cache_write: add.cache_write_price,
+                    long_context: None,
                 },
-                "context_window": add.context_window,
-                "capabilities": capabilities,
-            });
-            let model = client
-                .request(Method::POST, "/api/models", Some(&body))
+                context_window: add.context_window,
+                capabilities: capabilities_given(&add.capabilities)?,
+                timeouts: TimeoutOverrides::default(),
+            };
+            let model: Model = client
+                .call(Method::POST, "/api/models", Some(&body))
                 .await?;
             if add.json {
                 print_json(&model)?;
             } else {
                 println!(
                     "Added model {} ({} at {}).",
-                    text(&model, "/id"),
-                    text(&model, "/provider"),
-                    text(&model, "/endpoint")
+                    model.id, model.provider, model.endpoint
                 );
             }
         }
         ModelCommand::List { json } => {
-            let answer = client.request(Method::GET, "/api/models", None).await?;
+            let answer: ModelList = client.call(Method::GET, "/api/models", None::<&()>).await?;
             if json {
-                return print_json(&answer["models"]);
+                return print_json(&answer.models);
             }
-            let rows: Vec<Vec<String>> = answer["models"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .models
                 .into_iter()
-                .flatten()
                 .map(|model| {
                     vec![
-                        text(model, "/id"),
-                        text(model, "/provider"),
-                        text(model, "/upstream_model"),
-                        text(model, "/endpoint"),
-                        text(model, "/api_key"),
+                        model.id,
+                        model.provider,
+                        model.upstream_model,
+                        model.endpoint,
+                        model.api_key.unwrap_or_else(|| "-".to_owned()),
                         format!(
                             "{}/{}",
-                            text(model, "/pricing/input"),
-                            text(model, "/pricing/output")
+                            price(Some(model.pricing.input)),
+                            price(Some(model.pricing.output))
                         ),
                     ]
                 })

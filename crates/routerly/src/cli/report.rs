@@ -6,8 +6,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
+use routerly_api::usage::{
+    UsageByModel, UsageByProject, UsageByToken, UsageByUser, UsagePage, UsageQuery, UsageSummary,
+    UsageTotals,
+};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// Filters shared by the usage reports (the API's query parameters).
@@ -40,25 +44,49 @@ pub struct UsageFilters {
 }
 
 impl UsageFilters {
-    /// The filters as query parameters, each `&name=value`.
-    fn query(&self) -> String {
-        let mut query = String::new();
-        for (name, value) in [
-            ("project", &self.project),
-            ("model", &self.model),
-            ("token", &self.token),
-            ("user", &self.user),
-            ("tag", &self.tag),
-            ("outcome", &self.outcome),
-            ("from", &self.from),
-            ("to", &self.to),
-        ] {
-            if let Some(value) = value {
-                query.push_str(&format!("&{name}={}", segment(value)));
-            }
-        }
-        query
+    /// The filters as the API's query.
+    fn query(&self) -> anyhow::Result<UsageQuery> {
+        let time = |option: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|value| {
+                    chrono::DateTime::parse_from_rfc3339(value)
+                        .map(|time| time.to_utc())
+                        .with_context(|| {
+                            format!("--{option} `{value}` is not an RFC 3339 time (such as 2026-01-31T00:00:00Z)")
+                        })
+                })
+                .transpose()
+        };
+        Ok(UsageQuery {
+            project: self.project.clone(),
+            model: self.model.clone(),
+            token: self.token.clone(),
+            user: self.user.clone(),
+            tag: self.tag.clone(),
+            outcome: self.outcome.clone(),
+            from: time("from", &self.from)?,
+            to: time("to", &self.to)?,
+            ..UsageQuery::default()
+        })
     }
+}
+
+/// `path` with `query` as its query string.
+fn with_query(path: &str, query: &UsageQuery) -> anyhow::Result<String> {
+    let serde_json::Value::Object(parameters) = serde_json::to_value(query)? else {
+        unreachable!("a query serializes as an object")
+    };
+    let mut path = path.to_owned();
+    for (index, (name, value)) in parameters.into_iter().enumerate() {
+        let value = match value {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        path.push(if index == 0 { '?' } else { '&' });
+        path.push_str(&format!("{name}={}", segment(&value)));
+    }
+    Ok(path)
 }
 
 /// The format of an export.
@@ -172,25 +200,31 @@ async fn calls(
     filters: &UsageFilters,
     json: bool,
 ) -> anyhow::Result<()> {
-    let path = format!("/api/usage?limit={limit}{}", filters.query());
-    let answer = client.request(Method::GET, &path, None).await?;
+    let query = UsageQuery {
+        limit: Some(limit as u64),
+        ..filters.query()?
+    };
+    let page: UsagePage = client
+        .call(Method::GET, &with_query("/api/usage", &query)?, None::<&()>)
+        .await?;
     if json {
-        return print_json(&answer["records"]);
+        return print_json(&page.records);
     }
-    let rows: Vec<Vec<String>> = answer["records"]
-        .as_array()
+    let rows: Vec<Vec<String>> = page
+        .records
         .into_iter()
-        .flatten()
         .map(|record| {
             vec![
-                text(record, "/timestamp"),
-                text(record, "/model_id"),
-                text(record, "/surface"),
-                text(record, "/outcome"),
-                text(record, "/input_tokens"),
-                text(record, "/output_tokens"),
-                format!("{:.6}", record["cost_usd"].as_f64().unwrap_or(0.0)),
-                format!("{:.0}", record["latency_ms"].as_f64().unwrap_or(0.0)),
+                record
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                record.model_id.unwrap_or_else(|| "-".to_owned()),
+                name_of(&record.surface),
+                name_of(&record.outcome),
+                record.input_tokens.to_string(),
+                record.output_tokens.to_string(),
+                format!("{:.6}", record.cost_usd),
+                format!("{:.0}", record.latency_ms),
             ]
         })
         .collect();
@@ -203,55 +237,95 @@ async fn calls(
     Ok(())
 }
 
+/// A value's name as the API spells it (a unit enum's serde name).
+fn name_of(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "-".to_owned(),
+    }
+}
+
 async fn summary(
     client: &mut Client,
     by: SummaryBy,
     filters: &UsageFilters,
     json: bool,
 ) -> anyhow::Result<()> {
-    let (path, list, key) = match by {
-        SummaryBy::Total => ("/api/usage/summary", None, "total"),
-        SummaryBy::Project => ("/api/usage/by-project", Some("projects"), "project_id"),
-        SummaryBy::Model => ("/api/usage/by-model", Some("models"), "model_id"),
-        SummaryBy::Token => ("/api/usage/by-token", Some("tokens"), "token_id"),
-        SummaryBy::User => ("/api/usage/by-user", Some("users"), "user"),
-        SummaryBy::Tag => ("/api/usage/by-user", Some("tags"), "tag"),
+    let query = filters.query()?;
+    let mut get = async |path: &str| -> anyhow::Result<serde_json::Value> {
+        client
+            .call(Method::GET, &with_query(path, &query)?, None::<&()>)
+            .await
     };
-    let query = filters.query();
-    let path = if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{}", &query[1..])
-    };
-    let answer = client.request(Method::GET, &path, None).await?;
-    let rows: Vec<serde_json::Value> = match list {
-        Some(list) => answer[list].as_array().cloned().unwrap_or_default(),
-        None => vec![answer],
+    // Each report's rows as (name, totals), and as the API answered them for `--json`.
+    let (rows, answer): (Vec<(String, UsageTotals)>, serde_json::Value) = match by {
+        SummaryBy::Total => {
+            let answer = get("/api/usage/summary").await?;
+            let summary: UsageSummary = serde_json::from_value(answer.clone())?;
+            (
+                vec![("total".to_owned(), summary.totals)],
+                serde_json::Value::Array(vec![answer]),
+            )
+        }
+        SummaryBy::Project => {
+            let answer: UsageByProject =
+                serde_json::from_value(get("/api/usage/by-project").await?)?;
+            let json = serde_json::to_value(&answer.projects)?;
+            let rows = answer
+                .projects
+                .into_iter()
+                .map(|row| (row.project_id, row.totals));
+            (rows.collect(), json)
+        }
+        SummaryBy::Model => {
+            let answer: UsageByModel = serde_json::from_value(get("/api/usage/by-model").await?)?;
+            let json = serde_json::to_value(&answer.models)?;
+            let rows = answer
+                .models
+                .into_iter()
+                .map(|row| (row.model_id, row.totals));
+            (rows.collect(), json)
+        }
+        SummaryBy::Token => {
+            let answer: UsageByToken = serde_json::from_value(get("/api/usage/by-token").await?)?;
+            let json = serde_json::to_value(&answer.tokens)?;
+            let rows = answer
+                .tokens
+                .into_iter()
+                .map(|row| (row.token_id, row.totals));
+            (rows.collect(), json)
+        }
+        SummaryBy::User => {
+            let answer: UsageByUser = serde_json::from_value(get("/api/usage/by-user").await?)?;
+            let json = serde_json::to_value(&answer.users)?;
+            let rows = answer.users.into_iter().map(|row| (row.user, row.totals));
+            (rows.collect(), json)
+        }
+        SummaryBy::Tag => {
+            let answer: UsageByUser = serde_json::from_value(get("/api/usage/by-user").await?)?;
+            let json = serde_json::to_value(&answer.tags)?;
+            let rows = answer.tags.into_iter().map(|row| (row.tag, row.totals));
+            (rows.collect(), json)
+        }
     };
     if json {
-        return print_json(&serde_json::Value::Array(rows));
+        return print_json(&answer);
     }
-    let number = |row: &serde_json::Value, field: &str, digits: usize| {
-        row[field]
-            .as_f64()
-            .map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
+    let number = |value: Option<f64>, digits: usize| {
+        value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
     };
     let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| {
+        .into_iter()
+        .map(|(name, totals)| {
             vec![
-                if list.is_some() {
-                    text(row, &format!("/{key}"))
-                } else {
-                    "total".to_owned()
-                },
-                text(row, "/calls"),
-                text(row, "/errors"),
-                text(row, "/input_tokens"),
-                text(row, "/output_tokens"),
-                number(row, "cost_usd", 6),
-                number(row, "p50_latency_ms", 0),
-                number(row, "p95_latency_ms", 0),
+                name,
+                totals.calls.to_string(),
+                totals.errors.to_string(),
+                totals.input_tokens.to_string(),
+                totals.output_tokens.to_string(),
+                number(Some(totals.cost_usd), 6),
+                number(totals.p50_latency_ms, 0),
+                number(totals.p95_latency_ms, 0),
             ]
         })
         .collect();
@@ -276,26 +350,27 @@ async fn export(
         Some("jsonl" | "ndjson") => ExportFormat::Jsonl,
         _ => ExportFormat::Csv,
     });
-    let query = filters.query();
+    let query = filters.query()?;
     // How many calls to expect, from the rollups (an estimate when a time bound falls
     // inside an hour).
-    let summary_path = if query.is_empty() {
-        "/api/usage/summary".to_owned()
-    } else {
-        format!("/api/usage/summary?{}", &query[1..])
-    };
-    let expected = client
-        .request(Method::GET, &summary_path, None)
-        .await?
-        .get("calls")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
+    let summary: UsageSummary = client
+        .call(
+            Method::GET,
+            &with_query("/api/usage/summary", &query)?,
+            None::<&()>,
+        )
+        .await?;
+    let expected = summary.totals.calls;
     let format_name = match format {
         ExportFormat::Csv => "csv",
         ExportFormat::Jsonl => "jsonl",
     };
+    let query = UsageQuery {
+        format: Some(format_name.to_owned()),
+        ..query
+    };
     let mut response = client
-        .download(&format!("/api/usage/export?format={format_name}{query}"))
+        .download(&with_query("/api/usage/export", &query)?)
         .await?;
     let to_stdout = file.as_os_str() == "-";
     let progress = if to_stdout {
