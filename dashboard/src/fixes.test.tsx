@@ -6,7 +6,7 @@ import { budgetState, typicalCall } from './components/budgets';
 import { modelCell, priorAttempts } from './components/calls';
 import { dateTime, usd } from './format';
 import { errorRate, providerLatency, topModels } from './pages/Overview';
-import type { Summary } from './types';
+import type { LimitUse, Summary } from './types';
 
 describe('money', () => {
   it('shows the precision that matters and never rounds a cost to zero', () => {
@@ -26,7 +26,14 @@ describe('money', () => {
 });
 
 describe('budget state', () => {
-  const limit = { metric: 'cost', value: 0.05, used: 0, reserved: 0, percent: 0, mode: 'extend' };
+  const limit: Pick<LimitUse, 'metric' | 'value' | 'used' | 'reserved' | 'percent' | 'mode'> = {
+    metric: 'cost',
+    value: 0.05,
+    used: 0,
+    reserved: 0,
+    percent: 0,
+    mode: 'extend',
+  };
 
   it('a $0 budget refuses every call, in the danger colour, at 0 %', () => {
     const state = budgetState({ ...limit, value: 0 });

@@ -36,8 +36,6 @@ export interface Member {
   role: string;
 }
 
-}
-
 export interface User {
   id: string;
   email: string;
