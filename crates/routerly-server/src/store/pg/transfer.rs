@@ -11,7 +11,8 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::config::{self as pg_config, ConfigConnection};
+use super::OwnConnection;
+use super::config as pg_config;
 use super::{Database, DbError};
 use crate::store::config::{self, Draft, Snapshot};
 use crate::store::{Home, MasterKey, StoreError};
@@ -98,7 +99,7 @@ pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated,
 /// `dir`; its version.
 pub async fn export(url: &str, dir: &Path) -> Result<i64, TransferError> {
     Database::open(url).await?;
-    let mut connection = ConfigConnection::open(url).await?;
+    let mut connection = OwnConnection::open(url).await?;
     let client = connection.client().await?;
     let (version, draft) = pg_config::newer_than(&*client, 0)
         .await?
@@ -137,7 +138,7 @@ async fn store_config(
     draft: &Draft,
     allowed: impl FnOnce(i64, bool) -> Result<(), TransferError>,
 ) -> Result<ConfigWrite, TransferError> {
-    let mut connection = ConfigConnection::open(url).await?;
+    let mut connection = OwnConnection::open(url).await?;
     let client = connection.client().await?;
     let transaction = client.transaction().await.map_err(DbError::from)?;
     pg_config::lock_writers(&transaction).await?;
@@ -155,14 +156,14 @@ async fn store_config(
 /// Sends every record of the usage log at `active` (rotated segments first) in order;
 /// records the database holds already are skipped. Returns (read, added).
 async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), TransferError> {
-    let client = database.client().await?;
-    let count = async || -> Result<i64, DbError> {
-        Ok(client
-            .query_one("SELECT count(*) FROM usage_records", &[])
-            .await?
-            .get(0))
-    };
-    let before = count().await?;
+    let mut connection = OwnConnection::lazy(&database.url);
+    let client = connection.client().await?;
+    let count = "SELECT count(*) FROM usage_records";
+    let before: i64 = client
+        .query_one(count, &[])
+        .await
+        .map_err(DbError::from)?
+        .get(0);
     let io_error = |path: &Path, source| TransferError::Io {
         path: path.to_path_buf(),
         source,
@@ -187,7 +188,7 @@ async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), Tr
                 read += 1;
             }
             if batch.len() == USAGE_BATCH || (!complete && !batch.is_empty()) {
-                super::usage::insert(&client, &batch).await?;
+                super::usage::insert(client, &batch).await?;
                 batch.clear();
             }
             if !complete {
@@ -195,6 +196,10 @@ async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), Tr
             }
         }
     }
-    let after = count().await?;
+    let after: i64 = client
+        .query_one(count, &[])
+        .await
+        .map_err(DbError::from)?
+        .get(0);
     Ok((read, (after - before).max(0) as u64))
 }
