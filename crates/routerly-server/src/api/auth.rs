@@ -34,6 +34,7 @@ use crate::net::ClientAddr;
 use crate::state::App;
 use crate::store::api_keys::API_KEY_PREFIX;
 use crate::store::config::Snapshot;
+use crate::store::sessions::SessionError;
 
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -604,8 +605,21 @@ pub async fn start_session(
             expires,
         )
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|error| match error {
+            SessionError::Persist(_) => sessions_unavailable(error),
+            error => ApiError::internal(error),
+        })?;
     session_body(app, snapshot, user_id, &family_id, &refresh_token)
+}
+
+/// A session store that cannot be written (PostgreSQL away in shared mode): a 503 the
+/// caller may retry; the store's own words go to the log only.
+fn sessions_unavailable(error: SessionError) -> ApiError {
+    tracing::error!(%error, "a session could not be saved");
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "sessions cannot be saved right now; try again shortly",
+    )
 }
 
 fn session_body(
@@ -763,8 +777,9 @@ pub async fn refresh(
             Utc::now() + REFRESH_TOKEN_TTL,
         )
         .await
-        .map_err(|error| {
-            ApiError::new(ErrorCode::Unauthenticated, format!("{error}; log in again"))
+        .map_err(|error| match error {
+            SessionError::Persist(_) => sessions_unavailable(error),
+            error => ApiError::new(ErrorCode::Unauthenticated, format!("{error}; log in again")),
         })?;
     let snapshot = app.store.snapshot();
     Ok(axum::Json(session_body(

@@ -687,6 +687,11 @@ impl ConfigStore {
         })
     }
 
+    /// Whether the configuration is in PostgreSQL, shared by every replica.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.source, Source::Database(_))
+    }
+
     /// The configuration version in force when it comes from PostgreSQL.
     pub async fn database_version(&self) -> Option<i64> {
         match &self.source {
