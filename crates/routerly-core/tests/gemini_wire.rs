@@ -240,3 +240,24 @@ fn calls_belong_in_model_turns_and_responses_in_user_turns() {
     );
     assert!(error.message.contains("'model' turn"), "{error:?}");
 }
+
+/// Fuzz finding (smoke run): a hosted web search encoded for Gemini is a `googleSearch`
+/// tool, which Gemini's own decoder refused ("Only 'functionDeclarations' tools…").
+#[test]
+fn gemini_reads_back_the_google_search_tool_it_writes() {
+    use routerly_core::wire::{self, WireFormat};
+    let request = wire::decode_request(
+        WireFormat::OpenAiResponses,
+        &json!({"model": "m", "input": "news?", "tools": [{"type": "web_search"}]}),
+    )
+    .expect("decodes");
+    let encoded = wire::encode_request(WireFormat::GeminiGenerateContent, &request, "gemini")
+        .expect("encodes");
+    assert_eq!(encoded["tools"], json!([{"googleSearch": {}}]));
+    let decoded = gemini::decode_request(&encoded).expect("Gemini reads its own search tool");
+    assert_eq!(decoded.hosted_tools.len(), 1);
+    assert!(decoded.hosted_tools[0].web_search.is_some());
+    let again = wire::encode_request(WireFormat::GeminiGenerateContent, &decoded, "gemini")
+        .expect("encodes again");
+    assert_eq!(again["tools"], encoded["tools"]);
+}

@@ -364,6 +364,13 @@ fn decode_request_rejects_bad_bodies_naming_the_field() {
         Some("messages[0].content[0].image_url.url"),
         "base64",
     );
+    // Fuzz finding: a data URL of another media type (`imag…e/png`, `text/plain`) was taken
+    // as an image, which Gemini then read back as opaque media.
+    check_rejected(
+        json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain;base64,aGk="}}]}]}),
+        Some("messages[0].content[0].image_url.url"),
+        "image media type",
+    );
     check_rejected(
         json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"detail": "low"}}]}]}),
         Some("messages[0].content[0].image_url.url"),

@@ -472,6 +472,46 @@ fn history_items_round_trip_through_the_decoder() {
     assert_eq!(again.messages, request.messages);
 }
 
+/// The fuzz finding (`fuzz/seeds/wire_request/regression-responses-assistant-parts`): an
+/// empty system message between two assistant messages is no item, so the decoder merges
+/// the two into one message of two text parts; the encoder joined them into one string, and
+/// the second trip gave one part. Each part is now an `output_text` part of its own.
+#[test]
+fn assistant_text_parts_stay_apart_through_a_second_trip() {
+    let body = json!({"model": "m", "input": [
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "a"},
+        {"role": "system", "content": []},
+        {"role": "assistant", "content": "b"}
+    ]});
+    let request = responses::decode_request(&body).expect("decodes");
+    let trip = |request| {
+        let encoded =
+            wire::encode_request(WireFormat::OpenAiResponses, request, "m").expect("encodes");
+        (
+            responses::decode_request(&encoded).expect("decodes again"),
+            encoded,
+        )
+    };
+    let (decoded, _) = trip(&request);
+    assert_eq!(
+        decoded.messages[1],
+        Message {
+            role: Role::Assistant,
+            content: vec![ContentPart::text("a"), ContentPart::text("b")],
+        }
+    );
+    let (again, encoded) = trip(&decoded);
+    assert_eq!(
+        encoded["input"][1],
+        json!({"role": "assistant", "content": [
+            {"type": "output_text", "text": "a", "annotations": []},
+            {"type": "output_text", "text": "b", "annotations": []}
+        ]})
+    );
+    assert_eq!(again, decoded);
+}
+
 /// Codex's and the Vercel AI SDK's items decode without refusal: files, images by
 /// `file_id`, `item_reference`, hosted tools' calls, custom tool calls and newer items are
 /// carried by kind and place; a developer message after the first turn keeps its place.
@@ -535,5 +575,26 @@ fn items_routerly_does_not_model_are_carried() {
     assert_eq!(
         request.first_opaque(),
         Some(("input_file", "input[1].content[1]"))
+    );
+}
+
+/// Fuzz finding (smoke run): an `input_image` data URL of another media type was taken as
+/// an image.
+#[test]
+fn an_image_data_url_needs_an_image_media_type() {
+    let error = responses::decode_request(
+        &json!({"model": "m", "input": [{"role": "user", "content": [
+            {"type": "input_image", "image_url": "data:text/plain;base64,aGk="}
+        ]}]}),
+    )
+    .expect_err("refused");
+    assert_eq!(
+        error.param.as_deref(),
+        Some("input[0].content[0].image_url")
+    );
+    assert!(
+        error.message.contains("image media type"),
+        "{}",
+        error.message
     );
 }

@@ -556,9 +556,10 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
 }
 
 /// Canonical messages as Responses input items: user messages with `input_text` and
-/// `input_image` parts, assistant text as assistant messages, tool calls as
-/// `function_call` items and tool results as `function_call_output` items, in order.
-/// Thinking is dropped (OpenAI takes back only its own encrypted reasoning items).
+/// `input_image` parts, system and assistant text as messages of `input_text` and
+/// `output_text` parts, tool calls as `function_call` items and tool results as
+/// `function_call_output` items, in order. Thinking is dropped (OpenAI takes back only its
+/// own encrypted reasoning items).
 pub fn history_items(messages: &[Message]) -> Vec<Value> {
     let mut items = Vec::new();
     for message in messages {
@@ -568,22 +569,20 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
                 return;
             }
             let parts = std::mem::take(pending);
-            match message.role {
-                Role::User => items.push(json!({"role": "user", "content": parts})),
-                Role::System => {
-                    let text: String = parts
-                        .iter()
-                        .filter_map(|part| part.get("text").and_then(Value::as_str))
-                        .collect();
-                    items.push(json!({"role": "system", "content": text}));
-                }
-                Role::Assistant => {
-                    let text: String = parts
-                        .iter()
-                        .filter_map(|part| part.get("text").and_then(Value::as_str))
-                        .collect();
-                    items.push(json!({"role": "assistant", "content": text}));
-                }
+            // One content part per canonical part: joined into one string, the parts of a
+            // message (or of two messages the decoder merges) would come back as one part,
+            // and a second trip would change the request.
+            let (role, content) = match message.role {
+                Role::User => ("user", parts),
+                Role::System => ("system", text_parts(&parts, json!({"type": "input_text"}))),
+                // OpenAI takes assistant text back only as `output_text` parts.
+                Role::Assistant => (
+                    "assistant",
+                    text_parts(&parts, json!({"type": "output_text", "annotations": []})),
+                ),
+            };
+            if !content.is_empty() {
+                items.push(json!({"role": role, "content": content}));
             }
         };
         for part in &message.content {
@@ -651,4 +650,18 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
         flush(&mut pending, &mut items);
     }
     items
+}
+
+/// The text of `parts`, each as a copy of `template` with its `text` (images and files, which
+/// system and assistant messages cannot hold, are left out).
+fn text_parts(parts: &[Value], template: Value) -> Vec<Value> {
+    parts
+        .iter()
+        .filter_map(|part| part.get("text"))
+        .map(|text| {
+            let mut part = template.clone();
+            part["text"] = text.clone();
+            part
+        })
+        .collect()
 }
