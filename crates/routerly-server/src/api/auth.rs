@@ -380,7 +380,9 @@ pub async fn authenticate(
     if credential.starts_with(API_KEY_PREFIX) {
         let key = app
             .api_keys
-            .find(credential)
+            .find(credential.to_owned())
+            .await
+            .map_err(api_keys_unavailable)?
             .ok_or_else(|| unauthenticated("the API key is unknown or revoked"))?;
         let global = role_permissions(&key.role, &snapshot.roles).unwrap_or(PermissionSet::NONE);
         return Ok(AuthUser {
@@ -610,6 +612,16 @@ pub async fn start_session(
             error => ApiError::internal(error),
         })?;
     session_body(app, snapshot, user_id, &family_id, &refresh_token)
+}
+
+/// An API key store that cannot be read or written (PostgreSQL away in shared mode): a 503
+/// the caller may retry, nothing granted; the store's own words go to the log only.
+pub(crate) fn api_keys_unavailable(error: crate::store::StoreError) -> ApiError {
+    tracing::error!(%error, "the admin API keys cannot be read or saved");
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "admin API keys cannot be checked right now; try again shortly",
+    )
 }
 
 /// A session store that cannot be written (PostgreSQL away in shared mode): a 503 the

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_config.sql")),
     (3, include_str!("migrations/0003_shared_state.sql")),
     (4, include_str!("migrations/0004_usage_rollups.sql")),
+    (5, include_str!("migrations/0005_api_keys.sql")),
 ];
 
 /// Any constant shared by every replica: serializes their migrations.
