@@ -131,6 +131,8 @@ pub struct UsageShipper {
     full: AtomicBool,
     shipped: AtomicU64,
     dropped: AtomicU64,
+    /// Times the database was found unreachable (each logged once).
+    outages: AtomicU64,
 }
 
 impl UsageShipper {
@@ -167,6 +169,7 @@ impl UsageShipper {
             full: AtomicBool::new(false),
             shipped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            outages: AtomicU64::new(0),
         }))
     }
 
@@ -248,6 +251,12 @@ impl UsageShipper {
         self.full.load(Ordering::Relaxed)
     }
 
+    /// Times a batch failed because PostgreSQL was unreachable (a lost lock race with
+    /// another replica is retried, not counted).
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Relaxed)
+    }
+
     /// Records sent since start.
     pub fn shipped(&self) -> u64 {
         self.shipped.load(Ordering::Relaxed)
@@ -317,6 +326,7 @@ impl UsageShipper {
 
     /// Ships batches until nothing waits (`true`) or a batch fails (`false`).
     async fn ship_waiting(&self) -> bool {
+        let mut lock_races = 0u32;
         loop {
             let (lines, from_memory, next_read) = {
                 let buffer = self.buffer();
@@ -345,6 +355,19 @@ impl UsageShipper {
                 }
             };
             if let Err(error) = sent {
+                // Another replica's transaction held a cell this one needed: nothing is
+                // wrong with the database; the batch is sent again at once (a few times).
+                if is_lock_race(&error) && lock_races < LOCK_RACE_RETRIES {
+                    lock_races += 1;
+                    tracing::warn!(%error, attempt = lock_races, "usage batch lost a lock race with another replica; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(lock_races))).await;
+                    continue;
+                }
+                if is_lock_race(&error) {
+                    tracing::warn!(%error, "usage batch kept losing lock races; retrying later");
+                    return false;
+                }
+                self.outages.fetch_add(1, Ordering::Relaxed);
                 if self.connected.swap(false, Ordering::Relaxed) {
                     tracing::error!(%error, "PostgreSQL unreachable: buffering usage records");
                 }
@@ -424,6 +447,19 @@ fn read_spool(path: &std::path::Path, offset: u64, count: usize) -> io::Result<(
         lines.push(line.trim_end_matches('\n').to_owned());
     }
     Ok((lines, next))
+}
+
+/// How many times in a row a batch is re-sent at once after losing a lock race.
+const LOCK_RACE_RETRIES: u32 = 5;
+
+/// Whether `error` is a transaction PostgreSQL aborted for another's sake (deadlock,
+/// serialization failure): the database is up and the same batch can be sent again.
+pub(crate) fn is_lock_race(error: &DbError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(error, DbError::Postgres(error)
+        if [&SqlState::T_R_DEADLOCK_DETECTED, &SqlState::T_R_SERIALIZATION_FAILURE]
+            .iter()
+            .any(|code| error.code() == Some(*code)))
 }
 
 /// Inserts `lines` (serialized records) in one statement, and adds the records it stored to
@@ -558,8 +594,9 @@ fn bins_json(sketch: &Sketch) -> String {
     serde_json::Value::Object(bins).to_string()
 }
 
-/// Adds `records` to `usage_rollups`, cells in key order (so two replicas' shippers lock
-/// shared cells in the same order).
+/// Adds `records` to `usage_rollups`, cells in key order (the `BTreeMap`'s, kept by the
+/// statement's `ORDER BY n`), so every replica's shipper locks shared cells in one order
+/// and two of them cannot deadlock.
 async fn add_to_rollups(
     transaction: &tokio_postgres::Transaction<'_>,
     records: &[UsageRecord],
@@ -628,10 +665,12 @@ async fn add_to_rollups(
                          $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[],
                          $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::float8[],
                          $17::text[], $18::text[])
+                  WITH ORDINALITY
                   AS cell(bucket, dimension, project_id, value, outcome, calls, input_tokens,
                           output_tokens, cached_input_tokens, cache_write_tokens, ttft_calls,
                           cost_usd, input_cost_usd, output_cost_usd, latency_ms_sum, ttft_ms_sum,
-                          latency, ttft)
+                          latency, ttft, n)
+             ORDER BY n
              ON CONFLICT (dimension, bucket, project_id, value, outcome) DO UPDATE SET
                  calls = r.calls + EXCLUDED.calls,
                  input_tokens = r.input_tokens + EXCLUDED.input_tokens,
@@ -1129,6 +1168,137 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_shippers_on_the_same_cells_neither_deadlock_nor_lose_a_sum() {
+        let db = TestDb::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut shippers = Vec::new();
+        for name in ["a", "b"] {
+            let database = Database::open(&db.url).await.unwrap();
+            shippers.push(
+                UsageShipper::open(
+                    database,
+                    dir.path().join(format!("{name}.jsonl")),
+                    BufferLimits::default(),
+                )
+                .unwrap(),
+            );
+        }
+        // Each replica's records fall in the same hours, projects, models, tokens and tags
+        // (ids apart), handed in batches that reach PostgreSQL at the same time: both
+        // transactions upsert the same rollup cells, each in its own order of arrival.
+        let records: Vec<UsageRecord> = (0..2_000)
+            .map(|index| {
+                let mut one = record(index % 40);
+                one.id = format!("race-{index}");
+                one
+            })
+            .collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for (index, shipper) in shippers.iter().enumerate() {
+            let mut mine: Vec<UsageRecord> =
+                records.iter().skip(index).step_by(2).cloned().collect();
+            if index == 1 {
+                mine.reverse();
+            }
+            for chunk in mine.chunks(100) {
+                shipper.hand(&lines(chunk));
+            }
+            tasks.push(tokio::spawn(Arc::clone(shipper).run(stopped.clone())));
+        }
+        wait_until("both shipped", async || {
+            shippers
+                .iter()
+                .map(|shipper| shipper.shipped())
+                .sum::<u64>()
+                == 2_000
+        })
+        .await;
+        assert_eq!(
+            shippers
+                .iter()
+                .map(|shipper| shipper.outages())
+                .sum::<u64>(),
+            0
+        );
+        let client = Database::open(&db.url)
+            .await
+            .unwrap()
+            .client()
+            .await
+            .unwrap();
+        let row = client
+            .query_one(
+                "SELECT sum(calls)::bigint, sum(input_tokens)::bigint, sum(cost_usd) \
+                 FROM usage_rollups WHERE dimension = 0",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (calls, input, cost): (i64, i64, f64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(calls, 2_000);
+        assert_eq!(
+            input,
+            records.iter().map(|r| r.input_tokens as i64).sum::<i64>()
+        );
+        let expected: f64 = records.iter().map(|r| r.cost_usd).sum();
+        assert!((cost - expected).abs() < 1e-6, "{cost} vs {expected}");
+        stop.send(true).unwrap();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        drop((shippers, client));
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_deadlock_is_a_lock_race_not_an_outage() {
+        let db = TestDb::create().await;
+        let (one, two) = (
+            Database::open(&db.url).await.unwrap(),
+            Database::open(&db.url).await.unwrap(),
+        );
+        let (mut first, mut second) = (
+            super::super::OwnConnection::open(&db.url).await.unwrap(),
+            super::super::OwnConnection::open(&db.url).await.unwrap(),
+        );
+        let setup = one.client().await.unwrap();
+        setup
+            .batch_execute("CREATE TABLE cells (id int PRIMARY KEY, n int); INSERT INTO cells VALUES (1, 0), (2, 0)")
+            .await
+            .unwrap();
+        // Two transactions taking the same two rows in opposite orders: PostgreSQL aborts one.
+        let (a, b) = (
+            first.client().await.unwrap().transaction().await.unwrap(),
+            second.client().await.unwrap().transaction().await.unwrap(),
+        );
+        a.execute("UPDATE cells SET n = 1 WHERE id = 1", &[])
+            .await
+            .unwrap();
+        b.execute("UPDATE cells SET n = 1 WHERE id = 2", &[])
+            .await
+            .unwrap();
+        let (left, right) = tokio::join!(
+            a.execute("UPDATE cells SET n = 2 WHERE id = 2", &[]),
+            b.execute("UPDATE cells SET n = 2 WHERE id = 1", &[])
+        );
+        let errors: Vec<DbError> = [left, right]
+            .into_iter()
+            .filter_map(|result| result.err().map(DbError::from))
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(is_lock_race(&errors[0]), "{}", errors[0]);
+        let refused = setup
+            .execute("SELECT * FROM nowhere", &[])
+            .await
+            .unwrap_err();
+        assert!(!is_lock_race(&DbError::from(refused)));
+        drop((a, b));
+        drop((first, second, setup, one, two));
+        db.drop_now().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
