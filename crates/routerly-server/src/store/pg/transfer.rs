@@ -68,6 +68,8 @@ pub struct Migrated {
     pub usage_read: u64,
     /// Of those, the ones the database did not hold yet.
     pub usage_added: u64,
+    /// Admin API keys (hashes) the database did not hold yet.
+    pub api_keys_added: u64,
 }
 
 /// Copies the file installation at `home` (its config files, secrets still encrypted, and
@@ -88,11 +90,43 @@ pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated,
     })
     .await?;
     let (usage_read, usage_added) = copy_usage(&database, &home.usage_log_path()).await?;
+    let api_keys_added = copy_api_keys(&database, home).await?;
     Ok(Migrated {
         config,
         usage_read,
         usage_added,
+        api_keys_added,
     })
+}
+
+/// Copies the admin API keys of `data/api-keys.json` (hashes, revocations kept); keys the
+/// database holds already are skipped. Returns how many were added.
+async fn copy_api_keys(database: &Database, home: &Home) -> Result<u64, TransferError> {
+    use crate::store::api_keys::{ApiKeyStore, FileApiKeyStore};
+    let keys = FileApiKeyStore::open(home.api_keys_path())?.list().await?;
+    let client = database.client().await?;
+    let mut added = 0;
+    for key in keys {
+        added += client
+            .execute(
+                "INSERT INTO api_keys \
+                 (id, name, role, hash, snippet, created_by, created_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                &[
+                    &key.id,
+                    &key.name,
+                    &key.role,
+                    &key.hash,
+                    &key.snippet,
+                    &key.created_by,
+                    &key.created_at,
+                    &key.revoked_at,
+                ],
+            )
+            .await
+            .map_err(DbError::from)?;
+    }
+    Ok(added)
 }
 
 /// Writes the configuration in force in the database at `url` as the six config files in
