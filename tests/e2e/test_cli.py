@@ -14,7 +14,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import ADMIN_EMAIL, OPENAI_MODEL, Routerly, find_binary, running_routerly
+from conftest import SHARED_MODE, ADMIN_EMAIL, OPENAI_MODEL, Routerly, find_binary, psql, running_routerly
 
 SMTP_PASSWORD = "smtp-pass-7f3a9c1e5b"
 WEBHOOK_SECRET = "whsec-4d8e2a6c0f1b"
@@ -232,12 +232,17 @@ def test_api_keys_and_service(session: Session) -> None:
         session.json("channel", "list", "--json")
 
     assert chat(session, session.routerly.token).status_code == 200
-    rotated = session.json("service", "rotate-key", "--json")
-    assert rotated["rotated"] and rotated["secrets_reencrypted"] >= 2, rotated
-    # The CLI's access token was signed with the old key: it refreshes and goes on.
-    assert session.json("auth", "whoami", "--json")["email"] == ADMIN_EMAIL
-    assert chat(session, session.routerly.token).status_code == 200, "provider keys decrypt under the new key"
-    assert session.json("auth", "whoami", "--json", env=key_env)["via"] == "api_key", "API keys survive rotation"
+    if SHARED_MODE:
+        # Every replica holds the key: one replica cannot rotate it, and says so.
+        refused = session.run("service", "rotate-key", "--json")
+        assert refused.returncode != 0 and "ROUTERLY_SECRET_KEY" in refused.stderr, refused.stderr
+    else:
+        rotated = session.json("service", "rotate-key", "--json")
+        assert rotated["rotated"] and rotated["secrets_reencrypted"] >= 2, rotated
+        # The CLI's access token was signed with the old key: it refreshes and goes on.
+        assert session.json("auth", "whoami", "--json")["email"] == ADMIN_EMAIL
+        assert chat(session, session.routerly.token).status_code == 200, "provider keys decrypt under the new key"
+        assert session.json("auth", "whoami", "--json", env=key_env)["via"] == "api_key", "API keys survive rotation"
 
     session.ok("auth", "api-key", "revoke", key["id"])
     done = session.run("auth", "whoami", env=key_env)
@@ -245,8 +250,12 @@ def test_api_keys_and_service(session: Session) -> None:
 
     audit = session.api("GET", "/api/audit?limit=1000", admin_key).json()["entries"]
     actions = {entry["action"] for entry in audit}
-    assert {"POST /api/models", "POST /api/users", "POST /api/system/rotate-key", "DELETE /api/projects/{project}"} <= actions, actions
-    assert (Path(session.routerly.home) / "data" / "audit.jsonl").exists()
+    assert {"POST /api/models", "POST /api/users", "DELETE /api/projects/{project}"} <= actions, actions
+    if SHARED_MODE:  # the audit log is PostgreSQL's, shared by the replicas
+        assert int(psql(session.routerly.database, "SELECT count(*) FROM audit_log")[0]) == len(audit)
+    else:
+        assert "POST /api/system/rotate-key" in actions, actions
+        assert (Path(session.routerly.home) / "data" / "audit.jsonl").exists()
 
 
 def test_help_and_completions(session: Session) -> None:

@@ -190,6 +190,49 @@ def test_a_change_through_one_replica_is_served_by_the_other_within_a_second(moc
         shutil.rmtree(root, ignore_errors=True)
 
 
+def test_an_admin_api_key_made_or_revoked_on_one_replica_holds_on_the_other(mock_session) -> None:
+    database = create_database()
+    root = Path(tempfile.mkdtemp(prefix="routerly-pg-"))
+    replicas: list = []
+    try:
+        first, second = start_pair(mock_session, root, database, replicas)
+        created = httpx.post(
+            f"{first.url}/api/api-keys", json={"name": "ci", "role": "admin"}, headers=admin_headers(first), timeout=10
+        )
+        assert created.status_code == 201, created.text
+        key, key_id = created.json()["key"], created.json()["id"]
+        with_key = {"authorization": f"Bearer {key}"}
+
+        def me_on_b() -> int:
+            return httpx.get(f"{second.url}/api/me", headers=with_key, timeout=10).status_code
+
+        served_within("the new API key", lambda: me_on_b() == 200)
+        # B lists it too; only its hash is stored, never the key.
+        listed = httpx.get(f"{second.url}/api/api-keys", headers=admin_headers(second), timeout=10).json()["api_keys"]
+        assert [item["id"] for item in listed] == [key_id], listed
+        assert key not in " ".join(psql(database, "SELECT row_to_json(api_keys)::text FROM api_keys"))
+        # A wrong key of the right shape is refused on both.
+        for replica in replicas:
+            wrong = {"authorization": f"Bearer {key[:-4]}AAAA"}
+            assert httpx.get(f"{replica.url}/api/me", headers=wrong, timeout=10).status_code == 401
+
+        revoked = httpx.delete(f"{first.url}/api/api-keys/{key_id}", headers=admin_headers(first), timeout=10)
+        assert revoked.status_code == 204, revoked.text
+        served_within("the revocation", lambda: me_on_b() == 401)
+        # Revoked once: B cannot revoke it again, and the key works nowhere.
+        again = httpx.delete(f"{second.url}/api/api-keys/{key_id}", headers=admin_headers(second), timeout=10)
+        assert again.status_code == 404, again.text
+        assert httpx.get(f"{first.url}/api/me", headers=with_key, timeout=10).status_code == 401
+        for replica in replicas:
+            assert not (replica.home / "data" / "api-keys.json").exists(), "shared mode keeps no key file"
+    finally:
+        for replica in replicas:
+            if replica.process.poll() is None:
+                assert replica.stop() == 0, replica.log_tail()
+        drop_database(database)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_sessions_conversations_traces_and_audit_are_shared(mock_session) -> None:
     database = create_database()
     root = Path(tempfile.mkdtemp(prefix="routerly-pg-"))

@@ -25,7 +25,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import OPENAI_MODEL, start_routerly
+from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, OPENAI_MODEL, start_routerly
 
 
 def free_port() -> int:
@@ -164,6 +164,13 @@ def test_postgres_outage_buffers_then_refuses_then_replays_in_order(mock_session
             refusals = [answer for answer in during if answer[0] != 200]
             assert all(answer[:2] == (503, "usage_unavailable") and answer[2] for answer in refusals), refusals
             assert "buffering_on_disk" in states and states[-1] == "full", states
+            # Sessions are in PostgreSQL too: a login is refused with a 503 to retry, which
+            # says nothing of the database.
+            login = httpx.post(
+                f"{routerly.url}/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, timeout=30
+            )
+            assert login.status_code == 503, login.text
+            assert "PostgreSQL" not in login.text and str(own_postgres.port) not in login.text, login.text
 
             own_postgres.start()
             wait_for("PostgreSQL taken back", lambda: ready(routerly)[1]["postgres"]["usage"] == "ok")

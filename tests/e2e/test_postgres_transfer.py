@@ -61,6 +61,9 @@ def test_migrate_from_files_then_export_and_import(mock_session) -> None:
         files = start_routerly(mock_session, root / "files", FILE_MODE)
         running.append(files)
         make_calls(files)
+        made = httpx.post(f"{files.url}/api/api-keys", json={"name": "ci"}, headers=admin_headers(files), timeout=10)
+        assert made.status_code == 201, made.text
+        api_key = made.json()["key"]
         assert files.stop() == 0, files.log_tail()
         records = files.usage_records()
         assert len(records) == CALLS
@@ -70,6 +73,7 @@ def test_migrate_from_files_then_export_and_import(mock_session) -> None:
         assert done.returncode == 0, done.stderr
         assert "configuration copied (version 1)" in done.stdout, done.stdout
         assert f"usage records: {CALLS} read, {CALLS} added" in done.stdout, done.stdout
+        assert "admin API keys: 1 added" in done.stdout, done.stdout
         assert psql(database, "SELECT id FROM usage_records ORDER BY seq") == [record["id"] for record in records]
         document = psql(database, "SELECT document::text FROM config_versions")[0]
         assert mock_session.api_key not in document and "enc:v1:" in document, "secrets stay sealed"
@@ -83,6 +87,7 @@ def test_migrate_from_files_then_export_and_import(mock_session) -> None:
         assert again.returncode == 0, again.stderr
         assert "configuration already there (version 1)" in again.stdout, again.stdout
         assert f"usage records: {CALLS} read, 0 added" in again.stdout, again.stdout
+        assert "admin API keys: 0 added" in again.stdout, again.stdout
         assert versions(database) == ["1"]
         assert int(psql(database, "SELECT count(*) FROM usage_records")[0]) == CALLS
 
@@ -99,6 +104,9 @@ def test_migrate_from_files_then_export_and_import(mock_session) -> None:
             timeout=30,
         )
         assert answer.status_code == 200, answer.text
+        # The admin API key made on the file installation works on the replica.
+        me = httpx.get(f"{replica.url}/api/me", headers={"authorization": f"Bearer {api_key}"}, timeout=10)
+        assert me.status_code == 200, me.text
         headers = admin_headers(replica)
         deadline = time.monotonic() + 10
         while True:

@@ -15,7 +15,7 @@ from typing import Iterator
 import openai
 import pytest
 
-from conftest import MockProviders, Routerly, running_routerly, stop_process
+from conftest import SHARED_MODE, MockProviders, Routerly, psql, running_routerly, stop_process
 from provider_mocks import AllMocks, start_all_mocks
 
 
@@ -251,6 +251,10 @@ def test_unknown_or_unstored_previous_response_is_a_400(setup):
 
 def test_conversations_are_stored_under_data_responses(setup):
     response, _, _ = create(setup, False, model=ANTHROPIC.name, input="Store me")
+    if SHARED_MODE:  # in PostgreSQL, for every replica
+        stored = psql(setup.routerly.database, f"SELECT body::text FROM stored_responses WHERE id = '{response.id}'")
+        assert len(stored) == 1 and "Store me" in stored[0], stored
+        return
     stored = setup.routerly.home / "data" / "responses" / f"{response.id}.json"
     assert stored.exists()
     assert "Store me" in stored.read_text()

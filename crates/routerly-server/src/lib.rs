@@ -201,7 +201,12 @@ impl Service {
                 store::audit::AuditLog::new(home.audit_log_path()),
             ),
         };
-        let api_keys = store::api_keys::ApiKeyStore::open(home.api_keys_path())?;
+        let api_keys: Arc<dyn store::api_keys::ApiKeyStore> = match &database {
+            Some(database) => Arc::new(store::pg::shared::PgApiKeyStore::new(Arc::clone(database))),
+            None => Arc::new(store::api_keys::FileApiKeyStore::open(
+                home.api_keys_path(),
+            )?),
+        };
         let limits = store.snapshot().settings.connections;
         let (stop_watcher, watcher_stopped) = tokio::sync::watch::channel(false);
         let watcher = store.spawn_watcher(watcher_stopped);

@@ -37,7 +37,7 @@ pub struct AppState {
     /// Refresh-token families.
     pub sessions: Arc<dyn SessionStore>,
     /// Admin API keys.
-    pub api_keys: ApiKeyStore,
+    pub api_keys: Arc<dyn ApiKeyStore>,
     /// Failed logins per account and address.
     pub login_limiter: LoginLimiter,
     /// The concurrency cap and queue in front of password hashing.

@@ -33,7 +33,14 @@ pub async fn list(
     user: AuthUser,
 ) -> Result<axum::Json<ApiKeyList>, ApiError> {
     user.require(Permission::UserWrite)?;
-    let api_keys = app.api_keys.list().iter().map(key_view).collect();
+    let api_keys = app
+        .api_keys
+        .list()
+        .await
+        .map_err(super::auth::api_keys_unavailable)?
+        .iter()
+        .map(key_view)
+        .collect();
     Ok(axum::Json(ApiKeyList { api_keys }))
 }
 
@@ -59,7 +66,7 @@ pub async fn create(
     app.api_keys
         .create(record.clone())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(super::auth::api_keys_unavailable)?;
     let view = key_view(&record);
     let audit = AuditDetail(serde_json::to_value(&view).map_err(ApiError::internal)?);
     let mut response = (
@@ -86,12 +93,19 @@ pub async fn revoke(
     if let Some(key) = app
         .api_keys
         .list()
+        .await
+        .map_err(super::auth::api_keys_unavailable)?
         .into_iter()
         .find(|key| key.id == id && key.revoked_at.is_none())
     {
         super::grants::require_role(&user, &key.role, &app.store.snapshot().roles)?;
     }
-    if !app.api_keys.revoke(&id).await.map_err(ApiError::internal)? {
+    if !app
+        .api_keys
+        .revoke(id.clone())
+        .await
+        .map_err(super::auth::api_keys_unavailable)?
+    {
         return Err(ApiError::not_found(format!("no live API key `{id}`")));
     }
     let mut response = http::StatusCode::NO_CONTENT.into_response();

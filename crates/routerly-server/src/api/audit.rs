@@ -166,11 +166,13 @@ pub async fn list(
     Query(query): Query<AuditQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
     user.require(Permission::SettingsWrite)?;
-    let entries = app.audit.read().await.map_err(ApiError::internal)?;
-    let total = entries.len();
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     let offset = query.offset.unwrap_or(0);
-    let page: Vec<Value> = entries.into_iter().rev().skip(offset).take(limit).collect();
+    let (page, total) = app
+        .audit
+        .page(limit, offset)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(axum::Json(
         json!({ "entries": page, "total": total, "limit": limit, "offset": offset }),
     ))

@@ -36,6 +36,7 @@ use crate::store::api_keys::API_KEY_PREFIX;
 use crate::store::config::Snapshot;
 use crate::store::redis_counters::FailureMode;
 use crate::store::redis_shared::{LoginCount, SharedRedis};
+use crate::store::sessions::SessionError;
 
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -381,7 +382,9 @@ pub async fn authenticate(
     if credential.starts_with(API_KEY_PREFIX) {
         let key = app
             .api_keys
-            .find(credential)
+            .find(credential.to_owned())
+            .await
+            .map_err(api_keys_unavailable)?
             .ok_or_else(|| unauthenticated("the API key is unknown or revoked"))?;
         let global = role_permissions(&key.role, &snapshot.roles).unwrap_or(PermissionSet::NONE);
         return Ok(AuthUser {
@@ -680,8 +683,31 @@ pub async fn start_session(
             expires,
         )
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(|error| match error {
+            SessionError::Persist(_) => sessions_unavailable(error),
+            error => ApiError::internal(error),
+        })?;
     session_body(app, snapshot, user_id, &family_id, &refresh_token)
+}
+
+/// An API key store that cannot be read or written (PostgreSQL away in shared mode): a 503
+/// the caller may retry, nothing granted; the store's own words go to the log only.
+pub(crate) fn api_keys_unavailable(error: crate::store::StoreError) -> ApiError {
+    tracing::error!(%error, "the admin API keys cannot be read or saved");
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "admin API keys cannot be checked right now; try again shortly",
+    )
+}
+
+/// A session store that cannot be written (PostgreSQL away in shared mode): a 503 the
+/// caller may retry; the store's own words go to the log only.
+fn sessions_unavailable(error: SessionError) -> ApiError {
+    tracing::error!(%error, "a session could not be saved");
+    ApiError::new(
+        ErrorCode::Unavailable,
+        "sessions cannot be saved right now; try again shortly",
+    )
 }
 
 fn session_body(
@@ -845,8 +871,9 @@ pub async fn refresh(
             Utc::now() + REFRESH_TOKEN_TTL,
         )
         .await
-        .map_err(|error| {
-            ApiError::new(ErrorCode::Unauthenticated, format!("{error}; log in again"))
+        .map_err(|error| match error {
+            SessionError::Persist(_) => sessions_unavailable(error),
+            error => ApiError::new(ErrorCode::Unauthenticated, format!("{error}; log in again")),
         })?;
     let snapshot = app.store.snapshot();
     Ok(axum::Json(session_body(

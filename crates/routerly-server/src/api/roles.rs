@@ -182,6 +182,8 @@ pub async fn remove(
     let key_users: Vec<String> = app
         .api_keys
         .list()
+        .await
+        .map_err(super::auth::api_keys_unavailable)?
         .into_iter()
         .filter(|key| key.role == id && key.revoked_at.is_none())
         .map(|key| key.name)

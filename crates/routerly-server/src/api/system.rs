@@ -59,6 +59,14 @@ pub async fn rotate_key(State(app): State<App>, user: AuthUser) -> Result<Respon
             ),
         ));
     }
+    if app.store.is_shared() {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "the configuration is in PostgreSQL, shared by every replica under one master key \
+             (ROUTERLY_SECRET_KEY): change that key outside Routerly (config export, re-seal, \
+             config import)",
+        ));
+    }
     let new_key = MasterKey::generate();
     let count = app
         .store

@@ -111,19 +111,46 @@ impl AuditLog {
         .map_err(io::Error::other)?
     }
 
-    /// Every entry, oldest first; a torn last line is skipped.
-    pub async fn read(&self) -> io::Result<Vec<Value>> {
+    /// A page of entries, newest first: at most `limit`, after skipping the `offset` newest;
+    /// and how many entries there are in all. In PostgreSQL the page is cut by the query
+    /// (`ORDER BY seq DESC LIMIT … OFFSET …` on the primary key), so a long log costs
+    /// nothing beyond the page.
+    pub async fn page(&self, limit: usize, offset: usize) -> io::Result<(Vec<Value>, usize)> {
         if let Some(database) = &self.database {
+            let failed = |error| io::Error::other(DbError::from(error));
             let client = database.client().await.map_err(io::Error::other)?;
+            let (limit, offset) = (
+                i64::try_from(limit).unwrap_or(i64::MAX),
+                i64::try_from(offset).unwrap_or(i64::MAX),
+            );
             let rows = client
-                .query("SELECT entry::text FROM audit_log ORDER BY seq", &[])
+                .query(
+                    "SELECT entry::text FROM audit_log ORDER BY seq DESC LIMIT $1 OFFSET $2",
+                    &[&limit, &offset],
+                )
                 .await
-                .map_err(|error| io::Error::other(DbError::from(error)))?;
-            return Ok(rows
+                .map_err(failed)?;
+            let total: i64 = client
+                .query_one("SELECT count(*) FROM audit_log", &[])
+                .await
+                .map_err(failed)?
+                .get(0);
+            let entries = rows
                 .iter()
                 .filter_map(|row| serde_json::from_str(row.get::<_, &str>(0)).ok())
-                .collect());
+                .collect();
+            return Ok((entries, usize::try_from(total).unwrap_or(usize::MAX)));
         }
+        let entries = self.read_file().await?;
+        let total = entries.len();
+        Ok((
+            entries.into_iter().rev().skip(offset).take(limit).collect(),
+            total,
+        ))
+    }
+
+    /// Every entry of the file, oldest first; a torn last line is skipped.
+    async fn read_file(&self) -> io::Result<Vec<Value>> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             let file = match std::fs::File::open(&path) {
@@ -169,10 +196,32 @@ mod tests {
     async fn entries_are_appended_and_read_back() {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = AuditLog::new(dir.path().join("audit.jsonl"));
-        assert!(log.read().await.expect("empty").is_empty());
-        log.append(&json!({"n": 1})).await.expect("append");
-        log.append(&json!({"n": 2})).await.expect("append");
-        let entries = log.read().await.expect("read");
-        assert_eq!(entries, vec![json!({"n": 1}), json!({"n": 2})]);
+        pages_newest_first(&log).await;
+    }
+
+    async fn pages_newest_first(log: &AuditLog) {
+        assert_eq!(log.page(10, 0).await.expect("empty"), (vec![], 0));
+        for n in 1..=5 {
+            log.append(&json!({"n": n})).await.expect("append");
+        }
+        let (page, total) = log.page(2, 1).await.expect("page");
+        assert_eq!((page, total), (vec![json!({"n": 4}), json!({"n": 3})], 5));
+        let (page, _) = log.page(10, 3).await.expect("last page");
+        assert_eq!(page, vec![json!({"n": 2}), json!({"n": 1})]);
+        assert_eq!(log.page(10, 5).await.expect("past the end"), (vec![], 5));
+        assert_eq!(
+            log.page(usize::MAX, usize::MAX).await.expect("huge"),
+            (vec![], 5)
+        );
+    }
+
+    #[tokio::test]
+    async fn postgres_pages_in_sql_newest_first() {
+        let db = crate::store::pg::testdb::TestDb::create().await;
+        let database = Database::open(&db.url).await.expect("opens");
+        let log = AuditLog::in_database(Arc::clone(&database));
+        pages_newest_first(&log).await;
+        drop((log, database));
+        db.drop_now().await;
     }
 }

@@ -33,7 +33,8 @@ use tokio::task::JoinHandle;
 use super::StoreError;
 use super::files::{self, ConfigFileError, FileStamp};
 use super::home::{ConfigKind, Home};
-use super::pg::config::{self as pg_config, ConfigConnection};
+use super::pg::OwnConnection;
+use super::pg::config as pg_config;
 use super::secrets::{self, EnvAllowList, MasterKey};
 
 /// How often the watcher looks at the config files.
@@ -591,7 +592,7 @@ struct DiskState {
 /// What the configuration in PostgreSQL's writer knows: its connection and the version of
 /// the snapshot in force.
 struct DatabaseState {
-    connection: ConfigConnection,
+    connection: OwnConnection,
     version: i64,
 }
 
@@ -653,7 +654,7 @@ impl ConfigStore {
         master_key: MasterKey,
         url: &str,
     ) -> Result<Self, StoreError> {
-        let mut connection = ConfigConnection::open(url).await?;
+        let mut connection = OwnConnection::open(url).await?;
         let client = connection.client().await?;
         if pg_config::newer_than(&*client, 0).await?.is_none() {
             let local = read_files(home)?;
@@ -684,6 +685,11 @@ impl ConfigStore {
             })),
             reload_error: StdMutex::new(None),
         })
+    }
+
+    /// Whether the configuration is in PostgreSQL, shared by every replica.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.source, Source::Database(_))
     }
 
     /// The configuration version in force when it comes from PostgreSQL.

@@ -97,6 +97,20 @@ impl Sketch {
         }
     }
 
+    /// The (bucket, count) pairs, sorted by bucket.
+    pub fn bins(&self) -> &[(i16, u32)] {
+        &self.bins
+    }
+
+    /// A sketch of these (bucket, count) pairs, in any order.
+    pub fn from_bins(pairs: impl IntoIterator<Item = (i16, u32)>) -> Sketch {
+        let mut sketch = Sketch::default();
+        for (bucket, count) in pairs {
+            sketch.add_count(bucket, count);
+        }
+        sketch
+    }
+
     /// Values counted.
     pub fn count(&self) -> u64 {
         self.bins.iter().map(|(_, count)| u64::from(*count)).sum()
@@ -564,7 +578,7 @@ impl Aggregator {
 
 /// The start of the report bucket (of `seconds`, in `zone`) holding the stored bucket
 /// starting at `stored`.
-fn time_key(stored: i64, seconds: i64, zone: chrono_tz::Tz, hourly_from: i64) -> i64 {
+pub(crate) fn time_key(stored: i64, seconds: i64, zone: chrono_tz::Tz, hourly_from: i64) -> i64 {
     if stored < hourly_from || seconds == HOUR {
         return stored;
     }

@@ -29,44 +29,6 @@ const WRITER_LOCK: i64 = 0x726f_7574_6572_6c63;
 /// How many versions are kept: the newest and some history to look back at.
 const VERSIONS_KEPT: i64 = 100;
 
-/// The writer's connection to the configuration tables, re-opened when it drops.
-pub struct ConfigConnection {
-    url: String,
-    client: Option<Client>,
-}
-
-impl std::fmt::Debug for ConfigConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may carry a password: never printed.
-        f.debug_struct("ConfigConnection").finish_non_exhaustive()
-    }
-}
-
-impl ConfigConnection {
-    /// A connection of its own: a writer holds a transaction open while its change is
-    /// applied, which must not capture the statements of other tasks.
-    pub async fn open(url: &str) -> Result<ConfigConnection, DbError> {
-        Ok(ConfigConnection {
-            url: url.to_owned(),
-            client: Some(super::connect(url).await?),
-        })
-    }
-
-    /// The connection, re-opened when the last one closed.
-    pub async fn client(&mut self) -> Result<&mut Client, DbError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = None;
-            self.client = Some(super::connect(&self.url).await?);
-        }
-        Ok(self.client.as_mut().expect("connected just above"))
-    }
-
-    /// The URL, for the listener's own connection.
-    pub(crate) fn url(&self) -> &str {
-        &self.url
-    }
-}
-
 /// Takes the writers' lock until the end of `transaction`.
 pub async fn lock_writers(transaction: &impl GenericClient) -> Result<(), DbError> {
     transaction

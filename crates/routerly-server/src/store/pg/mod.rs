@@ -32,6 +32,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_usage.sql")),
     (2, include_str!("migrations/0002_config.sql")),
     (3, include_str!("migrations/0003_shared_state.sql")),
+    (4, include_str!("migrations/0004_usage_rollups.sql")),
+    (5, include_str!("migrations/0005_api_keys.sql")),
 ];
 
 /// Any constant shared by every replica: serializes their migrations.
@@ -118,6 +120,53 @@ impl Database {
         let client = Arc::new(connect(&self.url).await?);
         *slot = Some(Arc::clone(&client));
         Ok(client)
+    }
+}
+
+/// A connection of one user's own (re-opened when it drops), for work that holds a
+/// transaction open: on [`Database`]'s shared connection it would capture the statements of
+/// other tasks.
+pub struct OwnConnection {
+    url: String,
+    client: Option<Client>,
+}
+
+impl std::fmt::Debug for OwnConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password: never printed.
+        f.debug_struct("OwnConnection").finish_non_exhaustive()
+    }
+}
+
+impl OwnConnection {
+    /// Connects to `url`.
+    pub async fn open(url: &str) -> Result<OwnConnection, DbError> {
+        Ok(OwnConnection {
+            url: url.to_owned(),
+            client: Some(connect(url).await?),
+        })
+    }
+
+    /// A connection to `url` made on first use.
+    pub fn lazy(url: &str) -> OwnConnection {
+        OwnConnection {
+            url: url.to_owned(),
+            client: None,
+        }
+    }
+
+    /// The connection, re-opened when the last one closed.
+    pub async fn client(&mut self) -> Result<&mut Client, DbError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = None;
+            self.client = Some(connect(&self.url).await?);
+        }
+        Ok(self.client.as_mut().expect("connected just above"))
+    }
+
+    /// The URL, for the listener's own connection.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 }
 

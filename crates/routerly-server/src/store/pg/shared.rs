@@ -1,5 +1,5 @@
-//! Sessions, Responses-API conversation state and the access-token signing key in
-//! PostgreSQL, so that any replica continues what another began: a login made on one
+//! Sessions, admin API keys, Responses-API conversation state and the access-token signing
+//! key in PostgreSQL, so that any replica continues what another began: a login made on one
 //! refreshes on another, a `previous_response_id` from one is continued on another.
 //!
 //! Each operation is one statement on the shared connection (no transaction spans two),
@@ -12,10 +12,11 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 
 use super::{Database, DbError};
-use crate::store::StoreFuture;
+use crate::store::api_keys::{ApiKey, ApiKeyStore, key_hash};
 use crate::store::responses::{ResponseLimits, ResponseStore, StoredResponse};
 use crate::store::secrets::MasterKey;
 use crate::store::sessions::{SessionError, SessionInfo, SessionStore, TokenHash};
+use crate::store::{StoreError, StoreFuture};
 
 /// The access-token signing key every replica uses: random, created by the first replica
 /// that needs it and stored sealed under the master key.
@@ -258,6 +259,108 @@ impl SessionStore for PgSessionStore {
     }
 }
 
+/// [`ApiKeyStore`] in `api_keys`: every look-up reads the table, so a key created or
+/// revoked through any replica holds on the next request to every replica.
+#[derive(Debug)]
+pub struct PgApiKeyStore {
+    database: Arc<Database>,
+}
+
+impl PgApiKeyStore {
+    /// Admin API keys in `database`.
+    pub fn new(database: Arc<Database>) -> Self {
+        PgApiKeyStore { database }
+    }
+}
+
+const API_KEY_COLUMNS: &str = "id, name, role, hash, snippet, created_by, created_at, revoked_at";
+
+fn api_key_from(row: &tokio_postgres::Row) -> ApiKey {
+    ApiKey {
+        id: row.get(0),
+        name: row.get(1),
+        role: row.get(2),
+        hash: row.get(3),
+        snippet: row.get(4),
+        created_by: row.get(5),
+        created_at: row.get(6),
+        revoked_at: row.get(7),
+    }
+}
+
+impl ApiKeyStore for PgApiKeyStore {
+    fn list(&self) -> StoreFuture<'_, Result<Vec<ApiKey>, StoreError>> {
+        Box::pin(async move {
+            let client = self.database.client().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"),
+                    &[],
+                )
+                .await
+                .map_err(DbError::from)?;
+            Ok(rows.iter().map(api_key_from).collect())
+        })
+    }
+
+    fn find(&self, secret: String) -> StoreFuture<'_, Result<Option<ApiKey>, StoreError>> {
+        Box::pin(async move {
+            let client = self.database.client().await?;
+            let row = client
+                .query_opt(
+                    &format!(
+                        "SELECT {API_KEY_COLUMNS} FROM api_keys \
+                         WHERE hash = $1 AND revoked_at IS NULL"
+                    ),
+                    &[&key_hash(&secret)],
+                )
+                .await
+                .map_err(DbError::from)?;
+            Ok(row.as_ref().map(api_key_from))
+        })
+    }
+
+    fn create(&self, key: ApiKey) -> StoreFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let client = self.database.client().await?;
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO api_keys ({API_KEY_COLUMNS}) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                    ),
+                    &[
+                        &key.id,
+                        &key.name,
+                        &key.role,
+                        &key.hash,
+                        &key.snippet,
+                        &key.created_by,
+                        &key.created_at,
+                        &key.revoked_at,
+                    ],
+                )
+                .await
+                .map_err(DbError::from)?;
+            Ok(())
+        })
+    }
+
+    fn revoke(&self, id: String) -> StoreFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let client = self.database.client().await?;
+            let revoked = client
+                .execute(
+                    "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+                    &[&id],
+                )
+                .await
+                .map_err(DbError::from)?;
+            Ok(revoked > 0)
+        })
+    }
+}
+
 /// [`ResponseStore`] in `stored_responses`, bounded like the file store: by age on every
 /// read and write, by count and bytes (oldest first) after every write.
 #[derive(Debug)]
@@ -403,6 +506,32 @@ mod tests {
         drop((first, a, b));
         db.drop_now().await;
         refusals_db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn api_keys_created_or_revoked_on_one_replica_hold_on_another() {
+        let db = TestDb::create().await;
+        let (a, b) = (
+            PgApiKeyStore::new(replica(&db).await),
+            PgApiKeyStore::new(replica(&db).await),
+        );
+        crate::store::api_keys::contract::shared_at_once(&a, &b).await;
+        // Only hashes are stored.
+        let client = replica(&db).await.client().await.expect("client");
+        let hashes: Vec<String> = client
+            .query("SELECT hash FROM api_keys", &[])
+            .await
+            .expect("rows")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(
+            hashes
+                .iter()
+                .all(|hash| hash.len() == 64 && !hash.starts_with("rly-ak-"))
+        );
+        drop((a, b, client));
+        db.drop_now().await;
     }
 
     #[tokio::test]

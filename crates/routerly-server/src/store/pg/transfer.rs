@@ -11,7 +11,8 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::config::{self as pg_config, ConfigConnection};
+use super::OwnConnection;
+use super::config as pg_config;
 use super::{Database, DbError};
 use crate::store::config::{self, Draft, Snapshot};
 use crate::store::{Home, MasterKey, StoreError};
@@ -67,6 +68,8 @@ pub struct Migrated {
     pub usage_read: u64,
     /// Of those, the ones the database did not hold yet.
     pub usage_added: u64,
+    /// Admin API keys (hashes) the database did not hold yet.
+    pub api_keys_added: u64,
 }
 
 /// Copies the file installation at `home` (its config files, secrets still encrypted, and
@@ -87,18 +90,50 @@ pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated,
     })
     .await?;
     let (usage_read, usage_added) = copy_usage(&database, &home.usage_log_path()).await?;
+    let api_keys_added = copy_api_keys(&database, home).await?;
     Ok(Migrated {
         config,
         usage_read,
         usage_added,
+        api_keys_added,
     })
+}
+
+/// Copies the admin API keys of `data/api-keys.json` (hashes, revocations kept); keys the
+/// database holds already are skipped. Returns how many were added.
+async fn copy_api_keys(database: &Database, home: &Home) -> Result<u64, TransferError> {
+    use crate::store::api_keys::{ApiKeyStore, FileApiKeyStore};
+    let keys = FileApiKeyStore::open(home.api_keys_path())?.list().await?;
+    let client = database.client().await?;
+    let mut added = 0;
+    for key in keys {
+        added += client
+            .execute(
+                "INSERT INTO api_keys \
+                 (id, name, role, hash, snippet, created_by, created_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                &[
+                    &key.id,
+                    &key.name,
+                    &key.role,
+                    &key.hash,
+                    &key.snippet,
+                    &key.created_by,
+                    &key.created_at,
+                    &key.revoked_at,
+                ],
+            )
+            .await
+            .map_err(DbError::from)?;
+    }
+    Ok(added)
 }
 
 /// Writes the configuration in force in the database at `url` as the six config files in
 /// `dir`; its version.
 pub async fn export(url: &str, dir: &Path) -> Result<i64, TransferError> {
     Database::open(url).await?;
-    let mut connection = ConfigConnection::open(url).await?;
+    let mut connection = OwnConnection::open(url).await?;
     let client = connection.client().await?;
     let (version, draft) = pg_config::newer_than(&*client, 0)
         .await?
@@ -137,7 +172,7 @@ async fn store_config(
     draft: &Draft,
     allowed: impl FnOnce(i64, bool) -> Result<(), TransferError>,
 ) -> Result<ConfigWrite, TransferError> {
-    let mut connection = ConfigConnection::open(url).await?;
+    let mut connection = OwnConnection::open(url).await?;
     let client = connection.client().await?;
     let transaction = client.transaction().await.map_err(DbError::from)?;
     pg_config::lock_writers(&transaction).await?;
@@ -155,14 +190,14 @@ async fn store_config(
 /// Sends every record of the usage log at `active` (rotated segments first) in order;
 /// records the database holds already are skipped. Returns (read, added).
 async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), TransferError> {
-    let client = database.client().await?;
-    let count = async || -> Result<i64, DbError> {
-        Ok(client
-            .query_one("SELECT count(*) FROM usage_records", &[])
-            .await?
-            .get(0))
-    };
-    let before = count().await?;
+    let mut connection = OwnConnection::lazy(&database.url);
+    let client = connection.client().await?;
+    let count = "SELECT count(*) FROM usage_records";
+    let before: i64 = client
+        .query_one(count, &[])
+        .await
+        .map_err(DbError::from)?
+        .get(0);
     let io_error = |path: &Path, source| TransferError::Io {
         path: path.to_path_buf(),
         source,
@@ -187,7 +222,7 @@ async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), Tr
                 read += 1;
             }
             if batch.len() == USAGE_BATCH || (!complete && !batch.is_empty()) {
-                super::usage::insert(&client, &batch).await?;
+                super::usage::insert(client, &batch).await?;
                 batch.clear();
             }
             if !complete {
@@ -195,6 +230,10 @@ async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), Tr
             }
         }
     }
-    let after = count().await?;
+    let after: i64 = client
+        .query_one(count, &[])
+        .await
+        .map_err(DbError::from)?
+        .get(0);
     Ok((read, (after - before).max(0) as u64))
 }

@@ -9,7 +9,7 @@
 //! harmless. Only when both bounds are full does [`UsageShipper::is_full`] turn true (the
 //! proxy then answers 503); `/ready` says which state it is in.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -25,7 +25,10 @@ use tokio_postgres::types::ToSql;
 
 use super::{Database, DbError};
 use crate::store::history::{Page, Report, UsageHistory};
-use crate::store::rollup::{Aggregator, Filter, GroupBy, Rollups, outcome_name};
+use crate::store::rollup::{
+    Aggregator, Dimension, Filter, GroupBy, Groups, HOUR, Rollups, Sketch, Totals, outcome_index,
+    outcome_name, time_key,
+};
 
 /// Records per INSERT.
 const SHIP_BATCH: usize = 1000;
@@ -118,6 +121,8 @@ impl ShipperState {
 #[derive(Debug)]
 pub struct UsageShipper {
     database: Arc<Database>,
+    /// Its own connection: each batch is one transaction (records and rollups).
+    connection: tokio::sync::Mutex<super::OwnConnection>,
     limits: BufferLimits,
     spool_path: PathBuf,
     buffer: Mutex<Buffer>,
@@ -126,6 +131,8 @@ pub struct UsageShipper {
     full: AtomicBool,
     shipped: AtomicU64,
     dropped: AtomicU64,
+    /// Times the database was found unreachable (each logged once).
+    outages: AtomicU64,
 }
 
 impl UsageShipper {
@@ -152,6 +159,7 @@ impl UsageShipper {
             Err(error) => return Err(error),
         }
         Ok(Arc::new(UsageShipper {
+            connection: tokio::sync::Mutex::new(super::OwnConnection::lazy(&database.url)),
             database,
             limits,
             spool_path,
@@ -161,6 +169,7 @@ impl UsageShipper {
             full: AtomicBool::new(false),
             shipped: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            outages: AtomicU64::new(0),
         }))
     }
 
@@ -242,6 +251,12 @@ impl UsageShipper {
         self.full.load(Ordering::Relaxed)
     }
 
+    /// Times a batch failed because PostgreSQL was unreachable (a lost lock race with
+    /// another replica is retried, not counted).
+    pub fn outages(&self) -> u64 {
+        self.outages.load(Ordering::Relaxed)
+    }
+
     /// Records sent since start.
     pub fn shipped(&self) -> u64 {
         self.shipped.load(Ordering::Relaxed)
@@ -311,6 +326,7 @@ impl UsageShipper {
 
     /// Ships batches until nothing waits (`true`) or a batch fails (`false`).
     async fn ship_waiting(&self) -> bool {
+        let mut lock_races = 0u32;
         loop {
             let (lines, from_memory, next_read) = {
                 let buffer = self.buffer();
@@ -331,11 +347,27 @@ impl UsageShipper {
                     return true;
                 }
             };
-            let sent = match self.database.client().await {
-                Ok(client) => insert(&client, &lines).await,
-                Err(error) => Err(error),
+            let sent = {
+                let mut connection = self.connection.lock().await;
+                match connection.client().await {
+                    Ok(client) => insert(client, &lines).await,
+                    Err(error) => Err(error),
+                }
             };
             if let Err(error) = sent {
+                // Another replica's transaction held a cell this one needed: nothing is
+                // wrong with the database; the batch is sent again at once (a few times).
+                if is_lock_race(&error) && lock_races < LOCK_RACE_RETRIES {
+                    lock_races += 1;
+                    tracing::warn!(%error, attempt = lock_races, "usage batch lost a lock race with another replica; retrying");
+                    tokio::time::sleep(Duration::from_millis(5 * u64::from(lock_races))).await;
+                    continue;
+                }
+                if is_lock_race(&error) {
+                    tracing::warn!(%error, "usage batch kept losing lock races; retrying later");
+                    return false;
+                }
+                self.outages.fetch_add(1, Ordering::Relaxed);
                 if self.connected.swap(false, Ordering::Relaxed) {
                     tracing::error!(%error, "PostgreSQL unreachable: buffering usage records");
                 }
@@ -417,9 +449,23 @@ fn read_spool(path: &std::path::Path, offset: u64, count: usize) -> io::Result<(
     Ok((lines, next))
 }
 
-/// Inserts `lines` (serialized records) in one statement; records already there are
-/// skipped.
-pub(crate) async fn insert(client: &Client, lines: &[String]) -> Result<(), DbError> {
+/// How many times in a row a batch is re-sent at once after losing a lock race.
+const LOCK_RACE_RETRIES: u32 = 5;
+
+/// Whether `error` is a transaction PostgreSQL aborted for another's sake (deadlock,
+/// serialization failure): the database is up and the same batch can be sent again.
+pub(crate) fn is_lock_race(error: &DbError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(error, DbError::Postgres(error)
+        if [&SqlState::T_R_DEADLOCK_DETECTED, &SqlState::T_R_SERIALIZATION_FAILURE]
+            .iter()
+            .any(|code| error.code() == Some(*code)))
+}
+
+/// Inserts `lines` (serialized records) in one statement, and adds the records it stored to
+/// the rollups in the same transaction; records already there are skipped (and not counted
+/// again).
+pub(crate) async fn insert(client: &mut Client, lines: &[String]) -> Result<(), DbError> {
     let mut ids = Vec::with_capacity(lines.len());
     let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(lines.len());
     let mut projects = Vec::with_capacity(lines.len());
@@ -430,6 +476,7 @@ pub(crate) async fn insert(client: &Client, lines: &[String]) -> Result<(), DbEr
     let mut traces = Vec::with_capacity(lines.len());
     let mut tags = Vec::with_capacity(lines.len());
     let mut kept = Vec::with_capacity(lines.len());
+    let mut records = Vec::with_capacity(lines.len());
     for line in lines {
         let record: UsageRecord = match serde_json::from_str(line) {
             Ok(record) => record,
@@ -438,19 +485,21 @@ pub(crate) async fn insert(client: &Client, lines: &[String]) -> Result<(), DbEr
                 continue;
             }
         };
-        ids.push(record.id);
+        ids.push(record.id.clone());
         ats.push(record.timestamp);
-        projects.push(record.project_id);
-        tokens.push(record.token_id);
-        models.push(record.model_id.unwrap_or_default());
-        users.push(record.user.unwrap_or_default());
+        projects.push(record.project_id.clone());
+        tokens.push(record.token_id.clone());
+        models.push(record.model_id.clone().unwrap_or_default());
+        users.push(record.user.clone().unwrap_or_default());
         outcomes.push(outcome_name(record.outcome));
-        traces.push(record.trace_id);
+        traces.push(record.trace_id.clone());
         tags.push(serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".to_owned()));
         kept.push(line.as_str());
+        records.push(record);
     }
-    client
-        .execute(
+    let transaction = client.transaction().await?;
+    let stored = transaction
+        .query(
             "INSERT INTO usage_records
                  (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
              SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags::jsonb, line
@@ -459,9 +508,187 @@ pub(crate) async fn insert(client: &Client, lines: &[String]) -> Result<(), DbEr
                   WITH ORDINALITY
                   AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
              ORDER BY n
-             ON CONFLICT DO NOTHING",
+             ON CONFLICT DO NOTHING
+             RETURNING id",
             &[
                 &ids, &ats, &projects, &tokens, &models, &users, &outcomes, &traces, &tags, &kept,
+            ],
+        )
+        .await?;
+    let stored: HashSet<&str> = stored.iter().map(|row| row.get(0)).collect();
+    records.retain(|record| stored.contains(record.id.as_str()));
+    add_to_rollups(&transaction, &records).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The dimensions a call is counted under, as stored in `usage_rollups.dimension`.
+const ROLLUP_DIMENSIONS: [Dimension; 5] = [
+    Dimension::All,
+    Dimension::Model,
+    Dimension::Token,
+    Dimension::User,
+    Dimension::Tag,
+];
+
+fn dimension_code(dimension: Dimension) -> i16 {
+    ROLLUP_DIMENSIONS
+        .iter()
+        .position(|known| *known == dimension)
+        .expect("every dimension has a code") as i16
+}
+
+/// Whether a dimension keeps latency sketches (as the file mode's rollups do).
+fn keeps_sketches(dimension: Dimension) -> bool {
+    matches!(dimension, Dimension::All | Dimension::Model)
+}
+
+/// A sketch's (bucket, count) pairs.
+type SketchBins = Vec<(i16, u32)>;
+
+/// A rollup cell: (hour, dimension, project, value, outcome).
+type CellKey = (i64, i16, String, String, i16);
+
+/// The rollup cells `records` add to, each with its sums.
+fn rollup_cells(records: &[UsageRecord]) -> BTreeMap<CellKey, Totals> {
+    let mut cells: BTreeMap<CellKey, Totals> = BTreeMap::new();
+    for record in records {
+        let at = record.timestamp.timestamp();
+        let hour = at - at.rem_euclid(HOUR);
+        let outcome = i16::from(outcome_index(record.outcome));
+        let mut values: Vec<(Dimension, &str)> = vec![
+            (Dimension::All, ""),
+            (Dimension::Model, record.model_id.as_deref().unwrap_or("")),
+            (Dimension::Token, &record.token_id),
+            (Dimension::User, record.user.as_deref().unwrap_or("")),
+        ];
+        for tag in &record.tags {
+            if !values.contains(&(Dimension::Tag, tag.as_str())) {
+                values.push((Dimension::Tag, tag));
+            }
+        }
+        for (dimension, value) in values {
+            let key = (
+                hour,
+                dimension_code(dimension),
+                record.project_id.clone(),
+                value.to_owned(),
+                outcome,
+            );
+            cells
+                .entry(key)
+                .or_default()
+                .add(record, keeps_sketches(dimension));
+        }
+    }
+    cells
+}
+
+/// A sketch as stored: `{"bucket": count}`.
+fn bins_json(sketch: &Sketch) -> String {
+    let bins: serde_json::Map<String, serde_json::Value> = sketch
+        .bins()
+        .iter()
+        .map(|(bucket, count)| (bucket.to_string(), (*count).into()))
+        .collect();
+    serde_json::Value::Object(bins).to_string()
+}
+
+/// Adds `records` to `usage_rollups`, cells in key order (the `BTreeMap`'s, kept by the
+/// statement's `ORDER BY n`), so every replica's shipper locks shared cells in one order
+/// and two of them cannot deadlock.
+async fn add_to_rollups(
+    transaction: &tokio_postgres::Transaction<'_>,
+    records: &[UsageRecord],
+) -> Result<(), DbError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let cells = rollup_cells(records);
+    let count = cells.len();
+    let mut buckets = Vec::with_capacity(count);
+    let mut dimensions = Vec::with_capacity(count);
+    let mut projects = Vec::with_capacity(count);
+    let mut values = Vec::with_capacity(count);
+    let mut outcomes = Vec::with_capacity(count);
+    let mut integers: [Vec<i64>; 6] = Default::default();
+    let mut reals: [Vec<f64>; 5] = Default::default();
+    let mut latencies = Vec::with_capacity(count);
+    let mut ttfts = Vec::with_capacity(count);
+    for ((hour, dimension, project, value, outcome), totals) in cells {
+        buckets.push(Utc.timestamp_opt(hour, 0).single().unwrap_or_default());
+        dimensions.push(dimension);
+        projects.push(project);
+        values.push(value);
+        outcomes.push(outcome);
+        for (column, number) in integers.iter_mut().zip([
+            totals.calls,
+            totals.input_tokens,
+            totals.output_tokens,
+            totals.cached_input_tokens,
+            totals.cache_write_tokens,
+            totals.ttft_calls,
+        ]) {
+            column.push(i64::try_from(number).unwrap_or(i64::MAX));
+        }
+        for (column, number) in reals.iter_mut().zip([
+            totals.cost_usd,
+            totals.input_cost_usd,
+            totals.output_cost_usd,
+            totals.latency_ms_sum,
+            totals.ttft_ms_sum,
+        ]) {
+            column.push(number);
+        }
+        latencies.push(bins_json(&totals.latency));
+        ttfts.push(bins_json(&totals.ttft));
+    }
+    let [
+        calls,
+        input_tokens,
+        output_tokens,
+        cached,
+        cache_write,
+        ttft_calls,
+    ] = &integers;
+    let [cost, input_cost, output_cost, latency_sum, ttft_sum] = &reals;
+    transaction
+        .execute(
+            "INSERT INTO usage_rollups AS r
+                 (bucket, dimension, project_id, value, outcome, calls, input_tokens, output_tokens,
+                  cached_input_tokens, cache_write_tokens, ttft_calls, cost_usd, input_cost_usd,
+                  output_cost_usd, latency_ms_sum, ttft_ms_sum, latency, ttft)
+             SELECT bucket, dimension, project_id, value, outcome, calls, input_tokens, output_tokens,
+                  cached_input_tokens, cache_write_tokens, ttft_calls, cost_usd, input_cost_usd,
+                  output_cost_usd, latency_ms_sum, ttft_ms_sum, latency::jsonb, ttft::jsonb
+             FROM unnest($1::timestamptz[], $2::int2[], $3::text[], $4::text[], $5::int2[],
+                         $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[],
+                         $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::float8[],
+                         $17::text[], $18::text[])
+                  WITH ORDINALITY
+                  AS cell(bucket, dimension, project_id, value, outcome, calls, input_tokens,
+                          output_tokens, cached_input_tokens, cache_write_tokens, ttft_calls,
+                          cost_usd, input_cost_usd, output_cost_usd, latency_ms_sum, ttft_ms_sum,
+                          latency, ttft, n)
+             ORDER BY n
+             ON CONFLICT (dimension, bucket, project_id, value, outcome) DO UPDATE SET
+                 calls = r.calls + EXCLUDED.calls,
+                 input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+                 output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+                 cached_input_tokens = r.cached_input_tokens + EXCLUDED.cached_input_tokens,
+                 cache_write_tokens = r.cache_write_tokens + EXCLUDED.cache_write_tokens,
+                 ttft_calls = r.ttft_calls + EXCLUDED.ttft_calls,
+                 cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+                 input_cost_usd = r.input_cost_usd + EXCLUDED.input_cost_usd,
+                 output_cost_usd = r.output_cost_usd + EXCLUDED.output_cost_usd,
+                 latency_ms_sum = r.latency_ms_sum + EXCLUDED.latency_ms_sum,
+                 ttft_ms_sum = r.ttft_ms_sum + EXCLUDED.ttft_ms_sum,
+                 latency = routerly_merge_bins(r.latency, EXCLUDED.latency),
+                 ttft = routerly_merge_bins(r.ttft, EXCLUDED.ttft)",
+            &[
+                &buckets, &dimensions, &projects, &values, &outcomes, calls, input_tokens,
+                output_tokens, cached, cache_write, ttft_calls, cost, input_cost, output_cost,
+                latency_sum, ttft_sum, &latencies, &ttfts,
             ],
         )
         .await?;
@@ -515,6 +742,7 @@ pub async fn ensure_partitions(client: &Client, now: DateTime<Utc>) -> Result<()
 pub struct PgUsageHistory {
     database: Arc<Database>,
     runtime: tokio::runtime::Handle,
+    rollups_complete: AtomicBool,
 }
 
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
@@ -575,7 +803,11 @@ impl PgUsageHistory {
     /// The history over `database`; its calls block on `runtime` (call them off the async
     /// workers, as the trait says).
     pub fn new(database: Arc<Database>, runtime: tokio::runtime::Handle) -> PgUsageHistory {
-        PgUsageHistory { database, runtime }
+        PgUsageHistory {
+            database,
+            runtime,
+            rollups_complete: AtomicBool::new(false),
+        }
     }
 
     /// Calls `each` with the lines matching `filter` in `order`, after `offset`, at most
@@ -621,11 +853,173 @@ impl PgUsageHistory {
     }
 }
 
+impl PgUsageHistory {
+    /// Whether `usage_rollups` covers every stored record (once true, for good).
+    fn rollups_complete(&self) -> io::Result<bool> {
+        if self.rollups_complete.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let complete: bool = self.runtime.block_on(async {
+            let client = self.database.client().await.map_err(to_io)?;
+            let row = client
+                .query_one("SELECT complete FROM usage_rollups_state", &[])
+                .await
+                .map_err(to_io)?;
+            Ok::<_, io::Error>(row.get(0))
+        })?;
+        self.rollups_complete.store(complete, Ordering::Relaxed);
+        Ok(complete)
+    }
+
+    /// A report of one dimension (`filter` already widened to whole hours) from the hour
+    /// cells of `usage_rollups`: PostgreSQL sums the cells of each group and outcome, so the
+    /// cost follows the number of cells, not of calls.
+    fn report_from_rollups(
+        &self,
+        filter: &Filter,
+        group: GroupBy,
+        dimension: Dimension,
+        hourly_from: i64,
+    ) -> io::Result<Groups> {
+        let mut clauses = vec!["dimension = $1".to_owned()];
+        let mut params: Params = vec![Box::new(dimension_code(dimension))];
+        let mut add = |clause: &str, param: Box<dyn ToSql + Sync + Send>| {
+            params.push(param);
+            clauses.push(clause.replace("$$", &format!("${}", params.len())));
+        };
+        if let Some(projects) = &filter.projects {
+            add(
+                "project_id = ANY($$)",
+                Box::new(projects.iter().cloned().collect::<Vec<String>>()),
+            );
+        }
+        let value = match dimension {
+            Dimension::All => None,
+            Dimension::Model => filter.model.clone(),
+            Dimension::Token => filter.token.clone(),
+            Dimension::User => filter.user.clone(),
+            Dimension::Tag => filter.tag.clone(),
+        };
+        if let Some(value) = value {
+            add("value = $$", Box::new(value));
+        }
+        if let Some(outcome) = filter.outcome {
+            add("outcome = $$", Box::new(i16::from(outcome_index(outcome))));
+        }
+        if let Some(from) = filter.from {
+            add(
+                "bucket >= $$",
+                Box::new(Utc.timestamp_opt(from, 0).single().unwrap_or_default()),
+            );
+        }
+        if let Some(to) = filter.to {
+            add(
+                "bucket < $$",
+                Box::new(Utc.timestamp_opt(to, 0).single().unwrap_or_default()),
+            );
+        }
+        let key = match group {
+            GroupBy::Nothing | GroupBy::Dimension(Dimension::All) => "''",
+            GroupBy::Project => "project_id",
+            GroupBy::Dimension(_) => "value",
+            GroupBy::Time { .. } => "extract(epoch FROM bucket)::int8::text",
+        };
+        let conditions = clauses.join(" AND ");
+        let sums = format!(
+            "SELECT {key}, outcome, sum(calls)::int8, sum(input_tokens)::int8,
+                    sum(output_tokens)::int8, sum(cached_input_tokens)::int8,
+                    sum(cache_write_tokens)::int8, sum(ttft_calls)::int8, sum(cost_usd),
+                    sum(input_cost_usd), sum(output_cost_usd), sum(latency_ms_sum),
+                    sum(ttft_ms_sum)
+             FROM usage_rollups WHERE {conditions} GROUP BY 1, 2"
+        );
+        // The sketches' bins summed per group, outcome and bin: one row per bin, so merging
+        // costs what the bins are, set-based.
+        let bins = format!(
+            "SELECT {key}, outcome, 0::int2, bin::int2, sum(count::int8)::int8
+             FROM usage_rollups, jsonb_each_text(latency) AS sketch(bin, count)
+             WHERE {conditions} GROUP BY 1, 2, 4
+             UNION ALL
+             SELECT {key}, outcome, 1::int2, bin::int2, sum(count::int8)::int8
+             FROM usage_rollups, jsonb_each_text(ttft) AS sketch(bin, count)
+             WHERE {conditions} GROUP BY 1, 2, 4"
+        );
+        let (rows, bin_rows) = self.runtime.block_on(async {
+            let client = self.database.client().await.map_err(to_io)?;
+            let params: Vec<&(dyn ToSql + Sync)> = params
+                .iter()
+                .map(|param| param.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = client.query(&sums, &params).await.map_err(to_io)?;
+            let bin_rows = if keeps_sketches(dimension) {
+                client.query(&bins, &params).await.map_err(to_io)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, io::Error>((rows, bin_rows))
+        })?;
+        let group_key = |key: String| match group {
+            GroupBy::Time { seconds, zone } => {
+                let stored: i64 = key.parse().unwrap_or_default();
+                time_key(stored, seconds, zone, hourly_from).to_string()
+            }
+            _ => key,
+        };
+        // (group key, outcome) → the latency and time-to-first-token bins.
+        let mut sketches: BTreeMap<(String, i16), [SketchBins; 2]> = BTreeMap::new();
+        for row in bin_rows {
+            let (key, outcome, which): (String, i16, i16) = (row.get(0), row.get(1), row.get(2));
+            let (bin, count): (i16, i64) = (row.get(3), row.get(4));
+            sketches.entry((key, outcome)).or_default()[usize::from(which == 1)]
+                .push((bin, u32::try_from(count).unwrap_or(u32::MAX)));
+        }
+        let mut groups = Groups::new();
+        for row in rows {
+            let key: String = row.get(0);
+            let outcome: i16 = row.get(1);
+            let [latency, ttft] = sketches.remove(&(key.clone(), outcome)).unwrap_or_default();
+            let key = group_key(key);
+            let whole = |index: usize| u64::try_from(row.get::<_, i64>(index)).unwrap_or(0);
+            let totals = Totals {
+                calls: whole(2),
+                input_tokens: whole(3),
+                output_tokens: whole(4),
+                cached_input_tokens: whole(5),
+                cache_write_tokens: whole(6),
+                ttft_calls: whole(7),
+                cost_usd: row.get(8),
+                input_cost_usd: row.get(9),
+                output_cost_usd: row.get(10),
+                latency_ms_sum: row.get(11),
+                ttft_ms_sum: row.get(12),
+                latency: Sketch::from_bins(latency),
+                ttft: Sketch::from_bins(ttft),
+            };
+            groups
+                .entry(key)
+                .or_default()
+                .add(usize::try_from(outcome).unwrap_or(0), &totals);
+        }
+        Ok(groups)
+    }
+}
+
 impl UsageHistory for PgUsageHistory {
     fn report(&self, filter: Filter, group: GroupBy) -> io::Result<Report> {
         // Hour buckets throughout, as the file mode's rollups within their horizon.
         let rollups = Rollups::default();
         let filter = rollups.widen(filter);
+        let dimensions = filter.dimensions(group);
+        if dimensions.len() <= 1 && self.rollups_complete()? {
+            let dimension = dimensions.first().copied().unwrap_or(Dimension::All);
+            let groups =
+                self.report_from_rollups(&filter, group, dimension, rollups.hourly_from())?;
+            return Ok(Report {
+                filter,
+                groups,
+                from_rollups: true,
+            });
+        }
         let mut aggregator = Aggregator::new(filter.clone(), group, rollups.hourly_from());
         self.lines(&filter, "ASC", 0, None, &mut |record, _| {
             aggregator.add(&record);
@@ -732,6 +1126,22 @@ mod tests {
         }
     }
 
+    /// `value` with every float rounded to 9 significant digits.
+    fn rounded(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Number(number) if number.is_f64() => {
+                let float = number.as_f64().unwrap_or_default();
+                serde_json::json!(format!("{float:.9e}"))
+            }
+            serde_json::Value::Array(items) => items.into_iter().map(rounded).collect(),
+            serde_json::Value::Object(map) => map
+                .into_iter()
+                .map(|(key, value)| (key, rounded(value)))
+                .collect(),
+            other => other,
+        }
+    }
+
     fn lines(records: &[UsageRecord]) -> Vec<u8> {
         let mut bytes = Vec::new();
         for record in records {
@@ -758,6 +1168,137 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_shippers_on_the_same_cells_neither_deadlock_nor_lose_a_sum() {
+        let db = TestDb::create().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut shippers = Vec::new();
+        for name in ["a", "b"] {
+            let database = Database::open(&db.url).await.unwrap();
+            shippers.push(
+                UsageShipper::open(
+                    database,
+                    dir.path().join(format!("{name}.jsonl")),
+                    BufferLimits::default(),
+                )
+                .unwrap(),
+            );
+        }
+        // Each replica's records fall in the same hours, projects, models, tokens and tags
+        // (ids apart), handed in batches that reach PostgreSQL at the same time: both
+        // transactions upsert the same rollup cells, each in its own order of arrival.
+        let records: Vec<UsageRecord> = (0..2_000)
+            .map(|index| {
+                let mut one = record(index % 40);
+                one.id = format!("race-{index}");
+                one
+            })
+            .collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for (index, shipper) in shippers.iter().enumerate() {
+            let mut mine: Vec<UsageRecord> =
+                records.iter().skip(index).step_by(2).cloned().collect();
+            if index == 1 {
+                mine.reverse();
+            }
+            for chunk in mine.chunks(100) {
+                shipper.hand(&lines(chunk));
+            }
+            tasks.push(tokio::spawn(Arc::clone(shipper).run(stopped.clone())));
+        }
+        wait_until("both shipped", async || {
+            shippers
+                .iter()
+                .map(|shipper| shipper.shipped())
+                .sum::<u64>()
+                == 2_000
+        })
+        .await;
+        assert_eq!(
+            shippers
+                .iter()
+                .map(|shipper| shipper.outages())
+                .sum::<u64>(),
+            0
+        );
+        let client = Database::open(&db.url)
+            .await
+            .unwrap()
+            .client()
+            .await
+            .unwrap();
+        let row = client
+            .query_one(
+                "SELECT sum(calls)::bigint, sum(input_tokens)::bigint, sum(cost_usd) \
+                 FROM usage_rollups WHERE dimension = 0",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (calls, input, cost): (i64, i64, f64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(calls, 2_000);
+        assert_eq!(
+            input,
+            records.iter().map(|r| r.input_tokens as i64).sum::<i64>()
+        );
+        let expected: f64 = records.iter().map(|r| r.cost_usd).sum();
+        assert!((cost - expected).abs() < 1e-6, "{cost} vs {expected}");
+        stop.send(true).unwrap();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        drop((shippers, client));
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_deadlock_is_a_lock_race_not_an_outage() {
+        let db = TestDb::create().await;
+        let (one, two) = (
+            Database::open(&db.url).await.unwrap(),
+            Database::open(&db.url).await.unwrap(),
+        );
+        let (mut first, mut second) = (
+            super::super::OwnConnection::open(&db.url).await.unwrap(),
+            super::super::OwnConnection::open(&db.url).await.unwrap(),
+        );
+        let setup = one.client().await.unwrap();
+        setup
+            .batch_execute("CREATE TABLE cells (id int PRIMARY KEY, n int); INSERT INTO cells VALUES (1, 0), (2, 0)")
+            .await
+            .unwrap();
+        // Two transactions taking the same two rows in opposite orders: PostgreSQL aborts one.
+        let (a, b) = (
+            first.client().await.unwrap().transaction().await.unwrap(),
+            second.client().await.unwrap().transaction().await.unwrap(),
+        );
+        a.execute("UPDATE cells SET n = 1 WHERE id = 1", &[])
+            .await
+            .unwrap();
+        b.execute("UPDATE cells SET n = 1 WHERE id = 2", &[])
+            .await
+            .unwrap();
+        let (left, right) = tokio::join!(
+            a.execute("UPDATE cells SET n = 2 WHERE id = 2", &[]),
+            b.execute("UPDATE cells SET n = 2 WHERE id = 1", &[])
+        );
+        let errors: Vec<DbError> = [left, right]
+            .into_iter()
+            .filter_map(|result| result.err().map(DbError::from))
+            .collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(is_lock_race(&errors[0]), "{}", errors[0]);
+        let refused = setup
+            .execute("SELECT * FROM nowhere", &[])
+            .await
+            .unwrap_err();
+        assert!(!is_lock_race(&DbError::from(refused)));
+        drop((a, b));
+        drop((first, second, setup, one, two));
+        db.drop_now().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -826,23 +1367,28 @@ mod tests {
                     for record in &expected {
                         brute.add(record);
                     }
+                    // Sums of floats in another order differ in the last bits.
                     assert_eq!(
-                        serde_json::to_value(
-                            report
-                                .groups
-                                .iter()
-                                .map(|(k, g)| (k.clone(), g.view()))
-                                .collect::<Vec<_>>()
-                        )
-                        .unwrap(),
-                        serde_json::to_value(
-                            brute
-                                .groups
-                                .iter()
-                                .map(|(k, g)| (k.clone(), g.view()))
-                                .collect::<Vec<_>>()
-                        )
-                        .unwrap(),
+                        rounded(
+                            serde_json::to_value(
+                                report
+                                    .groups
+                                    .iter()
+                                    .map(|(k, g)| (k.clone(), g.view()))
+                                    .collect::<Vec<_>>()
+                            )
+                            .unwrap()
+                        ),
+                        rounded(
+                            serde_json::to_value(
+                                brute
+                                    .groups
+                                    .iter()
+                                    .map(|(k, g)| (k.clone(), g.view()))
+                                    .collect::<Vec<_>>()
+                            )
+                            .unwrap()
+                        ),
                         "{filter:?} by {group:?}"
                     );
                     assert!(!report.groups.is_empty(), "{filter:?} matches something");
@@ -890,6 +1436,32 @@ mod tests {
         })
         .await
         .unwrap();
+        // Reports of one dimension read the rollups, not the records: with the records
+        // gone they still answer; a report of two dimensions reads records and finds none.
+        let client = database.client().await.unwrap();
+        client
+            .batch_execute("TRUNCATE usage_records")
+            .await
+            .unwrap();
+        let history = PgUsageHistory::new(Arc::clone(&database), tokio::runtime::Handle::current());
+        let (one, two) = tokio::task::spawn_blocking(move || {
+            let by_model = history
+                .report(Filter::default(), GroupBy::Dimension(Dimension::Model))
+                .unwrap();
+            let two_dimensions = Filter {
+                token: Some("t/1".to_owned()),
+                ..Filter::default()
+            };
+            let by_model_of_token = history
+                .report(two_dimensions, GroupBy::Dimension(Dimension::Model))
+                .unwrap();
+            (by_model, by_model_of_token)
+        })
+        .await
+        .unwrap();
+        let calls: u64 = one.groups.values().map(|group| group.total().calls).sum();
+        assert_eq!(calls, 600);
+        assert!(two.groups.is_empty());
         stop.send(true).unwrap();
         task.await.unwrap();
         drop(database);
@@ -1014,6 +1586,116 @@ mod tests {
         stop.send(true).unwrap();
         task.await.unwrap();
         drop(database);
+        db.drop_now().await;
+    }
+
+    /// Figures for ARCHITECTURE.md: `ROUTERLY_BENCH_RECORDS=1000000 cargo test -p
+    /// routerly-server --lib -- --ignored --nocapture reports_over_many_records`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, minutes long"]
+    async fn reports_over_many_records() {
+        let count: usize = std::env::var("ROUTERLY_BENCH_RECORDS")
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(100_000);
+        let db = TestDb::create().await;
+        let database = Database::open(&db.url).await.unwrap();
+        let start = Utc::now().timestamp() - 30 * 86_400;
+        let mut connection = super::super::OwnConnection::lazy(&db.url);
+        let client = connection.client().await.unwrap();
+        let shipping = std::time::Instant::now();
+        for batch in 0..count.div_ceil(SHIP_BATCH) {
+            let lines: Vec<String> = (batch * SHIP_BATCH..((batch + 1) * SHIP_BATCH).min(count))
+                .map(|index| {
+                    let mut record = record(index);
+                    record.id = format!("bench-{index}");
+                    record.timestamp = Utc
+                        .timestamp_opt(start + (index as i64 * 30 * 86_400) / count as i64, 0)
+                        .unwrap();
+                    record.project_id = format!("p{}", index % 20);
+                    record.model_id = Some(format!("m{}", index % 8));
+                    record.token_id = format!("t{}", index % 60);
+                    record.user = Some(format!("u{}", index % 200));
+                    record.tags = vec![format!("tag{}", index % 11)];
+                    serde_json::to_string(&record).unwrap()
+                })
+                .collect();
+            insert(client, &lines).await.unwrap();
+        }
+        let shipped = shipping.elapsed();
+        let cells: i64 = client
+            .query_one("SELECT count(*) FROM usage_rollups", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let history = PgUsageHistory::new(Arc::clone(&database), tokio::runtime::Handle::current());
+        let timings = tokio::task::spawn_blocking(move || {
+            let time = |name: &str, filter: Filter, group: GroupBy| {
+                let started = std::time::Instant::now();
+                let report = history.report(filter, group).unwrap();
+                assert!(!report.groups.is_empty());
+                format!("{name}: {:?}", started.elapsed())
+            };
+            let month = Filter::default();
+            let week = Filter {
+                from: Some(Utc::now().timestamp() - 7 * 86_400),
+                ..Filter::default()
+            };
+            let mut lines = vec![
+                time("summary, 30 days", month.clone(), GroupBy::Nothing),
+                time(
+                    "by model, 30 days",
+                    month.clone(),
+                    GroupBy::Dimension(Dimension::Model),
+                ),
+                time(
+                    "by user, 30 days",
+                    month.clone(),
+                    GroupBy::Dimension(Dimension::User),
+                ),
+                time(
+                    "by tag, 7 days",
+                    week.clone(),
+                    GroupBy::Dimension(Dimension::Tag),
+                ),
+                time(
+                    "daily timeline (Europe/Rome), 30 days",
+                    month.clone(),
+                    GroupBy::Time {
+                        seconds: 86_400,
+                        zone: chrono_tz::Europe::Rome,
+                    },
+                ),
+                time(
+                    "by model of one token (two dimensions: raw records), 30 days",
+                    Filter {
+                        token: Some("t7".to_owned()),
+                        ..month.clone()
+                    },
+                    GroupBy::Dimension(Dimension::Model),
+                ),
+            ];
+            let started = std::time::Instant::now();
+            let mut brute = Aggregator::new(month.clone(), GroupBy::Nothing, 0);
+            history
+                .lines(&month, "ASC", 0, None, &mut |record, _| {
+                    brute.add(&record);
+                    true
+                })
+                .unwrap();
+            lines.push(format!(
+                "summary, 30 days, aggregating every record (before rollups): {:?}",
+                started.elapsed()
+            ));
+            lines
+        })
+        .await
+        .unwrap();
+        eprintln!(
+            "{count} records shipped in {shipped:?} ({cells} rollup cells)\n{}",
+            timings.join("\n")
+        );
+        drop((database, connection));
         db.drop_now().await;
     }
 
