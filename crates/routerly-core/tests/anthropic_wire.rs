@@ -1246,7 +1246,7 @@ fn mid_conversation_system_messages_keep_their_place() {
         responses["input"],
         json!([
             {"role": "user", "content": [{"type": "input_text", "text": "Hi"}]},
-            {"role": "system", "content": "Use French."},
+            {"role": "system", "content": [{"type": "input_text", "text": "Use French."}]},
             {"role": "user", "content": [{"type": "input_text", "text": "Bye"}]}
         ])
     );
