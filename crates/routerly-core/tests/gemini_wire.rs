@@ -261,3 +261,31 @@ fn gemini_reads_back_the_google_search_tool_it_writes() {
         .expect("encodes again");
     assert_eq!(again["tools"], encoded["tools"]);
 }
+
+/// Fuzz finding (`wire_request`): two tool results for one call (an OpenAI chat request with
+/// two `tool` messages for `call_tokyo`) went to Gemini as two `functionResponse`s of one
+/// name; Gemini's decoder linked the second to no call (its id became the function name), so
+/// encoding it again was refused. A second response to a call answers that call again.
+#[test]
+fn a_second_response_to_one_call_answers_that_call_again() {
+    use routerly_core::wire::{self, WireFormat};
+    let request = wire::decode_request(
+        WireFormat::OpenAiChat,
+        &json!({"model": "m", "messages": [
+            {"role": "user", "content": "Weather in Tokyo?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_paris", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
+                {"id": "call_tokyo", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_tokyo", "content": "19°C"},
+            {"role": "tool", "tool_call_id": "call_tokyo", "content": "24°C"}
+        ]}),
+    )
+    .expect("decodes");
+    let encoded = wire::encode_request(WireFormat::GeminiGenerateContent, &request, "gemini")
+        .expect("encodes");
+    let decoded = gemini::decode_request(&encoded).expect("Gemini reads its own request");
+    let again = wire::encode_request(WireFormat::GeminiGenerateContent, &decoded, "gemini")
+        .expect("a second response still names its call");
+    assert_eq!(again["contents"], encoded["contents"]);
+}

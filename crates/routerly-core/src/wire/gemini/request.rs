@@ -23,7 +23,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     let contents_value = require(body_map, "contents", "")?;
     let mut messages = Vec::new();
     // Function responses name the function, not the call: match them to the calls in order.
-    let mut open_calls: Vec<(String, String)> = Vec::new();
+    let mut open_calls: Vec<OpenCall> = Vec::new();
     for (content_index, content_value) in as_array(contents_value, "contents")?.iter().enumerate() {
         let path = index_path("contents", content_index);
         let content_map = as_object(content_value, &path)?;
@@ -130,6 +130,13 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     })
 }
 
+/// A function call seen so far in the conversation, for linking responses without ids.
+struct OpenCall {
+    id: String,
+    name: String,
+    answered: bool,
+}
+
 /// The parts of a content of `role` (`None` for the system instruction). Calls belong in
 /// model turns and responses in user turns, as Gemini requires and the canonical model
 /// assumes (a translation to Anthropic would otherwise send what Anthropic refuses).
@@ -137,7 +144,7 @@ fn decode_parts(
     content_map: &Object,
     path: &str,
     role: Option<Role>,
-    open_calls: &mut Vec<(String, String)>,
+    open_calls: &mut Vec<OpenCall>,
 ) -> Result<Vec<ContentPart>, DecodeError> {
     let parts_path = field_path(path, "parts");
     let parts_value = require(content_map, "parts", path)?;
@@ -199,7 +206,11 @@ fn decode_parts(
             let id = optional_str(call_map, "id", &call_path)?
                 .map_or_else(generated_call_id, str::to_owned);
             let arguments = get(call_map, "args").map_or_else(|| "{}".to_owned(), Value::to_string);
-            open_calls.push((id.clone(), name.clone()));
+            open_calls.push(OpenCall {
+                id: id.clone(),
+                name: name.clone(),
+                answered: false,
+            });
             parts.push(ContentPart::ToolCall {
                 id,
                 name,
@@ -217,9 +228,22 @@ fn decode_parts(
             let name = require_str(response_map, "name", &response_path)?;
             let tool_call_id = match optional_str(response_map, "id", &response_path)? {
                 Some(id) => id.to_owned(),
-                None => match open_calls.iter().position(|(_, call)| call == name) {
-                    Some(position) => open_calls.remove(position).0,
-                    None => name.to_owned(),
+                // The first unanswered call of that name; a second response to a call
+                // answers it again (the last call of that name), so the result keeps a
+                // call to name it by when it is written back.
+                None => match open_calls
+                    .iter_mut()
+                    .find(|call| !call.answered && call.name == name)
+                {
+                    Some(call) => {
+                        call.answered = true;
+                        call.id.clone()
+                    }
+                    None => open_calls
+                        .iter()
+                        .rev()
+                        .find(|call| call.name == name)
+                        .map_or_else(|| name.to_owned(), |call| call.id.clone()),
                 },
             };
             let response = get(response_map, "response").cloned().unwrap_or(json!({}));
