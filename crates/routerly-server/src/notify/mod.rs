@@ -109,6 +109,9 @@ struct LedgerFile {
 /// Which alerts fired; see the module documentation.
 pub struct AlertLedger {
     path: Option<PathBuf>,
+    /// Held for a whole save, snapshot and write: two saves at once (deliveries settle
+    /// concurrently) must not let the older snapshot be written last.
+    saving: StdMutex<()>,
     fired: StdMutex<Vec<LedgerEntry>>,
     index: StdMutex<HashSet<LedgerKey>>,
     sender: mpsc::UnboundedSender<AlertEvent>,
@@ -137,6 +140,7 @@ impl AlertLedger {
         let index = file.alerts.iter().map(|entry| entry.key.clone()).collect();
         let (sender, receiver) = mpsc::unbounded_channel();
         AlertLedger {
+            saving: StdMutex::new(()),
             path,
             fired: StdMutex::new(file.alerts),
             index: StdMutex::new(index),
@@ -242,6 +246,7 @@ impl AlertLedger {
         let Some(path) = &self.path else {
             return;
         };
+        let _saving = self.saving.lock().expect("ledger lock is never poisoned");
         let cutoff = Utc::now() - chrono::Duration::days(LEDGER_KEEP_DAYS);
         let file = {
             let mut fired = self.fired.lock().expect("ledger lock is never poisoned");
