@@ -1318,3 +1318,20 @@ fn translation_limits_and_drops() {
         "Gemini takes a seed"
     );
 }
+
+/// Fuzz finding (`wire_request`): an Anthropic image of media type `imeffortage/png` was
+/// accepted, and written for OpenAI as a data URL that OpenAI's decoder (rightly) refuses as
+/// not an image. An image needs an `image/` media type in every decoder.
+#[test]
+fn an_image_needs_an_image_media_type() {
+    let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "imeffortage/png", "data": "aGk="}}]}]});
+    let error = decode_request(&body).expect_err("not an image type");
+    assert_eq!(
+        error.param.as_deref(),
+        Some("messages[0].content[0].source.media_type")
+    );
+    let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "IMAGE/png", "data": "aGk="}}]}]});
+    decode_request(&body).expect("an image type, in any case");
+}

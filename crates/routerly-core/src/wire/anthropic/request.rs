@@ -301,10 +301,21 @@ fn decode_image(block: &Object, path: &str) -> Result<Option<ContentPart>, Decod
     let source_path = field_path(path, "source");
     let source = as_object(require(block, "source", path)?, &source_path)?;
     let source = match require_str(source, "type", &source_path)? {
-        "base64" => ImageSource::Base64 {
-            media_type: require_media_type(source, "media_type", &source_path)?.to_owned(),
-            data: require_str(source, "data", &source_path)?.to_owned(),
-        },
+        "base64" => {
+            let media_type = require_media_type(source, "media_type", &source_path)?;
+            // As every image decoder does: an image is an image/ type (what another
+            // format's image slot takes), else it is refused here.
+            if !media_type.to_ascii_lowercase().starts_with("image/") {
+                return Err(DecodeError::at(
+                    field_path(&source_path, "media_type"),
+                    "An image needs an image media type (image/png, image/jpeg, …).",
+                ));
+            }
+            ImageSource::Base64 {
+                media_type: media_type.to_owned(),
+                data: require_str(source, "data", &source_path)?.to_owned(),
+            }
+        }
         "url" => ImageSource::Url {
             url: require_str(source, "url", &source_path)?.to_owned(),
         },
