@@ -275,6 +275,38 @@ impl PgApiKeyStore {
 
 const API_KEY_COLUMNS: &str = "id, name, role, hash, snippet, created_by, created_at, revoked_at";
 
+/// Inserts `key` into `api_keys` (also for `migrate --from-files`, which skips the keys
+/// the database holds already); how many rows it added.
+pub(super) async fn insert_api_key(
+    client: &tokio_postgres::Client,
+    key: &ApiKey,
+    skip_existing: bool,
+) -> Result<u64, DbError> {
+    let conflict = if skip_existing {
+        " ON CONFLICT DO NOTHING"
+    } else {
+        ""
+    };
+    Ok(client
+        .execute(
+            &format!(
+                "INSERT INTO api_keys ({API_KEY_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8){conflict}"
+            ),
+            &[
+                &key.id,
+                &key.name,
+                &key.role,
+                &key.hash,
+                &key.snippet,
+                &key.created_by,
+                &key.created_at,
+                &key.revoked_at,
+            ],
+        )
+        .await?)
+}
+
 fn api_key_from(row: &tokio_postgres::Row) -> ApiKey {
     ApiKey {
         id: row.get(0),
@@ -323,25 +355,7 @@ impl ApiKeyStore for PgApiKeyStore {
     fn create(&self, key: ApiKey) -> StoreFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let client = self.database.client().await?;
-            client
-                .execute(
-                    &format!(
-                        "INSERT INTO api_keys ({API_KEY_COLUMNS}) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    ),
-                    &[
-                        &key.id,
-                        &key.name,
-                        &key.role,
-                        &key.hash,
-                        &key.snippet,
-                        &key.created_by,
-                        &key.created_at,
-                        &key.revoked_at,
-                    ],
-                )
-                .await
-                .map_err(DbError::from)?;
+            insert_api_key(&client, &key, false).await?;
             Ok(())
         })
     }

@@ -107,24 +107,7 @@ async fn copy_api_keys(database: &Database, home: &Home) -> Result<u64, Transfer
     let client = database.client().await?;
     let mut added = 0;
     for key in keys {
-        added += client
-            .execute(
-                "INSERT INTO api_keys \
-                 (id, name, role, hash, snippet, created_by, created_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-                &[
-                    &key.id,
-                    &key.name,
-                    &key.role,
-                    &key.hash,
-                    &key.snippet,
-                    &key.created_by,
-                    &key.created_at,
-                    &key.revoked_at,
-                ],
-            )
-            .await
-            .map_err(DbError::from)?;
+        added += super::shared::insert_api_key(&client, &key, true).await?;
     }
     Ok(added)
 }
