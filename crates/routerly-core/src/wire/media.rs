@@ -35,6 +35,14 @@ pub fn check_media_type(value: &str) -> Result<(), String> {
     }
 }
 
+/// Whether `media_type` is an image type (`image/…`, any case): what every format's image
+/// slot takes and reads back as an image.
+pub fn is_image(media_type: &str) -> bool {
+    media_type
+        .get(..6)
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("image/"))
+}
+
 /// RFC 6838 `restricted-name`: a letter or digit, then up to 126 of letters, digits and
 /// `!#$&-^_.+`.
 fn is_restricted_name(name: &str) -> bool {

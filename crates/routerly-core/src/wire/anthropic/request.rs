@@ -305,7 +305,7 @@ fn decode_image(block: &Object, path: &str) -> Result<Option<ContentPart>, Decod
             let media_type = require_media_type(source, "media_type", &source_path)?;
             // As every image decoder does: an image is an image/ type (what another
             // format's image slot takes), else it is refused here.
-            if !media_type.to_ascii_lowercase().starts_with("image/") {
+            if !crate::wire::media::is_image(media_type) {
                 return Err(DecodeError::at(
                     field_path(&source_path, "media_type"),
                     "An image needs an image media type (image/png, image/jpeg, …).",

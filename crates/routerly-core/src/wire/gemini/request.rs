@@ -175,7 +175,7 @@ fn decode_parts(
                     citations: false,
                     path: part_path.clone(),
                 }
-            } else if media_type.to_ascii_lowercase().starts_with("image/") {
+            } else if crate::wire::media::is_image(&media_type) {
                 ContentPart::Image {
                     source: ImageSource::Base64 { media_type, data },
                     detail: None,

@@ -330,9 +330,7 @@ pub(crate) fn document_from_data_url(url: &str) -> Result<(String, String), Stri
 pub(crate) fn image_from_url(url: &str) -> Result<ImageSource, String> {
     let source = image_source_from_url(url)?;
     if let ImageSource::Base64 { media_type, .. } = &source
-        && !media_type
-            .get(..6)
-            .is_some_and(|kind| kind.eq_ignore_ascii_case("image/"))
+        && !crate::wire::media::is_image(media_type)
     {
         return Err(
             "An image data URL needs an image media type (image/png, image/jpeg, …).".to_owned(),
