@@ -366,3 +366,64 @@ fn image_media_types_with_separators_are_refused_by_every_decoder() {
     let back = wire::decode_request(WireFormat::OpenAiChat, &openai).unwrap();
     assert_eq!(back.messages, request.messages);
 }
+
+/// Fuzz finding (`wire_request`): Gemini's decoder took `maxOutputTokens: 0`, and Anthropic's
+/// encoder then wrote `max_tokens: 0`, which Anthropic (and its own decoder) refuses. A token
+/// limit of 0 is refused by every decoder, naming the field, so no encoder is handed one.
+#[test]
+fn a_token_limit_of_zero_is_refused_by_every_decoder() {
+    use serde_json::json;
+    let user = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            WireFormat::OpenAiChat,
+            json!({"model": "m", "messages": user, "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            WireFormat::OpenAiChat,
+            json!({"model": "m", "messages": user, "max_completion_tokens": 0}),
+            "max_completion_tokens",
+        ),
+        (
+            WireFormat::MistralChat,
+            json!({"model": "m", "messages": user, "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            WireFormat::AnthropicMessages,
+            json!({"model": "m", "messages": user, "max_tokens": 0}),
+            "max_tokens",
+        ),
+        (
+            WireFormat::OpenAiResponses,
+            json!({"model": "m", "input": "hi", "max_output_tokens": 0}),
+            "max_output_tokens",
+        ),
+        (
+            WireFormat::GeminiGenerateContent,
+            json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                   "generationConfig": {"maxOutputTokens": 0}}),
+            "generationConfig.maxOutputTokens",
+        ),
+        (
+            WireFormat::OllamaChat,
+            json!({"model": "m", "messages": user, "options": {"num_predict": 0}}),
+            "options.num_predict",
+        ),
+    ];
+    for (format, body, field) in cases {
+        let error = wire::decode_request(format, &body)
+            .expect_err(&format!("{format:?} accepted a limit of 0"));
+        assert_eq!(error.param.as_deref(), Some(field), "{format:?}: {error:?}");
+        let mut one = body.clone();
+        let limit = match format {
+            WireFormat::GeminiGenerateContent => &mut one["generationConfig"]["maxOutputTokens"],
+            WireFormat::OllamaChat => &mut one["options"]["num_predict"],
+            _ => &mut one[field],
+        };
+        *limit = json!(1);
+        let request = wire::decode_request(format, &one).expect("a limit of 1 is accepted");
+        assert_eq!(request.max_tokens, Some(1), "{format:?}");
+    }
+}

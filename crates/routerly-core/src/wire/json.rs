@@ -153,6 +153,20 @@ pub(crate) fn optional_u32(
         .transpose()
 }
 
+/// A token limit of at least 1, or none. A limit of 0 asks for an answer of no tokens, which
+/// every provider refuses: each decoder refuses it in its own words (`message`), so that no
+/// encoder is ever handed a 0 to write.
+pub(crate) fn nonzero_limit(
+    limit: Option<u32>,
+    field: &str,
+    message: &str,
+) -> Result<Option<u32>, DecodeError> {
+    match limit {
+        Some(0) => Err(DecodeError::at(field, message)),
+        limit => Ok(limit),
+    }
+}
+
 /// A non-negative integer from a provider's usage object; anything else counts as 0,
 /// because a missing or odd counter must not fail an answer that was already paid for.
 pub(crate) fn lenient_u64(object: &Object, key: &str) -> u64 {

@@ -1,6 +1,7 @@
 //! Requests: an Anthropic client's body to canonical, and canonical to the body sent to
 //! Anthropic (for `/v1/messages` and `/v1/messages/count_tokens`).
 
+use crate::wire::json::nonzero_limit;
 use serde_json::{Map, Value, json};
 
 use super::DEFAULT_MAX_TOKENS;
@@ -35,14 +36,12 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         .ok_or_else(|| DecodeError::new("the request body must be a JSON object"))?;
 
     let model = require_str(object, "model", "")?.to_owned();
-    let max_tokens = optional_u32(object, "max_tokens", "")?
-        .ok_or_else(|| DecodeError::at("max_tokens", "`max_tokens`: field required"))?;
-    if max_tokens == 0 {
-        return Err(DecodeError::at(
-            "max_tokens",
-            "`max_tokens` must be greater than or equal to 1",
-        ));
-    }
+    let max_tokens = nonzero_limit(
+        optional_u32(object, "max_tokens", "")?,
+        "max_tokens",
+        "`max_tokens` must be greater than or equal to 1",
+    )?
+    .ok_or_else(|| DecodeError::at("max_tokens", "`max_tokens`: field required"))?;
     let system = match get(object, "system") {
         Some(system_value) => decode_system(system_value)?,
         None => Vec::new(),

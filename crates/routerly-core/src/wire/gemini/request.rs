@@ -1,6 +1,7 @@
 //! `generateContent` request bodies: a client's body to [`ChatRequest`], and a
 //! [`ChatRequest`] to the body Gemini takes.
 
+use crate::wire::json::nonzero_limit;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
@@ -110,7 +111,11 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         model: String::new(),
         system,
         messages,
-        max_tokens: optional_u32(&config, "maxOutputTokens", config_path)?,
+        max_tokens: nonzero_limit(
+            optional_u32(&config, "maxOutputTokens", config_path)?,
+            "generationConfig.maxOutputTokens",
+            "Unable to submit request because it has a maxOutputTokens value of 0 but the supported range is from 1 (inclusive) to 65537 (exclusive).",
+        )?,
         temperature: optional_f64(&config, "temperature", config_path)?,
         top_p: optional_f64(&config, "topP", config_path)?,
         top_k: optional_u32(&config, "topK", config_path)?,

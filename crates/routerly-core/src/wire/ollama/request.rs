@@ -1,6 +1,7 @@
 //! `/api/chat` request bodies: a client's body to [`ChatRequest`], and a [`ChatRequest`]
 //! to the body Ollama takes.
 
+use crate::wire::json::nonzero_limit;
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
@@ -193,7 +194,11 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         model,
         system,
         messages,
-        max_tokens: optional_u32(&options, "num_predict", "options")?,
+        max_tokens: nonzero_limit(
+            optional_u32(&options, "num_predict", "options")?,
+            "options.num_predict",
+            "`options.num_predict` must be at least 1",
+        )?,
         temperature: optional_f64(&options, "temperature", "options")?,
         top_p: optional_f64(&options, "top_p", "options")?,
         top_k: optional_u32(&options, "top_k", "options")?,

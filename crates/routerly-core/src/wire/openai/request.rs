@@ -1,6 +1,7 @@
 //! Chat Completions request bodies: a client's body to [`ChatRequest`], and a
 //! [`ChatRequest`] to the body an OpenAI(-compatible) provider takes.
 
+use crate::wire::json::nonzero_limit;
 use serde_json::{Map, Value, json};
 
 use super::json::{
@@ -38,8 +39,16 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     let (system, messages) = decode_messages(body_map)?;
 
     let max_tokens = match optional_u32(body_map, "max_completion_tokens", "")? {
-        Some(max_completion_tokens) => Some(max_completion_tokens),
-        None => optional_u32(body_map, "max_tokens", "")?,
+        Some(max_completion_tokens) => nonzero_limit(
+            Some(max_completion_tokens),
+            "max_completion_tokens",
+            "Invalid 'max_completion_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead.",
+        )?,
+        None => nonzero_limit(
+            optional_u32(body_map, "max_tokens", "")?,
+            "max_tokens",
+            "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead.",
+        )?,
     };
 
     let stream = optional_bool(body_map, "stream", "")?.unwrap_or(false);

@@ -1,5 +1,6 @@
 //! Requests: a Responses API body to [`ChatRequest`] and back.
 
+use crate::wire::json::nonzero_limit;
 use serde_json::{Map, Value, json};
 
 use super::flat_name;
@@ -56,13 +57,11 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             ));
         }
     }
-    request.max_tokens = optional_u32(body_map, "max_output_tokens", "")?;
-    if request.max_tokens == Some(0) {
-        return Err(DecodeError::at(
-            "max_output_tokens",
-            "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got 0 instead.",
-        ));
-    }
+    request.max_tokens = nonzero_limit(
+        optional_u32(body_map, "max_output_tokens", "")?,
+        "max_output_tokens",
+        "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, but got 0 instead.",
+    )?;
     request.temperature = optional_f64(body_map, "temperature", "")?;
     request.top_p = optional_f64(body_map, "top_p", "")?;
     request.stream = optional_bool(body_map, "stream", "")?.unwrap_or(false);
