@@ -48,12 +48,13 @@ fn a_full_request_decodes_to_the_canonical_model() {
     let request =
         responses::decode_request(&fixture("request_tools_roundtrip.json")).expect("decodes");
     assert_eq!(request.model, "claude");
+    // `instructions` and the developer message before the conversation: one system prompt,
+    // joined as `instructions` holds it.
     assert_eq!(
         request.system,
-        vec![
-            ContentPart::text("You are a weather bot."),
-            ContentPart::text("Answer in metric units.")
-        ]
+        vec![ContentPart::text(
+            "You are a weather bot.\n\nAnswer in metric units."
+        )]
     );
     assert_eq!(
         request.messages,

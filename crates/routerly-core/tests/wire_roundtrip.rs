@@ -427,3 +427,27 @@ fn a_token_limit_of_zero_is_refused_by_every_decoder() {
         assert_eq!(request.max_tokens, Some(1), "{format:?}");
     }
 }
+
+/// Fuzz finding (`wire_request`): an OpenAI chat request whose system messages stood between
+/// assistant messages with no content. The empty assistant messages are no Responses items,
+/// so the second system message came out before the conversation, and the Responses decoder
+/// read it as a second system part next to `instructions`, which the encoder joins into one:
+/// a second trip changed the request. The Responses system prompt is now read as one part.
+#[test]
+fn a_system_prompt_of_several_parts_survives_a_second_trip_through_responses() {
+    let body = serde_json::json!({"model": "m", "messages": [
+        {"role": "system", "content": "a"},
+        {"role": "system", "content": "b"},
+        {"role": "assistant"},
+        {"role": "system", "content": "c"},
+        {"role": "assistant"},
+        {"role": "user", "content": "u"}]});
+    let request = wire::decode_request(WireFormat::OpenAiChat, &body).expect("decodes");
+    let once = wire::encode_request(WireFormat::OpenAiResponses, &request, "m").expect("encodes");
+    let decoded = wire::decode_request(WireFormat::OpenAiResponses, &once).expect("reads back");
+    let twice = wire::encode_request(WireFormat::OpenAiResponses, &decoded, "m").expect("encodes");
+    assert_eq!(
+        decoded,
+        wire::decode_request(WireFormat::OpenAiResponses, &twice).expect("reads back")
+    );
+}
