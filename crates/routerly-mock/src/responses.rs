@@ -329,8 +329,36 @@ fn validate_item<'a>(
             let Some(call_id) = item_map.get("call_id").and_then(Value::as_str) else {
                 return Err(missing(&format!("{path}.call_id")));
             };
-            if item_map.get("output").is_none_or(Value::is_null) {
-                return Err(missing(&format!("{path}.output")));
+            match item_map.get("output") {
+                None | Some(Value::Null) => return Err(missing(&format!("{path}.output"))),
+                Some(Value::String(_)) => {}
+                // A function call's output may also be a list of text, image and file parts.
+                Some(Value::Array(parts)) => {
+                    for (part_index, part) in parts.iter().enumerate() {
+                        let part_path = format!("{path}.output[{part_index}]");
+                        match part.get("type").and_then(Value::as_str) {
+                            Some("input_text" | "input_image") => {}
+                            Some("input_file") => validate_input_file(part, &part_path)?,
+                            Some(other) => {
+                                return Err(invalid(
+                                    format!(
+                                        "Invalid value: '{other}'. Supported values are: 'input_text', 'input_image', and 'input_file'."
+                                    ),
+                                    &format!("{part_path}.type"),
+                                ));
+                            }
+                            None => return Err(missing(&format!("{part_path}.type"))),
+                        }
+                    }
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        format!(
+                            "Invalid type for '{path}.output': expected a string or an array of input content parts."
+                        ),
+                        &format!("{path}.output"),
+                    ));
+                }
             }
             if !call_ids.contains(&call_id) {
                 let call = if kind == "function_call_output" {
@@ -767,6 +795,36 @@ mod tests {
         ] {
             let error = validate(&with_part(part)).expect_err("refused");
             assert_eq!(error.status, 400);
+            assert_eq!(error.param.as_deref(), Some(param), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_function_call_output_takes_text_image_and_file_parts() {
+        let with_output = |output: Value| {
+            json!({"model": "m", "input": [
+                {"type": "function_call", "call_id": "c1", "name": "read", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": output}
+            ]})
+        };
+        let parts = json!([
+            {"type": "input_text", "text": "the file"},
+            {"type": "input_image", "image_url": "data:image/png;base64,iVBO"},
+            {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}
+        ]);
+        assert_eq!(validate(&with_output(parts)), Ok(()));
+        for (output, param) in [
+            (
+                json!([{"type": "output_text", "text": "x"}]),
+                "input[1].output[0].type",
+            ),
+            (
+                json!([{"type": "input_file", "file_data": "JVBERi0="}]),
+                "input[1].output[0].file_data",
+            ),
+            (json!({"text": "x"}), "input[1].output"),
+        ] {
+            let error = validate(&with_output(output)).expect_err("refused");
             assert_eq!(error.param.as_deref(), Some(param), "{error:?}");
         }
     }
