@@ -678,6 +678,7 @@ fn conversation(body: &Value) -> Conversation<'_> {
             Some(ToolSpec {
                 name: tool.get("name")?.as_str()?,
                 schema: tool.get("input_schema"),
+                namespace: None,
             })
         })
         .collect();

@@ -133,6 +133,22 @@ fn value_for_property(property: &Value) -> Value {
 pub(crate) struct ToolSpec<'a> {
     pub name: &'a str,
     pub schema: Option<&'a Value>,
+    /// The group it belongs to (a Responses `namespace` tool), which its calls name.
+    pub namespace: Option<&'a str>,
+}
+
+impl ToolSpec<'_> {
+    /// Whether `name` names this tool: its name, or `namespace.name` for a namespaced one.
+    fn is_named(&self, name: &str) -> bool {
+        match self.namespace {
+            None => self.name == name,
+            Some(namespace) => {
+                name.strip_prefix(namespace)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    == Some(self.name)
+            }
+        }
+    }
 }
 
 /// What the request allows or forces about tools.
@@ -166,6 +182,8 @@ pub(crate) struct Conversation<'a> {
 pub(crate) struct ToolCall {
     pub name: String,
     pub arguments: Value,
+    /// The namespace of a namespaced tool.
+    pub namespace: Option<String>,
 }
 
 /// The deterministic answer.
@@ -242,14 +260,14 @@ pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
             conversation
                 .tools
                 .iter()
-                .filter(|tool| tool.name == name)
+                .filter(|tool| tool.is_named(name))
                 .take(1)
                 .collect()
         } else if let ToolChoice::Named(name) = conversation.tool_choice {
             conversation
                 .tools
                 .iter()
-                .filter(|tool| tool.name == name)
+                .filter(|tool| tool.is_named(name))
                 .take(1)
                 .collect()
         } else {
@@ -261,6 +279,7 @@ pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
                     .into_iter()
                     .map(|tool| ToolCall {
                         name: tool.name.to_owned(),
+                        namespace: tool.namespace.map(str::to_owned),
                         arguments: if conversation.directives.args.is_empty() {
                             arguments_from_schema(tool.schema)
                         } else {
@@ -410,10 +429,12 @@ mod tests {
                 ToolSpec {
                     name: "Bash",
                     schema: None,
+                    namespace: None,
                 },
                 ToolSpec {
                     name: "Read",
                     schema: Some(&schema),
+                    namespace: None,
                 },
             ],
             tool_choice: ToolChoice::Auto,
