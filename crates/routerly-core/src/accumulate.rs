@@ -96,6 +96,7 @@ impl Accumulator {
             stop_sequence: None,
             usage: self.usage,
             created: chrono::Utc::now().timestamp(),
+            web_sources: Default::default(),
         }
     }
 }

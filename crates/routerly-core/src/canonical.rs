@@ -523,6 +523,58 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// Unix seconds of creation.
     pub created: i64,
+    /// What the provider's own web search found, and the sources the text cites.
+    #[serde(default, skip_serializing_if = "WebSources::is_empty")]
+    pub web_sources: WebSources,
+}
+
+/// What a provider's hosted web search found for an answer (Anthropic's
+/// `web_search_tool_result` blocks and the `citations` on its text): the searches, in
+/// order, and the sources the answer's text cites.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WebSources {
+    /// The searches the provider ran.
+    pub searches: Vec<WebSearchCall>,
+    /// The citations of the answer's text.
+    pub citations: Vec<Citation>,
+}
+
+impl WebSources {
+    /// Whether there is nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self.searches.is_empty() && self.citations.is_empty()
+    }
+}
+
+/// One search the provider ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebSearchCall {
+    /// The provider's id of the search.
+    pub id: String,
+    /// What it searched for.
+    pub query: String,
+    /// The pages it found, in order.
+    pub results: Vec<WebPage>,
+}
+
+/// A web page: a search result or a cited source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebPage {
+    /// Its URL.
+    pub url: String,
+    /// Its title, when the provider gives one.
+    pub title: Option<String>,
+}
+
+/// A source the answer's text cites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The page cited.
+    pub page: WebPage,
+    /// Where the citing text starts, in characters of the answer's text parts joined.
+    pub start: usize,
+    /// Where it ends (exclusive), in the same characters.
+    pub end: usize,
 }
 
 /// One event of a streamed answer, in the order providers produce them.

@@ -721,6 +721,7 @@ fn foreign_responses_are_encoded_as_anthropic_messages() {
             reasoning_tokens: 5,
         },
         created: 1_700_000_000,
+        web_sources: Default::default(),
     };
     assert_eq!(
         encode_response(&response),
@@ -805,6 +806,7 @@ fn streamed_message_matches_the_non_streamed_encoding() {
         stop_sequence: None,
         usage: Usage::default(),
         created: 0,
+        web_sources: Default::default(),
     };
     for event in &events {
         match event {
@@ -1334,4 +1336,54 @@ fn an_image_needs_an_image_media_type() {
     let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "IMAGE/png", "data": "aGk="}}]}]});
     decode_request(&body).expect("an image type, in any case");
+}
+
+/// An Anthropic answer that searched the web: the search, what it found and the text's
+/// citations reach a Responses client as a `web_search_call` item and `url_citation`
+/// annotations, and a Chat Completions client as the message's `annotations`.
+#[test]
+fn web_search_sources_reach_openai_clients() {
+    use routerly_core::wire::{self, WireFormat};
+    let answer = json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+        "content": [
+            {"type": "text", "text": "Let me look. "},
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "rust 2024"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                {"type": "web_search_result", "url": "https://blog.rust-lang.org/", "title": "Rust Blog",
+                 "encrypted_content": "e1", "page_age": null}
+            ]},
+            {"type": "text", "text": "Rust 2024 shipped.", "citations": [
+                {"type": "web_search_result_location", "url": "https://blog.rust-lang.org/",
+                 "title": "Rust Blog", "cited_text": "Rust 2024 is out", "encrypted_index": "i1"}
+            ]}
+        ],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 10, "output_tokens": 5, "server_tool_use": {"web_search_requests": 1}}
+    });
+    let response = wire::decode_response(WireFormat::AnthropicMessages, &answer).expect("decodes");
+    let responses = wire::encode_response(WireFormat::OpenAiResponses, &response);
+    let output = responses["output"].as_array().expect("output");
+    assert_eq!(output[0]["type"], "web_search_call");
+    assert_eq!(
+        output[0]["action"],
+        json!({"type": "search", "query": "rust 2024",
+            "sources": [{"type": "url", "url": "https://blog.rust-lang.org/"}]})
+    );
+    assert_eq!(output[1]["type"], "message");
+    assert_eq!(
+        output[1]["content"][0]["text"],
+        "Let me look. Rust 2024 shipped."
+    );
+    assert_eq!(
+        output[1]["content"][0]["annotations"],
+        json!([{"type": "url_citation", "start_index": 13, "end_index": 31,
+            "url": "https://blog.rust-lang.org/", "title": "Rust Blog"}])
+    );
+    let chat = wire::encode_response(WireFormat::OpenAiChat, &response);
+    assert_eq!(
+        chat["choices"][0]["message"]["annotations"],
+        json!([{"type": "url_citation", "url_citation": {"start_index": 13, "end_index": 31,
+            "url": "https://blog.rust-lang.org/", "title": "Rust Blog"}}])
+    );
 }

@@ -246,6 +246,7 @@ fn a_response_object_decodes_with_usage_and_stop_reason() {
                 reasoning_tokens: 7,
             },
             created: 1741476777,
+            web_sources: Default::default(),
         }
     );
     let incomplete =
@@ -280,6 +281,7 @@ fn a_canonical_answer_encodes_as_a_response_object() {
             ..Usage::default()
         },
         created: 1_700_000_000,
+        web_sources: Default::default(),
     };
     let body = wire::encode_response(WireFormat::OpenAiResponses, &answer);
     assert_eq!(body["id"], "resp_abc");

@@ -51,6 +51,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
         created: get(body_map, "created")
             .and_then(Value::as_i64)
             .unwrap_or_else(|| chrono::Utc::now().timestamp()),
+            web_sources: Default::default(),
     })
 }
 
@@ -293,6 +294,19 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
     message.insert("refusal".into(), Value::Null);
+    // The sources a provider's web search gave the text, as OpenAI's search models give them.
+    let citations = &response.web_sources.citations;
+    if !citations.is_empty() {
+        let annotations = citations.iter().map(|citation| {
+            json!({"type": "url_citation", "url_citation": {
+                "start_index": citation.start,
+                "end_index": citation.end,
+                "url": citation.page.url,
+                "title": citation.page.title.as_deref().unwrap_or_default(),
+            }})
+        });
+        message.insert("annotations".into(), annotations.collect());
+    }
 
     let finish_reason = stop_reason_name(
         response
