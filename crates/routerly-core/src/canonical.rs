@@ -659,6 +659,17 @@ pub enum StreamEvent {
         /// The stop sequence that matched, when known.
         stop_sequence: Option<String>,
     },
+    /// A search the provider's hosted web search ran, complete with what it found.
+    WebSearch {
+        /// The search.
+        search: WebSearchCall,
+    },
+    /// A citation of text already streamed (its `end` is at most the text streamed so
+    /// far), sent when the cited text is complete.
+    Citation {
+        /// The citation.
+        citation: Citation,
+    },
     /// The stream is over; always last when the provider finished cleanly.
     End,
 }

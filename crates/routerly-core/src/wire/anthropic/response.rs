@@ -72,10 +72,14 @@ fn web_sources(blocks: &[Value]) -> WebSources {
             }
             Some("web_search_tool_result") => {
                 let id = block["tool_use_id"].as_str().unwrap_or_default();
-                sources.searches.push(search_call(id, &queries, &block["content"]));
+                sources
+                    .searches
+                    .push(search_call(id, &queries, &block["content"]));
             }
             Some("text") => {
-                let length = block["text"].as_str().map_or(0, |text| text.chars().count());
+                let length = block["text"]
+                    .as_str()
+                    .map_or(0, |text| text.chars().count());
                 for citation in block["citations"].as_array().into_iter().flatten() {
                     if let Some(page) = cited_page(citation) {
                         sources.citations.push(Citation {

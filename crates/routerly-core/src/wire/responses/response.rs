@@ -66,7 +66,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
             .get("created_at")
             .and_then(Value::as_i64)
             .unwrap_or_default(),
-            web_sources: Default::default(),
+        web_sources: Default::default(),
     })
 }
 
@@ -379,7 +379,10 @@ pub fn encode_response_echoing(response: &ChatResponse, echo: &Echo) -> Value {
         }
     }
     for citation in &response.web_sources.citations {
-        let message = messages.iter().rev().find(|(_, start)| *start <= citation.start);
+        let message = messages
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= citation.start);
         if let Some((index, start)) = message
             && let Some(Value::Array(annotations)) =
                 output[*index].pointer_mut("/content/0/annotations")
