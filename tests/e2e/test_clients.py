@@ -692,3 +692,37 @@ def test_vercel_ai_sdk_image_and_pdf(setup, workspace, family, scenario):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["texts"][0], result
     check_media(setup, family, before, "responses" if scenario == "media-responses" else "chat")
+
+
+# ---- web search sources -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_web_search_sources_reach_a_responses_client_from_anthropic(setup, stream):
+    """Codex's `web_search` runs as Anthropic's server web search; what it found comes back as a
+    `web_search_call` item and the text's citations as `url_citation` annotations (the mock's
+    `[mock:web_search=QUERY]` searches and cites one page)."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{setup.routerly.url}/v1", api_key=setup.routerly.token, max_retries=0)
+    family = next(family for family in FAMILIES if family.name == "anthropic")
+    arguments = dict(model=family.alias, input="What is new in Rust? [mock:web_search=rust 2024]",
+                     tools=[{"type": "web_search"}])  # fmt: skip
+    if stream:
+        with client.responses.stream(**arguments) as events:
+            annotations_added = [event.annotation for event in events if event.type == "response.output_text.annotation.added"]
+            response = events.get_final_response()
+        assert [annotation["url"] for annotation in annotations_added] == ["https://search.example/rust-2024"]
+    else:
+        response = client.responses.create(**arguments)
+    searches = [item for item in response.output if item.type == "web_search_call"]
+    assert len(searches) == 1, response.output
+    assert searches[0].action.query == "rust 2024", searches[0]
+    [message] = [item for item in response.output if item.type == "message"]
+    [annotation] = message.content[0].annotations
+    assert annotation.type == "url_citation" and annotation.url == "https://search.example/rust-2024", annotation
+    assert annotation.title == "Mock result for rust 2024", annotation
+    cited = message.content[0].text[annotation.start_index : annotation.end_index]
+    assert cited and cited in message.content[0].text, (annotation, message.content[0].text)
+    record = setup.routerly.usage_records()[-1]
+    assert record["model_id"] == family.model_id and record["status"] == 200, record

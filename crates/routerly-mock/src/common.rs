@@ -19,6 +19,10 @@ pub(crate) struct Directives {
     /// `[mock:arg.KEY=VALUE]`, in order: the call's arguments are exactly these strings
     /// instead of the schema-derived ones.
     pub args: Vec<(String, String)>,
+    /// `[mock:web_search=QUERY]`: a text answer first searches the web for QUERY with the
+    /// provider's hosted search, when the request offers it (Anthropic), and cites what
+    /// it found.
+    pub web_search: Option<String>,
 }
 
 const DIRECTIVE_OPEN: &str = "[mock:";
@@ -49,6 +53,7 @@ impl Directives {
                 "cache_write" => directives.cache_write = value.parse().unwrap_or(0),
                 "parallel" => directives.parallel = true,
                 "tool" if !value.is_empty() => directives.tool = Some(value.to_owned()),
+                "web_search" if !value.is_empty() => directives.web_search = Some(value.to_owned()),
                 _ => {
                     if let Some(name) = key.strip_prefix("arg.").filter(|name| !name.is_empty()) {
                         directives.args.push((name.to_owned(), value.to_owned()));
