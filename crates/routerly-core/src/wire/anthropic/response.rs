@@ -112,7 +112,7 @@ pub(super) fn search_call(id: &str, queries: &[(&str, &str)], content: &Value) -
             .into_iter()
             .flatten()
             .filter(|result| result["type"] == "web_search_result")
-            .filter_map(|result| page(result))
+            .filter_map(page)
             .collect(),
     }
 }

@@ -322,6 +322,16 @@ pub fn encode_response(response: &ChatResponse) -> Value {
     })
 }
 
+/// A Chat Completions `url_citation` annotation of `citation`.
+pub(super) fn url_citation(citation: &Citation) -> Value {
+    json!({"type": "url_citation", "url_citation": {
+        "start_index": citation.start,
+        "end_index": citation.end,
+        "url": citation.page.url,
+        "title": citation.page.title.as_deref().unwrap_or_default(),
+    }})
+}
+
 #[cfg(test)]
 mod usage_tests {
     use super::*;
@@ -345,14 +355,4 @@ mod usage_tests {
         assert_eq!(decode_usage_text("null"), None);
         assert_eq!(decode_usage_text("[1, 2]"), None);
     }
-}
-
-/// A Chat Completions `url_citation` annotation of `citation`.
-pub(super) fn url_citation(citation: &Citation) -> Value {
-    json!({"type": "url_citation", "url_citation": {
-        "start_index": citation.start,
-        "end_index": citation.end,
-        "url": citation.page.url,
-        "title": citation.page.title.as_deref().unwrap_or_default(),
-    }})
 }
