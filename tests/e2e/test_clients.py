@@ -363,24 +363,24 @@ def test_claude_code_read_tool_round_trip(setup, workspace, family):
     calls.check(workspace.nonce)
 
 
-# Where a PDF the Read tool returned stands in each family's request: after the `tool` message
-# in a user message's `file` part (Chat Completions), inside the `tool_result` (Anthropic),
-# after the `functionResponse` (Gemini).
-READ_PDF_SHAPES = {
+# Where a PDF or an image the Read tool returned stands in each family's request: after the
+# `tool` message in a user message's `file` / `image_url` part (Chat Completions), inside the
+# `tool_result` (Anthropic), after the `functionResponse` (Gemini); each as its base64 data.
+READ_MEDIA_SHAPES = {
     "openai": lambda body: [
-        part["file"]["file_data"]
+        json.dumps(part)
         for index, message in enumerate(body["messages"])
         if message["role"] == "user" and index > 0 and body["messages"][index - 1]["role"] == "tool"
-        for part in message["content"] if isinstance(part, dict) and part.get("type") == "file"
+        for part in message["content"] if isinstance(part, dict) and part.get("type") in ("file", "image_url")
     ],
     "anthropic": lambda body: [
-        block["source"]["data"]
+        json.dumps(block)
         for message in body["messages"] if isinstance(message["content"], list)
         for result in message["content"] if result.get("type") == "tool_result"
-        for block in result.get("content", []) if isinstance(block, dict) and block.get("type") == "document"
+        for block in result.get("content", []) if isinstance(block, dict) and block.get("type") in ("document", "image")
     ],
     "gemini": lambda body: [
-        part["inlineData"]["data"]
+        json.dumps(part)
         for content in body["contents"]
         for index, part in enumerate(content["parts"])
         if "inlineData" in part and index > 0 and "functionResponse" in content["parts"][index - 1]
@@ -388,22 +388,26 @@ READ_PDF_SHAPES = {
 }
 
 
+@pytest.mark.parametrize("media", ["pdf", "png"])
 @pytest.mark.parametrize("family", family_params("claude_code"))
-def test_claude_code_reads_a_pdf(setup, workspace, family):
-    """Claude Code's Read tool returns a PDF as a `document` inside the tool result; each family
-    gets it where its API takes a tool's file, and the call is recorded and priced."""
+def test_claude_code_reads_a_pdf_or_an_image(setup, workspace, family, media):
+    """Claude Code's Read tool returns a PDF as a `document` and a picture as an `image` inside
+    the tool result; each family gets it where its API takes a tool's file, and the call is
+    recorded and priced."""
     needs(CLAUDE)
     import base64
 
+    data = {"pdf": MEDIA_PDF, "png": MEDIA_PNG}[media]
     calls = Calls(setup, family)
-    report = workspace.project / "report.pdf"
-    report.write_bytes(base64.b64decode(MEDIA_PDF))
-    prompt = f"Summarise {report}. [mock:tool=Read] [mock:arg.file_path={report}]"
+    path = workspace.project / f"report.{media}"
+    path.write_bytes(base64.b64decode(data))
+    prompt = f"Look at {path}. [mock:tool=Read] [mock:arg.file_path={path}]"
     out = run_claude_code(setup, workspace, family, prompt)
     assert out.strip(), out
     bodies = calls.check("", min_calls=2)
-    carried = [data for body in bodies for data in READ_PDF_SHAPES[family.name](body)]
-    assert any(MEDIA_PDF in data for data in carried), json.dumps(bodies[-1])[:3000]
+    carried = [part for body in bodies for part in READ_MEDIA_SHAPES[family.name](body)]
+    media_type = {"pdf": "application/pdf", "png": "image/png"}[media]
+    assert any(data in part and media_type in part for part in carried), json.dumps(bodies[-1])[:3000]
 
 
 # ---- Codex CLI (npm @openai/codex) --------------------------------------------------------------
