@@ -446,13 +446,13 @@ apps = false
 """
 
 
-def run_codex(setup: Setup, workspace: Workspace, family: Family, prompt: str) -> str:
+def run_codex(setup: Setup, workspace: Workspace, family: Family, prompt: str, *flags: str) -> str:
     codex_home = workspace.home / ".codex"
     codex_home.mkdir(exist_ok=True)
     (codex_home / "config.toml").write_text(CODEX_CONFIG.format(model=family.alias, url=workspace.recorder.url))
     env = client_env(setup, workspace, CODEX_HOME=str(codex_home))
     return run_client([CODEX, "exec", "--skip-git-repo-check", "--ephemeral", "-C", workspace.project,
-                       prompt], env, workspace.project, setup)  # fmt: skip
+                       *flags, prompt], env, workspace.project, setup)  # fmt: skip
 
 
 @pytest.mark.parametrize("family", family_params("codex"))
@@ -730,3 +730,19 @@ def test_web_search_sources_reach_a_responses_client_from_anthropic(setup, strea
     assert cited and cited in message.content[0].text, (annotation, message.content[0].text)
     record = setup.routerly.usage_records()[-1]
     assert record["model_id"] == family.model_id and record["status"] == 200, record
+
+
+def test_codex_gets_the_sources_of_a_claude_web_search(setup, workspace):
+    """Codex's `web_search` tool runs as Anthropic's server web search on a Claude model; Codex
+    receives the search as a `web_search_call` item (its `--json` events show it) and the
+    answer's text."""
+    needs(CODEX)
+    family = next(family for family in FAMILIES if family.name == "anthropic")
+    calls = Calls(setup, family)
+    out = run_codex(setup, workspace, family, "What is new in Rust? [mock:web_search=rust 2024]", "--json")
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    items = [event["item"] for event in events if event.get("type") == "item.completed"]
+    assert any(item.get("type") == "web_search" and "rust 2024" in json.dumps(item) for item in items), items
+    assert any("What the web says about rust 2024." in json.dumps(item) for item in items), items
+    [body] = calls.check("", min_calls=1)
+    assert '"web_search_20250305"' in json.dumps(body), json.dumps(body)[:2000]

@@ -46,7 +46,22 @@ pub(crate) async fn messages(
     if directives.garbage {
         return garbage(stream);
     }
-    let answer = decide(&conversation);
+    let offers_web_search = (body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten())
+    .any(|tool| block_type(tool).starts_with("web_search_"));
+    // A search the request allows and the caller asks for comes before any tool call, and
+    // its answer is what the page found says.
+    let searched = directives
+        .web_search
+        .as_deref()
+        .filter(|_| offers_web_search && conversation.last_is_plain_user);
+    let answer = match searched {
+        Some(query) => Answer::Text(cited_text(query)),
+        None => decide(&conversation),
+    };
     let max_tokens = body
         .get("max_tokens")
         .and_then(Value::as_u64)
@@ -62,18 +77,10 @@ pub(crate) async fn messages(
     if thinking_words > 0 {
         blocks.push(Block::Thinking);
     }
-    let offers_web_search = (body
-        .get("tools")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten())
-    .any(|tool| block_type(tool).starts_with("web_search_"));
-    if let (Answer::Text(_), Some(query), true) =
-        (&answer, &directives.web_search, offers_web_search)
-    {
+    if let Some(query) = searched {
         blocks.push(Block::WebSearch {
             id: format!("srvtoolu_{}", state.next_call_number()),
-            query: query.clone(),
+            query: query.to_owned(),
         });
     }
     match answer {
@@ -961,7 +968,12 @@ fn web_search_blocks(id: &str, query: &str) -> [Value; 2] {
 fn web_citation(query: &str) -> Value {
     let (url, title) = search_page(query);
     json!({"type": "web_search_result_location", "url": url, "title": title,
-        "cited_text": format!("What the web says about {query}."), "encrypted_index": "mock-index"})
+        "cited_text": cited_text(query), "encrypted_index": "mock-index"})
+}
+
+/// What the page found for `query` says, and the answer that cites it.
+fn cited_text(query: &str) -> String {
+    format!("What the web says about {query}.")
 }
 
 fn sse_event(name: &str, data: &Value) -> Bytes {

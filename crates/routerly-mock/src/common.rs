@@ -19,9 +19,9 @@ pub(crate) struct Directives {
     /// `[mock:arg.KEY=VALUE]`, in order: the call's arguments are exactly these strings
     /// instead of the schema-derived ones.
     pub args: Vec<(String, String)>,
-    /// `[mock:web_search=QUERY]`: a text answer first searches the web for QUERY with the
-    /// provider's hosted search, when the request offers it (Anthropic), and cites what
-    /// it found.
+    /// `[mock:web_search=QUERY]`: when the request offers the provider's hosted web search
+    /// (Anthropic), the answer searches the web for QUERY and says what the page it found
+    /// says, citing it (before any tool call).
     pub web_search: Option<String>,
 }
 
