@@ -225,8 +225,8 @@ pub(super) fn web_search_call_item(id: &str, search: &WebSearchCall) -> Value {
 pub(super) fn url_citation(citation: &Citation, start: usize) -> Value {
     json!({
         "type": "url_citation",
-        "start_index": citation.start - start,
-        "end_index": citation.end - start,
+        "start_index": citation.start.saturating_sub(start),
+        "end_index": citation.end.saturating_sub(start),
         "url": citation.page.url,
         "title": citation.page.title.as_deref().unwrap_or_default(),
     })
