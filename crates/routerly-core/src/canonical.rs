@@ -62,9 +62,11 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     /// The end user, for attribution (`user` on OpenAI, `metadata.user_id` on Anthropic).
     pub user: Option<String>,
-    /// Tools the provider itself runs (web search, code execution, MCP, …) and tool kinds
-    /// the canonical model does not represent, as the client sent them: forwarded untouched
-    /// to a provider of the client's format, left out of a translation (and said so).
+    /// Tools the provider itself runs (web search, code execution, MCP, …), tool kinds
+    /// the canonical model does not represent, and past calls of a hosted web search in
+    /// the conversation (a Responses `web_search_call` item), as the client sent them:
+    /// forwarded untouched to a provider of the client's format, left out of a translation
+    /// (and said so).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosted_tools: Vec<HostedTool>,
 }

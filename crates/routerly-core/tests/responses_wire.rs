@@ -515,8 +515,9 @@ fn assistant_text_parts_stay_apart_through_a_second_trip() {
 }
 
 /// Codex's and the Vercel AI SDK's items decode without refusal: files, images by
-/// `file_id`, `item_reference`, hosted tools' calls, custom tool calls and newer items are
-/// carried by kind and place; a developer message after the first turn keeps its place.
+/// `file_id`, `item_reference`, custom tool calls and newer items are carried by kind and
+/// place, a past web search as a hosted tool; a developer message after the first turn
+/// keeps its place.
 #[test]
 fn items_routerly_does_not_model_are_carried() {
     let request = responses::decode_request(&json!({
@@ -554,7 +555,6 @@ fn items_routerly_does_not_model_are_carried() {
             ("input_file", Role::User),
             ("input_image", Role::User),
             ("item_reference", Role::Assistant),
-            ("web_search_call", Role::Assistant),
             ("custom_tool_call", Role::Assistant),
             ("custom_tool_call_output", Role::User),
         ]
@@ -571,7 +571,8 @@ fn items_routerly_does_not_model_are_carried() {
         wire::dropped(WireFormat::GeminiGenerateContent, &request),
         vec![
             "tools[0] (web_search)",
-            "tools[2] (namespace_from_the_future)"
+            "tools[2] (namespace_from_the_future)",
+            "input[3] (web_search_call)"
         ]
     );
     assert_eq!(

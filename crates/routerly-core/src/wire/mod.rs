@@ -879,6 +879,34 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_past_web_search_is_left_out_of_a_translation_and_named() {
+        // Codex's next request after a search: the search item stands between its question
+        // and the answer that used what it found.
+        let request = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "tools": [{"type": "web_search"}], "input": [
+                {"role": "user", "content": "news?"},
+                {"type": "web_search_call", "id": "ws_1", "status": "completed",
+                 "action": {"type": "search", "query": "news"}},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "Rust shipped.", "annotations": []}]},
+                {"role": "user", "content": "more?"}
+            ]}),
+        )
+        .expect("decodes");
+        let body = encoded(WireFormat::AnthropicMessages, &request);
+        assert_eq!(body["messages"][1]["content"][0]["text"], "Rust shipped.");
+        assert_eq!(body["tools"][0]["type"], "web_search_20250305");
+        assert_eq!(
+            dropped(WireFormat::AnthropicMessages, &request),
+            ["input[1] (web_search_call)"]
+        );
+        assert_eq!(
+            dropped(WireFormat::OpenAiChat, &request),
+            ["tools[0] (web_search)", "input[1] (web_search_call)"]
+        );
+    }
+
     fn responses_with(tools: Value) -> ChatRequest {
         decode_request(
             WireFormat::OpenAiResponses,

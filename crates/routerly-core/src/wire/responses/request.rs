@@ -74,7 +74,10 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             .ok()
             .flatten())
         .map(str::to_owned);
-    (request.tools, request.hosted_tools) = decode_tools(body_map)?;
+    let (tools, hosted_tools) = decode_tools(body_map)?;
+    request.tools = tools;
+    // The hosted tools offered, then the past calls of them the input holds.
+    request.hosted_tools.splice(0..0, hosted_tools);
     request.tool_choice = decode_tool_choice(body_map)?;
     request.response_format = decode_text_format(body_map)?;
     if let Some(reasoning_value) = get(body_map, "reasoning") {
@@ -153,6 +156,16 @@ fn decode_item(item: &Value, path: &str, request: &mut ChatRequest) -> Result<()
         }
         // Reasoning items carry OpenAI's encrypted state; other providers cannot use them.
         "reasoning" => Ok(()),
+        // A web search run earlier in the conversation (by OpenAI, or by another provider
+        // through Routerly): what it found is in the answer that followed, and no other
+        // provider can replay it, so it is carried by name only, as a hosted tool (left
+        // out of a translation and named in `x-routerly-dropped`).
+        "web_search_call" => {
+            request
+                .hosted_tools
+                .push(HostedTool::named("web_search_call", path));
+            Ok(())
+        }
         // `item_reference`, custom tool calls, hosted tools' calls (web search, file search,
         // computer, MCP…) and any newer item: carried as they are (see
         // `ContentPart::Opaque`); an `item_reference` Routerly can resolve is replaced
