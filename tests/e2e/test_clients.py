@@ -323,11 +323,8 @@ def test_vercel_ai_sdk_two_turn_chat_on_responses(setup, workspace, family):
 # ---- Claude Code (npm @anthropic-ai/claude-code) ------------------------------------------------
 
 
-@pytest.mark.parametrize("family", family_params("claude_code"))
-def test_claude_code_read_tool_round_trip(setup, workspace, family):
-    needs(CLAUDE)
-    calls = Calls(setup, family)
-    env = client_env(
+def claude_code_env(setup: Setup, workspace: Workspace, family: Family) -> dict:
+    return client_env(
         setup, workspace,
         ANTHROPIC_BASE_URL=workspace.recorder.url,
         ANTHROPIC_API_KEY=setup.routerly.token,
@@ -347,12 +344,70 @@ def test_claude_code_read_tool_round_trip(setup, workspace, family):
         CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY="1",
         DISABLE_COST_WARNINGS="1",
     )  # fmt: skip
+
+
+def run_claude_code(setup: Setup, workspace: Workspace, family: Family, prompt: str) -> str:
+    return run_client([CLAUDE, "-p", prompt, "--model", family.alias, "--allowedTools", "Read",
+                       "--output-format", "text"], claude_code_env(setup, workspace, family),
+                      workspace.project, setup)  # fmt: skip
+
+
+@pytest.mark.parametrize("family", family_params("claude_code"))
+def test_claude_code_read_tool_round_trip(setup, workspace, family):
+    needs(CLAUDE)
+    calls = Calls(setup, family)
     prompt = f"Quote the file {workspace.notes}. [mock:tool=Read] [mock:arg.file_path={workspace.notes}]"
-    out = run_client([CLAUDE, "-p", prompt, "--model", family.alias, "--allowedTools", "Read",
-                      "--output-format", "text"], env, workspace.project, setup)  # fmt: skip
+    out = run_claude_code(setup, workspace, family, prompt)
     assert out.strip().startswith("Tool result:"), out
     assert f"The launch code is {workspace.nonce}." in out, out
     calls.check(workspace.nonce)
+
+
+# Where a PDF or an image the Read tool returned stands in each family's request: after the
+# `tool` message in a user message's `file` / `image_url` part (Chat Completions), inside the
+# `tool_result` (Anthropic), after the `functionResponse` (Gemini); each as its base64 data.
+READ_MEDIA_SHAPES = {
+    "openai": lambda body: [
+        json.dumps(part)
+        for index, message in enumerate(body["messages"])
+        if message["role"] == "user" and index > 0 and body["messages"][index - 1]["role"] == "tool"
+        for part in message["content"] if isinstance(part, dict) and part.get("type") in ("file", "image_url")
+    ],
+    "anthropic": lambda body: [
+        json.dumps(block)
+        for message in body["messages"] if isinstance(message["content"], list)
+        for result in message["content"] if result.get("type") == "tool_result"
+        for block in result.get("content", []) if isinstance(block, dict) and block.get("type") in ("document", "image")
+    ],
+    "gemini": lambda body: [
+        json.dumps(part)
+        for content in body["contents"]
+        for index, part in enumerate(content["parts"])
+        if "inlineData" in part and index > 0 and "functionResponse" in content["parts"][index - 1]
+    ],
+}
+
+
+@pytest.mark.parametrize("media", ["pdf", "png"])
+@pytest.mark.parametrize("family", family_params("claude_code"))
+def test_claude_code_reads_a_pdf_or_an_image(setup, workspace, family, media):
+    """Claude Code's Read tool returns a PDF as a `document` and a picture as an `image` inside
+    the tool result; each family gets it where its API takes a tool's file, and the call is
+    recorded and priced."""
+    needs(CLAUDE)
+    import base64
+
+    data = {"pdf": MEDIA_PDF, "png": MEDIA_PNG}[media]
+    calls = Calls(setup, family)
+    path = workspace.project / f"report.{media}"
+    path.write_bytes(base64.b64decode(data))
+    prompt = f"Look at {path}. [mock:tool=Read] [mock:arg.file_path={path}]"
+    out = run_claude_code(setup, workspace, family, prompt)
+    assert out.strip(), out
+    bodies = calls.check("", min_calls=2)
+    carried = [part for body in bodies for part in READ_MEDIA_SHAPES[family.name](body)]
+    media_type = {"pdf": "application/pdf", "png": "image/png"}[media]
+    assert any(data in part and media_type in part for part in carried), json.dumps(bodies[-1])[:3000]
 
 
 # ---- Codex CLI (npm @openai/codex) --------------------------------------------------------------
@@ -391,17 +446,20 @@ apps = false
 """
 
 
+def run_codex(setup: Setup, workspace: Workspace, family: Family, prompt: str, *flags: str) -> str:
+    codex_home = workspace.home / ".codex"
+    codex_home.mkdir(exist_ok=True)
+    (codex_home / "config.toml").write_text(CODEX_CONFIG.format(model=family.alias, url=workspace.recorder.url))
+    env = client_env(setup, workspace, CODEX_HOME=str(codex_home))
+    return run_client([CODEX, "exec", "--skip-git-repo-check", "--ephemeral", "-C", workspace.project,
+                       *flags, prompt], env, workspace.project, setup)  # fmt: skip
+
+
 @pytest.mark.parametrize("family", family_params("codex"))
 def test_codex_exec_command_tool_loop(setup, workspace, family):
     needs(CODEX)
     calls = Calls(setup, family)
-    codex_home = workspace.home / ".codex"
-    codex_home.mkdir()
-    (codex_home / "config.toml").write_text(CODEX_CONFIG.format(model=family.alias, url=workspace.recorder.url))
-    env = client_env(setup, workspace, CODEX_HOME=str(codex_home))
-    prompt = "Show notes.txt. [mock:tool=exec_command] [mock:arg.cmd=cat notes.txt]"
-    out = run_client([CODEX, "exec", "--skip-git-repo-check", "--ephemeral", "-C", workspace.project,
-                      prompt], env, workspace.project, setup)  # fmt: skip
+    out = run_codex(setup, workspace, family, "Show notes.txt. [mock:tool=exec_command] [mock:arg.cmd=cat notes.txt]")
     assert f"The launch code is {workspace.nonce}." in out, out
     bodies = calls.check(workspace.nonce)
     # Codex's `namespace` tool reaches other families as flat function tools, and its
@@ -412,6 +470,80 @@ def test_codex_exec_command_tool_loop(setup, workspace, family):
         assert '"namespace"' not in sent, sent[:3000]
     if family.name == "anthropic":
         assert '"web_search_20250305"' in sent, sent[:3000]
+
+
+
+
+def call_items(body: dict) -> list[dict]:
+    """The tool calls and tool results of an upstream request, in the family's own shape, as
+    {"kind": "call"|"result", "id", "name", "text"}: Responses items, Anthropic blocks, Gemini
+    parts (whose calls and results pair by name, not id)."""
+    found = []
+    for item in body.get("input", []):
+        if item.get("type") == "function_call":
+            found.append({"kind": "call", "id": item["call_id"], "name": item["name"],
+                          "namespace": item.get("namespace"), "text": item["arguments"]})
+        elif item.get("type") == "function_call_output":
+            found.append({"kind": "result", "id": item["call_id"], "name": None, "text": json.dumps(item["output"])})
+    for message in body.get("messages", []):
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            if block.get("type") == "tool_use":
+                found.append({"kind": "call", "id": block["id"], "name": block["name"], "text": json.dumps(block["input"])})
+            elif block.get("type") == "tool_result":
+                found.append({"kind": "result", "id": block["tool_use_id"], "name": None, "text": json.dumps(block.get("content"))})
+    for content in body.get("contents", []):
+        for part in content["parts"]:
+            if "functionCall" in part:
+                call = part["functionCall"]
+                found.append({"kind": "call", "id": call["name"], "name": call["name"], "text": json.dumps(call.get("args"))})
+            elif "functionResponse" in part:
+                response = part["functionResponse"]
+                found.append({"kind": "result", "id": response["name"], "name": None, "text": json.dumps(response["response"])})
+    return found
+
+
+@pytest.mark.parametrize("family", family_params("codex"))
+def test_codex_namespaced_tool_call(setup, workspace, family):
+    """Codex's `multi_agent_v1` namespace tool: the model calls one of its members, Codex runs it
+    and sends the result back. OpenAI gets the namespace tool as sent and calls it by name and
+    namespace (as OpenAI does); other families call the flattened `multi_agent_v1__close_agent`,
+    which Codex receives under its namespace."""
+    needs(CODEX)
+    calls = Calls(setup, family)
+    tool = "multi_agent_v1.close_agent" if family.name == "openai" else "multi_agent_v1__close_agent"
+    agent = f"agent-{workspace.nonce}"
+    out = run_codex(setup, workspace, family, f"Close the agent. [mock:tool={tool}] [mock:arg.target={agent}]")
+    assert "Tool result:" in out, out
+    bodies = calls.check(agent, min_calls=2)
+    items = call_items(bodies[-1])
+    [call] = [item for item in items if item["kind"] == "call" and agent in item["text"]]
+    if family.name == "openai":
+        assert '"type": "namespace"' in json.dumps(bodies[0]), json.dumps(bodies[0])[:3000]
+        assert (call["name"], call["namespace"]) == ("close_agent", "multi_agent_v1"), call
+    else:
+        assert call["name"] == "multi_agent_v1__close_agent", call
+    # Codex ran the call (it knew the namespaced tool) and answered it.
+    [result] = [item for item in items if item["kind"] == "result" and item["id"] == call["id"]]
+    assert result["text"] not in ('""', "null"), result
+    assert "unsupported call" not in result["text"].lower(), result
+
+
+@pytest.mark.parametrize("family", family_params("codex"))
+def test_codex_view_image(setup, workspace, family):
+    """Codex's `view_image` tool reads a PNG and sends it back as the tool's output (an
+    `input_image`); each family gets the picture in its own shape, and the call is priced."""
+    needs(CODEX)
+    import base64
+
+    calls = Calls(setup, family)
+    picture = workspace.project / "picture.png"
+    picture.write_bytes(base64.b64decode(MEDIA_PNG))
+    out = run_codex(setup, workspace, family, f"Look at it. [mock:tool=view_image] [mock:arg.path={picture}]")
+    assert out.strip(), out
+    bodies = calls.check("", min_calls=2)
+    sent = json.dumps(bodies[-1], separators=(", ", ": "))
+    marker = {"openai": '"input_image"', "anthropic": '"type": "image"', "gemini": '"inlineData"'}[family.name]
+    assert marker in sent and "image/png" in sent, sent[-3000:]
 
 
 # ---- opencode (npm opencode-ai) -----------------------------------------------------------------
@@ -564,3 +696,53 @@ def test_vercel_ai_sdk_image_and_pdf(setup, workspace, family, scenario):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["texts"][0], result
     check_media(setup, family, before, "responses" if scenario == "media-responses" else "chat")
+
+
+# ---- web search sources -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_web_search_sources_reach_a_responses_client_from_anthropic(setup, stream):
+    """Codex's `web_search` runs as Anthropic's server web search; what it found comes back as a
+    `web_search_call` item and the text's citations as `url_citation` annotations (the mock's
+    `[mock:web_search=QUERY]` searches and cites one page)."""
+    import openai
+
+    client = openai.OpenAI(base_url=f"{setup.routerly.url}/v1", api_key=setup.routerly.token, max_retries=0)
+    family = next(family for family in FAMILIES if family.name == "anthropic")
+    arguments = dict(model=family.alias, input="What is new in Rust? [mock:web_search=rust 2024]",
+                     tools=[{"type": "web_search"}])  # fmt: skip
+    if stream:
+        with client.responses.stream(**arguments) as events:
+            annotations_added = [event.annotation for event in events if event.type == "response.output_text.annotation.added"]
+            response = events.get_final_response()
+        assert [annotation["url"] for annotation in annotations_added] == ["https://search.example/rust-2024"]
+    else:
+        response = client.responses.create(**arguments)
+    searches = [item for item in response.output if item.type == "web_search_call"]
+    assert len(searches) == 1, response.output
+    assert searches[0].action.query == "rust 2024", searches[0]
+    [message] = [item for item in response.output if item.type == "message"]
+    [annotation] = message.content[0].annotations
+    assert annotation.type == "url_citation" and annotation.url == "https://search.example/rust-2024", annotation
+    assert annotation.title == "Mock result for rust 2024", annotation
+    cited = message.content[0].text[annotation.start_index : annotation.end_index]
+    assert cited and cited in message.content[0].text, (annotation, message.content[0].text)
+    record = setup.routerly.usage_records()[-1]
+    assert record["model_id"] == family.model_id and record["status"] == 200, record
+
+
+def test_codex_gets_the_sources_of_a_claude_web_search(setup, workspace):
+    """Codex's `web_search` tool runs as Anthropic's server web search on a Claude model; Codex
+    receives the search as a `web_search_call` item (its `--json` events show it) and the
+    answer's text."""
+    needs(CODEX)
+    family = next(family for family in FAMILIES if family.name == "anthropic")
+    calls = Calls(setup, family)
+    out = run_codex(setup, workspace, family, "What is new in Rust? [mock:web_search=rust 2024]", "--json")
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    items = [event["item"] for event in events if event.get("type") == "item.completed"]
+    assert any(item.get("type") == "web_search" and "rust 2024" in json.dumps(item) for item in items), items
+    assert any("What the web says about rust 2024." in json.dumps(item) for item in items), items
+    [body] = calls.check("", min_calls=1)
+    assert '"web_search_20250305"' in json.dumps(body), json.dumps(body)[:2000]

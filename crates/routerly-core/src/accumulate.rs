@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::canonical::{ChatResponse, ContentPart, StreamEvent, Usage};
+use crate::canonical::{ChatResponse, ContentPart, StreamEvent, Usage, WebSources};
 
 /// Feeds on [`StreamEvent`]s and yields the answer they describe.
 #[derive(Debug, Default)]
@@ -13,6 +13,7 @@ pub struct Accumulator {
     blocks: BTreeMap<usize, ContentPart>,
     usage: Usage,
     stop_reason: Option<crate::canonical::StopReason>,
+    web_sources: WebSources,
 }
 
 impl Accumulator {
@@ -77,6 +78,10 @@ impl Accumulator {
             }
             StreamEvent::Usage { usage } => self.usage.merge(usage),
             StreamEvent::Finish { stop_reason, .. } => self.stop_reason = Some(stop_reason.clone()),
+            StreamEvent::WebSearch { search } => self.web_sources.searches.push(search.clone()),
+            StreamEvent::Citation { citation } => {
+                self.web_sources.citations.push(citation.clone());
+            }
             StreamEvent::BlockStop { .. } | StreamEvent::End => {}
         }
     }
@@ -96,6 +101,7 @@ impl Accumulator {
             stop_sequence: None,
             usage: self.usage,
             created: chrono::Utc::now().timestamp(),
+            web_sources: self.web_sources.clone(),
         }
     }
 }

@@ -62,9 +62,11 @@ pub struct ChatRequest {
     pub seed: Option<i64>,
     /// The end user, for attribution (`user` on OpenAI, `metadata.user_id` on Anthropic).
     pub user: Option<String>,
-    /// Tools the provider itself runs (web search, code execution, MCP, …) and tool kinds
-    /// the canonical model does not represent, as the client sent them: forwarded untouched
-    /// to a provider of the client's format, left out of a translation (and said so).
+    /// Tools the provider itself runs (web search, code execution, MCP, …), tool kinds
+    /// the canonical model does not represent, and past calls of a hosted web search in
+    /// the conversation (a Responses `web_search_call` item), as the client sent them:
+    /// forwarded untouched to a provider of the client's format, left out of a translation
+    /// (and said so).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosted_tools: Vec<HostedTool>,
 }
@@ -523,6 +525,58 @@ pub struct ChatResponse {
     pub usage: Usage,
     /// Unix seconds of creation.
     pub created: i64,
+    /// What the provider's own web search found, and the sources the text cites.
+    #[serde(default, skip_serializing_if = "WebSources::is_empty")]
+    pub web_sources: WebSources,
+}
+
+/// What a provider's hosted web search found for an answer (Anthropic's
+/// `web_search_tool_result` blocks and the `citations` on its text): the searches, in
+/// order, and the sources the answer's text cites.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WebSources {
+    /// The searches the provider ran.
+    pub searches: Vec<WebSearchCall>,
+    /// The citations of the answer's text.
+    pub citations: Vec<Citation>,
+}
+
+impl WebSources {
+    /// Whether there is nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self.searches.is_empty() && self.citations.is_empty()
+    }
+}
+
+/// One search the provider ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebSearchCall {
+    /// The provider's id of the search.
+    pub id: String,
+    /// What it searched for.
+    pub query: String,
+    /// The pages it found, in order.
+    pub results: Vec<WebPage>,
+}
+
+/// A web page: a search result or a cited source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebPage {
+    /// Its URL.
+    pub url: String,
+    /// Its title, when the provider gives one.
+    pub title: Option<String>,
+}
+
+/// A source the answer's text cites.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The page cited.
+    pub page: WebPage,
+    /// Where the citing text starts, in characters of the answer's text parts joined.
+    pub start: usize,
+    /// Where it ends (exclusive), in the same characters.
+    pub end: usize,
 }
 
 /// One event of a streamed answer, in the order providers produce them.
@@ -606,6 +660,17 @@ pub enum StreamEvent {
         stop_reason: StopReason,
         /// The stop sequence that matched, when known.
         stop_sequence: Option<String>,
+    },
+    /// A search the provider's hosted web search ran, complete with what it found.
+    WebSearch {
+        /// The search.
+        search: WebSearchCall,
+    },
+    /// A citation of text already streamed (its `end` is at most the text streamed so
+    /// far), sent when the cited text is complete.
+    Citation {
+        /// The citation.
+        citation: Citation,
     },
     /// The stream is over; always last when the provider finished cleanly.
     End,

@@ -721,6 +721,7 @@ fn foreign_responses_are_encoded_as_anthropic_messages() {
             reasoning_tokens: 5,
         },
         created: 1_700_000_000,
+        web_sources: Default::default(),
     };
     assert_eq!(
         encode_response(&response),
@@ -805,6 +806,7 @@ fn streamed_message_matches_the_non_streamed_encoding() {
         stop_sequence: None,
         usage: Usage::default(),
         created: 0,
+        web_sources: Default::default(),
     };
     for event in &events {
         match event {
@@ -1334,4 +1336,135 @@ fn an_image_needs_an_image_media_type() {
     let body = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "IMAGE/png", "data": "aGk="}}]}]});
     decode_request(&body).expect("an image type, in any case");
+}
+
+/// An Anthropic answer that searched the web: the search, what it found and the text's
+/// citations reach a Responses client as a `web_search_call` item and `url_citation`
+/// annotations, and a Chat Completions client as the message's `annotations`.
+#[test]
+fn web_search_sources_reach_openai_clients() {
+    use routerly_core::wire::{self, WireFormat};
+    let answer = json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+        "content": [
+            {"type": "text", "text": "Let me look. "},
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "rust 2024"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                {"type": "web_search_result", "url": "https://blog.rust-lang.org/", "title": "Rust Blog",
+                 "encrypted_content": "e1", "page_age": null}
+            ]},
+            {"type": "text", "text": "Rust 2024 shipped.", "citations": [
+                {"type": "web_search_result_location", "url": "https://blog.rust-lang.org/",
+                 "title": "Rust Blog", "cited_text": "Rust 2024 is out", "encrypted_index": "i1"}
+            ]}
+        ],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 10, "output_tokens": 5, "server_tool_use": {"web_search_requests": 1}}
+    });
+    let response = wire::decode_response(WireFormat::AnthropicMessages, &answer).expect("decodes");
+    let responses = wire::encode_response(WireFormat::OpenAiResponses, &response);
+    let output = responses["output"].as_array().expect("output");
+    assert_eq!(output[0]["type"], "web_search_call");
+    assert_eq!(
+        output[0]["action"],
+        json!({"type": "search", "query": "rust 2024",
+            "sources": [{"type": "url", "url": "https://blog.rust-lang.org/"}]})
+    );
+    assert_eq!(output[1]["type"], "message");
+    assert_eq!(
+        output[1]["content"][0]["text"],
+        "Let me look. Rust 2024 shipped."
+    );
+    assert_eq!(
+        output[1]["content"][0]["annotations"],
+        json!([{"type": "url_citation", "start_index": 13, "end_index": 31,
+            "url": "https://blog.rust-lang.org/", "title": "Rust Blog"}])
+    );
+    let chat = wire::encode_response(WireFormat::OpenAiChat, &response);
+    assert_eq!(
+        chat["choices"][0]["message"]["annotations"],
+        json!([{"type": "url_citation", "url_citation": {"start_index": 13, "end_index": 31,
+            "url": "https://blog.rust-lang.org/", "title": "Rust Blog"}}])
+    );
+}
+
+/// The same sources in a streamed answer: the search as a `web_search_call` item when its
+/// result arrives, the citation as an `output_text.annotation.added` event and in the
+/// finished message, and (for Chat Completions) as a delta's `annotations`.
+#[test]
+fn streamed_web_search_sources_reach_openai_clients() {
+    use routerly_core::wire::{openai, responses};
+    let events = [
+        json!({"type": "message_start", "message": {"id": "msg_1", "model": "claude", "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Let me look. "}}),
+        json!({"type": "content_block_stop", "index": 0}),
+        json!({"type": "content_block_start", "index": 1, "content_block": {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"query\": \"rust"}}),
+        json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": " 2024\"}"}}),
+        json!({"type": "content_block_stop", "index": 1}),
+        json!({"type": "content_block_start", "index": 2, "content_block": {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+            {"type": "web_search_result", "url": "https://blog.rust-lang.org/", "title": "Rust Blog", "encrypted_content": "e1"}]}}),
+        json!({"type": "content_block_stop", "index": 2}),
+        json!({"type": "content_block_start", "index": 3, "content_block": {"type": "text", "text": ""}}),
+        json!({"type": "content_block_delta", "index": 3, "delta": {"type": "citations_delta", "citation": {
+            "type": "web_search_result_location", "url": "https://blog.rust-lang.org/", "title": "Rust Blog",
+            "cited_text": "Rust 2024 is out", "encrypted_index": "i1"}}}),
+        json!({"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "Rust 2024 shipped."}}),
+        json!({"type": "content_block_stop", "index": 3}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+        json!({"type": "message_stop"}),
+    ];
+    let mut decoder = StreamDecoder::new();
+    let canonical: Vec<_> = events
+        .iter()
+        .flat_map(|event| decoder.decode(None, &event.to_string()).expect("decodes"))
+        .collect();
+    let mut encoder = responses::StreamEncoder::new();
+    let frames: Vec<Value> = canonical
+        .iter()
+        .flat_map(|event| encoder.encode(event))
+        .map(|frame| serde_json::from_str(&frame.data).expect("JSON"))
+        .collect();
+    let of_type = |name: &str| -> Vec<&Value> {
+        frames
+            .iter()
+            .filter(|frame| frame["type"] == name)
+            .collect()
+    };
+    let search = of_type("response.output_item.done")
+        .into_iter()
+        .find(|frame| frame["item"]["type"] == "web_search_call")
+        .expect("a web_search_call item");
+    assert_eq!(search["item"]["action"]["query"], "rust 2024");
+    assert_eq!(
+        search["item"]["action"]["sources"],
+        json!([{"type": "url", "url": "https://blog.rust-lang.org/"}])
+    );
+    let annotation = json!({"type": "url_citation", "start_index": 0, "end_index": 18,
+        "url": "https://blog.rust-lang.org/", "title": "Rust Blog"});
+    assert_eq!(
+        of_type("response.output_text.annotation.added")[0]["annotation"],
+        annotation
+    );
+    let completed = &of_type("response.completed")[0]["response"]["output"];
+    let cited = completed
+        .as_array()
+        .expect("output")
+        .iter()
+        .find(|item| item["content"][0]["text"] == "Rust 2024 shipped.")
+        .expect("the cited message");
+    assert_eq!(cited["content"][0]["annotations"], json!([annotation]));
+    assert_eq!(completed[1]["type"], "web_search_call");
+
+    let mut chat = openai::StreamEncoder::new(true);
+    let chat_frames: String = canonical
+        .iter()
+        .flat_map(|event| chat.encode(event))
+        .map(|frame| frame.data)
+        .collect();
+    assert!(
+        chat_frames.contains(r#""annotations":[{"type":"url_citation","url_citation":{"start_index":13,"end_index":31,"url":"https://blog.rust-lang.org/","title":"Rust Blog"}}]"#),
+        "{chat_frames}"
+    );
 }

@@ -554,6 +554,7 @@ fn encode_response_handles_anthropic_shaped_answers() {
             reasoning_tokens: 0,
         },
         created: 1_750_000_000,
+        web_sources: Default::default(),
     };
     let encoded = openai::encode_response(&response);
     assert_eq!(

@@ -247,6 +247,7 @@ fn a_response_object_decodes_with_usage_and_stop_reason() {
                 reasoning_tokens: 7,
             },
             created: 1741476777,
+            web_sources: Default::default(),
         }
     );
     let incomplete =
@@ -281,6 +282,7 @@ fn a_canonical_answer_encodes_as_a_response_object() {
             ..Usage::default()
         },
         created: 1_700_000_000,
+        web_sources: Default::default(),
     };
     let body = wire::encode_response(WireFormat::OpenAiResponses, &answer);
     assert_eq!(body["id"], "resp_abc");
@@ -514,8 +516,9 @@ fn assistant_text_parts_stay_apart_through_a_second_trip() {
 }
 
 /// Codex's and the Vercel AI SDK's items decode without refusal: files, images by
-/// `file_id`, `item_reference`, hosted tools' calls, custom tool calls and newer items are
-/// carried by kind and place; a developer message after the first turn keeps its place.
+/// `file_id`, `item_reference`, custom tool calls and newer items are carried by kind and
+/// place, a past web search as a hosted tool; a developer message after the first turn
+/// keeps its place.
 #[test]
 fn items_routerly_does_not_model_are_carried() {
     let request = responses::decode_request(&json!({
@@ -553,7 +556,6 @@ fn items_routerly_does_not_model_are_carried() {
             ("input_file", Role::User),
             ("input_image", Role::User),
             ("item_reference", Role::Assistant),
-            ("web_search_call", Role::Assistant),
             ("custom_tool_call", Role::Assistant),
             ("custom_tool_call_output", Role::User),
         ]
@@ -570,7 +572,8 @@ fn items_routerly_does_not_model_are_carried() {
         wire::dropped(WireFormat::GeminiGenerateContent, &request),
         vec![
             "tools[0] (web_search)",
-            "tools[2] (namespace_from_the_future)"
+            "tools[2] (namespace_from_the_future)",
+            "input[3] (web_search_call)"
         ]
     );
     assert_eq!(

@@ -139,6 +139,7 @@ fn answer() -> impl Strategy<Value = ChatResponse> {
                     ..Usage::default()
                 },
                 created: 1_767_225_600,
+                web_sources: Default::default(),
             },
         )
 }

@@ -46,7 +46,22 @@ pub(crate) async fn messages(
     if directives.garbage {
         return garbage(stream);
     }
-    let answer = decide(&conversation);
+    let offers_web_search = (body
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten())
+    .any(|tool| block_type(tool).starts_with("web_search_"));
+    // A search the request allows and the caller asks for comes before any tool call, and
+    // its answer is what the page found says.
+    let searched = directives
+        .web_search
+        .as_deref()
+        .filter(|_| offers_web_search && conversation.last_is_plain_user);
+    let answer = match searched {
+        Some(query) => Answer::Text(cited_text(query)),
+        None => decide(&conversation),
+    };
     let max_tokens = body
         .get("max_tokens")
         .and_then(Value::as_u64)
@@ -61,6 +76,12 @@ pub(crate) async fn messages(
     let mut blocks = Vec::new();
     if thinking_words > 0 {
         blocks.push(Block::Thinking);
+    }
+    if let Some(query) = searched {
+        blocks.push(Block::WebSearch {
+            id: format!("srvtoolu_{}", state.next_call_number()),
+            query: query.to_owned(),
+        });
     }
     match answer {
         Answer::Text(text) => match truncate_words(&text, max_tokens) {
@@ -678,6 +699,7 @@ fn conversation(body: &Value) -> Conversation<'_> {
             Some(ToolSpec {
                 name: tool.get("name")?.as_str()?,
                 schema: tool.get("input_schema"),
+                namespace: None,
             })
         })
         .collect();
@@ -744,6 +766,12 @@ fn conversation(body: &Value) -> Conversation<'_> {
 
 enum Block {
     Thinking,
+    /// A hosted web search (its `server_tool_use` and `web_search_tool_result` blocks); the
+    /// text after it cites its one result.
+    WebSearch {
+        id: String,
+        query: String,
+    },
     Text(String),
     ToolUse {
         id: String,
@@ -774,20 +802,34 @@ impl Message<'_> {
         })
     }
 
+    /// The query of the answer's web search, whose result its text cites.
+    fn searched(&self) -> Option<&str> {
+        self.blocks.iter().find_map(|block| match block {
+            Block::WebSearch { query, .. } => Some(query.as_str()),
+            _ => None,
+        })
+    }
+
     fn to_json(&self) -> Value {
-        let content: Vec<Value> = self
-            .blocks
-            .iter()
-            .map(|block| match block {
-                Block::Thinking => {
-                    json!({"type": "thinking", "thinking": THINKING_TEXT, "signature": THINKING_SIGNATURE})
+        let mut content: Vec<Value> = Vec::new();
+        for block in &self.blocks {
+            match block {
+                Block::Thinking => content.push(
+                    json!({"type": "thinking", "thinking": THINKING_TEXT, "signature": THINKING_SIGNATURE}),
+                ),
+                Block::WebSearch { id, query } => content.extend(web_search_blocks(id, query)),
+                Block::Text(text) => {
+                    let mut block = json!({"type": "text", "text": text});
+                    if let Some(query) = self.searched() {
+                        block["citations"] = json!([web_citation(query)]);
+                    }
+                    content.push(block);
                 }
-                Block::Text(text) => json!({"type": "text", "text": text}),
-                Block::ToolUse { id, name, input } => {
-                    json!({"type": "tool_use", "id": id, "name": name, "input": input})
-                }
-            })
-            .collect();
+                Block::ToolUse { id, name, input } => content.push(
+                    json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+                ),
+            }
+        }
         json!({
             "id": self.id,
             "type": "message",
@@ -817,8 +859,10 @@ impl Message<'_> {
             },
         });
         events.push(sse_event("message_start", &start));
-        for (index, block) in self.blocks.iter().enumerate() {
-            let (content_block, deltas): (Value, Vec<Value>) = match block {
+        // Each block with its deltas; a web search is two blocks.
+        let mut streamed: Vec<(Value, Vec<Value>)> = Vec::new();
+        for block in &self.blocks {
+            let next = match block {
                 Block::Thinking => (
                     json!({"type": "thinking", "thinking": "", "signature": ""}),
                     word_fragments(THINKING_TEXT)
@@ -829,11 +873,23 @@ impl Message<'_> {
                         ])
                         .collect(),
                 ),
+                Block::WebSearch { id, query } => {
+                    let [call, result] = web_search_blocks(id, query);
+                    let mut start = call.clone();
+                    start["input"] = json!({});
+                    let input = json!({"type": "input_json_delta", "partial_json": call["input"].to_string()});
+                    streamed.push((start, vec![input]));
+                    (result, Vec::new())
+                }
                 Block::Text(text) => (
                     json!({"type": "text", "text": ""}),
-                    word_fragments(text)
-                        .into_iter()
-                        .map(|fragment| json!({"type": "text_delta", "text": fragment}))
+                    (self.searched().into_iter())
+                        .map(|query| json!({"type": "citations_delta", "citation": web_citation(query)}))
+                        .chain(
+                            word_fragments(text)
+                                .into_iter()
+                                .map(|fragment| json!({"type": "text_delta", "text": fragment})),
+                        )
                         .collect(),
                 ),
                 Block::ToolUse { id, name, input } => {
@@ -847,6 +903,9 @@ impl Message<'_> {
                     )
                 }
             };
+            streamed.push(next);
+        }
+        for (index, (content_block, deltas)) in streamed.into_iter().enumerate() {
             events.push(sse_event(
                 "content_block_start",
                 &json!({"type": "content_block_start", "index": index, "content_block": content_block}),
@@ -880,6 +939,41 @@ impl Message<'_> {
         ));
         events
     }
+}
+
+/// The page the mock's web search finds for `query`.
+fn search_page(query: &str) -> (String, String) {
+    let slug: String = (query.chars())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    (
+        format!("https://search.example/{slug}"),
+        format!("Mock result for {query}"),
+    )
+}
+
+/// A web search's `server_tool_use` and `web_search_tool_result` blocks.
+fn web_search_blocks(id: &str, query: &str) -> [Value; 2] {
+    let (url, title) = search_page(query);
+    [
+        json!({"type": "server_tool_use", "id": id, "name": "web_search", "input": {"query": query}}),
+        json!({"type": "web_search_tool_result", "tool_use_id": id, "content": [
+            {"type": "web_search_result", "url": url, "title": title,
+             "encrypted_content": "mock-encrypted", "page_age": null}
+        ]}),
+    ]
+}
+
+/// The citation of the search result for `query`.
+fn web_citation(query: &str) -> Value {
+    let (url, title) = search_page(query);
+    json!({"type": "web_search_result_location", "url": url, "title": title,
+        "cited_text": cited_text(query), "encrypted_index": "mock-index"})
+}
+
+/// What the page found for `query` says, and the answer that cites it.
+fn cited_text(query: &str) -> String {
+    format!("What the web says about {query}.")
 }
 
 fn sse_event(name: &str, data: &Value) -> Bytes {

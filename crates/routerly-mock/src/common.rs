@@ -19,6 +19,10 @@ pub(crate) struct Directives {
     /// `[mock:arg.KEY=VALUE]`, in order: the call's arguments are exactly these strings
     /// instead of the schema-derived ones.
     pub args: Vec<(String, String)>,
+    /// `[mock:web_search=QUERY]`: when the request offers the provider's hosted web search
+    /// (Anthropic), the answer searches the web for QUERY and says what the page it found
+    /// says, citing it (before any tool call).
+    pub web_search: Option<String>,
 }
 
 const DIRECTIVE_OPEN: &str = "[mock:";
@@ -49,6 +53,7 @@ impl Directives {
                 "cache_write" => directives.cache_write = value.parse().unwrap_or(0),
                 "parallel" => directives.parallel = true,
                 "tool" if !value.is_empty() => directives.tool = Some(value.to_owned()),
+                "web_search" if !value.is_empty() => directives.web_search = Some(value.to_owned()),
                 _ => {
                     if let Some(name) = key.strip_prefix("arg.").filter(|name| !name.is_empty()) {
                         directives.args.push((name.to_owned(), value.to_owned()));
@@ -133,6 +138,22 @@ fn value_for_property(property: &Value) -> Value {
 pub(crate) struct ToolSpec<'a> {
     pub name: &'a str,
     pub schema: Option<&'a Value>,
+    /// The group it belongs to (a Responses `namespace` tool), which its calls name.
+    pub namespace: Option<&'a str>,
+}
+
+impl ToolSpec<'_> {
+    /// Whether `name` names this tool: its name, or `namespace.name` for a namespaced one.
+    fn is_named(&self, name: &str) -> bool {
+        match self.namespace {
+            None => self.name == name,
+            Some(namespace) => {
+                name.strip_prefix(namespace)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    == Some(self.name)
+            }
+        }
+    }
 }
 
 /// What the request allows or forces about tools.
@@ -166,6 +187,8 @@ pub(crate) struct Conversation<'a> {
 pub(crate) struct ToolCall {
     pub name: String,
     pub arguments: Value,
+    /// The namespace of a namespaced tool.
+    pub namespace: Option<String>,
 }
 
 /// The deterministic answer.
@@ -242,14 +265,14 @@ pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
             conversation
                 .tools
                 .iter()
-                .filter(|tool| tool.name == name)
+                .filter(|tool| tool.is_named(name))
                 .take(1)
                 .collect()
         } else if let ToolChoice::Named(name) = conversation.tool_choice {
             conversation
                 .tools
                 .iter()
-                .filter(|tool| tool.name == name)
+                .filter(|tool| tool.is_named(name))
                 .take(1)
                 .collect()
         } else {
@@ -261,6 +284,7 @@ pub(crate) fn decide(conversation: &Conversation<'_>) -> Answer {
                     .into_iter()
                     .map(|tool| ToolCall {
                         name: tool.name.to_owned(),
+                        namespace: tool.namespace.map(str::to_owned),
                         arguments: if conversation.directives.args.is_empty() {
                             arguments_from_schema(tool.schema)
                         } else {
@@ -410,10 +434,12 @@ mod tests {
                 ToolSpec {
                     name: "Bash",
                     schema: None,
+                    namespace: None,
                 },
                 ToolSpec {
                     name: "Read",
                     schema: Some(&schema),
+                    namespace: None,
                 },
             ],
             tool_choice: ToolChoice::Auto,

@@ -823,6 +823,7 @@ fn conversation<'a>(body: &'a Value, model: &'a str) -> Conversation<'a> {
                 name: field(declaration, "name")?.as_str()?,
                 schema: field(declaration, "parametersJsonSchema")
                     .or_else(|| field(declaration, "parameters")),
+                namespace: None,
             })
         })
         .collect();

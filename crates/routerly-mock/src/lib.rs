@@ -48,6 +48,12 @@
 //! With Anthropic extended thinking enabled, a thinking block `Mock thinking.` (signature
 //! `mock-signature`) comes before the answer.
 //!
+//! Before rule 1, on Anthropic: `[mock:web_search=QUERY]` in a plain user turn of a request
+//! offering a `web_search_*` server tool makes the answer a search (`server_tool_use` and a
+//! `web_search_tool_result` with one page, `https://search.example/<QUERY, non-alphanumerics
+//! as ->`, titled `Mock result for QUERY`) followed by the text `What the web says about
+//! QUERY.`, which cites that page (`web_search_result_location`), plain and streamed.
+//!
 //! # Usage (the token rule)
 //!
 //! Input tokens = ceil(counted bytes / 4). Counted bytes are: the text of every message (string

@@ -428,6 +428,7 @@ fn conversation<'a>(body: &'a Value, model: &'a str) -> Conversation<'a> {
             Some(ToolSpec {
                 name: function.get("name")?.as_str()?,
                 schema: function.get("parameters"),
+                namespace: None,
             })
         })
         .collect();

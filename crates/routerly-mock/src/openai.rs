@@ -752,6 +752,7 @@ pub(crate) fn conversation<'a>(
             Some(ToolSpec {
                 name: function.get("name")?.as_str()?,
                 schema: function.get("parameters"),
+                namespace: None,
             })
         })
         .collect();

@@ -109,6 +109,7 @@ pub(crate) async fn create(state: &MockState, body: Option<&Value>) -> Response 
                     id: format!("fc_mock{number:038}{index:02}"),
                     call_id: format!("call_{}", state.next_call_number()),
                     name: call.name,
+                    namespace: call.namespace,
                     arguments: call.arguments.to_string(),
                 });
             }
@@ -205,6 +206,34 @@ fn validate(body: &Value) -> Result<(), ApiError> {
                 Some("function") => {
                     if tool.get("name").and_then(Value::as_str).is_none() {
                         return Err(missing(&format!("tools[{index}].name")));
+                    }
+                }
+                // A named group of function and custom tools.
+                Some("namespace") => {
+                    if tool.get("name").and_then(Value::as_str).is_none() {
+                        return Err(missing(&format!("tools[{index}].name")));
+                    }
+                    let Some(members) = tool.get("tools").and_then(Value::as_array) else {
+                        return Err(missing(&format!("tools[{index}].tools")));
+                    };
+                    for (member_index, member) in members.iter().enumerate() {
+                        let path = format!("tools[{index}].tools[{member_index}]");
+                        match member.get("type").and_then(Value::as_str) {
+                            Some("function" | "custom") => {
+                                if member.get("name").and_then(Value::as_str).is_none() {
+                                    return Err(missing(&format!("{path}.name")));
+                                }
+                            }
+                            Some(other) => {
+                                return Err(invalid(
+                                    format!(
+                                        "Invalid value: '{other}'. Supported values are: 'function' and 'custom'."
+                                    ),
+                                    &format!("{path}.type"),
+                                ));
+                            }
+                            None => return Err(missing(&format!("{path}.type"))),
+                        }
                     }
                 }
                 Some(_) => {}
@@ -329,8 +358,36 @@ fn validate_item<'a>(
             let Some(call_id) = item_map.get("call_id").and_then(Value::as_str) else {
                 return Err(missing(&format!("{path}.call_id")));
             };
-            if item_map.get("output").is_none_or(Value::is_null) {
-                return Err(missing(&format!("{path}.output")));
+            match item_map.get("output") {
+                None | Some(Value::Null) => return Err(missing(&format!("{path}.output"))),
+                Some(Value::String(_)) => {}
+                // A function call's output may also be a list of text, image and file parts.
+                Some(Value::Array(parts)) => {
+                    for (part_index, part) in parts.iter().enumerate() {
+                        let part_path = format!("{path}.output[{part_index}]");
+                        match part.get("type").and_then(Value::as_str) {
+                            Some("input_text" | "input_image") => {}
+                            Some("input_file") => validate_input_file(part, &part_path)?,
+                            Some(other) => {
+                                return Err(invalid(
+                                    format!(
+                                        "Invalid value: '{other}'. Supported values are: 'input_text', 'input_image', and 'input_file'."
+                                    ),
+                                    &format!("{part_path}.type"),
+                                ));
+                            }
+                            None => return Err(missing(&format!("{part_path}.type"))),
+                        }
+                    }
+                }
+                Some(_) => {
+                    return Err(invalid(
+                        format!(
+                            "Invalid type for '{path}.output': expected a string or an array of input content parts."
+                        ),
+                        &format!("{path}.output"),
+                    ));
+                }
             }
             if !call_ids.contains(&call_id) {
                 let call = if kind == "function_call_output" {
@@ -413,19 +470,28 @@ struct Partial {
 
 impl Partial {
     fn into_owned_view(self, body: &Value) -> Conversation<'_> {
-        let tools = body
+        // Function tools, and the function tools inside `namespace` tools (under their
+        // namespace).
+        let mut tools = Vec::new();
+        for tool in body
             .get("tools")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter(|tool| tool.get("type").and_then(Value::as_str) == Some("function"))
-            .filter_map(|tool| {
-                Some(ToolSpec {
-                    name: tool.get("name")?.as_str()?,
-                    schema: tool.get("parameters"),
-                })
-            })
-            .collect();
+        {
+            if tool.get("type").and_then(Value::as_str) == Some("namespace") {
+                let namespace = tool.get("name").and_then(Value::as_str);
+                let members = tool.get("tools").and_then(Value::as_array);
+                tools.extend(
+                    members
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|member| function_tool(member, namespace)),
+                );
+            } else {
+                tools.extend(function_tool(tool, None));
+            }
+        }
         let tool_choice = match body.get("tool_choice") {
             Some(Value::String(choice)) if choice == "none" => ToolChoice::None,
             Some(choice @ Value::Object(_)) => match choice.get("name").and_then(Value::as_str) {
@@ -455,6 +521,16 @@ impl Partial {
             directives,
         }
     }
+}
+
+/// A `function` tool, in `namespace` when it is a member of a namespace tool.
+fn function_tool<'a>(tool: &'a Value, namespace: Option<&'a str>) -> Option<ToolSpec<'a>> {
+    (tool.get("type").and_then(Value::as_str) == Some("function")).then_some(())?;
+    Some(ToolSpec {
+        name: tool.get("name")?.as_str()?,
+        schema: tool.get("parameters"),
+        namespace,
+    })
 }
 
 fn conversation_of(items: &[Value]) -> Partial {
@@ -554,6 +630,8 @@ enum OutputItem {
         id: String,
         call_id: String,
         name: String,
+        /// The namespace of a namespaced tool, given in the call as OpenAI gives it.
+        namespace: Option<String>,
         arguments: String,
     },
 }
@@ -574,15 +652,22 @@ impl OutputItem {
                 id,
                 call_id,
                 name,
+                namespace,
                 arguments,
-            } => json!({
-                "id": id,
-                "type": "function_call",
-                "status": status,
-                "arguments": if done { arguments.as_str() } else { "" },
-                "call_id": call_id,
-                "name": name,
-            }),
+            } => {
+                let mut call = json!({
+                    "id": id,
+                    "type": "function_call",
+                    "status": status,
+                    "arguments": if done { arguments.as_str() } else { "" },
+                    "call_id": call_id,
+                    "name": name,
+                });
+                if let Some(namespace) = namespace {
+                    call["namespace"] = Value::from(namespace.as_str());
+                }
+                call
+            }
         }
     }
 }
@@ -767,6 +852,73 @@ mod tests {
         ] {
             let error = validate(&with_part(part)).expect_err("refused");
             assert_eq!(error.status, 400);
+            assert_eq!(error.param.as_deref(), Some(param), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_function_call_output_takes_text_image_and_file_parts() {
+        let with_output = |output: Value| {
+            json!({"model": "m", "input": [
+                {"type": "function_call", "call_id": "c1", "name": "read", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": output}
+            ]})
+        };
+        let parts = json!([
+            {"type": "input_text", "text": "the file"},
+            {"type": "input_image", "image_url": "data:image/png;base64,iVBO"},
+            {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}
+        ]);
+        assert_eq!(validate(&with_output(parts)), Ok(()));
+        for (output, param) in [
+            (
+                json!([{"type": "output_text", "text": "x"}]),
+                "input[1].output[0].type",
+            ),
+            (
+                json!([{"type": "input_file", "file_data": "JVBERi0="}]),
+                "input[1].output[0].file_data",
+            ),
+            (json!({"text": "x"}), "input[1].output"),
+        ] {
+            let error = validate(&with_output(output)).expect_err("refused");
+            assert_eq!(error.param.as_deref(), Some(param), "{error:?}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_tools_members_are_called_under_their_namespace() {
+        let body = json!({"model": "m", "input": "go [mock:tool=crm.lookup]", "tools": [
+            {"type": "function", "name": "lookup", "parameters": {"type": "object"}},
+            {"type": "namespace", "name": "crm", "description": "CRM", "tools": [
+                {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+            ]}
+        ]});
+        assert_eq!(validate(&body), Ok(()));
+        let Answer::ToolCalls(calls) = decide(&conversation(&body)) else {
+            panic!("no tool call");
+        };
+        assert_eq!(calls[0].name, "lookup");
+        assert_eq!(calls[0].namespace.as_deref(), Some("crm"));
+        // The plain tool of the same name is still called by its own name.
+        let plain = json!({"model": "m", "input": "go [mock:tool=lookup]", "tools": body["tools"]});
+        let Answer::ToolCalls(calls) = decide(&conversation(&plain)) else {
+            panic!("no tool call");
+        };
+        assert_eq!(calls[0].namespace, None);
+        for (tool, param) in [
+            (
+                json!({"type": "namespace", "name": "crm"}),
+                "tools[0].tools",
+            ),
+            (json!({"type": "namespace", "tools": []}), "tools[0].name"),
+            (
+                json!({"type": "namespace", "name": "crm", "tools": [{"type": "web_search"}]}),
+                "tools[0].tools[0].type",
+            ),
+        ] {
+            let error = validate(&json!({"model": "m", "input": "x", "tools": [tool]}))
+                .expect_err("refused");
             assert_eq!(error.param.as_deref(), Some(param), "{error:?}");
         }
     }

@@ -210,9 +210,10 @@ pub fn encode_request(
 /// result when `in_tool_result`); `None` when it can. Plain text becomes a text part
 /// anywhere; an inline PDF goes to every format with a document slot (Anthropic
 /// `document`, OpenAI `file`, Responses `input_file`, Gemini `inlineData`); Gemini also
-/// takes other inline types; a URL only Anthropic and Responses fetch; inside a tool
-/// result only Anthropic (in the result) and Gemini (after the function response) take a
-/// document.
+/// takes other inline types; a URL only Anthropic and Responses fetch. Inside a tool
+/// result a document stays in the result for Anthropic and Responses (whose function call
+/// outputs take files), follows the function response for Gemini and the `tool` message
+/// (in a user message) for Chat Completions; Ollama's tool messages carry text only.
 fn document_refusal(
     format: WireFormat,
     source: &DocumentSource,
@@ -230,12 +231,7 @@ fn document_refusal(
         _ if !has_documents && !matches!(source, DocumentSource::Text { .. }) => {
             Some("documents have no equivalent in the target format".to_owned())
         }
-        _ if in_tool_result
-            && !matches!(
-                format,
-                WireFormat::AnthropicMessages | WireFormat::GeminiGenerateContent
-            ) =>
-        {
+        _ if in_tool_result && format == WireFormat::OllamaChat => {
             Some(
                 "a document inside a tool result has no equivalent in the target format"
                     .to_owned(),
@@ -807,15 +803,25 @@ mod tests {
     }
 
     #[test]
-    fn a_document_in_a_tool_result_goes_to_anthropic_and_gemini_only() {
+    fn a_tool_results_pdf_and_image_reach_every_document_reading_format() {
         let request = decode_request(
             WireFormat::AnthropicMessages,
             &json!({"model": "m", "max_tokens": 10, "messages": [
-                {"role": "user", "content": "read it"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "read", "input": {}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [
-                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
-                ]}]}
+                {"role": "user", "content": "read them"},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "t1", "name": "read", "input": {}},
+                    {"type": "tool_use", "id": "t2", "name": "read", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": [
+                        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": PDF}}
+                    ]},
+                    {"type": "tool_result", "tool_use_id": "t2", "content": [
+                        {"type": "text", "text": "a picture"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}
+                    ]},
+                    {"type": "text", "text": "and?"}
+                ]}
             ]}),
         )
         .expect("decodes");
@@ -825,18 +831,80 @@ mod tests {
             "document"
         );
         assert_eq!(
-            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][2]["parts"],
+            encoded(WireFormat::GeminiGenerateContent, &request)["contents"][2]["parts"]
+                .as_array()
+                .expect("parts")[0..2],
+            [
+                json!({"functionResponse": {"name": "read", "response": {"result": ""}}}),
+                json!({"inlineData": {"mimeType": "application/pdf", "data": PDF}})
+            ]
+        );
+        // Chat Completions: both tool messages first (their text only), then one user
+        // message with the results' file and image, then the user's own text.
+        let messages = encoded(WireFormat::OpenAiChat, &request)["messages"].clone();
+        assert_eq!(
+            messages.as_array().expect("messages")[2..],
+            [
+                json!({"role": "tool", "tool_call_id": "t1", "content": ""}),
+                json!({"role": "tool", "tool_call_id": "t2", "content": "a picture"}),
+                json!({"role": "user", "content": [
+                    {"type": "file", "file": {"filename": "document.pdf",
+                        "file_data": format!("data:application/pdf;base64,{PDF}")}},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                    {"type": "text", "text": "and?"}
+                ]})
+            ]
+        );
+        // Responses: a function call's output takes files and images itself.
+        let input = &encoded(WireFormat::OpenAiResponses, &request)["input"];
+        assert_eq!(
+            input[3],
+            json!({"type": "function_call_output", "call_id": "t1", "output": [
+                {"type": "input_file", "filename": "document.pdf",
+                    "file_data": format!("data:application/pdf;base64,{PDF}")}
+            ]})
+        );
+        assert_eq!(
+            input[4]["output"],
             json!([
-                {"functionResponse": {"name": "read", "response": {"result": ""}}},
-                {"inlineData": {"mimeType": "application/pdf", "data": PDF}}
+                {"type": "input_text", "text": "a picture"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBO", "detail": "auto"}
             ])
         );
-        let error = refusal(WireFormat::OpenAiChat, &request);
+        // Ollama's tool messages carry text only, and it reads no documents.
+        let error = refusal(WireFormat::OllamaChat, &request);
         assert_eq!(
             error.param.as_deref(),
             Some("messages[2].content[0].content[0]")
         );
-        assert!(error.message.contains("tool result"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_past_web_search_is_left_out_of_a_translation_and_named() {
+        // Codex's next request after a search: the search item stands between its question
+        // and the answer that used what it found.
+        let request = decode_request(
+            WireFormat::OpenAiResponses,
+            &json!({"model": "m", "tools": [{"type": "web_search"}], "input": [
+                {"role": "user", "content": "news?"},
+                {"type": "web_search_call", "id": "ws_1", "status": "completed",
+                 "action": {"type": "search", "query": "news"}},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "Rust shipped.", "annotations": []}]},
+                {"role": "user", "content": "more?"}
+            ]}),
+        )
+        .expect("decodes");
+        let body = encoded(WireFormat::AnthropicMessages, &request);
+        assert_eq!(body["messages"][1]["content"][0]["text"], "Rust shipped.");
+        assert_eq!(body["tools"][0]["type"], "web_search_20250305");
+        assert_eq!(
+            dropped(WireFormat::AnthropicMessages, &request),
+            ["input[1] (web_search_call)"]
+        );
+        assert_eq!(
+            dropped(WireFormat::OpenAiChat, &request),
+            ["tools[0] (web_search)", "input[1] (web_search_call)"]
+        );
     }
 
     fn responses_with(tools: Value) -> ChatRequest {

@@ -8,11 +8,14 @@ use super::{
     stop_reason_from_name, stop_reason_name, tool_input_or_empty, usage_from_anthropic,
     usage_to_anthropic,
 };
-use crate::canonical::{ChatResponse, ContentPart, DecodeError};
+use crate::canonical::{
+    ChatResponse, Citation, ContentPart, DecodeError, WebPage, WebSearchCall, WebSources,
+};
 
 /// Decodes Anthropic's answer (`type: "message"`) into a canonical response.
 ///
-/// Text, thinking and tool-use blocks are kept; `redacted_thinking` and server-tool
+/// Text, thinking and tool-use blocks are kept; what a web search found and the text's
+/// citations of it become [`WebSources`]; `redacted_thinking` and other server-tool
 /// blocks are dropped. Anthropic gives no creation time, so `created` is now.
 pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
     let message = body
@@ -25,7 +28,8 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
             error.message
         )));
     }
-    let content = as_array(require(message, "content", "")?, "content")?
+    let blocks = as_array(require(message, "content", "")?, "content")?;
+    let content = blocks
         .iter()
         .enumerate()
         .map(|(block_index, block_value)| {
@@ -33,6 +37,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
         })
         .filter_map(Result::transpose)
         .collect::<Result<Vec<_>, _>>()?;
+    let web_sources = web_sources(blocks);
     let usage = match get(message, "usage") {
         Some(usage_value) => usage_from_anthropic(as_object(usage_value, "usage")?),
         None => Default::default(),
@@ -47,6 +52,82 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
         stop_sequence: optional_str(message, "stop_sequence", "")?.map(str::to_owned),
         usage,
         created: chrono::Utc::now().timestamp(),
+        web_sources,
+    })
+}
+
+/// What Anthropic's server web search found: each `server_tool_use` of `web_search` with
+/// its `web_search_tool_result`, and the `web_search_result_location` citations of the
+/// text blocks, each over its block's text (in characters of the answer's texts joined).
+fn web_sources(blocks: &[Value]) -> WebSources {
+    let mut sources = WebSources::default();
+    let mut queries: Vec<(&str, &str)> = Vec::new();
+    let mut offset = 0;
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("server_tool_use") if block["name"] == "web_search" => {
+                if let Some(id) = block["id"].as_str() {
+                    queries.push((id, block["input"]["query"].as_str().unwrap_or_default()));
+                }
+            }
+            Some("web_search_tool_result") => {
+                let id = block["tool_use_id"].as_str().unwrap_or_default();
+                sources
+                    .searches
+                    .push(search_call(id, &queries, &block["content"]));
+            }
+            Some("text") => {
+                let length = block["text"]
+                    .as_str()
+                    .map_or(0, |text| text.chars().count());
+                for citation in block["citations"].as_array().into_iter().flatten() {
+                    if let Some(page) = cited_page(citation) {
+                        sources.citations.push(Citation {
+                            page,
+                            start: offset,
+                            end: offset + length,
+                        });
+                    }
+                }
+                offset += length;
+            }
+            _ => {}
+        }
+    }
+    sources
+}
+
+/// The search `id` (its query among `queries`) with the pages of its result `content`
+/// (none when the search failed, where `content` is an error object).
+pub(super) fn search_call(id: &str, queries: &[(&str, &str)], content: &Value) -> WebSearchCall {
+    let query = queries
+        .iter()
+        .find(|(query_id, _)| *query_id == id)
+        .map_or("", |(_, query)| query);
+    WebSearchCall {
+        id: id.to_owned(),
+        query: query.to_owned(),
+        results: content
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|result| result["type"] == "web_search_result")
+            .filter_map(page)
+            .collect(),
+    }
+}
+
+/// A web search citation's page; `None` for other citations (of documents).
+pub(super) fn cited_page(citation: &Value) -> Option<WebPage> {
+    (citation["type"] == "web_search_result_location")
+        .then(|| page(citation))
+        .flatten()
+}
+
+fn page(value: &Value) -> Option<WebPage> {
+    Some(WebPage {
+        url: value["url"].as_str()?.to_owned(),
+        title: value["title"].as_str().map(str::to_owned),
     })
 }
 

@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 
 use super::json::{Object, as_object, get, lenient_u64, optional_str, require, require_str};
-use super::response::message_id;
+use super::response::{cited_page, message_id, search_call};
 use super::{stop_reason_from_name, stop_reason_name, usage_from_anthropic, usage_to_anthropic};
-use crate::canonical::{DecodeError, StopReason, StreamEvent, Usage};
+use crate::canonical::{Citation, DecodeError, StopReason, StreamEvent, Usage, WebPage};
 use crate::wire::SseFrame;
 
 // ---------------------------------------------------------------------------------------
@@ -22,6 +22,14 @@ pub struct StreamDecoder {
     /// Anthropic's block index → canonical index, `None` for a dropped block.
     blocks: Vec<(u64, Option<usize>)>,
     next_index: usize,
+    /// Web searches started (`server_tool_use` of `web_search`): Anthropic's block index,
+    /// the call id and its input JSON so far.
+    searches: Vec<(u64, String, String)>,
+    /// Characters of text streamed so far.
+    text_chars: usize,
+    /// Text blocks with citations: canonical index, where the block's text starts, and
+    /// the pages it cites (sent when the block stops).
+    cited: Vec<(usize, usize, Vec<WebPage>)>,
 }
 
 impl StreamDecoder {
@@ -73,11 +81,23 @@ impl StreamDecoder {
             "content_block_start" => self.decode_block_start(payload),
             "content_block_delta" => self.decode_block_delta(payload),
             "content_block_stop" => {
-                let index = self.known_block(payload)?;
-                Ok(index
-                    .map(|index| StreamEvent::BlockStop { index })
-                    .into_iter()
-                    .collect())
+                let Some(index) = self.known_block(payload)? else {
+                    return Ok(Vec::new());
+                };
+                // A text block's citations cover its whole text, complete now.
+                let mut events = Vec::with_capacity(1);
+                if let Some(position) = self.cited.iter().position(|(cited, ..)| *cited == index) {
+                    let (_, start, pages) = self.cited.swap_remove(position);
+                    events.extend(pages.into_iter().map(|page| StreamEvent::Citation {
+                        citation: Citation {
+                            page,
+                            start,
+                            end: self.text_chars,
+                        },
+                    }));
+                }
+                events.push(StreamEvent::BlockStop { index });
+                Ok(events)
             }
             "message_delta" => Ok(decode_message_delta(payload)),
             "message_stop" => Ok(vec![StreamEvent::End]),
@@ -105,7 +125,7 @@ impl StreamDecoder {
         let block_type = require_str(block, "type", "content_block")?;
         if !matches!(block_type, "text" | "thinking" | "tool_use") {
             self.blocks.push((anthropic_index, None));
-            return Ok(Vec::new());
+            return Ok(self.web_search_block(anthropic_index, block_type, block));
         }
         let index = self.next_index;
         self.next_index += 1;
@@ -115,9 +135,16 @@ impl StreamDecoder {
         match block_type {
             "text" => {
                 events.push(StreamEvent::TextStart { index });
+                let pages: Vec<WebPage> = (block.get("citations").and_then(Value::as_array))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(cited_page)
+                    .collect();
+                self.cited.push((index, self.text_chars, pages));
                 if let Some(text) =
                     optional_str(block, "text", "content_block")?.filter(|text| !text.is_empty())
                 {
+                    self.text_chars += text.chars().count();
                     events.push(StreamEvent::TextDelta {
                         index,
                         text: text.to_owned(),
@@ -164,17 +191,74 @@ impl StreamDecoder {
         Ok(events)
     }
 
+    /// What a block Routerly does not stream says about a web search: a search's start
+    /// is noted, and its result becomes a [`StreamEvent::WebSearch`].
+    fn web_search_block(
+        &mut self,
+        anthropic_index: u64,
+        block_type: &str,
+        block: &Object,
+    ) -> Vec<StreamEvent> {
+        let text = |key: &str| block.get(key).and_then(Value::as_str).unwrap_or_default();
+        match block_type {
+            "server_tool_use" if text("name") == "web_search" => {
+                let input = block
+                    .get("input")
+                    .filter(|input| input.as_object().is_some_and(|input| !input.is_empty()));
+                let input = input.map(Value::to_string).unwrap_or_default();
+                self.searches
+                    .push((anthropic_index, text("id").to_owned(), input));
+                Vec::new()
+            }
+            "web_search_tool_result" => {
+                let id = text("tool_use_id");
+                let inputs: Vec<(&str, Value)> = (self.searches.iter())
+                    .map(|(_, id, input)| {
+                        (id.as_str(), serde_json::from_str(input).unwrap_or_default())
+                    })
+                    .collect();
+                let queries: Vec<(&str, &str)> = (inputs.iter())
+                    .map(|(id, input)| (*id, input["query"].as_str().unwrap_or_default()))
+                    .collect();
+                let content = block.get("content").unwrap_or(&Value::Null);
+                vec![StreamEvent::WebSearch {
+                    search: search_call(id, &queries, content),
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
     fn decode_block_delta(&mut self, payload: &Object) -> Result<Vec<StreamEvent>, DecodeError> {
+        let delta = as_object(require(payload, "delta", "")?, "delta")?;
         let Some(index) = self.known_block(payload)? else {
+            // A web search's query streams as its input.
+            let anthropic_index = block_index(payload)?;
+            if let Some((_, _, input)) = (self.searches.iter_mut())
+                .find(|(search_index, ..)| *search_index == anthropic_index)
+                && let Some(partial) = delta.get("partial_json").and_then(Value::as_str)
+            {
+                input.push_str(partial);
+            }
             return Ok(Vec::new());
         };
-        let delta = as_object(require(payload, "delta", "")?, "delta")?;
         let text_field = |key: &str| require_str(delta, key, "delta").map(str::to_owned);
         let event = match require_str(delta, "type", "delta")? {
-            "text_delta" => StreamEvent::TextDelta {
-                index,
-                text: text_field("text")?,
-            },
+            "text_delta" => {
+                let text = text_field("text")?;
+                self.text_chars += text.chars().count();
+                StreamEvent::TextDelta { index, text }
+            }
+            "citations_delta" => {
+                let page = delta.get("citation").and_then(cited_page);
+                if let (Some(page), Some((_, _, pages))) = (
+                    page,
+                    self.cited.iter_mut().find(|(cited, ..)| *cited == index),
+                ) {
+                    pages.push(page);
+                }
+                return Ok(Vec::new());
+            }
             "thinking_delta" => StreamEvent::ThinkingDelta {
                 index,
                 text: text_field("thinking")?,
@@ -190,7 +274,7 @@ impl StreamDecoder {
                 }
                 StreamEvent::ToolCallDelta { index, arguments }
             }
-            // `citations_delta` and delta types added later carry nothing we model.
+            // Delta types added later carry nothing we model.
             _ => return Ok(Vec::new()),
         };
         Ok(vec![event])
@@ -377,6 +461,9 @@ impl StreamEncoder {
                 stop_sequence,
             } => self.finish = Some((stop_reason.clone(), stop_sequence.clone())),
             StreamEvent::End => self.end(&mut frames),
+            // Only an Anthropic provider sends these, and its stream reaches an Anthropic
+            // client as it came.
+            StreamEvent::WebSearch { .. } | StreamEvent::Citation { .. } => {}
         }
         frames
     }

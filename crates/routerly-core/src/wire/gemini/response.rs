@@ -55,6 +55,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
             .map(usage_from_gemini)
             .unwrap_or_default(),
         created: chrono::Utc::now().timestamp(),
+        web_sources: Default::default(),
     })
 }
 

@@ -211,7 +211,9 @@ impl StreamEncoder {
                 last["usageMetadata"] = usage_metadata(&self.usage);
                 vec![frame(&last)]
             }
-            StreamEvent::TextStart { .. }
+            StreamEvent::WebSearch { .. }
+            | StreamEvent::Citation { .. }
+            | StreamEvent::TextStart { .. }
             | StreamEvent::TextDelta { .. }
             | StreamEvent::ThinkingStart { .. }
             | StreamEvent::ThinkingDelta { .. }

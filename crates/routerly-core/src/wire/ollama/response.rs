@@ -35,6 +35,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
         stop_sequence: None,
         usage: usage_from_ollama(body_map),
         created: created_seconds(body_map),
+        web_sources: Default::default(),
     })
 }
 

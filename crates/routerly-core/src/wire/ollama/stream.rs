@@ -195,7 +195,9 @@ impl StreamEncoder {
             | StreamEvent::TextDelta { .. }
             | StreamEvent::ThinkingStart { .. }
             | StreamEvent::ThinkingDelta { .. }
-            | StreamEvent::ThinkingSignature { .. } => Vec::new(),
+            | StreamEvent::ThinkingSignature { .. }
+            | StreamEvent::WebSearch { .. }
+            | StreamEvent::Citation { .. } => Vec::new(),
         }
     }
 

@@ -635,7 +635,7 @@ fn decode_response_format(
 /// with `model` set to `upstream_model`.
 ///
 /// What does not fit is adapted, not refused: tool results become `tool` messages
-/// (text only, so images in them become a note), thinking in the history is dropped,
+/// (text only, so their images and documents follow in a user message), thinking in the history is dropped,
 /// `top_k` is dropped, and a thinking budget becomes a `reasoning_effort`. Streams
 /// always ask for usage, which the server strips when the client did not.
 pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Value, DecodeError> {
@@ -733,12 +733,14 @@ fn encode_messages(request: &ChatRequest) -> Result<Vec<Value>, DecodeError> {
 }
 
 /// A user message: its tool results first, as `tool` messages, then a user message with
-/// the remaining parts (OpenAI wants tool messages right after the assistant's calls).
+/// the images and documents of those results (tool messages carry text only) and the
+/// remaining parts (OpenAI wants tool messages right after the assistant's calls).
 fn encode_user_message(
     message: &Message,
     path: &str,
     message_values: &mut Vec<Value>,
 ) -> Result<(), DecodeError> {
+    let mut result_media = Vec::new();
     let mut user_parts = Vec::new();
     let mut has_tool_results = false;
     for (part_index, part) in message.content.iter().enumerate() {
@@ -750,36 +752,51 @@ fn encode_user_message(
                 is_error: _,
             } => {
                 has_tool_results = true;
+                let (text_parts, media): (Vec<Value>, Vec<Value>) = content
+                    .iter()
+                    .filter_map(encode_content_part)
+                    .partition(|part| part["type"] == "text");
+                let text = if text_parts.is_empty() {
+                    Value::from("")
+                } else {
+                    compact_parts(text_parts)
+                };
                 message_values.push(json!({
-                "role": "tool",
-                "tool_call_id": tool_call_id,
-                    "content": encode_tool_result_content(content),
+                    "role": "tool",
+                    "tool_call_id": tool_call_id,
+                    "content": text,
                 }));
+                result_media.extend(media);
             }
-            ContentPart::Text { text } => user_parts.push(json!({"type": "text", "text": text})),
-            ContentPart::Image { source, detail } => {
-                user_parts.push(encode_image_part(source, detail.as_deref()));
-            }
-            ContentPart::Document { source, name, .. } => {
-                user_parts.extend(encode_document_part(source, name.as_deref()));
-            }
-            // Opaque parts are refused before encoding (see `wire::encode_request`).
-            ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
             ContentPart::ToolCall { .. } => {
                 return Err(DecodeError::at(
                     index_path(&field_path(path, "content"), part_index),
                     "A tool call can only appear in an assistant message.",
                 ));
             }
+            _ => user_parts.extend(encode_content_part(part)),
         }
     }
-    let content = match (user_parts.is_empty(), has_tool_results) {
+    result_media.append(&mut user_parts);
+    let content = match (result_media.is_empty(), has_tool_results) {
         (true, true) => return Ok(()),
         (true, false) => Value::from(""),
-        (false, _) => compact_parts(user_parts),
+        (false, _) => compact_parts(result_media),
     };
     message_values.push(json!({"role": "user", "content": content}));
     Ok(())
+}
+
+/// A text, image or document part as a user-message content part; `None` for the parts a
+/// user message does not hold (thinking, and opaque parts, refused before encoding: see
+/// `wire::encode_request`).
+fn encode_content_part(part: &ContentPart) -> Option<Value> {
+    match part {
+        ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
+        ContentPart::Image { source, detail } => Some(encode_image_part(source, detail.as_deref())),
+        ContentPart::Document { source, name, .. } => encode_document_part(source, name.as_deref()),
+        _ => None,
+    }
 }
 
 /// A single text part becomes a plain string, which every OpenAI-compatible server accepts.
@@ -788,25 +805,6 @@ fn compact_parts(mut parts: Vec<Value>) -> Value {
         return parts.swap_remove(0)["text"].take();
     }
     Value::Array(parts)
-}
-
-/// Tool messages carry text only; images inside a tool result become a note.
-fn encode_tool_result_content(content: &[ContentPart]) -> Value {
-    let text_parts: Vec<Value> = content
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::Text { text } => Some(json!({"type": "text", "text": text})),
-            ContentPart::Image { .. } => Some(json!({
-                "type": "text",
-                "text": "[image omitted: OpenAI tool results carry text only]",
-            })),
-            _ => None,
-        })
-        .collect();
-    if text_parts.is_empty() {
-        return Value::from("");
-    }
-    compact_parts(text_parts)
 }
 
 /// A document: plain text as a text part, inline data as a `file` part (a URL is refused

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::json::{as_array, as_object, field_path, get, optional_str, token_count, wrong_type};
-use crate::canonical::{ChatResponse, ContentPart, DecodeError, StopReason, Usage};
+use crate::canonical::{ChatResponse, Citation, ContentPart, DecodeError, StopReason, Usage};
 
 /// Decodes a provider's `chat.completion` body into a [`ChatResponse`].
 ///
@@ -51,6 +51,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
         created: get(body_map, "created")
             .and_then(Value::as_i64)
             .unwrap_or_else(|| chrono::Utc::now().timestamp()),
+        web_sources: Default::default(),
     })
 }
 
@@ -293,6 +294,12 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
     message.insert("refusal".into(), Value::Null);
+    // The sources a provider's web search gave the text, as OpenAI's search models give them.
+    let citations = &response.web_sources.citations;
+    if !citations.is_empty() {
+        let annotations = citations.iter().map(url_citation);
+        message.insert("annotations".into(), annotations.collect());
+    }
 
     let finish_reason = stop_reason_name(
         response
@@ -313,6 +320,16 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         }],
         "usage": encode_usage(&response.usage),
     })
+}
+
+/// A Chat Completions `url_citation` annotation of `citation`.
+pub(super) fn url_citation(citation: &Citation) -> Value {
+    json!({"type": "url_citation", "url_citation": {
+        "start_index": citation.start,
+        "end_index": citation.end,
+        "url": citation.page.url,
+        "title": citation.page.title.as_deref().unwrap_or_default(),
+    }})
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::response::{
     decode_usage, encode_usage, generated_call_id, stop_reason_from_name, stop_reason_name,
+    url_citation,
 };
 use crate::canonical::{DecodeError, StreamEvent, Usage};
 use crate::wire::SseFrame;
@@ -315,6 +316,9 @@ impl StreamEncoder {
                 self.usage.merge(usage);
                 Vec::new()
             }
+            StreamEvent::Citation { citation } => {
+                vec![self.delta_frame(json!({"annotations": [url_citation(citation)]}), None)]
+            }
             StreamEvent::End => {
                 self.done = true;
                 let mut frames = Vec::with_capacity(2);
@@ -337,6 +341,7 @@ impl StreamEncoder {
             | StreamEvent::ThinkingSignature { .. }
             | StreamEvent::ToolCallDelta { .. }
             | StreamEvent::BlockStop { .. }
+            | StreamEvent::WebSearch { .. }
             | StreamEvent::Finish { .. } => Vec::new(),
         }
     }

@@ -187,6 +187,7 @@ mod tests {
             stop_sequence: None,
             usage: Default::default(),
             created: 1,
+            web_sources: Default::default(),
         };
         let encoded = encode_response_echoing(&answer, &echo);
         assert_eq!(encoded["output"][0]["name"], "close_agent");

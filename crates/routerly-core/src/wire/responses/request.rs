@@ -73,7 +73,10 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
             .ok()
             .flatten())
         .map(str::to_owned);
-    (request.tools, request.hosted_tools) = decode_tools(body_map)?;
+    let (tools, hosted_tools) = decode_tools(body_map)?;
+    request.tools = tools;
+    // The hosted tools offered, then the past calls of them the input holds.
+    request.hosted_tools.splice(0..0, hosted_tools);
     request.tool_choice = decode_tool_choice(body_map)?;
     request.response_format = decode_text_format(body_map)?;
     if let Some(reasoning_value) = get(body_map, "reasoning") {
@@ -172,6 +175,16 @@ fn decode_item(item: &Value, path: &str, request: &mut ChatRequest) -> Result<()
         }
         // Reasoning items carry OpenAI's encrypted state; other providers cannot use them.
         "reasoning" => Ok(()),
+        // A web search run earlier in the conversation (by OpenAI, or by another provider
+        // through Routerly): what it found is in the answer that followed, and no other
+        // provider can replay it, so it is carried by name only, as a hosted tool (left
+        // out of a translation and named in `x-routerly-dropped`).
+        "web_search_call" => {
+            request
+                .hosted_tools
+                .push(HostedTool::named("web_search_call", path));
+            Ok(())
+        }
         // `item_reference`, custom tool calls, hosted tools' calls (web search, file search,
         // computer, MCP…) and any newer item: carried as they are (see
         // `ContentPart::Opaque`); an `item_reference` Routerly can resolve is replaced
@@ -569,7 +582,7 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
 /// Canonical messages as Responses input items: user messages with `input_text` and
 /// `input_image` parts, system and assistant text as messages of `input_text` and
 /// `output_text` parts, tool calls as `function_call` items and tool results as
-/// `function_call_output` items, in order. Thinking is dropped (OpenAI takes back only its
+/// `function_call_output` items (with their images and documents), in order. Thinking is dropped (OpenAI takes back only its
 /// own encrypted reasoning items).
 pub fn history_items(messages: &[Message]) -> Vec<Value> {
     let mut items = Vec::new();
@@ -598,31 +611,6 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
         };
         for part in &message.content {
             match part {
-                ContentPart::Text { text } => {
-                    pending.push(json!({"type": "input_text", "text": text}));
-                }
-                ContentPart::Image { source, detail } => {
-                    let url = match source {
-                        ImageSource::Url { url } => url.clone(),
-                        ImageSource::Base64 { media_type, data } => {
-                            format!("data:{media_type};base64,{data}")
-                        }
-                    };
-                    pending.push(json!({
-                        "type": "input_image",
-                        "image_url": url,
-                        "detail": detail.as_deref().unwrap_or("auto"),
-                    }));
-                }
-                ContentPart::Document { source, name, .. } => pending.push(match source {
-                    DocumentSource::Text { text } => json!({"type": "input_text", "text": text}),
-                    DocumentSource::Base64 { media_type, data } => json!({
-                        "type": "input_file",
-                        "filename": document_filename(name.as_deref(), media_type),
-                        "file_data": format!("data:{media_type};base64,{data}"),
-                    }),
-                    DocumentSource::Url { url } => json!({"type": "input_file", "file_url": url}),
-                }),
                 ContentPart::ToolCall {
                     id,
                     name,
@@ -642,25 +630,65 @@ pub fn history_items(messages: &[Message]) -> Vec<Value> {
                     ..
                 } => {
                     flush(&mut pending, &mut items);
-                    let text: Vec<&str> = content
-                        .iter()
-                        .filter_map(|part| match part {
-                            ContentPart::Text { text } => Some(text.as_str()),
-                            _ => None,
-                        })
-                        .collect();
                     items.push(json!({
                         "type": "function_call_output",
                         "call_id": tool_call_id,
-                        "output": text.join("\n"),
+                        "output": function_output(content),
                     }));
                 }
                 ContentPart::Thinking { .. } | ContentPart::Opaque { .. } => {}
+                _ => pending.extend(input_part(part)),
             }
         }
         flush(&mut pending, &mut items);
     }
     items
+}
+
+/// A tool result's `output`: its text as one string, or, when it holds images or documents,
+/// its parts as `input_text`, `input_image` and `input_file` parts, which OpenAI takes in a
+/// function call's output.
+fn function_output(content: &[ContentPart]) -> Value {
+    let parts: Vec<Value> = content.iter().filter_map(input_part).collect();
+    if parts.iter().all(|part| part["type"] == "input_text") {
+        let texts: Vec<&str> = parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect();
+        return Value::from(texts.join("\n"));
+    }
+    Value::Array(parts)
+}
+
+/// A text, image or document part as a Responses input part; `None` for the parts that
+/// are items of their own or are not sent.
+fn input_part(part: &ContentPart) -> Option<Value> {
+    Some(match part {
+        ContentPart::Text { text } => json!({"type": "input_text", "text": text}),
+        ContentPart::Image { source, detail } => {
+            let url = match source {
+                ImageSource::Url { url } => url.clone(),
+                ImageSource::Base64 { media_type, data } => {
+                    format!("data:{media_type};base64,{data}")
+                }
+            };
+            json!({
+                "type": "input_image",
+                "image_url": url,
+                "detail": detail.as_deref().unwrap_or("auto"),
+            })
+        }
+        ContentPart::Document { source, name, .. } => match source {
+            DocumentSource::Text { text } => json!({"type": "input_text", "text": text}),
+            DocumentSource::Base64 { media_type, data } => json!({
+                "type": "input_file",
+                "filename": document_filename(name.as_deref(), media_type),
+                "file_data": format!("data:{media_type};base64,{data}"),
+            }),
+            DocumentSource::Url { url } => json!({"type": "input_file", "file_url": url}),
+        },
+        _ => return None,
+    })
 }
 
 /// The text of `parts`, each as a copy of `template` with its `text` (images and files, which

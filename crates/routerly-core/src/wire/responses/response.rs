@@ -3,7 +3,9 @@
 use serde_json::{Map, Value, json};
 
 use super::Echo;
-use crate::canonical::{ChatResponse, ContentPart, DecodeError, StopReason, Usage};
+use crate::canonical::{
+    ChatResponse, Citation, ContentPart, DecodeError, StopReason, Usage, WebSearchCall,
+};
 
 /// A fresh response id in OpenAI's shape (`resp_` and 48 hex digits).
 pub fn new_response_id() -> String {
@@ -64,6 +66,7 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
             .get("created_at")
             .and_then(Value::as_i64)
             .unwrap_or_default(),
+        web_sources: Default::default(),
     })
 }
 
@@ -203,6 +206,32 @@ pub(super) fn message_item(id: &str, status: &str, text: Option<&str>) -> Value 
     json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
 }
 
+/// A `web_search_call` output item for a search the provider ran, with the pages it found
+/// as the action's `sources`.
+pub(super) fn web_search_call_item(id: &str, search: &WebSearchCall) -> Value {
+    let sources: Vec<Value> = (search.results.iter())
+        .map(|page| json!({"type": "url", "url": page.url}))
+        .collect();
+    json!({
+        "id": id,
+        "type": "web_search_call",
+        "status": "completed",
+        "action": {"type": "search", "query": search.query, "sources": sources},
+    })
+}
+
+/// A `url_citation` annotation of `citation`, its indexes counted from `start` (where its
+/// message's text starts in the answer's texts joined).
+pub(super) fn url_citation(citation: &Citation, start: usize) -> Value {
+    json!({
+        "type": "url_citation",
+        "start_index": citation.start.saturating_sub(start),
+        "end_index": citation.end.saturating_sub(start),
+        "url": citation.page.url,
+        "title": citation.page.title.as_deref().unwrap_or_default(),
+    })
+}
+
 /// A `function_call` output item; a call of a namespaced tool's flat name is given back
 /// under its namespace (see [`Echo`]).
 pub(super) fn function_call_item(
@@ -298,11 +327,20 @@ pub fn encode_response_echoing(response: &ChatResponse, echo: &Echo) -> Value {
     } else {
         new_response_id()
     };
-    let mut output: Vec<Value> = Vec::new();
+    // The provider's web searches come first, as OpenAI gives its own.
+    let mut output: Vec<Value> = (response.web_sources.searches.iter())
+        .enumerate()
+        .map(|(index, search)| web_search_call_item(&item_id("ws", &id, index), search))
+        .collect();
+    // Where each message starts, in characters of the answer's texts joined.
+    let mut messages: Vec<(usize, usize)> = Vec::new();
+    let mut text_offset = 0;
     for part in &response.content {
         let index = output.len();
         match part {
             ContentPart::Text { text } => {
+                let start = text_offset;
+                text_offset += text.chars().count();
                 // Consecutive text parts make one message.
                 if let Some(last) = output.last_mut()
                     && last.get("type").and_then(Value::as_str) == Some("message")
@@ -312,6 +350,7 @@ pub fn encode_response_echoing(response: &ChatResponse, echo: &Echo) -> Value {
                     *existing = Value::from(joined);
                     continue;
                 }
+                messages.push((index, start));
                 output.push(message_item(
                     &item_id("msg", &id, index),
                     "completed",
@@ -337,6 +376,18 @@ pub fn encode_response_echoing(response: &ChatResponse, echo: &Echo) -> Value {
             | ContentPart::ToolResult { .. }
             | ContentPart::Document { .. }
             | ContentPart::Opaque { .. } => {}
+        }
+    }
+    for citation in &response.web_sources.citations {
+        let message = messages
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= citation.start);
+        if let Some((index, start)) = message
+            && let Some(Value::Array(annotations)) =
+                output[*index].pointer_mut("/content/0/annotations")
+        {
+            annotations.push(url_citation(citation, *start));
         }
     }
     let (status, incomplete_details) = final_status(response.stop_reason.as_ref());

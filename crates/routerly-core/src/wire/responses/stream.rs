@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 use super::Echo;
 use super::response::{
     decode_output_item, decode_usage, final_status, function_call_item, item_id, message_item,
-    new_response_id, reasoning_item, response_object, stop_reason_of,
+    new_response_id, reasoning_item, response_object, stop_reason_of, url_citation,
+    web_search_call_item,
 };
 use crate::canonical::{ContentPart, DecodeError, StopReason, StreamEvent, Usage};
 use crate::wire::SseFrame;
@@ -253,6 +254,10 @@ struct ItemState {
     output_index: usize,
     id: String,
     kind: OpenItem,
+    /// Where a message's text starts, in characters of the answer's texts joined.
+    text_start: usize,
+    /// A message's `url_citation` annotations so far.
+    annotations: Vec<Value>,
 }
 
 /// Turns canonical events into the Responses event sequence a client reads:
@@ -280,6 +285,8 @@ pub struct StreamEncoder {
     done: bool,
     /// What the `response` objects repeat of the request.
     echo: Echo,
+    /// Characters of text streamed so far, where citations point.
+    text_chars: usize,
 }
 
 impl Default for StreamEncoder {
@@ -304,6 +311,7 @@ impl StreamEncoder {
             stop_reason: None,
             done: false,
             echo: Echo::default(),
+            text_chars: 0,
         }
     }
 
@@ -381,6 +389,7 @@ impl StreamEncoder {
                 let item = self.items.get_mut(index).expect("opened above");
                 if let OpenItem::Message { text: all } = &mut item.kind {
                     all.push_str(text);
+                    self.text_chars += text.chars().count();
                     let payload = json!({
                         "item_id": item.id,
                         "output_index": item.output_index,
@@ -435,6 +444,58 @@ impl StreamEncoder {
                 }
             }
             StreamEvent::BlockStop { index } => self.close_item(*index, &mut frames),
+            StreamEvent::WebSearch { search } => {
+                let output_index = self.next_output_index;
+                self.next_output_index += 1;
+                let item = web_search_call_item(&item_id("ws", &self.id, output_index), search);
+                let mut added = item.clone();
+                added["status"] = Value::from("in_progress");
+                self.push(
+                    &mut frames,
+                    "response.output_item.added",
+                    json!({"output_index": output_index, "item": added}),
+                );
+                for phase in [
+                    "response.web_search_call.in_progress",
+                    "response.web_search_call.searching",
+                    "response.web_search_call.completed",
+                ] {
+                    self.push(
+                        &mut frames,
+                        phase,
+                        json!({"output_index": output_index, "item_id": item["id"]}),
+                    );
+                }
+                self.push(
+                    &mut frames,
+                    "response.output_item.done",
+                    json!({"output_index": output_index, "item": item}),
+                );
+                self.output.push((output_index, item));
+            }
+            StreamEvent::Citation { citation } => {
+                // The message streaming the cited text: the last one started before it.
+                let message = (self.items.values_mut())
+                    .filter(|item| matches!(item.kind, OpenItem::Message { .. }))
+                    .filter(|item| item.text_start <= citation.start)
+                    .max_by_key(|item| item.text_start);
+                if let Some(item) = message {
+                    let annotation = url_citation(citation, item.text_start);
+                    let payload = json!({
+                        "item_id": item.id,
+                        "output_index": item.output_index,
+                        "content_index": 0,
+                        "annotation_index": item.annotations.len(),
+                        "annotation": annotation,
+                    });
+                    item.annotations.push(annotation);
+                    self.push(
+                        &mut frames,
+                        "response.output_text.annotation.added",
+                        payload,
+                    );
+                }
+            }
             StreamEvent::Usage { usage } => self.usage.merge(usage),
             StreamEvent::Finish { stop_reason, .. } => self.stop_reason = Some(stop_reason.clone()),
             StreamEvent::End => {
@@ -548,6 +609,8 @@ impl StreamEncoder {
                 output_index,
                 id,
                 kind,
+                text_start: self.text_chars,
+                annotations: Vec::new(),
             },
         );
     }
@@ -577,10 +640,12 @@ impl StreamEncoder {
                         "item_id": id,
                         "output_index": output_index,
                         "content_index": 0,
-                        "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []},
+                        "part": {"type": "output_text", "text": text, "annotations": item.annotations, "logprobs": []},
                     }),
                 );
-                message_item(id, "completed", Some(text))
+                let mut message = message_item(id, "completed", Some(text));
+                message["content"][0]["annotations"] = Value::from(item.annotations.clone());
+                message
             }
             OpenItem::Reasoning { text } => {
                 self.push(
