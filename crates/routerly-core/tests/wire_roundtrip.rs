@@ -452,3 +452,65 @@ fn a_system_prompt_of_several_parts_survives_a_second_trip_through_responses() {
         wire::decode_request(WireFormat::OpenAiResponses, &twice).expect("reads back")
     );
 }
+
+/// Fuzz finding (`wire_request`): a conversation that reuses a call id across turns (`call_0`
+/// in every turn, as some clients number their calls) named every result after the last call
+/// of that id in the whole conversation, so a result of `get_weather` went to Gemini as a
+/// response of `get_time`, and Gemini's decoder found no call of that name. Formats that
+/// name results by function (Gemini, Ollama, Mistral) now name each by the latest call with
+/// its id before it.
+#[test]
+fn a_reused_call_id_names_each_result_after_its_own_turns_call() {
+    let body = serde_json::json!({"model": "m", "messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "sunny"},
+        {"role": "user", "content": "time?"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_0", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "noon"}]});
+    let request = wire::decode_request(WireFormat::OpenAiChat, &body).expect("decodes");
+    let gemini =
+        wire::encode_request(WireFormat::GeminiGenerateContent, &request, "m").expect("encodes");
+    let names: Vec<&str> = [
+        "/contents/2/parts/0/functionResponse/name",
+        "/contents/5/parts/0/functionResponse/name",
+    ]
+    .iter()
+    .map(|pointer| {
+        gemini
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    })
+    .collect();
+    assert_eq!(names, ["get_weather", "get_time"], "{gemini}");
+    let again =
+        wire::decode_request(WireFormat::GeminiGenerateContent, &gemini).expect("reads back");
+    wire::encode_request(WireFormat::GeminiGenerateContent, &again, "m").expect("encodes again");
+
+    let ollama = wire::encode_request(WireFormat::OllamaChat, &request, "m").expect("encodes");
+    assert_eq!(
+        ollama.pointer("/messages/2/tool_name"),
+        Some(&serde_json::json!("get_weather")),
+        "{ollama}"
+    );
+    assert_eq!(
+        ollama.pointer("/messages/5/tool_name"),
+        Some(&serde_json::json!("get_time")),
+        "{ollama}"
+    );
+
+    let mistral = wire::encode_request(WireFormat::MistralChat, &request, "m").expect("encodes");
+    assert_eq!(
+        mistral.pointer("/messages/2/name"),
+        Some(&serde_json::json!("get_weather")),
+        "{mistral}"
+    );
+    assert_eq!(
+        mistral.pointer("/messages/5/name"),
+        Some(&serde_json::json!("get_time")),
+        "{mistral}"
+    );
+}

@@ -10,6 +10,7 @@
 
 pub mod anthropic;
 mod blocks;
+mod call_names;
 pub mod embeddings;
 pub mod gemini;
 mod json;

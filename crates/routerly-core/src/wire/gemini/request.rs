@@ -2,10 +2,10 @@
 //! [`ChatRequest`] to the body Gemini takes.
 
 use crate::wire::json::nonzero_limit;
-use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::super::call_names::CallNames;
 use super::json::{
     Object, as_array, as_object, as_str, field_path, get, index_path, optional_bool, optional_f64,
     optional_str, optional_u32, require, require_media_type, require_str,
@@ -389,19 +389,12 @@ fn decode_tool_choice(body_map: &Object) -> Result<Option<ToolChoice>, DecodeErr
 /// What Gemini cannot take is refused with a 400 naming the feature and the model, never
 /// dropped silently; what only differs in shape is adapted (see the module doc).
 pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Value, DecodeError> {
-    let call_names: HashMap<&str, &str> = request
-        .messages
-        .iter()
-        .flat_map(|message| &message.content)
-        .filter_map(|part| match part {
-            ContentPart::ToolCall { id, name, .. } => Some((id.as_str(), name.as_str())),
-            _ => None,
-        })
-        .collect();
+    let mut call_names = CallNames::default();
 
     let mut contents = Vec::with_capacity(request.messages.len());
     for (message_index, message) in request.messages.iter().enumerate() {
         let path = index_path("messages", message_index);
+        call_names.learn(message);
         let parts = encode_parts(message, &call_names, &path, upstream_model)?;
         if parts.is_empty() {
             continue;
@@ -475,7 +468,7 @@ pub fn web_search(request: &ChatRequest) -> Option<&HostedTool> {
 
 fn encode_parts(
     message: &Message,
-    call_names: &HashMap<&str, &str>,
+    call_names: &CallNames,
     path: &str,
     upstream_model: &str,
 ) -> Result<Vec<Value>, DecodeError> {
@@ -518,7 +511,6 @@ fn encode_parts(
             } => {
                 let name = call_names
                     .get(tool_call_id.as_str())
-                    .copied()
                     .ok_or_else(|| {
                         DecodeError::at(
                             &part_path,

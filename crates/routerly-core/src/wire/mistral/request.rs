@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::canonical::{ChatRequest, ContentPart, DecodeError};
+use crate::canonical::{ChatRequest, DecodeError};
 use crate::wire::openai;
 
 /// Decodes a Mistral-shaped client body (OpenAI's shape; `random_seed` is its seed, and
@@ -48,20 +48,18 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
         body_map.insert("tool_choice".into(), json!("any"));
     }
 
-    let call_names: HashMap<&str, &str> = request
-        .messages
-        .iter()
-        .flat_map(|message| &message.content)
-        .filter_map(|part| match part {
-            ContentPart::ToolCall { id, name, .. } => Some((id.as_str(), name.as_str())),
-            _ => None,
-        })
-        .collect();
+    // A tool message is named by the latest call with its id before it (clients reuse ids
+    // across turns), learnt as the messages are walked.
+    let mut call_names: HashMap<String, Value> = HashMap::new();
     if let Some(Value::Array(messages)) = body_map.get_mut("messages") {
         for message in messages {
             if let Some(Value::Array(calls)) = message.get_mut("tool_calls") {
                 for call in calls {
+                    let name = call.pointer("/function/name").cloned();
                     if let Some(Value::String(id)) = call.get_mut("id") {
+                        if let Some(name) = name {
+                            call_names.insert(id.clone(), name);
+                        }
                         *id = mistral_call_id(id);
                     }
                 }
@@ -70,7 +68,7 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
                 && let Some(Value::String(id)) = message.get("tool_call_id").cloned().as_ref()
             {
                 if let Some(name) = call_names.get(id.as_str()) {
-                    message["name"] = Value::from(*name);
+                    message["name"] = name.clone();
                 }
                 message["tool_call_id"] = Value::from(mistral_call_id(id));
             }

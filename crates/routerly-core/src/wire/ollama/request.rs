@@ -2,10 +2,10 @@
 //! to the body Ollama takes.
 
 use crate::wire::json::nonzero_limit;
-use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::super::call_names::CallNames;
 use super::json::{
     Object, as_array, as_object, as_str, field_path, get, index_path, optional_bool, optional_f64,
     optional_str, optional_u32, require, require_str,
@@ -268,15 +268,7 @@ fn decode_tools(body_map: &Object) -> Result<Vec<Tool>, DecodeError> {
 /// What Ollama cannot take is refused with a 400 naming the feature and the model (image
 /// URLs); what only differs in shape is adapted (see the module doc).
 pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Value, DecodeError> {
-    let call_names: HashMap<&str, &str> = request
-        .messages
-        .iter()
-        .flat_map(|message| &message.content)
-        .filter_map(|part| match part {
-            ContentPart::ToolCall { id, name, .. } => Some((id.as_str(), name.as_str())),
-            _ => None,
-        })
-        .collect();
+    let mut call_names = CallNames::default();
     let mut message_values = Vec::with_capacity(request.messages.len() + 1);
     for part in &request.system {
         if let ContentPart::Text { text } = part {
@@ -285,6 +277,7 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
     }
     for (message_index, message) in request.messages.iter().enumerate() {
         let path = index_path("messages", message_index);
+        call_names.learn(message);
         match message.role {
             Role::User => encode_user_message(
                 message,
@@ -339,7 +332,7 @@ pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Val
 /// user message (text joined, images as base64).
 fn encode_user_message(
     message: &Message,
-    call_names: &HashMap<&str, &str>,
+    call_names: &CallNames,
     path: &str,
     upstream_model: &str,
     message_values: &mut Vec<Value>,
@@ -375,7 +368,7 @@ fn encode_user_message(
                     .collect();
                 let mut tool_message = json!({"role": "tool", "content": text.join("\n")});
                 if let Some(name) = call_names.get(tool_call_id.as_str()) {
-                    tool_message["tool_name"] = Value::from(*name);
+                    tool_message["tool_name"] = Value::from(name);
                 }
                 let result_images = content
                     .iter()
