@@ -543,3 +543,52 @@ def test_a_circuit_opened_on_one_replica_is_open_on_another_within_a_second(shar
     for _ in range(3):
         assert avoided_on_second(), "still open there"
     assert len(mock.requests("openai")) == sent, "no call reached the open model from either replica"
+
+
+def test_routing_statistics_are_shared_so_a_replica_routes_by_the_calls_the_others_answered(shared: Cluster, mock):
+    first = shared.start("a")
+    first.cli("project", "routing", "set-retries", "my-app", "0")
+    first.cli("project", "routing", "policy", "enable", "my-app", "performance")
+    both = first.cli_json("project", "token", "create", "my-app", "--json")["token"]  # both models
+    second = shared.start("b")
+
+    def call(replica: Routerly, model: str, text: str) -> httpx.Response:
+        return httpx.post(
+            f"{replica.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {both}"},
+            json={"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": text}]},
+            timeout=30,
+        )
+
+    # Only the second replica calls the models: the OpenAI one slow, Claude fast.
+    for _ in range(3):
+        assert call(second, FLAT_MODEL.alias, "slow [mock:delay_ms=400]").status_code == 200
+        assert call(second, ANTHROPIC_MODEL.alias, "fast").status_code == 200
+    headers = {"Authorization": f"Bearer {login(first, ADMIN_PASSWORD).json()['access_token']}"}
+
+    def seen_on_first() -> dict:
+        health = httpx.get(f"{first.url}/api/routing/health", headers=headers, timeout=10).json()
+        return {model["model_id"]: model for model in health["models"]}
+
+    # The first replica answered nothing, yet sees those calls within a second or so.
+    wait_until(
+        "the first replica to count the second's calls",
+        lambda: [seen_on_first()[model.id]["calls"] for model in (FLAT_MODEL, ANTHROPIC_MODEL)] == [3, 3],
+        3, [first, second],
+    )  # fmt: skip
+    seen = seen_on_first()
+    assert seen[FLAT_MODEL.id]["mean_latency_ms"] >= 400, seen
+    assert seen[ANTHROPIC_MODEL.id]["mean_latency_ms"] < 400, seen
+    # And routes by them: `auto` goes to the model that was fast on the other replica.
+    routed = call(first, "auto", "route me")
+    assert routed.status_code == 200 and routed.headers["x-routerly-model"] == ANTHROPIC_MODEL.id, routed.headers
+    # Its own calls are counted once, here and there (each replica skips its own in Redis),
+    # and a replica started now learns the others' recent counts at once.
+    time.sleep(1.5)
+    third = shared.start("c")
+    time.sleep(1.5)
+    for replica in (first, second, third):
+        replica_headers = {"Authorization": f"Bearer {login(replica, ADMIN_PASSWORD).json()['access_token']}"}
+        health = httpx.get(f"{replica.url}/api/routing/health", headers=replica_headers, timeout=10).json()
+        calls = {model["model_id"]: model["calls"] for model in health["models"]}
+        assert calls == {FLAT_MODEL.id: 3, ANTHROPIC_MODEL.id: 4}, (replica.url, calls)

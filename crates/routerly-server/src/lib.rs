@@ -126,11 +126,13 @@ impl Service {
         ]);
         let shared =
             store::redis_shared::SharedRedis::from_env().map_err(store::StoreError::Settings)?;
-        if let Some(shared) = &shared {
-            routing.share_circuits(Arc::clone(shared));
-        }
         let (budgets, notifier) =
             budgets::start(&home, &store, files, Box::new(replay), shared.clone()).await?;
+        // After the replay: the records it feeds the statistics are this replica's own past,
+        // not news for the others.
+        if let Some(shared) = &shared {
+            routing.share(Arc::clone(shared), home.replica_id()?);
+        }
         let replayed = opening.elapsed();
         // Before serving: reports then read days, not hours, past the horizon.
         usage_history.compact(
