@@ -95,13 +95,16 @@ struct ModelSeries {
     circuit: Option<Circuit>,
 }
 
+/// One bucket's counts in [`Deltas`]: calls, errors, latency sum (ms), latency samples.
+type Cell = (u32, u32, f64, u32);
+
 /// Counts observed on one replica since its last exchange, summed per bucket start: what
 /// it tells the others ([`Stats::take_deltas`]) and learns from them ([`Stats::learn_deltas`]).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deltas {
     /// Per model, per bucket start: calls, errors, latency sum (ms), latency samples.
     #[serde(default, rename = "m")]
-    models: BTreeMap<String, BTreeMap<i64, (u32, u32, f64, u32)>>,
+    models: BTreeMap<String, BTreeMap<i64, Cell>>,
     /// Per project, per model, per bucket start: successful completions.
     #[serde(default, rename = "s")]
     successes: BTreeMap<String, BTreeMap<String, BTreeMap<i64, u32>>>,
