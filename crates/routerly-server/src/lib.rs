@@ -126,6 +126,16 @@ impl Service {
         ]);
         let shared =
             store::redis_shared::SharedRedis::from_env().map_err(store::StoreError::Settings)?;
+        // A replica's first alert ledger is the one `migrate --from-files` copied (if any).
+        if let Some(database) = &database
+            && !home.alerts_path().exists()
+        {
+            let alerts = store::pg::shared::alert_ledger(database).await?;
+            if !alerts.is_empty() {
+                notify::AlertLedger::seed(&home.alerts_path(), alerts)
+                    .map_err(|error| store::StoreError::io(home.alerts_path(), error))?;
+            }
+        }
         let (budgets, notifier) =
             budgets::start(&home, &store, files, Box::new(replay), shared.clone()).await?;
         // After the replay: the records it feeds the statistics are this replica's own past,
