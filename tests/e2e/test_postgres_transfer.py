@@ -200,8 +200,10 @@ def test_migrate_from_files_copies_the_alert_ledger(mock_session) -> None:
         assert [chat().status_code for _ in range(2)] == [200, 200]
         headers = admin_headers(files)
         deadline = time.monotonic() + 10
-        while not any(alert["event"] == "exhausted" for alert in (sent := httpx.get(
-                f"{files.url}/api/alerts", headers=headers, timeout=10).json()["alerts"])):  # fmt: skip
+        while True:
+            sent = httpx.get(f"{files.url}/api/alerts", headers=headers, timeout=10).json()["alerts"]
+            if any(alert["event"] == "budget.exhausted" for alert in sent):
+                break
             assert time.monotonic() < deadline, sent
             time.sleep(0.05)
         assert files.stop() == 0, files.log_tail()

@@ -50,6 +50,16 @@ use super::counters::{
 /// the calls in flight). The sums are reset to zero whenever the hash empties, so float
 /// rounding cannot accumulate.
 const HOLD_LUA: &str = r#"
+-- Adds `sign` times the four amounts of `parts` (from index 2) to the sums of `key`: one
+-- read and one write, however many amounts.
+local function add_sums(key, parts, sign)
+  local t = redis.call('HMGET', key .. ':t', 'c', 'n', 'i', 'o')
+  redis.call('HSET', key .. ':t',
+    'c', (tonumber(t[1]) or 0) + sign * tonumber(parts[2]),
+    'n', (tonumber(t[2]) or 0) + sign * tonumber(parts[3]),
+    'i', (tonumber(t[3]) or 0) + sign * tonumber(parts[4]),
+    'o', (tonumber(t[4]) or 0) + sign * tonumber(parts[5]))
+end
 local function drop(key, member)
   local entry = redis.call('HGET', key, member)
   redis.call('ZREM', key .. ':x', member)
@@ -61,11 +71,7 @@ local function drop(key, member)
   end
   local parts = {}
   for part in string.gmatch(entry, '[^|]+') do parts[#parts + 1] = part end
-  local names = {'c', 'n', 'i', 'o'}
-  for m = 1, 4 do
-    local amount = tonumber(parts[m + 1])
-    if amount ~= 0 then redis.call('HINCRBYFLOAT', key .. ':t', names[m], -amount) end
-  end
+  add_sums(key, parts, -1)
 end
 "#;
 
@@ -127,10 +133,7 @@ for h = 2 * checks + 1, #KEYS do
   drop(key, id)
   redis.call('HSET', key, id, entry)
   redis.call('ZADD', key .. ':x', expires, id)
-  for m = 1, 4 do
-    local amount = tonumber(ARGV[arg + m - 1])
-    if amount ~= 0 then redis.call('HINCRBYFLOAT', key .. ':t', names[m], amount) end
-  end
+  add_sums(key, {expires, ARGV[arg], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3]}, 1)
   arg = arg + 4
   redis.call('PEXPIRE', key, ttl)
   redis.call('PEXPIRE', key .. ':x', ttl)

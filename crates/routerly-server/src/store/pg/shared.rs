@@ -689,12 +689,12 @@ pub async fn insert_alerts(
     Ok(added)
 }
 
-/// Every entry of the `alert_ledger` table, oldest first (an entry that does not parse is
+/// Every entry of the `alert_ledger` table in the order they were added (an entry that does not parse is
 /// skipped with a warning).
 pub async fn alert_ledger(database: &Database) -> Result<Vec<crate::notify::LedgerEntry>, DbError> {
     let client = database.client().await?;
     let rows = client
-        .query("SELECT entry FROM alert_ledger ORDER BY fired_at, key", &[])
+        .query("SELECT entry FROM alert_ledger ORDER BY seq", &[])
         .await?;
     Ok(rows
         .iter()
