@@ -161,6 +161,12 @@ impl Service {
             ),
             None => None,
         };
+        if let Some(shipper) = &usage_shipper {
+            // A replica killed before shipping what it had logged sends it now.
+            if let Err(error) = shipper.resend_unshipped(&home.usage_log_path()).await {
+                tracing::warn!(%error, "cannot check which logged usage records PostgreSQL lacks; they are sent when it answers at the next start");
+            }
+        }
         let usage_reads: Arc<dyn store::history::UsageHistory> = match &database {
             Some(database) => Arc::new(store::pg::usage::PgUsageHistory::new(
                 Arc::clone(database),
