@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Routerly's benchmark, one command: `./bench/run.sh [--duration S] [--repeat N] [--peers]`.
+# Routerly's benchmark, one command: `./bench/run.sh [--duration S] [--repeat N] [--peers]`
+# (or `./bench/run.sh --replicas [--duration S] [--repeat N]`, see bench/replicas.py).
 # Builds the release binary, installs the load tools it lacks (wrk and nginx from apt), then
 # measures the mock directly, the mock behind one nginx hop, and Routerly on the same mock
 # (with --peers also LiteLLM and Portkey), and prints and writes the table (bench/results/);
@@ -17,6 +18,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 cargo build --release --locked --bin routerly --bin routerly-mock
+# `--replicas`: the shared backends' cost instead (bench/replicas.py: one replica in file
+# mode, one on PostgreSQL + Redis, three behind nginx, side by side).
+if [ "${1:-}" = "--replicas" ]; then
+  shift
+  exec python3 bench/replicas.py "$@"
+fi
 python3 bench/bench.py "$@"
 
 # Budget counters at start-up: 1,000,000 usage records rebuilt from the log alone and from

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from conftest import (
@@ -53,17 +54,25 @@ LATE = 2.0
 
 
 def restart_with(routerly: Routerly, **settings) -> Routerly:
-    """Stops `routerly`, merges `settings` into its settings.json, and starts it again."""
+    """Merges `settings` into the service's settings through `PATCH /api/settings` (so they
+    land wherever the installation keeps them: settings.json, or PostgreSQL in shared mode)
+    and restarts it, so that those read at start (connections) apply."""
+    if settings:
+        # From an address no test floods, so the login counts nothing the tests count.
+        with httpx.Client(base_url=routerly.url, timeout=10,
+                          transport=httpx.HTTPTransport(local_address="127.0.0.9")) as client:  # fmt: skip
+            login = client.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+            assert login.status_code == 200, login.text
+            headers = {"authorization": f"Bearer {login.json()['access_token']}"}
+            current = client.get("/api/settings", headers=headers).json()
+            changes = {
+                key: {**current.get(key, {}), **value} if isinstance(value, dict) else value
+                for key, value in settings.items()
+            }
+            patched = client.patch("/api/settings", headers=headers, json=changes)
+            assert patched.status_code == 200, patched.text
     code = routerly.stop()
     assert code == 0, routerly.log_tail()
-    path = routerly.home / "config" / "settings.json"
-    current = json.loads(path.read_text())
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            current.setdefault(key, {}).update(value)
-        else:
-            current[key] = value
-    path.write_text(json.dumps(current, indent=2))
     process, url = spawn_routerly(routerly.home, routerly.env, routerly.log_path)
     routerly.process, routerly.url = process, url
     return routerly

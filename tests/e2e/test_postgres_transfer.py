@@ -7,6 +7,7 @@ the six config files, and an imported change reaches a running replica within a 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -168,6 +169,62 @@ def test_migrate_from_files_then_export_and_import(mock_session) -> None:
         # Users came along: the admin still logs in through the replica.
         login = httpx.post(f"{replica.url}/api/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, timeout=10)
         assert login.status_code == 200, login.text
+    finally:
+        for routerly in running:
+            if routerly.process.poll() is None:
+                routerly.stop()
+        drop_database(database)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_migrate_from_files_copies_the_alert_ledger(mock_session) -> None:
+    """The alerts a file installation sent (its `data/alerts.json`) are copied once; a replica
+    starting on the database shows them and does not send them again."""
+    database = create_database()
+    root = Path(tempfile.mkdtemp(prefix="routerly-migrate-alerts-"))
+    running: list[Routerly] = []
+    try:
+        (root / "files").mkdir()
+        files = start_routerly(mock_session, root / "files", FILE_MODE)
+        running.append(files)
+        files.cli("limit", "add", "--scope", f"token:{files.token_id}", "--metric", "calls", "--period", "daily", "--value", "2")
+
+        def chat() -> httpx.Response:
+            return httpx.post(
+                f"{files.url}/v1/chat/completions",
+                json={"model": OPENAI_MODEL.alias, "messages": [{"role": "user", "content": "spend"}]},
+                headers={"authorization": f"Bearer {files.token}"},
+                timeout=30,
+            )
+
+        assert [chat().status_code for _ in range(2)] == [200, 200]
+        headers = admin_headers(files)
+        deadline = time.monotonic() + 10
+        while True:
+            sent = httpx.get(f"{files.url}/api/alerts", headers=headers, timeout=10).json()["alerts"]
+            if any(alert["event"] == "budget.exhausted" for alert in sent):
+                break
+            assert time.monotonic() < deadline, sent
+            time.sleep(0.05)
+        assert files.stop() == 0, files.log_tail()
+        ledger = json.loads((files.home / "data" / "alerts.json").read_text())["alerts"]
+        assert ledger, "the file installation's ledger"
+
+        migrate_env = dict(files.env, ROUTERLY_DATABASE_URL=postgres_url(database))
+        done = storage_command(migrate_env, "migrate", "--from-files")
+        assert done.returncode == 0, done.stderr
+        assert f"alerts: {len(ledger)} added" in done.stdout, done.stdout
+        assert int(psql(database, "SELECT count(*) FROM alert_ledger")[0]) == len(ledger)
+        again = storage_command(migrate_env, "migrate", "--from-files")
+        assert "alerts: 0 added" in again.stdout, again.stdout
+
+        secret_key = (files.home / "config" / "secret").read_text().strip()
+        (root / "pg").mkdir()
+        replica = pg_replica(mock_session, root / "pg", database, secret_key)
+        running.append(replica)
+        shown = httpx.get(f"{replica.url}/api/alerts", headers=admin_headers(replica), timeout=10).json()["alerts"]
+        assert shown == sent, "the replica shows the alerts the file installation sent"
+        assert json.loads((replica.home / "data" / "alerts.json").read_text())["alerts"] == ledger
     finally:
         for routerly in running:
             if routerly.process.poll() is None:

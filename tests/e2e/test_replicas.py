@@ -1,12 +1,14 @@
-"""Several replicas on one Redis: budgets stay exact across three `routerly serve` processes,
+"""Several replicas on one PostgreSQL and Redis: budgets stay exact across three `routerly serve` processes,
 the holds of a replica killed with SIGKILL come back within the reservation TTL, and a Redis
 that goes away mid-load is handled as the failure mode says (closed: 503 `budget_unavailable`
 in the caller's format; open: the replica's own counters, never unlimited), both recovering
 when it returns.
 
-Each replica has its own ROUTERLY_HOME holding a copy of the first one's config/, and all
-share ROUTERLY_SECRET_KEY. The machine's Redis (127.0.0.1:6379) is used with a prefix unique
-to the test, deleted afterwards; the restart test starts its own `redis-server` on a free port
+Each replica has its own ROUTERLY_HOME, and all share ROUTERLY_SECRET_KEY and, in the
+`shared` fixture, a PostgreSQL database made for the test (configuration, usage history),
+dropped afterwards (the clusters that restart Redis keep a copy of the first replica's
+config/ in each home instead). The machine's Redis (127.0.0.1:6379) is used with a prefix
+unique to the test, deleted afterwards; the restart test starts its own `redis-server` on a free port
 and never touches the machine's.
 """
 
@@ -39,6 +41,10 @@ from conftest import (
     ANTHROPIC_MODEL,
     MockProviders,
     Routerly,
+    create_database,
+    drop_database,
+    postgres_url,
+    psql,
     read_usage_file,
     spawn_routerly,
     stop_process,
@@ -74,8 +80,9 @@ def delete_prefix(port: int, prefix: str) -> None:
 class Cluster:
     """Replicas sharing one configuration, one master key and one Redis prefix."""
 
-    def __init__(self, mock: MockProviders, root: Path, redis_url: str, prefix: str) -> None:
+    def __init__(self, mock: MockProviders, root: Path, redis_url: str, prefix: str, database: str = "") -> None:
         self.mock, self.root, self.redis_url, self.prefix = mock, root, redis_url, prefix
+        self.database = database  # with one, the configuration and usage history are PostgreSQL's
         self.secret_key = secrets.token_hex(32)
         self.replicas: list[Routerly] = []
 
@@ -90,13 +97,15 @@ class Cluster:
             ROUTERLY_REDIS_URL=self.redis_url,
             ROUTERLY_REDIS_PREFIX=self.prefix,
         )
+        if self.database:
+            env["ROUTERLY_DATABASE_URL"] = postgres_url(self.database)
         env.update(extra)
         return env
 
     def start(self, name: str, log_in: bool = True, **extra: str) -> Routerly:
         env = self.env(name, **extra)
         home = Path(env["ROUTERLY_HOME"])
-        if self.replicas:  # the same configuration as the first replica
+        if self.replicas and not self.database:  # the same configuration as the first replica
             home.mkdir(parents=True)
             shutil.copytree(self.replicas[0].home / "config", home / "config")
         log_path = self.root / f"{name}.log"
@@ -163,13 +172,15 @@ def cluster_root() -> Iterator[Path]:
 
 @pytest.fixture
 def shared(mock, cluster_root) -> Iterator[Cluster]:
-    """A cluster on the machine's Redis under a prefix of its own, deleted at the end."""
+    """A cluster as deployed: a database of its own on the machine's PostgreSQL and the
+    machine's Redis under a prefix of its own, both dropped at the end."""
     prefix = f"routerly-e2e-{secrets.token_hex(6)}"
-    cluster = Cluster(mock, cluster_root, MACHINE_REDIS, prefix)
+    cluster = Cluster(mock, cluster_root, MACHINE_REDIS, prefix, create_database())
     try:
         yield cluster
     finally:
         cluster.stop()
+        drop_database(cluster.database)
         delete_prefix(6379, prefix)
         assert not redis_cli(6379, "--scan", "--pattern", f"{prefix}*").split(), "the test's keys are gone"
 
@@ -268,6 +279,11 @@ def test_300_concurrent_calls_on_three_replicas_keep_a_cost_limit_of_50_calls_ex
     spend = math.fsum(record["cost_usd"] for record in records)
     assert spend <= limit_value * (1 + 1e-9), (spend, limit_value)
     assert abs(spend - call_cost * dispatched) < 1e-9, (spend, call_cost, dispatched)
+    # And one shared usage history in PostgreSQL: exactly one record per answered call.
+    query = f"SELECT trace_id FROM usage_records WHERE token_id = '{first.token_id}' AND outcome = 'success'"
+    wait_until("every answered call's record in PostgreSQL", lambda: len(psql(shared.database, query)) >= len(trace_ids), 10, replicas)
+    stored = Counter(psql(shared.database, query))
+    assert set(stored) == trace_ids and max(stored.values()) == 1, stored.most_common(3)
 
 
 # ---- a replica killed while it holds reservations ---------------------------------------------
@@ -543,3 +559,52 @@ def test_a_circuit_opened_on_one_replica_is_open_on_another_within_a_second(shar
     for _ in range(3):
         assert avoided_on_second(), "still open there"
     assert len(mock.requests("openai")) == sent, "no call reached the open model from either replica"
+
+
+def test_routing_statistics_are_shared_so_a_replica_routes_by_the_calls_the_others_answered(shared: Cluster, mock):
+    first = shared.start("a")
+    first.cli("project", "routing", "set-retries", "my-app", "0")
+    first.cli("project", "routing", "policy", "enable", "my-app", "performance")
+    both = first.cli_json("project", "token", "create", "my-app", "--json")["token"]  # both models
+    second = shared.start("b")
+
+    def call(replica: Routerly, model: str, text: str) -> httpx.Response:
+        return httpx.post(
+            f"{replica.url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {both}"},
+            json={"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": text}]},
+            timeout=30,
+        )
+
+    # Only the second replica calls the models: the OpenAI one slow, Claude fast.
+    for _ in range(3):
+        assert call(second, FLAT_MODEL.alias, "slow [mock:delay_ms=400]").status_code == 200
+        assert call(second, ANTHROPIC_MODEL.alias, "fast").status_code == 200
+    headers = {"Authorization": f"Bearer {login(first, ADMIN_PASSWORD).json()['access_token']}"}
+
+    def seen_on_first() -> dict:
+        health = httpx.get(f"{first.url}/api/routing/health", headers=headers, timeout=10).json()
+        return {model["model_id"]: model for model in health["models"]}
+
+    # The first replica answered nothing, yet sees those calls within a second or so.
+    wait_until(
+        "the first replica to count the second's calls",
+        lambda: [seen_on_first()[model.id]["calls"] for model in (FLAT_MODEL, ANTHROPIC_MODEL)] == [3, 3],
+        3, [first, second],
+    )  # fmt: skip
+    seen = seen_on_first()
+    assert seen[FLAT_MODEL.id]["mean_latency_ms"] >= 400, seen
+    assert seen[ANTHROPIC_MODEL.id]["mean_latency_ms"] < 400, seen
+    # And routes by them: `auto` goes to the model that was fast on the other replica.
+    routed = call(first, "auto", "route me")
+    assert routed.status_code == 200 and routed.headers["x-routerly-model"] == ANTHROPIC_MODEL.id, routed.headers
+    # Its own calls are counted once, here and there (each replica skips its own in Redis),
+    # and a replica started now learns the others' recent counts at once.
+    time.sleep(1.5)
+    third = shared.start("c")
+    time.sleep(1.5)
+    for replica in (first, second, third):
+        replica_headers = {"Authorization": f"Bearer {login(replica, ADMIN_PASSWORD).json()['access_token']}"}
+        health = httpx.get(f"{replica.url}/api/routing/health", headers=replica_headers, timeout=10).json()
+        calls = {model["model_id"]: model["calls"] for model in health["models"]}
+        assert calls == {FLAT_MODEL.id: 3, ANTHROPIC_MODEL.id: 4}, (replica.url, calls)

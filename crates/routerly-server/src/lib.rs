@@ -126,11 +126,23 @@ impl Service {
         ]);
         let shared =
             store::redis_shared::SharedRedis::from_env().map_err(store::StoreError::Settings)?;
-        if let Some(shared) = &shared {
-            routing.share_circuits(Arc::clone(shared));
+        // A replica's first alert ledger is the one `migrate --from-files` copied (if any).
+        if let Some(database) = &database
+            && !home.alerts_path().exists()
+        {
+            let alerts = store::pg::shared::alert_ledger(database).await?;
+            if !alerts.is_empty() {
+                notify::AlertLedger::seed(&home.alerts_path(), alerts)
+                    .map_err(|error| store::StoreError::io(home.alerts_path(), error))?;
+            }
         }
         let (budgets, notifier) =
             budgets::start(&home, &store, files, Box::new(replay), shared.clone()).await?;
+        // After the replay: the records it feeds the statistics are this replica's own past,
+        // not news for the others.
+        if let Some(shared) = &shared {
+            routing.share(Arc::clone(shared), home.replica_id()?);
+        }
         let replayed = opening.elapsed();
         // Before serving: reports then read days, not hours, past the horizon.
         usage_history.compact(
@@ -149,6 +161,12 @@ impl Service {
             ),
             None => None,
         };
+        if let Some(shipper) = &usage_shipper {
+            // A replica killed before shipping what it had logged sends it now.
+            if let Err(error) = shipper.resend_unshipped(&home.usage_log_path()).await {
+                tracing::warn!(%error, "cannot check which logged usage records PostgreSQL lacks; they are sent when it answers at the next start");
+            }
+        }
         let usage_reads: Arc<dyn store::history::UsageHistory> = match &database {
             Some(database) => Arc::new(store::pg::usage::PgUsageHistory::new(
                 Arc::clone(database),

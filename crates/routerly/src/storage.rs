@@ -25,6 +25,7 @@ pub async fn migrate(options: MigrateOptions) -> anyhow::Result<()> {
         migrated.usage_read, migrated.usage_added
     );
     println!("admin API keys: {} added", migrated.api_keys_added);
+    println!("alerts: {} added", migrated.alerts_added);
     println!(
         "start every replica with ROUTERLY_DATABASE_URL and ROUTERLY_SECRET_KEY set to this \
          installation's master key ({})",

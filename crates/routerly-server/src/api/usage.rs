@@ -39,6 +39,10 @@ fn text_filter(field: &str, value: &Option<String>) -> Result<Option<String>, Ap
             field,
             format!("longer than {MAX_FILTER_CHARS} characters"),
         )),
+        // No recorded value holds one (PostgreSQL text cannot): refused in both modes alike.
+        Some(value) if value.contains('\0') => {
+            Err(ApiError::invalid(field, "contains a NUL character"))
+        }
         Some(value) if value == "(none)" => Ok(Some(String::new())),
         Some(value) => Ok(Some(value.clone())),
     }

@@ -241,6 +241,12 @@ impl AlertLedger {
             .clone()
     }
 
+    /// Writes `alerts` as the ledger file at `path` (a replica's first ledger, from the
+    /// one `migrate --from-files` copied into PostgreSQL).
+    pub fn seed(path: &std::path::Path, alerts: Vec<LedgerEntry>) -> std::io::Result<()> {
+        files::write_json_atomic(path, &LedgerFile { alerts }).map(drop)
+    }
+
     /// Writes `data/alerts.json` (dropping entries older than a yearly window).
     pub fn save(&self) {
         let Some(path) = &self.path else {

@@ -106,16 +106,27 @@ impl Routing {
         })
     }
 
-    /// Shares circuit openings through `shared` every half second (see [`stats`]) until the
-    /// engine is dropped. When Redis cannot be reached, circuits stay this replica's own
-    /// (with a warning) until it is back; openings made meanwhile are told then.
-    pub fn share_circuits(self: &Arc<Self>, shared: Arc<crate::store::redis_shared::SharedRedis>) {
-        self.stats.share_circuits();
+    /// Shares circuit openings and the statistics' counts through `shared` every half
+    /// second (see [`stats`]) until the engine is dropped; `replica` tells this replica's
+    /// counts from the others' in the stream (its own, past ones included, are already
+    /// here from its usage log). At first it learns the other replicas' counts over the
+    /// statistics' retention. When Redis cannot be reached, circuits and statistics stay
+    /// this replica's own (with a warning) until it is back; what was opened and counted
+    /// meanwhile is told then.
+    pub fn share(
+        self: &Arc<Self>,
+        shared: Arc<crate::store::redis_shared::SharedRedis>,
+        replica: String,
+    ) {
+        use crate::store::redis_shared::{RoutingNews, STATS_PAGE};
+        self.stats.share();
         let routing = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut unsent: Vec<(String, f64)> = Vec::new();
+            let mut untold = stats::Deltas::default();
+            let mut read_from: Option<String> = None;
             let mut reachable = true;
             loop {
                 tick.tick().await;
@@ -123,17 +134,47 @@ impl Routing {
                     return;
                 };
                 unsent.extend(routing.stats.take_opened());
-                match shared.exchange_circuits(&unsent).await {
-                    Ok(opened) => {
+                untold.merge(routing.stats.take_deltas());
+                let counts = (!untold.is_empty())
+                    .then(|| serde_json::to_string(&untold).expect("counts serialise"));
+                let keep_since_ms = (routing.stats.keeps_since() * 1000.0).max(0.0) as u64;
+                let from = read_from
+                    .clone()
+                    .unwrap_or_else(|| keep_since_ms.to_string());
+                let news = RoutingNews {
+                    opened: &unsent,
+                    counts: counts.as_deref().map(|counts| (replica.as_str(), counts)),
+                    keep_since_ms,
+                    read_from: &from,
+                };
+                let mut entries = match shared.exchange_routing(&news).await {
+                    Ok((opened, entries)) => {
                         unsent.clear();
+                        untold = stats::Deltas::default();
                         routing.stats.learn_opened(opened);
                         reachable = true;
+                        entries
                     }
                     Err(error) => {
                         if reachable {
-                            tracing::warn!(%error, "Redis cannot be reached: circuit breakers are this replica's own until it is back");
+                            tracing::warn!(%error, "Redis cannot be reached: circuit breakers and routing statistics are this replica's own until it is back");
                         }
                         reachable = false;
+                        continue;
+                    }
+                };
+                loop {
+                    let full = entries.len() == STATS_PAGE;
+                    for (id, fields) in entries {
+                        learn_entry(&routing.stats, &replica, &fields);
+                        read_from = Some(format!("({id}"));
+                    }
+                    let Some(after) = read_from.as_deref().filter(|_| full) else {
+                        break;
+                    };
+                    match shared.read_stats(&after[1..]).await {
+                        Ok(more) => entries = more,
+                        Err(_) => break, // Read again at the next tick.
                     }
                 }
             }
@@ -601,5 +642,23 @@ impl crate::store::history::Replay for StatsReplay {
         if record.timestamp >= self.since {
             self.routing.stats.observe(record);
         }
+    }
+}
+
+/// Adds the counts of one statistics-stream entry (fields `r`, `d`) to `stats` unless
+/// `replica` wrote it; an entry that does not parse is skipped.
+fn learn_entry(stats: &stats::Stats, replica: &str, fields: &[String]) {
+    let field = |name: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| pair[0] == name)
+            .map(|pair| pair[1].as_str())
+    };
+    if field("r") == Some(replica) {
+        return;
+    }
+    match field("d").map(serde_json::from_str::<stats::Deltas>) {
+        Some(Ok(deltas)) => stats.learn_deltas(deltas),
+        _ => tracing::debug!("a routing-statistics entry in Redis that does not parse is skipped"),
     }
 }

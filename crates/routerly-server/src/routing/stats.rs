@@ -4,18 +4,25 @@
 //! rebuilt from the recent part of the usage log at start-up, so the request path reads
 //! memory only and never the usage file.
 //!
-//! With Redis ([`crate::store::redis_shared`]), a circuit this replica opens is told to the
-//! others ([`Stats::take_opened`]) and theirs are learnt ([`Stats::learn_opened`]) by a
-//! background task every half second: a model's circuit opened on one replica is open on
-//! all within a second, each replica then probing it on its own after the cool-down.
+//! With Redis ([`crate::store::redis_shared`]), a background task exchanges with the other
+//! replicas every half second, off the request path:
+//! - circuits: one this replica opens is told to the others ([`Stats::take_opened`]) and
+//!   theirs are learnt ([`Stats::learn_opened`]): a model's circuit opened on one replica is
+//!   open on all within a second, each replica then probing it on its own after the cool-down;
+//! - the counts themselves: what this replica observed since the last exchange, summed per
+//!   bucket ([`Stats::take_deltas`]), is added to a Redis stream, and the other replicas'
+//!   sums are added to this replica's buckets ([`Stats::learn_deltas`]), so latency, error
+//!   and call counts (and so every policy reading them) cover the calls all replicas answered,
+//!   within a second. Policies still read memory only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use routerly_core::routing::policy::{HealthConfig, PerformanceConfig};
 use routerly_core::routing::score::{self, HealthInput, PolicyResult};
 use routerly_core::usage::{Outcome, UsageRecord};
+use serde::{Deserialize, Serialize};
 
 /// Width of a bucket, in seconds.
 const BUCKET_SECONDS: i64 = 5;
@@ -88,6 +95,51 @@ struct ModelSeries {
     circuit: Option<Circuit>,
 }
 
+/// One bucket's counts in [`Deltas`]: calls, errors, latency sum (ms), latency samples.
+type Cell = (u32, u32, f64, u32);
+
+/// Counts observed on one replica since its last exchange, summed per bucket start: what
+/// it tells the others ([`Stats::take_deltas`]) and learns from them ([`Stats::learn_deltas`]).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deltas {
+    /// Per model, per bucket start: calls, errors, latency sum (ms), latency samples.
+    #[serde(default, rename = "m")]
+    models: BTreeMap<String, BTreeMap<i64, Cell>>,
+    /// Per project, per model, per bucket start: successful completions.
+    #[serde(default, rename = "s")]
+    successes: BTreeMap<String, BTreeMap<String, BTreeMap<i64, u32>>>,
+}
+
+impl Deltas {
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty() && self.successes.is_empty()
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: Deltas) {
+        for (model_id, buckets) in other.models {
+            let mine = self.models.entry(model_id).or_default();
+            for (start, (calls, errors, latency_sum, latency_count)) in buckets {
+                let cell = mine.entry(start).or_default();
+                cell.0 += calls;
+                cell.1 += errors;
+                cell.2 += latency_sum;
+                cell.3 += latency_count;
+            }
+        }
+        for (project_id, models) in other.successes {
+            let mine = self.successes.entry(project_id).or_default();
+            for (model_id, buckets) in models {
+                let cells = mine.entry(model_id).or_default();
+                for (start, count) in buckets {
+                    *cells.entry(start).or_default() += count;
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     models: HashMap<String, ModelSeries>,
@@ -95,6 +147,8 @@ struct Inner {
     opened_elsewhere: HashMap<String, f64>,
     /// Circuits opened here since the last [`Stats::take_opened`]; `None` when not shared.
     opened_here: Option<Vec<(String, f64)>>,
+    /// Counts observed here since the last [`Stats::take_deltas`]; `None` when not shared.
+    outbox: Option<Deltas>,
     /// Successful completions per project, then per model, in buckets (start, count).
     successes: HashMap<String, HashMap<String, VecDeque<(i64, u32)>>>,
     retention: i64,
@@ -402,9 +456,47 @@ impl Stats {
         }
     }
 
-    /// Starts collecting the circuits opened here, for [`Stats::take_opened`].
-    pub fn share_circuits(&self) {
-        self.lock().opened_here.get_or_insert_with(Vec::new);
+    /// Starts collecting the circuits opened and the calls observed here, for
+    /// [`Stats::take_opened`] and [`Stats::take_deltas`] (what is observed before, such as
+    /// the start-up replay of this replica's own log, is not told).
+    pub fn share(&self) {
+        let mut inner = self.lock();
+        inner.opened_here.get_or_insert_with(Vec::new);
+        inner.outbox.get_or_insert_with(Deltas::default);
+    }
+
+    /// The counts observed here since the last call (empty when not shared).
+    pub fn take_deltas(&self) -> Deltas {
+        self.lock()
+            .outbox
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Adds another replica's counts to the buckets here. They move no circuit (a probe's
+    /// outcome is the prober's), and are not told again.
+    pub fn learn_deltas(&self, deltas: Deltas) {
+        let mut inner = self.lock();
+        for (model_id, buckets) in deltas.models {
+            for (start, (calls, errors, latency_sum_ms, latency_count)) in buckets {
+                let delta = Bucket {
+                    start,
+                    calls,
+                    errors,
+                    latency_sum_ms,
+                    latency_count,
+                };
+                inner.add(&model_id, delta);
+            }
+        }
+        for (project_id, models) in deltas.successes {
+            for (model_id, buckets) in models {
+                for (start, count) in buckets {
+                    inner.add_successes(&project_id, &model_id, start, count);
+                }
+            }
+        }
     }
 
     /// The circuits opened here since the last call: (model id, when, in seconds).
@@ -441,12 +533,48 @@ impl Stats {
 
 impl Inner {
     fn count(&mut self, model_id: &str, at: f64, failed: bool, latency_ms: Option<f64>) {
-        let retention = self.retention;
-        let series = match self.models.get_mut(model_id) {
-            Some(series) => series,
-            None => self.models.entry(model_id.to_owned()).or_default(),
+        let delta = Bucket {
+            start: bucket_start(at),
+            calls: 1,
+            errors: u32::from(failed),
+            latency_sum_ms: latency_ms.unwrap_or(0.0),
+            latency_count: u32::from(latency_ms.is_some()),
         };
-        let start = bucket_start(at);
+        if let Some(outbox) = self.outbox.as_mut() {
+            let cell = outbox
+                .models
+                .entry(model_id.to_owned())
+                .or_default()
+                .entry(delta.start)
+                .or_default();
+            cell.0 += delta.calls;
+            cell.1 += delta.errors;
+            cell.2 += delta.latency_sum_ms;
+            cell.3 += delta.latency_count;
+        }
+        let series = self.add(model_id, delta);
+        // A probe reports back: success closes the circuit, failure opens it again.
+        if let Some(Circuit::HalfOpen { .. }) = series.circuit {
+            series.circuit = Some(if failed {
+                Circuit::Open { since: at }
+            } else {
+                Circuit::Closed { since: at }
+            });
+        }
+    }
+
+    /// Adds `delta` to the bucket of its start, dropping buckets past the retention.
+    fn add(&mut self, model_id: &str, delta: Bucket) -> &mut ModelSeries {
+        let retention = self.retention;
+        if !self.models.contains_key(model_id) {
+            self.models
+                .insert(model_id.to_owned(), ModelSeries::default());
+        }
+        let series = self
+            .models
+            .get_mut(model_id)
+            .expect("the series was just made");
+        let start = delta.start;
         let bucket = match series
             .buckets
             .iter_mut()
@@ -471,14 +599,10 @@ impl Inner {
                 &mut series.buckets[position]
             }
         };
-        bucket.calls += 1;
-        if failed {
-            bucket.errors += 1;
-        }
-        if let Some(latency) = latency_ms {
-            bucket.latency_sum_ms += latency;
-            bucket.latency_count += 1;
-        }
+        bucket.calls += delta.calls;
+        bucket.errors += delta.errors;
+        bucket.latency_sum_ms += delta.latency_sum_ms;
+        bucket.latency_count += delta.latency_count;
         let horizon = start - retention;
         while series
             .buckets
@@ -487,17 +611,25 @@ impl Inner {
         {
             series.buckets.pop_front();
         }
-        // A probe reports back: success closes the circuit, failure opens it again.
-        if let Some(Circuit::HalfOpen { .. }) = series.circuit {
-            series.circuit = Some(if failed {
-                Circuit::Open { since: at }
-            } else {
-                Circuit::Closed { since: at }
-            });
-        }
+        series
     }
 
     fn success(&mut self, project_id: &str, model_id: &str, at: f64) {
+        let start = bucket_start(at);
+        if let Some(outbox) = self.outbox.as_mut() {
+            *outbox
+                .successes
+                .entry(project_id.to_owned())
+                .or_default()
+                .entry(model_id.to_owned())
+                .or_default()
+                .entry(start)
+                .or_default() += 1;
+        }
+        self.add_successes(project_id, model_id, start, 1);
+    }
+
+    fn add_successes(&mut self, project_id: &str, model_id: &str, start: i64, count: u32) {
         let retention = self.retention;
         let buckets = self
             .successes
@@ -505,15 +637,14 @@ impl Inner {
             .or_default()
             .entry(model_id.to_owned())
             .or_default();
-        let start = bucket_start(at);
         match buckets.iter_mut().rev().find(|(first, _)| *first == start) {
-            Some((_, count)) => *count += 1,
+            Some((_, cell)) => *cell += count,
             None => {
                 let position = buckets
                     .iter()
                     .rposition(|(first, _)| *first < start)
                     .map_or(0, |index| index + 1);
-                buckets.insert(position, (start, 1));
+                buckets.insert(position, (start, count));
             }
         }
         while buckets
@@ -710,8 +841,8 @@ mod tests {
     #[test]
     fn a_circuit_opened_on_one_replica_is_open_on_another_until_its_cool_down() {
         let (here, there) = (Stats::default(), Stats::default());
-        here.share_circuits();
-        there.share_circuits();
+        here.share();
+        there.share();
         here.observe(&record("bad", Outcome::Error, 0.0, 1));
         let config = HealthConfig {
             cooldown_seconds: 30.0,
@@ -751,5 +882,53 @@ mod tests {
         alone.observe(&record("bad", Outcome::Error, 0.0, 1));
         assert!(alone.health(&["bad"], &config, now).0.exclusions[0].is_some());
         assert!(alone.take_opened().is_empty());
+    }
+
+    #[test]
+    fn counts_told_by_one_replica_are_counted_by_another_once_and_not_told_again() {
+        let (here, there) = (Stats::default(), Stats::default());
+        // Observed before sharing (the start-up replay of its own log): not news.
+        here.observe(&record("slow", Outcome::Success, 50.0, 30));
+        here.share();
+        there.share();
+        assert!(here.take_deltas().is_empty());
+        here.observe(&record("slow", Outcome::Success, 900.0, 10));
+        here.observe(&record("slow", Outcome::Success, 700.0, 10));
+        here.observe(&record("slow", Outcome::Error, 0.0, 5));
+        there.observe(&record("fast", Outcome::Success, 100.0, 10));
+        let told = here.take_deltas();
+        assert!(here.take_deltas().is_empty(), "told once");
+        // As it travels: JSON in the Redis stream.
+        let wire = serde_json::to_string(&told).expect("serialises");
+        there.learn_deltas(serde_json::from_str(&wire).expect("parses"));
+        let now = now_seconds();
+        assert_eq!(there.calls(&["slow", "fast"], 1.0, now), vec![3, 1]);
+        let (per_model, total) = there.successes("p", &["slow", "fast"], 60.0, now);
+        assert_eq!((per_model, total), (vec![2, 1], 3));
+        let report = there.report("slow", &HealthConfig::default(), now);
+        assert_eq!((report.calls, report.failures), (3, 1));
+        assert_eq!(report.mean_latency_ms, Some(800.0));
+        let performance = there.performance(&["fast", "slow"], &PerformanceConfig::default(), now);
+        assert!(
+            performance.scores[0] > performance.scores[1],
+            "the other replica's latencies rank the models here: {performance:?}"
+        );
+        let mine = there.take_deltas();
+        assert_eq!(
+            mine.models.keys().collect::<Vec<_>>(),
+            vec!["fast"],
+            "only its own call is told; learnt counts are not told again: {mine:?}"
+        );
+        // Untold counts (Redis away) merge with the next ones.
+        let mut pending = Deltas::default();
+        pending.merge(told.clone());
+        pending.merge(told);
+        assert_eq!(
+            pending.models["slow"]
+                .values()
+                .map(|cell| cell.0)
+                .sum::<u32>(),
+            6
+        );
     }
 }

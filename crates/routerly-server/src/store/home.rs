@@ -349,6 +349,25 @@ impl Home {
         Ok(key)
     }
 
+    /// This home's replica id (`data/replica-id`, random, made at first use): how the
+    /// routing statistics a replica shares through Redis are told from the others', across
+    /// its restarts (its own are replayed from its usage log).
+    pub fn replica_id(&self) -> Result<String, StoreError> {
+        let path = self.data_dir().join("replica-id");
+        match fs::read_to_string(&path) {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(StoreError::io(&path, error)),
+        }
+        let mut id = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut id);
+        let id = hex::encode(id);
+        write_atomic(&path, format!("{id}\n").as_bytes())
+            .map_err(|error| StoreError::io(&path, error))?;
+        Ok(id)
+    }
+
     /// The setup token, if the file exists.
     pub fn read_setup_token(&self) -> Result<Option<String>, StoreError> {
         let path = self.setup_token_path();

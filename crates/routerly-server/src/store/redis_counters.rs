@@ -6,10 +6,14 @@
 //!   where the bucket is the calendar window's start or the rolling window's bucket start
 //!   (Unix seconds) and the metric is `c` (cost), `n` (calls), `i` / `o` (tokens).
 //! - `{prefix}:r:{counter}`: reservations held against the counter, a hash of reservation
-//!   id to `expires_ms|cost|calls|input|output`. An expired entry counts nothing and is
-//!   deleted the next time the counter is checked, so the holds of a replica that died are
-//!   released after the reservation TTL (`ROUTERLY_REDIS_RESERVATION_TTL_SECONDS`, default
-//!   twice the default connect plus first-token timeouts).
+//!   id to `expires_ms|cost|calls|input|output`, with `…:t`, the sums of its holds (fields
+//!   `c`, `n`, `i`, `o`), and `…:x`, a sorted set of its holds by expiry, so a check reads
+//!   the sums instead of every hold. An expired entry counts nothing and is deleted (and
+//!   taken out of the sums) the next time the counter is checked, so the holds of a replica
+//!   that died are released after the reservation TTL
+//!   (`ROUTERLY_REDIS_RESERVATION_TTL_SECONDS`, default twice the default connect plus
+//!   first-token timeouts). The scripts name `…:t` and `…:x` themselves (one Redis, not a
+//!   Redis Cluster).
 //!
 //! One call's reservation is one `EVALSHA` of [`RESERVE`]: every check and every hold, atomic.
 //! Usage is added and reservations released off the request path by one task that sends
@@ -39,6 +43,38 @@ use super::counters::{
     MemoryCounterStore, ReservationId, Reserved,
 };
 
+/// The Lua both scripts share: the sums of a reservation hash's live holds are kept in
+/// `{hash}:t` (fields `c`, `n`, `i`, `o`), and its holds' expiries in the sorted set
+/// `{hash}:x`, so that a check reads four numbers and drops only the holds that expired,
+/// instead of reading every hold at every call (what made a reservation's cost grow with
+/// the calls in flight). The sums are reset to zero whenever the hash empties, so float
+/// rounding cannot accumulate.
+const HOLD_LUA: &str = r#"
+-- Adds `sign` times the four amounts of `parts` (from index 2) to the sums of `key`: one
+-- read and one write, however many amounts.
+local function add_sums(key, parts, sign)
+  local t = redis.call('HMGET', key .. ':t', 'c', 'n', 'i', 'o')
+  redis.call('HSET', key .. ':t',
+    'c', (tonumber(t[1]) or 0) + sign * tonumber(parts[2]),
+    'n', (tonumber(t[2]) or 0) + sign * tonumber(parts[3]),
+    'i', (tonumber(t[3]) or 0) + sign * tonumber(parts[4]),
+    'o', (tonumber(t[4]) or 0) + sign * tonumber(parts[5]))
+end
+local function drop(key, member)
+  local entry = redis.call('HGET', key, member)
+  redis.call('ZREM', key .. ':x', member)
+  if not entry then return end
+  redis.call('HDEL', key, member)
+  if redis.call('HLEN', key) == 0 then
+    redis.call('DEL', key .. ':t')
+    return
+  end
+  local parts = {}
+  for part in string.gmatch(entry, '[^|]+') do parts[#parts + 1] = part end
+  add_sums(key, parts, -1)
+end
+"#;
+
 /// Reserves every hold if every check fits. KEYS: per check its usage and reservation
 /// hashes, then per hold its reservation hash. ARGV: now (ms), expiry (ms), reservation id,
 /// TTL (ms), check count, then per check metric (1–4, 5 for input plus output tokens), first live bucket, needed, value,
@@ -51,21 +87,17 @@ local ttl = tonumber(ARGV[4])
 local checks = tonumber(ARGV[5])
 local names = {'c', 'n', 'i', 'o'}
 local function reserved(key, metric)
-  local total = 0
-  local all = redis.call('HGETALL', key)
-  for j = 1, #all, 2 do
-    local parts = {}
-    for part in string.gmatch(all[j + 1], '[^|]+') do parts[#parts + 1] = part end
-    if tonumber(parts[1]) <= now then
-      redis.call('HDEL', key, all[j])
-    else
-      if metric == 5 then
-        total = total + tonumber(parts[4]) + tonumber(parts[5])
-      else
-        total = total + tonumber(parts[metric + 1])
-      end
-    end
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key .. ':x', '-inf', now)) do
+    drop(key, member)
   end
+  local t = redis.call('HMGET', key .. ':t', 'c', 'n', 'i', 'o')
+  local total
+  if metric == 5 then
+    total = (tonumber(t[3]) or 0) + (tonumber(t[4]) or 0)
+  else
+    total = tonumber(t[metric]) or 0
+  end
+  if total < 0 then return 0 end
   return total
 end
 local function used(key, metric, first)
@@ -96,13 +128,35 @@ for c = 1, checks do
   end
 end
 for h = 2 * checks + 1, #KEYS do
+  local key = KEYS[h]
   local entry = expires .. '|' .. ARGV[arg] .. '|' .. ARGV[arg + 1] .. '|' .. ARGV[arg + 2] .. '|' .. ARGV[arg + 3]
+  drop(key, id)
+  redis.call('HSET', key, id, entry)
+  redis.call('ZADD', key .. ':x', expires, id)
+  add_sums(key, {expires, ARGV[arg], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3]}, 1)
   arg = arg + 4
-  redis.call('HSET', KEYS[h], id, entry)
-  redis.call('PEXPIRE', KEYS[h], ttl)
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('PEXPIRE', key .. ':x', ttl)
+  redis.call('PEXPIRE', key .. ':t', ttl)
 end
 return {0}
 "#;
+
+/// Releases hold ARGV[1] from every reservation hash of KEYS.
+const RELEASE: &str = r#"
+for i = 1, #KEYS do drop(KEYS[i], ARGV[1]) end
+"#;
+
+/// Adds the release of `member` from the reservation hashes `keys` to `pipe` (which must
+/// load `script` first: `SCRIPT LOAD` is idempotent and cheap).
+fn release_in(pipe: &mut redis::Pipeline, script: &redis::Script, keys: &[String], member: &str) {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation.arg(member);
+    pipe.invoke_script(&invocation).ignore();
+}
 
 /// What happens to calls when Redis cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +287,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(1);
 pub struct RedisCounterStore {
     connection: ConnectionManager,
     reserve_script: redis::Script,
+    release_script: redis::Script,
     prefix: String,
     replica: String,
     failure_mode: FailureMode,
@@ -263,7 +318,8 @@ impl RedisCounterStore {
         let (ops, receiver) = mpsc::unbounded_channel();
         let store = Arc::new(RedisCounterStore {
             connection,
-            reserve_script: redis::Script::new(RESERVE),
+            reserve_script: redis::Script::new(&format!("{HOLD_LUA}{RESERVE}")),
+            release_script: redis::Script::new(&format!("{HOLD_LUA}{RELEASE}")),
             prefix: settings.prefix,
             replica: uuid::Uuid::new_v4().simple().to_string(),
             failure_mode: settings.failure_mode,
@@ -559,6 +615,9 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
             return;
         };
         let mut pipe = redis::pipe();
+        if pending.iter().any(|op| matches!(op, Op::Release { .. })) {
+            pipe.load_script(&store.release_script).ignore();
+        }
         for op in &pending {
             match op {
                 Op::Add { at, keys, amounts } => {
@@ -578,9 +637,7 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
                     }
                 }
                 Op::Release { member, keys } => {
-                    for key in keys {
-                        pipe.cmd("HDEL").arg(key).arg(member).ignore();
-                    }
+                    release_in(&mut pipe, &store.release_script, keys, member);
                 }
             }
         }
@@ -668,9 +725,8 @@ impl CounterStore for RedisCounterStore {
                 }) => {
                     self.view.release_now(local);
                     let mut pipe = redis::pipe();
-                    for key in &keys {
-                        pipe.cmd("HDEL").arg(key).arg(&member).ignore();
-                    }
+                    pipe.load_script(&self.release_script).ignore();
+                    release_in(&mut pipe, &self.release_script, &keys, &member);
                     let mut connection = self.connection.clone();
                     pipe.query_async::<()>(&mut connection)
                         .await
@@ -912,6 +968,69 @@ mod tests {
                     .expect("del");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn holds_are_summed_as_they_come_and_go_so_a_check_reads_no_hold() {
+        let mut redis = TestRedis::new().await;
+        let store = redis.store(Duration::from_secs(60));
+        let now = Utc::now();
+        let mut held = Vec::new();
+        for _ in 0..30 {
+            held.push(
+                store
+                    .reserve(now, &checks("daily", 0.05), &holds("daily", 0.05))
+                    .await
+                    .expect("answers")
+                    .expect("fits"),
+            );
+        }
+        let hash = store.reservations_key(&key("project:p1", "daily"));
+        let sum = |connection: &mut ConnectionManager| {
+            let mut connection = connection.clone();
+            let hash = hash.clone();
+            async move {
+                let (cost, holds, expiring, exists): (Option<f64>, usize, usize, bool) =
+                    redis::pipe()
+                        .cmd("HGET")
+                        .arg(format!("{hash}:t"))
+                        .arg("c")
+                        .cmd("HLEN")
+                        .arg(&hash)
+                        .cmd("ZCARD")
+                        .arg(format!("{hash}:x"))
+                        .cmd("EXISTS")
+                        .arg(format!("{hash}:t"))
+                        .query_async(&mut connection)
+                        .await
+                        .expect("reads");
+                (cost, holds, expiring, exists)
+            }
+        };
+        let (cost, holds_now, expiring, _) = sum(&mut redis.connection).await;
+        assert!((cost.expect("a sum") - 1.5).abs() < 1e-9, "{cost:?}");
+        assert_eq!((holds_now, expiring), (30, 30));
+        // 1.5 of the project's 3 held: 1.5 more fits exactly, then nothing.
+        let refused = store
+            .reserve(now, &checks("daily", 1.6), &holds("daily", 1.6))
+            .await
+            .expect("answers")
+            .expect_err("1.5 + 1.6 > 3");
+        assert!((refused.reserved - 1.5).abs() < 1e-9, "{refused:?}");
+        for id in held.drain(..29) {
+            store.release(id).await.expect("release");
+        }
+        let (cost, holds_now, expiring, _) = sum(&mut redis.connection).await;
+        assert!((cost.expect("a sum") - 0.05).abs() < 1e-9, "{cost:?}");
+        assert_eq!((holds_now, expiring), (1, 1));
+        store.release(held[0]).await.expect("release");
+        let (cost, holds_now, expiring, exists) = sum(&mut redis.connection).await;
+        assert_eq!(
+            (cost, holds_now, expiring, exists),
+            (None, 0, 0, false),
+            "an empty hash leaves no sum behind (no rounding carried over)"
+        );
+        redis.clean().await;
     }
 
     #[tokio::test]

@@ -9,6 +9,10 @@
 //!   expiring with it. The key is hashed so that emails and addresses are not stored.
 //! - `{prefix}:circuits`: a hash of model id to when a replica last opened its circuit
 //!   (Unix seconds); see [`crate::routing::stats`].
+//! - `{prefix}:stats`: a stream of routing-statistics counts, one entry per replica and
+//!   half second in which it observed calls (fields `r`: the replica id, `d`: the counts as
+//!   JSON), trimmed to the statistics' retention and expiring with it; see
+//!   [`crate::routing::stats`].
 //!
 //! When Redis cannot be reached: an alert is delivered anyway by each replica that saw it
 //! (a duplicate rather than a lost alert); a login follows [`FailureMode`]: fail-closed
@@ -168,17 +172,55 @@ impl SharedRedis {
     }
 }
 
+/// Entries of the statistics stream read at once.
+pub const STATS_PAGE: usize = 1_000;
+
+/// An entry of the statistics stream: its id, then its fields and values in turn.
+pub type StatsEntry = (String, Vec<String>);
+
+/// What a replica tells the others in one exchange (see [`SharedRedis::exchange_routing`]).
+#[derive(Debug)]
+pub struct RoutingNews<'a> {
+    /// Circuits opened here: (model id, when, Unix seconds).
+    pub opened: &'a [(String, f64)],
+    /// This replica's id and its counts since the last exchange (JSON), if any.
+    pub counts: Option<(&'a str, &'a str)>,
+    /// Entries older than this (Unix milliseconds) are dropped from the stream.
+    pub keep_since_ms: u64,
+    /// Where to read the stream from: `(ID` after the last entry read, or a time in
+    /// milliseconds (inclusive) at first.
+    pub read_from: &'a str,
+}
+
 impl SharedRedis {
-    /// Tells the other replicas the circuits opened here (`(model id, when)`), and answers
-    /// when every circuit was last opened by any replica.
-    pub async fn exchange_circuits(
+    /// One round trip: tells the other replicas the circuits opened and the calls counted
+    /// here, and answers when every circuit was last opened by any replica and up to
+    /// [`STATS_PAGE`] entries of the statistics stream from `news.read_from` (this
+    /// replica's own among them; more with [`SharedRedis::read_stats`]).
+    pub async fn exchange_routing(
         &self,
-        opened: &[(String, f64)],
-    ) -> redis::RedisResult<HashMap<String, f64>> {
+        news: &RoutingNews<'_>,
+    ) -> redis::RedisResult<(HashMap<String, f64>, Vec<StatsEntry>)> {
         let key = format!("{}:circuits", self.prefix);
+        let stats_key = self.stats_key();
         let mut pipe = redis::pipe();
-        if !opened.is_empty() {
-            for (model_id, at) in opened {
+        if let Some((replica, counts)) = news.counts {
+            pipe.cmd("XADD")
+                .arg(&stats_key)
+                .arg("MINID")
+                .arg("~")
+                .arg(news.keep_since_ms)
+                .arg("*")
+                .arg("r")
+                .arg(replica)
+                .arg("d")
+                .arg(counts)
+                .ignore();
+            let ttl = now_millis().saturating_sub(news.keep_since_ms).max(1_000);
+            pipe.cmd("PEXPIRE").arg(&stats_key).arg(ttl).ignore();
+        }
+        if !news.opened.is_empty() {
+            for (model_id, at) in news.opened {
                 pipe.cmd("HSET").arg(&key).arg(model_id).arg(*at).ignore();
             }
             pipe.cmd("EXPIRE")
@@ -187,9 +229,29 @@ impl SharedRedis {
                 .ignore();
         }
         pipe.cmd("HGETALL").arg(&key);
-        let (all,): (HashMap<String, f64>,) =
-            pipe.query_async(&mut self.connection.clone()).await?;
-        Ok(all)
+        pipe.cmd("XRANGE")
+            .arg(&stats_key)
+            .arg(news.read_from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(STATS_PAGE);
+        pipe.query_async(&mut self.connection.clone()).await
+    }
+
+    /// Up to [`STATS_PAGE`] entries of the statistics stream after entry `after`.
+    pub async fn read_stats(&self, after: &str) -> redis::RedisResult<Vec<StatsEntry>> {
+        redis::cmd("XRANGE")
+            .arg(self.stats_key())
+            .arg(format!("({after}"))
+            .arg("+")
+            .arg("COUNT")
+            .arg(STATS_PAGE)
+            .query_async(&mut self.connection.clone())
+            .await
+    }
+
+    fn stats_key(&self) -> String {
+        format!("{}:stats", self.prefix)
     }
 }
 

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("migrations/0003_shared_state.sql")),
     (4, include_str!("migrations/0004_usage_rollups.sql")),
     (5, include_str!("migrations/0005_api_keys.sql")),
+    (6, include_str!("migrations/0006_alert_ledger.sql")),
 ];
 
 /// Any constant shared by every replica: serializes their migrations.

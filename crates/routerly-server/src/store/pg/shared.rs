@@ -472,6 +472,45 @@ impl ResponseStore for PgResponseStore {
     }
 }
 
+/// Adds the alert-ledger entries `alerts` to the `alert_ledger` table, skipping those it
+/// holds already (by limit, window, event and threshold); how many were added.
+pub async fn insert_alerts(
+    database: &Database,
+    alerts: &[crate::notify::LedgerEntry],
+) -> Result<u64, DbError> {
+    let client = database.client().await?;
+    let mut added = 0;
+    for alert in alerts {
+        let key = serde_json::to_string(&alert.key).expect("a ledger key serialises");
+        let entry = serde_json::to_string(alert).expect("a ledger entry serialises");
+        added += client
+            .execute(
+                "INSERT INTO alert_ledger (key, fired_at, entry) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&key, &alert.fired_at, &entry],
+            )
+            .await?;
+    }
+    Ok(added)
+}
+
+/// Every entry of the `alert_ledger` table in the order they were added (an entry that does not parse is
+/// skipped with a warning).
+pub async fn alert_ledger(database: &Database) -> Result<Vec<crate::notify::LedgerEntry>, DbError> {
+    let client = database.client().await?;
+    let rows = client
+        .query("SELECT entry FROM alert_ledger ORDER BY seq", &[])
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            serde_json::from_str(row.get::<_, &str>(0))
+                .inspect_err(|error| tracing::warn!(%error, "an alert-ledger row that does not parse is skipped"))
+                .ok()
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Duration;

@@ -70,10 +70,12 @@ pub struct Migrated {
     pub usage_added: u64,
     /// Admin API keys (hashes) the database did not hold yet.
     pub api_keys_added: u64,
+    /// Entries of the alert ledger (alerts fired, their deliveries) it did not hold yet.
+    pub alerts_added: u64,
 }
 
-/// Copies the file installation at `home` (its config files, secrets still encrypted, and
-/// its usage log, rotated segments included) into the database at `url`, migrating its
+/// Copies the file installation at `home` (its config files, secrets still encrypted, its
+/// usage log, rotated segments included, its admin API keys and its alert ledger) into the database at `url`, migrating its
 /// schema first. Running it again changes nothing; a database holding anything else is
 /// refused unless `force`.
 pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated, TransferError> {
@@ -91,11 +93,14 @@ pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated,
     .await?;
     let (usage_read, usage_added) = copy_usage(&database, &home.usage_log_path()).await?;
     let api_keys_added = copy_api_keys(&database, home).await?;
+    let alerts = crate::notify::AlertLedger::open(Some(home.alerts_path())).fired();
+    let alerts_added = super::shared::insert_alerts(&database, &alerts).await?;
     Ok(Migrated {
         config,
         usage_read,
         usage_added,
         api_keys_added,
+        alerts_added,
     })
 }
 

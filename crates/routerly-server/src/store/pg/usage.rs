@@ -244,6 +244,80 @@ impl UsageShipper {
         buffer.memory.len() >= self.limits.memory_records
             && buffer.spool_bytes + self.headroom() >= self.limits.spool_bytes
     }
+    /// Hands again the records at the end of the active usage log `log` that PostgreSQL
+    /// does not hold: what this replica logged but had not shipped when it was killed. At
+    /// most the memory buffer's records can be in that state (beyond them records are
+    /// spooled to disk, and the spool is replayed), and records are shipped in order, so the
+    /// missing ones are those after the newest stored one among the log's last
+    /// `memory_records` (read from at most its last 64 MiB). Returns how many were handed.
+    pub async fn resend_unshipped(&self, log: &std::path::Path) -> Result<usize, DbError> {
+        const TAIL_BYTES: u64 = 64 * 1024 * 1024;
+        let path = log.to_owned();
+        let keep = self.limits.memory_records;
+        let lines = tokio::task::spawn_blocking(move || -> io::Result<Vec<String>> {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(error) => return Err(error),
+            };
+            let start = file.metadata()?.len().saturating_sub(TAIL_BYTES);
+            file.seek(SeekFrom::Start(start))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            let text = String::from_utf8_lossy(&bytes);
+            let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+            if start > 0 && !lines.is_empty() {
+                lines.remove(0); // begun before the tail
+            }
+            lines.retain(|line| line.ends_with('\n') && line.len() > 1); // a torn last line
+            let from = lines.len().saturating_sub(keep);
+            Ok(lines[from..]
+                .iter()
+                .map(|line| line.trim_end().to_owned())
+                .collect())
+        })
+        .await
+        .expect("reading the log's tail does not panic")
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read the usage log to resend what was not shipped");
+            Vec::new()
+        });
+        let ids: Vec<String> = lines
+            .iter()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|record| record.get("id")?.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            })
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let client = self.database.client().await?;
+        let stored: std::collections::HashSet<String> = client
+            .query("SELECT id FROM usage_records WHERE id = ANY($1)", &[&ids])
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let after = ids
+            .iter()
+            .rposition(|id| stored.contains(id))
+            .map_or(0, |newest| newest + 1);
+        let missing = &lines[after..];
+        if !missing.is_empty() {
+            let mut bytes = missing.join("\n");
+            bytes.push('\n');
+            self.hand(bytes.as_bytes());
+            tracing::warn!(
+                records = missing.len(),
+                "usage records logged but not shipped before this replica stopped are sent to PostgreSQL now"
+            );
+        }
+        Ok(missing.len())
+    }
 
     /// Whether both buffers are (nearly) full: new calls are then refused, so that the
     /// records of the calls under way still find room.
