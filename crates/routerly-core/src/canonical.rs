@@ -246,16 +246,20 @@ fn text_chars(value: &Value) -> usize {
 impl Message {
     /// The message's text parts, joined by blank lines.
     pub fn joined_text(&self) -> String {
-        let texts: Vec<&str> = self
-            .content
-            .iter()
-            .filter_map(|part| match part {
-                ContentPart::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        texts.join("\n\n")
+        joined_text(&self.content)
     }
+}
+
+/// The text parts among `parts`, joined by blank lines.
+pub fn joined_text(parts: &[ContentPart]) -> String {
+    let texts: Vec<&str> = parts
+        .iter()
+        .filter_map(|part| match part {
+            ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    texts.join("\n\n")
 }
 
 impl ChatRequest {

@@ -93,22 +93,10 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     // developer messages before the conversation) as one part joined the same way, and a
     // second trip through this format gives the same request.
     if request.system.len() > 1 {
-        let joined = system_text(&request.system);
+        let joined = crate::canonical::joined_text(&request.system);
         request.system = vec![ContentPart::text(joined)];
     }
     Ok(request)
-}
-
-/// The text parts of a system prompt joined as `instructions` holds them.
-fn system_text(system: &[ContentPart]) -> String {
-    let texts: Vec<&str> = system
-        .iter()
-        .filter_map(|part| match part {
-            ContentPart::Text { text } => Some(text.as_str()),
-            _ => None,
-        })
-        .collect();
-    texts.join("\n\n")
 }
 
 /// Appends `part` to the last message if it has `role`, else starts a message.
@@ -494,7 +482,7 @@ pub fn openai_only_feature(body: &Value) -> Option<String> {
 pub fn encode_request(request: &ChatRequest, upstream_model: &str) -> Result<Value, DecodeError> {
     let mut body = Map::new();
     body.insert("model".into(), Value::from(upstream_model));
-    let instructions = system_text(&request.system);
+    let instructions = crate::canonical::joined_text(&request.system);
     if !instructions.is_empty() {
         body.insert("instructions".into(), Value::from(instructions));
     }
