@@ -232,20 +232,34 @@ def test_unsupported_methods_oversized_bodies_and_type_errors(routerly: Routerly
     assert answer.status_code == 405, answer.text
     assert set(answer.headers["allow"].replace(" ", "").split(",")) == {"GET", "PATCH", "DELETE", "HEAD"}
 
-    # Every other surface answers 405 with `Allow` too, never 404 or 500.
-    for method, path in [
-        ("GET", "/v1/chat/completions"),
-        ("DELETE", "/v1/messages"),
-        ("PUT", "/v1/responses"),
-        ("POST", "/health"),
-        ("DELETE", "/ready"),
-        ("POST", "/metrics"),
-        ("POST", "/dashboard/"),
+    # Every other surface answers 405 with `Allow` too, never 404 or 500, in its own error shape.
+    def openai_shape(body):
+        return body["error"]["type"] == "invalid_request_error" and body["error"]["code"] == "method_not_allowed"
+
+    def anthropic_shape(body):
+        return body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+
+    def api_shape(body):
+        return body["error"]["code"] == "method_not_allowed"
+
+    for method, path, shape in [
+        ("GET", "/v1/chat/completions", openai_shape),
+        ("DELETE", "/v1/embeddings", openai_shape),
+        ("DELETE", "/v1/messages", anthropic_shape),
+        ("GET", "/v1/messages/count_tokens", anthropic_shape),
+        ("PUT", "/v1/responses", openai_shape),
+        ("POST", "/v1/responses/resp_1", openai_shape),
+        ("POST", "/health", api_shape),
+        ("DELETE", "/ready", api_shape),
+        ("POST", "/metrics", api_shape),
+        ("POST", "/dashboard/", api_shape),
     ]:
         answer = httpx.request(method, f"{routerly.url}{path}", headers={"Authorization": f"Bearer {routerly.token}"})
         assert answer.status_code == 405, (method, path, answer.status_code, answer.text[:200])
         assert answer.headers.get("allow"), (method, path, dict(answer.headers))
         assert method not in answer.headers["allow"].replace(" ", "").split(","), (method, path)
+        assert shape(answer.json()), (method, path, answer.text)
+        assert path in answer.text and method in answer.text, answer.text
 
     # 413 on the management API and on the proxy.
     huge = {"name": "x" * (3 * 1024 * 1024)}

@@ -421,10 +421,12 @@ pub fn router(app: App) -> Router {
         .route("/v1/models", get(proxy::list_models))
         .route("/v1/models/{*id}", get(proxy::get_model))
         .route("/v1/{*rest}", any(proxy::unknown_route))
+        .method_not_allowed_fallback(proxy::method_not_allowed(WireFormat::OpenAiChat))
         .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiChat)));
     let anthropic = Router::new()
         .route("/v1/messages", post(proxy::messages))
         .route("/v1/messages/count_tokens", post(proxy::count_tokens))
+        .method_not_allowed_fallback(proxy::method_not_allowed(WireFormat::AnthropicMessages))
         .layer(catch_layer(PanicShape::Proxy(
             WireFormat::AnthropicMessages,
         )));
@@ -438,6 +440,7 @@ pub fn router(app: App) -> Router {
             "/v1/responses/{id}/input_items",
             get(proxy::responses::input_items_of),
         )
+        .method_not_allowed_fallback(proxy::method_not_allowed(WireFormat::OpenAiResponses))
         .layer(catch_layer(PanicShape::Proxy(WireFormat::OpenAiResponses)));
     Router::new()
         .route("/health", get(health))
@@ -447,11 +450,25 @@ pub fn router(app: App) -> Router {
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/", get(dashboard::index))
         .route("/dashboard/{*path}", get(dashboard::asset))
+        .method_not_allowed_fallback(method_not_allowed)
         .merge(openai)
         .merge(anthropic)
         .merge(responses)
         .merge(api::router(app.clone()).layer(catch_layer(PanicShape::Api)))
         .with_state(app)
+}
+
+/// A method that `/health`, `/ready`, `/metrics` or the dashboard does not take: 405 in the
+/// management API's error shape (axum adds `Allow`).
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
+    api::ApiError::new(
+        api::ErrorCode::MethodNotAllowed,
+        format!(
+            "{} does not take {method}; the Allow header lists the methods it takes",
+            uri.path()
+        ),
+    )
+    .into_response()
 }
 
 async fn health(State(app): State<App>) -> Response {

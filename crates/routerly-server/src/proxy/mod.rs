@@ -113,6 +113,29 @@ fn surface_format(surface: Surface) -> WireFormat {
     }
 }
 
+/// A method a `/v1` route does not take: 405 in the surface's own error shape, naming the
+/// method and the path (axum adds `Allow` with the route's methods).
+pub fn method_not_allowed(
+    format: WireFormat,
+) -> impl Fn(http::Method, http::Uri) -> std::future::Ready<Response> + Clone + Send + Sync + 'static
+{
+    move |method, uri| {
+        let mut error = ProxyError::from_body(
+            format,
+            ErrorBody::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "{} does not take {method}; the Allow header lists the methods it takes",
+                    uri.path()
+                ),
+            )
+            .with_code("method_not_allowed"),
+        );
+        error.status = StatusCode::METHOD_NOT_ALLOWED.as_u16();
+        std::future::ready(error.into_response())
+    }
+}
+
 /// Any other `/v1/…` path: an OpenAI-shaped 404.
 pub async fn unknown_route(uri: http::Uri) -> Response {
     ProxyError::from_body(
