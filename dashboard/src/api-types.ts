@@ -864,6 +864,59 @@ context_window: number | null,
  */
 capabilities: Capabilities, };
 
+export type RoleView = { 
+/**
+ * Its id (`admin`, `operator`, `viewer`, or a custom role's lowercase id).
+ */
+id: string, 
+/**
+ * Its display name.
+ */
+name: string, 
+/**
+ * Its permissions (such as `model:read`), in a fixed order.
+ */
+permissions: Array<string>, 
+/**
+ * Whether it is built in (built-in roles cannot be changed or removed).
+ */
+builtin: boolean, };
+
+export type RoleList = { 
+/**
+ * Built-in roles first, then custom ones.
+ */
+roles: Array<RoleView>, 
+/**
+ * Every permission a role may hold.
+ */
+permissions: Array<string>, };
+
+export type CreateRole = { 
+/**
+ * Its id: 1 to 64 lowercase letters, digits, `-` and `_`; not a built-in role's.
+ */
+id: string, 
+/**
+ * Its display name (not blank).
+ */
+name: string, 
+/**
+ * At least one permission; the caller must hold each of them.
+ */
+permissions: Array<string>, };
+
+export type UpdateRole = { 
+/**
+ * New display name (not blank).
+ */
+name?: string, 
+/**
+ * New permissions, replacing the old ones (at least one; held by the caller before and
+ * after the change).
+ */
+permissions?: Array<string>, };
+
 export type Outcome = "success" | "error" | "timeout" | "budget_exceeded" | "cancelled";
 
 export type Surface = "chat_completions" | "messages" | "responses" | "embeddings";

@@ -13,6 +13,7 @@ pub mod error;
 pub mod limits;
 pub mod model_checks;
 pub mod models;
+pub mod roles;
 pub mod setup;
 pub mod system;
 pub mod usage;
@@ -74,6 +75,10 @@ pub fn typescript() -> String {
         models::Catalogue::decl(),
         models::CatalogueProvider::decl(),
         models::CatalogueModel::decl(),
+        roles::RoleView::decl(),
+        roles::RoleList::decl(),
+        roles::CreateRole::decl(),
+        roles::UpdateRole::decl(),
         usage::Outcome::decl(),
         usage::Surface::decl(),
         usage::CallType::decl(),

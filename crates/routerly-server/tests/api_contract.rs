@@ -29,7 +29,6 @@ const NOT_YET_DOCUMENTED: &[&str] = &[
     "/api/traces",
     "/api/channels",
     "/api/users",
-    "/api/roles",
     "/api/settings",
     "/api/audit",
 ];

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, limits, model_checks, models, setup, system, usage};
+use super::{api_keys, auth, limits, model_checks, models, roles, setup, system, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,10 @@ use super::{api_keys, auth, limits, model_checks, models, setup, system, usage};
         models::remove,
         models::reveal_key,
         models::catalogue,
+        roles::list,
+        roles::create,
+        roles::update,
+        roles::remove,
         usage::list,
         usage::summary,
         usage::by_model,

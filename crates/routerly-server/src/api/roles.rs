@@ -2,9 +2,8 @@
 //! of the permissions in [`Permission::ALL`].
 
 use axum::extract::{Path, State};
+use routerly_api::roles::{CreateRole, RoleList, RoleView, UpdateRole};
 use routerly_core::config::CustomRole;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{AuthUser, Permission};
 use super::rbac::{BUILTIN_ROLES, PermissionSet, is_builtin_role};
@@ -35,40 +34,51 @@ fn check_permissions(names: &[String]) -> Result<Vec<String>, ApiError> {
         .collect())
 }
 
-/// `GET /api/roles`: built-in roles first, then custom ones, and every permission.
-pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
-    user.require(Permission::UserRead)?;
-    let snapshot = app.store.snapshot();
-    let mut roles: Vec<Value> = BUILTIN_ROLES
-        .iter()
-        .map(|(id, name, permissions)| {
-            json!({ "id": id, "name": name, "permissions": permissions.names(), "builtin": true })
-        })
-        .collect();
-    roles.extend(snapshot.roles.roles.iter().map(|role| {
-        json!({ "id": role.id, "name": role.name, "permissions": role.permissions, "builtin": false })
-    }));
-    let permissions: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
-    Ok(axum::Json(
-        json!({ "roles": roles, "permissions": permissions }),
-    ))
+/// A custom role as the API shows it.
+fn custom_view(role: CustomRole) -> RoleView {
+    RoleView {
+        id: role.id,
+        name: role.name,
+        permissions: role.permissions,
+        builtin: false,
+    }
 }
 
-/// Body of `POST /api/roles`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateRole {
-    id: String,
-    name: String,
-    permissions: Vec<String>,
+/// `GET /api/roles`: built-in roles first, then custom ones, and every permission.
+#[utoipa::path(get, path = "/api/roles", tag = "roles", operation_id = "list_roles",
+    responses((status = 200, body = RoleList)))]
+pub async fn list(
+    State(app): State<App>,
+    user: AuthUser,
+) -> Result<axum::Json<RoleList>, ApiError> {
+    user.require(Permission::UserRead)?;
+    let snapshot = app.store.snapshot();
+    let builtin = BUILTIN_ROLES
+        .iter()
+        .map(|(id, name, permissions)| RoleView {
+            id: (*id).to_owned(),
+            name: (*name).to_owned(),
+            permissions: permissions.names().into_iter().map(str::to_owned).collect(),
+            builtin: true,
+        });
+    let custom = snapshot.roles.roles.iter().cloned().map(custom_view);
+    Ok(axum::Json(RoleList {
+        roles: builtin.chain(custom).collect(),
+        permissions: Permission::ALL
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+    }))
 }
 
 /// `POST /api/roles`.
+#[utoipa::path(post, path = "/api/roles", tag = "roles", operation_id = "create_role",
+    request_body = CreateRole, responses((status = 201, body = RoleView)))]
 pub async fn create(
     State(app): State<App>,
     user: AuthUser,
     ApiJson(body): ApiJson<CreateRole>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(http::StatusCode, axum::Json<RoleView>), ApiError> {
     user.require(Permission::UserWrite)?;
     let id = body.id.trim().to_owned();
     let valid = !id.is_empty()
@@ -113,29 +123,19 @@ pub async fn create(
         Ok(())
     })
     .await?;
-    Ok((
-        http::StatusCode::CREATED,
-        axum::Json(serde_json::to_value(role).map_err(ApiError::internal)?),
-    ))
-}
-
-/// Body of `PATCH /api/roles/{id}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateRole {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    permissions: Option<Vec<String>>,
+    Ok((http::StatusCode::CREATED, axum::Json(custom_view(role))))
 }
 
 /// `PATCH /api/roles/{id}`.
+#[utoipa::path(patch, path = "/api/roles/{id}", tag = "roles", operation_id = "update_role",
+    params(("id" = String, Path, description = "The custom role's id.")),
+    request_body = UpdateRole, responses((status = 200, body = RoleView)))]
 pub async fn update(
     State(app): State<App>,
     user: AuthUser,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateRole>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<RoleView>, ApiError> {
     user.require(Permission::UserWrite)?;
     if is_builtin_role(&id) {
         return Err(ApiError::new(
@@ -167,12 +167,13 @@ pub async fn update(
         Ok(role.clone())
     })
     .await?;
-    Ok(axum::Json(
-        serde_json::to_value(updated).map_err(ApiError::internal)?,
-    ))
+    Ok(axum::Json(custom_view(updated)))
 }
 
 /// `DELETE /api/roles/{id}`: refused while a user or an API key has the role.
+#[utoipa::path(delete, path = "/api/roles/{id}", tag = "roles", operation_id = "remove_role",
+    params(("id" = String, Path, description = "The custom role's id.")),
+    responses((status = 204, description = "The role is removed.")))]
 pub async fn remove(
     State(app): State<App>,
     user: AuthUser,

@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use routerly_api::roles::{CreateRole, RoleList, RoleView, UpdateRole};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// `routerly role …`.
@@ -55,40 +55,21 @@ pub enum RoleCommand {
     },
 }
 
-fn permissions_text(role: &Value) -> String {
-    role["permissions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Runs `routerly role …`.
 pub async fn run(command: RoleCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
         RoleCommand::List { json } => {
-            let answer = client.request(Method::GET, "/api/roles", None).await?;
+            let answer: RoleList = client.call(Method::GET, "/api/roles", None::<&()>).await?;
             if json {
-                return print_json(&answer["roles"]);
+                return print_json(&answer.roles);
             }
-            let rows: Vec<Vec<String>> = answer["roles"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .roles
                 .into_iter()
-                .flatten()
                 .map(|role| {
-                    vec![
-                        text(role, "/id"),
-                        text(role, "/name"),
-                        if role["builtin"] == true {
-                            "built-in"
-                        } else {
-                            "custom"
-                        }
-                        .to_owned(),
-                        permissions_text(role),
-                    ]
+                    let kind = if role.builtin { "built-in" } else { "custom" };
+                    let permissions = role.permissions.join(",");
+                    vec![role.id, role.name, kind.to_owned(), permissions]
                 })
                 .collect();
             print_table(&["ID", "NAME", "KIND", "PERMISSIONS"], &rows);
@@ -99,21 +80,16 @@ pub async fn run(command: RoleCommand, mut client: Client) -> anyhow::Result<()>
             permissions,
             json,
         } => {
-            let role = client
-                .request(
-                    Method::POST,
-                    "/api/roles",
-                    Some(&json!({ "id": id, "name": name, "permissions": permissions })),
-                )
-                .await?;
+            let body = CreateRole {
+                id,
+                name,
+                permissions,
+            };
+            let role: RoleView = client.call(Method::POST, "/api/roles", Some(&body)).await?;
             if json {
                 return print_json(&role);
             }
-            println!(
-                "Added role {} ({}).",
-                text(&role, "/id"),
-                permissions_text(&role)
-            );
+            println!("Added role {} ({}).", role.id, role.permissions.join(","));
         }
         RoleCommand::Edit {
             id,
@@ -121,31 +97,21 @@ pub async fn run(command: RoleCommand, mut client: Client) -> anyhow::Result<()>
             permissions,
             json,
         } => {
-            let mut body = Map::new();
-            if let Some(name) = name {
-                body.insert("name".into(), Value::String(name));
-            }
-            if let Some(permissions) = permissions {
-                body.insert("permissions".into(), json!(permissions));
-            }
-            if body.is_empty() {
+            let body = UpdateRole { name, permissions };
+            if body == UpdateRole::default() {
                 anyhow::bail!("nothing to change: give --name or --permissions");
             }
-            let role = client
-                .request(
+            let role: RoleView = client
+                .call(
                     Method::PATCH,
                     &format!("/api/roles/{}", segment(&id)),
-                    Some(&Value::Object(body)),
+                    Some(&body),
                 )
                 .await?;
             if json {
                 return print_json(&role);
             }
-            println!(
-                "Updated role {} ({}).",
-                text(&role, "/id"),
-                permissions_text(&role)
-            );
+            println!("Updated role {} ({}).", role.id, role.permissions.join(","));
         }
         RoleCommand::Remove { id } => {
             client
