@@ -302,6 +302,100 @@ created_at: string,
  */
 revoked_at: string | null, };
 
+export type AuditActor = { "via": "session", 
+/**
+ * The user's id.
+ */
+user_id: string, 
+/**
+ * The user's email.
+ */
+email: string, } | { "via": "api_key", 
+/**
+ * The key's id (`ak_…`).
+ */
+api_key: string, 
+/**
+ * The key's name.
+ */
+name: string, } | { "via": "setup" };
+
+export type AuditChange = { 
+/**
+ * The config file (`models.json`, `projects.json`, `settings.json`, …).
+ */
+file: string, 
+/**
+ * The entity's id; `null` for the settings, which are one entity.
+ */
+id: string | null, 
+/**
+ * The entity before the change; `null` when the change added it.
+ */
+before: unknown, 
+/**
+ * The entity after the change; `null` when the change removed it.
+ */
+after: unknown, };
+
+export type AuditEntry = { 
+/**
+ * Its id (a UUIDv7, so ids sort by time).
+ */
+id: string, 
+/**
+ * When the change was made.
+ */
+at: string, 
+/**
+ * Who made it.
+ */
+actor: AuditActor, 
+/**
+ * The client's address (behind `trusted_proxies`, the forwarded one); absent in
+ * entries written before addresses were recorded.
+ */
+address?: string, 
+/**
+ * The route, such as `PATCH /api/models/{id}`.
+ */
+action: string, 
+/**
+ * The path called, such as `/api/models/m1`.
+ */
+path: string, 
+/**
+ * The answer's HTTP status.
+ */
+status: number, 
+/**
+ * The config entities the change touched.
+ */
+changes: Array<AuditChange>, 
+/**
+ * What a change outside the config files adds (an API key created, a key rotated);
+ * never a secret.
+ */
+detail: unknown, };
+
+export type AuditPage = { 
+/**
+ * The entries of this page.
+ */
+entries: Array<AuditEntry>, 
+/**
+ * Entries in the whole log.
+ */
+total: number, 
+/**
+ * The page size applied.
+ */
+limit: number, 
+/**
+ * The entries skipped.
+ */
+offset: number, };
+
 export type LimitMetric = "cost" | "calls" | "input_tokens" | "output_tokens" | "total_tokens";
 
 export type LimitMode = "extend" | "replace" | "disable";

@@ -44,13 +44,6 @@ export interface User {
   created_at: string;
 }
 
-export interface Role {
-  id: string;
-  name: string;
-  permissions: string[];
-  builtin: boolean;
-}
-
 export interface Channel {
   id: string;
   type: 'smtp' | 'webhook';
@@ -65,19 +58,10 @@ export interface Channel {
   to?: string[];
 }
 
-export interface AuditEntry {
-  id: string;
-  at: string;
-  actor: Record<string, unknown>;
-  action: string;
-  path: string;
-  status: number;
-  changes: unknown[];
-  detail: unknown;
-}
-
 export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
 export type { ApiKeyView, ApiKeyList, CreateApiKey, CreatedApiKey } from './api-types';
+export type { AuditActor, AuditChange, AuditEntry, AuditPage } from './api-types';
+export type { RoleView as Role, RoleList, CreateRole, UpdateRole } from './api-types';
 export type { AlertList, AlertRecord, CreateLimit, LimitList, LimitUse, UpdateLimit } from './api-types';
 
 /** One routing policy of a project, as PRODUCT.md ("Routing policies") describes it. */

@@ -8,6 +8,7 @@
 //! compares the committed document and TypeScript file against fresh generation.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod limits;
@@ -46,6 +47,10 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        audit::AuditActor::decl(),
+        audit::AuditChange::decl(),
+        audit::AuditEntry::decl(),
+        audit::AuditPage::decl(),
         limits::LimitMetric::decl(),
         limits::LimitMode::decl(),
         limits::LimitUse::decl(),

@@ -30,7 +30,6 @@ const NOT_YET_DOCUMENTED: &[&str] = &[
     "/api/channels",
     "/api/users",
     "/api/settings",
-    "/api/audit",
 ];
 
 #[test]

@@ -24,7 +24,7 @@ import { dateTime } from '../format';
 import { describeAudit } from '../audit';
 import { useAction, useApi } from '../hooks';
 import { canWriteScope, usePermissions } from '../permissions';
-import type { ApiKeyList, AuditEntry, Channel, CreateApiKey, CreatedApiKey, LimitUse, Model, Project, Role, User } from '../types';
+import type { ApiKeyList, AuditActor, AuditPage, Channel, CreateApiKey, CreatedApiKey, LimitUse, Model, Project, Role, User } from '../types';
 import { isHttpUrl, validateCredentials, validateSmtp, validateWebhook, type Errors } from '../validate';
 
 /** Each tab with the permission its page needs to load (budgets: anyone who reads usage). */
@@ -698,13 +698,20 @@ function ApiKeys() {
   );
 }
 
-function actorLabel(actor: Record<string, unknown>): string {
-  return String(actor.email ?? actor.name ?? actor.via ?? 'unknown');
+function actorLabel(actor: AuditActor): string {
+  switch (actor.via) {
+    case 'session':
+      return actor.email;
+    case 'api_key':
+      return `API key “${actor.name}”`;
+    case 'setup':
+      return 'first-admin setup';
+  }
 }
 
 function Audit() {
   const [offset, setOffset] = useState(0);
-  const page = useApi<{ entries: AuditEntry[]; total: number }>('/api/audit', { limit: 25, offset });
+  const page = useApi<AuditPage>('/api/audit', { limit: 25, offset });
   // Names for the ids in paths; each list is only what the auditor may read anyway.
   const projects = useApi<{ projects: Project[] }>('/api/projects');
   const { can } = usePermissions();

@@ -9,9 +9,9 @@ use super::ApiQuery as Query;
 use axum::response::Response;
 use chrono::Utc;
 use http::Method;
-use serde::Deserialize;
+use routerly_api::audit::{AuditActor, AuditChange, AuditEntry, AuditPage, AuditQuery};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ApiError;
 use super::auth::{AuthUser, Permission};
@@ -30,13 +30,22 @@ pub fn is_audited(method: &Method, route_path: &str) -> bool {
     mutating && !route_path.starts_with("/api/auth/") && !route_path.ends_with("/test")
 }
 
+fn change(file: &str, id: Option<&str>, before: Value, after: Value) -> AuditChange {
+    AuditChange {
+        file: file.to_owned(),
+        id: id.map(str::to_owned),
+        before,
+        after,
+    }
+}
+
 /// Entities of one config file that differ between two snapshots, keyed by id.
 fn diff_by_id<T: Serialize>(
     file: &str,
     id_of: impl Fn(&T) -> &str,
     before: &[T],
     after: &[T],
-    changes: &mut Vec<Value>,
+    changes: &mut Vec<AuditChange>,
 ) {
     let view = |item: &T| redact(&serde_json::to_value(item).unwrap_or(Value::Null));
     for old in before {
@@ -45,31 +54,32 @@ fn diff_by_id<T: Serialize>(
             Some(new) => {
                 let (old, new) = (view(old), view(new));
                 if old != new {
-                    changes.push(json!({ "file": file, "id": id, "before": old, "after": new }));
+                    changes.push(change(file, Some(id), old, new));
                 }
             }
-            None => {
-                changes.push(json!({ "file": file, "id": id, "before": view(old), "after": null }))
-            }
+            None => changes.push(change(file, Some(id), view(old), Value::Null)),
         }
     }
     for new in after {
         let id = id_of(new);
         if !before.iter().any(|old| id_of(old) == id) {
-            changes.push(json!({ "file": file, "id": id, "before": null, "after": view(new) }));
+            changes.push(change(file, Some(id), Value::Null, view(new)));
         }
     }
 }
 
 /// The config changes between two snapshots, secrets redacted.
-pub fn config_changes(before: &Snapshot, after: &Snapshot) -> Vec<Value> {
+pub fn config_changes(before: &Snapshot, after: &Snapshot) -> Vec<AuditChange> {
     let mut changes = Vec::new();
     let settings_before = redact(&serde_json::to_value(&before.settings).unwrap_or(Value::Null));
     let settings_after = redact(&serde_json::to_value(&after.settings).unwrap_or(Value::Null));
     if settings_before != settings_after {
-        changes.push(json!({
-            "file": "settings.json", "id": null, "before": settings_before, "after": settings_after,
-        }));
+        changes.push(change(
+            "settings.json",
+            None,
+            settings_before,
+            settings_after,
+        ));
     }
     diff_by_id(
         "models.json",
@@ -125,22 +135,23 @@ pub fn record(
     let detail = response
         .extensions()
         .get::<AuditDetail>()
-        .map(|detail| redact(&detail.0));
+        .map_or(Value::Null, |detail| redact(&detail.0));
     let actor = match caller {
         Some(caller) => caller.actor(),
-        None => json!({ "via": "setup" }),
+        None => AuditActor::Setup,
     };
-    let entry = json!({
-        "id": uuid::Uuid::now_v7().to_string(),
-        "at": Utc::now(),
-        "actor": actor,
-        "address": address.to_string(),
-        "action": action,
-        "path": path,
-        "status": response.status().as_u16(),
-        "changes": config_changes(before, &after),
-        "detail": detail,
-    });
+    let entry = AuditEntry {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: Utc::now(),
+        actor,
+        address: Some(address.to_string()),
+        action,
+        path: path.to_owned(),
+        status: response.status().as_u16(),
+        changes: config_changes(before, &after),
+        detail,
+    };
+    let entry = serde_json::to_value(entry).unwrap_or(Value::Null);
     let app = app.clone();
     async move {
         if let Err(error) = app.audit.append(&entry).await {
@@ -149,22 +160,15 @@ pub fn record(
     }
 }
 
-/// Query of `GET /api/audit`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    #[serde(default)]
-    limit: Option<usize>,
-    #[serde(default)]
-    offset: Option<usize>,
-}
-
-/// `GET /api/audit`: entries newest first, paged.
+/// `GET /api/audit`: entries newest first, paged. An entry the log holds in another shape
+/// (a hand edit) is left out of the page with a warning.
+#[utoipa::path(get, path = "/api/audit", tag = "audit", operation_id = "list_audit",
+    params(AuditQuery), responses((status = 200, body = AuditPage)))]
 pub async fn list(
     State(app): State<App>,
     user: AuthUser,
     Query(query): Query<AuditQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<AuditPage>, ApiError> {
     user.require(Permission::SettingsWrite)?;
     let limit = query.limit.unwrap_or(50).clamp(1, 1000);
     let offset = query.offset.unwrap_or(0);
@@ -173,7 +177,20 @@ pub async fn list(
         .page(limit, offset)
         .await
         .map_err(ApiError::internal)?;
-    Ok(axum::Json(
-        json!({ "entries": page, "total": total, "limit": limit, "offset": offset }),
-    ))
+    let entries = page
+        .into_iter()
+        .filter_map(|entry| match serde_json::from_value(entry) {
+            Ok(entry) => Some(entry),
+            Err(error) => {
+                tracing::warn!(%error, "an audit log entry has an unknown shape; left out");
+                None
+            }
+        })
+        .collect();
+    Ok(axum::Json(AuditPage {
+        entries,
+        total,
+        limit,
+        offset,
+    }))
 }

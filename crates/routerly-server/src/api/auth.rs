@@ -21,7 +21,7 @@ use routerly_api::auth::{
 };
 use routerly_core::config::Project;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use super::rbac::Permission;
@@ -329,12 +329,17 @@ impl AuthUser {
     }
 
     /// Who this is, for the audit log.
-    pub fn actor(&self) -> Value {
+    pub fn actor(&self) -> routerly_api::audit::AuditActor {
+        use routerly_api::audit::AuditActor;
         match &self.via {
-            Via::Session { .. } => {
-                json!({ "user_id": self.user_id, "email": self.email, "via": "session" })
-            }
-            Via::ApiKey { id } => json!({ "api_key": id, "name": self.email, "via": "api_key" }),
+            Via::Session { .. } => AuditActor::Session {
+                user_id: self.user_id.clone(),
+                email: self.email.clone(),
+            },
+            Via::ApiKey { id } => AuditActor::ApiKey {
+                api_key: id.clone(),
+                name: self.email.clone(),
+            },
         }
     }
 }

@@ -350,7 +350,8 @@ fn body_refusal(error: crate::admission::BodyError) -> Response {
 }
 
 /// A query string read into `T`, whose errors become 400s in the API's JSON shape naming the
-/// parameter (axum's own `Query` answers in plain text).
+/// parameter, for a value of the wrong type too (axum's own `Query` answers in plain text
+/// and does not say which parameter).
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
@@ -360,14 +361,17 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
         parts: &mut http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|axum::extract::Query(value)| ApiQuery(value))
-            .map_err(|rejection| {
-                let message = rejection.body_text();
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|error| {
+                let inner = error.inner().to_string();
                 ApiError {
                     code: ErrorCode::Invalid,
-                    field: field_of("", &message),
-                    message: format!("invalid query: {message}"),
+                    field: field_of(&error.path().to_string(), &inner),
+                    message: format!("invalid query: {inner}"),
                 }
             })
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, auth, limits, model_checks, models, roles, setup, system, usage};
+use super::{api_keys, audit, auth, limits, model_checks, models, roles, setup, system, usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use super::{api_keys, auth, limits, model_checks, models, roles, setup, system, 
         api_keys::list,
         api_keys::create,
         api_keys::revoke,
+        audit::list,
         limits::list,
         limits::usage,
         limits::show,
