@@ -159,6 +159,133 @@ current_password: string,
  */
 new_password: string, };
 
+export type SmtpTls = "none" | "starttls" | "tls";
+
+export type ChannelView = { "type": "smtp", 
+/**
+ * Stable id.
+ */
+id: string, 
+/**
+ * Server host name or address.
+ */
+host: string, 
+/**
+ * Server port.
+ */
+port: number, 
+/**
+ * Transport security.
+ */
+tls: SmtpTls, 
+/**
+ * PEM file (on the server) of extra certificate authorities to trust.
+ */
+ca_file: string | null, 
+/**
+ * Login name, if the server wants one.
+ */
+username: string | null, 
+/**
+ * Whether a password is set (it is never shown).
+ */
+password_set: boolean, 
+/**
+ * Sender address.
+ */
+from: string, 
+/**
+ * Recipients.
+ */
+to: Array<string>, } | { "type": "webhook", 
+/**
+ * Stable id.
+ */
+id: string, 
+/**
+ * Where to POST.
+ */
+url: string, 
+/**
+ * Whether deliveries are signed (the secret is never shown).
+ */
+secret_set: boolean, };
+
+export type ChannelList = { 
+/**
+ * Every channel, in the order they were added.
+ */
+channels: Array<ChannelView>, };
+
+export type CreateChannel = { "type": "smtp" } & CreateSmtpChannel | { "type": "webhook" } & CreateWebhookChannel;
+
+export type CreateSmtpChannel = { 
+/**
+ * A chosen id (default: generated, `ch-…`).
+ */
+id?: string, 
+/**
+ * Server host name or address.
+ */
+host: string, 
+/**
+ * Server port.
+ */
+port: number, 
+/**
+ * Transport security (default `starttls`).
+ */
+tls: SmtpTls, 
+/**
+ * PEM file (readable on the server) of extra certificate authorities to trust.
+ */
+ca_file?: string, 
+/**
+ * Login name.
+ */
+username?: string, 
+/**
+ * Password, or `env:NAME` (admins only, names in `env_allow_list`).
+ */
+password?: string, 
+/**
+ * Sender address.
+ */
+from: string, 
+/**
+ * Recipients (each entry may hold several, comma-separated); at least one.
+ */
+to: Array<string>, };
+
+export type CreateWebhookChannel = { 
+/**
+ * A chosen id (default: generated, `ch-…`).
+ */
+id?: string, 
+/**
+ * Where to POST: `http(s)://`; loopback, private and link-local hosts are refused
+ * unless `allow_private_webhooks` is set.
+ */
+url: string, 
+/**
+ * HMAC-SHA256 key of `X-Routerly-Signature`, or `env:NAME`; unsigned when absent.
+ */
+secret?: string, };
+
+export type ChannelTested = { 
+/**
+ * Always `true` (a failed delivery is an error answer).
+ */
+delivered: boolean, 
+/**
+ * The channel's id.
+ */
+channel: string, 
+/**
+ * The id of the `test` event sent.
+ */
+event_id: string, };
+
 export type SystemInfo = { 
 /**
  * Routerly's version.
@@ -374,7 +501,7 @@ status: number,
 changes: Array<AuditChange>, 
 /**
  * What a change outside the config files adds (an API key created, a key rotated);
- * never a secret.
+ * never a secret; `null` for a change to the config files.
  */
 detail: unknown, };
 

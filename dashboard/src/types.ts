@@ -44,23 +44,10 @@ export interface User {
   created_at: string;
 }
 
-export interface Channel {
-  id: string;
-  type: 'smtp' | 'webhook';
-  url?: string;
-  secret_set?: boolean;
-  host?: string;
-  port?: number;
-  tls?: string;
-  username?: string | null;
-  password_set?: boolean;
-  from?: string;
-  to?: string[];
-}
-
 export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
 export type { ApiKeyView, ApiKeyList, CreateApiKey, CreatedApiKey } from './api-types';
 export type { AuditActor, AuditChange, AuditEntry, AuditPage } from './api-types';
+export type { ChannelView as Channel, ChannelList, ChannelTested, CreateChannel, SmtpTls } from './api-types';
 export type { RoleView as Role, RoleList, CreateRole, UpdateRole } from './api-types';
 export type { AlertList, AlertRecord, CreateLimit, LimitList, LimitUse, UpdateLimit } from './api-types';
 

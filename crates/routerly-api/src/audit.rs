@@ -36,11 +36,11 @@ pub struct AuditChange {
     /// The entity's id; `null` for the settings, which are one entity.
     pub id: Option<String>,
     /// The entity before the change; `null` when the change added it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     #[ts(type = "unknown")]
     pub before: Value,
     /// The entity after the change; `null` when the change removed it.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     #[ts(type = "unknown")]
     pub after: Value,
 }
@@ -69,8 +69,8 @@ pub struct AuditEntry {
     /// The config entities the change touched.
     pub changes: Vec<AuditChange>,
     /// What a change outside the config files adds (an API key created, a key rotated);
-    /// never a secret.
-    #[schema(value_type = Object)]
+    /// never a secret; `null` for a change to the config files.
+    #[schema(value_type = Option<Object>)]
     #[ts(type = "unknown")]
     #[serde(default)]
     pub detail: Value,

@@ -10,6 +10,7 @@
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
+pub mod channels;
 pub mod error;
 pub mod limits;
 pub mod model_checks;
@@ -39,6 +40,13 @@ pub fn typescript() -> String {
         auth::Me::decl(),
         auth::MeProject::decl(),
         auth::ChangePassword::decl(),
+        channels::SmtpTls::decl(),
+        channels::ChannelView::decl(),
+        channels::ChannelList::decl(),
+        channels::CreateChannel::decl(),
+        channels::CreateSmtpChannel::decl(),
+        channels::CreateWebhookChannel::decl(),
+        channels::ChannelTested::decl(),
         system::SystemInfo::decl(),
         system::UsageWriter::decl(),
         system::MasterKeySource::decl(),

@@ -27,7 +27,6 @@ fn the_dashboards_typescript_types_are_generated_from_the_types() {
 const NOT_YET_DOCUMENTED: &[&str] = &[
     "/api/projects",
     "/api/traces",
-    "/api/channels",
     "/api/users",
     "/api/settings",
 ];

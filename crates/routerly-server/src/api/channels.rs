@@ -7,95 +7,61 @@
 //! `allow_private_webhooks` is set; deliveries check again after DNS resolution.
 
 use axum::extract::{Path, State};
-use routerly_core::alerts::{Channel, SmtpChannel, SmtpTls, WebhookChannel};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use routerly_api::channels::{
+    ChannelList, ChannelTested, ChannelView, CreateChannel, CreateSmtpChannel, CreateWebhookChannel,
+};
+use routerly_core::alerts::{Channel, SmtpChannel, WebhookChannel};
+use serde_json::{Map, Value};
 
 use super::auth::AuthUser;
 use super::{ApiError, ApiJson, ErrorCode};
 use crate::notify::{self, DeliveryError, webhook};
 use crate::state::App;
 
-/// A channel as listings show it: secrets replaced by whether one is set.
-fn channel_view(channel: &Channel) -> Value {
-    match channel {
-        Channel::Smtp(smtp) => json!({
-            "id": smtp.id,
-            "type": "smtp",
-            "host": smtp.host,
-            "port": smtp.port,
-            "tls": smtp.tls,
-            "ca_file": smtp.ca_file,
-            "username": smtp.username,
-            "password_set": smtp.password.is_some(),
-            "from": smtp.from,
-            "to": smtp.to,
-        }),
-        Channel::Webhook(webhook) => json!({
-            "id": webhook.id,
-            "type": "webhook",
-            "url": webhook.url,
-            "secret_set": webhook.secret.is_some(),
-        }),
-    }
-}
-
 /// `GET /api/channels`.
-pub async fn list(State(app): State<App>) -> axum::Json<Value> {
+#[utoipa::path(get, path = "/api/channels", tag = "channels", operation_id = "list_channels",
+    responses((status = 200, body = ChannelList)))]
+pub async fn list(State(app): State<App>) -> axum::Json<ChannelList> {
     let snapshot = app.store.snapshot();
-    let channels: Vec<Value> = snapshot
-        .settings
-        .notification_channels
-        .iter()
-        .map(channel_view)
-        .collect();
-    axum::Json(json!({ "channels": channels }))
+    axum::Json(ChannelList {
+        channels: snapshot
+            .settings
+            .notification_channels
+            .iter()
+            .map(ChannelView::from)
+            .collect(),
+    })
 }
 
 /// `GET /api/channels/{id}`.
+#[utoipa::path(get, path = "/api/channels/{id}", tag = "channels", operation_id = "show_channel",
+    params(("id" = String, Path, description = "The channel's id.")),
+    responses((status = 200, body = ChannelView)))]
 pub async fn show(
     State(app): State<App>,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ChannelView>, ApiError> {
     let snapshot = app.store.snapshot();
     snapshot
         .settings
         .notification_channels
         .iter()
         .find(|channel| channel.id() == id)
-        .map(|channel| axum::Json(channel_view(channel)))
+        .map(|channel| axum::Json(ChannelView::from(channel)))
         .ok_or_else(|| ApiError::not_found(format!("no channel `{id}`")))
 }
 
-/// Body of `POST /api/channels`.
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum CreateChannel {
-    /// Email.
-    Smtp {
-        #[serde(default)]
-        id: Option<String>,
-        host: String,
-        port: u16,
-        #[serde(default)]
-        tls: SmtpTls,
-        #[serde(default)]
-        ca_file: Option<String>,
-        #[serde(default)]
-        username: Option<String>,
-        #[serde(default)]
-        password: Option<String>,
-        from: String,
-        to: Vec<String>,
-    },
-    /// A signed POST.
-    Webhook {
-        #[serde(default)]
-        id: Option<String>,
-        url: String,
-        #[serde(default)]
-        secret: Option<String>,
-    },
+/// A `POST /api/channels` body read by its `type`, so that an error inside it names its
+/// field (see [`super::typed_value`]).
+fn read_create(mut body: Map<String, Value>) -> Result<CreateChannel, ApiError> {
+    match body.remove("type").as_ref().and_then(Value::as_str) {
+        Some("smtp") => super::typed_value(Value::Object(body)).map(CreateChannel::Smtp),
+        Some("webhook") => super::typed_value(Value::Object(body)).map(CreateChannel::Webhook),
+        _ => Err(ApiError::invalid(
+            "type",
+            "`type` must be `smtp` or `webhook`",
+        )),
+    }
 }
 
 fn new_id(given: Option<String>) -> String {
@@ -103,15 +69,18 @@ fn new_id(given: Option<String>) -> String {
 }
 
 /// `POST /api/channels`.
+#[utoipa::path(post, path = "/api/channels", tag = "channels", operation_id = "create_channel",
+    request_body = CreateChannel, responses((status = 201, body = ChannelView)))]
 pub async fn create(
     State(app): State<App>,
     user: AuthUser,
-    ApiJson(body): ApiJson<CreateChannel>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<Map<String, Value>>,
+) -> Result<(http::StatusCode, axum::Json<ChannelView>), ApiError> {
+    let body = read_create(body)?;
     let key = app.store.master_key();
     let seal = |secret: Option<String>| secret.filter(|s| !s.is_empty()).map(|s| key.seal(&s));
     let channel = match body {
-        CreateChannel::Smtp {
+        CreateChannel::Smtp(CreateSmtpChannel {
             id,
             host,
             port,
@@ -121,7 +90,7 @@ pub async fn create(
             password,
             from,
             to,
-        } => {
+        }) => {
             let to: Vec<String> = to
                 .iter()
                 .flat_map(|list| list.split(','))
@@ -151,7 +120,7 @@ pub async fn create(
                 id: new_id(id),
                 host,
                 port,
-                tls,
+                tls: tls.into(),
                 ca_file,
                 username,
                 password: seal(password),
@@ -159,7 +128,7 @@ pub async fn create(
                 to,
             })
         }
-        CreateChannel::Webhook { id, url, secret } => {
+        CreateChannel::Webhook(CreateWebhookChannel { id, url, secret }) => {
             let allow_private = app.store.snapshot().settings.allow_private_webhooks;
             webhook::check_url(&url, allow_private)
                 .await
@@ -171,7 +140,7 @@ pub async fn create(
             })
         }
     };
-    let view = channel_view(&channel);
+    let view = ChannelView::from(&channel);
     super::grants::update(&app, &user, move |draft| {
         if draft
             .settings
@@ -192,6 +161,9 @@ pub async fn create(
 }
 
 /// `DELETE /api/channels/{id}`.
+#[utoipa::path(delete, path = "/api/channels/{id}", tag = "channels", operation_id = "remove_channel",
+    params(("id" = String, Path, description = "The channel's id.")),
+    responses((status = 204, description = "The channel is removed.")))]
 pub async fn remove(
     State(app): State<App>,
     user: AuthUser,
@@ -212,11 +184,15 @@ pub async fn remove(
     Ok(http::StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/channels/{id}/test`: one delivery of a `test` event, now.
+/// `POST /api/channels/{id}/test`: one delivery of a `test` event, now (bounded by the
+/// delivery timeouts: 20 s for SMTP, 10 s for a webhook).
+#[utoipa::path(post, path = "/api/channels/{id}/test", tag = "channels", operation_id = "test_channel",
+    params(("id" = String, Path, description = "The channel's id.")),
+    responses((status = 200, body = ChannelTested)))]
 pub async fn test(
     State(app): State<App>,
     Path(id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ChannelTested>, ApiError> {
     let snapshot = app.store.snapshot();
     let channel = snapshot
         .settings
@@ -226,9 +202,11 @@ pub async fn test(
         .ok_or_else(|| ApiError::not_found(format!("no channel `{id}`")))?;
     let event = notify::test_event();
     match notify::deliver(&app.store, channel, &event).await {
-        Ok(()) => Ok(axum::Json(
-            json!({ "delivered": true, "channel": id, "event_id": event.id }),
-        )),
+        Ok(()) => Ok(axum::Json(ChannelTested {
+            delivered: true,
+            channel: id,
+            event_id: event.id,
+        })),
         Err(DeliveryError::Refused(message)) => Err(ApiError::invalid("url", message)),
         Err(error) => Err(ApiError::new(
             ErrorCode::DeliveryFailed,

@@ -377,6 +377,13 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
+/// `value` read into `T`, an error naming the field by its path like [`ApiJson`]'s; for a
+/// body read in two steps (by a tag, since serde reads an internally tagged enum through a
+/// buffer that loses the path).
+pub(crate) fn typed_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| body_error(&error))
+}
+
 /// A 400 for a body that does not fit its type, naming the field by its path
 /// (`pricing.input`, `projects[2]`).
 pub(crate) fn body_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {

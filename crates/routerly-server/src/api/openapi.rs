@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{api_keys, audit, auth, limits, model_checks, models, roles, setup, system, usage};
+use super::{
+    api_keys, audit, auth, channels, limits, model_checks, models, roles, setup, system, usage,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +36,11 @@ use super::{api_keys, audit, auth, limits, model_checks, models, roles, setup, s
         api_keys::create,
         api_keys::revoke,
         audit::list,
+        channels::list,
+        channels::show,
+        channels::create,
+        channels::remove,
+        channels::test,
         limits::list,
         limits::usage,
         limits::show,
@@ -123,11 +130,42 @@ impl utoipa::Modify for Contract {
 
 /// The document, pretty-printed as it is committed in `docs/openapi.json`.
 pub fn document_json() -> String {
-    let mut text = Document::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serializes");
+    let mut document =
+        serde_json::to_value(Document::openapi()).expect("the OpenAPI document serializes");
+    admit_tags(&mut document["components"]["schemas"]);
+    let mut text = serde_json::to_string_pretty(&document).expect("a JSON value serializes");
     text.push('\n');
     text
+}
+
+/// An internally tagged enum of structs (`#[serde(tag = "type")]`, such as `CreateChannel`)
+/// is documented as `oneOf` branches `allOf: [{$ref: Variant}, {tag}]`; a variant that
+/// refuses unknown members (`additionalProperties: false`) would then refuse the tag itself,
+/// and nothing could satisfy the branch. The tag is added to such a variant's properties.
+fn admit_tags(schemas: &mut serde_json::Value) {
+    let mut tags = Vec::new();
+    for schema in schemas.as_object().into_iter().flat_map(|map| map.values()) {
+        for branch in schema["oneOf"].as_array().into_iter().flatten() {
+            let [variant, tag] = branch["allOf"].as_array().map_or(&[][..], Vec::as_slice) else {
+                continue;
+            };
+            let Some(name) = variant["$ref"]
+                .as_str()
+                .and_then(|path| path.strip_prefix("#/components/schemas/"))
+            else {
+                continue;
+            };
+            for (member, rule) in tag["properties"].as_object().into_iter().flatten() {
+                tags.push((name.to_owned(), member.clone(), rule.clone()));
+            }
+        }
+    }
+    for (name, member, rule) in tags {
+        let variant = &mut schemas[name.as_str()];
+        if variant["additionalProperties"] == serde_json::Value::Bool(false) {
+            variant["properties"][member.as_str()] = rule;
+        }
+    }
 }
 
 /// `GET /api/openapi.json`.

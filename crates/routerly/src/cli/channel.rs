@@ -2,9 +2,12 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::json;
+use routerly_api::channels::{
+    ChannelList, ChannelTested, ChannelView, CreateChannel, CreateSmtpChannel,
+    CreateWebhookChannel, SmtpTls,
+};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// `routerly channel …`.
@@ -84,6 +87,24 @@ pub enum ChannelAdd {
     },
 }
 
+/// The `--tls` value.
+fn tls_mode(tls: Option<&str>) -> anyhow::Result<SmtpTls> {
+    match tls {
+        None | Some("starttls") => Ok(SmtpTls::Starttls),
+        Some("tls") => Ok(SmtpTls::Tls),
+        Some("none") => Ok(SmtpTls::None),
+        Some(other) => anyhow::bail!("--tls {other}: use none, starttls or tls"),
+    }
+}
+
+fn tls_name(tls: SmtpTls) -> &'static str {
+    match tls {
+        SmtpTls::None => "none",
+        SmtpTls::Starttls => "starttls",
+        SmtpTls::Tls => "tls",
+    }
+}
+
 /// Runs `routerly channel …`.
 pub async fn run(command: ChannelCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
@@ -95,7 +116,7 @@ pub async fn run(command: ChannelCommand, mut client: Client) -> anyhow::Result<
                     id,
                     json,
                 } => (
-                    json!({ "type": "webhook", "url": url, "secret": secret, "id": id }),
+                    CreateChannel::Webhook(CreateWebhookChannel { id, url, secret }),
                     json,
                 ),
                 ChannelAdd::Smtp {
@@ -110,65 +131,66 @@ pub async fn run(command: ChannelCommand, mut client: Client) -> anyhow::Result<
                     id,
                     json,
                 } => (
-                    json!({
-                        "type": "smtp", "host": host, "port": port,
-                        "tls": tls.unwrap_or_else(|| "starttls".to_owned()),
-                        "ca_file": ca_file, "username": username, "password": password,
-                        "from": from, "to": to, "id": id,
+                    CreateChannel::Smtp(CreateSmtpChannel {
+                        id,
+                        host,
+                        port,
+                        tls: tls_mode(tls.as_deref())?,
+                        ca_file,
+                        username,
+                        password,
+                        from,
+                        to,
                     }),
                     json,
                 ),
             };
-            let channel = client
-                .request(Method::POST, "/api/channels", Some(&body))
+            let channel: ChannelView = client
+                .call(Method::POST, "/api/channels", Some(&body))
                 .await?;
             if json_output {
                 return print_json(&channel);
             }
-            println!(
-                "Added {} channel {}.",
-                text(&channel, "/type"),
-                text(&channel, "/id")
-            );
+            let kind = match channel {
+                ChannelView::Smtp { .. } => "smtp",
+                ChannelView::Webhook { .. } => "webhook",
+            };
+            println!("Added {kind} channel {}.", channel.id());
         }
         ChannelCommand::List { json } => {
-            let answer = client.request(Method::GET, "/api/channels", None).await?;
+            let answer: ChannelList = client
+                .call(Method::GET, "/api/channels", None::<&()>)
+                .await?;
             if json {
-                return print_json(&answer["channels"]);
+                return print_json(&answer.channels);
             }
-            let rows: Vec<Vec<String>> = answer["channels"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .channels
                 .into_iter()
-                .flatten()
-                .map(|channel| {
-                    let target = if channel["type"] == "smtp" {
-                        format!(
-                            "{}:{} ({}) → {}",
-                            text(channel, "/host"),
-                            text(channel, "/port"),
-                            text(channel, "/tls"),
-                            channel["to"]
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .filter_map(|to| to.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    } else {
-                        text(channel, "/url")
-                    };
-                    vec![text(channel, "/id"), text(channel, "/type"), target]
+                .map(|channel| match channel {
+                    ChannelView::Smtp {
+                        id,
+                        host,
+                        port,
+                        tls,
+                        to,
+                        ..
+                    } => vec![
+                        id,
+                        "smtp".to_owned(),
+                        format!("{host}:{port} ({}) → {}", tls_name(tls), to.join(", ")),
+                    ],
+                    ChannelView::Webhook { id, url, .. } => vec![id, "webhook".to_owned(), url],
                 })
                 .collect();
             print_table(&["ID", "TYPE", "TARGET"], &rows);
         }
         ChannelCommand::Test { id } => {
-            client
-                .request(
+            let _: ChannelTested = client
+                .call(
                     Method::POST,
                     &format!("/api/channels/{}/test", segment(&id)),
-                    None,
+                    None::<&()>,
                 )
                 .await?;
             println!("Test alert delivered through {id}.");
