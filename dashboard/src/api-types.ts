@@ -22,6 +22,262 @@ export type ErrorBody = {
  */
 error: ErrorDetail, };
 
+export type LogFormat = "text" | "json";
+
+export type UpstreamTimeouts = { 
+/**
+ * Establishing the connection.
+ */
+connect_ms: bigint, 
+/**
+ * From sending the request to the response head and first event.
+ */
+first_token_ms: bigint, 
+/**
+ * Silence allowed between two stream events (or while reading a whole body).
+ */
+idle_ms: bigint, };
+
+export type ConnectionLimits = { 
+/**
+ * Time a connection may take to send a whole request head, counted from the moment it
+ * waits for one (also the idle keep-alive timeout); 100 ms to 1 hour.
+ */
+header_timeout_ms: bigint, 
+/**
+ * Longest silence while a request body arrives; 100 ms to 1 hour.
+ */
+body_timeout_ms: bigint, 
+/**
+ * Connections served at once; further ones wait in the kernel's accept queue.
+ */
+max_connections: number, 
+/**
+ * Bytes of request bodies held in memory at once; at least `max_body_bytes`.
+ */
+body_memory_bytes: number, 
+/**
+ * Password hashes computed at once (1 to 256).
+ */
+password_hashing_concurrency: number, 
+/**
+ * Password checks that may wait for a hashing slot (0 to 100,000).
+ */
+password_hashing_queue: number, };
+
+export type SettingsView = { 
+/**
+ * The address to listen on.
+ */
+host: string, 
+/**
+ * The port to listen on.
+ */
+port: number, 
+/**
+ * Whether `/dashboard` is served.
+ */
+dashboard: boolean, 
+/**
+ * The log filter (`info`, `debug`, `routerly=debug,info`, …).
+ */
+log_level: string, 
+/**
+ * The shape of log lines.
+ */
+log_format: LogFormat, 
+/**
+ * The address people reach Routerly at, for links in alerts.
+ */
+public_url: string | null, 
+/**
+ * The largest request body on `/v1` (1 KiB to 1 GiB).
+ */
+max_body_bytes: number, 
+/**
+ * Upstream timeouts, unless a model or project overrides them.
+ */
+timeouts: UpstreamTimeouts, 
+/**
+ * Seconds live requests get to finish on SIGTERM (0 to 3600).
+ */
+shutdown_grace_seconds: bigint, 
+/**
+ * Percentages of a limit that send an alert (at most 32, each 1 to 1000).
+ */
+alert_thresholds: Array<number>, 
+/**
+ * Whether `/metrics` needs a bearer token (the token is never shown).
+ */
+metrics_token_set: boolean, 
+/**
+ * The time zone of daily, weekly and monthly budget windows (an IANA name).
+ */
+budget_time_zone: string, 
+/**
+ * Output tokens assumed for a budget reservation when a call names no limit.
+ */
+budget_default_output_tokens: bigint, 
+/**
+ * Whether webhooks may target loopback, private and link-local addresses.
+ */
+allow_private_webhooks: boolean, 
+/**
+ * Size at which the usage log is rotated into a segment.
+ */
+usage_log_rotate_bytes: bigint, 
+/**
+ * Patterns of environment variable names that `env:NAME` secrets may read.
+ */
+env_allow_list: Array<string>, 
+/**
+ * Days raw usage records are kept; `null`: for ever.
+ */
+usage_retention_days: number | null, 
+/**
+ * Days after which rotated usage segments are compressed; `null`: never.
+ */
+usage_compress_after_days: number | null, 
+/**
+ * Days of hourly usage rollups before they are kept by day only.
+ */
+usage_hourly_rollup_days: number, 
+/**
+ * How connections and request bodies are bounded.
+ */
+connections: ConnectionLimits, 
+/**
+ * Proxies (addresses or CIDR blocks) whose forwarding headers are believed.
+ */
+trusted_proxies: Array<string>, };
+
+export type UpstreamTimeoutsChange = { 
+/**
+ * Establishing the connection.
+ */
+connect_ms?: bigint, 
+/**
+ * From sending the request to the response head and first event.
+ */
+first_token_ms?: bigint, 
+/**
+ * Silence allowed between two stream events.
+ */
+idle_ms?: bigint, };
+
+export type ConnectionLimitsChange = { 
+/**
+ * See [`ConnectionLimits::header_timeout_ms`].
+ */
+header_timeout_ms?: bigint, 
+/**
+ * See [`ConnectionLimits::body_timeout_ms`].
+ */
+body_timeout_ms?: bigint, 
+/**
+ * See [`ConnectionLimits::max_connections`].
+ */
+max_connections?: number, 
+/**
+ * See [`ConnectionLimits::body_memory_bytes`].
+ */
+body_memory_bytes?: number, 
+/**
+ * See [`ConnectionLimits::password_hashing_concurrency`].
+ */
+password_hashing_concurrency?: number, 
+/**
+ * See [`ConnectionLimits::password_hashing_queue`].
+ */
+password_hashing_queue?: number, };
+
+export type UpdateSettings = { 
+/**
+ * See [`SettingsView::host`] (not blank).
+ */
+host?: string, 
+/**
+ * See [`SettingsView::port`] (1 to 65535).
+ */
+port?: number, 
+/**
+ * See [`SettingsView::dashboard`].
+ */
+dashboard?: boolean, 
+/**
+ * See [`SettingsView::log_level`] (not blank).
+ */
+log_level?: string, 
+/**
+ * See [`SettingsView::log_format`].
+ */
+log_format?: LogFormat, 
+/**
+ * An `http(s)://` URL; `null` clears it.
+ */
+public_url?: string | null, 
+/**
+ * See [`SettingsView::max_body_bytes`].
+ */
+max_body_bytes?: number, 
+/**
+ * See [`SettingsView::timeouts`].
+ */
+timeouts?: UpstreamTimeoutsChange, 
+/**
+ * See [`SettingsView::shutdown_grace_seconds`].
+ */
+shutdown_grace_seconds?: bigint, 
+/**
+ * See [`SettingsView::alert_thresholds`].
+ */
+alert_thresholds?: Array<number>, 
+/**
+ * The bearer token `/metrics` requires (stored sealed, never shown); `null` opens
+ * `/metrics` again.
+ */
+metrics_token?: string | null, 
+/**
+ * See [`SettingsView::budget_time_zone`].
+ */
+budget_time_zone?: string, 
+/**
+ * See [`SettingsView::budget_default_output_tokens`].
+ */
+budget_default_output_tokens?: bigint, 
+/**
+ * See [`SettingsView::allow_private_webhooks`].
+ */
+allow_private_webhooks?: boolean, 
+/**
+ * See [`SettingsView::usage_log_rotate_bytes`].
+ */
+usage_log_rotate_bytes?: bigint, 
+/**
+ * See [`SettingsView::env_allow_list`] (admins only).
+ */
+env_allow_list?: Array<string>, 
+/**
+ * Days raw usage records are kept; `null`: for ever.
+ */
+usage_retention_days?: number | null, 
+/**
+ * Days after which rotated segments are compressed; `null`: never.
+ */
+usage_compress_after_days?: number | null, 
+/**
+ * See [`SettingsView::usage_hourly_rollup_days`].
+ */
+usage_hourly_rollup_days?: number, 
+/**
+ * See [`SettingsView::connections`].
+ */
+connections?: ConnectionLimitsChange, 
+/**
+ * See [`SettingsView::trusted_proxies`]: addresses or CIDR blocks.
+ */
+trusted_proxies?: Array<string>, };
+
 export type SetupStatus = { 
 /**
  * No user exists yet: the first admin is still to be created.

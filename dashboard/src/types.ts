@@ -48,6 +48,7 @@ export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from 
 export type { ApiKeyView, ApiKeyList, CreateApiKey, CreatedApiKey } from './api-types';
 export type { AuditActor, AuditChange, AuditEntry, AuditPage } from './api-types';
 export type { ChannelView as Channel, ChannelList, ChannelTested, CreateChannel, SmtpTls } from './api-types';
+export type { SettingsView, UpdateSettings } from './api-types';
 export type { RoleView as Role, RoleList, CreateRole, UpdateRole } from './api-types';
 export type { AlertList, AlertRecord, CreateLimit, LimitList, LimitUse, UpdateLimit } from './api-types';
 

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod model_checks;
 pub mod models;
 pub mod roles;
+pub mod settings;
 pub mod setup;
 pub mod system;
 pub mod usage;
@@ -30,6 +31,13 @@ pub fn typescript() -> String {
         error::ErrorCode::decl(),
         error::ErrorDetail::decl(),
         error::ErrorBody::decl(),
+        settings::LogFormat::decl(),
+        settings::UpstreamTimeouts::decl(),
+        settings::ConnectionLimits::decl(),
+        settings::SettingsView::decl(),
+        settings::UpstreamTimeoutsChange::decl(),
+        settings::ConnectionLimitsChange::decl(),
+        settings::UpdateSettings::decl(),
         setup::SetupStatus::decl(),
         setup::FirstAdmin::decl(),
         auth::Login::decl(),

@@ -24,7 +24,7 @@ import { dateTime } from '../format';
 import { describeAudit } from '../audit';
 import { useAction, useApi } from '../hooks';
 import { canWriteScope, usePermissions } from '../permissions';
-import type { ApiKeyList, AuditActor, AuditPage, Channel, CreateApiKey, CreatedApiKey, LimitUse, Model, Project, Role, User } from '../types';
+import type { ApiKeyList, AuditActor, AuditPage, Channel, SettingsView, UpdateSettings, CreateApiKey, CreatedApiKey, LimitUse, Model, Project, Role, User } from '../types';
 import { isHttpUrl, validateCredentials, validateSmtp, validateWebhook, type Errors } from '../validate';
 
 /** Each tab with the permission its page needs to load (budgets: anyone who reads usage). */
@@ -67,19 +67,8 @@ export function SettingsPage({ tab }: { tab: string }) {
   );
 }
 
-interface SettingsBody {
-  public_url: string | null;
-  dashboard: boolean;
-  log_level: string;
-  alert_thresholds: number[];
-  allow_private_webhooks: boolean;
-  budget_time_zone: string;
-  host: string;
-  port: number;
-}
-
 function GeneralSettings() {
-  const loaded = useApi<SettingsBody>('/api/settings');
+  const loaded = useApi<SettingsView>('/api/settings');
   if (loaded.error) return <ErrorBox error={loaded.error} retry={loaded.reload} />;
   if (!loaded.data) return <Loading what="Loading settings" />;
   return <GeneralForm settings={loaded.data} onSaved={loaded.reload} />;
@@ -105,7 +94,7 @@ function ListenAddress({ configured }: { configured: string }) {
   );
 }
 
-function GeneralForm({ settings, onSaved }: { settings: SettingsBody; onSaved: () => void }) {
+function GeneralForm({ settings, onSaved }: { settings: SettingsView; onSaved: () => void }) {
   const [publicUrl, setPublicUrl] = useState(settings.public_url ?? '');
   const [thresholds, setThresholds] = useState(settings.alert_thresholds.join(', '));
   const [timeZone, setTimeZone] = useState(settings.budget_time_zone);
@@ -125,7 +114,7 @@ function GeneralForm({ settings, onSaved }: { settings: SettingsBody; onSaved: (
     setErrors(found);
     setSaved(false);
     if (Object.keys(found).length) return;
-    const body = {
+    const body: UpdateSettings = {
       public_url: publicUrl.trim() || null,
       alert_thresholds: parsed,
       budget_time_zone: timeZone.trim(),

@@ -11,7 +11,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    api_keys, audit, auth, channels, limits, model_checks, models, roles, setup, system, usage,
+    api_keys, audit, auth, channels, limits, model_checks, models, roles, settings, setup, system,
+    usage,
 };
 
 #[derive(OpenApi)]
@@ -61,6 +62,8 @@ use super::{
         roles::create,
         roles::update,
         roles::remove,
+        settings::show,
+        settings::update,
         usage::list,
         usage::summary,
         usage::by_model,

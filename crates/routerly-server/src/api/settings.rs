@@ -1,53 +1,27 @@
-//! `/api/settings`: `config/settings.json`. Reading shows secrets redacted; a change names
-//! the fields it sets, and only [`EDITABLE`] fields may be set here (notification channels
-//! have their own routes). Changes to the address, port and log level apply at the next start.
+//! `/api/settings`: `config/settings.json`, as [`SettingsView`] shows it (the metrics token
+//! is write-only; notification channels have their own routes). A change names the fields
+//! it sets ([`UpdateSettings`]); the address, port, log level and format and the connection
+//! limits apply at the next start.
 
 use axum::extract::State;
+use routerly_api::settings::{SettingsView, UpdateSettings};
 use routerly_core::config::Settings;
-use serde_json::{Map, Value, json};
 
 use super::auth::{AuthUser, Permission};
 use super::{ApiError, ApiJson};
 use crate::state::App;
-use crate::store::audit::redact;
-
-/// The fields `PATCH /api/settings` may set.
-pub const EDITABLE: &[&str] = &[
-    "host",
-    "port",
-    "dashboard",
-    "log_level",
-    "log_format",
-    "public_url",
-    "max_body_bytes",
-    "timeouts",
-    "shutdown_grace_seconds",
-    "alert_thresholds",
-    "allow_private_webhooks",
-    "budget_time_zone",
-    "budget_default_output_tokens",
-    "usage_log_rotate_bytes",
-    "usage_retention_days",
-    "usage_compress_after_days",
-    "usage_hourly_rollup_days",
-    "metrics_token",
-    "connections",
-    "trusted_proxies",
-    "env_allow_list",
-];
-
-/// Fields that hold a secret, sealed under the master key before they are stored.
-const SECRET_FIELDS: &[&str] = &["metrics_token"];
-
-/// Settings as the API shows them.
-pub fn settings_view(settings: &Settings) -> Value {
-    redact(&serde_json::to_value(settings).unwrap_or(Value::Null))
-}
 
 /// `GET /api/settings`.
-pub async fn show(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/settings", tag = "settings", operation_id = "show_settings",
+    responses((status = 200, body = SettingsView)))]
+pub async fn show(
+    State(app): State<App>,
+    user: AuthUser,
+) -> Result<axum::Json<SettingsView>, ApiError> {
     user.require(Permission::SettingsWrite)?;
-    Ok(axum::Json(settings_view(&app.store.snapshot().settings)))
+    Ok(axum::Json(SettingsView::from(
+        &app.store.snapshot().settings,
+    )))
 }
 
 /// Checks a changed settings value beyond its type.
@@ -75,44 +49,26 @@ fn check(settings: &Settings) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `PATCH /api/settings`: sets the given fields.
+/// `PATCH /api/settings`: sets the given fields (inside `timeouts` and `connections` too);
+/// the metrics token is sealed under the master key before it is stored.
+#[utoipa::path(patch, path = "/api/settings", tag = "settings", operation_id = "update_settings",
+    request_body = UpdateSettings, responses((status = 200, body = SettingsView)))]
 pub async fn update(
     State(app): State<App>,
     user: AuthUser,
-    ApiJson(body): ApiJson<Map<String, Value>>,
-) -> Result<axum::Json<Value>, ApiError> {
+    ApiJson(mut change): ApiJson<UpdateSettings>,
+) -> Result<axum::Json<SettingsView>, ApiError> {
     user.require(Permission::SettingsWrite)?;
-    if let Some(field) = body
-        .keys()
-        .find(|field| !EDITABLE.contains(&field.as_str()))
-    {
-        return Err(ApiError::invalid(
-            field,
-            format!(
-                "`{field}` cannot be set here; settable fields: {}",
-                EDITABLE.join(", ")
-            ),
-        ));
-    }
-    let key = app.store.master_key();
-    let mut body = body;
-    for field in SECRET_FIELDS {
-        if let Some(Value::String(secret)) = body.get(*field) {
-            let sealed = key.seal(secret);
-            body.insert((*field).to_owned(), Value::String(sealed));
-        }
+    if let Some(Some(token)) = &mut change.metrics_token {
+        *token = app.store.master_key().seal(token);
     }
     let updated = super::grants::update(&app, &user, move |draft| {
-        let mut merged = serde_json::to_value(&draft.settings).map_err(ApiError::internal)?;
-        for (field, value) in body {
-            merged[field.as_str()] = value;
-        }
-        let settings: Settings =
-            serde_path_to_error::deserialize(merged).map_err(|error| super::body_error(&error))?;
-        check(&settings)?;
-        draft.settings = settings.clone();
-        Ok(settings)
+        change
+            .apply(&mut draft.settings)
+            .map_err(|(field, why)| ApiError::invalid(&field, why))?;
+        check(&draft.settings)?;
+        Ok(SettingsView::from(&draft.settings))
     })
     .await?;
-    Ok(axum::Json(json!(settings_view(&updated))))
+    Ok(axum::Json(updated))
 }

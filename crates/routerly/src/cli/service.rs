@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 use reqwest::Method;
+use routerly_api::settings::{SettingsView, UpdateSettings};
 
 use super::{print_json, text};
 use crate::client::Client;
@@ -95,68 +96,43 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
             }
         }
         ServiceCommand::Configure(configure) => {
-            let mut body = serde_json::Map::new();
-            if let Some(thresholds) = configure.alert_thresholds {
-                body.insert("alert_thresholds".into(), serde_json::json!(thresholds));
-            }
-            if let Some(patterns) = configure.env_allow_list {
-                body.insert("env_allow_list".into(), serde_json::json!(patterns));
-            }
-            if let Some(allow) = configure.allow_private_webhooks {
-                body.insert("allow_private_webhooks".into(), serde_json::json!(allow));
-            }
-            if let Some(port) = configure.port {
-                body.insert("port".into(), serde_json::json!(port));
-            }
-            if let Some(host) = configure.host {
-                body.insert("host".into(), serde_json::json!(host));
-            }
-            if let Some(log_level) = configure.log_level {
-                body.insert("log_level".into(), serde_json::json!(log_level));
-            }
-            if let Some(zone) = configure.budget_time_zone {
-                body.insert("budget_time_zone".into(), serde_json::json!(zone));
-            }
-            if let Some(tokens) = configure.budget_default_output_tokens {
-                body.insert(
-                    "budget_default_output_tokens".into(),
-                    serde_json::json!(tokens),
-                );
-            }
             // A number of days, or the word that means "no limit" (sent as null).
-            let days = |value: &str, none: &str, flag: &str| -> anyhow::Result<serde_json::Value> {
+            let days = |value: &str, none: &str, flag: &str| -> anyhow::Result<Option<u32>> {
                 if value == none {
-                    return Ok(serde_json::Value::Null);
+                    return Ok(None);
                 }
                 value
                     .parse::<u32>()
-                    .map(|days| serde_json::json!(days))
+                    .map(Some)
                     .map_err(|_| anyhow::anyhow!("--{flag} takes a number of days or `{none}`"))
             };
-            if let Some(value) = &configure.usage_retention_days {
-                body.insert(
-                    "usage_retention_days".into(),
-                    days(value, "forever", "usage-retention-days")?,
-                );
-            }
-            if let Some(value) = &configure.usage_compress_after_days {
-                body.insert(
-                    "usage_compress_after_days".into(),
-                    days(value, "never", "usage-compress-after-days")?,
-                );
-            }
-            if let Some(days) = configure.usage_hourly_rollup_days {
-                body.insert("usage_hourly_rollup_days".into(), serde_json::json!(days));
-            }
-            if body.is_empty() {
+            let change = UpdateSettings {
+                alert_thresholds: configure.alert_thresholds,
+                env_allow_list: configure.env_allow_list,
+                allow_private_webhooks: configure.allow_private_webhooks,
+                port: configure.port,
+                host: configure.host,
+                log_level: configure.log_level,
+                budget_time_zone: configure.budget_time_zone,
+                budget_default_output_tokens: configure.budget_default_output_tokens,
+                usage_retention_days: configure
+                    .usage_retention_days
+                    .as_deref()
+                    .map(|value| days(value, "forever", "usage-retention-days"))
+                    .transpose()?,
+                usage_compress_after_days: configure
+                    .usage_compress_after_days
+                    .as_deref()
+                    .map(|value| days(value, "never", "usage-compress-after-days"))
+                    .transpose()?,
+                usage_hourly_rollup_days: configure.usage_hourly_rollup_days,
+                ..UpdateSettings::default()
+            };
+            if change == UpdateSettings::default() {
                 anyhow::bail!("nothing to change: give at least one setting (see --help)");
             }
-            let settings = client
-                .request(
-                    Method::PATCH,
-                    "/api/settings",
-                    Some(&serde_json::Value::Object(body)),
-                )
+            let settings: SettingsView = client
+                .call(Method::PATCH, "/api/settings", Some(&change))
                 .await?;
             if configure.json {
                 return print_json(&settings);
