@@ -26,7 +26,7 @@ fn key_view(key: &ApiKey) -> ApiKeyView {
 }
 
 /// `GET /api/api-keys`: every key, revoked ones included (needs `user:write`).
-#[utoipa::path(get, path = "/api/api-keys", tag = "api-keys",
+#[utoipa::path(get, path = "/api/api-keys", operation_id = "list_api_keys", tag = "api-keys",
     responses((status = 200, body = ApiKeyList)))]
 pub async fn list(
     State(app): State<App>,
@@ -46,7 +46,7 @@ pub async fn list(
 
 /// `POST /api/api-keys`: a new key carrying a role the caller holds every permission of
 /// (needs `user:write`); the only answer that carries the key.
-#[utoipa::path(post, path = "/api/api-keys", tag = "api-keys",
+#[utoipa::path(post, path = "/api/api-keys", operation_id = "create_api_key", tag = "api-keys",
     request_body = CreateApiKey, responses((status = 201, body = CreatedApiKey)))]
 pub async fn create(
     State(app): State<App>,
@@ -80,7 +80,7 @@ pub async fn create(
 
 /// `DELETE /api/api-keys/{id}`: revokes a live key at once (needs `user:write` and every
 /// permission of the key's role).
-#[utoipa::path(delete, path = "/api/api-keys/{id}", tag = "api-keys",
+#[utoipa::path(delete, path = "/api/api-keys/{id}", operation_id = "revoke_api_key", tag = "api-keys",
     params(("id" = String, Path, description = "The key's id (`ak_…`).")),
     responses((status = 204, description = "The key is revoked.")))]
 pub async fn revoke(

@@ -784,7 +784,7 @@ pub async fn hash_new_password(app: &App, password: String) -> Result<String, Ap
 /// `POST /api/auth/login`: attempts are limited per account-and-address and per address
 /// (429 with `retry-after`, see [`LoginLimiter`]), counted before the password is checked;
 /// checks run under the hashing cap (429 when it is full).
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", security(()),
+#[utoipa::path(post, path = "/api/auth/login", operation_id = "login", tag = "auth", security(()),
     request_body = Login, responses((status = 200, body = Session)))]
 pub async fn login(
     State(app): State<App>,
@@ -861,7 +861,7 @@ pub async fn prepare_dummy_hash(hashing: &crate::admission::PasswordHashing) {
 
 /// `POST /api/auth/refresh`: rotates the refresh token; reusing an old one revokes the
 /// whole session family.
-#[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", security(()),
+#[utoipa::path(post, path = "/api/auth/refresh", operation_id = "refresh_session", tag = "auth", security(()),
     request_body = RefreshToken, responses((status = 200, body = Session)))]
 pub async fn refresh(
     State(app): State<App>,
@@ -891,7 +891,7 @@ pub async fn refresh(
 }
 
 /// `POST /api/auth/logout`: ends the session family of the refresh token.
-#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(()),
+#[utoipa::path(post, path = "/api/auth/logout", operation_id = "logout", tag = "auth", security(()),
     request_body = RefreshToken, responses((status = 204, description = "The session ended (or was not open).")))]
 pub async fn logout(
     State(app): State<App>,
@@ -913,7 +913,7 @@ pub async fn logout(
 /// `GET /api/me`: who the caller is and what they may do: the global permissions, and for
 /// every project they are a member of, the role and the permissions that apply there (the
 /// dashboard shows only what the caller may use).
-#[utoipa::path(get, path = "/api/me", tag = "auth",
+#[utoipa::path(get, path = "/api/me", operation_id = "show_me", tag = "auth",
     responses((status = 200, body = Me)))]
 pub async fn me(State(app): State<App>, user: AuthUser) -> axum::Json<Me> {
     let snapshot = app.store.snapshot();

@@ -16,7 +16,7 @@ use crate::state::App;
 
 /// `GET /api/routing/health`: every configured model's circuit breaker and recent calls,
 /// over the `health` policy's default window. Reading it moves no circuit.
-#[utoipa::path(get, path = "/api/routing/health", tag = "models",
+#[utoipa::path(get, path = "/api/routing/health", operation_id = "routing_health", tag = "models",
     responses((status = 200, body = RoutingHealth)))]
 pub async fn health(
     State(app): State<App>,
@@ -60,7 +60,7 @@ pub async fn health(
 /// would send it (needs `model:write`: the call spends the provider key). The answer says
 /// whether the provider answered, its status and the time taken; never the provider's
 /// answer or the key. An endpoint on a link-local address (cloud metadata) is refused.
-#[utoipa::path(post, path = "/api/models/{id}/test", tag = "models",
+#[utoipa::path(post, path = "/api/models/{id}/test", operation_id = "test_model_connection", tag = "models",
     params(("id" = String, Path, description = "The model's id.")),
     responses((status = 200, body = ConnectionTest)))]
 pub async fn test_connection(

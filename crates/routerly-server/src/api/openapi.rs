@@ -172,7 +172,7 @@ fn admit_tags(schemas: &mut serde_json::Value) {
 }
 
 /// `GET /api/openapi.json`.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "system", security(()),
+#[utoipa::path(get, path = "/api/openapi.json", operation_id = "openapi_document", tag = "system", security(()),
     responses((status = 200, description = "This document.", content_type = "application/json", body = Object)))]
 pub async fn document() -> Response {
     static TEXT: OnceLock<String> = OnceLock::new();

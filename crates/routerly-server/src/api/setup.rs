@@ -12,7 +12,7 @@ use crate::net::ClientAddr;
 use crate::state::App;
 
 /// `GET /api/setup/status`.
-#[utoipa::path(get, path = "/api/setup/status", tag = "setup", security(()),
+#[utoipa::path(get, path = "/api/setup/status", operation_id = "setup_status", tag = "setup", security(()),
     responses((status = 200, body = SetupStatus)))]
 pub async fn status(
     State(app): State<App>,
@@ -36,7 +36,7 @@ fn is_local(client: std::net::IpAddr, headers: &http::HeaderMap) -> bool {
 }
 
 /// `POST /api/setup/first-admin`: creates the first admin and logs them in.
-#[utoipa::path(post, path = "/api/setup/first-admin", tag = "setup", security(()),
+#[utoipa::path(post, path = "/api/setup/first-admin", operation_id = "create_first_admin", tag = "setup", security(()),
     request_body = FirstAdmin, responses((status = 201, body = Session)))]
 pub async fn first_admin(
     State(app): State<App>,

@@ -12,7 +12,7 @@ use crate::store::home::SECRET_KEY_ENV;
 use crate::store::secrets::MasterKey;
 
 /// `GET /api/system`: version, uptime, counts and health.
-#[utoipa::path(get, path = "/api/system", tag = "system",
+#[utoipa::path(get, path = "/api/system", operation_id = "system_info", tag = "system",
     responses((status = 200, body = SystemInfo)))]
 pub async fn info(State(app): State<App>, _user: AuthUser) -> axum::Json<SystemInfo> {
     let snapshot = app.store.snapshot();
@@ -46,7 +46,7 @@ pub async fn info(State(app): State<App>, _user: AuthUser) -> axum::Json<SystemI
 /// `POST /api/system/rotate-key`: a new master key; every secret in the config files is
 /// re-encrypted under it, all or nothing. Access tokens signed with the old key stop
 /// working (refresh tokens and API keys keep working).
-#[utoipa::path(post, path = "/api/system/rotate-key", tag = "system",
+#[utoipa::path(post, path = "/api/system/rotate-key", operation_id = "rotate_master_key", tag = "system",
     responses((status = 200, body = KeyRotated)))]
 pub async fn rotate_key(State(app): State<App>, user: AuthUser) -> Result<Response, ApiError> {
     user.require(Permission::SettingsWrite)?;
