@@ -7,7 +7,12 @@ or the service's log."""
 from __future__ import annotations
 
 import os
+import pty
+import select
 import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
@@ -257,6 +262,68 @@ def test_api_keys_and_service(session: Session) -> None:
     else:
         assert "POST /api/system/rotate-key" in actions, actions
         assert (Path(session.routerly.home) / "data" / "audit.jsonl").exists()
+
+
+def run_on_terminal(args: list[str], env: dict, timeout: float = 30) -> tuple[int, str]:
+    """Runs the CLI with a pseudo-terminal as its stdin, stdout and stderr, as a person would."""
+    binary = str(find_binary("ROUTERLY_BIN", "target/debug/routerly"))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec the CLI on the terminal
+        os.execve(binary, [binary, *args], {**env, "TERM": "xterm-256color"})
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+class SlowHook(BaseHTTPRequestHandler):
+    """A webhook receiver that takes 1.5 s to answer, as a slow endpoint would."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        time.sleep(1.5)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_slow_command_shows_a_spinner_on_a_terminal_and_nothing_in_a_pipe(session: Session) -> None:
+    admin_key = session.json("auth", "api-key", "create", "--name", "spinner", "--json", secret_output=True)["key"]
+    session.secrets["admin api key 3"] = admin_key
+    allowed = session.api("PATCH", "/api/settings", admin_key, json={"allow_private_webhooks": True})
+    assert allowed.status_code == 200, allowed.text
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowHook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        session.ok("channel", "add", "webhook", "--url", url, "--id", "slow-hook")
+        code, screen = run_on_terminal(["channel", "test", "slow-hook"], session.routerly.env)
+        assert code == 0, screen
+        assert "Sending a test alert through slow-hook…" in screen, screen
+        assert "Test alert delivered through slow-hook." in screen, screen
+        piped = session.run("channel", "test", "slow-hook")
+        assert piped.returncode == 0, piped.stderr
+        assert "Sending a test alert" not in piped.stderr + piped.stdout, piped.stderr
+        assert piped.stdout.strip() == "Test alert delivered through slow-hook.", piped.stdout
+    finally:
+        server.shutdown()
+        session.ok("channel", "remove", "slow-hook")
+        session.api("PATCH", "/api/settings", admin_key, json={"allow_private_webhooks": False})
 
 
 def test_help_and_completions(session: Session) -> None:

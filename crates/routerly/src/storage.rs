@@ -11,9 +11,12 @@ use crate::cli::{ConfigCommand, MigrateOptions};
 /// `routerly migrate --from-files`.
 pub async fn migrate(options: MigrateOptions) -> anyhow::Result<()> {
     let home = Home::resolve().context("cannot find the Routerly home")?;
-    let migrated = transfer::from_files(&home, &options.database.database_url, options.force)
-        .await
-        .with_context(|| format!("cannot migrate {}", home.root.display()))?;
+    let migrated = crate::cli::with_spinner(
+        "Copying the configuration, usage history, API keys and alerts…",
+        transfer::from_files(&home, &options.database.database_url, options.force),
+    )
+    .await
+    .with_context(|| format!("cannot migrate {}", home.root.display()))?;
     match migrated.config {
         ConfigWrite::Written(version) => println!("configuration copied (version {version})"),
         ConfigWrite::Unchanged(version) => {

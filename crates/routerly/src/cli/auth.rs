@@ -103,10 +103,13 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
             password,
             alias,
         } => {
-            let answer = post_anonymous(
-                &url,
-                "/api/auth/login",
-                &json!({ "email": email, "password": password }),
+            let answer = super::with_spinner(
+                "Checking the password…",
+                post_anonymous(
+                    &url,
+                    "/api/auth/login",
+                    &json!({ "email": email, "password": password }),
+                ),
             )
             .await?;
             SessionsFile::remember(&alias, session_from_login(&url, &answer)?)?;

@@ -186,13 +186,12 @@ pub async fn run(command: ChannelCommand, mut client: Client) -> anyhow::Result<
             print_table(&["ID", "TYPE", "TARGET"], &rows);
         }
         ChannelCommand::Test { id } => {
-            let _: ChannelTested = client
-                .call(
-                    Method::POST,
-                    &format!("/api/channels/{}/test", segment(&id)),
-                    None::<&()>,
-                )
-                .await?;
+            let path = format!("/api/channels/{}/test", segment(&id));
+            let _: ChannelTested = super::with_spinner(
+                &format!("Sending a test alert through {id}…"),
+                client.call(Method::POST, &path, None::<&()>),
+            )
+            .await?;
             println!("Test alert delivered through {id}.");
         }
         ChannelCommand::Remove { id } => {

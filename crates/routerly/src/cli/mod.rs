@@ -194,6 +194,21 @@ pub(crate) fn segment(value: &str) -> String {
     encoded
 }
 
+/// Awaits `work` with a spinner saying `message` on stderr, for a command that can take
+/// more than a second (a delivery, a key rotation, a password check, a migration). It is
+/// drawn only when stderr is a terminal, so scripts and `--json` output see nothing of it.
+pub(crate) async fn with_spinner<T>(
+    message: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(message.to_owned());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let result = work.await;
+    spinner.finish_and_clear();
+    result
+}
+
 /// Prints an answer as pretty JSON.
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

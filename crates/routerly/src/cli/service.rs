@@ -140,10 +140,11 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
             println!("Settings saved.");
         }
         ServiceCommand::RotateKey { json } => {
-            eprintln!("Rotating the master key…");
-            let answer = client
-                .request(Method::POST, "/api/system/rotate-key", None)
-                .await?;
+            let answer = super::with_spinner(
+                "Rotating the master key and re-encrypting every secret…",
+                client.request(Method::POST, "/api/system/rotate-key", None),
+            )
+            .await?;
             if json {
                 return print_json(&answer);
             }
