@@ -289,3 +289,157 @@ fn a_second_response_to_one_call_answers_that_call_again() {
         .expect("a second response still names its call");
     assert_eq!(again["contents"], encoded["contents"]);
 }
+
+/// A grounded answer as Gemini gives it: a thought part first, two text parts, the cited
+/// span after multi-byte text, offsets in UTF-8 bytes of the part they name.
+fn grounded_answer() -> (Value, &'static str, &'static str) {
+    let intro = "Café — 東京 first. ";
+    let cited = "Rome is in Italy.";
+    let answer = json!({
+        "candidates": [{
+            "content": {"role": "model", "parts": [
+                {"text": "Thinking about it.", "thought": true},
+                {"text": intro},
+                {"text": cited}
+            ]},
+            "finishReason": "STOP",
+            "groundingMetadata": {
+                "webSearchQueries": ["where is rome", "rome country"],
+                "searchEntryPoint": {"renderedContent": "<div></div>"},
+                "groundingChunks": [
+                    {"web": {"uri": "https://vertexaisearch.example/a", "title": "wikipedia.org"}},
+                    {"web": {"uri": "https://vertexaisearch.example/b", "title": "britannica.com"}}
+                ],
+                "groundingSupports": [
+                    {"segment": {"partIndex": 2, "endIndex": cited.len(), "text": cited},
+                     "groundingChunkIndices": [0, 1], "confidenceScores": [0.9, 0.8]},
+                    {"segment": {"partIndex": 1, "startIndex": "Café".len(), "endIndex": "Café — 東京".len()},
+                     "groundingChunkIndices": [1]},
+                    {"segment": {"startIndex": 3, "endIndex": 3}, "groundingChunkIndices": [0]},
+                    {"segment": {"endIndex": 5}, "groundingChunkIndices": [7]}
+                ]
+            }
+        }],
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "grounded-1"
+    });
+    (answer, intro, cited)
+}
+
+#[test]
+fn google_search_grounding_becomes_searches_and_citations_in_characters() {
+    let (answer, intro, cited) = grounded_answer();
+    let response = gemini::decode_response(&answer).expect("decodes");
+    let sources = &response.web_sources;
+    let queries: Vec<&str> = sources.searches.iter().map(|s| s.query.as_str()).collect();
+    assert_eq!(queries, ["where is rome", "rome country"]);
+    let urls: Vec<&str> = sources.searches[0]
+        .results
+        .iter()
+        .map(|p| p.url.as_str())
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "https://vertexaisearch.example/a",
+            "https://vertexaisearch.example/b"
+        ]
+    );
+    assert!(
+        sources.searches[1].results.is_empty(),
+        "the pages go with the first search"
+    );
+    assert_eq!(
+        sources.searches[0].results[1].title.as_deref(),
+        Some("britannica.com")
+    );
+    // Characters of the answer's texts joined (the thought is not text): the cited part
+    // starts after the intro's characters, not its bytes.
+    let intro_chars = intro.chars().count();
+    assert_ne!(
+        intro_chars,
+        intro.len(),
+        "the intro holds multi-byte characters"
+    );
+    let spans: Vec<(usize, usize, &str)> = sources
+        .citations
+        .iter()
+        .map(|c| (c.start, c.end, c.page.title.as_deref().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        spans,
+        [
+            (intro_chars, intro_chars + cited.len(), "wikipedia.org"),
+            (intro_chars, intro_chars + cited.len(), "britannica.com"),
+            // "Café — 東京" after "Café": " — 東京" is 5 characters and 9 bytes.
+            (4, 9, "britannica.com"),
+        ],
+        "an empty segment and a chunk index out of range are left out"
+    );
+    let text: String = response
+        .content
+        .iter()
+        .filter_map(|part| match part {
+            routerly_core::canonical::ContentPart::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let chars: Vec<char> = text.chars().collect();
+    let first = &sources.citations[0];
+    assert_eq!(
+        chars[first.start..first.end].iter().collect::<String>(),
+        cited
+    );
+}
+
+#[test]
+fn streamed_grounding_cites_the_text_streamed_before_it_closes() {
+    let intro = "Café — 東京 first. ";
+    let cited = "Rome is in Italy.";
+    let chunk = |parts: Value, grounded: bool, last: bool| {
+        let mut candidate = json!({"content": {"role": "model", "parts": parts}});
+        if last {
+            candidate["finishReason"] = json!("STOP");
+        }
+        if grounded {
+            candidate["groundingMetadata"] = json!({
+                "webSearchQueries": ["where is rome"],
+                "groundingChunks": [{"web": {"uri": "https://vertexaisearch.example/a", "title": "wikipedia.org"}}],
+                // Offsets into the whole answer's text; the part index counts within a chunk.
+                "groundingSupports": [{"segment": {"partIndex": 0, "startIndex": intro.len(), "endIndex": intro.len() + cited.len()},
+                                       "groundingChunkIndices": [0]}]
+            });
+        }
+        json!({"candidates": [candidate], "responseId": "grounded-2", "modelVersion": "gemini-2.5-flash"})
+            .to_string()
+    };
+    let mut decoder = gemini::StreamDecoder::new();
+    let mut events = Vec::new();
+    // Gemini may repeat its metadata: sent once.
+    for data in [
+        chunk(json!([{"text": intro}]), false, false),
+        chunk(json!([{"text": cited}]), true, false),
+        chunk(json!([]), true, true),
+    ] {
+        events.extend(decoder.decode(&data).expect("decodes"));
+    }
+    let count = |wanted: fn(&StreamEvent) -> bool| events.iter().filter(|e| wanted(e)).count();
+    assert_eq!(count(|e| matches!(e, StreamEvent::WebSearch { .. })), 1);
+    assert_eq!(count(|e| matches!(e, StreamEvent::Citation { .. })), 1);
+    let position = |wanted: fn(&StreamEvent) -> bool| events.iter().position(wanted).unwrap();
+    let search = position(|e| matches!(e, StreamEvent::WebSearch { .. }));
+    let citation = position(|e| matches!(e, StreamEvent::Citation { .. }));
+    let stop = position(|e| matches!(e, StreamEvent::BlockStop { .. }));
+    assert!(
+        search < stop && citation < stop,
+        "before the text closes: {events:#?}"
+    );
+    let StreamEvent::Citation { citation } = &events[citation] else {
+        unreachable!()
+    };
+    let start = intro.chars().count();
+    assert_eq!(
+        (citation.start, citation.end),
+        (start, start + cited.chars().count())
+    );
+}

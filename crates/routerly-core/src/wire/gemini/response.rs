@@ -8,7 +8,10 @@ use super::{
     args_object, generated_call_id, stop_reason_from_name, stop_reason_name, usage_from_gemini,
     usage_to_gemini,
 };
-use crate::canonical::{ChatResponse, ContentPart, DecodeError, StopReason, Usage};
+use crate::canonical::{
+    ChatResponse, Citation, ContentPart, DecodeError, StopReason, Usage, WebPage, WebSearchCall,
+    WebSources,
+};
 
 /// Decodes Gemini's whole answer. A prompt blocked before any candidate (`promptFeedback`)
 /// is an empty answer stopped by the content filter, as Gemini's own SDK presents it.
@@ -25,6 +28,11 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
         ));
     }
     let content = candidate.map(decode_candidate_parts).unwrap_or_default();
+    let web_sources = candidate
+        .and_then(|candidate| get(candidate, "groundingMetadata"))
+        .and_then(Value::as_object)
+        .map(|metadata| grounding_sources(metadata, &text_parts(candidate)))
+        .unwrap_or_default();
     let called_tools = content
         .iter()
         .any(|part| matches!(part, ContentPart::ToolCall { .. }));
@@ -55,8 +63,127 @@ pub fn decode_response(body: &Value) -> Result<ChatResponse, DecodeError> {
             .map(usage_from_gemini)
             .unwrap_or_default(),
         created: chrono::Utc::now().timestamp(),
-        web_sources: Default::default(),
+        web_sources,
     })
+}
+
+/// The answer's text parts (not thoughts), each with its index among the candidate's
+/// parts, in order: the texts that [`grounding_sources`] offsets count in.
+pub(super) fn text_parts(candidate: Option<&Object>) -> Vec<(usize, &str)> {
+    candidate
+        .into_iter()
+        .flat_map(candidate_parts)
+        .enumerate()
+        .filter(|(_, part)| get(part, "thought").and_then(Value::as_bool) != Some(true))
+        .filter_map(|(index, part)| Some((index, get(part, "text")?.as_str()?)))
+        .collect()
+}
+
+/// What Google Search grounding found for an answer (a candidate's `groundingMetadata`):
+/// each of `webSearchQueries` as a search, and each `groundingSupports` segment as a
+/// citation of each chunk it names. Gemini does not say which query found which page, so
+/// the pages (`groundingChunks`) go with the first search. A segment's `startIndex` and
+/// `endIndex` are UTF-8 byte offsets into the text of part `partIndex` (into the answer's
+/// texts joined when there is none), turned into characters of the answer's texts joined
+/// (`texts`, see [`text_parts`]).
+pub(super) fn grounding_sources(metadata: &Object, texts: &[(usize, &str)]) -> WebSources {
+    let pages: Vec<Option<WebPage>> = (get(metadata, "groundingChunks").and_then(Value::as_array))
+        .into_iter()
+        .flatten()
+        .map(|chunk| {
+            let web = chunk.get("web")?;
+            Some(WebPage {
+                url: web.get("uri")?.as_str()?.to_owned(),
+                title: web.get("title").and_then(Value::as_str).map(str::to_owned),
+            })
+        })
+        .collect();
+    let searches = (get(metadata, "webSearchQueries").and_then(Value::as_array))
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .enumerate()
+        .map(|(index, query)| WebSearchCall {
+            id: format!("google_search_{index}"),
+            query: query.to_owned(),
+            results: if index == 0 {
+                pages.iter().flatten().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let mut citations = Vec::new();
+    for support in (get(metadata, "groundingSupports").and_then(Value::as_array))
+        .into_iter()
+        .flatten()
+    {
+        let segment = &support["segment"];
+        let part = segment["partIndex"]
+            .as_u64()
+            .and_then(|index| usize::try_from(index).ok());
+        let offset = |name: &str| {
+            let bytes = segment[name].as_u64().unwrap_or(0);
+            char_offset(texts, part, usize::try_from(bytes).unwrap_or(usize::MAX))
+        };
+        let (start, end) = (offset("startIndex"), offset("endIndex"));
+        if end <= start {
+            continue;
+        }
+        for chunk in support["groundingChunkIndices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let page = chunk
+                .as_u64()
+                .and_then(|index| pages.get(usize::try_from(index).ok()?))
+                .and_then(Option::as_ref);
+            if let Some(page) = page {
+                citations.push(Citation {
+                    page: page.clone(),
+                    start,
+                    end,
+                });
+            }
+        }
+    }
+    WebSources {
+        searches,
+        citations,
+    }
+}
+
+/// The character offset in `texts` joined of `bytes` into part `part`'s text (into the
+/// texts joined when `part` is `None` or names no text part, as in a stream, whose part
+/// indexes count within one chunk); an offset inside a character counts to its start, and
+/// one past the end to the end.
+fn char_offset(texts: &[(usize, &str)], part: Option<usize>, bytes: usize) -> usize {
+    fn chars_in(text: &str, bytes: usize) -> usize {
+        let mut end = bytes.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].chars().count()
+    }
+    let mut chars = 0;
+    if let Some(part) = part.filter(|part| texts.iter().any(|(index, _)| index == part)) {
+        for (index, text) in texts {
+            if *index == part {
+                return chars + chars_in(text, bytes);
+            }
+            chars += text.chars().count();
+        }
+    }
+    let mut remaining = bytes;
+    for (_, text) in texts {
+        if remaining <= text.len() {
+            return chars + chars_in(text, remaining);
+        }
+        remaining -= text.len();
+        chars += text.chars().count();
+    }
+    chars
 }
 
 /// The first candidate, as an object.

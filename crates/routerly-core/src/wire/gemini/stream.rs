@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::json::get;
-use super::response::{candidate_parts, decode_part, encode_part, first_candidate, usage_metadata};
+use super::response::{
+    candidate_parts, decode_part, encode_part, first_candidate, grounding_sources, usage_metadata,
+};
 use super::{stop_reason_from_name, stop_reason_name, usage_from_gemini};
-use crate::canonical::{ContentPart, DecodeError, StopReason, StreamEvent, Usage};
+use crate::canonical::{Citation, ContentPart, DecodeError, StopReason, StreamEvent, Usage};
 use crate::wire::SseFrame;
 use crate::wire::blocks::{BlockTracker, OpenBlock};
 
@@ -24,6 +26,11 @@ pub struct StreamDecoder {
     blocks: BlockTracker,
     called_tools: bool,
     usage: Usage,
+    /// The answer's text so far (not thoughts): what grounding offsets count in.
+    text: String,
+    /// Grounding searches and citations already sent (Gemini may repeat its metadata).
+    searches_sent: usize,
+    citations_sent: Vec<Citation>,
 }
 
 impl StreamDecoder {
@@ -86,6 +93,7 @@ impl StreamDecoder {
                 match decode_part(part) {
                     Some(ContentPart::Text { text }) if !text.is_empty() => {
                         let index = self.blocks.ensure(OpenBlock::Text, &mut events);
+                        self.text.push_str(&text);
                         events.push(StreamEvent::TextDelta { index, text });
                     }
                     Some(ContentPart::Thinking { text, signature }) => {
@@ -114,6 +122,13 @@ impl StreamDecoder {
             }
         }
 
+        if let Some(metadata) = candidate
+            .and_then(|candidate| get(candidate, "groundingMetadata"))
+            .and_then(Value::as_object)
+        {
+            self.grounding(metadata, &mut events);
+        }
+
         let finish_reason = candidate
             .and_then(|candidate| get(candidate, "finishReason"))
             .and_then(Value::as_str);
@@ -133,6 +148,24 @@ impl StreamDecoder {
             events.push(StreamEvent::End);
         }
         Ok(events)
+    }
+}
+
+impl StreamDecoder {
+    /// The searches and citations of Google Search grounding not sent yet, before the
+    /// text they cite is closed; its offsets count in the whole answer's text so far.
+    fn grounding(&mut self, metadata: &super::json::Object, events: &mut Vec<StreamEvent>) {
+        let sources = grounding_sources(metadata, &[(0, self.text.as_str())]);
+        for search in sources.searches.into_iter().skip(self.searches_sent) {
+            self.searches_sent += 1;
+            events.push(StreamEvent::WebSearch { search });
+        }
+        for citation in sources.citations {
+            if !self.citations_sent.contains(&citation) {
+                self.citations_sent.push(citation.clone());
+                events.push(StreamEvent::Citation { citation });
+            }
+        }
     }
 }
 
