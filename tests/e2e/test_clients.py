@@ -702,14 +702,18 @@ def test_vercel_ai_sdk_image_and_pdf(setup, workspace, family, scenario):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-def test_web_search_sources_reach_a_responses_client_from_anthropic(setup, stream):
-    """Codex's `web_search` runs as Anthropic's server web search; what it found comes back as a
-    `web_search_call` item and the text's citations as `url_citation` annotations (the mock's
-    `[mock:web_search=QUERY]` searches and cites one page)."""
+@pytest.mark.parametrize("provider", ["anthropic", "gemini"])
+def test_web_search_sources_reach_a_responses_client(setup, provider, stream):
+    """A Responses `web_search` runs as Anthropic's server web search or Gemini's Google Search
+    grounding; what it found comes back as a `web_search_call` item and the text's citations
+    as `url_citation` annotations over exactly the cited text (the mocks'
+    `[mock:web_search=QUERY]` searches and cites one page; Gemini's answer puts multi-byte
+    text before the cited sentence and gives its offsets in bytes, as Gemini does)."""
     import openai
 
     client = openai.OpenAI(base_url=f"{setup.routerly.url}/v1", api_key=setup.routerly.token, max_retries=0)
-    family = next(family for family in FAMILIES if family.name == "anthropic")
+    family = next(family for family in FAMILIES if family.name == provider)
+    before = len(setup.mocks.requests(family.name))
     arguments = dict(model=family.alias, input="What is new in Rust? [mock:web_search=rust 2024]",
                      tools=[{"type": "web_search"}])  # fmt: skip
     if stream:
@@ -727,9 +731,12 @@ def test_web_search_sources_reach_a_responses_client_from_anthropic(setup, strea
     assert annotation.type == "url_citation" and annotation.url == "https://search.example/rust-2024", annotation
     assert annotation.title == "Mock result for rust 2024", annotation
     cited = message.content[0].text[annotation.start_index : annotation.end_index]
-    assert cited and cited in message.content[0].text, (annotation, message.content[0].text)
+    assert cited == "What the web says about rust 2024.", (annotation, message.content[0].text)
     record = setup.routerly.usage_records()[-1]
     assert record["model_id"] == family.model_id and record["status"] == 200, record
+    [sent] = setup.mocks.requests(family.name)[before:]
+    search_tool = '"web_search_20250305"' if provider == "anthropic" else '"googleSearch"'
+    assert search_tool in json.dumps(sent["body"]), json.dumps(sent)[:2000]
 
 
 def test_codex_gets_the_sources_of_a_claude_web_search(setup, workspace):

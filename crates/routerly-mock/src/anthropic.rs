@@ -9,8 +9,8 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::common::{
-    Answer, Conversation, Directives, ToolChoice, ToolSpec, byte_fragments, decide,
-    is_valid_tool_name, json_bytes, output_tokens, tokens_for_bytes, truncate_words,
+    Answer, Conversation, Directives, ToolChoice, ToolSpec, byte_fragments, cited_text, decide,
+    is_valid_tool_name, json_bytes, output_tokens, search_page, tokens_for_bytes, truncate_words,
     word_fragments,
 };
 use crate::{ApiError, MockKind, MockState, RequestHead, event_body, json_response, sse_response};
@@ -941,17 +941,6 @@ impl Message<'_> {
     }
 }
 
-/// The page the mock's web search finds for `query`.
-fn search_page(query: &str) -> (String, String) {
-    let slug: String = (query.chars())
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    (
-        format!("https://search.example/{slug}"),
-        format!("Mock result for {query}"),
-    )
-}
-
 /// A web search's `server_tool_use` and `web_search_tool_result` blocks.
 fn web_search_blocks(id: &str, query: &str) -> [Value; 2] {
     let (url, title) = search_page(query);
@@ -969,11 +958,6 @@ fn web_citation(query: &str) -> Value {
     let (url, title) = search_page(query);
     json!({"type": "web_search_result_location", "url": url, "title": title,
         "cited_text": cited_text(query), "encrypted_index": "mock-index"})
-}
-
-/// What the page found for `query` says, and the answer that cites it.
-fn cited_text(query: &str) -> String {
-    format!("What the web says about {query}.")
 }
 
 fn sse_event(name: &str, data: &Value) -> Bytes {

@@ -403,6 +403,22 @@ pub(crate) fn unix_seconds() -> u64 {
         .unwrap_or(0)
 }
 
+/// The page the mock's web search finds for `query`.
+pub(crate) fn search_page(query: &str) -> (String, String) {
+    let slug: String = (query.chars())
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    (
+        format!("https://search.example/{slug}"),
+        format!("Mock result for {query}"),
+    )
+}
+
+/// What the page found for `query` says, and the answer that cites it.
+pub(crate) fn cited_text(query: &str) -> String {
+    format!("What the web says about {query}.")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

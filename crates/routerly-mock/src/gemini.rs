@@ -14,8 +14,8 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::common::{
-    Answer, Conversation, Directives, ToolChoice, ToolSpec, decide, json_bytes, output_tokens,
-    tokens_for_bytes, truncate_words, word_fragments,
+    Answer, Conversation, Directives, ToolChoice, ToolSpec, cited_text, decide, json_bytes,
+    output_tokens, search_page, tokens_for_bytes, truncate_words, word_fragments,
 };
 use crate::{ApiError, MockKind, MockState, event_body, json_response, sse_response};
 
@@ -222,7 +222,20 @@ async fn generate(
         .and_then(|thinking| field(thinking, "includeThoughts"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let answer = decide(&conversation);
+    let offers_search = (field(body, "tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten())
+    .any(|tool| field(tool, "googleSearch").is_some());
+    // A search the request allows and the caller asks for: a grounded answer.
+    let searched = directives
+        .web_search
+        .clone()
+        .filter(|_| offers_search && conversation.last_is_plain_user);
+    let answer = match &searched {
+        Some(query) => Answer::Text(grounded_text(query)),
+        None => decide(&conversation),
+    };
     let mut reply = Reply {
         id: format!("mock-gemini-{}", state.next_response_number()),
         model: model.to_owned(),
@@ -233,6 +246,7 @@ async fn generate(
         finish_reason: "STOP",
         text: None,
         calls: Vec::new(),
+        searched,
     };
     match answer {
         Answer::Text(text) => match truncate_words(&text, max_tokens) {
@@ -919,6 +933,35 @@ struct Reply {
     finish_reason: &'static str,
     text: Option<String>,
     calls: Vec<Value>,
+    /// The query of a Google Search grounding the answer; its metadata goes with the
+    /// finishing chunk.
+    searched: Option<String>,
+}
+
+/// The grounded answer to `query`: text with multi-byte characters before the span that
+/// cites the page, so a reader that takes Gemini's byte offsets for characters is caught.
+fn grounded_text(query: &str) -> String {
+    format!("Searched: café — 東京. {}", cited_text(query))
+}
+
+/// Gemini's `groundingMetadata` for `query`: the search, its page, and the support of the
+/// cited span in UTF-8 bytes of the answer's text (offsets into the whole text, the part
+/// being the only text part).
+fn grounding_metadata(query: &str, text: &str) -> Value {
+    let (uri, title) = search_page(query);
+    let cited = cited_text(query);
+    let end = text.len();
+    let start = end - cited.len();
+    json!({
+        "webSearchQueries": [query],
+        "searchEntryPoint": {"renderedContent": "<div class=\"mock-search\"></div>"},
+        "groundingChunks": [{"web": {"uri": uri, "title": title}}],
+        "groundingSupports": [{
+            "segment": {"startIndex": start, "endIndex": end, "text": cited},
+            "groundingChunkIndices": [0],
+            "confidenceScores": [0.97]
+        }]
+    })
 }
 
 impl Reply {
@@ -948,6 +991,12 @@ impl Reply {
         let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
         let usage = if finish {
             candidate["finishReason"] = Value::from(self.finish_reason);
+            // A grounded answer cut by `maxOutputTokens` no longer holds the cited span.
+            if let (Some(query), Some(text)) = (&self.searched, &self.text)
+                && text.ends_with(&cited_text(query))
+            {
+                candidate["groundingMetadata"] = grounding_metadata(query, text);
+            }
             self.usage()
         } else {
             json!({"promptTokenCount": self.prompt_tokens, "totalTokenCount": self.prompt_tokens})

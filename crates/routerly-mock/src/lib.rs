@@ -52,7 +52,11 @@
 //! offering a `web_search_*` server tool makes the answer a search (`server_tool_use` and a
 //! `web_search_tool_result` with one page, `https://search.example/<QUERY, non-alphanumerics
 //! as ->`, titled `Mock result for QUERY`) followed by the text `What the web says about
-//! QUERY.`, which cites that page (`web_search_result_location`), plain and streamed.
+//! QUERY.`, which cites that page (`web_search_result_location`), plain and streamed. On
+//! Gemini, the same directive in a request offering `googleSearch` answers
+//! `Searched: café — 東京. What the web says about QUERY.` grounded on that page: the
+//! finishing candidate's `groundingMetadata` holds the query, the page as a grounding chunk
+//! and a support of the last sentence in UTF-8 byte offsets, as Gemini gives them.
 //!
 //! # Usage (the token rule)
 //!
