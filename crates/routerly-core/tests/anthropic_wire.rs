@@ -1468,3 +1468,63 @@ fn streamed_web_search_sources_reach_openai_clients() {
         "{chat_frames}"
     );
 }
+
+/// Claude Code sends back the blocks of a web search Anthropic ran earlier: translated, the
+/// search is left out (named in what was dropped) and the answer that used it stays, with
+/// the question after it; other server tools' results are still refused.
+#[test]
+fn a_past_web_search_in_the_history_is_dropped_on_translation_not_refused() {
+    use routerly_core::wire::{self, WireFormat};
+    let body = json!({
+        "model": "m", "max_tokens": 100,
+        "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}],
+        "messages": [
+            {"role": "user", "content": "What is new in Rust?"},
+            {"role": "assistant", "content": [
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "rust 2024"}},
+                {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                    {"type": "web_search_result", "url": "https://blog.rust-lang.org/", "title": "Rust Blog",
+                     "encrypted_content": "opaque", "page_age": null}
+                ]},
+                {"type": "text", "text": "Rust 2024 shipped.", "citations": [
+                    {"type": "web_search_result_location", "url": "https://blog.rust-lang.org/",
+                     "title": "Rust Blog", "cited_text": "Rust 2024", "encrypted_index": "x"}
+                ]}
+            ]},
+            {"role": "user", "content": "And what came after?"}
+        ]
+    });
+    let request = decode_request(&body).expect("decodes");
+    assert_eq!(request.first_opaque(), None);
+    for format in [
+        WireFormat::OpenAiChat,
+        WireFormat::OpenAiResponses,
+        WireFormat::GeminiGenerateContent,
+    ] {
+        let sent = wire::encode_request(format, &request, "target").expect("translates");
+        let text = sent.to_string();
+        assert!(text.contains("Rust 2024 shipped."), "{format:?}: {text}");
+        assert!(text.contains("And what came after?"), "{format:?}: {text}");
+        assert!(
+            !text.contains("srvtoolu_1") && !text.contains("encrypted_content"),
+            "{format:?}: {text}"
+        );
+        let dropped = wire::dropped(format, &request);
+        assert!(
+            dropped.contains(&"messages[1].content[0] (server_tool_use)".to_owned())
+                && dropped.contains(&"messages[1].content[1] (web_search_tool_result)".to_owned()),
+            "{format:?}: {dropped:?}"
+        );
+    }
+    // A past code execution's result is what the model worked from: refused, not dropped.
+    let mut code = body.clone();
+    code["messages"][1]["content"][0]["name"] = json!("code_execution");
+    code["messages"][1]["content"][1]["type"] = json!("code_execution_tool_result");
+    let request = decode_request(&code).expect("decodes");
+    let error = wire::encode_request(WireFormat::OpenAiChat, &request, "target")
+        .expect_err("a past code execution cannot be left out");
+    assert!(
+        error.to_string().contains("messages[1].content[0]"),
+        "{error}"
+    );
+}

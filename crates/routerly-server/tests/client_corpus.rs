@@ -6,7 +6,12 @@
 //! `known_gap` and checked to fail exactly so.
 //!
 //! Fixture layout: `tests/fixtures/clients/<client>/<n>.json`, a first line
-//! `{"method","path"}` as the client called Routerly, then the JSON body.
+//! `{"method","path"}` as the client called Routerly, then the JSON body. One is not a
+//! capture: `claude-code/web-search-history.json` is `2.json`'s request (model, system,
+//! thinking, metadata) around a conversation holding a web search Anthropic ran (its
+//! `server_tool_use`, `web_search_tool_result` and cited text, in the Messages API's
+//! documented shape), as Claude Code's `WebSearch` sends it back; the mocks cannot run a
+//! real search to capture one.
 
 mod common;
 

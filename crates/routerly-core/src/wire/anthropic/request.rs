@@ -46,11 +46,17 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         Some(system_value) => decode_system(system_value)?,
         None => Vec::new(),
     };
+    // Past hosted searches in the conversation are carried by name (see `past_search`).
+    let mut past_searches = Vec::new();
     let messages = as_array(require(object, "messages", "")?, "messages")?
         .iter()
         .enumerate()
         .map(|(message_index, message_value)| {
-            decode_message(message_value, &format!("messages[{message_index}]"))
+            decode_message(
+                message_value,
+                &format!("messages[{message_index}]"),
+                &mut past_searches,
+            )
         })
         .collect::<Result<Vec<_>, _>>()?;
     // Anthropic takes a mid-conversation system message only right after a user turn.
@@ -78,7 +84,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         None => Vec::new(),
     };
     let mut tools = Vec::new();
-    let mut hosted_tools = Vec::new();
+    let mut hosted_tools = past_searches;
     if let Some(tools_value) = get(object, "tools") {
         for (tool_index, tool_value) in as_array(tools_value, "tools")?.iter().enumerate() {
             let path = format!("tools[{tool_index}]");
@@ -214,7 +220,11 @@ fn decode_system(system_value: &Value) -> Result<Vec<ContentPart>, DecodeError> 
         .collect()
 }
 
-fn decode_message(message_value: &Value, path: &str) -> Result<Message, DecodeError> {
+fn decode_message(
+    message_value: &Value,
+    path: &str,
+    past_searches: &mut Vec<HostedTool>,
+) -> Result<Message, DecodeError> {
     let message = as_object(message_value, path)?;
     let role = match require_str(message, "role", path)? {
         "user" => Role::User,
@@ -243,6 +253,10 @@ fn decode_message(message_value: &Value, path: &str) -> Result<Message, DecodeEr
         let mut content = Vec::with_capacity(blocks.len());
         for (block_index, block_value) in blocks.iter().enumerate() {
             let block_path = format!("{content_path}[{block_index}]");
+            if let Some(kind) = past_search(block_value, role) {
+                past_searches.push(HostedTool::named(kind, block_path));
+                continue;
+            }
             if let Some(part) = decode_block(block_value, role, &block_path)? {
                 content.push(part);
             }
@@ -250,6 +264,27 @@ fn decode_message(message_value: &Value, path: &str) -> Result<Message, DecodeEr
         content
     };
     Ok(Message { role, content })
+}
+
+/// The type of an assistant block that records a web search or fetch Anthropic ran
+/// earlier in the conversation (Claude Code sends them back): its `server_tool_use` and
+/// the `web_search_tool_result` or `web_fetch_tool_result`. What it found is in the answer
+/// that followed, and no other provider can replay it, so a translation leaves it out and
+/// names it in `x-routerly-dropped` (as a hosted tool carried by name, like a Responses
+/// `web_search_call` item); a same-format call forwards the client's body untouched.
+/// Other server tools' results (code execution, MCP) stay opaque: refused on translation.
+fn past_search(block: &Value, role: Role) -> Option<&str> {
+    if role != Role::Assistant {
+        return None;
+    }
+    match block.get("type")?.as_str()? {
+        "server_tool_use" => {
+            let name = block.get("name")?.as_str()?;
+            matches!(name, "web_search" | "web_fetch").then_some("server_tool_use")
+        }
+        kind @ ("web_search_tool_result" | "web_fetch_tool_result") => Some(kind),
+        _ => None,
+    }
 }
 
 /// One content block of a message; `None` for blocks that are deliberately dropped.
