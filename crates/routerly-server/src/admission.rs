@@ -23,13 +23,22 @@ pub struct Busy;
 /// Work for a hashing thread.
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a hashing thread waits without work before it frees its argon2 memory.
+pub const HASHING_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The concurrency cap and short queue in front of password hashing.
 ///
-/// Hashes run on `concurrency` threads of their own, not on Tokio's blocking pool, and each
-/// thread reuses one argon2 memory (see `api::auth::hash_password`): glibc gives each
-/// allocating thread its own arena and kept freed 19 MiB blocks scattered over them, so a
-/// flood of ~650 logins left 367 MB resident with the blocking pool, 238 MB with two
-/// threads allocating per hash, and leaves 67 MB now.
+/// Hashes run on `concurrency` threads of their own, not on Tokio's blocking pool, and reuse
+/// their argon2 memories while hashing is busy (see `api::auth::hash_password`):
+/// glibc gives each allocating thread its own arena and kept freed 19 MiB blocks scattered
+/// over them, so a flood of ~650 logins left 367 MB resident with the blocking pool, 238 MB
+/// with two threads allocating per hash, and leaves 67 MB now. A thread that has had no
+/// hash to compute for [`HASHING_IDLE`] frees the kept memories (`on_idle`): the dummy hash
+/// computed at start made every idle process 19 MiB larger, and now goes back to the system
+/// (glibc serves that first block by `mmap`; later ones, once its mmap threshold has risen,
+/// from its arena, which keeps them for reuse). Freeing after every hash instead (when none
+/// was waiting) let a flood's gaps scatter the blocks again (peak 188 MB where reuse keeps
+/// 72 MB).
 #[derive(Debug)]
 pub struct PasswordHashing {
     /// Callers running or waiting: `concurrency + queue` permits.
@@ -42,8 +51,10 @@ pub struct PasswordHashing {
 }
 
 impl PasswordHashing {
-    /// A pool that runs `concurrency` hashes at once and lets `queue` more wait.
-    pub fn new(concurrency: usize, queue: usize) -> Self {
+    /// A pool that runs `concurrency` hashes at once and lets `queue` more wait; a thread
+    /// calls `on_idle` when it has had nothing to do for [`HASHING_IDLE`] (to free what it
+    /// keeps for the next hash).
+    pub fn new(concurrency: usize, queue: usize, on_idle: fn()) -> Self {
         let concurrency = concurrency.max(1);
         let (jobs, receiver) = std::sync::mpsc::channel::<Job>();
         let receiver = Arc::new(std::sync::Mutex::new(receiver));
@@ -53,13 +64,18 @@ impl PasswordHashing {
                 .name(format!("password-hashing-{index}"))
                 .spawn(move || {
                     loop {
+                        // One thread waits on the channel at a time, the others on the lock;
+                        // the waiting one times out when hashing is idle.
                         let job = receiver
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv();
-                        // The pool is gone (every sender dropped): the thread ends.
-                        let Ok(job) = job else { return };
-                        job();
+                            .recv_timeout(HASHING_IDLE);
+                        match job {
+                            Ok(job) => job(),
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => on_idle(),
+                            // The pool is gone (every sender dropped): the thread ends.
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
                     }
                 })
                 .expect("a hashing thread starts");
@@ -419,7 +435,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashing_beyond_the_queue_is_refused_at_once() {
-        let pool = Arc::new(PasswordHashing::new(1, 1));
+        let pool = Arc::new(PasswordHashing::new(1, 1, || {}));
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let running = {
             let pool = Arc::clone(&pool);

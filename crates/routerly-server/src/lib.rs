@@ -244,6 +244,7 @@ impl Service {
             password_hashing: admission::PasswordHashing::new(
                 limits.password_hashing_concurrency,
                 limits.password_hashing_queue,
+                api::auth::release_hashing_memory,
             ),
             body_budget: admission::BodyBudget::new(limits.body_memory_bytes),
             audit,

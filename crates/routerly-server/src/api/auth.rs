@@ -125,15 +125,22 @@ pub struct AccessClaims {
 /// Largest argon2 memory a stored hash may ask for (64 MiB; new hashes use 19 MiB).
 const MAX_ARGON2_BLOCKS: usize = 64 * 1024;
 
-thread_local! {
-    /// This thread's argon2 memory, allocated once and reused: freeing 19 MiB blocks
-    /// and allocating them again left them scattered over glibc's arenas (a login flood
-    /// grew the process by ~19 MB per hash computed).
-    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+/// Argon2 memories not in use, kept for the next hash and freed when hashing has been idle
+/// (see [`crate::admission::PasswordHashing`]); at most one per hashing thread. Reused
+/// because freeing 19 MiB blocks and allocating them again left them scattered over
+/// glibc's arenas (a login flood grew the process by ~19 MB per hash computed).
+static ARGON2_MEMORY: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+
+/// Frees the argon2 memories kept for the next hash: called by a hashing thread when
+/// hashing has been idle.
+pub fn release_hashing_memory() {
+    ARGON2_MEMORY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
 }
 
-/// Argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+/// Argon2 of `password` and `salt` into `out`, in a reused memory.
 fn argon2_into(
     argon2: &Argon2<'_>,
     password: &[u8],
@@ -144,12 +151,18 @@ fn argon2_into(
     if blocks > MAX_ARGON2_BLOCKS {
         return Err(argon2::Error::MemoryTooMuch);
     }
-    ARGON2_MEMORY.with_borrow_mut(|memory| {
-        if memory.len() != blocks {
-            *memory = vec![argon2::Block::default(); blocks];
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..])
-    })
+    let pool = || {
+        ARGON2_MEMORY
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let mut memory = pool()
+        .pop()
+        .filter(|memory| memory.len() == blocks)
+        .unwrap_or_else(|| vec![argon2::Block::default(); blocks]);
+    let result = argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..]);
+    pool().push(memory);
+    result
 }
 
 /// Hashes a password with argon2id (the default parameters: 19 MiB, 2 passes); in the
