@@ -33,12 +33,11 @@ pub const HASHING_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
 /// glibc gives each allocating thread its own arena and kept freed 19 MiB blocks scattered
 /// over them, so a flood of ~650 logins left 367 MB resident with the blocking pool, 238 MB
 /// with two threads allocating per hash, and leaves 67 MB now. A thread that has had no
-/// hash to compute for [`HASHING_IDLE`] frees the kept memories (`on_idle`): the dummy hash
-/// computed at start made every idle process 19 MiB larger, and now goes back to the system
-/// (glibc serves that first block by `mmap`; later ones, once its mmap threshold has risen,
-/// from its arena, which keeps them for reuse). Freeing after every hash instead (when none
-/// was waiting) let a flood's gaps scatter the blocks again (peak 188 MB where reuse keeps
-/// 72 MB).
+/// hash to compute for [`HASHING_IDLE`] frees the kept memories (`on_idle`), which go back to
+/// the system (each is its own mapping, see `api::auth::argon2_into`): the dummy hash
+/// computed at start made every idle process 19 MiB larger, and the last login's hash did
+/// too. Freeing after every hash instead (when none was waiting) let a flood's gaps scatter
+/// the blocks again (peak 188 MB where reuse keeps 72 MB).
 #[derive(Debug)]
 pub struct PasswordHashing {
     /// Callers running or waiting: `concurrency + queue` permits.
