@@ -579,7 +579,8 @@ def run(args):
     slow_urls = json.loads(slow.popen.stdout.readline())
     hop_port, hop = start_nginx_hop(mock_port, gcpu)
     routerly_port, routerly, token, home, routed_tokens = start_routerly(mock_port, slow_urls["openai"], gcpu)
-    time.sleep(1.0)
+    # Idle means after the set-up logins' password hashes are given back (2 s without one).
+    time.sleep(3.0)
     idle_rss = routerly.rss_mb()
 
     targets = [
