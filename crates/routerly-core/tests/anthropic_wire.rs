@@ -1156,16 +1156,16 @@ fn unknown_and_unrepresented_content_is_carried_not_refused() {
                 {"type": "opaque", "kind": "block_from_the_future", "path": "messages[0].content[3]", "chars": 24}
             ]},
             {"role": "system", "content": [{"type": "text", "text": "From now on, answer in French."}]},
-            {"role": "assistant", "content": [
-                {"type": "opaque", "kind": "server_tool_use", "path": "messages[2].content[0]", "chars": 36},
-                {"type": "opaque", "kind": "web_search_tool_result", "path": "messages[2].content[1]", "chars": 32}
-            ]},
+            // A turn of nothing but a past web search is left out; the search is carried by
+            // name (see the hosted tools below).
             {"role": "user", "content": [{"type": "text", "text": "Thanks"}]}
         ])
     );
     assert_eq!(
         actual["hosted_tools"],
         json!([
+            {"kind": "server_tool_use", "path": "messages[2].content[0]"},
+            {"kind": "web_search_tool_result", "path": "messages[2].content[1]"},
             // Anthropic's own search is the canonical search (translatable to a target's).
             {"kind": "web_search_20250305", "path": "tools[0]", "web_search": {}},
             {"kind": "bash_20250124", "path": "tools[2]"}
@@ -1182,7 +1182,12 @@ fn unknown_and_unrepresented_content_is_carried_not_refused() {
     assert!(error.message.contains("`document`"), "{}", error.message);
     assert_eq!(
         routerly_core::wire::dropped(routerly_core::wire::WireFormat::OpenAiChat, &request),
-        vec!["tools[0] (web_search_20250305)", "tools[2] (bash_20250124)"]
+        vec![
+            "messages[2].content[0] (server_tool_use)",
+            "messages[2].content[1] (web_search_tool_result)",
+            "tools[0] (web_search_20250305)",
+            "tools[2] (bash_20250124)"
+        ]
     );
 }
 
@@ -1515,6 +1520,23 @@ fn a_past_web_search_in_the_history_is_dropped_on_translation_not_refused() {
                 && dropped.contains(&"messages[1].content[1] (web_search_tool_result)".to_owned()),
             "{format:?}: {dropped:?}"
         );
+    }
+    // A turn paused mid-search (nothing but the search) is left out whole: no provider
+    // takes an empty turn.
+    let mut paused = body.clone();
+    paused["messages"][1]["content"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(2);
+    let request = decode_request(&paused).expect("decodes");
+    assert_eq!(request.messages.len(), 2, "{:?}", request.messages);
+    for format in [
+        WireFormat::OpenAiChat,
+        WireFormat::OpenAiResponses,
+        WireFormat::GeminiGenerateContent,
+    ] {
+        let sent = wire::encode_request(format, &request, "target").expect("translates");
+        assert!(!sent.to_string().contains("srvtoolu_1"), "{format:?}");
     }
     // A past code execution's result is what the model worked from: refused, not dropped.
     let mut code = body.clone();

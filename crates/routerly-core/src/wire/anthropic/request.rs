@@ -48,7 +48,7 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
     };
     // Past hosted searches in the conversation are carried by name (see `past_search`).
     let mut past_searches = Vec::new();
-    let messages = as_array(require(object, "messages", "")?, "messages")?
+    let mut messages = as_array(require(object, "messages", "")?, "messages")?
         .iter()
         .enumerate()
         .map(|(message_index, message_value)| {
@@ -72,6 +72,11 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
                 ),
             ));
         }
+    }
+    // An assistant turn that held nothing but a past search (one paused mid-search) is
+    // left out whole: no provider takes an empty turn.
+    if !past_searches.is_empty() {
+        messages.retain(|message| message.role != Role::Assistant || !message.content.is_empty());
     }
     let stop = match get(object, "stop_sequences") {
         Some(stop_value) => as_array(stop_value, "stop_sequences")?
