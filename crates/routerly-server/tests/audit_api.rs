@@ -7,9 +7,9 @@ mod management;
 use std::io::Write;
 
 use http::{Method, StatusCode};
-use management::{Harness, email};
+use management::{Harness, email, error};
+use routerly_api::ErrorCode;
 use routerly_api::audit::{AuditActor, AuditPage};
-use routerly_api::{ErrorBody, ErrorCode};
 use serde_json::{Value, json};
 
 async fn audit(harness: &Harness, token: &str, query: &str) -> AuditPage {
@@ -160,7 +160,7 @@ async fn bad_queries_are_refused_naming_the_parameter() {
             "{query}: {}",
             answer.text
         );
-        let body: ErrorBody = serde_json::from_value(answer.body).unwrap();
+        let body = error(answer.body);
         assert_eq!(body.error.code, ErrorCode::Invalid);
         assert_eq!(body.error.field.as_deref(), Some(field), "{query}");
     }

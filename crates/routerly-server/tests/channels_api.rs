@@ -5,15 +5,11 @@
 mod management;
 
 use http::{Method, StatusCode};
-use management::Harness;
+use management::{Harness, error};
+use routerly_api::ErrorCode;
 use routerly_api::channels::{ChannelList, ChannelTested, ChannelView, SmtpTls};
-use routerly_api::{ErrorBody, ErrorCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn error(body: Value) -> ErrorBody {
-    serde_json::from_value(body).expect("an error body")
-}
 
 async fn channels(harness: &Harness, token: &str) -> ChannelList {
     let answer = harness

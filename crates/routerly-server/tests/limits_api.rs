@@ -7,16 +7,12 @@ mod management;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use management::Harness;
+use management::{Harness, error};
+use routerly_api::ErrorCode;
 use routerly_api::limits::{
     AlertKind, AlertList, DeliveryOutcome, LimitList, LimitMetric, LimitMode, LimitUse,
 };
-use routerly_api::{ErrorBody, ErrorCode};
 use serde_json::{Value, json};
-
-fn error(body: Value) -> ErrorBody {
-    serde_json::from_value(body).expect("an error body")
-}
 
 async fn add(harness: &Harness, token: &str, body: Value) -> LimitUse {
     let answer = harness

@@ -4,14 +4,10 @@
 mod management;
 
 use http::{Method, StatusCode};
-use management::Harness;
+use management::{Harness, error};
+use routerly_api::ErrorCode;
 use routerly_api::roles::{RoleList, RoleView};
-use routerly_api::{ErrorBody, ErrorCode};
-use serde_json::{Value, json};
-
-fn error(body: Value) -> ErrorBody {
-    serde_json::from_value(body).expect("an error body")
-}
+use serde_json::json;
 
 async fn roles(harness: &Harness, token: &str) -> RoleList {
     let answer = harness

@@ -6,14 +6,10 @@
 mod management;
 
 use http::{Method, StatusCode};
-use management::Harness;
+use management::{Harness, error};
+use routerly_api::ErrorCode;
 use routerly_api::settings::{LogFormat, SettingsView};
-use routerly_api::{ErrorBody, ErrorCode};
 use serde_json::{Value, json};
-
-fn error(body: Value) -> ErrorBody {
-    serde_json::from_value(body).expect("an error body")
-}
 
 async fn settings(harness: &Harness, token: &str) -> SettingsView {
     let answer = harness

@@ -54,6 +54,11 @@ pub const CALLERS: [Caller; 9] = [
     ("victim", "viewer", &[("alpha", "viewer")]),
 ];
 
+/// An error answer's body, read through the typed contract.
+pub fn error(body: Value) -> routerly_api::ErrorBody {
+    serde_json::from_value(body).expect("an error body")
+}
+
 /// The email of a caller.
 pub fn email(name: &str) -> String {
     format!("{name}@example.com")
