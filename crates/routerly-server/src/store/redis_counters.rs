@@ -297,6 +297,10 @@ pub struct RedisCounterStore {
     next_id: AtomicU64,
     ops: mpsc::UnboundedSender<Op>,
     healthy: AtomicBool,
+    /// Usage that could not be added to Redis is waiting to be replayed: until it is, Redis
+    /// under-counts (a restarted Redis that persists nothing is empty), so reservations go
+    /// the failure mode's way and the view is not replaced by Redis's figures.
+    backlog: AtomicBool,
     fail_open_total: AtomicU64,
     last_loud_log: StdMutex<Option<Instant>>,
 }
@@ -329,6 +333,7 @@ impl RedisCounterStore {
             next_id: AtomicU64::new(1),
             ops,
             healthy: AtomicBool::new(true),
+            backlog: AtomicBool::new(false),
             fail_open_total: AtomicU64::new(0),
             last_loud_log: StdMutex::new(None),
         });
@@ -368,9 +373,10 @@ impl RedisCounterStore {
         }
     }
 
-    /// How the shared counters are doing.
+    /// How the shared counters are doing: degraded while Redis fails, and until the usage
+    /// it missed is replayed.
     pub fn health(&self) -> CounterHealth {
-        if self.healthy.load(Ordering::Relaxed) {
+        if self.healthy.load(Ordering::Relaxed) && !self.backlog.load(Ordering::Relaxed) {
             CounterHealth::Shared
         } else {
             CounterHealth::Degraded {
@@ -472,7 +478,8 @@ impl RedisCounterStore {
     /// Reads every counter of the view from Redis and replaces the view's figures.
     async fn refresh(&self) -> Result<(), redis::RedisError> {
         let keys: Vec<CounterKey> = self.view.export().into_iter().map(|(key, _)| key).collect();
-        if keys.is_empty() {
+        // While usage waits to be replayed, Redis's figures are short of it: keep the view.
+        if keys.is_empty() || self.backlog.load(Ordering::Relaxed) {
             let mut connection = self.connection.clone();
             redis::cmd("PING")
                 .query_async::<()>(&mut connection)
@@ -643,8 +650,12 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
         }
         let mut connection = store.connection.clone();
         match pipe.query_async::<()>(&mut connection).await {
-            Ok(()) => pending.clear(),
+            Ok(()) => {
+                pending.clear();
+                store.backlog.store(false, Ordering::Relaxed);
+            }
             Err(error) => {
+                store.backlog.store(true, Ordering::Relaxed);
                 store.failed("add usage", &error);
                 pending.retain(|op| matches!(op, Op::Add { .. }));
                 if pending.len() > MAX_PENDING_ADDS {
@@ -685,10 +696,18 @@ impl CounterStore for RedisCounterStore {
         holds: &'a [(CounterKey, Amounts)],
     ) -> StoreFuture<'a, Result<Reserved, CounterError>> {
         Box::pin(async move {
-            match self.reserve_shared(now, checks, holds).await {
-                Ok(reserved) => Ok(reserved),
-                Err(error) => {
-                    self.failed("reserve", &error);
+            // Redis is short of usage it missed until the backlog is replayed: not trusted.
+            let shared = if self.backlog.load(Ordering::Relaxed) {
+                None
+            } else {
+                Some(self.reserve_shared(now, checks, holds).await)
+            };
+            match shared {
+                Some(Ok(reserved)) => Ok(reserved),
+                failed => {
+                    if let Some(Err(error)) = failed {
+                        self.failed("reserve", &error);
+                    }
                     match self.failure_mode {
                         FailureMode::Closed => Err(CounterError(
                             "the Redis budget counters do not answer".to_owned(),
