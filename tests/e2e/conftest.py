@@ -11,7 +11,9 @@ import contextlib
 import json
 import secrets
 import os
+import pty
 import re
+import select
 import selectors
 import shutil
 import signal
@@ -292,6 +294,31 @@ class Routerly:
         if self.process.stdout is not None:
             self.process.stdout.close()
         return code
+
+
+def run_on_terminal(args: list[str], env: dict, timeout: float = 30) -> tuple[int, str]:
+    """Runs the CLI with a pseudo-terminal as its stdin, stdout and stderr, as a person would:
+    its exit code and what it drew on the terminal."""
+    binary = str(find_binary("ROUTERLY_BIN", "target/debug/routerly"))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec the CLI on the terminal
+        os.execve(binary, [binary, *args], {**env, "TERM": "xterm-256color"})
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
 
 
 def spawn_routerly(home: Path, env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:

@@ -7,8 +7,6 @@ or the service's log."""
 from __future__ import annotations
 
 import os
-import pty
-import select
 import subprocess
 import threading
 import time
@@ -19,7 +17,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import SHARED_MODE, ADMIN_EMAIL, OPENAI_MODEL, Routerly, find_binary, psql, running_routerly
+from conftest import SHARED_MODE, ADMIN_EMAIL, OPENAI_MODEL, Routerly, find_binary, psql, run_on_terminal, running_routerly
 
 SMTP_PASSWORD = "smtp-pass-7f3a9c1e5b"
 WEBHOOK_SECRET = "whsec-4d8e2a6c0f1b"
@@ -262,30 +260,6 @@ def test_api_keys_and_service(session: Session) -> None:
     else:
         assert "POST /api/system/rotate-key" in actions, actions
         assert (Path(session.routerly.home) / "data" / "audit.jsonl").exists()
-
-
-def run_on_terminal(args: list[str], env: dict, timeout: float = 30) -> tuple[int, str]:
-    """Runs the CLI with a pseudo-terminal as its stdin, stdout and stderr, as a person would."""
-    binary = str(find_binary("ROUTERLY_BIN", "target/debug/routerly"))
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: exec the CLI on the terminal
-        os.execve(binary, [binary, *args], {**env, "TERM": "xterm-256color"})
-    output = b""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.5)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
 
 
 class SlowHook(BaseHTTPRequestHandler):

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use futures_util::{StreamExt, pin_mut};
+use futures_util::StreamExt;
 use routerly_core::usage::UsageRecord;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
@@ -824,6 +824,9 @@ pub struct PgUsageHistory {
 type Params = Vec<Box<dyn ToSql + Sync + Send>>;
 
 /// `filter` as a WHERE clause and its parameters.
+/// Rows of a page or an export taken from PostgreSQL's answer at a time.
+const ROWS_PER_BATCH: usize = 256;
+
 fn conditions(filter: &Filter) -> (String, Params) {
     let mut clauses: Vec<String> = Vec::new();
     let mut params: Params = Vec::new();
@@ -904,7 +907,7 @@ impl PgUsageHistory {
             params.push(Box::new(limit as i64));
             sql.push_str(&format!(" LIMIT ${}", params.len()));
         }
-        self.runtime.block_on(async {
+        let mut rows = self.runtime.block_on(async {
             let client = self.database.client().await.map_err(to_io)?;
             let rows = client
                 .query_raw(
@@ -915,17 +918,36 @@ impl PgUsageHistory {
                 )
                 .await
                 .map_err(to_io)?;
-            pin_mut!(rows);
-            while let Some(row) = rows.next().await {
-                let row = row.map_err(to_io)?;
+            Ok::<_, io::Error>(Box::pin(rows))
+        })?;
+        // `each` runs outside the runtime, as the file history calls it: an export's callback
+        // waits for a slow client with a blocking send, which panics inside a runtime (every
+        // export past its first 64 KB chunk once ended there, as an empty or cut-short 200).
+        // Rows are taken from the stream in small batches, so memory stays bounded.
+        let mut batch = Vec::with_capacity(ROWS_PER_BATCH);
+        let mut done = false;
+        while !done {
+            self.runtime.block_on(async {
+                while batch.len() < ROWS_PER_BATCH {
+                    match rows.next().await {
+                        Some(row) => batch.push(row.map_err(to_io)?),
+                        None => {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+                Ok::<_, io::Error>(())
+            })?;
+            for row in batch.drain(..) {
                 let line: &str = row.get(0);
                 let record: UsageRecord = serde_json::from_str(line).map_err(io::Error::other)?;
                 if !each(record, line) {
-                    break;
+                    return Ok(());
                 }
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 }
 
