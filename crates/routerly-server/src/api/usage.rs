@@ -491,22 +491,32 @@ pub async fn export(
             sender.blocking_send(Ok(Bytes::from(full))).is_ok()
         };
         let mut open = true;
-        let result = history.export(&filter, &mut |record, line| {
-            // JSON Lines: the log's own line, byte for byte.
-            let written = if jsonl {
-                chunk.extend_from_slice(line);
-                chunk.push(b'\n');
-                Ok(())
-            } else {
-                csv_line(record, &mut chunk)
-            };
-            if let Err(error) = written {
-                tracing::error!(record_id = %record.id, %error, "cannot export a usage record");
-            }
-            if chunk.len() >= EXPORT_CHUNK {
-                open = send(&mut chunk);
-            }
-            open
+        // A panic while reading (a bug) must not end the body as if the file were complete:
+        // it is caught here and ends the transfer with an error, as a read error does.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            history.export(&filter, &mut |record, line| {
+                // JSON Lines: the log's own line, byte for byte.
+                let written = if jsonl {
+                    chunk.extend_from_slice(line);
+                    chunk.push(b'\n');
+                    Ok(())
+                } else {
+                    csv_line(record, &mut chunk)
+                };
+                if let Err(error) = written {
+                    tracing::error!(record_id = %record.id, %error, "cannot export a usage record");
+                }
+                if chunk.len() >= EXPORT_CHUNK {
+                    open = send(&mut chunk);
+                }
+                open
+            })
+        }))
+        .unwrap_or_else(|panic| {
+            Err(std::io::Error::other(format!(
+                "the export stopped: {}",
+                crate::panics::panic_message(&*panic)
+            )))
         });
         match result {
             Ok(_) if open => {
