@@ -452,7 +452,7 @@ def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
         server.server_close()
 
 
-def test_a_budget_alert_is_sent_once_not_once_per_replica(shared: Cluster, webhook_inbox):
+def test_a_budget_alert_is_sent_once_and_listed_once_by_every_replica(shared: Cluster, webhook_inbox):
     url, received = webhook_inbox
     first = shared.start("a")
     first.cli("service", "configure", "--alert-thresholds", "50,80,100", "--allow-private-webhooks", "true")
@@ -478,6 +478,29 @@ def test_a_budget_alert_is_sent_once_not_once_per_replica(shared: Cluster, webho
     wait_until("every alert on the webhook", lambda: names() == sorted(expected), 10, replicas)
     time.sleep(1.5)  # a duplicate from another replica would have arrived now
     assert names() == sorted(expected), "each alert once across the three replicas"
+
+    # One alert history for the cluster: every replica lists each alert once, with the
+    # delivery that the replica which sent it made (whichever replica that was).
+    def history(replica: Routerly) -> list[tuple]:
+        token = login(replica, ADMIN_PASSWORD).json()["access_token"]
+        answer = httpx.get(f"{replica.url}/api/alerts", headers={"authorization": f"Bearer {token}"}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return sorted(
+            (
+                alert["event"],
+                alert["threshold"],
+                tuple((delivery["outcome"], delivery["attempts"]) for delivery in alert["deliveries"]),
+            )
+            for alert in answer.json()["alerts"]
+        )
+
+    everything_delivered = sorted(
+        [("budget.threshold", percent, (("delivered", 1),)) for percent in (50, 80, 100)]
+        + [("budget.exhausted", None, (("delivered", 1),))]
+    )
+    wait_until("the delivered alerts in the shared history", lambda: history(first) == everything_delivered, 10, replicas)
+    for replica in replicas:
+        assert history(replica) == everything_delivered, f"the alert history on {replica.url}"
 
 
 def login(replica: Routerly, password: str) -> httpx.Response:

@@ -136,8 +136,15 @@ impl Service {
                     .map_err(|error| store::StoreError::io(home.alerts_path(), error))?;
             }
         }
-        let (budgets, notifier) =
-            budgets::start(&home, &store, files, Box::new(replay), shared.clone()).await?;
+        let (budgets, notifier) = budgets::start(
+            &home,
+            &store,
+            files,
+            Box::new(replay),
+            shared.clone(),
+            database.clone(),
+        )
+        .await?;
         // After the replay: the records it feeds the statistics are this replica's own past,
         // not news for the others.
         if let Some(shared) = &shared {

@@ -435,6 +435,7 @@ pub async fn alerts(
     let alerts = app
         .budgets
         .alerts()
+        .await
         .into_iter()
         .rev()
         .filter_map(|entry| {

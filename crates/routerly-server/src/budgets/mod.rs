@@ -151,8 +151,8 @@ impl std::fmt::Debug for Budgets {
 
 impl Budgets {
     /// Every budget alert fired, oldest first, with its deliveries.
-    pub fn alerts(&self) -> Vec<crate::notify::LedgerEntry> {
-        self.ledger.fired()
+    pub async fn alerts(&self) -> Vec<crate::notify::LedgerEntry> {
+        self.ledger.history().await
     }
 
     /// Budgets over `counters` (already rebuilt), alerting through `ledger`.

@@ -31,13 +31,15 @@ impl Budgets {
 }
 
 /// Rebuilds the counters from the usage log and checkpoint, opens the alert ledger and
-/// starts the notifier (de-duplicating alerts through `shared` when given): what [`crate::Service::open`] needs before serving.
+/// starts the notifier (de-duplicating alerts through `shared` and sharing their history
+/// through `database` when given): what [`crate::Service::open`] needs before serving.
 pub async fn start(
     home: &crate::store::Home,
     store: &Arc<ConfigStore>,
     files: Vec<std::path::PathBuf>,
     mut replay: Box<dyn crate::store::history::Replay + Send>,
     shared: Option<Arc<SharedRedis>>,
+    database: Option<Arc<crate::store::pg::Database>>,
 ) -> Result<(Arc<Budgets>, tokio::task::JoinHandle<()>), crate::store::StoreError> {
     let snapshot = store.snapshot();
     let index = LimitIndex::build(&snapshot, None);
@@ -69,7 +71,7 @@ pub async fn start(
     for (key, totals) in &rebuilt {
         counters.merge(key, totals);
     }
-    let ledger = Arc::new(AlertLedger::open(Some(home.alerts_path())));
+    let ledger = Arc::new(AlertLedger::open(Some(home.alerts_path())).shared_through(database));
     let notifier =
         crate::notify::spawn_notifier(Arc::clone(&ledger), Arc::clone(store), shared.clone());
     let budgets = Arc::new(Budgets::new(Arc::clone(store), counters, ledger, usage_log));

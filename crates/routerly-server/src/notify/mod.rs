@@ -9,6 +9,13 @@
 //! for `GET /api/alerts`, its reason only in the log (it may name a secret URL). A delivery
 //! that still fails is logged; nothing here can fail or slow a request.
 //!
+//! Replicas on PostgreSQL share one alert history: the replica that delivers an alert (the
+//! first to claim it in Redis, see [`claimed`]) writes its entry to the `alert_ledger` table
+//! once its deliveries are recorded as pending and again as each settles, and
+//! `GET /api/alerts` reads that table ([`AlertLedger::history`]), so every replica shows
+//! every alert once with how its deliveries went. Each replica's `data/alerts.json` stays
+//! its own record of what it has seen fire (so it does not fire it again).
+//!
 //! - [`smtp`]: email through `lettre` (TLS `none`, `starttls` or `tls`, optional CA file).
 //! - [`webhook`]: signed JSON POSTs, with the SSRF guard that refuses loopback, private and
 //!   link-local targets unless `allow_private_webhooks` is set.
@@ -28,6 +35,7 @@ use tokio::sync::mpsc;
 
 use crate::store::config::ConfigStore;
 use crate::store::files;
+use crate::store::pg::Database;
 use crate::store::redis_shared::SharedRedis;
 use crate::store::secrets::EnvAllowList;
 
@@ -116,6 +124,8 @@ pub struct AlertLedger {
     index: StdMutex<HashSet<LedgerKey>>,
     sender: mpsc::UnboundedSender<AlertEvent>,
     receiver: StdMutex<Option<mpsc::UnboundedReceiver<AlertEvent>>>,
+    /// The replicas' shared alert history, in PostgreSQL mode.
+    shared: Option<Arc<Database>>,
 }
 
 impl std::fmt::Debug for AlertLedger {
@@ -146,6 +156,52 @@ impl AlertLedger {
             index: StdMutex::new(index),
             sender,
             receiver: StdMutex::new(Some(receiver)),
+            shared: None,
+        }
+    }
+
+    /// The same ledger, sharing the alerts this replica delivers through `database`'s
+    /// `alert_ledger` table (see the module documentation).
+    pub fn shared_through(mut self, database: Option<Arc<Database>>) -> Self {
+        self.shared = database;
+        self
+    }
+
+    /// Every alert fired, oldest first, for the API: the replicas' shared history in
+    /// PostgreSQL mode (this replica's own when the database cannot be read, with a
+    /// warning), else this replica's.
+    pub async fn history(&self) -> Vec<LedgerEntry> {
+        if let Some(database) = &self.shared {
+            match crate::store::pg::shared::alert_ledger(database).await {
+                Ok(entries) => return entries,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the shared alert history; showing this replica's")
+                }
+            }
+        }
+        self.fired()
+    }
+
+    /// Writes the entry of event `event_id` (with its deliveries as they stand) to the shared
+    /// alert history, in PostgreSQL mode; a failure is logged (the entry stays in this
+    /// replica's ledger).
+    async fn publish(&self, event_id: &str) {
+        let Some(database) = &self.shared else {
+            return;
+        };
+        let entry = self
+            .fired
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .iter()
+            .rev()
+            .find(|entry| entry.event_id.as_deref() == Some(event_id))
+            .cloned();
+        let Some(entry) = entry else {
+            return;
+        };
+        if let Err(error) = crate::store::pg::shared::upsert_alert(database, &entry).await {
+            tracing::warn!(%error, limit = %entry.key.limit_id, "cannot write an alert to the shared alert history");
         }
     }
 
@@ -312,7 +368,11 @@ pub fn spawn_notifier(
                             ledger.delivery(&event.id, channel.id(), |_| {});
                         }
                     }
-                    let _ = tokio::task::spawn_blocking(move || ledger.save()).await;
+                    let saving = Arc::clone(&ledger);
+                    let _ = tokio::task::spawn_blocking(move || saving.save()).await;
+                    for event in &mine {
+                        ledger.publish(&event.id).await;
+                    }
                 }
                 for event in mine {
                     tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert");
@@ -377,7 +437,10 @@ async fn deliver_with_retries(
                 }
             });
             if outcome != Outcome::Pending {
-                tokio::task::spawn_blocking(move || ledger.save());
+                let saving = Arc::clone(&ledger);
+                tokio::task::spawn_blocking(move || saving.save());
+                let event_id = event.id.clone();
+                tokio::spawn(async move { ledger.publish(&event_id).await });
             }
         }
     };

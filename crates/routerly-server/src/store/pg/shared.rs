@@ -494,6 +494,26 @@ pub async fn insert_alerts(
     Ok(added)
 }
 
+/// Writes `alert` to the `alert_ledger` table: added, or replacing the entry of the same
+/// limit, window, event and threshold (its deliveries have moved on), keeping its place.
+pub async fn upsert_alert(
+    database: &Database,
+    alert: &crate::notify::LedgerEntry,
+) -> Result<(), DbError> {
+    let key = serde_json::to_string(&alert.key).expect("a ledger key serialises");
+    let entry = serde_json::to_string(alert).expect("a ledger entry serialises");
+    database
+        .client()
+        .await?
+        .execute(
+            "INSERT INTO alert_ledger (key, fired_at, entry) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET entry = EXCLUDED.entry",
+            &[&key, &alert.fired_at, &entry],
+        )
+        .await?;
+    Ok(())
+}
+
 /// Every entry of the `alert_ledger` table in the order they were added (an entry that does not parse is
 /// skipped with a warning).
 pub async fn alert_ledger(database: &Database) -> Result<Vec<crate::notify::LedgerEntry>, DbError> {
