@@ -685,6 +685,87 @@ created_at: string,
  */
 revoked_at: string | null, };
 
+export type UserProject = { 
+/**
+ * The project's id.
+ */
+id: string, 
+/**
+ * The project's slug.
+ */
+slug: string, 
+/**
+ * The user's role in it: `viewer`, `editor` or `admin`.
+ */
+role: string, };
+
+export type UserView = { 
+/**
+ * Stable id.
+ */
+id: string, 
+/**
+ * The email they log in with.
+ */
+email: string, 
+/**
+ * Their global role: `admin`, `operator`, `viewer`, `none` or a custom role's id.
+ */
+role: string, 
+/**
+ * The projects they are a member of.
+ */
+projects: Array<UserProject>, 
+/**
+ * When the user was created.
+ */
+created_at: string, };
+
+export type UserList = { 
+/**
+ * Every user, oldest first.
+ */
+users: Array<UserView>, };
+
+export type CreateUser = { 
+/**
+ * Their email (with an `@`, at most 254 characters), unique among users whatever its
+ * case.
+ */
+email: string, 
+/**
+ * Their password (at least 8 characters).
+ */
+password: string, 
+/**
+ * The global role: a built-in or custom role, granting no permission the caller does
+ * not hold. Absent: `viewer`, or `none` when `projects` is given.
+ */
+role?: string, 
+/**
+ * Project memberships: `PROJECT` (as viewer) or `PROJECT:ROLE`, the project by id, slug
+ * or name.
+ */
+projects?: Array<string>, };
+
+export type UpdateUser = { 
+/**
+ * A new email (with an `@`), unique among users whatever its case.
+ */
+email?: string, 
+/**
+ * A new password (at least 8 characters); every session of the user ends.
+ */
+password?: string, 
+/**
+ * A new global role (the last admin keeps `admin`).
+ */
+role?: string, 
+/**
+ * Memberships to add or change: `PROJECT` or `PROJECT:ROLE`.
+ */
+projects?: Array<string>, };
+
 export type AuditActor = { "via": "session", 
 /**
  * The user's id.

@@ -36,13 +36,8 @@ export interface Member {
   role: string;
 }
 
-export interface User {
-  id: string;
-  email: string;
-  role: string;
-  projects: { id: string; slug: string; role: string }[];
-  created_at: string;
-}
+/** A user as `/api/users` shows it (generated from the API's Rust types). */
+export type { UserView as User, UserList, UserProject, CreateUser, UpdateUser } from './api-types';
 
 export type { Me, MeProject, Session, SetupStatus, SystemInfo, ErrorBody } from './api-types';
 export type { ApiKeyView, ApiKeyList, CreateApiKey, CreatedApiKey } from './api-types';

@@ -20,6 +20,7 @@ pub mod settings;
 pub mod setup;
 pub mod system;
 pub mod usage;
+pub mod users;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 
@@ -63,6 +64,11 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        users::UserProject::decl(),
+        users::UserView::decl(),
+        users::UserList::decl(),
+        users::CreateUser::decl(),
+        users::UpdateUser::decl(),
         audit::AuditActor::decl(),
         audit::AuditChange::decl(),
         audit::AuditEntry::decl(),

@@ -24,7 +24,7 @@ import { dateTime } from '../format';
 import { describeAudit } from '../audit';
 import { useAction, useApi } from '../hooks';
 import { canWriteScope, usePermissions } from '../permissions';
-import type { ApiKeyList, AuditActor, AuditPage, Channel, SettingsView, UpdateSettings, CreateApiKey, CreatedApiKey, LimitUse, Model, Project, Role, User } from '../types';
+import type { ApiKeyList, AuditActor, AuditPage, Channel, SettingsView, UpdateSettings, CreateApiKey, CreatedApiKey, CreateUser, LimitUse, Model, Project, Role, UpdateUser, User, UserList } from '../types';
 import { isHttpUrl, validateCredentials, validateSmtp, validateWebhook, type Errors } from '../validate';
 
 /** Each tab with the permission its page needs to load (budgets: anyone who reads usage). */
@@ -376,7 +376,7 @@ function RoleChanger({ user, roleNames, roles, change, onChanged }: { user: User
 }
 
 function Users() {
-  const users = useApi<{ users: User[] }>('/api/users');
+  const users = useApi<UserList>('/api/users');
   const roles = useApi<{ roles: Role[] }>('/api/roles');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -399,7 +399,7 @@ function Users() {
             const found = validateCredentials({ email, password }, true);
             setErrors(found);
             if (Object.keys(found).length) return;
-            if ((await add.run(() => request('/api/users', { method: 'POST', body: { email: email.trim(), password, role } }))) !== undefined) {
+            if ((await add.run(() => request('/api/users', { method: 'POST', body: { email: email.trim(), password, role } satisfies CreateUser }))) !== undefined) {
               setEmail('');
               setPassword('');
               users.reload();
@@ -443,7 +443,7 @@ function Users() {
               {users.data.users.map((user) => (
                 <tr key={user.id}>
                   <td>{user.email}</td>
-                  <td>{canWrite ? <RoleChanger user={user} roleNames={roleNames} roles={roles.data?.roles ?? []} change={(next) => change.run(() => request(`/api/users/${user.id}`, { method: 'PATCH', body: { role: next } }))} onChanged={users.reload} /> : user.role}</td>
+                  <td>{canWrite ? <RoleChanger user={user} roleNames={roleNames} roles={roles.data?.roles ?? []} change={(next) => change.run(() => request(`/api/users/${user.id}`, { method: 'PATCH', body: { role: next } satisfies UpdateUser }))} onChanged={users.reload} /> : user.role}</td>
                   <td>{user.projects.map((project) => `${project.slug} (${project.role})`).join(', ') || '—'}</td>
                   <td>{dateTime(user.created_at)}</td>
                   <td className="actions">
@@ -704,7 +704,7 @@ function Audit() {
   // Names for the ids in paths; each list is only what the auditor may read anyway.
   const projects = useApi<{ projects: Project[] }>('/api/projects');
   const { can } = usePermissions();
-  const users = useApi<{ users: User[] }>(can('user:read') ? '/api/users' : null);
+  const users = useApi<UserList>(can('user:read') ? '/api/users' : null);
   const name = (kind: string, id: string) => {
     if (kind === 'project') return projects.data?.projects.find((project) => project.id === id || project.slug === id)?.name;
     if (kind === 'user') return users.data?.users.find((user) => user.id === id)?.email;

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
     api_keys, audit, auth, channels, limits, model_checks, models, roles, settings, setup, system,
-    usage,
+    usage, users,
 };
 
 #[derive(OpenApi)]
@@ -72,6 +72,11 @@ use super::{
         usage::by_user,
         usage::timeline,
         usage::export,
+        users::list,
+        users::show,
+        users::create,
+        users::update,
+        users::remove,
     ),
     components(schemas(
         routerly_api::ErrorBody,

@@ -2,9 +2,8 @@
 //! never leave the store; the last admin cannot be removed or demoted.
 
 use axum::extract::{Path, State};
+use routerly_api::users::{CreateUser, UpdateUser, UserList, UserProject, UserView};
 use routerly_core::config::{ProjectMember, User};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{AuthUser, Permission, check_new_password, hash_new_password};
 use super::members::user_id_of;
@@ -13,25 +12,55 @@ use super::{ApiError, ApiJson, ErrorCode};
 use crate::state::App;
 use crate::store::{Draft, Snapshot};
 
-/// A user as the API shows it.
-pub fn user_view(snapshot: &Snapshot, user: &User) -> Value {
-    let projects: Vec<Value> = snapshot
-        .projects
-        .projects
+/// A user as the API shows it: never the password hash.
+pub fn user_view(snapshot: &Snapshot, user: &User) -> UserView {
+    UserView {
+        id: user.id.clone(),
+        email: user.email.clone(),
+        role: user.role.clone(),
+        projects: snapshot
+            .projects
+            .projects
+            .iter()
+            .filter_map(|project| {
+                member_role(project, &user.id).map(|role| UserProject {
+                    id: project.id.clone(),
+                    slug: project.slug.clone(),
+                    role: role.as_str().to_owned(),
+                })
+            })
+            .collect(),
+        created_at: user.created_at,
+    }
+}
+
+/// `email` trimmed, or a 400 naming the field: it must hold an `@` and fit 254 characters.
+fn valid_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    if !email.contains('@') || email.chars().count() > 254 {
+        return Err(ApiError::invalid("email", "the email address is not valid"));
+    }
+    Ok(email.to_owned())
+}
+
+/// A 409 naming the field when a user other than `except` logs in with `email` (emails
+/// are compared without case, as login does).
+fn check_email_free(draft: &Draft, email: &str, except: Option<&str>) -> Result<(), ApiError> {
+    if draft
+        .users
+        .users
         .iter()
-        .filter_map(|project| {
-            member_role(project, &user.id).map(
-                |role| json!({ "id": project.id, "slug": project.slug, "role": role.as_str() }),
+        .any(|user| Some(user.id.as_str()) != except && user.email.eq_ignore_ascii_case(email))
+    {
+        return Err(ApiError {
+            field: Some("email".to_owned()),
+            ..ApiError::new(
+                ErrorCode::Conflict,
+                format!("a user `{email}` already exists"),
             )
-        })
-        .collect();
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "role": user.role,
-        "projects": projects,
-        "created_at": user.created_at,
-    })
+        });
+    }
+    Ok(())
 }
 
 /// Checks that `role` names a built-in or custom global role.
@@ -105,24 +134,32 @@ fn admins(draft: &Draft) -> usize {
 }
 
 /// `GET /api/users`.
-pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/users", operation_id = "list_users", tag = "users",
+    responses((status = 200, body = UserList)))]
+pub async fn list(
+    State(app): State<App>,
+    user: AuthUser,
+) -> Result<axum::Json<UserList>, ApiError> {
     user.require(Permission::UserRead)?;
     let snapshot = app.store.snapshot();
-    let users: Vec<Value> = snapshot
+    let users = snapshot
         .users
         .users
         .iter()
         .map(|user| user_view(&snapshot, user))
         .collect();
-    Ok(axum::Json(json!({ "users": users })))
+    Ok(axum::Json(UserList { users }))
 }
 
 /// `GET /api/users/{user}`.
+#[utoipa::path(get, path = "/api/users/{user}", operation_id = "show_user", tag = "users",
+    params(("user" = String, Path, description = "The user's id or email.")),
+    responses((status = 200, body = UserView)))]
 pub async fn show(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UserView>, ApiError> {
     user.require(Permission::UserRead)?;
     let snapshot = app.store.snapshot();
     let found = snapshot
@@ -132,31 +169,16 @@ pub async fn show(
     Ok(axum::Json(user_view(&snapshot, found)))
 }
 
-/// Body of `POST /api/users`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    email: String,
-    password: String,
-    /// The global role; `viewer` by default, or `none` when `projects` is given.
-    #[serde(default)]
-    role: Option<String>,
-    /// Project memberships: `PROJECT` (viewer) or `PROJECT:ROLE`.
-    #[serde(default)]
-    projects: Vec<String>,
-}
-
 /// `POST /api/users`.
+#[utoipa::path(post, path = "/api/users", operation_id = "create_user", tag = "users",
+    request_body = CreateUser, responses((status = 201, body = UserView)))]
 pub async fn create(
     State(app): State<App>,
     user: AuthUser,
     ApiJson(body): ApiJson<CreateUser>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(http::StatusCode, axum::Json<UserView>), ApiError> {
     user.require(Permission::UserWrite)?;
-    let email = body.email.trim().to_owned();
-    if !email.contains('@') || email.len() > 254 {
-        return Err(ApiError::invalid("email", "the email address is not valid"));
-    }
+    let email = valid_email(&body.email)?;
     check_new_password(&body.password)?;
     let memberships = body
         .projects
@@ -182,20 +204,7 @@ pub async fn create(
     };
     let user_id = new_user.id.clone();
     super::grants::update(&app, &user, move |draft| {
-        if draft
-            .users
-            .users
-            .iter()
-            .any(|existing| existing.email.eq_ignore_ascii_case(&new_user.email))
-        {
-            return Err(ApiError {
-                field: Some("email".to_owned()),
-                ..ApiError::new(
-                    ErrorCode::Conflict,
-                    format!("a user `{}` already exists", new_user.email),
-                )
-            });
-        }
+        check_email_free(draft, &new_user.email, None)?;
         check_role(&draft.roles, &new_user.role)?;
         apply_memberships(draft, &new_user.id, &memberships)?;
         draft.users.users.push(new_user);
@@ -212,30 +221,18 @@ pub async fn create(
     ))
 }
 
-/// Body of `PATCH /api/users/{user}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUser {
-    #[serde(default)]
-    email: Option<String>,
-    /// A new password; every session of the user ends.
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    role: Option<String>,
-    /// Memberships to add or change: `PROJECT` or `PROJECT:ROLE`.
-    #[serde(default)]
-    projects: Option<Vec<String>>,
-}
-
-/// `PATCH /api/users/{user}`.
+/// `PATCH /api/users/{user}`: a new password ends every session of the user.
+#[utoipa::path(patch, path = "/api/users/{user}", operation_id = "update_user", tag = "users",
+    params(("user" = String, Path, description = "The user's id or email.")),
+    request_body = UpdateUser, responses((status = 200, body = UserView)))]
 pub async fn update(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<UpdateUser>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<UserView>, ApiError> {
     user.require(Permission::UserWrite)?;
+    let email = body.email.as_deref().map(valid_email).transpose()?;
     let password_hash = match body.password {
         Some(password) => {
             check_new_password(&password)?;
@@ -255,6 +252,9 @@ pub async fn update(
         if let Some(role) = &body.role {
             check_role(&draft.roles, role)?;
         }
+        if let Some(email) = &email {
+            check_email_free(draft, email, Some(&user_id))?;
+        }
         let admin_count = admins(draft);
         let target = draft
             .users
@@ -271,11 +271,7 @@ pub async fn update(
             }
             target.role = role;
         }
-        if let Some(email) = body.email {
-            let email = email.trim().to_owned();
-            if !email.contains('@') {
-                return Err(ApiError::invalid("email", "the email address is not valid"));
-            }
+        if let Some(email) = email {
             target.email = email;
         }
         if let Some(password_hash) = password_hash {
@@ -299,6 +295,9 @@ pub async fn update(
 }
 
 /// `DELETE /api/users/{user}`: removes the user, their memberships and sessions.
+#[utoipa::path(delete, path = "/api/users/{user}", operation_id = "remove_user", tag = "users",
+    params(("user" = String, Path, description = "The user's id or email.")),
+    responses((status = 204, description = "The user is removed and their sessions end.")))]
 pub async fn remove(
     State(app): State<App>,
     user: AuthUser,

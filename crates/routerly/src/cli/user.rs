@@ -2,9 +2,9 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{Map, Value, json};
+use routerly_api::users::{CreateUser, UpdateUser, UserList, UserView};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// `routerly user …`.
@@ -65,22 +65,26 @@ pub enum UserCommand {
     },
 }
 
-fn print_user(user: &Value) {
-    let projects: Vec<String> = user["projects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|project| format!("{}:{}", text(project, "/slug"), text(project, "/role")))
-        .collect();
+/// `slug:role` of each of the user's projects, comma-separated.
+fn memberships(user: &UserView) -> String {
+    user.projects
+        .iter()
+        .map(|project| format!("{}:{}", project.slug, project.role))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_user(user: &UserView) {
+    let projects = memberships(user);
     println!(
         "{} ({}, role {}{})",
-        text(user, "/email"),
-        text(user, "/id"),
-        text(user, "/role"),
+        user.email,
+        user.id,
+        user.role,
         if projects.is_empty() {
             String::new()
         } else {
-            format!(", projects {}", projects.join(","))
+            format!(", projects {projects}")
         }
     );
 }
@@ -89,26 +93,19 @@ fn print_user(user: &Value) {
 pub async fn run(command: UserCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
         UserCommand::List { json } => {
-            let answer = client.request(Method::GET, "/api/users", None).await?;
+            let answer: UserList = client.call(Method::GET, "/api/users", None::<&()>).await?;
             if json {
-                return print_json(&answer["users"]);
+                return print_json(&answer.users);
             }
-            let rows: Vec<Vec<String>> = answer["users"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let rows: Vec<Vec<String>> = answer
+                .users
+                .iter()
                 .map(|user| {
-                    let projects: Vec<String> = user["projects"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|p| format!("{}:{}", text(p, "/slug"), text(p, "/role")))
-                        .collect();
                     vec![
-                        text(user, "/email"),
-                        text(user, "/role"),
-                        projects.join(","),
-                        text(user, "/id"),
+                        user.email.clone(),
+                        user.role.clone(),
+                        memberships(user),
+                        user.id.clone(),
                     ]
                 })
                 .collect();
@@ -121,11 +118,13 @@ pub async fn run(command: UserCommand, mut client: Client) -> anyhow::Result<()>
             projects,
             json,
         } => {
-            let body =
-                json!({ "email": email, "password": password, "role": role, "projects": projects });
-            let user = client
-                .request(Method::POST, "/api/users", Some(&body))
-                .await?;
+            let body = CreateUser {
+                email,
+                password,
+                role,
+                projects,
+            };
+            let user: UserView = client.call(Method::POST, "/api/users", Some(&body)).await?;
             if json {
                 return print_json(&user);
             }
@@ -140,27 +139,20 @@ pub async fn run(command: UserCommand, mut client: Client) -> anyhow::Result<()>
             projects,
             json,
         } => {
-            let mut body = Map::new();
-            if let Some(role) = role {
-                body.insert("role".into(), Value::String(role));
-            }
-            if let Some(email) = email {
-                body.insert("email".into(), Value::String(email));
-            }
-            if let Some(password) = password {
-                body.insert("password".into(), Value::String(password));
-            }
-            if let Some(projects) = projects {
-                body.insert("projects".into(), json!(projects));
-            }
-            if body.is_empty() {
+            let body = UpdateUser {
+                email,
+                password,
+                role,
+                projects,
+            };
+            if body == UpdateUser::default() {
                 anyhow::bail!("nothing to change: give --role, --email, --password or --projects");
             }
-            let updated = client
-                .request(
+            let updated: UserView = client
+                .call(
                     Method::PATCH,
                     &format!("/api/users/{}", segment(&user)),
-                    Some(&Value::Object(body)),
+                    Some(&body),
                 )
                 .await?;
             if json {
