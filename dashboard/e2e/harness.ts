@@ -94,6 +94,27 @@ export async function startStack(): Promise<Stack> {
   }
 }
 
+/** Creates the first admin through the setup API; their access token. */
+export async function firstAdmin(stack: Stack, email: string, password: string): Promise<string> {
+  const setup = await fetch(stack.url + '/api/setup/first-admin', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  if (setup.status !== 201) throw new Error(`first-admin setup answered ${setup.status}: ${await setup.text()}`);
+  return ((await setup.json()) as { access_token: string }).access_token;
+}
+
+/** Logs `page` in through the dashboard's login form and waits for the overview. */
+export async function logIn(stack: Stack, page: Page, email: string, password: string) {
+  await page.goto(stack.url + '/dashboard/login');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL((url) => url.pathname === '/dashboard/');
+  await settled(page);
+}
+
 /** Waits until the page shows no loading state. */
 export async function settled(page: Page) {
   await page.waitForFunction(() => !document.querySelector('.state-loading, [aria-busy="true"]'), undefined, { timeout: 15_000 });

@@ -5,7 +5,7 @@
 
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { MOCK_API_KEY, settled, startStack, type Stack } from './harness';
+import { firstAdmin, logIn, MOCK_API_KEY, settled, startStack, type Stack } from './harness';
 
 const PASSWORD = 'a long password';
 const ADMIN = 'admin@example.com';
@@ -66,23 +66,12 @@ const PAGES = () => ['/', '/usage', `/projects/${projects[0]}`, `/projects/${pro
 
 beforeAll(async () => {
   stack = await startStack();
-  const setup = await fetch(stack.url + '/api/setup/first-admin', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email: ADMIN, password: PASSWORD }),
-  });
-  expect(setup.status).toBe(201);
-  admin = ((await setup.json()) as { access_token: string }).access_token;
+  admin = await firstAdmin(stack, ADMIN, PASSWORD);
   expect((await call('POST', '/api/models', { id: MODEL, provider: 'openai', endpoint: stack.mock.openai, api_key: MOCK_API_KEY })).status).toBe(201);
   for (let index = 0; index < 2; index++) await addProject(index);
   const context = await stack.browser.newContext({ viewport: { width: 1280, height: 800 } });
   page = await context.newPage();
-  await page.goto(stack.url + '/dashboard/login');
-  await page.getByLabel('Email').fill(ADMIN);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL((url) => url.pathname === '/dashboard/');
-  await settled(page);
+  await logIn(stack, page, ADMIN, PASSWORD);
 });
 
 afterAll(async () => {
