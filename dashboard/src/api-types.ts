@@ -685,6 +685,42 @@ created_at: string,
  */
 revoked_at: string | null, };
 
+export type MemberView = { 
+/**
+ * The user's id.
+ */
+user_id: string, 
+/**
+ * The user's email; `null` when the user no longer exists.
+ */
+email: string | null, 
+/**
+ * Their role in the project: `viewer`, `editor` or `admin`.
+ */
+role: string, };
+
+export type MemberList = { 
+/**
+ * In the order they were added.
+ */
+members: Array<MemberView>, };
+
+export type AddMember = { 
+/**
+ * The user's email or id (also accepted as `user_id`).
+ */
+email: string, 
+/**
+ * Their role: `viewer`, `editor` or `admin`, granting nothing the caller does not hold.
+ */
+role: string, };
+
+export type UpdateMember = { 
+/**
+ * Their new role: `viewer`, `editor` or `admin`.
+ */
+role: string, };
+
 export type UserProject = { 
 /**
  * The project's id.

@@ -30,11 +30,8 @@ export interface Project {
   created_at: string;
 }
 
-export interface Member {
-  user_id: string;
-  email: string | null;
-  role: string;
-}
+/** A project member as `/api/projects/{project}/members` shows it (generated). */
+export type { MemberView as Member, MemberList, AddMember, UpdateMember } from './api-types';
 
 /** A user as `/api/users` shows it (generated from the API's Rust types). */
 export type { UserView as User, UserList, UserProject, CreateUser, UpdateUser } from './api-types';

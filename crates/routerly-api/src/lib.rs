@@ -13,6 +13,7 @@ pub mod auth;
 pub mod channels;
 pub mod error;
 pub mod limits;
+pub mod members;
 pub mod model_checks;
 pub mod models;
 pub mod roles;
@@ -64,6 +65,10 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        members::MemberView::decl(),
+        members::MemberList::decl(),
+        members::AddMember::decl(),
+        members::UpdateMember::decl(),
         users::UserProject::decl(),
         users::UserView::decl(),
         users::UserList::decl(),

@@ -2,9 +2,8 @@
 //! id or email.
 
 use axum::extract::{Path, State};
+use routerly_api::members::{AddMember, MemberList, MemberView, UpdateMember};
 use routerly_core::config::{Project, ProjectMember};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::auth::{AuthUser, Permission};
 use super::rbac::ProjectRole;
@@ -12,19 +11,20 @@ use super::{ApiError, ApiJson, ErrorCode, project_or_404};
 use crate::state::App;
 use crate::store::{Draft, Snapshot};
 
-fn members_view(snapshot: &Snapshot, project: &Project) -> Value {
-    let members: Vec<Value> = project
-        .members
-        .iter()
-        .map(|member| {
-            json!({
-                "user_id": member.user_id,
-                "email": snapshot.user(&member.user_id).map(|user| user.email.as_str()),
-                "role": member.role,
+fn members_view(snapshot: &Snapshot, project: &Project) -> MemberList {
+    MemberList {
+        members: project
+            .members
+            .iter()
+            .map(|member| MemberView {
+                user_id: member.user_id.clone(),
+                email: snapshot
+                    .user(&member.user_id)
+                    .map(|user| user.email.clone()),
+                role: member.role.clone(),
             })
-        })
-        .collect();
-    json!({ "members": members })
+            .collect(),
+    }
 }
 
 /// The user whose id or email is `key`, as an id.
@@ -49,41 +49,30 @@ fn project_mut<'d>(draft: &'d mut Draft, key: &str) -> Result<&'d mut Project, A
 }
 
 /// `GET /api/projects/{project}/members`.
+#[utoipa::path(get, path = "/api/projects/{project}/members", operation_id = "list_members", tag = "members",
+    params(("project" = String, Path, description = "The project's id, slug or name.")),
+    responses((status = 200, body = MemberList)))]
 pub async fn list(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<MemberList>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(members_view(&snapshot, project)))
 }
 
-/// Body of `POST /api/projects/{project}/members`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    /// The user's email (or id).
-    #[serde(alias = "user_id")]
-    email: String,
-    role: String,
-}
-
-/// Body of `PATCH /api/projects/{project}/members/{user}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateMember {
-    role: String,
-}
-
 /// `POST /api/projects/{project}/members`: adds a member, or changes their role.
+#[utoipa::path(post, path = "/api/projects/{project}/members", operation_id = "add_member", tag = "members",
+    params(("project" = String, Path, description = "The project's id, slug or name.")),
+    request_body = AddMember, responses((status = 201, body = MemberList)))]
 pub async fn add(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<AddMember>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(http::StatusCode, axum::Json<MemberList>), ApiError> {
     user.require(Permission::ProjectMembers)?;
     let role =
         ProjectRole::parse(&body.role).map_err(|message| ApiError::invalid("role", message))?;
@@ -97,12 +86,16 @@ pub async fn add(
 }
 
 /// `PATCH /api/projects/{project}/members/{user}`: changes a member's role.
+#[utoipa::path(patch, path = "/api/projects/{project}/members/{user}", operation_id = "update_member", tag = "members",
+    params(("project" = String, Path, description = "The project's id, slug or name."),
+        ("user" = String, Path, description = "The member's user id or email.")),
+    request_body = UpdateMember, responses((status = 200, body = MemberList)))]
 pub async fn update(
     State(app): State<App>,
     user: AuthUser,
     Path((key, member)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateMember>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<MemberList>, ApiError> {
     user.require(Permission::ProjectMembers)?;
     let role =
         ProjectRole::parse(&body.role).map_err(|message| ApiError::invalid("role", message))?;
@@ -160,6 +153,10 @@ async fn set_role(
 }
 
 /// `DELETE /api/projects/{project}/members/{user}`.
+#[utoipa::path(delete, path = "/api/projects/{project}/members/{user}", operation_id = "remove_member", tag = "members",
+    params(("project" = String, Path, description = "The project's id, slug or name."),
+        ("user" = String, Path, description = "The member's user id or email.")),
+    responses((status = 204, description = "They are no longer a member.")))]
 pub async fn remove(
     State(app): State<App>,
     user: AuthUser,

@@ -11,8 +11,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    api_keys, audit, auth, channels, limits, model_checks, models, roles, settings, setup, system,
-    usage, users,
+    api_keys, audit, auth, channels, limits, members, model_checks, models, roles, settings, setup,
+    system, usage, users,
 };
 
 #[derive(OpenApi)]
@@ -49,6 +49,10 @@ use super::{
         limits::update,
         limits::remove,
         limits::alerts,
+        members::list,
+        members::add,
+        members::update,
+        members::remove,
         model_checks::health,
         model_checks::test_connection,
         models::list,

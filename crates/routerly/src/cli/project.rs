@@ -2,6 +2,7 @@
 
 use clap::Subcommand;
 use reqwest::Method;
+use routerly_api::members::{AddMember, MemberList, UpdateMember};
 use serde_json::{Value, json};
 
 use super::{print_json, print_table, segment, text};
@@ -581,25 +582,24 @@ fn print_project(project: &Value) {
 async fn member(command: ProjectMemberCommand, client: &mut Client) -> anyhow::Result<()> {
     match command {
         ProjectMemberCommand::List { project, json } => {
-            let answer = client
-                .request(
+            let answer: MemberList = client
+                .call(
                     Method::GET,
                     &format!("/api/projects/{}/members", segment(&project)),
-                    None,
+                    None::<&()>,
                 )
                 .await?;
             if json {
-                return print_json(&answer["members"]);
+                return print_json(&answer.members);
             }
-            let rows: Vec<Vec<String>> = answer["members"]
-                .as_array()
+            let rows: Vec<Vec<String>> = answer
+                .members
                 .into_iter()
-                .flatten()
                 .map(|member| {
                     vec![
-                        text(member, "/email"),
-                        text(member, "/role"),
-                        text(member, "/user_id"),
+                        member.email.unwrap_or_default(),
+                        member.role,
+                        member.user_id,
                     ]
                 })
                 .collect();
@@ -610,11 +610,15 @@ async fn member(command: ProjectMemberCommand, client: &mut Client) -> anyhow::R
             email,
             role,
         } => {
-            client
-                .request(
+            let body = AddMember {
+                email: email.clone(),
+                role: role.clone(),
+            };
+            let _: MemberList = client
+                .call(
                     Method::POST,
                     &format!("/api/projects/{}/members", segment(&project)),
-                    Some(&json!({ "email": email, "role": role })),
+                    Some(&body),
                 )
                 .await?;
             println!("Added {email} to project {project} as {role}.");
@@ -624,15 +628,16 @@ async fn member(command: ProjectMemberCommand, client: &mut Client) -> anyhow::R
             email,
             role,
         } => {
-            client
-                .request(
+            let body = UpdateMember { role: role.clone() };
+            let _: MemberList = client
+                .call(
                     Method::PATCH,
                     &format!(
                         "/api/projects/{}/members/{}",
                         segment(&project),
                         segment(&email)
                     ),
-                    Some(&json!({ "role": role })),
+                    Some(&body),
                 )
                 .await?;
             println!("{email} is now {role} of project {project}.");

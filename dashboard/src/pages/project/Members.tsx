@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { request } from '../../api';
 import { Button, Card, ConfirmButton, Empty, ErrorBox, FormError, Loading, SelectField, Table, TextField } from '../../components/ui';
 import { useAction, useApi } from '../../hooks';
-import type { Member } from '../../types';
+import type { AddMember, MemberList, UpdateMember } from '../../types';
 import { isEmail } from '../../validate';
 import type { TabProps } from '../Project';
 import { missing, usePermissions } from '../../permissions';
@@ -41,7 +41,7 @@ function MemberRole({ who, role, projectName, change, onChanged }: { who: string
 }
 
 export function MembersTab({ project }: TabProps) {
-  const members = useApi<{ members: Member[] }>(`/api/projects/${project.id}/members`);
+  const members = useApi<MemberList>(`/api/projects/${project.id}/members`);
   const [email, setEmail] = useState('');
   const [role, setRole] = useState('viewer');
   const [emailError, setEmailError] = useState<string | undefined>();
@@ -60,7 +60,7 @@ export function MembersTab({ project }: TabProps) {
             event.preventDefault();
             if (!isEmail(email)) return setEmailError('Enter the email of an existing user.');
             setEmailError(undefined);
-            if ((await add.run(() => request(`/api/projects/${project.id}/members`, { method: 'POST', body: { email: email.trim(), role } }))) !== undefined) {
+            if ((await add.run(() => request(`/api/projects/${project.id}/members`, { method: 'POST', body: { email: email.trim(), role } satisfies AddMember }))) !== undefined) {
               setEmail('');
               members.reload();
             }
@@ -108,7 +108,7 @@ export function MembersTab({ project }: TabProps) {
                       who={member.email ?? member.user_id}
                       role={member.role}
                       projectName={project.name}
-                      change={(next) => change.run(() => request(`/api/projects/${project.id}/members/${member.user_id}`, { method: 'PATCH', body: { role: next } }))}
+                      change={(next) => change.run(() => request(`/api/projects/${project.id}/members/${member.user_id}`, { method: 'PATCH', body: { role: next } satisfies UpdateMember }))}
                       onChanged={members.reload}
                     />
                     )}

@@ -139,8 +139,15 @@ export function TokensTab({ project, reload }: TabProps) {
                       <LastUse projectId={project.id} tokenId={token.id} />
                     </td>
                     <td data-testid="token-spend">
-                      {usd(spendOf(token.id)?.cost_usd ?? 0)}
-                      <div className="muted small">{count(spendOf(token.id)?.calls ?? 0)} calls</div>
+                      {spend.data ? (
+                        <>
+                          {usd(spendOf(token.id)?.cost_usd ?? 0)}
+                          <div className="muted small">{count(spendOf(token.id)?.calls ?? 0)} calls</div>
+                        </>
+                      ) : (
+                        // Not "$0.00, 0 calls" while the figures load or when they cannot be read.
+                        <span className="muted">{spend.error ? '—' : '…'}</span>
+                      )}
                     </td>
                     <td>{token.expires_at ? dateTime(token.expires_at) : 'never'}</td>
                     <td>{dateTime(token.created_at)}</td>
