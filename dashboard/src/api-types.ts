@@ -721,6 +721,158 @@ export type UpdateMember = {
  */
 role: string, };
 
+export type TraceView = { 
+/**
+ * The call's trace id (its usage record's `trace_id`, the `x-routerly-trace-id` header).
+ */
+id: string, 
+/**
+ * The project's id.
+ */
+project_id: string, 
+/**
+ * When the call arrived.
+ */
+created_at: string, 
+/**
+ * The model name the client asked for.
+ */
+requested_model: string, 
+/**
+ * Candidates after the token's models and the model-level budgets, in configured order.
+ */
+candidates: Array<string>, 
+/**
+ * Candidates dropped before the policies because their own limits had no room.
+ */
+dropped_by_budget?: Array<string>, 
+/**
+ * Each enabled policy, in order.
+ */
+policies: Array<PolicyTraceView>, 
+/**
+ * The final order (the fallback order), best first.
+ */
+ranking: Array<RankedModelView>, 
+/**
+ * Whether the order is an even shuffle (every policy left out).
+ */
+shuffled: boolean, 
+/**
+ * Microseconds spent choosing.
+ */
+routing_us: bigint, 
+/**
+ * Every attempt, retries included.
+ */
+attempts: Array<AttemptTraceView>, 
+/**
+ * The model that served, if any.
+ */
+served_by: string | null, 
+/**
+ * How the call ended (`success`, `error`, `timeout`, …), once it has.
+ */
+outcome: string | null, 
+/**
+ * The status returned to the client.
+ */
+status: number | null, };
+
+export type PolicyTraceView = { 
+/**
+ * The policy type.
+ */
+type: string, 
+/**
+ * `weighted`, `uniform` (left out of the mean), or `failed` (skipped).
+ */
+status: string, 
+/**
+ * Its weight in the mean when it counted.
+ */
+weight: number | null, 
+/**
+ * Score per candidate.
+ */
+scores: Array<ModelScoreView>, 
+/**
+ * Why it failed, or what it decided (the intent, the routing model's reasons).
+ */
+detail?: string, 
+/**
+ * Microseconds it took.
+ */
+duration_us: bigint, };
+
+export type ModelScoreView = { 
+/**
+ * The model.
+ */
+model: string, 
+/**
+ * Its score, 0 to 1.
+ */
+score: number, 
+/**
+ * Why the policy excluded it (for instance `circuit open: cooling down`).
+ */
+excluded?: string, };
+
+export type RankedModelView = { 
+/**
+ * The model.
+ */
+model: string, 
+/**
+ * The weighted mean, when any policy counted.
+ */
+score: number | null, };
+
+export type AttemptTraceView = { 
+/**
+ * The model.
+ */
+model: string, 
+/**
+ * 0 for the first try of this model, 1 for its first retry, …
+ */
+retry: number, 
+/**
+ * Backoff waited before this try, in milliseconds.
+ */
+waited_ms: number, 
+/**
+ * When it began, in milliseconds after the call arrived.
+ */
+started_ms: number, 
+/**
+ * How long it took until an answer or a failure, in milliseconds.
+ */
+duration_ms: number | null, 
+/**
+ * `success`, `failed`, or `rejected` (the provider refused the request itself).
+ */
+outcome: string, 
+/**
+ * The provider's status, when it answered.
+ */
+status: number | null, 
+/**
+ * What went wrong.
+ */
+error?: string, 
+/**
+ * What the translation for this model left out (the `x-routerly-dropped` header).
+ */
+dropped?: Array<string>, };
+
+export type TraceList = { 
+/**
+ * The project's most recent traces, newest first.
+ */
+traces: Array<TraceView>, };
+
 export type UserProject = { 
 /**
  * The project's id.

@@ -20,6 +20,7 @@ pub mod roles;
 pub mod settings;
 pub mod setup;
 pub mod system;
+pub mod traces;
 pub mod usage;
 pub mod users;
 
@@ -69,6 +70,12 @@ pub fn typescript() -> String {
         members::MemberList::decl(),
         members::AddMember::decl(),
         members::UpdateMember::decl(),
+        traces::TraceView::decl(),
+        traces::PolicyTraceView::decl(),
+        traces::ModelScoreView::decl(),
+        traces::RankedModelView::decl(),
+        traces::AttemptTraceView::decl(),
+        traces::TraceList::decl(),
         users::UserProject::decl(),
         users::UserView::decl(),
         users::UserList::decl(),

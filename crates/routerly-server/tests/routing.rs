@@ -105,14 +105,41 @@ async fn cheapest_ranks_fallback_follows_the_ranking_and_the_trace_shows_it() {
         !body.to_string().contains(&trace_id),
         "the trace never appears in the model's output"
     );
-    // A project reader sees it under the project too.
-    let scoped = gateway
-        .get(&format!("/api/projects/{PROJECT_ID}/traces/{trace_id}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("answers");
-    assert_eq!(scoped.status(), 200);
+    // A project reader sees it under the project too, and in the project's list; all three
+    // read through the typed contract and agree.
+    let typed = |path: String| {
+        let request = gateway.get(&path).bearer_auth(&token);
+        async move {
+            let answer = request.send().await.expect("answers");
+            assert_eq!(answer.status(), 200, "{path}");
+            answer.json::<Value>().await.expect("JSON")
+        }
+    };
+    let scoped: routerly_api::traces::TraceView = serde_json::from_value(
+        typed(format!("/api/projects/{PROJECT_ID}/traces/{trace_id}")).await,
+    )
+    .expect("a TraceView");
+    assert_eq!(
+        scoped,
+        serde_json::from_value(trace.clone()).expect("a TraceView")
+    );
+    assert_eq!(scoped.served_by.as_deref(), Some("mid"));
+    assert_eq!(scoped.attempts[0].status, Some(500));
+    let list: routerly_api::traces::TraceList =
+        serde_json::from_value(typed(format!("/api/projects/{PROJECT_ID}/traces?limit=1")).await)
+            .expect("a TraceList");
+    assert_eq!(list.traces, [scoped]);
+    for limit in ["0", "501", "ten"] {
+        let refused = gateway
+            .get(&format!("/api/projects/{PROJECT_ID}/traces?limit={limit}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(refused.status(), 400, "limit={limit}");
+        let body: Value = refused.json().await.expect("an error");
+        assert_eq!(body["error"]["field"], "limit", "limit={limit}");
+    }
     gateway.stop().await;
 }
 

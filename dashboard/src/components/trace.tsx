@@ -1,26 +1,19 @@
 // The routing trace of one call (PRODUCT.md: candidates, each policy's scores and
-// exclusions, the attempts). The trace API is newer than this page; a server without it
-// gets an honest "not available yet" instead of an empty box.
+// exclusions, the attempts), in the shape the API's generated types give it. The trace API
+// is newer than this page; a server without it gets an honest "not available yet" instead
+// of an empty box.
 
+import type { TraceView as TraceBody } from '../api-types';
 import { requestFirst } from '../api';
 import { useEffect, useState } from 'react';
 import { ApiError } from '../api';
 import { ErrorBox, Loading, Table, Unavailable } from './ui';
 
-export type Trace = Record<string, unknown>;
+export type Trace = TraceBody;
 
 export function tracePaths(projectId: string, traceId: string): string[] {
   const id = encodeURIComponent(traceId);
   return [`/api/projects/${encodeURIComponent(projectId)}/traces/${id}`, `/api/traces/${id}`];
-}
-
-function modelName(value: unknown): string {
-  if (typeof value === 'string') return value;
-  if (value && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    return String(record.model_id ?? record.model ?? record.id ?? JSON.stringify(value));
-  }
-  return String(value);
 }
 
 interface PolicyRow {
@@ -31,40 +24,31 @@ interface PolicyRow {
   note?: string;
 }
 
-/** The policies of a trace in one shape, whatever the server's exact field names. */
+/** Each policy of a trace as a row: its score per model, its exclusions and a note (its
+ * weight, a status other than weighted, what it decided or why it failed). */
 export function policyRows(trace: Trace): PolicyRow[] {
-  const policies = (trace.policies ?? trace.policy_results ?? []) as unknown[];
-  if (!Array.isArray(policies)) return [];
-  return policies.map((entry) => {
-    const policy = (entry ?? {}) as Record<string, unknown>;
+  return trace.policies.map((policy) => {
     const scores: Record<string, number> = {};
     const excluded: Record<string, string> = {};
-    const rawScores = policy.scores;
-    if (Array.isArray(rawScores)) {
-      for (const score of rawScores as Record<string, unknown>[]) {
-        scores[modelName(score)] = Number(score.score ?? score.value ?? score.point ?? 0);
-        if (score.excluded) excluded[modelName(score)] = typeof score.excluded === 'string' ? score.excluded : 'excluded';
-      }
-    } else if (rawScores && typeof rawScores === 'object') {
-      for (const [model, score] of Object.entries(rawScores)) scores[model] = Number(score);
+    for (const score of policy.scores) {
+      scores[score.model] = score.score;
+      if (score.excluded) excluded[score.model] = score.excluded;
     }
-    const excludedRaw = (policy.excluded ?? policy.exclusions ?? []) as unknown;
-    if (Array.isArray(excludedRaw)) {
-      for (const entry of excludedRaw) excluded[modelName(entry)] ??= typeof (entry as { reason?: unknown })?.reason === 'string' ? String((entry as { reason: string }).reason) : 'excluded';
-    } else if (excludedRaw && typeof excludedRaw === 'object') {
-      for (const [model, reason] of Object.entries(excludedRaw)) excluded[model] ??= typeof reason === 'string' ? reason : 'excluded';
-    }
-    const weight = typeof policy.weight === 'number' ? `weight ${policy.weight}` : '';
-    const status = typeof policy.status === 'string' && policy.status !== 'weighted' ? String(policy.status) : '';
-    const note = [weight, status, policy.skipped ? 'skipped' : '', typeof policy.detail === 'string' ? policy.detail : '', typeof policy.reason === 'string' ? policy.reason : '', typeof policy.error === 'string' ? policy.error : ''].filter(Boolean).join(' — ');
-    return { type: String(policy.type ?? policy.policy ?? 'policy'), scores, excluded, note: note || undefined };
+    const note = [
+      policy.weight !== null ? `weight ${policy.weight}` : '',
+      policy.status !== 'weighted' ? policy.status : '',
+      policy.detail ?? '',
+    ]
+      .filter(Boolean)
+      .join(' — ');
+    return { type: policy.type, scores, excluded, note: note || undefined };
   });
 }
 
 export function TraceDetails({ trace }: { trace: Trace }) {
-  const candidates = Array.isArray(trace.candidates) ? (trace.candidates as unknown[]).map(modelName) : [];
-  const ranking = Array.isArray(trace.ranking) ? (trace.ranking as unknown[]).map(modelName) : Array.isArray(trace.ranked) ? (trace.ranked as unknown[]).map(modelName) : [];
-  const attempts = Array.isArray(trace.attempts) ? (trace.attempts as Record<string, unknown>[]) : [];
+  const candidates = trace.candidates;
+  const ranking = trace.ranking.map((ranked) => ranked.model);
+  const attempts = trace.attempts;
   const policies = policyRows(trace);
   const models = Array.from(new Set([...candidates, ...policies.flatMap((policy) => Object.keys(policy.scores))]));
   return (
@@ -72,26 +56,26 @@ export function TraceDetails({ trace }: { trace: Trace }) {
       {candidates.length > 0 ? (
         <p>
           <strong>Candidates:</strong> {candidates.join(', ')}
-          {typeof trace.routing_us === 'number' ? <span className="muted small"> · chosen in {String(trace.routing_us)} µs</span> : null}
+          <span className="muted small"> · chosen in {trace.routing_us} µs</span>
         </p>
       ) : null}
-      {typeof trace.requested_model === 'string' ? (
+      {trace.requested_model ? (
         <p>
           <strong>Asked for:</strong> {trace.requested_model}
         </p>
       ) : null}
-      {Array.isArray(trace.dropped_by_budget) && trace.dropped_by_budget.length > 0 ? (
+      {trace.dropped_by_budget && trace.dropped_by_budget.length > 0 ? (
         <p>
-          <strong>Left out by their budgets:</strong> {(trace.dropped_by_budget as unknown[]).map(modelName).join(', ')}
+          <strong>Left out by their budgets:</strong> {trace.dropped_by_budget.join(', ')}
         </p>
       ) : null}
-      {typeof trace.served_by === 'string' ? (
+      {trace.served_by !== null ? (
         <p>
           <strong>Served by:</strong> {trace.served_by}
-          {typeof trace.outcome === 'string' ? <span className="muted small"> ({trace.outcome})</span> : null}
+          {trace.outcome !== null ? <span className="muted small"> ({trace.outcome})</span> : null}
         </p>
       ) : null}
-      {policies.length === 0 && Array.isArray(trace.policies) ? <p className="muted small">No routing policy is enabled in this project: candidates were tried in their configured order.</p> : null}
+      {policies.length === 0 ? <p className="muted small">No routing policy is enabled in this project: candidates were tried in their configured order.</p> : null}
       {policies.length > 0 ? (
         <Table label="Policy scores">
           <thead>
@@ -126,9 +110,10 @@ export function TraceDetails({ trace }: { trace: Trace }) {
         <ol className="attempts">
           {attempts.map((attempt, index) => (
             <li key={index}>
-              {modelName(attempt)}: {String(attempt.outcome ?? attempt.error ?? attempt.status ?? 'tried')}
-              {typeof attempt.duration_ms === 'number' ? ` in ${Math.round(attempt.duration_ms)} ms` : ''}
-              {typeof attempt.retry === 'number' && attempt.retry > 0 ? ` (retry ${attempt.retry})` : ''}
+              {attempt.model}: {attempt.outcome}
+              {attempt.status !== null ? ` (${attempt.status})` : ''}
+              {attempt.duration_ms !== null ? ` in ${Math.round(attempt.duration_ms)} ms` : ''}
+              {attempt.retry > 0 ? ` (retry ${attempt.retry})` : ''}
             </li>
           ))}
         </ol>

@@ -11,8 +11,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    api_keys, audit, auth, channels, limits, members, model_checks, models, roles, settings, setup,
-    system, usage, users,
+    api_keys, audit, auth, channels, limits, members, model_checks, models, roles, routing,
+    settings, setup, system, usage, users,
 };
 
 #[derive(OpenApi)]
@@ -66,6 +66,9 @@ use super::{
         roles::create,
         roles::update,
         roles::remove,
+        routing::show_trace,
+        routing::list_traces,
+        routing::project_trace,
         settings::show,
         settings::update,
         usage::list,

@@ -8,6 +8,7 @@
 use axum::extract::{Path, State};
 
 use super::ApiQuery as Query;
+use routerly_api::traces::{TraceList, TraceQuery, TraceView};
 use routerly_core::routing::RoutingConfig;
 use routerly_core::routing::policy::PolicyKind;
 use serde::Deserialize;
@@ -85,12 +86,16 @@ pub async fn replace(
     Ok(axum::Json(routing_view(&updated)))
 }
 
-/// `GET /api/traces/{trace_id}`: a trace of a project whose usage the caller may read.
+/// `GET /api/traces/{trace_id}`: the routing trace of one call, to a caller who may read
+/// that project's usage (any other trace id answers 404, whether it exists or not).
+#[utoipa::path(get, path = "/api/traces/{trace_id}", operation_id = "show_trace", tag = "traces",
+    params(("trace_id" = String, Path, description = "The `x-routerly-trace-id` the client received.")),
+    responses((status = 200, body = TraceView)))]
 pub async fn show_trace(
     State(app): State<App>,
     user: AuthUser,
     Path(trace_id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TraceView>, ApiError> {
     let not_found = || ApiError::not_found(format!("no trace `{trace_id}`"));
     let found = app
         .routing
@@ -101,42 +106,52 @@ pub async fn show_trace(
     if !user.usage_scope().includes(&found.project_id) {
         return Err(not_found());
     }
-    Ok(axum::Json(trace::to_json(&found)))
+    Ok(axum::Json(trace::view(&found)))
 }
 
-/// Query of `GET /api/projects/{project}/traces`.
-#[derive(Deserialize)]
-pub struct TraceQuery {
-    #[serde(default)]
-    limit: Option<usize>,
-}
+/// Traces listed at most.
+const MAX_TRACES: usize = 500;
 
-/// `GET /api/projects/{project}/traces`: the project's most recent traces, newest first.
+/// `GET /api/projects/{project}/traces`: the project's most recent routing traces.
+#[utoipa::path(get, path = "/api/projects/{project}/traces", operation_id = "list_project_traces", tag = "traces",
+    params(("project" = String, Path, description = "The project's id, slug or name."), TraceQuery),
+    responses((status = 200, body = TraceList)))]
 pub async fn list_traces(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
     Query(query): Query<TraceQuery>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TraceList>, ApiError> {
     user.require(Permission::ProjectRead)?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_TRACES).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("`limit` is {limit}; use 1 to {MAX_TRACES}"),
+        ));
+    }
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
-    let traces: Vec<Value> = app
+    let traces = app
         .routing
         .traces
-        .recent_of(&project.id, query.limit.unwrap_or(50).min(500))
+        .recent_of(&project.id, limit)
         .iter()
-        .map(|found| trace::to_json(found))
+        .map(|found| trace::view(found))
         .collect();
-    Ok(axum::Json(json!({ "traces": traces })))
+    Ok(axum::Json(TraceList { traces }))
 }
 
-/// `GET /api/projects/{project}/traces/{trace_id}`.
+/// `GET /api/projects/{project}/traces/{trace_id}`: one trace of the project.
+#[utoipa::path(get, path = "/api/projects/{project}/traces/{trace_id}", operation_id = "show_project_trace", tag = "traces",
+    params(("project" = String, Path, description = "The project's id, slug or name."),
+        ("trace_id" = String, Path, description = "The `x-routerly-trace-id` the client received.")),
+    responses((status = 200, body = TraceView)))]
 pub async fn project_trace(
     State(app): State<App>,
     user: AuthUser,
     Path((key, trace_id)): Path<(String, String)>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TraceView>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
@@ -150,5 +165,5 @@ pub async fn project_trace(
     if found.project_id != project.id {
         return Err(not_found());
     }
-    Ok(axum::Json(trace::to_json(&found)))
+    Ok(axum::Json(trace::view(&found)))
 }

@@ -695,6 +695,69 @@ pub fn to_json(trace: &Trace) -> Value {
     serde_json::to_value(trace).expect("traces serialize")
 }
 
+/// `trace` as the management API shows it.
+pub fn view(trace: &Trace) -> routerly_api::traces::TraceView {
+    use routerly_api::traces::{
+        AttemptTraceView, ModelScoreView, PolicyTraceView, RankedModelView, TraceView,
+    };
+    TraceView {
+        id: trace.id.clone(),
+        project_id: trace.project_id.clone(),
+        created_at: trace.created_at,
+        requested_model: trace.requested_model.clone(),
+        candidates: trace.candidates.clone(),
+        dropped_by_budget: trace.dropped_by_budget.clone(),
+        policies: trace
+            .policies
+            .iter()
+            .map(|policy| PolicyTraceView {
+                kind: policy.kind.clone(),
+                status: policy.status.clone(),
+                weight: policy.weight,
+                scores: policy
+                    .scores
+                    .iter()
+                    .map(|score| ModelScoreView {
+                        model: score.model.clone(),
+                        score: score.score,
+                        excluded: score.excluded.clone(),
+                    })
+                    .collect(),
+                detail: policy.detail.clone(),
+                duration_us: policy.duration_us,
+            })
+            .collect(),
+        ranking: trace
+            .ranking
+            .iter()
+            .map(|ranked| RankedModelView {
+                model: ranked.model.clone(),
+                score: ranked.score,
+            })
+            .collect(),
+        shuffled: trace.shuffled,
+        routing_us: trace.routing_us,
+        attempts: trace
+            .attempts
+            .iter()
+            .map(|attempt| AttemptTraceView {
+                model: attempt.model.clone(),
+                retry: attempt.retry,
+                waited_ms: attempt.waited_ms,
+                started_ms: attempt.started_ms,
+                duration_ms: attempt.duration_ms,
+                outcome: attempt.outcome.clone(),
+                status: attempt.status,
+                error: attempt.error.clone(),
+                dropped: attempt.dropped.clone(),
+            })
+            .collect(),
+        served_by: trace.served_by.clone(),
+        outcome: trace.outcome.clone(),
+        status: trace.status,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
