@@ -685,6 +685,284 @@ created_at: string,
  */
 revoked_at: string | null, };
 
+export type ProjectModelView = { 
+/**
+ * The registered model's id.
+ */
+model_id: string, 
+/**
+ * Other names clients may use for it in this project.
+ */
+aliases: Array<string>, 
+/**
+ * What this model is good at, for the `llm` routing policy.
+ */
+routing_prompt: string | null, };
+
+export type ProjectModelList = { 
+/**
+ * The project's models, first tried first.
+ */
+models: Array<ProjectModelView>, };
+
+export type TokenView = { 
+/**
+ * Stable id (`tok_…`), as usage records name it.
+ */
+id: string, 
+/**
+ * A short visible part of the token, such as `sk-lr-AbCd…wXyZ`.
+ */
+snippet: string, 
+/**
+ * Labels, for people.
+ */
+labels: Array<string>, 
+/**
+ * The project models it may use; empty: all of them.
+ */
+models: Array<string>, 
+/**
+ * When it stops working; `null`: never.
+ */
+expires_at: string | null, 
+/**
+ * When it was revoked; `null` while it is live.
+ */
+revoked_at: string | null, 
+/**
+ * When it was created.
+ */
+created_at: string, };
+
+export type TokenList = { 
+/**
+ * Every token, revoked ones included, oldest first.
+ */
+tokens: Array<TokenView>, };
+
+export type CreatedToken = { 
+/**
+ * The token (`sk-lr-…`), for `Authorization: Bearer`; shown this once.
+ */
+token: string, 
+/**
+ * The project it belongs to.
+ */
+project_id: string, 
+/**
+ * Stable id (`tok_…`), as usage records name it.
+ */
+id: string, 
+/**
+ * A short visible part of the token, such as `sk-lr-AbCd…wXyZ`.
+ */
+snippet: string, 
+/**
+ * Labels, for people.
+ */
+labels: Array<string>, 
+/**
+ * The project models it may use; empty: all of them.
+ */
+models: Array<string>, 
+/**
+ * When it stops working; `null`: never.
+ */
+expires_at: string | null, 
+/**
+ * When it was revoked; `null` while it is live.
+ */
+revoked_at: string | null, 
+/**
+ * When it was created.
+ */
+created_at: string, };
+
+export type PolicyView = { 
+/**
+ * The policy type (one of `RoutingView::types`).
+ */
+type: string, 
+/**
+ * Whether it takes part in routing (default `true`).
+ */
+enabled: boolean, 
+/**
+ * The type's configuration (camelCase members, as PRODUCT.md documents each type's).
+ */
+config: Record<string, unknown>, };
+
+export type RoutingView = { 
+/**
+ * The policies, most important first.
+ */
+policies: Array<PolicyView>, 
+/**
+ * Retries on the same model after a retryable failure, before the next candidate.
+ */
+retries: number, 
+/**
+ * Every policy type there is (in `GET`/`PUT /api/projects/{project}/policies` only).
+ */
+types?: Array<string>, };
+
+export type ReplaceRouting = { 
+/**
+ * The policies, most important first; each type at most once.
+ */
+policies: Array<PolicyView>, 
+/**
+ * Retries per model, 0 to 10; absent: unchanged.
+ */
+retries?: number, };
+
+export type ProjectView = { 
+/**
+ * Stable id.
+ */
+id: string, 
+/**
+ * Its name, unique.
+ */
+name: string, 
+/**
+ * Its URL-friendly name, unique.
+ */
+slug: string, 
+/**
+ * Its models in fallback order.
+ */
+models: Array<ProjectModelView>, 
+/**
+ * Its tokens.
+ */
+tokens: Array<TokenView>, 
+/**
+ * Who holds which role in it.
+ */
+members: Array<ProjectMemberRef>, 
+/**
+ * Timeouts that replace the models' and the service's for its calls.
+ */
+timeouts: TimeoutOverrides, 
+/**
+ * Its routing.
+ */
+routing: RoutingView, 
+/**
+ * Whether a translation that would leave something out answers 400 instead.
+ */
+strict_translation: boolean, 
+/**
+ * When it was created.
+ */
+created_at: string, };
+
+export type ProjectMemberRef = { 
+/**
+ * The user's id.
+ */
+user_id: string, 
+/**
+ * `viewer`, `editor` or `admin`.
+ */
+role: string, };
+
+export type ProjectList = { 
+/**
+ * The projects the caller may read.
+ */
+projects: Array<ProjectView>, };
+
+export type CreateProject = { 
+/**
+ * Its name (not blank), unique.
+ */
+name: string, 
+/**
+ * Its slug: lowercase letters, digits and dashes; absent: made from the name.
+ */
+slug?: string, 
+/**
+ * Timeouts for its calls.
+ */
+timeouts?: TimeoutOverrides, 
+/**
+ * Refuse translations that would leave something out (default `false`).
+ */
+strict_translation?: boolean, };
+
+export type UpdateProject = { 
+/**
+ * A new name (not blank), unique.
+ */
+name?: string, 
+/**
+ * New timeouts, replacing the old ones.
+ */
+timeouts?: TimeoutOverrides, 
+/**
+ * Refuse translations that would leave something out.
+ */
+strict_translation?: boolean, 
+/**
+ * The project's model ids in their new (fallback) order: each of them exactly once.
+ */
+model_order?: Array<string>, };
+
+export type AddProjectModel = { 
+/**
+ * A registered model's id.
+ */
+model_id: string, 
+/**
+ * Other names for it in this project (each naming no other of its models).
+ */
+aliases?: Array<string>, 
+/**
+ * What it is good at, for the `llm` routing policy.
+ */
+routing_prompt?: string, };
+
+export type UpdateProjectModel = { 
+/**
+ * New aliases, replacing the old ones.
+ */
+aliases?: Array<string>, 
+/**
+ * A new routing prompt; `null` or `""` clears it.
+ */
+routing_prompt?: string | null, };
+
+export type CreateToken = { 
+/**
+ * Labels, for people.
+ */
+labels?: Array<string>, 
+/**
+ * The project models it may use; absent or empty: all of them.
+ */
+models?: Array<string>, 
+/**
+ * When it stops working (in the future); absent: never.
+ */
+expires_at?: string, };
+
+export type UpdateToken = { 
+/**
+ * New labels.
+ */
+labels?: Array<string>, 
+/**
+ * New models (empty: all of the project's).
+ */
+models?: Array<string>, 
+/**
+ * A new expiry in the future; `null` removes it.
+ */
+expires_at?: string | null, };
+
 export type MemberView = { 
 /**
  * The user's id.

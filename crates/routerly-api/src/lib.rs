@@ -16,6 +16,7 @@ pub mod limits;
 pub mod members;
 pub mod model_checks;
 pub mod models;
+pub mod projects;
 pub mod roles;
 pub mod settings;
 pub mod setup;
@@ -66,6 +67,23 @@ pub fn typescript() -> String {
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),
         api_keys::CreatedApiKey::decl(),
+        projects::ProjectModelView::decl(),
+        projects::ProjectModelList::decl(),
+        projects::TokenView::decl(),
+        projects::TokenList::decl(),
+        projects::CreatedToken::decl(),
+        projects::PolicyView::decl(),
+        projects::RoutingView::decl(),
+        projects::ReplaceRouting::decl(),
+        projects::ProjectView::decl(),
+        projects::ProjectMemberRef::decl(),
+        projects::ProjectList::decl(),
+        projects::CreateProject::decl(),
+        projects::UpdateProject::decl(),
+        projects::AddProjectModel::decl(),
+        projects::UpdateProjectModel::decl(),
+        projects::CreateToken::decl(),
+        projects::UpdateToken::decl(),
         members::MemberView::decl(),
         members::MemberList::decl(),
         members::AddMember::decl(),

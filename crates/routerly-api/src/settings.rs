@@ -146,7 +146,7 @@ impl From<&core::Settings> for SettingsView {
 }
 
 /// A member that may be set to `null`: absent is `None`, `null` is `Some(None)`.
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+pub(crate) fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(deserializer).map(Some)

@@ -128,6 +128,7 @@ pub struct TraceList {
 
 /// The query of `GET /api/projects/{project}/traces`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TraceQuery {
     /// How many traces, newest first: 1 to 500 (default 50).

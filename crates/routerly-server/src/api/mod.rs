@@ -297,7 +297,7 @@ pub const API_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// 408 after `body_timeout_ms` of silence.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
+impl<T: DeserializeOwned + serde::Serialize> FromRequest<App> for ApiJson<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
@@ -326,7 +326,51 @@ impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|error| body_error(&error).into_response())?;
+        // Nor is any member that holds an object: the same serde rule fills a nested struct
+        // from an array. The body read back against what it became names such a member.
+        if let (Ok(sent), Ok(read)) = (
+            serde_json::from_slice::<serde_json::Value>(&bytes),
+            serde_json::to_value(&value),
+        ) && let Some(field) = array_for_object(&sent, &read, String::new())
+        {
+            return Err(ApiError::invalid(
+                &field,
+                format!("`{field}` must be a JSON object, not an array"),
+            )
+            .into_response());
+        }
         Ok(ApiJson(value))
+    }
+}
+
+/// The path of the first member that `sent` gives as an array where the value it was read
+/// into is an object.
+fn array_for_object(
+    sent: &serde_json::Value,
+    read: &serde_json::Value,
+    path: String,
+) -> Option<String> {
+    use serde_json::Value;
+    match (sent, read) {
+        (Value::Array(_), Value::Object(_)) => Some(path),
+        (Value::Object(sent), Value::Object(read)) => sent.iter().find_map(|(key, value)| {
+            let inner = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            read.get(key)
+                .and_then(|read| array_for_object(value, read, inner))
+        }),
+        (Value::Array(sent), Value::Array(read)) => {
+            sent.iter()
+                .zip(read)
+                .enumerate()
+                .find_map(|(index, (sent, read))| {
+                    array_for_object(sent, read, format!("{path}[{index}]"))
+                })
+        }
+        _ => None,
     }
 }
 

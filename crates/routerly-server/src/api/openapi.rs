@@ -11,8 +11,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::{
-    api_keys, audit, auth, channels, limits, members, model_checks, models, roles, routing,
-    settings, setup, system, usage, users,
+    api_keys, audit, auth, channels, limits, members, model_checks, models, projects, roles,
+    routing, settings, setup, system, usage, users,
 };
 
 #[derive(OpenApi)]
@@ -62,6 +62,21 @@ use super::{
         models::remove,
         models::reveal_key,
         models::catalogue,
+        projects::list,
+        projects::show,
+        projects::create,
+        projects::update,
+        projects::remove,
+        projects::list_models,
+        projects::add_model,
+        projects::update_model,
+        projects::remove_model,
+        projects::list_tokens,
+        projects::create_token,
+        projects::update_token,
+        projects::revoke_token,
+        routing::show,
+        routing::replace,
         roles::list,
         roles::create,
         roles::update,

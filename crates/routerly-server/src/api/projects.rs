@@ -4,11 +4,14 @@
 use axum::extract::{Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rand::RngCore;
-use routerly_core::config::{Project, ProjectModel, ProjectToken, TimeoutOverrides};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use routerly_api::projects::{
+    AddProjectModel, CreateProject, CreateToken, CreatedToken, ProjectList, ProjectMemberRef,
+    ProjectModelList, ProjectModelView, ProjectView, TokenList, TokenView, UpdateProject,
+    UpdateProjectModel, UpdateToken,
+};
+use routerly_core::config::{Project, ProjectModel, ProjectToken};
 use sha2::{Digest, Sha256};
 
 use super::auth::{AuthUser, Permission};
@@ -20,32 +23,51 @@ use crate::store::Draft;
 /// The prefix of every project token.
 pub const TOKEN_PREFIX: &str = "sk-lr-";
 
-fn project_view(project: &Project) -> Value {
-    json!({
-        "id": project.id,
-        "name": project.name,
-        "slug": project.slug,
-        "models": project.models,
-        "tokens": project.tokens.iter().map(token_view).collect::<Vec<_>>(),
-        "members": project.members,
-        "timeouts": project.timeouts,
-        "routing": project.routing,
-        "strict_translation": project.strict_translation,
-        "created_at": project.created_at,
-    })
+fn project_view(project: &Project) -> ProjectView {
+    ProjectView {
+        id: project.id.clone(),
+        name: project.name.clone(),
+        slug: project.slug.clone(),
+        models: models_view(&project.models),
+        tokens: project.tokens.iter().map(token_view).collect(),
+        members: project
+            .members
+            .iter()
+            .map(|member| ProjectMemberRef {
+                user_id: member.user_id.clone(),
+                role: member.role.clone(),
+            })
+            .collect(),
+        timeouts: project.timeouts.into(),
+        routing: super::routing::routing_view(&project.routing, false),
+        strict_translation: project.strict_translation,
+        created_at: project.created_at,
+    }
+}
+
+fn model_view(model: &ProjectModel) -> ProjectModelView {
+    ProjectModelView {
+        model_id: model.model_id.clone(),
+        aliases: model.aliases.clone(),
+        routing_prompt: model.routing_prompt.clone(),
+    }
+}
+
+fn models_view(models: &[ProjectModel]) -> Vec<ProjectModelView> {
+    models.iter().map(model_view).collect()
 }
 
 /// A token as listings show it: never its hash.
-fn token_view(token: &ProjectToken) -> Value {
-    json!({
-        "id": token.id,
-        "snippet": token.snippet,
-        "labels": token.labels,
-        "models": token.models,
-        "expires_at": token.expires_at,
-        "revoked_at": token.revoked_at,
-        "created_at": token.created_at,
-    })
+fn token_view(token: &ProjectToken) -> TokenView {
+    TokenView {
+        id: token.id.clone(),
+        snippet: token.snippet.clone(),
+        labels: token.labels.clone(),
+        models: token.models.clone(),
+        expires_at: token.expires_at,
+        revoked_at: token.revoked_at,
+        created_at: token.created_at,
+    }
 }
 
 fn find_project<'d>(draft: &'d mut Draft, key: &str) -> Result<&'d mut Project, ApiError> {
@@ -71,50 +93,46 @@ fn slugify(name: &str) -> String {
 }
 
 /// `GET /api/projects`: the projects the caller may read.
-pub async fn list(State(app): State<App>, user: AuthUser) -> Result<axum::Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/projects", operation_id = "list_projects", tag = "projects",
+    responses((status = 200, body = ProjectList)))]
+pub async fn list(
+    State(app): State<App>,
+    user: AuthUser,
+) -> Result<axum::Json<ProjectList>, ApiError> {
     let scope = user.project_scope(Permission::ProjectRead);
     let snapshot = app.store.snapshot();
-    let projects: Vec<Value> = snapshot
+    let projects = snapshot
         .projects
         .projects
         .iter()
         .filter(|project| scope.includes(&project.id))
         .map(project_view)
         .collect();
-    Ok(axum::Json(json!({ "projects": projects })))
+    Ok(axum::Json(ProjectList { projects }))
 }
 
 /// `GET /api/projects/{project}`.
+#[utoipa::path(get, path = "/api/projects/{project}", operation_id = "show_project", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), responses((status = 200, body = ProjectView)))]
 pub async fn show(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ProjectView>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
     Ok(axum::Json(project_view(project)))
 }
 
-/// Body of `POST /api/projects`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProject {
-    name: String,
-    #[serde(default)]
-    slug: Option<String>,
-    #[serde(default)]
-    timeouts: TimeoutOverrides,
-    #[serde(default)]
-    strict_translation: bool,
-}
-
 /// `POST /api/projects`.
+#[utoipa::path(post, path = "/api/projects", operation_id = "create_project", tag = "projects",
+    request_body = CreateProject, responses((status = 201, body = ProjectView)))]
 pub async fn create(
     State(app): State<App>,
     user: AuthUser,
     ApiJson(body): ApiJson<CreateProject>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(http::StatusCode, axum::Json<ProjectView>), ApiError> {
     user.require(Permission::ProjectWrite)?;
     let name = body.name.trim().to_owned();
     if name.is_empty() {
@@ -137,7 +155,7 @@ pub async fn create(
         models: Vec::new(),
         tokens: Vec::new(),
         members: Vec::new(),
-        timeouts: body.timeouts,
+        timeouts: body.timeouts.into(),
         routing: Default::default(),
         strict_translation: body.strict_translation,
         created_at: Utc::now(),
@@ -168,29 +186,15 @@ pub async fn create(
     ))
 }
 
-/// Body of `PATCH /api/projects/{project}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProject {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    timeouts: Option<TimeoutOverrides>,
-    #[serde(default)]
-    strict_translation: Option<bool>,
-    /// The project's model ids in their new order (the fallback order): every one of them,
-    /// each once.
-    #[serde(default)]
-    model_order: Option<Vec<String>>,
-}
-
 /// `PATCH /api/projects/{project}`.
+#[utoipa::path(patch, path = "/api/projects/{project}", operation_id = "update_project", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), request_body = UpdateProject, responses((status = 200, body = ProjectView)))]
 pub async fn update(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<UpdateProject>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ProjectView>, ApiError> {
     user.require(Permission::ProjectWrite)?;
     let updated = super::grants::update(&app, &user, move |draft| {
         let project = find_project(draft, &key)?;
@@ -202,7 +206,7 @@ pub async fn update(
             project.name = name;
         }
         if let Some(timeouts) = body.timeouts {
-            project.timeouts = timeouts;
+            project.timeouts = timeouts.into();
         }
         if let Some(strict_translation) = body.strict_translation {
             project.strict_translation = strict_translation;
@@ -233,6 +237,8 @@ pub async fn update(
 }
 
 /// `DELETE /api/projects/{project}`.
+#[utoipa::path(delete, path = "/api/projects/{project}", operation_id = "remove_project", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), responses((status = 204, description = "The project, its tokens and memberships are gone.")))]
 pub async fn remove(
     State(app): State<App>,
     user: AuthUser,
@@ -249,36 +255,31 @@ pub async fn remove(
 }
 
 /// `GET /api/projects/{project}/models`.
+#[utoipa::path(get, path = "/api/projects/{project}/models", operation_id = "list_project_models", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), responses((status = 200, body = ProjectModelList)))]
 pub async fn list_models(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ProjectModelList>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
-    Ok(axum::Json(json!({ "models": project.models })))
-}
-
-/// Body of `POST /api/projects/{project}/models`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddModel {
-    model_id: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    routing_prompt: Option<String>,
+    Ok(axum::Json(ProjectModelList {
+        models: models_view(&project.models),
+    }))
 }
 
 /// `POST /api/projects/{project}/models`: adds a model (or replaces its aliases and
 /// prompt if the project already has it).
+#[utoipa::path(post, path = "/api/projects/{project}/models", operation_id = "add_project_model", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), request_body = AddProjectModel, responses((status = 201, body = ProjectModelList)))]
 pub async fn add_model(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-    ApiJson(body): ApiJson<AddModel>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<AddProjectModel>,
+) -> Result<(http::StatusCode, axum::Json<ProjectModelList>), ApiError> {
     user.require(Permission::ProjectWrite)?;
     for alias in &body.aliases {
         check_id("aliases", alias)?;
@@ -329,38 +330,22 @@ pub async fn add_model(
     .await?;
     Ok((
         http::StatusCode::CREATED,
-        axum::Json(json!({ "models": project.models })),
+        axum::Json(ProjectModelList {
+            models: models_view(&project.models),
+        }),
     ))
-}
-
-/// Body of `PATCH /api/projects/{project}/models/{model_id}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProjectModel {
-    #[serde(default)]
-    aliases: Option<Vec<String>>,
-    /// `null` or `""` clears the prompt.
-    #[serde(default, deserialize_with = "present")]
-    routing_prompt: Option<Option<String>>,
-}
-
-/// Tells a field that is absent (`None`) from one that is `null` (`Some(None)`).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `PATCH /api/projects/{project}/models/{model_id}`: changes a project model's routing
 /// prompt or aliases.
+#[utoipa::path(patch, path = "/api/projects/{project}/models/{model_id}", operation_id = "update_project_model", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name."), ("model_id" = String, Path, description = "The model's id.")), request_body = UpdateProjectModel, responses((status = 200, body = ProjectModelView)))]
 pub async fn update_model(
     State(app): State<App>,
     user: AuthUser,
     Path((key, model_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateProjectModel>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<ProjectModelView>, ApiError> {
     user.require(Permission::ProjectWrite)?;
     for alias in body.aliases.iter().flatten() {
         check_id("aliases", alias)?;
@@ -399,12 +384,12 @@ pub async fn update_model(
         Ok(entry.clone())
     })
     .await?;
-    Ok(axum::Json(
-        serde_json::to_value(updated).map_err(ApiError::internal)?,
-    ))
+    Ok(axum::Json(model_view(&updated)))
 }
 
 /// `DELETE /api/projects/{project}/models/{model_id}`.
+#[utoipa::path(delete, path = "/api/projects/{project}/models/{model_id}", operation_id = "remove_project_model", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name."), ("model_id" = String, Path, description = "The model's id.")), responses((status = 204, description = "The project no longer uses the model.")))]
 pub async fn remove_model(
     State(app): State<App>,
     user: AuthUser,
@@ -427,28 +412,19 @@ pub async fn remove_model(
 }
 
 /// `GET /api/projects/{project}/tokens`.
+#[utoipa::path(get, path = "/api/projects/{project}/tokens", operation_id = "list_project_tokens", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), responses((status = 200, body = TokenList)))]
 pub async fn list_tokens(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TokenList>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
-    let tokens: Vec<Value> = project.tokens.iter().map(token_view).collect();
-    Ok(axum::Json(json!({ "tokens": tokens })))
-}
-
-/// Body of `POST /api/projects/{project}/tokens`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    #[serde(default)]
-    labels: Vec<String>,
-    #[serde(default)]
-    models: Vec<String>,
-    #[serde(default)]
-    expires_at: Option<DateTime<Utc>>,
+    Ok(axum::Json(TokenList {
+        tokens: project.tokens.iter().map(token_view).collect(),
+    }))
 }
 
 /// A new token: `sk-lr-` and 32 random bytes, base64url.
@@ -459,12 +435,14 @@ fn new_project_token() -> String {
 }
 
 /// `POST /api/projects/{project}/tokens`: the only answer that carries the token.
+#[utoipa::path(post, path = "/api/projects/{project}/tokens", operation_id = "create_project_token", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), request_body = CreateToken, responses((status = 201, body = CreatedToken)))]
 pub async fn create_token(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<CreateToken>,
-) -> Result<(http::StatusCode, axum::Json<Value>), ApiError> {
+) -> Result<(http::StatusCode, axum::Json<CreatedToken>), ApiError> {
     user.require(Permission::ProjectWrite)?;
     if let Some(expires_at) = body.expires_at
         && expires_at <= Utc::now()
@@ -507,32 +485,25 @@ pub async fn create_token(
         Ok(project.id.clone())
     })
     .await?;
-    let mut view = token_view(&token);
-    view["token"] = Value::String(secret);
-    view["project_id"] = Value::String(project_id);
-    Ok((http::StatusCode::CREATED, axum::Json(view)))
-}
-
-/// Body of `PATCH /api/projects/{project}/tokens/{token_id}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateToken {
-    #[serde(default)]
-    labels: Option<Vec<String>>,
-    #[serde(default)]
-    models: Option<Vec<String>>,
-    /// `null` removes the expiry.
-    #[serde(default, deserialize_with = "present")]
-    expires_at: Option<Option<DateTime<Utc>>>,
+    Ok((
+        http::StatusCode::CREATED,
+        axum::Json(CreatedToken {
+            view: token_view(&token),
+            token: secret,
+            project_id,
+        }),
+    ))
 }
 
 /// `PATCH /api/projects/{project}/tokens/{token_id}`: changes labels, models or expiry.
+#[utoipa::path(patch, path = "/api/projects/{project}/tokens/{token_id}", operation_id = "update_project_token", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name."), ("token_id" = String, Path, description = "The token's id (`tok_…`).")), request_body = UpdateToken, responses((status = 200, body = TokenView)))]
 pub async fn update_token(
     State(app): State<App>,
     user: AuthUser,
     Path((key, token_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<UpdateToken>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<TokenView>, ApiError> {
     user.require(Permission::ProjectWrite)?;
     if let Some(Some(expires_at)) = body.expires_at
         && expires_at <= Utc::now()
@@ -574,6 +545,8 @@ pub async fn update_token(
 }
 
 /// `DELETE /api/projects/{project}/tokens/{token_id}`: revokes at once.
+#[utoipa::path(delete, path = "/api/projects/{project}/tokens/{token_id}", operation_id = "revoke_project_token", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name."), ("token_id" = String, Path, description = "The token's id (`tok_…`).")), responses((status = 204, description = "The token is refused from now on.")))]
 pub async fn revoke_token(
     State(app): State<App>,
     user: AuthUser,

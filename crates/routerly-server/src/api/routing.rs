@@ -8,11 +8,9 @@
 use axum::extract::{Path, State};
 
 use super::ApiQuery as Query;
+use routerly_api::projects::{PolicyView, ReplaceRouting, RoutingView};
 use routerly_api::traces::{TraceList, TraceQuery, TraceView};
-use routerly_core::routing::RoutingConfig;
-use routerly_core::routing::policy::PolicyKind;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use routerly_core::routing::{Policy, PolicyEntry, PolicyKind, RoutingConfig};
 
 use super::auth::AuthUser;
 use super::rbac::Permission;
@@ -20,45 +18,77 @@ use super::{ApiError, ApiJson, project_or_404};
 use crate::routing::trace;
 use crate::state::App;
 
-fn routing_view(routing: &RoutingConfig) -> Value {
-    let mut view = serde_json::to_value(routing).expect("routing configurations serialize");
-    view["types"] = json!(
-        PolicyKind::ALL
+/// `routing` as the API shows it; `with_types` adds every policy type there is.
+pub(super) fn routing_view(routing: &RoutingConfig, with_types: bool) -> RoutingView {
+    RoutingView {
+        policies: routing
+            .policies
             .iter()
-            .map(|kind| kind.as_str())
-            .collect::<Vec<_>>()
-    );
-    view
+            .map(|entry| PolicyView {
+                kind: entry.policy.kind().as_str().to_owned(),
+                enabled: entry.enabled,
+                config: entry.policy.config_json(),
+            })
+            .collect(),
+        retries: routing.retries,
+        types: if with_types {
+            PolicyKind::ALL
+                .iter()
+                .map(|kind| kind.as_str().to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
 }
 
-/// `GET /api/projects/{project}/policies`.
+/// `GET /api/projects/{project}/policies`: the project's routing, with every policy type.
+#[utoipa::path(get, path = "/api/projects/{project}/policies", operation_id = "show_project_policies", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), responses((status = 200, body = RoutingView)))]
 pub async fn show(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<RoutingView>, ApiError> {
     user.require(Permission::ProjectRead)?;
     let snapshot = app.store.snapshot();
     let project = project_or_404(&snapshot, &key)?;
-    Ok(axum::Json(routing_view(&project.routing)))
+    Ok(axum::Json(routing_view(&project.routing, true)))
 }
 
-/// Body of `PUT /api/projects/{project}/policies`: the whole routing configuration.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceRouting {
-    policies: Vec<routerly_core::routing::PolicyEntry>,
-    #[serde(default)]
-    retries: Option<u32>,
-}
-
-/// `PUT /api/projects/{project}/policies`.
+/// `PUT /api/projects/{project}/policies`: replaces the project's routing; each policy's
+/// configuration is checked against its type (a 400 names `policies[i]`).
+#[utoipa::path(put, path = "/api/projects/{project}/policies", operation_id = "replace_project_policies", tag = "projects",
+    params(("project" = String, Path, description = "The project's id, slug or name.")), request_body = ReplaceRouting, responses((status = 200, body = RoutingView)))]
 pub async fn replace(
     State(app): State<App>,
     user: AuthUser,
     Path(key): Path<String>,
     ApiJson(body): ApiJson<ReplaceRouting>,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::Json<RoutingView>, ApiError> {
+    if let Some(retries) = body.retries
+        && retries > routerly_core::routing::policy::MAX_RETRIES
+    {
+        return Err(ApiError::invalid(
+            "retries",
+            format!(
+                "`retries` is {retries}; at most {} are allowed",
+                routerly_core::routing::policy::MAX_RETRIES
+            ),
+        ));
+    }
+    let policies = body
+        .policies
+        .into_iter()
+        .enumerate()
+        .map(|(index, view)| {
+            Ok(PolicyEntry {
+                enabled: view.enabled,
+                policy: Policy::parse(&view.kind, view.config)
+                    .map_err(|message| ApiError::invalid(&format!("policies[{index}]"), message))?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
     user.require(Permission::ProjectWrite)?;
     let updated = super::grants::update(&app, &user, move |draft| {
         let project = draft
@@ -68,7 +98,7 @@ pub async fn replace(
             .find(|project| project.id == key || project.slug == key || project.name == key)
             .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
         let routing = RoutingConfig {
-            policies: body.policies,
+            policies,
             retries: body.retries.unwrap_or(project.routing.retries),
         };
         routing
@@ -83,7 +113,7 @@ pub async fn replace(
             app.routing.stats.retain_at_least(window);
         }
     }
-    Ok(axum::Json(routing_view(&updated)))
+    Ok(axum::Json(routing_view(&updated, true)))
 }
 
 /// `GET /api/traces/{trace_id}`: the routing trace of one call, to a caller who may read
