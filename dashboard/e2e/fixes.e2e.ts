@@ -333,8 +333,10 @@ describe("issue 16's dashboard fixes", () => {
   test('the audit log reads as actions on named objects, and a role change asks first', async () => {
     const page = adminPage;
     await open(page, '/settings/audit');
-    const what = await page.getByTestId('audit-what').allTextContents();
-    expect(what.some((text) => text.startsWith('Created a token of project “Support bot”')), what.join(' | ')).toBe(true);
+    // Names replace ids once the projects have loaded (the entries may come first).
+    await expect
+      .poll(async () => (await page.getByTestId('audit-what').allTextContents()).join(' | '))
+      .toContain('Created a token of project “Support bot”');
     await shoot(page, 'fix-audit');
     await open(page, '/settings/general');
     expect(await page.getByTestId('listen-address').textContent()).toContain(new URL(stack.url).host);
@@ -532,8 +534,10 @@ describe.each([
       await onScreen(page.getByRole('button', { name: /^Move .* (up|down)$/ }).first(), 'a reorder button');
       // The audit log in words, the real listen address, a role change that asks first.
       await open(page, '/settings/audit');
-      const what = await page.getByTestId('audit-what').allTextContents();
-      expect(what.some((text) => text.startsWith('Created a token of project “Support bot”')), what.join(' | ')).toBe(true);
+      // Names replace ids once the projects have loaded (the entries may come first).
+      await expect
+        .poll(async () => (await page.getByTestId('audit-what').allTextContents()).join(' | '))
+        .toContain('Created a token of project “Support bot”');
       await open(page, '/settings/general');
       // Never the settings' address while the real one loads.
       expect(await page.getByTestId('listen-address').textContent()).toContain(new URL(stack.url).host);

@@ -4,31 +4,25 @@
 export const CAPABILITY_NAMES = ['vision', 'tools', 'json', 'thinking', 'embedding'] as const;
 export type CapabilityName = (typeof CAPABILITY_NAMES)[number];
 
-export interface ProjectModel {
-  model_id: string;
-  aliases: string[];
-  routing_prompt: string | null;
-}
-
-export interface ProjectToken {
-  id: string;
-  snippet: string;
-  labels: string[];
-  models: string[];
-  expires_at: string | null;
-  revoked_at: string | null;
-  created_at: string;
-}
-
-export interface Project {
-  id: string;
-  name: string;
-  slug: string;
-  models: ProjectModel[];
-  tokens: ProjectToken[];
-  members: { user_id: string; role: string }[];
-  created_at: string;
-}
+/** Projects and what hangs off them, as `/api/projects` shows them (generated). */
+export type {
+  ProjectView as Project,
+  ProjectList,
+  ProjectModelView as ProjectModel,
+  ProjectModelList,
+  TokenView as ProjectToken,
+  TokenList,
+  CreatedToken,
+  CreateProject,
+  UpdateProject,
+  AddProjectModel,
+  UpdateProjectModel,
+  CreateToken,
+  UpdateToken,
+  RoutingView,
+  PolicyView,
+  ReplaceRouting,
+} from './api-types';
 
 /** A project member as `/api/projects/{project}/members` shows it (generated). */
 export type { MemberView as Member, MemberList, AddMember, UpdateMember } from './api-types';
