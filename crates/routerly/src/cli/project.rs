@@ -1,11 +1,16 @@
 //! `routerly project …`: projects, their models and tokens.
 
+use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use reqwest::Method;
 use routerly_api::members::{AddMember, MemberList, UpdateMember};
-use serde_json::{Value, json};
+use routerly_api::projects::{
+    AddProjectModel, CreateProject, CreateToken, CreatedToken, ProjectList, ProjectModelList,
+    ProjectModelView, ProjectView, TokenList, TokenView, UpdateProject, UpdateProjectModel,
+    UpdateToken,
+};
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::Client;
 
 /// `routerly project …`.
@@ -209,61 +214,83 @@ pub enum ProjectTokenCommand {
     },
 }
 
+/// `text`, or `-` when there is none (as tables show an absent value).
+fn or_dash(text: Option<impl ToString>) -> String {
+    text.map_or_else(|| "-".to_owned(), |text| text.to_string())
+}
+
+/// A time given on the command line (`--expires`), as RFC 3339.
+fn rfc3339(flag: &str, text: &str) -> anyhow::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "{flag} must be an RFC 3339 time such as 2027-01-01T00:00:00Z ({error})"
+            )
+        })
+}
+
+fn token_status(token: &TokenView) -> &'static str {
+    if token.revoked_at.is_some() {
+        "revoked"
+    } else {
+        "active"
+    }
+}
+
 /// Runs `routerly project …`.
 pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
         ProjectCommand::Create { name, json } => {
-            let project = client
-                .request(
-                    Method::POST,
-                    "/api/projects",
-                    Some(&json!({ "name": name })),
-                )
+            let body = CreateProject {
+                name,
+                ..CreateProject::default()
+            };
+            let project: ProjectView = client
+                .call(Method::POST, "/api/projects", Some(&body))
                 .await?;
             if json {
                 print_json(&project)?;
             } else {
                 println!(
                     "Created project {} (id {}, slug {}).",
-                    text(&project, "/name"),
-                    text(&project, "/id"),
-                    text(&project, "/slug")
+                    project.name, project.id, project.slug
                 );
             }
         }
         ProjectCommand::List { json } => {
-            let answer = client.request(Method::GET, "/api/projects", None).await?;
+            let answer: ProjectList = client
+                .call(Method::GET, "/api/projects", None::<&()>)
+                .await?;
             if json {
-                return print_json(&answer["projects"]);
+                return print_json(&answer.projects);
             }
-            let rows: Vec<Vec<String>> = answer["projects"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let rows: Vec<Vec<String>> = answer
+                .projects
+                .iter()
                 .map(|project| {
-                    let models: Vec<String> = project["models"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|model| text(model, "/model_id"))
+                    let models: Vec<&str> = project
+                        .models
+                        .iter()
+                        .map(|model| model.model_id.as_str())
                         .collect();
                     vec![
-                        text(project, "/id"),
-                        text(project, "/slug"),
-                        text(project, "/name"),
+                        project.id.clone(),
+                        project.slug.clone(),
+                        project.name.clone(),
                         models.join(","),
-                        project["tokens"].as_array().map_or(0, Vec::len).to_string(),
+                        project.tokens.len().to_string(),
                     ]
                 })
                 .collect();
             print_table(&["ID", "SLUG", "NAME", "MODELS", "TOKENS"], &rows);
         }
         ProjectCommand::Show { project, json } => {
-            let shown = client
-                .request(
+            let shown: ProjectView = client
+                .call(
                     Method::GET,
                     &format!("/api/projects/{}", segment(&project)),
-                    None,
+                    None::<&()>,
                 )
                 .await?;
             if json {
@@ -279,21 +306,21 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             let Some(name) = name else {
                 anyhow::bail!("nothing to change: give --name");
             };
-            let updated = client
-                .request(
+            let body = UpdateProject {
+                name: Some(name),
+                ..UpdateProject::default()
+            };
+            let updated: ProjectView = client
+                .call(
                     Method::PATCH,
                     &format!("/api/projects/{}", segment(&project)),
-                    Some(&json!({ "name": name })),
+                    Some(&body),
                 )
                 .await?;
             if json {
                 return print_json(&updated);
             }
-            println!(
-                "Updated project {} (slug {}).",
-                text(&updated, "/name"),
-                text(&updated, "/slug")
-            );
+            println!("Updated project {} (slug {}).", updated.name, updated.slug);
         }
         ProjectCommand::Remove { project } => {
             client
@@ -324,18 +351,23 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             model_id,
             prompt,
         }) => {
-            client
-                .request(
+            let cleared = prompt.trim().is_empty();
+            let body = UpdateProjectModel {
+                routing_prompt: Some(Some(prompt)),
+                ..UpdateProjectModel::default()
+            };
+            let _: ProjectModelView = client
+                .call(
                     Method::PATCH,
                     &format!(
                         "/api/projects/{}/models/{}",
                         segment(&project),
                         segment(&model_id)
                     ),
-                    Some(&json!({ "routing_prompt": prompt })),
+                    Some(&body),
                 )
                 .await?;
-            if prompt.trim().is_empty() {
+            if cleared {
                 println!("Cleared the routing prompt of {model_id} in project {project}.");
             } else {
                 println!("Set the routing prompt of {model_id} in project {project}.");
@@ -352,34 +384,35 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             no_expiry,
             json,
         }) => {
-            let mut body = serde_json::Map::new();
-            if let Some(labels) = labels {
-                body.insert("labels".into(), json!(labels));
-            }
-            if let Some(models) = models {
-                let models: Vec<String> = models.into_iter().filter(|m| !m.is_empty()).collect();
-                body.insert("models".into(), json!(models));
-            }
-            if let Some(expires) = expires {
-                body.insert("expires_at".into(), Value::String(expires));
-            }
-            if no_expiry {
-                body.insert("expires_at".into(), Value::Null);
-            }
-            if body.is_empty() {
+            let expires_at = match (expires, no_expiry) {
+                (_, true) => Some(None),
+                (Some(expires), false) => Some(Some(rfc3339("--expires", &expires)?)),
+                (None, false) => None,
+            };
+            let body = UpdateToken {
+                labels,
+                models: models.map(|models| {
+                    models
+                        .into_iter()
+                        .filter(|model| !model.is_empty())
+                        .collect()
+                }),
+                expires_at,
+            };
+            if body == UpdateToken::default() {
                 anyhow::bail!(
                     "nothing to change: give --labels, --models, --expires or --no-expiry"
                 );
             }
-            let token = client
-                .request(
+            let token: TokenView = client
+                .call(
                     Method::PATCH,
                     &format!(
                         "/api/projects/{}/tokens/{}",
                         segment(&project),
                         segment(&token_id)
                     ),
-                    Some(&Value::Object(body)),
+                    Some(&body),
                 )
                 .await?;
             if json {
@@ -393,10 +426,13 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             prompt,
             aliases,
         }) => {
-            let body =
-                json!({ "model_id": model_id, "aliases": aliases, "routing_prompt": prompt });
-            client
-                .request(
+            let body = AddProjectModel {
+                model_id: model_id.clone(),
+                aliases,
+                routing_prompt: prompt,
+            };
+            let _: ProjectModelList = client
+                .call(
                     Method::POST,
                     &format!("/api/projects/{}/models", segment(&project)),
                     Some(&body),
@@ -405,36 +441,20 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             println!("Added model {model_id} to project {project}.");
         }
         ProjectCommand::Model(ProjectModelCommand::List { project, json }) => {
-            let answer = client
-                .request(
+            let answer: ProjectModelList = client
+                .call(
                     Method::GET,
                     &format!("/api/projects/{}/models", segment(&project)),
-                    None,
+                    None::<&()>,
                 )
                 .await?;
             if json {
-                return print_json(&answer["models"]);
+                return print_json(&answer.models);
             }
-            let rows: Vec<Vec<String>> = answer["models"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|model| {
-                    let aliases: Vec<String> = model["aliases"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect();
-                    vec![
-                        text(model, "/model_id"),
-                        aliases.join(","),
-                        text(model, "/routing_prompt"),
-                    ]
-                })
-                .collect();
-            print_table(&["MODEL", "ALIASES", "ROUTING PROMPT"], &rows);
+            print_table(
+                &["MODEL", "ALIASES", "ROUTING PROMPT"],
+                &model_rows(&answer.models),
+            );
         }
         ProjectCommand::Token(ProjectTokenCommand::Create {
             project,
@@ -443,9 +463,15 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             expires,
             json,
         }) => {
-            let body = json!({ "labels": labels, "models": models, "expires_at": expires });
-            let token = client
-                .request(
+            let body = CreateToken {
+                labels,
+                models,
+                expires_at: expires
+                    .map(|expires| rfc3339("--expires", &expires))
+                    .transpose()?,
+            };
+            let token: CreatedToken = client
+                .call(
                     Method::POST,
                     &format!("/api/projects/{}/tokens", segment(&project)),
                     Some(&body),
@@ -456,47 +482,36 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
             } else {
                 println!(
                     "Token {} created. Copy it now; it is not shown again:",
-                    text(&token, "/id")
+                    token.view.id
                 );
-                println!("{}", text(&token, "/token"));
+                println!("{}", token.token);
             }
         }
         ProjectCommand::Token(ProjectTokenCommand::List { project, json }) => {
-            let answer = client
-                .request(
+            let answer: TokenList = client
+                .call(
                     Method::GET,
                     &format!("/api/projects/{}/tokens", segment(&project)),
-                    None,
+                    None::<&()>,
                 )
                 .await?;
             if json {
-                return print_json(&answer["tokens"]);
+                return print_json(&answer.tokens);
             }
-            let rows: Vec<Vec<String>> = answer["tokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let rows: Vec<Vec<String>> = answer
+                .tokens
+                .iter()
                 .map(|token| {
-                    let status = if !token["revoked_at"].is_null() {
-                        "revoked"
-                    } else {
-                        "active"
-                    };
                     vec![
-                        text(token, "/id"),
-                        text(token, "/snippet"),
-                        status.to_owned(),
-                        text(token, "/expires_at"),
-                        token["labels"]
-                            .as_array()
-                            .map(|labels| {
-                                labels
-                                    .iter()
-                                    .filter_map(Value::as_str)
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            })
-                            .unwrap_or_default(),
+                        token.id.clone(),
+                        token.snippet.clone(),
+                        token_status(token).to_owned(),
+                        or_dash(
+                            token
+                                .expires_at
+                                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+                        ),
+                        token.labels.join(","),
                     ]
                 })
                 .collect();
@@ -520,61 +535,53 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
     Ok(())
 }
 
-fn strings(value: &Value) -> String {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn print_project(project: &Value) {
-    println!("name:     {}", text(project, "/name"));
-    println!("id:       {}", text(project, "/id"));
-    println!("slug:     {}", text(project, "/slug"));
-    println!("created:  {}", text(project, "/created_at"));
-    println!();
-    let models: Vec<Vec<String>> = project["models"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn model_rows(models: &[ProjectModelView]) -> Vec<Vec<String>> {
+    models
+        .iter()
         .map(|model| {
             vec![
-                text(model, "/model_id"),
-                strings(&model["aliases"]),
-                text(model, "/routing_prompt"),
+                model.model_id.clone(),
+                model.aliases.join(","),
+                or_dash(model.routing_prompt.as_deref()),
             ]
         })
-        .collect();
-    print_table(&["MODEL", "ALIASES", "ROUTING PROMPT"], &models);
+        .collect()
+}
+
+fn print_project(project: &ProjectView) {
+    println!("name:     {}", project.name);
+    println!("id:       {}", project.id);
+    println!("slug:     {}", project.slug);
+    println!(
+        "created:  {}",
+        project
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
     println!();
-    let tokens: Vec<Vec<String>> = project["tokens"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    print_table(
+        &["MODEL", "ALIASES", "ROUTING PROMPT"],
+        &model_rows(&project.models),
+    );
+    println!();
+    let tokens: Vec<Vec<String>> = project
+        .tokens
+        .iter()
         .map(|token| {
             vec![
-                text(token, "/id"),
-                text(token, "/snippet"),
-                if token["revoked_at"].is_null() {
-                    "active"
-                } else {
-                    "revoked"
-                }
-                .to_owned(),
-                strings(&token["labels"]),
+                token.id.clone(),
+                token.snippet.clone(),
+                token_status(token).to_owned(),
+                token.labels.join(","),
             ]
         })
         .collect();
     print_table(&["TOKEN", "SNIPPET", "STATUS", "LABELS"], &tokens);
     println!();
-    let members: Vec<Vec<String>> = project["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|member| vec![text(member, "/user_id"), text(member, "/role")])
+    let members: Vec<Vec<String>> = project
+        .members
+        .iter()
+        .map(|member| vec![member.user_id.clone(), member.role.clone()])
         .collect();
     print_table(&["MEMBER", "ROLE"], &members);
 }
