@@ -489,7 +489,11 @@ mod tests {
         assert_eq!(count(ExportFormat::Csv, &[csv]), 2);
         // However the bytes are cut into chunks, inside a quote or between two.
         for cut in 0..csv.len() {
-            assert_eq!(count(ExportFormat::Csv, &[&csv[..cut], &csv[cut..]]), 2, "cut at {cut}");
+            assert_eq!(
+                count(ExportFormat::Csv, &[&csv[..cut], &csv[cut..]]),
+                2,
+                "cut at {cut}"
+            );
         }
         assert_eq!(count(ExportFormat::Csv, &[b"id,error\n"]), 0);
         assert_eq!(count(ExportFormat::Csv, &[]), 0);
