@@ -508,10 +508,7 @@ async fn routing_policies_are_replaced_whole_and_checked_by_type() {
             json!({ "policies": [{ "type": "cheapest" }, { "type": "cheapest" }] }),
             invalid("policies"),
         ),
-        (
-            json!({ "policies": [], "retries": 11 }),
-            invalid("retries"),
-        ),
+        (json!({ "policies": [], "retries": 11 }), invalid("retries")),
         (
             json!({ "policies": [{ "type": "cheapest", "weight": 2 }] }),
             invalid("policies[0].weight"),
