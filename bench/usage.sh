@@ -3,8 +3,9 @@
 # usage records into a fresh home and prints start-up to ready, every report's and look-up's
 # latency, export throughput and peak memory (bench/usage_bench.py). Release build, at nice.
 # 10M records take about 7 GB of disk under $BENCH_DIR (default /tmp); removed afterwards.
-# `--sqlite` also loads the same records into SQLite as a derived index beside the log and
-# measures it the same way (bench/usage_sqlite.py), the alternative ARCHITECTURE.md weighs.
+# `--sqlite` also indexes the same records in SQLite as a derived index beside the log and
+# prints its disk, writes and answers beside Routerly's from the same run
+# (bench/usage_sqlite.py), the alternative ARCHITECTURE.md weighs.
 # Usage: bench/usage.sh [--sqlite] [N ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -3,7 +3,9 @@
 set: first start (indexes and rollups built from the whole log), start-up to ready from the
 checkpoint (median of STARTS starts, with where the time went, from the start-up's own log
 line), each report's and look-up's p50/p95 over repeated calls, export throughput, and
-the process's idle and peak resident memory while answering.
+the process's idle and peak resident memory while answering. Leaves the p50s and
+the records each page and look-up answered (their ids) in HOME/routerly-figures.json, for
+bench/usage_sqlite.py to print beside SQLite's and check SQLite answers the same.
 
 Run by bench/usage.sh; not a test (it asserts nothing about timings).
 """
@@ -132,6 +134,8 @@ def main() -> None:
         client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=600)
         time.sleep(1.0)
         idle = rss_kib(process.pid, "VmRSS")
+        figures: dict[str, float] = {}
+        answers: dict[str, list[str]] = {}
         # Reset the peak so it measures the reports, not the start-up.
         Path(f"/proc/{process.pid}/clear_refs").write_text("5")
         questions = [
@@ -146,6 +150,8 @@ def main() -> None:
             ("by user and tag", "/api/usage/by-user", {}),
             ("page of 50 calls", "/api/usage", {"limit": 50}),
             ("page 20 (offset 1000)", "/api/usage", {"limit": 50, "offset": 1000}),
+            ("filtered page: one project", "/api/usage", {"limit": 50, "project": meta["project"]}),
+            ("filtered page: timeouts", "/api/usage", {"limit": 50, "outcome": "timeout"}),
             ("filtered page: one token's errors", "/api/usage", {"limit": 50, "token": meta["token"], "outcome": "error"}),
             ("filtered page: one model, one day", "/api/usage", {"limit": 50, "model": meta["model"], "from": meta["day_from"], "to": meta["day_to"]}),
             ("trace look-up (newest)", "/api/usage", {"trace": meta["newest_trace"]}),
@@ -155,7 +161,14 @@ def main() -> None:
             p50, p95, body = timed(client, path, params)
             if path == "/api/usage" and "trace" in params:
                 assert len(body["records"]) == 1, f"{name}: {body}"
+            if path == "/api/usage":
+                assert body["records"], f"{name}: no records"
+                answers[name] = [record["id"] for record in body["records"]]
             rows.append((name, f"p50 {p50:.1f} ms, p95 {p95:.1f} ms"))
+            figures[name] = p50
+        # What any answer costs over HTTP: an unauthenticated GET that reads nothing.
+        figures["HTTP round trip (GET /ready)"] = timed(client, "/ready", {})[0]
+        rows.append(("HTTP round trip (GET /ready), p50", f"{figures['HTTP round trip (GET /ready)']:.2f} ms"))
         for fmt, params in (("jsonl", {"from": meta["day_from"], "to": meta["day_to"]}), ("csv", {"from": meta["day_from"], "to": meta["day_to"]})):
             began = time.perf_counter()
             size = lines = 0
@@ -170,6 +183,9 @@ def main() -> None:
         rows.append(("resident memory idle → peak while answering", f"{idle / 1024:.0f} MB → {peak / 1024:.0f} MB (+{(peak - idle) / 1024:.0f} MB)"))
     finally:
         stop(process)
+    # bench/usage_sqlite.py, run next on the same home, prints these beside its own.
+    figures["checkpoint bytes"] = checkpoint.stat().st_size
+    (home / "routerly-figures.json").write_text(json.dumps({"p50_ms": figures, "answers": answers}))
     print(f"\n| {records:,} records | |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")

@@ -1,7 +1,8 @@
 //! Writes N synthetic usage records into a fresh `$ROUTERLY_HOME` for `bench/usage.sh`:
 //! rotated segments of about 256 MB (`data/usage-STAMP-0000.jsonl`, no indexes: the first
 //! start builds them) and the active `data/usage.jsonl`, timestamps spread evenly over the
-//! last DAYS days. Prints a JSON line with what the benchmark queries for.
+//! last DAYS days, and `config/projects.json` naming the PROJECTS projects the records belong
+//! to (so a report may filter on one). Prints a JSON line with what the benchmark queries for.
 //!
 //! `cargo run --release -p routerly-server --example usage_bench_gen -- HOME N DAYS`
 
@@ -33,6 +34,7 @@ fn main() -> std::io::Result<()> {
     let days: i64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(30);
     let data = home.join("data");
     std::fs::create_dir_all(&data)?;
+    write_projects(&home)?;
     let mut rng = StdRng::seed_from_u64(1);
     let now = Utc::now();
     let start = now - Duration::days(days);
@@ -142,10 +144,35 @@ fn main() -> std::io::Result<()> {
             "newest_trace": sample_trace,
             "middle_trace": middle_trace,
             "model": MODELS[0],
+            "project": "project-03",
             "token": "token-03-1",
             "day_from": (now - Duration::days(days / 2)).format("%Y-%m-%dT00:00:00Z").to_string(),
             "day_to": (now - Duration::days(days / 2 - 1)).format("%Y-%m-%dT00:00:00Z").to_string(),
         })
     );
     Ok(())
+}
+
+/// `config/projects.json` with the projects the records name (no models or tokens: the
+/// benchmark only reads their usage), checked against the format the server reads.
+fn write_projects(home: &std::path::Path) -> std::io::Result<()> {
+    let projects: Vec<_> = (0..PROJECTS)
+        .map(|project| {
+            serde_json::json!({
+                "id": format!("project-{project:02}"),
+                "name": format!("Project {project:02}"),
+                "slug": format!("project-{project:02}"),
+            })
+        })
+        .collect();
+    let file = serde_json::json!({ "projects": projects });
+    serde_json::from_value::<routerly_core::config::ProjectsFile>(file.clone())
+        .map_err(std::io::Error::other)?;
+    let config = home.join("config");
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&config)?;
+    std::fs::write(
+        config.join("projects.json"),
+        serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?,
+    )
 }

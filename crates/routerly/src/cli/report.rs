@@ -338,6 +338,48 @@ async fn summary(
     Ok(())
 }
 
+/// Counts the records of an export as its bytes arrive: one a line, but in CSV a line break
+/// inside a quoted field (an error message may hold one) does not end a record, and the
+/// first line is the header.
+struct RecordCounter {
+    csv: bool,
+    quoted: bool,
+    lines: u64,
+}
+
+impl RecordCounter {
+    fn new(format: ExportFormat) -> Self {
+        Self {
+            csv: format == ExportFormat::Csv,
+            quoted: false,
+            lines: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if !self.csv {
+            self.lines += bytes.iter().filter(|byte| **byte == b'\n').count() as u64;
+            return;
+        }
+        for byte in bytes {
+            match byte {
+                // A doubled quote inside a quoted field toggles twice: still quoted.
+                b'"' => self.quoted = !self.quoted,
+                b'\n' if !self.quoted => self.lines += 1,
+                _ => {}
+            }
+        }
+    }
+
+    fn records(&self) -> u64 {
+        if self.csv {
+            self.lines.saturating_sub(1)
+        } else {
+            self.lines
+        }
+    }
+}
+
 /// Streams an export to `file` (through `FILE.part`, renamed when complete) or to standard
 /// output, in constant memory, with a progress bar on a terminal.
 async fn export(
@@ -394,18 +436,14 @@ async fn export(
                 .with_context(|| format!("cannot create {}", part.display()))?,
         ))
     };
-    let mut lines: u64 = 0;
+    let mut records = RecordCounter::new(format);
     let mut bytes: u64 = 0;
     let result: anyhow::Result<()> = async {
         while let Some(chunk) = response.chunk().await.context("the export was cut short")? {
             out.write_all(&chunk)?;
-            lines += chunk.iter().filter(|byte| **byte == b'\n').count() as u64;
+            records.feed(&chunk);
             bytes += chunk.len() as u64;
-            let records = if format == ExportFormat::Csv {
-                lines.saturating_sub(1)
-            } else {
-                lines
-            };
+            let records = records.records();
             progress.set_length(expected.max(records));
             progress.set_position(records);
             progress.set_message(indicatif::HumanBytes(bytes).to_string());
@@ -422,11 +460,7 @@ async fn export(
         }
         return Err(error);
     }
-    let records = if format == ExportFormat::Csv {
-        lines.saturating_sub(1)
-    } else {
-        lines
-    };
+    let records = records.records();
     if !to_stdout {
         std::fs::rename(&part, file).with_context(|| format!("cannot write {}", file.display()))?;
         eprintln!(
@@ -435,4 +469,40 @@ async fn export(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(format: ExportFormat, chunks: &[&[u8]]) -> u64 {
+        let mut counter = RecordCounter::new(format);
+        for chunk in chunks {
+            counter.feed(chunk);
+        }
+        counter.records()
+    }
+
+    #[test]
+    fn csv_records_are_counted_by_the_line_breaks_outside_quoted_fields() {
+        let csv: &[u8] = b"id,error,tags\n1,\"upstream said:\nbad \"\"gateway\"\"\",a;b\n2,,\n";
+        assert_eq!(count(ExportFormat::Csv, &[csv]), 2);
+        // However the bytes are cut into chunks, inside a quote or between two.
+        for cut in 0..csv.len() {
+            assert_eq!(
+                count(ExportFormat::Csv, &[&csv[..cut], &csv[cut..]]),
+                2,
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(count(ExportFormat::Csv, &[b"id,error\n"]), 0);
+        assert_eq!(count(ExportFormat::Csv, &[]), 0);
+    }
+
+    #[test]
+    fn json_lines_are_one_record_a_line() {
+        // A line break inside a record is escaped in JSON, so every one ends a record.
+        let jsonl: &[u8] = b"{\"error\":\"a\\nb\"}\n{\"error\":null}\n";
+        assert_eq!(count(ExportFormat::Jsonl, &[&jsonl[..5], &jsonl[5..]]), 2);
+    }
 }
