@@ -343,3 +343,31 @@ def test_a_usage_filter_with_a_nul_character_is_refused_in_either_mode(routerly:
             answer = client.get(path, params={"tag": "a\x00b"})
             assert answer.status_code == 400, (path, answer.text)
             assert answer.json()["error"]["field"] == "tag", answer.text
+
+
+def test_a_body_with_a_nul_character_is_refused_in_either_mode(routerly: Routerly):
+    """PostgreSQL's jsonb cannot hold NUL, so a string holding one would pass every check and
+    fail as a 500 when the change is stored: every route answers 400 naming where it is, and
+    nothing is written."""
+    with admin_client(routerly) as client:
+        bodies = [
+            ("post", "/api/projects", {"name": "nul\x00project"}, "name"),
+            ("post", "/api/roles", {"id": "nul-role", "name": "Nul", "permissions": ["project:read", "a\x00"]},
+             "permissions[1]"),
+            ("post", "/api/users", {"email": "nul@example.com", "password": "long enough pw \x00", "role": "viewer"},
+             "password"),
+        ]
+        for method, path, body, field in bodies:
+            answer = client.request(method, path, json=body)
+            assert answer.status_code == 400, (path, answer.text)
+            error = answer.json()["error"]
+            assert error["field"] == field, (path, answer.text)
+            assert "NUL" in error["message"], (path, answer.text)
+        projects = client.get("/api/projects").json()["projects"]
+        assert not any(project["name"].startswith("nul") for project in projects), projects
+        assert all(role["id"] != "nul-role" for role in client.get("/api/roles").json()["roles"])
+        assert all(user["email"] != "nul@example.com" for user in client.get("/api/users").json()["users"])
+        # The same bodies without the NUL are stored, in PostgreSQL too.
+        created = client.post("/api/projects", json={"name": "nul-free project"})
+        assert created.status_code == 201, created.text
+        assert client.delete(f"/api/projects/{created.json()['id']}").status_code == 204

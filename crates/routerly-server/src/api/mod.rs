@@ -326,6 +326,14 @@ impl<T: DeserializeOwned + serde::Serialize> FromRequest<App> for ApiJson<T> {
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|error| body_error(&error).into_response())?;
+        if let Some(field) = nul_character(&bytes) {
+            return Err(ApiError {
+                code: ErrorCode::Invalid,
+                message: "invalid request body: a string contains a NUL character".to_owned(),
+                field,
+            }
+            .into_response());
+        }
         // Nor is any member that holds an object: the same serde rule fills a nested struct
         // from an array. The body read back against what it became names such a member.
         if let (Ok(sent), Ok(read)) = (
@@ -371,6 +379,45 @@ fn array_for_object(
                 })
         }
         _ => None,
+    }
+}
+
+/// Where a JSON body holds a NUL character, in a string or a member's name: `Some(path)`
+/// (`Some(None)` for a body that is itself such a string). PostgreSQL's text and jsonb cannot
+/// hold NUL, so such a body would be a 500 in shared mode after passing every check (the
+/// config document and the audit log are stored as jsonb); refusing it here answers 400 in
+/// both modes, on every route. A JSON text holds NUL only as the escape `\u0000` (a raw
+/// control character is not JSON), so other bodies are not parsed twice.
+fn nul_character(bytes: &[u8]) -> Option<Option<String>> {
+    memchr::memmem::find(bytes, br"\u0000")?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    nul_path(&value, String::new()).map(|path| (!path.is_empty()).then_some(path))
+}
+
+/// The path (`pricing.input`, `projects[2]`) of the first string or member name in `value`
+/// holding a NUL character. serde_json refuses nesting beyond 128 levels, so the recursion
+/// is bounded.
+fn nul_path(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, format!("{path}[{index}]"))),
+        Value::Object(members) => members.iter().find_map(|(name, member)| {
+            let member_path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            if name.contains('\0') {
+                Some(member_path)
+            } else {
+                nul_path(member, member_path)
+            }
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
     }
 }
 
@@ -504,6 +551,34 @@ mod tests {
         let error = serde_path_to_error::deserialize::<_, Outer>(&mut deserializer)
             .expect_err("the body is wrong");
         body_error(&error).field
+    }
+
+    #[test]
+    fn a_nul_character_is_found_by_its_path() {
+        let cases: [(&str, Option<Option<&str>>); 8] = [
+            (r#"{"name": "a\u0000b"}"#, Some(Some("name"))),
+            (
+                r#"{"name": "ab", "tags": ["x", "\u0000"]}"#,
+                Some(Some("tags[1]")),
+            ),
+            (
+                r#"{"pricing": {"input": 1, "note": "\u0000"}}"#,
+                Some(Some("pricing.note")),
+            ),
+            (r#"{"a\u0000": 1}"#, Some(Some("a\u{0}"))),
+            (r#""\u0000""#, Some(None)),
+            // An escaped backslash before `u0000` is text, not NUL.
+            (r#"{"name": "a\\u0000"}"#, None),
+            (r#"{"name": "a\u0001"}"#, None),
+            (r#"{"name": "plain"}"#, None),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(
+                nul_character(json.as_bytes()),
+                expected.map(|field| field.map(str::to_owned)),
+                "{json}"
+            );
+        }
     }
 
     #[test]
