@@ -126,6 +126,31 @@ async fn a_project_is_created_listed_changed_and_removed() {
     )
     .await;
     assert_eq!(shown, renamed, "by id as by slug");
+    // Another project's name is taken; its own is not.
+    assert_eq!(
+        refused(
+            &harness,
+            Method::PATCH,
+            "/api/projects/shop-bot",
+            &admin,
+            Some(json!({ "name": "Alpha" }))
+        )
+        .await,
+        (
+            StatusCode::CONFLICT,
+            ErrorCode::Conflict,
+            Some("name".to_owned())
+        )
+    );
+    let same = harness
+        .call(
+            Method::PATCH,
+            "/api/projects/shop-bot",
+            Some(&admin),
+            Some(json!({ "name": "Shop" })),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.text);
 
     let gone = harness
         .call(Method::DELETE, "/api/projects/Shop", Some(&admin), None)

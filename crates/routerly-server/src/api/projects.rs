@@ -197,6 +197,23 @@ pub async fn update(
 ) -> Result<axum::Json<ProjectView>, ApiError> {
     user.require(Permission::ProjectWrite)?;
     let updated = super::grants::update(&app, &user, move |draft| {
+        let id = find_project(draft, &key)?.id.clone();
+        if let Some(name) = &body.name
+            && draft
+                .projects
+                .projects
+                .iter()
+                .any(|other| other.id != id && other.name == name.trim())
+        {
+            // Projects are found by name too: two of one name would make that ambiguous.
+            return Err(ApiError {
+                field: Some("name".to_owned()),
+                ..ApiError::new(
+                    ErrorCode::Conflict,
+                    format!("a project named `{}` already exists", name.trim()),
+                )
+            });
+        }
         let project = find_project(draft, &key)?;
         if let Some(name) = body.name {
             let name = name.trim().to_owned();
