@@ -5,7 +5,7 @@
 mod management;
 
 use http::{Method, StatusCode};
-use management::{Harness, error};
+use management::{Harness, refused};
 use routerly_api::ErrorCode;
 use routerly_api::projects::{
     CreatedToken, ProjectList, ProjectModelList, ProjectModelView, ProjectView, RoutingView,
@@ -24,18 +24,6 @@ async fn ok<T: serde::de::DeserializeOwned>(
     let answer = harness.call(method, path, Some(token), body).await;
     assert_eq!(answer.status, status, "{path}: {}", answer.text);
     serde_json::from_value(answer.body).expect("the documented answer")
-}
-
-async fn refused(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, ErrorCode, Option<String>) {
-    let answer = harness.call(method, path, Some(token), body).await;
-    let detail = error(answer.body).error;
-    (answer.status, detail.code, detail.field)
 }
 
 fn invalid(field: &str) -> (StatusCode, ErrorCode, Option<String>) {

@@ -5,23 +5,10 @@
 mod management;
 
 use http::{Method, StatusCode};
-use management::{Harness, PASSWORD, error};
+use management::{Harness, PASSWORD, refused};
 use routerly_api::ErrorCode;
 use routerly_api::users::{UserList, UserProject, UserView};
-use serde_json::{Value, json};
-
-/// A change's error: its status, code and field.
-async fn refused(
-    harness: &Harness,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, ErrorCode, Option<String>) {
-    let answer = harness.call(method, path, Some(token), body).await;
-    let detail = error(answer.body).error;
-    (answer.status, detail.code, detail.field)
-}
+use serde_json::json;
 
 async fn user(harness: &Harness, token: &str, key: &str) -> UserView {
     let answer = harness

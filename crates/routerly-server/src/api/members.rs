@@ -39,15 +39,6 @@ pub(super) fn user_id_of(draft: &Draft, key: &str) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no user `{key}`")))
 }
 
-fn project_mut<'d>(draft: &'d mut Draft, key: &str) -> Result<&'d mut Project, ApiError> {
-    draft
-        .projects
-        .projects
-        .iter_mut()
-        .find(|project| project.id == key || project.slug == key || project.name == key)
-        .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))
-}
-
 /// `GET /api/projects/{project}/members`.
 #[utoipa::path(get, path = "/api/projects/{project}/members", operation_id = "list_members", tag = "members",
     params(("project" = String, Path, description = "The project's id, slug or name.")),
@@ -134,7 +125,7 @@ async fn set_role(
             field: Some(field.to_owned()),
             ..error
         })?;
-        let project = project_mut(draft, &key)?;
+        let project = super::projects::find_project(draft, &key)?;
         match project
             .members
             .iter_mut()
@@ -165,7 +156,7 @@ pub async fn remove(
     user.require(Permission::ProjectMembers)?;
     super::grants::update(&app, &user, move |draft| {
         let user_id = user_id_of(draft, &member)?;
-        let project = project_mut(draft, &key)?;
+        let project = super::projects::find_project(draft, &key)?;
         let before = project.members.len();
         project
             .members

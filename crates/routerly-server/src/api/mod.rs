@@ -326,26 +326,31 @@ impl<T: DeserializeOwned + serde::Serialize> FromRequest<App> for ApiJson<T> {
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|error| body_error(&error).into_response())?;
-        if let Some(field) = nul_character(&bytes) {
-            return Err(ApiError {
-                code: ErrorCode::Invalid,
-                message: "invalid request body: a string contains a NUL character".to_owned(),
-                field,
+        // What serde lets through that the API must refuse, found in the body as sent: a NUL
+        // character (PostgreSQL cannot store one) and an array given where an object belongs
+        // (serde fills a nested struct from an array of its fields in order), each named by
+        // its path.
+        if let Ok(sent) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            // A JSON text holds NUL only as the escape `\u0000`: other bodies are not walked.
+            if memchr::memmem::find(&bytes, br"\u0000").is_some()
+                && let Some(field) = nul_character(&sent)
+            {
+                return Err(ApiError {
+                    code: ErrorCode::Invalid,
+                    message: "invalid request body: a string contains a NUL character".to_owned(),
+                    field,
+                }
+                .into_response());
             }
-            .into_response());
-        }
-        // Nor is any member that holds an object: the same serde rule fills a nested struct
-        // from an array. The body read back against what it became names such a member.
-        if let (Ok(sent), Ok(read)) = (
-            serde_json::from_slice::<serde_json::Value>(&bytes),
-            serde_json::to_value(&value),
-        ) && let Some(field) = array_for_object(&sent, &read, String::new())
-        {
-            return Err(ApiError::invalid(
-                &field,
-                format!("`{field}` must be a JSON object, not an array"),
-            )
-            .into_response());
+            if let Ok(read) = serde_json::to_value(&value)
+                && let Some(field) = array_for_object(&sent, &read, String::new())
+            {
+                return Err(ApiError::invalid(
+                    &field,
+                    format!("`{field}` must be a JSON object, not an array"),
+                )
+                .into_response());
+            }
         }
         Ok(ApiJson(value))
     }
@@ -385,13 +390,10 @@ fn array_for_object(
 /// Where a JSON body holds a NUL character, in a string or a member's name: `Some(path)`
 /// (`Some(None)` for a body that is itself such a string). PostgreSQL's text and jsonb cannot
 /// hold NUL, so such a body would be a 500 in shared mode after passing every check (the
-/// config document and the audit log are stored as jsonb); refusing it here answers 400 in
-/// both modes, on every route. A JSON text holds NUL only as the escape `\u0000` (a raw
-/// control character is not JSON), so other bodies are not parsed twice.
-fn nul_character(bytes: &[u8]) -> Option<Option<String>> {
-    memchr::memmem::find(bytes, br"\u0000")?;
-    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    nul_path(&value, String::new()).map(|path| (!path.is_empty()).then_some(path))
+/// config document and the audit log are stored as jsonb); refusing it answers 400 in both
+/// modes, on every route.
+fn nul_character(sent: &serde_json::Value) -> Option<Option<String>> {
+    nul_path(sent, String::new()).map(|path| (!path.is_empty()).then_some(path))
 }
 
 /// The path (`pricing.input`, `projects[2]`) of the first string or member name in `value`
@@ -574,7 +576,7 @@ mod tests {
         ];
         for (json, expected) in cases {
             assert_eq!(
-                nul_character(json.as_bytes()),
+                nul_character(&serde_json::from_str(json).expect("JSON")),
                 expected.map(|field| field.map(str::to_owned)),
                 "{json}"
             );

@@ -70,7 +70,11 @@ fn token_view(token: &ProjectToken) -> TokenView {
     }
 }
 
-fn find_project<'d>(draft: &'d mut Draft, key: &str) -> Result<&'d mut Project, ApiError> {
+/// The project whose id, slug or name is `key`, in a configuration being changed.
+pub(super) fn find_project<'d>(
+    draft: &'d mut Draft,
+    key: &str,
+) -> Result<&'d mut Project, ApiError> {
     draft
         .projects
         .projects

@@ -91,12 +91,7 @@ pub async fn replace(
         .collect::<Result<Vec<_>, ApiError>>()?;
     user.require(Permission::ProjectWrite)?;
     let updated = super::grants::update(&app, &user, move |draft| {
-        let project = draft
-            .projects
-            .projects
-            .iter_mut()
-            .find(|project| project.id == key || project.slug == key || project.name == key)
-            .ok_or_else(|| ApiError::not_found(format!("no project `{key}`")))?;
+        let project = super::projects::find_project(draft, &key)?;
         let routing = RoutingConfig {
             policies,
             retries: body.retries.unwrap_or(project.routing.retries),

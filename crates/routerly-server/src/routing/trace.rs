@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::store::pg::{Database, DbError};
@@ -688,11 +687,6 @@ pub fn prune_dir(dir: &Path, max_age: Duration, max_bytes: u64) -> io::Result<()
         }
     }
     Ok(())
-}
-
-/// A trace as the API shows it.
-pub fn to_json(trace: &Trace) -> Value {
-    serde_json::to_value(trace).expect("traces serialize")
 }
 
 /// `trace` as the management API shows it.

@@ -59,6 +59,19 @@ pub fn error(body: Value) -> routerly_api::ErrorBody {
     serde_json::from_value(body).expect("an error body")
 }
 
+/// A refused call's status, error code and field, read through the typed contract.
+pub async fn refused(
+    harness: &Harness,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, routerly_api::ErrorCode, Option<String>) {
+    let answer = harness.call(method, path, Some(token), body).await;
+    let detail = error(answer.body).error;
+    (answer.status, detail.code, detail.field)
+}
+
 /// The email of a caller.
 pub fn email(name: &str) -> String {
     format!("{name}@example.com")
