@@ -294,7 +294,7 @@ export type FirstAdmin = {
  */
 email: string, 
 /**
- * The admin's password (12 characters at least).
+ * The admin's password (8 characters at least).
  */
 password: string, 
 /**
@@ -411,7 +411,7 @@ export type ChangePassword = {
  */
 current_password: string, 
 /**
- * The new password (12 characters at least).
+ * The new password (8 characters at least).
  */
 new_password: string, };
 
@@ -603,6 +603,20 @@ rotated: boolean,
  * How many secrets in the config files were re-encrypted under the new key.
  */
 secrets_reencrypted: number, };
+
+export type Health = { 
+/**
+ * Always `ok`.
+ */
+status: string, 
+/**
+ * Routerly's version.
+ */
+version: string, 
+/**
+ * Seconds since the service started.
+ */
+uptime: number, };
 
 export type ApiKeyView = { 
 /**

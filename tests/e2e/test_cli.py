@@ -116,6 +116,20 @@ def test_status_and_auth(session: Session) -> None:
     session.fails("auth", "login", "--url", session.routerly.url, "--email", ADMIN_EMAIL,
                   "--password", "wrong password", message="wrong email or password")  # fmt: skip
 
+    # A password change keeps the CLI logged in on the new session, and the old password stops.
+    session.ok("user", "add", "--email", "passwd@example.com", "--password", "first password 1", "--role", "viewer")
+    session.ok("auth", "login", "--url", session.routerly.url, "--email", "passwd@example.com",
+               "--password", "first password 1", "--alias", "third")  # fmt: skip
+    session.ok("auth", "passwd", "--server", "third", "--current", "first password 1", "--new", "second password 2")
+    me = session.json("auth", "whoami", "--json", "--server", "third")
+    assert (me["email"], me["role"], me["alias"], me["url"]) == (
+        "passwd@example.com", "viewer", "third", session.routerly.url
+    ), me
+    session.fails("auth", "login", "--url", session.routerly.url, "--email", "passwd@example.com",
+                  "--password", "first password 1", message="wrong email or password")  # fmt: skip
+    session.ok("auth", "logout", "--server", "third")
+    session.ok("auth", "switch", "default")
+
 
 def test_models(session: Session) -> None:
     models = session.json("model", "list", "--json")

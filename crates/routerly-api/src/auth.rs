@@ -98,6 +98,6 @@ pub struct MeProject {
 pub struct ChangePassword {
     /// The caller's password now.
     pub current_password: String,
-    /// The new password (12 characters at least).
+    /// The new password (8 characters at least).
     pub new_password: String,
 }

@@ -63,6 +63,7 @@ pub fn typescript() -> String {
         system::UsageWriter::decl(),
         system::MasterKeySource::decl(),
         system::KeyRotated::decl(),
+        system::Health::decl(),
         api_keys::ApiKeyView::decl(),
         api_keys::ApiKeyList::decl(),
         api_keys::CreateApiKey::decl(),

@@ -19,7 +19,7 @@ pub struct SetupStatus {
 pub struct FirstAdmin {
     /// The admin's email address.
     pub email: String,
-    /// The admin's password (12 characters at least).
+    /// The admin's password (8 characters at least).
     pub password: String,
     /// The setup token `routerly serve` printed at first start; needed from another machine.
     #[serde(default)]

@@ -54,6 +54,18 @@ pub enum MasterKeySource {
     File,
 }
 
+/// `GET /health` (outside `/api`, unauthenticated): the process answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+    /// Routerly's version.
+    pub version: String,
+    /// Seconds since the service started.
+    #[ts(type = "number")]
+    pub uptime: u64,
+}
+
 /// `POST /api/system/rotate-key`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 pub struct KeyRotated {

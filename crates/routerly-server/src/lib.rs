@@ -480,11 +480,11 @@ async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Response {
 }
 
 async fn health(State(app): State<App>) -> Response {
-    axum::Json(json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime": app.started_at.elapsed().as_secs(),
-    }))
+    axum::Json(routerly_api::system::Health {
+        status: "ok".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime: app.started_at.elapsed().as_secs(),
+    })
     .into_response()
 }
 

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow, bail};
 use reqwest::Method;
+use routerly_api::auth::{RefreshToken, Session as Granted};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -121,11 +123,31 @@ fn api_error_message(status: reqwest::StatusCode, body: &[u8]) -> String {
     format!("{message}{field} [HTTP {}]", status.as_u16())
 }
 
-/// Sends one JSON request without a session.
-pub async fn post_anonymous(url: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
-    let response = reqwest::Client::new()
+/// Sends one JSON request without a session and reads the answer into the `routerly-api`
+/// type the route is documented with.
+pub async fn post_anonymous<T: DeserializeOwned>(
+    url: &str,
+    path: &str,
+    body: &impl Serialize,
+) -> anyhow::Result<T> {
+    let request = reqwest::Client::new()
         .post(format!("{}{path}", url.trim_end_matches('/')))
-        .json(body)
+        .json(body);
+    read_answer(url, path, request).await
+}
+
+/// Sends one GET without a session (`/health`) and reads the answer into `T`.
+pub async fn get_anonymous<T: DeserializeOwned>(url: &str, path: &str) -> anyhow::Result<T> {
+    let request = reqwest::Client::new().get(format!("{}{path}", url.trim_end_matches('/')));
+    read_answer(url, path, request).await
+}
+
+async fn read_answer<T: DeserializeOwned>(
+    url: &str,
+    path: &str,
+    request: reqwest::RequestBuilder,
+) -> anyhow::Result<T> {
+    let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach Routerly at {url}"))?;
@@ -134,39 +156,18 @@ pub async fn post_anonymous(url: &str, path: &str, body: &Value) -> anyhow::Resu
     if !status.is_success() {
         bail!("{}", api_error_message(status, &bytes));
     }
-    serde_json::from_slice(&bytes).context("the server's answer is not JSON")
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("the server's answer to {path} is not what the API documents"))
 }
 
-/// Sends one GET without a session (for `/health`).
-pub async fn get_anonymous(url: &str, path: &str) -> anyhow::Result<Value> {
-    let response = reqwest::Client::new()
-        .get(format!("{}{path}", url.trim_end_matches('/')))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach Routerly at {url}"))?;
-    let status = response.status();
-    let bytes = response.bytes().await?;
-    if !status.is_success() {
-        bail!("{}", api_error_message(status, &bytes));
-    }
-    serde_json::from_slice(&bytes).context("the server's answer is not JSON")
-}
-
-/// A session from a login answer.
-pub fn session_from_login(url: &str, answer: &Value) -> anyhow::Result<Session> {
-    let text = |pointer: &str| {
-        answer
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("the login answer has no {pointer}"))
-    };
-    Ok(Session {
+/// The session to save from a login, refresh, setup or password-change answer.
+pub fn session_from_login(url: &str, answer: Granted) -> Session {
+    Session {
         url: url.trim_end_matches('/').to_owned(),
-        email: text("/user/email")?,
-        access_token: text("/access_token")?,
-        refresh_token: text("/refresh_token")?,
-    })
+        email: answer.user.email,
+        access_token: answer.access_token,
+        refresh_token: answer.refresh_token,
+    }
 }
 
 impl Client {
@@ -226,8 +227,13 @@ impl Client {
         &self.session
     }
 
+    /// Sends a DELETE; its answer (none, or the removed resource) is not read.
+    pub async fn delete(&mut self, path: &str) -> anyhow::Result<()> {
+        self.request(Method::DELETE, path, None).await.map(drop)
+    }
+
     /// Sends a request; on 401 refreshes the session once and retries.
-    pub async fn request(
+    async fn request(
         &mut self,
         method: Method,
         path: &str,
@@ -312,8 +318,8 @@ impl Client {
     }
 
     /// Replaces the saved session with the one in `answer` (after a password change).
-    pub fn adopt_session(&mut self, answer: &Value) -> anyhow::Result<()> {
-        self.session = session_from_login(&self.session.url, answer)?;
+    pub fn adopt_session(&mut self, answer: Granted) -> anyhow::Result<()> {
+        self.session = session_from_login(&self.session.url, answer);
         let mut sessions = SessionsFile::load()?;
         sessions
             .servers
@@ -325,11 +331,13 @@ impl Client {
         let answer = post_anonymous(
             &self.session.url,
             "/api/auth/refresh",
-            &serde_json::json!({ "refresh_token": self.session.refresh_token }),
+            &RefreshToken {
+                refresh_token: self.session.refresh_token.clone(),
+            },
         )
         .await
         .context("the session expired; log in again with `routerly auth login`")?;
-        self.session = session_from_login(&self.session.url, &answer)?;
+        self.session = session_from_login(&self.session.url, answer);
         let mut sessions = SessionsFile::load()?;
         sessions
             .servers

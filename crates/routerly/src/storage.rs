@@ -11,12 +11,22 @@ use crate::cli::{ConfigCommand, MigrateOptions};
 /// `routerly migrate --from-files`.
 pub async fn migrate(options: MigrateOptions) -> anyhow::Result<()> {
     let home = Home::resolve().context("cannot find the Routerly home")?;
-    let migrated = crate::cli::with_spinner(
-        "Copying the configuration, usage history, API keys and alerts…",
-        transfer::from_files(&home, &options.database.database_url, options.force),
+    let progress =
+        crate::cli::spinner("Copying the configuration, usage history, API keys and alerts…");
+    let records = |read: u64| {
+        progress.set_message(format!(
+            "Copying the usage history: {read} records read and sent…"
+        ))
+    };
+    let migrated = transfer::from_files(
+        &home,
+        &options.database.database_url,
+        options.force,
+        &records,
     )
-    .await
-    .with_context(|| format!("cannot migrate {}", home.root.display()))?;
+    .await;
+    progress.finish_and_clear();
+    let migrated = migrated.with_context(|| format!("cannot migrate {}", home.root.display()))?;
     match migrated.config {
         ConfigWrite::Written(version) => println!("configuration copied (version {version})"),
         ConfigWrite::Unchanged(version) => {
@@ -45,9 +55,12 @@ pub async fn migrate(options: MigrateOptions) -> anyhow::Result<()> {
 pub async fn config(command: ConfigCommand) -> anyhow::Result<()> {
     match command {
         ConfigCommand::Export { dir, database } => {
-            let version = transfer::export(&database.database_url, &dir)
-                .await
-                .context("cannot export the configuration")?;
+            let version = crate::cli::with_spinner(
+                "Reading the configuration from the database…",
+                transfer::export(&database.database_url, &dir),
+            )
+            .await
+            .context("cannot export the configuration")?;
             println!(
                 "configuration version {version} written to {}",
                 dir.display()
@@ -58,9 +71,12 @@ pub async fn config(command: ConfigCommand) -> anyhow::Result<()> {
             let master_key = home
                 .master_key()
                 .context("the master key the secrets are sealed under")?;
-            let written = transfer::import(&database.database_url, &master_key, &dir)
-                .await
-                .with_context(|| format!("cannot import {}", dir.display()))?;
+            let written = crate::cli::with_spinner(
+                "Checking the files and writing the configuration…",
+                transfer::import(&database.database_url, &master_key, &dir),
+            )
+            .await
+            .with_context(|| format!("cannot import {}", dir.display()))?;
             match written {
                 ConfigWrite::Written(version) => {
                     println!("configuration imported as version {version}")

@@ -4,9 +4,10 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use reqwest::Method;
 use routerly_api::api_keys::{ApiKeyList, CreateApiKey, CreatedApiKey};
-use serde_json::{Value, json};
+use routerly_api::auth::{ChangePassword, Login, Me, RefreshToken, Session as Granted};
+use serde::Serialize;
 
-use super::{print_json, print_table, segment, text};
+use super::{print_json, print_table, segment};
 use crate::client::{Client, SessionsFile, post_anonymous, session_from_login};
 
 /// `routerly auth …`.
@@ -103,16 +104,19 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
             password,
             alias,
         } => {
-            let answer = super::with_spinner(
+            let answer: Granted = super::with_spinner(
                 "Checking the password…",
                 post_anonymous(
                     &url,
                     "/api/auth/login",
-                    &json!({ "email": email, "password": password }),
+                    &Login {
+                        email: email.clone(),
+                        password,
+                    },
                 ),
             )
             .await?;
-            SessionsFile::remember(&alias, session_from_login(&url, &answer)?)?;
+            SessionsFile::remember(&alias, session_from_login(&url, answer))?;
             println!("Logged in to {url} as {email} (session `{alias}`).");
         }
         AuthCommand::Logout => {
@@ -124,10 +128,12 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
                 bail!("no saved session `{alias}`");
             };
             // Best effort: the local session is forgotten even if the server is gone.
-            let _ = post_anonymous(
+            let _ = post_anonymous::<serde::de::IgnoredAny>(
                 &session.url,
                 "/api/auth/logout",
-                &json!({ "refresh_token": session.refresh_token }),
+                &RefreshToken {
+                    refresh_token: session.refresh_token,
+                },
             )
             .await;
             if sessions.current.as_deref() == Some(alias.as_str()) {
@@ -138,22 +144,31 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
         }
         AuthCommand::Whoami { json } => {
             let mut client = Client::open(server.as_deref())?;
-            let mut me = client.request(Method::GET, "/api/me", None).await?;
+            let me: Me = client.call(Method::GET, "/api/me", None::<&()>).await?;
             if json {
-                me["url"] = Value::String(client.session().url.clone());
-                me["alias"] = Value::String(client.alias().to_owned());
-                return print_json(&me);
+                /// `whoami --json`: the caller as `GET /api/me` says, and where.
+                #[derive(Serialize)]
+                struct Whoami<'a> {
+                    #[serde(flatten)]
+                    me: &'a Me,
+                    url: &'a str,
+                    alias: &'a str,
+                }
+                return print_json(&Whoami {
+                    me: &me,
+                    url: &client.session().url,
+                    alias: client.alias(),
+                });
             }
-            let projects: Vec<String> = me["projects"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|project| format!("{} ({})", text(project, "/slug"), text(project, "/role")))
+            let projects: Vec<String> = me
+                .projects
+                .iter()
+                .map(|project| format!("{} ({})", project.slug, project.role))
                 .collect();
             println!(
                 "{} ({}) at {} [session `{}`]",
-                text(&me, "/email"),
-                text(&me, "/role"),
+                me.email,
+                me.role,
                 client.session().url,
                 client.alias()
             );
@@ -180,29 +195,35 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
         }
         AuthCommand::Ps { json } => {
             let sessions = SessionsFile::load()?;
-            let rows: Vec<Value> = sessions
+            /// One saved session, as `auth ps` lists it (never its tokens).
+            #[derive(Serialize)]
+            struct Saved<'a> {
+                alias: &'a str,
+                url: &'a str,
+                email: &'a str,
+                current: bool,
+            }
+            let rows: Vec<Saved> = sessions
                 .servers
                 .iter()
-                .map(|(alias, session)| {
-                    json!({
-                        "alias": alias,
-                        "url": session.url,
-                        "email": session.email,
-                        "current": sessions.current.as_deref() == Some(alias.as_str()),
-                    })
+                .map(|(alias, session)| Saved {
+                    alias,
+                    url: &session.url,
+                    email: &session.email,
+                    current: sessions.current.as_deref() == Some(alias.as_str()),
                 })
                 .collect();
             if json {
-                return print_json(&Value::Array(rows));
+                return print_json(&rows);
             }
             let table: Vec<Vec<String>> = rows
                 .iter()
                 .map(|row| {
                     vec![
-                        if row["current"] == true { "*" } else { "" }.to_owned(),
-                        text(row, "/alias"),
-                        text(row, "/url"),
-                        text(row, "/email"),
+                        if row.current { "*" } else { "" }.to_owned(),
+                        row.alias.to_owned(),
+                        row.url.to_owned(),
+                        row.email.to_owned(),
                     ]
                 })
                 .collect();
@@ -210,14 +231,17 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
         }
         AuthCommand::Passwd { current, new } => {
             let mut client = Client::open(server.as_deref())?;
-            let answer = client
-                .request(
+            let answer: Granted = client
+                .call(
                     Method::PUT,
                     "/api/me",
-                    Some(&json!({ "current_password": current, "new_password": new })),
+                    Some(&ChangePassword {
+                        current_password: current,
+                        new_password: new,
+                    }),
                 )
                 .await?;
-            client.adopt_session(&answer)?;
+            client.adopt_session(answer)?;
             println!("Password changed; your other sessions have ended.");
         }
         AuthCommand::ApiKey(command) => {
@@ -273,11 +297,7 @@ pub async fn run(command: AuthCommand, server: Option<String>) -> anyhow::Result
                 }
                 ApiKeyCommand::Revoke { id } => {
                     client
-                        .request(
-                            Method::DELETE,
-                            &format!("/api/api-keys/{}", segment(&id)),
-                            None,
-                        )
+                        .delete(&format!("/api/api-keys/{}", segment(&id)))
                         .await?;
                     println!("Revoked API key {id}.");
                 }

@@ -196,11 +196,7 @@ pub async fn run(command: ChannelCommand, mut client: Client) -> anyhow::Result<
         }
         ChannelCommand::Remove { id } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/channels/{}", segment(&id)),
-                    None,
-                )
+                .delete(&format!("/api/channels/{}", segment(&id)))
                 .await?;
             println!("Removed channel {id}.");
         }

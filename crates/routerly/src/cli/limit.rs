@@ -179,11 +179,7 @@ pub async fn run(command: LimitCommand, mut client: Client) -> anyhow::Result<()
         }
         LimitCommand::Remove { id } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/limits/{}", segment(&id)),
-                    None,
-                )
+                .delete(&format!("/api/limits/{}", segment(&id)))
                 .await?;
             println!("Removed limit {id}.");
         }

@@ -13,7 +13,6 @@ mod status;
 mod user;
 
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
 
 use crate::client::{Client, SessionsFile, post_anonymous, session_from_login};
 pub use auth::AuthCommand;
@@ -201,12 +200,19 @@ pub(crate) async fn with_spinner<T>(
     message: &str,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(message.to_owned());
-    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let spinner = spinner(message);
     let result = work.await;
     spinner.finish_and_clear();
     result
+}
+
+/// A spinner saying `message` on stderr, ticking on its own until finished; drawn only when
+/// stderr is a terminal. Its message can be replaced to show how far the work has come.
+pub(crate) fn spinner(message: &str) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(message.to_owned());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    spinner
 }
 
 /// Prints an answer as pretty JSON.
@@ -243,14 +249,6 @@ pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-pub(crate) fn text(value: &Value, pointer: &str) -> String {
-    match value.pointer(pointer) {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Null) | None => "-".to_owned(),
-        Some(other) => other.to_string(),
-    }
-}
-
 /// Runs a command other than `serve`.
 pub async fn run(command: Command, server: Option<String>) -> anyhow::Result<()> {
     match command {
@@ -264,13 +262,20 @@ pub async fn run(command: Command, server: Option<String>) -> anyhow::Result<()>
             setup_token,
             alias,
         } => {
-            let answer = post_anonymous(
-                &url,
-                "/api/setup/first-admin",
-                &json!({ "email": email, "password": password, "setup_token": setup_token }),
+            let answer: routerly_api::auth::Session = with_spinner(
+                "Creating the first admin…",
+                post_anonymous(
+                    &url,
+                    "/api/setup/first-admin",
+                    &routerly_api::setup::FirstAdmin {
+                        email: email.clone(),
+                        password,
+                        setup_token,
+                    },
+                ),
             )
             .await?;
-            SessionsFile::remember(&alias, session_from_login(&url, &answer)?)?;
+            SessionsFile::remember(&alias, session_from_login(&url, answer))?;
             println!("Created the first admin {email} and logged in (session `{alias}`).");
             Ok(())
         }

@@ -266,11 +266,7 @@ pub async fn run(command: ModelCommand, mut client: Client) -> anyhow::Result<()
         ModelCommand::Edit(options) => edit(options, &mut client).await?,
         ModelCommand::Remove { id } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/models/{}", segment(&id)),
-                    None,
-                )
+                .delete(&format!("/api/models/{}", segment(&id)))
                 .await?;
             println!("Removed model {id}.");
         }

@@ -324,25 +324,17 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
         }
         ProjectCommand::Remove { project } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/projects/{}", segment(&project)),
-                    None,
-                )
+                .delete(&format!("/api/projects/{}", segment(&project)))
                 .await?;
             println!("Removed project {project}.");
         }
         ProjectCommand::Model(ProjectModelCommand::Remove { project, model_id }) => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!(
-                        "/api/projects/{}/models/{}",
-                        segment(&project),
-                        segment(&model_id)
-                    ),
-                    None,
-                )
+                .delete(&format!(
+                    "/api/projects/{}/models/{}",
+                    segment(&project),
+                    segment(&model_id)
+                ))
                 .await?;
             println!("Removed model {model_id} from project {project}.");
         }
@@ -519,15 +511,11 @@ pub async fn run(command: ProjectCommand, mut client: Client) -> anyhow::Result<
         }
         ProjectCommand::Token(ProjectTokenCommand::Remove { project, token_id }) => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!(
-                        "/api/projects/{}/tokens/{}",
-                        segment(&project),
-                        segment(&token_id)
-                    ),
-                    None,
-                )
+                .delete(&format!(
+                    "/api/projects/{}/tokens/{}",
+                    segment(&project),
+                    segment(&token_id)
+                ))
                 .await?;
             println!("Revoked token {token_id}.");
         }
@@ -651,15 +639,11 @@ async fn member(command: ProjectMemberCommand, client: &mut Client) -> anyhow::R
         }
         ProjectMemberCommand::Remove { project, email } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!(
-                        "/api/projects/{}/members/{}",
-                        segment(&project),
-                        segment(&email)
-                    ),
-                    None,
-                )
+                .delete(&format!(
+                    "/api/projects/{}/members/{}",
+                    segment(&project),
+                    segment(&email)
+                ))
                 .await?;
             println!("Removed {email} from project {project}.");
         }

@@ -115,11 +115,7 @@ pub async fn run(command: RoleCommand, mut client: Client) -> anyhow::Result<()>
         }
         RoleCommand::Remove { id } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/roles/{}", segment(&id)),
-                    None,
-                )
+                .delete(&format!("/api/roles/{}", segment(&id)))
                 .await?;
             println!("Removed role {id}.");
         }

@@ -7,7 +7,8 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::{Value, json};
+use routerly_api::projects::{PolicyView, ReplaceRouting, RoutingView};
+use serde_json::Value;
 
 use super::{print_json, print_table, segment};
 use crate::client::Client;
@@ -82,25 +83,26 @@ pub enum PolicyCommand {
 pub async fn run(command: ProjectRoutingCommand, client: &mut Client) -> anyhow::Result<()> {
     match command {
         ProjectRoutingCommand::Show { project, json } => {
-            let routing = read(client, &project).await?;
+            let mut routing = read(client, &project).await?;
             if json {
-                return print_json(&without_types(routing));
+                routing.types.clear();
+                return print_json(&routing);
             }
-            println!("Retries per model: {}", routing["retries"]);
-            print_policies(&routing);
+            println!("Retries per model: {}", routing.retries);
+            print_policies(&routing.policies);
         }
         ProjectRoutingCommand::SetRetries { project, retries } => {
             let mut routing = read(client, &project).await?;
-            routing["retries"] = json!(retries);
-            write(client, &project, &routing).await?;
+            routing.retries = retries;
+            write(client, &project, routing).await?;
             println!("Project {project} now retries a failing model {retries} time(s).");
         }
         ProjectRoutingCommand::Policy(PolicyCommand::List { project, json }) => {
             let routing = read(client, &project).await?;
             if json {
-                return print_json(&routing["policies"]);
+                return print_json(&routing.policies);
             }
-            print_policies(&routing);
+            print_policies(&routing.policies);
         }
         ProjectRoutingCommand::Policy(PolicyCommand::Enable {
             project,
@@ -119,45 +121,45 @@ pub async fn run(command: ProjectRoutingCommand, client: &mut Client) -> anyhow:
                 bail!("--config must be a JSON object, such as '{{\"windowMinutes\": 10}}'");
             }
             let mut routing = read(client, &project).await?;
-            let policies = policies_mut(&mut routing)?;
-            match policies
+            match routing
+                .policies
                 .iter_mut()
-                .find(|policy| policy["type"] == kind.as_str())
+                .find(|policy| policy.kind == kind)
             {
                 Some(policy) => {
-                    policy["enabled"] = json!(true);
+                    policy.enabled = true;
                     if let Some(config) = config {
-                        policy["config"] = config;
+                        policy.config = config;
                     }
                 }
-                None => policies.push(json!({
-                    "type": kind,
-                    "enabled": true,
-                    "config": config.unwrap_or_else(|| json!({})),
-                })),
+                None => routing.policies.push(PolicyView {
+                    kind: kind.clone(),
+                    enabled: true,
+                    config: config.unwrap_or_else(|| Value::Object(Default::default())),
+                }),
             }
-            write(client, &project, &routing).await?;
+            write(client, &project, routing).await?;
             println!("Enabled policy {kind} in project {project}.");
         }
         ProjectRoutingCommand::Policy(PolicyCommand::Disable { project, kind }) => {
             let mut routing = read(client, &project).await?;
             known_type(&routing, &kind)?;
-            let policies = policies_mut(&mut routing)?;
-            let Some(policy) = policies
+            let Some(policy) = routing
+                .policies
                 .iter_mut()
-                .find(|policy| policy["type"] == kind.as_str())
+                .find(|policy| policy.kind == kind)
             else {
                 bail!("policy `{kind}` is not in project {project}'s list; nothing to disable");
             };
-            policy["enabled"] = json!(false);
-            write(client, &project, &routing).await?;
+            policy.enabled = false;
+            write(client, &project, routing).await?;
             println!("Disabled policy {kind} in project {project}.");
         }
         ProjectRoutingCommand::Policy(PolicyCommand::Reorder { project, order }) => {
             let mut routing = read(client, &project).await?;
-            let wanted: Vec<String> = order
+            let wanted: Vec<&str> = order
                 .split(',')
-                .map(|kind| kind.trim().to_owned())
+                .map(str::trim)
                 .filter(|kind| !kind.is_empty())
                 .collect();
             if wanted.is_empty() {
@@ -166,25 +168,19 @@ pub async fn run(command: ProjectRoutingCommand, client: &mut Client) -> anyhow:
             for kind in &wanted {
                 known_type(&routing, kind)?;
             }
-            let policies = policies_mut(&mut routing)?;
-            let mut ordered = Vec::with_capacity(policies.len());
+            let mut rest = std::mem::take(&mut routing.policies);
             for kind in &wanted {
-                let Some(at) = policies
-                    .iter()
-                    .position(|policy| policy["type"] == kind.as_str())
-                else {
+                let Some(at) = rest.iter().position(|policy| policy.kind == *kind) else {
                     bail!("policy `{kind}` is not in project {project}'s list; enable it first");
                 };
-                ordered.push(policies.remove(at));
+                routing.policies.push(rest.remove(at));
             }
-            ordered.append(policies);
-            *policies = ordered;
-            write(client, &project, &routing).await?;
-            let names: Vec<String> = routing["policies"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|policy| policy["type"].as_str().unwrap_or("?").to_owned())
+            routing.policies.append(&mut rest);
+            let written = write(client, &project, routing).await?;
+            let names: Vec<&str> = written
+                .policies
+                .iter()
+                .map(|policy| policy.kind.as_str())
                 .collect();
             println!(
                 "Policies of project {project}, most important first: {}.",
@@ -199,71 +195,51 @@ fn path(project: &str) -> String {
     format!("/api/projects/{}/policies", segment(project))
 }
 
-async fn read(client: &mut Client, project: &str) -> anyhow::Result<Value> {
-    client.request(Method::GET, &path(project), None).await
+async fn read(client: &mut Client, project: &str) -> anyhow::Result<RoutingView> {
+    client.call(Method::GET, &path(project), None::<&()>).await
 }
 
-async fn write(client: &mut Client, project: &str, routing: &Value) -> anyhow::Result<Value> {
-    let body = without_types(routing.clone());
-    client
-        .request(Method::PUT, &path(project), Some(&body))
-        .await
-}
-
-/// The routing object without the list of known types the service adds.
-fn without_types(mut routing: Value) -> Value {
-    if let Some(object) = routing.as_object_mut() {
-        object.remove("types");
-    }
-    routing
-}
-
-fn policies_mut(routing: &mut Value) -> anyhow::Result<&mut Vec<Value>> {
-    routing["policies"]
-        .as_array_mut()
-        .context("the service's answer has no `policies` list")
+/// Replaces the project's routing with `routing` (the list of known types is the service's
+/// and is not sent back) and returns the routing the service now holds.
+async fn write(
+    client: &mut Client,
+    project: &str,
+    routing: RoutingView,
+) -> anyhow::Result<RoutingView> {
+    let body = ReplaceRouting {
+        policies: routing.policies,
+        retries: Some(routing.retries),
+    };
+    client.call(Method::PUT, &path(project), Some(&body)).await
 }
 
 /// Refuses a type the service does not know, naming the known ones.
-fn known_type(routing: &Value, kind: &str) -> anyhow::Result<()> {
-    let types: Vec<&str> = routing["types"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if !types.is_empty() && !types.contains(&kind) {
+fn known_type(routing: &RoutingView, kind: &str) -> anyhow::Result<()> {
+    if !routing.types.is_empty() && !routing.types.iter().any(|known| known == kind) {
         bail!(
             "unknown policy type `{kind}`; known types: {}",
-            types.join(", ")
+            routing.types.join(", ")
         );
     }
     Ok(())
 }
 
-fn print_policies(routing: &Value) {
-    let rows: Vec<Vec<String>> = routing["policies"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn print_policies(policies: &[PolicyView]) {
+    if policies.is_empty() {
+        println!("No routing policies: candidates are tried in the project's model order.");
+        return;
+    }
+    let rows: Vec<Vec<String>> = policies
+        .iter()
         .enumerate()
         .map(|(index, policy)| {
             vec![
                 (index + 1).to_string(),
-                policy["type"].as_str().unwrap_or("?").to_owned(),
-                if policy["enabled"] == json!(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_owned(),
-                policy["config"].to_string(),
+                policy.kind.clone(),
+                if policy.enabled { "yes" } else { "no" }.to_owned(),
+                policy.config.to_string(),
             ]
         })
         .collect();
-    if rows.is_empty() {
-        println!("No routing policies: candidates are tried in the project's model order.");
-        return;
-    }
     print_table(&["#", "TYPE", "ENABLED", "CONFIG"], &rows);
 }

@@ -3,8 +3,9 @@
 use clap::Subcommand;
 use reqwest::Method;
 use routerly_api::settings::{SettingsView, UpdateSettings};
+use routerly_api::system::{KeyRotated, MasterKeySource, SystemInfo, UsageWriter};
 
-use super::{print_json, text};
+use super::print_json;
 use crate::client::Client;
 
 /// `routerly service …`.
@@ -74,25 +75,34 @@ pub struct ServiceConfigure {
 pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<()> {
     match command {
         ServiceCommand::Status { json } => {
-            let system = client.request(Method::GET, "/api/system", None).await?;
+            let system: SystemInfo = client.call(Method::GET, "/api/system", None::<&()>).await?;
             if json {
                 return print_json(&system);
             }
             println!("server:        {}", client.session().url);
-            println!("version:       {}", text(&system, "/version"));
-            println!("uptime:        {} s", text(&system, "/uptime_seconds"));
-            println!("home:          {}", text(&system, "/home"));
-            println!("listen:        {}", text(&system, "/listen"));
+            println!("version:       {}", system.version);
+            println!("uptime:        {} s", system.uptime_seconds);
+            println!("home:          {}", system.home);
+            println!("listen:        {}", system.listen);
+            if system.configured_listen != system.listen {
+                println!("configured:    {}", system.configured_listen);
+            }
             println!(
                 "models:        {}   projects: {}   users: {}",
-                text(&system, "/models"),
-                text(&system, "/projects"),
-                text(&system, "/users")
+                system.models, system.projects, system.users
             );
-            println!("usage writer:  {}", text(&system, "/usage_writer"));
-            println!("master key:    {}", text(&system, "/master_key_source"));
-            if !system["config_error"].is_null() {
-                println!("config error:  {}", text(&system, "/config_error"));
+            let writer = match system.usage_writer {
+                UsageWriter::Ok => "ok",
+                UsageWriter::Failing => "failing (see the service log)",
+            };
+            println!("usage writer:  {writer}");
+            let key = match system.master_key_source {
+                MasterKeySource::Environment => "ROUTERLY_SECRET_KEY",
+                MasterKeySource::File => "config/secret",
+            };
+            println!("master key:    {key}");
+            if let Some(error) = &system.config_error {
+                println!("config error:  {error}");
             }
         }
         ServiceCommand::Configure(configure) => {
@@ -140,9 +150,9 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
             println!("Settings saved.");
         }
         ServiceCommand::RotateKey { json } => {
-            let answer = super::with_spinner(
+            let answer: KeyRotated = super::with_spinner(
                 "Rotating the master key and re-encrypting every secret…",
-                client.request(Method::POST, "/api/system/rotate-key", None),
+                client.call(Method::POST, "/api/system/rotate-key", None::<&()>),
             )
             .await?;
             if json {
@@ -150,7 +160,7 @@ pub async fn run(command: ServiceCommand, mut client: Client) -> anyhow::Result<
             }
             println!(
                 "Master key rotated; {} secret(s) re-encrypted.",
-                text(&answer, "/secrets_reencrypted")
+                answer.secrets_reencrypted
             );
         }
     }

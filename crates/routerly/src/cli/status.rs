@@ -1,9 +1,11 @@
 //! `routerly status`: is the server up, and who am I on it.
 
 use reqwest::Method;
-use serde_json::json;
+use routerly_api::auth::Me;
+use routerly_api::system::Health;
+use serde::Serialize;
 
-use super::{print_json, text};
+use super::print_json;
 use crate::client::{Client, SessionsFile, get_anonymous};
 
 /// Options of `routerly status`.
@@ -31,28 +33,33 @@ pub async fn run(options: StatusOptions, server: Option<String>) -> anyhow::Resu
             );
         }
     };
-    let health = get_anonymous(&url, "/health").await?;
-    let me = match client {
+    let health: Health = get_anonymous(&url, "/health").await?;
+    let me: Option<Me> = match client {
         Some(mut client) if client.session().url == url => {
-            client.request(Method::GET, "/api/me", None).await.ok()
+            client.call(Method::GET, "/api/me", None::<&()>).await.ok()
         }
         _ => None,
     };
     if options.json {
-        return print_json(&json!({ "url": url, "health": health, "me": me }));
+        /// `status --json`.
+        #[derive(Serialize)]
+        struct Status<'a> {
+            url: &'a str,
+            health: &'a Health,
+            me: Option<&'a Me>,
+        }
+        return print_json(&Status {
+            url: &url,
+            health: &health,
+            me: me.as_ref(),
+        });
     }
     println!(
         "{url}: {} (version {}, up {} s)",
-        text(&health, "/status"),
-        text(&health, "/version"),
-        text(&health, "/uptime")
+        health.status, health.version, health.uptime
     );
     match me {
-        Some(me) => println!(
-            "logged in as {} ({})",
-            text(&me, "/email"),
-            text(&me, "/role")
-        ),
+        Some(me) => println!("logged in as {} ({})", me.email, me.role),
         None => println!("not logged in to this server"),
     }
     Ok(())

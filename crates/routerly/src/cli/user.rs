@@ -163,11 +163,7 @@ pub async fn run(command: UserCommand, mut client: Client) -> anyhow::Result<()>
         }
         UserCommand::Remove { user } => {
             client
-                .request(
-                    Method::DELETE,
-                    &format!("/api/users/{}", segment(&user)),
-                    None,
-                )
+                .delete(&format!("/api/users/{}", segment(&user)))
                 .await?;
             println!("Removed user {user}.");
         }

@@ -77,8 +77,14 @@ pub struct Migrated {
 /// Copies the file installation at `home` (its config files, secrets still encrypted, its
 /// usage log, rotated segments included, its admin API keys and its alert ledger) into the database at `url`, migrating its
 /// schema first. Running it again changes nothing; a database holding anything else is
-/// refused unless `force`.
-pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated, TransferError> {
+/// refused unless `force`. `progress` is told how many usage records have been read so far,
+/// after every batch sent (the step that takes long on a big history).
+pub async fn from_files(
+    home: &Home,
+    url: &str,
+    force: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Migrated, TransferError> {
     let master_key = home.master_key()?;
     let draft = config::read_files(home).map_err(StoreError::from)?;
     validate(&draft, &master_key)?;
@@ -91,7 +97,7 @@ pub async fn from_files(home: &Home, url: &str, force: bool) -> Result<Migrated,
         }
     })
     .await?;
-    let (usage_read, usage_added) = copy_usage(&database, &home.usage_log_path()).await?;
+    let (usage_read, usage_added) = copy_usage(&database, &home.usage_log_path(), progress).await?;
     let api_keys_added = copy_api_keys(&database, home).await?;
     let alerts = crate::notify::AlertLedger::open(Some(home.alerts_path())).fired();
     let alerts_added = super::shared::insert_alerts(&database, &alerts).await?;
@@ -176,8 +182,13 @@ async fn store_config(
 }
 
 /// Sends every record of the usage log at `active` (rotated segments first) in order;
-/// records the database holds already are skipped. Returns (read, added).
-async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), TransferError> {
+/// records the database holds already are skipped; `progress` hears the count read after
+/// each batch. Returns (read, added).
+async fn copy_usage(
+    database: &Database,
+    active: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(u64, u64), TransferError> {
     let mut connection = OwnConnection::lazy(&database.url);
     let client = connection.client().await?;
     let count = "SELECT count(*) FROM usage_records";
@@ -212,6 +223,7 @@ async fn copy_usage(database: &Database, active: &Path) -> Result<(u64, u64), Tr
             if batch.len() == USAGE_BATCH || (!complete && !batch.is_empty()) {
                 super::usage::insert(client, &batch).await?;
                 batch.clear();
+                progress(read);
             }
             if !complete {
                 break;
