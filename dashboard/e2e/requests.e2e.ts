@@ -96,4 +96,30 @@ describe('the dashboard reads rollups', () => {
     await settled(page);
     await expect.poll(() => page.getByText(/^Project \d+$/).count()).toBeGreaterThan(0);
   });
+
+  test("a project's tokens page asks the same with 8 tokens as with 1, and shows each token's last use", async () => {
+    const tokensPage = `/projects/${projects[0]}/tokens`;
+    const before = await requestsOf(tokensPage);
+    // Seven more tokens: three used once, four never.
+    for (let index = 0; index < 7; index++) {
+      const created = await call<{ token: string }>('POST', `/api/projects/${projects[0]}/tokens`, { labels: [`extra-${index}`] });
+      expect(created.status).toBe(201);
+      if (index >= 3) continue;
+      const answer = await fetch(stack.url + '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${created.body.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: `token ${index}` }] }),
+      });
+      await answer.text();
+      expect(answer.status).toBe(200);
+    }
+    const after = await requestsOf(tokensPage);
+    expect(after, `with 8 tokens:\n${after.join('\n')}\nwith 1:\n${before.join('\n')}`).toEqual(before);
+    // Four tokens used (the first and three extra ones) show a time to the second; four say never.
+    const cells = page.getByTestId('token-last-use');
+    await expect.poll(() => cells.count()).toBe(8);
+    const texts = await cells.allTextContents();
+    expect(texts.filter((text) => /\d\d:\d\d:\d\d/.test(text)), texts.join(' | ')).toHaveLength(4);
+    expect(texts.filter((text) => text === 'never'), texts.join(' | ')).toHaveLength(4);
+  });
 });

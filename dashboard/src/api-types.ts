@@ -2759,6 +2759,22 @@ export type UsageByToken = {
  */
 tokens: Array<TokenUsage>, };
 
+export type TokenLastUse = { 
+/**
+ * The token's id.
+ */
+token_id: string, 
+/**
+ * The time of its newest usage record matching the filter.
+ */
+last_used_at: string, };
+
+export type UsageLastUse = { 
+/**
+ * One row per token that has a matching call.
+ */
+tokens: Array<TokenLastUse>, };
+
 export type UsageByUser = { 
 /**
  * One row per `user` field.

@@ -66,6 +66,7 @@ export type {
   UsageByProject,
   UsageByToken,
   UsageByUser,
+  UsageLastUse,
   UsagePage,
   UsageRecord,
   UsageSummary,

@@ -155,6 +155,8 @@ pub fn typescript() -> String {
         usage::UsageByModel::decl(),
         usage::UsageByProject::decl(),
         usage::UsageByToken::decl(),
+        usage::TokenLastUse::decl(),
+        usage::UsageLastUse::decl(),
         usage::UsageByUser::decl(),
         usage::TimelinePoint::decl(),
         usage::Timeline::decl(),

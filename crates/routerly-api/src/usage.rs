@@ -380,6 +380,24 @@ pub struct UsageByToken {
     pub tokens: Vec<TokenUsage>,
 }
 
+/// When one project token was last used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+pub struct TokenLastUse {
+    /// The token's id.
+    pub token_id: String,
+    /// The time of its newest usage record matching the filter.
+    #[ts(type = "string")]
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// `GET /api/usage/last-use`: the newest call of each token, most recent first; tokens
+/// without a matching call are absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+pub struct UsageLastUse {
+    /// One row per token that has a matching call.
+    pub tokens: Vec<TokenLastUse>,
+}
+
 /// `GET /api/usage/by-user`: per `user` field and per tag, most expensive first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 pub struct UsageByUser {

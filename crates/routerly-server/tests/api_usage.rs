@@ -8,8 +8,8 @@ mod management;
 use http::{Method, StatusCode};
 use management::{Answer, Harness};
 use routerly_api::usage::{
-    Bucket, Outcome, Timeline, UsageByModel, UsageByProject, UsageByToken, UsageByUser, UsagePage,
-    UsageSummary,
+    Bucket, Outcome, Timeline, TokenLastUse, UsageByModel, UsageByProject, UsageByToken,
+    UsageByUser, UsageLastUse, UsagePage, UsageSummary,
 };
 use routerly_api::{ErrorBody, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -304,4 +304,63 @@ async fn the_export_streams_every_matching_record() {
         .collect();
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|record| record.project_id == "p-alpha"));
+}
+
+#[tokio::test]
+async fn last_use_names_each_tokens_newest_call_in_one_answer() {
+    let harness = Harness::start().await;
+    let all: UsageLastUse = get(&harness, "admin", "/api/usage/last-use").await;
+    let page: UsagePage = get(&harness, "admin", "/api/usage").await;
+    let newest = |token: &str| {
+        page.records
+            .iter()
+            .filter(|record| record.token_id == token)
+            .map(|record| record.timestamp)
+            .max()
+            .expect("the token has records")
+    };
+    let mut expected = vec![
+        TokenLastUse {
+            token_id: "t-alpha".into(),
+            last_used_at: newest("t-alpha"),
+        },
+        TokenLastUse {
+            token_id: "t-beta".into(),
+            last_used_at: newest("t-beta"),
+        },
+    ];
+    expected.sort_by_key(|row| std::cmp::Reverse(row.last_used_at));
+    assert_eq!(all.tokens, expected, "every token, most recent first");
+
+    // Scoped like every usage answer: a member of alpha sees alpha's token only, and is
+    // refused beta's project by name.
+    let scoped: UsageLastUse = get(&harness, "project-viewer", "/api/usage/last-use").await;
+    let tokens: Vec<&str> = scoped
+        .tokens
+        .iter()
+        .map(|row| row.token_id.as_str())
+        .collect();
+    assert_eq!(tokens, ["t-alpha"]);
+    let member = harness.token("project-viewer").await;
+    let refused = harness
+        .call(
+            Method::GET,
+            "/api/usage/last-use?project=beta",
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+
+    // Filters narrow it: a token, a time range with no calls.
+    let one: UsageLastUse = get(&harness, "admin", "/api/usage/last-use?token=t-beta").await;
+    assert_eq!(one.tokens.len(), 1);
+    assert_eq!(one.tokens[0].token_id, "t-beta");
+    let none: UsageLastUse = get(
+        &harness,
+        "admin",
+        "/api/usage/last-use?to=2020-01-01T00:00:00Z",
+    )
+    .await;
+    assert!(none.tokens.is_empty(), "{none:?}");
 }

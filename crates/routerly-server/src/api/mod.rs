@@ -120,6 +120,7 @@ pub fn router(app: App) -> Router<App> {
         .route("/api/usage/by-model", get(usage::by_model))
         .route("/api/usage/by-project", get(usage::by_project))
         .route("/api/usage/by-token", get(usage::by_token))
+        .route("/api/usage/last-use", get(usage::last_use))
         .route("/api/usage/by-user", get(usage::by_user))
         .route("/api/usage/timeline", get(usage::timeline))
         .route("/api/usage/export", get(usage::export))

@@ -91,6 +91,7 @@ use super::{
         usage::by_model,
         usage::by_project,
         usage::by_token,
+        usage::last_use,
         usage::by_user,
         usage::timeline,
         usage::export,

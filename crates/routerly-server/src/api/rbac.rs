@@ -409,6 +409,7 @@ pub const ROUTES: &[Route] = &[
     route(Method::GET, "/api/usage/by-model", Usage),
     route(Method::GET, "/api/usage/by-project", Usage),
     route(Method::GET, "/api/usage/by-token", Usage),
+    route(Method::GET, "/api/usage/last-use", Usage),
     route(Method::GET, "/api/usage/by-user", Usage),
     route(Method::GET, "/api/usage/timeline", Usage),
     route(Method::GET, "/api/usage/export", Usage),

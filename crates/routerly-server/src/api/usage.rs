@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use routerly_api::usage::{
-    Bucket, ModelUsage, ProjectUsage, TagUsage, Timeline, TimelinePoint, TokenUsage, UsageByModel,
-    UsageByProject, UsageByToken, UsageByUser, UsagePage, UsageQuery,
+    Bucket, ModelUsage, ProjectUsage, TagUsage, Timeline, TimelinePoint, TokenLastUse, TokenUsage,
+    UsageByModel, UsageByProject, UsageByToken, UsageByUser, UsageLastUse, UsagePage, UsageQuery,
     UsageRecord as UsageRecordView, UsageSummary, UsageTotals, UserUsage,
 };
 use routerly_core::usage::{Outcome, UsageRecord};
@@ -299,6 +299,45 @@ pub async fn by_token(
     let report = report(&app, &user, &query, GroupBy::Dimension(Dimension::Token)).await?;
     let tokens = rows(&report, |token_id, totals| TokenUsage { token_id, totals });
     Ok(axum::Json(UsageByToken { tokens }))
+}
+
+/// `GET /api/usage/last-use`: when each token was last used (the Tokens tab's column, for
+/// every token in one request). The rollups say which tokens have calls at all; only
+/// those are looked up, each by its newest record, so a token never used costs nothing.
+/// `limit` (default and most 1,000) bounds how many tokens are looked up.
+#[utoipa::path(get, path = "/api/usage/last-use", operation_id = "usage_last_use", tag = "usage", params(UsageQuery),
+    responses((status = 200, body = UsageLastUse)))]
+pub async fn last_use(
+    State(app): State<App>,
+    user: AuthUser,
+    Query(query): Query<UsageQuery>,
+) -> Result<axum::Json<UsageLastUse>, ApiError> {
+    let filter = filter_for(&app, &user, &query)?;
+    let limit = query.limit.unwrap_or(1000).clamp(1, 1000) as usize;
+    let mut tokens = with_history(&app, move |history| {
+        let report = history.report(filter.clone(), GroupBy::Dimension(Dimension::Token))?;
+        let mut tokens = Vec::new();
+        for token_id in report.groups.keys().filter(|id| !id.is_empty()).take(limit) {
+            let of_token = Filter {
+                token: Some(token_id.clone()),
+                ..filter.clone()
+            };
+            if let Some(newest) = history.page(&of_token, 0, 1)?.records.into_iter().next() {
+                tokens.push(TokenLastUse {
+                    token_id: token_id.clone(),
+                    last_used_at: newest.timestamp,
+                });
+            }
+        }
+        Ok(tokens)
+    })
+    .await?;
+    tokens.sort_by(|a, b| {
+        b.last_used_at
+            .cmp(&a.last_used_at)
+            .then_with(|| a.token_id.cmp(&b.token_id))
+    });
+    Ok(axum::Json(UsageLastUse { tokens }))
 }
 
 /// `GET /api/usage/by-user`: totals per request `user` field and per tag, for spend

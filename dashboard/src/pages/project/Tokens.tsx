@@ -3,8 +3,8 @@ import { request } from '../../api';
 import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, SecretOnce, Table, TextField } from '../../components/ui';
 import { count, dateTime, usd } from '../../format';
 import { missing, usePermissions } from '../../permissions';
-import { useAction, useApi } from '../../hooks';
-import type { ProjectToken, Totals, UsagePage } from '../../types';
+import { useAction, useApi, type Loaded } from '../../hooks';
+import type { ProjectToken, Totals, UsageLastUse } from '../../types';
 import type { TabProps } from '../Project';
 
 export function tokenStatus(token: ProjectToken, now = Date.now()): { label: string; tone: 'good' | 'warn' | 'bad' } {
@@ -13,19 +13,20 @@ export function tokenStatus(token: ProjectToken, now = Date.now()): { label: str
   return { label: 'active', tone: 'good' };
 }
 
-/** When a token was last used: its newest usage record. */
-function LastUse({ projectId, tokenId }: { projectId: string; tokenId: string }) {
-  const page = useApi<UsagePage>('/api/usage', { project: projectId, token: tokenId, limit: 1 });
-  if (page.error) return <span className="muted">—</span>;
-  if (!page.data) return <span className="muted">…</span>;
-  const last = page.data.records[0];
-  return <span data-testid="token-last-use">{last ? dateTime(last.timestamp) : 'never'}</span>;
+/** When a token was last used, from the one answer of `/api/usage/last-use` for the project. */
+function LastUse({ lastUse, tokenId }: { lastUse: Loaded<UsageLastUse>; tokenId: string }) {
+  if (lastUse.error) return <span className="muted">—</span>;
+  if (!lastUse.data) return <span className="muted">…</span>;
+  const last = lastUse.data.tokens.find((row) => row.token_id === tokenId);
+  return <span data-testid="token-last-use">{last ? dateTime(last.last_used_at) : 'never'}</span>;
 }
 
 export function TokensTab({ project, reload }: TabProps) {
   const canWrite = usePermissions().can('project:write', project.id);
   const since = useMemo(() => new Date(Date.now() - 30 * 86_400_000).toISOString().slice(0, 10) + 'T00:00:00Z', []);
   const spend = useApi<{ tokens: (Totals & { token_id: string })[] }>('/api/usage/by-token', { project: project.id, from: since });
+  // Every token's last use in one request, however many tokens the project has.
+  const lastUse = useApi<UsageLastUse>('/api/usage/last-use', { project: project.id });
   const spendOf = (id: string) => spend.data?.tokens.find((row) => row.token_id === id);
   const [labels, setLabels] = useState('');
   const [models, setModels] = useState<string[]>([]);
@@ -136,7 +137,7 @@ export function TokensTab({ project, reload }: TabProps) {
                     <td>{token.labels.join(', ') || '—'}</td>
                     <td>{token.models.join(', ') || 'all'}</td>
                     <td>
-                      <LastUse projectId={project.id} tokenId={token.id} />
+                      <LastUse lastUse={lastUse} tokenId={token.id} />
                     </td>
                     <td data-testid="token-spend">
                       {spend.data ? (
