@@ -656,7 +656,7 @@ api_keys: Array<ApiKeyView>, };
 
 export type CreateApiKey = { 
 /**
- * What it is for (not blank).
+ * What it is for (not blank, one line, at most 128 characters).
  */
 name: string, 
 /**
@@ -891,7 +891,7 @@ projects: Array<ProjectView>, };
 
 export type CreateProject = { 
 /**
- * Its name (not blank), unique.
+ * Its name (not blank, one line, at most 128 characters), unique.
  */
 name: string, 
 /**
@@ -909,7 +909,7 @@ strict_translation?: boolean, };
 
 export type UpdateProject = { 
 /**
- * A new name (not blank), unique.
+ * A new name (not blank, one line, at most 128 characters), unique.
  */
 name?: string, 
 /**
@@ -951,7 +951,7 @@ routing_prompt?: string | null, };
 
 export type CreateToken = { 
 /**
- * Labels, for people.
+ * Labels, for people: at most 32; each is trimmed and blank ones are left out.
  */
 labels?: Array<string>, 
 /**
@@ -965,7 +965,7 @@ expires_at?: string, };
 
 export type UpdateToken = { 
 /**
- * New labels.
+ * New labels: at most 32; each is trimmed and blank ones are left out.
  */
 labels?: Array<string>, 
 /**
@@ -1936,7 +1936,7 @@ export type CreateRole = {
  */
 id: string, 
 /**
- * Its display name (not blank).
+ * Its display name (not blank, one line, at most 128 characters).
  */
 name: string, 
 /**
@@ -1946,7 +1946,7 @@ permissions: Array<string>, };
 
 export type UpdateRole = { 
 /**
- * New display name (not blank).
+ * New display name (not blank, one line, at most 128 characters).
  */
 name?: string, 
 /**

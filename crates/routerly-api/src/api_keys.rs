@@ -38,8 +38,11 @@ pub struct ApiKeyList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// What it is for (not blank).
-    #[schema(pattern = r"\S")]
+    /// What it is for (not blank, one line, at most 128 characters).
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128
+    )]
     pub name: String,
     /// The global role it carries: a built-in or custom role the caller holds every
     /// permission of. Absent: `admin`.

@@ -165,8 +165,11 @@ pub struct ProjectList {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// Its name (not blank), unique.
-    #[schema(pattern = r"\S")]
+    /// Its name (not blank, one line, at most 128 characters), unique.
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128
+    )]
     pub name: String,
     /// Its slug: lowercase letters, digits and dashes; absent: made from the name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,10 +190,13 @@ pub struct CreateProject {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
-    /// A new name (not blank), unique.
+    /// A new name (not blank, one line, at most 128 characters), unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    #[schema(pattern = r"\S")]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128
+    )]
     pub name: Option<String>,
     /// New timeouts, replacing the old ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,9 +252,10 @@ pub struct UpdateProjectModel {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// Labels, for people.
+    /// Labels, for people: at most 32; each is trimmed and blank ones are left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[ts(as = "Option<Vec<String>>", optional)]
+    #[schema(max_items = 32)]
     pub labels: Vec<String>,
     /// The project models it may use; absent or empty: all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -264,9 +271,10 @@ pub struct CreateToken {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateToken {
-    /// New labels.
+    /// New labels: at most 32; each is trimmed and blank ones are left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
+    #[schema(max_items = 32)]
     pub labels: Option<Vec<String>>,
     /// New models (empty: all of the project's).
     #[serde(default, skip_serializing_if = "Option::is_none")]

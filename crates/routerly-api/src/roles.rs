@@ -33,8 +33,11 @@ pub struct CreateRole {
     /// Its id: 1 to 64 lowercase letters, digits, `-` and `_`; not a built-in role's.
     #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     pub id: String,
-    /// Its display name (not blank).
-    #[schema(pattern = r"\S")]
+    /// Its display name (not blank, one line, at most 128 characters).
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128
+    )]
     pub name: String,
     /// At least one permission; the caller must hold each of them.
     pub permissions: Vec<String>,
@@ -44,10 +47,13 @@ pub struct CreateRole {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, TS)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRole {
-    /// New display name (not blank).
+    /// New display name (not blank, one line, at most 128 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
-    #[schema(pattern = r"\S")]
+    #[schema(
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        max_length = 128
+    )]
     pub name: Option<String>,
     /// New permissions, replacing the old ones (at least one; held by the caller before and
     /// after the change).

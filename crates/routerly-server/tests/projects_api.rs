@@ -555,3 +555,85 @@ async fn routing_policies_are_replaced_whole_and_checked_by_type() {
         StatusCode::FORBIDDEN
     );
 }
+
+#[tokio::test]
+async fn names_and_labels_are_bounded_one_line_texts() {
+    let harness = Harness::start().await;
+    let admin = harness.token("admin").await;
+    let long = "n".repeat(129);
+    for (method, path, body, field) in [
+        (
+            Method::POST,
+            "/api/projects",
+            json!({ "name": long }),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/projects",
+            json!({ "name": "two\nlines" }),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            "/api/projects/alpha",
+            json!({ "name": "tab\there" }),
+            "name",
+        ),
+        (
+            Method::PATCH,
+            "/api/projects/alpha",
+            json!({ "name": long }),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/roles",
+            json!({ "id": "long", "name": long, "permissions": [] }),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/api-keys",
+            json!({ "name": "bell\u{7}" }),
+            "name",
+        ),
+        (
+            Method::POST,
+            "/api/projects/alpha/tokens",
+            json!({ "labels": vec!["x"; 33] }),
+            "labels",
+        ),
+    ] {
+        assert_eq!(
+            refused(&harness, method.clone(), path, &admin, Some(body.clone())).await,
+            invalid(field),
+            "{method} {path} {body}"
+        );
+    }
+    // At the bounds: 128 characters, 32 labels, trimmed, blank ones left out.
+    let name = "n".repeat(128);
+    let created: ProjectView = ok(
+        &harness,
+        Method::POST,
+        "/api/projects",
+        &admin,
+        Some(json!({ "name": name })),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(created.name.chars().count(), 128);
+    let mut labels = vec![" web ".to_owned(), "  ".to_owned()];
+    labels.extend((0..30).map(|index| format!("l{index}")));
+    let token: CreatedToken = ok(
+        &harness,
+        Method::POST,
+        "/api/projects/alpha/tokens",
+        &admin,
+        Some(json!({ "labels": labels })),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(token.view.labels.len(), 31);
+    assert_eq!(token.view.labels[0], "web");
+}

@@ -54,10 +54,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::UserWrite)?;
-    let name = body.name.trim();
-    if name.is_empty() {
-        return Err(ApiError::invalid("name", "the key needs a name"));
-    }
+    let name = super::display_name("name", &body.name, "the key needs a name")?;
+    let name = name.as_str();
     let role = body.role.as_deref().unwrap_or("admin");
     let roles = app.store.snapshot().roles.clone();
     check_role(&roles, role)?;

@@ -214,6 +214,49 @@ impl ApiError {
     }
 }
 
+/// Longest name of a project, role or API key, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Most labels on a project token.
+pub const MAX_LABELS: usize = 32;
+
+/// A name for people (a project's, a role's, an API key's) as it will be stored: at most
+/// [`MAX_NAME_CHARS`] characters, none of them a control character (a name is shown on one
+/// line in tables, logs and CSV exports), then trimmed and not empty (`missing` says what
+/// is missing). The length and characters are checked as sent, as the schema documents.
+pub fn display_name(field: &str, value: &str, missing: &str) -> Result<String, ApiError> {
+    if value.chars().count() > MAX_NAME_CHARS {
+        return Err(ApiError::invalid(
+            field,
+            format!("longer than {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "contains a control character"));
+    }
+    let name = value.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid(field, missing));
+    }
+    Ok(name.to_owned())
+}
+
+/// A project token's labels as they will be stored: at most [`MAX_LABELS`], each trimmed,
+/// blank ones left out (as the CLI and the dashboard split a comma-separated list).
+pub fn token_labels(labels: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::invalid(
+            "labels",
+            format!("at most {MAX_LABELS} labels"),
+        ));
+    }
+    Ok(labels
+        .iter()
+        .map(|label| label.trim())
+        .filter(|label| !label.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = routerly_api::ErrorBody {

@@ -138,10 +138,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> Result<(http::StatusCode, axum::Json<ProjectView>), ApiError> {
     user.require(Permission::ProjectWrite)?;
-    let name = body.name.trim().to_owned();
-    if name.is_empty() {
-        return Err(ApiError::invalid("name", "the project needs a name"));
-    }
+    let name = super::display_name("name", &body.name, "the project needs a name")?;
     let slug = body
         .slug
         .map(|slug| slug.trim().to_owned())
@@ -200,30 +197,31 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateProject>,
 ) -> Result<axum::Json<ProjectView>, ApiError> {
     user.require(Permission::ProjectWrite)?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|name| super::display_name("name", name, "the project needs a name"))
+        .transpose()?;
     let updated = super::grants::update(&app, &user, move |draft| {
         let id = find_project(draft, &key)?.id.clone();
-        if let Some(name) = &body.name
+        if let Some(name) = &name
             && draft
                 .projects
                 .projects
                 .iter()
-                .any(|other| other.id != id && other.name == name.trim())
+                .any(|other| other.id != id && other.name == *name)
         {
             // Projects are found by name too: two of one name would make that ambiguous.
             return Err(ApiError {
                 field: Some("name".to_owned()),
                 ..ApiError::new(
                     ErrorCode::Conflict,
-                    format!("a project named `{}` already exists", name.trim()),
+                    format!("a project named `{name}` already exists"),
                 )
             });
         }
         let project = find_project(draft, &key)?;
-        if let Some(name) = body.name {
-            let name = name.trim().to_owned();
-            if name.is_empty() {
-                return Err(ApiError::invalid("name", "the project needs a name"));
-            }
+        if let Some(name) = name {
             project.name = name;
         }
         if let Some(timeouts) = body.timeouts {
@@ -479,7 +477,7 @@ pub async fn create_token(
             &secret[..TOKEN_PREFIX.len() + 4],
             &secret[secret.len() - 4..]
         ),
-        labels: body.labels,
+        labels: super::token_labels(body.labels)?,
         models: body.models,
         expires_at: body.expires_at,
         revoked_at: None,
@@ -551,7 +549,7 @@ pub async fn update_token(
                 ApiError::not_found(format!("project `{key}` has no token `{token_id}`"))
             })?;
         if let Some(labels) = body.labels {
-            token.labels = labels;
+            token.labels = super::token_labels(labels)?;
         }
         if let Some(models) = body.models {
             token.models = models;

@@ -98,12 +98,9 @@ pub async fn create(
             format!("`{id}` is a built-in role"),
         ));
     }
-    if body.name.trim().is_empty() {
-        return Err(ApiError::invalid("name", "the role needs a name"));
-    }
     let role = CustomRole {
         id,
-        name: body.name.trim().to_owned(),
+        name: super::display_name("name", &body.name, "the role needs a name")?,
         permissions: check_permissions(&body.permissions)?,
     };
     let stored = role.clone();
@@ -156,10 +153,7 @@ pub async fn update(
             .find(|role| role.id == id)
             .ok_or_else(|| ApiError::not_found(format!("no role `{id}`")))?;
         if let Some(name) = body.name {
-            if name.trim().is_empty() {
-                return Err(ApiError::invalid("name", "the role needs a name"));
-            }
-            role.name = name.trim().to_owned();
+            role.name = super::display_name("name", &name, "the role needs a name")?;
         }
         if let Some(permissions) = permissions {
             role.permissions = permissions;
