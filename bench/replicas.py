@@ -11,7 +11,10 @@ the other, as in `bench.py`; PostgreSQL and Redis run where the system puts them
 
 Every call is under two limits (a project cost limit and a token call limit, both far from
 full), so the budget path runs: in memory in file mode, one Redis round trip per call in
-shared mode.
+shared mode. Besides throughput and latency it prints the CPU time each call costs the
+gateways, PostgreSQL and Redis (all of the machine's PostgreSQL and Redis server processes,
+which serve nothing else while it runs): the figures that do not depend on how the two cores
+are shared.
 """
 
 import argparse
@@ -89,8 +92,29 @@ def start_balancer(ports, cpus):
     return port, proc
 
 
+def backend_cpu_seconds():
+    """CPU seconds used so far by every PostgreSQL and Redis server process of the machine
+    (they serve only this benchmark while it runs), by name."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals = {"postgres": 0.0, "redis-server": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        comm = head.split("(", 1)[1]
+        name = "redis-server" if comm.startswith("redis-server") else comm
+        if name in totals:
+            fields = tail.split()
+            totals[name] += (int(fields[11]) + int(fields[12])) / ticks
+    return totals
+
+
 def measure(name, port, token, procs, args):
-    """wrk at each concurrency, the median of `args.repeat` runs; CPU of every gateway process."""
+    """wrk at each concurrency, the median of `args.repeat` runs; CPU of every gateway process
+    and of PostgreSQL and Redis, also per call."""
     body = request_body("bench-chat", False)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     path = "/v1/chat/completions"
@@ -99,10 +123,18 @@ def measure(name, port, token, procs, args):
         runs = []
         for _ in range(args.repeat):
             cpu_before = sum(proc.cpu_seconds() for proc in procs)
+            backends_before = backend_cpu_seconds()
             started = time.time()
             result = wrk(f"http://127.0.0.1:{port}{path}", body, headers, concurrency, args.duration,
                          args.client_cpu, None)
-            result["cpu_pct"] = 100 * (sum(proc.cpu_seconds() for proc in procs) - cpu_before) / (time.time() - started)
+            elapsed = time.time() - started
+            gateway_cpu = sum(proc.cpu_seconds() for proc in procs) - cpu_before
+            backends = {key: value - backends_before[key] for key, value in backend_cpu_seconds().items()}
+            result["cpu_pct"] = 100 * gateway_cpu / elapsed
+            calls = max(result["rps"] * elapsed, 1)
+            result["gateway_us_per_call"] = 1e6 * gateway_cpu / calls
+            result["postgres_us_per_call"] = 1e6 * backends["postgres"] / calls
+            result["redis_us_per_call"] = 1e6 * backends["redis-server"] / calls
             runs.append(result)
         runs.sort(key=lambda r: r["rps"])
         cell = dict(runs[len(runs) // 2], target=name, concurrency=concurrency)
@@ -157,8 +189,8 @@ def report(results, args):
              f"PostgreSQL and Redis unpinned; chat, {results['duration_s']} s per cell, median of {results['repeat']}; "
              f"{results['started'][:16]} UTC.", "",
              "| target | conc | req/s | vs 1 replica, files | p50 ms | p99 ms | added p50 ms | added p99 ms "
-             "| gateways' CPU % | errors |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| gateways' CPU % | gateways µs/call | PostgreSQL µs/call | Redis µs/call | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def cell(target, concurrency):
         return next(c for c in results["load"] if c["target"] == target and c["concurrency"] == concurrency)
@@ -170,7 +202,9 @@ def report(results, args):
         c["vs_files"] = c["rps"] / files["rps"]
         lines.append(f"| {c['target']} | {c['concurrency']} | {c['rps']:.0f} | {c['vs_files']:.2f} "
                      f"| {c['p50_us'] / 1000:.3f} | {c['p99_us'] / 1000:.3f} | {c['added_p50_us'] / 1000:.3f} "
-                     f"| {c['added_p99_us'] / 1000:.3f} | {c['cpu_pct']:.0f} | {c['errors'] + c['status_errors']} |")
+                     f"| {c['added_p99_us'] / 1000:.3f} | {c['cpu_pct']:.0f} | {c['gateway_us_per_call']:.0f} "
+                     f"| {c['postgres_us_per_call']:.1f} | {c['redis_us_per_call']:.1f} "
+                     f"| {c['errors'] + c['status_errors']} |")
     worst = min(cell("1 replica, PG + Redis", n)["vs_files"] for n in CONCURRENCIES)
     lines += ["", f"- {'met' if worst >= 0.7 else '**missed**'}: one replica on PostgreSQL + Redis keeps "
                   f"{100 * worst:.0f} % of file mode's throughput at its worst concurrency (target ≥ 70 %)"]
