@@ -43,61 +43,67 @@ use super::counters::{
     MemoryCounterStore, ReservationId, Reserved,
 };
 
-/// The Lua both scripts share: the sums of a reservation hash's live holds are kept in
-/// `{hash}:t` (fields `c`, `n`, `i`, `o`), and its holds' expiries in the sorted set
-/// `{hash}:x`, so that a check reads four numbers and drops only the holds that expired,
-/// instead of reading every hold at every call (what made a reservation's cost grow with
-/// the calls in flight). The sums are reset to zero whenever the hash empties, so float
-/// rounding cannot accumulate.
+/// The Lua both scripts share. A counter's reservations are one hash with one field per
+/// replica holding any: the sums of that replica's holds on the counter, `cost|calls|input|
+/// output`. A replica adds a call's hold to its field when it reserves and subtracts the
+/// holds it let go, summed per counter, once per batch; the field goes when it empties. A
+/// replica is alive while its key `{prefix}:alive:{replica}` is (set for the reservation
+/// TTL by every reservation and every second by the replica): a check counts the fields of
+/// live replicas and deletes the others, so a dead replica's holds come back within the
+/// TTL, and a long call on a live replica keeps its hold however long it runs. A check
+/// reads one small hash per counter instead of a hold per call in flight.
 const HOLD_LUA: &str = r#"
--- Adds `sign` times the four amounts of `parts` (from index 2) to the sums of `key`: one
--- read and one write, however many amounts.
-local function add_sums(key, parts, sign)
-  local t = redis.call('HMGET', key .. ':t', 'c', 'n', 'i', 'o')
-  redis.call('HSET', key .. ':t',
-    'c', (tonumber(t[1]) or 0) + sign * tonumber(parts[2]),
-    'n', (tonumber(t[2]) or 0) + sign * tonumber(parts[3]),
-    'i', (tonumber(t[3]) or 0) + sign * tonumber(parts[4]),
-    'o', (tonumber(t[4]) or 0) + sign * tonumber(parts[5]))
+local function parse(entry)
+  if not entry then return 0, 0, 0, 0 end
+  local c, n, i, o = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)|([^|]+)$')
+  return tonumber(c) or 0, tonumber(n) or 0, tonumber(i) or 0, tonumber(o) or 0
 end
-local function drop(key, member)
-  local entry = redis.call('HGET', key, member)
-  redis.call('ZREM', key .. ':x', member)
-  if not entry then return end
-  redis.call('HDEL', key, member)
-  if redis.call('HLEN', key) == 0 then
-    redis.call('DEL', key .. ':t')
+-- Adds `sign` times the four amounts of ARGV from `at` to `replica`'s field of `key`; a
+-- field left with nothing (float dust aside) is deleted, and none goes below zero.
+local function change(key, replica, at, sign)
+  local c, n, i, o = parse(redis.call('HGET', key, replica))
+  c = c + sign * tonumber(ARGV[at])
+  n = n + sign * tonumber(ARGV[at + 1])
+  i = i + sign * tonumber(ARGV[at + 2])
+  o = o + sign * tonumber(ARGV[at + 3])
+  if c < 1e-9 and n < 1e-9 and i < 1e-9 and o < 1e-9 then
+    redis.call('HDEL', key, replica)
     return
   end
-  local parts = {}
-  for part in string.gmatch(entry, '[^|]+') do parts[#parts + 1] = part end
-  add_sums(key, parts, -1)
+  redis.call('HSET', key, replica, string.format('%.17g|%.17g|%.17g|%.17g',
+    math.max(c, 0), math.max(n, 0), math.max(i, 0), math.max(o, 0)))
 end
 "#;
 
 /// Reserves every hold if every check fits. KEYS: per check its usage and reservation
-/// hashes, then per hold its reservation hash. ARGV: now (ms), expiry (ms), reservation id,
-/// TTL (ms), check count, then per check metric (1–4, 5 for input plus output tokens), first live bucket, needed, value,
-/// then per hold its four amounts. Answers `{0}`, or `{check index, used, reserved}`.
+/// hashes, then per hold its reservation hash. ARGV: the replica's id, the prefix of the
+/// replicas' liveness keys, the TTL (ms), the check count, then per check its metric (1–4,
+/// 5 for input plus output tokens), first live bucket, needed amount and value, then per
+/// hold its four amounts. Answers `{0}`, or `{check index, used, reserved}`.
 const RESERVE: &str = r#"
-local now = tonumber(ARGV[1])
-local expires = ARGV[2]
-local id = ARGV[3]
-local ttl = tonumber(ARGV[4])
-local checks = tonumber(ARGV[5])
+local replica = ARGV[1]
+local alive = ARGV[2]
+local ttl = tonumber(ARGV[3])
+local checks = tonumber(ARGV[4])
 local names = {'c', 'n', 'i', 'o'}
+local function pick(metric, c, n, i, o)
+  if metric == 1 then return c end
+  if metric == 2 then return n end
+  if metric == 3 then return i end
+  if metric == 4 then return o end
+  return i + o
+end
 local function reserved(key, metric)
-  for _, member in ipairs(redis.call('ZRANGEBYSCORE', key .. ':x', '-inf', now)) do
-    drop(key, member)
+  local all = redis.call('HGETALL', key)
+  local total = 0
+  for j = 1, #all, 2 do
+    local owner = all[j]
+    if owner == replica or redis.call('EXISTS', alive .. owner) == 1 then
+      total = total + pick(metric, parse(all[j + 1]))
+    else
+      redis.call('HDEL', key, owner)
+    end
   end
-  local t = redis.call('HMGET', key .. ':t', 'c', 'n', 'i', 'o')
-  local total
-  if metric == 5 then
-    total = (tonumber(t[3]) or 0) + (tonumber(t[4]) or 0)
-  else
-    total = tonumber(t[metric]) or 0
-  end
-  if total < 0 then return 0 end
   return total
 end
 local function used(key, metric, first)
@@ -114,7 +120,7 @@ local function used(key, metric, first)
   end
   return total
 end
-local arg = 6
+local arg = 5
 for c = 1, checks do
   local metric = tonumber(ARGV[arg])
   local first = tonumber(ARGV[arg + 1])
@@ -127,45 +133,37 @@ for c = 1, checks do
     return {c, tostring(u), tostring(r)}
   end
 end
+redis.call('SET', alive .. replica, '1', 'PX', ttl)
 for h = 2 * checks + 1, #KEYS do
-  local key = KEYS[h]
-  local entry = expires .. '|' .. ARGV[arg] .. '|' .. ARGV[arg + 1] .. '|' .. ARGV[arg + 2] .. '|' .. ARGV[arg + 3]
-  -- The id is new (the replica's own, never reused): no earlier hold of it to drop.
-  redis.call('HSET', key, id, entry)
-  redis.call('ZADD', key .. ':x', expires, id)
-  add_sums(key, {expires, ARGV[arg], ARGV[arg + 1], ARGV[arg + 2], ARGV[arg + 3]}, 1)
+  change(KEYS[h], replica, arg, 1)
+  redis.call('PEXPIRE', KEYS[h], ttl)
   arg = arg + 4
-  redis.call('PEXPIRE', key, ttl)
-  redis.call('PEXPIRE', key .. ':x', ttl)
-  redis.call('PEXPIRE', key .. ':t', ttl)
 end
 return {0}
 "#;
 
-/// Releases holds: ARGV holds, per release, its member and how many of the following KEYS
-/// are its reservation hashes. One call releases a whole batch (one script's fixed cost
-/// for all of them, instead of one each).
+/// Lets go of holds: ARGV is the replica's id, then per reservation hash of KEYS the four
+/// amounts to take off its field (a batch's releases on that counter, summed).
 const RELEASE: &str = r#"
-local k = 1
-for a = 1, #ARGV, 2 do
-  local member = ARGV[a]
-  local last = k + tonumber(ARGV[a + 1]) - 1
-  for i = k, last do drop(KEYS[i], member) end
-  k = last + 1
-end
+for k = 1, #KEYS do change(KEYS[k], ARGV[1], 4 * k - 2, -1) end
 "#;
 
-/// The invocation of [`RELEASE`] for `releases` (member, reservation hashes).
+/// The invocation of [`RELEASE`] for `replica` taking `holds` (reservation hash, summed
+/// amounts) off its fields.
 fn release_all<'a>(
-    script: &redis::Script,
-    releases: impl IntoIterator<Item = (&'a str, &'a [String])>,
-) -> redis::ScriptInvocation<'_> {
+    script: &'a redis::Script,
+    replica: &str,
+    holds: impl IntoIterator<Item = (&'a String, &'a Amounts)>,
+) -> redis::ScriptInvocation<'a> {
     let mut invocation = script.prepare_invoke();
-    for (member, keys) in releases {
-        for key in keys {
-            invocation.key(key);
-        }
-        invocation.arg(member).arg(keys.len());
+    invocation.arg(replica);
+    for (key, amounts) in holds {
+        invocation
+            .key(key)
+            .arg(amounts.cost_usd)
+            .arg(amounts.calls)
+            .arg(amounts.input_tokens)
+            .arg(amounts.output_tokens);
     }
     invocation
 }
@@ -265,11 +263,11 @@ pub fn connect(url: &str) -> Result<ConnectionManager, String> {
 /// Where a reservation is held.
 #[derive(Debug)]
 enum Hold {
-    /// In Redis, under this member name, in these reservation hashes; mirrored in the
-    /// local view (`local`) so that reads on this replica see it before the next refresh.
+    /// In Redis, in this replica's field of these reservation hashes, with these amounts;
+    /// mirrored in the local view (`local`) so that reads on this replica see it before the
+    /// next refresh.
     Shared {
-        member: String,
-        keys: Vec<String>,
+        holds: Vec<(String, Amounts)>,
         local: ReservationId,
     },
     /// In the local view (fail-open).
@@ -285,8 +283,7 @@ enum Op {
         amounts: Amounts,
     },
     Release {
-        member: String,
-        keys: Vec<String>,
+        holds: Vec<(String, Amounts)>,
     },
 }
 
@@ -362,6 +359,11 @@ impl RedisCounterStore {
         format!("{}:r:{key}", self.prefix)
     }
 
+    /// The liveness keys' prefix: `{prefix}:alive:{replica}` exists while the replica does.
+    fn alive_prefix(&self) -> String {
+        format!("{}:alive:", self.prefix)
+    }
+
     fn holds(&self) -> std::sync::MutexGuard<'_, HashMap<ReservationId, Hold>> {
         self.holds.lock().expect("hold lock is never poisoned")
     }
@@ -408,9 +410,6 @@ impl RedisCounterStore {
         checks: &[Check],
         holds: &[(CounterKey, Amounts)],
     ) -> Result<Reserved, redis::RedisError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let member = format!("{}:{id}", self.replica);
-        let now_ms = now.timestamp_millis();
         let ttl_ms = i64::try_from(self.reservation_ttl.as_millis()).unwrap_or(i64::MAX);
         let mut invocation = self.reserve_script.prepare_invoke();
         for check in checks {
@@ -418,17 +417,16 @@ impl RedisCounterStore {
                 .key(self.usage_key(&check.key))
                 .key(self.reservations_key(&check.key));
         }
-        let hold_keys: Vec<String> = holds
+        let held: Vec<(String, Amounts)> = holds
             .iter()
-            .map(|(key, _)| self.reservations_key(key))
+            .map(|(key, amounts)| (self.reservations_key(key), *amounts))
             .collect();
-        for key in &hold_keys {
+        for (key, _) in &held {
             invocation.key(key);
         }
         invocation
-            .arg(now_ms)
-            .arg(now_ms.saturating_add(ttl_ms))
-            .arg(&member)
+            .arg(&self.replica)
+            .arg(self.alive_prefix())
             .arg(ttl_ms)
             .arg(checks.len());
         for check in checks {
@@ -461,14 +459,8 @@ impl RedisCounterStore {
         let failed = number(answer.first()) as usize;
         if failed == 0 {
             let local = self.view.try_reserve(now, &[], holds).unwrap_or_default();
-            self.holds().insert(
-                id,
-                Hold::Shared {
-                    member,
-                    keys: hold_keys,
-                    local,
-                },
-            );
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.holds().insert(id, Hold::Shared { holds: held, local });
             return Ok(Ok(id));
         }
         let index = failed - 1;
@@ -488,18 +480,23 @@ impl RedisCounterStore {
     }
 
     /// Reads every counter of the view from Redis and replaces the view's figures.
+    /// Also says, for the reservation TTL, that this replica is alive (its holds count).
     async fn refresh(&self) -> Result<(), redis::RedisError> {
         let keys: Vec<CounterKey> = self.view.export().into_iter().map(|(key, _)| key).collect();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(format!("{}{}", self.alive_prefix(), self.replica))
+            .arg(1)
+            .arg("PX")
+            .arg(u64::try_from(self.reservation_ttl.as_millis()).unwrap_or(u64::MAX))
+            .ignore();
         // While usage waits to be replayed, Redis's figures are short of it: keep the view.
         if keys.is_empty() || self.backlog.load(Ordering::Relaxed) {
             let mut connection = self.connection.clone();
-            redis::cmd("PING")
-                .query_async::<()>(&mut connection)
-                .await?;
+            pipe.query_async::<()>(&mut connection).await?;
             self.healthy.store(true, Ordering::Relaxed);
             return Ok(());
         }
-        let mut pipe = redis::pipe();
         for key in &keys {
             pipe.cmd("HGETALL").arg(self.usage_key(key));
             pipe.cmd("HGETALL").arg(self.reservations_key(key));
@@ -508,18 +505,17 @@ impl RedisCounterStore {
         let answers: Vec<HashMap<String, String>> = pipe.query_async(&mut connection).await?;
         self.healthy.store(true, Ordering::Relaxed);
         let now = Utc::now();
-        let now_ms = now.timestamp_millis();
         for (key, pair) in keys.iter().zip(answers.chunks(2)) {
             let [usage, reservations] = pair else {
                 continue;
             };
             let totals = totals_from_hash(key, now, usage);
+            // Every replica's holds, dead ones' included until a check deletes them: the
+            // view is for reading (and for fail-open, where more held is the safe side).
             let mut reserved = Amounts::default();
             for entry in reservations.values() {
                 let parts: Vec<f64> = entry.split('|').filter_map(|p| p.parse().ok()).collect();
-                if let [expires, cost, calls, input, output] = parts[..]
-                    && expires > now_ms as f64
-                {
+                if let [cost, calls, input, output] = parts[..] {
                     reserved.add(&Amounts {
                         cost_usd: cost,
                         calls,
@@ -621,7 +617,7 @@ fn totals_from_hash(
 fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
     let mut usage: std::collections::BTreeMap<(String, String), f64> = Default::default();
     let mut keep: HashMap<String, u64> = HashMap::new();
-    let mut releases: Vec<(&str, &[String])> = Vec::new();
+    let mut releases: std::collections::BTreeMap<&String, Amounts> = Default::default();
     for op in pending {
         match op {
             Op::Add { at, keys, amounts } => {
@@ -636,7 +632,11 @@ fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
                     keep.insert(usage_key, seconds);
                 }
             }
-            Op::Release { member, keys } => releases.push((member, keys)),
+            Op::Release { holds } => {
+                for (key, amounts) in holds {
+                    releases.entry(key).or_default().add(amounts);
+                }
+            }
         }
     }
     let mut pipe = redis::pipe();
@@ -655,8 +655,12 @@ fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
         // between two batches has no scripts, and a failed `EVALSHA` in a pipeline would
         // leave the usage before it counted and then sent again.
         pipe.load_script(&store.release_script).ignore();
-        pipe.invoke_script(&release_all(&store.release_script, releases))
-            .ignore();
+        pipe.invoke_script(&release_all(
+            &store.release_script,
+            &store.replica,
+            releases.iter().map(|(key, amounts)| (*key, amounts)),
+        ))
+        .ignore();
     }
     pipe
 }
@@ -707,9 +711,16 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
     }
 }
 
-/// Refreshes the local view every [`REFRESH_EVERY`] while the store lives.
+/// Refreshes the local view, and the replica's liveness, every [`REFRESH_EVERY`] (a third of
+/// the reservation TTL when that is shorter) while the store lives.
 async fn refresh_view(store: Weak<RedisCounterStore>) {
-    let mut every = tokio::time::interval(REFRESH_EVERY);
+    // Often enough that the liveness key never lapses while the replica runs.
+    let ttl = match store.upgrade() {
+        Some(store) => store.reservation_ttl,
+        None => return,
+    };
+    let period = REFRESH_EVERY.min(ttl / 3).max(Duration::from_millis(50));
+    let mut every = tokio::time::interval(period);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
@@ -771,17 +782,17 @@ impl CounterStore for RedisCounterStore {
                     self.view.release_now(local);
                     Ok(())
                 }
-                Some(Hold::Shared {
-                    member,
-                    keys,
-                    local,
-                }) => {
+                Some(Hold::Shared { holds, local }) => {
                     self.view.release_now(local);
                     let mut connection = self.connection.clone();
-                    release_all(&self.release_script, [(member.as_str(), &keys[..])])
-                        .invoke_async::<()>(&mut connection)
-                        .await
-                        .map_err(|error| CounterError(error.to_string()))
+                    release_all(
+                        &self.release_script,
+                        &self.replica,
+                        holds.iter().map(|(key, amounts)| (key, amounts)),
+                    )
+                    .invoke_async::<()>(&mut connection)
+                    .await
+                    .map_err(|error| CounterError(error.to_string()))
                 }
             }
         })
@@ -818,14 +829,10 @@ impl CounterStore for RedisCounterStore {
         match self.holds().remove(&reservation) {
             None => {}
             Some(Hold::Local(local)) => self.view.release_now(local),
-            Some(Hold::Shared {
-                member,
-                keys,
-                local,
-            }) => {
+            Some(Hold::Shared { holds, local }) => {
                 self.view.release_now(local);
                 // The writer stops only when the store is dropped; then nothing is held.
-                let _ = self.ops.send(Op::Release { member, keys });
+                let _ = self.ops.send(Op::Release { holds });
             }
         }
     }
@@ -1022,7 +1029,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn holds_are_summed_as_they_come_and_go_so_a_check_reads_no_hold() {
+    async fn a_replicas_holds_are_one_summed_field_per_counter() {
         let mut redis = TestRedis::new().await;
         let store = redis.store(Duration::from_secs(60));
         let now = Utc::now();
@@ -1037,30 +1044,32 @@ mod tests {
             );
         }
         let hash = store.reservations_key(&key("project:p1", "daily"));
-        let sum = |connection: &mut ConnectionManager| {
+        let field = |connection: &mut ConnectionManager| {
             let mut connection = connection.clone();
-            let hash = hash.clone();
+            let (hash, replica) = (hash.clone(), store.replica.clone());
             async move {
-                let (cost, holds, expiring, exists): (Option<f64>, usize, usize, bool) =
-                    redis::pipe()
-                        .cmd("HGET")
-                        .arg(format!("{hash}:t"))
-                        .arg("c")
-                        .cmd("HLEN")
-                        .arg(&hash)
-                        .cmd("ZCARD")
-                        .arg(format!("{hash}:x"))
-                        .cmd("EXISTS")
-                        .arg(format!("{hash}:t"))
-                        .query_async(&mut connection)
-                        .await
-                        .expect("reads");
-                (cost, holds, expiring, exists)
+                let (entry, fields): (Option<String>, usize) = redis::pipe()
+                    .cmd("HGET")
+                    .arg(&hash)
+                    .arg(&replica)
+                    .cmd("HLEN")
+                    .arg(&hash)
+                    .query_async(&mut connection)
+                    .await
+                    .expect("reads");
+                let sums: Option<Vec<f64>> = entry.map(|entry| {
+                    entry
+                        .split('|')
+                        .map(|part| part.parse().expect("number"))
+                        .collect()
+                });
+                (sums, fields)
             }
         };
-        let (cost, holds_now, expiring, _) = sum(&mut redis.connection).await;
-        assert!((cost.expect("a sum") - 1.5).abs() < 1e-9, "{cost:?}");
-        assert_eq!((holds_now, expiring), (30, 30));
+        let (sums, fields) = field(&mut redis.connection).await;
+        let sums = sums.expect("the replica's field");
+        assert_eq!(fields, 1, "one field for 30 holds");
+        assert!((sums[0] - 1.5).abs() < 1e-9 && sums[1] == 30.0, "{sums:?}");
         // 1.5 of the project's 3 held: 1.5 more fits exactly, then nothing.
         let refused = store
             .reserve(now, &checks("daily", 1.6), &holds("daily", 1.6))
@@ -1071,15 +1080,15 @@ mod tests {
         for id in held.drain(..29) {
             store.release(id).await.expect("release");
         }
-        let (cost, holds_now, expiring, _) = sum(&mut redis.connection).await;
-        assert!((cost.expect("a sum") - 0.05).abs() < 1e-9, "{cost:?}");
-        assert_eq!((holds_now, expiring), (1, 1));
+        let (sums, _) = field(&mut redis.connection).await;
+        let sums = sums.expect("one hold left");
+        assert!((sums[0] - 0.05).abs() < 1e-9 && sums[1] == 1.0, "{sums:?}");
         store.release(held[0]).await.expect("release");
-        let (cost, holds_now, expiring, exists) = sum(&mut redis.connection).await;
+        let (sums, fields) = field(&mut redis.connection).await;
         assert_eq!(
-            (cost, holds_now, expiring, exists),
-            (None, 0, 0, false),
-            "an empty hash leaves no sum behind (no rounding carried over)"
+            (sums, fields),
+            (None, 0),
+            "an emptied field goes (no rounding carried over)"
         );
         redis.clean().await;
     }
@@ -1188,8 +1197,9 @@ mod tests {
             .await
             .expect("answers")
             .expect("fits");
-        // Never released: the replica "died" holding it.
-        std::mem::forget(dead);
+        // Never released: the replica "dies" holding it (its tasks stop, so nothing says
+        // it is alive any more).
+        drop(dead);
         let alive = redis.store(Duration::from_secs(60));
         alive
             .reserve(Utc::now(), &checks("daily", 1.0), &holds("daily", 1.0))
