@@ -5,19 +5,19 @@
 //! - `{prefix}:u:{counter}`: the counter's usage, a hash of `{bucket}:{metric}` to a float,
 //!   where the bucket is the calendar window's start or the rolling window's bucket start
 //!   (Unix seconds) and the metric is `c` (cost), `n` (calls), `i` / `o` (tokens).
-//! - `{prefix}:r:{counter}`: reservations held against the counter, a hash of reservation
-//!   id to `expires_ms|cost|calls|input|output`, with `…:t`, the sums of its holds (fields
-//!   `c`, `n`, `i`, `o`), and `…:x`, a sorted set of its holds by expiry, so a check reads
-//!   the sums instead of every hold. An expired entry counts nothing and is deleted (and
-//!   taken out of the sums) the next time the counter is checked, so the holds of a replica
-//!   that died are released after the reservation TTL
-//!   (`ROUTERLY_REDIS_RESERVATION_TTL_SECONDS`, default twice the default connect plus
-//!   first-token timeouts). The scripts name `…:t` and `…:x` themselves (one Redis, not a
-//!   Redis Cluster).
+//! - `{prefix}:r:{counter}`: reservations held against the counter, a hash of replica id to
+//!   the sums of that replica's holds on it, `cost|calls|input|output` (see [`HOLD_LUA`]).
+//! - `{prefix}:alive:{replica}`: exists while the replica lives (set for the reservation TTL,
+//!   `ROUTERLY_REDIS_RESERVATION_TTL_SECONDS`, default twice the default connect plus
+//!   first-token timeouts, by every reservation and by the refresher): a check counts only
+//!   live replicas' holds and deletes a dead one's, so the holds of a replica that died are
+//!   released within the TTL. The scripts name these keys themselves (one Redis, not a Redis
+//!   Cluster).
 //!
 //! One call's reservation is one `EVALSHA` of [`RESERVE`]: every check and every hold, atomic.
 //! Usage is added and reservations released off the request path by one task that sends
-//! them, in the order they were handed over, as pipelines.
+//! what has gathered as one pipeline: the usage summed per hash field, then the releases
+//! summed per counter in one call of [`RELEASE`].
 //!
 //! Reads come from a local view ([`MemoryCounterStore`]) refreshed from Redis every second.
 //! When Redis cannot be reached the [`FailureMode`] decides: fail-closed refuses calls with
