@@ -615,21 +615,16 @@ fn totals_from_hash(
 /// before it, never behind: a call's spend is counted before its hold goes, so a check in
 /// between sees both (conservative) rather than neither.
 fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
-    let mut usage: std::collections::BTreeMap<(String, String), f64> = Default::default();
-    let mut keep: HashMap<String, u64> = HashMap::new();
+    // Summed per counter and bucket first (hashing, no text), named once per sum after.
+    let mut sums: HashMap<(&CounterKey, i64), Amounts> = HashMap::new();
     let mut releases: std::collections::BTreeMap<&String, Amounts> = Default::default();
     for op in pending {
         match op {
             Op::Add { at, keys, amounts } => {
                 for key in keys {
-                    let usage_key = store.usage_key(key);
-                    for (field, value) in metric_fields(bucket_of(key, *at), amounts) {
-                        if value != 0.0 {
-                            *usage.entry((usage_key.clone(), field)).or_default() += value;
-                        }
-                    }
-                    let seconds = key.window.max_seconds().saturating_mul(2).max(3_600);
-                    keep.insert(usage_key, seconds);
+                    sums.entry((key, bucket_of(key, *at)))
+                        .or_default()
+                        .add(amounts);
                 }
             }
             Op::Release { holds } => {
@@ -638,6 +633,18 @@ fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
                 }
             }
         }
+    }
+    let mut usage: std::collections::BTreeMap<(String, String), f64> = Default::default();
+    let mut keep: HashMap<String, u64> = HashMap::new();
+    for ((key, bucket), amounts) in &sums {
+        let usage_key = store.usage_key(key);
+        for (field, value) in metric_fields(*bucket, amounts) {
+            if value != 0.0 {
+                *usage.entry((usage_key.clone(), field)).or_default() += value;
+            }
+        }
+        let seconds = key.window.max_seconds().saturating_mul(2).max(3_600);
+        keep.insert(usage_key, seconds);
     }
     let mut pipe = redis::pipe();
     for ((usage_key, field), value) in &usage {
