@@ -188,6 +188,10 @@ describe("issue 16's dashboard fixes", () => {
     await page.getByLabel('Trace id', { exact: true }).fill(traceId);
     await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
     expect(await page.getByTestId('call-row').getAttribute('data-trace-id')).toBe(traceId);
+    // Money to the precision that matters: a call of a fraction of a cent is not "$0.00".
+    const found = page.getByTestId('call-row');
+    expect(Number(await found.getAttribute('data-cost'))).toBeGreaterThan(0);
+    expect(await found.locator('td').nth(2).textContent(), 'the cost column').toMatch(/^\$0\.0*[1-9]\d/);
     await shoot(page, 'fix-usage-trace-search');
     await page.getByLabel('Trace id', { exact: true }).fill('');
     await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(3);
