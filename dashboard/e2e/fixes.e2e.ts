@@ -188,6 +188,10 @@ describe("issue 16's dashboard fixes", () => {
     await page.getByLabel('Trace id', { exact: true }).fill(traceId);
     await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
     expect(await page.getByTestId('call-row').getAttribute('data-trace-id')).toBe(traceId);
+    // Money to the precision that matters: a call of a fraction of a cent is not "$0.00".
+    const found = page.getByTestId('call-row');
+    expect(Number(await found.getAttribute('data-cost'))).toBeGreaterThan(0);
+    expect(await found.locator('td').nth(2).textContent(), 'the cost column').toMatch(/^\$0\.0*[1-9]\d/);
     await shoot(page, 'fix-usage-trace-search');
     await page.getByLabel('Trace id', { exact: true }).fill('');
     await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(3);
@@ -305,6 +309,21 @@ describe("issue 16's dashboard fixes", () => {
     await shoot(page, 'fix-models-circuit-open');
     await open(page, `/projects/${projectId}/routing`);
     await expect.poll(() => page.getByTestId('routing-health-flaky').textContent()).toContain('circuit open');
+    // A call routed while that circuit is open names the reason in its routing trace, verbatim
+    // (not just "excluded").
+    const routed = await fetch(stack.url + '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${projectToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'auto', messages: [{ role: 'user', content: 'routed around the open circuit' }] }),
+    });
+    await routed.text();
+    expect(routed.status).toBe(200);
+    await open(page, '/usage');
+    await page.getByLabel('Trace id', { exact: true }).fill(routed.headers.get('x-routerly-trace-id') ?? '');
+    await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
+    await page.getByTestId('call-row').getByRole('button').click();
+    await expect.poll(() => page.getByTestId('exclusion').first().textContent()).toMatch(/^circuit open/);
+    await shoot(page, 'fix-trace-exclusion-reason');
     const unreachable = await call<{ ok: boolean; status: number | null; message: string }>('POST', '/api/models/flaky/test');
     expect(unreachable.body).toMatchObject({ ok: false, status: null });
     expect(unreachable.body.message).toContain('could not connect');
