@@ -401,6 +401,19 @@ describe("issue 16's dashboard fixes", () => {
       expect(await page.getByText('Something went wrong').count(), tab).toBe(0);
       expect(await page.getByTestId('no-permission').count(), tab).toBe(1);
     }
+    // The routing policies are shown, and nothing in them can be changed only to be lost.
+    await open(page, `/projects/${projectId}/routing`);
+    const cheapest = page.getByTestId('policy-cheapest');
+    await expect.poll(() => cheapest.count()).toBe(1);
+    expect(await cheapest.getByRole('checkbox').isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Move cheapest up' }).isDisabled()).toBe(true);
+    expect(await cheapest.getAttribute('draggable')).toBe('false');
+    const health = page.getByTestId('policy-health');
+    await health.getByRole('button', { name: 'Settings' }).click();
+    const inputs = await health.locator('.policy-config input, .policy-config select').all();
+    expect(inputs.length).toBeGreaterThan(0);
+    for (const input of inputs) expect(await input.isDisabled()).toBe(true);
+    expect(await page.getByRole('button', { name: 'Save order and settings' }).count()).toBe(0);
     await open(page, `/projects/${projectId}/models`);
     await shoot(page, 'fix-viewer-project-models');
   });

@@ -194,13 +194,15 @@ function JsonField({ label, hint, value, onChange }: { label: string; hint?: str
 }
 
 /** The ordered policy list: drag a row, or focus its handle and press ↑/↓, or use the buttons. */
-export function PolicyList({ policies, models, onChange }: { policies: Policy[]; models: Model[]; onChange: (policies: Policy[]) => void }) {
+/** The policies in order; `readOnly` (a caller without `project:write`) shows them with every
+ * control disabled, settings included, so nothing can be changed only to be lost. */
+export function PolicyList({ policies, models, onChange, readOnly = false }: { policies: Policy[]; models: Model[]; onChange: (policies: Policy[]) => void; readOnly?: boolean }) {
   const [dragging, setDragging] = useState<number | null>(null);
   const [open, setOpen] = useState<string | null>(null);
   const [announcement, setAnnouncement] = useState('');
   const weights = policyWeights(policies);
   const move = (from: number, to: number) => {
-    if (to < 0 || to >= policies.length) return;
+    if (readOnly || to < 0 || to >= policies.length) return;
     onChange(reorder(policies, from, to));
     setAnnouncement(`${policies[from].type} moved to position ${to + 1} of ${policies.length}`);
   };
@@ -226,7 +228,7 @@ export function PolicyList({ policies, models, onChange }: { policies: Policy[];
               key={policy.type}
               className={'policy' + (dragging === index ? ' policy-dragging' : '') + (policy.enabled ? '' : ' policy-disabled')}
               data-testid={`policy-${policy.type}`}
-              draggable
+              draggable={!readOnly}
               onDragStart={(event: DragEvent) => {
                 setDragging(index);
                 event.dataTransfer.effectAllowed = 'move';
@@ -249,6 +251,7 @@ export function PolicyList({ policies, models, onChange }: { policies: Policy[];
                   type="button"
                   className="drag-handle"
                   data-handle={policy.type}
+                  disabled={readOnly}
                   aria-label={`Move ${definition?.title ?? policy.type}; position ${index + 1} of ${policies.length}. Press up or down arrow to move.`}
                   onKeyDown={(event) => onHandleKey(event, index)}
                 >
@@ -261,14 +264,15 @@ export function PolicyList({ policies, models, onChange }: { policies: Policy[];
                 <span className="policy-weight muted small">{weights.has(policy.type) ? `weight ${weights.get(policy.type)}` : 'off'}</span>
                 <Checkbox
                   label="On"
+                  disabled={readOnly}
                   checked={policy.enabled}
                   onChange={(event) => onChange(policies.map((candidate, at) => (at === index ? { ...candidate, enabled: event.target.checked } : candidate)))}
                 />
                 <div className="policy-buttons">
-                  <Button variant="ghost" aria-label={`Move ${policy.type} up`} onClick={() => move(index, index - 1)} disabled={index === 0}>
+                  <Button variant="ghost" aria-label={`Move ${policy.type} up`} onClick={() => move(index, index - 1)} disabled={readOnly || index === 0}>
                     ↑
                   </Button>
-                  <Button variant="ghost" aria-label={`Move ${policy.type} down`} onClick={() => move(index, index + 1)} disabled={index === policies.length - 1}>
+                  <Button variant="ghost" aria-label={`Move ${policy.type} down`} onClick={() => move(index, index + 1)} disabled={readOnly || index === policies.length - 1}>
                     ↓
                   </Button>
                   <Button variant="ghost" aria-expanded={open === policy.type} onClick={() => setOpen(open === policy.type ? null : policy.type)}>
@@ -277,13 +281,13 @@ export function PolicyList({ policies, models, onChange }: { policies: Policy[];
                 </div>
               </div>
               {open === policy.type ? (
-                <div className="policy-config">
+                <fieldset className="policy-config" disabled={readOnly}>
                   <PolicyConfigForm
                     policy={policy}
                     models={models}
                     onChange={(config) => onChange(policies.map((candidate, at) => (at === index ? { ...candidate, config } : candidate)))}
                   />
-                </div>
+                </fieldset>
               ) : null}
             </li>
           );
@@ -389,7 +393,7 @@ export function RoutingTab({ project }: TabProps) {
         Every enabled policy scores each candidate model; the first counts most (weight n − i). The ranking is also the fallback order. {savedAt && !dirty ? <span role="status">Saved at {savedAt}.</span> : null}
       </p>
       <FormError error={save.error} />
-      <PolicyList policies={policies} models={models.data?.models ?? []} onChange={(next) => setState({ ...state, policies: next })} />
+      <PolicyList policies={policies} models={models.data?.models ?? []} readOnly={!canWrite} onChange={(next) => setState({ ...state, policies: next })} />
     </Card>
     </>
   );
