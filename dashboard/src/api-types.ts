@@ -2177,11 +2177,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2189,11 +2192,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2271,11 +2276,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2283,11 +2291,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2361,11 +2371,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2373,11 +2386,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2451,11 +2466,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2463,11 +2481,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2541,11 +2561,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2553,11 +2576,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2631,11 +2656,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2643,11 +2671,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2721,11 +2751,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2733,11 +2766,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 
@@ -2855,11 +2890,14 @@ output_cost_usd: number,
  */
 avg_latency_ms: number, 
 /**
- * Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+ * Median latency (ms) of the calls that reached a provider (budget refusals and
+ * cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+ * accuracy; `null` where there is none.
  */
 p50_latency_ms: number | null, 
 /**
- * 95th percentile latency (ms); `null` where there is none.
+ * 95th percentile latency (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p95_latency_ms: number | null, 
 /**
@@ -2867,11 +2905,13 @@ p95_latency_ms: number | null,
  */
 avg_ttft_ms: number, 
 /**
- * Median time to first token (ms); `null` where there is none.
+ * Median time to first token (ms) of the calls that reached a provider; `null` where
+ * there is none.
  */
 p50_ttft_ms: number | null, 
 /**
- * 95th percentile time to first token (ms); `null` where there is none.
+ * 95th percentile time to first token (ms) of the calls that reached a provider;
+ * `null` where there is none.
  */
 p95_ttft_ms: number | null, };
 

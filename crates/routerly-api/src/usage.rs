@@ -277,15 +277,20 @@ pub struct UsageTotals {
     pub output_cost_usd: f64,
     /// Mean latency of every call (ms).
     pub avg_latency_ms: f64,
-    /// Median latency (ms), from sketches with 2 % accuracy; `null` where there is none.
+    /// Median latency (ms) of the calls that reached a provider (budget refusals and
+    /// cancellations left out, as in `provider_avg_latency_ms`), from sketches with 2 %
+    /// accuracy; `null` where there is none.
     pub p50_latency_ms: Option<f64>,
-    /// 95th percentile latency (ms); `null` where there is none.
+    /// 95th percentile latency (ms) of the calls that reached a provider; `null` where
+    /// there is none.
     pub p95_latency_ms: Option<f64>,
     /// Mean time to first token of streams (ms).
     pub avg_ttft_ms: f64,
-    /// Median time to first token (ms); `null` where there is none.
+    /// Median time to first token (ms) of the calls that reached a provider; `null` where
+    /// there is none.
     pub p50_ttft_ms: Option<f64>,
-    /// 95th percentile time to first token (ms); `null` where there is none.
+    /// 95th percentile time to first token (ms) of the calls that reached a provider;
+    /// `null` where there is none.
     pub p95_ttft_ms: Option<f64>,
 }
 

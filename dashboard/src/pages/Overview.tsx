@@ -89,7 +89,7 @@ export function UsageCharts({ project, periodKey }: { project?: string; periodKe
         <Stat label="Calls" value={count(totals.calls)} raw={totals.calls} testId="total-calls" />
         <Stat label="Tokens" value={count(totals.total_tokens)} raw={totals.total_tokens} testId="total-tokens" />
         <Stat label="Avg latency (provider calls)" value={ms(providerLatency(totals))} raw={providerLatency(totals)} testId="avg-latency" />
-        {totals.p95_latency_ms != null ? <Stat label="p95 latency" value={ms(totals.p95_latency_ms)} raw={totals.p95_latency_ms} testId="p95-latency" /> : null}
+        {totals.p95_latency_ms != null ? <Stat label="p95 latency (provider calls)" value={ms(totals.p95_latency_ms)} raw={totals.p95_latency_ms} testId="p95-latency" /> : null}
         <Stat label="Provider error rate" value={percent(errorRate(totals))} raw={errorRate(totals)} testId="error-rate" />
         {totals.refused !== undefined ? <Stat label="Refused by budgets" value={count(totals.refused)} raw={totals.refused} testId="refused" /> : null}
       </div>

@@ -34,6 +34,9 @@ pub const OUTCOMES: [Outcome; 5] = [
     Outcome::Cancelled,
 ];
 
+/// The first [`OUTCOMES`] this many are calls that reached a provider.
+pub const PROVIDER_OUTCOMES: usize = 3;
+
 /// The index of `outcome` in [`OUTCOMES`].
 pub fn outcome_index(outcome: Outcome) -> u8 {
     match outcome {
@@ -276,11 +279,17 @@ pub struct Group {
 }
 
 impl Group {
-    /// Adds `totals` of outcome index `outcome`.
+    /// Adds `totals` of outcome index `outcome`. The latency and time-to-first-token
+    /// sketches take provider calls only (success, error, timeout): a budget refusal is
+    /// answered by Routerly in no time and a cancelled call ends when the client leaves,
+    /// so either would pull the percentiles toward zero beside an average that leaves
+    /// them out.
     pub fn add(&mut self, outcome: usize, totals: &Totals) {
         self.by_outcome[outcome].merge_sums(totals);
-        self.latency.add(&totals.latency);
-        self.ttft.add(&totals.ttft);
+        if outcome < PROVIDER_OUTCOMES {
+            self.latency.add(&totals.latency);
+            self.ttft.add(&totals.ttft);
+        }
     }
 
     /// Every outcome together, with the sketches.
@@ -311,7 +320,7 @@ impl Group {
         // Calls that reached a provider: budget refusals (answered by Routerly in no time)
         // and cancellations (the client left) are counted apart, so neither dilutes the
         // provider's latency nor inflates its error rate.
-        let provider = &self.by_outcome[..3];
+        let provider = &self.by_outcome[..PROVIDER_OUTCOMES];
         let provider_calls: u64 = provider.iter().map(|totals| totals.calls).sum();
         let provider_latency: f64 = provider.iter().map(|totals| totals.latency_ms_sum).sum();
         UsageTotals {
@@ -1276,6 +1285,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn percentiles_leave_out_budget_refusals_and_cancellations() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut group = Group::default();
+        for (index, (outcome, latency_ms)) in [
+            (Outcome::Success, 900.0),
+            (Outcome::Error, 1100.0),
+            (Outcome::BudgetExceeded, 0.0),
+            (Outcome::BudgetExceeded, 0.0),
+            (Outcome::BudgetExceeded, 0.0),
+            (Outcome::Cancelled, 5.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut record = random_record(&mut rng, index);
+            record.outcome = outcome;
+            record.latency_ms = latency_ms;
+            let mut totals = Totals::default();
+            totals.add(&record, true);
+            group.add(usize::from(outcome_index(outcome)), &totals);
+        }
+        let view = group.view();
+        assert_eq!((view.calls, view.refused, view.provider_calls), (6, 3, 2));
+        let p50 = view.p50_latency_ms.expect("a median");
+        assert!(
+            (850.0..=1150.0).contains(&p50),
+            "p50 {p50} over the two provider calls"
+        );
+        assert!(view.p95_latency_ms.expect("a p95") > 850.0);
+    }
+
     /// What a report should say, computed naively from the records.
     fn brute_force(
         records: &[UsageRecord],
@@ -1342,7 +1383,12 @@ mod tests {
                 entry.1 += record.input_tokens + record.output_tokens;
                 entry.2 += u64::from(record.outcome != Outcome::Success);
                 entry.3 += record.cost_usd;
-                if sketches {
+                // Percentiles are over the calls that reached a provider.
+                let provider = matches!(
+                    record.outcome,
+                    Outcome::Success | Outcome::Error | Outcome::Timeout
+                );
+                if sketches && provider {
                     entry.4.add(record.latency_ms);
                 }
             }
