@@ -294,11 +294,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// See the module documentation.
 pub struct RedisCounterStore {
-    /// The request path's connection: reservations only, so a reservation never waits
-    /// behind a batch of usage and releases (commands on one connection answer in order).
     connection: ConnectionManager,
-    /// Everything else: the writer's batches, the refresher, awaited releases and adds.
-    background: ConnectionManager,
     reserve_script: redis::Script,
     release_script: redis::Script,
     prefix: String,
@@ -332,11 +328,9 @@ impl RedisCounterStore {
     /// starts its writer and refresher tasks; they stop when the store is dropped.
     pub fn open(settings: RedisSettings) -> Result<Arc<Self>, String> {
         let connection = connect(&settings.url)?;
-        let background = connect(&settings.url)?;
         let (ops, receiver) = mpsc::unbounded_channel();
         let store = Arc::new(RedisCounterStore {
             connection,
-            background,
             reserve_script: redis::Script::new(&format!("{HOLD_LUA}{RESERVE}")),
             release_script: redis::Script::new(&format!("{HOLD_LUA}{RELEASE}")),
             prefix: settings.prefix,
@@ -498,7 +492,7 @@ impl RedisCounterStore {
             .ignore();
         // While usage waits to be replayed, Redis's figures are short of it: keep the view.
         if keys.is_empty() || self.backlog.load(Ordering::Relaxed) {
-            let mut connection = self.background.clone();
+            let mut connection = self.connection.clone();
             pipe.query_async::<()>(&mut connection).await?;
             self.healthy.store(true, Ordering::Relaxed);
             return Ok(());
@@ -507,7 +501,7 @@ impl RedisCounterStore {
             pipe.cmd("HGETALL").arg(self.usage_key(key));
             pipe.cmd("HGETALL").arg(self.reservations_key(key));
         }
-        let mut connection = self.background.clone();
+        let mut connection = self.connection.clone();
         let answers: Vec<HashMap<String, String>> = pipe.query_async(&mut connection).await?;
         self.healthy.store(true, Ordering::Relaxed);
         let now = Utc::now();
@@ -699,7 +693,7 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
             return;
         };
         let pipe = batch(&store, &pending);
-        let mut connection = store.background.clone();
+        let mut connection = store.connection.clone();
         match pipe.query_async::<()>(&mut connection).await {
             Ok(()) => {
                 pending.clear();
@@ -797,7 +791,7 @@ impl CounterStore for RedisCounterStore {
                 }
                 Some(Hold::Shared { holds, local }) => {
                     self.view.release_now(local);
-                    let mut connection = self.background.clone();
+                    let mut connection = self.connection.clone();
                     release_all(
                         &self.release_script,
                         &self.replica,
@@ -831,7 +825,7 @@ impl CounterStore for RedisCounterStore {
                     }
                 }
             }
-            let mut connection = self.background.clone();
+            let mut connection = self.connection.clone();
             pipe.query_async::<()>(&mut connection)
                 .await
                 .map_err(|error| CounterError(error.to_string()))

@@ -32,8 +32,6 @@ use crate::store::rollup::{
 
 /// Records per INSERT.
 const SHIP_BATCH: usize = 1000;
-/// How long a batch that is not full waits for more records before it is sent.
-const SHIP_LINGER: Duration = Duration::from_millis(25);
 /// Serializes the creation of partitions among replicas.
 const PARTITION_LOCK: i64 = 0x7573_6167_6570_6172;
 /// How long the shipper waits before retrying an unreachable database.
@@ -392,16 +390,6 @@ impl UsageShipper {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
-            }
-            // Let more records gather before a batch that is not full: at low load a batch
-            // per call would cost a transaction per call, on the gateway's CPU and the
-            // database's. The records are on local disk already; reports see them this
-            // much later.
-            if !*stop.borrow() && self.buffer().memory.len() < SHIP_BATCH {
-                tokio::select! {
-                    _ = tokio::time::sleep(SHIP_LINGER) => {}
-                    _ = stop.changed() => {}
-                }
             }
         }
         self.ship_waiting().await;
