@@ -503,6 +503,43 @@ def test_a_budget_alert_is_sent_once_and_listed_once_by_every_replica(shared: Cl
         assert history(replica) == everything_delivered, f"the alert history on {replica.url}"
 
 
+@pytest.fixture
+def postgres_only(mock, cluster_root) -> Iterator[Cluster]:
+    """Replicas sharing a database of their own on the machine's PostgreSQL and no Redis."""
+    cluster = Cluster(mock, cluster_root, "", "", create_database())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        drop_database(cluster.database)
+
+
+def test_without_redis_a_budget_alert_is_sent_once_through_postgresql(postgres_only: Cluster, webhook_inbox):
+    url, received = webhook_inbox
+    first = postgres_only.start("a")
+    first.cli("service", "configure", "--alert-thresholds", "50,80,100", "--allow-private-webhooks", "true")
+    first.cli("channel", "add", "webhook", "--url", url, "--secret", "whsec-replicas")
+    first.cli("limit", "add", "--scope", f"token:{first.token_id}", "--metric", "calls", "--period", "daily", "--value", "4")
+    replicas = [first, postgres_only.start("b"), postgres_only.start("c")]
+    # Without Redis each replica counts its own calls: four on each crosses every threshold
+    # and exhausts the limit on each, so every replica fires the same four alerts (same limit,
+    # window, event and threshold), and `alert_ledger`'s key lets one replica deliver each.
+    for replica in replicas:
+        statuses = [chat(replica).status_code for _ in range(5)]
+        assert statuses == [200, 200, 200, 200, 503], (replica.url, statuses)
+    expected = ["budget.threshold:50", "budget.threshold:80", "budget.threshold:100", "budget.exhausted"]
+
+    def names() -> list[str]:
+        return sorted(
+            f"{event['event']}:{event['threshold_percent']}" if event["event"] == "budget.threshold" else event["event"]
+            for event in list(received)
+        )
+
+    wait_until("every alert on the webhook", lambda: names() == sorted(expected), 10, replicas)
+    time.sleep(1.5)  # a duplicate from another replica would have arrived now
+    assert names() == sorted(expected), "each alert once across the three replicas"
+
+
 def login(replica: Routerly, password: str) -> httpx.Response:
     return httpx.post(
         f"{replica.url}/api/auth/login", json={"email": ADMIN_EMAIL, "password": password}, timeout=30

@@ -205,6 +205,39 @@ impl AlertLedger {
         }
     }
 
+    /// Whether this replica delivers `event`, decided in PostgreSQL mode without Redis: the
+    /// first replica whose insert of the entry into `alert_ledger` lands (its key is the
+    /// limit, window, event and threshold, the table's primary key) delivers it, the others'
+    /// inserts do nothing. True without a database, for an event about no limit, and when
+    /// the database cannot be reached (a duplicate rather than a lost alert).
+    pub async fn claim_in_database(&self, event: &AlertEvent) -> bool {
+        let Some(database) = &self.shared else {
+            return true;
+        };
+        if event.limit.is_none() {
+            return true;
+        }
+        let entry = self
+            .fired
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .iter()
+            .rev()
+            .find(|entry| entry.event_id.as_deref() == Some(event.id.as_str()))
+            .cloned();
+        let Some(entry) = entry else {
+            return true;
+        };
+        match crate::store::pg::shared::insert_alerts(database, std::slice::from_ref(&entry)).await
+        {
+            Ok(added) => added > 0,
+            Err(error) => {
+                tracing::warn!(%error, "PostgreSQL cannot be reached: this alert may also be sent by other replicas");
+                true
+            }
+        }
+    }
+
     /// Whether `key` has fired already (so that the caller need not build its event).
     pub fn fired_already(&self, key: &LedgerKey) -> bool {
         self.index
@@ -351,11 +384,16 @@ pub fn spawn_notifier(
                 while let Ok(more) = receiver.try_recv() {
                     events.push(more);
                 }
-                // Claimed first (with Redis, one replica delivers each alert), so that only
+                // Claimed first (with Redis or PostgreSQL, one replica delivers each alert), so that only
                 // the deliveries this replica makes are recorded as pending.
                 let mut mine = Vec::with_capacity(events.len());
                 for event in events {
-                    if claimed(shared.as_deref(), &event).await {
+                    // Redis when configured; else PostgreSQL's `alert_ledger` when shared.
+                    let first = match (shared.as_deref(), weak.upgrade()) {
+                        (None, Some(ledger)) => ledger.claim_in_database(&event).await,
+                        (shared, _) => claimed(shared, &event).await,
+                    };
+                    if first {
                         mine.push(event);
                     } else {
                         tracing::info!(event = event.event.as_str(), message = %event.message, "budget alert already sent by another replica");
@@ -543,5 +581,88 @@ pub fn test_event() -> AlertEvent {
         limit: None,
         threshold_percent: None,
         message: "This is a test alert from Routerly.".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pg::testdb::TestDb;
+
+    fn threshold_event(id: &str) -> AlertEvent {
+        AlertEvent {
+            id: id.to_owned(),
+            event: EventKind::Threshold,
+            timestamp: Utc::now(),
+            limit: Some(routerly_core::alerts::AlertLimit {
+                id: "project-cost".to_owned(),
+                scope: "project:p1".to_owned(),
+                level: "project".to_owned(),
+                metric: "cost".to_owned(),
+                window: "daily".to_owned(),
+                value: 1.0,
+                used: 0.8,
+                window_start: DateTime::from_timestamp(1_764_892_800, 0).expect("a time"),
+                resets_at: DateTime::from_timestamp(1_764_979_200, 0).expect("a time"),
+            }),
+            threshold_percent: Some(80),
+            message: "80 % of project-cost used".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn without_redis_one_replica_claims_an_alert_through_postgresql() {
+        let db = TestDb::create().await;
+        let database = Database::open(&db.url).await.expect("database opens");
+        // Three replicas' ledgers fire the same threshold of the same limit and window.
+        let ledgers: Vec<AlertLedger> = (0..3)
+            .map(|_| AlertLedger::open(None).shared_through(Some(Arc::clone(&database))))
+            .collect();
+        let key = LedgerKey {
+            limit_id: "project-cost".to_owned(),
+            window_start: 1_764_892_800,
+            event: EventKind::Threshold,
+            threshold: Some(80),
+        };
+        let mut events = Vec::new();
+        for (replica, ledger) in ledgers.iter().enumerate() {
+            let event = threshold_event(&format!("event-{replica}"));
+            assert!(
+                ledger.send_once(key.clone(), event.clone()),
+                "new to replica {replica}"
+            );
+            events.push(event);
+        }
+        let claims = futures_util::future::join_all(
+            ledgers
+                .iter()
+                .zip(&events)
+                .map(|(ledger, event)| ledger.claim_in_database(event)),
+        )
+        .await;
+        assert_eq!(
+            claims.iter().filter(|&&first| first).count(),
+            1,
+            "exactly one replica delivers: {claims:?}"
+        );
+        // The next threshold is a new alert: claimed again by one replica.
+        let next_key = LedgerKey {
+            threshold: Some(90),
+            ..key
+        };
+        let mut next = threshold_event("event-next");
+        next.threshold_percent = Some(90);
+        assert!(ledgers[1].send_once(next_key, next.clone()));
+        assert!(ledgers[1].claim_in_database(&next).await);
+        assert_eq!(
+            crate::store::pg::shared::alert_ledger(&database)
+                .await
+                .expect("reads")
+                .len(),
+            2,
+            "one row per limit, window, event and threshold"
+        );
+        drop((ledgers, database));
+        db.drop_now().await;
     }
 }
