@@ -452,12 +452,34 @@ def webhook_inbox() -> Iterator[tuple[str, list[dict]]]:
         server.server_close()
 
 
-def test_a_budget_alert_is_sent_once_and_listed_once_by_every_replica(shared: Cluster, webhook_inbox):
-    url, received = webhook_inbox
-    first = shared.start("a")
+def alert_on_four_calls(first: Routerly, url: str) -> None:
+    """Alerts at 50, 80 and 100 % to the webhook at `url`, on a limit of 4 calls a day on the
+    cluster's token."""
     first.cli("service", "configure", "--alert-thresholds", "50,80,100", "--allow-private-webhooks", "true")
     first.cli("channel", "add", "webhook", "--url", url, "--secret", "whsec-replicas")
     first.cli("limit", "add", "--scope", f"token:{first.token_id}", "--metric", "calls", "--period", "daily", "--value", "4")
+
+
+def assert_each_alert_once(received: list[dict], replicas: list[Routerly]) -> None:
+    """The webhook got each of the four alerts, and none twice (waiting long enough for a
+    duplicate from another replica to arrive)."""
+    expected = sorted(["budget.threshold:50", "budget.threshold:80", "budget.threshold:100", "budget.exhausted"])
+
+    def names() -> list[str]:
+        return sorted(
+            f"{event['event']}:{event['threshold_percent']}" if event["event"] == "budget.threshold" else event["event"]
+            for event in list(received)
+        )
+
+    wait_until("every alert on the webhook", lambda: names() == expected, 10, replicas)
+    time.sleep(1.5)  # a duplicate from another replica would have arrived now
+    assert names() == expected, "each alert once across the three replicas"
+
+
+def test_a_budget_alert_is_sent_once_and_listed_once_by_every_replica(shared: Cluster, webhook_inbox):
+    url, received = webhook_inbox
+    first = shared.start("a")
+    alert_on_four_calls(first, url)
     replicas = [first, shared.start("b"), shared.start("c")]
     # One call per replica in turn, each after the others' use reached every local view (one
     # second refresh): every replica then sees the thresholds crossed by the others' calls, so
@@ -467,17 +489,7 @@ def test_a_budget_alert_is_sent_once_and_listed_once_by_every_replica(shared: Cl
         statuses.append(chat(replicas[index % 3]).status_code)
         time.sleep(1.3)
     assert statuses == [200, 200, 200, 200, 503, 503], statuses
-    expected = ["budget.threshold:50", "budget.threshold:80", "budget.threshold:100", "budget.exhausted"]
-
-    def names() -> list[str]:
-        return sorted(
-            f"{event['event']}:{event['threshold_percent']}" if event["event"] == "budget.threshold" else event["event"]
-            for event in list(received)
-        )
-
-    wait_until("every alert on the webhook", lambda: names() == sorted(expected), 10, replicas)
-    time.sleep(1.5)  # a duplicate from another replica would have arrived now
-    assert names() == sorted(expected), "each alert once across the three replicas"
+    assert_each_alert_once(received, replicas)
 
     # One alert history for the cluster: every replica lists each alert once, with the
     # delivery that the replica which sent it made (whichever replica that was).
@@ -517,9 +529,7 @@ def postgres_only(mock, cluster_root) -> Iterator[Cluster]:
 def test_without_redis_a_budget_alert_is_sent_once_through_postgresql(postgres_only: Cluster, webhook_inbox):
     url, received = webhook_inbox
     first = postgres_only.start("a")
-    first.cli("service", "configure", "--alert-thresholds", "50,80,100", "--allow-private-webhooks", "true")
-    first.cli("channel", "add", "webhook", "--url", url, "--secret", "whsec-replicas")
-    first.cli("limit", "add", "--scope", f"token:{first.token_id}", "--metric", "calls", "--period", "daily", "--value", "4")
+    alert_on_four_calls(first, url)
     replicas = [first, postgres_only.start("b"), postgres_only.start("c")]
     # Without Redis each replica counts its own calls: four on each crosses every threshold
     # and exhausts the limit on each, so every replica fires the same four alerts (same limit,
@@ -527,17 +537,7 @@ def test_without_redis_a_budget_alert_is_sent_once_through_postgresql(postgres_o
     for replica in replicas:
         statuses = [chat(replica).status_code for _ in range(5)]
         assert statuses == [200, 200, 200, 200, 503], (replica.url, statuses)
-    expected = ["budget.threshold:50", "budget.threshold:80", "budget.threshold:100", "budget.exhausted"]
-
-    def names() -> list[str]:
-        return sorted(
-            f"{event['event']}:{event['threshold_percent']}" if event["event"] == "budget.threshold" else event["event"]
-            for event in list(received)
-        )
-
-    wait_until("every alert on the webhook", lambda: names() == sorted(expected), 10, replicas)
-    time.sleep(1.5)  # a duplicate from another replica would have arrived now
-    assert names() == sorted(expected), "each alert once across the three replicas"
+    assert_each_alert_once(received, replicas)
 
 
 def login(replica: Routerly, password: str) -> httpx.Response:

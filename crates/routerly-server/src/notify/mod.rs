@@ -182,6 +182,17 @@ impl AlertLedger {
         self.fired()
     }
 
+    /// The newest ledger entry of event `event_id`, if this replica fired it.
+    fn entry_of(&self, event_id: &str) -> Option<LedgerEntry> {
+        self.fired
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .iter()
+            .rev()
+            .find(|entry| entry.event_id.as_deref() == Some(event_id))
+            .cloned()
+    }
+
     /// Writes the entry of event `event_id` (with its deliveries as they stand) to the shared
     /// alert history, in PostgreSQL mode; a failure is logged (the entry stays in this
     /// replica's ledger).
@@ -189,15 +200,7 @@ impl AlertLedger {
         let Some(database) = &self.shared else {
             return;
         };
-        let entry = self
-            .fired
-            .lock()
-            .expect("ledger lock is never poisoned")
-            .iter()
-            .rev()
-            .find(|entry| entry.event_id.as_deref() == Some(event_id))
-            .cloned();
-        let Some(entry) = entry else {
+        let Some(entry) = self.entry_of(event_id) else {
             return;
         };
         if let Err(error) = crate::store::pg::shared::upsert_alert(database, &entry).await {
@@ -217,15 +220,7 @@ impl AlertLedger {
         if event.limit.is_none() {
             return true;
         }
-        let entry = self
-            .fired
-            .lock()
-            .expect("ledger lock is never poisoned")
-            .iter()
-            .rev()
-            .find(|entry| entry.event_id.as_deref() == Some(event.id.as_str()))
-            .cloned();
-        let Some(entry) = entry else {
+        let Some(entry) = self.entry_of(&event.id) else {
             return true;
         };
         match crate::store::pg::shared::insert_alerts(database, std::slice::from_ref(&entry)).await

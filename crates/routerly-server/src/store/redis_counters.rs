@@ -634,25 +634,22 @@ fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
             }
         }
     }
-    let mut usage: std::collections::BTreeMap<(String, String), f64> = Default::default();
+    // Each (counter, bucket) sum names its own fields: they are distinct already.
+    let mut pipe = redis::pipe();
     let mut keep: HashMap<String, u64> = HashMap::new();
     for ((key, bucket), amounts) in &sums {
         let usage_key = store.usage_key(key);
         for (field, value) in metric_fields(*bucket, amounts) {
             if value != 0.0 {
-                *usage.entry((usage_key.clone(), field)).or_default() += value;
+                pipe.cmd("HINCRBYFLOAT")
+                    .arg(&usage_key)
+                    .arg(field)
+                    .arg(value)
+                    .ignore();
             }
         }
         let seconds = key.window.max_seconds().saturating_mul(2).max(3_600);
         keep.insert(usage_key, seconds);
-    }
-    let mut pipe = redis::pipe();
-    for ((usage_key, field), value) in &usage {
-        pipe.cmd("HINCRBYFLOAT")
-            .arg(usage_key)
-            .arg(field)
-            .arg(value)
-            .ignore();
     }
     for (usage_key, seconds) in &keep {
         pipe.cmd("EXPIRE").arg(usage_key).arg(seconds).ignore();
