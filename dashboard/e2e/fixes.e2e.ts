@@ -129,6 +129,28 @@ describe("issue 16's dashboard fixes", () => {
       })
       .toBeGreaterThan(0);
     limitId = limit.id;
+    // Room for far more than an average call ($0.0002 against some $0.00001) but not for a
+    // call's worst-case estimate (1,024 output tokens at $0.60/M): the gauge cannot tell
+    // from the past calls, the server's last refusal tells it.
+    expect((await call('PATCH', `/api/limits/${limit.id}`, { value: limit.used + 0.0002 })).status).toBe(200);
+    await page.reload();
+    await settled(page);
+    await expect.poll(() => page.getByTestId('gauge').getAttribute('data-state')).not.toBe('refusing');
+    expect((await chat(MODEL, 'refused by its estimate')).status).toBe(503);
+    await page.reload();
+    await settled(page);
+    await expect.poll(() => page.getByTestId('gauge').getAttribute('data-state')).toBe('refusing');
+    expect(await page.getByTestId('gauge').getAttribute('class')).toContain('gauge-bad');
+    expect(await page.getByTestId('gauge-reason').textContent()).toMatch(/a call needing \$0\.000\d+ was refused at/);
+    // The refusal sent the budget's exhausted alert: the project's page lists it.
+    await expect
+      .poll(async () => {
+        await page.reload();
+        await settled(page);
+        return page.getByTestId('alert-row').filter({ hasText: 'exhausted' }).count();
+      })
+      .toBe(1);
+    expect(await page.getByTestId('alert-row').first().textContent()).toContain('Project Support bot');
     expect((await call('PATCH', `/api/limits/${limit.id}`, { value: limit.used / 2 })).status).toBe(200);
     expect((await chat(MODEL, 'refused')).status).toBe(503);
     await page.reload();
@@ -145,7 +167,7 @@ describe("issue 16's dashboard fixes", () => {
     expect(await page.getByTestId('gauge-reason').textContent()).toContain('refuses every call');
     // The overview counts the refusal apart from provider errors.
     await open(page, '/');
-    await expect.poll(() => page.getByTestId('refused').getAttribute('data-value')).toBe('1');
+    await expect.poll(() => page.getByTestId('refused').getAttribute('data-value')).toBe('2');
     expect(await page.getByTestId('error-rate').getAttribute('data-value')).toBe('0');
     expect(await page.getByTestId('gauge').getAttribute('data-state')).toBe('refusing');
     expect(await page.locator('[aria-label="Top models by spend"]').textContent()).not.toContain('(none)');
@@ -172,13 +194,23 @@ describe("issue 16's dashboard fixes", () => {
     const blank = await page.evaluate(() => document.documentElement.scrollHeight - (document.querySelector('main')!.getBoundingClientRect().bottom + window.scrollY));
     expect(blank, 'pixels of blank scroll below the overview').toBeLessThan(40);
     await shoot(page, 'fix-overview');
+    // The project's usage lists its models without the refusals' "(none)", each a link to
+    // the project's calls it served.
+    await open(page, `/projects/${projectId}/usage`);
+    const byModel = page.locator('[aria-label="Spend by model"]');
+    await expect.poll(() => byModel.textContent()).toContain(MODEL);
+    expect(await byModel.textContent()).not.toContain('(none)');
+    await byModel.getByRole('link', { name: MODEL }).click();
+    await page.waitForURL(`**/dashboard/projects/${projectId}/logs?model=${MODEL}`);
+    await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(0);
+    expect(await page.getByLabel('Model', { exact: true }).inputValue()).toBe(MODEL);
   });
 
   test('a call is found by the trace id its client received, with status, error and the model asked for', async () => {
     const page = adminPage;
     await open(page, '/usage');
     await expect.poll(() => page.getByTestId('call-row').count()).toBeGreaterThan(3);
-    const refused = page.locator('[data-testid="call-row"]', { hasText: 'budget exceeded' });
+    const refused = page.locator('[data-testid="call-row"]', { hasText: 'budget exceeded' }).first();
     expect(await refused.getByTestId('call-error').textContent()).not.toBe('—');
     expect(await refused.locator('td').nth(5).textContent(), 'the status column').toBe('503');
     // Calls by the alias show what was asked for next to the model that served.
@@ -434,6 +466,17 @@ describe("issue 16's dashboard fixes", () => {
     // (The options follow the projects list, which may arrive after the page settles.)
     await expect.poll(() => page.getByLabel('Applies to').locator('option').allTextContents()).toEqual(['Project Support bot']);
     await shoot(page, 'fix-editor-budgets');
+    // A project they are not a member of, opened by its URL: the page says so, no failure.
+    const other = await call<{ id: string }>('POST', '/api/projects', { name: 'Other team' });
+    try {
+      await open(page, `/projects/${other.body.id}/general`);
+      await expect.poll(() => page.getByTestId('project-unavailable').textContent()).toContain('You are not a member of this project.');
+      expect(await page.getByText('Something went wrong').count()).toBe(0);
+      await page.getByTestId('project-unavailable').getByRole('link', { name: 'Your projects' }).click();
+      await page.waitForURL('**/dashboard/projects');
+    } finally {
+      expect((await call('DELETE', `/api/projects/${other.body.id}`)).status).toBe(204);
+    }
     expect(sideways, 'pages that scroll sideways').toEqual([]);
     expect(browserErrors, 'errors in the browser console').toEqual([]);
   });

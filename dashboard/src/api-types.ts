@@ -1344,6 +1344,17 @@ export type LimitMetric = "cost" | "calls" | "input_tokens" | "output_tokens" | 
 
 export type LimitMode = "extend" | "replace" | "disable";
 
+export type LimitRefusal = { 
+/**
+ * When.
+ */
+at: string, 
+/**
+ * What the call needed: its estimate in the limit's metric (prompt plus `max_tokens`
+ * priced at the model's prices, for cost).
+ */
+needed: number, };
+
 export type LimitUse = { 
 /**
  * Stable id, used to change or remove it and in alerts.
@@ -1398,7 +1409,13 @@ window_start: string,
  * When the window resets: the next calendar window, or when a call of one unit fits
  * again in a rolling window.
  */
-resets_at: string, };
+resets_at: string, 
+/**
+ * The last call this limit refused in the current window (as seen by the replica that
+ * answers); absent when it refused none. A limit whose room is less than that call's
+ * `needed` is refusing calls like it, whatever its percentage.
+ */
+last_refusal?: LimitRefusal, };
 
 export type LimitList = { 
 /**

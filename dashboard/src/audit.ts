@@ -3,26 +3,66 @@
 
 const VERBS: Record<string, string> = { POST: 'Created', PUT: 'Replaced', PATCH: 'Changed', DELETE: 'Removed' };
 
-/** What each route template changes, in words (the method gives the verb). */
-const OBJECTS: [RegExp, string][] = [
+/**
+ * What each route template changes, in words (the method gives the verb), and the config
+ * file holding the object its `{id}` names (the entry's `changes` name it when the path
+ * cannot: a create, a removed object).
+ */
+const OBJECTS: [RegExp, string, string?][] = [
   [/^\/api\/models\/\{id\}\/key$/, 'read the API key of model {id}'],
-  [/^\/api\/models(\/\{id\})?$/, 'model {id}'],
+  [/^\/api\/models(\/\{id\})?$/, 'model {id}', 'models.json'],
   [/^\/api\/projects\/\{project\}\/models(\/\{model_id\})?$/, 'model {model_id} in project {project}'],
   [/^\/api\/projects\/\{project\}\/tokens(\/\{token_id\})?$/, 'a token of project {project}'],
   [/^\/api\/projects\/\{project\}\/members(\/\{user\})?$/, 'member {user} of project {project}'],
   [/^\/api\/projects\/\{project\}\/policies$/, 'the routing policies of project {project}'],
   [/^\/api\/projects(\/\{project\})?$/, 'project {project}'],
-  [/^\/api\/limits(\/\{id\})?$/, 'budget {id}'],
+  [/^\/api\/limits(\/\{id\})?$/, 'budget {id}', 'limits.json'],
   [/^\/api\/channels\/\{id\}\/test$/, 'sent a test alert to channel {id}'],
   [/^\/api\/channels(\/\{id\})?$/, 'notification channel {id}'],
   [/^\/api\/users(\/\{user\})?$/, 'user {user}'],
-  [/^\/api\/roles(\/\{id\})?$/, 'role {id}'],
+  [/^\/api\/roles(\/\{id\})?$/, 'role {id}', 'roles.json'],
   [/^\/api\/api-keys(\/\{id\})?$/, 'API key {id}'],
   [/^\/api\/settings$/, 'the settings'],
   [/^\/api\/system\/rotate-key$/, 'rotated the master key'],
   [/^\/api\/me$/, 'their own password'],
   [/^\/api\/setup\/first-admin$/, 'the first administrator'],
 ];
+
+/** The config file of the objects the other path parameters name. */
+const PARAM_FILES: Record<string, string> = { project: 'projects.json', user: 'users.json', model_id: 'models.json' };
+
+/** A config entity an audit entry touched. */
+export interface AuditedChange {
+  file: string;
+  id: string | null;
+  before: unknown;
+  after: unknown;
+}
+
+type Names = (kind: string, id: string) => string | undefined;
+
+/** A budget in words: "$5 monthly on project “Support bot”". */
+function limitWords(limit: Record<string, unknown>, name: Names): string {
+  const value = Number(limit.value);
+  const amount = limit.metric === 'cost' ? `$${value}` : `${value} ${String(limit.metric).replace('_', ' ')}`;
+  const scope = String(limit.scope ?? '')
+    .split('/')
+    .map((part) => {
+      if (part === 'global') return 'everything';
+      const [kind, ...rest] = part.split(':');
+      const id = rest.join(':');
+      return kind === 'project' ? `project ${name('project', id) ?? id}` : `${kind} ${id}`;
+    })
+    .join(' · ');
+  return `${amount} ${String(limit.window ?? '').replace(':', ' ')} on ${scope}`;
+}
+
+/** What people call the entity `file` holds: a budget in words, a user's email, a name. */
+function entityName(file: string, entity: Record<string, unknown>, name: Names): string | undefined {
+  if (file === 'limits.json') return limitWords(entity, name);
+  for (const key of ['name', 'email', 'id']) if (typeof entity[key] === 'string') return entity[key] as string;
+  return undefined;
+}
 
 /** The values of a route template's `{name}` segments in a concrete path. */
 export function pathParams(template: string, path: string): Record<string, string> {
@@ -38,20 +78,30 @@ export function pathParams(template: string, path: string): Record<string, strin
 
 /**
  * One audit entry in words. `name` turns an id into what people call it (a project's name,
- * a user's email); unknown ids stay as they are, and a create names the created object when
- * its detail carries an id or name.
+ * a user's email). Where it cannot (a removed project) or the path has no id (a create),
+ * the entity the entry's `changes` hold names it; then the entry's detail (an API key
+ * created); else the id stays as it is.
  */
-export function describeAudit(entry: { action: string; path: string; detail?: unknown }, name: (kind: string, id: string) => string | undefined = () => undefined): string {
+export function describeAudit(entry: { action: string; path: string; detail?: unknown; changes?: AuditedChange[] }, name: Names = () => undefined): string {
   const [method, template = ''] = entry.action.split(' ');
   const params = pathParams(template, entry.path);
   const detail = (entry.detail ?? {}) as Record<string, unknown>;
   const created = typeof detail.name === 'string' ? detail.name : typeof detail.email === 'string' ? detail.email : typeof detail.id === 'string' ? detail.id : undefined;
   const rule = OBJECTS.find(([pattern]) => pattern.test(template));
   if (!rule) return `${VERBS[method] ?? method} ${template}`;
+  // The entity of `file` this entry touched: the one with `id`, else the one it created.
+  const touched = (file: string | undefined, id: string | undefined) => {
+    if (!file) return undefined;
+    const change = (entry.changes ?? []).find((candidate) => candidate.file === file && (id === undefined ? candidate.before === null : candidate.id === id));
+    const entity = (change?.after ?? change?.before) as Record<string, unknown> | null | undefined;
+    return entity ? entityName(file, entity, name) : undefined;
+  };
   let words = rule[1].replace(/\{(\w+)\}/g, (_, key: string) => {
-    const value = params[key] ?? (key === 'id' || key === 'project' || key === 'user' || key === 'model_id' ? created : undefined);
-    if (value === undefined) return '';
-    return `“${name(key, value) ?? value}”`;
+    const file = key === 'id' ? rule[2] : PARAM_FILES[key];
+    const value = params[key];
+    const known = value === undefined ? undefined : name(key, value);
+    const shown = known ?? touched(file, value) ?? value ?? (key === 'id' || key === 'project' || key === 'user' || key === 'model_id' ? created : undefined);
+    return shown === undefined ? '' : `“${shown}”`;
   });
   words = words.replace(/\s+/g, ' ').trim();
   // Routes whose words already hold their verb ("rotated the master key").

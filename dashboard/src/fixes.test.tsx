@@ -53,6 +53,16 @@ describe('budget state', () => {
     expect(state.reason).toContain('$0.002');
   });
 
+  it('refuses at any percentage while the last refused call would still not fit', () => {
+    const last_refusal = { at: '2026-12-05T10:00:00Z', needed: 0.01 };
+    // 90 % used and an average call of $0.001 fits, but the server refused a $0.01 call.
+    const state = budgetState({ ...limit, used: 0.045, percent: 90, last_refusal }, 0.001);
+    expect(state).toMatchObject({ tone: 'bad', word: 'refusing' });
+    expect(state.reason).toContain('needing $0.01 was refused');
+    // Once that call fits again (the reservations in flight came back), it admits.
+    expect(budgetState({ ...limit, used: 0.03, percent: 60, last_refusal }, 0.001)).toMatchObject({ tone: 'good' });
+  });
+
   it('is amber when nearly used but a call still fits, green otherwise', () => {
     expect(budgetState({ ...limit, used: 0.045, percent: 90 }, 0.001)).toMatchObject({ tone: 'warn', word: 'nearly used' });
     expect(budgetState({ ...limit, used: 0.01, percent: 20 }, 0.001)).toMatchObject({ tone: 'good' });
@@ -115,6 +125,12 @@ describe('the audit log in words', () => {
     expect(describeAudit({ action: 'POST /api/system/rotate-key', path: '/api/system/rotate-key' })).toBe('Rotated the master key');
     expect(describeAudit({ action: 'PATCH /api/settings', path: '/api/settings' })).toBe('Changed the settings');
     expect(describeAudit({ action: 'POST /api/unknown/{x}', path: '/api/unknown/1' })).toBe('Created /api/unknown/{x}');
+    // What the path cannot name, the entry's changes do: a created user or budget, a removed project.
+    const created = (file: string, after: unknown) => [{ file, id: 'x', before: null, after }];
+    expect(describeAudit({ action: 'POST /api/users', path: '/api/users', changes: created('users.json', { id: 'u-2', email: 'bo@example.com' }) })).toBe('Created user “bo@example.com”');
+    expect(describeAudit({ action: 'POST /api/limits', path: '/api/limits', changes: created('limits.json', { id: 'lim-1', scope: 'project:p-1', metric: 'cost', window: 'monthly', value: 5 }) }, names)).toBe('Created budget “$5 monthly on project Support bot”');
+    expect(describeAudit({ action: 'DELETE /api/limits/{id}', path: '/api/limits/lim-2', changes: [{ file: 'limits.json', id: 'lim-2', before: { id: 'lim-2', scope: 'global', metric: 'calls', window: 'rolling:1h', value: 100 }, after: null }] })).toBe('Removed budget “100 calls rolling 1h on everything”');
+    expect(describeAudit({ action: 'DELETE /api/projects/{project}', path: '/api/projects/p-gone', changes: [{ file: 'projects.json', id: 'p-gone', before: { id: 'p-gone', name: 'Old bot' }, after: null }] }, names)).toBe('Removed project “Old bot”');
   });
 });
 

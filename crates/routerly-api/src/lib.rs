@@ -106,6 +106,7 @@ pub fn typescript() -> String {
         audit::AuditPage::decl(),
         limits::LimitMetric::decl(),
         limits::LimitMode::decl(),
+        limits::LimitRefusal::decl(),
         limits::LimitUse::decl(),
         limits::LimitList::decl(),
         limits::CreateLimit::decl(),

@@ -70,6 +70,23 @@ pub struct LimitUse {
     /// again in a rolling window.
     #[ts(type = "string")]
     pub resets_at: DateTime<Utc>,
+    /// The last call this limit refused in the current window (as seen by the replica that
+    /// answers); absent when it refused none. A limit whose room is less than that call's
+    /// `needed` is refusing calls like it, whatever its percentage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub last_refusal: Option<LimitRefusal>,
+}
+
+/// A call a limit refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, TS)]
+pub struct LimitRefusal {
+    /// When.
+    #[ts(type = "string")]
+    pub at: DateTime<Utc>,
+    /// What the call needed: its estimate in the limit's metric (prompt plus `max_tokens`
+    /// priced at the model's prices, for cost).
+    pub needed: f64,
 }
 
 /// `GET /api/limits` and `GET /api/usage/limits`.

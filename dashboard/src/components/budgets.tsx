@@ -4,10 +4,10 @@ import { useMemo, useState, type FormEvent } from 'react';
 import { request } from '../api';
 import { dateTime, metricValue } from '../format';
 import { useAction, useApi } from '../hooks';
-import type { LimitUse, Project, Summary } from '../types';
+import type { AlertList, AlertRecord, LimitUse, Project, Summary } from '../types';
 import { validateLimit, type Errors, type LimitFormValues } from '../validate';
 import { Gauge } from './charts';
-import { Button, ConfirmButton, FormError, SelectField, TextField, fieldError } from './ui';
+import { Badge, Button, ConfirmButton, Empty, ErrorBox, FormError, Loading, SelectField, Table, TextField, Unavailable, fieldError } from './ui';
 
 export const METRICS = ['cost', 'calls', 'input_tokens', 'output_tokens', 'total_tokens'];
 export const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'];
@@ -38,17 +38,25 @@ export interface BudgetState {
 /**
  * The state of a limit for callers: refusing whenever the next call cannot be admitted. A
  * call is admitted only when its whole estimate (prompt plus `max_tokens` at the model's
- * prices) fits in what is left, so a budget refuses before it reads 100 %: `typical` is
- * the average amount of one call (from the usage summary), the best guess of the next
- * call's estimate.
+ * prices) fits in what is left, so a budget refuses before it reads 100 %. The server says
+ * what the last call it refused in this window needed (`last_refusal`): while what is left
+ * is less, calls like it are refused. Before any refusal, `typical` (the average amount of
+ * one call, from the usage summary) is the best guess of the next call's estimate.
  */
-export function budgetState(limit: Pick<LimitUse, 'metric' | 'value' | 'used' | 'reserved' | 'percent' | 'mode'>, typical?: number): BudgetState {
+export function budgetState(limit: Pick<LimitUse, 'metric' | 'value' | 'used' | 'reserved' | 'percent' | 'mode' | 'last_refusal'>, typical?: number): BudgetState {
   const format = (value: number) => metricValue(limit.metric, value);
   if (limit.mode === 'disable') return { tone: 'good', word: 'lifted', reason: 'lifts the limit above it; enforces nothing' };
   if (limit.value <= 0) return { tone: 'bad', word: 'refusing', reason: 'a limit of 0 refuses every call' };
   // Sums of floating-point amounts: what is left within a billionth of the limit is nothing.
   const left = limit.value - limit.used - limit.reserved;
   if (left <= limit.value * 1e-9 || (limit.metric === 'calls' && left < 1)) return { tone: 'bad', word: 'exhausted', reason: 'every call is refused until the window resets' };
+  if (limit.last_refusal && left < limit.last_refusal.needed) {
+    return {
+      tone: 'bad',
+      word: 'refusing',
+      reason: `${format(left)} left; a call needing ${format(limit.last_refusal.needed)} was refused at ${dateTime(limit.last_refusal.at)}: calls like it are refused until the window resets`,
+    };
+  }
   if (typical !== undefined && typical > 0 && left < typical) {
     return {
       tone: 'bad',
@@ -103,6 +111,76 @@ export function BudgetGauges({ limits, projects, onRemove, canRemove }: { limits
         </div>
       ))}
     </div>
+  );
+}
+
+/** How many alerts the history shows; the API has them all. */
+const ALERTS_SHOWN = 50;
+
+function alertWhat(alert: AlertRecord): { tone: 'warn' | 'bad' | 'good'; word: string } {
+  if (alert.event === 'budget.exhausted') return { tone: 'bad', word: 'exhausted' };
+  if (alert.event === 'budget.reset') return { tone: 'good', word: 'reset' };
+  return { tone: 'warn', word: `${alert.threshold ?? '?'} % used` };
+}
+
+function deliveryText(alert: AlertRecord): string {
+  if (alert.deliveries.length === 0) return 'no channel';
+  const count = (outcome: string) => alert.deliveries.filter((delivery) => delivery.outcome === outcome).length;
+  return [
+    [count('delivered'), 'delivered'],
+    [count('pending'), 'pending'],
+    [count('failed'), 'failed'],
+  ]
+    .filter(([n]) => n)
+    .map(([n, word]) => `${n} ${word}`)
+    .join(', ');
+}
+
+/**
+ * The budget alerts sent, newest first: when, about which budget, what happened and how
+ * the delivery went. `scope` keeps those about one scope and the scopes inside it (a
+ * project's page: `project:ID`).
+ */
+export function AlertHistory({ projects, scope }: { projects?: Project[]; scope?: string }) {
+  const alerts = useApi<AlertList>('/api/alerts');
+  if (alerts.error?.routeMissing) return <Unavailable what="Alert history" />;
+  if (alerts.error) return <ErrorBox error={alerts.error} retry={alerts.reload} />;
+  if (!alerts.data) return <Loading />;
+  const about = (alert: AlertRecord) => !scope || alert.scope === scope || (alert.scope?.startsWith(scope + '/') ?? false);
+  const mine = alerts.data.alerts.filter(about);
+  if (mine.length === 0) return <Empty title="No alerts yet.">An alert is sent when a budget crosses a threshold, runs out, or resets after running out.</Empty>;
+  return (
+    <>
+      <Table label="Alerts sent" className="alerts-table">
+        <thead>
+          <tr>
+            <th scope="col">Sent</th>
+            <th scope="col">Budget</th>
+            <th scope="col">Event</th>
+            <th scope="col">Delivery</th>
+          </tr>
+        </thead>
+        <tbody>
+          {mine.slice(0, ALERTS_SHOWN).map((alert) => {
+            const what = alertWhat(alert);
+            return (
+              <tr key={`${alert.limit_id}-${alert.event}-${alert.threshold}-${alert.window_start}`} data-testid="alert-row">
+                <td>{dateTime(alert.fired_at)}</td>
+                <td>
+                  {alert.scope ? scopeLabel(alert.scope, projects) : <code>{alert.limit_id}</code>}
+                  {alert.message ? <div className="muted small">{alert.message}</div> : null}
+                </td>
+                <td>
+                  <Badge tone={what.tone}>{what.word}</Badge>
+                </td>
+                <td>{deliveryText(alert)}</td>
+              </tr>
+            );
+          })}
+        </tbody>
+      </Table>
+      {mine.length > ALERTS_SHOWN ? <p className="muted">The newest {ALERTS_SHOWN} of {mine.length}; `GET /api/alerts` has them all.</p> : null}
+    </>
   );
 }
 

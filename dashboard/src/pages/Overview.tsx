@@ -52,12 +52,15 @@ export function providerLatency(totals: Pick<Totals, 'provider_avg_latency_ms'>)
   return totals.provider_avg_latency_ms;
 }
 
-/** Top-N rows by spend for models, without the "no model" bucket of calls refused before routing. */
-export function topModels(rows: Pick<ModelUsage, 'model_id' | 'cost_usd' | 'calls'>[], limit = 5) {
+/**
+ * Top-N rows by spend for models, without the "no model" bucket of calls refused before
+ * routing; each links to the calls it served (`calls`: the calls page to filter).
+ */
+export function topModels(rows: Pick<ModelUsage, 'model_id' | 'cost_usd' | 'calls'>[], limit = 5, calls = '/usage') {
   return rows
     .filter((row) => row.model_id !== '' && row.model_id !== '(none)')
     .slice(0, limit)
-    .map((row) => ({ name: row.model_id, value: row.cost_usd, detail: count(row.calls) + ' calls', to: '/usage?model=' + encodeURIComponent(row.model_id) }));
+    .map((row) => ({ name: row.model_id, value: row.cost_usd, detail: count(row.calls) + ' calls', to: `${calls}?model=${encodeURIComponent(row.model_id)}` }));
 }
 
 function Stat({ label, value, raw, testId }: { label: string; value: string; raw: number; testId: string }) {

@@ -1,4 +1,4 @@
-import { ErrorBox, Loading, PageHeader, Tabs } from '../components/ui';
+import { Empty, ErrorBox, Loading, PageHeader, Tabs } from '../components/ui';
 import { useApi } from '../hooks';
 import { Link } from '../router';
 import type { Project } from '../types';
@@ -23,6 +23,21 @@ export const PROJECT_TABS = [
 
 export function ProjectPage({ projectKey, tab }: { projectKey: string; tab: string }) {
   const loaded = useApi<Project>(`/api/projects/${encodeURIComponent(projectKey)}`);
+  // A project the caller may not open (not a member) or that does not exist is a state of
+  // the page, not a failure: say which, and lead back to the projects they have.
+  if (loaded.error?.status === 403 || loaded.error?.status === 404) {
+    return (
+      <>
+        <PageHeader title="Project" />
+        <div data-testid="project-unavailable">
+          <Empty title={loaded.error.status === 403 ? 'You are not a member of this project.' : 'There is no such project.'}>
+            {loaded.error.status === 403 ? 'Ask an admin or one of its members to add you. ' : 'It may have been deleted. '}
+            <Link to="/projects">Your projects</Link>
+          </Empty>
+        </div>
+      </>
+    );
+  }
   if (loaded.error) return <ErrorBox error={loaded.error} retry={loaded.reload} />;
   if (!loaded.data) return <Loading what="Loading the project" />;
   const project = loaded.data;

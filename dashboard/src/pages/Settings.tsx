@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { request } from '../api';
-import { BudgetGauges, LimitForm, scopeLabel } from '../components/budgets';
+import { AlertHistory, BudgetGauges, LimitForm, scopeLabel } from '../components/budgets';
 import {
   Badge,
   Button,
@@ -201,6 +201,9 @@ function GlobalBudgets() {
             }}
           />
         )}
+      </Card>
+      <Card title="Alerts sent">
+        <AlertHistory projects={projects.data?.projects} />
       </Card>
     </>
   );
@@ -734,11 +737,8 @@ function Audit() {
                 <tr key={entry.id}>
                   <td>{dateTime(entry.at)}</td>
                   <td>{actorLabel(entry.actor)}</td>
-                  <td data-testid="audit-what">
+                  <td data-testid="audit-what" title={`${entry.action} (${entry.path})`}>
                     {describeAudit(entry, name)}
-                    <div className="muted small break">
-                      <code>{entry.action}</code>
-                    </div>
                   </td>
                   <td>{entry.status}</td>
                 </tr>

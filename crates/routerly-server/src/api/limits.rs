@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use routerly_api::limits::{
     AlertDelivery, AlertKind, AlertList, AlertRecord, CreateLimit, DeliveryOutcome, LimitList,
-    LimitMetric, LimitMode, LimitUse, UpdateLimit,
+    LimitMetric, LimitMode, LimitRefusal, LimitUse, UpdateLimit,
 };
 use routerly_core::alerts::EventKind;
 use routerly_core::limits::{Limit, Metric, Mode, Scope, Window, parse_time_zone};
@@ -75,6 +75,10 @@ fn use_view(limit_use: crate::budgets::LimitUse) -> LimitUse {
         percent: limit_use.percent,
         window_start: limit_use.window_start,
         resets_at: limit_use.resets_at,
+        last_refusal: limit_use.last_refusal.map(|refusal| LimitRefusal {
+            at: refusal.at,
+            needed: refusal.needed,
+        }),
     }
 }
 

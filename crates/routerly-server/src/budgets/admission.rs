@@ -207,7 +207,7 @@ impl Budgets {
         loop {
             if survivors.is_empty() {
                 let refusal = first_refusal.expect("a candidate was dropped for a reason");
-                self.alert_refusal(&refusal, &index, now);
+                self.note_refusal(&refusal, &index, now);
                 return Err(AdmitError::Refused(Box::new(refusal)));
             }
             let mut needed: HashMap<usize, f64, foldhash::fast::RandomState> = HashMap::default();
@@ -270,7 +270,7 @@ impl Budgets {
                         resets_at: failed.resets_at,
                     };
                     if !limit.scope.level().is_model_level() {
-                        self.alert_refusal(&refusal, &index, now);
+                        self.note_refusal(&refusal, &index, now);
                         return Err(AdmitError::Refused(Box::new(refusal)));
                     }
                     survivors.retain(|candidate| !candidate.limits.contains(&limit_index));
@@ -426,6 +426,12 @@ mod tests {
         );
         assert!(refusal.message().contains("`two`"), "{}", refusal.message());
         assert!(refusal.retry_after() >= Duration::from_secs(1));
+        // The report says what the refused call needed, for gauges to say "refusing".
+        let reported = f.budgets.usage(&snapshot)[0]
+            .last_refusal
+            .expect("the refusal is reported");
+        assert_eq!(reported.needed, 1.0);
+        assert!(reported.at <= Utc::now());
         drop(first);
         let third = admit().await.expect("a released reservation makes room");
         assert!(third.guard.is_some() && second.guard.is_some());

@@ -67,12 +67,24 @@ impl Budgets {
         );
     }
 
-    pub(super) fn alert_refusal(
+    /// A call was refused: remembers it for the limit's report (so a gauge can say the
+    /// limit is refusing calls, whatever its percentage) and fires its exhausted alert.
+    pub(super) fn note_refusal(
         &self,
         refusal: &BudgetRefusal,
         index: &LimitIndex,
         now: DateTime<Utc>,
     ) {
+        self.refusals
+            .lock()
+            .expect("refusals lock is never poisoned")
+            .insert(
+                refusal.limit.id.clone(),
+                super::LastRefusal {
+                    at: now,
+                    needed: refusal.needed,
+                },
+            );
         let limit_index = index.index_of(&refusal.limit);
         let key = &index.keys[limit_index];
         self.fire(

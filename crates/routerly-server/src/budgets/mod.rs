@@ -141,6 +141,18 @@ pub struct Budgets {
     live: Arc<StdMutex<Live>>,
     ledger: Arc<AlertLedger>,
     usage_log: PathBuf,
+    /// The last call each limit refused here (by limit id): when, and what it needed.
+    /// Written only when a call is refused, so never on an admitted call's path.
+    refusals: StdMutex<HashMap<String, LastRefusal>>,
+}
+
+/// The last call a limit refused on this replica.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LastRefusal {
+    /// When it was refused.
+    pub at: chrono::DateTime<Utc>,
+    /// What it needed (its estimate, in the limit's metric).
+    pub needed: f64,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -171,6 +183,7 @@ impl Budgets {
             live: Arc::new(StdMutex::new(Live::default())),
             ledger,
             usage_log,
+            refusals: StdMutex::new(HashMap::new()),
         }
     }
 

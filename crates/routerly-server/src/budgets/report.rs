@@ -28,6 +28,8 @@ pub struct LimitUse {
     /// When the window resets: the next calendar window, or when a call of one unit fits
     /// again in a rolling window.
     pub resets_at: DateTime<Utc>,
+    /// The last call this limit refused on this replica in the current window.
+    pub last_refusal: Option<super::LastRefusal>,
 }
 
 impl Budgets {
@@ -35,6 +37,11 @@ impl Budgets {
     pub fn usage(&self, snapshot: &Snapshot) -> Vec<LimitUse> {
         let index = self.index_for(snapshot);
         let now = Utc::now();
+        let refusals = self
+            .refusals
+            .lock()
+            .expect("refusals lock is never poisoned")
+            .clone();
         index
             .limits
             .iter()
@@ -71,6 +78,10 @@ impl Budgets {
                     },
                     window_start,
                     resets_at,
+                    last_refusal: refusals
+                        .get(&limit.id)
+                        .filter(|refusal| refusal.at >= window_start)
+                        .copied(),
                 }
             })
             .collect()

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { request } from '../../api';
-import { BudgetGauges, LimitForm } from '../../components/budgets';
+import { AlertHistory, BudgetGauges, LimitForm } from '../../components/budgets';
 import { Button, Card, ConfirmButton, ErrorBox, FormError, Loading, TextField, Unavailable } from '../../components/ui';
 import { dateTime } from '../../format';
 import { useAction, useApi } from '../../hooks';
@@ -83,6 +83,9 @@ export function GeneralTab({ project, reload }: TabProps) {
             ) : null}
           </>
         )}
+      </Card>
+      <Card title="Budget alerts">
+        <AlertHistory projects={[project]} scope={`project:${project.id}`} />
       </Card>
       {canWrite ? (
       <Card title="Danger zone">

@@ -1,10 +1,10 @@
 import { useMemo, useState } from 'react';
 import { BarList } from '../../components/charts';
 import { Card, ErrorBox, Loading } from '../../components/ui';
-import { count, usd } from '../../format';
+import { usd } from '../../format';
 import { useApi } from '../../hooks';
 import type { Totals } from '../../types';
-import { PERIODS, UsageCharts, periodStart, type PeriodKey } from '../Overview';
+import { PERIODS, UsageCharts, periodStart, topModels, type PeriodKey } from '../Overview';
 import { CallsExplorer } from '../Usage';
 import type { TabProps } from '../Project';
 
@@ -37,7 +37,7 @@ export function ProjectUsageTab({ project }: TabProps) {
         ) : !byModel.data ? (
           <Loading />
         ) : (
-          <BarList label="Spend by model" rows={byModel.data.models.map((row) => ({ name: row.model_id, value: row.cost_usd, detail: count(row.calls) + ' calls' }))} format={usd} empty="No calls in this period." />
+          <BarList label="Spend by model" rows={topModels(byModel.data.models, Infinity, `/projects/${project.id}/logs`)} format={usd} empty="No calls in this period." />
         )}
       </Card>
     </>
