@@ -71,6 +71,21 @@ async function shoot(page: Page, name: string) {
 
 let adminPage: Page;
 
+/** Every entry of the audit log page in words, paging through it with "Older". */
+async function auditLog(page: Page): Promise<string> {
+  const texts: string[] = [];
+  for (;;) {
+    texts.push(...(await page.getByTestId('audit-what').allTextContents()));
+    const older = page.getByRole('button', { name: 'Older' });
+    if (await older.isDisabled()) break;
+    const loaded = page.waitForResponse((response) => response.url().includes(`/api/audit?`) && response.url().includes(`offset=${texts.length}`));
+    await older.click();
+    await (await loaded).finished();
+    await settled(page);
+  }
+  return texts.join(' | ');
+}
+
 beforeAll(async () => {
   mkdirSync(join(RESULTS, 'screenshots'), { recursive: true });
   stack = await startStack();
@@ -217,6 +232,12 @@ describe("issue 16's dashboard fixes", () => {
     await expect.poll(() => page.getByTestId('call-model').filter({ hasText: 'asked for smart' }).count()).toBe(3);
     // Times carry seconds.
     expect(await page.getByTestId('call-row').first().locator('td').first().textContent()).toMatch(/\d\d:\d\d:\d\d/);
+    // At 1280 px, with error rows on the page, the table fits its card: every column is in
+    // view (no sideways scroll hiding Latency) and no model name wraps letter by letter.
+    const [scrollWidth, clientWidth] = await page.locator('.calls-table').evaluate((wrap) => [wrap.scrollWidth, wrap.clientWidth]);
+    expect(scrollWidth, `the calls table (${scrollWidth} px) fits its ${clientWidth} px card`).toBeLessThanOrEqual(clientWidth);
+    const lineHeights = await page.getByTestId('call-model').evaluateAll((cells) => cells.map((cell) => cell.firstChild?.nodeType === 3 ? (() => { const range = document.createRange(); range.selectNodeContents(cell.firstChild!); return range.getClientRects().length; })() : 1));
+    expect(Math.max(...lineHeights), 'lines of the longest served model name').toBe(1);
     await page.getByLabel('Trace id', { exact: true }).fill(traceId);
     await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
     expect(await page.getByTestId('call-row').getAttribute('data-trace-id')).toBe(traceId);
@@ -292,6 +313,11 @@ describe("issue 16's dashboard fixes", () => {
       .toEqual(['second', MODEL]);
     await open(page, `/projects/${projectId}/routing`);
     await expect.poll(() => page.getByTestId(`routing-health-${MODEL}`).textContent()).toContain('circuit closed');
+    // Routing keeps one record per model, whatever the project: the tab says whose calls
+    // each figure counts.
+    const health = page.getByTestId(`routing-health-${MODEL}`);
+    expect(await health.getByTestId('model-routing').textContent()).toMatch(/^now, all projects: \d+ of \d+ calls failed/);
+    expect(await health.getByTestId('model-day').textContent()).toMatch(/^24 h, Support bot: p50/);
   });
 
   test('test connection makes one call to the provider; a failing model shows its circuit open', async () => {
@@ -378,6 +404,9 @@ describe("issue 16's dashboard fixes", () => {
     const after = (await call<{ tokens: unknown[] }>('GET', `/api/projects/${projectId}/tokens`)).body.tokens.length;
     expect(after - before, 'two playground sessions, one token').toBe(1);
     await open(page, `/projects/${projectId}/tokens`);
+    // The playground's token names its user by email, not by a raw user id.
+    await expect.poll(async () => (await page.getByTestId('token-labels').allTextContents()).join(' | ')).toContain(`playground, user: ${ADMIN}`);
+    expect((await page.getByTestId('token-labels').allTextContents()).join(' | ')).not.toMatch(/user:[0-9a-f-]{8}/);
     await shoot(page, 'fix-tokens');
   });
 
@@ -388,6 +417,14 @@ describe("issue 16's dashboard fixes", () => {
     await expect
       .poll(async () => (await page.getByTestId('audit-what').allTextContents()).join(' | '))
       .toContain('Created a token of project “Support bot”');
+    // Creations name what they created, from the entry's changes; the route stays a tooltip.
+    const what = await auditLog(page);
+    expect(what).toContain(`Created user “${VIEWER}”`);
+    expect(what).toContain('Created budget “$5.00 monthly on project Support bot”');
+    expect(what).toContain('Removed budget “$0.00 monthly on project Support bot”');
+    expect(what).toContain(`Created member “${EDITOR}” of project “Support bot”`);
+    expect(what).toContain(`Created model “${MODEL}” in project “Support bot”`);
+    expect(what).not.toContain('/api/');
     await shoot(page, 'fix-audit');
     await open(page, '/settings/general');
     expect(await page.getByTestId('listen-address').textContent()).toContain(new URL(stack.url).host);
@@ -613,6 +650,8 @@ describe.each([
       await expect
         .poll(async () => (await page.getByTestId('audit-what').allTextContents()).join(' | '))
         .toContain('Created a token of project “Support bot”');
+      // A removed project keeps its name (the entry's changes hold it), not its id.
+      expect(await auditLog(page)).toContain('Removed project “Other team”');
       await open(page, '/settings/general');
       // Never the settings' address while the real one loads.
       expect(await page.getByTestId('listen-address').textContent()).toContain(new URL(stack.url).host);

@@ -125,7 +125,8 @@ export const SCHEMES = ['light', 'dark'] as const;
 
 /**
  * Screenshots the current page at both widths in both themes (test-results/screenshots) and
- * returns the combinations where the page scrolls sideways.
+ * returns the combinations where the page scrolls sideways or a table is cut without its
+ * "scroll sideways" hint.
  */
 export async function screenshotAll(page: Page, name: string): Promise<string[]> {
   const wide: string[] = [];
@@ -147,6 +148,14 @@ export async function screenshotAll(page: Page, name: string): Promise<string[]>
         );
         wide.push(`${name} at ${width}px ${scheme}: scrollWidth ${Math.max(sizes.scroll, sizes.body)} > innerWidth ${sizes.inner} (${culprits.join(', ')})`);
       }
+      // A table wider than the screen scrolls inside its card; it must say so.
+      await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+      const silent = await page.evaluate(() =>
+        Array.from(document.querySelectorAll<HTMLElement>('.table-wrap'))
+          .filter((wrap) => wrap.getClientRects().length > 0 && wrap.scrollWidth > wrap.clientWidth + 1 && !wrap.nextElementSibling?.matches('[data-testid="table-hint"]'))
+          .map((wrap) => wrap.getAttribute('aria-label')),
+      );
+      if (silent.length) wide.push(`${name} at ${width}px ${scheme}: tables cut without a hint: ${silent.join(', ')}`);
       await page.screenshot({ path: join(RESULTS, 'screenshots', `${name}-${width}-${scheme}.png`), fullPage: true });
     }
   }

@@ -41,10 +41,11 @@ export interface AuditedChange {
 
 type Names = (kind: string, id: string) => string | undefined;
 
-/** A budget in words: "$5 monthly on project “Support bot”". */
+import { metricValue } from './format';
+
+/** A budget in words: "$5 monthly on project Support bot". */
 function limitWords(limit: Record<string, unknown>, name: Names): string {
-  const value = Number(limit.value);
-  const amount = limit.metric === 'cost' ? `$${value}` : `${value} ${String(limit.metric).replace('_', ' ')}`;
+  const amount = metricValue(String(limit.metric), Number(limit.value));
   const scope = String(limit.scope ?? '')
     .split('/')
     .map((part) => {
@@ -96,9 +97,16 @@ export function describeAudit(entry: { action: string; path: string; detail?: un
     const entity = (change?.after ?? change?.before) as Record<string, unknown> | null | undefined;
     return entity ? entityName(file, entity, name) : undefined;
   };
+  // What a create under a project added to its `list` (a model, a member), by `key`.
+  const addedToProject = (list: string, key: string) => {
+    const change = (entry.changes ?? []).find((candidate) => candidate.file === 'projects.json' && candidate.id !== null && candidate.before && candidate.after);
+    const ids = (side: unknown) => (((side as Record<string, unknown>)?.[list] ?? []) as Record<string, unknown>[]).map((item) => String(item[key]));
+    const before = new Set(ids(change?.before));
+    return change ? ids(change.after).find((id) => !before.has(id)) : undefined;
+  };
   let words = rule[1].replace(/\{(\w+)\}/g, (_, key: string) => {
     const file = key === 'id' ? rule[2] : PARAM_FILES[key];
-    const value = params[key];
+    const value = params[key] ?? (params.project === undefined ? undefined : key === 'model_id' ? addedToProject('models', 'model_id') : key === 'user' ? addedToProject('members', 'user_id') : undefined);
     const known = value === undefined ? undefined : name(key, value);
     const shown = known ?? touched(file, value) ?? value ?? (key === 'id' || key === 'project' || key === 'user' || key === 'model_id' ? created : undefined);
     return shown === undefined ? '' : `“${shown}”`;

@@ -128,8 +128,13 @@ describe('the audit log in words', () => {
     // What the path cannot name, the entry's changes do: a created user or budget, a removed project.
     const created = (file: string, after: unknown) => [{ file, id: 'x', before: null, after }];
     expect(describeAudit({ action: 'POST /api/users', path: '/api/users', changes: created('users.json', { id: 'u-2', email: 'bo@example.com' }) })).toBe('Created user “bo@example.com”');
-    expect(describeAudit({ action: 'POST /api/limits', path: '/api/limits', changes: created('limits.json', { id: 'lim-1', scope: 'project:p-1', metric: 'cost', window: 'monthly', value: 5 }) }, names)).toBe('Created budget “$5 monthly on project Support bot”');
+    expect(describeAudit({ action: 'POST /api/limits', path: '/api/limits', changes: created('limits.json', { id: 'lim-1', scope: 'project:p-1', metric: 'cost', window: 'monthly', value: 5 }) }, names)).toBe('Created budget “$5.00 monthly on project Support bot”');
     expect(describeAudit({ action: 'DELETE /api/limits/{id}', path: '/api/limits/lim-2', changes: [{ file: 'limits.json', id: 'lim-2', before: { id: 'lim-2', scope: 'global', metric: 'calls', window: 'rolling:1h', value: 100 }, after: null }] })).toBe('Removed budget “100 calls rolling 1h on everything”');
+    const project = (models: string[], members: string[]) => ({ id: 'p-1', name: 'Support bot', models: models.map((model_id) => ({ model_id })), members: members.map((user_id) => ({ user_id, role: 'editor' })) });
+    const grown = (before: unknown, after: unknown) => [{ file: 'projects.json', id: 'p-1', before, after }];
+    expect(describeAudit({ action: 'POST /api/projects/{project}/models', path: '/api/projects/p-1/models', changes: grown(project(['a'], []), project(['a', 'b'], [])) }, names)).toBe('Created model “b” in project “Support bot”');
+    expect(describeAudit({ action: 'POST /api/projects/{project}/members', path: '/api/projects/p-1/members', changes: grown(project([], []), project([], ['u-9'])) }, names)).toBe('Created member “ann@example.com” of project “Support bot”');
+    expect(describeAudit({ action: 'PATCH /api/limits/{id}', path: '/api/limits/l', changes: [{ file: 'limits.json', id: 'l', before: {}, after: { scope: 'global', metric: 'cost', window: 'daily', value: 0.000002549999999999997 } }] })).toBe('Changed budget “$0.00000255 daily on everything”');
     expect(describeAudit({ action: 'DELETE /api/projects/{project}', path: '/api/projects/p-gone', changes: [{ file: 'projects.json', id: 'p-gone', before: { id: 'p-gone', name: 'Old bot' }, after: null }] }, names)).toBe('Removed project “Old bot”');
   });
 });

@@ -34,7 +34,7 @@ export function CallsTable({ records, projects = [], onOpen, label = 'Calls' }: 
           <th>Outcome</th>
           <th>Cost</th>
           <th className="col-project">Project</th>
-          <th>Model</th>
+          <th className="col-model">Model</th>
           <th>Status</th>
           <th className="col-error">Error</th>
           <th className="col-tokens">Tokens in / out</th>
@@ -56,7 +56,7 @@ export function CallsTable({ records, projects = [], onOpen, label = 'Calls' }: 
               </td>
               <td>{usd(record.cost_usd)}</td>
               <td className="col-project">{projectName(record.project_id)}</td>
-              <td data-testid="call-model">
+              <td className="col-model" data-testid="call-model">
                 {model.served}
                 {model.asked ? <div className="muted small">asked for {model.asked}</div> : null}
               </td>

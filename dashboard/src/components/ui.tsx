@@ -184,11 +184,33 @@ export function PageHeader({ title, children }: { title: ReactNode; children?: R
 }
 
 /** A table that scrolls inside itself on narrow screens instead of widening the page. */
+/**
+ * A table that scrolls sideways inside its card when it is wider than the screen; then a
+ * hint under it says so (and the cut edge is shaded), so no column is hidden silently.
+ */
 export function Table({ children, label, className }: { children: ReactNode; label: string; className?: string }) {
+  const wrap = useRef<HTMLDivElement>(null);
+  const [cut, setCut] = useState(false);
+  useEffect(() => {
+    const element = wrap.current;
+    if (!element || typeof ResizeObserver === 'undefined') return;
+    const measure = () => setCut(element.scrollWidth > element.clientWidth + 1);
+    const observer = new ResizeObserver(measure);
+    observer.observe(element);
+    if (element.firstElementChild) observer.observe(element.firstElementChild);
+    return () => observer.disconnect();
+  }, []);
   return (
-    <div className={className ? `table-wrap ${className}` : 'table-wrap'} tabIndex={0} role="region" aria-label={label}>
-      <table>{children}</table>
-    </div>
+    <>
+      <div ref={wrap} className={['table-wrap', className, cut ? 'table-cut' : ''].filter(Boolean).join(' ')} tabIndex={0} role="region" aria-label={label}>
+        <table>{children}</table>
+      </div>
+      {cut ? (
+        <p className="table-hint muted small" data-testid="table-hint">
+          Scroll the table sideways for more columns →
+        </p>
+      ) : null}
+    </>
   );
 }
 

@@ -194,9 +194,11 @@ function ModelEditor({ model, onSaved }: { model: Model; onSaved: () => void }) 
   );
 }
 
-/** A model's health now: its circuit and recent calls as routing sees them, and its latency
- * percentiles and error rate over the last day (provider calls only). */
-export function ModelHealth({ health, totals }: { health?: RoutedHealth; totals?: Totals }) {
+/** A model's health now: its circuit and recent calls as routing sees them (every project's
+ * calls: routing keeps one record per model), and its latency percentiles and error rate
+ * over the last day (provider calls only; `project`: the name of the project `totals` are
+ * limited to, said so beside them). */
+export function ModelHealth({ health, totals, project }: { health?: RoutedHealth; totals?: Totals; project?: string }) {
   const circuit = health?.circuit ?? 'closed';
   const tone = circuit === 'open' ? 'bad' : circuit === 'half_open' ? 'warn' : 'good';
   const words: Record<string, string> = { open: 'circuit open', half_open: 'circuit half-open', closed: 'circuit closed' };
@@ -207,16 +209,16 @@ export function ModelHealth({ health, totals }: { health?: RoutedHealth; totals?
       {health?.circuit_since && circuit !== 'closed' ? <span className="muted small"> since {dateTime(health.circuit_since)}</span> : null}
       {health && health.calls > 0 ? (
         <div className="small" data-testid="model-routing">
-          now: {count(health.failures)} of {count(health.calls)} calls failed · health {health.score.toFixed(2)}
+          now{project ? ', all projects' : ''}: {count(health.failures)} of {count(health.calls)} calls failed · health {health.score.toFixed(2)}
           {health.mean_latency_ms != null ? ` · mean ${ms(health.mean_latency_ms)}` : ''}
         </div>
       ) : null}
       {totals && calls > 0 ? (
-        <div className="muted small">
-          24 h: p50 {ms(totals.p50_latency_ms)} · p95 {ms(totals.p95_latency_ms)} · errors {percent(errorRate(totals))} of {count(calls)}
+        <div className="muted small" data-testid="model-day">
+          24 h{project ? `, ${project}` : ''}: p50 {ms(totals.p50_latency_ms)} · p95 {ms(totals.p95_latency_ms)} · errors {percent(errorRate(totals))} of {count(calls)}
         </div>
       ) : (
-        <div className="muted small">no call served in 24 h</div>
+        <div className="muted small" data-testid="model-day">no call served{project ? ` for ${project}` : ''} in 24 h</div>
       )}
     </div>
   );

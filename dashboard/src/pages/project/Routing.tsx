@@ -356,7 +356,7 @@ export function RoutingTab({ project }: TabProps) {
             <tr key={entry.model_id} data-testid={`routing-health-${entry.model_id}`}>
               <td>{entry.model_id}</td>
               <td>
-                <ModelHealth health={routing.data?.models.find((model) => model.model_id === entry.model_id)} totals={usage.data?.models.find((row) => row.model_id === entry.model_id)} />
+                <ModelHealth health={routing.data?.models.find((model) => model.model_id === entry.model_id)} totals={usage.data?.models.find((row) => row.model_id === entry.model_id)} project={project.name} />
               </td>
             </tr>
           ))}

@@ -1,10 +1,10 @@
 import { useMemo, useState, type FormEvent } from 'react';
-import { request } from '../../api';
+import { request, sessionUser } from '../../api';
 import { Badge, Button, Card, Checkbox, ConfirmButton, Empty, ErrorBox, FormError, SecretOnce, Table, TextField } from '../../components/ui';
 import { count, dateTime, usd } from '../../format';
 import { missing, usePermissions } from '../../permissions';
 import { useAction, useApi, type Loaded } from '../../hooks';
-import type { ProjectToken, Totals, UsageLastUse } from '../../types';
+import type { MemberList, ProjectToken, Totals, UsageLastUse } from '../../types';
 import type { TabProps } from '../Project';
 
 export function tokenStatus(token: ProjectToken, now = Date.now()): { label: string; tone: 'good' | 'warn' | 'bad' } {
@@ -27,6 +27,16 @@ export function TokensTab({ project, reload }: TabProps) {
   const spend = useApi<{ tokens: (Totals & { token_id: string })[] }>('/api/usage/by-token', { project: project.id, from: since });
   // Every token's last use in one request, however many tokens the project has.
   const lastUse = useApi<UsageLastUse>('/api/usage/last-use', { project: project.id });
+  // A playground token is labelled `user:<id>`: shown with the email of that member (or of
+  // the caller, who may use the playground without being a member).
+  const members = useApi<MemberList>(`/api/projects/${project.id}/members`);
+  const labelText = (label: string) => {
+    if (!label.startsWith('user:')) return label;
+    const id = label.slice('user:'.length);
+    const me = sessionUser();
+    const email = members.data?.members.find((member) => member.user_id === id)?.email ?? (me?.id === id ? me.email : undefined);
+    return email ? `user: ${email}` : label;
+  };
   const spendOf = (id: string) => spend.data?.tokens.find((row) => row.token_id === id);
   const [labels, setLabels] = useState('');
   const [models, setModels] = useState<string[]>([]);
@@ -134,7 +144,7 @@ export function TokensTab({ project, reload }: TabProps) {
                     <td>
                       <Badge tone={status.tone}>{status.label}</Badge>
                     </td>
-                    <td>{token.labels.join(', ') || '—'}</td>
+                    <td data-testid="token-labels">{token.labels.map(labelText).join(', ') || '—'}</td>
                     <td>{token.models.join(', ') || 'all'}</td>
                     <td>
                       <LastUse lastUse={lastUse} tokenId={token.id} />
