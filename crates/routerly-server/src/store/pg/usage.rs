@@ -36,6 +36,11 @@ const SHIP_BATCH: usize = 1000;
 const PARTITION_LOCK: i64 = 0x7573_6167_6570_6172;
 /// How long the shipper waits before retrying an unreachable database.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// How long records handed over gather before they are sent, unless a whole batch waits:
+/// one transaction for the calls of those milliseconds rather than one per call at low
+/// load (each costs PostgreSQL its commit and its rollup upserts). The records are in the
+/// local usage log meanwhile, so a replica killed in between re-sends them at its start.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// How much the shipper holds while PostgreSQL is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,7 +392,14 @@ impl UsageShipper {
                 RETRY_INTERVAL
             };
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => {
+                    if self.waiting().0 < SHIP_BATCH {
+                        tokio::select! {
+                            _ = tokio::time::sleep(LINGER) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                }
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }
