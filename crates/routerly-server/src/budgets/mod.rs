@@ -226,8 +226,13 @@ impl Budgets {
         built
     }
 
-    /// Registers counters of new limits (and back-fills them); forgets unused ones.
+    /// Registers counters of new limits (and back-fills them); forgets unused ones, and the
+    /// last refusals of removed limits.
     fn adopt_keys(&self, index: &LimitIndex) {
+        self.refusals
+            .lock()
+            .expect("refusals lock is never poisoned")
+            .retain(|id, _| index.by_id.contains_key(id));
         let wanted: HashSet<&CounterKey> = index.keys.iter().collect();
         let mut fresh_keys = Vec::new();
         {
