@@ -179,7 +179,9 @@ export function AlertHistory({ projects, scope }: { projects?: Project[]; scope?
           })}
         </tbody>
       </Table>
-      {mine.length > ALERTS_SHOWN ? <p className="muted">The newest {ALERTS_SHOWN} of {mine.length}; `GET /api/alerts` has them all.</p> : null}
+      {mine.length > ALERTS_SHOWN ? <p className="muted">
+          The newest {ALERTS_SHOWN} of {mine.length}; <code>GET /api/alerts</code> has them all.
+        </p> : null}
     </>
   );
 }
