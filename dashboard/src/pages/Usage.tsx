@@ -170,7 +170,7 @@ export function CallsExplorer({ fixedProject }: { fixedProject?: string }) {
         ) : (
           <>
             <p className="muted small" data-testid="page-summary">
-              {data.total === null ? 'Calls' : `${count(data.total)} calls`}; this page {usd(data.records.reduce((sum, record) => sum + record.cost_usd, 0))}
+              {data.total === null ? 'Calls' : `${count(data.total)} ${data.total === 1 ? 'call' : 'calls'}`}; this page {usd(data.records.reduce((sum, record) => sum + record.cost_usd, 0))}
             </p>
             <CallsTable records={data.records} projects={projects.data?.projects} onOpen={openCall} />
             <div className="pager">
