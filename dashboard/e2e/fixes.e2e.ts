@@ -236,8 +236,15 @@ describe("issue 16's dashboard fixes", () => {
     // view (no sideways scroll hiding Latency) and no model name wraps letter by letter.
     const [scrollWidth, clientWidth] = await page.locator('.calls-table').evaluate((wrap) => [wrap.scrollWidth, wrap.clientWidth]);
     expect(scrollWidth, `the calls table (${scrollWidth} px) fits its ${clientWidth} px card`).toBeLessThanOrEqual(clientWidth);
-    const lineHeights = await page.getByTestId('call-model').evaluateAll((cells) => cells.map((cell) => cell.firstChild?.nodeType === 3 ? (() => { const range = document.createRange(); range.selectNodeContents(cell.firstChild!); return range.getClientRects().length; })() : 1));
-    expect(Math.max(...lineHeights), 'lines of the longest served model name').toBe(1);
+    // The served model is each cell's first text node; its line boxes are its lines.
+    const lines = await page.getByTestId('call-model').evaluateAll((cells) =>
+      cells.map((cell) => {
+        const range = document.createRange();
+        range.selectNodeContents(cell.firstChild!);
+        return range.getClientRects().length;
+      }),
+    );
+    expect(Math.max(...lines), 'lines of the longest served model name').toBe(1);
     await page.getByLabel('Trace id', { exact: true }).fill(traceId);
     await expect.poll(() => page.getByTestId('call-row').count()).toBe(1);
     expect(await page.getByTestId('call-row').getAttribute('data-trace-id')).toBe(traceId);
@@ -511,6 +518,9 @@ describe("issue 16's dashboard fixes", () => {
       expect(await page.getByText('Something went wrong').count()).toBe(0);
       await page.getByTestId('project-unavailable').getByRole('link', { name: 'Your projects' }).click();
       await page.waitForURL('**/dashboard/projects');
+      // A project that does not exist says that instead.
+      await open(adminPage, '/projects/no-such-project/general');
+      await expect.poll(() => adminPage.getByTestId('project-unavailable').textContent()).toContain('There is no such project.');
     } finally {
       expect((await call('DELETE', `/api/projects/${other.body.id}`)).status).toBe(204);
     }

@@ -1,6 +1,8 @@
 // The audit log in words: "Created a token in project Support bot" instead of
 // "POST /api/projects/{project}/tokens" and a path of UUIDs.
 
+import { metricValue, scopeInWords } from './format';
+
 const VERBS: Record<string, string> = { POST: 'Created', PUT: 'Replaced', PATCH: 'Changed', DELETE: 'Removed' };
 
 /**
@@ -31,6 +33,9 @@ const OBJECTS: [RegExp, string, string?][] = [
 /** The config file of the objects the other path parameters name. */
 const PARAM_FILES: Record<string, string> = { project: 'projects.json', user: 'users.json', model_id: 'models.json' };
 
+/** What a create under a project adds, by path parameter: the project's list and its key. */
+const PROJECT_LISTS: Record<string, [string, string]> = { model_id: ['models', 'model_id'], user: ['members', 'user_id'] };
+
 /** A config entity an audit entry touched. */
 export interface AuditedChange {
   file: string;
@@ -41,21 +46,11 @@ export interface AuditedChange {
 
 type Names = (kind: string, id: string) => string | undefined;
 
-import { metricValue } from './format';
-
-/** A budget in words: "$5 monthly on project Support bot". */
+/** A budget in words: "$5.00 monthly on project Support bot". */
 function limitWords(limit: Record<string, unknown>, name: Names): string {
   const amount = metricValue(String(limit.metric), Number(limit.value));
-  const scope = String(limit.scope ?? '')
-    .split('/')
-    .map((part) => {
-      if (part === 'global') return 'everything';
-      const [kind, ...rest] = part.split(':');
-      const id = rest.join(':');
-      return kind === 'project' ? `project ${name('project', id) ?? id}` : `${kind} ${id}`;
-    })
-    .join(' · ');
-  return `${amount} ${String(limit.window ?? '').replace(':', ' ')} on ${scope}`;
+  const scope = scopeInWords(String(limit.scope ?? ''), (id) => name('project', id));
+  return `${amount} ${String(limit.window ?? '').replace(':', ' ')} on ${scope.charAt(0).toLowerCase()}${scope.slice(1)}`;
 }
 
 /** What people call the entity `file` holds: a budget in words, a user's email, a name. */
@@ -106,7 +101,8 @@ export function describeAudit(entry: { action: string; path: string; detail?: un
   };
   let words = rule[1].replace(/\{(\w+)\}/g, (_, key: string) => {
     const file = key === 'id' ? rule[2] : PARAM_FILES[key];
-    const value = params[key] ?? (params.project === undefined ? undefined : key === 'model_id' ? addedToProject('models', 'model_id') : key === 'user' ? addedToProject('members', 'user_id') : undefined);
+    const list = params.project === undefined ? undefined : PROJECT_LISTS[key];
+    const value = params[key] ?? (list ? addedToProject(...list) : undefined);
     const known = value === undefined ? undefined : name(key, value);
     const shown = known ?? touched(file, value) ?? value ?? (key === 'id' || key === 'project' || key === 'user' || key === 'model_id' ? created : undefined);
     return shown === undefined ? '' : `“${shown}”`;

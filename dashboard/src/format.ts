@@ -50,3 +50,22 @@ export function shortDate(text: string, bucket: 'hour' | 'day'): string {
 export function metricValue(metric: string, value: number): string {
   return metric === 'cost' ? usd(value) : count(value) + ' ' + metric.replace('_', ' ');
 }
+
+/**
+ * A limit's scope in words ("Project Support bot · model gpt-4o", "Everything"), a project
+ * named by `projectName` (its id when that does not know it).
+ */
+export function scopeInWords(scope: string, projectName: (id: string) => string | undefined): string {
+  if (scope === 'global') return 'Everything';
+  return scope
+    .split('/')
+    .map((part) => {
+      const [kind, ...rest] = part.split(':');
+      const id = rest.join(':');
+      if (kind === 'project') return 'Project ' + (projectName(id) ?? id);
+      if (kind === 'model') return 'model ' + id;
+      if (kind === 'token') return 'token ' + id;
+      return part;
+    })
+    .join(' · ');
+}

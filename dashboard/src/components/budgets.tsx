@@ -2,7 +2,7 @@
 
 import { useMemo, useState, type FormEvent } from 'react';
 import { request } from '../api';
-import { dateTime, metricValue } from '../format';
+import { dateTime, metricValue, scopeInWords } from '../format';
 import { useAction, useApi } from '../hooks';
 import type { AlertList, AlertRecord, LimitUse, Project, Summary } from '../types';
 import { validateLimit, type Errors, type LimitFormValues } from '../validate';
@@ -12,20 +12,9 @@ import { Badge, Button, ConfirmButton, Empty, ErrorBox, FormError, Loading, Sele
 export const METRICS = ['cost', 'calls', 'input_tokens', 'output_tokens', 'total_tokens'];
 export const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'yearly'];
 
-/** "project: Support bot", "model: gpt-4o", "global" — the scope in words. */
+/** "Project Support bot · model gpt-4o", "Everything": the scope in words. */
 export function scopeLabel(scope: string, projects: Project[] = []): string {
-  if (scope === 'global') return 'Everything';
-  return scope
-    .split('/')
-    .map((part) => {
-      const [kind, ...rest] = part.split(':');
-      const id = rest.join(':');
-      if (kind === 'project') return 'Project ' + (projects.find((project) => project.id === id)?.name ?? id);
-      if (kind === 'model') return 'model ' + id;
-      if (kind === 'token') return 'token ' + id;
-      return part;
-    })
-    .join(' · ');
+  return scopeInWords(scope, (id) => projects.find((project) => project.id === id)?.name);
 }
 
 /** What a budget means for the next call: its colour, a word, and why. */

@@ -75,16 +75,13 @@ impl Budgets {
         index: &LimitIndex,
         now: DateTime<Utc>,
     ) {
-        self.refusals
-            .lock()
-            .expect("refusals lock is never poisoned")
-            .insert(
-                refusal.limit.id.clone(),
-                super::LastRefusal {
-                    at: now,
-                    needed: refusal.needed,
-                },
-            );
+        self.refusals().insert(
+            refusal.limit.id.clone(),
+            super::LastRefusal {
+                at: now,
+                needed: refusal.needed,
+            },
+        );
         let limit_index = index.index_of(&refusal.limit);
         let key = &index.keys[limit_index];
         self.fire(

@@ -192,6 +192,12 @@ impl Budgets {
         &self.counters
     }
 
+    fn refusals(&self) -> MutexGuard<'_, HashMap<String, LastRefusal>> {
+        self.refusals
+            .lock()
+            .expect("refusals lock is never poisoned")
+    }
+
     fn live(&self) -> MutexGuard<'_, Live> {
         self.live
             .lock()
@@ -229,10 +235,7 @@ impl Budgets {
     /// Registers counters of new limits (and back-fills them); forgets unused ones, and the
     /// last refusals of removed limits.
     fn adopt_keys(&self, index: &LimitIndex) {
-        self.refusals
-            .lock()
-            .expect("refusals lock is never poisoned")
-            .retain(|id, _| index.by_id.contains_key(id));
+        self.refusals().retain(|id, _| index.by_id.contains_key(id));
         let wanted: HashSet<&CounterKey> = index.keys.iter().collect();
         let mut fresh_keys = Vec::new();
         {

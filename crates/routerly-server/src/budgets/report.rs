@@ -37,11 +37,9 @@ impl Budgets {
     pub fn usage(&self, snapshot: &Snapshot) -> Vec<LimitUse> {
         let index = self.index_for(snapshot);
         let now = Utc::now();
-        let refusals = self
-            .refusals
-            .lock()
-            .expect("refusals lock is never poisoned")
-            .clone();
+        // Held while the report is built (no await, no other lock taken under it): refusals
+        // only insert under it.
+        let refusals = self.refusals();
         index
             .limits
             .iter()
