@@ -58,14 +58,15 @@ local function parse(entry)
   local c, n, i, o = string.match(entry, '^([^|]+)|([^|]+)|([^|]+)|([^|]+)$')
   return tonumber(c) or 0, tonumber(n) or 0, tonumber(i) or 0, tonumber(o) or 0
 end
--- Adds `sign` times the four amounts of ARGV from `at` to `replica`'s field of `key`; a
--- field left with nothing (float dust aside) is deleted, and none goes below zero.
-local function change(key, replica, at, sign)
+-- Adds `times` the four amounts of ARGV from `at` to `replica`'s field of `key` (a negative
+-- `times` takes them off); a field left with nothing (float dust aside) is deleted, and
+-- none goes below zero.
+local function change(key, replica, at, times)
   local c, n, i, o = parse(redis.call('HGET', key, replica))
-  c = c + sign * tonumber(ARGV[at])
-  n = n + sign * tonumber(ARGV[at + 1])
-  i = i + sign * tonumber(ARGV[at + 2])
-  o = o + sign * tonumber(ARGV[at + 3])
+  c = c + times * tonumber(ARGV[at])
+  n = n + times * tonumber(ARGV[at + 1])
+  i = i + times * tonumber(ARGV[at + 2])
+  o = o + times * tonumber(ARGV[at + 3])
   if c < 1e-9 and n < 1e-9 and i < 1e-9 and o < 1e-9 then
     redis.call('HDEL', key, replica)
     return
@@ -75,11 +76,16 @@ local function change(key, replica, at, sign)
 end
 "#;
 
-/// Reserves every hold if every check fits. KEYS: per check its usage and reservation
-/// hashes, then per hold its reservation hash. ARGV: the replica's id, the prefix of the
-/// replicas' liveness keys, the TTL (ms), the check count, then per check its metric (1–4,
-/// 5 for input plus output tokens), first live bucket, needed amount and value, then per
-/// hold its four amounts. Answers `{0}`, or `{check index, used, reserved}`.
+/// Reserves every hold if every check fits, and with it a lease: `own + lease` times the
+/// holds, where `own` is 1 for a call's reservation and 0 for a lease alone, and `lease` is
+/// the most calls like this one (up to ARGV[5]) for which each check leaves at least
+/// ARGV[6] times as much room again, so near a limit's edge there is no lease and the
+/// reservation is exact. KEYS: per check its usage and reservation hashes, then per hold
+/// its reservation hash. ARGV: the replica's id, the prefix of the replicas' liveness keys,
+/// the TTL (ms), the check count, the most calls leased, the share of the room a lease
+/// leaves (its reciprocal), `own`, then per check its metric (1–4, 5 for input plus output
+/// tokens), first live bucket, needed amount and value, then per hold its four amounts.
+/// Answers `{0, lease}`, or `{check index, used, reserved}`.
 const RESERVE: &str = r#"
 local replica = ARGV[1]
 local alive = ARGV[2]
@@ -120,7 +126,10 @@ local function used(key, metric, first)
   end
   return total
 end
-local arg = 5
+local lease = tonumber(ARGV[5])
+local share = tonumber(ARGV[6])
+local own = tonumber(ARGV[7])
+local arg = 8
 for c = 1, checks do
   local metric = tonumber(ARGV[arg])
   local first = tonumber(ARGV[arg + 1])
@@ -129,17 +138,20 @@ for c = 1, checks do
   arg = arg + 4
   local u = used(KEYS[2 * c - 1], metric, first)
   local r = reserved(KEYS[2 * c], metric)
-  if u + r + needed > value + math.abs(value) * 1e-9 + 2.220446049250313e-16 then
+  local room = value - u - r - needed
+  if room + math.abs(value) * 1e-9 + 2.220446049250313e-16 < 0 then
     return {c, tostring(u), tostring(r)}
   end
+  if needed > 0 then lease = math.min(lease, math.floor(room / (needed * share))) end
 end
+lease = math.max(lease, 0)
 redis.call('SET', alive .. replica, '1', 'PX', ttl)
 for h = 2 * checks + 1, #KEYS do
-  change(KEYS[h], replica, arg, 1)
+  change(KEYS[h], replica, arg, own + lease)
   redis.call('PEXPIRE', KEYS[h], ttl)
   arg = arg + 4
 end
-return {0}
+return {0, lease}
 "#;
 
 /// Lets go of holds: ARGV is the replica's id, then per reservation hash of KEYS the four
@@ -287,13 +299,123 @@ enum Op {
     },
 }
 
+/// How long detached operations gather before a batch goes (unless a whole batch waits):
+/// one pipeline for those milliseconds' calls rather than about one per call, which cost
+/// Redis 10 to 40 µs per call. Meanwhile a call's hold stays until its usage is added with
+/// it, so other replicas see the one or the other, never neither; they only get its room
+/// back these milliseconds later.
+const LINGER: Duration = Duration::from_millis(10);
+/// Operations in one batch, at most.
+const BATCH: usize = 1024;
 /// Operations kept for a retry while Redis is away, at most.
-const MAX_PENDING_ADDS: usize = 100_000;
+const MAX_PENDING_OPS: usize = 100_000;
+/// The most calls' room a reservation leases beyond its own hold (see [`Lease`]).
+const LEASE_MOST: u32 = 32;
+/// A lease with room for fewer calls than this asks Redis for this many more, off the
+/// request path, so that calls seldom wait for a round trip.
+const LEASE_REFILL: u32 = 16;
+/// A lease takes at most this fraction (its reciprocal) of the room a limit has left, so
+/// a limit with room for fewer than this many calls beyond the one reserving is reserved
+/// exactly, call by call.
+const LEASE_SHARE: u32 = 64;
+/// How long a lease's room may be spent after its last grant (at most a third of the
+/// reservation TTL); the room left then goes back to Redis within one refresh.
+const LEASE_LIFETIME: Duration = Duration::from_secs(1);
+
+/// Room this replica holds in Redis beyond its calls in flight: a reservation that finds
+/// a limit far from full holds `1 + n` times its call's amounts ([`RESERVE`]), and the
+/// next `n` calls under the same limits (same counters, metrics and values) with no larger
+/// estimate are admitted from that room here, without a round trip; when it falls below
+/// [`LEASE_REFILL`] calls' room, a task asks for that many more. Their holds are
+/// released as any other (a batch takes them off the replica's field); the room not spent
+/// within [`LEASE_LIFETIME`] is taken off the field too. What another replica cannot get
+/// meanwhile is bounded: at most [`LEASE_MOST`] calls' estimates per replica, never more
+/// than 1/[`LEASE_SHARE`] of the room left when leased, for at most about two seconds.
+#[derive(Debug)]
+struct Lease {
+    /// The limits it was granted under: counter, metric and value of each check.
+    limits: Vec<(CounterKey, Metric, f64)>,
+    /// Per hold of the calls it serves, in their order: the counter, its reservations
+    /// hash and the room left.
+    room: Vec<(CounterKey, String, Amounts)>,
+    /// When the room stops being spent.
+    until: Instant,
+    /// Since when a reservation asking to add to it is on its way to Redis.
+    asking: Option<Instant>,
+    /// Wakes the calls waiting for that answer.
+    answered: Arc<tokio::sync::Notify>,
+}
+
+impl Lease {
+    /// Whether the lease was granted under exactly `checks`' limits for `holds`' counters.
+    fn serves(&self, checks: &[Check], holds: &[(CounterKey, Amounts)]) -> bool {
+        self.limits.len() == checks.len()
+            && self.room.len() == holds.len()
+            && self
+                .limits
+                .iter()
+                .zip(checks)
+                .all(|((key, metric, value), check)| {
+                    *key == check.key && *metric == check.metric && *value == check.value
+                })
+            && self
+                .room
+                .iter()
+                .zip(holds)
+                .all(|((key, _, _), (held, _))| key == held)
+    }
+
+    /// The holds it gives back when it ends: its room left.
+    fn into_release(self) -> Vec<(String, Amounts)> {
+        self.room
+            .into_iter()
+            .filter(|(_, _, room)| !room.is_zero())
+            .map(|(_, hash, room)| (hash, room))
+            .collect()
+    }
+}
+
+/// What [`RedisCounterStore::reserve_leased`] found.
+enum Leased {
+    /// Admitted from a lease.
+    Admitted(ReservationId),
+    /// No room leased: reserve in Redis, asking for this many calls' lease beside.
+    Ask(u32),
+    /// The lease is short, and more is on its way: wait for it (or a while).
+    Wait(std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>),
+}
+
+/// The longest a call waits for a lease's refill before it reserves in Redis itself.
+const LEASE_WAIT: Duration = Duration::from_millis(100);
+
+/// Whether `room` holds `amounts` (allowing the rounding of `amounts` taken from `n`
+/// times `amounts` one by one).
+fn covers(room: &Amounts, amounts: &Amounts) -> bool {
+    let fits = |room: f64, amount: f64| room >= amount - amount.abs() * 1e-9;
+    fits(room.cost_usd, amounts.cost_usd)
+        && fits(room.calls, amounts.calls)
+        && fits(room.input_tokens, amounts.input_tokens)
+        && fits(room.output_tokens, amounts.output_tokens)
+}
+
+/// `amounts` times `n`.
+fn times(amounts: &Amounts, n: f64) -> Amounts {
+    Amounts {
+        cost_usd: amounts.cost_usd * n,
+        calls: amounts.calls * n,
+        input_tokens: amounts.input_tokens * n,
+        output_tokens: amounts.output_tokens * n,
+    }
+}
 /// How often the local view is refreshed.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
 /// See the module documentation.
 pub struct RedisCounterStore {
+    /// Itself, for the tasks that refill leases.
+    me: Weak<RedisCounterStore>,
+    /// Reservation scripts run, leases' refills included.
+    round_trips: AtomicU64,
     connection: ConnectionManager,
     reserve_script: redis::Script,
     release_script: redis::Script,
@@ -303,6 +425,10 @@ pub struct RedisCounterStore {
     reservation_ttl: Duration,
     view: MemoryCounterStore,
     holds: StdMutex<HashMap<ReservationId, Hold>>,
+    /// Leases by a hash of the limits and counters they serve ([`Lease::serves`] checks).
+    leases: StdMutex<HashMap<u64, Lease>>,
+    lease_hasher: foldhash::fast::RandomState,
+    lease_lifetime: Duration,
     next_id: AtomicU64,
     ops: mpsc::UnboundedSender<Op>,
     healthy: AtomicBool,
@@ -329,7 +455,9 @@ impl RedisCounterStore {
     pub fn open(settings: RedisSettings) -> Result<Arc<Self>, String> {
         let connection = connect(&settings.url)?;
         let (ops, receiver) = mpsc::unbounded_channel();
-        let store = Arc::new(RedisCounterStore {
+        let store = Arc::new_cyclic(|me| RedisCounterStore {
+            me: me.clone(),
+            round_trips: AtomicU64::new(0),
             connection,
             reserve_script: redis::Script::new(&format!("{HOLD_LUA}{RESERVE}")),
             release_script: redis::Script::new(&format!("{HOLD_LUA}{RELEASE}")),
@@ -339,6 +467,9 @@ impl RedisCounterStore {
             reservation_ttl: settings.reservation_ttl,
             view: MemoryCounterStore::new(),
             holds: StdMutex::new(HashMap::new()),
+            leases: StdMutex::new(HashMap::new()),
+            lease_hasher: foldhash::fast::RandomState::default(),
+            lease_lifetime: LEASE_LIFETIME.min(settings.reservation_ttl / 3),
             next_id: AtomicU64::new(1),
             ops,
             healthy: AtomicBool::new(true),
@@ -368,9 +499,208 @@ impl RedisCounterStore {
         self.holds.lock().expect("hold lock is never poisoned")
     }
 
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Lease>> {
+        self.leases.lock().expect("lease lock is never poisoned")
+    }
+
+    /// The key of the lease that serves calls with `checks` and `holds`.
+    fn lease_key(&self, checks: &[Check], holds: &[(CounterKey, Amounts)]) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut hasher = self.lease_hasher.build_hasher();
+        for check in checks {
+            check.key.hash(&mut hasher);
+            check.metric.hash(&mut hasher);
+            check.value.to_bits().hash(&mut hasher);
+        }
+        for (key, _) in holds {
+            key.hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// Admits a call from the room of the lease that serves it, when that room holds its
+    /// holds: the reservation without a round trip. Otherwise, when `ask`, says how many
+    /// calls' lease the reservation in Redis should ask for ([`LEASE_MOST`]), or, while
+    /// another call's request for this lease is on its way, to wait for its answer (so a
+    /// burst asks once, not per call).
+    fn reserve_leased(
+        &self,
+        now: DateTime<Utc>,
+        checks: &[Check],
+        holds: &[(CounterKey, Amounts)],
+        ask: bool,
+    ) -> Leased {
+        let key = self.lease_key(checks, holds);
+        let at = Instant::now();
+        let held: Vec<(String, Amounts)> = {
+            let mut leases = self.leases();
+            let lease = match leases.get_mut(&key) {
+                Some(lease) if lease.serves(checks, holds) => lease,
+                _ if !ask => return Leased::Ask(0),
+                _ => {
+                    let lease = Lease {
+                        limits: checks
+                            .iter()
+                            .map(|check| (check.key.clone(), check.metric, check.value))
+                            .collect(),
+                        room: holds
+                            .iter()
+                            .map(|(key, _)| {
+                                (key.clone(), self.reservations_key(key), Amounts::default())
+                            })
+                            .collect(),
+                        until: at,
+                        asking: Some(at),
+                        answered: Arc::default(),
+                    };
+                    if let Some(replaced) = leases.insert(key, lease) {
+                        self.give_back(replaced);
+                    }
+                    return Leased::Ask(LEASE_MOST);
+                }
+            };
+            if at >= lease.until
+                || !lease
+                    .room
+                    .iter()
+                    .zip(holds)
+                    .all(|((_, _, room), (_, amounts))| covers(room, amounts))
+            {
+                if !ask {
+                    return Leased::Ask(0);
+                }
+                // A request that never came back (its call went away) stops counting.
+                if lease
+                    .asking
+                    .is_some_and(|since| at.duration_since(since) < LEASE_LIFETIME)
+                {
+                    // Registered before the lock goes, so its answer cannot be missed.
+                    let mut answer = Box::pin(lease.answered.clone().notified_owned());
+                    answer.as_mut().enable();
+                    return Leased::Wait(answer);
+                }
+                lease.asking = Some(at);
+                return Leased::Ask(LEASE_MOST);
+            }
+            let held = lease
+                .room
+                .iter_mut()
+                .zip(holds)
+                .map(|((_, hash, room), (_, amounts))| {
+                    room.subtract(amounts);
+                    (hash.clone(), *amounts)
+                })
+                .collect();
+            // Running low: one request for more, while the room left serves the calls.
+            let refill = f64::from(LEASE_REFILL);
+            if lease
+                .asking
+                .is_none_or(|since| at.duration_since(since) >= LEASE_LIFETIME)
+                && !lease
+                    .room
+                    .iter()
+                    .zip(holds)
+                    .all(|((_, _, room), (_, amounts))| covers(room, &times(amounts, refill)))
+                && let Some(store) = self.me.upgrade()
+            {
+                lease.asking = Some(at);
+                let (checks, holds) = (checks.to_vec(), holds.to_vec());
+                tokio::spawn(async move { store.refill(checks, holds).await });
+            }
+            held
+        };
+        let local = self.view.try_reserve(now, &[], holds).unwrap_or_default();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.holds().insert(id, Hold::Shared { holds: held, local });
+        Leased::Admitted(id)
+    }
+
+    /// The answer to a reservation that asked for a lease: `n` more calls' room like its
+    /// holds (none when Redis refused or failed), added to the lease serving its calls, up
+    /// to [`LEASE_MOST`] calls' room; the rest goes back at once.
+    fn leased(&self, checks: &[Check], holds: &[(CounterKey, Amounts)], n: f64) {
+        let key = self.lease_key(checks, holds);
+        let mut leases = self.leases();
+        let Some(lease) = leases
+            .get_mut(&key)
+            .filter(|lease| lease.serves(checks, holds))
+        else {
+            drop(leases);
+            // Replaced or ended meanwhile: the room goes back.
+            if n >= 1.0 {
+                let _ = self.ops.send(Op::Release {
+                    holds: holds
+                        .iter()
+                        .map(|(key, amounts)| (self.reservations_key(key), times(amounts, n)))
+                        .collect(),
+                });
+            }
+            return;
+        };
+        lease.asking = None;
+        lease.answered.notify_waiters();
+        if n < 1.0 {
+            return;
+        }
+        lease.until = Instant::now() + self.lease_lifetime;
+        let most = f64::from(LEASE_MOST);
+        let mut excess = Vec::new();
+        for ((_, hash, room), (_, amounts)) in lease.room.iter_mut().zip(holds) {
+            room.add(&times(amounts, n));
+            let mut over = *room;
+            over.subtract(&times(amounts, most));
+            if !over.is_zero() {
+                room.subtract(&over);
+                excess.push((hash.clone(), over));
+            }
+        }
+        drop(leases);
+        if !excess.is_empty() {
+            let _ = self.ops.send(Op::Release { holds: excess });
+        }
+    }
+
+    /// Hands the room left in `lease` to the writer, which takes it off this replica's
+    /// fields.
+    fn give_back(&self, lease: Lease) {
+        lease.answered.notify_waiters();
+        let holds = lease.into_release();
+        if !holds.is_empty() {
+            // The writer stops only when the store is dropped.
+            let _ = self.ops.send(Op::Release { holds });
+        }
+    }
+
+    /// Gives back the room of the leases past their lifetime, or of every lease (`all`:
+    /// Redis failed, and calls go the failure mode's way until it answers again).
+    fn end_leases(&self, all: bool) {
+        let now = Instant::now();
+        let ended: Vec<Lease> = {
+            let mut leases = self.leases();
+            if leases.is_empty() {
+                return;
+            }
+            let keys: Vec<u64> = leases
+                .iter()
+                .filter(|(_, lease)| {
+                    all || (lease.until <= now
+                        && lease
+                            .asking
+                            .is_none_or(|since| now.duration_since(since) >= LEASE_LIFETIME))
+                })
+                .map(|(key, _)| *key)
+                .collect();
+            keys.iter().filter_map(|key| leases.remove(key)).collect()
+        };
+        for lease in ended {
+            self.give_back(lease);
+        }
+    }
+
     /// Notes that Redis failed; logs at error level at most every five seconds.
     fn failed(&self, what: &str, error: &redis::RedisError) {
         self.healthy.store(false, Ordering::Relaxed);
+        self.end_leases(true);
         let mut last = self
             .last_loud_log
             .lock()
@@ -404,12 +734,16 @@ impl RedisCounterStore {
         self.fail_open_total.load(Ordering::Relaxed)
     }
 
-    async fn reserve_shared(
+    /// Runs [`RESERVE`] for a call (`own`: its holds) and up to `lease` calls' room beside
+    /// them: answers how many calls' room was leased, or the first check that did not fit.
+    async fn run_reserve(
         &self,
         now: DateTime<Utc>,
         checks: &[Check],
         holds: &[(CounterKey, Amounts)],
-    ) -> Result<Reserved, redis::RedisError> {
+        own: bool,
+        lease: u32,
+    ) -> Result<Result<f64, CheckFailed>, redis::RedisError> {
         let ttl_ms = i64::try_from(self.reservation_ttl.as_millis()).unwrap_or(i64::MAX);
         let mut invocation = self.reserve_script.prepare_invoke();
         for check in checks {
@@ -417,18 +751,17 @@ impl RedisCounterStore {
                 .key(self.usage_key(&check.key))
                 .key(self.reservations_key(&check.key));
         }
-        let held: Vec<(String, Amounts)> = holds
-            .iter()
-            .map(|(key, amounts)| (self.reservations_key(key), *amounts))
-            .collect();
-        for (key, _) in &held {
-            invocation.key(key);
+        for (key, _) in holds {
+            invocation.key(self.reservations_key(key));
         }
         invocation
             .arg(&self.replica)
             .arg(self.alive_prefix())
             .arg(ttl_ms)
-            .arg(checks.len());
+            .arg(checks.len())
+            .arg(lease)
+            .arg(LEASE_SHARE)
+            .arg(u8::from(own));
         for check in checks {
             invocation
                 .arg(metric_number(check.metric))
@@ -444,6 +777,7 @@ impl RedisCounterStore {
                 .arg(amounts.output_tokens);
         }
         let mut connection = self.connection.clone();
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let answer: Vec<redis::Value> = invocation.invoke_async(&mut connection).await?;
         self.healthy.store(true, Ordering::Relaxed);
         let number = |value: Option<&redis::Value>| -> f64 {
@@ -458,10 +792,7 @@ impl RedisCounterStore {
         };
         let failed = number(answer.first()) as usize;
         if failed == 0 {
-            let local = self.view.try_reserve(now, &[], holds).unwrap_or_default();
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            self.holds().insert(id, Hold::Shared { holds: held, local });
-            return Ok(Ok(id));
+            return Ok(Ok(number(answer.get(1))));
         }
         let index = failed - 1;
         let check = &checks[index];
@@ -477,6 +808,43 @@ impl RedisCounterStore {
                 check.value,
             ),
         }))
+    }
+
+    /// A call's reservation in Redis, asking for `lease` calls' room beside it.
+    async fn reserve_shared(
+        &self,
+        now: DateTime<Utc>,
+        checks: &[Check],
+        holds: &[(CounterKey, Amounts)],
+        lease: u32,
+    ) -> Result<Reserved, redis::RedisError> {
+        let answer = self.run_reserve(now, checks, holds, true, lease).await?;
+        if lease > 0 {
+            self.leased(checks, holds, *answer.as_ref().unwrap_or(&0.0));
+        }
+        if let Err(failed) = answer {
+            return Ok(Err(failed));
+        }
+        let held = holds
+            .iter()
+            .map(|(key, amounts)| (self.reservations_key(key), *amounts))
+            .collect();
+        let local = self.view.try_reserve(now, &[], holds).unwrap_or_default();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.holds().insert(id, Hold::Shared { holds: held, local });
+        Ok(Ok(id))
+    }
+
+    /// Adds up to [`LEASE_REFILL`] calls' room to the lease serving calls with `checks` and
+    /// `holds`, off the request path.
+    async fn refill(&self, checks: Vec<Check>, holds: Vec<(CounterKey, Amounts)>) {
+        match self
+            .run_reserve(Utc::now(), &checks, &holds, false, LEASE_REFILL)
+            .await
+        {
+            Ok(answer) => self.leased(&checks, &holds, answer.unwrap_or(0.0)),
+            Err(error) => self.failed("lease", &error),
+        }
     }
 
     /// Reads every counter of the view from Redis and replaces the view's figures.
@@ -669,8 +1037,10 @@ fn batch(store: &RedisCounterStore, pending: &[Op]) -> redis::Pipeline {
     pipe
 }
 
-/// Sends detached operations to Redis in order, as pipelines; usage that could not be sent
-/// is retried (releases are not: their entries expire).
+/// Sends detached operations to Redis in order, as pipelines; what could not be sent is
+/// retried. Releases too: after a short outage this replica's field still holds them, and
+/// after a restart that lost it they take nothing off (a field never goes below zero),
+/// reservations meanwhile going the failure mode's way until the backlog is sent.
 async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::UnboundedReceiver<Op>) {
     let mut pending: Vec<Op> = Vec::new();
     loop {
@@ -679,8 +1049,15 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
                 Some(op) => pending.push(op),
                 None => return,
             }
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while pending.len() < BATCH {
+                match tokio::time::timeout_at(deadline, ops.recv()).await {
+                    Ok(Some(op)) => pending.push(op),
+                    Ok(None) | Err(_) => break,
+                }
+            }
         }
-        while pending.len() < 1024 {
+        while pending.len() < BATCH {
             match ops.try_recv() {
                 Ok(op) => pending.push(op),
                 Err(_) => break,
@@ -699,13 +1076,12 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
             Err(error) => {
                 store.backlog.store(true, Ordering::Relaxed);
                 store.failed("add usage", &error);
-                pending.retain(|op| matches!(op, Op::Add { .. }));
-                if pending.len() > MAX_PENDING_ADDS {
-                    let dropped = pending.len() - MAX_PENDING_ADDS;
+                if pending.len() > MAX_PENDING_OPS {
+                    let dropped = pending.len() - MAX_PENDING_OPS;
                     pending.drain(..dropped);
                     tracing::error!(
                         dropped,
-                        "Redis away too long: usage not yet added to the shared budget counters was dropped"
+                        "Redis away too long: usage and releases not yet sent to the shared budget counters were dropped"
                     );
                 }
                 drop(store);
@@ -731,6 +1107,7 @@ async fn refresh_view(store: Weak<RedisCounterStore>) {
         let Some(store) = store.upgrade() else {
             return;
         };
+        store.end_leases(false);
         if let Err(error) = store.refresh().await {
             store.failed("refresh", &error);
         }
@@ -749,9 +1126,31 @@ impl CounterStore for RedisCounterStore {
             let shared = if self.backlog.load(Ordering::Relaxed) {
                 None
             } else {
-                Some(self.reserve_shared(now, checks, holds).await)
+                // Leases only while Redis answers (a failure gave their room back).
+                let lease = if self.healthy.load(Ordering::Relaxed) {
+                    match self.reserve_leased(now, checks, holds, true) {
+                        Leased::Admitted(id) => return Ok(Ok(id)),
+                        Leased::Ask(lease) => lease,
+                        Leased::Wait(answer) => {
+                            let _ = tokio::time::timeout(LEASE_WAIT, answer).await;
+                            match self.reserve_leased(now, checks, holds, true) {
+                                Leased::Admitted(id) => return Ok(Ok(id)),
+                                Leased::Ask(lease) => lease,
+                                Leased::Wait(_) => 0,
+                            }
+                        }
+                    }
+                } else {
+                    0
+                };
+                Some(self.reserve_shared(now, checks, holds, lease).await)
             };
             match shared {
+                // Refused, but a lease another call asked for may have brought room since.
+                Some(Ok(Err(failed))) => match self.reserve_leased(now, checks, holds, false) {
+                    Leased::Admitted(id) => Ok(Ok(id)),
+                    _ => Ok(Err(failed)),
+                },
                 Some(Ok(reserved)) => Ok(reserved),
                 failed => {
                     if let Some(Err(error)) = failed {
@@ -1094,6 +1493,154 @@ mod tests {
             (None, 0),
             "an emptied field goes (no rounding carried over)"
         );
+        redis.clean().await;
+    }
+
+    /// This replica's field of `hash` as its four sums (`None` when it has none).
+    async fn field_of(
+        connection: &ConnectionManager,
+        hash: &str,
+        replica: &str,
+    ) -> Option<Vec<f64>> {
+        let entry: Option<String> = redis::cmd("HGET")
+            .arg(hash)
+            .arg(replica)
+            .query_async(&mut connection.clone())
+            .await
+            .expect("reads");
+        entry.map(|entry| {
+            entry
+                .split('|')
+                .map(|part| part.parse().expect("number"))
+                .collect()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_limit_far_from_full_is_leased_and_the_lease_spent_without_round_trips() {
+        let redis = TestRedis::new().await;
+        let store = redis.store(Duration::from_secs(3));
+        let now = Utc::now();
+        // Room for 100,000 calls of 0.01: the first reservation leases 32 more calls' room.
+        let far = |usd: f64| {
+            let mut checks = checks("daily", usd);
+            checks[0].value = 10_000.0;
+            checks[1].value = 1_000.0;
+            checks
+        };
+        let hash = store.reservations_key(&key("project:p1", "daily"));
+        let reserve = |checks: Vec<Check>| {
+            let store = store.clone();
+            async move {
+                let id = store
+                    .reserve(now, &checks, &holds("daily", 0.01))
+                    .await
+                    .expect("answers")
+                    .expect("fits");
+                // A refill asked for meanwhile runs.
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                id
+            }
+        };
+        let mut held = vec![reserve(far(0.01)).await];
+        let sums = field_of(&redis.connection, &hash, &store.replica)
+            .await
+            .expect("field");
+        assert!(
+            (sums[0] - 0.33).abs() < 1e-9 && sums[1] == 33.0,
+            "the call's hold and 32 calls' room: {sums:?}"
+        );
+        for _ in 1..200 {
+            held.push(reserve(far(0.01)).await);
+        }
+        // One reservation, then a refill of 16 calls' room whenever fewer than 16 were left.
+        let trips = store.round_trips.load(Ordering::Relaxed);
+        assert!(
+            (10..=16).contains(&trips),
+            "{trips} round trips for 200 calls"
+        );
+        // Every call's hold is in Redis, and at most 32 calls' room beside them.
+        let sums = field_of(&redis.connection, &hash, &store.replica)
+            .await
+            .expect("field");
+        assert!(
+            sums[0] >= 2.0 - 1e-9 && sums[0] <= 2.32 + 1e-9,
+            "200 holds of 0.01 and the lease: {sums:?}"
+        );
+        // A call with other limits (a value changed) is not served by that lease.
+        let mut changed = far(0.01);
+        changed[1].value = 999.0;
+        held.push(reserve(changed).await);
+        assert_eq!(store.round_trips.load(Ordering::Relaxed), trips + 1);
+        // Released calls go; the leases' room goes when their lifetime (a second) ends.
+        for id in held {
+            store.release(id).await.expect("release");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while field_of(&redis.connection, &hash, &store.replica)
+            .await
+            .is_some()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the leases' room was not given back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        redis.clean().await;
+    }
+
+    #[tokio::test]
+    async fn leases_never_let_replicas_past_a_limit_and_leave_a_stated_share_unused() {
+        let redis = TestRedis::new().await;
+        let replicas = [
+            redis.store(Duration::from_secs(3)),
+            redis.store(Duration::from_secs(3)),
+            redis.store(Duration::from_secs(3)),
+        ];
+        let now = Utc::now();
+        // Exactly 2,000 calls of 2^-7 USD fit (binary fractions: no rounding).
+        let call = 0.0078125;
+        let limit = |usd: f64| {
+            let mut checks = checks("daily", usd);
+            checks[0].value = 1e9;
+            checks[1].value = 2_000.0 * call;
+            checks
+        };
+        let attempts = (0..6_000).map(|n| {
+            let store = &replicas[n % 3];
+            async move {
+                store
+                    .reserve(now, &limit(call), &holds("daily", call))
+                    .await
+                    .expect("answers")
+                    .is_ok()
+            }
+        });
+        let admitted = futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|admitted| *admitted)
+            .count();
+        // Never above the limit; below it by at most what the other replicas' leases hold,
+        // 32 calls each.
+        assert!(
+            (2_000 - 2 * LEASE_MOST as usize..=2_000).contains(&admitted),
+            "{admitted} admitted"
+        );
+        // Once the leases end, their room is anyone's: exactly the rest fits.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let late = redis.store(Duration::from_secs(3));
+        let mut more = 0;
+        while late
+            .reserve(Utc::now(), &limit(call), &holds("daily", call))
+            .await
+            .expect("answers")
+            .is_ok()
+        {
+            more += 1;
+        }
+        assert_eq!(admitted + more, 2_000);
         redis.clean().await;
     }
 
