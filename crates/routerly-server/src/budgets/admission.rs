@@ -237,9 +237,14 @@ impl Budgets {
                     }
                 })
                 .collect();
-            let holds: Vec<(CounterKey, Amounts)> = holds
-                .into_iter()
-                .map(|(key, amounts)| (key.clone(), amounts))
+            // In the checks' order, so that calls under the same limits hold the same
+            // counters in the same order (a shared store's lease serves them by that).
+            let holds: Vec<(CounterKey, Amounts)> = limit_order
+                .iter()
+                .filter_map(|&limit_index| {
+                    let key = &index.keys[limit_index];
+                    holds.remove(key).map(|amounts| (key.clone(), amounts))
+                })
                 .collect();
             let reserved = match self.counters.reserve_now(now, &checks, &holds) {
                 Some(reserved) => reserved,
