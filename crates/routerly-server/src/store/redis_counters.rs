@@ -344,6 +344,10 @@ struct Lease {
     asking: Option<Instant>,
     /// Wakes the calls waiting for that answer.
     answered: Arc<tokio::sync::Notify>,
+    /// Until when calls reserve in Redis one by one without asking for more: the last
+    /// request got nothing (a limit near its edge, or refused), so waiting for the next
+    /// would only queue calls behind round trips.
+    exact_until: Option<Instant>,
 }
 
 impl Lease {
@@ -385,7 +389,7 @@ enum Leased {
     Wait(std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>),
 }
 
-/// The longest a call waits for a lease's refill before it reserves in Redis itself.
+/// The longest a call waits for leases' refills before it reserves in Redis itself.
 const LEASE_WAIT: Duration = Duration::from_millis(100);
 
 /// Whether `room` holds `amounts` (allowing the rounding of `amounts` taken from `n`
@@ -552,6 +556,7 @@ impl RedisCounterStore {
                         until: at,
                         asking: Some(at),
                         answered: Arc::default(),
+                        exact_until: None,
                     };
                     if let Some(replaced) = leases.insert(key, lease) {
                         self.give_back(replaced);
@@ -566,7 +571,7 @@ impl RedisCounterStore {
                     .zip(holds)
                     .all(|((_, _, room), (_, amounts))| covers(room, amounts))
             {
-                if !ask {
+                if !ask || lease.exact_until.is_some_and(|until| at < until) {
                     return Leased::Ask(0);
                 }
                 // A request that never came back (its call went away) stops counting.
@@ -638,9 +643,16 @@ impl RedisCounterStore {
             return;
         };
         lease.asking = None;
-        lease.answered.notify_waiters();
         if n < 1.0 {
+            lease.answered.notify_waiters();
+            lease.exact_until = Some(Instant::now() + self.lease_lifetime);
             return;
+        }
+        lease.exact_until = None;
+        // As many waiting calls as the room serves, and one more to ask for the next: a
+        // burst's calls go through a round trip per grant, not all awake at each.
+        for _ in 0..=(n as usize).min(LEASE_MOST as usize) {
+            lease.answered.notify_one();
         }
         lease.until = Instant::now() + self.lease_lifetime;
         let most = f64::from(LEASE_MOST);
@@ -1131,12 +1143,19 @@ impl CounterStore for RedisCounterStore {
                     match self.reserve_leased(now, checks, holds, true) {
                         Leased::Admitted(id) => return Ok(Ok(id)),
                         Leased::Ask(lease) => lease,
-                        Leased::Wait(answer) => {
-                            let _ = tokio::time::timeout(LEASE_WAIT, answer).await;
-                            match self.reserve_leased(now, checks, holds, true) {
-                                Leased::Admitted(id) => return Ok(Ok(id)),
-                                Leased::Ask(lease) => lease,
-                                Leased::Wait(_) => 0,
+                        Leased::Wait(mut answer) => {
+                            // Each answer serves some of the calls waiting; the others wait
+                            // for the next, up to LEASE_WAIT in all.
+                            let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+                            loop {
+                                if tokio::time::timeout_at(deadline, answer).await.is_err() {
+                                    break 0;
+                                }
+                                match self.reserve_leased(now, checks, holds, true) {
+                                    Leased::Admitted(id) => return Ok(Ok(id)),
+                                    Leased::Ask(lease) => break lease,
+                                    Leased::Wait(next) => answer = next,
+                                }
                             }
                         }
                     }
