@@ -15,9 +15,11 @@
 //!   Cluster).
 //!
 //! One call's reservation is one `EVALSHA` of [`RESERVE`]: every check and every hold, atomic.
-//! Usage is added and reservations released off the request path by one task that sends
-//! what has gathered as one pipeline: the usage summed per hash field, then the releases
-//! summed per counter in one call of [`RELEASE`].
+//! Where every limit of a call is far from full, the script also leases the replica room for
+//! more calls like it, which it then admits in memory ([`Lease`]). Usage is added and
+//! reservations released off the request path by one task that sends what has gathered in
+//! [`LINGER`] as one pipeline: the usage summed per hash field, then the releases summed per
+//! counter in one call of [`RELEASE`].
 //!
 //! Reads come from a local view ([`MemoryCounterStore`]) refreshed from Redis every second.
 //! When Redis cannot be reached the [`FailureMode`] decides: fail-closed refuses calls with
