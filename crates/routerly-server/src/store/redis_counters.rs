@@ -323,6 +323,8 @@ const LEASE_SHARE: u32 = 64;
 /// How long a lease's room may be spent after its last grant (at most a third of the
 /// reservation TTL); the room left then goes back to Redis within one refresh.
 const LEASE_LIFETIME: Duration = Duration::from_secs(1);
+/// The longest a call waits for leases' refills before it reserves in Redis itself.
+const LEASE_WAIT: Duration = Duration::from_millis(100);
 
 /// Room this replica holds in Redis beyond its calls in flight: a reservation that finds
 /// a limit far from full holds `1 + n` times its call's amounts ([`RESERVE`]), and the
@@ -353,6 +355,37 @@ struct Lease {
 }
 
 impl Lease {
+    /// An empty lease for calls with `checks` and `holds`, whose first request (sent at
+    /// `at`) is on its way; `hash` names a counter's reservations hash.
+    fn new(
+        checks: &[Check],
+        holds: &[(CounterKey, Amounts)],
+        hash: impl Fn(&CounterKey) -> String,
+        at: Instant,
+    ) -> Self {
+        Lease {
+            limits: checks
+                .iter()
+                .map(|check| (check.key.clone(), check.metric, check.value))
+                .collect(),
+            room: holds
+                .iter()
+                .map(|(key, _)| (key.clone(), hash(key), Amounts::default()))
+                .collect(),
+            until: at,
+            asking: Some(at),
+            answered: Arc::default(),
+            exact_until: None,
+        }
+    }
+
+    /// Whether a request for it is on its way at `at` (one that never came back, its
+    /// call gone, stops counting after [`LEASE_LIFETIME`]).
+    fn awaits_answer(&self, at: Instant) -> bool {
+        self.asking
+            .is_some_and(|since| at.duration_since(since) < LEASE_LIFETIME)
+    }
+
     /// Whether the lease was granted under exactly `checks`' limits for `holds`' counters.
     fn serves(&self, checks: &[Check], holds: &[(CounterKey, Amounts)]) -> bool {
         self.limits.len() == checks.len()
@@ -370,15 +403,6 @@ impl Lease {
                 .zip(holds)
                 .all(|((key, _, _), (held, _))| key == held)
     }
-
-    /// The holds it gives back when it ends: its room left.
-    fn into_release(self) -> Vec<(String, Amounts)> {
-        self.room
-            .into_iter()
-            .filter(|(_, _, room)| !room.is_zero())
-            .map(|(_, hash, room)| (hash, room))
-            .collect()
-    }
 }
 
 /// What [`RedisCounterStore::reserve_leased`] found.
@@ -391,13 +415,10 @@ enum Leased {
     Wait(std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>),
 }
 
-/// The longest a call waits for leases' refills before it reserves in Redis itself.
-const LEASE_WAIT: Duration = Duration::from_millis(100);
-
-/// Whether `room` holds `amounts` (allowing the rounding of `amounts` taken from `n`
-/// times `amounts` one by one).
+/// Whether `room` holds `amounts`, with the rounding [`limits::fits`] allows (room taken
+/// `amounts` at a time out of `n` times `amounts` ends a hair short).
 fn covers(room: &Amounts, amounts: &Amounts) -> bool {
-    let fits = |room: f64, amount: f64| room >= amount - amount.abs() * 1e-9;
+    let fits = |room: f64, amount: f64| limits::fits(0.0, 0.0, amount, room);
     fits(room.cost_usd, amounts.cost_usd)
         && fits(room.calls, amounts.calls)
         && fits(room.input_tokens, amounts.input_tokens)
@@ -413,6 +434,7 @@ fn times(amounts: &Amounts, n: f64) -> Amounts {
         output_tokens: amounts.output_tokens * n,
     }
 }
+
 /// How often the local view is refreshed.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
 
@@ -544,22 +566,7 @@ impl RedisCounterStore {
                 Some(lease) if lease.serves(checks, holds) => lease,
                 _ if !ask => return Leased::Ask(0),
                 _ => {
-                    let lease = Lease {
-                        limits: checks
-                            .iter()
-                            .map(|check| (check.key.clone(), check.metric, check.value))
-                            .collect(),
-                        room: holds
-                            .iter()
-                            .map(|(key, _)| {
-                                (key.clone(), self.reservations_key(key), Amounts::default())
-                            })
-                            .collect(),
-                        until: at,
-                        asking: Some(at),
-                        answered: Arc::default(),
-                        exact_until: None,
-                    };
+                    let lease = Lease::new(checks, holds, |key| self.reservations_key(key), at);
                     if let Some(replaced) = leases.insert(key, lease) {
                         self.give_back(replaced);
                     }
@@ -576,11 +583,7 @@ impl RedisCounterStore {
                 if !ask || lease.exact_until.is_some_and(|until| at < until) {
                     return Leased::Ask(0);
                 }
-                // A request that never came back (its call went away) stops counting.
-                if lease
-                    .asking
-                    .is_some_and(|since| at.duration_since(since) < LEASE_LIFETIME)
-                {
+                if lease.awaits_answer(at) {
                     // Registered before the lock goes, so its answer cannot be missed.
                     let mut answer = Box::pin(lease.answered.clone().notified_owned());
                     answer.as_mut().enable();
@@ -600,9 +603,7 @@ impl RedisCounterStore {
                 .collect();
             // Running low: one request for more, while the room left serves the calls.
             let refill = f64::from(LEASE_REFILL);
-            if lease
-                .asking
-                .is_none_or(|since| at.duration_since(since) >= LEASE_LIFETIME)
+            if !lease.awaits_answer(at)
                 && !lease
                     .room
                     .iter()
@@ -678,7 +679,12 @@ impl RedisCounterStore {
     /// fields.
     fn give_back(&self, lease: Lease) {
         lease.answered.notify_waiters();
-        let holds = lease.into_release();
+        let holds: Vec<(String, Amounts)> = lease
+            .room
+            .into_iter()
+            .filter(|(_, _, room)| !room.is_zero())
+            .map(|(_, hash, room)| (hash, room))
+            .collect();
         if !holds.is_empty() {
             // The writer stops only when the store is dropped.
             let _ = self.ops.send(Op::Release { holds });
@@ -689,23 +695,11 @@ impl RedisCounterStore {
     /// Redis failed, and calls go the failure mode's way until it answers again).
     fn end_leases(&self, all: bool) {
         let now = Instant::now();
-        let ended: Vec<Lease> = {
-            let mut leases = self.leases();
-            if leases.is_empty() {
-                return;
-            }
-            let keys: Vec<u64> = leases
-                .iter()
-                .filter(|(_, lease)| {
-                    all || (lease.until <= now
-                        && lease
-                            .asking
-                            .is_none_or(|since| now.duration_since(since) >= LEASE_LIFETIME))
-                })
-                .map(|(key, _)| *key)
-                .collect();
-            keys.iter().filter_map(|key| leases.remove(key)).collect()
-        };
+        let ended: Vec<Lease> = self
+            .leases()
+            .extract_if(|_, lease| all || (lease.until <= now && !lease.awaits_answer(now)))
+            .map(|(_, lease)| lease)
+            .collect();
         for lease in ended {
             self.give_back(lease);
         }
@@ -1454,7 +1448,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_replicas_holds_are_one_summed_field_per_counter() {
-        let mut redis = TestRedis::new().await;
+        let redis = TestRedis::new().await;
         let store = redis.store(Duration::from_secs(60));
         let now = Utc::now();
         let mut held = Vec::new();
@@ -1468,31 +1462,21 @@ mod tests {
             );
         }
         let hash = store.reservations_key(&key("project:p1", "daily"));
-        let field = |connection: &mut ConnectionManager| {
-            let mut connection = connection.clone();
-            let (hash, replica) = (hash.clone(), store.replica.clone());
+        let fields = |connection: &ConnectionManager| {
+            let (mut connection, hash) = (connection.clone(), hash.clone());
             async move {
-                let (entry, fields): (Option<String>, usize) = redis::pipe()
-                    .cmd("HGET")
-                    .arg(&hash)
-                    .arg(&replica)
-                    .cmd("HLEN")
+                let fields: usize = redis::cmd("HLEN")
                     .arg(&hash)
                     .query_async(&mut connection)
                     .await
                     .expect("reads");
-                let sums: Option<Vec<f64>> = entry.map(|entry| {
-                    entry
-                        .split('|')
-                        .map(|part| part.parse().expect("number"))
-                        .collect()
-                });
-                (sums, fields)
+                fields
             }
         };
-        let (sums, fields) = field(&mut redis.connection).await;
-        let sums = sums.expect("the replica's field");
-        assert_eq!(fields, 1, "one field for 30 holds");
+        let sums = field_of(&redis.connection, &hash, &store.replica)
+            .await
+            .expect("the replica's field");
+        assert_eq!(fields(&redis.connection).await, 1, "one field for 30 holds");
         assert!((sums[0] - 1.5).abs() < 1e-9 && sums[1] == 30.0, "{sums:?}");
         // 1.5 of the project's 3 held: 1.5 more fits exactly, then nothing.
         let refused = store
@@ -1504,13 +1488,16 @@ mod tests {
         for id in held.drain(..29) {
             store.release(id).await.expect("release");
         }
-        let (sums, _) = field(&mut redis.connection).await;
-        let sums = sums.expect("one hold left");
+        let sums = field_of(&redis.connection, &hash, &store.replica)
+            .await
+            .expect("one hold left");
         assert!((sums[0] - 0.05).abs() < 1e-9 && sums[1] == 1.0, "{sums:?}");
         store.release(held[0]).await.expect("release");
-        let (sums, fields) = field(&mut redis.connection).await;
         assert_eq!(
-            (sums, fields),
+            (
+                field_of(&redis.connection, &hash, &store.replica).await,
+                fields(&redis.connection).await
+            ),
             (None, 0),
             "an emptied field goes (no rounding carried over)"
         );
@@ -1608,6 +1595,44 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        redis.clean().await;
+    }
+
+    #[tokio::test]
+    async fn a_redis_failure_gives_the_leased_room_back_at_once() {
+        let redis = TestRedis::new().await;
+        let store = redis.store(Duration::from_secs(60));
+        let mut far = checks("daily", 0.01);
+        far[0].value = 10_000.0;
+        far[1].value = 1_000.0;
+        let id = store
+            .reserve(Utc::now(), &far, &holds("daily", 0.01))
+            .await
+            .expect("answers")
+            .expect("fits");
+        let hash = store.reservations_key(&key("project:p1", "daily"));
+        let sums = field_of(&redis.connection, &hash, &store.replica).await;
+        assert_eq!(
+            sums.map(|sums| sums[1]),
+            Some(129.0),
+            "the call and its lease"
+        );
+        // A failed operation: calls follow the failure mode, and the lease's room goes back
+        // well before its lifetime (60 s TTL: a second) would end it.
+        store.failed(
+            "test",
+            &redis::RedisError::from((redis::ErrorKind::Io, "test")),
+        );
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            let sums = field_of(&redis.connection, &hash, &store.replica).await;
+            if sums.as_ref().map(|sums| sums[1]) == Some(1.0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the lease still held: {sums:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.release(id).await.expect("release");
         redis.clean().await;
     }
 
