@@ -10,11 +10,14 @@ gateways (every replica and the load balancer) are pinned to one core, the mock 
 the other, as in `bench.py`; PostgreSQL and Redis run where the system puts them.
 
 Every call is under two limits (a project cost limit and a token call limit, both far from
-full), so the budget path runs: in memory in file mode, one Redis round trip per call in
-shared mode. Besides throughput and latency it prints the CPU time each call costs the
-gateways, PostgreSQL and Redis (all of the machine's PostgreSQL and Redis server processes,
-which serve nothing else while it runs): the figures that do not depend on how the two cores
-are shared.
+full), so the budget path runs: in memory in file mode, in shared mode from the replica's
+lease on the limits' room in Redis (a reservation script per many calls). Besides
+throughput and latency it prints the CPU time each call costs the gateways, PostgreSQL and
+Redis (all of the machine's PostgreSQL and Redis server processes, which serve nothing else
+while it runs): the figures that do not depend on how the two cores are shared. The
+targets take turns at each concurrency (file mode, the shared replica, the three replicas,
+then again), so a slow spell of a shared machine weighs on all of them alike rather than
+on whichever ran during it.
 """
 
 import argparse
@@ -112,36 +115,47 @@ def backend_cpu_seconds():
     return totals
 
 
-def measure(name, port, token, procs, args):
-    """wrk at each concurrency, the median of `args.repeat` runs; CPU of every gateway process
-    and of PostgreSQL and Redis, also per call."""
+def measure_once(port, token, procs, concurrency, args):
+    """One wrk run at `concurrency`, with the CPU of every gateway process and of PostgreSQL
+    and Redis, also per call."""
     body = request_body("bench-chat", False)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    path = "/v1/chat/completions"
+    cpu_before = sum(proc.cpu_seconds() for proc in procs)
+    backends_before = backend_cpu_seconds()
+    started = time.time()
+    result = wrk(f"http://127.0.0.1:{port}/v1/chat/completions", body, headers, concurrency, args.duration,
+                 args.client_cpu, None)
+    elapsed = time.time() - started
+    gateway_cpu = sum(proc.cpu_seconds() for proc in procs) - cpu_before
+    backends = {key: value - backends_before[key] for key, value in backend_cpu_seconds().items()}
+    result["cpu_pct"] = 100 * gateway_cpu / elapsed
+    calls = max(result["rps"] * elapsed, 1)
+    result["gateway_us_per_call"] = 1e6 * gateway_cpu / calls
+    result["postgres_us_per_call"] = 1e6 * backends["postgres"] / calls
+    result["redis_us_per_call"] = 1e6 * backends["redis-server"] / calls
+    return result
+
+
+def measure(targets, args):
+    """Each concurrency `args.repeat` times, the targets taking turns within each round, so a
+    slower spell of the machine falls on all of them alike; a cell is the median run, and
+    a target's share of file mode's throughput the median of its rounds' ratios."""
     rows = []
     for concurrency in CONCURRENCIES:
-        runs = []
+        runs = {name: [] for name, *_ in targets}
         for _ in range(args.repeat):
-            cpu_before = sum(proc.cpu_seconds() for proc in procs)
-            backends_before = backend_cpu_seconds()
-            started = time.time()
-            result = wrk(f"http://127.0.0.1:{port}{path}", body, headers, concurrency, args.duration,
-                         args.client_cpu, None)
-            elapsed = time.time() - started
-            gateway_cpu = sum(proc.cpu_seconds() for proc in procs) - cpu_before
-            backends = {key: value - backends_before[key] for key, value in backend_cpu_seconds().items()}
-            result["cpu_pct"] = 100 * gateway_cpu / elapsed
-            calls = max(result["rps"] * elapsed, 1)
-            result["gateway_us_per_call"] = 1e6 * gateway_cpu / calls
-            result["postgres_us_per_call"] = 1e6 * backends["postgres"] / calls
-            result["redis_us_per_call"] = 1e6 * backends["redis-server"] / calls
-            runs.append(result)
-        runs.sort(key=lambda r: r["rps"])
-        cell = dict(runs[len(runs) // 2], target=name, concurrency=concurrency)
-        print(f"  {name:>22} c={concurrency:<3} {cell['rps']:9.0f} req/s  p50 {cell['p50_us'] / 1000:.3f} ms  "
-              f"p99 {cell['p99_us'] / 1000:.3f} ms  errors {cell['errors'] + cell['status_errors']}",
-              file=sys.stderr, flush=True)
-        rows.append(cell)
+            for name, port, token, procs in targets:
+                runs[name].append(measure_once(port, token, procs, concurrency, args))
+                time.sleep(1)  # the batches the run left behind go out before the next
+        files = runs["1 replica, files"]
+        for name, *_ in targets:
+            ratios = sorted(run["rps"] / base["rps"] for run, base in zip(runs[name], files))
+            cell = dict(sorted(runs[name], key=lambda r: r["rps"])[len(files) // 2], target=name,
+                        concurrency=concurrency, vs_files=ratios[len(ratios) // 2])
+            print(f"  {name:>22} c={concurrency:<3} {cell['rps']:9.0f} req/s  p50 {cell['p50_us'] / 1000:.3f} ms  "
+                  f"p99 {cell['p99_us'] / 1000:.3f} ms  errors {cell['errors'] + cell['status_errors']}",
+                  file=sys.stderr, flush=True)
+            rows.append(cell)
     return rows
 
 
@@ -150,12 +164,8 @@ def run(args):
     mock_port = start_mock(ccpu)
     results = {"machine": bench.machine(), "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
                "duration_s": args.duration, "repeat": args.repeat, "load": []}
-    results["load"] += measure("direct", mock_port, None, [], args)
-
     port, proc, env = start_replica("file", gcpu)
-    token = configure(port, env, mock_port)
-    results["load"] += measure("1 replica, files", port, token, [proc], args)
-    proc.stop()
+    targets = [("direct", mock_port, None, []), ("1 replica, files", port, configure(port, env, mock_port), [proc])]
 
     database = f"routerly_bench_{secrets.token_hex(6)}"
     prefix = f"routerly-bench-{secrets.token_hex(6)}"
@@ -164,15 +174,17 @@ def run(args):
         shared = (f"host=127.0.0.1 port=5432 user=postgres dbname={database}", secrets.token_hex(32), prefix)
         port, first, env = start_replica("shared-1", gcpu, shared)
         token = configure(port, env, mock_port)
-        results["load"] += measure("1 replica, PG + Redis", port, token, [first], args)
+        targets.append(("1 replica, PG + Redis", port, token, [first]))
         others = [start_replica(f"shared-{index}", gcpu, shared) for index in (2, 3)]
         time.sleep(1.5)  # the configuration reaches them within a second
         replica_ports = [port] + [other[0] for other in others]
         balancer_port, balancer = start_balancer(replica_ports, gcpu)
-        procs = [first, *(other[1] for other in others), balancer]
-        results["load"] += measure("3 replicas + nginx", balancer_port, token, procs, args)
-        for proc in procs:
-            proc.stop()
+        targets.append(("3 replicas + nginx", balancer_port, token,
+                        [first, *(other[1] for other in others), balancer]))
+        results["load"] = measure(targets, args)
+        for _, _, _, procs in targets:
+            for proc in procs:
+                proc.stop()
     finally:
         subprocess.run([*PSQL, "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], capture_output=True)
         keys = subprocess.run(["redis-cli", "--scan", "--pattern", f"{prefix}:*"], capture_output=True,
@@ -186,7 +198,8 @@ def report(results, args):
     m = results["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, Linux {m['kernel']}; gateways "
              f"(replicas and load balancer) pinned to CPU {args.gateway_cpu}, mock and wrk to CPU {args.client_cpu}, "
-             f"PostgreSQL and Redis unpinned; chat, {results['duration_s']} s per cell, median of {results['repeat']}; "
+             f"PostgreSQL and Redis unpinned; chat, {results['duration_s']} s per run, median of {results['repeat']} "
+             f"rounds in which the targets take turns; "
              f"{results['started'][:16]} UTC.", "",
              "| target | conc | req/s | vs 1 replica, files | p50 ms | p99 ms | added p50 ms | added p99 ms "
              "| gateways' CPU % | gateways µs/call | PostgreSQL µs/call | Redis µs/call | errors |",
@@ -197,9 +210,8 @@ def report(results, args):
     for c in results["load"]:
         if c["target"] == "direct":
             continue
-        direct, files = cell("direct", c["concurrency"]), cell("1 replica, files", c["concurrency"])
+        direct = cell("direct", c["concurrency"])
         c["added_p50_us"], c["added_p99_us"] = c["p50_us"] - direct["p50_us"], c["p99_us"] - direct["p99_us"]
-        c["vs_files"] = c["rps"] / files["rps"]
         lines.append(f"| {c['target']} | {c['concurrency']} | {c['rps']:.0f} | {c['vs_files']:.2f} "
                      f"| {c['p50_us'] / 1000:.3f} | {c['p99_us'] / 1000:.3f} | {c['added_p50_us'] / 1000:.3f} "
                      f"| {c['added_p99_us'] / 1000:.3f} | {c['cpu_pct']:.0f} | {c['gateway_us_per_call']:.0f} "

@@ -511,20 +511,40 @@ async fn write_shared(
         .lines()
         .collect();
     let client = database.client().await?;
-    client
-        .execute(
-            "INSERT INTO traces (id, line) SELECT * FROM unnest($1::text[], $2::text[]) \
-             ON CONFLICT (id) DO NOTHING",
-            &[&ids, &lines],
-        )
-        .await?;
+    // A plain INSERT (the key checks each id as it goes in) unless the batch was sent
+    // before, when the look-up before each row that ON CONFLICT makes is needed.
+    let insert = "INSERT INTO traces (id, line) SELECT * FROM unnest($1::text[], $2::text[])";
+    match client.execute(insert, &[&ids, &lines]).await {
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            client
+                .execute(
+                    &format!("{insert} ON CONFLICT (id) DO NOTHING"),
+                    &[&ids, &lines],
+                )
+                .await?;
+        }
+        sent => {
+            sent?;
+        }
+    }
     if prune {
         let oldest = Utc::now() - chrono::Duration::from_std(MAX_AGE).expect("a week fits");
         client
-            .execute("DELETE FROM traces WHERE written_at < $1", &[&oldest])
+            .execute("DELETE FROM traces WHERE id < $1", &[&first_id_at(oldest)])
             .await?;
     }
     Ok(())
+}
+
+/// The least UUIDv7, as text, of the millisecond `at`: trace ids are UUIDv7s, whose text
+/// sorts by time under the "C" collation of `traces.id`, so the key finds those older.
+fn first_id_at(at: DateTime<Utc>) -> String {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        millis >> 16,
+        millis & 0xffff
+    )
 }
 
 /// The time in a UUIDv7.
@@ -846,6 +866,49 @@ mod tests {
             "nothing written to the files while the database takes them"
         );
         drop((writer, reader));
+        db.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn traces_a_week_old_are_pruned_by_id_and_a_batch_sent_twice_is_kept_once() {
+        let db = crate::store::pg::testdb::TestDb::create().await;
+        let database = crate::store::pg::Database::open(&db.url)
+            .await
+            .expect("opens");
+        let id_aged = |age: Duration| {
+            let at = std::time::SystemTime::now() - age;
+            let since = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970");
+            let stamp =
+                uuid::Timestamp::from_unix(uuid::NoContext, since.as_secs(), since.subsec_nanos());
+            uuid::Uuid::new_v7(stamp).to_string()
+        };
+        let hour = Duration::from_secs(3600);
+        let (old, young) = (id_aged(MAX_AGE + hour), id_aged(MAX_AGE - hour));
+        let ids = vec![old.clone(), young.clone()];
+        let lines = format!("{{\"id\":\"{old}\"}}\n{{\"id\":\"{young}\"}}\n");
+        write_shared(&database, &ids, lines.as_bytes(), false)
+            .await
+            .expect("written");
+        // Sent again (its first answer lost): no error, and each trace once; then pruned.
+        write_shared(&database, &ids, lines.as_bytes(), true)
+            .await
+            .expect("written again and pruned");
+        let client = database.client().await.expect("connects");
+        let kept: Vec<String> = client
+            .query("SELECT id FROM traces", &[])
+            .await
+            .expect("reads")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![young],
+            "the week-old trace pruned, the other kept once"
+        );
+        drop((client, database));
         db.drop_now().await;
     }
 

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/0004_usage_rollups.sql")),
     (5, include_str!("migrations/0005_api_keys.sql")),
     (6, include_str!("migrations/0006_alert_ledger.sql")),
+    (7, include_str!("migrations/0007_traces_by_id.sql")),
 ];
 
 /// Any constant shared by every replica: serializes their migrations.

@@ -40,7 +40,7 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// one transaction for the calls of those milliseconds rather than one per call at low
 /// load (each costs PostgreSQL its commit and its rollup upserts). The records are in the
 /// local usage log meanwhile, so a replica killed in between re-sends them at its start.
-const LINGER: Duration = Duration::from_millis(20);
+const LINGER: Duration = Duration::from_millis(100);
 
 /// How much the shipper holds while PostgreSQL is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +89,8 @@ fn env_number(name: &str) -> Option<u64> {
 /// The records waiting for PostgreSQL, oldest first: the memory queue, then the spool.
 #[derive(Debug, Default)]
 struct Buffer {
-    memory: VecDeque<String>,
+    /// Shared with the batch in flight, which takes them off once PostgreSQL has them.
+    memory: VecDeque<Arc<str>>,
     /// Records in the spool file not yet shipped, and its bytes.
     spool_records: u64,
     spool_bytes: u64,
@@ -194,7 +195,7 @@ impl UsageShipper {
                 continue;
             };
             if buffer.spool_records == 0 && buffer.memory.len() < self.limits.memory_records {
-                buffer.memory.push_back(text.to_owned());
+                buffer.memory.push_back(Arc::from(text));
                 continue;
             }
             if buffer.spool_bytes + line.len() as u64 <= self.limits.spool_bytes {
@@ -417,12 +418,14 @@ impl UsageShipper {
             let (lines, from_memory, next_read) = {
                 let buffer = self.buffer();
                 if !buffer.memory.is_empty() {
-                    let lines: Vec<String> =
+                    let lines: Vec<Arc<str>> =
                         buffer.memory.iter().take(SHIP_BATCH).cloned().collect();
                     (lines, true, 0)
                 } else if buffer.spool_records > 0 {
                     match read_spool(&self.spool_path, buffer.spool_read, SHIP_BATCH) {
-                        Ok((lines, next)) => (lines, false, next),
+                        Ok((lines, next)) => {
+                            (lines.into_iter().map(Arc::from).collect(), false, next)
+                        }
                         Err(error) => {
                             tracing::error!(%error, "cannot read the PostgreSQL usage spool");
                             return false;
@@ -548,64 +551,79 @@ pub(crate) fn is_lock_race(error: &DbError) -> bool {
             .any(|code| error.code() == Some(*code)))
 }
 
+/// A batch of records, in the order given.
+const INSERT_RECORDS: &str = "INSERT INTO usage_records
+         (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
+     SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags::jsonb, line
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+          WITH ORDINALITY
+          AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
+     ORDER BY n";
+
 /// Inserts `lines` (serialized records) in one statement, and adds the records it stored to
 /// the rollups in the same transaction; records already there are skipped (and not counted
 /// again).
-pub(crate) async fn insert(client: &mut Client, lines: &[String]) -> Result<(), DbError> {
-    let mut ids = Vec::with_capacity(lines.len());
-    let mut ats: Vec<DateTime<Utc>> = Vec::with_capacity(lines.len());
-    let mut projects = Vec::with_capacity(lines.len());
-    let mut tokens = Vec::with_capacity(lines.len());
-    let mut models = Vec::with_capacity(lines.len());
-    let mut users = Vec::with_capacity(lines.len());
-    let mut outcomes = Vec::with_capacity(lines.len());
-    let mut traces = Vec::with_capacity(lines.len());
-    let mut tags = Vec::with_capacity(lines.len());
+pub(crate) async fn insert(client: &mut Client, lines: &[impl AsRef<str>]) -> Result<(), DbError> {
     let mut kept = Vec::with_capacity(lines.len());
     let mut records = Vec::with_capacity(lines.len());
     for line in lines {
-        let record: UsageRecord = match serde_json::from_str(line) {
-            Ok(record) => record,
+        match serde_json::from_str::<UsageRecord>(line.as_ref()) {
+            Ok(record) => {
+                kept.push(line.as_ref());
+                records.push(record);
+            }
             Err(error) => {
                 tracing::error!(%error, "an unreadable usage record was not sent to PostgreSQL");
-                continue;
             }
-        };
-        ids.push(record.id.clone());
-        ats.push(record.timestamp);
-        projects.push(record.project_id.clone());
-        tokens.push(record.token_id.clone());
-        models.push(record.model_id.clone().unwrap_or_default());
-        users.push(record.user.clone().unwrap_or_default());
-        outcomes.push(outcome_name(record.outcome));
-        traces.push(record.trace_id.clone());
-        tags.push(serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".to_owned()));
-        kept.push(line.as_str());
-        records.push(record);
+        }
+    }
+    let column = |of: fn(&UsageRecord) -> &str| records.iter().map(of).collect::<Vec<&str>>();
+    let ids = column(|record| &record.id);
+    let projects = column(|record| &record.project_id);
+    let tokens = column(|record| &record.token_id);
+    let models = column(|record| record.model_id.as_deref().unwrap_or_default());
+    let users = column(|record| record.user.as_deref().unwrap_or_default());
+    let outcomes = column(|record| outcome_name(record.outcome));
+    let traces = column(|record| &record.trace_id);
+    let ats: Vec<DateTime<Utc>> = records.iter().map(|record| record.timestamp).collect();
+    let tags: Vec<String> = records
+        .iter()
+        .map(|record| serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".to_owned()))
+        .collect();
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &ids, &ats, &projects, &tokens, &models, &users, &outcomes, &traces, &tags, &kept,
+    ];
+    // Nearly every batch is new: a plain INSERT, whose primary key checks each id as it
+    // inserts it, costs PostgreSQL less than ON CONFLICT's look-up before each row. A batch
+    // re-sent after an unanswered commit, or joined to the one it repeats, breaks the key;
+    // it goes again, skipping the records stored.
+    let transaction = client.transaction().await?;
+    match transaction.execute(INSERT_RECORDS, &params).await {
+        Ok(_) => {
+            add_to_rollups(&transaction, records.iter()).await?;
+            transaction.commit().await?;
+            return Ok(());
+        }
+        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            transaction.rollback().await?;
+        }
+        Err(error) => return Err(error.into()),
     }
     let transaction = client.transaction().await?;
     let stored = transaction
         .query(
-            "INSERT INTO usage_records
-                 (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
-             SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags::jsonb, line
-             FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
-                  WITH ORDINALITY
-                  AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
-             ORDER BY n
-             ON CONFLICT DO NOTHING
-             RETURNING id",
-            &[
-                &ids, &ats, &projects, &tokens, &models, &users, &outcomes, &traces, &tags, &kept,
-            ],
+            &format!("{INSERT_RECORDS} ON CONFLICT DO NOTHING RETURNING id"),
+            &params,
         )
         .await?;
     // Each stored id counts once: a batch can hold one record twice (a re-sent batch
     // joined to the one it repeats), which the insert stores once and returns once.
     let mut stored: HashSet<&str> = stored.iter().map(|row| row.get(0)).collect();
-    records.retain(|record| stored.remove(record.id.as_str()));
-    add_to_rollups(&transaction, &records).await?;
+    let new = records
+        .iter()
+        .filter(|record| stored.remove(record.id.as_str()));
+    add_to_rollups(&transaction, new).await?;
     transaction.commit().await?;
     Ok(())
 }
@@ -635,32 +653,33 @@ fn keeps_sketches(dimension: Dimension) -> bool {
 type SketchBins = Vec<(i16, u32)>;
 
 /// A rollup cell: (hour, dimension, project, value, outcome).
-type CellKey = (i64, i16, String, String, i16);
+type CellKey<'a> = (i64, i16, &'a str, &'a str, i16);
 
 /// The rollup cells `records` add to, each with its sums.
-fn rollup_cells(records: &[UsageRecord]) -> BTreeMap<CellKey, Totals> {
-    let mut cells: BTreeMap<CellKey, Totals> = BTreeMap::new();
+fn rollup_cells<'a>(
+    records: impl Iterator<Item = &'a UsageRecord>,
+) -> BTreeMap<CellKey<'a>, Totals> {
+    let mut cells: BTreeMap<CellKey<'a>, Totals> = BTreeMap::new();
     for record in records {
         let at = record.timestamp.timestamp();
         let hour = at - at.rem_euclid(HOUR);
         let outcome = i16::from(outcome_index(record.outcome));
-        let mut values: Vec<(Dimension, &str)> = vec![
+        let values = [
             (Dimension::All, ""),
             (Dimension::Model, record.model_id.as_deref().unwrap_or("")),
-            (Dimension::Token, &record.token_id),
+            (Dimension::Token, record.token_id.as_str()),
             (Dimension::User, record.user.as_deref().unwrap_or("")),
         ];
-        for tag in &record.tags {
-            if !values.contains(&(Dimension::Tag, tag.as_str())) {
-                values.push((Dimension::Tag, tag));
-            }
-        }
-        for (dimension, value) in values {
+        // A call counts once per distinct tag.
+        let tags = record.tags.iter().enumerate().filter_map(|(index, tag)| {
+            (!record.tags[..index].contains(tag)).then_some((Dimension::Tag, tag.as_str()))
+        });
+        for (dimension, value) in values.into_iter().chain(tags) {
             let key = (
                 hour,
                 dimension_code(dimension),
-                record.project_id.clone(),
-                value.to_owned(),
+                record.project_id.as_str(),
+                value,
                 outcome,
             );
             cells
@@ -687,12 +706,12 @@ fn bins_json(sketch: &Sketch) -> String {
 /// and two of them cannot deadlock.
 async fn add_to_rollups(
     transaction: &tokio_postgres::Transaction<'_>,
-    records: &[UsageRecord],
+    records: impl Iterator<Item = &UsageRecord>,
 ) -> Result<(), DbError> {
-    if records.is_empty() {
+    let cells = rollup_cells(records);
+    if cells.is_empty() {
         return Ok(());
     }
-    let cells = rollup_cells(records);
     let count = cells.len();
     let mut buckets = Vec::with_capacity(count);
     let mut dimensions = Vec::with_capacity(count);
