@@ -1057,13 +1057,8 @@ async fn write_detached(store: Weak<RedisCounterStore>, mut ops: mpsc::Unbounded
                 Some(op) => pending.push(op),
                 None => return,
             }
-            let deadline = tokio::time::Instant::now() + LINGER;
-            while pending.len() < BATCH {
-                match tokio::time::timeout_at(deadline, ops.recv()).await {
-                    Ok(Some(op)) => pending.push(op),
-                    Ok(None) | Err(_) => break,
-                }
-            }
+            // The rest gathers in the channel meanwhile: no wake-up per operation.
+            tokio::time::sleep(LINGER).await;
         }
         while pending.len() < BATCH {
             match ops.try_recv() {
