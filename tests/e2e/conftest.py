@@ -268,6 +268,17 @@ class Routerly:
                 raise AssertionError(f"no usage record for trace {trace_id} within {timeout}s")
             time.sleep(0.02)
 
+    def record_after(self, count: int, timeout: float = 5.0) -> dict:
+        """The one record written after the log's first `count`, waiting for the writer (it
+        fsyncs within 100 ms): a call's record can land just after its answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self.usage_records()
+            if len(records) > count or time.monotonic() > deadline:
+                assert len(records) == count + 1, f"{len(records) - count} new records: {records[count:]}"
+                return records[count]
+            time.sleep(0.02)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

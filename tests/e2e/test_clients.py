@@ -629,9 +629,9 @@ MEDIA_MARKERS = {
 }
 
 
-def check_media(setup: Setup, family: Family, before: int, api: str) -> None:
+def check_media(setup: Setup, family: Family, before: int, records: int, api: str) -> None:
     """The last upstream call of `family` carried the PNG and the PDF in the family's own shape,
-    and was recorded as a priced success."""
+    and was recorded (after the log's first `records`) as a priced success."""
     requests = setup.mocks.requests(family.name)[before:]
     assert requests, f"nothing reached the {family.name} mock"
     sent = json.dumps(requests[-1]["body"], separators=(", ", ": "))
@@ -639,7 +639,7 @@ def check_media(setup: Setup, family: Family, before: int, api: str) -> None:
     markers = MEDIA_MARKERS[family.name]
     for marker in markers[api] if isinstance(markers, dict) else markers:
         assert marker in sent, (marker, sent[:2000])
-    record = setup.routerly.usage_records()[-1]
+    record = setup.routerly.record_after(records)
     assert record["model_id"] == family.model_id and record["status"] == 200, record
     assert record["cost_usd"] == pytest.approx(family.cost(record), rel=1e-9), record
 
@@ -650,7 +650,7 @@ def test_openai_sdk_image_and_pdf(setup, family, api):
     import openai
 
     client = openai.OpenAI(base_url=f"{setup.routerly.url}/v1", api_key=setup.routerly.token, max_retries=0)
-    before = len(setup.mocks.requests(family.name))
+    before, records = len(setup.mocks.requests(family.name)), len(setup.routerly.usage_records())
     question = "Describe the picture and summarise the document."
     if api == "chat":
         completion = client.chat.completions.create(model=family.alias, messages=[{"role": "user", "content": [
@@ -666,7 +666,7 @@ def test_openai_sdk_image_and_pdf(setup, family, api):
             {"type": "input_file", "filename": "report.pdf", "file_data": f"data:application/pdf;base64,{MEDIA_PDF}"},
         ]}])  # fmt: skip
         assert response.output_text
-    check_media(setup, family, before, api)
+    check_media(setup, family, before, records, api)
 
 
 @pytest.mark.parametrize("family", family_params())
@@ -674,7 +674,7 @@ def test_anthropic_sdk_image_and_pdf(setup, family):
     import anthropic
 
     client = anthropic.Anthropic(base_url=setup.routerly.url, api_key=setup.routerly.token, max_retries=0)
-    before = len(setup.mocks.requests(family.name))
+    before, records = len(setup.mocks.requests(family.name)), len(setup.routerly.usage_records())
     message = client.messages.create(model=family.alias, max_tokens=64, messages=[{"role": "user", "content": [
         {"type": "text", "text": "Describe the picture and summarise the document."},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": MEDIA_PNG}},
@@ -682,20 +682,20 @@ def test_anthropic_sdk_image_and_pdf(setup, family):
          "source": {"type": "base64", "media_type": "application/pdf", "data": MEDIA_PDF}},
     ]}])  # fmt: skip
     assert message.content[0].text
-    check_media(setup, family, before, "chat")
+    check_media(setup, family, before, records, "chat")
 
 
 @pytest.mark.parametrize("scenario", ["media-responses", "media-chat", "media-anthropic"])
 @pytest.mark.parametrize("family", family_params())
 def test_vercel_ai_sdk_image_and_pdf(setup, workspace, family, scenario):
     needs(MODULES / "ai")
-    before = len(setup.mocks.requests(family.name))
+    before, records = len(setup.mocks.requests(family.name)), len(setup.routerly.usage_records())
     env = client_env(setup, workspace, MEDIA_PNG=MEDIA_PNG, MEDIA_PDF=MEDIA_PDF)
     out = run_client(["node", CLIENTS / "ai_sdk.mjs", scenario, family.alias, workspace.notes], env,
                      workspace.project, setup)  # fmt: skip
     result = json.loads(out.strip().splitlines()[-1])
     assert result["texts"][0], result
-    check_media(setup, family, before, "responses" if scenario == "media-responses" else "chat")
+    check_media(setup, family, before, records, "responses" if scenario == "media-responses" else "chat")
 
 
 # ---- web search sources -----------------------------------------------------------------------
@@ -713,7 +713,7 @@ def test_web_search_sources_reach_a_responses_client(setup, provider, stream):
 
     client = openai.OpenAI(base_url=f"{setup.routerly.url}/v1", api_key=setup.routerly.token, max_retries=0)
     family = next(family for family in FAMILIES if family.name == provider)
-    before = len(setup.mocks.requests(family.name))
+    before, records = len(setup.mocks.requests(family.name)), len(setup.routerly.usage_records())
     arguments = dict(model=family.alias, input="What is new in Rust? [mock:web_search=rust 2024]",
                      tools=[{"type": "web_search"}])  # fmt: skip
     if stream:
@@ -732,7 +732,7 @@ def test_web_search_sources_reach_a_responses_client(setup, provider, stream):
     assert annotation.title == "Mock result for rust 2024", annotation
     cited = message.content[0].text[annotation.start_index : annotation.end_index]
     assert cited == "What the web says about rust 2024.", (annotation, message.content[0].text)
-    record = setup.routerly.usage_records()[-1]
+    record = setup.routerly.record_after(records)
     assert record["model_id"] == family.model_id and record["status"] == 200, record
     [sent] = setup.mocks.requests(family.name)[before:]
     search_tool = '"web_search_20250305"' if provider == "anthropic" else '"googleSearch"'

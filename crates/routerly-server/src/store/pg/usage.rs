@@ -561,9 +561,9 @@ const INSERT_RECORDS: &str = "INSERT INTO usage_records
           AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
      ORDER BY n";
 
-/// Inserts `lines` (serialized records) in one statement, and adds the records it stored to
-/// the rollups in the same transaction; records already there are skipped (and not counted
-/// again).
+/// Inserts `lines` (serialized records) in one statement (a second for a batch holding
+/// records already there, which are skipped and not counted again), and adds the records it
+/// stored to the rollups in the same transaction.
 pub(crate) async fn insert(client: &mut Client, lines: &[impl AsRef<str>]) -> Result<(), DbError> {
     let mut kept = Vec::with_capacity(lines.len());
     let mut records = Vec::with_capacity(lines.len());
