@@ -2,9 +2,9 @@
 # The instruction-count guard run by ./scripts/check: builds the release binaries, then counts
 # instructions per proxied request under callgrind and compares them with
 # bench/instruction-budget.json (fails above budget + 10 %), and counts nginx proxying to the
-# same mock the same way (the floor of one proxy hop). `--update` records a new budget,
-# `--allocations` also counts heap allocations per request, `--keep` keeps the dumps for
-# bench/breakdown.py (instructions per phase).
+# same mock the same way (the floor of one proxy hop); prints heap allocations per request too
+# (the allocator calls callgrind recorded). `--update` records a new budget, `--keep` keeps the
+# dumps for bench/breakdown.py (instructions per phase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then

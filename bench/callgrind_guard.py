@@ -6,7 +6,9 @@ off, beside `routerly-mock` (not under valgrind), warms both request kinds up, t
 non-streamed and a streamed chat completion: zeroes the counters, sends N requests one at a
 time on one keep-alive connection, waits until their usage records are on disk (the usage
 writer's work is part of a request's cost), and dumps the counters. Instructions counted
-include every thread of the process (handler, runtime, usage writer, the log line).
+include every thread of the process (handler, runtime, usage writer, the log line). The same
+dumps give the heap allocations per request: the calls they record into the allocator's entry
+points.
 
 Compared with `bench/instruction-budget.json`: fails when a kind exceeds its budget by more
 than the tolerance (10 %); says so when it runs well under, so the budget can be lowered
@@ -107,23 +109,20 @@ def start_mock(release):
     return mock, json.loads(mock.stdout.readline())
 
 
-def under_valgrind(tool, out_file, command, env, log):
-    """`command` under valgrind `tool` on CPU 0, instrumentation off until `--instr=on`."""
-    options = {
-        "callgrind": ["--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}"],
-        "dhat": ["--tool=dhat", f"--dhat-out-file={out_file}"],
-    }[tool]
+def under_callgrind(out_file, command, env, log):
+    """`command` under callgrind on CPU 0, instrumentation off until `--instr=on`."""
+    options = ["--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_file}"]
     return subprocess.Popen(["taskset", "-c", "0", "valgrind", *options, *command], env=env,
                             stdout=subprocess.PIPE, stderr=open(log, "wb"), text=True, start_new_session=True)
 
 
-def start_routerly(tool, work, release, mock_urls):
+def start_routerly(work, release, mock_urls):
     home = work / "home"
     write_config(home, mock_urls["openai"])
     env = dict(os.environ, ROUTERLY_HOME=str(home), ROUTERLY_LOG="info")
     env.pop("ROUTERLY_LOG_FORMAT", None)
-    server = under_valgrind(tool, work / f"{tool}.out", [str(release / "routerly"), "serve", "--host", "127.0.0.1",
-                                                         "--port", "0"], env, work / "routerly.log")
+    server = under_callgrind(work / "callgrind.out", [str(release / "routerly"), "serve", "--host", "127.0.0.1",
+                                                      "--port", "0"], env, work / "routerly.log")
     deadline = time.time() + 120
     while True:
         line = server.stdout.readline()
@@ -171,9 +170,9 @@ http {{
   }}
 }}
 """)
-    server = under_valgrind("callgrind", work / "callgrind.out", [nginx, "-p", str(work), "-c", str(conf),
-                                                                  "-e", f"{work}/nginx.error.log"],
-                            dict(os.environ), work / "nginx.log")
+    server = under_callgrind(work / "callgrind.out", [nginx, "-p", str(work), "-c", str(conf),
+                                                      "-e", f"{work}/nginx.error.log"],
+                             dict(os.environ), work / "nginx.log")
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -214,6 +213,7 @@ def count(args, work, server, port, usage_log, keep_prefix):
     settle()
     control(server.pid, "--instr=on")
     results = {}
+    heap = {}
     for kind, stream in (("chat", False), ("stream", True)):
         control(server.pid, "--zero")
         for _ in range(args.requests):
@@ -226,56 +226,37 @@ def count(args, work, server, port, usage_log, keep_prefix):
         if not dumps:
             raise RuntimeError("callgrind wrote no dump")
         results[kind] = totals(dumps[-1]) / args.requests
+        if usage_log is not None:
+            calls = allocator_calls(dumps[-1])
+            heap[kind] = {what: n / args.requests for what, n in calls.items()}
         if args.keep:
             shutil.copy(dumps[-1], ROOT / "bench" / "results" / f"callgrind.{keep_prefix}{kind}.out")
     sock.close()
-    return results
+    return results, heap
 
 
-def heap_totals(args, work, release, urls, kind, requests):
-    """Blocks and bytes allocated by routerly over a run of `requests` requests of `kind`
-    (after the same warm-up), counted by valgrind's DHAT on the release binary itself."""
-    run_dir = work / f"dhat-{kind}-{requests}"
-    run_dir.mkdir()
-    server, port, usage_log = start_routerly("dhat", run_dir, release, urls)
-    try:
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sent = 0
-        for _ in range(args.warmup):
-            for stream in (False, True):
-                request(sock, port, stream)
-                sent += 1
-        for _ in range(requests):
-            request(sock, port, kind == "stream")
-            sent += 1
-        wait_records(usage_log, sent)
-        sock.close()
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=120)
-    finally:
-        stop(server)
-    log = (run_dir / "routerly.log").read_text(errors="replace")
-    match = re.search(r"Total:\s+([\d,]+) bytes in ([\d,]+) blocks", log)
-    if not match:
-        raise RuntimeError("DHAT printed no totals:\n" + log[-2000:])
-    return int(match.group(2).replace(",", "")), int(match.group(1).replace(",", ""))
+# The entry points of the binary's global allocator (mimalloc; crates/routerly/src/main.rs):
+# Rust's allocations reach it through these and nothing else, so the calls into them that a
+# dump records are the process's heap allocations (C code cannot be inlined into Rust's).
+ALLOCATING = {"mi_malloc_aligned": "allocations", "mi_zalloc_aligned": "allocations",
+              "mi_realloc_aligned": "reallocations"}
 
 
-def allocations(args, work):
-    """Heap allocations per request of each kind: the difference between two runs that differ
-    only in the number of counted requests, so start-up and warm-up cancel out."""
-    release = Path(os.environ.get("ROUTERLY_BENCH_BIN_DIR", ROOT / "target" / "release"))
-    mock, urls = start_mock(release)
-    try:
-        results = {}
-        for kind in ("chat", "stream"):
-            few_blocks, few_bytes = heap_totals(args, work, release, urls, kind, args.requests)
-            many_blocks, many_bytes = heap_totals(args, work, release, urls, kind, 2 * args.requests)
-            results[kind] = ((many_blocks - few_blocks) / args.requests, (many_bytes - few_bytes) / args.requests)
-        return results
-    finally:
-        stop(mock)
+def allocator_calls(path):
+    """Calls into the allocator recorded in a callgrind dump: {"allocations": n, "reallocations": n}."""
+    names = {}
+    counts = {"allocations": 0, "reallocations": 0}
+    callee = None
+    with open(path, errors="replace") as dump:
+        for line in dump:
+            if line.startswith("cfn="):
+                match = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+                if match.group(2) is not None:
+                    names[match.group(1)] = match.group(2)
+                callee = names.get(match.group(1))
+            elif line.startswith("calls=") and callee in ALLOCATING:
+                counts[ALLOCATING[callee]] += int(line.split("=")[1].split()[0])
+    return counts
 
 
 def measure(args, work):
@@ -284,9 +265,9 @@ def measure(args, work):
     try:
         routerly_dir = work / "routerly"
         routerly_dir.mkdir()
-        server, port, usage_log = start_routerly("callgrind", routerly_dir, release, urls)
+        server, port, usage_log = start_routerly(routerly_dir, release, urls)
         try:
-            measured = count(args, routerly_dir, server, port, usage_log, "")
+            measured, heap = count(args, routerly_dir, server, port, usage_log, "")
         finally:
             stop(server)
         floor = None
@@ -295,10 +276,10 @@ def measure(args, work):
             nginx_dir.mkdir()
             server, port = start_nginx(nginx_dir, urls)
             try:
-                floor = count(args, nginx_dir, server, port, None, "nginx.")
+                floor, _ = count(args, nginx_dir, server, port, None, "nginx.")
             finally:
                 stop(server)
-        return measured, floor
+        return measured, heap, floor
     finally:
         stop(mock)
 
@@ -308,8 +289,6 @@ def main():
     parser.add_argument("--requests", type=int, default=20, help="requests counted per kind")
     parser.add_argument("--warmup", type=int, default=10, help="requests of each kind before counting")
     parser.add_argument("--update", action="store_true", help="record the measured counts as the budget")
-    parser.add_argument("--allocations", action="store_true",
-                        help="also count heap allocations per request (valgrind DHAT; four more runs)")
     parser.add_argument("--no-floor", action="store_true", help="skip counting nginx as the same proxy hop")
     parser.add_argument("--keep", action="store_true", help="copy the dumps to bench/results/ for callgrind_annotate")
     args = parser.parse_args()
@@ -317,7 +296,7 @@ def main():
         (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="routerly-callgrind-") as work:
-        measured, floor = measure(args, Path(work))
+        measured, heap, floor = measure(args, Path(work))
     budget = json.loads(BUDGET.read_text()) if BUDGET.exists() else {"tolerance": 0.10, "per_request": {}}
     tolerance = budget.get("tolerance", 0.10)
     failed = False
@@ -339,10 +318,9 @@ def main():
         for kind, value in measured.items():
             print(f"{kind:>6}: nginx as the same hop {floor[kind]:,.0f} instructions per request; "
                   f"Routerly {value / floor[kind]:.1f}x nginx")
-    if args.allocations:
-        with tempfile.TemporaryDirectory(prefix="routerly-dhat-") as work:
-            for kind, (blocks, size) in allocations(args, Path(work)).items():
-                print(f"{kind:>6}: {blocks:,.0f} heap allocations per request ({size:,.0f} bytes)")
+    for kind, calls in heap.items():
+        print(f"{kind:>6}: {calls['allocations']:,.0f} heap allocations and {calls['reallocations']:,.0f} "
+              f"reallocations per request")
     print(f"callgrind guard took {time.time() - started:.0f} s")
     if args.update:
         budget["per_request"] = {kind: round(value) for kind, value in measured.items()}
