@@ -13,6 +13,8 @@
 //! - [`routing`]: routing policies, their scoring and the ranking that is the fallback order.
 //! - [`members`]: a JSON object's top-level members read in one pass, without a tree (the
 //!   relays' pass-through, the usage counters of an answer).
+//! - [`json_text`]: strings and times written as JSON by hand, as `serde_json` writes them
+//!   (the records every call writes).
 
 pub mod accumulate;
 pub mod alerts;
@@ -20,6 +22,7 @@ pub mod canonical;
 pub mod catalogue;
 pub mod config;
 pub mod estimate;
+pub mod json_text;
 pub mod limits;
 pub mod members;
 pub mod ranges;

@@ -20,7 +20,8 @@ pub fn top_level(text: &str) -> Option<Vec<(&str, &str)>> {
         return None;
     }
     at = skip_space(bytes, at + 1);
-    let mut members = Vec::with_capacity(8);
+    // Room for the members of an OpenAI answer or stream chunk (nine) without growing.
+    let mut members = Vec::with_capacity(12);
     if bytes.get(at) == Some(&b'}') {
         return (skip_space(bytes, at + 1) == bytes.len()).then_some(members);
     }
@@ -179,7 +180,9 @@ pub fn write_object(out: &mut Vec<u8>, members: &[(&str, &str)], replacements: &
 
 /// `text` as a JSON string.
 pub fn json_string(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serializes")
+    let mut out = Vec::with_capacity(text.len() + 2);
+    crate::json_text::string(&mut out, text);
+    String::from_utf8(out).expect("JSON text of a string is UTF-8")
 }
 
 /// Appends `"key":value` to the object that begins at `object_start` in `out`.
@@ -213,6 +216,17 @@ fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
     }
 }
 
+/// The bytes that open or close a string, an object or an array.
+const STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    table[b'"' as usize] = true;
+    table[b'{' as usize] = true;
+    table[b'[' as usize] = true;
+    table[b'}' as usize] = true;
+    table[b']' as usize] = true;
+    table
+};
+
 /// The index just past the value that begins at `start`.
 fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
     match *bytes.get(start)? {
@@ -221,16 +235,19 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
             let mut depth = 0usize;
             let mut at = start;
             loop {
-                match *bytes.get(at)? {
+                // Skip to the next byte that matters (most bytes do not), by table.
+                while !STRUCTURAL[usize::from(*bytes.get(at)?)] {
+                    at += 1;
+                }
+                match bytes[at] {
                     b'"' => at = string_end(bytes, at)?,
                     b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    _ => {
                         depth -= 1;
                         if depth == 0 {
                             return Some(at + 1);
                         }
                     }
-                    _ => {}
                 }
                 at += 1;
             }

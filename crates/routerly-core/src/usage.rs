@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::Usage;
 use crate::config::Pricing;
+use crate::json_text;
 
 /// Which client surface a call came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,12 +228,18 @@ impl UsageRecord {
             out.extend_from_slice(name);
             serde_json::to_writer(&mut *out, value).expect("a usage record's values serialize");
         }
-        member(out, b"{\"id\":", &self.id);
-        member(out, b",\"timestamp\":", &self.timestamp);
-        member(out, b",\"project_id\":", &self.project_id);
-        member(out, b",\"token_id\":", &self.token_id);
-        member(out, b",\"model_id\":", &self.model_id);
-        member(out, b",\"provider\":", &self.provider);
+        // Strings and the time written without serde (see `json_text`).
+        fn text(out: &mut Vec<u8>, name: &[u8], value: Option<&str>) {
+            out.extend_from_slice(name);
+            json_text::optional_string(out, value);
+        }
+        text(out, b"{\"id\":", Some(&self.id));
+        out.extend_from_slice(b",\"timestamp\":");
+        json_text::timestamp(out, &self.timestamp);
+        text(out, b",\"project_id\":", Some(&self.project_id));
+        text(out, b",\"token_id\":", Some(&self.token_id));
+        text(out, b",\"model_id\":", self.model_id.as_deref());
+        text(out, b",\"provider\":", self.provider.as_deref());
         member(out, b",\"surface\":", &self.surface);
         member(out, b",\"call_type\":", &self.call_type);
         member(out, b",\"stream\":", &self.stream);
@@ -248,15 +255,15 @@ impl UsageRecord {
         member(out, b",\"overhead_ms\":", &self.overhead_ms);
         member(out, b",\"outcome\":", &self.outcome);
         member(out, b",\"status\":", &self.status);
-        member(out, b",\"error\":", &self.error);
-        member(out, b",\"trace_id\":", &self.trace_id);
-        member(out, b",\"user\":", &self.user);
+        text(out, b",\"error\":", self.error.as_deref());
+        text(out, b",\"trace_id\":", Some(&self.trace_id));
+        text(out, b",\"user\":", self.user.as_deref());
         member(out, b",\"tags\":", &self.tags);
         if !self.attempts.is_empty() {
             member(out, b",\"attempts\":", &self.attempts);
         }
         if let Some(requested_model) = &self.requested_model {
-            member(out, b",\"requested_model\":", requested_model);
+            text(out, b",\"requested_model\":", Some(requested_model));
         }
         out.push(b'}');
     }

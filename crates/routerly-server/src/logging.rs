@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use chrono::{Datelike, Timelike};
+use routerly_core::json_text;
 use routerly_core::usage::UsageRecord;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
@@ -260,7 +261,10 @@ impl Field<'_> {
     /// Writes the value as JSON (an id or text as a JSON string); `false` when absent.
     fn write_json(&self, out: &mut Vec<u8>) -> bool {
         let written = match *self {
-            Field::Id(text) | Field::Text(text) => serde_json::to_writer(&mut *out, text),
+            Field::Id(text) | Field::Text(text) => {
+                json_text::string(out, text);
+                Ok(())
+            }
             Field::Bool(value) => serde_json::to_writer(&mut *out, &value),
             Field::Int(value) => serde_json::to_writer(&mut *out, &value),
             Field::Millis(None) => return false,
@@ -313,7 +317,7 @@ fn request_line(out: &mut Vec<u8>, record: &UsageRecord, json: bool) {
 /// The current time as `fmt` writes it: RFC 3339, UTC, microseconds.
 fn timestamp(out: &mut Vec<u8>) {
     let now = chrono::Utc::now();
-    digits(out, now.year().max(0) as u32, 4);
+    json_text::digits(out, now.year().max(0) as u32, 4);
     for (separator, value, width) in [
         (b'-', now.month(), 2),
         (b'-', now.day(), 2),
@@ -323,20 +327,9 @@ fn timestamp(out: &mut Vec<u8>) {
         (b'.', now.nanosecond() % 1_000_000_000 / 1000, 6),
     ] {
         out.push(separator);
-        digits(out, value, width);
+        json_text::digits(out, value, width);
     }
     out.push(b'Z');
-}
-
-/// `value` in decimal, zero-padded to `width` digits (at most 10).
-fn digits(out: &mut Vec<u8>, value: u32, width: usize) {
-    let mut buffer = [b'0'; 10];
-    let mut rest = value;
-    for slot in buffer[..width].iter_mut().rev() {
-        *slot = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    out.extend_from_slice(&buffer[..width]);
 }
 
 #[cfg(test)]

@@ -9,13 +9,18 @@ use crate::canonical::DecodeError;
 /// JSON object, as `serde_json` names it.
 pub(crate) type Object = Map<String, Value>;
 
-/// The path of `key` inside the value at `path` (the root has the empty path).
+/// The path of `key` inside the value at `path` (the root has the empty path). Paths are
+/// built for every message and part a request holds, so they are joined without `format!`
+/// (its machinery was most of their cost).
 pub(crate) fn field_path(path: &str, key: &str) -> String {
     if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
+        return key.to_owned();
     }
+    let mut joined = String::with_capacity(path.len() + 1 + key.len());
+    joined.push_str(path);
+    joined.push('.');
+    joined.push_str(key);
+    joined
 }
 
 /// A field's value; absent and `null` both count as not given, as in Anthropic's API.
@@ -175,5 +180,36 @@ pub(crate) fn lenient_u64(object: &Object, key: &str) -> u64 {
 
 /// The path of element `index` of the array at `path`.
 pub(crate) fn index_path(path: &str, index: usize) -> String {
-    format!("{path}[{index}]")
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = index;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut joined = String::with_capacity(path.len() + 2 + digits.len() - at);
+    joined.push_str(path);
+    joined.push('[');
+    joined.extend(digits[at..].iter().map(|&digit| char::from(digit)));
+    joined.push(']');
+    joined
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_as_format_would() {
+        assert_eq!(field_path("", "messages"), "messages");
+        assert_eq!(field_path("messages[2]", "content"), "messages[2].content");
+        for index in [0, 7, 10, 99, 1234, usize::MAX] {
+            assert_eq!(index_path("messages", index), format!("messages[{index}]"));
+        }
+        assert_eq!(index_path("", 3), "[3]");
+    }
 }

@@ -138,7 +138,9 @@ impl Relay {
 
     /// The streaming response.
     pub fn into_response(self) -> Response {
-        let stream = futures_util::stream::unfold(self, |mut relay| async move {
+        // Boxed: the stream's state moves in and out of each step's future, and a relay is
+        // large (its moves were a tenth of a stream's memory copying).
+        let stream = futures_util::stream::unfold(Box::new(self), |mut relay| async move {
             let chunk = relay.next_chunk().await?;
             Some((Ok::<Bytes, Infallible>(chunk), relay))
         });

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
+use routerly_core::json_text;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -158,10 +159,11 @@ impl Trace {
     /// them), with member names written as they are rather than escaped for every trace and
     /// attempt (the trace writer's serialization was most of a call's trace cost).
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        member(out, b"{\"id\":", &self.id);
-        member(out, b",\"project_id\":", &self.project_id);
-        member(out, b",\"created_at\":", &self.created_at);
-        member(out, b",\"requested_model\":", &self.requested_model);
+        text(out, b"{\"id\":", &self.id);
+        text(out, b",\"project_id\":", &self.project_id);
+        out.extend_from_slice(b",\"created_at\":");
+        json_text::timestamp(out, &self.created_at);
+        text(out, b",\"requested_model\":", &self.requested_model);
         member(out, b",\"candidates\":", &self.candidates);
         if !self.dropped_by_budget.is_empty() {
             member(out, b",\"dropped_by_budget\":", &self.dropped_by_budget);
@@ -175,7 +177,7 @@ impl Trace {
             if index > 0 {
                 out.push(b',');
             }
-            member(out, b"{\"model\":", &attempt.model);
+            text(out, b"{\"model\":", &attempt.model);
             member(out, b",\"retry\":", &attempt.retry);
             member(out, b",\"waited_ms\":", &attempt.waited_ms);
             member(out, b",\"started_ms\":", &attempt.started_ms);
@@ -183,7 +185,7 @@ impl Trace {
             member(out, b",\"outcome\":", &attempt.outcome);
             member(out, b",\"status\":", &attempt.status);
             if let Some(error) = &attempt.error {
-                member(out, b",\"error\":", error);
+                text(out, b",\"error\":", error);
             }
             if !attempt.dropped.is_empty() {
                 member(out, b",\"dropped\":", &attempt.dropped);
@@ -191,7 +193,8 @@ impl Trace {
             out.push(b'}');
         }
         out.push(b']');
-        member(out, b",\"served_by\":", &self.served_by);
+        out.extend_from_slice(b",\"served_by\":");
+        json_text::optional_string(out, self.served_by.as_deref());
         member(out, b",\"outcome\":", &self.outcome);
         member(out, b",\"status\":", &self.status);
         out.push(b'}');
@@ -202,6 +205,12 @@ impl Trace {
 fn member<T: Serialize + ?Sized>(out: &mut Vec<u8>, name: &[u8], value: &T) {
     out.extend_from_slice(name);
     serde_json::to_writer(&mut *out, value).expect("a trace's values serialize");
+}
+
+/// Appends `name` and the string `value` (see `json_text`).
+fn text(out: &mut Vec<u8>, name: &[u8], value: &str) {
+    out.extend_from_slice(name);
+    json_text::string(out, value);
 }
 
 /// A trace being written by a call; shared by the call's record and its stream relay.

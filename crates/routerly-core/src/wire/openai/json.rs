@@ -5,19 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::canonical::DecodeError;
 
-/// `parent.key`, or `key` at the top level.
-pub(crate) fn field_path(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}.{key}")
-    }
-}
-
-/// `parent[index]`.
-pub(crate) fn index_path(parent: &str, index: usize) -> String {
-    format!("{parent}[{index}]")
-}
+pub(crate) use crate::wire::json::{field_path, index_path};
 
 /// "a string", "an array", … for error messages.
 pub(crate) fn describe(value: &Value) -> &'static str {
