@@ -235,11 +235,11 @@ def count(args, work, server, port, usage_log, keep_prefix):
     return results, heap
 
 
-# The entry points of the binary's global allocator (mimalloc; crates/routerly/src/main.rs):
-# Rust's allocations reach it through these and nothing else, so the calls into them that a
-# dump records are the process's heap allocations (C code cannot be inlined into Rust's).
-ALLOCATING = {"mi_malloc_aligned": "allocations", "mi_zalloc_aligned": "allocations",
-              "mi_realloc_aligned": "reallocations"}
+# The entry points of the C library's allocator: Rust's allocations reach it through these
+# (the global allocator is the system's), so the calls into them that a dump records are the
+# process's heap allocations, as valgrind's DHAT counts them.
+ALLOCATING = {"malloc": "allocations", "calloc": "allocations", "posix_memalign": "allocations",
+              "aligned_alloc": "allocations", "memalign": "allocations", "realloc": "reallocations"}
 
 
 def allocator_calls(path):
@@ -249,11 +249,13 @@ def allocator_calls(path):
     callee = None
     with open(path, errors="replace") as dump:
         for line in dump:
-            if line.startswith("cfn="):
-                match = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+            # A name is given once, where its number first appears (fn= or cfn=).
+            match = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+            if match:
                 if match.group(2) is not None:
                     names[match.group(1)] = match.group(2)
-                callee = names.get(match.group(1))
+                if line.startswith("cfn="):
+                    callee = names.get(match.group(1))
             elif line.startswith("calls=") and callee in ALLOCATING:
                 counts[ALLOCATING[callee]] += int(line.split("=")[1].split()[0])
     return counts

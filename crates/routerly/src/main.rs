@@ -9,11 +9,6 @@ mod storage;
 
 use clap::Parser;
 
-/// mimalloc rather than the system allocator: a proxied call allocates some 150 times, and
-/// glibc's malloc and free were a fifth of its instructions (callgrind, `bench/callgrind-guard.sh`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let args = cli::Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
