@@ -279,6 +279,18 @@ class Routerly:
                 return records[count]
             time.sleep(0.02)
 
+    def reported_calls(self, traces: set, *options: str, timeout: float = 5.0) -> list:
+        """`report calls --json` (with `options`) once it lists every trace of `traces`, or
+        as it stands after `timeout`: in shared mode reports read PostgreSQL, which the usage
+        shipper reaches within 100 ms of a record's write, so a call shows up there shortly,
+        not at once."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reported = self.cli_json("report", "calls", "--limit", "1000", *options, "--json")
+            if traces <= {call["trace_id"] for call in reported} or time.monotonic() > deadline:
+                return reported
+            time.sleep(0.1)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -322,14 +322,7 @@ def test_sigkill_under_load_loses_at_most_the_fsync_window(mock_session):
             assert raw.parse().choices[0].message.content == hello(OPENAI_MODEL, "after the crash")
             after_crash = raw.headers["x-routerly-trace-id"]
             routerly.cli("auth", "login", "--url", routerly.url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
-            # Reports read PostgreSQL in shared mode, which the shipper reaches within 100 ms of
-            # the record's write: the call shows up there shortly, not at once.
-            deadline = time.monotonic() + 5
-            while True:
-                reported = routerly.cli_json("report", "calls", "--limit", "1000", "--json")
-                if after_crash in {call["trace_id"] for call in reported} or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
+            reported = routerly.reported_calls({after_crash})
             assert after_crash in {call["trace_id"] for call in reported}
         finally:
             code = routerly.stop()

@@ -635,13 +635,7 @@ def test_report_calls_shows_the_calls(routerly, oai, claude):
     anthropic_trace = raw.headers["x-routerly-trace-id"]
     records = {trace: routerly.record_for(trace) for trace in (openai_trace, anthropic_trace)}
     everything = routerly.usage_records()
-    # In shared mode the report reads PostgreSQL, which the shipper reaches within 100 ms.
-    wanted, deadline = {record["trace_id"] for record in everything}, time.monotonic() + 5
-    while True:
-        reported = routerly.cli_json("report", "calls", "--limit", "1000", "--project", "my-app", "--json")
-        if wanted <= {call["trace_id"] for call in reported} or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    reported = routerly.reported_calls({record["trace_id"] for record in everything}, "--project", "my-app")
     by_trace = {call["trace_id"]: call for call in reported}
     assert len(by_trace) == len(reported), "a call is reported twice"
     assert set(by_trace) == {record["trace_id"] for record in everything}, "report calls shows every call, once"
