@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -196,7 +195,8 @@ def stop(*procs):
 
 
 def count(args, work, server, port, usage_log, keep_prefix):
-    """Instructions per request of each kind, all threads of `server` (under callgrind)."""
+    """Instructions and heap allocations per request of each kind, all threads of `server`
+    (under callgrind)."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sent = 0
@@ -226,9 +226,7 @@ def count(args, work, server, port, usage_log, keep_prefix):
         if not dumps:
             raise RuntimeError("callgrind wrote no dump")
         results[kind] = totals(dumps[-1]) / args.requests
-        if usage_log is not None:
-            calls = allocator_calls(dumps[-1])
-            heap[kind] = {what: n / args.requests for what, n in calls.items()}
+        heap[kind] = {what: n / args.requests for what, n in allocator_calls(dumps[-1]).items()}
         if args.keep:
             shutil.copy(dumps[-1], ROOT / "bench" / "results" / f"callgrind.{keep_prefix}{kind}.out")
     sock.close()
