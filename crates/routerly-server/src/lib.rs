@@ -182,7 +182,8 @@ impl Service {
             None => Arc::clone(&usage_history) as Arc<dyn store::history::UsageHistory>,
         };
         let ship = usage_shipper.clone().map(|shipper| {
-            Arc::new(move |bytes: &[u8]| shipper.hand(bytes)) as store::usage_log::BatchHook
+            Arc::new(move |bytes: &[u8], records| shipper.hand_records(bytes, records))
+                as store::usage_log::BatchHook
         });
         let (usage, usage_writer) = spawn_shipping_usage_writer(
             home.usage_log_path(),

@@ -235,8 +235,10 @@ pub fn spawn_rotating_usage_writer(
     spawn_shipping_usage_writer(path, capacity, rotate_bytes, history, None)
 }
 
-/// Called with each batch once it is on disk: its lines, each ending in a newline.
-pub type BatchHook = Arc<dyn Fn(&[u8]) + Send + Sync>;
+/// Called with each batch once it is on disk: its lines, each ending in a newline, and the
+/// records they were written from, in the same order (with each line's length), so that
+/// the receiver need not read back what was just serialized.
+pub type BatchHook = Arc<dyn Fn(&[u8], Vec<(UsageRecord, u64)>) + Send + Sync>;
 
 /// [`spawn_rotating_usage_writer`], handing each batch on disk to `ship` as well (the
 /// PostgreSQL shipper, [`crate::store::pg::usage::UsageShipper::hand`]).
@@ -292,7 +294,7 @@ struct UsageWriter {
     /// Serialized lines not yet on disk.
     pending: Vec<u8>,
     pending_records: u64,
-    /// The records of `pending` with their line lengths, for the history.
+    /// The records of `pending` with their line lengths, for the history and the shipper.
     pending_list: Vec<(UsageRecord, u64)>,
     history: Option<Arc<FileUsageHistory>>,
     ship: Option<BatchHook>,
@@ -371,7 +373,7 @@ impl UsageWriter {
         record.write_json(&mut self.pending);
         self.pending.push(b'\n');
         self.pending_records += 1;
-        if self.history.is_some() {
+        if self.history.is_some() || self.ship.is_some() {
             let len = (self.pending.len() - start) as u64;
             self.pending_list.push((record, len));
         }
@@ -400,7 +402,7 @@ impl UsageWriter {
                     .fetch_add(self.pending_records, Ordering::Relaxed);
                 self.pending_records = 0;
                 if let Some(ship) = &self.ship {
-                    ship(&bytes);
+                    ship(&bytes, list);
                 }
                 let mut bytes = bytes;
                 bytes.clear();

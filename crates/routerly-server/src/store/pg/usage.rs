@@ -9,6 +9,7 @@
 //! harmless. Only when both bounds are full does [`UsageShipper::is_full`] turn true (the
 //! proxy then answers 503); `/ready` says which state it is in.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
@@ -90,13 +91,26 @@ fn env_number(name: &str) -> Option<u64> {
 #[derive(Debug, Default)]
 struct Buffer {
     /// Shared with the batch in flight, which takes them off once PostgreSQL has them.
-    memory: VecDeque<Arc<str>>,
+    memory: VecDeque<Arc<Waiting>>,
     /// Records in the spool file not yet shipped, and its bytes.
     spool_records: u64,
     spool_bytes: u64,
     /// Where the unshipped part of the spool file begins.
     spool_read: u64,
 }
+
+/// A record waiting in memory: its line as logged and, while few wait, the record the
+/// usage writer serialized it from, so that it is not parsed back (a line read from the
+/// spool, or held while PostgreSQL is away, is parsed when it is sent).
+#[derive(Debug)]
+struct Waiting {
+    line: Box<str>,
+    record: Option<UsageRecord>,
+}
+
+/// Records waiting beyond which their lines alone are kept: past a few batches the
+/// database is behind or away, and memory matters more than parsing.
+const KEEP_RECORDS_UP_TO: usize = 4 * SHIP_BATCH;
 
 /// Where the shipper stands, for `/ready`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,14 +202,28 @@ impl UsageShipper {
     /// Takes a batch the usage writer has just made durable: `bytes` holds the records'
     /// lines, each ending in a newline.
     pub fn hand(&self, bytes: &[u8]) {
+        self.hand_records(bytes, Vec::new());
+    }
+
+    /// [`UsageShipper::hand`], with the records the lines were written from (`records`
+    /// holds one per line, in order, with the line's length, or is empty).
+    pub fn hand_records(&self, bytes: &[u8], records: Vec<(UsageRecord, u64)>) {
+        let lines = bytes.split_inclusive(|b| *b == b'\n');
+        let mut records = records.into_iter();
+        let given = records.len() == lines.clone().count();
         let mut buffer = self.buffer();
         let mut spool: Option<File> = None;
-        for line in bytes.split_inclusive(|b| *b == b'\n') {
+        for line in lines {
+            let record = records.next().filter(|_| given).map(|(record, _)| record);
             let Ok(text) = std::str::from_utf8(line.strip_suffix(b"\n").unwrap_or(line)) else {
                 continue;
             };
             if buffer.spool_records == 0 && buffer.memory.len() < self.limits.memory_records {
-                buffer.memory.push_back(Arc::from(text));
+                let record = record.filter(|_| buffer.memory.len() < KEEP_RECORDS_UP_TO);
+                buffer.memory.push_back(Arc::new(Waiting {
+                    line: Box::from(text),
+                    record,
+                }));
                 continue;
             }
             if buffer.spool_bytes + line.len() as u64 <= self.limits.spool_bytes {
@@ -418,13 +446,19 @@ impl UsageShipper {
             let (lines, from_memory, next_read) = {
                 let buffer = self.buffer();
                 if !buffer.memory.is_empty() {
-                    let lines: Vec<Arc<str>> =
+                    let lines: Vec<Arc<Waiting>> =
                         buffer.memory.iter().take(SHIP_BATCH).cloned().collect();
                     (lines, true, 0)
                 } else if buffer.spool_records > 0 {
                     match read_spool(&self.spool_path, buffer.spool_read, SHIP_BATCH) {
                         Ok((lines, next)) => {
-                            (lines.into_iter().map(Arc::from).collect(), false, next)
+                            let waiting = lines.into_iter().map(|line| {
+                                Arc::new(Waiting {
+                                    line: line.into_boxed_str(),
+                                    record: None,
+                                })
+                            });
+                            (waiting.collect(), false, next)
                         }
                         Err(error) => {
                             tracing::error!(%error, "cannot read the PostgreSQL usage spool");
@@ -439,7 +473,12 @@ impl UsageShipper {
             let sent = {
                 let mut connection = self.connection.lock().await;
                 match connection.client().await {
-                    Ok(client) => insert(client, &lines).await,
+                    Ok(client) => {
+                        let batch = lines
+                            .iter()
+                            .map(|waiting| (&*waiting.line, waiting.record.as_ref()));
+                        insert_batch(client, batch).await
+                    }
                     Err(error) => Err(error),
                 }
             };
@@ -497,8 +536,8 @@ impl UsageShipper {
             return Ok(());
         }
         let mut text = String::new();
-        for line in buffer.memory.drain(..) {
-            text.push_str(&line);
+        for waiting in buffer.memory.drain(..) {
+            text.push_str(&waiting.line);
             text.push('\n');
         }
         if buffer.spool_records > 0 {
@@ -565,20 +604,37 @@ const INSERT_RECORDS: &str = "INSERT INTO usage_records
 /// records already there, which are skipped and not counted again), and adds the records it
 /// stored to the rollups in the same transaction.
 pub(crate) async fn insert(client: &mut Client, lines: &[impl AsRef<str>]) -> Result<(), DbError> {
-    let mut kept = Vec::with_capacity(lines.len());
-    let mut records = Vec::with_capacity(lines.len());
-    for line in lines {
-        match serde_json::from_str::<UsageRecord>(line.as_ref()) {
-            Ok(record) => {
-                kept.push(line.as_ref());
-                records.push(record);
-            }
-            Err(error) => {
-                tracing::error!(%error, "an unreadable usage record was not sent to PostgreSQL");
-            }
-        }
+    insert_batch(client, lines.iter().map(|line| (line.as_ref(), None))).await
+}
+
+/// [`insert`] for lines each with the record it holds, where known (the others are parsed).
+async fn insert_batch<'a>(
+    client: &mut Client,
+    batch: impl ExactSizeIterator<Item = (&'a str, Option<&'a UsageRecord>)>,
+) -> Result<(), DbError> {
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut parsed: Vec<Cow<'a, UsageRecord>> = Vec::with_capacity(batch.len());
+    for (line, record) in batch {
+        let record = match record {
+            Some(record) => Cow::Borrowed(record),
+            None => match serde_json::from_str::<UsageRecord>(line) {
+                Ok(record) => Cow::Owned(record),
+                Err(error) => {
+                    tracing::error!(%error, "an unreadable usage record was not sent to PostgreSQL");
+                    continue;
+                }
+            },
+        };
+        kept.push(line);
+        parsed.push(record);
     }
-    let column = |of: fn(&UsageRecord) -> &str| records.iter().map(of).collect::<Vec<&str>>();
+    let records: Vec<&UsageRecord> = parsed.iter().map(Cow::as_ref).collect();
+    let column = |of: fn(&UsageRecord) -> &str| {
+        records
+            .iter()
+            .map(|record| of(record))
+            .collect::<Vec<&str>>()
+    };
     let ids = column(|record| &record.id);
     let projects = column(|record| &record.project_id);
     let tokens = column(|record| &record.token_id);
@@ -601,7 +657,7 @@ pub(crate) async fn insert(client: &mut Client, lines: &[impl AsRef<str>]) -> Re
     let transaction = client.transaction().await?;
     match transaction.execute(INSERT_RECORDS, &params).await {
         Ok(_) => {
-            add_to_rollups(&transaction, records.iter()).await?;
+            add_to_rollups(&transaction, records.iter().copied()).await?;
             transaction.commit().await?;
             return Ok(());
         }
@@ -622,6 +678,7 @@ pub(crate) async fn insert(client: &mut Client, lines: &[impl AsRef<str>]) -> Re
     let mut stored: HashSet<&str> = stored.iter().map(|row| row.get(0)).collect();
     let new = records
         .iter()
+        .copied()
         .filter(|record| stored.remove(record.id.as_str()));
     add_to_rollups(&transaction, new).await?;
     transaction.commit().await?;
@@ -1449,12 +1506,26 @@ mod tests {
         let mut first = records[..250].to_vec();
         first.extend_from_slice(&records[..10]);
         shipper.hand(&lines(&first));
+        // The usage writer hands its records with their lines; the rest are parsed.
         for chunk in records[250..].chunks(250) {
-            shipper.hand(&lines(chunk));
+            let with_lengths = chunk.iter().map(|record| (record.clone(), 0)).collect();
+            shipper.hand_records(&lines(chunk), with_lengths);
         }
         shipper.hand(&lines(&records[..10]));
         wait_until("every record shipped", async || shipper.shipped() == 620).await;
         assert_eq!(shipped_count(&database).await, 600);
+        // Each row's columns come from the record on its own line.
+        let client = database.client().await.unwrap();
+        let mismatched: i64 = client
+            .query_one(
+                "SELECT count(*) FROM usage_records
+                 WHERE id <> line::jsonb->>'id' OR project_id <> line::jsonb->>'project_id'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(mismatched, 0);
 
         let history = PgUsageHistory::new(Arc::clone(&database), tokio::runtime::Handle::current());
         let expected = records.clone();
