@@ -520,14 +520,14 @@ async fn write_shared(
         .lines()
         .collect();
     let client = database.client().await?;
-    // A plain INSERT (the key checks each id as it goes in) unless the batch was sent
-    // before, when the look-up before each row that ON CONFLICT makes is needed.
-    let insert = "INSERT INTO traces (id, line) SELECT * FROM unnest($1::text[], $2::text[])";
-    match client.execute(insert, &[&ids, &lines]).await {
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+    // Copied in (binary COPY, the key checking each id as it goes in) unless the batch was
+    // sent before, when the look-up before each row that ON CONFLICT makes is needed.
+    match copy_traces(&client, ids, &lines).await {
+        Err(DbError::Postgres(error)) if error.code().is_some() => {
             client
                 .execute(
-                    &format!("{insert} ON CONFLICT (id) DO NOTHING"),
+                    "INSERT INTO traces (id, line) SELECT * FROM unnest($1::text[], $2::text[])
+                     ON CONFLICT (id) DO NOTHING",
                     &[&ids, &lines],
                 )
                 .await?;
@@ -542,6 +542,22 @@ async fn write_shared(
             .execute("DELETE FROM traces WHERE id < $1", &[&first_id_at(oldest)])
             .await?;
     }
+    Ok(())
+}
+
+/// Copies the traces `lines` (with their `ids`) into `traces`: one statement, all or none.
+async fn copy_traces(
+    client: &tokio_postgres::Client,
+    ids: &[String],
+    lines: &[&str],
+) -> Result<(), DbError> {
+    use tokio_postgres::types::{ToSql, Type};
+    let rows = ids
+        .iter()
+        .zip(lines)
+        .map(|(id, line)| -> [&(dyn ToSql + Sync); 2] { [id, line] });
+    let data = crate::store::pg::binary_copy(&[Type::TEXT, Type::TEXT], rows)?;
+    crate::store::pg::copy_in(client, "COPY traces (id, line) FROM STDIN BINARY", data).await?;
     Ok(())
 }
 

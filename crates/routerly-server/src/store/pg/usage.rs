@@ -22,7 +22,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use futures_util::StreamExt;
 use routerly_core::usage::UsageRecord;
 use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{Json, ToSql, Type};
 
 use super::{Database, DbError};
 use crate::store::history::{Page, Report, UsageHistory};
@@ -590,6 +590,25 @@ pub(crate) fn is_lock_race(error: &DbError) -> bool {
             .any(|code| error.code() == Some(*code)))
 }
 
+/// A batch of records copied in, in the order written.
+const COPY_RECORDS: &str = "COPY usage_records
+     (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
+     FROM STDIN BINARY";
+
+/// The column types of [`COPY_RECORDS`].
+const COPY_TYPES: [Type; 10] = [
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::TEXT,
+];
+
 /// A batch of records, in the order given.
 const INSERT_RECORDS: &str = "INSERT INTO usage_records
          (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
@@ -629,6 +648,25 @@ async fn insert_batch<'a>(
         parsed.push(record);
     }
     let records: Vec<&UsageRecord> = parsed.iter().map(Cow::as_ref).collect();
+    // Nearly every batch is new: its rows are copied in (binary COPY: no statement to plan,
+    // no arrays to unpack and sort back into order), the primary key checking each id as it
+    // goes in. A batch re-sent after an unanswered commit, or joined to the one it repeats,
+    // breaks the key; it goes again as an INSERT that skips the records stored.
+    let transaction = client.transaction().await?;
+    match copy_records(&transaction, &records, &kept).await {
+        Ok(()) => {
+            add_to_rollups(&transaction, records.iter().copied()).await?;
+            transaction.commit().await?;
+            return Ok(());
+        }
+        Err(DbError::Postgres(error)) if error.code().is_some() => {
+            if error.code() != Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                tracing::warn!(error = %DbError::from(error), "copying usage records failed; inserting them instead");
+            }
+            transaction.rollback().await?;
+        }
+        Err(error) => return Err(error),
+    }
     let column = |of: fn(&UsageRecord) -> &str| {
         records
             .iter()
@@ -650,22 +688,6 @@ async fn insert_batch<'a>(
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
         &ids, &ats, &projects, &tokens, &models, &users, &outcomes, &traces, &tags, &kept,
     ];
-    // Nearly every batch is new: a plain INSERT, whose primary key checks each id as it
-    // inserts it, costs PostgreSQL less than ON CONFLICT's look-up before each row. A batch
-    // re-sent after an unanswered commit, or joined to the one it repeats, breaks the key;
-    // it goes again, skipping the records stored.
-    let transaction = client.transaction().await?;
-    match transaction.execute(INSERT_RECORDS, &params).await {
-        Ok(_) => {
-            add_to_rollups(&transaction, records.iter().copied()).await?;
-            transaction.commit().await?;
-            return Ok(());
-        }
-        Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            transaction.rollback().await?;
-        }
-        Err(error) => return Err(error.into()),
-    }
     let transaction = client.transaction().await?;
     let stored = transaction
         .query(
@@ -682,6 +704,45 @@ async fn insert_batch<'a>(
         .filter(|record| stored.remove(record.id.as_str()));
     add_to_rollups(&transaction, new).await?;
     transaction.commit().await?;
+    Ok(())
+}
+
+/// Copies `records` (serialized as `lines`) into `usage_records` in `transaction`.
+async fn copy_records(
+    transaction: &tokio_postgres::Transaction<'_>,
+    records: &[&UsageRecord],
+    lines: &[&str],
+) -> Result<(), DbError> {
+    // The values that are not fields of a record, each row's in one place.
+    let derived: Vec<(&str, &str, &str, Json<&Vec<String>>)> = records
+        .iter()
+        .map(|record| {
+            (
+                record.model_id.as_deref().unwrap_or_default(),
+                record.user.as_deref().unwrap_or_default(),
+                outcome_name(record.outcome),
+                Json(&record.tags),
+            )
+        })
+        .collect();
+    let rows = records.iter().zip(lines).zip(&derived).map(
+        |((record, line), (model, user, outcome, tags))| -> [&(dyn ToSql + Sync); 10] {
+            [
+                &record.id,
+                &record.timestamp,
+                &record.project_id,
+                &record.token_id,
+                model,
+                user,
+                outcome,
+                &record.trace_id,
+                tags,
+                line,
+            ]
+        },
+    );
+    let data = super::binary_copy(&COPY_TYPES, rows)?;
+    super::copy_in(transaction.client(), COPY_RECORDS, data).await?;
     Ok(())
 }
 
