@@ -821,7 +821,9 @@ fn bins_json(sketch: &Sketch) -> String {
 
 /// Adds `records` to `usage_rollups`, cells in key order (the `BTreeMap`'s, kept by the
 /// statement's `ORDER BY n`), so every replica's shipper locks shared cells in one order
-/// and two of them cannot deadlock.
+/// and two of them cannot deadlock. A cell's sketches are merged only when the batch adds
+/// to them (the token, user and tag cells keep none, a plain call has no time to first
+/// token), since the merge is a SQL function run per cell.
 async fn add_to_rollups(
     transaction: &tokio_postgres::Transaction<'_>,
     records: impl Iterator<Item = &UsageRecord>,
@@ -908,8 +910,10 @@ async fn add_to_rollups(
                  output_cost_usd = r.output_cost_usd + EXCLUDED.output_cost_usd,
                  latency_ms_sum = r.latency_ms_sum + EXCLUDED.latency_ms_sum,
                  ttft_ms_sum = r.ttft_ms_sum + EXCLUDED.ttft_ms_sum,
-                 latency = routerly_merge_bins(r.latency, EXCLUDED.latency),
-                 ttft = routerly_merge_bins(r.ttft, EXCLUDED.ttft)",
+                 latency = CASE WHEN EXCLUDED.latency = '{}' THEN r.latency
+                                ELSE routerly_merge_bins(r.latency, EXCLUDED.latency) END,
+                 ttft = CASE WHEN EXCLUDED.ttft = '{}' THEN r.ttft
+                             ELSE routerly_merge_bins(r.ttft, EXCLUDED.ttft) END",
             &[
                 &buckets, &dimensions, &projects, &values, &outcomes, calls, input_tokens,
                 output_tokens, cached, cache_write, ttft_calls, cost, input_cost, output_cost,
