@@ -79,6 +79,18 @@ pub enum DbError {
     Encode(String),
 }
 
+/// `text` as a PostgreSQL text value can hold it: not a NUL, which PostgreSQL refuses in any
+/// text (and so in a whole batch, sent again and again). A request's `user` field is text a
+/// caller chose; where it is a column or a rollup cell's value, each NUL becomes U+FFFD. The
+/// record's line keeps it exactly (JSON writes it as `\u0000`).
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// The PostgreSQL binary COPY format of `rows` (whose columns have `types`), whole:
 /// header, rows and trailer, for one `CopyInSink` send. tokio-postgres's
 /// `BinaryCopyInWriter` hands the connection a message every 4 KiB, each a round trip of

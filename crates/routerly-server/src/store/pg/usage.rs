@@ -677,7 +677,10 @@ async fn insert_batch<'a>(
     let projects = column(|record| &record.project_id);
     let tokens = column(|record| &record.token_id);
     let models = column(|record| record.model_id.as_deref().unwrap_or_default());
-    let users = column(|record| record.user.as_deref().unwrap_or_default());
+    let users: Vec<Cow<str>> = records
+        .iter()
+        .map(|record| super::storable(record.user.as_deref().unwrap_or_default()))
+        .collect();
     let outcomes = column(|record| outcome_name(record.outcome));
     let traces = column(|record| &record.trace_id);
     let ats: Vec<DateTime<Utc>> = records.iter().map(|record| record.timestamp).collect();
@@ -707,36 +710,44 @@ async fn insert_batch<'a>(
     Ok(())
 }
 
+/// The columns of a record's row that are not fields of the record as they are.
+struct Derived<'a> {
+    model: &'a str,
+    user: Cow<'a, str>,
+    outcome: &'static str,
+    tags: Json<&'a Vec<String>>,
+}
+
+impl<'a> Derived<'a> {
+    fn of(record: &'a UsageRecord) -> Self {
+        Derived {
+            model: record.model_id.as_deref().unwrap_or_default(),
+            user: super::storable(record.user.as_deref().unwrap_or_default()),
+            outcome: outcome_name(record.outcome),
+            tags: Json(&record.tags),
+        }
+    }
+}
+
 /// Copies `records` (serialized as `lines`) into `usage_records` in `transaction`.
 async fn copy_records(
     transaction: &tokio_postgres::Transaction<'_>,
     records: &[&UsageRecord],
     lines: &[&str],
 ) -> Result<(), DbError> {
-    // The values that are not fields of a record, each row's in one place.
-    let derived: Vec<(&str, &str, &str, Json<&Vec<String>>)> = records
-        .iter()
-        .map(|record| {
-            (
-                record.model_id.as_deref().unwrap_or_default(),
-                record.user.as_deref().unwrap_or_default(),
-                outcome_name(record.outcome),
-                Json(&record.tags),
-            )
-        })
-        .collect();
+    let derived: Vec<Derived> = records.iter().map(|record| Derived::of(record)).collect();
     let rows = records.iter().zip(lines).zip(&derived).map(
-        |((record, line), (model, user, outcome, tags))| -> [&(dyn ToSql + Sync); 10] {
+        |((record, line), derived)| -> [&(dyn ToSql + Sync); 10] {
             [
                 &record.id,
                 &record.timestamp,
                 &record.project_id,
                 &record.token_id,
-                model,
-                user,
-                outcome,
+                &derived.model,
+                &derived.user,
+                &derived.outcome,
                 &record.trace_id,
-                tags,
+                &derived.tags,
                 line,
             ]
         },
@@ -770,8 +781,9 @@ fn keeps_sketches(dimension: Dimension) -> bool {
 /// A sketch's (bucket, count) pairs.
 type SketchBins = Vec<(i16, u32)>;
 
-/// A rollup cell: (hour, dimension, project, value, outcome).
-type CellKey<'a> = (i64, i16, &'a str, &'a str, i16);
+/// A rollup cell: (hour, dimension, project, value, outcome); the value as stored (see
+/// [`super::storable`]), so that values stored alike are one cell.
+type CellKey<'a> = (i64, i16, &'a str, Cow<'a, str>, i16);
 
 /// The rollup cells `records` add to, each with its sums.
 fn rollup_cells<'a>(
@@ -797,7 +809,7 @@ fn rollup_cells<'a>(
                 hour,
                 dimension_code(dimension),
                 record.project_id.as_str(),
-                value,
+                super::storable(value),
                 outcome,
             );
             cells
@@ -2015,6 +2027,66 @@ mod tests {
             ids,
             records.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
         );
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        drop(database);
+        db.drop_now().await;
+    }
+
+    /// A caller's `user` field holding NUL (which no PostgreSQL text can) must not make its
+    /// batch fail for ever, holding back every record after it: the columns and rollup cells
+    /// get U+FFFD, the line keeps the value exactly. Also when the batch goes again as an
+    /// INSERT (a record sent twice), and when two values differ only there (one cell).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nul_in_a_user_field_is_stored_without_holding_back_the_batch() {
+        let db = TestDb::create().await;
+        let database = Database::open(&db.url).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let shipper = UsageShipper::open(
+            Arc::clone(&database),
+            dir.path().join("spool.jsonl"),
+            BufferLimits::default(),
+        )
+        .unwrap();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        let mut records: Vec<UsageRecord> = (0..4).map(record).collect();
+        records[1].user = Some("a\0b".to_owned());
+        records[2].user = Some("a\u{FFFD}b".to_owned());
+        records[2].project_id = records[1].project_id.clone();
+        records[2].timestamp = records[1].timestamp;
+        records[2].outcome = records[1].outcome;
+        let with_records = records.iter().map(|record| (record.clone(), 0)).collect();
+        shipper.hand_records(&lines(&records), with_records);
+        // Sent again: the copy breaks the key and the batch goes as an insert.
+        shipper.hand(&lines(&records[1..2]));
+        wait_until("every record shipped", async || shipper.shipped() == 5).await;
+        let client = database.client().await.unwrap();
+        let rows = client
+            .query(
+                "SELECT user_field, line FROM usage_records WHERE id = ANY($1) ORDER BY seq",
+                &[&vec!["r1", "r2"]],
+            )
+            .await
+            .unwrap();
+        let stored: Vec<(String, String)> =
+            rows.iter().map(|row| (row.get(0), row.get(1))).collect();
+        assert_eq!(stored[0].0, "a\u{FFFD}b");
+        assert!(
+            stored[0].1.contains(r#""user":"a\u0000b""#),
+            "{}",
+            stored[0].1
+        );
+        assert_eq!(stored[1].0, "a\u{FFFD}b");
+        let calls: i64 = client
+            .query_one(
+                "SELECT sum(calls)::int8 FROM usage_rollups WHERE dimension = $1 AND value = $2",
+                &[&dimension_code(Dimension::User), &"a\u{FFFD}b"],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(calls, 2);
         stop.send(true).unwrap();
         task.await.unwrap();
         drop(database);
