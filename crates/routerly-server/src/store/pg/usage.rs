@@ -1564,19 +1564,56 @@ mod tests {
         db.drop_now().await;
     }
 
+    /// A shipper with the default limits on a fresh database, running until
+    /// [`Shipping::end`].
+    struct Shipping {
+        db: TestDb,
+        database: Arc<Database>,
+        _spool_dir: tempfile::TempDir,
+        shipper: Arc<UsageShipper>,
+        stop: tokio::sync::watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Shipping {
+        async fn start() -> Shipping {
+            let db = TestDb::create().await;
+            let database = Database::open(&db.url).await.unwrap();
+            let spool_dir = tempfile::tempdir().unwrap();
+            let shipper = UsageShipper::open(
+                Arc::clone(&database),
+                spool_dir.path().join("spool.jsonl"),
+                BufferLimits::default(),
+            )
+            .unwrap();
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+            Shipping {
+                db,
+                database,
+                _spool_dir: spool_dir,
+                shipper,
+                stop,
+                task,
+            }
+        }
+
+        /// Stops the shipper and drops the database.
+        async fn end(self) {
+            self.stop.send(true).unwrap();
+            self.task.await.unwrap();
+            drop((self.database, self.shipper));
+            self.db.drop_now().await;
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn ships_once_and_answers_as_the_records_say() {
-        let db = TestDb::create().await;
-        let database = Database::open(&db.url).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let shipper = UsageShipper::open(
-            Arc::clone(&database),
-            dir.path().join("spool.jsonl"),
-            BufferLimits::default(),
-        )
-        .unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        let shipping = Shipping::start().await;
+        let (database, shipper) = (
+            Arc::clone(&shipping.database),
+            Arc::clone(&shipping.shipper),
+        );
         let records: Vec<UsageRecord> = (0..600).map(record).collect();
         // Records repeated within one batch (a re-sent batch joined to the one it repeats)
         // and a batch handed twice (a retry after an unanswered commit) count once.
@@ -1743,10 +1780,8 @@ mod tests {
         let calls: u64 = one.groups.values().map(|group| group.total().calls).sum();
         assert_eq!(calls, 600);
         assert!(two.groups.is_empty());
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        drop(database);
-        db.drop_now().await;
+        drop((database, shipper));
+        shipping.end().await;
     }
 
     /// A TCP relay to the machine's PostgreSQL that a test can cut and restore.
@@ -2039,17 +2074,11 @@ mod tests {
     /// INSERT (a record sent twice), and when two values differ only there (one cell).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_nul_in_a_user_field_is_stored_without_holding_back_the_batch() {
-        let db = TestDb::create().await;
-        let database = Database::open(&db.url).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let shipper = UsageShipper::open(
-            Arc::clone(&database),
-            dir.path().join("spool.jsonl"),
-            BufferLimits::default(),
-        )
-        .unwrap();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(Arc::clone(&shipper).run(stopped));
+        let shipping = Shipping::start().await;
+        let (database, shipper) = (
+            Arc::clone(&shipping.database),
+            Arc::clone(&shipping.shipper),
+        );
         let mut records: Vec<UsageRecord> = (0..4).map(record).collect();
         records[1].user = Some("a\0b".to_owned());
         records[2].user = Some("a\u{FFFD}b".to_owned());
@@ -2087,9 +2116,7 @@ mod tests {
             .unwrap()
             .get(0);
         assert_eq!(calls, 2);
-        stop.send(true).unwrap();
-        task.await.unwrap();
-        drop(database);
-        db.drop_now().await;
+        drop((database, shipper));
+        shipping.end().await;
     }
 }
