@@ -63,6 +63,9 @@ def make_calls(routerly: Routerly) -> list[str]:
     while len(routerly.usage_records()) < CALLS:
         assert time.monotonic() < deadline, "usage records not written"
         time.sleep(0.02)
+    # In shared mode the reports read PostgreSQL, which the shipper reaches shortly after.
+    reported = {call["trace_id"] for call in routerly.reported_calls(set(traces))}
+    assert set(traces) <= reported, "the calls did not reach the usage history"
     return traces
 
 
