@@ -609,7 +609,8 @@ const COPY_TYPES: [Type; 10] = [
     Type::TEXT,
 ];
 
-/// A batch of records, in the order given.
+/// A batch of records, in the order given: the insert for a batch holding records already
+/// stored (with `ON CONFLICT DO NOTHING RETURNING id`), which [`COPY_RECORDS`] refuses.
 const INSERT_RECORDS: &str = "INSERT INTO usage_records
          (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
      SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags::jsonb, line
@@ -619,9 +620,9 @@ const INSERT_RECORDS: &str = "INSERT INTO usage_records
           AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
      ORDER BY n";
 
-/// Inserts `lines` (serialized records) in one statement (a second for a batch holding
-/// records already there, which are skipped and not counted again), and adds the records it
-/// stored to the rollups in the same transaction.
+/// Stores `lines` (serialized records) with one `COPY` (or, for a batch holding records
+/// already there, an insert that skips them, so they are not counted again), and adds the
+/// records it stored to the rollups in the same transaction.
 pub(crate) async fn insert(client: &mut Client, lines: &[impl AsRef<str>]) -> Result<(), DbError> {
     insert_batch(client, lines.iter().map(|line| (line.as_ref(), None))).await
 }
