@@ -613,9 +613,9 @@ const COPY_TYPES: [Type; 10] = [
 /// stored (with `ON CONFLICT DO NOTHING RETURNING id`), which [`COPY_RECORDS`] refuses.
 const INSERT_RECORDS: &str = "INSERT INTO usage_records
          (id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line)
-     SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags::jsonb, line
+     SELECT id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line
      FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                 $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::text[])
           WITH ORDINALITY
           AS batch(id, at, project_id, token_id, model_id, user_field, outcome, trace_id, tags, line, n)
      ORDER BY n";
@@ -649,12 +649,13 @@ async fn insert_batch<'a>(
         parsed.push(record);
     }
     let records: Vec<&UsageRecord> = parsed.iter().map(Cow::as_ref).collect();
+    let derived: Vec<Derived> = records.iter().map(|record| Derived::of(record)).collect();
     // Nearly every batch is new: its rows are copied in (binary COPY: no statement to plan,
     // no arrays to unpack and sort back into order), the primary key checking each id as it
     // goes in. A batch re-sent after an unanswered commit, or joined to the one it repeats,
     // breaks the key; it goes again as an INSERT that skips the records stored.
     let transaction = client.transaction().await?;
-    match copy_records(&transaction, &records, &kept).await {
+    match copy_records(&transaction, &records, &derived, &kept).await {
         Ok(()) => {
             add_to_rollups(&transaction, records.iter().copied()).await?;
             transaction.commit().await?;
@@ -668,6 +669,7 @@ async fn insert_batch<'a>(
         }
         Err(error) => return Err(error),
     }
+    // The same columns as the copy's, as arrays.
     let column = |of: fn(&UsageRecord) -> &str| {
         records
             .iter()
@@ -677,18 +679,12 @@ async fn insert_batch<'a>(
     let ids = column(|record| &record.id);
     let projects = column(|record| &record.project_id);
     let tokens = column(|record| &record.token_id);
-    let models = column(|record| record.model_id.as_deref().unwrap_or_default());
-    let users: Vec<Cow<str>> = records
-        .iter()
-        .map(|record| super::storable(record.user.as_deref().unwrap_or_default()))
-        .collect();
-    let outcomes = column(|record| outcome_name(record.outcome));
     let traces = column(|record| &record.trace_id);
     let ats: Vec<DateTime<Utc>> = records.iter().map(|record| record.timestamp).collect();
-    let tags: Vec<String> = records
-        .iter()
-        .map(|record| serde_json::to_string(&record.tags).unwrap_or_else(|_| "[]".to_owned()))
-        .collect();
+    let models: Vec<&str> = derived.iter().map(|row| row.model).collect();
+    let users: Vec<&Cow<str>> = derived.iter().map(|row| &row.user).collect();
+    let outcomes: Vec<&str> = derived.iter().map(|row| row.outcome).collect();
+    let tags: Vec<&Json<&Vec<String>>> = derived.iter().map(|row| &row.tags).collect();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
         &ids, &ats, &projects, &tokens, &models, &users, &outcomes, &traces, &tags, &kept,
     ];
@@ -711,7 +707,8 @@ async fn insert_batch<'a>(
     Ok(())
 }
 
-/// The columns of a record's row that are not fields of the record as they are.
+/// The columns of a record's row that are not fields of the record as they are, the same
+/// for the copy and the insert.
 struct Derived<'a> {
     model: &'a str,
     user: Cow<'a, str>,
@@ -734,10 +731,10 @@ impl<'a> Derived<'a> {
 async fn copy_records(
     transaction: &tokio_postgres::Transaction<'_>,
     records: &[&UsageRecord],
+    derived: &[Derived<'_>],
     lines: &[&str],
 ) -> Result<(), DbError> {
-    let derived: Vec<Derived> = records.iter().map(|record| Derived::of(record)).collect();
-    let rows = records.iter().zip(lines).zip(&derived).map(
+    let rows = records.iter().zip(lines).zip(derived).map(
         |((record, line), derived)| -> [&(dyn ToSql + Sync); 10] {
             [
                 &record.id,
