@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/0005_api_keys.sql")),
     (6, include_str!("migrations/0006_alert_ledger.sql")),
     (7, include_str!("migrations/0007_traces_by_id.sql")),
+    (8, include_str!("migrations/0008_usage_by_time.sql")),
 ];
 
 /// Any constant shared by every replica: serializes their migrations.

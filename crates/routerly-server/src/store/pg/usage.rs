@@ -208,13 +208,28 @@ impl UsageShipper {
     /// [`UsageShipper::hand`], with the records the lines were written from (`records`
     /// holds one per line, in order, with the line's length, or is empty).
     pub fn hand_records(&self, bytes: &[u8], records: Vec<(UsageRecord, u64)>) {
-        let lines = bytes.split_inclusive(|b| *b == b'\n');
-        let mut records = records.into_iter();
-        let given = records.len() == lines.clone().count();
+        // Cut at the records' lengths when they are given, else at each newline: scanning a
+        // batch for newlines a byte at a time once cost more than the rest of the hand-over.
+        let mut lines: Vec<(&[u8], Option<UsageRecord>)> = Vec::with_capacity(records.len());
+        if records.iter().map(|(_, len)| *len).sum::<u64>() == bytes.len() as u64 {
+            let mut start = 0;
+            for (record, len) in records {
+                let end = start + len as usize;
+                lines.push((&bytes[start..end], Some(record)));
+                start = end;
+            }
+        } else {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]) {
+                if start < bytes.len() {
+                    lines.push((&bytes[start..(end + 1).min(bytes.len())], None));
+                }
+                start = end + 1;
+            }
+        }
         let mut buffer = self.buffer();
         let mut spool: Option<File> = None;
-        for line in lines {
-            let record = records.next().filter(|_| given).map(|(record, _)| record);
+        for (line, record) in lines {
             let Ok(text) = std::str::from_utf8(line.strip_suffix(b"\n").unwrap_or(line)) else {
                 continue;
             };
@@ -1063,7 +1078,8 @@ impl PgUsageHistory {
         each: &mut dyn FnMut(UsageRecord, &str) -> bool,
     ) -> io::Result<()> {
         let (clause, mut params) = conditions(filter);
-        let mut sql = format!("SELECT line FROM usage_records WHERE {clause} ORDER BY seq {order}");
+        let mut sql =
+            format!("SELECT line FROM usage_records WHERE {clause} ORDER BY at {order}, id {order}");
         params.push(Box::new(offset as i64));
         sql.push_str(&format!(" OFFSET ${}", params.len()));
         if let Some(limit) = limit {
@@ -1311,7 +1327,7 @@ impl UsageHistory for PgUsageHistory {
             let client = self.database.client().await.map_err(to_io)?;
             let rows = client
                 .query(
-                    "SELECT line FROM usage_records WHERE trace_id = $1 ORDER BY seq",
+                    "SELECT line FROM usage_records WHERE trace_id = $1 ORDER BY at, id",
                     &[&trace_id],
                 )
                 .await
