@@ -1078,8 +1078,9 @@ impl PgUsageHistory {
         each: &mut dyn FnMut(UsageRecord, &str) -> bool,
     ) -> io::Result<()> {
         let (clause, mut params) = conditions(filter);
-        let mut sql =
-            format!("SELECT line FROM usage_records WHERE {clause} ORDER BY at {order}, id {order}");
+        let mut sql = format!(
+            "SELECT line FROM usage_records WHERE {clause} ORDER BY at {order}, id {order}"
+        );
         params.push(Box::new(offset as i64));
         sql.push_str(&format!(" OFFSET ${}", params.len()));
         if let Some(limit) = limit {
