@@ -233,11 +233,15 @@ def count(args, work, server, port, usage_log, keep_prefix):
     return results, heap
 
 
-# The entry points of the C library's allocator: Rust's allocations reach it through these
-# (the global allocator is the system's), so the calls into them that a dump records are the
-# process's heap allocations, as valgrind's DHAT counts them.
+# The entry points of the allocators: Rust's allocations reach mimalloc (the binary's global
+# allocator) through its `mi_*_aligned` functions, and C code, nginx and glibc's own reach the
+# C library's; the calls into them that a dump records are the process's heap allocations,
+# as valgrind's DHAT counts them.
 ALLOCATING = {"malloc": "allocations", "calloc": "allocations", "posix_memalign": "allocations",
-              "aligned_alloc": "allocations", "memalign": "allocations", "realloc": "reallocations"}
+              "aligned_alloc": "allocations", "memalign": "allocations", "realloc": "reallocations",
+              "mi_malloc_aligned": "allocations", "mi_zalloc_aligned": "allocations",
+              "mi_malloc": "allocations", "mi_zalloc": "allocations", "mi_calloc": "allocations",
+              "mi_realloc_aligned": "reallocations", "mi_realloc": "reallocations"}
 
 
 def allocator_calls(path):

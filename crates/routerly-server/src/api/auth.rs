@@ -126,7 +126,8 @@ pub struct AccessClaims {
 const MAX_ARGON2_BLOCKS: usize = 64 * 1024;
 
 /// Argon2 blocks (1 KiB each) reserved for a hash's memory at least: 33 MiB, above glibc's
-/// largest mmap threshold (32 MiB), see [`argon2_into`].
+/// largest mmap threshold (32 MiB) and above the 16 MiB from which the binary's allocator
+/// (mimalloc, see `.cargo/config.toml`) maps memory of its own, see [`argon2_into`].
 const MAPPED_BLOCKS: usize = 33 * 1024;
 
 /// Argon2 memories not in use, kept for the next hash and freed when hashing has been idle
