@@ -113,8 +113,8 @@ struct Waiting {
     record: Option<UsageRecord>,
 }
 
-/// Records waiting beyond which their lines alone are kept: past a few batches the
-/// database is behind or away, and memory matters more than parsing.
+/// Records waiting beyond which their lines alone are kept: past two batches the database
+/// is behind or away, and memory matters more than parsing.
 const KEEP_RECORDS_UP_TO: usize = 2 * SHIP_BATCH;
 
 /// Where the shipper stands, for `/ready`.
@@ -1640,9 +1640,19 @@ mod tests {
         let mut first = records[..250].to_vec();
         first.extend_from_slice(&records[..10]);
         shipper.hand(&lines(&first));
-        // The usage writer hands its records with their lines; the rest are parsed.
-        for chunk in records[250..].chunks(250) {
-            let with_lengths = chunk.iter().map(|record| (record.clone(), 0)).collect();
+        // The usage writer hands its records with their lines and the lines' lengths; the
+        // rest are parsed. The newer chunk goes first, so the order shipped is not the order
+        // of the calls, which pages and exports keep.
+        for chunk in records[250..].chunks(250).rev() {
+            let with_lengths = chunk
+                .iter()
+                .map(|record| {
+                    (
+                        record.clone(),
+                        lines(std::slice::from_ref(record)).len() as u64,
+                    )
+                })
+                .collect();
             shipper.hand_records(&lines(chunk), with_lengths);
         }
         shipper.hand(&lines(&records[..10]));
