@@ -106,11 +106,21 @@ impl Service {
         // history (rollups, the active segment's index) and routing statistics.
         let usage_log = home.usage_log_path();
         let usage_checkpoint = home.usage_checkpoint_path();
+        // With PostgreSQL, reports come from the database's rollups: the local history keeps
+        // only the segment indexes.
+        let rollups = match &database {
+            Some(_) => store::history::RollupMode::Skipped,
+            None => store::history::RollupMode::Kept,
+        };
         let (files, usage_history, history_start) = tokio::task::spawn_blocking(move || {
             store::segments::clean_interrupted(&usage_log)?;
             let files = store::usage_log::usage_log_files(&usage_log)?;
-            let (history, start) =
-                store::history::FileUsageHistory::open(&usage_log, &usage_checkpoint, &files)?;
+            let (history, start) = store::history::FileUsageHistory::open(
+                &usage_log,
+                &usage_checkpoint,
+                &files,
+                rollups,
+            )?;
             Ok::<_, std::io::Error>((files, history, start))
         })
         .await

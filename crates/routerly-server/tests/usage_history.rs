@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use routerly_core::usage::{CallType, Outcome, Surface, UsageRecord};
 use routerly_server::budgets::rebuild;
-use routerly_server::store::history::{FileUsageHistory, Retention, UsageHistory};
+use routerly_server::store::history::{FileUsageHistory, Retention, RollupMode, UsageHistory};
 use routerly_server::store::rollup::{
     DAY, Dimension, Filter, GroupBy, Groups, HOUR, OUTCOMES, Rollups,
 };
@@ -83,11 +83,18 @@ fn paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-/// Opens the history as `Service::open` does: one replay pass driven by the budget rebuild.
+/// Opens the history as `Service::open` does in file mode: one replay pass driven by the
+/// budget rebuild.
 fn open(dir: &Path) -> Arc<FileUsageHistory> {
+    open_as(dir, RollupMode::Kept)
+}
+
+/// Opens the history as `Service::open` does with `rollups` (`Skipped` on PostgreSQL).
+fn open_as(dir: &Path, rollups: RollupMode) -> Arc<FileUsageHistory> {
     let (log, checkpoint, counters) = paths(dir);
     let files = usage_log_files(&log).expect("list the log");
-    let (history, start) = FileUsageHistory::open(&log, &checkpoint, &files).expect("open");
+    let (history, start) =
+        FileUsageHistory::open(&log, &checkpoint, &files, rollups).expect("open");
     let mut replay = history.replay(start);
     rebuild::rebuild(&files, &counters, &[], Utc::now(), &mut replay).expect("replay");
     let history = replay.finish();
@@ -383,9 +390,37 @@ async fn every_answer_survives_restarts_crashes_compression_and_expiry() {
         "after a restart from a fresh checkpoint",
     );
 
-    // A damaged checkpoint is refused whole, and the rollups are rebuilt from the log.
+    // The same home run as a PostgreSQL replica: no rollups kept, its checkpoint saying
+    // so, and its answers (from the records) still right.
     drop(restarted);
     let (_, checkpoint, _) = paths(dir.path());
+    std::fs::remove_file(&checkpoint).expect("remove the checkpoint");
+    let replica = open_as(dir.path(), RollupMode::Skipped);
+    assert_eq!(replica.rollup_size(), (0, 0), "no rollups are kept");
+    assert_answers(
+        &ask(&*replica, &all, now),
+        &before,
+        "as a PostgreSQL replica",
+    );
+    assert!(
+        replica.checkpoint().expect("checkpoint"),
+        "the position is saved"
+    );
+    // Its position's flag (after the header and the time taken) says: no rollups.
+    let saved = std::fs::read(&checkpoint).expect("read the checkpoint");
+    assert_eq!(saved[32], 2, "a position without rollups");
+    // Back to file mode: that checkpoint has no rollups, so they are rebuilt from the log.
+    drop(replica);
+    let restarted = open(dir.path());
+    assert!(restarted.rollup_size().1 > 0, "rollups are rebuilt");
+    assert_answers(
+        &ask(&*restarted, &all, now),
+        &before,
+        "in file mode after a PostgreSQL replica's checkpoint",
+    );
+
+    // A damaged checkpoint is refused whole, and the rollups are rebuilt from the log.
+    drop(restarted);
     let good = std::fs::read(&checkpoint).expect("read the checkpoint");
     assert!(good.starts_with(b"RLYUSAGE"), "a binary checkpoint");
     let mut flipped = good.clone();
