@@ -248,13 +248,15 @@ impl FileUsageHistory {
             });
             match (found, checkpoint.position) {
                 (Some((file_index, position)), _) => {
-                    if checkpoint.rollups_kept {
-                        live.rollups = checkpoint.rollups;
-                        start.rollups_from = (file_index, position.offset);
-                    } else if rollups == RollupMode::Kept {
-                        tracing::info!(
+                    match (rollups, checkpoint.rollups_kept) {
+                        (RollupMode::Kept, true) => {
+                            live.rollups = checkpoint.rollups;
+                            start.rollups_from = (file_index, position.offset);
+                        }
+                        (RollupMode::Kept, false) => tracing::info!(
                             "the usage checkpoint was taken without rollups (PostgreSQL mode); rebuilding them from the whole log"
-                        );
+                        ),
+                        (RollupMode::Skipped, _) => {}
                     }
                     if Some(position.inode) == active_inode && file_index == active_index {
                         start.active_from = (active_index, checkpoint.active.bytes);
@@ -263,7 +265,9 @@ impl FileUsageHistory {
                 }
                 (None, None) => {
                     // Taken before any record was written: every file is newer.
-                    live.rollups = checkpoint.rollups;
+                    if rollups == RollupMode::Kept {
+                        live.rollups = checkpoint.rollups;
+                    }
                 }
                 (None, Some(_)) => {
                     tracing::warn!(
@@ -277,7 +281,7 @@ impl FileUsageHistory {
             offset: start.active_from.1,
         });
         if rollups == RollupMode::Skipped {
-            live.rollups = Rollups::default();
+            // The replay adds nothing to the (empty) rollups.
             start.rollups_from = (usize::MAX, 0);
         }
         Ok((

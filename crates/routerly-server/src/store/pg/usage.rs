@@ -224,12 +224,12 @@ impl UsageShipper {
                 start = end;
             }
         } else {
-            let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]) {
-                if start < bytes.len() {
-                    lines.push((&bytes[start..(end + 1).min(bytes.len())], None));
-                }
-                start = end + 1;
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |at| at + 1);
+                let (line, after) = rest.split_at(end);
+                lines.push((line, None));
+                rest = after;
             }
         }
         let mut buffer = self.buffer();
