@@ -185,22 +185,28 @@ pub(super) fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
 /// serde a thirtieth). `None` when the text does not have that shape; the caller then
 /// decodes the whole answer.
 pub fn decode_usage_text(text: &str) -> Option<Usage> {
-    let members = crate::members::top_level(text)?;
     let mut usage = Usage::default();
-    for (key, value) in &members {
-        match *key {
-            "prompt_tokens" => usage.input_tokens = count(value),
-            "completion_tokens" => usage.output_tokens = count(value),
-            "prompt_tokens_details" => {
-                usage.cached_input_tokens = detail(value, "cached_tokens")?;
-            }
-            "completion_tokens_details" => {
-                usage.reasoning_tokens = detail(value, "reasoning_tokens")?;
-            }
-            _ => {}
+    let mut details = Some(());
+    crate::members::each_member(text, |key, value| match key {
+        "prompt_tokens" => usage.input_tokens = count(value),
+        "completion_tokens" => usage.output_tokens = count(value),
+        "prompt_tokens_details" => {
+            details = details.and(detail(
+                value,
+                "cached_tokens",
+                &mut usage.cached_input_tokens,
+            ));
         }
-    }
-    Some(usage)
+        "completion_tokens_details" => {
+            details = details.and(detail(
+                value,
+                "reasoning_tokens",
+                &mut usage.reasoning_tokens,
+            ));
+        }
+        _ => {}
+    })?;
+    details.map(|()| usage)
 }
 
 /// A counter's JSON text as the map reader takes it: a whole number, or 0 (`null`, a
@@ -216,20 +222,19 @@ fn count(text: &str) -> u64 {
     text.parse().unwrap_or(0)
 }
 
-/// The counter `name` of a details object's text (0 when absent or `null`); `None` when
-/// the details are neither an object nor `null`.
-fn detail(text: &str, name: &str) -> Option<u64> {
+/// Sets `counter` to the counter `name` of a details object's text (0 when absent or
+/// `null`, the last when repeated); `None` when the details are neither an object nor
+/// `null`.
+fn detail(text: &str, name: &str, counter: &mut u64) -> Option<()> {
+    *counter = 0;
     if text == "null" {
-        return Some(0);
+        return Some(());
     }
-    let members = crate::members::top_level(text)?;
-    Some(
-        members
-            .iter()
-            .rev()
-            .find(|(key, _)| *key == name)
-            .map_or(0, |(_, value)| count(value)),
-    )
+    crate::members::each_member(text, |key, value| {
+        if key == name {
+            *counter = count(value);
+        }
+    })
 }
 
 /// The usage object clients read. `input_tokens` already holds cache-write tokens
