@@ -1,9 +1,11 @@
 //! Talking to LLM providers over HTTP.
 //!
-//! [`Upstream`] owns the pooled HTTP clients: hyper's own pooled client over rustls for
-//! direct connections (reqwest's redirect and retry layers and its re-parsing of every URL
-//! were an eighth of a proxied request's instructions), and reqwest for a provider the
-//! environment routes through an outbound proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
+//! [`Upstream`] owns the pooled HTTP clients: Routerly's own HTTP/1.1 client over rustls
+//! for direct connections (`http1.rs`: a call and its body are read in the caller's task,
+//! where hyper's pooled client handed every body chunk over from a connection task, and
+//! reqwest's redirect and retry layers and its re-parsing of every URL were an eighth of a
+//! proxied request's instructions), and reqwest for a provider the environment routes
+//! through an outbound proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`,
 //! `NO_PROXY`), which it supports in full. [`Upstream::send`] posts a body that the
 //! caller has already put in the provider's wire format (see `routerly_core::wire`) to
 //! the provider's URL with its credentials, and returns either the whole JSON answer or
@@ -16,25 +18,21 @@
 //! `endpoints.rs`.
 
 mod endpoints;
+mod http1;
 mod ndjson;
 mod sse;
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::{FutureExt, StreamExt};
-use http::{HeaderMap, HeaderValue, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyDataStream, BodyExt, Full};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http_body_util::BodyDataStream;
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use routerly_core::config::{ProviderKind, Timeouts};
 
 pub use endpoints::{ANTHROPIC_VERSION, Framing, url_for};
@@ -170,22 +168,21 @@ impl UpstreamError {
     }
 }
 
-/// Pooled HTTP clients, one pair per connect timeout in use.
+/// Pooled HTTP clients: Routerly's own for direct connections, reqwest's (one per connect
+/// timeout in use) through a proxy.
 pub struct Upstream {
-    direct: RwLock<HashMap<u64, DirectClient>>,
+    direct: http1::Client,
     proxied: RwLock<HashMap<u64, reqwest::Client>>,
     /// Which URLs the environment sends through a proxy.
     proxies: Matcher,
     /// Provider URLs already parsed (a model's URL is the same on every call). Cleared when
     /// it grows large.
-    uris: RwLock<HashMap<String, Uri>>,
+    /// Keyed by a randomly seeded foldhash: a caller's query string is part of the URL.
+    uris: RwLock<HashMap<String, Arc<http1::Destination>, foldhash::fast::RandomState>>,
 }
 
-/// hyper's pooled client: HTTP/1.1 keep-alive, HTTP/2 where TLS negotiates it.
-type DirectClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// An answer's body, however the provider was reached.
-type AnswerBody = UnsyncBoxBody<Bytes, BoxError>;
+/// An answer's body as a stream of its bytes, however the provider was reached.
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Most distinct provider URLs kept parsed.
@@ -203,44 +200,11 @@ impl Upstream {
     /// A pool with no connections yet.
     pub fn new() -> Self {
         Upstream {
-            direct: RwLock::new(HashMap::new()),
+            direct: http1::Client::new(),
             proxied: RwLock::new(HashMap::new()),
             proxies: Matcher::from_system(),
-            uris: RwLock::new(HashMap::new()),
+            uris: RwLock::default(),
         }
-    }
-
-    fn direct_client(&self, connect_ms: u64) -> DirectClient {
-        if let Some(client) = self
-            .direct
-            .read()
-            .expect("client map lock")
-            .get(&connect_ms)
-        {
-            return client.clone();
-        }
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(Duration::from_millis(connect_ms)));
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let https = HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
-        self.direct
-            .write()
-            .expect("client map lock")
-            .entry(connect_ms)
-            .or_insert(client)
-            .clone()
     }
 
     fn proxied_client(&self, connect_ms: u64) -> reqwest::Client {
@@ -270,19 +234,21 @@ impl Upstream {
 
     /// `url` parsed, from the cache when it was parsed before; `None` when it is not an
     /// absolute http(s) URL.
-    fn parsed_uri(&self, url: &str) -> Option<Uri> {
+    fn parsed_uri(&self, url: &str) -> Option<Arc<http1::Destination>> {
         if let Some(parsed) = self.uris.read().expect("url map lock").get(url) {
-            return Some(parsed.clone());
+            return Some(Arc::clone(parsed));
         }
         let parsed: Uri = url.parse().ok()?;
         if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
             return None;
         }
+        let proxied = self.proxies.intercept(&parsed).is_some();
+        let parsed = Arc::new(http1::Destination::new(parsed, proxied));
         let mut uris = self.uris.write().expect("url map lock");
         if uris.len() >= MAX_PARSED_URLS {
             uris.clear();
         }
-        uris.insert(url.to_owned(), parsed.clone());
+        uris.insert(url.to_owned(), Arc::clone(&parsed));
         Some(parsed)
     }
 
@@ -302,7 +268,7 @@ impl Upstream {
     ) -> Result<UpstreamResponse, UpstreamError> {
         let url = url_for(target, operation, stream);
         let framing = Framing::of(target.provider);
-        let uri = self.parsed_uri(&url).ok_or_else(|| {
+        let destination = self.parsed_uri(&url).ok_or_else(|| {
             UpstreamError::Connect("the model's endpoint is not a valid http(s) URL".to_owned())
         })?;
         let mut headers = endpoints::auth_headers(target);
@@ -326,7 +292,7 @@ impl Upstream {
         let connect_ms = target.timeouts.connect_ms;
         let first_token = Duration::from_millis(target.timeouts.first_token_ms);
         let sent = async {
-            if self.proxies.intercept(&uri).is_some() {
+            if destination.proxied {
                 let response = self
                     .proxied_client(connect_ms)
                     .post(url.as_str())
@@ -335,34 +301,39 @@ impl Upstream {
                     .send()
                     .await
                     .map_err(|error| classify_reqwest(&error))?;
-                Ok(http::Response::from(response)
-                    .map(|body| body.map_err(BoxError::from).boxed_unsync()))
+                let response = http::Response::from(response);
+                let (head, body) = response.into_parts();
+                let bytes: ByteStream =
+                    Box::pin(BodyDataStream::new(body).map(|chunk| chunk.map_err(BoxError::from)));
+                Ok((head.status, head.headers, bytes))
             } else {
-                let mut request = http::Request::new(Full::new(Bytes::from(body)));
-                *request.method_mut() = http::Method::POST;
-                *request.uri_mut() = uri;
-                *request.headers_mut() = headers;
-                let response = self
-                    .direct_client(connect_ms)
-                    .request(request)
-                    .await
-                    .map_err(|error| classify_hyper(&error))?;
-                Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+                let answer = self
+                    .direct
+                    .post(
+                        &destination,
+                        &headers,
+                        &body,
+                        Duration::from_millis(connect_ms),
+                    )
+                    .await?;
+                Ok((
+                    answer.status,
+                    answer.headers,
+                    Box::pin(answer.body) as ByteStream,
+                ))
             }
         };
-        let response: http::Response<AnswerBody> =
+        let (status, response_headers, answer): (StatusCode, HeaderMap, ByteStream) =
             match tokio::time::timeout(first_token, sent).await {
                 Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
                 Ok(Err(error)) => return Err(error),
                 Ok(Ok(response)) => response,
             };
-        let status = response.status().as_u16();
+        let status = status.as_u16();
         let idle = Duration::from_millis(target.timeouts.idle_ms);
         if !(200..300).contains(&status) {
-            let header_retry_after = retry_after(response.headers());
-            let body = read_body(response, idle, 16 * 1024)
-                .await
-                .unwrap_or_default();
+            let header_retry_after = retry_after(&response_headers);
+            let body = read_body(answer, idle, 16 * 1024).await.unwrap_or_default();
             let retry_after = header_retry_after.or_else(|| retry_delay_in_body(&body));
             return Err(UpstreamError::Status {
                 status: classified_status(target.provider, status, &body),
@@ -371,8 +342,7 @@ impl Upstream {
             });
         }
         if stream {
-            let content_type_matches = response
-                .headers()
+            let content_type_matches = response_headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
                 .is_some_and(|value| framing.matches_content_type(value));
@@ -382,13 +352,13 @@ impl Upstream {
                 ));
             }
             return Ok(UpstreamResponse::Stream(EventStream::new(
-                response,
+                answer,
                 framing,
                 first_token,
                 idle,
             )));
         }
-        let body = read_body(response, idle, MAX_RESPONSE_BYTES).await?;
+        let body = read_body(answer, idle, MAX_RESPONSE_BYTES).await?;
         Ok(UpstreamResponse::Json(body))
     }
 }
@@ -442,23 +412,6 @@ fn classify_reqwest(error: &reqwest::Error) -> UpstreamError {
     UpstreamError::Protocol(describe(error))
 }
 
-fn classify_hyper(error: &hyper_util::client::legacy::Error) -> UpstreamError {
-    if !error.is_connect() {
-        return UpstreamError::Protocol(describe(error));
-    }
-    // The connector reports its connect timeout as an I/O error of kind `TimedOut`.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return UpstreamError::Timeout(TimeoutPhase::Connect);
-        }
-        source = cause.source();
-    }
-    UpstreamError::Connect(describe(error))
-}
-
 /// The error and its causes in one line; client errors never carry request headers.
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -471,23 +424,27 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The whole body of `answer`, up to `limit` bytes: cut there for an error body (`limit`
+/// below the largest answer), refused beyond it otherwise.
 async fn read_body(
-    response: http::Response<AnswerBody>,
+    mut answer: ByteStream,
     idle: Duration,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
-    let mut answer = response.into_body();
+    // Most answers come in one piece, kept as it is; more pieces are joined.
+    let mut first: Option<Bytes> = None;
     let mut body = Vec::new();
     loop {
-        let chunk = match tokio::time::timeout(idle, answer.frame()).await {
+        let chunk = match tokio::time::timeout(idle, answer.next()).await {
             Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::Idle)),
             Ok(Some(Err(error))) => return Err(UpstreamError::Protocol(describe(&*error))),
+            Ok(None) if body.is_empty() => return Ok(first.unwrap_or_default()),
             Ok(None) => return Ok(Bytes::from(body)),
-            Ok(Some(Ok(frame))) => match frame.into_data() {
-                Ok(chunk) => chunk,
-                Err(_trailers) => continue,
-            },
+            Ok(Some(Ok(chunk))) => chunk,
         };
+        if let Some(earlier) = first.take() {
+            body.extend_from_slice(&earlier);
+        }
         if body.len() + chunk.len() > limit {
             if limit < MAX_RESPONSE_BYTES {
                 body.extend_from_slice(&chunk[..limit - body.len()]);
@@ -497,11 +454,13 @@ async fn read_body(
                 "the answer is larger than Routerly accepts".to_owned(),
             ));
         }
-        body.extend_from_slice(&chunk);
+        if body.is_empty() {
+            first = Some(chunk);
+        } else {
+            body.extend_from_slice(&chunk);
+        }
     }
 }
-
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
 
 /// A provider's event stream, with the first-token and idle timeouts applied per event.
 ///
@@ -522,19 +481,14 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    fn new(
-        response: http::Response<AnswerBody>,
-        framing: Framing,
-        first_token: Duration,
-        idle: Duration,
-    ) -> Self {
+    fn new(bytes: ByteStream, framing: Framing, first_token: Duration, idle: Duration) -> Self {
         let parser = match framing {
             Framing::Sse => Parser::Sse(SseParser::new()),
             Framing::Ndjson => Parser::Ndjson(NdjsonParser::new()),
         };
         let now = tokio::time::Instant::now();
         EventStream {
-            bytes: Box::pin(BodyDataStream::new(response.into_body())),
+            bytes,
             parser,
             first_token,
             idle,

@@ -164,6 +164,11 @@ impl Relay {
     async fn next_chunk(&mut self) -> Option<Bytes> {
         let mut out = std::mem::take(&mut self.pending_first);
         loop {
+            if !out.is_empty() {
+                // The first bytes are on their way, even when the end arrived with them and
+                // the record is written before they leave.
+                self.first_byte_at.get_or_insert_with(Instant::now);
+            }
             if self.finished {
                 break;
             }
