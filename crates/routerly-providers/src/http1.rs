@@ -308,23 +308,34 @@ impl Connection {
     /// can serve another request once the body is read. Interim (1xx) answers are skipped.
     async fn read_head(&mut self) -> Result<(StatusCode, HeaderMap, Framing, bool), UpstreamError> {
         loop {
+            if let Some(head) = self.parsed_head()? {
+                return Ok(head);
+            }
+            if self.buffer.len() > MAX_HEAD_BYTES {
+                return Err(protocol("the answer's head is too large"));
+            }
+            if self.fill().await? == 0 {
+                return Err(protocol(if self.buffer.is_empty() {
+                    "the provider closed the connection without answering"
+                } else {
+                    "the provider closed the connection in the answer's head"
+                }));
+            }
+        }
+    }
+
+    /// The answer's head taken from the buffer, skipping interim (1xx) answers; `None`
+    /// until it has all arrived. Not async, so the parser's header slots live on the stack
+    /// for the parse only and not in every call's future.
+    fn parsed_head(
+        &mut self,
+    ) -> Result<Option<(StatusCode, HeaderMap, Framing, bool)>, UpstreamError> {
+        loop {
             let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut parsed = httparse::Response::new(&mut slots);
             let length = match parsed.parse(&self.buffer) {
                 Ok(httparse::Status::Complete(length)) => length,
-                Ok(httparse::Status::Partial) => {
-                    if self.buffer.len() > MAX_HEAD_BYTES {
-                        return Err(protocol("the answer's head is too large"));
-                    }
-                    if self.fill().await? == 0 {
-                        return Err(protocol(if self.buffer.is_empty() {
-                            "the provider closed the connection without answering"
-                        } else {
-                            "the provider closed the connection in the answer's head"
-                        }));
-                    }
-                    continue;
-                }
+                Ok(httparse::Status::Partial) => return Ok(None),
                 Err(error) => {
                     return Err(UpstreamError::Protocol(format!(
                         "the answer's head is not HTTP/1.1: {error}"
@@ -355,7 +366,7 @@ impl Connection {
             let reusable = version == Some(1)
                 && framing != Framing::UntilClose
                 && !connection_closes(&headers);
-            return Ok((status, headers, framing, reusable));
+            return Ok(Some((status, headers, framing, reusable)));
         }
     }
 }
