@@ -228,6 +228,7 @@ fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
 /// short (keys, ids, a stream event's few words), so the first words are searched eight
 /// bytes at a time in place (SWAR), where a call into memchr's vector search costs more
 /// than the search; longer text goes to memchr.
+#[inline]
 fn quote_or_backslash(bytes: &[u8], mut at: usize) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);

@@ -96,7 +96,14 @@ fn parse_event(raw: &[u8]) -> Option<SseEvent> {
     };
     let mut event = None;
     let mut data: Option<String> = None;
-    for line in text.lines() {
+    // Lines split with memchr's vector search (`str::lines` looks byte by byte).
+    let mut rest = &*text;
+    while !rest.is_empty() {
+        let (line, after) = match memchr::memchr(b'\n', rest.as_bytes()) {
+            Some(end) => (&rest[..end], &rest[end + 1..]),
+            None => (rest, ""),
+        };
+        rest = after;
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.is_empty() || line.starts_with(':') {
             continue;

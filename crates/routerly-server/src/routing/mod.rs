@@ -279,10 +279,22 @@ pub async fn route<'s>(
     call: &RouteRequest<'_>,
     candidates: Vec<&'s ModelConfig>,
 ) -> Result<Vec<&'s ModelConfig>, NoCandidate> {
-    let routing = &call.project.routing;
-    if !routing.any_enabled() {
+    if !call.project.routing.any_enabled() {
         return Ok(candidates);
     }
+    // On the heap: the policies' state and model calls are several kilobytes that every
+    // call's future would carry (and copy on each move) if they were awaited in place.
+    Box::pin(route_by_policies(app, snapshot, call, candidates)).await
+}
+
+/// [`route`] for a project with policies enabled.
+async fn route_by_policies<'s>(
+    app: &AppState,
+    snapshot: &Snapshot,
+    call: &RouteRequest<'_>,
+    candidates: Vec<&'s ModelConfig>,
+) -> Result<Vec<&'s ModelConfig>, NoCandidate> {
+    let routing = &call.project.routing;
     let started = Instant::now();
     let request = call.request;
     let ids: Vec<&str> = candidates.iter().map(|model| model.id.as_str()).collect();
