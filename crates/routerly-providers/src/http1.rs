@@ -61,7 +61,9 @@ struct Idle {
 
 /// One open connection and what has been read from it but not consumed.
 struct Connection {
-    io: Io,
+    /// Boxed: a TLS connection's state is about a kilobyte, which every future holding a
+    /// connection would carry and copy on each move.
+    io: Box<Io>,
     buffer: BytesMut,
 }
 
@@ -157,7 +159,7 @@ impl Client {
             {
                 Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::Connect)),
                 Ok(Err(error)) => return Err(connect_error(&*error)),
-                Ok(Ok(io)) => TokioIo::new(io),
+                Ok(Ok(io)) => Box::new(TokioIo::new(io)),
             };
         let mut connection = Connection {
             io,
@@ -285,7 +287,7 @@ impl Connection {
         let mut buf = ReadBuf::new(&mut probe);
         let mut context = Context::from_waker(std::task::Waker::noop());
         matches!(
-            Pin::new(&mut self.io).poll_read(&mut context, &mut buf),
+            Pin::new(&mut *self.io).poll_read(&mut context, &mut buf),
             Poll::Pending
         )
     }
@@ -295,7 +297,7 @@ impl Connection {
         if self.buffer.capacity() - self.buffer.len() < READ_SIZE / 4 {
             self.buffer.reserve(READ_SIZE);
         }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), context, &mut self.buffer)
+        tokio_util::io::poll_read_buf(Pin::new(&mut *self.io), context, &mut self.buffer)
     }
 
     async fn fill(&mut self) -> Result<usize, UpstreamError> {
