@@ -126,7 +126,7 @@ impl Client {
     ) -> Result<Answer, UpstreamError> {
         let request = request_bytes(&destination.uri, headers, body);
         let mut connection = match self.pooled(&destination.origin) {
-            Some(mut connection) => match connection.io.write_all(&request).await {
+            Some(mut connection) => match connection.write(&request).await {
                 Ok(()) => connection,
                 Err(_) => self.written(destination, &request, connect_timeout).await?,
             },
@@ -166,8 +166,7 @@ impl Client {
             buffer: BytesMut::new(),
         };
         connection
-            .io
-            .write_all(request)
+            .write(request)
             .await
             .map_err(|error| UpstreamError::Connect(describe(&error)))?;
         Ok(connection)
@@ -193,7 +192,11 @@ impl Client {
 /// The request's bytes: head and body in one buffer, written with one call.
 fn request_bytes(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
     let path = uri.path_and_query().map_or("/", |path| path.as_str());
-    let authority = uri.authority().map_or("", |authority| authority.as_str());
+    // The authority without any `user:password@` the URL may carry.
+    let authority = uri.authority().map_or("", |authority| {
+        let text = authority.as_str();
+        text.rfind('@').map_or(text, |at| &text[at + 1..])
+    });
     let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
@@ -277,6 +280,13 @@ enum Chunk {
 }
 
 impl Connection {
+    /// Writes `request` whole and flushes it: TLS keeps records it could not send yet
+    /// until a flush (a large body on a full socket buffer would otherwise wait forever).
+    async fn write(&mut self, request: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(request).await?;
+        self.io.flush().await
+    }
+
     /// Whether a pooled connection can take a request: nothing to read (no close, no stray
     /// bytes) when asked without waiting.
     fn still_open(&mut self) -> bool {
@@ -788,7 +798,7 @@ mod tests {
 
     #[test]
     fn a_callers_framing_and_hop_headers_never_reach_the_provider() {
-        let uri: Uri = "https://api.example.test:8443/v1/chat/completions?beta=true"
+        let uri: Uri = "https://user:secret@api.example.test:8443/v1/chat/completions?beta=true"
             .parse()
             .unwrap();
         let headers = head(&[
