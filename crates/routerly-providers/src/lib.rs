@@ -569,6 +569,36 @@ impl EventStream {
     pub fn ready_event(&mut self) -> Option<Result<Option<SseEvent>, UpstreamError>> {
         self.next_event().now_or_never()
     }
+
+    /// Called once the stream's last event (its end marker) has been read: reads the rest
+    /// of the body (a chunked body's terminator) so that its connection can serve another
+    /// call. What has arrived is read at once; the rest is awaited in a task of its own, for
+    /// a second and 64 KiB at most. A stream dropped without this (the client hung up)
+    /// closes its connection at once, which tells the provider to stop generating.
+    pub fn release(&mut self) {
+        let mut bytes: ByteStream =
+            std::mem::replace(&mut self.bytes, Box::pin(futures_util::stream::empty()));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        if let std::task::Poll::Ready(None | Some(Err(_))) = bytes.as_mut().poll_next(&mut context)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let drained = async {
+                let mut read = 0;
+                while let Some(Ok(chunk)) = bytes.next().await {
+                    read += chunk.len();
+                    if read > 64 * 1024 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
+        });
+    }
 }
 
 /// A stream's wait for its next bytes outlasted its deadline.
@@ -669,6 +699,103 @@ mod tests {
         assert!(matches!(refused, UpstreamError::Connect(_)), "{refused:?}");
         let invalid = send(&upstream, "not a url").await;
         assert!(matches!(invalid, UpstreamError::Connect(_)), "{invalid:?}");
+    }
+
+    /// A provider that answers each request with an SSE stream whose chunked terminator
+    /// comes 50 ms after its last event, counting the connections it accepts.
+    async fn late_terminator_provider() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut buffer).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buffer[..read]);
+                        let Some(end) = request.windows(6).position(|w| w == b"\r\n\r\n{}") else {
+                            continue;
+                        };
+                        request.drain(..end + 6);
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+                        let events = ["data: {\"n\":1}\n\n", "data: [DONE]\n\n"];
+                        let mut answer = head.to_owned();
+                        for event in events {
+                            answer.push_str(&format!("{:x}\r\n{event}\r\n", event.len()));
+                        }
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        if socket.write_all(b"0\r\n\r\n").await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (format!("http://127.0.0.1:{port}/v1"), accepted)
+    }
+
+    async fn stream_to_its_end(upstream: &Upstream, endpoint: &str) -> EventStream {
+        let answer = upstream
+            .send(
+                &target(endpoint),
+                Operation::Chat,
+                b"{}".to_vec(),
+                true,
+                &HeaderMap::new(),
+            )
+            .await;
+        let Ok(UpstreamResponse::Stream(mut events)) = answer else {
+            panic!("a stream");
+        };
+        let mut data = Vec::new();
+        while let Some(event) = events.next_event().await.unwrap() {
+            data.push(event.data);
+            if data.last().is_some_and(|last| last == "[DONE]") {
+                break;
+            }
+        }
+        assert_eq!(data, ["{\"n\":1}", "[DONE]"]);
+        events
+    }
+
+    #[tokio::test]
+    async fn a_finished_stream_gives_its_connection_back_and_a_dropped_one_closes_it() {
+        use std::sync::atomic::Ordering;
+        let (endpoint, accepted) = late_terminator_provider().await;
+        let upstream = Upstream::new();
+        // Released after its end marker: the terminator is read meanwhile, the connection
+        // serves the next stream.
+        for _ in 0..3 {
+            let mut events = stream_to_its_end(&upstream, &endpoint).await;
+            events.release();
+            drop(events);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // Dropped (a client that hung up): the connection is closed, never reused; the
+        // first of these two took the pooled one.
+        for _ in 0..2 {
+            drop(stream_to_its_end(&upstream, &endpoint).await);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let mut events = stream_to_its_end(&upstream, &endpoint).await;
+        events.release();
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -173,6 +173,7 @@ impl Relay {
                 break;
             }
             if self.saw_end {
+                self.parts.events.release();
                 self.finish(Outcome::Success, None).await;
                 break;
             }
