@@ -665,7 +665,7 @@ fn hex_value(digit: u8) -> u8 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use futures_util::StreamExt;
@@ -673,6 +673,53 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     use super::*;
+
+    /// A provider on loopback: it answers every request (its head and the body `{}`) on a
+    /// connection with the pieces of `answer`, each followed by its pause in milliseconds,
+    /// closing the connection after an answer when `close`; the port and a count of the
+    /// connections it accepted.
+    pub(crate) async fn loopback_provider(
+        answer: Vec<(&'static [u8], u64)>,
+        close: bool,
+    ) -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let answer = Arc::clone(&answer);
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut buffer).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buffer[..read]);
+                        while let Some(end) = request.windows(6).position(|w| w == b"\r\n\r\n{}") {
+                            request.drain(..end + 6);
+                            for (piece, pause_ms) in answer.iter() {
+                                if socket.write_all(piece).await.is_err() {
+                                    return;
+                                }
+                                tokio::time::sleep(Duration::from_millis(*pause_ms)).await;
+                            }
+                            if close {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
 
     /// Decodes `wire` handed over in pieces cut at `cuts`: the data, and whether it ended.
     fn decode_in_pieces(wire: &[u8], cuts: &[usize]) -> Result<(Vec<u8>, bool), BoxError> {
@@ -820,35 +867,7 @@ mod tests {
     /// A provider on loopback that answers every request on a connection with `answer`
     /// (closing after it when `close`), counting the connections it accepts.
     async fn provider(answer: &'static [u8], close: bool) -> (Destination, Arc<AtomicUsize>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buffer = [0u8; 4096];
-                    loop {
-                        let Ok(read) = socket.read(&mut buffer).await else {
-                            return;
-                        };
-                        if read == 0 {
-                            return;
-                        }
-                        request.extend_from_slice(&buffer[..read]);
-                        // Every test request has the body `{}` after its head.
-                        while let Some(end) = request.windows(6).position(|w| w == b"\r\n\r\n{}") {
-                            request.drain(..end + 6);
-                            if socket.write_all(answer).await.is_err() || close {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let (port, accepted) = loopback_provider(vec![(answer, 0)], close).await;
         let uri = format!("http://127.0.0.1:{port}/v1/chat").parse().unwrap();
         (Destination::new(uri, false), accepted)
     }

@@ -704,47 +704,11 @@ mod tests {
     /// A provider that answers each request with an SSE stream whose chunked terminator
     /// comes 50 ms after its last event, counting the connections it accepts.
     async fn late_terminator_provider() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&accepted);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buffer = [0u8; 4096];
-                    loop {
-                        let Ok(read) = socket.read(&mut buffer).await else {
-                            return;
-                        };
-                        if read == 0 {
-                            return;
-                        }
-                        request.extend_from_slice(&buffer[..read]);
-                        let Some(end) = request.windows(6).position(|w| w == b"\r\n\r\n{}") else {
-                            continue;
-                        };
-                        request.drain(..end + 6);
-                        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-                        let events = ["data: {\"n\":1}\n\n", "data: [DONE]\n\n"];
-                        let mut answer = head.to_owned();
-                        for event in events {
-                            answer.push_str(&format!("{:x}\r\n{event}\r\n", event.len()));
-                        }
-                        if socket.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        if socket.write_all(b"0\r\n\r\n").await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
+        let events: &'static [u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+            transfer-encoding: chunked\r\n\r\n\
+            f\r\ndata: {\"n\":1}\n\n\r\ne\r\ndata: [DONE]\n\n\r\n";
+        let (port, accepted) =
+            http1::tests::loopback_provider(vec![(events, 50), (b"0\r\n\r\n", 0)], false).await;
         (format!("http://127.0.0.1:{port}/v1"), accepted)
     }
 
