@@ -124,13 +124,14 @@ impl Client {
         body: &[u8],
         connect_timeout: Duration,
     ) -> Result<Answer, UpstreamError> {
-        let request = request_bytes(&destination.uri, headers, body);
+        let head = request_head(&destination.uri, headers, body.len());
+        let request = [head.as_slice(), body];
         let mut connection = match self.pooled(&destination.origin) {
-            Some(mut connection) => match connection.write(&request).await {
+            Some(mut connection) => match connection.write(request).await {
                 Ok(()) => connection,
-                Err(_) => self.written(destination, &request, connect_timeout).await?,
+                Err(_) => self.written(destination, request, connect_timeout).await?,
             },
-            None => self.written(destination, &request, connect_timeout).await?,
+            None => self.written(destination, request, connect_timeout).await?,
         };
         let (status, headers, framing, reusable) = connection.read_head().await?;
         let pool = reusable.then(|| (Arc::clone(&self.idle), Arc::clone(&destination.origin)));
@@ -145,11 +146,11 @@ impl Client {
         })
     }
 
-    /// A new connection with `request` written on it.
+    /// A new connection with `request` (head and body) written on it.
     async fn written(
         &self,
         destination: &Destination,
-        request: &[u8],
+        request: [&[u8]; 2],
         connect_timeout: Duration,
     ) -> Result<Connection, UpstreamError> {
         let mut connector = self.connector.clone();
@@ -189,15 +190,15 @@ impl Client {
     }
 }
 
-/// The request's bytes: head and body in one buffer, written with one call.
-fn request_bytes(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+/// The request's head for a body of `body_length` bytes.
+fn request_head(uri: &Uri, headers: &HeaderMap, body_length: usize) -> Vec<u8> {
     let path = uri.path_and_query().map_or("/", |path| path.as_str());
     // The authority without any `user:password@` the URL may carry.
     let authority = uri.authority().map_or("", |authority| {
         let text = authority.as_str();
         text.rfind('@').map_or(text, |at| &text[at + 1..])
     });
-    let mut out = Vec::with_capacity(256 + headers.len() * 48 + body.len());
+    let mut out = Vec::with_capacity(256 + headers.len() * 48);
     out.extend_from_slice(b"POST ");
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
@@ -213,9 +214,8 @@ fn request_bytes(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(body_length.to_string().as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
     out
 }
 
@@ -280,10 +280,14 @@ enum Chunk {
 }
 
 impl Connection {
-    /// Writes `request` whole and flushes it: TLS keeps records it could not send yet
-    /// until a flush (a large body on a full socket buffer would otherwise wait forever).
-    async fn write(&mut self, request: &[u8]) -> std::io::Result<()> {
-        self.io.write_all(request).await?;
+    /// Writes `request` (head, then body) whole, gathered into one write where the
+    /// connection takes one (the body is not copied behind the head), and flushes it: TLS
+    /// keeps records it could not send yet until a flush (a large body on a full socket
+    /// buffer would otherwise wait forever).
+    async fn write(&mut self, [head, body]: [&[u8]; 2]) -> std::io::Result<()> {
+        self.io
+            .write_all_buf(&mut bytes::Buf::chain(head, body))
+            .await?;
         self.io.flush().await
     }
 
@@ -856,7 +860,8 @@ pub(crate) mod tests {
             ("connection", "close"),
             ("anthropic-beta", "tools"),
         ]);
-        let bytes = request_bytes(&uri, &headers, b"{}");
+        let mut bytes = request_head(&uri, &headers, 2);
+        bytes.extend_from_slice(b"{}");
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
             "POST /v1/chat/completions?beta=true HTTP/1.1\r\nhost: api.example.test:8443\r\n\
@@ -973,6 +978,18 @@ pub(crate) mod tests {
         call(&client, &destination).await.unwrap();
         assert_eq!(accepted_too.load(Ordering::SeqCst), 2);
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // A head larger than 64 KiB is refused, not buffered on.
+        let mut huge = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for line in 0..100 {
+            huge.extend_from_slice(format!("x-filler-{line}: {}\r\n", "a".repeat(700)).as_bytes());
+        }
+        let (destination, _) = provider(huge.leak(), true).await;
+        assert!(matches!(
+            client
+                .post(&destination, &HeaderMap::new(), b"{}", Duration::from_secs(2))
+                .await,
+            Err(UpstreamError::Protocol(message)) if message.contains("too large")
+        ));
         // Not HTTP at all.
         let (destination, _) = provider(b"SSH-2.0-OpenSSH\r\n\r\n", true).await;
         assert!(matches!(

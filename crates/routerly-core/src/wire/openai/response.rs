@@ -186,27 +186,21 @@ pub(super) fn decode_usage(usage_map: &Map<String, Value>) -> Usage {
 /// decodes the whole answer.
 pub fn decode_usage_text(text: &str) -> Option<Usage> {
     let mut usage = Usage::default();
-    let mut details = Some(());
+    let mut details_read = true;
     crate::members::each_member(text, |key, value| match key {
         "prompt_tokens" => usage.input_tokens = count(value),
         "completion_tokens" => usage.output_tokens = count(value),
         "prompt_tokens_details" => {
-            details = details.and(detail(
-                value,
-                "cached_tokens",
-                &mut usage.cached_input_tokens,
-            ));
+            details_read &=
+                detail(value, "cached_tokens", &mut usage.cached_input_tokens).is_some();
         }
         "completion_tokens_details" => {
-            details = details.and(detail(
-                value,
-                "reasoning_tokens",
-                &mut usage.reasoning_tokens,
-            ));
+            details_read &=
+                detail(value, "reasoning_tokens", &mut usage.reasoning_tokens).is_some();
         }
         _ => {}
     })?;
-    details.map(|()| usage)
+    details_read.then_some(usage)
 }
 
 /// A counter's JSON text as the map reader takes it: a whole number, or 0 (`null`, a
