@@ -4,7 +4,9 @@
 //! Input: any bytes. Where serde_json reads an object, the scan finds the same members
 //! with the same values (or steps aside for a key written with an escape); no proper
 //! prefix of that object is taken for a whole one; replacing a member yields the object
-//! serde_json expects. Where serde_json reads anything else, the scan refuses it.
+//! serde_json expects. Where serde_json reads anything else, the scan refuses it. Texts
+//! separated by a 0x1e byte are read in turn by one `Reader`, which must find in each what
+//! a scan of it alone finds.
 
 #![no_main]
 
@@ -16,6 +18,17 @@ use serde_json::Value;
 const PREFIXES: usize = 24;
 
 fuzz_target!(|data: &[u8]| {
+    let mut reader = members::Reader::default();
+    for part in data.split(|&byte| byte == 0x1e) {
+        if let Ok(part) = std::str::from_utf8(part) {
+            let alone = members::spans(part);
+            assert_eq!(
+                reader.read(part),
+                alone.as_deref(),
+                "a reader found other members than a scan of the text alone"
+            );
+        }
+    }
     let Ok(text) = std::str::from_utf8(data) else {
         assert_eq!(members::with_members(data, &[("model", "1")]), None);
         return;

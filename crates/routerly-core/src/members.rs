@@ -14,25 +14,132 @@ use memchr::memchr2;
 /// when `text` is not one object with balanced brackets and strings, or a key has an
 /// escape (the caller then takes the path that builds a tree).
 pub fn top_level(text: &str) -> Option<Vec<(&str, &str)>> {
+    Some(
+        spans(text)?
+            .iter()
+            .map(|member| (member.key(text), member.value(text)))
+            .collect(),
+    )
+}
+
+/// The top-level members of the object `text` as [`top_level`] reads them, by place.
+pub fn spans(text: &str) -> Option<Vec<Member>> {
     // Room for the members of an OpenAI answer or stream chunk (nine) without growing.
     let mut members = Vec::with_capacity(12);
-    each_member(text, |key, value| members.push((key, value)))?;
+    scan(text.as_bytes(), None, |member, _| members.push(member))?;
     Some(members)
+}
+
+/// Where one member of an object's text is: its key (between the quotes) and its value,
+/// as byte ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Member {
+    /// The key, in the object's `text`.
+    pub fn key<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.key.0..self.key.1]
+    }
+
+    /// The value's JSON text, in the object's `text`.
+    pub fn value<'t>(&self, text: &'t str) -> &'t str {
+        &text[self.value.0..self.value.1]
+    }
+}
+
+/// Reads the members of a run of objects that begin alike, as a stream's events do (the
+/// same id, creation time, model and fingerprint before each event's delta): the members
+/// that lie wholly in what a text shares with the one read before are taken from that
+/// reading, and the scan resumes after them. The scan of a member reads no byte past
+/// the place where the next one begins, so what it found there holds for any text with
+/// the same bytes up to that place; the result is always what [`spans`] gives.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// The last text read whole.
+    last: Vec<u8>,
+    /// Its members.
+    members: Vec<Member>,
+    /// Where the scan went on after each member (`usize::MAX` after the last).
+    resumes: Vec<usize>,
+}
+
+impl Reader {
+    /// The top-level members of the object `text` as [`spans`] reads them (`None` where it
+    /// refuses `text`).
+    pub fn read(&mut self, text: &str) -> Option<&[Member]> {
+        let bytes = text.as_bytes();
+        let shared = common_prefix(&self.last, bytes);
+        let kept = self.resumes.partition_point(|&resume| resume <= shared);
+        self.members.truncate(kept);
+        self.resumes.truncate(kept);
+        self.last.clear();
+        let resume = kept.checked_sub(1).map(|last| self.resumes[last]);
+        let (members, resumes) = (&mut self.members, &mut self.resumes);
+        let read = scan(bytes, resume, |member, resume| {
+            members.push(member);
+            resumes.push(resume);
+        });
+        if read.is_none() {
+            self.members.clear();
+            self.resumes.clear();
+            return None;
+        }
+        self.last.extend_from_slice(bytes);
+        Some(&self.members)
+    }
+}
+
+/// How many bytes `a` and `b` begin with alike, compared eight at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let length = a.len().min(b.len());
+    let mut at = 0;
+    while at + 8 <= length {
+        let x = u64::from_le_bytes(a[at..at + 8].try_into().expect("eight bytes"));
+        let y = u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+        if x != y {
+            return at + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    at + a[at..length]
+        .iter()
+        .zip(&b[at..length])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// Calls `visit` with each top-level member of the object `text` as [`top_level`] reads
 /// it, without collecting them. `None` as `top_level` refuses; members before the fault
 /// have been visited by then, so a caller keeps what it gathered only on `Some`.
 pub fn each_member<'a>(text: &'a str, mut visit: impl FnMut(&'a str, &'a str)) -> Option<()> {
-    let bytes = text.as_bytes();
-    let mut at = skip_space(bytes, 0);
-    if bytes.get(at) != Some(&b'{') {
-        return None;
-    }
-    at = skip_space(bytes, at + 1);
-    if bytes.get(at) == Some(&b'}') {
-        return (skip_space(bytes, at + 1) == bytes.len()).then_some(());
-    }
+    scan(text.as_bytes(), None, |member, _| {
+        visit(member.key(text), member.value(text))
+    })
+}
+
+/// The scan behind every reading: each member of the object `bytes` with the place where
+/// the scan goes on after it (`usize::MAX` after the last), from the start or from
+/// `resume`, a place a scan of the same bytes went on from. A key is a string without an
+/// escape that ends on a character boundary; every value ends on one too, being followed
+/// by an ASCII byte or the end.
+fn scan(bytes: &[u8], resume: Option<usize>, mut visit: impl FnMut(Member, usize)) -> Option<()> {
+    let mut at = match resume {
+        Some(resume) => skip_space(bytes, resume),
+        None => {
+            let at = skip_space(bytes, 0);
+            if bytes.get(at) != Some(&b'{') {
+                return None;
+            }
+            let at = skip_space(bytes, at + 1);
+            if bytes.get(at) == Some(&b'}') {
+                return (skip_space(bytes, at + 1) == bytes.len()).then_some(());
+            }
+            at
+        }
+    };
     loop {
         if bytes.get(at) != Some(&b'"') {
             return None;
@@ -42,18 +149,27 @@ pub fn each_member<'a>(text: &'a str, mut visit: impl FnMut(&'a str, &'a str)) -
         if bytes[key_end] != b'"' {
             return None;
         }
-        let key = text.get(at + 1..key_end)?;
+        let key = (at + 1, key_end);
         at = skip_space(bytes, key_end + 1);
         if bytes.get(at) != Some(&b':') {
             return None;
         }
         let value_start = skip_space(bytes, at + 1);
         let value_end = value_end(bytes, value_start)?;
-        visit(key, text.get(value_start..value_end)?);
+        let member = Member {
+            key,
+            value: (value_start, value_end),
+        };
         at = skip_space(bytes, value_end);
         match bytes.get(at) {
-            Some(b',') => at = skip_space(bytes, at + 1),
-            Some(b'}') => return (skip_space(bytes, at + 1) == bytes.len()).then_some(()),
+            Some(b',') => {
+                at = skip_space(bytes, at + 1);
+                visit(member, at);
+            }
+            Some(b'}') => {
+                visit(member, usize::MAX);
+                return (skip_space(bytes, at + 1) == bytes.len()).then_some(());
+            }
             _ => return None,
         }
     }
@@ -64,15 +180,15 @@ pub fn each_member<'a>(text: &'a str, mut visit: impl FnMut(&'a str, &'a str)) -
 /// [`top_level`] can read.
 pub fn with_members(json: &[u8], replacements: &[(&str, &str)]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(json).ok()?;
-    let members = top_level(text)?;
+    let members = spans(text)?;
     let mut out = Vec::with_capacity(json.len() + 64);
     if !splice_object(&mut out, text, &members, replacements, &[]) {
-        write_object(&mut out, &members, replacements);
+        write_object(&mut out, text, &members, replacements);
     }
     Some(out)
 }
 
-/// Appends `text` (the object whose `members` [`top_level`] read) with `replacements` set
+/// Appends `text` (the object whose `members` [`spans`] read) with `replacements` set
 /// as [`write_object`] sets them and the members named in `removed` left out, copying the
 /// text between them as it is (one copy instead of one per member). `false` (with `out` as
 /// it was) when it cannot: a replaced key repeats, or nothing would be left to put an
@@ -80,7 +196,7 @@ pub fn with_members(json: &[u8], replacements: &[(&str, &str)]) -> Option<Vec<u8
 pub fn splice_object(
     out: &mut Vec<u8>,
     text: &str,
-    members: &[(&str, &str)],
+    members: &[Member],
     replacements: &[(&str, &str)],
     removed: &[&str],
 ) -> bool {
@@ -97,70 +213,113 @@ pub fn splice_object(
                 .map(|(k, v)| k.len() + v.len() + 4)
                 .sum::<usize>(),
     );
-    let bytes = text.as_bytes();
-    // One pass: `copied` is how much of `text` is in `out`; `last_end` where the last kept
-    // value ends. A replaced key that repeats undoes what was written.
-    let mut copied = 0;
-    let mut last_end = None;
-    for (index, (key, value)) in members.iter().enumerate() {
-        let value_at = offset_in(text, value);
-        let value_end = value_at + value.len();
-        if removed.contains(key) {
-            match last_end {
-                // `,"key":value` goes: from the end of the value before it.
-                Some(end) => out.extend_from_slice(&bytes[copied..end]),
-                // The first kept member is later: `"key":value,` goes, up to the next key.
-                None => out.extend_from_slice(&bytes[copied..offset_in(text, key) - 1]),
-            }
-            copied = match (last_end, members.get(index + 1)) {
-                (None, Some((next_key, _))) => offset_in(text, next_key) - 1,
-                _ => value_end,
-            };
-            continue;
+    let spliced = splice_members(out, text, members, |member| {
+        let key = member.key(text);
+        if removed.contains(&key) {
+            return Some(Edit::Remove);
         }
-        if let Some(replaced) = replacements.iter().position(|(name, _)| name == key) {
-            if found[replaced] {
-                out.truncate(start);
-                return false;
+        match replacements.iter().position(|(name, _)| *name == key) {
+            // A replaced key that repeats undoes what was written.
+            Some(index) if found[index] => None,
+            Some(index) => {
+                found[index] = true;
+                Some(Edit::Replace(replacements[index].1))
             }
-            found[replaced] = true;
-            out.extend_from_slice(&bytes[copied..value_at]);
-            out.extend_from_slice(replacements[replaced].1.as_bytes());
-            copied = value_end;
+            None => Some(Edit::Keep),
         }
-        last_end = Some(value_end);
-    }
+    });
+    let Some((tail, kept)) = spliced else {
+        return false;
+    };
     let missing = found[..replacements.len()].contains(&false);
-    if last_end.is_none() && missing {
+    if !kept && missing {
         // Nothing kept to put an added member after.
         out.truncate(start);
         return false;
     }
     // What is not there yet goes after the last kept member.
-    let tail = last_end.unwrap_or(copied).max(copied);
-    out.extend_from_slice(&bytes[copied..tail]);
-    if missing {
-        for ((key, value), present) in replacements.iter().zip(found) {
-            if !present {
-                out.push(b',');
-                out.push(b'"');
-                out.extend_from_slice(key.as_bytes());
-                out.extend_from_slice(b"\":");
-                out.extend_from_slice(value.as_bytes());
-            }
+    for ((key, value), present) in replacements.iter().zip(found) {
+        if !present {
+            out.push(b',');
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(value.as_bytes());
         }
     }
-    out.extend_from_slice(&bytes[tail..]);
+    out.extend_from_slice(&text.as_bytes()[tail..]);
     true
 }
 
-/// Where `part`, a slice of `text`, begins in it.
-pub fn offset_in(text: &str, part: &str) -> usize {
-    part.as_ptr() as usize - text.as_ptr() as usize
+/// What a splice does with one member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edit<'v> {
+    /// Copied as it is.
+    Keep,
+    /// Its value replaced by this JSON text.
+    Replace(&'v str),
+    /// Left out, with the comma that joined it to the others.
+    Remove,
 }
 
-/// Appends the object of `members` with `replacements` set (see [`with_members`]).
-pub fn write_object(out: &mut Vec<u8>, members: &[(&str, &str)], replacements: &[(&str, &str)]) {
+/// Appends `text` (the object whose `members` [`spans`] read) up to the end of its last
+/// kept member, each member edited as `edit` says (asked once per member, in order),
+/// copying the text between edited values as it is. Gives where the rest of `text` begins
+/// (the caller appends it, after any member it adds) and whether any member was kept; or
+/// `None`, with `out` as it was, when `edit` gives `None`.
+pub fn splice_members<'v>(
+    out: &mut Vec<u8>,
+    text: &str,
+    members: &[Member],
+    mut edit: impl FnMut(&Member) -> Option<Edit<'v>>,
+) -> Option<(usize, bool)> {
+    let start = out.len();
+    let bytes = text.as_bytes();
+    // `copied` is how much of `text` is in `out`; `last_end` where the last kept value ends.
+    let mut copied = 0;
+    let mut last_end = None;
+    for (index, member) in members.iter().enumerate() {
+        let (value_at, value_end) = member.value;
+        match edit(member) {
+            None => {
+                out.truncate(start);
+                return None;
+            }
+            Some(Edit::Remove) => {
+                match last_end {
+                    // `,"key":value` goes: from the end of the value before it.
+                    Some(end) => out.extend_from_slice(&bytes[copied..end]),
+                    // The first kept member is later: `"key":value,` goes, up to the next key.
+                    None => out.extend_from_slice(&bytes[copied..member.key.0 - 1]),
+                }
+                copied = match (last_end, members.get(index + 1)) {
+                    (None, Some(next)) => next.key.0 - 1,
+                    _ => value_end,
+                };
+                continue;
+            }
+            Some(Edit::Replace(value)) => {
+                out.extend_from_slice(&bytes[copied..value_at]);
+                out.extend_from_slice(value.as_bytes());
+                copied = value_end;
+            }
+            Some(Edit::Keep) => {}
+        }
+        last_end = Some(value_end);
+    }
+    let tail = last_end.unwrap_or(copied).max(copied);
+    out.extend_from_slice(&bytes[copied..tail]);
+    Some((tail, last_end.is_some()))
+}
+
+/// Appends the object `text` whose `members` [`spans`] read, written member by member
+/// with `replacements` set (see [`with_members`]).
+pub fn write_object(
+    out: &mut Vec<u8>,
+    text: &str,
+    members: &[Member],
+    replacements: &[(&str, &str)],
+) {
     let start = out.len();
     out.push(b'{');
     let mut written = [false; 4];
@@ -168,14 +327,15 @@ pub fn write_object(out: &mut Vec<u8>, members: &[(&str, &str)], replacements: &
         replacements.len() <= written.len(),
         "a few replacements at most"
     );
-    for (key, value) in members {
-        match replacements.iter().position(|(name, _)| name == key) {
+    for member in members {
+        let key = member.key(text);
+        match replacements.iter().position(|(name, _)| *name == key) {
             Some(index) if !written[index] => {
                 written[index] = true;
                 write_member(out, start, key, replacements[index].1);
             }
             Some(_) => {}
-            None => write_member(out, start, key, value),
+            None => write_member(out, start, key, member.value(text)),
         }
     }
     for ((key, value), done) in replacements.iter().zip(written) {
@@ -401,7 +561,7 @@ mod tests {
     #[test]
     fn splicing_copies_the_text_between_replaced_values_as_it_is() {
         let text = "{ \"id\": \"c1\",\n \"model\" : \"up\", \"n\":[1, 2] }";
-        let members = top_level(text).expect("an object");
+        let members = spans(text).expect("an object");
         let mut out = Vec::new();
         assert!(splice_object(
             &mut out,
@@ -417,7 +577,7 @@ mod tests {
         // A replaced key that repeats, or nothing left to add after: member by member.
         let twice = r#"{"model":"a","model":"b"}"#;
         let mut out = Vec::new();
-        let members = top_level(twice).unwrap();
+        let members = spans(twice).unwrap();
         assert!(!splice_object(
             &mut out,
             twice,
@@ -427,7 +587,7 @@ mod tests {
         ));
         assert!(!splice_object(&mut out, "{}", &[], &[("model", "1")], &[]));
         let alone = r#"{"usage":null}"#;
-        let members = top_level(alone).unwrap();
+        let members = spans(alone).unwrap();
         assert!(!splice_object(
             &mut out,
             alone,
@@ -441,7 +601,7 @@ mod tests {
     #[test]
     fn splicing_leaves_out_removed_members_wherever_they_are() {
         let splice = |text: &str, removed: &[&str]| {
-            let members = top_level(text).expect("an object");
+            let members = spans(text).expect("an object");
             let mut out = Vec::new();
             assert!(splice_object(
                 &mut out,
@@ -523,6 +683,95 @@ mod tests {
             })
     }
 
+    /// Texts that begin alike, as a stream's events do: objects with the same first
+    /// members and then their own, each maybe cut short and followed by other text, and
+    /// maybe with one of its bytes changed.
+    fn texts_that_begin_alike() -> impl Strategy<Value = Vec<String>> {
+        (
+            proptest::collection::vec((tricky_text(), json_value()), 0..5),
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec((tricky_text(), json_value()), 0..4),
+                    any::<bool>(),
+                    proptest::option::of((any::<proptest::sample::Index>(), tricky_text())),
+                    proptest::option::of((
+                        any::<proptest::sample::Index>(),
+                        proptest::sample::select(&[',', '}', ']', ':', '"', ' ', '1'][..]),
+                    )),
+                ),
+                1..6,
+            ),
+        )
+            .prop_map(|(common, variants)| {
+                variants
+                    .into_iter()
+                    .map(|(own, pretty, cut, changed)| {
+                        let mut object = serde_json::Map::new();
+                        for (key, value) in common.iter().cloned().chain(own) {
+                            object.insert(key, value);
+                        }
+                        let mut text = if pretty {
+                            serde_json::to_string_pretty(&object)
+                        } else {
+                            serde_json::to_string(&object)
+                        }
+                        .expect("a map serializes");
+                        if let Some((at, tail)) = cut {
+                            let mut at = at.index(text.len() + 1);
+                            while !text.is_char_boundary(at) {
+                                at -= 1;
+                            }
+                            text.truncate(at);
+                            text.push_str(&tail);
+                        }
+                        // One byte changed, as where one text has a comma and the other
+                        // its closing brace.
+                        if let Some((at, byte)) = changed
+                            && !text.is_empty()
+                        {
+                            let at = at.index(text.len());
+                            if text.as_bytes()[at].is_ascii() {
+                                text.replace_range(at..=at, byte.encode_utf8(&mut [0; 4]));
+                            }
+                        }
+                        text
+                    })
+                    .collect()
+            })
+    }
+
+    #[test]
+    fn a_reader_takes_the_members_two_events_share_from_the_first() {
+        let first =
+            r#"{"id":"c1","model":"up","choices":[{"delta":{"content":"Hi"}}],"usage":null}"#;
+        let second =
+            r#"{"id":"c1","model":"up","choices":[{"delta":{"content":"there"}}],"usage":null}"#;
+        let mut reader = Reader::default();
+        assert_eq!(reader.read(first), spans(first).as_deref());
+        // Two members come from the first reading; the rest are scanned.
+        let shared = common_prefix(first.as_bytes(), second.as_bytes());
+        assert_eq!(
+            &first[..shared],
+            r#"{"id":"c1","model":"up","choices":[{"delta":{"content":""#
+        );
+        assert_eq!(reader.resumes.partition_point(|&at| at <= shared), 2);
+        assert_eq!(reader.read(second), spans(second).as_deref());
+        // A text that differs inside a shared member's value is scanned whole.
+        let third = r#"{"id":"c2","model":"up","choices":[],"usage":{"total_tokens":3}}"#;
+        assert_eq!(reader.read(third), spans(third).as_deref());
+        assert_eq!(reader.read("{\"id\":\"c2\","), None);
+        assert_eq!(reader.read(third), spans(third).as_deref());
+        // Texts that part at the byte before a member's key: at the comma, or at space.
+        for (before, after) in [
+            (r#"{"a":1,"b":2}"#, r#"{"a":1}"b":2}"#),
+            (r#"{"a":1,"b":2}"#, r#"{"a":1 "b":2}"#),
+            (r#"{"a":1, "b":2}"#, r#"{"a":1,  "b":2}"#),
+        ] {
+            reader.read(before).expect("an object");
+            assert_eq!(reader.read(after), spans(after).as_deref(), "{after}");
+        }
+    }
+
     proptest! {
         #[test]
         fn the_scan_agrees_with_serde_json((generated, text) in object_text()) {
@@ -544,6 +793,15 @@ mod tests {
                 prop_assert_eq!(key, parsed_key);
                 let value: Value = serde_json::from_str(value_text).expect("a member's JSON text");
                 prop_assert_eq!(&value, parsed_value);
+            }
+        }
+
+        #[test]
+        fn a_reader_reads_each_text_as_a_scan_of_it_alone(texts in texts_that_begin_alike()) {
+            let mut reader = Reader::default();
+            for text in &texts {
+                let alone = spans(text);
+                prop_assert_eq!(reader.read(text), alone.as_deref(), "{}", text);
             }
         }
 
@@ -573,7 +831,7 @@ mod tests {
 
         #[test]
         fn splicing_gives_what_serde_json_gives((_generated, text) in object_text()) {
-            let Some(members) = top_level(&text) else {
+            let Some(members) = spans(&text) else {
                 return Ok(());
             };
             let mut out = Vec::new();
@@ -593,9 +851,9 @@ mod tests {
         fn what_the_scan_accepts_it_writes_back_the_same(
             text in r#"[ {}\[\]":,a-c0-9\\-]{0,40}"#
         ) {
-            if let Some(members) = top_level(&text) {
+            if let (Some(members), Some(spans)) = (top_level(&text), spans(&text)) {
                 let mut out = Vec::new();
-                write_object(&mut out, &members, &[]);
+                write_object(&mut out, &text, &spans, &[]);
                 let out = String::from_utf8(out).expect("UTF-8 in, UTF-8 out");
                 let again = top_level(&out);
                 prop_assert_eq!(again.as_ref(), Some(&members), "{} became {}", text, out);

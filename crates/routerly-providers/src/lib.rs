@@ -474,6 +474,9 @@ pub struct EventStream {
     received_any: bool,
     finished: bool,
     last_event_at: tokio::time::Instant,
+    /// When the last bytes arrived: the time of every event they complete (one clock read
+    /// per read from the connection, not one per event).
+    last_bytes_at: tokio::time::Instant,
     /// The wait's timer, re-armed lazily: when it fires before the deadline (events came
     /// meanwhile) or is set later than it, not once per event (a timer per event was a
     /// tenth of a stream's instructions).
@@ -495,6 +498,7 @@ impl EventStream {
             received_any: false,
             finished: false,
             last_event_at: now,
+            last_bytes_at: now,
             timer: Box::pin(tokio::time::sleep_until(now + first_token)),
         }
     }
@@ -505,7 +509,7 @@ impl EventStream {
         loop {
             if let Some(event) = self.parser.next_event() {
                 self.received_any = true;
-                self.last_event_at = tokio::time::Instant::now();
+                self.last_event_at = self.last_bytes_at;
                 return Ok(Some(event));
             }
             if self.finished {
@@ -533,7 +537,10 @@ impl EventStream {
                         describe(&*error)
                     )));
                 }
-                Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
+                Ok(Some(Ok(chunk))) => {
+                    self.last_bytes_at = tokio::time::Instant::now();
+                    self.parser.push(&chunk);
+                }
             }
         }
     }

@@ -85,6 +85,8 @@ pub struct Relay {
     accumulator: Option<Accumulator>,
     /// The model id as a JSON string, as passed-through events carry it.
     model_json: String,
+    /// Reads passed-through events, taking what one shares with the last from it.
+    reader: members::Reader,
 }
 
 impl Relay {
@@ -118,6 +120,7 @@ impl Relay {
             finished: false,
             accumulator: None,
             model_json,
+            reader: members::Reader::default(),
         };
         if relay.parts.on_complete.is_some() {
             relay.accumulator = Some(Accumulator::new());
@@ -273,55 +276,78 @@ impl Relay {
             StreamPassthrough::Decode => return false,
             StreamPassthrough::Members => {}
         }
-        let Some(entries) = members::top_level(&event.data) else {
+        let text = event.data.as_str();
+        let Some(entries) = self.reader.read(text) else {
             return false;
         };
         let mut usage = None;
-        let mut has_usage = false;
-        let mut has_model = false;
+        // The members named `model` and `usage`, by index (an event with more members than
+        // the mask holds takes the decoding path).
+        let mut models = 0u64;
+        let mut usages = 0u64;
         let mut no_choices = false;
-        for (key, value) in &entries {
-            match *key {
+        if entries.len() > 64 {
+            return false;
+        }
+        for (index, member) in entries.iter().enumerate() {
+            let value = member.value(text);
+            match member.key(text) {
                 "error" => return false,
                 "usage" => {
-                    has_usage = true;
-                    if *value != "null" {
+                    usages |= 1 << index;
+                    if value != "null" {
                         let Some(decoded) = routerly_core::wire::decode_usage(format, value) else {
                             return false;
                         };
                         usage = Some(decoded);
                     }
                 }
-                "choices" => no_choices = *value == "[]",
-                "model" => has_model = true,
+                "choices" => no_choices = value == "[]",
+                "model" => models |= 1 << index,
                 _ => {}
             }
         }
         let start = out.len();
-        out.reserve(event.data.len() + self.model_json.len() + 16);
+        out.reserve(text.len() + self.model_json.len() + 16);
         out.extend_from_slice(b"data: ");
         // Routerly asked for usage in the stream; the client did not: the member goes.
-        let drop_usage = has_usage && !self.parts.client_wants_usage;
-        // The text is copied between the replaced values, unless a line break between
-        // members would end the SSE field early.
-        let model = [("model", self.model_json.as_str())];
-        let spliced = memchr::memchr2(b'\n', b'\r', event.data.as_bytes()).is_none()
-            && members::splice_object(
-                out,
-                &event.data,
-                &entries,
-                // A model is replaced where the event names one, never added.
-                if has_model { &model } else { &[] },
-                if drop_usage { &["usage"] } else { &[] },
-            );
+        if self.parts.client_wants_usage {
+            usages = 0;
+        }
+        // The text is copied between the replaced values (a model is replaced where the
+        // event names one, never added), unless a line break between members would end the
+        // SSE field early.
+        let model = self.model_json.as_str();
+        let spliced = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() && {
+            let mut index = 0;
+            let spliced = members::splice_members(out, text, entries, |_| {
+                let bit = 1 << index;
+                index += 1;
+                Some(if models & bit != 0 {
+                    members::Edit::Replace(model)
+                } else if usages & bit != 0 {
+                    members::Edit::Remove
+                } else {
+                    members::Edit::Keep
+                })
+            });
+            match spliced {
+                Some((tail, _)) => {
+                    out.extend_from_slice(&text.as_bytes()[tail..]);
+                    true
+                }
+                None => false,
+            }
+        };
         if !spliced {
             let object_start = out.len();
             out.push(b'{');
-            for (key, value) in &entries {
-                let value = match *key {
-                    "usage" if drop_usage => continue,
-                    "model" => self.model_json.as_str(),
-                    _ => value,
+            for (index, member) in entries.iter().enumerate() {
+                let key = member.key(text);
+                let value = match key {
+                    _ if usages & (1 << index) != 0 => continue,
+                    "model" => model,
+                    _ => member.value(text),
                 };
                 members::write_member(out, object_start, key, value);
             }
@@ -460,7 +486,7 @@ fn sse_frame(event: Option<&str>, data: &[u8], out: &mut Vec<u8>) {
 
 /// A provider's whole answer relayed to a client of the same format, read in one pass: the
 /// text with the model replaced, and its usage. `None` sends the answer down the decoding
-/// path: not an object [`members::top_level`] can read, an error, no `required` member
+/// path: not an object [`members::spans`] can read, an error, no `required` member
 /// (`choices`, `content`) that every answer of the format has, or a format without this
 /// path.
 pub(super) fn passthrough_answer(
@@ -470,13 +496,13 @@ pub(super) fn passthrough_answer(
 ) -> Option<(Vec<u8>, Usage)> {
     let required = wire::answer_required_member(format)?;
     let text = std::str::from_utf8(json).ok()?;
-    let entries = members::top_level(text)?;
+    let entries = members::spans(text)?;
     let mut usage = Usage::default();
     let mut complete = false;
-    for (key, value) in &entries {
-        match *key {
+    for member in &entries {
+        match member.key(text) {
             "error" => return None,
-            "usage" => usage = routerly_core::wire::decode_usage(format, value)?,
+            "usage" => usage = routerly_core::wire::decode_usage(format, member.value(text))?,
             key if key == required => complete = true,
             _ => {}
         }
@@ -488,7 +514,7 @@ pub(super) fn passthrough_answer(
     let model_json = members::json_string(model_id);
     let replacements = [("model", model_json.as_str())];
     if !members::splice_object(&mut out, text, &entries, &replacements, &[]) {
-        members::write_object(&mut out, &entries, &replacements);
+        members::write_object(&mut out, text, &entries, &replacements);
     }
     Some((out, usage))
 }
