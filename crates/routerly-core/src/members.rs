@@ -213,7 +213,7 @@ pub fn splice_object(
                 .map(|(k, v)| k.len() + v.len() + 4)
                 .sum::<usize>(),
     );
-    let spliced = splice_members(out, text, members, |member| {
+    let spliced = splice_members(out, text, members, |_, member| {
         let key = member.key(text);
         if removed.contains(&key) {
             return Some(Edit::Remove);
@@ -263,7 +263,8 @@ pub enum Edit<'v> {
 }
 
 /// Appends `text` (the object whose `members` [`spans`] read) up to the end of its last
-/// kept member, each member edited as `edit` says (asked once per member, in order),
+/// kept member, each member edited as `edit` says (asked once per member, in order, with
+/// its index),
 /// copying the text between edited values as it is. Gives where the rest of `text` begins
 /// (the caller appends it, after any member it adds) and whether any member was kept; or
 /// `None`, with `out` as it was, when `edit` gives `None`.
@@ -271,7 +272,7 @@ pub fn splice_members<'v>(
     out: &mut Vec<u8>,
     text: &str,
     members: &[Member],
-    mut edit: impl FnMut(&Member) -> Option<Edit<'v>>,
+    mut edit: impl FnMut(usize, &Member) -> Option<Edit<'v>>,
 ) -> Option<(usize, bool)> {
     let start = out.len();
     let bytes = text.as_bytes();
@@ -280,7 +281,7 @@ pub fn splice_members<'v>(
     let mut last_end = None;
     for (index, member) in members.iter().enumerate() {
         let (value_at, value_end) = member.value;
-        match edit(member) {
+        match edit(index, member) {
             None => {
                 out.truncate(start);
                 return None;

@@ -319,10 +319,8 @@ impl Relay {
         // SSE field early.
         let model = self.model_json.as_str();
         let spliced = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() && {
-            let mut index = 0;
-            let spliced = members::splice_members(out, text, entries, |_| {
+            let spliced = members::splice_members(out, text, entries, |index, _| {
                 let bit = 1 << index;
-                index += 1;
                 Some(if models & bit != 0 {
                     members::Edit::Replace(model)
                 } else if usages & bit != 0 {
