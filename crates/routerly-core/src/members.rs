@@ -92,10 +92,23 @@ impl Reader {
     }
 }
 
-/// How many bytes `a` and `b` begin with alike, compared eight at a time.
+/// How many bytes `a` and `b` begin with alike, compared 32 bytes at a time, then eight.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let length = a.len().min(b.len());
+    let word = |bytes: &[u8], at: usize| {
+        u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"))
+    };
     let mut at = 0;
+    while at + 32 <= length {
+        let differ = (word(a, at) ^ word(b, at))
+            | (word(a, at + 8) ^ word(b, at + 8))
+            | (word(a, at + 16) ^ word(b, at + 16))
+            | (word(a, at + 24) ^ word(b, at + 24));
+        if differ != 0 {
+            break;
+        }
+        at += 32;
+    }
     while at + 8 <= length {
         let x = u64::from_le_bytes(a[at..at + 8].try_into().expect("eight bytes"));
         let y = u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
@@ -770,6 +783,26 @@ mod tests {
         ] {
             reader.read(before).expect("an object");
             assert_eq!(reader.read(after), spans(after).as_deref(), "{after}");
+        }
+    }
+
+    #[test]
+    fn the_common_prefix_ends_at_the_first_byte_that_differs_wherever_it_is() {
+        // Lengths around the 32- and 8-byte steps, a difference at every place (and none).
+        let text: Vec<u8> = (0..100u8).map(|index| b'a' + index % 26).collect();
+        for length in [0, 1, 7, 8, 9, 31, 32, 33, 40, 63, 64, 65, 100] {
+            let a = &text[..length];
+            assert_eq!(common_prefix(a, a), length);
+            assert_eq!(common_prefix(a, &text), length);
+            for at in 0..length {
+                let mut b = a.to_vec();
+                b[at] ^= 0x40;
+                assert_eq!(
+                    common_prefix(a, &b),
+                    at,
+                    "length {length}, differing at {at}"
+                );
+            }
         }
     }
 

@@ -20,8 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
+use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -377,7 +376,7 @@ impl Connection {
                 if code == 101 {
                     return Err(protocol("the provider switched protocols"));
                 }
-                let _ = self.buffer.split_to(length);
+                self.buffer.advance(length);
                 continue;
             }
             let mut headers = HeaderMap::with_capacity(parsed.headers.len());
@@ -389,7 +388,7 @@ impl Connection {
                 headers.append(name, value);
             }
             let version = parsed.version;
-            let _ = self.buffer.split_to(length);
+            self.buffer.advance(length);
             let framing = framing(status, &headers)?;
             let reusable = version == Some(1)
                 && framing != Framing::UntilClose
@@ -466,35 +465,84 @@ pub(crate) struct Body {
 }
 
 impl Body {
-    /// Everything of the body that is in the buffer, decoded; `None` when nothing is.
-    fn decoded(&mut self) -> Result<Option<Bytes>, BoxError> {
+    /// Appends to `out` everything of the body that is in the buffer, decoded: whether
+    /// any bytes were appended. The connection's buffer is consumed in place, never split,
+    /// so it keeps its one allocation for the connection's life.
+    fn decoded(&mut self, out: &mut Vec<u8>) -> Result<bool, BoxError> {
         let connection = self
             .connection
             .as_mut()
             .expect("a body being read has its connection");
         let buffer = &mut connection.buffer;
+        let before = out.len();
+        // Room at once for all that has arrived (the body's data is at most that).
+        out.reserve(buffer.len());
         match &mut self.framing {
-            Framing::Done => Ok(None),
-            Framing::UntilClose => Ok((!buffer.is_empty()).then(|| buffer.split().freeze())),
+            Framing::Done => {}
+            Framing::UntilClose => {
+                out.extend_from_slice(buffer);
+                buffer.clear();
+            }
             Framing::Length(left) => {
-                if buffer.is_empty() {
-                    return Ok(None);
-                }
                 let take = usize::try_from(*left)
                     .unwrap_or(usize::MAX)
                     .min(buffer.len());
+                out.extend_from_slice(&buffer[..take]);
+                buffer.advance(take);
                 *left -= take as u64;
                 if *left == 0 {
                     self.framing = Framing::Done;
                 }
-                Ok(Some(buffer.split_to(take).freeze()))
             }
             Framing::Chunked(state) => {
-                let (data, done) = decode_chunks(buffer, state)?;
-                if done {
+                if decode_chunks(buffer, state, out)? {
                     self.framing = Framing::Done;
                 }
-                Ok(data)
+            }
+        }
+        Ok(out.len() > before)
+    }
+
+    /// Appends the body's next bytes to `out`: `Ok(true)` once some were appended,
+    /// `Ok(false)` at the body's end (when nothing more will be).
+    pub(crate) fn poll_read_into(
+        &mut self,
+        context: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Poll<Result<bool, BoxError>> {
+        loop {
+            if self.connection.is_none() {
+                return Poll::Ready(Ok(false));
+            }
+            let decoded = self.decoded(out);
+            if self.framing == Framing::Done {
+                self.finished();
+            }
+            match decoded {
+                Err(error) => {
+                    self.connection = None;
+                    return Poll::Ready(Err(error));
+                }
+                Ok(true) => return Poll::Ready(Ok(true)),
+                Ok(false) if self.framing == Framing::Done => return Poll::Ready(Ok(false)),
+                Ok(false) => {}
+            }
+            let connection = self.connection.as_mut().expect("not done");
+            match ready!(connection.poll_fill(context)) {
+                Ok(0) => {
+                    self.connection = None;
+                    if self.framing == Framing::UntilClose {
+                        return Poll::Ready(Ok(false));
+                    }
+                    return Poll::Ready(Err(
+                        "the provider closed the connection before the answer's end".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    self.connection = None;
+                    return Poll::Ready(Err(error.into()));
+                }
             }
         }
     }
@@ -525,57 +573,14 @@ impl Body {
     }
 }
 
-impl Stream for Body {
-    type Item = Result<Bytes, BoxError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let body = &mut *self;
-        loop {
-            if body.connection.is_none() {
-                return Poll::Ready(None);
-            }
-            let decoded = body.decoded();
-            if body.framing == Framing::Done {
-                body.finished();
-            }
-            match decoded {
-                Err(error) => {
-                    body.connection = None;
-                    return Poll::Ready(Some(Err(error)));
-                }
-                Ok(Some(data)) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
-                Ok(_) if body.framing == Framing::Done => return Poll::Ready(None),
-                Ok(_) => {}
-            }
-            let connection = body.connection.as_mut().expect("not done");
-            match ready!(connection.poll_fill(context)) {
-                Ok(0) => {
-                    body.connection = None;
-                    if body.framing == Framing::UntilClose {
-                        return Poll::Ready(None);
-                    }
-                    return Poll::Ready(Some(Err(
-                        "the provider closed the connection before the answer's end".into(),
-                    )));
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    body.connection = None;
-                    return Poll::Ready(Some(Err(error.into())));
-                }
-            }
-        }
-    }
-}
-
 /// Decodes the chunked body in `buffer` from `state` on, as far as the buffer goes: the
-/// data of every whole or partial chunk in it (one copy, so the events of many chunks reach
-/// the reader together), and whether the body ended (last chunk and trailers read).
+/// data of every whole or partial chunk in it is appended to `out` (so the events of many
+/// chunks reach the reader together); whether the body ended (last chunk and trailers read).
 fn decode_chunks(
     buffer: &mut BytesMut,
     state: &mut Chunk,
-) -> Result<(Option<Bytes>, bool), BoxError> {
-    let mut out: Option<BytesMut> = None;
+    out: &mut Vec<u8>,
+) -> Result<bool, BoxError> {
     loop {
         match *state {
             Chunk::Size => {
@@ -602,7 +607,7 @@ fn decode_chunks(
                 let size = digits
                     .iter()
                     .fold(0u64, |size, digit| size * 16 + u64::from(hex_value(*digit)));
-                let _ = buffer.split_to(line_end + 1);
+                buffer.advance(line_end + 1);
                 *state = if size == 0 {
                     Chunk::Trailers
                 } else {
@@ -616,11 +621,8 @@ fn decode_chunks(
                 let take = usize::try_from(left)
                     .unwrap_or(usize::MAX)
                     .min(buffer.len());
-                let data = buffer.split_to(take);
-                match &mut out {
-                    Some(out) => out.extend_from_slice(&data),
-                    None => out = Some(data),
-                }
+                out.extend_from_slice(&buffer[..take]);
+                buffer.advance(take);
                 *state = if take as u64 == left {
                     Chunk::DataEnd
                 } else {
@@ -636,7 +638,7 @@ fn decode_chunks(
                         return Err("a chunk does not end where its size says".into());
                     }
                     if buffer.first() == Some(&b'\n') {
-                        let _ = buffer.split_to(1);
+                        buffer.advance(1);
                         *state = Chunk::Size;
                         continue;
                     }
@@ -644,10 +646,10 @@ fn decode_chunks(
                 }
                 match &buffer[..2] {
                     b"\r\n" => {
-                        let _ = buffer.split_to(2);
+                        buffer.advance(2);
                     }
                     [b'\n', _] => {
-                        let _ = buffer.split_to(1);
+                        buffer.advance(1);
                     }
                     _ => return Err("a chunk does not end where its size says".into()),
                 }
@@ -664,14 +666,14 @@ fn decode_chunks(
                     .strip_suffix(b"\r")
                     .unwrap_or(&buffer[..line_end])
                     .is_empty();
-                let _ = buffer.split_to(line_end + 1);
+                buffer.advance(line_end + 1);
                 if empty {
-                    return Ok((out.map(BytesMut::freeze), true));
+                    return Ok(true);
                 }
             }
         }
     }
-    Ok((out.map(BytesMut::freeze), false))
+    Ok(false)
 }
 
 fn hex_value(digit: u8) -> u8 {
@@ -686,7 +688,6 @@ fn hex_value(digit: u8) -> u8 {
 pub(crate) mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use futures_util::StreamExt;
     use proptest::prelude::*;
     use tokio::io::AsyncReadExt;
 
@@ -749,9 +750,7 @@ pub(crate) mod tests {
             let cut = cut.clamp(at, wire.len());
             buffer.extend_from_slice(&wire[at..cut]);
             at = cut;
-            let (decoded, done) = decode_chunks(&mut buffer, &mut state)?;
-            data.extend_from_slice(&decoded.unwrap_or_default());
-            if done {
+            if decode_chunks(&mut buffer, &mut state, &mut data)? {
                 assert!(buffer.is_empty() && at == wire.len(), "bytes after the end");
                 return Ok((data, true));
             }
@@ -905,9 +904,7 @@ pub(crate) mod tests {
             .await?;
         let mut body = answer.body;
         let mut data = Vec::new();
-        while let Some(chunk) = body.next().await {
-            data.extend_from_slice(&chunk?);
-        }
+        while std::future::poll_fn(|context| body.poll_read_into(context, &mut data)).await? {}
         Ok((answer.status, data))
     }
 

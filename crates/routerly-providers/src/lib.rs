@@ -181,8 +181,43 @@ pub struct Upstream {
     uris: RwLock<HashMap<String, Arc<http1::Destination>, foldhash::fast::RandomState>>,
 }
 
-/// An answer's body as a stream of its bytes, however the provider was reached.
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>;
+/// An answer's body, however the provider was reached: read from Routerly's own HTTP/1
+/// connection, or through the proxy's client as a stream of its pieces.
+enum AnswerBody {
+    Direct(http1::Body),
+    Proxied(Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>> + Send>>),
+}
+
+impl AnswerBody {
+    /// A body with nothing (more) in it.
+    fn empty() -> Self {
+        AnswerBody::Proxied(Box::pin(futures_util::stream::empty()))
+    }
+
+    /// Appends the body's next bytes to `out`: `Ok(true)` once some were appended,
+    /// `Ok(false)` at the body's end.
+    fn poll_read_into(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> std::task::Poll<Result<bool, BoxError>> {
+        use std::task::Poll;
+        match self {
+            AnswerBody::Direct(body) => body.poll_read_into(context, out),
+            AnswerBody::Proxied(pieces) => loop {
+                return match std::task::ready!(pieces.poll_next_unpin(context)) {
+                    None => Poll::Ready(Ok(false)),
+                    Some(Err(error)) => Poll::Ready(Err(error)),
+                    Some(Ok(piece)) if piece.is_empty() => continue,
+                    Some(Ok(piece)) => {
+                        out.extend_from_slice(&piece);
+                        Poll::Ready(Ok(true))
+                    }
+                };
+            },
+        }
+    }
+}
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Most distinct provider URLs kept parsed.
@@ -303,9 +338,9 @@ impl Upstream {
                     .map_err(|error| classify_reqwest(&error))?;
                 let response = http::Response::from(response);
                 let (head, body) = response.into_parts();
-                let bytes: ByteStream =
+                let pieces =
                     Box::pin(BodyDataStream::new(body).map(|chunk| chunk.map_err(BoxError::from)));
-                Ok((head.status, head.headers, bytes))
+                Ok((head.status, head.headers, AnswerBody::Proxied(pieces)))
             } else {
                 let answer = self
                     .direct
@@ -319,11 +354,11 @@ impl Upstream {
                 Ok((
                     answer.status,
                     answer.headers,
-                    Box::pin(answer.body) as ByteStream,
+                    AnswerBody::Direct(answer.body),
                 ))
             }
         };
-        let (status, response_headers, answer): (StatusCode, HeaderMap, ByteStream) =
+        let (status, response_headers, answer): (StatusCode, HeaderMap, AnswerBody) =
             match tokio::time::timeout(first_token, sent).await {
                 Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
                 Ok(Err(error)) => return Err(error),
@@ -427,37 +462,27 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
 /// The whole body of `answer`, up to `limit` bytes: cut there for an error body (`limit`
 /// below the largest answer), refused beyond it otherwise.
 async fn read_body(
-    mut answer: ByteStream,
+    mut answer: AnswerBody,
     idle: Duration,
     limit: usize,
 ) -> Result<Bytes, UpstreamError> {
-    // Most answers come in one piece, kept as it is; more pieces are joined.
-    let mut first: Option<Bytes> = None;
     let mut body = Vec::new();
     loop {
-        let chunk = match tokio::time::timeout(idle, answer.next()).await {
+        let read = std::future::poll_fn(|context| answer.poll_read_into(context, &mut body));
+        match tokio::time::timeout(idle, read).await {
             Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::Idle)),
-            Ok(Some(Err(error))) => return Err(UpstreamError::Protocol(describe(&*error))),
-            Ok(None) if body.is_empty() => return Ok(first.unwrap_or_default()),
-            Ok(None) => return Ok(Bytes::from(body)),
-            Ok(Some(Ok(chunk))) => chunk,
-        };
-        if let Some(earlier) = first.take() {
-            body.extend_from_slice(&earlier);
+            Ok(Err(error)) => return Err(UpstreamError::Protocol(describe(&*error))),
+            Ok(Ok(false)) => return Ok(Bytes::from(body)),
+            Ok(Ok(true)) => {}
         }
-        if body.len() + chunk.len() > limit {
+        if body.len() > limit {
             if limit < MAX_RESPONSE_BYTES {
-                body.extend_from_slice(&chunk[..limit - body.len()]);
+                body.truncate(limit);
                 return Ok(Bytes::from(body));
             }
             return Err(UpstreamError::Protocol(
                 "the answer is larger than Routerly accepts".to_owned(),
             ));
-        }
-        if body.is_empty() {
-            first = Some(chunk);
-        } else {
-            body.extend_from_slice(&chunk);
         }
     }
 }
@@ -467,7 +492,7 @@ async fn read_body(
 /// [`EventStream::next_event`] is cancel-safe: the deadline runs from the last event (or
 /// the start), not from the call, so a caller may race it against a keep-alive timer.
 pub struct EventStream {
-    bytes: ByteStream,
+    body: AnswerBody,
     parser: Parser,
     first_token: Duration,
     idle: Duration,
@@ -484,14 +509,14 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    fn new(bytes: ByteStream, framing: Framing, first_token: Duration, idle: Duration) -> Self {
+    fn new(body: AnswerBody, framing: Framing, first_token: Duration, idle: Duration) -> Self {
         let parser = match framing {
             Framing::Sse => Parser::Sse(SseParser::new()),
             Framing::Ndjson => Parser::Ndjson(NdjsonParser::new()),
         };
         let now = tokio::time::Instant::now();
         EventStream {
-            bytes,
+            body,
             parser,
             first_token,
             idle,
@@ -523,37 +548,36 @@ impl EventStream {
             let deadline = self.last_event_at + wait;
             match std::future::poll_fn(|cx| self.poll_bytes_until(cx, deadline)).await {
                 Err(Elapsed) => return Err(UpstreamError::Timeout(phase)),
-                Ok(None) => {
+                Ok(Ok(false)) => {
                     self.finished = true;
                     if self.parser.pending_len() > 0 {
                         // A last event without its blank line (or newline): accept it.
                         self.parser.push(b"\n\n");
                     }
                 }
-                Ok(Some(Err(error))) => {
+                Ok(Err(error)) => {
                     self.finished = true;
                     return Err(UpstreamError::Protocol(format!(
                         "the stream broke: {}",
                         describe(&*error)
                     )));
                 }
-                Ok(Some(Ok(chunk))) => {
-                    self.last_bytes_at = tokio::time::Instant::now();
-                    self.parser.push(&chunk);
-                }
+                Ok(Ok(true)) => self.last_bytes_at = tokio::time::Instant::now(),
             }
         }
     }
 
-    /// The next chunk of the body, or [`Elapsed`] once `deadline` has passed without one.
+    /// The body's next bytes read into the parser (`false` at its end), or [`Elapsed`] once
+    /// `deadline` has passed without any.
     fn poll_bytes_until(
         &mut self,
         cx: &mut std::task::Context<'_>,
         deadline: tokio::time::Instant,
-    ) -> std::task::Poll<Result<Option<Result<Bytes, BoxError>>, Elapsed>> {
+    ) -> std::task::Poll<Result<Result<bool, BoxError>, Elapsed>> {
         use std::task::Poll;
-        if let Poll::Ready(chunk) = self.bytes.poll_next_unpin(cx) {
-            return Poll::Ready(Ok(chunk));
+        let body = &mut self.body;
+        if let Poll::Ready(read) = self.parser.append(|buffer| body.poll_read_into(cx, buffer)) {
+            return Poll::Ready(Ok(read));
         }
         loop {
             if self.timer.deadline() > deadline {
@@ -570,6 +594,20 @@ impl EventStream {
         }
     }
 
+    /// Takes back an event once its reader is done with it, so that the next event's data
+    /// reuses its allocation (one allocation per stream instead of one per event).
+    pub fn recycle(&mut self, event: SseEvent) {
+        if let Parser::Sse(parser) = &mut self.parser {
+            parser.recycle(event);
+        }
+    }
+
+    /// Bytes received and not yet read as events: about what the events that have already
+    /// arrived take.
+    pub fn buffered_len(&self) -> usize {
+        self.parser.pending_len()
+    }
+
     /// [`EventStream::next_event`] if the event has already arrived (parsed, or in bytes the
     /// connection has received), else `None` without waiting: lets a relay send everything
     /// the provider delivered together in one write instead of one write per event.
@@ -583,10 +621,11 @@ impl EventStream {
     /// a second and 64 KiB at most. A stream dropped without this (the client hung up)
     /// closes its connection at once, which tells the provider to stop generating.
     pub fn release(&mut self) {
-        let mut bytes: ByteStream =
-            std::mem::replace(&mut self.bytes, Box::pin(futures_util::stream::empty()));
+        let mut body = std::mem::replace(&mut self.body, AnswerBody::empty());
+        let mut rest = Vec::new();
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        if let std::task::Poll::Ready(None | Some(Err(_))) = bytes.as_mut().poll_next(&mut context)
+        if let std::task::Poll::Ready(Ok(false) | Err(_)) =
+            body.poll_read_into(&mut context, &mut rest)
         {
             return;
         }
@@ -595,12 +634,14 @@ impl EventStream {
         };
         runtime.spawn(async move {
             let drained = async {
-                let mut read = 0;
-                while let Some(Ok(chunk)) = bytes.next().await {
-                    read += chunk.len();
-                    if read > 64 * 1024 {
+                let mut read = rest.len();
+                while read <= 64 * 1024 {
+                    rest.clear();
+                    let more = std::future::poll_fn(|cx| body.poll_read_into(cx, &mut rest));
+                    if !matches!(more.await, Ok(true)) {
                         break;
                     }
+                    read += rest.len();
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
@@ -618,6 +659,14 @@ enum Parser {
 }
 
 impl Parser {
+    /// Lets `read` append bytes from the wire to the parser's buffer.
+    fn append<R>(&mut self, read: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        match self {
+            Parser::Sse(parser) => parser.append(read),
+            Parser::Ndjson(parser) => parser.append(read),
+        }
+    }
+
     fn push(&mut self, chunk: &[u8]) {
         match self {
             Parser::Sse(parser) => parser.push(chunk),

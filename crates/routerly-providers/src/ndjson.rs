@@ -1,11 +1,11 @@
 //! Incremental reader of newline-delimited JSON (Ollama's streams) from a byte stream.
 
-use bytes::{Buf, BytesMut};
-
 /// Splits bytes into lines as they arrive; holds the incomplete tail between calls.
 #[derive(Debug, Default)]
 pub struct NdjsonParser {
-    buffer: BytesMut,
+    buffer: Vec<u8>,
+    /// Where the unread bytes begin.
+    start: usize,
 }
 
 impl NdjsonParser {
@@ -16,21 +16,30 @@ impl NdjsonParser {
 
     /// Adds bytes read from the wire.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.buffer.extend_from_slice(chunk);
+        self.append(|buffer| buffer.extend_from_slice(chunk));
+    }
+
+    /// Lets `read` append bytes from the wire to the buffer (so a reader can decode into
+    /// it in place).
+    pub fn append<R>(&mut self, read: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        // Drop what was read; the unread tail is at most one partial line.
+        self.buffer.drain(..self.start);
+        self.start = 0;
+        read(&mut self.buffer)
     }
 
     /// Bytes received that do not yet form a complete line.
     pub fn pending_len(&self) -> usize {
-        self.buffer.len()
+        self.buffer.len() - self.start
     }
 
     /// The next complete, non-blank line, without its line ending.
     pub fn next_line(&mut self) -> Option<String> {
         loop {
-            let end = self.buffer.iter().position(|&byte| byte == b'\n')?;
-            let raw = self.buffer.split_to(end);
-            self.buffer.advance(1);
-            let line = String::from_utf8_lossy(&raw);
+            let unread = &self.buffer[self.start..];
+            let end = memchr::memchr(b'\n', unread)?;
+            self.start += end + 1;
+            let line = String::from_utf8_lossy(&unread[..end]);
             let line = line.trim();
             if !line.is_empty() {
                 return Some(line.to_owned());

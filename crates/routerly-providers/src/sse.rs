@@ -21,6 +21,8 @@ pub struct SseParser {
     start: usize,
     /// How far (from the buffer's beginning) the search for the next event's end has got.
     scanned: usize,
+    /// A handed-back event's data, whose allocation the next event's data reuses.
+    spare: String,
 }
 
 impl SseParser {
@@ -31,18 +33,34 @@ impl SseParser {
 
     /// Adds bytes read from the wire.
     pub fn push(&mut self, chunk: &[u8]) {
+        self.append(|buffer| buffer.extend_from_slice(chunk));
+    }
+
+    /// Lets `read` append bytes from the wire to the buffer (so a reader can decode into
+    /// it in place).
+    pub fn append<R>(&mut self, read: impl FnOnce(&mut Vec<u8>) -> R) -> R {
         if self.start > 0 {
             // Drop what was read; the unread tail is at most one partial event.
             self.buffer.drain(..self.start);
             self.scanned -= self.start;
             self.start = 0;
         }
-        self.buffer.extend_from_slice(chunk);
+        let read = read(&mut self.buffer);
+        self.scanned = self.scanned.min(self.buffer.len());
+        read
     }
 
-    /// Bytes received that do not yet form a complete event.
+    /// Bytes received that are not yet read as events.
     pub fn pending_len(&self) -> usize {
         self.buffer.len() - self.start
+    }
+
+    /// Takes back an event read from this parser once its reader is done with it: the next
+    /// event's data is written into its allocation instead of a new one.
+    pub fn recycle(&mut self, event: SseEvent) {
+        if event.data.capacity() > self.spare.capacity() {
+            self.spare = event.data;
+        }
     }
 
     /// The next complete event, if one has arrived. Events without data (comments,
@@ -56,7 +74,7 @@ impl SseParser {
                 return None;
             };
             let raw = &self.buffer[self.start..end];
-            let event = parse_event(raw);
+            let event = parse_event(raw, &mut self.spare);
             self.start = end + separator_len;
             self.scanned = self.start;
             if self.start == self.buffer.len() {
@@ -88,9 +106,12 @@ fn find_event_end(buffer: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
-fn parse_event(raw: &[u8]) -> Option<SseEvent> {
-    // Valid UTF-8 (the usual case) is checked with the fast validator and borrowed.
-    let text = match std::str::from_utf8(raw) {
+/// The event in `raw` (without its blank line); its data is written into `spare`'s
+/// allocation when there is one.
+fn parse_event(raw: &[u8], spare: &mut String) -> Option<SseEvent> {
+    // Valid UTF-8 (the usual case) is checked with a vectorised validator (a third of the
+    // standard library's instructions on an event: measured with callgrind) and borrowed.
+    let text = match simdutf8::basic::from_utf8(raw) {
         Ok(text) => std::borrow::Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(raw),
     };
@@ -119,7 +140,12 @@ fn parse_event(raw: &[u8]) -> Option<SseEvent> {
                     existing.push('\n');
                     existing.push_str(value);
                 }
-                None => data = Some(value.to_owned()),
+                None => {
+                    let mut first = std::mem::take(spare);
+                    first.clear();
+                    first.push_str(value);
+                    data = Some(first);
+                }
             },
             _ => {}
         }
@@ -204,6 +230,27 @@ mod tests {
         assert_eq!(parser.pending_len(), 0);
     }
 
+    #[test]
+    fn a_recycled_event_lends_its_allocation_to_the_next() {
+        let mut parser = SseParser::new();
+        parser.push(b"data: a first event's data\n\ndata: second\n\ndata: x\ndata: y\n\n");
+        let first = parser.next_event().expect("the first event");
+        let allocation = first.data.as_ptr();
+        parser.recycle(first);
+        let second = parser.next_event().expect("the second event");
+        assert_eq!(second.data, "second");
+        assert_eq!(
+            second.data.as_ptr(),
+            allocation,
+            "written into the recycled data"
+        );
+        parser.recycle(second);
+        // Lines joined into the recycled allocation too.
+        let third = parser.next_event().expect("the third event");
+        assert_eq!((third.event, third.data.as_str()), (None, "x\ny"));
+        assert_eq!(third.data.as_ptr(), allocation);
+    }
+
     /// The stream cut at `cuts` (positions taken modulo its length), in order.
     fn split<'s>(stream: &'s [u8], cuts: &[usize]) -> Vec<&'s [u8]> {
         let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (stream.len() + 1)).collect();
@@ -218,13 +265,15 @@ mod tests {
         chunks
     }
 
+    /// The events of `chunks`, each handed back once read (as a relay does).
     fn read(chunks: &[&[u8]]) -> (Vec<SseEvent>, usize) {
         let mut parser = SseParser::new();
         let mut events = Vec::new();
         for chunk in chunks {
             parser.push(chunk);
             while let Some(event) = parser.next_event() {
-                events.push(event);
+                events.push(event.clone());
+                parser.recycle(event);
             }
         }
         (events, parser.pending_len())

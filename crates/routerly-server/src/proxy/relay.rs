@@ -126,7 +126,9 @@ impl Relay {
             relay.accumulator = Some(Accumulator::new());
         }
         let mut first = Vec::new();
-        match relay.translate(&first_event, &mut first) {
+        let translated = relay.translate(&first_event, &mut first);
+        relay.parts.events.recycle(first_event);
+        match translated {
             Ok(()) => {
                 relay.pending_first = first;
                 Ok(relay)
@@ -191,13 +193,17 @@ impl Relay {
                 }
             };
             let failure = match next {
-                Ok(Some(event)) => match self.translate(&event, &mut out) {
-                    Ok(()) => continue,
-                    Err(message) => (
-                        Outcome::Error,
-                        format!("the provider sent an unreadable event: {message}"),
-                    ),
-                },
+                Ok(Some(event)) => {
+                    let translated = self.translate(&event, &mut out);
+                    self.parts.events.recycle(event);
+                    match translated {
+                        Ok(()) => continue,
+                        Err(message) => (
+                            Outcome::Error,
+                            format!("the provider sent an unreadable event: {message}"),
+                        ),
+                    }
+                }
                 Ok(None) => (
                     Outcome::Error,
                     "the provider closed the stream before it finished".to_owned(),
@@ -308,7 +314,9 @@ impl Relay {
             }
         }
         let start = out.len();
-        out.reserve(text.len() + self.model_json.len() + 16);
+        // Room for this event and, when it must grow, for the others already arrived (they
+        // leave in the same write).
+        out.reserve(text.len() + self.model_json.len() + 16 + self.parts.events.buffered_len());
         out.extend_from_slice(b"data: ");
         // Routerly asked for usage in the stream; the client did not: the member goes.
         if self.parts.client_wants_usage {
