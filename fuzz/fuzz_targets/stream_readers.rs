@@ -2,8 +2,9 @@
 //! chunking of the byte stream.
 //!
 //! Input: a count byte, that many chunk lengths, then the stream. The stream is read whole
-//! and in those chunks (the last length repeating); both readings yield the same events and
-//! leave the same incomplete tail.
+//! and in those chunks (the last length repeating), the chunked reading handing each SSE
+//! event back to be reused; both readings yield the same events and leave the same
+//! incomplete tail.
 
 #![no_main]
 
@@ -31,13 +32,19 @@ fn chunks<'s>(lengths: &[u8], mut stream: &'s [u8]) -> Vec<&'s [u8]> {
     out
 }
 
-fn sse(chunks: &[&[u8]]) -> (Vec<SseEvent>, usize) {
+/// The events of `chunks`; with `recycle`, each handed back once read, as a relay does.
+fn sse(chunks: &[&[u8]], recycle: bool) -> (Vec<SseEvent>, usize) {
     let mut parser = SseParser::new();
     let mut events = Vec::new();
     for chunk in chunks {
         parser.push(chunk);
         while let Some(event) = parser.next_event() {
-            events.push(event);
+            if recycle {
+                events.push(event.clone());
+                parser.recycle(event);
+            } else {
+                events.push(event);
+            }
         }
     }
     (events, parser.pending_len())
@@ -63,8 +70,8 @@ fuzz_target!(|data: &[u8]| {
     let (lengths, stream) = rest.split_at(count);
     let chunked = chunks(lengths, stream);
 
-    let (whole_events, whole_pending) = sse(&[stream]);
-    let (chunked_events, chunked_pending) = sse(&chunked);
+    let (whole_events, whole_pending) = sse(&[stream], false);
+    let (chunked_events, chunked_pending) = sse(&chunked, true);
     assert_eq!(
         whole_events, chunked_events,
         "SSE events depend on the chunking"
