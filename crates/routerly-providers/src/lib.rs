@@ -41,6 +41,9 @@ pub use sse::{SseEvent, SseParser};
 
 /// Largest non-streamed answer accepted from a provider.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// The largest stream event accepted: a provider sending more without ending the event (an
+/// image's base64 in one event is a few MiB) would make Routerly buffer it without end.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Which provider endpoint to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -540,6 +543,12 @@ impl EventStream {
             if self.finished {
                 return Ok(None);
             }
+            if self.parser.pending_len() > MAX_EVENT_BYTES {
+                self.finished = true;
+                return Err(UpstreamError::Protocol(
+                    "the provider sent an event larger than Routerly accepts".to_owned(),
+                ));
+            }
             let (wait, phase) = if self.received_any {
                 (self.idle, TimeoutPhase::Idle)
             } else {
@@ -766,6 +775,44 @@ mod tests {
         let (port, accepted) =
             http1::tests::loopback_provider(vec![(events, 50), (b"0\r\n\r\n", 0)], false).await;
         (format!("http://127.0.0.1:{port}/v1"), accepted)
+    }
+
+    #[tokio::test]
+    async fn an_event_larger_than_accepted_ends_the_stream_without_waiting_for_more() {
+        // One event that never ends, on an answer that says more is coming: refused once
+        // it is over the bound, not buffered until the idle timeout (or without end).
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\ndata: ",
+            MAX_EVENT_BYTES * 2
+        )
+        .into_bytes();
+        answer.resize(answer.len() + MAX_EVENT_BYTES, b'x');
+        let answer: &'static [u8] = Box::leak(answer.into_boxed_slice());
+        let (port, _) = http1::tests::loopback_provider(vec![(answer, 60_000)], false).await;
+        let endpoint = format!("http://127.0.0.1:{port}/v1");
+        let started = std::time::Instant::now();
+        let Ok(UpstreamResponse::Stream(mut events)) = Upstream::new()
+            .send(
+                &target(&endpoint),
+                Operation::Chat,
+                b"{}".to_vec(),
+                true,
+                &HeaderMap::new(),
+            )
+            .await
+        else {
+            panic!("a stream");
+        };
+        let error = events.next_event().await.expect_err("refused");
+        assert!(
+            matches!(&error, UpstreamError::Protocol(message) if message.contains("larger")),
+            "{error:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "before the idle timeout"
+        );
+        assert!(matches!(events.next_event().await, Ok(None)));
     }
 
     async fn stream_to_its_end(upstream: &Upstream, endpoint: &str) -> EventStream {
