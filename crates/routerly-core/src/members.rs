@@ -110,8 +110,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
         at += 32;
     }
     while at + 8 <= length {
-        let x = u64::from_le_bytes(a[at..at + 8].try_into().expect("eight bytes"));
-        let y = u64::from_le_bytes(b[at..at + 8].try_into().expect("eight bytes"));
+        let (x, y) = (word(a, at), word(b, at));
         if x != y {
             return at + ((x ^ y).trailing_zeros() / 8) as usize;
         }
@@ -253,11 +252,7 @@ pub fn splice_object(
     // What is not there yet goes after the last kept member.
     for ((key, value), present) in replacements.iter().zip(found) {
         if !present {
-            out.push(b',');
-            out.push(b'"');
-            out.extend_from_slice(key.as_bytes());
-            out.extend_from_slice(b"\":");
-            out.extend_from_slice(value.as_bytes());
+            write_member(out, start, key, value);
         }
     }
     out.extend_from_slice(&text.as_bytes()[tail..]);

@@ -207,16 +207,17 @@ impl AnswerBody {
         use std::task::Poll;
         match self {
             AnswerBody::Direct(body) => body.poll_read_into(context, out),
+            // Empty pieces are skipped: `Ok(true)` means bytes were appended.
             AnswerBody::Proxied(pieces) => loop {
-                return match std::task::ready!(pieces.poll_next_unpin(context)) {
-                    None => Poll::Ready(Ok(false)),
-                    Some(Err(error)) => Poll::Ready(Err(error)),
-                    Some(Ok(piece)) if piece.is_empty() => continue,
-                    Some(Ok(piece)) => {
+                match std::task::ready!(pieces.poll_next_unpin(context)) {
+                    None => return Poll::Ready(Ok(false)),
+                    Some(Err(error)) => return Poll::Ready(Err(error)),
+                    Some(Ok(piece)) if !piece.is_empty() => {
                         out.extend_from_slice(&piece);
-                        Poll::Ready(Ok(true))
+                        return Poll::Ready(Ok(true));
                     }
-                };
+                    Some(Ok(_)) => {}
+                }
             },
         }
     }

@@ -420,3 +420,59 @@ async fn a_stream_falls_back_before_its_first_event_and_times_out_when_idle() {
         "the first model failed first: {records:#?}"
     );
 }
+
+#[tokio::test]
+async fn an_event_whose_json_spans_lines_reaches_the_client_on_one_line_with_its_model_replaced() {
+    use routerly_core::config::ProviderKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An OpenAI-compatible provider whose first chunk's JSON is split over two `data:`
+    // lines (a line break between members): the member splice cannot copy it as it is.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("a connection");
+        let mut request = vec![0; 64 * 1024];
+        let _ = socket.read(&mut request).await;
+        let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
+            data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\n\
+            data:  \"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
+            data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\"choices\":[],\
+            \"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n\
+            data: [DONE]\n\n";
+        socket.write_all(answer.as_bytes()).await.expect("answer");
+    });
+    let served = model(
+        "served",
+        ProviderKind::OpenAi,
+        &format!("http://{address}/v1"),
+        "gpt-4o-mini",
+    );
+    let gateway = Gateway::start(vec![served]).await;
+    let (status, _, _, events) = read_stream(
+        gateway
+            .openai(&openai_stream_body("served", "hi", None))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let data: Vec<&str> = events.iter().map(|event| event.data.as_str()).collect();
+    assert_eq!(
+        data.len(),
+        2,
+        "the chunk and [DONE], the usage-only chunk withheld: {data:?}"
+    );
+    assert!(!data[0].contains('\n'), "one line: {:?}", data[0]);
+    let chunk = events[0].json();
+    assert_eq!(chunk["model"], "served");
+    assert_eq!(chunk["choices"][0]["delta"]["content"], "Hi");
+    assert!(
+        chunk.get("usage").is_none(),
+        "the client did not ask for usage: {chunk}"
+    );
+    assert_eq!(data[1], "[DONE]");
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!((records[0].input_tokens, records[0].output_tokens), (3, 1));
+}

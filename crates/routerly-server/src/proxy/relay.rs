@@ -326,36 +326,31 @@ impl Relay {
         // event names one, never added), unless a line break between members would end the
         // SSE field early.
         let model = self.model_json.as_str();
-        let spliced = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none() && {
-            let spliced = members::splice_members(out, text, entries, |index, _| {
-                let bit = 1 << index;
-                Some(if models & bit != 0 {
-                    members::Edit::Replace(model)
-                } else if usages & bit != 0 {
-                    members::Edit::Remove
-                } else {
-                    members::Edit::Keep
-                })
-            });
-            match spliced {
-                Some((tail, _)) => {
-                    out.extend_from_slice(&text.as_bytes()[tail..]);
-                    true
-                }
-                None => false,
+        // What becomes of the member at `index`, for either way of writing the event.
+        let edit = |index: usize| {
+            let bit = 1 << index;
+            if models & bit != 0 {
+                members::Edit::Replace(model)
+            } else if usages & bit != 0 {
+                members::Edit::Remove
+            } else {
+                members::Edit::Keep
             }
         };
+        let spliced = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none()
+            && members::splice_members(out, text, entries, |index, _| Some(edit(index)))
+                .map(|(tail, _)| out.extend_from_slice(&text.as_bytes()[tail..]))
+                .is_some();
         if !spliced {
             let object_start = out.len();
             out.push(b'{');
             for (index, member) in entries.iter().enumerate() {
-                let key = member.key(text);
-                let value = match key {
-                    _ if usages & (1 << index) != 0 => continue,
-                    "model" => model,
-                    _ => member.value(text),
+                let value = match edit(index) {
+                    members::Edit::Keep => member.value(text),
+                    members::Edit::Replace(value) => value,
+                    members::Edit::Remove => continue,
                 };
-                members::write_member(out, object_start, key, value);
+                members::write_member(out, object_start, member.key(text), value);
             }
             out.push(b'}');
         }
