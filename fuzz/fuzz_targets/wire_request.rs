@@ -4,7 +4,8 @@
 //! must decode or be refused with an error, never panic; a decoded request, encoded for any
 //! provider, is either refused by that encoder or read back by the same format's decoder,
 //! and a second trip through that format changes nothing but the tool-call ids a format
-//! without ids generates (the encoders and decoders agree).
+//! without ids generates (the encoders and decoders agree). Where a format's simple reader
+//! reads the body straight from its text, it gives what the full decoder gives.
 
 #![no_main]
 
@@ -19,10 +20,20 @@ fuzz_target!(|data: &[u8]| {
     let Some((selector, body)) = split_selector(data) else {
         return;
     };
+    let simple = wire::decode_simple_request(format_of(selector), body);
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        assert!(simple.is_none(), "the simple reader read a body that is not JSON");
         return;
     };
-    let Ok(request) = wire::decode_request(format_of(selector), &body) else {
+    let decoded = wire::decode_request(format_of(selector), &body);
+    if let Some(simple) = simple {
+        assert_eq!(
+            decoded.as_ref(),
+            Ok(&simple),
+            "the simple reader and the full decoder disagree"
+        );
+    }
+    let Ok(request) = decoded else {
         return;
     };
     if request.messages.is_empty() {

@@ -1045,3 +1045,178 @@ fn unrepresented_parts_and_tools_are_carried() {
     .expect_err("audio cannot go to Anthropic");
     assert_eq!(error.param.as_deref(), Some("messages[0].content[1]"));
 }
+
+// ---- the simple reader ----
+
+/// What the full decoder makes of `text` (parsed into a tree first, as the server does).
+fn full_decode(text: &str) -> Result<ChatRequest, routerly_core::canonical::DecodeError> {
+    let tree: Value = serde_json::from_str(text).expect("test bodies are JSON");
+    openai::decode_request(&tree)
+}
+
+#[test]
+fn the_simple_reader_gives_what_the_full_decoder_gives() {
+    let bodies = [
+        r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#,
+        // Every member it reads, nulls reading as absent, integers where numbers go.
+        r#"{"model":"m","max_tokens":64,"max_completion_tokens":null,"stream":true,
+            "stream_options":{"include_usage":true},"temperature":1,"top_p":0.5,
+            "presence_penalty":-0.25,"frequency_penalty":null,"seed":-7,"user":"u-1",
+            "parallel_tool_calls":false,
+            "messages":[{"content":"be terse","role":"system"},{"role":"user","content":"q"}]}"#,
+        // max_completion_tokens wins over max_tokens, whatever max_tokens says.
+        r#"{"model":"m","max_tokens":0,"max_completion_tokens":5,"messages":[{"role":"user","content":"q"}]}"#,
+        // Escapes in text and in the model; an empty assistant text is no part; a system
+        // message after the first turn stays in its place; developer is system.
+        r#"{"model":"gpt-4o\u002dmini","stream_options":{},"messages":[
+            {"role":"developer","content":"line\none \"quoted\" \u00e9"},
+            {"role":"system","content":""},
+            {"role":"user","content":"💡"},
+            {"role":"assistant","content":""},
+            {"role":"assistant","content":"a"},
+            {"role":"system","content":"late"},
+            {"role":"user","content":""}]}"#,
+    ];
+    for text in bodies {
+        let simple = openai::decode_simple_request(text.as_bytes())
+            .unwrap_or_else(|| panic!("the simple reader should read {text}"));
+        assert_eq!(
+            Ok(simple),
+            full_decode(text),
+            "the readers disagree on {text}"
+        );
+    }
+}
+
+#[test]
+fn the_simple_reader_leaves_every_other_body_to_the_full_decoder() {
+    let bodies = [
+        // Members it does not read, known to the full decoder or not.
+        r#"{"model":"m","n":1,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","stop":"x","messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","metadata":{},"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","stream_options":{"include_usage":true,"x":1},"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"q","name":"alice"}]}"#,
+        // Shapes and roles it does not read.
+        r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"q"}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"tool","tool_call_id":"c","content":"r"}]}"#,
+        r#"{"model":"m","messages":[{"role":"function","content":"q"}]}"#,
+        r#"{"model":"m","messages":[{"role":"us\u0065r","content":"q"}]}"#,
+        r#"{"model":"m","user":"\u0075","messages":[{"role":"user","content":"q"}]}"#,
+        // What the full decoder refuses, naming the field.
+        r#"{"model":null,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","messages":[]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":null}]}"#,
+        r#"{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":4294967296,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":1.5,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"q"}]}"#,
+        // A member twice: the tree keeps the last, the simple reader none.
+        r#"{"model":"a","model":"b","messages":[{"role":"user","content":"q"}]}"#,
+        r#"[{"model":"m"}]"#,
+    ];
+    for text in bodies {
+        assert_eq!(
+            openai::decode_simple_request(text.as_bytes()),
+            None,
+            "the simple reader should leave {text} to the full decoder"
+        );
+    }
+    assert_eq!(
+        full_decode(bodies[13])
+            .expect_err("a zero limit")
+            .param
+            .as_deref(),
+        Some("max_tokens")
+    );
+}
+
+mod simple_reader_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A message as clients send it: a role (one the simple reader does not read now and
+    /// then) and text with escapes, or content the simple reader leaves alone.
+    fn message() -> impl Strategy<Value = Value> {
+        let role = proptest::sample::select(vec![
+            "system",
+            "developer",
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "tool",
+        ]);
+        let content = prop_oneof![
+            6 => "[a-z \"\\\\é💡\n]{0,12}".prop_map(Value::String),
+            1 => Just(Value::Null),
+            1 => Just(json!([{"type": "text", "text": "part"}])),
+        ];
+        (role, content).prop_map(|(role, content)| json!({"role": role, "content": content}))
+    }
+
+    /// Optional members: those the simple reader reads, with good and bad values, and a few
+    /// it does not.
+    fn members() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
+        let member = prop_oneof![
+            Just(("max_tokens", json!(64))),
+            Just(("max_tokens", json!(0))),
+            Just(("max_tokens", Value::Null)),
+            Just(("max_completion_tokens", json!(9))),
+            Just(("stream", json!(true))),
+            Just(("stream", json!("true"))),
+            Just(("stream_options", json!({"include_usage": true}))),
+            Just(("stream_options", Value::Null)),
+            Just(("temperature", json!(0.7))),
+            Just(("temperature", json!(2))),
+            Just(("top_p", json!(1))),
+            Just(("presence_penalty", json!(-1.5))),
+            Just(("frequency_penalty", json!(0.25))),
+            Just(("seed", json!(-3))),
+            Just(("seed", json!(1.5))),
+            Just(("user", json!("someone"))),
+            Just(("parallel_tool_calls", json!(true))),
+            Just(("n", json!(1))),
+            Just(("stop", json!(["\n"]))),
+            Just(("logprobs", json!(false))),
+        ];
+        proptest::collection::vec(member, 0..5)
+    }
+
+    proptest! {
+        #[test]
+        fn where_the_simple_reader_reads_a_body_it_agrees_with_the_full_decoder(
+            messages in proptest::collection::vec(message(), 0..5),
+            members in members(),
+        ) {
+            let mut body = Map::new();
+            body.insert("model".to_owned(), json!("gpt-4o"));
+            for (name, value) in members {
+                body.insert(name.to_owned(), value);
+            }
+            body.insert("messages".to_owned(), Value::Array(messages));
+            let text = serde_json::to_string(&body).expect("serializes");
+            let full = full_decode(&text);
+            if let Some(simple) = openai::decode_simple_request(text.as_bytes()) {
+                prop_assert_eq!(Ok(simple), full, "{}", text);
+            } else {
+                // Only bodies outside the simple shape, or at fault, go to the full decoder:
+                // the fast path does not quietly stop applying.
+                let simple_shape = body.iter().all(|(name, value)| match name.as_str() {
+                    "n" | "stop" | "logprobs" => false,
+                    "max_tokens" => value != &json!(0),
+                    "stream" => !value.is_string(),
+                    "seed" => !value.is_f64(),
+                    "messages" => value.as_array().is_some_and(|messages| {
+                        !messages.is_empty()
+                            && messages.iter().all(|message| {
+                                message["role"] != "tool" && message["content"].is_string()
+                            })
+                    }),
+                    _ => true,
+                });
+                prop_assert!(!simple_shape, "the simple reader refused {}", text);
+            }
+        }
+    }
+}

@@ -70,7 +70,7 @@ impl SurfaceCall for Embeddings {
         model: &ModelConfig,
         _provider_format: WireFormat,
     ) -> Result<Vec<u8>, ProxyError> {
-        upstream_body(model, &call.raw)
+        upstream_body(model, call.parsed())
     }
 
     async fn answer(
@@ -80,7 +80,7 @@ impl SurfaceCall for Embeddings {
         _provider_format: WireFormat,
         body: &[u8],
     ) -> Result<(Response, Usage), UpstreamError> {
-        answer(model, &call.raw, body)
+        answer(model, call.parsed(), body)
     }
 }
 

@@ -447,8 +447,10 @@ struct Call<'c> {
     headers: &'c HeaderMap,
     /// The client's query string (sent on with a call in the client's own format).
     query: Option<&'c str>,
-    /// The client's body, parsed: a same-format call's body is made from it.
-    raw: Value,
+    /// The client's body, parsed: a same-format call's body is made from it. `None` when
+    /// the surface read the text itself ([`SurfaceCall::decode_text`]); [`Call::tree`]
+    /// parses it then, if it is ever needed.
+    raw: Option<Value>,
     /// The client's own text, kept when the surface sends it on
     /// ([`SurfaceCall::SENDS_ORIGINAL`]).
     original: Option<Bytes>,
@@ -475,9 +477,15 @@ impl<'c> Call<'c> {
         let format = surface_format(record.surface());
         let (bytes, body_permit) =
             read_body(app, headers, body, snapshot.settings.max_body_bytes, format).await?;
-        let mut raw = parse_json_object(&bytes, format)?;
+        let (request, raw, surface_call) = match S::decode_text(format, &bytes) {
+            Some((request, surface_call)) => (request, None, surface_call),
+            None => {
+                let mut raw = parse_json_object(&bytes, format)?;
+                let (request, surface_call) = S::decode(app, &caller, format, &mut raw).await?;
+                (request, Some(raw), surface_call)
+            }
+        };
         let original = S::SENDS_ORIGINAL.then_some(bytes);
-        let (request, surface_call) = S::decode(app, &caller, format, &mut raw).await?;
         record.set_request(&request);
         let call = Call {
             app,
@@ -493,6 +501,26 @@ impl<'c> Call<'c> {
             _body_permit: body_permit,
         };
         Ok((call, surface_call))
+    }
+
+    /// The client's parsed body, for a surface that decodes from it (one without
+    /// [`SurfaceCall::decode_text`], whose calls always hold the tree).
+    fn parsed(&self) -> &Value {
+        self.raw
+            .as_ref()
+            .expect("a surface that reads the tree was decoded from it")
+    }
+
+    /// The client's body, parsed (now, from its text, if the surface read the text itself).
+    fn tree(&mut self) -> Result<&mut Value, ProxyError> {
+        match self.raw {
+            Some(ref mut raw) => Ok(raw),
+            None => {
+                let text = self.original.as_deref().unwrap_or_default();
+                let tree = parse_json_object(text, self.format)?;
+                Ok(self.raw.insert(tree))
+            }
+        }
     }
 
     /// The models that may serve this call, in the order they are tried: resolved from the

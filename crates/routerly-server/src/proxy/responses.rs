@@ -78,7 +78,7 @@ impl SurfaceCall for Conversation {
         if provider_format == call.format {
             return None;
         }
-        let feature = openai_only_feature(&call.raw)?;
+        let feature = openai_only_feature(call.parsed())?;
         Some(ProxyError::from_body(
             call.format,
             ErrorBody::new(

@@ -45,6 +45,13 @@ pub(super) trait SurfaceCall: Sized + Send + Sync {
         raw: &mut Value,
     ) -> impl Future<Output = Result<(ChatRequest, Self), ProxyError>> + Send;
 
+    /// The canonical request and the surface's state read straight from the body's text,
+    /// when the surface can and the body has the shape that allows it
+    /// ([`wire::decode_simple_request`]); `None` has the body parsed and [`Self::decode`]d.
+    fn decode_text(_format: WireFormat, _text: &[u8]) -> Option<(ChatRequest, Self)> {
+        None
+    }
+
     /// The candidates that may serve this surface, in order.
     fn candidates<'s>(
         &self,
@@ -125,6 +132,10 @@ impl SurfaceCall for Plain {
         Ok((super::decode_request(format, raw)?, Plain))
     }
 
+    fn decode_text(format: WireFormat, text: &[u8]) -> Option<(ChatRequest, Self)> {
+        wire::decode_simple_request(format, text).map(|request| (request, Plain))
+    }
+
     fn upstream_body(
         &self,
         call: &mut Call<'_>,
@@ -177,7 +188,7 @@ pub(super) fn upstream_body(
                 return Ok(body);
             }
         }
-        let raw = &mut call.raw;
+        let raw = call.tree()?;
         raw["model"] = Value::String(model.upstream_model.clone());
         if usage_in_stream {
             // Ask for usage in the stream; the relay strips it if the client did not.

@@ -17,7 +17,7 @@ mod stream;
 
 pub use error::{decode_error, encode_error};
 pub(crate) use request::fitted_user;
-pub use request::{decode_request, encode_request};
+pub use request::{decode_request, decode_simple_request, encode_request};
 pub(crate) use request::{
     document_filename, document_from_data_url, image_from_url, user_location,
 };

@@ -1,7 +1,10 @@
 //! Chat Completions request bodies: a client's body to [`ChatRequest`], and a
 //! [`ChatRequest`] to the body an OpenAI(-compatible) provider takes.
 
+use std::borrow::Cow;
+
 use crate::wire::json::nonzero_limit;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::json::{
@@ -103,6 +106,117 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         user: optional_str(body_map, "user", "")?.map(str::to_owned),
         hosted_tools,
     })
+}
+
+/// A Chat Completions body of the common shape, read straight from its text into a
+/// [`ChatRequest`]; `None` for any other body, which [`decode_request`] then reads from its
+/// JSON tree (and refuses with an error naming the field, where it is at fault).
+///
+/// The common shape: only the members below, each of the type it must have; messages of
+/// the roles `system`, `developer`, `user` and `assistant` with string content and nothing
+/// else. Building the tree of such a body and looking each member up in it was a fifth of a
+/// plain call's instructions. Where this reader accepts a body it gives exactly what
+/// [`decode_request`] gives (the `wire_request` fuzz target and the tests below compare the
+/// two); any member it does not know, a duplicate, a `null` where text is needed or a limit
+/// of 0 sends the body to the full decoder.
+pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
+    let body: SimpleBody<'_> = serde_json::from_slice(text).ok()?;
+    if body.messages.is_empty() {
+        return None;
+    }
+    let max_tokens = body.max_completion_tokens.or(body.max_tokens);
+    if max_tokens == Some(0) {
+        return None;
+    }
+    let mut system = Vec::new();
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for message in body.messages {
+        let role = match message.role {
+            "system" | "developer" if messages.is_empty() => {
+                system.push(ContentPart::text(message.content));
+                continue;
+            }
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            // An empty string is "no text" in an assistant message (see
+            // `decode_assistant_message`).
+            "assistant" if message.content.is_empty() => {
+                messages.push(Message {
+                    role: Role::Assistant,
+                    content: Vec::new(),
+                });
+                continue;
+            }
+            "assistant" => Role::Assistant,
+            _ => return None,
+        };
+        messages.push(Message {
+            role,
+            content: vec![ContentPart::text(message.content)],
+        });
+    }
+    Some(ChatRequest {
+        model: body.model.into_owned(),
+        system,
+        messages,
+        max_tokens,
+        temperature: body.temperature,
+        top_p: body.top_p,
+        top_k: None,
+        stop: Vec::new(),
+        stream: body.stream.unwrap_or(false),
+        stream_include_usage: body
+            .stream_options
+            .and_then(|options| options.include_usage)
+            .unwrap_or(false),
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: body.parallel_tool_calls,
+        response_format: None,
+        reasoning: None,
+        presence_penalty: body.presence_penalty,
+        frequency_penalty: body.frequency_penalty,
+        seed: body.seed,
+        user: body.user.map(str::to_owned),
+        hosted_tools: Vec::new(),
+    })
+}
+
+/// The members [`decode_simple_request`] reads; any other member fails the reading (and
+/// sends the body to [`decode_request`]). `null` reads as absent, as [`get`] reads it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimpleBody<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    #[serde(borrow)]
+    messages: Vec<SimpleMessage<'a>>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    stream: Option<bool>,
+    stream_options: Option<SimpleStreamOptions>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
+    seed: Option<i64>,
+    // Borrowed only: a name with escapes goes to the full decoder.
+    user: Option<&'a str>,
+    parallel_tool_calls: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimpleMessage<'a> {
+    role: &'a str,
+    #[serde(borrow)]
+    content: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimpleStreamOptions {
+    include_usage: Option<bool>,
 }
 
 /// Splits `messages` into system parts and canonical messages.
