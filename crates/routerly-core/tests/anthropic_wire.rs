@@ -1550,3 +1550,146 @@ fn a_past_web_search_in_the_history_is_dropped_on_translation_not_refused() {
         "{error}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The simple reader
+// ---------------------------------------------------------------------------------------
+
+/// What the full decoder makes of `text` (parsed into a tree first, as the server does).
+fn full_decode(text: &str) -> Result<ChatRequest, DecodeError> {
+    decode_request(&serde_json::from_str(text).expect("test bodies are JSON"))
+}
+
+#[test]
+fn the_simple_reader_gives_what_the_full_decoder_gives() {
+    let bodies = [
+        r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"hi"}]}"#,
+        // Every member it reads, nulls reading as absent, integers where numbers go.
+        r#"{"messages":[{"content":"q","role":"user"},{"role":"assistant","content":""},
+            {"role":"user","content":"line\none \"quoted\" \u00e9 💡"}],
+            "model":"claude\u002dhaiku","max_tokens":5,"system":"be terse","stream":true,
+            "temperature":1,"top_p":null,"top_k":40,"stop_sequences":["\n\nHuman:","END"],
+            "metadata":{"user_id":"u-1"}}"#,
+        // An empty system prompt is none; metadata without a user is no user.
+        r#"{"model":"m","max_tokens":1,"system":"","metadata":{},"stop_sequences":null,
+            "messages":[{"role":"user","content":""}]}"#,
+    ];
+    for text in bodies {
+        let simple = anthropic::decode_simple_request(text.as_bytes())
+            .unwrap_or_else(|| panic!("the simple reader should read {text}"));
+        assert_eq!(
+            Ok(simple),
+            full_decode(text),
+            "the readers disagree on {text}"
+        );
+    }
+}
+
+#[test]
+fn the_simple_reader_leaves_every_other_body_to_the_full_decoder() {
+    let bodies = [
+        r#"{"model":"m","max_tokens":5,"tools":[],"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"metadata":{"user_id":"u","x":1},"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"system":[{"type":"text","text":"s"}],"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"system":"\u0073","messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"q"}]}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"q"},{"role":"system","content":"s"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"q","cache_control":{"type":"ephemeral"}}]}"#,
+        // What the full decoder refuses, naming the field.
+        r#"{"model":"m","messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":0,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"robot","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":null}]}"#,
+        r#"{"model":"m","max_tokens":5,"stop_sequences":[1],"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"max_tokens":6,"messages":[{"role":"user","content":"q"}]}"#,
+        r#"{"model":"m","max_tokens":5,"messages":[]}"#,
+    ];
+    for text in bodies {
+        assert_eq!(
+            anthropic::decode_simple_request(text.as_bytes()),
+            None,
+            "the simple reader should leave {text} to the full decoder"
+        );
+    }
+    assert_eq!(
+        full_decode(bodies[8])
+            .expect_err("no limit")
+            .param
+            .as_deref(),
+        Some("max_tokens")
+    );
+}
+
+mod simple_reader_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn message() -> impl Strategy<Value = Value> {
+        let role = proptest::sample::select(vec!["user", "assistant", "user", "system"]);
+        let content = prop_oneof![
+            6 => "[a-z \"\\\\é💡\n]{0,12}".prop_map(Value::String),
+            1 => Just(Value::Null),
+            1 => Just(json!([{"type": "text", "text": "block"}])),
+        ];
+        (role, content).prop_map(|(role, content)| json!({"role": role, "content": content}))
+    }
+
+    fn members() -> impl Strategy<Value = Vec<(&'static str, Value)>> {
+        let member = prop_oneof![
+            Just(("max_tokens", json!(0))),
+            Just(("max_tokens", json!(2.5))),
+            Just(("system", json!("be terse"))),
+            Just(("system", json!(""))),
+            Just(("system", json!([{"type": "text", "text": "s"}]))),
+            Just(("stream", json!(true))),
+            Just(("temperature", json!(0.7))),
+            Just(("top_p", json!(1))),
+            Just(("top_k", json!(5))),
+            Just(("top_k", json!(-5))),
+            Just(("stop_sequences", json!(["x", "y"]))),
+            Just(("metadata", json!({"user_id": "someone"}))),
+            Just(("metadata", json!({"user_id": null}))),
+            Just(("tool_choice", json!({"type": "auto"}))),
+            Just(("service_tier", json!("auto"))),
+        ];
+        proptest::collection::vec(member, 0..5)
+    }
+
+    proptest! {
+        #[test]
+        fn where_the_simple_reader_reads_a_body_it_agrees_with_the_full_decoder(
+            messages in proptest::collection::vec(message(), 0..5),
+            members in members(),
+        ) {
+            let mut body = serde_json::Map::new();
+            body.insert("model".to_owned(), json!("claude"));
+            body.insert("max_tokens".to_owned(), json!(64));
+            for (name, value) in members {
+                body.insert(name.to_owned(), value);
+            }
+            body.insert("messages".to_owned(), Value::Array(messages));
+            let text = serde_json::to_string(&body).expect("serializes");
+            let full = full_decode(&text);
+            if let Some(simple) = anthropic::decode_simple_request(text.as_bytes()) {
+                prop_assert_eq!(Ok(simple), full, "{}", text);
+            } else {
+                // Only bodies outside the simple shape, or at fault, go to the full decoder.
+                let simple_shape = body.iter().all(|(name, value)| match name.as_str() {
+                    "tool_choice" | "service_tier" => false,
+                    "max_tokens" => value == &json!(64),
+                    "system" => value.is_string(),
+                    "top_k" => value.is_u64(),
+                    "messages" => value.as_array().is_some_and(|messages| {
+                        !messages.is_empty()
+                            && messages.iter().all(|message| {
+                                message["role"] != "system" && message["content"].is_string()
+                            })
+                    }),
+                    _ => true,
+                });
+                prop_assert!(!simple_shape, "the simple reader refused {}", text);
+            }
+        }
+    }
+}

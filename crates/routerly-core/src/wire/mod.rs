@@ -182,14 +182,15 @@ pub fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, D
 }
 
 /// A client's request body in `format` read straight from its text, when it has the common
-/// shape that format's simple reader knows (OpenAI Chat Completions'
-/// [`openai::decode_simple_request`]); `None` for any other body, which [`decode_request`]
+/// shape that format's simple reader knows (Chat Completions'
+/// [`openai::decode_simple_request`], Messages' [`anthropic::decode_simple_request`]);
+/// `None` for any other body, which [`decode_request`]
 /// then reads from its JSON tree. Where both read a body they give the same request.
 pub fn decode_simple_request(format: WireFormat, text: &[u8]) -> Option<ChatRequest> {
     match format {
         WireFormat::OpenAiChat => openai::decode_simple_request(text),
-        WireFormat::AnthropicMessages
-        | WireFormat::GeminiGenerateContent
+        WireFormat::AnthropicMessages => anthropic::decode_simple_request(text),
+        WireFormat::GeminiGenerateContent
         | WireFormat::MistralChat
         | WireFormat::OllamaChat
         | WireFormat::OpenAiResponses => None,

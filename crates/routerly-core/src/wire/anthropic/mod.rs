@@ -25,7 +25,9 @@ mod response;
 mod stream;
 
 pub use error::{decode_error, encode_error};
-pub use request::{count_tokens_request, decode_request, encode_request, web_search};
+pub use request::{
+    count_tokens_request, decode_request, decode_simple_request, encode_request, web_search,
+};
 pub use response::{decode_response, encode_response};
 pub use stream::{StreamDecoder, StreamEncoder};
 

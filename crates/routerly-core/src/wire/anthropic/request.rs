@@ -1,7 +1,10 @@
 //! Requests: an Anthropic client's body to canonical, and canonical to the body sent to
 //! Anthropic (for `/v1/messages` and `/v1/messages/count_tokens`).
 
+use std::borrow::Cow;
+
 use crate::wire::json::nonzero_limit;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::DEFAULT_MAX_TOKENS;
@@ -149,6 +152,98 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
         user,
         hosted_tools,
     })
+}
+
+/// A Messages body of the common shape, read straight from its text into a
+/// [`ChatRequest`]; `None` for any other body, which [`decode_request`] then reads from its
+/// JSON tree (and refuses with an error naming the field, where it is at fault).
+///
+/// The common shape: only the members below, each of the type it must have; a system prompt
+/// given as a string; user and assistant messages with string content. Where this reader
+/// accepts a body it gives exactly what [`decode_request`] gives (the `wire_request` fuzz
+/// target and the tests compare the two); any member it does not know, a duplicate, a block
+/// array or a limit of 0 sends the body to the full decoder.
+pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
+    let body: SimpleBody<'_> = serde_json::from_slice(text).ok()?;
+    if body.messages.is_empty() || body.max_tokens == 0 {
+        return None;
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for message in body.messages {
+        let role = match message.role {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            _ => return None,
+        };
+        messages.push(Message {
+            role,
+            content: vec![ContentPart::text(message.content)],
+        });
+    }
+    let system = match body.system {
+        Some(text) if !text.is_empty() => vec![ContentPart::text(text)],
+        _ => Vec::new(),
+    };
+    Some(ChatRequest {
+        model: body.model.into_owned(),
+        system,
+        messages,
+        max_tokens: Some(body.max_tokens),
+        temperature: body.temperature,
+        top_p: body.top_p,
+        top_k: body.top_k,
+        stop: body.stop_sequences.unwrap_or_default(),
+        stream: body.stream.unwrap_or(false),
+        stream_include_usage: false,
+        tools: Vec::new(),
+        tool_choice: None,
+        parallel_tool_calls: None,
+        response_format: None,
+        reasoning: None,
+        presence_penalty: None,
+        frequency_penalty: None,
+        seed: None,
+        user: body
+            .metadata
+            .and_then(|metadata| metadata.user_id)
+            .map(str::to_owned),
+        hosted_tools: Vec::new(),
+    })
+}
+
+/// The members [`decode_simple_request`] reads; any other member fails the reading (and
+/// sends the body to [`decode_request`]). `null` reads as absent, as [`get`] reads it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimpleBody<'a> {
+    #[serde(borrow)]
+    model: Cow<'a, str>,
+    max_tokens: u32,
+    #[serde(borrow)]
+    messages: Vec<SimpleMessage<'a>>,
+    // Borrowed only: text with escapes goes to the full decoder.
+    system: Option<&'a str>,
+    stream: Option<bool>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    top_k: Option<u32>,
+    stop_sequences: Option<Vec<String>>,
+    #[serde(borrow)]
+    metadata: Option<SimpleMetadata<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimpleMessage<'a> {
+    role: &'a str,
+    #[serde(borrow)]
+    content: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SimpleMetadata<'a> {
+    user_id: Option<&'a str>,
 }
 
 /// Structured output: `output_config.format` (the current field) or the beta's
