@@ -2,6 +2,9 @@
 //! learns exactly which part of its body is wrong (`messages[2].content[0].tool_use_id`).
 //! Shared by the wire formats whose errors use this wording (OpenAI's has its own).
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::canonical::DecodeError;
@@ -212,4 +215,15 @@ mod tests {
         }
         assert_eq!(index_path("", 3), "[3]");
     }
+}
+
+/// A message of a simple reader (`decode_simple_request` of the chat formats): a role and
+/// text content, nothing else (any other member fails the reading). A role with an escape
+/// fails it too: only a borrowed string is taken.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TextMessage<'a> {
+    pub role: &'a str,
+    #[serde(borrow)]
+    pub content: Cow<'a, str>,
 }

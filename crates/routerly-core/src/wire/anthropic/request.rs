@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::wire::json::nonzero_limit;
+use crate::wire::json::{TextMessage, nonzero_limit};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -220,7 +220,7 @@ struct SimpleBody<'a> {
     model: Cow<'a, str>,
     max_tokens: u32,
     #[serde(borrow)]
-    messages: Vec<SimpleMessage<'a>>,
+    messages: Vec<TextMessage<'a>>,
     // Borrowed only: text with escapes goes to the full decoder.
     system: Option<&'a str>,
     stream: Option<bool>,
@@ -230,14 +230,6 @@ struct SimpleBody<'a> {
     stop_sequences: Option<Vec<String>>,
     #[serde(borrow)]
     metadata: Option<SimpleMetadata<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SimpleMessage<'a> {
-    role: &'a str,
-    #[serde(borrow)]
-    content: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]

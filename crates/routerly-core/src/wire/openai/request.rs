@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::wire::json::nonzero_limit;
+use crate::wire::json::{TextMessage, nonzero_limit};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -190,7 +190,7 @@ struct SimpleBody<'a> {
     #[serde(borrow)]
     model: Cow<'a, str>,
     #[serde(borrow)]
-    messages: Vec<SimpleMessage<'a>>,
+    messages: Vec<TextMessage<'a>>,
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
     stream: Option<bool>,
@@ -203,14 +203,6 @@ struct SimpleBody<'a> {
     // Borrowed only: a name with escapes goes to the full decoder.
     user: Option<&'a str>,
     parallel_tool_calls: Option<bool>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SimpleMessage<'a> {
-    role: &'a str,
-    #[serde(borrow)]
-    content: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
