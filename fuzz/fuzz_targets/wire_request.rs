@@ -20,8 +20,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((selector, body)) = split_selector(data) else {
         return;
     };
-    let simple = wire::decode_simple_request(format_of(selector), body);
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+    let text = body;
+    let simple = wire::decode_simple_request(format_of(selector), text);
+    let Ok(body) = serde_json::from_slice::<Value>(text) else {
         assert!(simple.is_none(), "the simple reader read a body that is not JSON");
         return;
     };
@@ -29,9 +30,24 @@ fuzz_target!(|data: &[u8]| {
     if let Some(simple) = simple {
         assert_eq!(
             decoded.as_ref(),
-            Ok(&simple),
+            Ok(&simple.request),
             "the simple reader and the full decoder disagree"
         );
+        // Its rewrite for the provider is the body with the model set (and usage asked
+        // for), as the tree path writes it.
+        for stream_usage in [false, true] {
+            let Some(rewritten) = simple.places.rewrite(text, "\"fuzz-model\"", stream_usage) else {
+                continue;
+            };
+            let mut expected = body.clone();
+            expected["model"] = Value::from("fuzz-model");
+            if stream_usage {
+                expected["stream_options"] = serde_json::json!({"include_usage": true});
+            }
+            let rewritten: Value =
+                serde_json::from_slice(&rewritten).expect("the rewrite is JSON");
+            assert_eq!(rewritten, expected, "the rewrite is not the body with the model set");
+        }
     }
     let Ok(request) = decoded else {
         return;

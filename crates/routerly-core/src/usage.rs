@@ -49,6 +49,42 @@ pub enum Outcome {
     Cancelled,
 }
 
+impl Surface {
+    /// The name records, metrics and logs use (what serde writes).
+    pub fn name(self) -> &'static str {
+        match self {
+            Surface::ChatCompletions => "chat_completions",
+            Surface::Messages => "messages",
+            Surface::Responses => "responses",
+            Surface::Embeddings => "embeddings",
+        }
+    }
+}
+
+impl CallType {
+    /// The name records use (what serde writes).
+    pub fn name(self) -> &'static str {
+        match self {
+            CallType::Completion => "completion",
+            CallType::Routing => "routing",
+            CallType::Embedding => "embedding",
+        }
+    }
+}
+
+impl Outcome {
+    /// The name records, metrics and logs use (what serde writes).
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::BudgetExceeded => "budget_exceeded",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// Cost in USD, with its parts.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Cost {
@@ -240,8 +276,15 @@ impl UsageRecord {
         text(out, b",\"token_id\":", Some(&self.token_id));
         text(out, b",\"model_id\":", self.model_id.as_deref());
         text(out, b",\"provider\":", self.provider.as_deref());
-        member(out, b",\"surface\":", &self.surface);
-        member(out, b",\"call_type\":", &self.call_type);
+        // The names need no escape.
+        fn name(out: &mut Vec<u8>, member: &[u8], name: &str) {
+            out.extend_from_slice(member);
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+        }
+        name(out, b",\"surface\":", self.surface.name());
+        name(out, b",\"call_type\":", self.call_type.name());
         member(out, b",\"stream\":", &self.stream);
         member(out, b",\"input_tokens\":", &self.input_tokens);
         member(out, b",\"output_tokens\":", &self.output_tokens);
@@ -253,7 +296,7 @@ impl UsageRecord {
         member(out, b",\"latency_ms\":", &self.latency_ms);
         member(out, b",\"ttft_ms\":", &self.ttft_ms);
         member(out, b",\"overhead_ms\":", &self.overhead_ms);
-        member(out, b",\"outcome\":", &self.outcome);
+        name(out, b",\"outcome\":", self.outcome.name());
         member(out, b",\"status\":", &self.status);
         text(out, b",\"error\":", self.error.as_deref());
         text(out, b",\"trace_id\":", Some(&self.trace_id));
@@ -272,6 +315,39 @@ impl UsageRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_what_serde_writes() {
+        for surface in [
+            Surface::ChatCompletions,
+            Surface::Messages,
+            Surface::Responses,
+            Surface::Embeddings,
+        ] {
+            assert_eq!(
+                serde_json::to_value(surface).expect("serializes"),
+                surface.name()
+            );
+        }
+        for call_type in [CallType::Completion, CallType::Routing, CallType::Embedding] {
+            assert_eq!(
+                serde_json::to_value(call_type).expect("serializes"),
+                call_type.name()
+            );
+        }
+        for outcome in [
+            Outcome::Success,
+            Outcome::Error,
+            Outcome::Timeout,
+            Outcome::BudgetExceeded,
+            Outcome::Cancelled,
+        ] {
+            assert_eq!(
+                serde_json::to_value(outcome).expect("serializes"),
+                outcome.name()
+            );
+        }
+    }
 
     #[test]
     fn a_record_written_by_hand_is_what_serde_writes() {

@@ -1575,7 +1575,8 @@ fn the_simple_reader_gives_what_the_full_decoder_gives() {
             "messages":[{"role":"user","content":""}]}"#,
     ];
     for text in bodies {
-        let simple = anthropic::decode_simple_request(text.as_bytes())
+        let simple = anthropic::decode_simple_request(text)
+            .map(|simple| simple.request)
             .unwrap_or_else(|| panic!("the simple reader should read {text}"));
         assert_eq!(
             Ok(simple),
@@ -1607,7 +1608,7 @@ fn the_simple_reader_leaves_every_other_body_to_the_full_decoder() {
     ];
     for text in bodies {
         assert_eq!(
-            anthropic::decode_simple_request(text.as_bytes()),
+            anthropic::decode_simple_request(text).map(|simple| simple.request),
             None,
             "the simple reader should leave {text} to the full decoder"
         );
@@ -1671,8 +1672,8 @@ mod simple_reader_properties {
             body.insert("messages".to_owned(), Value::Array(messages));
             let text = serde_json::to_string(&body).expect("serializes");
             let full = full_decode(&text);
-            if let Some(simple) = anthropic::decode_simple_request(text.as_bytes()) {
-                prop_assert_eq!(Ok(simple), full, "{}", text);
+            if let Some(simple) = anthropic::decode_simple_request(&text) {
+                prop_assert_eq!(Ok(simple.request), full, "{}", text);
             } else {
                 // Only bodies outside the simple shape, or at fault, go to the full decoder.
                 let simple_shape = body.iter().all(|(name, value)| match name.as_str() {

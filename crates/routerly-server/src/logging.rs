@@ -23,8 +23,6 @@ use routerly_core::usage::UsageRecord;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::metrics::{outcome_name, surface_name};
-
 /// The longest an info line waits in the buffer.
 const DELAY: Duration = Duration::from_millis(20);
 /// A buffer this large is written at once rather than waiting for the thread.
@@ -174,6 +172,20 @@ impl<'a> MakeWriter<'a> for BufferedStderr {
 }
 
 impl BufferedStderr {
+    /// Writes a batched line straight into the buffer: one lock, no copy. `write` runs
+    /// under the buffer's lock, so it only formats.
+    fn append_line(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut buffer = self.shared.lock();
+        let was_empty = buffer.is_empty();
+        write(&mut buffer);
+        if buffer.len() >= MAX_BUFFERED {
+            self.shared.write_out(buffer);
+        } else if was_empty {
+            drop(buffer);
+            self.shared.filled.notify_one();
+        }
+    }
+
     fn line(&self, urgent: bool) -> Line<'_> {
         Line {
             shared: &self.shared,
@@ -208,38 +220,56 @@ pub fn log_request(record: &UsageRecord) {
     let Some(log) = REQUEST_LOG.get() else {
         return;
     };
-    let mut line = log.writer.line(false);
-    let mut out = Vec::with_capacity(512);
-    request_line(&mut out, record, log.json);
-    let _ = line.write_all(&out);
+    log.writer
+        .append_line(|out| request_line(out, record, log.json));
+}
+
+/// A field's name as each layout writes it before the value.
+struct Name {
+    /// ` name=`
+    text: &'static str,
+    /// `,"name":`
+    json: &'static str,
+}
+
+macro_rules! name {
+    ($name:literal) => {
+        Name {
+            text: concat!(" ", $name, "="),
+            json: concat!(",\"", $name, "\":"),
+        }
+    };
 }
 
 /// The fields of a request line: name, value.
-fn fields(record: &UsageRecord) -> [(&'static str, Field<'_>); 16] {
+fn fields(record: &UsageRecord) -> [(Name, Field<'_>); 16] {
     [
-        ("request_id", Field::Id(&record.trace_id)),
-        ("project", Field::Id(&record.project_id)),
-        ("token", Field::Id(&record.token_id)),
+        (name!("request_id"), Field::Id(&record.trace_id)),
+        (name!("project"), Field::Id(&record.project_id)),
+        (name!("token"), Field::Id(&record.token_id)),
         (
-            "model",
+            name!("model"),
             Field::Text(record.model_id.as_deref().unwrap_or("")),
         ),
         (
-            "provider",
+            name!("provider"),
             Field::Text(record.provider.as_deref().unwrap_or("")),
         ),
-        ("surface", Field::Text(surface_name(record.surface))),
-        ("stream", Field::Bool(record.stream)),
-        ("outcome", Field::Text(outcome_name(record.outcome))),
-        ("status", Field::Int(u64::from(record.status))),
-        ("latency_ms", Field::Millis(Some(record.latency_ms))),
-        ("ttft_ms", Field::Millis(record.ttft_ms)),
-        ("overhead_ms", Field::Millis(Some(record.overhead_ms))),
-        ("input_tokens", Field::Int(record.input_tokens)),
-        ("output_tokens", Field::Int(record.output_tokens)),
-        ("cost_usd", Field::Float(record.cost_usd)),
+        (name!("surface"), Field::Text(record.surface.name())),
+        (name!("stream"), Field::Bool(record.stream)),
+        (name!("outcome"), Field::Text(record.outcome.name())),
+        (name!("status"), Field::Int(u64::from(record.status))),
+        (name!("latency_ms"), Field::Millis(Some(record.latency_ms))),
+        (name!("ttft_ms"), Field::Millis(record.ttft_ms)),
         (
-            "attempts",
+            name!("overhead_ms"),
+            Field::Millis(Some(record.overhead_ms)),
+        ),
+        (name!("input_tokens"), Field::Int(record.input_tokens)),
+        (name!("output_tokens"), Field::Int(record.output_tokens)),
+        (name!("cost_usd"), Field::Float(record.cost_usd)),
+        (
+            name!("attempts"),
             Field::Int((record.attempts.len() + usize::from(record.status == 200)) as u64),
         ),
     ]
@@ -292,9 +322,7 @@ fn request_line(out: &mut Vec<u8>, record: &UsageRecord, json: bool) {
     }
     for (name, field) in fields(record) {
         let start = out.len();
-        out.extend_from_slice(if json { b",\"" } else { b" " });
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(if json { b"\":" } else { b"=" });
+        out.extend_from_slice(if json { name.json } else { name.text }.as_bytes());
         let present = match field {
             // Ids go bare in the text layout, as `%` fields do.
             Field::Id(text) if !json => {
@@ -420,11 +448,17 @@ mod tests {
             let done = done.clone();
             std::thread::spawn(move || {
                 for index in 0..LINES {
-                    // Three lines in four are warnings: written at once, past the batch.
-                    let mut line = writer.line(index % 4 != 0);
+                    let text = format!("{thread}-{index}\n");
+                    if index % 4 == 0 {
+                        // A request line, formatted into the buffer.
+                        writer.append_line(|out| out.extend_from_slice(text.as_bytes()));
+                        continue;
+                    }
+                    // One line in four is batched, two are warnings: written at once,
+                    // past the batch.
+                    let mut line = writer.line(index % 4 != 1);
                     // One write per line, as `tracing_subscriber::fmt` writes them.
-                    line.write_all(format!("{thread}-{index}\n").as_bytes())
-                        .expect("buffered");
+                    line.write_all(text.as_bytes()).expect("buffered");
                 }
                 done.send(()).expect("the test waits");
             });

@@ -124,8 +124,8 @@ impl CallLabels {
             ("project", self.project.clone()),
             ("model", self.model.clone()),
             ("provider", self.provider.clone()),
-            ("surface", surface_name(self.surface).to_owned()),
-            ("outcome", outcome_name(self.outcome).to_owned()),
+            ("surface", self.surface.name().to_owned()),
+            ("outcome", self.outcome.name().to_owned()),
         ]
     }
 }
@@ -255,8 +255,8 @@ impl Metrics {
         record.project_id.hash(&mut hasher);
         record.model_id.as_deref().unwrap_or("").hash(&mut hasher);
         record.provider.as_deref().unwrap_or("").hash(&mut hasher);
-        surface_name(record.surface).hash(&mut hasher);
-        outcome_name(record.outcome).hash(&mut hasher);
+        record.surface.name().hash(&mut hasher);
+        record.outcome.name().hash(&mut hasher);
         let key = hasher.finish();
         if let Some(series) = self
             .calls
@@ -536,25 +536,6 @@ impl Collector for Exposition {
             }
         }
         Ok(())
-    }
-}
-
-pub(crate) fn surface_name(surface: Surface) -> &'static str {
-    match surface {
-        Surface::ChatCompletions => "chat_completions",
-        Surface::Messages => "messages",
-        Surface::Responses => "responses",
-        Surface::Embeddings => "embeddings",
-    }
-}
-
-pub(crate) fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "success",
-        Outcome::Error => "error",
-        Outcome::Timeout => "timeout",
-        Outcome::BudgetExceeded => "budget_exceeded",
-        Outcome::Cancelled => "cancelled",
     }
 }
 

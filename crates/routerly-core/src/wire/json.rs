@@ -227,3 +227,39 @@ pub(crate) struct TextMessage<'a> {
     #[serde(borrow)]
     pub content: Cow<'a, str>,
 }
+
+/// A member a simple reader reads that may be absent, `null` or a value: `present` tells
+/// an absent member from a `null` one (which `Option` reads alike).
+pub(crate) struct Present<T> {
+    pub present: bool,
+    pub value: Option<T>,
+}
+
+impl<T> Default for Present<T> {
+    fn default() -> Self {
+        Present {
+            present: false,
+            value: None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Present {
+            present: true,
+            value: Option::deserialize(deserializer)?,
+        })
+    }
+}
+
+/// Where `part`, a string serde borrowed from `text`, lies in it; `None` for a string
+/// serde made (one with an escape), which is not in `text`.
+pub(crate) fn place_in(text: &str, part: &Cow<'_, str>) -> Option<std::ops::Range<usize>> {
+    let Cow::Borrowed(part) = part else {
+        return None;
+    };
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= text.len()).then_some(start..end)
+}

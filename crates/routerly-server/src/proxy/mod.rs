@@ -473,6 +473,9 @@ struct Call<'c> {
     original: Option<Bytes>,
     /// The decoded view: what estimates, budgets, routing and translation read.
     request: ChatRequest,
+    /// Where the members a same-format call rewrites lie in `original`, when the surface
+    /// read the text itself.
+    places: Option<wire::TextPlaces>,
     /// The usage record, finished by whoever answers.
     record: &'c mut CallRecord,
     /// Holds the body's bytes against the shared body budget until the call ends.
@@ -494,12 +497,15 @@ impl<'c> Call<'c> {
         let format = surface_format(record.surface());
         let (bytes, body_permit) =
             read_body(app, headers, body, snapshot.settings.max_body_bytes, format).await?;
-        let (request, raw, surface_call) = match S::decode_text(format, &bytes) {
-            Some((request, surface_call)) => (request, None, surface_call),
+        let (request, places, raw, surface_call) = match S::decode_text(format, &bytes) {
+            Some((simple, surface_call)) => {
+                let (request, places) = simple.into_parts();
+                (request, Some(places), None, surface_call)
+            }
             None => {
                 let mut raw = parse_json_object(&bytes, format)?;
                 let (request, surface_call) = S::decode(app, &caller, format, &mut raw).await?;
-                (request, Some(raw), surface_call)
+                (request, None, Some(raw), surface_call)
             }
         };
         let original = S::SENDS_ORIGINAL.then_some(bytes);
@@ -514,6 +520,7 @@ impl<'c> Call<'c> {
             raw,
             original,
             request,
+            places,
             record,
             _body_permit: body_permit,
         };

@@ -272,7 +272,7 @@ impl CallRecord {
         let latency = self.started.elapsed();
         if let Some(trace) = &self.trace {
             trace.finish(
-                outcome_name(outcome),
+                outcome.name(),
                 status,
                 served_by
                     .as_ref()
@@ -320,16 +320,6 @@ impl CallRecord {
             attempts: self.attempts.clone(),
             requested_model: self.requested_model.clone(),
         }
-    }
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "success",
-        Outcome::Error => "error",
-        Outcome::Timeout => "timeout",
-        Outcome::BudgetExceeded => "budget_exceeded",
-        Outcome::Cancelled => "cancelled",
     }
 }
 

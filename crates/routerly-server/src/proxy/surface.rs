@@ -48,7 +48,7 @@ pub(super) trait SurfaceCall: Sized + Send + Sync {
     /// The canonical request and the surface's state read straight from the body's text,
     /// when the surface can and the body has the shape that allows it
     /// ([`wire::decode_simple_request`]); `None` has the body parsed and [`Self::decode`]d.
-    fn decode_text(_format: WireFormat, _text: &[u8]) -> Option<(ChatRequest, Self)> {
+    fn decode_text(_format: WireFormat, _text: &[u8]) -> Option<(wire::SimpleRequest, Self)> {
         None
     }
 
@@ -132,8 +132,8 @@ impl SurfaceCall for Plain {
         Ok((super::decode_request(format, raw)?, Plain))
     }
 
-    fn decode_text(format: WireFormat, text: &[u8]) -> Option<(ChatRequest, Self)> {
-        wire::decode_simple_request(format, text).map(|request| (request, Plain))
+    fn decode_text(format: WireFormat, text: &[u8]) -> Option<(wire::SimpleRequest, Self)> {
+        wire::decode_simple_request(format, text).map(|simple| (simple, Plain))
     }
 
     fn upstream_body(
@@ -180,6 +180,15 @@ pub(super) fn upstream_body(
         let usage_in_stream = wire::asks_for_stream_usage(client_format) && request.stream;
         if let Some(original) = &call.original {
             let model_name = members::json_string(&model.upstream_model);
+            // Where the simple reader found the model, it is replaced there, without
+            // scanning the body's members again.
+            if let Some(body) = call
+                .places
+                .as_ref()
+                .and_then(|places| places.rewrite(original, &model_name, usage_in_stream))
+            {
+                return Ok(body);
+            }
             let mut members = vec![("model", model_name.as_str())];
             if usage_in_stream {
                 members.push(("stream_options", r#"{"include_usage":true}"#));

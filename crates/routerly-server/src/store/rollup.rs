@@ -48,17 +48,6 @@ pub fn outcome_index(outcome: Outcome) -> u8 {
     }
 }
 
-/// The wire name of `outcome` (`budget_exceeded`, …).
-pub fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "success",
-        Outcome::Error => "error",
-        Outcome::Timeout => "timeout",
-        Outcome::BudgetExceeded => "budget_exceeded",
-        Outcome::Cancelled => "cancelled",
-    }
-}
-
 /// The relative accuracy of a sketch's quantiles: γ = (1 + α) / (1 − α) with α = 2 %.
 const SKETCH_GAMMA: f64 = 1.02 / 0.98;
 

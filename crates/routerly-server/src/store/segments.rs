@@ -22,10 +22,10 @@ use chrono::{DateTime, Utc};
 use flate2::Compression;
 use flate2::read::MultiGzDecoder;
 use flate2::write::GzEncoder;
-use routerly_core::usage::UsageRecord;
+use routerly_core::usage::{Outcome, UsageRecord};
 use serde::{Deserialize, Serialize};
 
-use super::rollup::{Filter, outcome_index, outcome_name};
+use super::rollup::{Filter, outcome_index};
 
 /// Records per block of a segment index.
 pub const BLOCK_RECORDS: u32 = 1024;
@@ -150,7 +150,7 @@ impl SegmentIndex {
             outcome,
         );
         mark_with(&mut self.tokens, &record.token_id, number, outcome);
-        mark(&mut self.outcomes, outcome_name(record.outcome), number);
+        mark(&mut self.outcomes, record.outcome.name(), number);
     }
 
     /// Earliest record time (ms), or `None` when empty.
@@ -167,7 +167,7 @@ impl SegmentIndex {
     pub fn candidates(&self, filter: &Filter) -> Vec<u32> {
         let from_ms = filter.from.map(|from| from.saturating_mul(1000));
         let to_ms = filter.to.map(|to| to.saturating_mul(1000));
-        let outcome = filter.outcome.map(outcome_name);
+        let outcome = filter.outcome.map(Outcome::name);
         // A value's blocks say which outcomes it had there: "one token's errors" skips
         // the blocks where that token only succeeded.
         let outcomes = filter
@@ -432,7 +432,7 @@ pub fn needles(filter: &Filter) -> Vec<memchr::memmem::Finder<'static>> {
         pair("project_id", &projects.iter().next().cloned());
     }
     if let Some(outcome) = filter.outcome {
-        pair("outcome", &Some(outcome_name(outcome).to_owned()));
+        pair("outcome", &Some(outcome.name().to_owned()));
     }
     if let Some(tag) = &filter.tag {
         needles.push(memchr::memmem::Finder::new(json(tag).as_bytes()).into_owned());

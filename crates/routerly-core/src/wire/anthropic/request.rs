@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use crate::wire::json::{TextMessage, nonzero_limit};
+use crate::wire::json::{TextMessage, nonzero_limit, place_in};
+use crate::wire::{SimpleRequest, TextPlaces};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -163,8 +164,8 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
 /// accepts a body it gives exactly what [`decode_request`] gives (the `wire_request` fuzz
 /// target and the tests compare the two); any member it does not know, a duplicate, a block
 /// array or a limit of 0 sends the body to the full decoder.
-pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
-    let body: SimpleBody<'_> = serde_json::from_slice(text).ok()?;
+pub fn decode_simple_request(text: &str) -> Option<SimpleRequest> {
+    let body: SimpleBody<'_> = serde_json::from_str(text).ok()?;
     if body.messages.is_empty() || body.max_tokens == 0 {
         return None;
     }
@@ -184,7 +185,8 @@ pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
         Some(text) if !text.is_empty() => vec![ContentPart::text(text)],
         _ => Vec::new(),
     };
-    Some(ChatRequest {
+    let model = place_in(text, &body.model);
+    let request = ChatRequest {
         model: body.model.into_owned(),
         system,
         messages,
@@ -208,6 +210,14 @@ pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
             .and_then(|metadata| metadata.user_id)
             .map(str::to_owned),
         hosted_tools: Vec::new(),
+    };
+    Some(SimpleRequest {
+        request,
+        places: TextPlaces {
+            model,
+            // Messages has no such member.
+            stream_options: false,
+        },
     })
 }
 

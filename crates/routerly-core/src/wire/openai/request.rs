@@ -3,7 +3,8 @@
 
 use std::borrow::Cow;
 
-use crate::wire::json::{TextMessage, nonzero_limit};
+use crate::wire::json::{Present, TextMessage, nonzero_limit, place_in};
+use crate::wire::{SimpleRequest, TextPlaces};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -119,8 +120,8 @@ pub fn decode_request(body: &Value) -> Result<ChatRequest, DecodeError> {
 /// [`decode_request`] gives (the `wire_request` fuzz target and the tests below compare the
 /// two); any member it does not know, a duplicate, a `null` where text is needed or a limit
 /// of 0 sends the body to the full decoder.
-pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
-    let body: SimpleBody<'_> = serde_json::from_slice(text).ok()?;
+pub fn decode_simple_request(text: &str) -> Option<SimpleRequest> {
+    let body: SimpleBody<'_> = serde_json::from_str(text).ok()?;
     if body.messages.is_empty() {
         return None;
     }
@@ -155,7 +156,8 @@ pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
             content: vec![ContentPart::text(message.content)],
         });
     }
-    Some(ChatRequest {
+    let model = place_in(text, &body.model);
+    let request = ChatRequest {
         model: body.model.into_owned(),
         system,
         messages,
@@ -167,6 +169,8 @@ pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
         stream: body.stream.unwrap_or(false),
         stream_include_usage: body
             .stream_options
+            .value
+            .as_ref()
             .and_then(|options| options.include_usage)
             .unwrap_or(false),
         tools: Vec::new(),
@@ -179,6 +183,13 @@ pub fn decode_simple_request(text: &[u8]) -> Option<ChatRequest> {
         seed: body.seed,
         user: body.user.map(str::to_owned),
         hosted_tools: Vec::new(),
+    };
+    Some(SimpleRequest {
+        request,
+        places: TextPlaces {
+            model,
+            stream_options: body.stream_options.present,
+        },
     })
 }
 
@@ -194,7 +205,8 @@ struct SimpleBody<'a> {
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
     stream: Option<bool>,
-    stream_options: Option<SimpleStreamOptions>,
+    #[serde(default)]
+    stream_options: Present<SimpleStreamOptions>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     presence_penalty: Option<f64>,

@@ -28,7 +28,7 @@ use super::{Database, DbError};
 use crate::store::history::{Page, Report, UsageHistory};
 use crate::store::rollup::{
     Aggregator, Dimension, Filter, GroupBy, Groups, HOUR, Rollups, Sketch, Totals, outcome_index,
-    outcome_name, time_key,
+    time_key,
 };
 
 /// Records per transaction, at most: what gathers in [`LINGER`] under load (about 1,800 at
@@ -741,7 +741,7 @@ impl<'a> Derived<'a> {
         Derived {
             model: record.model_id.as_deref().unwrap_or_default(),
             user: super::storable(record.user.as_deref().unwrap_or_default()),
-            outcome: outcome_name(record.outcome),
+            outcome: record.outcome.name(),
             tags: Json(&record.tags),
         }
     }
@@ -1036,7 +1036,7 @@ fn conditions(filter: &Filter) -> (String, Params) {
         add("tags ? $$", Box::new(tag.clone()));
     }
     if let Some(outcome) = filter.outcome {
-        add("outcome = $$", Box::new(outcome_name(outcome).to_owned()));
+        add("outcome = $$", Box::new(outcome.name().to_owned()));
     }
     if let Some(from) = filter.from {
         add(
