@@ -39,7 +39,7 @@ PHASES = [
     # hyper's protocol code (parsing, chunked bodies, buffered IO) serves both sides: it is
     # charged through its callers to the server connection or to the client's.
     ("HTTP server", ["hyper::server", "hyper_util::server", "hyper_util::service", "axum::", "axum_core::",
-                     "tower::", "tower_http::", "routerly_server::serve"]),
+                     "tower::", "tower_http::", "routerly_server::serve", "routerly_server::net"]),
     ("runtime", ["tokio::", "mio::", "futures_util::", "futures_core::", "parking_lot", "std::sys::", "std::thread",
                  "crossbeam", "arc_swap::"]),
 ]
