@@ -210,12 +210,6 @@ pub struct SimpleRequest {
     pub places: TextPlaces,
 }
 
-impl SimpleRequest {
-    pub fn into_parts(self) -> (ChatRequest, TextPlaces) {
-        (self.request, self.places)
-    }
-}
-
 /// Where the members a call in the same format rewrites lie in a body's text
 /// ([`TextPlaces::rewrite`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1096,7 +1090,7 @@ mod tests {
 
 #[cfg(test)]
 mod rewrite_tests {
-    //! [`SimpleRequest::rewrite`] against the member splice it stands in for.
+    //! [`TextPlaces::rewrite`] against the member splice it stands in for.
 
     use proptest::prelude::*;
 

@@ -498,8 +498,7 @@ impl<'c> Call<'c> {
         let (bytes, body_permit) =
             read_body(app, headers, body, snapshot.settings.max_body_bytes, format).await?;
         let (request, places, raw, surface_call) = match S::decode_text(format, &bytes) {
-            Some((simple, surface_call)) => {
-                let (request, places) = simple.into_parts();
+            Some((wire::SimpleRequest { request, places }, surface_call)) => {
                 (request, Some(places), None, surface_call)
             }
             None => {
