@@ -253,12 +253,10 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Present<T> {
     }
 }
 
-/// Where `part`, a string serde borrowed from `text`, lies in it; `None` for a string
-/// serde made (one with an escape), which is not in `text`.
-pub(crate) fn place_in(text: &str, part: &Cow<'_, str>) -> Option<std::ops::Range<usize>> {
-    let Cow::Borrowed(part) = part else {
-        return None;
-    };
+/// Where `part` lies in `text`, when it is a piece of it (a string serde borrowed from the
+/// text); `None` for a string serde made (one with an escape), which is an allocation of
+/// its own and so never within `text`.
+pub(crate) fn place_in(text: &str, part: &str) -> Option<std::ops::Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= text.len()).then_some(start..end)
