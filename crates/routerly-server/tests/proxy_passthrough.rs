@@ -148,10 +148,12 @@ async fn an_openai_call_to_an_openai_model_reaches_it_as_sent() {
     assert_eq!(received.query.as_deref(), Some("api-extra=1"));
 }
 
-/// A body of the common shape is read without its JSON tree (`wire::decode_simple_request`);
-/// when its text cannot be rewritten in place (the model's key spelled with an escape, which
-/// the member splice refuses), the tree is parsed from the text then, and the provider still
-/// gets the body with only the model replaced. Both client formats.
+/// A body of the common shape is read without its JSON tree (`wire::decode_simple_request`).
+/// With the model's key spelled with an escape (which the member splice refuses), an
+/// unescaped model is still replaced where the reader found it (`TextPlaces::rewrite`);
+/// with the model escaped too, neither the rewrite nor the splice can, and the tree is
+/// parsed from the text then. Either way the provider gets the body with only the model
+/// replaced. Both client formats.
 #[tokio::test]
 async fn a_simple_body_the_splice_cannot_rewrite_reaches_the_provider_through_its_tree() {
     let openai_mock = mock(MockKind::OpenAi).await;
@@ -170,8 +172,22 @@ async fn a_simple_body_the_splice_cannot_rewrite_reaches_the_provider_through_it
                    "messages": [{"role": "user", "content": "hi \"there\""}]}),
         ),
         (
+            "/v1/chat/completions",
+            r#"{"mod\u0065l":"gp\u0074","max_tokens":16,"messages":[{"role":"user","content":"hi \"there\""}]}"#,
+            &openai_mock,
+            json!({"model": "gpt-4o-mini", "max_tokens": 16,
+                   "messages": [{"role": "user", "content": "hi \"there\""}]}),
+        ),
+        (
             "/v1/messages",
             r#"{"mod\u0065l":"claude","max_tokens":16,"system":"be brief","messages":[{"role":"user","content":"hi"}]}"#,
+            &anthropic_mock,
+            json!({"model": "claude-haiku-4-5", "max_tokens": 16, "system": "be brief",
+                   "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        (
+            "/v1/messages",
+            r#"{"mod\u0065l":"cl\u0061ude","max_tokens":16,"system":"be brief","messages":[{"role":"user","content":"hi"}]}"#,
             &anthropic_mock,
             json!({"model": "claude-haiku-4-5", "max_tokens": 16, "system": "be brief",
                    "messages": [{"role": "user", "content": "hi"}]}),
@@ -189,7 +205,8 @@ async fn a_simple_body_the_splice_cannot_rewrite_reaches_the_provider_through_it
         let (status, model, reply) = answer(response).await;
         assert_eq!(status, 200, "{path}: {reply}");
         assert!(model.is_some(), "{path}: the serving model is named");
-        assert_eq!(only_request(provider).body, expected, "{path}");
+        assert_eq!(only_request(provider).body, expected, "{path}: {text}");
+        provider.reset();
     }
 }
 
