@@ -463,6 +463,20 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `tokio::time::timeout`, with the timer made only when `future` has to wait: a body or a
+/// frame already read is taken without one (creating and dropping a timer that never runs
+/// costs a few hundred instructions, several times a call).
+pub async fn timeout<F: Future>(
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut future = std::pin::pin!(future);
+    if let Some(output) = future.as_mut().now_or_never() {
+        return Ok(output);
+    }
+    tokio::time::timeout(limit, future).await
+}
+
 /// The whole body of `answer`, up to `limit` bytes: cut there for an error body (`limit`
 /// below the largest answer), refused beyond it otherwise.
 async fn read_body(
@@ -473,7 +487,7 @@ async fn read_body(
     let mut body = Vec::new();
     loop {
         let read = std::future::poll_fn(|context| answer.poll_read_into(context, &mut body));
-        match tokio::time::timeout(idle, read).await {
+        match timeout(idle, read).await {
             Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::Idle)),
             Ok(Err(error)) => return Err(UpstreamError::Protocol(describe(&*error))),
             Ok(Ok(false)) => return Ok(Bytes::from(body)),

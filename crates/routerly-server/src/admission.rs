@@ -286,7 +286,7 @@ pub async fn read_body(
     };
     let mut body = body;
     loop {
-        let frame = match tokio::time::timeout(idle, body.frame()).await {
+        let frame = match routerly_providers::timeout(idle, body.frame()).await {
             Err(_) => return Err(BodyError::Stalled(idle)),
             Ok(None) => break,
             Ok(Some(Err(_))) => return Err(BodyError::Unreadable),

@@ -334,6 +334,7 @@ impl Service {
         net::serve_connections(
             listener,
             router(self.app.clone()),
+            Some(self.app.clone()),
             settings.connections,
             shutdown,
             grace,

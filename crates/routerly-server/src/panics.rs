@@ -39,7 +39,7 @@ pub enum PanicShape {
 
 /// Renders a caught panic for one surface.
 #[derive(Debug, Clone, Copy)]
-pub struct PanicResponse(PanicShape);
+pub struct PanicResponse(pub PanicShape);
 
 impl ResponseForPanic for PanicResponse {
     type ResponseBody = axum::body::Body;

@@ -66,6 +66,7 @@ fn accept_backs_off_while_descriptors_run_out_and_serves_once_they_are_free() {
         let server = tokio::spawn(serve_connections(
             listener,
             router,
+            None,
             Connections::default(),
             async {
                 let _ = stopped.await;

@@ -104,6 +104,50 @@ pub async fn embeddings(State(app): State<App>, request: Request) -> Response {
     complete::<embeddings::Embeddings>(app, Surface::Embeddings, request).await
 }
 
+/// A proxy call that [`crate::net`]'s own HTTP/1.1 path serves without the router: a
+/// `POST` to exactly the path the router gives the same handler.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DirectRoute {
+    ChatCompletions,
+    Messages,
+    Responses,
+    Embeddings,
+}
+
+impl DirectRoute {
+    /// The route of a `POST` to `path`, if it is one of these.
+    pub(crate) fn of(path: &str) -> Option<DirectRoute> {
+        Some(match path {
+            "/v1/chat/completions" => DirectRoute::ChatCompletions,
+            "/v1/messages" => DirectRoute::Messages,
+            "/v1/responses" => DirectRoute::Responses,
+            "/v1/embeddings" => DirectRoute::Embeddings,
+            _ => return None,
+        })
+    }
+
+    /// The client's format (a panic's 500 is answered in it, as the router's layers do).
+    pub(crate) fn format(self) -> WireFormat {
+        match self {
+            DirectRoute::ChatCompletions => surface_format(Surface::ChatCompletions),
+            DirectRoute::Messages => surface_format(Surface::Messages),
+            DirectRoute::Responses => surface_format(Surface::Responses),
+            DirectRoute::Embeddings => surface_format(Surface::Embeddings),
+        }
+    }
+
+    /// Serves the call: the router's handler for the route. Not boxed: the caller keeps
+    /// the call in its own state instead of allocating (and copying) it per request.
+    pub(crate) async fn call(self, app: App, request: Request) -> Response {
+        match self {
+            DirectRoute::ChatCompletions => chat_completions(State(app), request).await,
+            DirectRoute::Messages => messages(State(app), request).await,
+            DirectRoute::Responses => responses(State(app), request).await,
+            DirectRoute::Embeddings => embeddings(State(app), request).await,
+        }
+    }
+}
+
 /// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
 fn surface_format(surface: Surface) -> WireFormat {
     match surface {

@@ -7,6 +7,9 @@
 //!   keep-alive connections; `accept` errors (out of descriptors) are backed off instead of
 //!   spun on. On shutdown, connections with no request in progress — idle ones and ones still
 //!   sending a head — close at once; requests in progress get the grace period.
+//! - Each connection starts on Routerly's own HTTP/1.1 path for the proxy's calls
+//!   ([`direct`]), which hands it to hyper and the router from the first request it does not
+//!   serve itself.
 //! - [`raise_nofile_limit`]: the soft `RLIMIT_NOFILE` raised to the hard limit at start.
 //! - [`ClientAddr`]: the client's address: the peer's, or, when the peer is a trusted
 //!   proxy, the rightmost address in its forwarding headers that is not itself trusted.
@@ -31,6 +34,8 @@ use tokio::task::JoinSet;
 use tower::Service as _;
 
 use crate::state::App;
+
+mod direct;
 
 /// Descriptors kept free of connections: files, the usage log, upstream sockets.
 const RESERVED_DESCRIPTORS: u64 = 256;
@@ -76,10 +81,13 @@ pub fn connection_cap(configured: usize, nofile: Option<u64>) -> usize {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes; then closes the connections
-/// that have no request in progress at once, and gives the others `grace` to finish.
+/// that have no request in progress at once, and gives the others `grace` to finish. With
+/// `direct` (the service's state), the proxy's calls are served by [`direct`] first; without
+/// it, hyper serves every request.
 pub async fn serve_connections(
     listener: TcpListener,
     router: Router,
+    direct: Option<App>,
     limits: Connections,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
@@ -93,6 +101,7 @@ pub async fn serve_connections(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_timeout_ms));
+    let header_timeout = Duration::from_millis(limits.header_timeout_ms);
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF.0;
@@ -128,25 +137,38 @@ pub async fn serve_connections(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {error}");
         }
-        let in_flight = Arc::new(AtomicUsize::new(0));
-        let service = {
-            let (router, in_flight) = (router.clone(), Arc::clone(&in_flight));
-            hyper::service::service_fn(move |mut request| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let live = Live::enter(&in_flight);
-                let mut router = router.clone();
-                async move {
-                    let response = router.call(request).await.unwrap_or_else(|e| match e {});
-                    Ok::<_, Infallible>(
-                        response.map(|body| Body::new(LiveBody { body, _live: live })),
-                    )
-                }
-            })
-        };
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let mut stop = stop.clone();
+        let (router, builder, mut stop) = (router.clone(), builder.clone(), stop.clone());
+        let direct = direct.clone().map(|app| direct::Direct {
+            app,
+            peer,
+            header_timeout,
+        });
         connections.spawn(async move {
             let _permit = permit;
+            // Routerly's own path first; hyper from the first request that path leaves to it.
+            let io = match direct {
+                Some(direct) => match direct::serve(stream, direct, stop.clone()).await {
+                    direct::Ended::Closed => return,
+                    direct::Ended::HandOff(rewind) => rewind,
+                },
+                None => direct::Rewind::new(bytes::Bytes::new(), stream),
+            };
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let service = {
+                let in_flight = Arc::clone(&in_flight);
+                hyper::service::service_fn(move |mut request| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let live = Live::enter(&in_flight);
+                    let mut router = router.clone();
+                    async move {
+                        let response = router.call(request).await.unwrap_or_else(|e| match e {});
+                        Ok::<_, Infallible>(
+                            response.map(|body| Body::new(LiveBody { body, _live: live })),
+                        )
+                    }
+                })
+            };
+            let connection = builder.serve_connection(TokioIo::new(io), service);
             tokio::pin!(connection);
             tokio::select! {
                 ended = connection.as_mut() => {

@@ -1,0 +1,485 @@
+//! Routerly's own HTTP/1.1 server path for the proxy's calls.
+//!
+//! A connection starts here. Each request head is read and parsed (`httparse`); a call to a
+//! proxy surface in the common shape — `POST` to `/v1/chat/completions`, `/v1/messages`,
+//! `/v1/responses` or `/v1/embeddings`, HTTP/1.1, a `content-length` body of at most
+//! [`MAX_BODY`] bytes — is read whole and handed to its handler directly, and the answer is
+//! written back by this task: no hyper dispatcher, no router, no service stack between the
+//! socket and the handler (together about a sixth of a plain call, counted by the callgrind
+//! guard).
+//!
+//! Everything else is hyper's: on the first request that is not in that shape (another
+//! route or method, `Expect`, a chunked or larger body, an upgrade, HTTP/1.0, a head that
+//! does not parse, a body that stalls), the connection is handed to hyper with the bytes
+//! read so far put back in front of the socket ([`Rewind`]), and hyper serves it from that
+//! request on, as it serves every connection without this path. So every refusal and edge
+//! of HTTP/1.1 is hyper's, and this path only ever sees well-formed requests it fully
+//! understands.
+//!
+//! What this path keeps of hyper's behaviour: keep-alive and pipelining (requests are
+//! answered in order; bytes past a request stay in the buffer), `connection: close`, the
+//! head timeout (which also ends idle connections), a `date` header, `content-length` for
+//! bodies of known size and `chunked` otherwise, each chunk of a stream written as soon as
+//! it comes, and a client hanging up while its call is waited on dropping the call (the
+//! handler then records it as cancelled). A panic in the handler is answered with a 500 in
+//! the surface's error shape, as the router's catch layer does.
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt as _;
+use http::header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
+use http_body_util::BodyExt as _;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+use tower_http::catch_panic::ResponseForPanic as _;
+
+use crate::panics::{PanicResponse, PanicShape};
+use crate::proxy::DirectRoute;
+use crate::state::App;
+
+/// The largest body this path reads before calling the handler; a larger one goes to hyper
+/// and the handler's own reader, which counts it against the shared body budget. Bodies
+/// read here are bounded by the connection cap times this.
+pub const MAX_BODY: usize = 64 * 1024;
+/// The largest head this path waits for; a longer one goes to hyper (whose own limit is
+/// larger).
+const MAX_HEAD: usize = 16 * 1024;
+/// Most header lines of a head this path parses; more go to hyper.
+const MAX_HEADERS: usize = 64;
+/// What one read of the socket asks for at least.
+const READ_SIZE: usize = 8 * 1024;
+/// Bytes of pipelined requests read ahead while a call is answered; past this, the socket
+/// is left alone until the answer is written.
+const MAX_READ_AHEAD: usize = MAX_HEAD + MAX_BODY;
+
+/// How one connection's time on this path ended.
+pub enum Ended {
+    /// Closed: by either side, on the head timeout, on shutdown, or on a write error.
+    Closed,
+    /// The next request is not this path's: hyper serves the connection from it on.
+    HandOff(Rewind),
+}
+
+/// What a connection on this path needs.
+pub struct Direct {
+    pub app: App,
+    pub peer: SocketAddr,
+    pub header_timeout: Duration,
+}
+
+/// Serves `stream` until it closes or a request is not this path's.
+pub async fn serve(
+    mut stream: TcpStream,
+    direct: Direct,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Ended {
+    let mut buffer = BytesMut::with_capacity(READ_SIZE);
+    loop {
+        // A head: read until it parses, under the head timeout; shutdown closes a
+        // connection that is idle or still sending one.
+        let deadline = tokio::time::Instant::now() + direct.header_timeout;
+        let head = loop {
+            match parse_head(&buffer) {
+                Parsed::Complete(head) => break head,
+                Parsed::Partial if buffer.len() < MAX_HEAD => {}
+                Parsed::Partial | Parsed::NotOurs => {
+                    return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
+                }
+            }
+            tokio::select! {
+                read = tokio::time::timeout_at(deadline, read_more(&mut stream, &mut buffer)) => {
+                    match read {
+                        Ok(Ok(0) | Err(_)) | Err(_) => return Ended::Closed,
+                        Ok(Ok(_)) => {}
+                    }
+                }
+                _ = stop.wait_for(|stopping| *stopping) => return Ended::Closed,
+            }
+        };
+        // The body: it is usually in the buffer already, else it follows at once.
+        let body_timeout = Duration::from_millis(
+            direct
+                .app
+                .store
+                .snapshot()
+                .settings
+                .connections
+                .body_timeout_ms,
+        );
+        while buffer.len() < head.length + head.body_length {
+            match tokio::time::timeout(body_timeout, read_more(&mut stream, &mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => return Ended::Closed,
+                Ok(Ok(_)) => {}
+                // A stalled body: hyper and the handler's reader answer it (408).
+                Err(_) => return Ended::HandOff(Rewind::new(buffer.freeze(), stream)),
+            }
+        }
+        let close = head.close;
+        let Some(request) = head.request(&mut buffer, direct.peer) else {
+            // A header the `http` types refuse: hyper answers it.
+            return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
+        };
+        // The call, dropped (and so recorded as cancelled) if the client hangs up first.
+        let call = std::panic::AssertUnwindSafe(head.route.call(direct.app.clone(), request))
+            .catch_unwind();
+        tokio::pin!(call);
+        let response = loop {
+            tokio::select! {
+                biased;
+                answered = &mut call => break answered.unwrap_or_else(|panic| {
+                    PanicResponse(PanicShape::Proxy(head.route.format())).response_for_panic(panic)
+                }),
+                read = read_more(&mut stream, &mut buffer), if buffer.len() < MAX_READ_AHEAD => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        return Ended::Closed;
+                    }
+                }
+            }
+        };
+        if write_response(&mut stream, response, close).await.is_err() || close {
+            return Ended::Closed;
+        }
+        if *stop.borrow() {
+            return Ended::Closed;
+        }
+    }
+}
+
+/// Reads what the socket has into `buffer`, making room for at least [`READ_SIZE`] bytes.
+async fn read_more(stream: &mut TcpStream, buffer: &mut BytesMut) -> io::Result<usize> {
+    buffer.reserve(READ_SIZE);
+    stream.read_buf(buffer).await
+}
+
+/// A parsed head this path serves: where its parts are in the buffer (which only grows
+/// while the body is read, so the places stay true).
+struct Head {
+    /// Length of the head, its blank line included.
+    length: usize,
+    body_length: usize,
+    target: Place,
+    /// Each header line's name and value.
+    headers: [(Place, Place); MAX_HEADERS],
+    header_count: usize,
+    close: bool,
+    route: DirectRoute,
+}
+
+/// A part of a head: its start and end in the buffer (a head is at most [`MAX_HEAD`] bytes).
+#[derive(Clone, Copy, Default)]
+struct Place(u16, u16);
+
+impl Place {
+    fn range(self) -> Range<usize> {
+        usize::from(self.0)..usize::from(self.1)
+    }
+}
+
+enum Parsed {
+    Complete(Head),
+    Partial,
+    NotOurs,
+}
+
+/// Parses the head at the start of `buffer` and tells whether this path serves it.
+fn parse_head(buffer: &[u8]) -> Parsed {
+    let mut lines = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let length = match request.parse_with_uninit_headers(buffer, &mut lines) {
+        Ok(httparse::Status::Complete(length)) if length <= MAX_HEAD => length,
+        Ok(httparse::Status::Complete(_)) => return Parsed::NotOurs,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotOurs,
+    };
+    let (Some("POST"), Some(1), Some(target)) = (request.method, request.version, request.path)
+    else {
+        return Parsed::NotOurs;
+    };
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let Some(route) = DirectRoute::of(path) else {
+        return Parsed::NotOurs;
+    };
+    // Within a head of at most MAX_HEAD bytes: the places fit in u16.
+    let within = |part: &[u8]| {
+        let start = part.as_ptr() as usize - buffer.as_ptr() as usize;
+        Place(start as u16, (start + part.len()) as u16)
+    };
+    let mut head = Head {
+        length,
+        body_length: 0,
+        target: within(target.as_bytes()),
+        headers: [(Place::default(), Place::default()); MAX_HEADERS],
+        header_count: request.headers.len(),
+        close: false,
+        route,
+    };
+    let mut content_length = None;
+    for (line, place) in request.headers.iter().zip(head.headers.iter_mut()) {
+        let name = line.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(line.value).ok().map(str::trim);
+            match (
+                content_length,
+                value.and_then(|value| value.parse::<usize>().ok()),
+            ) {
+                (None, Some(length))
+                    if value.is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit())) =>
+                {
+                    content_length = Some(length);
+                }
+                // Repeated, signed or not a number: hyper's to refuse.
+                _ => return Parsed::NotOurs,
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in line.value.split(|&byte| byte == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"close") {
+                    head.close = true;
+                } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
+                    // `upgrade` or headers named for the hop: hyper's.
+                    return Parsed::NotOurs;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            || name.eq_ignore_ascii_case("expect")
+            || name.eq_ignore_ascii_case("upgrade")
+        {
+            return Parsed::NotOurs;
+        }
+        *place = (within(name.as_bytes()), within(line.value));
+    }
+    match content_length {
+        Some(length) if length <= MAX_BODY => head.body_length = length,
+        _ => return Parsed::NotOurs,
+    }
+    Parsed::Complete(head)
+}
+
+impl Head {
+    /// The request, its head and body taken from the front of `buffer` (without copying
+    /// them); `None` when a header is one the `http` types refuse.
+    fn request(&self, buffer: &mut BytesMut, peer: SocketAddr) -> Option<Request> {
+        let head = buffer.split_to(self.length).freeze();
+        let body = buffer.split_to(self.body_length).freeze();
+        let mut headers = HeaderMap::with_capacity(self.header_count);
+        for (name, value) in &self.headers[..self.header_count] {
+            let name = HeaderName::from_bytes(&head[name.range()]).ok()?;
+            let value = HeaderValue::from_maybe_shared(head.slice(value.range())).ok()?;
+            headers.append(name, value);
+        }
+        let uri = Uri::from_maybe_shared(head.slice(self.target.range())).ok()?;
+        let mut request = Request::new(Body::from(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers;
+        request.extensions_mut().insert(ConnectInfo(peer));
+        Some(request)
+    }
+}
+
+/// Writes `response`: its head, then its body as it comes (`content-length` when its size is
+/// known, `chunked` otherwise); the pending bytes are written whenever the body has to wait.
+async fn write_response(stream: &mut TcpStream, response: Response, close: bool) -> io::Result<()> {
+    let (parts, mut body) = response.into_parts();
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(parts.status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .status
+            .canonical_reason()
+            .unwrap_or("<none>")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // Framing is this writer's.
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        header_line(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if !parts.headers.contains_key(DATE) {
+        date::with(|date| header_line(&mut out, b"date", date));
+    }
+    if close {
+        header_line(&mut out, b"connection", b"close");
+    }
+    let exact = hyper::body::Body::size_hint(&body).exact();
+    let chunked = match exact {
+        Some(length) => {
+            let _ = write!(out, "content-length: {length}\r\n");
+            false
+        }
+        None => {
+            header_line(&mut out, b"transfer-encoding", b"chunked");
+            true
+        }
+    };
+    out.extend_from_slice(b"\r\n");
+    let mut written: u64 = 0;
+    loop {
+        let frame = match body.frame().now_or_never() {
+            Some(frame) => frame,
+            None => {
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                body.frame().await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue, // trailers: not sent
+            },
+            // A body that fails midway: the connection is cut, as hyper does, so the
+            // client sees a truncated answer rather than a complete one.
+            Some(Err(error)) => return Err(io::Error::other(error)),
+        };
+        if data.is_empty() {
+            continue;
+        }
+        written += data.len() as u64;
+        if chunked {
+            chunk_size_line(&mut out, data.len());
+            out.extend_from_slice(&data);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(&data);
+        }
+    }
+    if let Some(length) = exact
+        && written != length
+    {
+        return Err(io::Error::other(
+            "the body's length is not the one announced",
+        ));
+    }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    stream.write_all(&out).await
+}
+
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A chunk's size line: the length in hexadecimal and CRLF.
+fn chunk_size_line(out: &mut Vec<u8>, length: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut at = digits.len();
+    let mut rest = length;
+    loop {
+        at -= 1;
+        digits[at] = DIGITS[rest & 0xf];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `date` header's value, formatted once a second per thread.
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+
+    pub fn with(write: impl FnOnce(&[u8])) {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        CACHED.with(|cached| {
+            let mut cached = cached.borrow_mut();
+            if cached.0 != second || cached.1.is_empty() {
+                *cached = (second, httpdate::fmt_http_date(now));
+            }
+            write(cached.1.as_bytes());
+        });
+    }
+}
+
+/// The bytes read from a connection before it was handed to hyper, served to hyper before
+/// the socket's own.
+pub struct Rewind {
+    read: Bytes,
+    stream: TcpStream,
+}
+
+impl Rewind {
+    pub fn new(read: Bytes, stream: TcpStream) -> Self {
+        Rewind { read, stream }
+    }
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let taken = self.read.len().min(out.remaining());
+            let bytes = self.read.split_to(taken);
+            out.put_slice(&bytes);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, bytes)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bytes)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
