@@ -90,9 +90,9 @@ pub async fn serve(
         let deadline = tokio::time::Instant::now() + direct.header_timeout;
         let head = loop {
             match parse_head(&buffer) {
-                Parsed::Complete(head) => break head,
-                Parsed::Partial if buffer.len() < MAX_HEAD => {}
-                Parsed::Partial | Parsed::NotOurs => {
+                Ok(Some(head)) => break head,
+                Ok(None) if buffer.len() < MAX_HEAD => {}
+                Ok(None) | Err(NotOurs) => {
                     return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
                 }
             }
@@ -185,29 +185,27 @@ impl Place {
     }
 }
 
-enum Parsed {
-    Complete(Head),
-    Partial,
-    NotOurs,
-}
+/// A request this path leaves to hyper.
+struct NotOurs;
 
-/// Parses the head at the start of `buffer` and tells whether this path serves it.
-fn parse_head(buffer: &[u8]) -> Parsed {
+/// Parses the head at the start of `buffer`: `Ok(None)` while it is incomplete, `Err` when
+/// this path does not serve it.
+fn parse_head(buffer: &[u8]) -> Result<Option<Head>, NotOurs> {
     let mut lines = [const { std::mem::MaybeUninit::uninit() }; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut []);
     let length = match request.parse_with_uninit_headers(buffer, &mut lines) {
         Ok(httparse::Status::Complete(length)) if length <= MAX_HEAD => length,
-        Ok(httparse::Status::Complete(_)) => return Parsed::NotOurs,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::NotOurs,
+        Ok(httparse::Status::Complete(_)) => return Err(NotOurs),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(NotOurs),
     };
     let (Some("POST"), Some(1), Some(target)) = (request.method, request.version, request.path)
     else {
-        return Parsed::NotOurs;
+        return Err(NotOurs);
     };
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     let Some(route) = DirectRoute::of(path) else {
-        return Parsed::NotOurs;
+        return Err(NotOurs);
     };
     // Within a head of at most MAX_HEAD bytes: the places fit in u16.
     let within = |part: &[u8]| {
@@ -238,7 +236,7 @@ fn parse_head(buffer: &[u8]) -> Parsed {
                     content_length = Some(length);
                 }
                 // Repeated, signed or not a number: hyper's to refuse.
-                _ => return Parsed::NotOurs,
+                _ => return Err(NotOurs),
             }
         } else if name.eq_ignore_ascii_case("connection") {
             for token in line.value.split(|&byte| byte == b',') {
@@ -247,22 +245,22 @@ fn parse_head(buffer: &[u8]) -> Parsed {
                     head.close = true;
                 } else if !token.eq_ignore_ascii_case(b"keep-alive") && !token.is_empty() {
                     // `upgrade` or headers named for the hop: hyper's.
-                    return Parsed::NotOurs;
+                    return Err(NotOurs);
                 }
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
             || name.eq_ignore_ascii_case("expect")
             || name.eq_ignore_ascii_case("upgrade")
         {
-            return Parsed::NotOurs;
+            return Err(NotOurs);
         }
         *place = (within(name.as_bytes()), within(line.value));
     }
     match content_length {
         Some(length) if length <= MAX_BODY => head.body_length = length,
-        _ => return Parsed::NotOurs,
+        _ => return Err(NotOurs),
     }
-    Parsed::Complete(head)
+    Ok(Some(head))
 }
 
 impl Head {
