@@ -392,6 +392,11 @@ async fn heads_the_direct_path_does_not_take_get_hypers_answers() {
         ),
         // Not HTTP.
         (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400),
+        // A target httparse reads and `http::Uri` refuses: the head goes back to hyper.
+        (
+            b"POST /v1/chat/completions?a=<b> HTTP/1.1\r\nHost: r\r\nContent-Length: 2\r\n\r\n{}",
+            400,
+        ),
         // A method the route does not take.
         (b"PUT /v1/chat/completions HTTP/1.1\r\nHost: r\r\nContent-Length: 0\r\n\r\n", 405),
     ] {

@@ -107,16 +107,16 @@ pub async fn serve(
             }
         };
         // The body: it is usually in the buffer already, else it follows at once.
-        let body_timeout = Duration::from_millis(
-            direct
-                .app
-                .store
-                .snapshot()
-                .settings
-                .connections
-                .body_timeout_ms,
-        );
         while buffer.len() < head.length + head.body_length {
+            let body_timeout = Duration::from_millis(
+                direct
+                    .app
+                    .store
+                    .snapshot()
+                    .settings
+                    .connections
+                    .body_timeout_ms,
+            );
             match tokio::time::timeout(body_timeout, read_more(&mut stream, &mut buffer)).await {
                 Ok(Ok(0) | Err(_)) => return Ended::Closed,
                 Ok(Ok(_)) => {}
@@ -126,7 +126,7 @@ pub async fn serve(
         }
         let close = head.close;
         let Some(request) = head.request(&mut buffer, direct.peer) else {
-            // A header the `http` types refuse: hyper answers it.
+            // A target or header the `http` types refuse: hyper answers it.
             return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
         };
         // The call, dropped (and so recorded as cancelled) if the client hangs up first.
@@ -265,17 +265,19 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, NotOurs> {
 
 impl Head {
     /// The request, its head and body taken from the front of `buffer` (without copying
-    /// them); `None` when a header is one the `http` types refuse.
+    /// them); `None`, with `buffer` as it was, when the target or a header is one the `http`
+    /// types refuse.
     fn request(&self, buffer: &mut BytesMut, peer: SocketAddr) -> Option<Request> {
         let head = buffer.split_to(self.length).freeze();
+        let Some((uri, headers)) = self.parts(&head) else {
+            // The head goes back in front of what follows it, for hyper to answer.
+            let mut whole = BytesMut::with_capacity(head.len() + buffer.len());
+            whole.extend_from_slice(&head);
+            whole.extend_from_slice(buffer);
+            *buffer = whole;
+            return None;
+        };
         let body = buffer.split_to(self.body_length).freeze();
-        let mut headers = HeaderMap::with_capacity(self.header_count);
-        for (name, value) in &self.headers[..self.header_count] {
-            let name = HeaderName::from_bytes(&head[name.range()]).ok()?;
-            let value = HeaderValue::from_maybe_shared(head.slice(value.range())).ok()?;
-            headers.append(name, value);
-        }
-        let uri = Uri::from_maybe_shared(head.slice(self.target.range())).ok()?;
         let mut request = Request::new(Body::from(body));
         *request.method_mut() = Method::POST;
         *request.uri_mut() = uri;
@@ -283,6 +285,19 @@ impl Head {
         *request.headers_mut() = headers;
         request.extensions_mut().insert(ConnectInfo(peer));
         Some(request)
+    }
+
+    /// The target and the header lines as the `http` types, sharing `head`'s bytes.
+    /// `httparse` accepts some bytes in a target that `http::Uri` refuses (`<`, `>`).
+    fn parts(&self, head: &Bytes) -> Option<(Uri, HeaderMap)> {
+        let uri = Uri::from_maybe_shared(head.slice(self.target.range())).ok()?;
+        let mut headers = HeaderMap::with_capacity(self.header_count);
+        for (name, value) in &self.headers[..self.header_count] {
+            let name = HeaderName::from_bytes(&head[name.range()]).ok()?;
+            let value = HeaderValue::from_maybe_shared(head.slice(value.range())).ok()?;
+            headers.append(name, value);
+        }
+        Some((uri, headers))
     }
 }
 
