@@ -58,6 +58,17 @@ impl Connection {
         self.socket.write_all(bytes).await.expect("send");
     }
 
+    /// A chat call saying `prompt`, and its answer.
+    async fn chat(&mut self, prompt: &str) -> Answer {
+        self.send(&post(
+            "/v1/chat/completions",
+            &openai_body("auto", prompt),
+            "",
+        ))
+        .await;
+        self.answer().await
+    }
+
     /// Reads more bytes; false at the end of the connection.
     async fn fill(&mut self) -> bool {
         let mut chunk = [0u8; 16 * 1024];
@@ -237,14 +248,7 @@ async fn a_connection_handed_to_hyper_keeps_serving_every_kind_of_request() {
     let mut connection = Connection::open(&gateway).await;
     let text = |prompt| mock_answer(MockKind::OpenAi, "gpt-4o-mini", prompt);
 
-    connection
-        .send(&post(
-            "/v1/chat/completions",
-            &openai_body("auto", "direct"),
-            "",
-        ))
-        .await;
-    assert_answered(&connection.answer().await, &text("direct"));
+    assert_answered(&connection.chat("direct").await, &text("direct"));
 
     // Not a call: hyper and the router take the connection from here.
     connection
@@ -277,14 +281,7 @@ async fn a_connection_handed_to_hyper_keeps_serving_every_kind_of_request() {
     connection.send(&expect[split..]).await;
     assert_answered(&connection.answer().await, &text("continued"));
 
-    connection
-        .send(&post(
-            "/v1/chat/completions",
-            &openai_body("auto", "after"),
-            "",
-        ))
-        .await;
-    assert_answered(&connection.answer().await, &text("after"));
+    assert_answered(&connection.chat("after").await, &text("after"));
     assert_eq!(gateway.stop().await.len(), 4);
 }
 
@@ -363,13 +360,7 @@ async fn idle_and_slow_heads_are_closed_at_the_head_timeout() {
         .await;
     // Idle after a call.
     let mut used = Connection::open(&gateway).await;
-    used.send(&post(
-        "/v1/chat/completions",
-        &openai_body("auto", "then idle"),
-        "",
-    ))
-    .await;
-    assert_eq!(used.answer().await.status, 200);
+    assert_eq!(used.chat("then idle").await.status, 200);
     for connection in [&mut idle, &mut slow, &mut used] {
         assert!(
             connection.closes_within(Duration::from_secs(3)).await,
@@ -428,16 +419,10 @@ async fn a_streamed_answer_is_chunked_and_the_connection_kept() {
         assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
         let text = String::from_utf8(answer.body).expect("UTF-8 events");
         assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
-        let said: String = sse_events(&text)
-            .iter()
-            .filter(|event| event.data != "[DONE]")
-            .filter_map(|event| {
-                event.json()["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_owned)
-            })
-            .collect();
-        assert_eq!(said, mock_answer(MockKind::OpenAi, "gpt-4o-mini", prompt));
+        assert_eq!(
+            openai_stream_text(&sse_events(&text)),
+            mock_answer(MockKind::OpenAi, "gpt-4o-mini", prompt)
+        );
     }
     assert_eq!(gateway.stop().await.len(), 2);
 }

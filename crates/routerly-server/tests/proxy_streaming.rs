@@ -40,19 +40,6 @@ async fn read_stream(response: reqwest::Response) -> (u16, Option<String>, Strin
     (status, model_header, content_type, sse_events(&text))
 }
 
-/// The text an OpenAI client assembles from the stream's deltas.
-fn openai_stream_text(events: &[Event]) -> String {
-    events
-        .iter()
-        .filter(|event| event.data != "[DONE]")
-        .filter_map(|event| {
-            event.json()["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_owned)
-        })
-        .collect()
-}
-
 /// The text an Anthropic client assembles from the stream's deltas.
 fn anthropic_stream_text(events: &[Event]) -> String {
     events

@@ -404,6 +404,19 @@ pub fn sse_events(text: &str) -> Vec<Event> {
         .collect()
 }
 
+/// The text an OpenAI client assembles from the stream's deltas.
+pub fn openai_stream_text(events: &[Event]) -> String {
+    events
+        .iter()
+        .filter(|event| event.data != "[DONE]")
+        .filter_map(|event| {
+            event.json()["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// The mock's deterministic answer to `text` (see `routerly_mock`).
 pub fn mock_answer(provider: MockKind, upstream_model: &str, text: &str) -> String {
     format!(
