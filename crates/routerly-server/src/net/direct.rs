@@ -10,19 +10,25 @@
 //!
 //! Everything else is hyper's: on the first request that is not in that shape (another
 //! route or method, `Expect`, a chunked or larger body, an upgrade, HTTP/1.0, a head that
-//! does not parse, a body that stalls), the connection is handed to hyper with the bytes
-//! read so far put back in front of the socket ([`Rewind`]), and hyper serves it from that
-//! request on, as it serves every connection without this path. So every refusal and edge
-//! of HTTP/1.1 is hyper's, and this path only ever sees well-formed requests it fully
-//! understands.
+//! does not parse, a `content-length` that is not plain digits, a body not all there within
+//! [`BODY_WAIT`] of its head), the connection is handed to hyper with the bytes read so far
+//! put back in front of the socket ([`Rewind`]), and hyper serves it from that request on,
+//! as it serves every connection without this path. So every refusal and edge of HTTP/1.1
+//! is hyper's, and this path only ever serves requests that hyper would frame the same way.
 //!
 //! What this path keeps of hyper's behaviour: keep-alive and pipelining (requests are
 //! answered in order; bytes past a request stay in the buffer), `connection: close`, the
 //! head timeout (which also ends idle connections), a `date` header, `content-length` for
 //! bodies of known size and `chunked` otherwise, each chunk of a stream written as soon as
 //! it comes, and a client hanging up while its call is waited on dropping the call (the
-//! handler then records it as cancelled). A panic in the handler is answered with a 500 in
-//! the surface's error shape, as the router's catch layer does.
+//! handler then records it as cancelled; as with hyper, the end of the connection is looked
+//! for only while no further request is buffered, so requests pipelined before a client
+//! closes its side are answered). A panic in the handler is answered with a 500 in the
+//! surface's error shape, as the router's catch layer does.
+//!
+//! At a hand-over hyper starts its own head timeout and the handler's reader its own body
+//! timeout, so a head longer than [`MAX_HEAD`] may take up to twice the head timeout, and a
+//! body that stalls the body timeout plus [`BODY_WAIT`].
 
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
@@ -44,8 +50,9 @@ use tokio::net::TcpStream;
 use tower_http::catch_panic::ResponseForPanic as _;
 
 use crate::panics::{PanicResponse, PanicShape};
-use crate::proxy::DirectRoute;
+use crate::proxy;
 use crate::state::App;
+use routerly_core::usage::Surface;
 
 /// The largest body this path reads before calling the handler; a larger one goes to hyper
 /// and the handler's own reader, which counts it against the shared body budget. Bodies
@@ -58,9 +65,10 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 /// What one read of the socket asks for at least.
 const READ_SIZE: usize = 8 * 1024;
-/// Bytes of pipelined requests read ahead while a call is answered; past this, the socket
-/// is left alone until the answer is written.
-const MAX_READ_AHEAD: usize = MAX_HEAD + MAX_BODY;
+/// The longest wait for the rest of a body after its head, before the request is left to
+/// hyper (whose reader then applies the body timeout): clients that write the head and
+/// the body apart send the body at once.
+const BODY_WAIT: Duration = Duration::from_millis(100);
 
 /// How one connection's time on this path ended.
 pub enum Ended {
@@ -106,9 +114,10 @@ pub async fn serve(
                 _ = stop.wait_for(|stopping| *stopping) => return Ended::Closed,
             }
         };
-        // The body: it is usually in the buffer already, else it follows at once.
-        while buffer.len() < head.length + head.body_length {
-            let body_timeout = Duration::from_millis(
+        // The body: it is usually in the buffer already, else it follows at once; one that
+        // takes longer is hyper's, whose reader applies the body timeout from there.
+        if buffer.len() < head.length + head.body_length {
+            let timeout = Duration::from_millis(
                 direct
                     .app
                     .store
@@ -117,11 +126,13 @@ pub async fn serve(
                     .connections
                     .body_timeout_ms,
             );
-            match tokio::time::timeout(body_timeout, read_more(&mut stream, &mut buffer)).await {
-                Ok(Ok(0) | Err(_)) => return Ended::Closed,
-                Ok(Ok(_)) => {}
-                // A stalled body: hyper and the handler's reader answer it (408).
-                Err(_) => return Ended::HandOff(Rewind::new(buffer.freeze(), stream)),
+            let deadline = tokio::time::Instant::now() + BODY_WAIT.min(timeout);
+            while buffer.len() < head.length + head.body_length {
+                match tokio::time::timeout_at(deadline, read_more(&mut stream, &mut buffer)).await {
+                    Ok(Ok(0) | Err(_)) => return Ended::Closed,
+                    Ok(Ok(_)) => {}
+                    Err(_) => return Ended::HandOff(Rewind::new(buffer.freeze(), stream)),
+                }
             }
         }
         let close = head.close;
@@ -130,16 +141,17 @@ pub async fn serve(
             return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
         };
         // The call, dropped (and so recorded as cancelled) if the client hangs up first.
-        let call = std::panic::AssertUnwindSafe(head.route.call(direct.app.clone(), request))
-            .catch_unwind();
+        let call =
+            std::panic::AssertUnwindSafe(proxy::call(head.surface, direct.app.clone(), request))
+                .catch_unwind();
         tokio::pin!(call);
         let response = loop {
             tokio::select! {
                 biased;
                 answered = &mut call => break answered.unwrap_or_else(|panic| {
-                    PanicResponse(PanicShape::Proxy(head.route.format())).response_for_panic(panic)
+                    PanicResponse(PanicShape::Proxy(proxy::surface_format(head.surface))).response_for_panic(panic)
                 }),
-                read = read_more(&mut stream, &mut buffer), if buffer.len() < MAX_READ_AHEAD => {
+                read = read_more(&mut stream, &mut buffer), if buffer.is_empty() => {
                     if matches!(read, Ok(0) | Err(_)) {
                         return Ended::Closed;
                     }
@@ -172,7 +184,7 @@ struct Head {
     headers: [(Place, Place); MAX_HEADERS],
     header_count: usize,
     close: bool,
-    route: DirectRoute,
+    surface: Surface,
 }
 
 /// A part of a head: its start and end in the buffer (a head is at most [`MAX_HEAD`] bytes).
@@ -204,7 +216,7 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, NotOurs> {
         return Err(NotOurs);
     };
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let Some(route) = DirectRoute::of(path) else {
+    let Some(surface) = proxy::surface_of(path) else {
         return Err(NotOurs);
     };
     // Within a head of at most MAX_HEAD bytes: the places fit in u16.
@@ -219,23 +231,25 @@ fn parse_head(buffer: &[u8]) -> Result<Option<Head>, NotOurs> {
         headers: [(Place::default(), Place::default()); MAX_HEADERS],
         header_count: request.headers.len(),
         close: false,
-        route,
+        surface,
     };
     let mut content_length = None;
     for (line, place) in request.headers.iter().zip(head.headers.iter_mut()) {
         let name = line.name;
         if name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(line.value).ok().map(str::trim);
-            match (
-                content_length,
-                value.and_then(|value| value.parse::<usize>().ok()),
-            ) {
-                (None, Some(length))
-                    if value.is_some_and(|v| v.bytes().all(|b| b.is_ascii_digit())) =>
-                {
-                    content_length = Some(length);
+            // Only ASCII digits between optional spaces and tabs: what hyper reads the same
+            // way. Anything else (a sign, a list, Unicode white space that `str::trim` would
+            // take away) is hyper's to refuse, so the two never frame a request differently.
+            // (httparse has refused every control byte but the tab in a value already.)
+            let digits = line.value.trim_ascii();
+            let plain = (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit);
+            match (content_length, plain) {
+                (None, true) => {
+                    content_length = Some(digits.iter().fold(0usize, |length, digit| {
+                        length * 10 + usize::from(digit - b'0')
+                    }));
                 }
-                // Repeated, signed or not a number: hyper's to refuse.
+                // Repeated or not plain digits.
                 _ => return Err(NotOurs),
             }
         } else if name.eq_ignore_ascii_case("connection") {

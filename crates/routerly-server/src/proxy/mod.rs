@@ -86,70 +86,50 @@ pub const TAGS_HEADER: &str = "x-routerly-tags";
 
 /// `POST /v1/chat/completions`.
 pub async fn chat_completions(State(app): State<App>, request: Request) -> Response {
-    complete::<Plain>(app, Surface::ChatCompletions, request).await
+    call(Surface::ChatCompletions, app, request).await
 }
 
 /// `POST /v1/messages`.
 pub async fn messages(State(app): State<App>, request: Request) -> Response {
-    complete::<Plain>(app, Surface::Messages, request).await
+    call(Surface::Messages, app, request).await
 }
 
 /// `POST /v1/responses`.
 pub async fn responses(State(app): State<App>, request: Request) -> Response {
-    complete::<responses::Conversation>(app, Surface::Responses, request).await
+    call(Surface::Responses, app, request).await
 }
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(app): State<App>, request: Request) -> Response {
-    complete::<embeddings::Embeddings>(app, Surface::Embeddings, request).await
+    call(Surface::Embeddings, app, request).await
 }
 
-/// A proxy call that [`crate::net`]'s own HTTP/1.1 path serves without the router: a
-/// `POST` to exactly the path the router gives the same handler.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum DirectRoute {
-    ChatCompletions,
-    Messages,
-    Responses,
-    Embeddings,
+/// The surface a `POST` to `path` calls: exactly the paths the router gives the handlers
+/// above. [`crate::net`]'s own HTTP/1.1 path serves these without the router.
+pub(crate) fn surface_of(path: &str) -> Option<Surface> {
+    Some(match path {
+        "/v1/chat/completions" => Surface::ChatCompletions,
+        "/v1/messages" => Surface::Messages,
+        "/v1/responses" => Surface::Responses,
+        "/v1/embeddings" => Surface::Embeddings,
+        _ => return None,
+    })
 }
 
-impl DirectRoute {
-    /// The route of a `POST` to `path`, if it is one of these.
-    pub(crate) fn of(path: &str) -> Option<DirectRoute> {
-        Some(match path {
-            "/v1/chat/completions" => DirectRoute::ChatCompletions,
-            "/v1/messages" => DirectRoute::Messages,
-            "/v1/responses" => DirectRoute::Responses,
-            "/v1/embeddings" => DirectRoute::Embeddings,
-            _ => return None,
-        })
-    }
-
-    /// The client's format (a panic's 500 is answered in it, as the router's layers do).
-    pub(crate) fn format(self) -> WireFormat {
-        match self {
-            DirectRoute::ChatCompletions => surface_format(Surface::ChatCompletions),
-            DirectRoute::Messages => surface_format(Surface::Messages),
-            DirectRoute::Responses => surface_format(Surface::Responses),
-            DirectRoute::Embeddings => surface_format(Surface::Embeddings),
+/// A call to `surface`, served. [`crate::net`]'s own path awaits it in the connection's
+/// task, unboxed (axum boxes a handler's future, copying it whole, twice).
+pub(crate) async fn call(surface: Surface, app: App, request: Request) -> Response {
+    match surface {
+        Surface::ChatCompletions | Surface::Messages => {
+            complete::<Plain>(app, surface, request).await
         }
-    }
-
-    /// Serves the call: the router's handler for the route. Not boxed: the caller keeps
-    /// the call in its own state instead of allocating (and copying) it per request.
-    pub(crate) async fn call(self, app: App, request: Request) -> Response {
-        match self {
-            DirectRoute::ChatCompletions => chat_completions(State(app), request).await,
-            DirectRoute::Messages => messages(State(app), request).await,
-            DirectRoute::Responses => responses(State(app), request).await,
-            DirectRoute::Embeddings => embeddings(State(app), request).await,
-        }
+        Surface::Responses => complete::<responses::Conversation>(app, surface, request).await,
+        Surface::Embeddings => complete::<embeddings::Embeddings>(app, surface, request).await,
     }
 }
 
 /// The wire format of a client surface (embeddings answer errors in OpenAI's shape).
-fn surface_format(surface: Surface) -> WireFormat {
+pub(crate) fn surface_format(surface: Surface) -> WireFormat {
     match surface {
         Surface::ChatCompletions | Surface::Embeddings => WireFormat::OpenAiChat,
         Surface::Messages => WireFormat::AnthropicMessages,
