@@ -133,7 +133,7 @@ class Cluster:
     def usage_records(self) -> list[dict]:
         records = []
         for replica in self.replicas:
-            found, bad_lines = read_usage_file(replica.usage_path)
+            found, bad_lines = read_usage_file(replica.usage_path, live=True)
             assert not bad_lines, f"unparseable usage lines in {replica.usage_path}: {bad_lines}"
             records += found
         return records
