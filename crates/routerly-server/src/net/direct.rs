@@ -45,6 +45,7 @@ use futures_util::FutureExt as _;
 use http::header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use http_body_util::BodyExt as _;
+use routerly_core::usage::Surface;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tower_http::catch_panic::ResponseForPanic as _;
@@ -52,7 +53,6 @@ use tower_http::catch_panic::ResponseForPanic as _;
 use crate::panics::{PanicResponse, PanicShape};
 use crate::proxy;
 use crate::state::App;
-use routerly_core::usage::Surface;
 
 /// The largest body this path reads before calling the handler; a larger one goes to hyper
 /// and the handler's own reader, which counts it against the shared body budget. Bodies
