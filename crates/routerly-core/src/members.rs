@@ -191,7 +191,7 @@ fn scan(bytes: &[u8], resume: Option<usize>, mut visit: impl FnMut(Member, usize
 /// repeated key once), added at the end otherwise. `None` when `json` is not an object
 /// [`top_level`] can read.
 pub fn with_members(json: &[u8], replacements: &[(&str, &str)]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(json).ok()?;
+    let text = crate::json_text::utf8(json)?;
     let members = spans(text)?;
     let mut out = Vec::with_capacity(json.len() + 64);
     if !splice_object(&mut out, text, &members, replacements, &[]) {

@@ -17,6 +17,7 @@
 //! about projects, routing or the canonical model. Per-provider addressing lives in
 //! `endpoints.rs`.
 
+mod deadline;
 mod endpoints;
 mod http1;
 mod ndjson;
@@ -34,6 +35,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use http_body_util::BodyDataStream;
 use hyper_util::client::proxy::matcher::Matcher;
 use routerly_core::config::{ProviderKind, Timeouts};
+
+pub use deadline::Deadline;
 
 pub use endpoints::{ANTHROPIC_VERSION, Framing, url_for};
 pub use ndjson::NdjsonParser;

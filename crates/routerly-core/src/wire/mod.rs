@@ -191,7 +191,7 @@ pub fn decode_request(format: WireFormat, body: &Value) -> Result<ChatRequest, D
 /// strings without checking each again (about 1,500 instructions of a small body's read).
 /// Text that is not UTF-8 goes to the full decoder, which words the refusal.
 pub fn decode_simple_request(format: WireFormat, text: &[u8]) -> Option<SimpleRequest> {
-    let text = simdutf8::basic::from_utf8(text).ok()?;
+    let text = crate::json_text::utf8(text)?;
     match format {
         WireFormat::OpenAiChat => openai::decode_simple_request(text),
         WireFormat::AnthropicMessages => anthropic::decode_simple_request(text),

@@ -70,7 +70,8 @@ struct LimitIndex {
     snapshot: Option<Arc<Snapshot>>,
     limits: Vec<Limit>,
     keys: Vec<CounterKey>,
-    by_id: HashMap<String, usize>,
+    /// foldhash (randomly seeded): looked up for every limit on every call.
+    by_id: HashMap<String, usize, foldhash::fast::RandomState>,
     thresholds: Vec<u32>,
 }
 

@@ -46,6 +46,7 @@ use http::header::{CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, Version};
 use http_body_util::BodyExt as _;
 use routerly_core::usage::Surface;
+use routerly_providers::Deadline;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tower_http::catch_panic::ResponseForPanic as _;
@@ -92,10 +93,12 @@ pub async fn serve(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Ended {
     let mut buffer = BytesMut::with_capacity(READ_SIZE);
+    // The head timeout: one timer for the connection, moved once per request.
+    let mut head_due = Deadline::new(tokio::time::Instant::now() + direct.header_timeout);
     loop {
         // A head: read until it parses, under the head timeout; shutdown closes a
         // connection that is idle or still sending one.
-        let deadline = tokio::time::Instant::now() + direct.header_timeout;
+        head_due.set(tokio::time::Instant::now() + direct.header_timeout);
         let head = loop {
             match parse_head(&buffer) {
                 Ok(Some(head)) => break head,
@@ -105,12 +108,12 @@ pub async fn serve(
                 }
             }
             tokio::select! {
-                read = tokio::time::timeout_at(deadline, read_more(&mut stream, &mut buffer)) => {
-                    match read {
-                        Ok(Ok(0) | Err(_)) | Err(_) => return Ended::Closed,
-                        Ok(Ok(_)) => {}
+                read = read_more(&mut stream, &mut buffer) => {
+                    if let Ok(0) | Err(_) = read {
+                        return Ended::Closed;
                     }
                 }
+                () = head_due.expired() => return Ended::Closed,
                 _ = stop.wait_for(|stopping| *stopping) => return Ended::Closed,
             }
         };

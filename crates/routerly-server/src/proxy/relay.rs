@@ -496,7 +496,7 @@ pub(super) fn passthrough_answer(
     model_id: &str,
 ) -> Option<(Vec<u8>, Usage)> {
     let required = wire::answer_required_member(format)?;
-    let text = std::str::from_utf8(json).ok()?;
+    let text = routerly_core::json_text::utf8(json)?;
     let entries = members::spans(text)?;
     let mut usage = Usage::default();
     let mut complete = false;

@@ -613,6 +613,9 @@ async fn write_traces(
     let mut file = HourFile::default();
     let mut last_prune = Instant::now() - Duration::from_secs(3600);
     let mut next_write = tokio::time::Instant::now();
+    // One timer, moved only when `next_write` does (as the usage writer's).
+    let write_due = tokio::time::sleep_until(next_write);
+    tokio::pin!(write_due);
     let mut open = true;
     loop {
         if !pending.is_empty() && (!open || tokio::time::Instant::now() >= next_write) {
@@ -661,6 +664,9 @@ async fn write_traces(
         if !open {
             break;
         }
+        if write_due.deadline() != next_write {
+            write_due.as_mut().reset(next_write);
+        }
         tokio::select! {
             received = receiver.recv_many(&mut batch, 64), if pending.len() < MAX_PENDING_BYTES => {
                 if received == 0 {
@@ -674,7 +680,7 @@ async fn write_traces(
                     }
                 }
             }
-            _ = tokio::time::sleep_until(next_write), if !pending.is_empty() => {}
+            _ = &mut write_due, if !pending.is_empty() => {}
         }
     }
 }

@@ -139,16 +139,22 @@ pub struct Snapshot {
     pub roles: RolesFile,
     /// `config/limits.json`.
     pub limits: LimitsFile,
-    model_by_id: HashMap<String, usize>,
-    api_keys: HashMap<String, ResolvedKey>,
+    model_by_id: IdMap<String, usize>,
+    api_keys: IdMap<String, ResolvedKey>,
     metrics_token: Option<ResolvedKey>,
-    token_by_hash: HashMap<[u8; 32], TokenSlot>,
-    project_by_id: HashMap<String, usize>,
-    project_by_slug: HashMap<String, usize>,
-    project_by_unique_name: HashMap<String, usize>,
-    user_by_id: HashMap<String, usize>,
-    user_by_email: HashMap<String, usize>,
+    token_by_hash: IdMap<[u8; 32], TokenSlot>,
+    project_by_id: IdMap<String, usize>,
+    project_by_slug: IdMap<String, usize>,
+    project_by_unique_name: IdMap<String, usize>,
+    user_by_id: IdMap<String, usize>,
+    user_by_email: IdMap<String, usize>,
 }
+
+/// The snapshot's indexes hash with foldhash (randomly seeded): the request path looks up
+/// a token digest, a model and a project on every call, where SipHash cost a few hundred
+/// instructions each. The keys come from the configuration (and a token's SHA-256), so no
+/// caller chooses what collides.
+type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 impl Snapshot {
     /// Validates `draft` across files and builds its indexes, resolving every model's API key
@@ -174,8 +180,8 @@ impl Snapshot {
         }
         let env_allowed = EnvAllowList::new(&settings.env_allow_list);
 
-        let mut model_by_id = HashMap::new();
-        let mut api_keys = HashMap::new();
+        let mut model_by_id = IdMap::default();
+        let mut api_keys = IdMap::default();
         for (index, model) in models.models.iter().enumerate() {
             let entry = entry_name("model", &model.id);
             if model.id.trim().is_empty() {
@@ -234,10 +240,10 @@ impl Snapshot {
             }
         };
 
-        let mut project_by_id = HashMap::new();
-        let mut project_by_slug = HashMap::new();
+        let mut project_by_id = IdMap::default();
+        let mut project_by_slug = IdMap::default();
         let mut name_counts: HashMap<&str, (usize, usize)> = HashMap::new();
-        let mut token_by_hash = HashMap::new();
+        let mut token_by_hash = IdMap::default();
         let mut token_ids = HashSet::new();
         for (project_index, project) in projects.projects.iter().enumerate() {
             let entry = entry_name("project", &project.id);
@@ -356,8 +362,8 @@ impl Snapshot {
             .map(|(name, (index, _))| (name.to_owned(), index))
             .collect();
 
-        let mut user_by_id = HashMap::new();
-        let mut user_by_email = HashMap::new();
+        let mut user_by_id = IdMap::default();
+        let mut user_by_email = IdMap::default();
         for (index, user) in users.users.iter().enumerate() {
             let entry = entry_name("user", &user.email);
             if user.id.trim().is_empty() || user.email.trim().is_empty() {

@@ -312,6 +312,10 @@ impl UsageWriter {
         let mut failed_attempts_while_closing = 0;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut next_write = tokio::time::Instant::now();
+        // One timer for the writer's life, moved only when `next_write` does: a fresh sleep
+        // per record would insert into and remove from the runtime's timer wheel each time.
+        let write_due = tokio::time::sleep_until(next_write);
+        tokio::pin!(write_due);
         loop {
             if self.pending_records > 0 && (!open || tokio::time::Instant::now() >= next_write) {
                 if self.flush().await.is_ok() {
@@ -336,6 +340,9 @@ impl UsageWriter {
             // here; then the channel fills and callers wait, so a failing disk pushes back
             // instead of growing memory.
             let room = self.pending_records < MAX_BATCH as u64;
+            if write_due.deadline() != next_write {
+                write_due.as_mut().reset(next_write);
+            }
             tokio::select! {
                 result = &mut shutdown, if shutdown_open => {
                     shutdown_open = false;
@@ -352,7 +359,7 @@ impl UsageWriter {
                         self.push(record);
                     }
                 }
-                _ = tokio::time::sleep_until(next_write), if self.pending_records > 0 => {}
+                _ = &mut write_due, if self.pending_records > 0 => {}
             }
         }
 
