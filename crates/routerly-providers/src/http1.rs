@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tower_service::Service;
 
-use crate::{BoxError, TimeoutPhase, UpstreamError, describe};
+use crate::{BoxError, Deadline, TimeoutPhase, UpstreamError, describe};
 
 /// A connection to a provider, TLS or not.
 type Io = TokioIo<MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
@@ -64,6 +64,9 @@ struct Connection {
     /// connection would carry and copy on each move.
     io: Box<Io>,
     buffer: BytesMut,
+    /// The first-token deadline of the call on this connection: one timer for the
+    /// connection's life, taken out while a call waits on it.
+    due: Option<Deadline>,
 }
 
 /// Where to send a call: the URL, parsed once per model.
@@ -113,26 +116,49 @@ impl Client {
         }
     }
 
-    /// Posts `body` with `headers` and reads the answer's head. A pooled connection found
-    /// closed when the request is written is replaced by a new one once; nothing of the
-    /// request reached the provider on it.
+    /// Posts `body` with `headers` and reads the answer's head, by `due` (the first-token
+    /// deadline, else [`TimeoutPhase::FirstToken`]). A pooled connection found closed when
+    /// the request is written is replaced by a new one once; nothing of the request reached
+    /// the provider on it.
     pub(crate) async fn post(
         &self,
         destination: &Destination,
         headers: &HeaderMap,
         body: &[u8],
         connect_timeout: Duration,
+        due: tokio::time::Instant,
     ) -> Result<Answer, UpstreamError> {
         let head = request_head(&destination.uri, headers, body.len());
         let request = [head.as_slice(), body];
-        let mut connection = match self.pooled(&destination.origin) {
-            Some(mut connection) => match connection.write(request).await {
-                Ok(()) => connection,
-                Err(_) => self.written(destination, request, connect_timeout).await?,
-            },
-            None => self.written(destination, request, connect_timeout).await?,
+        let fresh = || async {
+            tokio::time::timeout_at(due, self.written(destination, request, connect_timeout))
+                .await
+                .map_err(|_| UpstreamError::Timeout(TimeoutPhase::FirstToken))?
         };
-        let (status, headers, framing, reusable) = connection.read_head().await?;
+        let (mut connection, mut deadline) = match self.pooled(&destination.origin) {
+            Some(mut connection) => {
+                let mut deadline = connection.due.take().unwrap_or_else(|| Deadline::new(due));
+                deadline.set(due);
+                let written = tokio::select! {
+                    biased;
+                    written = connection.write(request) => written,
+                    () = deadline.expired() => {
+                        return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken));
+                    }
+                };
+                match written {
+                    Ok(()) => (connection, deadline),
+                    Err(_) => (fresh().await?, deadline),
+                }
+            }
+            None => (fresh().await?, Deadline::new(due)),
+        };
+        let (status, headers, framing, reusable) = tokio::select! {
+            biased;
+            head = connection.read_head() => head?,
+            () = deadline.expired() => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
+        };
+        connection.due = Some(deadline);
         let pool = reusable.then(|| (Arc::clone(&self.idle), Arc::clone(&destination.origin)));
         Ok(Answer {
             status,
@@ -164,6 +190,7 @@ impl Client {
         let mut connection = Connection {
             io,
             buffer: BytesMut::new(),
+            due: None,
         };
         connection
             .write(request)
@@ -900,12 +927,67 @@ pub(crate) mod tests {
                 &HeaderMap::new(),
                 b"{}",
                 Duration::from_secs(2),
+                tokio::time::Instant::now() + Duration::from_secs(5),
             )
             .await?;
         let mut body = answer.body;
         let mut data = Vec::new();
         while std::future::poll_fn(|context| body.poll_read_into(context, &mut data)).await? {}
         Ok((answer.status, data))
+    }
+
+    #[tokio::test]
+    async fn the_first_token_deadline_holds_on_new_and_reused_connections() {
+        // Every answer's head comes 150 ms after its request.
+        let answer: &'static [u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        let (port, accepted) = loopback_provider(vec![(b"", 150), (answer, 0)], false).await;
+        let uri = format!("http://127.0.0.1:{port}/v1/chat").parse().unwrap();
+        let destination = Destination::new(uri, false);
+        let client = Client::new();
+        let post = |due_ms: u64| {
+            let due = tokio::time::Instant::now() + Duration::from_millis(due_ms);
+            let (client, destination) = (&client, &destination);
+            async move {
+                let answer = client
+                    .post(
+                        destination,
+                        &HeaderMap::new(),
+                        b"{}",
+                        Duration::from_secs(2),
+                        due,
+                    )
+                    .await?;
+                let mut body = answer.body;
+                let mut data = Vec::new();
+                while std::future::poll_fn(|context| body.poll_read_into(context, &mut data))
+                    .await
+                    .map_err(|error| UpstreamError::Protocol(error.to_string()))?
+                {}
+                Ok::<_, UpstreamError>(data)
+            }
+        };
+        assert_eq!(post(400).await.unwrap(), b"hello");
+        // The first call's deadline passes while its connection is idle; the second call
+        // on that connection has its own.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(post(2000).await.unwrap(), b"hello");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the connection was reused"
+        );
+        // A deadline shorter than the wait ends the call, on a reused connection and on a
+        // new one (the first is not kept after a timeout).
+        for connections in [1, 2] {
+            let started = tokio::time::Instant::now();
+            let error = post(50).await.unwrap_err();
+            assert!(
+                matches!(error, UpstreamError::Timeout(TimeoutPhase::FirstToken)),
+                "{error:?}"
+            );
+            assert!(started.elapsed() >= Duration::from_millis(50));
+            assert_eq!(accepted.load(Ordering::SeqCst), connections);
+        }
     }
 
     #[test]
@@ -995,6 +1077,7 @@ pub(crate) mod tests {
                 &HeaderMap::new(),
                 b"{}",
                 Duration::from_secs(2),
+                tokio::time::Instant::now() + Duration::from_secs(5),
             )
             .await
             .unwrap();
@@ -1010,7 +1093,13 @@ pub(crate) mod tests {
         let (destination, _) = provider(huge.leak(), true).await;
         assert!(matches!(
             client
-                .post(&destination, &HeaderMap::new(), b"{}", Duration::from_secs(2))
+                .post(
+                    &destination,
+                    &HeaderMap::new(),
+                    b"{}",
+                    Duration::from_secs(2),
+                    tokio::time::Instant::now() + Duration::from_secs(5),
+                )
                 .await,
             Err(UpstreamError::Protocol(message)) if message.contains("too large")
         ));
@@ -1022,7 +1111,8 @@ pub(crate) mod tests {
                     &destination,
                     &HeaderMap::new(),
                     b"{}",
-                    Duration::from_secs(2)
+                    Duration::from_secs(2),
+                    tokio::time::Instant::now() + Duration::from_secs(5),
                 )
                 .await,
             Err(UpstreamError::Protocol(_))

@@ -332,22 +332,27 @@ impl Upstream {
             );
         }
         let connect_ms = target.timeouts.connect_ms;
+        // The answer's head is due within the first-token timeout. The direct client
+        // keeps that deadline on the pooled connection's own timer (no timer per call).
         let first_token = Duration::from_millis(target.timeouts.first_token_ms);
-        let sent = async {
+        let first_token_due = tokio::time::Instant::now() + first_token;
+        let (status, response_headers, answer): (StatusCode, HeaderMap, AnswerBody) =
             if destination.proxied {
-                let response = self
+                let sent = self
                     .proxied_client(connect_ms)
                     .post(url.as_str())
                     .headers(headers)
                     .body(body)
-                    .send()
-                    .await
-                    .map_err(|error| classify_reqwest(&error))?;
+                    .send();
+                let response = match tokio::time::timeout_at(first_token_due, sent).await {
+                    Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
+                    Ok(response) => response.map_err(|error| classify_reqwest(&error))?,
+                };
                 let response = http::Response::from(response);
                 let (head, body) = response.into_parts();
                 let pieces =
                     Box::pin(BodyDataStream::new(body).map(|chunk| chunk.map_err(BoxError::from)));
-                Ok((head.status, head.headers, AnswerBody::Proxied(pieces)))
+                (head.status, head.headers, AnswerBody::Proxied(pieces))
             } else {
                 let answer = self
                     .direct
@@ -356,20 +361,14 @@ impl Upstream {
                         &headers,
                         &body,
                         Duration::from_millis(connect_ms),
+                        first_token_due,
                     )
                     .await?;
-                Ok((
+                (
                     answer.status,
                     answer.headers,
                     AnswerBody::Direct(answer.body),
-                ))
-            }
-        };
-        let (status, response_headers, answer): (StatusCode, HeaderMap, AnswerBody) =
-            match tokio::time::timeout(first_token, sent).await {
-                Err(_) => return Err(UpstreamError::Timeout(TimeoutPhase::FirstToken)),
-                Ok(Err(error)) => return Err(error),
-                Ok(Ok(response)) => response,
+                )
             };
         let status = status.as_u16();
         let idle = Duration::from_millis(target.timeouts.idle_ms);

@@ -169,6 +169,12 @@ fn is_empty_sketch(sketch: &Sketch) -> bool {
 impl Totals {
     /// Counts `record`, with sketches when `sketches`.
     pub fn add(&mut self, record: &UsageRecord, sketches: bool) {
+        self.add_sample(record, sketches.then(|| SketchBuckets::of(record)));
+    }
+
+    /// Counts `record`, with its sketch buckets when given (worked out once for every cell
+    /// a record adds to).
+    fn add_sample(&mut self, record: &UsageRecord, sketches: Option<SketchBuckets>) {
         self.calls += 1;
         self.input_tokens += record.input_tokens;
         self.output_tokens += record.output_tokens;
@@ -182,10 +188,10 @@ impl Totals {
             self.ttft_ms_sum += ttft;
             self.ttft_calls += 1;
         }
-        if sketches {
-            self.latency.add(record.latency_ms);
-            if let Some(ttft) = record.ttft_ms {
-                self.ttft.add(ttft);
+        if let Some(buckets) = sketches {
+            self.latency.add_count(buckets.latency, 1);
+            if let Some(ttft) = buckets.ttft {
+                self.ttft.add_count(ttft, 1);
             }
         }
     }
@@ -210,6 +216,22 @@ impl Totals {
         self.latency_ms_sum += other.latency_ms_sum;
         self.ttft_ms_sum += other.ttft_ms_sum;
         self.ttft_calls += other.ttft_calls;
+    }
+}
+
+/// A record's buckets in the latency and time-to-first-token sketches.
+#[derive(Debug, Clone, Copy)]
+struct SketchBuckets {
+    latency: i16,
+    ttft: Option<i16>,
+}
+
+impl SketchBuckets {
+    fn of(record: &UsageRecord) -> Self {
+        SketchBuckets {
+            latency: Sketch::bucket(record.latency_ms),
+            ttft: record.ttft_ms.map(Sketch::bucket),
+        }
     }
 }
 
@@ -369,11 +391,22 @@ impl Dimension {
 type Name = Arc<str>;
 
 /// One cell's key within a bucket and dimension.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Eq, Hash)]
 struct CellKey {
     project: Name,
     value: Name,
     outcome: u8,
+}
+
+/// Equal names, compared by address first: the names of the cells a record adds to are
+/// interned, so the text is compared only where two names differ.
+impl PartialEq for CellKey {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Name, b: &Name| Arc::ptr_eq(a, b) || a == b;
+        self.outcome == other.outcome
+            && same(&self.project, &other.project)
+            && same(&self.value, &other.value)
+    }
 }
 
 /// The cells of one bucket, per dimension (indexed by `Dimension as usize`), so a report
@@ -818,7 +851,8 @@ impl Rollups {
         let hour = at - at.rem_euclid(HOUR);
         let project = self.intern(&record.project_id);
         let outcome = outcome_index(record.outcome);
-        let mut cells = vec![
+        let buckets = SketchBuckets::of(record);
+        let cells = [
             (Dimension::All, self.intern("")),
             (
                 Dimension::Model,
@@ -830,36 +864,33 @@ impl Rollups {
                 self.intern(record.user.as_deref().unwrap_or("")),
             ),
         ];
+        let mut tags: Vec<Name> = Vec::new();
         for tag in &record.tags {
             let tag = self.intern(tag);
-            if !cells.contains(&(Dimension::Tag, Arc::clone(&tag))) {
-                cells.push((Dimension::Tag, tag));
+            if !tags.contains(&tag) {
+                tags.push(tag);
             }
         }
-        let day = self.days.entry(at - at.rem_euclid(DAY)).or_default();
-        for (dimension, value) in &cells {
-            day[*dimension as usize]
+        let tagged = tags.iter().map(|tag| (Dimension::Tag, tag));
+        let cells = cells.iter().map(|(dimension, value)| (*dimension, value));
+        let add = |bucket: &mut Cells, dimension: Dimension, value: &Name| {
+            bucket[dimension as usize]
                 .entry(CellKey {
                     project: Arc::clone(&project),
                     value: Arc::clone(value),
                     outcome,
                 })
                 .or_default()
-                .add(record, dimension.has_sketches());
+                .add_sample(record, dimension.has_sketches().then_some(buckets));
+        };
+        let day = self.days.entry(at - at.rem_euclid(DAY)).or_default();
+        for (dimension, value) in cells.clone().chain(tagged) {
+            add(day, dimension, value);
         }
         if hour >= self.hourly_from {
             let bucket = self.hours.entry(hour).or_default();
-            for (dimension, value) in cells {
-                if dimension.has_hours() {
-                    bucket[dimension as usize]
-                        .entry(CellKey {
-                            project: Arc::clone(&project),
-                            value,
-                            outcome,
-                        })
-                        .or_default()
-                        .add(record, dimension.has_sketches());
-                }
+            for (dimension, value) in cells.filter(|(dimension, _)| dimension.has_hours()) {
+                add(bucket, dimension, value);
             }
         }
     }
