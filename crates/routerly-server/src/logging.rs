@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use chrono::{Datelike, Timelike};
+use chrono::Timelike;
 use routerly_core::json_text;
 use routerly_core::usage::UsageRecord;
 use tracing::{Level, Metadata};
@@ -345,18 +345,9 @@ fn request_line(out: &mut Vec<u8>, record: &UsageRecord, json: bool) {
 /// The current time as `fmt` writes it: RFC 3339, UTC, microseconds.
 fn timestamp(out: &mut Vec<u8>) {
     let now = chrono::Utc::now();
-    json_text::digits(out, now.year().max(0) as u32, 4);
-    for (separator, value, width) in [
-        (b'-', now.month(), 2),
-        (b'-', now.day(), 2),
-        (b'T', now.hour(), 2),
-        (b':', now.minute(), 2),
-        (b':', now.second(), 2),
-        (b'.', now.nanosecond() % 1_000_000_000 / 1000, 6),
-    ] {
-        out.push(separator);
-        json_text::digits(out, value, width);
-    }
+    out.extend_from_slice(&json_text::second_text(&now));
+    out.push(b'.');
+    json_text::digits(out, now.nanosecond() % 1_000_000_000 / 1000, 6);
     out.push(b'Z');
 }
 

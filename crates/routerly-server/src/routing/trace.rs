@@ -599,9 +599,16 @@ const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(100);
 /// Serialized traces beyond this wait in the channel (and then stay in memory only).
 const MAX_PENDING_BYTES: usize = 16 * 1024 * 1024;
 
-/// The writer task: serializes traces as they arrive (a few at a time between requests,
-/// never a burst that would hold up the requests sharing this core), appends them to the
-/// hourly file at most once per [`MIN_WRITE_INTERVAL`], and prunes old files.
+/// How often a writer with traces pending takes those queued meanwhile: the queue holds
+/// this interval's traces, not a whole write's.
+const GATHER_INTERVAL: Duration = Duration::from_millis(10);
+/// Traces serialized between two yields to the runtime.
+const GATHER_STEP: usize = 64;
+
+/// The writer task: serializes traces (idle, the first at once; then those queued every
+/// [`GATHER_INTERVAL`], a few dozen at a time between the other tasks of its core, so a
+/// call's trace wakes no task under load), appends them to the hourly file at most once
+/// per [`MIN_WRITE_INTERVAL`], and prunes old files.
 async fn write_traces(
     dir: PathBuf,
     database: Option<Arc<Database>>,
@@ -613,10 +620,18 @@ async fn write_traces(
     let mut file = HourFile::default();
     let mut last_prune = Instant::now() - Duration::from_secs(3600);
     let mut next_write = tokio::time::Instant::now();
-    // One timer, moved only when `next_write` does (as the usage writer's).
-    let write_due = tokio::time::sleep_until(next_write);
-    tokio::pin!(write_due);
+    let mut next_gather = next_write;
+    // One timer, moved only when the next wake-up does (as the usage writer's).
+    let wake = tokio::time::sleep_until(next_write);
+    tokio::pin!(wake);
     let mut open = true;
+    let keep = |trace: Arc<Trace>, pending: &mut Vec<u8>, pending_ids: &mut Vec<String>| {
+        trace.write_json(pending);
+        pending.push(b'\n');
+        if database.is_some() {
+            pending_ids.push(trace.id.clone());
+        }
+    };
     loop {
         if !pending.is_empty() && (!open || tokio::time::Instant::now() >= next_write) {
             next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
@@ -664,23 +679,38 @@ async fn write_traces(
         if !open {
             break;
         }
-        if write_due.deadline() != next_write {
-            write_due.as_mut().reset(next_write);
+        let wake_at = next_write.min(next_gather);
+        if wake.deadline() != wake_at {
+            wake.as_mut().reset(wake_at);
         }
         tokio::select! {
-            received = receiver.recv_many(&mut batch, 64), if pending.len() < MAX_PENDING_BYTES => {
+            received = receiver.recv_many(&mut batch, GATHER_STEP), if pending.is_empty() => {
                 if received == 0 {
                     open = false;
                 }
                 for trace in batch.drain(..) {
-                    trace.write_json(&mut pending);
-                    pending.push(b'\n');
-                    if database.is_some() {
-                        pending_ids.push(trace.id.clone());
+                    keep(trace, &mut pending, &mut pending_ids);
+                }
+                next_gather = tokio::time::Instant::now() + GATHER_INTERVAL;
+            }
+            _ = &mut wake, if !pending.is_empty() => {
+                let mut taken = 0;
+                while pending.len() < MAX_PENDING_BYTES {
+                    match receiver.try_recv() {
+                        Ok(trace) => keep(trace, &mut pending, &mut pending_ids),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            open = false;
+                            break;
+                        }
+                    }
+                    taken += 1;
+                    if taken % GATHER_STEP == 0 {
+                        tokio::task::yield_now().await;
                     }
                 }
+                next_gather = tokio::time::Instant::now() + GATHER_INTERVAL;
             }
-            _ = &mut write_due, if !pending.is_empty() => {}
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The usage log, `data/usage.jsonl`: one JSON record per line, append-only.
 //!
 //! The request path hands records to a bounded channel ([`UsageSink::record`]); one
-//! background task serializes them as they arrive and appends what has gathered with one
-//! write and one `fdatasync`: at once after a quiet spell, at most once per
-//! `MIN_WRITE_INTERVAL` under load (and a retry every [`FLUSH_INTERVAL`] while the disk
+//! background task serializes them and appends what has gathered with one write and one
+//! `fdatasync`: at once after a quiet spell, at most once per `MIN_WRITE_INTERVAL` under
+//! load, taking the records queued meanwhile just before each write (and a retry every [`FLUSH_INTERVAL`] while the disk
 //! fails). A record is never dropped: a failed batch stays in memory, the file is cut back
 //! to the last complete batch, and the batch is written again; while it fails the channel
 //! fills up and callers wait.
@@ -29,6 +29,8 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 const MIN_WRITE_INTERVAL: Duration = Duration::from_millis(10);
 /// Most records written in one batch.
 const MAX_BATCH: usize = 4096;
+/// Records serialized between two yields to the runtime when a write gathers its batch.
+const GATHER_STEP: usize = 64;
 /// How many failed attempts a shutdown makes before giving up on the remaining records.
 const SHUTDOWN_ATTEMPTS: u32 = 20;
 
@@ -109,6 +111,12 @@ impl UsageSink {
         if let Some(observer) = &self.observer {
             observer(&record);
         }
+        // The queue nearly always has room: then no wait is set up.
+        let record = match self.sender.try_send(record) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(record)) => return Err(closed(record)),
+            Err(mpsc::error::TrySendError::Full(record)) => record,
+        };
         self.sender
             .send(record)
             .await
@@ -318,6 +326,9 @@ impl UsageWriter {
         tokio::pin!(write_due);
         loop {
             if self.pending_records > 0 && (!open || tokio::time::Instant::now() >= next_write) {
+                if open {
+                    self.gather().await;
+                }
                 if self.flush().await.is_ok() {
                     next_write = tokio::time::Instant::now() + MIN_WRITE_INTERVAL;
                     continue;
@@ -335,11 +346,13 @@ impl UsageWriter {
             if !open {
                 break;
             }
-            // Records are serialized as they arrive, a few at a time between requests rather
-            // than in one burst per write. While writes fail, at most MAX_BATCH records wait
-            // here; then the channel fills and callers wait, so a failing disk pushes back
-            // instead of growing memory.
-            let room = self.pending_records < MAX_BATCH as u64;
+            // Idle, the writer waits for a record, which is written at once. With records
+            // pending it waits only for the write, and then takes what queued meanwhile
+            // (`gather`): under load a call's record wakes no task, and the writer wakes once
+            // per write instead of once per few records. While writes fail, at most
+            // MAX_BATCH records wait here; then the channel fills and callers wait, so a
+            // failing disk pushes back instead of growing memory.
+            let idle = self.pending_records == 0;
             if write_due.deadline() != next_write {
                 write_due.as_mut().reset(next_write);
             }
@@ -351,7 +364,7 @@ impl UsageWriter {
                         self.receiver.close();
                     }
                 }
-                received = self.receiver.recv_many(&mut batch, MAX_BATCH), if room => {
+                received = self.receiver.recv_many(&mut batch, MAX_BATCH), if idle => {
                     if received == 0 {
                         open = false;
                     }
@@ -373,6 +386,23 @@ impl UsageWriter {
         }
         self.shared.healthy.store(false, Ordering::Relaxed);
         self.stats
+    }
+
+    /// Takes the records queued since the writer last looked, up to [`MAX_BATCH`] pending,
+    /// serializing them a few dozen at a time between the other tasks of its core.
+    async fn gather(&mut self) {
+        let mut taken = 0;
+        while self.pending_records < MAX_BATCH as u64 {
+            let Ok(record) = self.receiver.try_recv() else {
+                // Empty, or closed: then the next wait for a record says so.
+                return;
+            };
+            self.push(record);
+            taken += 1;
+            if taken % GATHER_STEP == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
     }
 
     fn push(&mut self, record: UsageRecord) {
