@@ -20,6 +20,7 @@
 //! (see [`embeddings`]) go to embedding-capable models in OpenAI's shape or converted to the
 //! provider's own embeddings API.
 
+mod auth;
 mod budget;
 mod candidates;
 mod embeddings;
@@ -47,18 +48,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use routerly_core::canonical::{ChatRequest, ErrorBody, ErrorKind};
-use routerly_core::config::{ModelConfig, Project, ProjectToken};
+use routerly_core::config::ModelConfig;
 use routerly_core::estimate;
 use routerly_core::usage::{Outcome, Surface};
 use routerly_core::wire::{self, WireFormat};
 use routerly_providers::{Disposition, Operation, UpstreamError, UpstreamResponse};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::admission::BodyPermit;
 use crate::state::App;
 use crate::store::config::Snapshot;
 
+use auth::{Caller, authenticate};
 pub use error::ProxyError;
 use record::{CallRecord, PendingCall};
 use surface::{Plain, SurfaceCall};
@@ -174,60 +175,6 @@ pub async fn unknown_route(uri: http::Uri) -> Response {
         .with_code("unknown_url"),
     )
     .into_response()
-}
-
-/// A project token that passed authentication.
-#[derive(Clone, Copy)]
-struct Caller<'s> {
-    project: &'s Project,
-    token: &'s ProjectToken,
-}
-
-fn authenticate<'s>(
-    snapshot: &'s Snapshot,
-    headers: &HeaderMap,
-    format: WireFormat,
-) -> Result<Caller<'s>, ProxyError> {
-    let unauthorized = |message: &str| ProxyError::new(format, ErrorKind::Authentication, message);
-    let presented = bearer_token(headers).ok_or_else(|| {
-        unauthorized(
-            "Missing API key: send your Routerly project token as `Authorization: Bearer sk-lr-…` or in `x-api-key`.",
-        )
-    })?;
-    let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    let (project, token) = snapshot
-        .token_by_hash(&hash)
-        .ok_or_else(|| unauthorized("Invalid API key: this token is not known to Routerly."))?;
-    if token.revoked_at.is_some() {
-        return Err(unauthorized("This token has been revoked."));
-    }
-    if let Some(expires_at) = token.expires_at
-        && expires_at <= chrono::Utc::now()
-    {
-        return Err(unauthorized(&format!(
-            "This token expired at {}.",
-            expires_at.to_rfc3339()
-        )));
-    }
-    Ok(Caller { project, token })
-}
-
-/// The token from `Authorization: Bearer …` or `x-api-key`.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-    {
-        let value = value.trim();
-        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(value[7..].trim());
-        }
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
-        .filter(|value| !value.is_empty())
 }
 
 /// The error code of a call refused because its usage could not be recorded.
