@@ -481,6 +481,9 @@ mod tests {
             r#" { "a" : 1 , "b":[1,{"c":"}]\"{"}], "d":{"e":null}, "f":"x\\"  } "#,
             r#"{"id":"c1","choices":[{"delta":{"content":"{[\"]"}}],"usage":null,"n":-1.5e3,"t":true}"#,
             r#"{"text":"naïve — ünïcode 💡","k":false}"#,
+            // Runs of backslashes before quotes, and brackets of both kinds in strings,
+            // inside values of either kind.
+            r#"{"a":{"b":"q\\","c":"\\\"}"},"d":["]\"[",{"e":"}]{["},"\\"],"f":1}"#,
         ];
         for text in texts {
             let members = top_level(text).expect(text);

@@ -30,15 +30,14 @@
 //! timeout, so a head longer than [`MAX_HEAD`] may take up to twice the head timeout, and a
 //! body that stalls the body timeout plus [`BODY_WAIT`].
 
-use std::io::{self, Write as _};
-use std::net::SocketAddr;
+use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
@@ -82,7 +81,6 @@ pub enum Ended {
 /// What a connection on this path needs.
 pub struct Direct {
     pub app: App,
-    pub peer: SocketAddr,
     pub header_timeout: Duration,
 }
 
@@ -139,7 +137,7 @@ pub async fn serve(
             }
         }
         let close = head.close;
-        let Some(request) = head.request(&mut buffer, direct.peer) else {
+        let Some(request) = head.request(&mut buffer) else {
             // A target or header the `http` types refuse: hyper answers it.
             return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
         };
@@ -284,7 +282,9 @@ impl Head {
     /// The request, its head and body taken from the front of `buffer` (without copying
     /// them); `None`, with `buffer` as it was, when the target or a header is one the `http`
     /// types refuse.
-    fn request(&self, buffer: &mut BytesMut, peer: SocketAddr) -> Option<Request> {
+    /// No `ConnectInfo`: the proxy's handlers never read the peer's address (the
+    /// management API's do, and hyper serves those).
+    fn request(&self, buffer: &mut BytesMut) -> Option<Request> {
         let head = buffer.split_to(self.length).freeze();
         let Some((uri, headers)) = self.parts(&head) else {
             // The head goes back in front of what follows it, for hyper to answer.
@@ -300,7 +300,6 @@ impl Head {
         *request.uri_mut() = uri;
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers;
-        request.extensions_mut().insert(ConnectInfo(peer));
         Some(request)
     }
 
@@ -350,7 +349,9 @@ async fn write_response(stream: &mut TcpStream, response: Response, close: bool)
     let exact = hyper::body::Body::size_hint(&body).exact();
     let chunked = match exact {
         Some(length) => {
-            let _ = write!(out, "content-length: {length}\r\n");
+            out.extend_from_slice(b"content-length: ");
+            decimal(&mut out, length);
+            out.extend_from_slice(b"\r\n");
             false
         }
         None => {
@@ -411,6 +412,22 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// `value` in decimal (a `content-length`), without the formatting machinery.
+fn decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// A chunk's size line: the length in hexadecimal and CRLF.

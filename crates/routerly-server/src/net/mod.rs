@@ -140,7 +140,6 @@ pub async fn serve_connections(
         let (router, builder, mut stop) = (router.clone(), builder.clone(), stop.clone());
         let direct = direct.clone().map(|app| direct::Direct {
             app,
-            peer,
             header_timeout,
         });
         connections.spawn(async move {
