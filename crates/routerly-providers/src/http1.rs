@@ -65,8 +65,8 @@ struct Connection {
     io: Box<Io>,
     buffer: BytesMut,
     /// The first-token deadline of the call on this connection: one timer for the
-    /// connection's life, taken out while a call waits on it.
-    due: Option<Deadline>,
+    /// connection's life, taken out while a call waits on it (boxed, as `io`).
+    due: Option<Box<Deadline>>,
 }
 
 /// Where to send a call: the URL, parsed once per model.
@@ -137,7 +137,10 @@ impl Client {
         };
         let (mut connection, mut deadline) = match self.pooled(&destination.origin) {
             Some(mut connection) => {
-                let mut deadline = connection.due.take().unwrap_or_else(|| Deadline::new(due));
+                let mut deadline = connection
+                    .due
+                    .take()
+                    .unwrap_or_else(|| Box::new(Deadline::new(due)));
                 deadline.set(due);
                 let written = tokio::select! {
                     biased;
@@ -151,7 +154,7 @@ impl Client {
                     Err(_) => (fresh().await?, deadline),
                 }
             }
-            None => (fresh().await?, Deadline::new(due)),
+            None => (fresh().await?, Box::new(Deadline::new(due))),
         };
         let (status, headers, framing, reusable) = tokio::select! {
             biased;

@@ -88,11 +88,16 @@ pub struct Direct {
 pub async fn serve(
     mut stream: TcpStream,
     direct: Direct,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Ended {
     let mut buffer = BytesMut::with_capacity(READ_SIZE);
     // The head timeout: one timer for the connection, moved once per request.
     let mut head_due = Deadline::new(tokio::time::Instant::now() + direct.header_timeout);
+    // Shutdown, watched by one future for the connection's life (registered with the
+    // channel once, not once per request).
+    let mut watch = stop.clone();
+    let stopping = watch.wait_for(|stopping| *stopping);
+    tokio::pin!(stopping);
     loop {
         // A head: read until it parses, under the head timeout; shutdown closes a
         // connection that is idle or still sending one.
@@ -112,7 +117,7 @@ pub async fn serve(
                     }
                 }
                 () = head_due.expired() => return Ended::Closed,
-                _ = stop.wait_for(|stopping| *stopping) => return Ended::Closed,
+                _ = &mut stopping => return Ended::Closed,
             }
         };
         // The body: it is usually in the buffer already, else it follows at once; one that

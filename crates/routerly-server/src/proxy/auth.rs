@@ -29,11 +29,17 @@ use crate::store::config::Snapshot;
 /// Most tokens a thread remembers; past it the memo starts again.
 const MEMO_CAPACITY: usize = 4096;
 
-/// Tokens that authenticated on this thread, by a seeded hash: (token, digest).
+/// Tokens that authenticated on this thread, by a seeded hash of the token.
 #[derive(Default)]
 struct Memo {
     hasher: foldhash::fast::RandomState,
-    known: HashMap<u64, (Box<[u8]>, [u8; 32]), foldhash::fast::RandomState>,
+    known: HashMap<u64, Known, foldhash::fast::RandomState>,
+}
+
+/// A token that authenticated, with its SHA-256 digest.
+struct Known {
+    token: Box<[u8]>,
+    digest: [u8; 32],
 }
 
 thread_local! {
@@ -45,17 +51,18 @@ fn digest(snapshot: &Snapshot, token: &str) -> [u8; 32] {
     let token = token.as_bytes();
     MEMO.with_borrow_mut(|memo| {
         let key = memo.hasher.hash_one(token);
-        if let Some((known, digest)) = memo.known.get(&key)
-            && bool::from(known.as_ref().ct_eq(token))
+        if let Some(known) = memo.known.get(&key)
+            && bool::from(known.token.as_ref().ct_eq(token))
         {
-            return *digest;
+            return known.digest;
         }
         let digest: [u8; 32] = Sha256::digest(token).into();
         if snapshot.token_by_hash(&digest).is_some() {
             if memo.known.len() >= MEMO_CAPACITY {
                 memo.known.clear();
             }
-            memo.known.insert(key, (token.into(), digest));
+            let token = token.into();
+            memo.known.insert(key, Known { token, digest });
         }
         digest
     })
@@ -138,11 +145,13 @@ mod tests {
     }
 
     fn snapshot(tokens: Value) -> Snapshot {
-        let mut draft = Draft::default();
-        draft.projects = serde_json::from_value(json!({ "projects": [{
-            "id": "p1", "name": "Memo", "slug": "memo", "models": [], "tokens": tokens,
-        }] }))
-        .expect("a projects file");
+        let draft = Draft {
+            projects: serde_json::from_value(json!({ "projects": [{
+                "id": "p1", "name": "Memo", "slug": "memo", "models": [], "tokens": tokens,
+            }] }))
+            .expect("a projects file"),
+            ..Draft::default()
+        };
         Snapshot::build(draft, &MasterKey::generate()).expect("a valid configuration")
     }
 

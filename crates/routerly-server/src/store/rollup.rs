@@ -391,7 +391,7 @@ impl Dimension {
 type Name = Arc<str>;
 
 /// One cell's key within a bucket and dimension.
-#[derive(Debug, Clone, Eq, Hash)]
+#[derive(Debug, Clone, Eq)]
 struct CellKey {
     project: Name,
     value: Name,
@@ -406,6 +406,15 @@ impl PartialEq for CellKey {
         self.outcome == other.outcome
             && same(&self.project, &other.project)
             && same(&self.value, &other.value)
+    }
+}
+
+/// By the names' text, as equality.
+impl std::hash::Hash for CellKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.project.hash(state);
+        self.value.hash(state);
+        self.outcome.hash(state);
     }
 }
 
