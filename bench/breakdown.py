@@ -2,7 +2,7 @@
 """Where a proxied request's instructions go, per phase, from a callgrind dump.
 
     bench/callgrind-guard.sh --keep        # writes bench/results/callgrind.{chat,stream}.out
-    bench/breakdown.py [--requests 20] bench/results/callgrind.chat.out
+    bench/breakdown.py [--requests 100] bench/results/callgrind.chat.out
 
 Every function's own (exclusive) instructions are given to a phase by the module that
 defines it (the table PHASES, first match wins). Shared code that belongs to no phase
@@ -132,7 +132,7 @@ def attribute(self_cost, edges):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dump", help="a callgrind dump written by `bench/callgrind-guard.sh --keep`")
-    parser.add_argument("--requests", type=int, default=20, help="requests the dump covers")
+    parser.add_argument("--requests", type=int, default=100, help="requests the dump covers")
     args = parser.parse_args()
     self_cost, edges = parse(args.dump)
     phases = attribute(self_cost, edges)

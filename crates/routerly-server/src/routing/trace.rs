@@ -164,12 +164,12 @@ impl Trace {
         out.extend_from_slice(b",\"created_at\":");
         json_text::timestamp(out, &self.created_at);
         text(out, b",\"requested_model\":", &self.requested_model);
-        member(out, b",\"candidates\":", &self.candidates);
+        strings(out, b",\"candidates\":", &self.candidates);
         if !self.dropped_by_budget.is_empty() {
-            member(out, b",\"dropped_by_budget\":", &self.dropped_by_budget);
+            strings(out, b",\"dropped_by_budget\":", &self.dropped_by_budget);
         }
-        member(out, b",\"policies\":", &self.policies);
-        member(out, b",\"ranking\":", &self.ranking);
+        list(out, b",\"policies\":", &self.policies);
+        list(out, b",\"ranking\":", &self.ranking);
         member(out, b",\"shuffled\":", &self.shuffled);
         member(out, b",\"routing_us\":", &self.routing_us);
         out.extend_from_slice(b",\"attempts\":[");
@@ -182,23 +182,48 @@ impl Trace {
             member(out, b",\"waited_ms\":", &attempt.waited_ms);
             member(out, b",\"started_ms\":", &attempt.started_ms);
             member(out, b",\"duration_ms\":", &attempt.duration_ms);
-            member(out, b",\"outcome\":", &attempt.outcome);
+            text(out, b",\"outcome\":", &attempt.outcome);
             member(out, b",\"status\":", &attempt.status);
             if let Some(error) = &attempt.error {
                 text(out, b",\"error\":", error);
             }
             if !attempt.dropped.is_empty() {
-                member(out, b",\"dropped\":", &attempt.dropped);
+                strings(out, b",\"dropped\":", &attempt.dropped);
             }
             out.push(b'}');
         }
         out.push(b']');
         out.extend_from_slice(b",\"served_by\":");
         json_text::optional_string(out, self.served_by.as_deref());
-        member(out, b",\"outcome\":", &self.outcome);
+        out.extend_from_slice(b",\"outcome\":");
+        json_text::optional_string(out, self.outcome.as_deref());
         member(out, b",\"status\":", &self.status);
         out.push(b'}');
     }
+}
+
+/// Appends `name` and `values` as JSON: `[]` without serde when empty (a call no policy
+/// ranked).
+fn list<T: Serialize>(out: &mut Vec<u8>, name: &[u8], values: &[T]) {
+    if values.is_empty() {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b"[]");
+    } else {
+        member(out, name, values);
+    }
+}
+
+/// Appends `name` and `values` as a JSON array of strings.
+fn strings(out: &mut Vec<u8>, name: &[u8], values: &[String]) {
+    out.extend_from_slice(name);
+    out.push(b'[');
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        json_text::string(out, value);
+    }
+    out.push(b']');
 }
 
 /// Appends `name` (the member's name, quoted, with its colon) and `value` as JSON.
