@@ -1,7 +1,6 @@
 //! Admission: before any provider is called, a call's candidates are checked against
 //! their limits and its estimate is reserved on every limit of the survivors at once.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -210,42 +209,47 @@ impl Budgets {
                 self.note_refusal(&refusal, &index, now);
                 return Err(AdmitError::Refused(Box::new(refusal)));
             }
-            let mut needed: HashMap<usize, f64, foldhash::fast::RandomState> = HashMap::default();
-            let mut holds: HashMap<&CounterKey, Amounts, foldhash::fast::RandomState> =
-                HashMap::default();
+            // The limits the survivors reserve against, in index order, each with the most
+            // any survivor needs; then the counters they hold, in that order, each with the
+            // most of every amount. Searched in order: a call is under a handful of limits.
+            let mut needed: Vec<(usize, f64)> = Vec::new();
             for candidate in &survivors {
                 for &limit_index in &candidate.limits {
-                    let limit = &index.limits[limit_index];
-                    let amount = candidate.amounts.get(limit.metric);
-                    let entry = needed.entry(limit_index).or_insert(0.0);
-                    *entry = entry.max(amount);
-                    let hold = holds.entry(&index.keys[limit_index]).or_default();
-                    *hold = max_amounts(hold, &candidate.amounts);
+                    let amount = candidate.amounts.get(index.limits[limit_index].metric);
+                    match needed.binary_search_by_key(&limit_index, |&(at, _)| at) {
+                        Ok(at) => needed[at].1 = needed[at].1.max(amount),
+                        Err(at) => needed.insert(at, (limit_index, amount)),
+                    }
                 }
             }
-            let mut limit_order: Vec<usize> = needed.keys().copied().collect();
-            limit_order.sort_unstable();
-            let checks: Vec<Check> = limit_order
+            let checks: Vec<Check> = needed
                 .iter()
-                .map(|&limit_index| {
+                .map(|&(limit_index, needed)| {
                     let limit = &index.limits[limit_index];
                     Check {
                         key: index.keys[limit_index].clone(),
                         metric: limit.metric,
                         value: limit.value,
-                        needed: needed[&limit_index],
+                        needed,
                     }
                 })
                 .collect();
             // In the checks' order, so that calls under the same limits hold the same
             // counters in the same order (a shared store's lease serves them by that).
-            let holds: Vec<(CounterKey, Amounts)> = limit_order
-                .iter()
-                .filter_map(|&limit_index| {
-                    let key = &index.keys[limit_index];
-                    holds.remove(key).map(|amounts| (key.clone(), amounts))
-                })
-                .collect();
+            let mut holds: Vec<(CounterKey, Amounts)> = Vec::new();
+            for &(limit_index, _) in &needed {
+                let key = &index.keys[limit_index];
+                if holds.iter().any(|(held, _)| held == key) {
+                    continue;
+                }
+                let mut hold = Amounts::default();
+                for candidate in &survivors {
+                    if candidate.limits.iter().any(|&own| index.keys[own] == *key) {
+                        hold = max_amounts(&hold, &candidate.amounts);
+                    }
+                }
+                holds.push((key.clone(), hold));
+            }
             let reserved = match self.counters.reserve_now(now, &checks, &holds) {
                 Some(reserved) => reserved,
                 None => self
@@ -265,7 +269,7 @@ impl Budgets {
                     });
                 }
                 Err(failed) => {
-                    let limit_index = limit_order[failed.check];
+                    let limit_index = needed[failed.check].0;
                     let limit = &index.limits[limit_index];
                     let refusal = BudgetRefusal {
                         limit: limit.clone(),
