@@ -116,6 +116,22 @@ fn civil_second(out: &mut Vec<u8>, at: &DateTime<Utc>, second: u32) {
     }
 }
 
+/// Appends `value` in decimal, without padding and without the formatting machinery.
+pub fn decimal(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Appends `value` in decimal, zero-padded to `width` digits (at most 10; higher digits of a
 /// wider value are left out).
 pub fn digits(out: &mut Vec<u8>, value: u32, width: usize) {

@@ -183,23 +183,12 @@ pub(crate) fn lenient_u64(object: &Object, key: &str) -> u64 {
 
 /// The path of element `index` of the array at `path`.
 pub(crate) fn index_path(path: &str, index: usize) -> String {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = index;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    let mut joined = String::with_capacity(path.len() + 2 + digits.len() - at);
-    joined.push_str(path);
-    joined.push('[');
-    joined.extend(digits[at..].iter().map(|&digit| char::from(digit)));
-    joined.push(']');
-    joined
+    let mut joined = Vec::with_capacity(path.len() + 8);
+    joined.extend_from_slice(path.as_bytes());
+    joined.push(b'[');
+    crate::json_text::decimal(&mut joined, index as u64);
+    joined.push(b']');
+    String::from_utf8(joined).expect("a path and digits are UTF-8")
 }
 
 #[cfg(test)]

@@ -355,7 +355,7 @@ async fn write_response(stream: &mut TcpStream, response: Response, close: bool)
     let chunked = match exact {
         Some(length) => {
             out.extend_from_slice(b"content-length: ");
-            decimal(&mut out, length);
+            routerly_core::json_text::decimal(&mut out, length);
             out.extend_from_slice(b"\r\n");
             false
         }
@@ -417,22 +417,6 @@ fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// `value` in decimal (a `content-length`), without the formatting machinery.
-fn decimal(out: &mut Vec<u8>, value: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// A chunk's size line: the length in hexadecimal and CRLF.
