@@ -173,6 +173,22 @@ pub async fn serve(
     }
 }
 
+/// The request this path hands its handler when a connection's first bytes are `bytes`,
+/// and how many of them it takes; `None` where it would wait for more or leave the
+/// connection to hyper. The same steps as [`serve`] without a socket, for the fuzz target
+/// that compares this path's reading of a request with hyper's (`fuzz/`).
+#[cfg(feature = "fuzzing")]
+pub fn first_request(bytes: &[u8]) -> Option<(Request, usize)> {
+    let head = parse_head(bytes).ok()??;
+    let taken = head.length + head.body_length;
+    if bytes.len() < taken {
+        return None;
+    }
+    let mut buffer = BytesMut::from(bytes);
+    let request = head.request(&mut buffer)?;
+    Some((request, taken))
+}
+
 /// Reads what the socket has into `buffer`, making room for at least [`READ_SIZE`] bytes.
 async fn read_more(stream: &mut TcpStream, buffer: &mut BytesMut) -> io::Result<usize> {
     buffer.reserve(READ_SIZE);

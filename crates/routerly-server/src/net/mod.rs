@@ -36,6 +36,10 @@ use tower::Service as _;
 use crate::state::App;
 
 mod direct;
+/// The direct path's reading of a request, public here for the fuzz targets (`fuzz/`).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use direct::first_request;
 
 /// Descriptors kept free of connections: files, the usage log, upstream sockets.
 const RESERVED_DESCRIPTORS: u64 = 256;
