@@ -27,6 +27,18 @@ pub fn string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
 }
 
+/// `text` as a JSON string, built as text (no check of the bytes written back as UTF-8).
+pub fn string_text(text: &str) -> String {
+    if needs_escape(text.as_bytes()) {
+        return serde_json::to_string(text).expect("a string serializes");
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    out.push_str(text);
+    out.push('"');
+    out
+}
+
 /// Appends `text` as a JSON string, or `null`.
 pub fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
     match text {
@@ -174,6 +186,7 @@ mod tests {
                 serde_json::to_string(text).unwrap(),
                 "{text:?}"
             );
+            assert_eq!(string_text(text), serde_json::to_string(text).unwrap());
         }
         assert_eq!(written(|out| optional_string(out, None)), "null");
     }

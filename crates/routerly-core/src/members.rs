@@ -355,13 +355,6 @@ pub fn write_object(
     out.push(b'}');
 }
 
-/// `text` as a JSON string.
-pub fn json_string(text: &str) -> String {
-    let mut out = Vec::with_capacity(text.len() + 2);
-    crate::json_text::string(&mut out, text);
-    String::from_utf8(out).expect("JSON text of a string is UTF-8")
-}
-
 /// Appends `"key":value` to the object that begins at `object_start` in `out`.
 pub fn write_member(out: &mut Vec<u8>, object_start: usize, key: &str, value: &str) {
     if out.len() > object_start + 1 {

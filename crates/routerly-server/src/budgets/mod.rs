@@ -131,7 +131,55 @@ struct Live {
     /// Keys being back-filled from the log, with the ids of records counted live meanwhile.
     pending: HashMap<CounterKey, HashSet<String>>,
     /// Ids of records observed in the last [`RECENT_IDS`].
-    recent: VecDeque<(Instant, String)>,
+    recent: RecentIds,
+}
+
+/// The ids of records observed lately, oldest first, for checkpoints. At thousands of
+/// calls a second the list holds tens of thousands of ids: a UUID in its usual text (every
+/// id Routerly makes) is kept as its 128 bits, so the list is one ring of fixed entries
+/// rather than a small allocation per call that is freed ten seconds later, by then gone
+/// cold from the caches for the calls that reuse it. Other ids are kept as text.
+#[derive(Debug, Default)]
+struct RecentIds {
+    uuids: VecDeque<(Instant, u128)>,
+    texts: VecDeque<(Instant, String)>,
+}
+
+impl RecentIds {
+    /// Adds `id`, observed `now`, and forgets those observed more than `keep` before.
+    fn observe(&mut self, id: &str, now: Instant, keep: Duration) {
+        let old = |at: &Instant| now.duration_since(*at) > keep;
+        while self.uuids.front().is_some_and(|(at, _)| old(at)) {
+            self.uuids.pop_front();
+        }
+        while self.texts.front().is_some_and(|(at, _)| old(at)) {
+            self.texts.pop_front();
+        }
+        match uuid_bits(id) {
+            Some(bits) => self.uuids.push_back((now, bits)),
+            None => self.texts.push_back((now, id.to_owned())),
+        }
+    }
+
+    /// The ids, as they were observed.
+    fn ids(&self) -> Vec<String> {
+        let uuids = self
+            .uuids
+            .iter()
+            .map(|(_, bits)| uuid::Uuid::from_u128(*bits).hyphenated().to_string());
+        uuids
+            .chain(self.texts.iter().map(|(_, id)| id.clone()))
+            .collect()
+    }
+}
+
+/// The bits of `id` when it is a UUID written as `Uuid` writes one (hyphenated, lower case),
+/// so that writing the bits back gives `id` again.
+fn uuid_bits(id: &str) -> Option<u128> {
+    if id.len() != 36 || id.bytes().any(|byte| byte.is_ascii_uppercase()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(id).ok().map(|uuid| uuid.as_u128())
 }
 
 /// Budget enforcement for one service. See the module documentation.
@@ -410,5 +458,47 @@ pub(crate) mod testing {
             tags: vec![],
             attempts: vec![],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_are_given_back_as_observed_and_forgotten_when_old() {
+        let start = Instant::now();
+        let keep = Duration::from_secs(10);
+        let v7 = uuid::Uuid::now_v7().to_string();
+        let upper = uuid::Uuid::now_v7().to_string().to_uppercase();
+        let braced = format!("{{{}}}", uuid::Uuid::now_v7());
+        let mut recent = RecentIds::default();
+        recent.observe("rec-1", start, keep);
+        recent.observe(&v7, start + Duration::from_secs(1), keep);
+        recent.observe(&upper, start + Duration::from_secs(2), keep);
+        recent.observe(&braced, start + Duration::from_secs(3), keep);
+        let mut ids = recent.ids();
+        ids.sort();
+        let mut expected = vec![
+            "rec-1".to_owned(),
+            v7.clone(),
+            upper.clone(),
+            braced.clone(),
+        ];
+        expected.sort();
+        assert_eq!(ids, expected, "every id exactly as it was written");
+        assert_eq!(
+            (recent.uuids.len(), recent.texts.len()),
+            (1, 3),
+            "only the usual form is kept as bits"
+        );
+        // Eleven and a half seconds on, the first two are older than ten.
+        let later = uuid::Uuid::now_v7().to_string();
+        recent.observe(&later, start + Duration::from_millis(11_500), keep);
+        let mut ids = recent.ids();
+        ids.sort();
+        let mut expected = vec![upper, braced, later];
+        expected.sort();
+        assert_eq!(ids, expected);
     }
 }

@@ -56,15 +56,7 @@ impl Budgets {
                     seen.insert(record.id.clone());
                 }
             }
-            let now = Instant::now();
-            while live
-                .recent
-                .front()
-                .is_some_and(|(at, _)| now.duration_since(*at) > RECENT_IDS)
-            {
-                live.recent.pop_front();
-            }
-            live.recent.push_back((now, record.id.clone()));
+            live.recent.observe(&record.id, Instant::now(), RECENT_IDS);
         }
         let now = Utc::now();
         for limit_index in counted {

@@ -25,7 +25,7 @@ impl Budgets {
             return None;
         }
         let counters = self.counters.export();
-        let recent = live.recent.iter().map(|(_, id)| id.clone()).collect();
+        let recent = live.recent.ids();
         Some((counters, recent))
     }
 }

@@ -837,7 +837,7 @@ pub async fn count_tokens(
         let model = candidates[0];
         if routerly_core::wire::counts_tokens_upstream(model.provider.wire_format()) {
             // The client's own body with the model replaced: whatever it holds is counted.
-            let model_name = members::json_string(&model.upstream_model);
+            let model_name = routerly_core::json_text::string_text(&model.upstream_model);
             let body =
                 members::with_members(&bytes, &[("model", &model_name)]).unwrap_or_else(|| {
                     let mut body = raw.clone();

@@ -107,7 +107,7 @@ impl Relay {
                 data: String::new(),
             },
         );
-        let model_json = members::json_string(&parts.model_id);
+        let model_json = routerly_core::json_text::string_text(&parts.model_id);
         let mut relay = Relay {
             parts,
             pending_first: Vec::new(),
@@ -512,7 +512,7 @@ pub(super) fn passthrough_answer(
         return None;
     }
     let mut out = Vec::with_capacity(json.len() + model_id.len() + 16);
-    let model_json = members::json_string(model_id);
+    let model_json = routerly_core::json_text::string_text(model_id);
     let replacements = [("model", model_json.as_str())];
     if !members::splice_object(&mut out, text, &entries, &replacements, &[]) {
         members::write_object(&mut out, text, &entries, &replacements);

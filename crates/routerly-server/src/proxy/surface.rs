@@ -179,7 +179,7 @@ pub(super) fn upstream_body(
     if provider_format == client_format {
         let usage_in_stream = wire::asks_for_stream_usage(client_format) && request.stream;
         if let Some(original) = &call.original {
-            let model_name = members::json_string(&model.upstream_model);
+            let model_name = routerly_core::json_text::string_text(&model.upstream_model);
             // Where the simple reader found the model, it is replaced there, without
             // scanning the body's members again.
             if let Some(body) = call
@@ -247,11 +247,14 @@ pub(super) fn answer_json(
     if client_format == provider_format {
         // The provider's own text with the model replaced, in one pass (re-serializing the
         // tree was a tenth of a non-streamed request's instructions).
-        let bytes = members::with_members(body, &[("model", &members::json_string(&model.id))])
-            .unwrap_or_else(|| {
-                value["model"] = Value::String(model.id.clone());
-                serde_json::to_vec(&value).expect("a JSON value serializes")
-            });
+        let bytes = members::with_members(
+            body,
+            &[("model", &routerly_core::json_text::string_text(&model.id))],
+        )
+        .unwrap_or_else(|| {
+            value["model"] = Value::String(model.id.clone());
+            serde_json::to_vec(&value).expect("a JSON value serializes")
+        });
         return Ok((json_response(bytes), canonical));
     }
     canonical.model = model.id.clone();

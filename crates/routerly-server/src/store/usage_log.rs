@@ -320,10 +320,9 @@ impl UsageWriter {
         let mut failed_attempts_while_closing = 0;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut next_write = tokio::time::Instant::now();
-        // One timer for the writer's life, moved only when `next_write` does: a fresh sleep
-        // per record would insert into and remove from the runtime's timer wheel each time.
-        let write_due = tokio::time::sleep_until(next_write);
-        tokio::pin!(write_due);
+        // One timer for the writer's life (a fresh sleep per record would insert into and
+        // remove from the runtime's timer wheel each time).
+        let mut write_due = routerly_providers::Deadline::new(next_write);
         loop {
             if self.pending_records > 0 && (!open || tokio::time::Instant::now() >= next_write) {
                 if open {
@@ -353,9 +352,7 @@ impl UsageWriter {
             // MAX_BATCH records wait here; then the channel fills and callers wait, so a
             // failing disk pushes back instead of growing memory.
             let idle = self.pending_records == 0;
-            if write_due.deadline() != next_write {
-                write_due.as_mut().reset(next_write);
-            }
+            write_due.set(next_write);
             tokio::select! {
                 result = &mut shutdown, if shutdown_open => {
                     shutdown_open = false;
@@ -372,7 +369,7 @@ impl UsageWriter {
                         self.push(record);
                     }
                 }
-                _ = &mut write_due, if self.pending_records > 0 => {}
+                () = write_due.expired(), if self.pending_records > 0 => {}
             }
         }
 
