@@ -371,7 +371,11 @@ def wrk(url, body, headers, concurrency, duration, client_cpus, gateway):
     result = json.loads(line[len("WRKJSON "):])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     if gateway is not None:
-        result["cpu_pct"] = 100 * (gateway.cpu_seconds() - cpu_before) / wall
+        cpu = gateway.cpu_seconds() - cpu_before
+        result["cpu_pct"] = 100 * cpu / wall
+        # The gateway's CPU time (user and system) per request: what its core spends on one,
+        # whichever side of the run was the bottleneck.
+        result["cpu_us_per_request"] = 1e6 * cpu / max(result["requests"], 1)
         result["rss_peak_mb"] = max(samples) if samples else gateway.rss_mb()
     return result
 
@@ -708,8 +712,8 @@ def report(results, args):
                  f"{results['repeat']}; {results['started'][:16]} UTC.")
     lines.append("")
     lines.append("| target | mode | conc | req/s | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms "
-                 "| req/s vs nginx | gateway CPU % | peak RSS MB |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "| req/s vs nginx | gateway CPU % | gateway CPU µs/req | peak RSS MB |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for c in results["load"]:
         direct = cell(results, "direct", c["mode"], c["concurrency"])
         nginx = cell(results, "nginx", c["mode"], c["concurrency"])
@@ -719,10 +723,11 @@ def report(results, args):
         c["added_p50_us"], c["added_p99_us"] = added50, added99
         lines.append(f"| {c['target']} | {c['mode']} | {c['concurrency']} | {c['rps']:.0f} | {fmt_ms(c['p50_us'])} "
                      f"| {fmt_ms(c['p90_us'])} | {fmt_ms(c['p99_us'])} | {fmt_ms(added50)} | {fmt_ms(added99)} "
-                     f"| {ratio} | {c.get('cpu_pct', 0):.0f} | {c.get('rss_peak_mb', 0):.1f} |"
+                     f"| {ratio} | {c.get('cpu_pct', 0):.0f} | {c.get('cpu_us_per_request', 0):.1f} "
+                     f"| {c.get('rss_peak_mb', 0):.1f} |"
                      if c["target"] != "direct" else
                      f"| direct | {c['mode']} | {c['concurrency']} | {c['rps']:.0f} | {fmt_ms(c['p50_us'])} "
-                     f"| {fmt_ms(c['p90_us'])} | {fmt_ms(c['p99_us'])} | — | — | — | — | — |")
+                     f"| {fmt_ms(c['p90_us'])} | {fmt_ms(c['p99_us'])} | — | — | — | — | — | — |")
     lines.append("")
     lines.append("Streams one at a time (keep-alive, " f"{args.stream_requests} each): time to first event and total, "
                  "added over direct.")
