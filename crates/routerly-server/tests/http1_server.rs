@@ -315,6 +315,44 @@ async fn a_body_sent_late_and_a_body_past_the_direct_limit_are_both_served() {
 }
 
 #[tokio::test]
+async fn a_body_slower_than_the_direct_paths_wait_is_handed_to_hyper_within_its_bounds() {
+    let (_mock, gateway) = gateway().await;
+    // Past the direct path's 100 ms wait for the rest of a body, within the 300 ms body
+    // timeout that hyper's reader applies from the hand-over: answered.
+    let mut connection = Connection::open(&gateway).await;
+    let request = post("/v1/messages", &anthropic_body("auto", "slow body"), "");
+    let split = head_end(&request) + 5;
+    connection.send(&request[..split]).await;
+    tokio::time::sleep(Duration::from_millis(180)).await;
+    connection.send(&request[split..]).await;
+    assert_answered(
+        &connection.answer().await,
+        &mock_answer(MockKind::OpenAi, "gpt-4o-mini", "slow body"),
+    );
+    // A body that stalls: the 408 comes after the body timeout, and no later than the wait
+    // plus the timeout (with room for a loaded machine), not at the head timeout or never.
+    let mut stalled = Connection::open(&gateway).await;
+    let request = post("/v1/messages", &anthropic_body("auto", "never sent"), "");
+    let started = std::time::Instant::now();
+    stalled.send(&request[..head_end(&request) + 5]).await;
+    let answer = stalled.answer().await;
+    let waited = started.elapsed();
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+    // Both calls are recorded: the one served and the one refused.
+    let statuses: Vec<u16> = gateway
+        .stop()
+        .await
+        .iter()
+        .map(|record| record.status)
+        .collect();
+    assert_eq!(statuses, vec![200, 408]);
+}
+
+#[tokio::test]
 async fn calls_pipelined_before_the_client_closes_its_side_are_answered() {
     let (_mock, gateway) = gateway().await;
     let mut connection = Connection::open(&gateway).await;
