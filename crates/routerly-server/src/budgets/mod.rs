@@ -161,7 +161,7 @@ impl RecentIds {
         }
     }
 
-    /// The ids, as they were observed.
+    /// The ids, each as it was written (the UUIDs first, then the others).
     fn ids(&self) -> Vec<String> {
         let uuids = self
             .uuids

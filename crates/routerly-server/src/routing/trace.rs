@@ -5,11 +5,10 @@
 //! to the [`TraceStore`] when the last copy is dropped, that is when the call is over. The
 //! store writes it as its JSON line at once, keeps recent lines in memory and appends them,
 //! off the request path, to hourly files `data/traces/traces-YYYYMMDDHH.jsonl`, bounded in
-//! age and total size. A trace id is
-//! a UUIDv7, whose timestamp names the file to look in, so reading one never scans more than
-//! two files. With PostgreSQL the writer sends them to its `traces` table instead (by id,
-//! kept as long), so any replica finds any replica's trace; a batch the database refuses goes
-//! to the files, where this replica still finds it.
+//! age and total size. A trace id is a UUIDv7, whose timestamp names the file to look in, so
+//! reading one never scans more than two files. With PostgreSQL the writer sends them to
+//! its `traces` table instead (by id, kept as long), so any replica finds any replica's
+//! trace; a batch the database refuses goes to the files, where this replica still finds it.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -419,7 +418,12 @@ impl Kept {
             text.extend_from_slice(trace.id.as_bytes());
             text.extend_from_slice(trace.project_id.as_bytes());
             trace.write_json(text);
-            Box::from(text.as_slice())
+            let kept = Box::from(text.as_slice());
+            if text.capacity() > 64 * 1024 {
+                // A rare large trace does not keep its room for the thread's life.
+                *text = Vec::new();
+            }
+            kept
         });
         Kept {
             text,
