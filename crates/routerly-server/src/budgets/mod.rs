@@ -139,7 +139,7 @@ struct Live {
 /// id Routerly makes) is kept as its 128 bits, so the list is one ring of fixed entries
 /// rather than a small allocation per call that is freed ten seconds later, by then gone
 /// cold from the caches for the calls that reuse it. Other ids are kept as text.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct RecentIds {
     uuids: VecDeque<(Instant, u128)>,
     texts: VecDeque<(Instant, String)>,

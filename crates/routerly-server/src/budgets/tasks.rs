@@ -25,8 +25,10 @@ impl Budgets {
             return None;
         }
         let counters = self.counters.export();
-        let recent = live.recent.ids();
-        Some((counters, recent))
+        // Copied under the lock (fixed entries), written out as text after it.
+        let recent = live.recent.clone();
+        drop(live);
+        Some((counters, recent.ids()))
     }
 }
 
