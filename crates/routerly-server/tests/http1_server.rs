@@ -58,6 +58,13 @@ impl Connection {
         self.socket.write_all(bytes).await.expect("send");
     }
 
+    /// Sends `request` up to `split`, waits `pause`, then sends the rest.
+    async fn send_apart(&mut self, request: &[u8], split: usize, pause: Duration) {
+        self.send(&request[..split]).await;
+        tokio::time::sleep(pause).await;
+        self.send(&request[split..]).await;
+    }
+
     /// A chat call saying `prompt`, and its answer.
     async fn chat(&mut self, prompt: &str) -> Answer {
         self.send(&post(
@@ -291,10 +298,9 @@ async fn a_body_sent_late_and_a_body_past_the_direct_limit_are_both_served() {
     let mut connection = Connection::open(&gateway).await;
     // The head first, the body a moment later (as SDKs that write them apart do).
     let request = post("/v1/messages", &anthropic_body("auto", "late body"), "");
-    let split = head_end(&request);
-    connection.send(&request[..split]).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    connection.send(&request[split..]).await;
+    connection
+        .send_apart(&request, head_end(&request), Duration::from_millis(20))
+        .await;
     assert_answered(
         &connection.answer().await,
         &mock_answer(MockKind::OpenAi, "gpt-4o-mini", "late body"),
@@ -321,10 +327,9 @@ async fn a_body_slower_than_the_direct_paths_wait_is_handed_to_hyper_within_its_
     // timeout that hyper's reader applies from the hand-over: answered.
     let mut connection = Connection::open(&gateway).await;
     let request = post("/v1/messages", &anthropic_body("auto", "slow body"), "");
-    let split = head_end(&request) + 5;
-    connection.send(&request[..split]).await;
-    tokio::time::sleep(Duration::from_millis(180)).await;
-    connection.send(&request[split..]).await;
+    connection
+        .send_apart(&request, head_end(&request) + 5, Duration::from_millis(180))
+        .await;
     assert_answered(
         &connection.answer().await,
         &mock_answer(MockKind::OpenAi, "gpt-4o-mini", "slow body"),

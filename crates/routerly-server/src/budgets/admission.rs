@@ -210,21 +210,26 @@ impl Budgets {
                 return Err(AdmitError::Refused(Box::new(refusal)));
             }
             // The limits the survivors reserve against, in index order, each with the most
-            // any survivor needs; then the counters they hold, in that order, each with the
-            // most of every amount. Searched in order: a call is under a handful of limits.
-            let mut needed: Vec<(usize, f64)> = Vec::new();
+            // any survivor needs and the most of every amount of the survivors under it;
+            // then the counters they hold, in that order, each with the most of the amounts
+            // of its limits. Searched in order: a call is under a handful of limits.
+            let mut needed: Vec<(usize, f64, Amounts)> = Vec::new();
             for candidate in &survivors {
                 for &limit_index in &candidate.limits {
                     let amount = candidate.amounts.get(index.limits[limit_index].metric);
-                    match needed.binary_search_by_key(&limit_index, |&(at, _)| at) {
-                        Ok(at) => needed[at].1 = needed[at].1.max(amount),
-                        Err(at) => needed.insert(at, (limit_index, amount)),
+                    match needed.binary_search_by_key(&limit_index, |&(at, ..)| at) {
+                        Ok(at) => {
+                            let (_, most, amounts) = &mut needed[at];
+                            *most = most.max(amount);
+                            *amounts = max_amounts(amounts, &candidate.amounts);
+                        }
+                        Err(at) => needed.insert(at, (limit_index, amount, candidate.amounts)),
                     }
                 }
             }
             let checks: Vec<Check> = needed
                 .iter()
-                .map(|&(limit_index, needed)| {
+                .map(|&(limit_index, needed, _)| {
                     let limit = &index.limits[limit_index];
                     Check {
                         key: index.keys[limit_index].clone(),
@@ -237,18 +242,12 @@ impl Budgets {
             // In the checks' order, so that calls under the same limits hold the same
             // counters in the same order (a shared store's lease serves them by that).
             let mut holds: Vec<(CounterKey, Amounts)> = Vec::new();
-            for &(limit_index, _) in &needed {
-                let key = &index.keys[limit_index];
-                if holds.iter().any(|(held, _)| held == key) {
-                    continue;
+            for (limit_index, _, amounts) in &needed {
+                let key = &index.keys[*limit_index];
+                match holds.iter_mut().find(|(held, _)| held == key) {
+                    Some((_, hold)) => *hold = max_amounts(hold, amounts),
+                    None => holds.push((key.clone(), *amounts)),
                 }
-                let mut hold = Amounts::default();
-                for candidate in &survivors {
-                    if candidate.limits.iter().any(|&own| index.keys[own] == *key) {
-                        hold = max_amounts(&hold, &candidate.amounts);
-                    }
-                }
-                holds.push((key.clone(), hold));
             }
             let reserved = match self.counters.reserve_now(now, &checks, &holds) {
                 Some(reserved) => reserved,
