@@ -56,7 +56,7 @@ impl Member {
 /// reading, and the scan resumes after them. The scan of a member reads no byte past
 /// the place where the next one begins, so what it found there holds for any text with
 /// the same bytes up to that place; the result is always what [`spans`] gives.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reader {
     /// The last text read whole.
     last: Vec<u8>,
@@ -64,6 +64,20 @@ pub struct Reader {
     members: Vec<Member>,
     /// Where the scan went on after each member (`usize::MAX` after the last).
     resumes: Vec<usize>,
+    /// How many of the last reading's members were taken from the one before.
+    reused: usize,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        // Room for the members of an OpenAI stream chunk (seven to nine) without growing.
+        Reader {
+            last: Vec::new(),
+            members: Vec::with_capacity(12),
+            resumes: Vec::with_capacity(12),
+            reused: 0,
+        }
+    }
 }
 
 impl Reader {
@@ -76,6 +90,7 @@ impl Reader {
         self.members.truncate(kept);
         self.resumes.truncate(kept);
         self.last.clear();
+        self.reused = 0;
         let resume = kept.checked_sub(1).map(|last| self.resumes[last]);
         let (members, resumes) = (&mut self.members, &mut self.resumes);
         let read = scan(bytes, resume, |member, resume| {
@@ -88,7 +103,20 @@ impl Reader {
             return None;
         }
         self.last.extend_from_slice(bytes);
+        self.reused = kept;
         Some(&self.members)
+    }
+
+    /// How many of the members the last [`read`](Reader::read) gave were taken from the
+    /// reading before it: those members have the same key and value text, at the same
+    /// place, in both texts (0 after a refused text).
+    pub fn reused(&self) -> usize {
+        self.reused
+    }
+
+    /// The members the last [`read`](Reader::read) gave (none after a refused text).
+    pub fn members(&self) -> &[Member] {
+        &self.members
     }
 }
 
@@ -760,12 +788,20 @@ mod tests {
             r#"{"id":"c1","model":"up","choices":[{"delta":{"content":""#
         );
         assert_eq!(reader.resumes.partition_point(|&at| at <= shared), 2);
+        assert_eq!(reader.reused(), 0);
         assert_eq!(reader.read(second), spans(second).as_deref());
+        assert_eq!(reader.reused(), 2);
         // A text that differs inside a shared member's value is scanned whole.
         let third = r#"{"id":"c2","model":"up","choices":[],"usage":{"total_tokens":3}}"#;
         assert_eq!(reader.read(third), spans(third).as_deref());
-        assert_eq!(reader.read("{\"id\":\"c2\","), None);
+        assert_eq!(reader.reused(), 0);
         assert_eq!(reader.read(third), spans(third).as_deref());
+        // The last member is always scanned again: what follows it is the text's end.
+        assert_eq!(reader.reused(), 3);
+        assert_eq!(reader.read("{\"id\":\"c2\","), None);
+        assert_eq!(reader.reused(), 0);
+        assert_eq!(reader.read(third), spans(third).as_deref());
+        assert_eq!(reader.reused(), 0);
         // Texts that part at the byte before a member's key: at the comma, or at space.
         for (before, after) in [
             (r#"{"a":1,"b":2}"#, r#"{"a":1}"b":2}"#),
@@ -824,9 +860,22 @@ mod tests {
         #[test]
         fn a_reader_reads_each_text_as_a_scan_of_it_alone(texts in texts_that_begin_alike()) {
             let mut reader = Reader::default();
+            let mut before: Option<(&str, Vec<Member>)> = None;
             for text in &texts {
                 let alone = spans(text);
                 prop_assert_eq!(reader.read(text), alone.as_deref(), "{}", text);
+                // What it says it reused is the same key and value text as in the text before.
+                let reused = reader.reused();
+                if reused > 0 {
+                    let (last, last_members) = before.as_ref().expect("a reading before");
+                    let members = alone.as_deref().expect("read");
+                    for (now, then) in members[..reused].iter().zip(last_members) {
+                        prop_assert_eq!(now, then);
+                        prop_assert_eq!(now.key(text), then.key(last));
+                        prop_assert_eq!(now.value(text), then.value(last));
+                    }
+                }
+                before = alone.map(|members| (text.as_str(), members));
             }
         }
 

@@ -611,33 +611,32 @@ fn decode_chunks(
     state: &mut Chunk,
     out: &mut Vec<u8>,
 ) -> Result<bool, BoxError> {
+    // What was read leaves the buffer once, at the end (an answer of many small chunks
+    // arrives many at a time).
+    let (read, ended) = decode_chunk_bytes(buffer, state, out)?;
+    buffer.advance(read);
+    Ok(ended)
+}
+
+/// [`decode_chunks`] over `bytes`: how many of them were read, and whether the body ended.
+fn decode_chunk_bytes(
+    bytes: &[u8],
+    state: &mut Chunk,
+    out: &mut Vec<u8>,
+) -> Result<(usize, bool), BoxError> {
+    let mut at = 0;
     loop {
+        let rest = &bytes[at..];
         match *state {
             Chunk::Size => {
-                let Some(line_end) = memchr::memchr(b'\n', buffer) else {
-                    if buffer.len() > 4096 {
+                let Some(line_end) = memchr::memchr(b'\n', rest) else {
+                    if rest.len() > 4096 {
                         return Err("a chunk-size line is too long".into());
                     }
                     break;
                 };
-                let line = &buffer[..line_end];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                // The size, then optional extensions after `;`.
-                let digits = line
-                    .split(|byte| *byte == b';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_ascii();
-                if digits.is_empty()
-                    || digits.len() > 15
-                    || !digits.iter().all(u8::is_ascii_hexdigit)
-                {
-                    return Err("a chunk size is not a hexadecimal number".into());
-                }
-                let size = digits
-                    .iter()
-                    .fold(0u64, |size, digit| size * 16 + u64::from(hex_value(*digit)));
-                buffer.advance(line_end + 1);
+                let size = chunk_size(&rest[..line_end])?;
+                at += line_end + 1;
                 *state = if size == 0 {
                     Chunk::Trailers
                 } else {
@@ -645,73 +644,72 @@ fn decode_chunks(
                 };
             }
             Chunk::Data(left) => {
-                if buffer.is_empty() {
+                if rest.is_empty() {
                     break;
                 }
-                let take = usize::try_from(left)
-                    .unwrap_or(usize::MAX)
-                    .min(buffer.len());
-                out.extend_from_slice(&buffer[..take]);
-                buffer.advance(take);
+                let take = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
+                out.extend_from_slice(&rest[..take]);
+                at += take;
                 *state = if take as u64 == left {
                     Chunk::DataEnd
                 } else {
                     Chunk::Data(left - take as u64)
                 };
             }
-            Chunk::DataEnd => {
-                if buffer.len() < 2 {
-                    if buffer
-                        .first()
-                        .is_some_and(|byte| *byte != b'\r' && *byte != b'\n')
-                    {
-                        return Err("a chunk does not end where its size says".into());
-                    }
-                    if buffer.first() == Some(&b'\n') {
-                        buffer.advance(1);
-                        *state = Chunk::Size;
-                        continue;
-                    }
-                    break;
+            Chunk::DataEnd => match rest {
+                [b'\r', b'\n', ..] => {
+                    at += 2;
+                    *state = Chunk::Size;
                 }
-                match &buffer[..2] {
-                    b"\r\n" => {
-                        buffer.advance(2);
-                    }
-                    [b'\n', _] => {
-                        buffer.advance(1);
-                    }
-                    _ => return Err("a chunk does not end where its size says".into()),
+                [b'\n', ..] => {
+                    at += 1;
+                    *state = Chunk::Size;
                 }
-                *state = Chunk::Size;
-            }
+                [] | [b'\r'] => break,
+                _ => return Err("a chunk does not end where its size says".into()),
+            },
             Chunk::Trailers => {
-                let Some(line_end) = memchr::memchr(b'\n', buffer) else {
-                    if buffer.len() > MAX_HEAD_BYTES {
+                let Some(line_end) = memchr::memchr(b'\n', rest) else {
+                    if rest.len() > MAX_HEAD_BYTES {
                         return Err("the answer's trailers are too large".into());
                     }
                     break;
                 };
-                let empty = buffer[..line_end]
-                    .strip_suffix(b"\r")
-                    .unwrap_or(&buffer[..line_end])
-                    .is_empty();
-                buffer.advance(line_end + 1);
-                if empty {
-                    return Ok(true);
+                let line = &rest[..line_end];
+                at += line_end + 1;
+                if line.strip_suffix(b"\r").unwrap_or(line).is_empty() {
+                    return Ok((at, true));
                 }
             }
         }
     }
-    Ok(false)
+    Ok((at, false))
 }
 
-fn hex_value(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        _ => digit - b'A' + 10,
+/// The size on a chunk-size line (without its `\n`): hexadecimal digits, then optional
+/// extensions after `;`, with optional space around the digits.
+fn chunk_size(line: &[u8]) -> Result<u64, BoxError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = match memchr::memchr(b';', line) {
+        Some(end) => &line[..end],
+        None => line,
     }
+    .trim_ascii();
+    let invalid = || "a chunk size is not a hexadecimal number".into();
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(invalid());
+    }
+    let mut size = 0u64;
+    for digit in digits {
+        let value = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            b'A'..=b'F' => digit - b'A' + 10,
+            _ => return Err(invalid()),
+        };
+        size = size * 16 + u64::from(value);
+    }
+    Ok(size)
 }
 
 #[cfg(test)]

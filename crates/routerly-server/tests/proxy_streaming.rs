@@ -463,3 +463,68 @@ async fn an_event_whose_json_spans_lines_reaches_the_client_on_one_line_with_its
     assert_eq!(records.len(), 1, "{records:#?}");
     assert_eq!((records[0].input_tokens, records[0].output_tokens), (3, 1));
 }
+
+#[tokio::test]
+async fn events_that_begin_alike_have_every_model_replaced_and_every_usage_read() {
+    use routerly_core::config::ProviderKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Consecutive events share their leading members (what the relay found of them is
+    // taken from the event before), in shapes a provider may send: `model` twice, `usage`
+    // first or before `choices`, and a lead that grows and shrinks from one event to the next.
+    let events = [
+        r#"{"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"a"}}]}"#,
+        r#"{"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"b"}}]}"#,
+        r#"{"id":"c1","model":"up","model":"up","choices":[{"index":0,"delta":{"content":"c"}}]}"#,
+        r#"{"id":"c1","model":"up","model":"up","x":1,"choices":[{"index":0,"delta":{"content":"d"}}]}"#,
+        r#"{"id":"c1","model":"up","usage":null,"model":"up","choices":[{"index":0,"delta":{"content":"e"}}]}"#,
+        r#"{"usage":null,"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"f"}}]}"#,
+        r#"{"usage":null,"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"g"}}]}"#,
+        r#"{"id":"c1","model":"up","usage":{"prompt_tokens":2,"completion_tokens":7,"total_tokens":9},"choices":[{"index":0,"delta":{"content":"h"}}]}"#,
+    ];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("an address");
+    let mut answer = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+    );
+    for event in events {
+        answer.push_str(&format!("data: {event}\n\n"));
+    }
+    answer.push_str("data: [DONE]\n\n");
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("a connection");
+        let mut request = vec![0; 64 * 1024];
+        let _ = socket.read(&mut request).await;
+        socket.write_all(answer.as_bytes()).await.expect("answer");
+    });
+    let served = model(
+        "served",
+        ProviderKind::OpenAi,
+        &format!("http://{address}/v1"),
+        "gpt-4o-mini",
+    );
+    let gateway = Gateway::start(vec![served]).await;
+    let (status, _, _, received) = read_stream(
+        gateway
+            .openai(&openai_stream_body("served", "hi", None))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(received.len(), events.len() + 1, "{received:?}");
+    for (sent, got) in events.iter().zip(&received) {
+        let sent: Value = serde_json::from_str(sent).expect("JSON");
+        // Every `model`, a repeated one too, is replaced: the raw text names no other.
+        assert!(!got.data.contains("\"up\""), "{}", got.data);
+        assert!(!got.data.contains("usage"), "not asked for: {}", got.data);
+        let got = got.json();
+        assert_eq!(got["model"], "served", "{got}");
+        assert_eq!(got["choices"], sent["choices"]);
+        assert_eq!(got["id"], "c1");
+    }
+    assert_eq!(received[events.len()].data, "[DONE]");
+    let records = gateway.stop().await;
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!((records[0].input_tokens, records[0].output_tokens), (2, 7));
+}

@@ -87,6 +87,24 @@ pub struct Relay {
     model_json: String,
     /// Reads passed-through events, taking what one shares with the last from it.
     reader: members::Reader,
+    /// What the last passed-through event's leading members were found to be.
+    plain_lead: PlainLead,
+}
+
+/// The leading members of a passed-through event that are neither `usage`, `choices` nor
+/// `error`, and which of them are named `model`: the next event's members that the reader
+/// takes from this one need not be looked at again.
+#[derive(Clone, Copy, Debug, Default)]
+struct PlainLead {
+    /// How many members lead.
+    members: usize,
+    /// Which of them are named `model`, by index.
+    models: u64,
+}
+
+/// A mask of the `count` lowest bits (all 64 from 64 on).
+fn low_bits(count: usize) -> u64 {
+    u64::MAX.checked_shr(64 - count.min(64) as u32).unwrap_or(0)
 }
 
 impl Relay {
@@ -121,6 +139,7 @@ impl Relay {
             accumulator: None,
             model_json,
             reader: members::Reader::default(),
+            plain_lead: PlainLead::default(),
         };
         if relay.parts.on_complete.is_some() {
             relay.accumulator = Some(Accumulator::new());
@@ -283,21 +302,31 @@ impl Relay {
             StreamPassthrough::Members => {}
         }
         let text = event.data.as_str();
-        let Some(entries) = self.reader.read(text) else {
+        if self.reader.read(text).is_none() {
+            self.plain_lead = PlainLead::default();
             return false;
-        };
+        }
+        let entries = self.reader.members();
         let mut usage = None;
         // The members named `model` and `usage`, by index (an event with more members than
         // the mask holds takes the decoding path).
-        let mut models = 0u64;
-        let mut usages = 0u64;
-        let mut no_choices = false;
         if entries.len() > 64 {
+            self.plain_lead = PlainLead::default();
             return false;
         }
-        for (index, member) in entries.iter().enumerate() {
+        // The leading members the reader took from the event before are the same text: where
+        // they were all neither `usage`, `choices` nor `error`, what was found of them holds
+        // (the members before a stream's `choices`: id, object, created, model, fingerprint).
+        let reused = self.reader.reused().min(self.plain_lead.members);
+        let mut models = self.plain_lead.models & low_bits(reused);
+        self.plain_lead = PlainLead::default();
+        let mut usages = 0u64;
+        let mut no_choices = false;
+        // How many leading members are neither, for the next event.
+        let mut plain = reused;
+        for (index, member) in entries.iter().enumerate().skip(reused) {
             let value = member.value(text);
-            match member.key(text) {
+            let ends_lead = match member.key(text) {
                 "error" => return false,
                 "usage" => {
                     usages |= 1 << index;
@@ -307,12 +336,26 @@ impl Relay {
                         };
                         usage = Some(decoded);
                     }
+                    true
                 }
-                "choices" => no_choices = value == "[]",
-                "model" => models |= 1 << index,
-                _ => {}
+                "choices" => {
+                    no_choices = value == "[]";
+                    true
+                }
+                "model" => {
+                    models |= 1 << index;
+                    false
+                }
+                _ => false,
+            };
+            if plain == index && !ends_lead {
+                plain = index + 1;
             }
         }
+        self.plain_lead = PlainLead {
+            members: plain,
+            models: models & low_bits(plain),
+        };
         let start = out.len();
         // Room for this event and, when it must grow, for the others already arrived (they
         // leave in the same write).
