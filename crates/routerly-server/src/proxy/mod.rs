@@ -587,7 +587,7 @@ async fn complete<S: SurfaceCall>(app: App, surface: Surface, request: Request) 
         serve(&mut call, &surface_call, &candidates).await
     }
     .await;
-    let record = pending.settle();
+    let mut record = pending.settle();
     match served {
         Ok(response) => response,
         Err(mut error) => {

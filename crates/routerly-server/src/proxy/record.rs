@@ -228,7 +228,7 @@ impl CallRecord {
 
     /// The record of a call `model` answered.
     pub fn finish_success(
-        &self,
+        &mut self,
         model: &ModelConfig,
         usage: Usage,
         ttft: Option<Duration>,
@@ -244,7 +244,7 @@ impl CallRecord {
     }
 
     /// The record of a call that failed before any answer reached the client.
-    pub fn finish_error(&self, outcome: Outcome, status: u16, message: &str) -> UsageRecord {
+    pub fn finish_error(&mut self, outcome: Outcome, status: u16, message: &str) -> UsageRecord {
         self.finish(
             outcome,
             status,
@@ -255,9 +255,11 @@ impl CallRecord {
         )
     }
 
-    /// The record of any call, priced at the serving model's prices.
+    /// The record of any call, priced at the serving model's prices. A call is finished
+    /// once: its attribution (project, token, tags, user, requested model, attempts) moves
+    /// into the record; the trace id stays, for the answer's headers.
     pub fn finish(
-        &self,
+        &mut self,
         outcome: Outcome,
         status: u16,
         served_by: Option<ServedBy>,
@@ -269,6 +271,10 @@ impl CallRecord {
             std::borrow::Cow::Borrowed(_) => text,
             std::borrow::Cow::Owned(clipped) => clipped,
         });
+        debug_assert!(
+            !self.project_id.is_empty(),
+            "a call record is finished once"
+        );
         let latency = self.started.elapsed();
         if let Some(trace) = &self.trace {
             trace.finish(
@@ -286,8 +292,8 @@ impl CallRecord {
         UsageRecord {
             id: new_id(),
             timestamp: chrono::Utc::now(),
-            project_id: self.project_id.clone(),
-            token_id: self.token_id.clone(),
+            project_id: std::mem::take(&mut self.project_id),
+            token_id: std::mem::take(&mut self.token_id),
             model_id: served_by
                 .as_ref()
                 .map(|served_by| served_by.model_id.clone()),
@@ -315,10 +321,10 @@ impl CallRecord {
             status,
             error,
             trace_id: self.trace_id.clone(),
-            user: self.user.clone(),
-            tags: self.tags.clone(),
-            attempts: self.attempts.clone(),
-            requested_model: self.requested_model.clone(),
+            user: self.user.take(),
+            tags: std::mem::take(&mut self.tags),
+            attempts: std::mem::take(&mut self.attempts),
+            requested_model: self.requested_model.take(),
         }
     }
 }
