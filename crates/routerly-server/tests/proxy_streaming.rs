@@ -410,33 +410,17 @@ async fn a_stream_falls_back_before_its_first_event_and_times_out_when_idle() {
 
 #[tokio::test]
 async fn an_event_whose_json_spans_lines_reaches_the_client_on_one_line_with_its_model_replaced() {
-    use routerly_core::config::ProviderKind;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // An OpenAI-compatible provider whose first chunk's JSON is split over two `data:`
     // lines (a line break between members): the member splice cannot copy it as it is.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("an address");
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.expect("a connection");
-        let mut request = vec![0; 64 * 1024];
-        let _ = socket.read(&mut request).await;
-        let answer = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n\
-            data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\n\
-            data:  \"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
-            data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\"choices\":[],\
-            \"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n\
-            data: [DONE]\n\n";
-        socket.write_all(answer.as_bytes()).await.expect("answer");
-    });
-    let served = model(
-        "served",
-        ProviderKind::OpenAi,
-        &format!("http://{address}/v1"),
-        "gpt-4o-mini",
-    );
-    let gateway = Gateway::start(vec![served]).await;
+    let gateway = gateway_to_a_provider_answering(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\n\
+        data:  \"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n\
+        data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"up\",\"choices\":[],\
+        \"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n\
+        data: [DONE]\n\n"
+            .to_owned(),
+    )
+    .await;
     let (status, _, _, events) = read_stream(
         gateway
             .openai(&openai_stream_body("served", "hi", None))
@@ -466,8 +450,6 @@ async fn an_event_whose_json_spans_lines_reaches_the_client_on_one_line_with_its
 
 #[tokio::test]
 async fn events_that_begin_alike_have_every_model_replaced_and_every_usage_read() {
-    use routerly_core::config::ProviderKind;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Consecutive events share their leading members (what the relay found of them is
     // taken from the event before), in shapes a provider may send: `model` twice, `usage`
     // first or before `choices`, and a lead that grows and shrinks from one event to the next.
@@ -481,30 +463,12 @@ async fn events_that_begin_alike_have_every_model_replaced_and_every_usage_read(
         r#"{"usage":null,"id":"c1","model":"up","choices":[{"index":0,"delta":{"content":"g"}}]}"#,
         r#"{"id":"c1","model":"up","usage":{"prompt_tokens":2,"completion_tokens":7,"total_tokens":9},"choices":[{"index":0,"delta":{"content":"h"}}]}"#,
     ];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("an address");
-    let mut answer = String::from(
-        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
-    );
+    let mut answer = String::new();
     for event in events {
         answer.push_str(&format!("data: {event}\n\n"));
     }
     answer.push_str("data: [DONE]\n\n");
-    tokio::spawn(async move {
-        let (mut socket, _) = listener.accept().await.expect("a connection");
-        let mut request = vec![0; 64 * 1024];
-        let _ = socket.read(&mut request).await;
-        socket.write_all(answer.as_bytes()).await.expect("answer");
-    });
-    let served = model(
-        "served",
-        ProviderKind::OpenAi,
-        &format!("http://{address}/v1"),
-        "gpt-4o-mini",
-    );
-    let gateway = Gateway::start(vec![served]).await;
+    let gateway = gateway_to_a_provider_answering(answer).await;
     let (status, _, _, received) = read_stream(
         gateway
             .openai(&openai_stream_body("served", "hi", None))
@@ -527,4 +491,33 @@ async fn events_that_begin_alike_have_every_model_replaced_and_every_usage_read(
     let records = gateway.stop().await;
     assert_eq!(records.len(), 1, "{records:#?}");
     assert_eq!((records[0].input_tokens, records[0].output_tokens), (2, 7));
+}
+
+/// A gateway whose one model, `served`, is an OpenAI-compatible provider on loopback that
+/// answers its one call with a 200 event stream of `events` (SSE text) and closes.
+async fn gateway_to_a_provider_answering(events: String) -> Gateway {
+    use routerly_core::config::ProviderKind;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("a connection");
+        let mut request = vec![0; 64 * 1024];
+        let _ = socket.read(&mut request).await;
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+        socket
+            .write_all(format!("{head}{events}").as_bytes())
+            .await
+            .expect("answer");
+    });
+    let served = model(
+        "served",
+        ProviderKind::OpenAi,
+        &format!("http://{address}/v1"),
+        "gpt-4o-mini",
+    );
+    Gateway::start(vec![served]).await
 }
