@@ -302,25 +302,25 @@ impl Relay {
             StreamPassthrough::Members => {}
         }
         let text = event.data.as_str();
+        // What was found of the last event's lead, known to nothing after this one unless it
+        // is passed through below (every return before that leaves the default).
+        let lead = std::mem::take(&mut self.plain_lead);
         if self.reader.read(text).is_none() {
-            self.plain_lead = PlainLead::default();
             return false;
         }
         let entries = self.reader.members();
-        let mut usage = None;
-        // The members named `model` and `usage`, by index (an event with more members than
-        // the mask holds takes the decoding path).
+        // An event with more members than the masks below hold takes the decoding path.
         if entries.len() > 64 {
-            self.plain_lead = PlainLead::default();
             return false;
         }
         // The leading members the reader took from the event before are the same text: where
         // they were all neither `usage`, `choices` nor `error`, what was found of them holds
         // (the members before a stream's `choices`: id, object, created, model, fingerprint).
-        let reused = self.reader.reused().min(self.plain_lead.members);
-        let mut models = self.plain_lead.models & low_bits(reused);
-        self.plain_lead = PlainLead::default();
+        let reused = self.reader.reused().min(lead.members);
+        // The members named `model` and `usage`, by index.
+        let mut models = lead.models & low_bits(reused);
         let mut usages = 0u64;
+        let mut usage = None;
         let mut no_choices = false;
         // How many leading members are neither, for the next event.
         let mut plain = reused;
