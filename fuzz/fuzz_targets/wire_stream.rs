@@ -22,7 +22,7 @@ fn upstream_events(format: WireFormat, stream: &[u8]) -> Vec<SseEvent> {
         let mut parser = NdjsonParser::new();
         parser.push(stream);
         while let Some(data) = parser.next_line() {
-            events.push(SseEvent { event: None, data });
+            events.push(SseEvent::new(None, data));
         }
     } else {
         let mut parser = SseParser::new();

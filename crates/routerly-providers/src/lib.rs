@@ -710,9 +710,7 @@ impl Parser {
     fn next_event(&mut self) -> Option<SseEvent> {
         match self {
             Parser::Sse(parser) => parser.next_event(),
-            Parser::Ndjson(parser) => parser
-                .next_line()
-                .map(|data| SseEvent { event: None, data }),
+            Parser::Ndjson(parser) => parser.next_line().map(|data| SseEvent::new(None, data)),
         }
     }
 }

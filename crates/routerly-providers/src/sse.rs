@@ -1,13 +1,43 @@
 //! Incremental reader of server-sent events from a byte stream.
 
 /// One server-sent event: its `event:` name, when given, and its joined `data:` lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SseEvent {
     /// The `event:` field.
     pub event: Option<String>,
     /// The `data:` lines joined by `\n`.
     pub data: String,
+    /// Known to hold no line break: the event was one `data:` line with no `\r` in it, as
+    /// the parser's search for the event's end saw (the relay then need not look again
+    /// before it writes the data as one line). `false` says nothing.
+    one_line: bool,
 }
+
+impl SseEvent {
+    /// An event with the given name and data.
+    pub fn new(event: Option<String>, data: String) -> Self {
+        SseEvent {
+            event,
+            data,
+            one_line: false,
+        }
+    }
+
+    /// Whether the data holds a line break (`\n` or `\r`), which would end an SSE field
+    /// early if the data were written as one `data:` line.
+    pub fn has_line_break(&self) -> bool {
+        !self.one_line && memchr::memchr2(b'\n', b'\r', self.data.as_bytes()).is_some()
+    }
+}
+
+/// Events are equal by name and data (what is known of the data's lines follows from it).
+impl PartialEq for SseEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.event == other.event && self.data == other.data
+    }
+}
+
+impl Eq for SseEvent {}
 
 /// Splits bytes into events as they arrive; holds the incomplete tail between calls.
 ///
@@ -68,13 +98,16 @@ impl SseParser {
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
             let from = self.scanned.max(self.start);
-            let Some((end, separator_len)) = find_event_end(&self.buffer, from) else {
+            let Some(found) = find_event_end(&self.buffer, from) else {
                 // A separator may begin in the last two bytes: look at them again.
                 self.scanned = self.buffer.len().saturating_sub(2).max(self.start);
                 return None;
             };
+            let (end, separator_len) = (found.end, found.separator_len);
             let raw = &self.buffer[self.start..end];
-            let event = parse_event(raw, &mut self.spare);
+            // Searched from the event's first byte, the first line break is its end: one line.
+            let one_line = from == self.start && found.first_break == end;
+            let event = parse_event(raw, one_line, &mut self.spare);
             self.start = end + separator_len;
             self.scanned = self.start;
             if self.start == self.buffer.len() {
@@ -89,17 +122,38 @@ impl SseParser {
     }
 }
 
-/// Where the first event at or after `from` ends: the index of its blank-line separator
-/// and the separator's length.
-fn find_event_end(buffer: &[u8], from: usize) -> Option<(usize, usize)> {
+/// Where an event ends.
+struct EventEnd {
+    /// The index of its blank-line separator.
+    end: usize,
+    separator_len: usize,
+    /// The index of the first `\n` or `\r` the search met.
+    first_break: usize,
+}
+
+/// Where the first event at or after `from` ends. Both line-break bytes are searched for
+/// (at the cost of one), so that the search also tells whether the event is one line.
+fn find_event_end(buffer: &[u8], from: usize) -> Option<EventEnd> {
     let mut index = from;
-    while let Some(offset) = memchr::memchr(b'\n', &buffer[index..]) {
+    let mut first_break = None;
+    while let Some(offset) = memchr::memchr2(b'\n', b'\r', &buffer[index..]) {
         index += offset;
-        if buffer.get(index + 1) == Some(&b'\n') {
-            return Some((index, 2));
-        }
-        if buffer.get(index + 1) == Some(&b'\r') && buffer.get(index + 2) == Some(&b'\n') {
-            return Some((index, 3));
+        let first_break = *first_break.get_or_insert(index);
+        if buffer[index] == b'\n' {
+            let separator_len = if buffer.get(index + 1) == Some(&b'\n') {
+                2
+            } else if buffer.get(index + 1..index + 3) == Some(b"\r\n") {
+                3
+            } else {
+                0
+            };
+            if separator_len > 0 {
+                return Some(EventEnd {
+                    end: index,
+                    separator_len,
+                    first_break,
+                });
+            }
         }
         index += 1;
     }
@@ -107,8 +161,8 @@ fn find_event_end(buffer: &[u8], from: usize) -> Option<(usize, usize)> {
 }
 
 /// The event in `raw` (without its blank line); its data is written into `spare`'s
-/// allocation when there is one.
-fn parse_event(raw: &[u8], spare: &mut String) -> Option<SseEvent> {
+/// allocation when there is one. `one_line`: `raw` holds no `\n` or `\r`.
+fn parse_event(raw: &[u8], one_line: bool, spare: &mut String) -> Option<SseEvent> {
     // Valid UTF-8 (the usual case) is checked with a vectorised validator (a third of the
     // standard library's instructions on an event: measured with callgrind) and borrowed.
     let text = match simdutf8::basic::from_utf8(raw) {
@@ -120,7 +174,12 @@ fn parse_event(raw: &[u8], spare: &mut String) -> Option<SseEvent> {
     // Lines split with memchr's vector search (`str::lines` looks byte by byte).
     let mut rest = &*text;
     while !rest.is_empty() {
-        let (line, after) = match memchr::memchr(b'\n', rest.as_bytes()) {
+        let end = if one_line {
+            None
+        } else {
+            memchr::memchr(b'\n', rest.as_bytes())
+        };
+        let (line, after) = match end {
             Some(end) => (&rest[..end], &rest[end + 1..]),
             None => (rest, ""),
         };
@@ -150,7 +209,11 @@ fn parse_event(raw: &[u8], spare: &mut String) -> Option<SseEvent> {
             _ => {}
         }
     }
-    data.map(|data| SseEvent { event, data })
+    data.map(|data| SseEvent {
+        event,
+        data,
+        one_line,
+    })
 }
 
 #[cfg(test)]
@@ -180,20 +243,27 @@ mod tests {
         assert_eq!(
             events,
             vec![
-                SseEvent {
-                    event: Some("message_start".into()),
-                    data: "{\"a\":1}".into()
-                },
-                SseEvent {
-                    event: Some("ping".into()),
-                    data: "{}".into()
-                },
-                SseEvent {
-                    event: None,
-                    data: "[DONE]".into()
-                },
+                SseEvent::new(Some("message_start".into()), "{\"a\":1}".into()),
+                SseEvent::new(Some("ping".into()), "{}".into()),
+                SseEvent::new(None, "[DONE]".into()),
             ]
         );
+    }
+
+    #[test]
+    fn an_event_read_whole_is_known_to_be_one_line_when_it_is() {
+        let mut parser = SseParser::new();
+        parser.push(b"data: {\"a\":1}\n\ndata: a\rb\n\ndata: a\ndata: b\n\ndata: c\r\n\r\n");
+        let one = parser.next_event().expect("one line");
+        assert!(one.one_line && !one.has_line_break());
+        for expected in ["a\rb", "a\nb"] {
+            let event = parser.next_event().expect("an event with a break");
+            assert_eq!(event.data, expected);
+            assert!(!event.one_line && event.has_line_break());
+        }
+        // A line ended by CR LF: not known, and no break in the data.
+        let crlf = parser.next_event().expect("a CR LF event");
+        assert!(!crlf.one_line && !crlf.has_line_break());
     }
 
     #[test]
@@ -307,7 +377,13 @@ mod tests {
             let chunked = read(&split(&stream, &cuts));
             prop_assert_eq!(&chunked, &whole);
             let byte_by_byte: Vec<&[u8]> = stream.chunks(1).collect();
-            prop_assert_eq!(read(&byte_by_byte), whole);
+            let byte_by_byte = read(&byte_by_byte);
+            // What the parser knows of an event's lines is never wrong, however it arrived.
+            for event in whole.0.iter().chain(&chunked.0).chain(&byte_by_byte.0) {
+                let breaks = event.data.bytes().any(|byte| byte == b'\n' || byte == b'\r');
+                prop_assert_eq!(event.has_line_break(), breaks, "{:?}", event);
+            }
+            prop_assert_eq!(byte_by_byte, whole);
         }
 
         #[test]
@@ -332,7 +408,7 @@ mod tests {
             }
             let expected: Vec<SseEvent> = events
                 .iter()
-                .map(|(event, data)| SseEvent { event: event.clone(), data: data.clone() })
+                .map(|(event, data)| SseEvent::new(event.clone(), data.clone()))
                 .collect();
             let (read_events, pending) = read(&split(stream.as_bytes(), &cuts));
             prop_assert_eq!(read_events, expected);

@@ -118,13 +118,8 @@ impl Relay {
         if let (Some(encoder), Some(echo)) = (&mut encoder, parts.echo.take()) {
             encoder.set_echo(echo);
         }
-        let first_event = std::mem::replace(
-            &mut parts.first_event,
-            SseEvent {
-                event: None,
-                data: String::new(),
-            },
-        );
+        let first_event =
+            std::mem::replace(&mut parts.first_event, SseEvent::new(None, String::new()));
         let model_json = routerly_core::json_text::string_text(&parts.model_id);
         let mut relay = Relay {
             parts,
@@ -380,7 +375,7 @@ impl Relay {
                 members::Edit::Keep
             }
         };
-        let spliced = memchr::memchr2(b'\n', b'\r', text.as_bytes()).is_none()
+        let spliced = !event.has_line_break()
             && members::splice_members(out, text, entries, |index, _| Some(edit(index)))
                 .map(|(tail, _)| out.extend_from_slice(&text.as_bytes()[tail..]))
                 .is_some();
