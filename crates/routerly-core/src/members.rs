@@ -70,9 +70,10 @@ pub struct Reader {
 
 impl Default for Reader {
     fn default() -> Self {
-        // Room for the members of an OpenAI stream chunk (seven to nine) without growing.
+        // Room for the members of an OpenAI stream chunk (seven to nine), and for its text
+        // (two to three hundred bytes), without growing.
         Reader {
-            last: Vec::new(),
+            last: Vec::with_capacity(512),
             members: Vec::with_capacity(12),
             resumes: Vec::with_capacity(12),
             reused: 0,

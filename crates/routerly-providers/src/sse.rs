@@ -202,6 +202,11 @@ fn parse_event(raw: &[u8], one_line: bool, spare: &mut String) -> Option<SseEven
                 None => {
                     let mut first = std::mem::take(spare);
                     first.clear();
+                    // A new allocation has room for a somewhat longer event: a stream's
+                    // events differ by a few words, and this one's data will be recycled.
+                    if first.capacity() < value.len() {
+                        first.reserve(value.len() + value.len().min(1024));
+                    }
                     first.push_str(value);
                     data = Some(first);
                 }

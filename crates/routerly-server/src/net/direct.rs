@@ -407,6 +407,9 @@ async fn write_response(stream: &mut TcpStream, response: Response, close: bool)
             continue;
         }
         written += data.len() as u64;
+        // Room for the frame, its framing and the body's end at once (a stream's events
+        // that arrived together are one frame, larger than the head's buffer).
+        out.reserve(data.len() + 32);
         if chunked {
             chunk_size_line(&mut out, data.len());
             out.extend_from_slice(&data);
