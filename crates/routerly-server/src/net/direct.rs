@@ -30,6 +30,7 @@
 //! timeout, so a head longer than [`MAX_HEAD`] may take up to twice the head timeout, and a
 //! body that stalls the body timeout plus [`BODY_WAIT`].
 
+use std::future::Future;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
@@ -86,10 +87,24 @@ pub struct Direct {
 
 /// Serves `stream` until it closes or a request is not this path's.
 pub async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
     direct: Direct,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Ended {
+    serve_with(stream, direct, stop, proxy::call).await
+}
+
+/// [`serve`] with the handler given: the proxy's calls, or in tests one that panics.
+async fn serve_with<Handler, Call>(
+    mut stream: TcpStream,
+    direct: Direct,
+    stop: tokio::sync::watch::Receiver<bool>,
+    handle: Handler,
+) -> Ended
+where
+    Handler: Fn(Surface, App, Request) -> Call,
+    Call: Future<Output = Response>,
+{
     let mut buffer = BytesMut::with_capacity(READ_SIZE);
     // The head timeout: one timer for the connection, moved once per request.
     let mut head_due = Deadline::new(tokio::time::Instant::now() + direct.header_timeout);
@@ -147,9 +162,8 @@ pub async fn serve(
             return Ended::HandOff(Rewind::new(buffer.freeze(), stream));
         };
         // The call, dropped (and so recorded as cancelled) if the client hangs up first.
-        let call =
-            std::panic::AssertUnwindSafe(proxy::call(head.surface, direct.app.clone(), request))
-                .catch_unwind();
+        let call = std::panic::AssertUnwindSafe(handle(head.surface, direct.app.clone(), request))
+            .catch_unwind();
         tokio::pin!(call);
         let response = loop {
             tokio::select! {
@@ -536,5 +550,118 @@ impl AsyncWrite for Rewind {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Panics on a body of `panic`, else answers `ok`.
+    async fn answer(_: Surface, _: App, request: Request) -> Response {
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .expect("the body was read whole")
+            .to_bytes();
+        if &body[..] == b"panic" {
+            panic!("a handler's bug");
+        }
+        Response::new(Body::from("ok"))
+    }
+
+    /// Writes a request and reads its answer (`content-length` framed): status and body.
+    async fn exchange(client: &mut TcpStream, path: &str, body: &str) -> (u16, String) {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        client.write_all(request.as_bytes()).await.expect("written");
+        let mut read = Vec::new();
+        let (head_end, length) = loop {
+            let mut chunk = [0u8; 4096];
+            let n = client.read(&mut chunk).await.expect("read");
+            assert!(
+                n > 0,
+                "the connection stays open: {}",
+                String::from_utf8_lossy(&read)
+            );
+            read.extend_from_slice(&chunk[..n]);
+            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&read[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length: "))
+                    .expect("a content-length")
+                    .parse::<usize>()
+                    .expect("digits");
+                break (end + 4, length);
+            }
+        };
+        while read.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            let n = client.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the whole body arrives");
+            read.extend_from_slice(&chunk[..n]);
+        }
+        let status = std::str::from_utf8(&read[9..12])
+            .expect("ASCII")
+            .parse()
+            .expect("a status");
+        (
+            status,
+            String::from_utf8_lossy(&read[head_end..head_end + length]).into_owned(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_panicking_call_is_answered_in_its_surface_shape_and_the_connection_goes_on() {
+        let home = tempfile::tempdir().expect("a temporary home");
+        let service = crate::Service::open(crate::store::Home::new(home.path()))
+            .await
+            .expect("the service opens a fresh home");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bound");
+        let address = listener.local_addr().expect("an address");
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let direct = Direct {
+            app: service.app(),
+            header_timeout: Duration::from_secs(10),
+        };
+        let served = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accepted");
+            serve_with(stream, direct, stopped, answer).await
+        });
+        let mut client = TcpStream::connect(address).await.expect("connected");
+
+        let (status, body) = exchange(&mut client, "/v1/chat/completions", "panic").await;
+        assert_eq!(status, 500, "{body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        let message = error["error"]["message"].as_str().expect("OpenAI's shape");
+        assert!(message.starts_with("internal error"), "{body}");
+        assert!(
+            !body.contains("a handler's bug"),
+            "the panic stays in the log: {body}"
+        );
+
+        let (status, body) = exchange(&mut client, "/v1/messages", "panic").await;
+        assert_eq!(status, 500, "{body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(error["type"], "error", "Anthropic's shape: {body}");
+        let message = error["error"]["message"]
+            .as_str()
+            .expect("Anthropic's shape");
+        assert!(message.starts_with("internal error"), "{body}");
+
+        // The same connection serves the next call.
+        let (status, body) = exchange(&mut client, "/v1/chat/completions", "{}").await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        drop(client);
+        assert!(matches!(
+            served.await.expect("no panic escapes"),
+            Ended::Closed
+        ));
     }
 }
