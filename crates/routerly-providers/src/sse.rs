@@ -139,21 +139,18 @@ fn find_event_end(buffer: &[u8], from: usize) -> Option<EventEnd> {
     while let Some(offset) = memchr::memchr2(b'\n', b'\r', &buffer[index..]) {
         index += offset;
         let first_break = *first_break.get_or_insert(index);
-        if buffer[index] == b'\n' {
-            let separator_len = if buffer.get(index + 1) == Some(&b'\n') {
-                2
-            } else if buffer.get(index + 1..index + 3) == Some(b"\r\n") {
-                3
-            } else {
-                0
-            };
-            if separator_len > 0 {
-                return Some(EventEnd {
-                    end: index,
-                    separator_len,
-                    first_break,
-                });
-            }
+        // A blank line: `\n` then `\n` or `\r\n`.
+        let separator_len = match &buffer[index..] {
+            [b'\n', b'\n', ..] => Some(2),
+            [b'\n', b'\r', b'\n', ..] => Some(3),
+            _ => None,
+        };
+        if let Some(separator_len) = separator_len {
+            return Some(EventEnd {
+                end: index,
+                separator_len,
+                first_break,
+            });
         }
         index += 1;
     }
