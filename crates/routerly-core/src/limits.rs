@@ -38,6 +38,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
@@ -357,21 +358,23 @@ impl Level {
 }
 
 /// What a limit applies to. Projects are stored by id; token ids are unique across
-/// projects.
+/// projects. The names are shared (`Arc<str>`): a call's budget counters are keyed by
+/// scope, and a key is copied into each reservation and usage addition without an
+/// allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// `global`.
     Global,
     /// `model:ID`.
-    Model(String),
+    Model(Arc<str>),
     /// `project:P`.
-    Project(String),
+    Project(Arc<str>),
     /// `project:P/model:ID`.
-    ProjectModel(String, String),
+    ProjectModel(Arc<str>, Arc<str>),
     /// `token:TOKEN_ID`.
-    Token(String),
+    Token(Arc<str>),
     /// `token:TOKEN_ID/model:ID`.
-    TokenModel(String, String),
+    TokenModel(Arc<str>, Arc<str>),
 }
 
 impl Scope {
@@ -396,7 +399,7 @@ impl Scope {
             if value.is_empty() || value.contains('/') {
                 Err(invalid())
             } else {
-                Ok(value.to_owned())
+                Ok(Arc::<str>::from(value))
             }
         };
         let (kind, name) = head.split_once(':').ok_or_else(invalid)?;
@@ -427,7 +430,7 @@ impl Scope {
     pub fn model(&self) -> Option<&str> {
         match self {
             Scope::Model(model) | Scope::ProjectModel(_, model) | Scope::TokenModel(_, model) => {
-                Some(model)
+                Some(&**model)
             }
             _ => None,
         }
@@ -436,7 +439,7 @@ impl Scope {
     /// The project this scope names, if any.
     pub fn project(&self) -> Option<&str> {
         match self {
-            Scope::Project(project) | Scope::ProjectModel(project, _) => Some(project),
+            Scope::Project(project) | Scope::ProjectModel(project, _) => Some(&**project),
             _ => None,
         }
     }
@@ -444,7 +447,7 @@ impl Scope {
     /// The token this scope names, if any.
     pub fn token(&self) -> Option<&str> {
         match self {
-            Scope::Token(token) | Scope::TokenModel(token, _) => Some(token),
+            Scope::Token(token) | Scope::TokenModel(token, _) => Some(&**token),
             _ => None,
         }
     }
@@ -455,10 +458,10 @@ impl Scope {
         match self {
             Scope::Global => true,
             Scope::Model(model) => model_is(model),
-            Scope::Project(project) => call.project_id == project,
-            Scope::ProjectModel(project, model) => call.project_id == project && model_is(model),
-            Scope::Token(token) => call.token_id == token,
-            Scope::TokenModel(token, model) => call.token_id == token && model_is(model),
+            Scope::Project(project) => call.project_id == &**project,
+            Scope::ProjectModel(project, model) => call.project_id == &**project && model_is(model),
+            Scope::Token(token) => call.token_id == &**token,
+            Scope::TokenModel(token, model) => call.token_id == &**token && model_is(model),
         }
     }
 }

@@ -128,7 +128,7 @@ fn resolve_scope(snapshot: &Snapshot, scope: Scope) -> Result<Scope, ApiError> {
     let project_id = |key: &str| {
         snapshot
             .project(key)
-            .map(|project| project.id.clone())
+            .map(|project| std::sync::Arc::<str>::from(project.id.as_str()))
             .ok_or_else(|| ApiError::invalid("scope", format!("no project `{key}`")))
     };
     let resolved = match scope {

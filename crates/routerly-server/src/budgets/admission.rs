@@ -9,6 +9,7 @@ use routerly_core::canonical::Usage;
 use routerly_core::config::ModelConfig;
 use routerly_core::limits::{self, Amounts, CallScope, Limit, Metric, effective_limits};
 use routerly_core::usage;
+use smallvec::SmallVec;
 
 use super::{Budgets, LimitIndex};
 use crate::store::config::Snapshot;
@@ -158,9 +159,11 @@ impl Budgets {
             limits: Vec<usize>,
             amounts: Amounts,
         }
-        let mut survivors: Vec<Candidate<'m>> = Vec::with_capacity(candidates.len());
+        // A call has a candidate or two and is under a handful of limits: these lists stay
+        // on the stack (each heap allocation here was a block of memory gone cold).
+        let mut survivors: SmallVec<[Candidate<'m>; 2]> = SmallVec::new();
         let mut first_refusal: Option<BudgetRefusal> = None;
-        for model in candidates {
+        for &model in &candidates {
             let call = CallScope {
                 project_id,
                 token_id,
@@ -213,7 +216,7 @@ impl Budgets {
             // any survivor needs and the most of every amount of the survivors under it;
             // then the counters they hold, in that order, each with the most of the amounts
             // of its limits. Searched in order: a call is under a handful of limits.
-            let mut needed: Vec<(usize, f64, Amounts)> = Vec::new();
+            let mut needed: SmallVec<[(usize, f64, Amounts); 4]> = SmallVec::new();
             for candidate in &survivors {
                 for &limit_index in &candidate.limits {
                     let amount = candidate.amounts.get(index.limits[limit_index].metric);
@@ -227,7 +230,7 @@ impl Budgets {
                     }
                 }
             }
-            let checks: Vec<Check> = needed
+            let checks: SmallVec<[Check; 4]> = needed
                 .iter()
                 .map(|&(limit_index, needed, _)| {
                     let limit = &index.limits[limit_index];
@@ -241,7 +244,7 @@ impl Budgets {
                 .collect();
             // In the checks' order, so that calls under the same limits hold the same
             // counters in the same order (a shared store's lease serves them by that).
-            let mut holds: Vec<(CounterKey, Amounts)> = Vec::new();
+            let mut holds: SmallVec<[(CounterKey, Amounts); 4]> = SmallVec::new();
             for (limit_index, _, amounts) in &needed {
                 let key = &index.keys[*limit_index];
                 match holds.iter_mut().find(|(held, _)| held == key) {
@@ -259,8 +262,12 @@ impl Budgets {
             };
             match reserved {
                 Ok(reservation) => {
+                    // The survivors, in the list the candidates came in.
+                    let mut candidates = candidates;
+                    candidates.clear();
+                    candidates.extend(survivors.iter().map(|c| c.model));
                     return Ok(Admission {
-                        candidates: survivors.iter().map(|c| c.model).collect(),
+                        candidates,
                         guard: Some(BudgetGuard {
                             counters: Arc::clone(&self.counters),
                             reservation,

@@ -6,6 +6,7 @@ use std::time::Instant;
 use chrono::Utc;
 use routerly_core::limits::{self, Amounts, CallScope};
 use routerly_core::usage::{Outcome, UsageRecord};
+use smallvec::SmallVec;
 
 use super::{Budgets, RECENT_IDS};
 use crate::store::counters::CounterKey;
@@ -29,13 +30,14 @@ impl Budgets {
             token_id: &record.token_id,
             model_id: Some(model_id),
         };
-        let counted: Vec<usize> = limits::counting_limits(&index.limits, &call)
+        // A call counts toward a handful of limits: both lists stay on the stack.
+        let counted: SmallVec<[usize; 4]> = limits::counting_limits(&index.limits, &call)
             .map(|limit| index.index_of(limit))
             .collect();
         if counted.is_empty() {
             return;
         }
-        let mut keys: Vec<CounterKey> = Vec::with_capacity(counted.len());
+        let mut keys: SmallVec<[CounterKey; 4]> = SmallVec::new();
         for &limit_index in &counted {
             if !keys.contains(&index.keys[limit_index]) {
                 keys.push(index.keys[limit_index].clone());

@@ -10,6 +10,7 @@
 //! its `traces` table instead (by id, kept as long), so any replica finds any replica's
 //! trace; a batch the database refuses goes to the files, where this replica still finds it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, BufRead, BufReader, Write};
@@ -68,7 +69,7 @@ pub struct Trace {
     /// The model that served, if any.
     pub served_by: Option<String>,
     /// How the call ended (`success`, `error`, `timeout`, …), once it has.
-    pub outcome: Option<String>,
+    pub outcome: Option<Cow<'static, str>>,
     /// The status returned to the client.
     pub status: Option<u16>,
 }
@@ -126,8 +127,9 @@ pub struct AttemptTrace {
     pub started_ms: f64,
     /// How long it took until an answer or a failure, in milliseconds.
     pub duration_ms: Option<f64>,
-    /// `success`, `failed`, or `rejected` (the provider refused the request itself).
-    pub outcome: String,
+    /// `success`, `failed`, or `rejected` (the provider refused the request itself); one of
+    /// a few names, so a live trace borrows it rather than allocating it for every call.
+    pub outcome: Cow<'static, str>,
     /// The provider's status, when it answered.
     pub status: Option<u16>,
     /// What went wrong.
@@ -304,7 +306,7 @@ impl LiveTrace {
                 waited_ms: millis(waited),
                 started_ms,
                 duration_ms: None,
-                outcome: "pending".to_owned(),
+                outcome: Cow::Borrowed("pending"),
                 status: None,
                 error: None,
                 dropped: Vec::new(),
@@ -327,7 +329,7 @@ impl LiveTrace {
     }
 
     /// Ends the attempt in flight with `outcome`.
-    pub fn end_attempt(&self, outcome: &str, status: Option<u16>, error: Option<String>) {
+    pub fn end_attempt(&self, outcome: &'static str, status: Option<u16>, error: Option<String>) {
         let now_ms = millis(self.started.elapsed());
         self.edit(|trace| {
             if let Some(attempt) = trace
@@ -337,7 +339,7 @@ impl LiveTrace {
                 .find(|attempt| attempt.outcome == "pending")
             {
                 attempt.duration_ms = Some(now_ms - attempt.started_ms);
-                attempt.outcome = outcome.to_owned();
+                attempt.outcome = Cow::Borrowed(outcome);
                 attempt.status = status;
                 attempt.error = error;
             }
@@ -345,7 +347,7 @@ impl LiveTrace {
     }
 
     /// Notes how the call ended.
-    pub fn finish(&self, outcome: &str, status: u16, served_by: Option<&str>) {
+    pub fn finish(&self, outcome: &'static str, status: u16, served_by: Option<&str>) {
         self.edit(|trace| {
             if let Some(served_by) = served_by
                 && outcome == "success"
@@ -355,18 +357,18 @@ impl LiveTrace {
                     .rev()
                     .find(|attempt| attempt.outcome == "pending" && attempt.model == served_by)
             {
-                attempt.outcome = "success".to_owned();
+                attempt.outcome = Cow::Borrowed("success");
                 attempt.status = Some(200);
             }
             for attempt in &mut trace.attempts {
                 if attempt.outcome == "pending" {
-                    attempt.outcome = outcome.to_owned();
+                    attempt.outcome = Cow::Borrowed(outcome);
                 }
             }
             trace.served_by = (outcome == "success")
                 .then(|| served_by.map(str::to_owned))
                 .flatten();
-            trace.outcome = Some(outcome.to_owned());
+            trace.outcome = Some(Cow::Borrowed(outcome));
             trace.status = Some(status);
         });
     }
@@ -906,14 +908,14 @@ pub fn view(trace: &Trace) -> routerly_api::traces::TraceView {
                 waited_ms: attempt.waited_ms,
                 started_ms: attempt.started_ms,
                 duration_ms: attempt.duration_ms,
-                outcome: attempt.outcome.clone(),
+                outcome: attempt.outcome.clone().into_owned(),
                 status: attempt.status,
                 error: attempt.error.clone(),
                 dropped: attempt.dropped.clone(),
             })
             .collect(),
         served_by: trace.served_by.clone(),
-        outcome: trace.outcome.clone(),
+        outcome: trace.outcome.as_deref().map(str::to_owned),
         status: trace.status,
     }
 }
@@ -951,7 +953,7 @@ mod tests {
             waited_ms: 1000.25,
             started_ms: 0.001,
             duration_ms: Some(f64::NAN),
-            outcome: "failed".to_owned(),
+            outcome: "failed".into(),
             status: Some(500),
             error: Some("line\nbreak 💡".to_owned()),
             dropped: vec!["web_search".to_owned()],
@@ -967,7 +969,7 @@ mod tests {
             },
         ];
         full.served_by = Some("b".to_owned());
-        full.outcome = Some("success".to_owned());
+        full.outcome = Some("success".into());
         full.status = Some(200);
         let bare = Trace::new("", "", "");
         for trace in [full, bare] {

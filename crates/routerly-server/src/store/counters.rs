@@ -8,6 +8,7 @@ use std::sync::Mutex as StdMutex;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use routerly_core::limits::{self, Amounts, Metric, Scope, Window, WindowTotals};
+use smallvec::SmallVec;
 
 use super::StoreFuture;
 
@@ -220,7 +221,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug, Default)]
 struct Counters {
     entries: FastMap<CounterKey, CounterEntry>,
-    reservations: FastMap<ReservationId, Vec<(CounterKey, Amounts)>>,
+    /// A call's holds (a handful: inline, no allocation per call).
+    reservations: FastMap<ReservationId, SmallVec<[(CounterKey, Amounts); 2]>>,
     next_reservation: ReservationId,
 }
 
@@ -297,7 +299,9 @@ impl MemoryCounterStore {
         }
         let id = counters.next_reservation;
         counters.next_reservation += 1;
-        counters.reservations.insert(id, holds.to_vec());
+        counters
+            .reservations
+            .insert(id, holds.iter().cloned().collect());
         Ok(id)
     }
 
