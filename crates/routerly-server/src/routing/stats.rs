@@ -635,12 +635,15 @@ impl Inner {
 
     fn add_successes(&mut self, project_id: &str, model_id: &str, start: i64, count: u32) {
         let retention = self.retention;
-        let buckets = self
-            .successes
-            .entry(project_id.to_owned())
-            .or_default()
-            .entry(model_id.to_owned())
-            .or_default();
+        // Looked up before inserting, as `add` does: `entry` copied both ids on every call.
+        let models = match self.successes.get_mut(project_id) {
+            Some(models) => models,
+            None => self.successes.entry(project_id.to_owned()).or_default(),
+        };
+        let buckets = match models.get_mut(model_id) {
+            Some(buckets) => buckets,
+            None => models.entry(model_id.to_owned()).or_default(),
+        };
         match buckets.iter_mut().rev().find(|(first, _)| *first == start) {
             Some((_, cell)) => *cell += count,
             None => {
