@@ -653,7 +653,7 @@ def run(args):
                 results["load"].append(cell)
         if mode == "stream":
             for target in targets:
-                url, body, headers = requests[target["name"]]
+                _url, body, headers = requests[target["name"]]
                 timing = stream_timing(target["port"], target["path"][mode], body, headers,
                                        args.stream_requests, warmup=100)
                 timing["target"] = target["name"]
