@@ -47,6 +47,8 @@ def write_config(home, mock_openai_url):
     config.mkdir(parents=True)
     (config / "models.json").write_text(json.dumps({"models": [{
         "id": "guard", "provider": "openai", "endpoint": mock_openai_url, "upstream_model": "gpt-4o-mini",
+        # A provider key, as every deployed model has: its credential header is part of a call.
+        "api_key": "env:GUARD_UPSTREAM_API_KEY",
         "pricing": {"input": 0.15, "output": 0.6}}]}))
     (config / "projects.json").write_text(json.dumps({"projects": [{
         "id": "proj-guard", "name": "Guard", "slug": "guard", "models": [{"model_id": "guard"}],
@@ -118,7 +120,8 @@ def under_callgrind(out_file, command, env, log):
 def start_routerly(work, release, mock_urls):
     home = work / "home"
     write_config(home, mock_urls["openai"])
-    env = dict(os.environ, ROUTERLY_HOME=str(home), ROUTERLY_LOG="info")
+    env = dict(os.environ, ROUTERLY_HOME=str(home), ROUTERLY_LOG="info",
+               GUARD_UPSTREAM_API_KEY="sk-guard-upstream-0123456789abcdef")
     env.pop("ROUTERLY_LOG_FORMAT", None)
     server = under_callgrind(work / "callgrind.out", [str(release / "routerly"), "serve", "--host", "127.0.0.1",
                                                       "--port", "0"], env, work / "routerly.log")

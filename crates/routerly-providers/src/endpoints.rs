@@ -146,36 +146,125 @@ fn embeddings_url(target: &Target<'_>, base: &str) -> String {
     }
 }
 
-/// The credential (and version) headers `target`'s provider expects.
-pub(crate) fn auth_headers(target: &Target<'_>) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    let key_header = match target.provider {
-        ProviderKind::Anthropic => {
-            headers.insert(
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            );
-            Some(HeaderName::from_static("x-api-key"))
+/// The headers Routerly sends a provider with a call, in the order they are written: the
+/// provider's version and credential, the body's type, the client's name, the caller's
+/// headers passed on, and what a stream accepts. The direct client writes them straight into
+/// the request's head (no header map, no `Bearer` text built per call); the proxied client
+/// takes them as a map ([`ProviderHeaders::to_map`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderHeaders<'a> {
+    version: Option<(&'static str, &'static str)>,
+    /// Header name, the value's prefix, the key: left out when the key is not a valid
+    /// header value (a line break in a configured key must not end the header).
+    credential: Option<(&'static str, &'static str, &'a str)>,
+    accept: Option<&'static str>,
+    passed: &'a HeaderMap,
+}
+
+impl<'a> ProviderHeaders<'a> {
+    /// The headers of a call to `target`, asking for `accept` (a stream's framing) when
+    /// given, with the caller's `passed` headers (`anthropic-beta`).
+    pub(crate) fn new(
+        target: &Target<'a>,
+        accept: Option<&'static str>,
+        passed: &'a HeaderMap,
+    ) -> Self {
+        let (version, name, prefix) = match target.provider {
+            ProviderKind::Anthropic => (
+                Some(("anthropic-version", ANTHROPIC_VERSION)),
+                "x-api-key",
+                "",
+            ),
+            ProviderKind::Gemini => (None, "x-goog-api-key", ""),
+            ProviderKind::Azure => (None, "api-key", ""),
+            _ => (None, "authorization", "Bearer "),
+        };
+        let credential = target
+            .api_key
+            .filter(|key| key.bytes().all(header_value_byte))
+            .map(|key| (name, prefix, key));
+        ProviderHeaders {
+            version,
+            credential,
+            accept,
+            passed,
         }
-        ProviderKind::Gemini => Some(HeaderName::from_static("x-goog-api-key")),
-        ProviderKind::Azure => Some(HeaderName::from_static("api-key")),
-        _ => None,
-    };
-    let Some(key) = target.api_key else {
-        return headers;
-    };
-    let (name, value) = match key_header {
-        Some(name) => (name, HeaderValue::from_str(key)),
-        None => (
-            http::header::AUTHORIZATION,
-            HeaderValue::from_str(&format!("Bearer {key}")),
-        ),
-    };
-    if let Ok(mut value) = value {
-        value.set_sensitive(true);
-        headers.insert(name, value);
     }
-    headers
+
+    /// Only the caller's headers (for tests of the client).
+    #[cfg(test)]
+    pub(crate) fn passing(passed: &'a HeaderMap) -> Self {
+        ProviderHeaders {
+            version: None,
+            credential: None,
+            accept: None,
+            passed,
+        }
+    }
+
+    /// Calls `visit` with each header's name, its value's prefix and the rest of its value,
+    /// in order; `secret` is true for the credential.
+    fn each(&self, mut visit: impl FnMut(&str, &str, &[u8], bool)) {
+        if let Some((name, value)) = self.version {
+            visit(name, "", value.as_bytes(), false);
+        }
+        if let Some((name, prefix, key)) = self.credential {
+            visit(name, prefix, key.as_bytes(), true);
+        }
+        visit("content-type", "", b"application/json", false);
+        visit("user-agent", "", crate::USER_AGENT.as_bytes(), false);
+        for (name, value) in self.passed {
+            visit(name.as_str(), "", value.as_bytes(), false);
+        }
+        if let Some(accept) = self.accept {
+            visit("accept", "", accept.as_bytes(), false);
+        }
+    }
+
+    /// Appends the headers as head lines, less any `skip` names (the ones the client frames
+    /// itself).
+    pub(crate) fn write(&self, out: &mut Vec<u8>, skip: impl Fn(&str) -> bool) {
+        self.each(|name, prefix, value, _| {
+            if skip(name) {
+                return;
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(prefix.as_bytes());
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        });
+    }
+
+    /// The headers as a map, the credential marked sensitive.
+    pub(crate) fn to_map(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        self.each(|name, prefix, value, secret| {
+            let mut bytes = Vec::with_capacity(prefix.len() + value.len());
+            bytes.extend_from_slice(prefix.as_bytes());
+            bytes.extend_from_slice(value);
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(&bytes),
+            ) else {
+                return;
+            };
+            value.set_sensitive(secret);
+            headers.append(name, value);
+        });
+        headers
+    }
+
+    /// The number of headers (room to reserve in a head).
+    pub(crate) fn len(&self) -> usize {
+        4 + self.passed.len()
+    }
+}
+
+/// A byte `HeaderValue::from_str` takes: visible ASCII, a space, a tab or a byte of
+/// obs-text (never a line break).
+fn header_value_byte(byte: u8) -> bool {
+    byte >= 0x20 && byte != 0x7f || byte == b'\t'
 }
 
 #[cfg(test)]
@@ -299,9 +388,73 @@ mod tests {
     }
 
     #[test]
+    fn the_head_lines_are_the_headers_the_map_holds_in_order() {
+        let mut passed = HeaderMap::new();
+        passed.append("anthropic-beta", HeaderValue::from_static("a"));
+        passed.append("anthropic-beta", HeaderValue::from_static("b"));
+        for provider in [
+            ProviderKind::Anthropic,
+            ProviderKind::OpenAi,
+            ProviderKind::Azure,
+        ] {
+            for accept in [None, Some("text/event-stream")] {
+                let headers = ProviderHeaders::new(&target(provider, "http://x"), accept, &passed);
+                let mut lines = Vec::new();
+                headers.write(&mut lines, |_| false);
+                let from_map: String = headers
+                    .to_map()
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {}\r\n", value.to_str().unwrap()))
+                    .collect();
+                assert_eq!(String::from_utf8(lines).unwrap(), from_map, "{provider:?}");
+                let map = headers.to_map();
+                assert_eq!(map["content-type"], "application/json");
+                assert_eq!(map.get("accept").map(|v| v.to_str().unwrap()), accept);
+                assert!(map.get_all("anthropic-beta").iter().eq(["a", "b"].iter()));
+            }
+        }
+        let anthropic =
+            ProviderHeaders::new(&target(ProviderKind::Anthropic, "http://x"), None, &passed);
+        assert_eq!(anthropic.to_map()["anthropic-version"], ANTHROPIC_VERSION);
+        assert!(anthropic.to_map()["x-api-key"].is_sensitive());
+    }
+
+    #[test]
+    fn a_key_that_is_no_header_value_is_left_out_instead_of_ending_the_header() {
+        let passed = HeaderMap::new();
+        for key in ["sk-a\r\nx-injected: 1", "sk-\n", "sk-\u{7f}", "sk-\0"] {
+            let target = Target {
+                api_key: Some(key),
+                ..target(ProviderKind::OpenAi, "http://x")
+            };
+            let headers = ProviderHeaders::new(&target, None, &passed);
+            let mut lines = Vec::new();
+            headers.write(&mut lines, |_| false);
+            let lines = String::from_utf8(lines).unwrap();
+            assert!(
+                !lines.contains("authorization") && !lines.contains("injected"),
+                "{lines}"
+            );
+            assert!(!headers.to_map().contains_key("authorization"));
+        }
+        // A tab and obs-text are header-value bytes, as `HeaderValue::from_str` takes them.
+        let target = Target {
+            api_key: Some("sk-\tkey-é"),
+            ..target(ProviderKind::OpenAi, "http://x")
+        };
+        let map = ProviderHeaders::new(&target, None, &passed).to_map();
+        assert_eq!(
+            map["authorization"].as_bytes(),
+            "Bearer sk-\tkey-é".as_bytes()
+        );
+    }
+
+    #[test]
     fn each_provider_gets_its_credential_header() {
         let header = |provider| {
-            let headers = auth_headers(&target(provider, "http://x"));
+            let passed = HeaderMap::new();
+            let headers =
+                ProviderHeaders::new(&target(provider, "http://x"), None, &passed).to_map();
             ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
                 .into_iter()
                 .find(|name| headers.contains_key(*name))

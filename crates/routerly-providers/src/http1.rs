@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tower_service::Service;
 
-use crate::{BoxError, Deadline, TimeoutPhase, UpstreamError, describe};
+use crate::{BoxError, Deadline, ProviderHeaders, TimeoutPhase, UpstreamError, describe};
 
 /// A connection to a provider, TLS or not.
 type Io = TokioIo<MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>>;
@@ -123,7 +123,7 @@ impl Client {
     pub(crate) async fn post(
         &self,
         destination: &Destination,
-        headers: &HeaderMap,
+        headers: &ProviderHeaders<'_>,
         body: &[u8],
         connect_timeout: Duration,
         due: tokio::time::Instant,
@@ -227,7 +227,7 @@ fn expired<T>(entries: &[T], since: impl Fn(&T) -> Instant, now: Instant) -> usi
 }
 
 /// The request's head for a body of `body_length` bytes.
-fn request_head(uri: &Uri, headers: &HeaderMap, body_length: usize) -> Vec<u8> {
+fn request_head(uri: &Uri, headers: &ProviderHeaders<'_>, body_length: usize) -> Vec<u8> {
     let path = uri.path_and_query().map_or("/", |path| path.as_str());
     // The authority without any `user:password@` the URL may carry.
     let authority = uri.authority().map_or("", |authority| {
@@ -240,25 +240,17 @@ fn request_head(uri: &Uri, headers: &HeaderMap, body_length: usize) -> Vec<u8> {
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(authority.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        if is_framing_or_hop(name) {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    headers.write(&mut out, is_framing_or_hop);
     out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(body_length.to_string().as_bytes());
+    routerly_core::json_text::decimal(&mut out, body_length as u64);
     out.extend_from_slice(b"\r\n\r\n");
     out
 }
 
 /// Headers the client writes itself (`host`, `content-length`) or that belong to one hop.
-fn is_framing_or_hop(name: &HeaderName) -> bool {
+fn is_framing_or_hop(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "host"
             | "content-length"
             | "transfer-encoding"
@@ -901,12 +893,16 @@ pub(crate) mod tests {
             ("connection", "close"),
             ("anthropic-beta", "tools"),
         ]);
-        let mut bytes = request_head(&uri, &headers, 2);
+        let mut bytes = request_head(&uri, &ProviderHeaders::passing(&headers), 2);
         bytes.extend_from_slice(b"{}");
         assert_eq!(
             String::from_utf8(bytes).unwrap(),
-            "POST /v1/chat/completions?beta=true HTTP/1.1\r\nhost: api.example.test:8443\r\n\
-             authorization: Bearer sk-x\r\nanthropic-beta: tools\r\ncontent-length: 2\r\n\r\n{}"
+            format!(
+                "POST /v1/chat/completions?beta=true HTTP/1.1\r\nhost: api.example.test:8443\r\n\
+                 content-type: application/json\r\nuser-agent: {}\r\n\
+                 authorization: Bearer sk-x\r\nanthropic-beta: tools\r\ncontent-length: 2\r\n\r\n{{}}",
+                crate::USER_AGENT
+            )
         );
     }
 
@@ -935,7 +931,7 @@ pub(crate) mod tests {
         let answer = client
             .post(
                 destination,
-                &HeaderMap::new(),
+                &ProviderHeaders::passing(&HeaderMap::new()),
                 b"{}",
                 Duration::from_secs(2),
                 due,
@@ -1067,7 +1063,7 @@ pub(crate) mod tests {
         let answer = client
             .post(
                 &destination,
-                &HeaderMap::new(),
+                &ProviderHeaders::passing(&HeaderMap::new()),
                 b"{}",
                 Duration::from_secs(2),
                 tokio::time::Instant::now() + Duration::from_secs(5),
@@ -1088,7 +1084,7 @@ pub(crate) mod tests {
             client
                 .post(
                     &destination,
-                    &HeaderMap::new(),
+                    &ProviderHeaders::passing(&HeaderMap::new()),
                     b"{}",
                     Duration::from_secs(2),
                     tokio::time::Instant::now() + Duration::from_secs(5),
@@ -1102,7 +1098,7 @@ pub(crate) mod tests {
             client
                 .post(
                     &destination,
-                    &HeaderMap::new(),
+                    &ProviderHeaders::passing(&HeaderMap::new()),
                     b"{}",
                     Duration::from_secs(2),
                     tokio::time::Instant::now() + Duration::from_secs(5),

@@ -31,14 +31,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::{FutureExt, StreamExt};
-use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use http::{HeaderMap, StatusCode, Uri};
 use http_body_util::BodyDataStream;
 use hyper_util::client::proxy::matcher::Matcher;
 use routerly_core::config::{ProviderKind, Timeouts};
 
 pub use deadline::Deadline;
 
-pub use endpoints::{ANTHROPIC_VERSION, Framing, url_for};
+pub use endpoints::{ANTHROPIC_VERSION, Framing, ProviderHeaders, url_for};
 pub use ndjson::NdjsonParser;
 pub use sse::{SseEvent, SseParser};
 
@@ -313,24 +313,7 @@ impl Upstream {
         let destination = self.parsed_uri(&url).ok_or_else(|| {
             UpstreamError::Connect("the model's endpoint is not a valid http(s) URL".to_owned())
         })?;
-        let mut headers = endpoints::auth_headers(target);
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            http::header::USER_AGENT,
-            HeaderValue::from_static(USER_AGENT),
-        );
-        for (name, value) in extra_headers {
-            headers.append(name, value.clone());
-        }
-        if stream {
-            headers.insert(
-                http::header::ACCEPT,
-                HeaderValue::from_static(framing.accept()),
-            );
-        }
+        let headers = ProviderHeaders::new(target, stream.then(|| framing.accept()), extra_headers);
         let connect_ms = target.timeouts.connect_ms;
         // The answer's head is due within the first-token timeout. The direct client
         // keeps that deadline on the pooled connection's own timer (no timer per call).
@@ -341,7 +324,7 @@ impl Upstream {
                 let sent = self
                     .proxied_client(connect_ms)
                     .post(url.as_str())
-                    .headers(headers)
+                    .headers(headers.to_map())
                     .body(body)
                     .send();
                 let response = match tokio::time::timeout_at(first_token_due, sent).await {
