@@ -150,7 +150,7 @@ fn embeddings_url(target: &Target<'_>, base: &str) -> String {
 /// provider's version and credential, the body's type, the client's name, the caller's
 /// headers passed on, and what a stream accepts. The direct client writes them straight into
 /// the request's head (no header map, no `Bearer` text built per call); the proxied client
-/// takes them as a map ([`ProviderHeaders::to_map`]).
+/// takes them as a map ([`ProviderHeaders::header_map`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ProviderHeaders<'a> {
     version: Option<(&'static str, &'static str)>,
@@ -237,7 +237,7 @@ impl<'a> ProviderHeaders<'a> {
     }
 
     /// The headers as a map, the credential marked sensitive.
-    pub(crate) fn to_map(&self) -> HeaderMap {
+    pub(crate) fn header_map(&self) -> HeaderMap {
         let mut headers = HeaderMap::new();
         self.each(|name, prefix, value, secret| {
             let mut bytes = Vec::with_capacity(prefix.len() + value.len());
@@ -402,12 +402,12 @@ mod tests {
                 let mut lines = Vec::new();
                 headers.write(&mut lines, |_| false);
                 let from_map: String = headers
-                    .to_map()
+                    .header_map()
                     .iter()
                     .map(|(name, value)| format!("{name}: {}\r\n", value.to_str().unwrap()))
                     .collect();
                 assert_eq!(String::from_utf8(lines).unwrap(), from_map, "{provider:?}");
-                let map = headers.to_map();
+                let map = headers.header_map();
                 assert_eq!(map["content-type"], "application/json");
                 assert_eq!(map.get("accept").map(|v| v.to_str().unwrap()), accept);
                 assert!(map.get_all("anthropic-beta").iter().eq(["a", "b"].iter()));
@@ -415,8 +415,11 @@ mod tests {
         }
         let anthropic =
             ProviderHeaders::new(&target(ProviderKind::Anthropic, "http://x"), None, &passed);
-        assert_eq!(anthropic.to_map()["anthropic-version"], ANTHROPIC_VERSION);
-        assert!(anthropic.to_map()["x-api-key"].is_sensitive());
+        assert_eq!(
+            anthropic.header_map()["anthropic-version"],
+            ANTHROPIC_VERSION
+        );
+        assert!(anthropic.header_map()["x-api-key"].is_sensitive());
     }
 
     #[test]
@@ -435,14 +438,14 @@ mod tests {
                 !lines.contains("authorization") && !lines.contains("injected"),
                 "{lines}"
             );
-            assert!(!headers.to_map().contains_key("authorization"));
+            assert!(!headers.header_map().contains_key("authorization"));
         }
         // A tab and obs-text are header-value bytes, as `HeaderValue::from_str` takes them.
         let target = Target {
             api_key: Some("sk-\tkey-é"),
             ..target(ProviderKind::OpenAi, "http://x")
         };
-        let map = ProviderHeaders::new(&target, None, &passed).to_map();
+        let map = ProviderHeaders::new(&target, None, &passed).header_map();
         assert_eq!(
             map["authorization"].as_bytes(),
             "Bearer sk-\tkey-é".as_bytes()
@@ -454,7 +457,7 @@ mod tests {
         let header = |provider| {
             let passed = HeaderMap::new();
             let headers =
-                ProviderHeaders::new(&target(provider, "http://x"), None, &passed).to_map();
+                ProviderHeaders::new(&target(provider, "http://x"), None, &passed).header_map();
             ["authorization", "x-api-key", "x-goog-api-key", "api-key"]
                 .into_iter()
                 .find(|name| headers.contains_key(*name))

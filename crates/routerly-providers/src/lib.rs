@@ -324,7 +324,7 @@ impl Upstream {
                 let sent = self
                     .proxied_client(connect_ms)
                     .post(url.as_str())
-                    .headers(headers.to_map())
+                    .headers(headers.header_map())
                     .body(body)
                     .send();
                 let response = match tokio::time::timeout_at(first_token_due, sent).await {
