@@ -52,13 +52,19 @@ pub fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
 /// sixteen, the compiler checks a block in a few vector instructions.
 fn needs_escape(bytes: &[u8]) -> bool {
     let escaped = |byte: u8| byte < 0x20 || byte == b'"' || byte == b'\\';
+    let any_escaped = |block: &[u8; 16]| block.iter().fold(false, |any, &byte| any | escaped(byte));
+    let Some(last) = bytes.len().checked_sub(16) else {
+        return bytes.iter().any(|&byte| escaped(byte));
+    };
     let mut blocks = bytes.chunks_exact(16);
     for block in &mut blocks {
-        if block.iter().fold(false, |any, &byte| any | escaped(byte)) {
+        if any_escaped(block.try_into().expect("sixteen bytes")) {
             return true;
         }
     }
-    blocks.remainder().iter().any(|&byte| escaped(byte))
+    // The bytes after the last whole block, as the last sixteen bytes of the text (which
+    // overlap the block before): one more block check instead of a byte-by-byte tail.
+    !blocks.remainder().is_empty() && any_escaped(bytes[last..].try_into().expect("sixteen bytes"))
 }
 
 /// Appends `at` as `chrono`'s `Serialize` writes a UTC time: a JSON string in RFC 3339 with
@@ -165,6 +171,25 @@ mod tests {
         let mut out = Vec::new();
         write(&mut out);
         String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn an_escape_is_found_at_every_place_of_every_length() {
+        for length in 0..80 {
+            let plain = "a".repeat(length);
+            assert_eq!(written(|out| string(out, &plain)), format!("\"{plain}\""));
+            for at in 0..length {
+                for escape in ['"', '\\', '\n', '\u{1}'] {
+                    let mut text = plain.clone();
+                    text.replace_range(at..=at, &escape.to_string());
+                    assert!(needs_escape(text.as_bytes()), "{length} {at} {escape:?}");
+                    assert_eq!(
+                        written(|out| string(out, &text)),
+                        serde_json::to_string(&text).unwrap()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
