@@ -1,4 +1,4 @@
-// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.
+// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test it api_contract`; do not edit.
 
 export type ErrorCode = "invalid_request" | "unauthenticated" | "forbidden" | "not_found" | "conflict" | "method_not_allowed" | "payload_too_large" | "request_timeout" | "rate_limited" | "delivery_failed" | "internal_error" | "unavailable";
 

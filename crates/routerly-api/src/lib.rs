@@ -163,7 +163,7 @@ pub fn typescript() -> String {
         usage::Timeline::decl(),
     ];
     let mut out = String::from(
-        "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test api_contract`; do not edit.\n",
+        "// Generated from crates/routerly-api by `UPDATE_EXPECT=1 cargo test -p routerly-server --test it api_contract`; do not edit.\n",
     );
     for declaration in declarations {
         out.push_str("\nexport ");
