@@ -152,7 +152,7 @@ fn embeddings_url(target: &Target<'_>, base: &str) -> String {
 /// the request's head (no header map, no `Bearer` text built per call); the proxied client
 /// takes them as a map ([`ProviderHeaders::header_map`]).
 #[derive(Debug, Clone, Copy)]
-pub struct ProviderHeaders<'a> {
+pub(crate) struct ProviderHeaders<'a> {
     version: Option<(&'static str, &'static str)>,
     /// Header name, the value's prefix, the key: left out when the key is not a valid
     /// header value (a line break in a configured key must not end the header).
@@ -191,7 +191,8 @@ impl<'a> ProviderHeaders<'a> {
         }
     }
 
-    /// Only the caller's headers (for tests of the client).
+    /// The fixed headers and `passed`, without a credential, a version or `accept` (for
+    /// tests of the client).
     #[cfg(test)]
     pub(crate) fn passing(passed: &'a HeaderMap) -> Self {
         ProviderHeaders {

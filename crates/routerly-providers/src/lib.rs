@@ -38,7 +38,8 @@ use routerly_core::config::{ProviderKind, Timeouts};
 
 pub use deadline::Deadline;
 
-pub use endpoints::{ANTHROPIC_VERSION, Framing, ProviderHeaders, url_for};
+pub(crate) use endpoints::ProviderHeaders;
+pub use endpoints::{ANTHROPIC_VERSION, Framing, url_for};
 pub use ndjson::NdjsonParser;
 pub use sse::{SseEvent, SseParser};
 
